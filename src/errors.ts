@@ -1,0 +1,61 @@
+/**
+ * The one error table of the plugin (DESIGN.md §2). Every failure that reaches the user is a
+ * PluginError with a stable `code`; its exit code comes from the kind, never from the call site.
+ */
+export const EXIT = {
+  ok: 0,
+  unexpected: 1,
+  usage: 2,
+  precondition: 3,
+  partial: 4,
+  checkFailed: 5,
+  rolledBack: 6,
+  rollbackFailed: 7,
+} as const
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
+
+export type ErrorKind = Exclude<keyof typeof EXIT, 'ok'>
+
+export interface PluginErrorOptions {
+  /** What the user can do next; printed on its own line. */
+  hint?: string
+  /** Raw detail (library bodies, stderr); shown only with --verbose. Never key material. */
+  detail?: string
+  cause?: unknown
+}
+
+export class PluginError extends Error {
+  readonly exitCode: ExitCode
+
+  constructor(
+    readonly kind: ErrorKind,
+    /** Stable, machine-readable code, e.g. CONFIG_INVALID, ETCD_UNREACHABLE. */
+    readonly code: string,
+    message: string,
+    readonly options: PluginErrorOptions = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : {cause: options.cause})
+    this.name = 'PluginError'
+    this.exitCode = EXIT[kind]
+  }
+
+  get hint(): string | undefined {
+    return this.options.hint
+  }
+
+  get detail(): string | undefined {
+    return this.options.detail
+  }
+}
+
+export const usageError = (code: string, message: string, options?: PluginErrorOptions) =>
+  new PluginError('usage', code, message, options)
+
+export const preconditionError = (code: string, message: string, options?: PluginErrorOptions) =>
+  new PluginError('precondition', code, message, options)
+
+export const unexpectedError = (code: string, message: string, options?: PluginErrorOptions) =>
+  new PluginError('unexpected', code, message, options)
+
+export const isPluginError = (error: unknown): error is PluginError => error instanceof PluginError

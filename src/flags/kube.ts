@@ -1,0 +1,41 @@
+import {Flags} from '@oclif/core'
+
+/** kubectl's own global flags, with kubectl's names and short forms (DESIGN.md §2). */
+export const kubeFlags = {
+  kubeconfig: Flags.string({
+    description: 'Path to the kubeconfig file to use (default: $KUBECONFIG or ~/.kube/config).',
+    helpGroup: 'KUBE',
+  }),
+  context: Flags.string({description: 'The name of the kubeconfig context to use.', helpGroup: 'KUBE'}),
+  'request-timeout': Flags.string({
+    description: 'Time to wait for a single API request, e.g. 30s, 1m; 0 means no timeout.',
+    default: '0',
+    helpGroup: 'KUBE',
+  }),
+}
+
+export const namespaceFlags = {
+  namespace: Flags.string({char: 'n', description: 'The namespace scope for this request.', helpGroup: 'KUBE'}),
+  'all-namespaces': Flags.boolean({
+    char: 'A',
+    description: 'Act on objects in all namespaces.',
+    default: false,
+    helpGroup: 'KUBE',
+  }),
+}
+
+export interface KubeOptions {
+  kubeconfig?: string
+  context?: string
+  requestTimeoutMs: number
+}
+
+/** Parses kubectl's duration syntax for --request-timeout: a bare number is seconds; 0 disables. */
+export function parseKubectlDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
+  if (!match) throw new Error(`invalid duration ${JSON.stringify(text)}: use a number with a unit, e.g. 30s, 1m`)
+  const value = Number(match[1])
+  const unit = match[2] ?? 's'
+  const factor = {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[unit] ?? 1000
+  return Math.round(value * factor)
+}

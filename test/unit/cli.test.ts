@@ -1,0 +1,39 @@
+import {execFile} from 'node:child_process'
+import {promisify} from 'node:util'
+import {describe, expect, it} from 'vitest'
+
+const run = promisify(execFile)
+const bin = new URL('../../bin/run.js', import.meta.url).pathname
+
+async function plugin(...args: string[]) {
+  try {
+    const {stdout, stderr} = await run(process.execPath, [bin, ...args])
+    return {code: 0, stdout, stderr}
+  } catch (error) {
+    const e = error as {code: number; stdout: string; stderr: string}
+    return {code: e.code, stdout: e.stdout, stderr: e.stderr}
+  }
+}
+
+describe('the CLI frame', () => {
+  it('prints the version as a table and as JSON', async () => {
+    const table = await plugin('version')
+    expect(table.code).toBe(0)
+    expect(table.stdout).toMatch(/^Version:\s+v\d+\.\d+\.\d+/m)
+    const json = await plugin('version', '-o', 'json')
+    expect(JSON.parse(json.stdout)).toMatchObject({plugin: 'kubectl-encryption'})
+  })
+
+  it('reads `kubectl encryption` in usage lines', async () => {
+    const help = await plugin('version', '--help')
+    expect(help.stdout).toContain('$ kubectl encryption version')
+    expect(help.stdout).not.toContain('kubectl-encryption version')
+  })
+
+  it('rejects a bad output format with exit 2 and nothing on stdout', async () => {
+    const bad = await plugin('version', '-o', 'xml')
+    expect(bad.code).toBe(2)
+    expect(bad.stdout).toBe('')
+    expect(bad.stderr).toContain('error: Expected --output=xml to be one of')
+  })
+})

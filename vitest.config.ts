@@ -1,0 +1,20 @@
+import {defineConfig} from 'vitest/config'
+
+// Unit tests run in parallel; end-to-end tests share one sandbox (see test/e2e/global-setup.ts)
+// and run one file at a time, because they mutate the same cluster.
+export default defineConfig({
+  test: {
+    projects: [
+      {test: {name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000}},
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
+  },
+})
