@@ -27,7 +27,7 @@ export class FakeApiServer {
   private readonly server: https.Server
   private readonly wss = new WebSocketServer({noServer: true, handleProtocols: (protocols) => (protocols.has('v4.channel.k8s.io') ? 'v4.channel.k8s.io' : false)})
 
-  constructor(private readonly tls: TlsFixture) {
+  constructor(tls: TlsFixture) {
     this.server = https.createServer(
       {cert: tls.read(tls.serverCert), key: tls.read(tls.serverKey), ca: tls.read(tls.caCert), requestCert: true, rejectUnauthorized: true},
       (req, res) => void this.handle(req, res),
