@@ -1,9 +1,10 @@
-import {createHash, randomBytes} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 
 import {Document, isMap, isScalar, isSeq, parseAllDocuments, parseDocument, visit, type YAMLMap, type YAMLSeq} from 'yaml'
 
 import {PluginError} from '../errors.js'
 import type {AesProviderType} from './config-model.js'
+import {keyFingerprint, sha256Label} from './fingerprint.js'
 
 /**
  * Edits of an EncryptionConfiguration file on its YAML Document, so comments and layout survive
@@ -34,7 +35,9 @@ export interface NewKeyInfo {
 }
 
 export interface AddKeyEdit extends ConfigEdit {
-  key: NewKeyInfo
+  keyName: string
+  /** One entry per provider type the key was added to (a secret is never shared across types). */
+  keys: NewKeyInfo[]
 }
 
 /** Which `resources[]` entries an edit touches. */
@@ -111,8 +114,9 @@ function finish(doc: Document, source: string, changes: string[]): ConfigEdit {
   return {text: doc.toString({lineWidth: 0, indentSeq: /^( *)[^\s#-][^\n]*:[ \t]*\n\1 +- /m.test(source)}), changed: true, changes}
 }
 
+/** The config helper's key fingerprint; a secret that is not valid base64 is fingerprinted as text. */
 function secretFingerprint(secret: string): string {
-  return `sha256:${createHash('sha256').update(Buffer.from(secret, 'base64')).digest('hex')}`
+  return keyFingerprint(secret) ?? sha256Label(secret)
 }
 
 /** A fresh random key, base64 (Go StdEncoding, padded). Stays inside this module. */
@@ -133,10 +137,11 @@ export function nextKeyName(source: string): string {
 }
 
 /**
- * Rotation/switch stage 1: a new key that every apiserver can read but none writes yet. If the write
- * provider is `provider`, the key becomes its SECOND key; otherwise a new `provider` with that key
- * becomes the SECOND provider. One secret is shared by all selected entries. An existing key of that
- * name in that provider is kept (never regenerated): the edit is then a no-op for that entry.
+ * Rotation/switch stage 1: a new key that every apiserver can read but none writes yet. Per entry,
+ * for `provider` (default: the entry's write provider): if it is the write provider, the key becomes
+ * its SECOND key; if the entry has that provider further down, the key goes first in it; otherwise a
+ * new `provider` with that key becomes the SECOND provider. Entries share one secret per provider
+ * type. A key of that name already in the file is reused, never regenerated (nodes may hold it).
  */
 export function addKey(source: string, options: EntrySelector & {provider?: KeyedProvider; keyName?: string}): AddKeyEdit {
   const {doc, entries} = parse(source)
@@ -144,40 +149,40 @@ export function addKey(source: string, options: EntrySelector & {provider?: Keye
   if (chosen.length === 0) throw configError('CONFIG_NOTHING_TO_ROTATE', 'No resources entry writes with aescbc, aesgcm or secretbox; there is no local key to rotate.', 'Pass --resource to pick entries, or enable encryption first.')
   const name = options.keyName ?? nextKeyName(source)
   const changes: string[] = []
-  let secret: string | undefined
-  let provider: KeyedProvider | undefined = options.provider
+  const secrets = new Map<KeyedProvider, string>()
+  const existingSecret = (type: KeyedProvider) =>
+    entries
+      .flatMap((e) => providersOf(e).items.filter((p) => providerType(p) === type))
+      .flatMap((p) => keysOf(p)?.items ?? [])
+      .filter((k): k is YAMLMap => isMap(k) && text(k.get('name', true)) === name)
+      .map((k) => text(k.get('secret', true)))
+      .find((v) => v !== undefined)
   for (const entry of chosen) {
     const providers = providersOf(entry)
     const writeType = providerType(providers.items[0]) as KeyedProvider
-    const type = provider ?? (KEYED_PROVIDERS.includes(writeType) ? writeType : undefined)
+    const type = options.provider ?? (KEYED_PROVIDERS.includes(writeType) ? writeType : undefined)
     if (!type) throw configError('CONFIG_NOTHING_TO_ROTATE', `Entry ${label(entry)} writes with ${providerType(providers.items[0])}; say which provider the new key is for.`)
-    provider = type
-    const holder = providers.items.find((p) => providerType(p) === type && keyNames(p).includes(name))
-    if (holder) {
-      // Keep the key the node already has; adopt its secret for the other entries.
-      const node = keysOf(holder)?.items.find((k) => isMap(k) && text(k.get('name', true)) === name)
-      const existing = isMap(node) ? text(node.get('secret', true)) : undefined
-      if (secret !== undefined && existing !== secret) throw configError('CONFIG_KEY_NAME_TAKEN', `Key name ${name} already exists in entry ${label(entry)} with a different secret.`, 'Choose another key name.')
-      secret = existing
-      continue
-    }
-    if (providers.items.some((p) => keyNames(p).includes(name))) {
-      throw configError('CONFIG_KEY_NAME_TAKEN', `Key name ${name} is already used by another provider in entry ${label(entry)}.`, 'Choose another key name.')
-    }
-    secret ??= newSecret()
-    const keyNode = doc.createNode({name, secret})
-    if (writeType === type) {
-      const keys = keysOf(providers.items[0])
-      if (!keys) throw configError('CONFIG_INVALID', `The ${type} provider of entry ${label(entry)} has no keys list.`)
+    if (!secrets.has(type)) secrets.set(type, existingSecret(type) ?? newSecret())
+    if (providers.items.some((p) => providerType(p) === type && keyNames(p).includes(name))) continue
+    const other = providers.items.find((p) => keyNames(p).includes(name))
+    if (other) throw configError('CONFIG_KEY_NAME_TAKEN', `Key name ${name} is already used by ${providerType(other)} in entry ${label(entry)}.`, 'Choose another key name.')
+    const keyNode = doc.createNode({name, secret: secrets.get(type)})
+    const index = providers.items.findIndex((p) => providerType(p) === type)
+    const keys = index >= 0 ? keysOf(providers.items[index]) : undefined
+    if (index >= 0 && !keys) throw configError('CONFIG_INVALID', `The ${type} provider of entry ${label(entry)} has no keys list.`)
+    if (index === 0 && keys) {
       keys.items.splice(1, 0, keyNode)
       changes.push(`added key ${name} as second ${type} key for ${label(entry)}`)
+    } else if (keys) {
+      keys.items.unshift(keyNode)
+      changes.push(`added key ${name} to the (read-only) ${type} provider for ${label(entry)}`)
     } else {
-      providers.items.splice(1, 0, doc.createNode({[type]: {keys: [{name, secret}]}}))
+      providers.items.splice(1, 0, doc.createNode({[type]: {keys: [{name, secret: secrets.get(type)}]}}))
       changes.push(`added ${type} provider with key ${name} as second provider for ${label(entry)}`)
     }
   }
-  const fingerprint = secret === undefined ? '' : secretFingerprint(secret)
-  return {...finish(doc, source, changes), key: {name, provider: provider as KeyedProvider, fingerprint}}
+  const keys = [...secrets].map(([provider, secret]) => ({name, provider, fingerprint: secretFingerprint(secret)}))
+  return {...finish(doc, source, changes), keyName: name, keys}
 }
 
 /**
