@@ -41,7 +41,8 @@ export function classifyApiError(error: unknown): ErrorDisposition {
   const retryAfterMs = error.retryAfterSeconds === undefined ? undefined : error.retryAfterSeconds * 1000
   switch (error.status) {
     case 0:
-      return {kind: 'transient', retryAfterMs}
+      // A certificate that does not verify will not verify on the next try either.
+      return error.reason === 'TLSError' ? {kind: 'fail', reason: 'Unavailable'} : {kind: 'transient', retryAfterMs}
     case 409:
       // AlreadyExists cannot happen on update; everything else 409 is a precondition conflict.
       return {kind: 'conflict'}

@@ -53,7 +53,7 @@ describe('api error classification', () => {
     [new KubeApiError(409, 'Conflict', 'the object has been modified'), 'conflict'],
     [new KubeApiError(404, 'NotFound', 'secrets "x" not found'), 'notFound'],
     [new KubeApiError(404, 'NotFound', 'namespaces "gone" not found'), 'fail:NamespaceGone'],
-    [new KubeApiError(404, 'NotFound', 'whatever', undefined, undefined, {kind: 'namespaces', name: 'gone'}), 'fail:NamespaceGone'],
+    [new KubeApiError(404, 'NotFound', 'whatever', undefined, undefined, undefined, {kind: 'namespaces', name: 'gone'}), 'fail:NamespaceGone'],
     [new KubeApiError(410, 'Expired', 'too old', undefined, 'tok'), 'expired'],
     [new KubeApiError(403, 'Forbidden', 'User "u" cannot update resource "secrets"'), 'fail:Forbidden'],
     [new KubeApiError(400, 'BadRequest', 'admission webhook "a.b" denied the request: no'), 'fail:AdmissionDenied'],

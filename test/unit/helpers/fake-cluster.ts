@@ -155,7 +155,7 @@ export class FakeCluster implements ObjectClient {
   async get(resource: ApiResource, name: string, namespace?: string): Promise<KubeObject> {
     await this.enter({verb: 'get', resource, name, namespace})
     const value = this.current(resource, namespace, name)
-    if (!value) throw new KubeApiError(404, 'NotFound', `${resource.resource} "${name}" not found`, undefined, undefined, {name, kind: resource.resource})
+    if (!value) throw new KubeApiError(404, 'NotFound', `${resource.resource} "${name}" not found`, undefined, undefined, undefined, {name, kind: resource.resource})
     return this.withRv(value)
   }
 
@@ -163,7 +163,7 @@ export class FakeCluster implements ObjectClient {
     const {name, namespace} = object.metadata
     await this.enter({verb: 'replace', resource, name, namespace, object})
     if (namespace && !this.namespaces.has(namespace))
-      throw new KubeApiError(404, 'NotFound', `namespaces "${namespace}" not found`, undefined, undefined, {name: namespace, kind: 'namespaces'})
+      throw new KubeApiError(404, 'NotFound', `namespaces "${namespace}" not found`, undefined, undefined, undefined, {name: namespace, kind: "namespaces"})
     const k = FakeCluster.key(namespace, name)
     const history = this.bucket(resource).get(k)
     const last = history?.at(-1)
