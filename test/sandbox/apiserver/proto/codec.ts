@@ -214,7 +214,7 @@ export function decodeEnvelope(value: Buffer): Json {
   if (!isProtobufValue(value)) throw new Error('not a protobuf storage value')
   let apiVersion = ''
   let kind = ''
-  let raw = Buffer.alloc(0)
+  let raw: Buffer = Buffer.alloc(0)
   for (const field of readFields(value.subarray(4))) {
     if (field.field === 1) {
       for (const t of readFields(field.bytes!)) {
