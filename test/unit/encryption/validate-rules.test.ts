@@ -7,7 +7,6 @@ import {apiserverMessage} from '../../../src/encryption/config-errors.js'
 import {parseEncryptionConfig} from '../../../src/encryption/config-decode.js'
 import {validateEncryptionConfig, type ValidateOptions} from '../../../src/encryption/validate-config.js'
 
-const K16 = 'AAECAwQFBgcICQoLDA0ODw=='
 const K32 = 'Hx4dHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA='
 const head = 'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n'
 
