@@ -74,6 +74,18 @@ function mainContainer(pod: PodShape, preferred: string): Container | undefined 
   return containers.find((c) => c.name === preferred) ?? containers[0]
 }
 
+/** What every mirror pod summary starts with. */
+function podBasics(pod: KubeObject) {
+  const shape = pod as unknown as PodShape
+  return {
+    name: pod.metadata.name,
+    namespace: pod.metadata.namespace ?? 'kube-system',
+    node: shape.spec?.nodeName ?? '',
+    phase: shape.status?.phase ?? 'Unknown',
+    ready: podReady(shape),
+  }
+}
+
 function isUnder(path: string, mount: string): boolean {
   const base = mount.endsWith('/') ? mount : `${mount}/`
   return path === mount || path.startsWith(base)
@@ -88,11 +100,7 @@ export function apiServerFromPod(pod: KubeObject): ApiServerPod {
   const advertise = flags.get('advertise-address')
   const endpoint = annotations[APISERVER_ENDPOINT_ANNOTATION] || (advertise ? `${advertise.includes(':') ? `[${advertise}]` : advertise}:${flags.get('secure-port') ?? '6443'}` : undefined)
   return {
-    name: pod.metadata.name,
-    namespace: pod.metadata.namespace ?? 'kube-system',
-    node: shape.spec?.nodeName ?? '',
-    phase: shape.status?.phase ?? 'Unknown',
-    ready: podReady(shape),
+    ...podBasics(pod),
     configHash: annotations[CONFIG_HASH_ANNOTATION],
     endpoint,
     encryption: {
@@ -117,11 +125,7 @@ export function etcdEndpointFromPod(pod: KubeObject): string | undefined {
 export function etcdFromPod(pod: KubeObject): EtcdPod {
   const shape = pod as unknown as PodShape
   return {
-    name: pod.metadata.name,
-    namespace: pod.metadata.namespace ?? 'kube-system',
-    node: shape.spec?.nodeName ?? '',
-    phase: shape.status?.phase ?? 'Unknown',
-    ready: podReady(shape),
+    ...podBasics(pod),
     container: mainContainer(shape, 'etcd')?.name ?? 'etcd',
     endpoint: etcdEndpointFromPod(pod),
   }
