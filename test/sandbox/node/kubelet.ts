@@ -70,9 +70,11 @@ class PodWorker {
       void proc.exited.then((exit) => this.onExit(proc, exit))
     } catch (error) {
       const reason = error instanceof ContainerCreateError ? error.reason : 'CreateContainerError'
-      this.state = {waiting: {reason, message: (error as Error).message}}
+      const message = (error as Error).message
+      const previous = 'waiting' in this.state ? this.state.waiting.message : undefined
+      this.state = {waiting: {reason, message}}
       this.nextStartAt = Date.now() + 2000
-      this.opts.log(`pod ${this.pod.mirrorName}: ${(error as Error).message}`)
+      if (previous !== message) this.opts.log(`pod ${this.pod.mirrorName}: ${message}`)
     }
   }
 
@@ -180,7 +182,7 @@ export class Kubelet {
 
   start(): void {
     this.running = true
-    this.loops = [this.loop(300, () => this.syncManifests()), this.loop(1000, () => this.syncApi())]
+    this.loops = [this.loop(300, () => this.syncManifests()), this.loop(500, () => this.syncApi())]
   }
 
   async stop(): Promise<void> {
