@@ -28,7 +28,7 @@ export class RestObjectClient implements ObjectClient {
   constructor(private readonly http: KubeHttp) {}
 
   async list(resource: ApiResource, options: ListOptions = {}): Promise<ListPage> {
-    const list = await this.http.json<{items?: KubeObject[]; metadata?: {continue?: string; resourceVersion?: string}}>({
+    const list = await this.http.json<{items?: KubeObject[]; metadata?: {continue?: string; resourceVersion?: string; remainingItemCount?: number}}>({
       method: 'GET',
       path: resourcePath(resource, options.namespace),
       query: {
@@ -43,6 +43,7 @@ export class RestObjectClient implements ObjectClient {
       items: (list.items ?? []).map((item) => withType(resource, item)),
       continueToken: list.metadata?.continue || undefined,
       resourceVersion: list.metadata?.resourceVersion,
+      remainingItemCount: list.metadata?.remainingItemCount,
     }
   }
 

@@ -46,9 +46,22 @@ export interface ListPage {
   /** Empty or undefined when the list is complete. */
   continueToken?: string
   resourceVersion?: string
+  /** ListMeta.remainingItemCount: how many items follow this page, when the server says (no selectors). */
+  remainingItemCount?: number
 }
 
-/** An API error with the fields operations branch on; `status` is the HTTP code. */
+/** Status.details of a failed request: which object the error is about (e.g. kind "namespaces"). */
+export interface KubeErrorDetails {
+  name?: string
+  group?: string
+  kind?: string
+}
+
+/**
+ * An API error with the fields operations branch on; `status` is the HTTP code, or 0 when no HTTP
+ * response arrived at all (connection refused/reset, TLS or socket failure, timeout): such errors
+ * are transient for the operations (an apiserver restarting) and are retried with back-off.
+ */
 export class KubeApiError extends Error {
   constructor(
     readonly status: number,
@@ -59,6 +72,8 @@ export class KubeApiError extends Error {
     readonly continueHint?: string,
     /** What was being done, e.g. `list secrets`, and against which server; used for hints. */
     readonly where?: {verb?: string; resource?: string; namespace?: string; name?: string; server?: string},
+    /** Status.details, when the server sent them; a 404 whose details.kind is "namespaces" means the namespace is gone. */
+    readonly details?: KubeErrorDetails,
   ) {
     super(message)
     this.name = 'KubeApiError'
