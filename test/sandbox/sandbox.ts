@@ -112,7 +112,8 @@ const shellQuote = (s: string) => (/^[\w@%+=:,./-]*$/.test(s) ? s : `'${s.replac
 
 export async function startSandbox(options: SandboxOptions = {}): Promise<SandboxHandle> {
   const t0 = Date.now()
-  const log = options.log ?? (() => undefined)
+  const rawLog = options.log ?? (() => undefined)
+  const log = (m: string) => rawLog(`${((Date.now() - t0) / 1000).toFixed(1)}s ${m}`)
   const stateDir = path.resolve(options.stateDir ?? defaultStateDir)
   const nodeCount = options.nodeCount ?? 3
   checkPrerequisites()
@@ -136,6 +137,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
   const [pki] = await Promise.all([makeClusterPki(layout), setUpSsh(layout)])
   writeKubeconfigs(layout, pki)
+  log('certificates, keys and ssh set up')
   for (const node of layout.nodes) {
     const manifests = path.join(node.etcKubernetes, 'manifests')
     writeFileSync(path.join(manifests, 'kube-apiserver.yaml'), kubeApiserverManifest(layout, node), {mode: 0o600})
