@@ -9,7 +9,7 @@
 // dist/kubectl-encryption.cjs (run `npm run build` first); for the platform this machine can run,
 // the blob is made by that platform's own node binary with a V8 code cache, so the bundle is not
 // compiled at each start.
-import {execFileSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
@@ -45,14 +45,18 @@ if (!existsSync(bundle)) throw new Error(`${BUNDLE} is missing: run \`npm run bu
 mkdirSync(out, {recursive: true})
 const vendorFiles = existsSync(join(root, VENDOR_DIR)) ? readdirSync(join(root, VENDOR_DIR)).filter((f) => f.endsWith('.cjs')) : []
 
-function run(cmd: string, args: string[], options: {cwd?: string} = {}): string {
-  return execFileSync(cmd, args, {cwd: options.cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit']})
+function run(cmd: string, args: string[]): string {
+  const result = spawnSync(cmd, args, {encoding: 'utf8', maxBuffer: 64 * 1024 * 1024})
+  // Tools chat on stderr (postject warns about ELF notes it does not know); show it only on failure.
+  if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stderr}`)
+  return result.stdout
 }
 
 /** The official node binary for `platform`, in this node's version, from the npm registry (cached). */
 function nodeBinary(platform: Platform): string {
   const version = process.version.slice(1)
-  const cache = join(out, '.node', `${platform.nodePackage}-${version}`)
+  // Kept in build/.node whatever --out says, so test runs that package into a temp dir reuse it.
+  const cache = join(root, 'build', '.node', `${platform.nodePackage}-${version}`)
   const binary = join(cache, platform.nodePathInTarball)
   if (existsSync(binary)) return binary
   mkdirSync(cache, {recursive: true})
@@ -98,6 +102,9 @@ for (const platform of selected) {
   // 2. The executable: the official node binary with the blob injected.
   const exe = join(dir, platform.bin)
   copyFileSync(node, exe)
+  // The official binaries carry symbols; without them the executable is about 12 MiB smaller.
+  // llvm-strip handles every architecture; without it the binary stays as it is.
+  if (spawnSync('llvm-strip', ['--strip-all', exe], {stdio: 'ignore'}).status !== 0) copyFileSync(node, exe)
   chmodSync(exe, 0o755)
   const postject = join(dirname(fileURLToPath(import.meta.resolve('postject'))), 'cli.js')
   run(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE])
