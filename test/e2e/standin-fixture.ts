@@ -205,6 +205,7 @@ export class StandinFixture {
           port: this.port,
           method,
           path,
+          agent: false,
           ca: readFileSync(this.file('ca.crt')),
           ...(opts.anonymous || opts.token ? {} : {cert: readFileSync(this.file(`${identity}.crt`)), key: readFileSync(this.file(`${identity}.key`))}),
           headers: {
