@@ -44,3 +44,11 @@ export const TRANSFORM_MESSAGES = {
   /** Ours, not the apiserver's: the offline CBC false-positive guard (spec §3.2, §14.3). */
   cbcImplausible: 'decrypted data is not a serialized object (wrong key?)',
 } as const
+
+/**
+ * Ours: a KMS value met without a KMS plugin or a user-supplied DEK/seed (offline). Worded like
+ * the apiserver's `failed to decrypt DEK, error: %v` so it reads naturally in joined errors.
+ */
+const MISSING_DEK = 'no DEK or seed available offline for KMS provider'
+export const missingDekMessage = (name: string) => `failed to decrypt DEK, error: ${MISSING_DEK} ${JSON.stringify(name)}`
+export const isMissingDek = (message: string) => message.includes(MISSING_DEK)

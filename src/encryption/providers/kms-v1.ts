@@ -5,7 +5,7 @@
 import {createSecretKey, randomBytes} from 'node:crypto'
 
 import {looksLikeSerializedObject} from '../plaintext-format.js'
-import {TRANSFORM_MESSAGES as M, TransformError} from '../transform-error.js'
+import {TRANSFORM_MESSAGES as M, TransformError, missingDekMessage} from '../transform-error.js'
 import {aesAlgorithm, decryptCbc} from './aes-cbc.js'
 import {openGcm, sealGcm} from './aes-gcm.js'
 import type {KmsService} from './kms-service.js'
@@ -33,7 +33,7 @@ export class KmsV1Cipher implements ValueCipher {
 
   decrypt(body: Buffer, aad: Buffer): {plaintext: Buffer; stale: boolean} {
     const {encryptedDEK, payload} = splitKmsV1(body)
-    if (!this.kms) throw new TransformError(`failed to decrypt DEK, error: no DEK supplied for KMS provider "${this.name}"`)
+    if (!this.kms) throw new TransformError(missingDekMessage(this.name))
     let dek: Buffer
     try {
       dek = this.kms.decrypt({encryptedDEKSource: encryptedDEK})

@@ -11,7 +11,7 @@ import {
   parseEncryptedObject,
   validateEncryptedObject,
 } from '../kms-v2-object.js'
-import {TRANSFORM_MESSAGES as M, TransformError} from '../transform-error.js'
+import {TRANSFORM_MESSAGES as M, TransformError, missingDekMessage} from '../transform-error.js'
 import {aesAlgorithm} from './aes-cbc.js'
 import {openGcm, sealGcm} from './aes-gcm.js'
 import type {KmsService} from './kms-service.js'
@@ -49,7 +49,7 @@ export class KmsV2Cipher implements ValueCipher {
   decrypt(body: Buffer, aad: Buffer): {plaintext: Buffer; stale: boolean} {
     const obj = decodeKmsV2(body)
     if (!this.kms) {
-      throw new TransformError(`failed to decrypt DEK, error: no DEK or seed supplied for KMS provider "${this.name}"`)
+      throw new TransformError(missingDekMessage(this.name))
     }
     let source: Buffer
     try {
