@@ -1,5 +1,7 @@
 import {Flags} from '@oclif/core'
 
+import {usageError} from '../errors.js'
+
 /** kubectl's own global flags, with kubectl's names and short forms (DESIGN.md §2). */
 export const kubeFlags = {
   kubeconfig: Flags.string({
@@ -38,4 +40,13 @@ export function parseKubectlDuration(text: string): number {
   const unit = match[2] ?? 's'
   const factor = {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[unit] ?? 1000
   return Math.round(value * factor)
+}
+
+/** The kube flags as connection options; a bad --request-timeout is a usage error (exit 2). */
+export function kubeOptionsFromFlags(flags: {kubeconfig?: string; context?: string; 'request-timeout'?: string}): KubeOptions {
+  try {
+    return {kubeconfig: flags.kubeconfig, context: flags.context, requestTimeoutMs: parseKubectlDuration(flags['request-timeout'] ?? '0')}
+  } catch (error) {
+    throw usageError('USAGE', `--request-timeout: ${(error as Error).message}`)
+  }
 }

@@ -10,6 +10,10 @@ export interface ApiResource {
   resource: string
   kind: string
   namespaced: boolean
+  /** From discovery when known: singular name, short names and verbs, for `secret/name`-style arguments. */
+  singularName?: string
+  shortNames?: string[]
+  verbs?: string[]
 }
 
 export interface ObjectMeta {
@@ -42,9 +46,22 @@ export interface ListPage {
   /** Empty or undefined when the list is complete. */
   continueToken?: string
   resourceVersion?: string
+  /** ListMeta.remainingItemCount: how many items follow this page, when the server says (no selectors). */
+  remainingItemCount?: number
 }
 
-/** An API error with the fields operations branch on; `status` is the HTTP code. */
+/** Status.details of a failed request: which object the error is about (e.g. kind "namespaces"). */
+export interface KubeErrorDetails {
+  name?: string
+  group?: string
+  kind?: string
+}
+
+/**
+ * An API error with the fields operations branch on; `status` is the HTTP code, or 0 when no HTTP
+ * response arrived at all (connection refused/reset, TLS or socket failure, timeout): such errors
+ * are transient for the operations (an apiserver restarting) and are retried with back-off.
+ */
 export class KubeApiError extends Error {
   constructor(
     readonly status: number,
@@ -53,6 +70,10 @@ export class KubeApiError extends Error {
     readonly retryAfterSeconds?: number,
     /** For 410 Gone on a list: the fresh continue token the server offered, if any. */
     readonly continueHint?: string,
+    /** What was being done, e.g. `list secrets`, and against which server; used for hints. */
+    readonly where?: {verb?: string; resource?: string; namespace?: string; name?: string; server?: string},
+    /** Status.details, when the server sent them; a 404 whose details.kind is "namespaces" means the namespace is gone. */
+    readonly details?: KubeErrorDetails,
   ) {
     super(message)
     this.name = 'KubeApiError'
@@ -66,4 +87,64 @@ export interface ObjectClient {
   /** PUT with the object's own metadata.resourceVersion as precondition. */
   replace(resource: ApiResource, object: KubeObject): Promise<KubeObject>
   delete(resource: ApiResource, name: string, namespace?: string): Promise<void>
+}
+
+/** The kubeconfig context in effect after --kubeconfig, KUBECONFIG and --context (kubectl's rules). */
+export interface KubeContextInfo {
+  contextName: string
+  cluster: string
+  user: string
+  /** The API server URL of the context's cluster. */
+  server: string
+  /** The context's namespace, or `default` as kubectl picks it. */
+  namespace: string
+  /** The kubeconfig files that were read, in precedence order. */
+  files: string[]
+}
+
+export interface PodRef {
+  namespace: string
+  name: string
+  container?: string
+}
+
+export interface ExecResult {
+  stdout: Buffer
+  stderr: Buffer
+  /** The command's exit code, from the exec Status (v4 channel protocol). */
+  code: number
+}
+
+/** pods/exec: runs argv (no shell) in a container and captures its output. */
+export interface PodExecutor {
+  exec(pod: PodRef, argv: string[], options?: {timeoutMs?: number}): Promise<ExecResult>
+}
+
+/** API discovery: every resource the server serves (no subresources). */
+export interface ResourceDiscovery {
+  resources(): Promise<ApiResource[]>
+}
+
+export interface RawResponse {
+  status: number
+  body: string
+}
+
+/**
+ * Raw GETs of non-resource paths (`/readyz?verbose`, `/livez`, `/metrics`), either through the
+ * kubeconfig's server or against one apiserver endpoint (`host:port`), with the same credentials.
+ * Never throws for HTTP status codes; network failures are a KubeApiError with status 0.
+ */
+export interface EndpointProbe {
+  get(path: string, options?: {endpoint?: string; timeoutMs?: number}): Promise<RawResponse>
+}
+
+/** Everything the operations use from one cluster. */
+export interface KubeCluster {
+  context: KubeContextInfo
+  objects: ObjectClient
+  discovery: ResourceDiscovery
+  exec: PodExecutor
+  probe: EndpointProbe
+  close(): void
 }

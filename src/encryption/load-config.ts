@@ -1,0 +1,89 @@
+/**
+ * Reading, decoding and validating an EncryptionConfiguration file in one step (spec §7), with the
+ * apiserver's messages (spec §5.2). Used by `config validate` and by every operation that needs a
+ * config: `loadEncryptionConfig` throws a PluginError (precondition, CONFIG_INVALID) for a bad file.
+ */
+import {readFile} from 'node:fs/promises'
+
+import {preconditionError} from '../errors.js'
+import type {EncryptionConfiguration} from './config-model.js'
+import {apiserverMessage, type ConfigError, stageError} from './config-errors.js'
+import {parseEncryptionConfig} from './config-decode.js'
+import {configHash} from './fingerprint.js'
+import {goQuote} from './go-format.js'
+import {validateEncryptionConfig, type ValidateOptions} from './validate-config.js'
+
+export interface ConfigCheck {
+  path: string
+  /** `sha256:` of the raw file bytes (spec §5.6); absent when the file could not be read. */
+  hash?: string
+  config?: EncryptionConfiguration
+  errors: ConfigError[]
+  warnings: string[]
+  /** The apiserver-style message for the errors ('' when valid). */
+  message: string
+}
+
+/** Go's os error texts for the read failures a user meets (spec §5.2 step 1). */
+const GO_OS_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'not a directory',
+  ELOOP: 'too many levels of symbolic links',
+}
+
+/** Reads the file as the apiserver does; a read error or an empty file becomes a `Read` error. */
+export async function readConfigFile(path: string): Promise<{bytes?: Buffer; error?: ConfigError}> {
+  let bytes: Buffer
+  try {
+    bytes = await readFile(path)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? ''
+    const op = code === 'EISDIR' ? 'read' : 'open'
+    const text = GO_OS_ERRORS[code] ?? (error as Error).message
+    return {error: stageError('Read', `error reading encryption provider configuration file ${goQuote(path)}: ${op} ${path}: ${text}`)}
+  }
+  if (bytes.length === 0) return {error: stageError('Read', `encryption provider configuration file ${goQuote(path)} is empty`)}
+  return {bytes}
+}
+
+/** Decodes and validates bytes already read (e.g. from a node over ssh). */
+export function checkConfigBytes(bytes: Buffer, path: string, options: ValidateOptions = {}): ConfigCheck {
+  const hash = configHash(bytes)
+  if (bytes.length === 0) {
+    const errors = [stageError('Read', `encryption provider configuration file ${goQuote(path)} is empty`)]
+    return {path, hash, errors, warnings: [], message: apiserverMessage(errors)}
+  }
+  const parsed = parseEncryptionConfig(bytes.toString('utf8'), path)
+  if (!parsed.config) return {path, hash, errors: parsed.errors, warnings: [], message: apiserverMessage(parsed.errors)}
+  const {errors, warnings} = validateEncryptionConfig(parsed.config, options)
+  return {path, hash, config: parsed.config, errors, warnings, message: apiserverMessage(errors)}
+}
+
+/** Reads, decodes and validates a file; never throws for a bad file (the verdict is in `errors`). */
+export async function checkConfigFile(path: string, options: ValidateOptions = {}): Promise<ConfigCheck> {
+  const read = await readConfigFile(path)
+  if (read.error || !read.bytes) {
+    const errors = read.error ? [read.error] : []
+    return {path, errors, warnings: [], message: apiserverMessage(errors)}
+  }
+  return checkConfigBytes(read.bytes, path, options)
+}
+
+/**
+ * Reads, decodes and validates a file and returns the configuration, or throws a PluginError
+ * (precondition, CONFIG_INVALID) with the apiserver's message. Messages never contain key material.
+ */
+export async function loadEncryptionConfig(
+  path: string,
+  options: ValidateOptions = {},
+): Promise<{config: EncryptionConfiguration; hash: string; warnings: string[]}> {
+  const check = await checkConfigFile(path, options)
+  if (check.errors.length > 0 || !check.config || !check.hash) {
+    throw preconditionError('CONFIG_INVALID', check.message, {
+      hint: `Check the file with 'kubectl encryption config validate ${path}'.`,
+    })
+  }
+  return {config: check.config, hash: check.hash, warnings: check.warnings}
+}

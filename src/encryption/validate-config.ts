@@ -1,0 +1,24 @@
+/**
+ * The whole verdict on a decoded EncryptionConfiguration (spec §7): field validation (§6), then, only
+ * if that passed, the transformer-build checks (§6.6) and the target release's gates (§15); warnings
+ * for a valid file (§7 step 6).
+ */
+import type {EncryptionConfiguration} from './config-model.js'
+import type {ConfigError} from './config-errors.js'
+import {buildErrors, gateEnabled, releaseGateErrors, type ValidateOptions, validationErrors} from './config-validate.js'
+import {configWarnings} from './config-warnings.js'
+
+export type {ValidateOptions} from './config-validate.js'
+
+export interface ValidationResult {
+  errors: ConfigError[]
+  warnings: string[]
+}
+
+export function validateEncryptionConfig(config: EncryptionConfiguration, options: ValidateOptions = {}): ValidationResult {
+  const fieldErrors = validationErrors(config, options.automaticReload ?? false)
+  if (fieldErrors.length > 0) return {errors: fieldErrors, warnings: []}
+  const errors = [...buildErrors(config, options), ...releaseGateErrors(config, options)]
+  const warnings = configWarnings(config, {targetVersion: options.targetVersion, kmsV1Enabled: gateEnabled('KMSv1', options)})
+  return {errors, warnings}
+}

@@ -1,0 +1,259 @@
+import http from 'node:http'
+import https from 'node:https'
+
+import {preconditionError} from '../errors.js'
+import type {LoadedKubeConfig} from './kubeconfig.js'
+import {KubeApiError} from './types.js'
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH'
+
+export interface HttpRequest {
+  method: HttpMethod
+  /** Absolute API path, e.g. `/api/v1/namespaces/default/secrets`. */
+  path: string
+  query?: Record<string, string | number | boolean | undefined>
+  body?: unknown
+  /** `host:port` of one apiserver instead of the kubeconfig's server (same credentials and CA). */
+  endpoint?: string
+  /** Overrides --request-timeout for this request; 0 = none. */
+  timeoutMs?: number
+  accept?: string
+  contentType?: string
+  /** For error messages: `list secrets`, `get secret/x -n ns`. */
+  what?: KubeApiError['where']
+}
+
+export interface HttpResponse {
+  status: number
+  headers: http.IncomingHttpHeaders
+  body: Buffer
+}
+
+interface TlsMaterial {
+  ca?: Buffer
+  cert?: Buffer
+  key?: Buffer
+  rejectUnauthorized?: boolean
+  servername?: string
+  headers: Record<string, string>
+  auth?: string
+}
+
+const NETWORK_REASONS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name lookup failed',
+  ETIMEDOUT: 'connection timed out',
+  EPIPE: 'connection closed',
+}
+
+/**
+ * HTTPS to the API server with the kubeconfig's credentials (client certificates, tokens, exec
+ * plugins via client-node), keep-alive agents per server, --request-timeout, and every failure
+ * turned into a KubeApiError: HTTP errors keep status/reason/message/Retry-After/continue hint;
+ * network and TLS failures are status 0 and name the server.
+ */
+export class KubeHttp {
+  private material?: Promise<TlsMaterial>
+  private readonly agents = new Map<string, http.Agent>()
+  /** exec/auth-provider users refresh tokens; their headers are fetched per request. */
+  private readonly dynamicAuth: boolean
+
+  constructor(
+    private readonly loaded: LoadedKubeConfig,
+    private readonly requestTimeoutMs = 0,
+  ) {
+    this.dynamicAuth = Boolean(loaded.user.exec || loaded.user.authProvider)
+  }
+
+  get server(): string {
+    return this.loaded.context.server
+  }
+
+  private async tls(): Promise<TlsMaterial> {
+    this.material ??= this.readMaterial()
+    const material = await this.material
+    if (!this.dynamicAuth) return material
+    const fresh = await this.readMaterial()
+    return {...material, headers: fresh.headers}
+  }
+
+  private async readMaterial(): Promise<TlsMaterial> {
+    const opts: https.RequestOptions & {servername?: string} = {headers: {}}
+    try {
+      await this.loaded.kc.applyToHTTPSOptions(opts)
+    } catch (error) {
+      const message = (error as Error).message.split('\n')[0]
+      throw preconditionError('KUBE_CREDENTIALS', `cannot use the credentials of context "${this.loaded.context.contextName}": ${message}`, {
+        hint: "Check the kubeconfig's user entry (certificate files, token, exec plugin) with 'kubectl config view --minify'.",
+      })
+    }
+    const headers: Record<string, string> = {}
+    for (const [name, value] of Object.entries(opts.headers ?? {})) {
+      if (typeof value === 'string' || typeof value === 'number') headers[name] = String(value)
+    }
+    return {
+      ca: opts.ca as Buffer | undefined,
+      cert: opts.cert as Buffer | undefined,
+      key: opts.key as Buffer | undefined,
+      rejectUnauthorized: opts.rejectUnauthorized,
+      servername: opts.servername,
+      headers,
+      auth: opts.auth ?? undefined,
+    }
+  }
+
+  /** TLS and auth options for other transports to the same server (pods/exec WebSockets). */
+  async connectionOptions(): Promise<{ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean; servername?: string; headers: Record<string, string>; auth?: string}> {
+    const material = await this.tls()
+    return {...material, headers: {...material.headers}}
+  }
+
+  /** The base URL for a request: the kubeconfig's server, or `https://<endpoint>`. */
+  baseUrl(endpoint?: string): URL {
+    if (!endpoint) return new URL(this.server)
+    const base = new URL(this.server)
+    return new URL(`${base.protocol}//${endpoint}`)
+  }
+
+  private agent(url: URL, material: TlsMaterial): http.Agent {
+    const key = url.origin
+    let agent = this.agents.get(key)
+    if (!agent) {
+      agent =
+        url.protocol === 'http:'
+          ? new http.Agent({keepAlive: true, maxSockets: 64})
+          : new https.Agent({
+              keepAlive: true,
+              maxSockets: 64,
+              ca: material.ca,
+              cert: material.cert,
+              key: material.key,
+              rejectUnauthorized: material.rejectUnauthorized,
+              servername: material.servername,
+            })
+      this.agents.set(key, agent)
+    }
+    return agent
+  }
+
+  async send(request: HttpRequest): Promise<HttpResponse> {
+    const material = await this.tls()
+    const base = this.baseUrl(request.endpoint)
+    const [pathOnly, inlineQuery] = request.path.split('?', 2)
+    const url = new URL(pathOnly, base)
+    if (inlineQuery) for (const [k, v] of new URLSearchParams(inlineQuery)) url.searchParams.append(k, v)
+    for (const [name, value] of Object.entries(request.query ?? {})) {
+      if (value !== undefined && value !== '') url.searchParams.set(name, String(value))
+    }
+    const body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body))
+    const headers: Record<string, string> = {
+      ...material.headers,
+      Accept: request.accept ?? 'application/json',
+      'User-Agent': 'kubectl-encryption',
+    }
+    if (body) {
+      headers['Content-Type'] = request.contentType ?? 'application/json'
+      headers['Content-Length'] = String(body.length)
+    }
+    const timeoutMs = request.timeoutMs ?? this.requestTimeoutMs
+    const transport = url.protocol === 'http:' ? http : https
+    const server = url.host
+    return new Promise<HttpResponse>((resolve, reject) => {
+      const req = transport.request(
+        url,
+        {method: request.method, headers, agent: this.agent(url, material), auth: material.auth, servername: material.servername},
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (chunk: Buffer) => chunks.push(chunk))
+          res.on('error', (error) => reject(networkError(error, server, request)))
+          res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)}))
+        },
+      )
+      if (timeoutMs > 0) {
+        req.setTimeout(timeoutMs, () => {
+          req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), {code: 'REQUEST_TIMEOUT'}))
+        })
+      }
+      req.on('error', (error) => reject(networkError(error, server, request)))
+      req.end(body)
+    })
+  }
+
+  /** Like send, but a non-2xx answer throws KubeApiError (the apiserver's Status decoded). */
+  async json<T>(request: HttpRequest): Promise<T> {
+    const response = await this.send(request)
+    if (response.status < 200 || response.status >= 300) throw apiErrorFromResponse(response, {...request.what, server: this.server})
+    return (response.body.length === 0 ? {} : JSON.parse(response.body.toString('utf8'))) as T
+  }
+
+  close(): void {
+    for (const agent of this.agents.values()) agent.destroy()
+    this.agents.clear()
+  }
+}
+
+function networkError(error: Error & {code?: string}, server: string, request: HttpRequest): KubeApiError {
+  const code = error.code ?? ''
+  let reason = 'Unreachable'
+  let text = NETWORK_REASONS[code]
+  if (code === 'REQUEST_TIMEOUT') {
+    reason = 'Timeout'
+    text = error.message
+  } else if (/CERT|SELF_SIGNED|SSL|TLS|ALTNAME|UNABLE_TO_VERIFY/.test(code)) {
+    reason = 'TLSError'
+    text = `TLS verification failed (${code}): ${error.message.split('\n')[0]}`
+  }
+  return new KubeApiError(0, reason, `cannot reach the API server at ${server}: ${text ?? error.message.split('\n')[0]}`, undefined, undefined, {
+    ...request.what,
+    server,
+  })
+}
+
+interface StatusBody {
+  kind?: string
+  message?: string
+  reason?: string
+  code?: number
+  metadata?: {continue?: string}
+  details?: {retryAfterSeconds?: number; name?: string; group?: string; kind?: string}
+}
+
+/** Decodes a failed response into a KubeApiError: the apiserver's metav1.Status when there is one. */
+export function apiErrorFromResponse(response: HttpResponse, where: KubeApiError['where'] = {}): KubeApiError {
+  const text = response.body.toString('utf8')
+  let status: StatusBody = {}
+  try {
+    status = JSON.parse(text) as StatusBody
+  } catch {
+    status = {}
+  }
+  const header = response.headers['retry-after']
+  const retryHeader = Array.isArray(header) ? header[0] : header
+  const retryAfter = retryHeader !== undefined && /^\d+$/.test(retryHeader.trim()) ? Number(retryHeader) : status.details?.retryAfterSeconds
+  const reason = status.reason || defaultReason(response.status)
+  const message = status.message || text.trim().split('\n')[0] || `HTTP ${response.status}`
+  const details = status.details && (status.details.kind || status.details.name) ? {name: status.details.name, group: status.details.group, kind: status.details.kind} : undefined
+  return new KubeApiError(response.status, reason, message, retryAfter, status.metadata?.continue || undefined, where, details)
+}
+
+function defaultReason(status: number): string {
+  const reasons: Record<number, string> = {
+    400: 'BadRequest',
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'NotFound',
+    405: 'MethodNotAllowed',
+    409: 'Conflict',
+    410: 'Expired',
+    422: 'Invalid',
+    429: 'TooManyRequests',
+    500: 'InternalError',
+    503: 'ServiceUnavailable',
+    504: 'Timeout',
+  }
+  return reasons[status] ?? 'Unknown'
+}

@@ -1,0 +1,106 @@
+import {createHash} from 'node:crypto'
+import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
+import {homedir} from 'node:os'
+import {dirname, join} from 'node:path'
+
+import type {FailureReason} from './api-errors.js'
+
+/** Per resource (and namespace) counts; the same shape in results and checkpoints. */
+export interface RewriteCounters {
+  listed: number
+  rewritten: number
+  alreadyCurrent: number
+  /** Dry run only: objects a real run would write back. */
+  wouldRewrite: number
+  conflictsRetried: number
+  skipped: number
+  failed: number
+}
+
+export interface RewriteFailure {
+  /** "secrets", or "<plural>.<group>" */
+  resource: string
+  namespace?: string
+  /** Absent when the list itself failed. */
+  name?: string
+  reason: FailureReason
+  /** HTTP status, 0 when no response arrived. */
+  status?: number
+  message: string
+}
+
+/** Progress of one listing unit: one resource in one namespace (or all namespaces / cluster scope). */
+export interface UnitCheckpoint {
+  /** Every object up to and including this key (`ns/name` or `name`) is done. */
+  after?: string
+  /** Objects done out of order above `after`. */
+  doneAhead: string[]
+  complete: boolean
+  counters: RewriteCounters
+}
+
+export interface RewriteCheckpoint {
+  version: 1
+  /** What the run covers (cluster, context, resources, namespaces, selector, mode); a resume must match it. */
+  scope: string
+  updatedAt: string
+  units: Record<string, UnitCheckpoint>
+  failures: RewriteFailure[]
+  failuresTruncated: number
+}
+
+export interface CheckpointStore {
+  /** Where the checkpoint lives, for messages. */
+  readonly location: string
+  load(): Promise<RewriteCheckpoint | undefined>
+  save(checkpoint: RewriteCheckpoint): Promise<void>
+  clear(): Promise<void>
+}
+
+export function emptyCounters(): RewriteCounters {
+  return {listed: 0, rewritten: 0, alreadyCurrent: 0, wouldRewrite: 0, conflictsRetried: 0, skipped: 0, failed: 0}
+}
+
+/** `$XDG_STATE_HOME/kubectl-encryption` (default `~/.local/state/kubectl-encryption`). */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_STATE_HOME && env.XDG_STATE_HOME.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state')
+  return join(base, 'kubectl-encryption')
+}
+
+/** One file per cluster/context and scope, so runs against different clusters never mix. */
+export function checkpointPath(stateDir: string, scope: string): string {
+  const id = createHash('sha256').update(scope).digest('hex').slice(0, 16)
+  return join(stateDir, `rewrite-${id}.json`)
+}
+
+/**
+ * A checkpoint file, mode 0600 in a 0700 directory, replaced atomically (temp file + rename) so a
+ * kill at any moment leaves either the previous or the next complete checkpoint.
+ */
+export class FileCheckpointStore implements CheckpointStore {
+  constructor(readonly location: string) {}
+
+  async load(): Promise<RewriteCheckpoint | undefined> {
+    let text: string
+    try {
+      text = await readFile(this.location, 'utf8')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw error
+    }
+    const parsed = JSON.parse(text) as RewriteCheckpoint
+    if (parsed?.version !== 1 || typeof parsed.units !== 'object') throw new Error(`${this.location} is not a rewrite checkpoint`)
+    return parsed
+  }
+
+  async save(checkpoint: RewriteCheckpoint): Promise<void> {
+    await mkdir(dirname(this.location), {recursive: true, mode: 0o700})
+    const temp = `${this.location}.${process.pid}.tmp`
+    await writeFile(temp, JSON.stringify(checkpoint), {mode: 0o600})
+    await rename(temp, this.location)
+  }
+
+  async clear(): Promise<void> {
+    await rm(this.location, {force: true})
+  }
+}
