@@ -91,6 +91,14 @@ function fingerprintOf(config: string, provider: string, name: string): string |
   return undefined
 }
 
+async function confirmRotation(deps: RotateDeps, state: RotationState, options: RotateOptions): Promise<void> {
+  if (!deps.confirm) return
+  const what = options.stage ? `stage ${options.stage}` : `stages ${ROTATE_STAGES.filter((s) => !state.completedStages.includes(s)).join(', ')}`
+  if (!(await deps.confirm(`Rotate ${state.oldKey.provider}/${state.oldKey.name} -> ${state.provider}/${state.newKey} on every control-plane node (${what}; each kube-apiserver restarts or reloads)?`))) {
+    throw new PluginError('precondition', 'ABORTED', 'Aborted: nothing was changed.')
+  }
+}
+
 /**
  * `kubectl encryption rotate`: the seed's rotation as six stages, state recorded in the
  * kubectl-encryption-state ConfigMap before and after each stage, so a killed run continues where
@@ -121,8 +129,9 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       oldKey: old,
       resources: options.resources,
     }
+    if (!options.dryRun) await confirmRotation(deps, state, options)
     if (!options.dryRun) await store.write(state)
-  }
+  } else if (!options.dryRun) await confirmRotation(deps, state, options)
   const rotation = state
   const stages: StageResult[] = []
   const diffs: FileDiff[] = []
