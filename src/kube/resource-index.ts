@@ -1,15 +1,5 @@
+import {parseResourceString} from '../encryption/resource-match.js'
 import type {ApiResource} from './types.js'
-
-/** `secrets`, `deployments.apps`, `pandas.awesome.bears.example` (spec §8.1): resource, then group. */
-export function parseGroupResource(text: string): {group: string; resource: string} {
-  const dot = text.indexOf('.')
-  return dot < 0 ? {group: '', resource: text} : {group: text.slice(dot + 1), resource: text.slice(0, dot)}
-}
-
-/** The config-file spelling of a resource: `secrets`, `deployments.apps`. */
-export function groupResourceString(resource: {group: string; resource: string}): string {
-  return resource.group ? `${resource.resource}.${resource.group}` : resource.resource
-}
 
 /**
  * Resources from discovery, looked up the ways users and configs name them: plural, singular,
@@ -74,7 +64,7 @@ export class ResourceIndex {
       const group = pattern.slice(2)
       return this.all().filter((r) => r.group === group && listable(r))
     }
-    const {group, resource} = parseGroupResource(pattern)
+    const {group, resource} = parseResourceString(pattern)
     const found = this.get(group, resource)
     return found ? [found] : []
   }

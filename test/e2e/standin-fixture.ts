@@ -38,6 +38,8 @@ export interface StandinOptions {
   encryptionConfig?: string
   extraFlags?: string[]
   env?: Record<string, string>
+  /** the endpoint that must answer 200 before start() resolves (default /readyz) */
+  waitFor?: string
 }
 
 export class EtcdFixture {
@@ -165,7 +167,7 @@ export class StandinFixture {
     for (let i = 0; i < 150; i++) {
       if (this.process.exitCode !== null) throw new Error(`stand-in exited ${this.process.exitCode}: ${this.stderr}`)
       try {
-        const r = await this.request('GET', '/readyz', undefined, {anonymous: true})
+        const r = await this.request('GET', options.waitFor ?? '/readyz', undefined, {anonymous: true})
         if (r.status === 200) return
       } catch {
         // not listening yet

@@ -108,7 +108,7 @@ export async function startApiServer(flags: ApiServerFlags, options: AppOptions)
   const registry = new SwappableRegistry(identityRegistry)
   let config: LoadedEncryptionConfig | undefined
   if (flags.encryptionProviderConfig) {
-    config = await options.backend.load(flags.encryptionProviderConfig, {reload: flags.automaticReload, metrics})
+    config = await options.backend.load(flags.encryptionProviderConfig, {reload: flags.automaticReload, metrics, featureGates: flags.featureGates})
     registry.swap(config.registry)
     metrics.configApplied(config.hash) // spec §11.3: set at start, even without reload
   }
@@ -195,7 +195,7 @@ export async function startApiServer(flags: ApiServerFlags, options: AppOptions)
         }
         if (raw && configHash(raw) === applied) return
         try {
-          const next = await options.backend.load(path, {reload: true, metrics})
+          const next = await options.backend.load(path, {reload: true, metrics, featureGates: flags.featureGates})
           registry.swap(next.registry)
           config = next
           applied = next.hash

@@ -26,7 +26,7 @@ export class ConfigLoadError extends Error {
 }
 
 export interface EncryptionBackend {
-  load(path: string, options: {reload: boolean; metrics: Metrics}): Promise<LoadedEncryptionConfig>
+  load(path: string, options: {reload: boolean; metrics: Metrics; featureGates?: Record<string, boolean>}): Promise<LoadedEncryptionConfig>
 }
 
 export function configHash(raw: Buffer): string {

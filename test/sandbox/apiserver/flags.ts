@@ -15,6 +15,7 @@ export interface ApiServerFlags {
   automaticReload: boolean
   etcdPrefix: string
   storageMediaType: string
+  featureGates: Record<string, boolean>
 }
 
 const BOOLEAN = new Set(['encryption-provider-config-automatic-reload', 'allow-privileged', 'enable-bootstrap-token-auth'])
@@ -49,5 +50,14 @@ export function parseFlags(argv: string[]): ApiServerFlags {
     automaticReload: ['true', '1', 't', 'TRUE', 'True'].includes(reload ?? 'false'),
     etcdPrefix: get('etcd-prefix') ?? '/registry',
     storageMediaType: get('storage-media-type') ?? 'application/vnd.kubernetes.protobuf',
+    featureGates: Object.fromEntries(
+      (get('feature-gates') ?? '')
+        .split(',')
+        .filter((g) => g.includes('='))
+        .map((g) => {
+          const [name, value] = g.split('=')
+          return [name.trim(), value.trim().toLowerCase() === 'true']
+        }),
+    ),
   }
 }

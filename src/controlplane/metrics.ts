@@ -1,0 +1,128 @@
+/** One sample of the Prometheus text exposition format. */
+export interface MetricSample {
+  name: string
+  labels: Record<string, string>
+  value: number
+}
+
+function parseValue(text: string): number {
+  if (text === '+Inf' || text === 'Inf') return Infinity
+  if (text === '-Inf') return -Infinity
+  if (text === 'NaN') return NaN
+  return Number(text)
+}
+
+function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {}
+  let i = 0
+  while (i < text.length) {
+    while (text[i] === ',' || text[i] === ' ') i++
+    if (i >= text.length) break
+    const eq = text.indexOf('=', i)
+    if (eq < 0) break
+    const name = text.slice(i, eq).trim()
+    i = eq + 1
+    if (text[i] !== '"') break
+    i++
+    let value = ''
+    while (i < text.length && text[i] !== '"') {
+      if (text[i] === '\\' && i + 1 < text.length) {
+        const next = text[i + 1]
+        value += next === 'n' ? '\n' : next
+        i += 2
+      } else {
+        value += text[i++]
+      }
+    }
+    i++ // closing quote
+    labels[name] = value
+  }
+  return labels
+}
+
+/** Parses `/metrics` (Prometheus text format 0.0.4): comments skipped, labels unescaped, timestamps ignored. */
+export function parsePrometheusText(text: string): MetricSample[] {
+  const samples: MetricSample[] = []
+  for (const raw of text.split('\n')) {
+    const line = raw.trim()
+    if (!line || line.startsWith('#')) continue
+    let name: string
+    let labels: Record<string, string> = {}
+    let rest: string
+    const brace = line.indexOf('{')
+    const space = line.search(/\s/)
+    if (brace >= 0 && (space < 0 || brace < space)) {
+      name = line.slice(0, brace)
+      // The closing brace is the last `}` before the value; label values may contain `}`.
+      const close = line.lastIndexOf('}')
+      labels = parseLabels(line.slice(brace + 1, close))
+      rest = line.slice(close + 1).trim()
+    } else {
+      name = line.slice(0, space)
+      rest = line.slice(space + 1).trim()
+    }
+    const value = parseValue(rest.split(/\s+/)[0])
+    if (name) samples.push({name, labels, value})
+  }
+  return samples
+}
+
+export interface TransformationCount {
+  /** Since 1.32; empty before (spec §11.1). */
+  resource: string
+  type: string
+  prefix: string
+  status: string
+  count: number
+}
+
+/** What `/metrics` says about encryption on one apiserver (spec §11.1, §11.3). */
+export interface EncryptionMetrics {
+  /** `apiserver_encryption_config_controller_last_config_info{hash}` (1.34+): the loaded config's hash. */
+  lastConfigHash?: string
+  apiserverIdHash?: string
+  /** Reload counters: `automatic_reloads_total{status}` (1.30+) or the older success/failure totals. */
+  reloads: {success: number; failure: number}
+  lastReloadSeconds: {success?: number; failure?: number}
+  transformations: TransformationCount[]
+}
+
+const PREFIX = 'apiserver_encryption_config_controller_'
+
+export function encryptionMetrics(samples: MetricSample[]): EncryptionMetrics {
+  const result: EncryptionMetrics = {reloads: {success: 0, failure: 0}, lastReloadSeconds: {}, transformations: []}
+  let sawNewCounter = false
+  for (const s of samples) {
+    switch (s.name) {
+      case `${PREFIX}last_config_info`:
+        if (s.value === 1 || result.lastConfigHash === undefined) {
+          result.lastConfigHash = s.labels.hash || undefined
+          result.apiserverIdHash = s.labels.apiserver_id_hash || result.apiserverIdHash
+        }
+        break
+      case `${PREFIX}automatic_reloads_total`:
+        sawNewCounter = true
+        if (s.labels.status === 'success' || s.labels.status === 'failure') result.reloads[s.labels.status] += s.value
+        break
+      case `${PREFIX}automatic_reload_last_timestamp_seconds`:
+        if (s.labels.status === 'success' || s.labels.status === 'failure') result.lastReloadSeconds[s.labels.status] = s.value
+        break
+      case 'apiserver_storage_transformation_operations_total':
+        result.transformations.push({
+          resource: s.labels.resource ?? '',
+          type: s.labels.transformation_type ?? '',
+          prefix: s.labels.transformer_prefix ?? '',
+          status: s.labels.status ?? '',
+          count: s.value,
+        })
+        break
+    }
+  }
+  if (!sawNewCounter) {
+    for (const s of samples) {
+      if (s.name === `${PREFIX}automatic_reload_success_total`) result.reloads.success += s.value
+      if (s.name === `${PREFIX}automatic_reload_failures_total`) result.reloads.failure += s.value
+    }
+  }
+  return result
+}

@@ -1,0 +1,131 @@
+import {readFileSync} from 'node:fs'
+
+import type {Etcd3} from 'etcd3'
+
+import {usageError} from '../errors.js'
+import {etcdDenied, etcdError} from './etcd-errors.js'
+import {type EtcdKeyValue, type EtcdRangeOptions, type EtcdReader, type EtcdReaderInfo, prefixRangeEnd} from './etcd-reader.js'
+
+export interface DirectEtcdOptions {
+  /** etcdctl's --endpoints: `https://10.0.0.1:2379`, or `host:port` (https when certificates are given). */
+  endpoints: string[]
+  cacert?: string
+  cert?: string
+  key?: string
+  dialTimeoutMs?: number
+  callTimeoutMs?: number
+}
+
+interface RawKv {
+  key: Buffer
+  value: Buffer
+  mod_revision: string | number
+}
+
+function readFlagFile(flag: string, path: string | undefined): Buffer | undefined {
+  if (!path) return undefined
+  try {
+    return readFileSync(path)
+  } catch (error) {
+    throw usageError('ETCD_CERT_UNREADABLE', `cannot read ${flag} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      hint: `Pass a readable file to ${flag}.`,
+    })
+  }
+}
+
+/** Adds the scheme etcdctl would assume: https with certificates, http without. */
+export function normalizeEndpoint(endpoint: string, tls: boolean): string {
+  const trimmed = endpoint.trim()
+  if (/^https?:\/\//.test(trimmed)) return trimmed
+  return `${tls ? 'https' : 'http'}://${trimmed}`
+}
+
+/** gRPC straight to etcd with the etcd3 package (lazily imported), etcdctl's flags and certificates. */
+export class DirectEtcdReader implements EtcdReader {
+  private client?: Promise<Etcd3>
+  private readonly hosts: string[]
+
+  constructor(private readonly options: DirectEtcdOptions) {
+    if (options.endpoints.length === 0) throw usageError('USAGE', '--etcd-endpoints needs at least one endpoint')
+    if (Boolean(options.cert) !== Boolean(options.key)) throw usageError('USAGE', '--etcd-cert and --etcd-key go together')
+    const tls = Boolean(options.cacert || options.cert)
+    this.hosts = options.endpoints.map((e) => normalizeEndpoint(e, tls))
+  }
+
+  describe(): EtcdReaderInfo {
+    return {transport: 'direct', endpoint: this.hosts.join(',')}
+  }
+
+  private connect(): Promise<Etcd3> {
+    this.client ??= (async () => {
+      const ca = readFlagFile('--etcd-cacert', this.options.cacert)
+      const cert = readFlagFile('--etcd-cert', this.options.cert)
+      const key = readFlagFile('--etcd-key', this.options.key)
+      const {Etcd3} = await import('etcd3')
+      const callTimeout = this.options.callTimeoutMs ?? 30_000
+      return new Etcd3({
+        hosts: this.hosts,
+        credentials: ca || cert ? {rootCertificate: ca ?? Buffer.alloc(0), certChain: cert, privateKey: key} : undefined,
+        dialTimeout: this.options.dialTimeoutMs ?? 5000,
+        defaultCallOptions: (context) => (context.isStream ? {} : {deadline: Date.now() + callTimeout}),
+      })
+    })()
+    return this.client
+  }
+
+  private fail(what: string, error: unknown): Error {
+    const name = (error as Error)?.constructor?.name ?? ''
+    const message = ((error as Error)?.message ?? String(error)).split('\n')[0]
+    if (/PermissionDenied|Unauthenticated|AuthenticationFailed/.test(name)) return etcdDenied(this.describe(), what, message, error)
+    return etcdError(this.describe(), what, message, error)
+  }
+
+  async get(key: string): Promise<EtcdKeyValue | undefined> {
+    const client = await this.connect()
+    try {
+      const response = await client.get(key).exec()
+      const kv = response.kvs[0] as RawKv | undefined
+      return kv ? {key: kv.key.toString('utf8'), value: Buffer.from(kv.value), modRevision: Number(kv.mod_revision)} : undefined
+    } catch (error) {
+      throw this.fail(`read ${key}`, error)
+    }
+  }
+
+  async *range(prefix: string, options: EtcdRangeOptions = {}): AsyncIterable<EtcdKeyValue[]> {
+    const client = await this.connect()
+    const {Range} = await import('etcd3')
+    const pageSize = options.pageSize ?? 500
+    const end = prefixRangeEnd(prefix)
+    let start: Buffer = Buffer.from(prefix, 'utf8')
+    // Pin every page to the first page's revision so the listing is one consistent snapshot;
+    // if etcd compacts that revision mid-way, carry on unpinned from where we stood.
+    let revision: string | undefined
+    for (;;) {
+      let response
+      try {
+        const builder = client.getAll().inRange(new Range(start, end)).limit(pageSize)
+        if (revision) builder.revision(revision)
+        response = await builder.exec()
+      } catch (error) {
+        if (revision && /compacted/i.test((error as Error).message)) {
+          revision = undefined
+          continue
+        }
+        throw this.fail(`list ${prefix}`, error)
+      }
+      revision ??= String(response.header.revision)
+      const page = (response.kvs as RawKv[]).map((kv) => ({key: kv.key.toString('utf8'), value: Buffer.from(kv.value), modRevision: Number(kv.mod_revision)}))
+      if (page.length > 0) yield page
+      if (!response.more || response.kvs.length === 0) return
+      const last = (response.kvs.at(-1) as RawKv).key
+      start = Buffer.concat([last, Buffer.from([0])])
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.client) return
+    const client = await this.client.catch(() => undefined)
+    client?.close()
+    this.client = undefined
+  }
+}

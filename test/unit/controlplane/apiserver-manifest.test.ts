@@ -1,0 +1,123 @@
+import {readFileSync} from 'node:fs'
+import {parse} from 'yaml'
+import {describe, expect, it} from 'vitest'
+
+import {
+  checkManifest,
+  disableEncryptionInManifest,
+  enableEncryptionInManifest,
+  readManifestEncryption,
+} from '../../../src/controlplane/apiserver-manifest.js'
+
+const fixture = (name: string) => readFileSync(new URL(`../../fixtures/manifests/${name}`, import.meta.url), 'utf8')
+const settings = {configPath: '/etc/kubernetes/enc/enc.yaml'}
+
+interface Pod {
+  spec: {
+    containers: Array<{command?: string[]; args?: string[]; volumeMounts?: Array<{name: string; mountPath: string; readOnly?: boolean}>}>
+    volumes?: Array<{name: string; hostPath?: {path: string; type?: string}}>
+  }
+}
+
+describe('kube-apiserver manifest editing', () => {
+  it('enables on a kubeadm manifest with comments: golden output, comments and flag order kept', () => {
+    const input = fixture('kubeadm-comments.yaml')
+    const edit = enableEncryptionInManifest(input, settings)
+    expect(edit.changed).toBe(true)
+    expect(edit.text).toBe(fixture('kubeadm-comments.enabled.yaml'))
+    expect(edit.text).toContain('# stacked etcd on this node')
+    expect(edit.text).toContain('--tls-private-key-file=/etc/kubernetes/pki/apiserver.key # rotated yearly')
+    expect(edit.text).toContain('# PKI from kubeadm')
+    const pod = parse(edit.text) as Pod
+    const command = pod.spec.containers[0]?.command ?? []
+    expect(command.filter((f) => f.startsWith('--'))).toEqual([...command.filter((f) => f.startsWith('--'))].sort())
+    expect(pod.spec.containers[0]?.volumeMounts).toContainEqual({mountPath: '/etc/kubernetes/enc', name: 'enc', readOnly: true})
+    expect(pod.spec.volumes).toContainEqual({hostPath: {path: '/etc/kubernetes/enc', type: 'DirectoryOrCreate'}, name: 'enc'})
+    expect(readManifestEncryption(edit.text)).toEqual({configPath: '/etc/kubernetes/enc/enc.yaml', automaticReload: false, flagsIn: 'command'})
+    checkManifest(edit.text)
+  })
+
+  it('is idempotent: a second run changes nothing, byte for byte', () => {
+    for (const name of ['kubeadm-comments.enabled.yaml', 'already-configured.yaml', 'flags-in-args.enabled.yaml', 'volume-name-conflict.enabled.yaml']) {
+      const text = fixture(name)
+      const reload = name.startsWith('flags-in-args') ? true : undefined
+      const again = enableEncryptionInManifest(text, {...settings, automaticReload: reload})
+      expect({name, changed: again.changed, changes: again.changes}).toEqual({name, changed: false, changes: []})
+      expect(again.text).toBe(text)
+    }
+  })
+
+  it('puts the flags in args when the installer keeps them there, with automatic reload', () => {
+    const edit = enableEncryptionInManifest(fixture('flags-in-args.yaml'), {...settings, automaticReload: true})
+    expect(edit.text).toBe(fixture('flags-in-args.enabled.yaml'))
+    const pod = parse(edit.text) as Pod
+    expect(pod.spec.containers[0]?.command).toEqual(['/usr/local/bin/kube-apiserver'])
+    expect(pod.spec.containers[0]?.args?.slice(-2)).toEqual([
+      '--encryption-provider-config=/etc/kubernetes/enc/enc.yaml',
+      '--encryption-provider-config-automatic-reload=true',
+    ])
+    expect(readManifestEncryption(edit.text)).toEqual({configPath: '/etc/kubernetes/enc/enc.yaml', automaticReload: true, flagsIn: 'args'})
+  })
+
+  it('picks a free volume name when "enc" is taken by another volume', () => {
+    const edit = enableEncryptionInManifest(fixture('volume-name-conflict.yaml'), settings)
+    expect(edit.text).toBe(fixture('volume-name-conflict.enabled.yaml'))
+    const pod = parse(edit.text) as Pod
+    expect(pod.spec.volumes?.find((v) => v.name === 'enc')?.hostPath?.path).toBe('/srv/enc-audit')
+    expect(pod.spec.volumes?.find((v) => v.name === 'enc-2')?.hostPath?.path).toBe('/etc/kubernetes/enc')
+    expect(edit.text).toContain("name: enc # someone's audit policy, not ours")
+  })
+
+  it('refuses when another host directory is already mounted at the config directory', () => {
+    expect(() => enableEncryptionInManifest(fixture('mount-path-conflict.yaml'), settings)).toThrow(
+      expect.objectContaining({code: 'MANIFEST_MOUNT_CONFLICT', exitCode: 3, message: expect.stringContaining('secrets-store')}),
+    )
+  })
+
+  it('needs no new mount when the directory is already visible (e.g. /etc/kubernetes mounted whole)', () => {
+    const text = fixture('already-configured.yaml').replace('--encryption-provider-config=/etc/kubernetes/enc/enc.yaml', '--secure-port=6443')
+    const edit = enableEncryptionInManifest(text.replaceAll('/etc/kubernetes/enc', '/etc/kubernetes/pki2'), {configPath: '/etc/kubernetes/enc/enc.yaml'})
+    const covered = enableEncryptionInManifest(edit.text, {configPath: '/etc/kubernetes/pki2/sub/enc.yaml'})
+    expect(covered.changes).toEqual(['set flag --encryption-provider-config=/etc/kubernetes/pki2/sub/enc.yaml'])
+  })
+
+  it('changes the path of an existing flag in place and can switch automatic reload off', () => {
+    const withReload = enableEncryptionInManifest(fixture('already-configured.yaml'), {...settings, automaticReload: true})
+    expect(withReload.changes).toEqual(['added flag --encryption-provider-config-automatic-reload=true'])
+    const off = enableEncryptionInManifest(withReload.text, {...settings, automaticReload: false})
+    expect(off.text).toBe(fixture('already-configured.yaml'))
+  })
+
+  it('disables: the exact reverse of enable (round trip gives the original bytes)', () => {
+    for (const name of ['kubeadm-comments', 'flags-in-args', 'volume-name-conflict']) {
+      const original = fixture(`${name}.yaml`)
+      const back = disableEncryptionInManifest(fixture(`${name}.enabled.yaml`))
+      expect(back.changed).toBe(true)
+      expect(back.text).toBe(original)
+      expect(disableEncryptionInManifest(original)).toEqual({text: original, changed: false, changes: []})
+    }
+  })
+
+  it('keeps a volume another container still mounts when disabling', () => {
+    const text = fixture('already-configured.yaml').replace(
+      '  hostNetwork: true',
+      '  initContainers:\n  - name: check\n    image: busybox\n    volumeMounts:\n    - mountPath: /etc/kubernetes/enc\n      name: enc\n  hostNetwork: true',
+    )
+    const edit = disableEncryptionInManifest(text)
+    expect(edit.changes).toEqual(['removed flag --encryption-provider-config', 'removed volumeMount enc at /etc/kubernetes/enc'])
+    expect((parse(edit.text) as Pod).spec.volumes?.map((v) => v.name)).toContain('enc')
+  })
+
+  it('rejects bad input with clear errors', () => {
+    expect(() => enableEncryptionInManifest('a: [', settings)).toThrow(expect.objectContaining({code: 'MANIFEST_INVALID'}))
+    expect(() => enableEncryptionInManifest('apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: other\n    image: x\n', settings)).toThrow(/no kube-apiserver container/)
+    expect(() => enableEncryptionInManifest(fixture('kubeadm-comments.yaml'), {configPath: 'enc.yaml'})).toThrow(expect.objectContaining({code: 'CONFIG_PATH_INVALID', exitCode: 2}))
+    expect(() => enableEncryptionInManifest(fixture('kubeadm-comments.yaml'), {configPath: '/etc/kubernetes/manifests/enc.yaml'})).toThrow(/manifests/)
+  })
+
+  it('reads the separate-value flag form too', () => {
+    const text = fixture('already-configured.yaml').replace('- --encryption-provider-config=/etc/kubernetes/enc/enc.yaml', '- --encryption-provider-config\n    - /etc/kubernetes/enc/enc.yaml')
+    expect(readManifestEncryption(text).configPath).toBe('/etc/kubernetes/enc/enc.yaml')
+    expect(enableEncryptionInManifest(text, settings).changes).toEqual(['set flag --encryption-provider-config=/etc/kubernetes/enc/enc.yaml'])
+  })
+})
