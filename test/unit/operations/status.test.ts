@@ -1,0 +1,154 @@
+import {readFileSync} from 'node:fs'
+
+import {describe, expect, it} from 'vitest'
+
+import type {ApiServerPod, ControlPlaneNode} from '../../../src/controlplane/control-plane.js'
+import {configHash} from '../../../src/encryption/fingerprint.js'
+import {KubeApiError, type EndpointProbe} from '../../../src/kube/types.js'
+import {encryptionStatus, type StatusDeps} from '../../../src/operations/status.js'
+import type {RemoteFiles} from '../../../src/ssh/remote-files.js'
+
+const vectorsConfig = readFileSync(new URL('../../../../../shared/vectors/encryption-config.yaml', import.meta.url))
+const CONFIG_PATH = '/etc/kubernetes/enc/config.yaml'
+const identityFirst = Buffer.from(`apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: [secrets]
+    providers:
+      - identity: {}
+      - aescbc:
+          keys:
+            - name: key1
+              secret: AAECAwQFBgcICQoLDA0ODw==
+`)
+
+function apiserver(node: string, opts: Partial<ApiServerPod['encryption']> & {name?: string} = {}): ApiServerPod {
+  return {
+    name: opts.name ?? `kube-apiserver-${node}`,
+    namespace: 'kube-system',
+    node,
+    phase: 'Running',
+    ready: true,
+    endpoint: `${node}:6443`,
+    encryption: {configPath: 'configPath' in opts ? opts.configPath : CONFIG_PATH, automaticReload: opts.automaticReload ?? false, configPathMounted: opts.configPathMounted ?? true},
+    flags: {},
+  }
+}
+
+function cpNode(name: string, apiservers = [apiserver(name)]): ControlPlaneNode {
+  return {name, ready: true, apiservers}
+}
+
+interface World {
+  nodes: ControlPlaneNode[]
+  configs: Record<string, Buffer | undefined>
+  manifests?: Record<string, string[]>
+  down?: string[]
+  metricsHash?: Record<string, string>
+  ssh?: boolean
+}
+
+function deps(world: World): StatusDeps {
+  const probe: EndpointProbe = {
+    async get(path, options) {
+      const node = options?.endpoint?.split(':')[0] ?? ''
+      if (world.down?.includes(node)) throw new KubeApiError(0, 'Unreachable', `cannot reach the API server at ${options?.endpoint}: connection refused`, undefined, undefined, {server: options?.endpoint})
+      if (path.startsWith('/readyz')) return {status: 200, body: '[+]ping ok\n[+]etcd ok\nreadyz check passed\n'}
+      const hash = world.metricsHash?.[node]
+      return {status: 200, body: hash ? `apiserver_encryption_config_controller_last_config_info{apiserver_id_hash="sha256:x",hash="${hash}"} 1\n` : ''}
+    },
+  }
+  const files = (node: ControlPlaneNode): RemoteFiles =>
+    ({
+      node: node.name,
+      async read(path: string) {
+        return path === CONFIG_PATH ? world.configs[node.name] : undefined
+      },
+      async list() {
+        return ['kube-apiserver.yaml', 'etcd.yaml', '.kube-apiserver.yaml.swp', ...(world.manifests?.[node.name] ?? [])].map((name) => ({name, type: 'file' as const, size: 1}))
+      },
+    }) as unknown as RemoteFiles
+  return {
+    context: {contextName: 'test', server: 'https://lb:6443'},
+    controlPlane: async () => world.nodes,
+    probe,
+    files: world.ssh === false ? undefined : files,
+  }
+}
+
+const three = () => [cpNode('cp1'), cpNode('cp2'), cpNode('cp3')]
+
+describe('encryptionStatus', () => {
+  it('three nodes with the same valid config: no problems, per-resource providers listed', async () => {
+    const result = await encryptionStatus(deps({nodes: three(), configs: {cp1: vectorsConfig, cp2: vectorsConfig, cp3: vectorsConfig}}))
+    expect(result.problems).toEqual([])
+    expect(result.agreement).toEqual({agree: true, hashes: {[configHash(vectorsConfig)]: ['cp1', 'cp2', 'cp3']}})
+    expect(result.nodes.map((n) => [n.node, n.apiserver.ready, n.encryption.enabled, n.config.source])).toEqual([
+      ['cp1', true, true, 'ssh'],
+      ['cp2', true, true, 'ssh'],
+      ['cp3', true, true, 'ssh'],
+    ])
+    expect(result.resources.find((r) => r.resource === 'secrets')).toEqual({
+      resource: 'secrets',
+      write: 'aesgcm:key2',
+      readOnly: ['aesgcm:key1', 'aescbc:key2', 'aescbc:key1', 'secretbox:key1', 'identity'],
+      identityFallback: true,
+    })
+    expect(JSON.stringify(result)).not.toContain('AAECAwQFBgcICQoLDA0ODw==')
+  })
+
+  it('a node with a different config is named with both hashes', async () => {
+    const result = await encryptionStatus(deps({nodes: three(), configs: {cp1: vectorsConfig, cp2: identityFirst, cp3: vectorsConfig}}))
+    expect(result.agreement.agree).toBe(false)
+    const problem = result.problems.find((p) => p.includes('different encryption configs'))
+    expect(problem).toContain(`cp1, cp3: ${configHash(vectorsConfig)}`)
+    expect(problem).toContain(`cp2: ${configHash(identityFirst)}`)
+  })
+
+  it('an apiserver that does not answer is not ready, and said so', async () => {
+    const result = await encryptionStatus(deps({nodes: three(), configs: {cp1: vectorsConfig, cp2: vectorsConfig, cp3: vectorsConfig}, down: ['cp2']}))
+    expect(result.nodes[1].apiserver.ready).toBe(false)
+    expect(result.problems).toEqual([expect.stringMatching(/^cp2: apiserver kube-apiserver-cp2 is not ready \(cannot reach the API server at cp2:6443: connection refused\)/)])
+  })
+
+  it('encryption off everywhere is a problem; off on one node names the nodes', async () => {
+    const off = [cpNode('cp1', [apiserver('cp1', {configPath: undefined})]), cpNode('cp2', [apiserver('cp2', {configPath: undefined})])]
+    const none = await encryptionStatus(deps({nodes: off, configs: {}}))
+    expect(none.problems).toEqual(['encryption at rest is off: no apiserver has --encryption-provider-config'])
+    const mixed = await encryptionStatus(deps({nodes: [cpNode('cp1'), off[1]], configs: {cp1: vectorsConfig}}))
+    expect(mixed.problems).toContain('encryption is on for cp1 but off for cp2')
+    expect(mixed.agreement.agree).toBe(false)
+  })
+
+  it('identity first, a stray manifest backup and a second apiserver mirror pod are problems', async () => {
+    const nodes = [cpNode('cp1', [apiserver('cp1'), apiserver('cp1', {name: 'kube-apiserver-cp1-bak'})])]
+    const result = await encryptionStatus(deps({nodes, configs: {cp1: identityFirst}, manifests: {cp1: ['kube-apiserver.yaml.bak']}}))
+    expect(result.problems).toEqual(
+      expect.arrayContaining([
+        'secrets: new writes are stored unencrypted (identity is the first provider)',
+        expect.stringContaining('cp1: /etc/kubernetes/manifests/kube-apiserver.yaml.bak is in the manifests dir'),
+        expect.stringContaining('more than one kube-apiserver mirror pod (kube-apiserver-cp1-bak)'),
+      ]),
+    )
+    expect(result.problems.join('\n')).not.toContain('.swp')
+  })
+
+  it('without SSH the hash comes from last_config_info, and the resources are unknown (a warning)', async () => {
+    const hash = configHash(vectorsConfig)
+    const result = await encryptionStatus(deps({nodes: three(), configs: {}, ssh: false, metricsHash: {cp1: hash, cp2: hash, cp3: 'sha256:other'}}))
+    expect(result.nodes.map((n) => n.config.source)).toEqual(['metrics', 'metrics', 'metrics'])
+    expect(result.agreement.agree).toBe(false)
+    expect(result.resources).toEqual([])
+    expect(result.warnings.join('\n')).toContain('could not be read over SSH')
+  })
+
+  it('a file on disk that differs from what the apiserver loaded is reported', async () => {
+    const result = await encryptionStatus(deps({nodes: [cpNode('cp1')], configs: {cp1: vectorsConfig}, metricsHash: {cp1: 'sha256:old'}}))
+    expect(result.problems).toEqual([expect.stringContaining('cp1: the apiserver runs config sha256:old, the file on disk is sha256:')])
+  })
+
+  it('a config path outside every volumeMount is a problem (the apiserver cannot read it)', async () => {
+    const result = await encryptionStatus(deps({nodes: [cpNode('cp1', [apiserver('cp1', {configPathMounted: false})])], configs: {cp1: vectorsConfig}}))
+    expect(result.problems).toEqual([expect.stringContaining('is not inside any volumeMount')])
+  })
+})
