@@ -76,13 +76,18 @@ function canConnect(host: string, port: number): Promise<boolean> {
 
 async function pickLayout(stateDir: string, nodeCount: number): Promise<SandboxLayout> {
   for (let attempt = 0; attempt < 20; attempt++) {
-    const layout = layoutFor(stateDir, subnetFor(stateDir, attempt), nodeCount)
+    const subnet = subnetFor(stateDir, attempt)
+    const base = layoutFor(stateDir, subnet, nodeCount)
     const checks = [
-      canListen(layout.lbIp, layout.apiPort),
-      canListen(layout.etcdIp, layout.etcdPort),
-      ...layout.nodes.flatMap((n) => [canListen(n.ip, n.sshPort), canListen(n.ip, layout.apiPort), canListen(n.ip, layout.etcdPort)]),
+      canListen(base.lbIp, base.apiPort),
+      canListen(base.etcdIp, base.etcdPort),
+      ...base.nodes.flatMap((n) => [canListen(n.ip, base.apiPort), canListen(n.ip, base.etcdPort)]),
     ]
-    if ((await Promise.all(checks)).every(Boolean)) return layout
+    if (!(await Promise.all(checks)).every(Boolean)) continue
+    // sshd on :22 as on a real node, unless a host sshd holds 0.0.0.0:22; the port is in the ssh config.
+    for (const sshPort of [22, 2022, 20022]) {
+      if ((await Promise.all(base.nodes.map((n) => canListen(n.ip, sshPort)))).every(Boolean)) return layoutFor(stateDir, subnet, nodeCount, sshPort)
+    }
   }
   throw new Error('no free loopback /24 found for the sandbox (20 tried)')
 }
