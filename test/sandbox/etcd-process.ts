@@ -1,0 +1,49 @@
+// The one real etcd (Debian etcd-server 3.4) shared by all sandbox nodes, with mutual TLS.
+// It listens on the etcd address (.10) and on every node IP, as each node's stacked member would.
+import {mkdirSync} from 'node:fs'
+import http from 'node:http'
+import path from 'node:path'
+import type {ClusterPki} from './cluster-pki.js'
+import type {SandboxLayout} from './layout.js'
+import {spawnLogged, type Supervised} from './processes.js'
+
+export function startEtcd(layout: SandboxLayout, pki: ClusterPki): Supervised {
+  mkdirSync(layout.etcdDataDir, {recursive: true, mode: 0o700})
+  const client = [layout.etcdIp, ...layout.nodes.map((n) => n.ip)].map((ip) => `https://${ip}:${layout.etcdPort}`)
+  const peer = `https://${layout.etcdIp}:2380`
+  const args = [
+    '--name=sandbox',
+    `--data-dir=${layout.etcdDataDir}`,
+    `--listen-client-urls=${client.join(',')}`,
+    `--advertise-client-urls=${client.join(',')}`,
+    `--listen-peer-urls=${peer}`,
+    `--initial-advertise-peer-urls=${peer}`,
+    `--initial-cluster=sandbox=${peer}`,
+    '--initial-cluster-state=new',
+    `--listen-metrics-urls=http://${layout.etcdIp}:2381`,
+    `--cert-file=${pki.etcdServer.cert}`,
+    `--key-file=${pki.etcdServer.key}`,
+    '--client-cert-auth=true',
+    `--trusted-ca-file=${pki.etcdCa.cert}`,
+    `--peer-cert-file=${pki.etcdServer.cert}`,
+    `--peer-key-file=${pki.etcdServer.key}`,
+    '--peer-client-cert-auth=true',
+    `--peer-trusted-ca-file=${pki.etcdCa.cert}`,
+    '--snapshot-count=10000',
+    '--logger=zap',
+    '--log-level=warn',
+  ]
+  return spawnLogged('etcd', 'etcd', args, path.join(layout.logDir, 'etcd.log'), {env: {...process.env, ETCD_UNSUPPORTED_ARCH: ''}})
+}
+
+export function etcdHealthy(layout: SandboxLayout): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({host: layout.etcdIp, port: 2381, path: '/health', timeout: 1000}, (res) => {
+      let body = ''
+      res.on('data', (c) => (body += c))
+      res.on('end', () => resolve(res.statusCode === 200 && body.includes('"true"')))
+    })
+    req.on('error', () => resolve(false))
+    req.on('timeout', () => req.destroy())
+  })
+}

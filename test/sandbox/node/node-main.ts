@@ -1,0 +1,89 @@
+// One sandbox control-plane node. Started by the sandbox as
+//   unshare --mount --propagation private -- node --import tsx node/node-main.ts <node.json>
+// so everything below runs in the node's own mount namespace: its directory is bind-mounted at the
+// real /etc/kubernetes (and /var/log/pods), then sshd and the kubelet run here, and so does every
+// ssh session and every static pod.
+import {execFileSync, spawn} from 'node:child_process'
+import {mkdirSync, readFileSync, readlinkSync} from 'node:fs'
+import path from 'node:path'
+import {SandboxApiClient} from '../api-client.js'
+import type {NodeLayout, SandboxLayout} from '../layout.js'
+import {kubernetesVersion} from '../manifests.js'
+import {Kubelet} from './kubelet.js'
+
+interface NodeConfig {
+  layout: SandboxLayout
+  node: NodeLayout
+  repoRoot: string
+  maxBackoffMs: number
+  /** the sandbox's own mount namespace (readlink /proc/self/ns/mnt there) */
+  hostMountNamespace: string
+}
+
+const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as NodeConfig
+const {layout, node} = config
+const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${node.name} ${message}\n`)
+
+function fail(message: string): never {
+  process.stderr.write(`sandbox node ${node.name}: ${message}\n`)
+  process.exit(3)
+}
+
+// Refuse to touch the host's mounts: we must be in a mount namespace of our own.
+if (readlinkSync('/proc/self/ns/mnt') === config.hostMountNamespace) {
+  fail('not running in a private mount namespace (start nodes through `unshare --mount --propagation private`)')
+}
+
+function bind(source: string, target: string): void {
+  mkdirSync(source, {recursive: true})
+  try {
+    execFileSync('mount', ['--bind', source, target], {stdio: 'pipe'})
+  } catch (error) {
+    const stderr = String((error as {stderr?: Buffer}).stderr ?? '').trim()
+    fail(`cannot bind-mount ${source} at ${target}: ${stderr || (error as Error).message} (the sandbox needs root and mount namespaces)`)
+  }
+}
+
+bind(node.etcKubernetes, '/etc/kubernetes')
+mkdirSync('/var/log/pods', {recursive: true})
+bind(node.varLogPods, '/var/log/pods')
+
+const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(node.sshdDir, 'sshd_config')], {stdio: ['ignore', 'inherit', 'inherit']})
+sshd.on('exit', (code, signal) => {
+  if (!stopping) log(`sshd exited (${code ?? signal})`)
+})
+
+const pkiDir = path.join(node.kubeletDir, 'pki')
+const api = new SandboxApiClient({
+  server: `https://${layout.lbIp}:${layout.apiPort}`,
+  ca: '/etc/kubernetes/pki/ca.crt',
+  cert: path.join(pkiDir, 'kubelet-client.crt'),
+  key: path.join(pkiDir, 'kubelet-client.key'),
+})
+const kubelet = new Kubelet({
+  nodeName: node.name,
+  nodeIp: node.ip,
+  nodeEtcKubernetes: node.etcKubernetes,
+  manifestsDir: '/etc/kubernetes/manifests',
+  repoRoot: config.repoRoot,
+  standInMain: path.join(config.repoRoot, 'test', 'sandbox', 'apiserver', 'main.ts'),
+  api,
+  maxBackoffMs: config.maxBackoffMs,
+  kubeletVersion: kubernetesVersion,
+  log,
+})
+kubelet.start()
+log(`node up: ${node.ip}, sshd :${node.sshPort}, kubelet watching /etc/kubernetes/manifests`)
+
+let stopping = false
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return
+  stopping = true
+  log(`stopping (${signal})`)
+  sshd.kill('SIGTERM')
+  await kubelet.stop()
+  api.close()
+  process.exit(0)
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'))
+process.on('SIGINT', () => void shutdown('SIGINT'))

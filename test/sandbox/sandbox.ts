@@ -1,0 +1,285 @@
+// startSandbox(): the whole local control plane of DESIGN.md §5, for `npm run sandbox` and for the
+// end-to-end tests' global setup. See test/sandbox/README.md for what is real and what stands in.
+import {execFileSync} from 'node:child_process'
+import {existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, writeFileSync} from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import {SandboxApiClient, isStatus, probeHttp} from './api-client.js'
+import {makeClusterPki, writeKubeconfigs, type ClusterPki} from './cluster-pki.js'
+import {etcdHealthy, startEtcd} from './etcd-process.js'
+import {defaultStateDir, layoutFor, repoRoot, subnetFor, type SandboxLayout} from './layout.js'
+import {TcpLoadBalancer} from './load-balancer.js'
+import {clusterConfiguration, etcdManifest, kubeApiserverManifest} from './manifests.js'
+import {spawnLogged, stopGroup, type Supervised} from './processes.js'
+import {setUpSsh} from './ssh-setup.js'
+import {readState, stopRecorded, writeState, type RecordedProcess} from './state.js'
+
+export interface SandboxOptions {
+  stateDir?: string
+  nodeCount?: number
+  /** kubelet crash-loop back-off cap (kubelet config crashLoopBackOff.maxContainerRestartPeriod); default 300 s */
+  maxBackoffMs?: number
+  /** how long to wait for the API (all nodes ready); default 60 s */
+  readyTimeoutMs?: number
+  log?: (message: string) => void
+  /** written into state.json; `--down` only signals a PID whose command line contains it */
+  ownerMarker?: string
+}
+
+export interface SandboxHandle {
+  layout: SandboxLayout
+  /** the variables also written to <stateDir>/env */
+  env: Record<string, string>
+  nodes: string[]
+  /** false when test/sandbox/apiserver/main.ts does not exist (only etcd, nodes, sshd and kubelets run) */
+  apiServer: boolean
+  /** milliseconds from start until ready */
+  startupMs: number
+  /** wait until every node's API server answers /readyz and its mirror pods are reported */
+  waitReady(timeoutMs?: number): Promise<void>
+  stop(): Promise<void>
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+function checkPrerequisites(): void {
+  if (process.getuid?.() !== 0) throw new Error('the sandbox needs root (it bind-mounts /etc/kubernetes per node and runs sshd); run as root or via sudo')
+  const missing = ['etcd', 'etcdctl', 'openssl', 'unshare', 'mount', 'ssh-keygen', 'ssh', 'sudo', 'useradd', 'visudo'].filter((c) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${c}`], {stdio: 'ignore', env: {...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin`}})
+      return false
+    } catch {
+      return true
+    }
+  })
+  if (!existsSync('/usr/sbin/sshd')) missing.push('sshd')
+  if (missing.length > 0) throw new Error(`missing tools: ${missing.join(', ')}; run ./scripts/bootstrap.sh (installs etcd-server etcd-client openssh-server sudo util-linux openssl)`)
+  try {
+    execFileSync('unshare', ['--mount', '--propagation', 'private', 'true'], {stdio: 'pipe'})
+  } catch (error) {
+    throw new Error(`cannot create a mount namespace (unshare --mount): ${String((error as {stderr?: Buffer}).stderr ?? (error as Error).message).trim()}. The sandbox needs CAP_SYS_ADMIN; it does not fall back to shared mounts.`)
+  }
+}
+
+function canListen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer()
+    s.once('error', () => resolve(false))
+    s.listen(port, host, () => s.close(() => resolve(true)))
+  })
+}
+
+async function pickLayout(stateDir: string, nodeCount: number): Promise<SandboxLayout> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const layout = layoutFor(stateDir, subnetFor(stateDir, attempt), nodeCount)
+    const checks = [
+      canListen(layout.lbIp, layout.apiPort),
+      canListen(layout.etcdIp, layout.etcdPort),
+      ...layout.nodes.flatMap((n) => [canListen(n.ip, n.sshPort), canListen(n.ip, layout.apiPort), canListen(n.ip, layout.etcdPort)]),
+    ]
+    if ((await Promise.all(checks)).every(Boolean)) return layout
+  }
+  throw new Error('no free loopback /24 found for the sandbox (20 tried)')
+}
+
+/** Clear the state dir, refusing to delete a directory that is not a sandbox's. */
+function resetStateDir(dir: string): void {
+  if (existsSync(dir)) {
+    const entries = readdirSync(dir)
+    const ours = entries.length === 0 || entries.includes('layout.json') || entries.includes('state.json') || entries.includes('pki')
+    if (!ours) throw new Error(`${dir} exists and is not a sandbox state dir; choose another --state-dir`)
+    rmSync(dir, {recursive: true, force: true})
+  }
+  mkdirSync(dir, {recursive: true, mode: 0o755})
+}
+
+function envFor(layout: SandboxLayout, pki: ClusterPki): Record<string, string> {
+  return {
+    KUBECONFIG: layout.kubeconfig,
+    ETCDCTL_API: '3',
+    ETCDCTL_ENDPOINTS: `https://${layout.etcdIp}:${layout.etcdPort}`,
+    ETCDCTL_CACERT: pki.etcdCa.cert,
+    ETCDCTL_CERT: pki.etcdClient.cert,
+    ETCDCTL_KEY: pki.etcdClient.key,
+    SANDBOX_NODES: layout.nodes.map((n) => n.name).join(' '),
+    SANDBOX_SSH_CONFIG: layout.sshConfig,
+    SANDBOX_VIEWER_KUBECONFIG: layout.restrictedKubeconfig,
+    SANDBOX_STATE_DIR: layout.stateDir,
+  }
+}
+
+const shellQuote = (s: string) => (/^[\w@%+=:,./-]*$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`)
+
+export async function startSandbox(options: SandboxOptions = {}): Promise<SandboxHandle> {
+  const t0 = Date.now()
+  const log = options.log ?? (() => undefined)
+  const stateDir = path.resolve(options.stateDir ?? defaultStateDir)
+  const nodeCount = options.nodeCount ?? 3
+  checkPrerequisites()
+
+  const stateFile = path.join(stateDir, 'state.json')
+  const previous = readState(stateFile)
+  if (previous) {
+    const {isOurs} = await import('./state.js')
+    if (isOurs(previous.ownerPid, previous.ownerMarker) && previous.ownerPid !== process.pid) {
+      throw new Error(`a sandbox is already running from ${stateDir} (pid ${previous.ownerPid}); stop it with \`npm run sandbox -- --down\` or use another --state-dir`)
+    }
+    await stopRecorded(stateFile, log) // leftovers of a sandbox whose owner was killed
+  }
+  resetStateDir(stateDir)
+  const layout = await pickLayout(stateDir, nodeCount)
+  log(`sandbox ${layout.subnet}.0/24 in ${stateDir}`)
+  for (const dir of [layout.logDir, ...layout.nodes.flatMap((n) => [path.join(n.etcKubernetes, 'manifests'), n.varLogPods, n.kubeletDir])]) {
+    mkdirSync(dir, {recursive: true})
+  }
+  mkdirSync('/etc/kubernetes', {recursive: true}) // mount point for the nodes' own directories
+
+  const [pki] = await Promise.all([makeClusterPki(layout), setUpSsh(layout)])
+  writeKubeconfigs(layout, pki)
+  for (const node of layout.nodes) {
+    const manifests = path.join(node.etcKubernetes, 'manifests')
+    writeFileSync(path.join(manifests, 'kube-apiserver.yaml'), kubeApiserverManifest(layout, node), {mode: 0o600})
+    writeFileSync(path.join(manifests, 'etcd.yaml'), etcdManifest(layout, node), {mode: 0o600})
+    mkdirSync(path.join(node.etcKubernetes, 'tmp'), {recursive: true, mode: 0o700})
+  }
+  writeFileSync(path.join(stateDir, 'layout.json'), `${JSON.stringify(layout, null, 2)}\n`)
+
+  const children: Supervised[] = []
+  const recorded: RecordedProcess[] = []
+  const state = {ownerPid: process.pid, ownerMarker: options.ownerMarker ?? process.argv[1] ?? 'node', startedAt: new Date().toISOString(), subnet: layout.subnet, processes: recorded}
+  const record = (s: Supervised, marker: string) => {
+    children.push(s)
+    if (s.child.pid) recorded.push({name: s.name, pid: s.child.pid, marker})
+    writeState(stateFile, state)
+  }
+  let lb: TcpLoadBalancer | undefined
+  let stopped = false
+  const stop = async () => {
+    if (stopped) return
+    stopped = true
+    rmSync(layout.envFile, {force: true})
+    await Promise.all(children.filter((c) => c.name !== 'etcd').map((c) => (c.child.pid ? stopGroup(c.child.pid) : undefined)))
+    await lb?.stop()
+    const etcd = children.find((c) => c.name === 'etcd')
+    if (etcd?.child.pid) await stopGroup(etcd.child.pid)
+    rmSync(stateFile, {force: true})
+    log('sandbox stopped')
+  }
+
+  try {
+    writeState(stateFile, state)
+    record(startEtcd(layout, pki), layout.etcdDataDir)
+    lb = new TcpLoadBalancer(layout.lbIp, layout.apiPort, layout.nodes.map((n) => ({host: n.ip, port: layout.apiPort})))
+    await lb.start()
+    for (const node of layout.nodes) {
+      const nodeConfig = path.join(node.kubeletDir, 'node.json')
+      writeFileSync(nodeConfig, JSON.stringify({layout, node, repoRoot, maxBackoffMs: options.maxBackoffMs ?? 300_000, hostMountNamespace: readlinkSync('/proc/self/ns/mnt')}))
+      const child = spawnLogged(node.name, 'unshare', ['--mount', '--propagation', 'private', '--', process.execPath, '--import', 'tsx', path.join(repoRoot, 'test', 'sandbox', 'node', 'node-main.ts'), nodeConfig], path.join(layout.logDir, `${node.name}.log`), {cwd: repoRoot})
+      record(child, nodeConfig)
+    }
+    const deadline = Date.now() + 20_000
+    while (!(await etcdHealthy(layout))) {
+      const dead = children.find((c) => c.child.exitCode !== null)
+      if (dead) throw new Error(`${dead.name} exited during start-up (exit ${dead.child.exitCode}); see ${path.join(layout.logDir, `${dead.name}.log`)}`)
+      if (Date.now() > deadline) throw new Error(`etcd did not become healthy in 20 s; see ${path.join(layout.logDir, 'etcd.log')}`)
+      await sleep(100)
+    }
+    log('etcd healthy')
+    // Each node is up once its sshd accepts connections (it starts after the bind mounts).
+    for (const node of layout.nodes) {
+      while (await canListen(node.ip, node.sshPort)) {
+        const dead = children.find((c) => c.child.exitCode !== null)
+        if (dead) throw new Error(`${dead.name} exited during start-up (exit ${dead.child.exitCode}); see ${path.join(layout.logDir, `${dead.name}.log`)}`)
+        if (Date.now() > deadline) throw new Error(`sshd of ${node.name} did not start in 20 s; see ${path.join(layout.logDir, `${node.name}.log`)}`)
+        await sleep(100)
+      }
+    }
+    log('nodes up (sshd listening)')
+  } catch (error) {
+    await stop()
+    throw error
+  }
+
+  const env = envFor(layout, pki)
+  const apiServer = existsSync(path.join(repoRoot, 'test', 'sandbox', 'apiserver', 'main.ts'))
+  const admin = new SandboxApiClient({server: `https://${layout.lbIp}:${layout.apiPort}`, ca: pki.kubeCa.cert, cert: pki.admin.cert, key: pki.admin.key})
+
+  const waitReady = async (timeoutMs = options.readyTimeoutMs ?? 60_000) => {
+    const until = Date.now() + timeoutMs
+    let missing = 'API servers'
+    for (;;) {
+      const dead = children.find((c) => c.child.exitCode !== null)
+      if (dead) throw new Error(`${dead.name} exited (exit ${dead.child.exitCode}); see ${path.join(layout.logDir, `${dead.name}.log`)}`)
+      missing = await notReady(layout, admin)
+      if (!missing) return
+      if (Date.now() > until) throw new Error(`sandbox not ready after ${Math.round(timeoutMs / 1000)} s: ${missing}; logs in ${layout.logDir}`)
+      await sleep(200)
+    }
+  }
+
+  try {
+    if (apiServer) {
+      const until = Date.now() + (options.readyTimeoutMs ?? 60_000)
+      while (!(await probeHttp(`https://${layout.lbIp}:${layout.apiPort}/readyz`, 1000)).ok) {
+        if (Date.now() > until) throw new Error(`no API server became ready; logs in ${layout.logDir}`)
+        await sleep(100)
+      }
+      await bootstrapObjects(layout, admin)
+      await waitReady(Math.max(1000, until - Date.now()))
+      log('API ready')
+    } else {
+      log('API server stand-in (test/sandbox/apiserver/main.ts) not present: etcd, nodes, sshd and kubelets only')
+    }
+    writeFileSync(layout.envFile, Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join(''), {mode: 0o644})
+  } catch (error) {
+    admin.close()
+    await stop()
+    throw error
+  }
+  return {
+    layout,
+    env,
+    nodes: layout.nodes.map((n) => n.name),
+    apiServer,
+    startupMs: Date.now() - t0,
+    waitReady,
+    stop: async () => {
+      admin.close()
+      await stop()
+    },
+  }
+}
+
+/** '' when every node's API server is ready and each node shows Ready with its mirror pods; else what is missing. */
+async function notReady(layout: SandboxLayout, admin: SandboxApiClient): Promise<string> {
+  const probes = await Promise.all(layout.nodes.map((n) => probeHttp(`https://${n.ip}:${layout.apiPort}/readyz`, 1000)))
+  const down = layout.nodes.filter((_, i) => !probes[i]!.ok).map((n) => n.name)
+  if (down.length > 0) return `API server not ready on ${down.join(', ')}`
+  try {
+    const pods = await admin.request<{items: Array<{metadata: {name: string}; status?: {conditions?: Array<{type: string; status: string}>}}>}>('GET', '/api/v1/namespaces/kube-system/pods')
+    const ready = new Set(pods.items.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((p) => p.metadata.name))
+    const want = layout.nodes.flatMap((n) => [`kube-apiserver-${n.name}`, `etcd-${n.name}`])
+    const missing = want.filter((w) => !ready.has(w))
+    return missing.length > 0 ? `mirror pods not ready: ${missing.join(', ')}` : ''
+  } catch (error) {
+    return `listing mirror pods: ${(error as Error).message}`
+  }
+}
+
+/** What kubeadm init uploads: the kubeadm-config ConfigMap (and the namespaces it lives in). */
+async function bootstrapObjects(layout: SandboxLayout, admin: SandboxApiClient): Promise<void> {
+  const tolerate409 = (e: unknown) => {
+    if (!isStatus(e, 409)) throw e
+  }
+  for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
+    await admin.request('POST', '/api/v1/namespaces', {apiVersion: 'v1', kind: 'Namespace', metadata: {name: ns}}).catch(tolerate409)
+  }
+  await admin
+    .request('POST', '/api/v1/namespaces/kube-system/configmaps', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {name: 'kubeadm-config', namespace: 'kube-system'},
+      data: {ClusterConfiguration: clusterConfiguration(layout)},
+    })
+    .catch(tolerate409)
+}
