@@ -319,31 +319,10 @@ async function readValueFile(path: string): Promise<Buffer> {
 }
 
 /**
- * The configuration file (exit 3 when unreadable or not an EncryptionConfiguration).
- * INTERIM: replace with the strict decoder and validator (`loadEncryptionConfig` of
- * src/encryption/load-config.ts) once it lands on main.
+ * The configuration file, decoded and validated as the apiserver would (exit 3 when invalid). The
+ * KMSv1 gate is taken as on: inspecting legacy KMS v1 data is what an old config is for here.
  */
 async function loadConfig(path: string): Promise<EncryptionConfiguration> {
-  const invalid = (message: string) =>
-    preconditionError('CONFIG_INVALID', message, {hint: `Check the file with 'kubectl encryption config validate ${path}'.`})
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (error) {
-    throw invalid(`error reading encryption provider configuration file ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
-  }
-  if (text.length === 0) throw invalid(`encryption provider configuration file ${JSON.stringify(path)} is empty`)
-  const {parse} = await import('yaml')
-  let doc: unknown
-  try {
-    doc = parse(text)
-  } catch (error) {
-    throw invalid(`error decoding encryption provider configuration file ${JSON.stringify(path)}: ${(error as Error).message.split('\n')[0]}`)
-  }
-  const config = doc as EncryptionConfiguration
-  const known = (config?.apiVersion === 'apiserver.config.k8s.io/v1' && config.kind === 'EncryptionConfiguration') || (config?.apiVersion === 'v1' && config.kind === 'EncryptionConfig')
-  if (!known || !Array.isArray(config.resources)) {
-    throw invalid(`error decoding encryption provider configuration file ${JSON.stringify(path)}: not an EncryptionConfiguration`)
-  }
-  return config
+  const {loadEncryptionConfig} = await import('../encryption/load-config.js')
+  return (await loadEncryptionConfig(path, {featureGates: {KMSv1: true}})).config
 }

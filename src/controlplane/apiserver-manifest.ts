@@ -285,3 +285,32 @@ export function checkManifest(text: string): void {
   if (!isMap(doc.contents) || mapGetText(doc.contents, 'kind') !== 'Pod') throw invalid('The edited manifest is not a Pod.')
   findContainer(doc)
 }
+
+/**
+ * Annotation on the static pod carrying the hash of the encryption config it should run with.
+ * Changing it changes the manifest, so the kubelet restarts the apiserver and it reads the new
+ * config: the "restart all kube-apiserver processes" of the seed, without automatic reload.
+ */
+export const CONFIG_HASH_ANNOTATION = 'kubectl-encryption/config-hash'
+
+export function setConfigHashAnnotation(text: string, hash: string | undefined): ManifestEdit {
+  const doc = parseManifest(text)
+  findContainer(doc)
+  const metadata = asMap(doc.get('metadata', true))
+  if (!metadata) throw invalid('The manifest has no metadata.')
+  let annotations = asMap(metadata.get('annotations', true))
+  const current = mapGetText(annotations, CONFIG_HASH_ANNOTATION)
+  if (current === hash) return {text, changed: false, changes: []}
+  if (hash === undefined) {
+    annotations?.delete(CONFIG_HASH_ANNOTATION)
+    if (annotations && annotations.items.length === 0) metadata.delete('annotations')
+    return {text: toStringLikeSource(doc, text), changed: true, changes: [`removed annotation ${CONFIG_HASH_ANNOTATION}`]}
+  }
+  if (!annotations) {
+    annotations = doc.createNode({}) as YAMLMap
+    metadata.set('annotations', annotations)
+  }
+  annotations.flow = false
+  annotations.set(CONFIG_HASH_ANNOTATION, hash)
+  return {text: toStringLikeSource(doc, text), changed: true, changes: [`set annotation ${CONFIG_HASH_ANNOTATION}=${hash.slice(0, 19)}…`]}
+}

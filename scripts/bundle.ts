@@ -1,0 +1,167 @@
+// Bundles the CLI into one CommonJS file, dist/kubectl-encryption.cjs, used by bin/run.js (the npm
+// install path) and embedded in the standalone executable (scripts/package.ts).
+//
+// Runs after `tsc` and scripts/manifest.js in `npm run build`. Commands are not registered by hand:
+// the command index is made here from oclif.manifest.json, which oclif made by scanning
+// dist/commands, so a new file in src/commands is in the bundle on the next build.
+//
+// One file instead of hundreds: node resolves and reads each module file at startup, which is
+// most of a CLI's start time. Command modules and heavy libraries stay lazy inside the bundle:
+// esbuild turns `await import(...)` into a function that evaluates the module on first call.
+import {build, type BuildOptions, type Plugin as EsbuildPlugin} from 'esbuild'
+import {readFileSync} from 'node:fs'
+import {createRequire, isBuiltin} from 'node:module'
+import {dirname, join, sep} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+export const BUNDLE = 'dist/kubectl-encryption.cjs'
+export const VENDOR_DIR = 'dist/vendor'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+interface ManifestCommand {
+  id: string
+  relativePath?: string[]
+}
+
+function entrySource(): string {
+  const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {oclif: {helpClass?: string}}
+  const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {
+    commands: Record<string, ManifestCommand>
+  }
+  const commands = Object.values(manifest.commands).map((command) => {
+    if (!command.relativePath) throw new Error(`oclif.manifest.json: command ${command.id} has no relativePath`)
+    const path = './' + command.relativePath.join('/')
+    return `  ${JSON.stringify(command.id)}: () => import(${JSON.stringify(path)}),`
+  })
+  if (commands.length === 0) throw new Error('oclif.manifest.json lists no commands: run the build from the start')
+  const modules = [pjson.oclif.helpClass]
+    .filter((path): path is string => Boolean(path))
+    .map((path) => `  ${JSON.stringify(path)}: () => import(${JSON.stringify(path)}),`)
+  return [
+    `import {isSea} from 'node:sea'`,
+    `import {dirname} from 'node:path'`,
+    `import {runBundled} from './dist/cli/run-bundled.js'`,
+    `import pjson from './package.json'`,
+    `import manifest from './oclif.manifest.json'`,
+    `const commands = {`,
+    ...commands,
+    `}`,
+    `const modules = {`,
+    ...modules,
+    `}`,
+    `/** Runs the CLI; root is the package root (npm) or the executable's directory. */`,
+    `export function main(root, argv) {`,
+    `  return runBundled(root, {pjson, manifest, commands, modules}, argv)`,
+    `}`,
+    `// Inside the standalone executable this file is the main script.`,
+    `if (isSea()) main(dirname(process.execPath))`,
+  ].join('\n')
+}
+
+/**
+ * etcd3 reads its .proto files from disk next to its own code when it is first imported; in a
+ * bundle they are not there. Parse them now and put the definitions into the bundle.
+ */
+function etcdProtos(): EsbuildPlugin {
+  return {
+    name: 'etcd3-protos',
+    setup(b) {
+      b.onLoad({filter: /[\\/]etcd3[\\/]lib[\\/]connection-pool\.js$/}, (args) => {
+        const source = readFileSync(args.path, 'utf8')
+        const call = '(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`, {'
+        if (!source.includes(call)) throw new Error(`${args.path}: etcd3 no longer loads its protos as expected; update scripts/bundle.ts`)
+        const requireHere = createRequire(args.path)
+        const util = requireHere(join(dirname(requireHere.resolve('@grpc/proto-loader')), 'util.js')) as {
+          loadProtosWithOptionsSync(file: string, options: object): {toJSON(): object}
+        }
+        const json = util.loadProtosWithOptionsSync(join(dirname(args.path), '../proto/rpc.proto'), {keepCase: true}).toJSON()
+        return {contents: source.replace(call, `(0, proto_loader_1.fromJSON)(${JSON.stringify(json)}, {`), loader: 'js'}
+      })
+    },
+  }
+}
+
+/** The file name a library gets in dist/vendor/ (and as an asset in the standalone executable). */
+export function vendorFile(specifier: string): string {
+  return specifier.replace(/^@/, '').replaceAll('/', '__') + '.cjs'
+}
+
+/**
+ * Every package our own code imports with `await import(...)` is a lazy library: the call becomes
+ * importVendor(...) (src/cli/vendor.ts), which loads dist/vendor/<name>.cjs on first use, and the
+ * library is bundled into that file on its own.
+ */
+function splitLazyLibraries(lazy: Set<string>): EsbuildPlugin {
+  const loader = join(root, 'dist/cli/vendor.js')
+  const ours = join(root, 'dist') + sep
+  return {
+    name: 'lazy-libraries',
+    setup(b) {
+      b.onLoad({filter: /\.js$/}, (args) => {
+        if (!args.path.startsWith(ours) || args.path === loader) return undefined
+        const source = readFileSync(args.path, 'utf8')
+        let found = false
+        const contents = source.replace(/\bimport\(\s*(['"])([^'"./][^'"]*)\1\s*\)/g, (call, _quote, specifier: string) => {
+          if (isBuiltin(specifier)) return call
+          lazy.add(specifier)
+          found = true
+          return `__importVendor(${JSON.stringify(vendorFile(specifier))})`
+        })
+        if (!found) return undefined
+        return {contents: `import {importVendor as __importVendor} from ${JSON.stringify(loader)};\n${contents}`, loader: 'js'}
+      })
+    },
+  }
+}
+
+const common: BuildOptions = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  // ESM libraries ask import.meta.url where they are; in CommonJS that is this file.
+  define: {'import.meta.url': '__bundleUrl'},
+  banner: {
+    js: [
+      // Inside the standalone executable, the main script's require() loads built-in modules only
+      // and warns on anything else; libraries probe optional packages (require.resolve('x') in
+      // try/catch), so give them an ordinary require that simply finds nothing next to the binary.
+      `if (require('node:sea').isSea()) require = require('node:module').createRequire(__filename);`,
+      `const __bundleUrl = require('node:url').pathToFileURL(__filename).href;`,
+    ].join('\n'),
+  },
+  // oclif reads tsconfig.json with typescript only in development (bin/dev.js); it copes without.
+  external: ['typescript'],
+  plugins: [etcdProtos()],
+  legalComments: 'none',
+  logLevel: 'warning',
+  metafile: true,
+}
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+
+export async function bundle(): Promise<void> {
+  const lazy = new Set<string>()
+  const main = await build({
+    ...common,
+    stdin: {contents: entrySource(), resolveDir: root, sourcefile: 'bundle-entry.js', loader: 'js'},
+    outfile: join(root, BUNDLE),
+    plugins: [...common.plugins!, splitLazyLibraries(lazy)],
+  })
+  console.log(`${BUNDLE}: ${mib(main.metafile!.outputs[BUNDLE]!.bytes)}`)
+  for (const specifier of lazy) {
+    // A lazy library that our code also imports statically somewhere is in the main file too.
+    const eager = Object.keys(main.metafile!.inputs).find((input) => input.includes(`node_modules/${specifier}/`))
+    if (eager) console.warn(`warning: ${specifier} is imported statically too (${eager} is in the main bundle): startup pays for it`)
+    const outfile = `${VENDOR_DIR}/${vendorFile(specifier)}`
+    const result = await build({
+      ...common,
+      stdin: {contents: `module.exports = require(${JSON.stringify(specifier)})`, resolveDir: root, sourcefile: `${specifier}.js`, loader: 'js'},
+      outfile: join(root, outfile),
+    })
+    console.log(`${outfile}: ${mib(result.metafile!.outputs[outfile]!.bytes)} (loaded on first use)`)
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await bundle()

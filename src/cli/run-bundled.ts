@@ -1,0 +1,71 @@
+import {type Command, execute, type Interfaces, ModuleLoader, Plugin} from '@oclif/core'
+
+/** A command module, imported on demand: only the command that runs is evaluated. */
+export type CommandLoader = () => Promise<{default: Command.Class}>
+
+/**
+ * What the build (scripts/bundle.ts) puts into the one-file bundle: package.json, the
+ * oclif.manifest.json made at build time, a lazy import per command found in src/commands, and
+ * the modules package.json names by path (the help class).
+ */
+export interface BundleContents {
+  pjson: Interfaces.PJSON
+  manifest: Interfaces.Manifest
+  commands: Record<string, CommandLoader>
+  modules: Record<string, () => Promise<unknown>>
+}
+
+/**
+ * The root plugin of the bundled CLI. oclif normally finds commands and the manifest on disk
+ * (package.json, oclif.manifest.json, dist/commands/*.js); inside the bundle, and inside the
+ * standalone executable, there is no such tree, so this plugin takes them from the bundle.
+ */
+class BundledPlugin extends Plugin {
+  constructor(
+    root: string,
+    private readonly contents: BundleContents,
+  ) {
+    super({root, pjson: contents.pjson, isRoot: true, type: 'core'})
+    // Plugin.load() reads <root>/oclif.manifest.json; the manifest is in the bundle instead.
+    Object.assign(this, {_manifest: async () => contents.manifest})
+  }
+
+  override async findCommand(id: string, opts: {must: true}): Promise<Command.Class>
+  override async findCommand(id: string, opts?: {must: boolean}): Promise<Command.Class | undefined>
+  override async findCommand(id: string, opts: {must?: boolean} = {}): Promise<Command.Class | undefined> {
+    const load = this.contents.commands[id]
+    if (!load) {
+      if (opts.must) throw new Error(`command ${id} not found`)
+      return undefined
+    }
+    const command = (await load()).default
+    command.id = id
+    command.plugin = this
+    return command
+  }
+}
+
+/**
+ * Runs the CLI from the bundle. `root` is the directory oclif treats as the package root
+ * (the npm package, or the directory holding the standalone executable).
+ */
+export async function runBundled(root: string, contents: BundleContents, argv = process.argv.slice(2)): Promise<unknown> {
+  // oclif loads the help class named in package.json through its module loader, by path;
+  // answer that path from the bundle and leave every other path to oclif.
+  const loader = ModuleLoader as {load: typeof ModuleLoader.load}
+  const original = loader.load
+  loader.load = async (config, modulePath) => {
+    const bundled = Object.entries(contents.modules).find(([path]) => samePath(modulePath, path))
+    return (bundled ? bundled[1]() : original(config, modulePath)) as never
+  }
+
+  const plugin = new BundledPlugin(root, contents)
+  await plugin.load()
+  return execute({args: argv, loadOptions: {root, pjson: contents.pjson, plugins: new Map([[plugin.name, plugin]])}})
+}
+
+/** `/x/dist/output/help.js` (as oclif resolves it) and `./dist/output/help.js` (as package.json says). */
+function samePath(resolved: string, fromPackageJson: string): boolean {
+  const tail = fromPackageJson.replace(/^\.\//, '').replace(/\.js$/, '')
+  return resolved.replaceAll('\\', '/').replace(/\.js$/, '').endsWith(tail)
+}

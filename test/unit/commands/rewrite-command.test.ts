@@ -1,0 +1,134 @@
+import {type ChildProcess, spawn} from 'node:child_process'
+import {mkdtemp, readdir, rm, stat} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+
+import {KubeApiError} from '../../../src/kube/types.js'
+import {serveFakeCluster} from '../helpers/fake-apiserver.js'
+import {FakeCluster, SECRETS} from '../helpers/fake-cluster.js'
+
+const bin = new URL('../../../bin/run.js', import.meta.url).pathname
+
+let dir: string
+let cluster: FakeCluster
+let api: Awaited<ReturnType<typeof serveFakeCluster>>
+
+function seed(perNamespace: number) {
+  for (const ns of ['alpha', 'beta'])
+    for (let i = 0; i < perNamespace; i++) cluster.seed(SECRETS, ns, `s-${String(i).padStart(5, '0')}`, {v: `${ns}-${i}`})
+}
+
+function start(args: string[]): {child: ChildProcess; done: Promise<{code: number | null; stdout: string; stderr: string}>} {
+  const child = spawn(process.execPath, [bin, 'rewrite', '--kubeconfig', api.kubeconfig, ...args], {
+    env: {...process.env, XDG_STATE_HOME: join(dir, 'state'), CI: '1'},
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (d) => (stdout += d))
+  child.stderr!.on('data', (d) => (stderr += d))
+  const done = new Promise<{code: number | null; stdout: string; stderr: string}>((resolve) =>
+    child.on('close', (code) => resolve({code, stdout, stderr})),
+  )
+  return {child, done}
+}
+
+const plugin = (...args: string[]) => start(args).done
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'rewrite-cmd-'))
+  cluster = new FakeCluster()
+  api = await serveFakeCluster(cluster, dir)
+})
+
+afterEach(async () => {
+  await api.close()
+  await rm(dir, {recursive: true, force: true})
+})
+
+describe('kubectl encryption rewrite', {timeout: 150_000}, () => {
+  it('rewrites the context namespace by default and prints a summary table', async () => {
+    seed(30)
+    const r = await plugin()
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^RESOURCE\s+LISTED\s+REWRITTEN\s+ALREADY CURRENT\s+CONFLICTS RETRIED\s+SKIPPED\s+FAILED\nsecrets\s+30\s+30\s+0\s+0\s+0\s+0\n/)
+    expect(r.stdout).toContain('namespace alpha: 30 objects')
+    expect(cluster.all(SECRETS).filter((v) => v.key === 'new').map((v) => v.object.metadata.namespace)).toEqual(Array(30).fill('alpha'))
+  })
+
+  it('-A -o json: one document; a second run finds everything current', async () => {
+    seed(40)
+    const first = await plugin('-A', '-o', 'json', '--chunk-size', '7')
+    expect(first.code).toBe(0)
+    const doc = JSON.parse(first.stdout)
+    expect(doc).toMatchObject({dryRun: false, namespaces: 'all', totals: {listed: 80, rewritten: 80, failed: 0}, failures: []})
+    expect(doc.resources).toEqual([expect.objectContaining({resource: 'secrets', group: '', version: 'v1', complete: true})])
+    const second = JSON.parse((await plugin('-A', '-o', 'json')).stdout)
+    expect(second.totals).toMatchObject({listed: 80, rewritten: 0, alreadyCurrent: 80})
+    // nothing left behind once a run completes
+    expect(await readdir(join(dir, 'state', 'kubectl-encryption'))).toEqual([])
+  })
+
+  it('lists the objects it could not write and exits 4', async () => {
+    seed(5)
+    cluster.fault = ({verb, name, namespace}) => {
+      if (verb === 'replace' && namespace === 'beta' && name === 's-00002')
+        throw new KubeApiError(400, 'BadRequest', 'admission webhook "deny.example.com" denied the request: frozen by policy')
+    }
+    const r = await plugin('-A')
+    expect(r.code).toBe(4)
+    expect(r.stdout).toMatch(/secrets\/s-00002 -n beta\s+AdmissionDenied\s+400 BadRequest: admission webhook "deny.example.com" denied the request: frozen by policy/)
+    expect(cluster.all(SECRETS).filter((v) => v.key === 'old')).toHaveLength(1)
+  })
+
+  it('refuses bad input with exit 2 and changes nothing', async () => {
+    seed(3)
+    for (const args of [['-A', '-n', 'alpha'], ['--resource', 'nosuchthings'], ['--concurrency', '0'], ['--qps', 'fast']]) {
+      const r = await plugin(...args)
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toMatch(/^error: /)
+    }
+    expect(cluster.calls.replace).toBe(0)
+  })
+
+  it('dry run writes nothing', async () => {
+    seed(4)
+    const r = await plugin('-n', 'alpha', '-n', 'beta', '--dry-run')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/WOULD REWRITE/)
+    expect(r.stdout).toMatch(/secrets\s+8\s+8\s/)
+    expect(cluster.calls.replace).toBe(0)
+  })
+
+  it('after SIGKILL, --resume finishes the job without losing or repeating writes', async () => {
+    seed(1500)
+    cluster.latencyMs = 2
+    const run = start(['-A', '--concurrency', '4', '--chunk-size', '100'])
+    const stateDir = join(dir, 'state', 'kubectl-encryption')
+    // kill once a checkpoint exists and a good part of the work is done
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 20))
+      const files = await readdir(stateDir).catch(() => [])
+      if (files.length > 0 && cluster.calls.replace > 600) break
+    }
+    run.child.kill('SIGKILL')
+    await run.done
+    const [file] = await readdir(stateDir)
+    expect((await stat(join(stateDir, file!))).mode & 0o777).toBe(0o600)
+    const before = cluster.calls.replace
+    expect(before).toBeLessThan(3000)
+
+    const resumed = await plugin('-A', '--resume', '-o', 'json')
+    expect(resumed.code).toBe(0)
+    const doc = JSON.parse(resumed.stdout)
+    expect(doc).toMatchObject({resumed: true, interrupted: false, totals: {listed: 3000, failed: 0}})
+    expect(cluster.all(SECRETS).every((v) => v.key === 'new')).toBe(true)
+    expect([...cluster.writes.values()].every((n) => n === 1)).toBe(true)
+    expect(cluster.writes.size).toBe(3000)
+    // requests repeated after the kill: at most those in flight or not yet checkpointed
+    expect(cluster.calls.replace).toBeLessThanOrEqual(3000 + 4 + 100)
+    expect(await readdir(stateDir)).toEqual([])
+  })
+})

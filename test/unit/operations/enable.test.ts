@@ -1,0 +1,113 @@
+import {parse} from 'yaml'
+import {describe, expect, it} from 'vitest'
+
+import {enableEncryption} from '../../../src/operations/enable.js'
+import {fakeControlPlane, fixture} from './fake-control-plane.js'
+
+const MANIFEST = '/etc/kubernetes/manifests/kube-apiserver.yaml'
+const ENC = '/etc/kubernetes/enc/enc.yaml'
+const BACKUPS = '/etc/kubernetes/tmp/kubectl-encryption-20261127T210000Z'
+const secretsIn = (text: string) => [...text.matchAll(/secret:\s*(\S+)/g)].map((m) => m[1] ?? '')
+
+describe('enable (safe order over fakes)', () => {
+  it('writes one generated config to every node (root 0600), patches each manifest, syncs kubeadm-config', async () => {
+    const cp = fakeControlPlane()
+    const result = await enableEncryption({}, cp.deps)
+    expect(result.configSource).toBe('generated')
+    expect(result.nodes.map((n) => [n.node, n.status])).toEqual([['cp-1', 'changed'], ['cp-2', 'changed'], ['cp-3', 'changed']])
+    const configs = [...cp.files.values()].map((f) => f.fs.get(ENC))
+    expect(new Set(configs.map((c) => c?.content)).size).toBe(1)
+    expect(configs.every((c) => c?.mode === 0o600 && c.uid === 0 && c.gid === 0)).toBe(true)
+    for (const f of cp.files.values()) {
+      const manifest = f.fs.get(MANIFEST)?.content ?? ''
+      expect(manifest).toContain(`--encryption-provider-config=${ENC}`)
+      expect(manifest).toContain('# stacked etcd on this node')
+      // backup outside the manifests dir, taken before the first write
+      expect(f.log.indexOf(`backup ${MANIFEST} -> ${BACKUPS}/kube-apiserver.yaml`)).toBeLessThan(f.log.indexOf(`write ${MANIFEST}`))
+      expect([...f.fs.keys()].filter((p) => p.startsWith('/etc/kubernetes/manifests/'))).toEqual([MANIFEST])
+      // config before manifest
+      expect(f.log.indexOf(`write ${ENC}`)).toBeLessThan(f.log.indexOf(`write ${MANIFEST}`))
+    }
+    expect(cp.waiter.waits).toEqual(['restart cp-1', 'restart cp-2', 'restart cp-3'])
+    expect(result.backupDir).toBe(BACKUPS)
+    expect(result.kubeadmConfig.status).toBe('updated')
+    const cc = parse(String((cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.data as Record<string, string>).ClusterConfiguration))
+    expect(cc.apiServer.extraArgs).toContainEqual({name: 'encryption-provider-config', value: ENC})
+    expect(result.writeKeys).toEqual([{resources: ['secrets'], provider: 'aescbc', key: 'key1', fingerprint: expect.stringMatching(/^sha256:/)}])
+    const secret = secretsIn(configs[0]?.content ?? '')[0] ?? ''
+    expect(JSON.stringify(result)).not.toContain(secret)
+    expect(JSON.stringify(cp.events)).not.toContain(secret)
+  })
+
+  it('is idempotent: a second run changes nothing and keeps the key', async () => {
+    const cp = fakeControlPlane()
+    await enableEncryption({}, cp.deps)
+    const before = cp.files.get('cp-2')?.fs.get(ENC)?.content
+    cp.waiter.waits.length = 0
+    const again = await enableEncryption({}, cp.deps)
+    expect(again.unchanged).toBe(true)
+    expect(again.configSource).toBe('existing')
+    expect(again.nodes.every((n) => n.status === 'unchanged')).toBe(true)
+    expect(again.kubeadmConfig.status).toBe('unchanged')
+    expect(cp.waiter.waits).toEqual([])
+    expect(cp.files.get('cp-2')?.fs.get(ENC)?.content).toBe(before)
+  })
+
+  it('dry run: plans and masked unified diffs per node and file, nothing written', async () => {
+    const cp = fakeControlPlane()
+    const plan = await enableEncryption({dryRun: true}, cp.deps)
+    expect(plan.nodes.map((n) => n.status)).toEqual(['planned', 'planned', 'planned'])
+    expect(plan.diffs.map((d) => `${d.node} ${d.path}`)).toEqual([
+      `cp-1 ${ENC}`, `cp-1 ${MANIFEST}`, `cp-2 ${ENC}`, `cp-2 ${MANIFEST}`, `cp-3 ${ENC}`, `cp-3 ${MANIFEST}`, '(cluster) kube-system/configmap/kubeadm-config',
+    ])
+    expect(plan.diffs[1]?.diff).toContain(`+    - --encryption-provider-config=${ENC}`)
+    expect(plan.diffs[0]?.diff).toMatch(/secret: <redacted sha256:[0-9a-f]{12}>/)
+    for (const f of cp.files.values()) expect(f.log).toEqual([])
+    expect(cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.metadata.resourceVersion).toBe('1')
+  })
+
+  it('rolls back a node whose apiserver does not come back, exit 6, later nodes untouched', async () => {
+    const cp = fakeControlPlane()
+    cp.waiter.broken.add('cp-2')
+    const original = fixture('manifests/kubeadm-comments.yaml')
+    await expect(enableEncryption({}, cp.deps)).rejects.toMatchObject({
+      code: 'NODE_ROLLED_BACK',
+      exitCode: 6,
+      message: expect.stringMatching(new RegExp(`cp-2.*${BACKUPS}/kube-apiserver.yaml.*Nodes not touched: cp-3`)),
+    })
+    expect(cp.files.get('cp-1')?.fs.get(MANIFEST)?.content).toContain('--encryption-provider-config')
+    expect(cp.files.get('cp-2')?.fs.get(MANIFEST)?.content).toBe(original)
+    expect(cp.files.get('cp-2')?.fs.has(ENC)).toBe(false)
+    expect(cp.files.get('cp-3')?.log).toEqual([])
+    expect(cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.metadata.resourceVersion).toBe('1')
+  })
+
+  it('exit 7 when the rollback cannot be confirmed either, naming the backup', async () => {
+    const cp = fakeControlPlane()
+    cp.waiter.dead.add('cp-1')
+    await expect(enableEncryption({}, cp.deps)).rejects.toMatchObject({code: 'NODE_ROLLBACK_FAILED', exitCode: 7, message: expect.stringContaining(`${BACKUPS}/kube-apiserver.yaml`)})
+    expect(cp.files.get('cp-2')?.log).toEqual([])
+  })
+
+  it('refuses nodes that disagree unless --force; never touches anything when refusing', async () => {
+    const cp = fakeControlPlane()
+    await enableEncryption({}, cp.deps)
+    const f3 = cp.files.get('cp-3')
+    f3?.fs.set(ENC, {content: fixture('configs/seed-with-comments.yaml'), mode: 0o600, uid: 0, gid: 0})
+    for (const f of cp.files.values()) f.log.length = 0
+    await expect(enableEncryption({}, cp.deps)).rejects.toMatchObject({code: 'NODES_DISAGREE', exitCode: 3, message: expect.stringMatching(/cp-1.*cp-3/)})
+    for (const f of cp.files.values()) expect(f.log).toEqual([])
+  })
+
+  it('takes the user\'s --config, validated first; a bad one changes nothing', async () => {
+    const cp = fakeControlPlane()
+    const bad = fixture('configs/seed-with-comments.yaml').replace('aescbc:', 'aescbcx:')
+    await expect(enableEncryption({configText: bad}, cp.deps)).rejects.toMatchObject({exitCode: 3})
+    for (const f of cp.files.values()) expect(f.log).toEqual([])
+    const good = await enableEncryption({configText: fixture('configs/seed-with-comments.yaml'), automaticReload: true}, cp.deps)
+    expect(good.configSource).toBe('file')
+    expect(cp.files.get('cp-1')?.fs.get(ENC)?.content).toBe(fixture('configs/seed-with-comments.yaml'))
+    expect(cp.files.get('cp-1')?.fs.get(MANIFEST)?.content).toContain('--encryption-provider-config-automatic-reload=true')
+    expect(good.writeKeys.map((k) => `${k.resources.join(',')}:${k.provider}:${k.key ?? ''}`)).toEqual(['secrets,configmaps:aescbc:key1', 'events:identity:', '*.apps:aescbc:key2'])
+  })
+})
