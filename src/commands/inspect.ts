@@ -131,7 +131,9 @@ base64 DEK or seed a KMS plugin would return.`
     if (flags['etcd-key']) throw usageError('INSPECT_ETCD_KEY', 'give the etcd key as the argument (inspect /registry/...), not with --etcd-key')
     const localConfig = flags.config ? await loadConfig(flags.config) : undefined
     const kmsDek = flags['kms-dek'] ? await this.readKmsDek(flags['kms-dek']) : undefined
-    const ssh = flags.ssh ? new OpenSshConnector(sshOptionsFromFlags(flags)) : undefined
+    // SSH for etcdctl (--etcd-via ssh) is always available; --no-ssh only stops reading files on the nodes.
+    const connector = new OpenSshConnector(sshOptionsFromFlags(flags))
+    const ssh = flags.ssh ? connector : undefined
     const progress = await this.progress('Connecting to the cluster')
     let cluster: Awaited<ReturnType<typeof connectCluster>> | undefined
     try {
@@ -160,7 +162,7 @@ base64 DEK or seed a KMS plugin would return.`
         else if (fromNodes.reason) notes.push(`no config: ${fromNodes.reason}`)
       }
       progress.update(`Reading ${etcdKey} from etcd`)
-      const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: c.exec, ssh})
+      const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: c.exec, ssh: connector})
       let kv
       try {
         kv = await reader.get(etcdKey)

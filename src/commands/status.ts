@@ -48,7 +48,9 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
     const kube = kubeOptionsFromFlags(flags)
     const etcdOptions = etcdOptionsFromFlags(flags)
     if (flags.resource && !flags.scan) throw usageError('USAGE', '--resource needs --scan')
-    const ssh = flags.ssh ? new OpenSshConnector(sshOptionsFromFlags(flags)) : undefined
+    // SSH for etcdctl (--etcd-via ssh) is always available; --no-ssh only stops reading files on the nodes.
+    const connector = new OpenSshConnector(sshOptionsFromFlags(flags))
+    const ssh = flags.ssh ? connector : undefined
     let localConfig: {path: string; bytes: Buffer} | undefined
     if (flags.config) {
       try {
@@ -74,7 +76,7 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
         onProgress: (text) => progress.update(text),
         scan: flags.scan
           ? async (config) => {
-              const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh})
+              const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh: connector})
               try {
                 return await scanForStatus({
                   reader,

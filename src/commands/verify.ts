@@ -71,7 +71,9 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
       }
       localConfig = configFromBytes(bytes, flags.config)
     }
-    const ssh = flags.ssh ? new OpenSshConnector(sshOptionsFromFlags(flags)) : undefined
+    // SSH for etcdctl (--etcd-via ssh) is always available; --no-ssh only stops reading files on the nodes.
+    const connector = new OpenSshConnector(sshOptionsFromFlags(flags))
+    const ssh = flags.ssh ? connector : undefined
     const progress = await this.progress('Connecting to the cluster')
     const controller = new AbortController()
     const onSigint = () => controller.abort()
@@ -102,7 +104,7 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
         {resource, namespace: flags.namespace ?? cluster.context.namespace, keep: flags.keep, hexdump: flags.hexdump, manifest},
         {
           objects,
-          openEtcd: () => openEtcdReader(etcdOptions, {controlPlane: discover, exec: c.exec, ssh}),
+          openEtcd: () => openEtcdReader(etcdOptions, {controlPlane: discover, exec: c.exec, ssh: connector}),
           config,
           signal: controller.signal,
           onProgress: (text) => progress.update(text),

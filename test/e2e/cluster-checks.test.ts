@@ -107,7 +107,7 @@ describe('clear errors with exit codes from the table', () => {
   it('RBAC 403 on secrets names the verb, the resource and how to check', async () => {
     const r = await plugin(['verify', '-n', ns, '--no-ssh', '--kubeconfig', sandbox().env.SANDBOX_VIEWER_KUBECONFIG!])
     expect(r.code).toBe(3)
-    expect(r.stderr).toContain(`not allowed to create secrets in namespace ${ns}`)
+    expect(r.stderr).toMatch(new RegExp(`not allowed to create secrets/encryption-verify-[0-9a-f]{8} in namespace ${ns}`))
     expect(r.stderr).toContain(`kubectl auth can-i create secrets -n ${ns}`)
   })
 

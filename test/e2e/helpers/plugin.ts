@@ -20,7 +20,7 @@ function pluginPath(): string {
 
 /** `kubectl encryption ARGS` with the sandbox's env. */
 export function plugin(args: string[], options: {env?: Record<string, string>; timeoutMs?: number} = {}): Promise<RunResult> {
-  return run('kubectl', ['encryption', ...args], {env: {PATH: pluginPath(), ...options.env}, timeoutMs: options.timeoutMs ?? 120_000})
+  return run('kubectl', ['encryption', ...args], {env: {PATH: pluginPath(), ...options.env}, timeoutMs: options.timeoutMs ?? 300_000})
 }
 
 /** The same, started in the background (for signals). */
