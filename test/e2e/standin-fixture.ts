@@ -63,7 +63,8 @@ export class EtcdFixture {
       ],
       {stdio: 'ignore'},
     )
-    for (let i = 0; i < 100; i++) {
+    const deadline = Date.now() + 60_000
+    while (Date.now() < deadline) {
       try {
         this.etcdctl(['endpoint', 'health'])
         return
@@ -164,7 +165,9 @@ export class StandinFixture {
         '',
       ].join('\n'),
     )
-    for (let i = 0; i < 150; i++) {
+    // generous: tsx start-up alone takes seconds on a loaded machine
+    const deadline = Date.now() + 90_000
+    while (Date.now() < deadline) {
       if (this.process.exitCode !== null) throw new Error(`stand-in exited ${this.process.exitCode}: ${this.stderr}`)
       try {
         const r = await this.request('GET', options.waitFor ?? '/readyz', undefined, {anonymous: true})
@@ -205,6 +208,7 @@ export class StandinFixture {
           port: this.port,
           method,
           path,
+          agent: false,
           ca: readFileSync(this.file('ca.crt')),
           ...(opts.anonymous || opts.token ? {} : {cert: readFileSync(this.file(`${identity}.crt`)), key: readFileSync(this.file(`${identity}.key`))}),
           headers: {

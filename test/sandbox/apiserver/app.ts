@@ -174,6 +174,10 @@ export async function startApiServer(flags: ApiServerFlags, options: AppOptions)
   } else {
     server = createHttpServer((req, res) => void handler.handle(req, res))
   }
+  // Go's http.Server keeps idle connections far longer than Node's 5 s default; clients with
+  // keep-alive agents (client-node, kubectl) must not meet sockets closed under them
+  server.keepAliveTimeout = 90_000
+  server.headersTimeout = 91_000
   const execSessions = attachExec(server, handler, store, log)
 
   // spec §9: poll the file by hash; a broken file keeps the last good config and counts a failure

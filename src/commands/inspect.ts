@@ -1,0 +1,236 @@
+import {readFile, stat} from 'node:fs/promises'
+
+import {Args, Flags} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import type {EncryptionConfiguration} from '../encryption/config-model.js'
+import {decodeGoBase64} from '../encryption/go-base64.js'
+import {formatGroupResource} from '../encryption/resource-match.js'
+import {TransformerBuildError} from '../encryption/resource-transformer.js'
+import {EXIT, preconditionError, usageError} from '../errors.js'
+import {type InspectResult, inspectValue, parseEtcdctlJson} from '../operations/inspect.js'
+import {formatFields} from '../output/render.js'
+
+export default class Inspect extends BaseCommand<InspectResult, typeof Inspect> {
+  static override summary = 'Show what a raw etcd value is: provider, key, KMS envelope, format, and whether it decrypts.'
+  static override description = `Classifies one stored value (spec: provider prefix, key name, KMS v2 key ID and its sha256 hash,
+plaintext format with apiVersion/kind) and, with --config, reads it exactly as kube-apiserver would for its
+etcd key: which provider and key open it, whether the next update would rewrite it (stale), or the
+apiserver's error when nothing can. --decrypt adds the decoded object (Secret data included); --hexdump
+adds the bytes as \`hexdump -C\` prints them. Exits 5 when a read was attempted and failed.
+
+Key material is never accepted on the command line: --kms-dek names a file (mode 0600) holding the
+base64 DEK or seed a KMS plugin would return.`
+
+  static override examples = [
+    'etcdctl get /registry/secrets/default/s1 -w json > s1.json\nkubectl encryption inspect --value-file s1.json --config /etc/kubernetes/enc/enc.yaml',
+    'kubectl encryption inspect --value-file s1.bin --etcd-key /registry/secrets/default/s1 --hexdump',
+    'kubectl encryption inspect --value-file s1.bin --etcd-key /registry/secrets/default/s1 --config enc.yaml --decrypt -o json',
+    'kubectl encryption inspect --value-file s1.bin --etcd-key /registry/secrets/default/s1 --kms-dek dek.b64',
+  ]
+
+  static override args = {
+    object: Args.string({description: 'An object as TYPE/NAME (reading it from etcd); use --value-file for a saved value.', required: false}),
+  }
+
+  static override flags = {
+    'value-file': Flags.string({
+      description: 'File holding the raw etcd value, or the output of `etcdctl get KEY -w json` (which carries the key too).',
+    }),
+    'etcd-key': Flags.string({
+      description: 'The full etcd key of the value, e.g. /registry/secrets/default/s1 (selects the providers; AAD of aesgcm and KMS).',
+    }),
+    'etcd-prefix': Flags.string({description: "The apiserver's --etcd-prefix.", default: '/registry'}),
+    config: Flags.string({description: 'EncryptionConfiguration file to read the value with, as the apiserver would.'}),
+    decrypt: Flags.boolean({description: 'Show the decoded object, including Secret data.', default: false}),
+    hexdump: Flags.boolean({description: 'Add the stored bytes as `hexdump -C` prints them.', default: false}),
+    'kms-dek': Flags.string({description: 'File (mode 0600) with the base64 plaintext DEK or seed for a KMS value.'}),
+  }
+
+  async execute(): Promise<InspectResult> {
+    const flags = this.flags
+    const valueFile = flags['value-file']
+    if (!valueFile) {
+      if (this.args.object) {
+        throw usageError('INSPECT_SOURCE', 'reading an object from etcd is not available in this build', {
+          hint: 'Save the value with `etcdctl get KEY -w json > FILE` and pass --value-file FILE.',
+        })
+      }
+      throw usageError('INSPECT_SOURCE', 'nothing to inspect: pass --value-file FILE (and --etcd-key KEY for a raw value)', {
+        hint: "See 'kubectl encryption inspect --help'.",
+      })
+    }
+    if (this.args.object) throw usageError('INSPECT_SOURCE', 'give either an object or --value-file, not both')
+    const raw = await readValueFile(valueFile)
+    const dump = parseEtcdctlJson(raw)
+    if (dump === null) {
+      throw preconditionError('VALUE_FILE_NO_KEY', `the etcdctl output in ${valueFile} holds no key/value pair (the key does not exist)`, {
+        hint: 'Check the key with `etcdctl get KEY --keys-only`.',
+      })
+    }
+    if (dump && flags['etcd-key'] && flags['etcd-key'] !== dump.key) {
+      throw usageError('INSPECT_ETCD_KEY', `--etcd-key ${flags['etcd-key']} differs from the key in the etcdctl output (${dump.key})`)
+    }
+    const etcdKey = dump?.key ?? flags['etcd-key']
+    if ((flags.config || flags['kms-dek']) && !etcdKey) {
+      throw usageError('INSPECT_ETCD_KEY', '--etcd-key is required with --config or --kms-dek', {
+        hint: 'The etcd key selects the providers for the resource and is the authenticated data of aesgcm and KMS values.',
+      })
+    }
+    const config = flags.config ? await loadConfig(flags.config) : undefined
+    const kmsDek = flags['kms-dek'] ? await this.readKmsDek(flags['kms-dek']) : undefined
+    try {
+      return inspectValue({
+      value: dump?.value ?? raw,
+      source: `file:${valueFile}${dump ? ' (etcdctl -w json)' : ''}`,
+      etcdKey,
+      trailingNewlineMayBeArtifact: !dump,
+      etcdPrefix: flags['etcd-prefix'],
+      config,
+      kmsDek,
+      decrypt: flags.decrypt,
+      hexdump: flags.hexdump,
+    })
+    } catch (error) {
+      if (error instanceof TransformerBuildError) {
+        throw preconditionError('CONFIG_INVALID', `error while building transformers: ${error.message}`, {
+          hint: `Check the file with 'kubectl encryption config validate ${flags.config}'.`,
+        })
+      }
+      throw error
+    }
+  }
+
+  protected override exitCodeFor(result: InspectResult): number {
+    return result.decryption.status === 'failed' ? EXIT.checkFailed : EXIT.ok
+  }
+
+  private async readKmsDek(path: string): Promise<Buffer> {
+    let text: string
+    try {
+      const info = await stat(path)
+      if ((info.mode & 0o077) !== 0) this.warn(`${path} is readable by group or others (mode ${(info.mode & 0o777).toString(8)}); keep DEK files at 0600`)
+      text = await readFile(path, 'utf8')
+    } catch (error) {
+      throw preconditionError('KMS_DEK_UNREADABLE', `cannot read the --kms-dek file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+    }
+    const dek = decodeGoBase64(text.trim())
+    if (!dek || dek.length === 0) {
+      throw preconditionError('KMS_DEK_INVALID', `the --kms-dek file ${path} does not hold standard base64`, {
+        hint: 'Write the plaintext DEK or seed (usually 32 bytes) as one line of padded base64.',
+      })
+    }
+    return dek
+  }
+
+  protected renderTable(r: InspectResult): string {
+    const c = r.classification
+    const fields: Array<[string, string | number | undefined]> = [
+      ['Source', `${r.source} (${r.length} bytes)`],
+      ['etcd key', r.etcdKey],
+    ]
+    if (r.resource) {
+      const where = [r.resource.namespace && `namespace ${r.resource.namespace}`, r.resource.name && `name ${r.resource.name}`].filter(Boolean).join(', ')
+      fields.push(['Resource', `${formatGroupResource(r.resource) || '(none)'}${where ? ` (${where})` : ''}`])
+    }
+    fields.push(['Stored as', storedAs(r)])
+    if (c.prefix) fields.push(['Prefix', c.prefix])
+    if (c.kmsV2) {
+      const k = c.kmsV2
+      fields.push(['KMS key ID', k.keyID], ['Key ID hash', k.keyIDHash])
+      if (k.encryptedDEKSourceType !== undefined) fields.push(['DEK source', `${k.encryptedDEKSourceTypeName ?? 'unknown'} (${k.encryptedDEKSourceType}), ${k.encryptedDEKSourceLength} bytes encrypted`])
+      for (const [key, value] of Object.entries(k.annotations ?? {})) fields.push(['Annotation', `${key}=${printable(value)}`])
+      if (k.error) fields.push(['Envelope error', k.error])
+    }
+    if (c.kmsV1) {
+      if (c.kmsV1.encryptedDEKLength !== undefined) fields.push(['Encrypted DEK', `${c.kmsV1.encryptedDEKLength} bytes`])
+      if (c.kmsV1.error) fields.push(['Envelope error', c.kmsV1.error])
+    }
+    if (c.plaintext) fields.push(['Format', formatPlaintext(c.plaintext)])
+    const d = r.decryption
+    if (d.status === 'ok') {
+      const how = d.provider === 'identity' ? 'identity (not encrypted)' : d.kmsName ? `kms ${JSON.stringify(d.kmsName)}` : `${d.provider} key ${JSON.stringify(d.keyName)}`
+      fields.push(['Read', `ok with ${how}${d.rule ? ` (rule ${d.rule})` : d.covered === false ? ' (resource not covered by the config)' : ''}`])
+      fields.push(['Stale', d.stale ? 'yes: the next update rewrites it with the first provider' : 'no'])
+      if (d.plaintext && c.encrypted) fields.push(['Plaintext', `${formatPlaintext(d.plaintext)}, ${d.plaintextLength} bytes`])
+    } else if (d.status === 'failed') {
+      fields.push(['Read', `FAILED: ${d.error}`])
+      fields.push(['Providers', d.rule ? `rule ${d.rule}` : d.covered === false ? 'resource not covered by the config (identity check)' : undefined])
+    } else fields.push(['Read', `not attempted: ${d.error}`])
+    const sections = [formatFields(fields)]
+    for (const note of r.notes) sections.push(`Note: ${note}`)
+    if (r.object) sections.push('', renderObject(r.object))
+    if (r.hexdump !== undefined) sections.push('', r.hexdump.trimEnd())
+    return sections.join('\n')
+  }
+}
+
+function storedAs(r: InspectResult): string {
+  const c = r.classification
+  switch (c.provider) {
+    case 'identity':
+      return 'plaintext (identity)'
+    case 'kms':
+      return `kms ${c.kmsApiVersion}${c.kmsName !== undefined ? `, name ${JSON.stringify(c.kmsName)}` : ''}`
+    case 'unknown-encrypted':
+      return 'encrypted by an unknown provider (the apiserver refuses it)'
+    default:
+      return `${c.provider}${c.keyName !== undefined ? `, key ${JSON.stringify(c.keyName)}` : ''}`
+  }
+}
+
+function formatPlaintext(p: {format: string; apiVersion?: string; kind?: string; problem?: string}): string {
+  const type = p.apiVersion || p.kind ? ` ${p.apiVersion ?? '?'}/${p.kind ?? '?'}` : ''
+  return `${p.format}${type}${p.problem ? ` (${p.problem})` : ''}`
+}
+
+function printable(base64: string): string {
+  const text = Buffer.from(base64, 'base64').toString('utf8')
+  return /^[\x20-\x7e]*$/.test(text) ? text : `base64:${base64}`
+}
+
+function renderObject(o: NonNullable<InspectResult['object']>): string {
+  if (o.json !== undefined) return JSON.stringify(o.json, null, 2)
+  if (o.text !== undefined) return o.text.trimEnd()
+  const fields: Array<[string, string | number | undefined]> = [
+    ['apiVersion', o.apiVersion],
+    ['kind', o.kind],
+    ['name', o.metadata?.name],
+    ['namespace', o.metadata?.namespace],
+    ['uid', o.metadata?.uid],
+    ['created', o.metadata?.creationTimestamp],
+    ['type', o.type],
+  ]
+  for (const [k, v] of Object.entries(o.metadata?.labels ?? {})) fields.push([`label ${k}`, v])
+  for (const [k, v] of Object.entries(o.data ?? {})) fields.push([`data ${k}`, v])
+  for (const k of Object.keys(o.binaryData ?? {})) fields.push([`binaryData ${k}`, '(binary)'])
+  if (o.problem) fields.push(['problem', o.problem])
+  return formatFields(fields)
+}
+
+async function readValueFile(path: string): Promise<Buffer> {
+  let value: Buffer
+  try {
+    value = await readFile(path)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    throw preconditionError('VALUE_FILE_UNREADABLE', `cannot read the value file ${path}: ${code === 'ENOENT' ? 'no such file' : code ?? (error as Error).message}`, {
+      hint: 'Save a value with `etcdctl get KEY -w json > FILE`.',
+    })
+  }
+  if (value.length === 0) {
+    throw preconditionError('VALUE_FILE_EMPTY', `the value file ${path} is empty`, {
+      hint: 'etcdctl prints nothing for a key that does not exist; check the key with `etcdctl get KEY --keys-only`.',
+    })
+  }
+  return value
+}
+
+/**
+ * The configuration file, decoded and validated as the apiserver would (exit 3 when invalid). The
+ * KMSv1 gate is taken as on: inspecting legacy KMS v1 data is what an old config is for here.
+ */
+async function loadConfig(path: string): Promise<EncryptionConfiguration> {
+  const {loadEncryptionConfig} = await import('../encryption/load-config.js')
+  return (await loadEncryptionConfig(path, {featureGates: {KMSv1: true}})).config
+}

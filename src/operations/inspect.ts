@@ -1,0 +1,190 @@
+/**
+ * `inspect`: what one raw etcd value is and what the apiserver would make of it (spec §14.1, §14.4).
+ * Pure: the caller supplies the bytes (from a file, or later from etcd), the etcd key, an optional
+ * parsed EncryptionConfiguration and an optional user-supplied KMS DEK or seed.
+ */
+import type {EncryptionConfiguration, GroupResource} from '../encryption/config-model.js'
+import {formatGroupResource} from '../encryption/resource-match.js'
+import {groupResourceForKey} from '../encryption/etcd-key.js'
+import {hexdump} from '../encryption/hexdump.js'
+import {viewObject, type ObjectView} from '../encryption/object-view.js'
+import {classifyPlaintext, type PlaintextInfo} from '../encryption/plaintext-format.js'
+import {type KmsService, StaticDekKmsService} from '../encryption/providers/kms-service.js'
+import {EncryptionTransformers, type ReadResult, ResourceTransformer} from '../encryption/resource-transformer.js'
+import {TransformError} from '../encryption/transform-error.js'
+import {classifyValue, type ValueClassification} from '../encryption/value-classifier.js'
+
+export interface InspectInput {
+  /** The raw etcd value. */
+  value: Buffer
+  /** Where the value came from, for the report (e.g. `file:/tmp/v.bin`). */
+  source: string
+  /** The full etcd key (AAD and resource selection); required to decrypt. */
+  etcdKey?: string
+  /** `--etcd-prefix` of the apiserver. */
+  etcdPrefix?: string
+  config?: EncryptionConfiguration
+  /** The plaintext DEK (KMS v1, v2 AES_GCM_KEY) or seed (KMS v2 HKDF). Never reported. */
+  kmsDek?: Buffer
+  /** Include the decoded object (user data) in the result. */
+  decrypt?: boolean
+  hexdump?: boolean
+  /**
+   * The value came from a text dump (`etcdctl get --print-value-only` appends a newline): if the
+   * read fails and the value ends in `\n`, try once without it and say so.
+   */
+  trailingNewlineMayBeArtifact?: boolean
+}
+
+export type DecryptionStatus = 'ok' | 'failed' | 'not-attempted'
+
+export interface InspectDecryption {
+  status: DecryptionStatus
+  /** Why it was not attempted or what the apiserver would answer. */
+  error?: string
+  /** The configuration rule whose providers were tried (`secrets`, `*.*`); absent when the resource is not covered. */
+  rule?: string
+  covered?: boolean
+  provider?: string
+  keyName?: string
+  kmsName?: string
+  prefix?: string
+  /** The apiserver would rewrite this value on the next update (spec §4.1). */
+  stale?: boolean
+  plaintextLength?: number
+  plaintext?: PlaintextInfo
+}
+
+export interface InspectResult {
+  source: string
+  etcdKey?: string
+  resource?: GroupResource & {namespace?: string; name?: string; known: boolean}
+  length: number
+  classification: ValueClassification
+  decryption: InspectDecryption
+  /** Only with `decrypt`: the decoded object, user data included. */
+  object?: ObjectView
+  /** Only with `hexdump`: `hexdump -C` of the stored value. */
+  hexdump?: string
+  notes: string[]
+}
+
+export function inspectValue(input: InspectInput): InspectResult {
+  const result = inspectOnce(input)
+  const v = input.value
+  if (result.decryption.status === 'failed' && input.trailingNewlineMayBeArtifact && v.length > 1 && v[v.length - 1] === 0x0a) {
+    const retry = inspectOnce({...input, value: v.subarray(0, v.length - 1)})
+    if (retry.decryption.status === 'ok') {
+      retry.notes.unshift('dropped the final newline, which `etcdctl get --print-value-only` appends (as stored it does not read); `etcdctl get -w json` avoids this')
+      return retry
+    }
+  }
+  return result
+}
+
+/**
+ * `etcdctl get KEY -w json` output: the first key/value pair, decoded; null when it holds none (no
+ * such key); undefined when the text is not such a document (a JSON-serialized object has no
+ * top-level `header`).
+ */
+export function parseEtcdctlJson(bytes: Buffer): {key: string; value: Buffer; modRevision?: number} | null | undefined {
+  if (bytes[0] !== 0x7b) return undefined
+  let doc: {header?: unknown; kvs?: Array<{key?: string; value?: string; mod_revision?: number}>}
+  try {
+    doc = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    return undefined
+  }
+  if (!doc || typeof doc !== 'object' || !doc.header || typeof doc.header !== 'object') return undefined
+  const kv = Array.isArray(doc.kvs) ? doc.kvs[0] : undefined
+  if (!kv || typeof kv.key !== 'string') return null
+  return {key: Buffer.from(kv.key, 'base64').toString('utf8'), value: Buffer.from(kv.value ?? '', 'base64'), modRevision: kv.mod_revision}
+}
+
+function inspectOnce(input: InspectInput): InspectResult {
+  const classification = classifyValue(input.value)
+  const notes: string[] = []
+  const result: InspectResult = {
+    source: input.source,
+    etcdKey: input.etcdKey,
+    length: input.value.length,
+    classification,
+    decryption: {status: 'not-attempted'},
+    notes,
+  }
+  if (input.etcdKey !== undefined) {
+    const parsed = groupResourceForKey(input.etcdKey, {prefix: input.etcdPrefix})
+    const {group, resource, namespace, name, known} = parsed
+    result.resource = {group, resource, namespace, name, known}
+    if (!known) notes.push(`the etcd key's resource path is not a known built-in or <group>/<resource> path; matched as ${JSON.stringify(formatGroupResource(parsed))}`)
+  }
+
+  const transformer = chooseTransformer(input, classification, notes)
+  let plaintext: Buffer | undefined
+  if (transformer && input.etcdKey !== undefined) {
+    try {
+      const read: ReadResult = transformer.transformer.read(input.value, input.etcdKey)
+      plaintext = read.plaintext
+      result.decryption = {
+        status: 'ok',
+        rule: transformer.transformer.rule,
+        covered: transformer.transformer.covered,
+        provider: read.provider,
+        keyName: read.keyName,
+        kmsName: read.kmsName,
+        prefix: read.prefix,
+        stale: read.stale,
+        plaintextLength: read.plaintext.length,
+        plaintext: classifyPlaintext(read.plaintext),
+      }
+      if (read.provider === 'kms' && classification.kmsApiVersion === 'v2') {
+        notes.push('offline, the KMS plugin\'s current key ID is unknown: "stale" reflects provider order and DEK source type only')
+      }
+    } catch (error) {
+      if (!(error instanceof TransformError)) throw error
+      result.decryption = {status: 'failed', error: error.message, rule: transformer.transformer.rule, covered: transformer.transformer.covered}
+    }
+    if (transformer.synthetic) result.decryption.rule = undefined
+  } else if (!classification.encrypted) {
+    plaintext = input.value
+    result.decryption = {
+      status: 'not-attempted',
+      error: input.config ? whyNotAttempted(input, classification) : 'no --config given; the value is stored unencrypted',
+    }
+  } else {
+    result.decryption = {status: 'not-attempted', error: whyNotAttempted(input, classification)}
+  }
+
+  if (input.decrypt) {
+    if (plaintext) result.object = viewObject(plaintext)
+    else notes.push('--decrypt: no plaintext to show')
+  }
+  if (input.hexdump) result.hexdump = hexdump(input.value)
+  return result
+}
+
+function chooseTransformer(input: InspectInput, c: ValueClassification, notes: string[]): {transformer: ResourceTransformer; synthetic: boolean} | undefined {
+  if (input.etcdKey === undefined) return undefined
+  const kms: Record<string, KmsService> = {}
+  if (input.kmsDek) {
+    const service = new StaticDekKmsService(input.kmsDek)
+    for (const entry of input.config?.resources ?? []) for (const p of entry.providers ?? []) if (p.kms?.name) kms[p.kms.name] = service
+    if (c.kmsName) kms[c.kmsName] = service
+  }
+  if (input.config) {
+    return {transformer: new EncryptionTransformers(input.config, {kms}).forKey(input.etcdKey, {prefix: input.etcdPrefix}), synthetic: false}
+  }
+  // No configuration: a KMS value can still be opened with the user's DEK, by the name it carries.
+  if (input.kmsDek && c.provider === 'kms' && c.kmsName !== undefined) {
+    notes.push('no configuration given: decrypted with --kms-dek under the KMS name found in the value')
+    const spec = {kms: {apiVersion: c.kmsApiVersion, name: c.kmsName, endpoint: 'unix:///offline'}}
+    return {transformer: ResourceTransformer.fromProviders([spec], undefined, {kms}), synthetic: true}
+  }
+  return undefined
+}
+
+function whyNotAttempted(input: InspectInput, c: ValueClassification): string {
+  if (input.etcdKey === undefined) return 'no --etcd-key given: it selects the providers and is the AAD of aesgcm and KMS values'
+  if (c.provider === 'kms') return 'a KMS value: pass --config or --kms-dek with the plaintext DEK or seed to decrypt it'
+  return 'no --config given'
+}

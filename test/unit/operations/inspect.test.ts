@@ -1,0 +1,76 @@
+import {describe, expect, it} from 'vitest'
+
+import {inspectValue, parseEtcdctlJson} from '../../../src/operations/inspect.js'
+import {b64, configFor, vectors} from '../encryption/vectors-helper.js'
+
+const byId = (id: string) => vectors.find((v) => v.id === id)!
+const KEY = '/registry/secrets/default/mysecret'
+
+describe('inspectValue', () => {
+  it('reads an aesgcm value with the config and reports provider, key, rule and staleness; no user data without decrypt', () => {
+    const v = byId('aesgcm-128-secret')
+    const r = inspectValue({value: b64(v.stored), source: 'test', etcdKey: KEY, config: configFor(v)})
+    expect(r.classification).toMatchObject({provider: 'aesgcm', keyName: 'key1'})
+    expect(r.resource).toMatchObject({group: '', resource: 'secrets', namespace: 'default', name: 'mysecret'})
+    // key1 is the second aesgcm key in the vectors config: the next update rewrites it with key2
+    expect(r.decryption).toMatchObject({status: 'ok', provider: 'aesgcm', keyName: 'key1', rule: 'secrets', stale: true, plaintext: {format: 'protobuf', kind: 'Secret'}})
+    expect(r.object).toBeUndefined()
+    expect(JSON.stringify(r)).not.toContain('hunter2')
+  })
+
+  it('shows the decoded object only with decrypt', () => {
+    const v = byId('aesgcm-256-secret')
+    const r = inspectValue({value: b64(v.stored), source: 'test', etcdKey: KEY, config: configFor(v), decrypt: true})
+    expect(r.decryption).toMatchObject({status: 'ok', keyName: 'key2', stale: false})
+    expect(r.object).toMatchObject({kind: 'Secret', data: {password: 'hunter2'}})
+  })
+
+  it('reports the apiserver error when nothing decrypts', () => {
+    const v = byId('aesgcm-256-wrong-etcdkey-NEGATIVE')
+    const r = inspectValue({value: b64(v.stored), source: 'test', etcdKey: b64(v.etcdKey).toString(), config: configFor(v)})
+    expect(r.decryption).toMatchObject({status: 'failed', error: 'cipher: message authentication failed', rule: 'secrets'})
+  })
+
+  it('a resource the config does not cover refuses encrypted data', () => {
+    const v = byId('aescbc-256-secret')
+    const r = inspectValue({value: b64(v.stored), source: 'test', etcdKey: '/registry/configmaps/default/x', config: configFor(v)})
+    expect(r.decryption).toMatchObject({status: 'failed', covered: false, error: 'identity transformer tried to read encrypted data'})
+  })
+
+  it('a KMS value opens with a user DEK even without a config, and not without one', () => {
+    const v = byId('kmsv1-gcm-secret')
+    const value = b64(v.stored)
+    expect(inspectValue({value, source: 't', etcdKey: KEY}).decryption).toMatchObject({status: 'not-attempted', error: expect.stringContaining('--kms-dek')})
+    const r = inspectValue({value, source: 't', etcdKey: KEY, kmsDek: b64(v.key!), decrypt: true})
+    expect(r.decryption).toMatchObject({status: 'ok', provider: 'kms', kmsName: 'legacykms'})
+    expect(r.object).toMatchObject({kind: 'Secret'})
+    expect(JSON.stringify(r)).not.toContain(v.key!)
+  })
+
+  it('drops an etcdctl trailing newline only when the value does not read as stored', () => {
+    const v = byId('aesgcm-256-secret')
+    const value = Buffer.concat([b64(v.stored), Buffer.from('\n')])
+    const strict = inspectValue({value, source: 't', etcdKey: KEY, config: configFor(v)})
+    expect(strict.decryption.status).toBe('failed')
+    const lenient = inspectValue({value, source: 't', etcdKey: KEY, config: configFor(v), trailingNewlineMayBeArtifact: true})
+    expect(lenient.decryption.status).toBe('ok')
+    expect(lenient.notes[0]).toContain('dropped the final newline')
+  })
+
+  it('includes the hexdump on request', () => {
+    const r = inspectValue({value: Buffer.from('abc'), source: 't', hexdump: true})
+    expect(r.hexdump).toBe('00000000  61 62 63                                          |abc|\n00000003\n')
+    expect(r.classification).toMatchObject({encrypted: false, plaintext: {format: 'unknown'}})
+  })
+})
+
+describe('parseEtcdctlJson', () => {
+  it('takes key and value from `etcdctl get -w json`, and tells a missing key from a JSON object', () => {
+    const doc = {header: {cluster_id: 1, revision: 9}, kvs: [{key: Buffer.from(KEY).toString('base64'), value: Buffer.from('xyz').toString('base64'), mod_revision: 7}], count: 1}
+    expect(parseEtcdctlJson(Buffer.from(JSON.stringify(doc)))).toEqual({key: KEY, value: Buffer.from('xyz'), modRevision: 7})
+    expect(parseEtcdctlJson(Buffer.from(JSON.stringify({header: {revision: 9}})))).toBeNull()
+    expect(parseEtcdctlJson(Buffer.from('{"apiVersion":"v1","kind":"Widget"}\n'))).toBeUndefined()
+    expect(parseEtcdctlJson(Buffer.from('k8s\u0000'))).toBeUndefined()
+  })
+})
+
