@@ -19,7 +19,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # The Debian package enables an sshd and etcd on the system; the sandbox runs its own.
-  $SUDO systemctl disable --now etcd ssh >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now etcd ssh >/dev/null 2>&1 || { $SUDO service ssh stop; $SUDO service etcd stop; } >/dev/null 2>&1 || true
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

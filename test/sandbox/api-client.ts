@@ -18,17 +18,22 @@ export class ApiError extends Error {
 }
 
 export class SandboxApiClient {
-  private readonly agent: https.Agent
+  private agentInstance?: https.Agent
   private readonly base: URL
 
-  constructor(creds: ApiCredentials) {
+  /** The credential files are read on first use (a node may start before its certificates exist). */
+  constructor(private readonly creds: ApiCredentials) {
     this.base = new URL(creds.server)
-    this.agent = new https.Agent({
-      ca: readFileSync(creds.ca),
-      cert: readFileSync(creds.cert),
-      key: readFileSync(creds.key),
+  }
+
+  private get agent(): https.Agent {
+    this.agentInstance ??= new https.Agent({
+      ca: readFileSync(this.creds.ca),
+      cert: readFileSync(this.creds.cert),
+      key: readFileSync(this.creds.key),
       keepAlive: false,
     })
+    return this.agentInstance
   }
 
   request<T = unknown>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
@@ -71,7 +76,7 @@ export class SandboxApiClient {
   }
 
   close(): void {
-    this.agent.destroy()
+    this.agentInstance?.destroy()
   }
 }
 

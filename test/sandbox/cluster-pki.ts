@@ -19,16 +19,21 @@ export interface ClusterPki {
   viewerToken: string
 }
 
-export async function makeClusterPki(layout: SandboxLayout): Promise<ClusterPki> {
+/** `onEtcdCerts` runs as soon as etcd's own certificate exists, so etcd can start while the rest is made. */
+export async function makeClusterPki(layout: SandboxLayout, onEtcdCerts?: (ca: CertAuthority, server: {cert: string; key: string}) => void): Promise<ClusterPki> {
   const dir = layout.pkiDir
-  const [kubeCa, etcdCa, frontProxyCa] = await Promise.all([
-    makeCa(path.join(dir, 'ca'), 'kubernetes'),
-    makeCa(path.join(dir, 'etcd', 'ca'), 'etcd-ca'),
-    makeCa(path.join(dir, 'front-proxy-ca'), 'front-proxy-ca'),
-  ])
   const allIps = [...layout.nodes.map((n) => n.ip), layout.etcdIp, '127.0.0.1']
-  const [etcdServer, etcdClient, admin] = await Promise.all([
-    issue(etcdCa, {out: path.join(dir, 'etcd', 'shared-server'), subject: {cn: 'etcd'}, dns: ['localhost', ...layout.nodes.map((n) => n.name)], ips: allIps, usage: ['server', 'client']}),
+  const etcdCa = await makeCa(path.join(dir, 'etcd', 'ca'), 'etcd-ca')
+  const etcdServerP = issue(etcdCa, {out: path.join(dir, 'etcd', 'shared-server'), subject: {cn: 'etcd'}, dns: ['localhost', ...layout.nodes.map((n) => n.name)], ips: allIps, usage: ['server', 'client']})
+  const [kubeCa, frontProxyCa, etcdServer] = await Promise.all([
+    makeCa(path.join(dir, 'ca'), 'kubernetes'),
+    makeCa(path.join(dir, 'front-proxy-ca'), 'front-proxy-ca'),
+    etcdServerP.then((server) => {
+      onEtcdCerts?.(etcdCa, server)
+      return server
+    }),
+  ])
+  const [etcdClient, admin] = await Promise.all([
     issue(etcdCa, {out: path.join(dir, 'etcd', 'etcdctl-client'), subject: {cn: 'sandbox-etcdctl'}, usage: ['client']}),
     issue(kubeCa, {out: path.join(dir, 'admin'), subject: {cn: 'kubernetes-admin', o: ['system:masters']}, usage: ['client']}),
     makeKeyPair(path.join(dir, 'sa')),

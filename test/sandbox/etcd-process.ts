@@ -3,11 +3,11 @@
 import {mkdirSync} from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
-import type {ClusterPki} from './cluster-pki.js'
+import type {CertAuthority} from './pki.js'
 import type {SandboxLayout} from './layout.js'
 import {spawnLogged, type Supervised} from './processes.js'
 
-export function startEtcd(layout: SandboxLayout, pki: ClusterPki): Supervised {
+export function startEtcd(layout: SandboxLayout, etcdCa: CertAuthority, server: {cert: string; key: string}): Supervised {
   mkdirSync(layout.etcdDataDir, {recursive: true, mode: 0o700})
   const client = [layout.etcdIp, ...layout.nodes.map((n) => n.ip)].map((ip) => `https://${ip}:${layout.etcdPort}`)
   const peer = `https://${layout.etcdIp}:2380`
@@ -21,14 +21,14 @@ export function startEtcd(layout: SandboxLayout, pki: ClusterPki): Supervised {
     `--initial-cluster=sandbox=${peer}`,
     '--initial-cluster-state=new',
     `--listen-metrics-urls=http://${layout.etcdIp}:2381`,
-    `--cert-file=${pki.etcdServer.cert}`,
-    `--key-file=${pki.etcdServer.key}`,
+    `--cert-file=${server.cert}`,
+    `--key-file=${server.key}`,
     '--client-cert-auth=true',
-    `--trusted-ca-file=${pki.etcdCa.cert}`,
-    `--peer-cert-file=${pki.etcdServer.cert}`,
-    `--peer-key-file=${pki.etcdServer.key}`,
+    `--trusted-ca-file=${etcdCa.cert}`,
+    `--peer-cert-file=${server.cert}`,
+    `--peer-key-file=${server.key}`,
     '--peer-client-cert-auth=true',
-    `--peer-trusted-ca-file=${pki.etcdCa.cert}`,
+    `--peer-trusted-ca-file=${etcdCa.cert}`,
     '--snapshot-count=10000',
     '--logger=zap',
     '--log-level=warn',

@@ -55,7 +55,7 @@ export function subnetFor(stateDir: string, attempt: number): string {
   return `127.${a}.${b}`
 }
 
-export function layoutFor(stateDir: string, subnet: string, nodeCount = 3): SandboxLayout {
+export function layoutFor(stateDir: string, subnet: string, nodeCount = 3, sshPort = 22): SandboxLayout {
   const dir = path.resolve(stateDir)
   const nodes: NodeLayout[] = []
   for (let i = 1; i <= nodeCount; i++) {
@@ -64,7 +64,7 @@ export function layoutFor(stateDir: string, subnet: string, nodeCount = 3): Sand
     nodes.push({
       name,
       ip: `${subnet}.${i}`,
-      sshPort: 22,
+      sshPort,
       etcKubernetes: path.join(nodeDir, 'etc-kubernetes'),
       varLogPods: path.join(nodeDir, 'var-log-pods'),
       sshdDir: path.join(nodeDir, 'sshd'),

@@ -44,14 +44,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 function checkPrerequisites(): void {
   if (process.getuid?.() !== 0) throw new Error('the sandbox needs root (it bind-mounts /etc/kubernetes per node and runs sshd); run as root or via sudo')
-  const missing = ['etcd', 'etcdctl', 'openssl', 'unshare', 'mount', 'ssh-keygen', 'ssh', 'sudo', 'useradd', 'visudo'].filter((c) => {
-    try {
-      execFileSync('sh', ['-c', `command -v ${c}`], {stdio: 'ignore', env: {...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin`}})
-      return false
-    } catch {
-      return true
-    }
-  })
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin'].filter(Boolean)
+  const missing = ['etcd', 'etcdctl', 'openssl', 'unshare', 'mount', 'ssh-keygen', 'ssh', 'sudo', 'useradd', 'visudo'].filter((c) => !dirs.some((d) => existsSync(path.join(d, c))))
   if (!existsSync('/usr/sbin/sshd')) missing.push('sshd')
   if (missing.length > 0) throw new Error(`missing tools: ${missing.join(', ')}; run ./scripts/bootstrap.sh (installs etcd-server etcd-client openssh-server sudo util-linux openssl)`)
   try {
@@ -69,15 +63,31 @@ function canListen(host: string, port: number): Promise<boolean> {
   })
 }
 
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, host)
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+}
+
 async function pickLayout(stateDir: string, nodeCount: number): Promise<SandboxLayout> {
   for (let attempt = 0; attempt < 20; attempt++) {
-    const layout = layoutFor(stateDir, subnetFor(stateDir, attempt), nodeCount)
+    const subnet = subnetFor(stateDir, attempt)
+    const base = layoutFor(stateDir, subnet, nodeCount)
     const checks = [
-      canListen(layout.lbIp, layout.apiPort),
-      canListen(layout.etcdIp, layout.etcdPort),
-      ...layout.nodes.flatMap((n) => [canListen(n.ip, n.sshPort), canListen(n.ip, layout.apiPort), canListen(n.ip, layout.etcdPort)]),
+      canListen(base.lbIp, base.apiPort),
+      canListen(base.etcdIp, base.etcdPort),
+      ...base.nodes.flatMap((n) => [canListen(n.ip, base.apiPort), canListen(n.ip, base.etcdPort)]),
     ]
-    if ((await Promise.all(checks)).every(Boolean)) return layout
+    if (!(await Promise.all(checks)).every(Boolean)) continue
+    // sshd on :22 as on a real node, unless a host sshd holds 0.0.0.0:22; the port is in the ssh config.
+    for (const sshPort of [22, 2022, 20022]) {
+      if ((await Promise.all(base.nodes.map((n) => canListen(n.ip, sshPort)))).every(Boolean)) return layoutFor(stateDir, subnet, nodeCount, sshPort)
+    }
   }
   throw new Error('no free loopback /24 found for the sandbox (20 tried)')
 }
@@ -112,7 +122,8 @@ const shellQuote = (s: string) => (/^[\w@%+=:,./-]*$/.test(s) ? s : `'${s.replac
 
 export async function startSandbox(options: SandboxOptions = {}): Promise<SandboxHandle> {
   const t0 = Date.now()
-  const log = options.log ?? (() => undefined)
+  const rawLog = options.log ?? (() => undefined)
+  const log = (m: string) => rawLog(`${((Date.now() - t0) / 1000).toFixed(1)}s ${m}`)
   const stateDir = path.resolve(options.stateDir ?? defaultStateDir)
   const nodeCount = options.nodeCount ?? 3
   checkPrerequisites()
@@ -133,16 +144,6 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     mkdirSync(dir, {recursive: true})
   }
   mkdirSync('/etc/kubernetes', {recursive: true}) // mount point for the nodes' own directories
-
-  const [pki] = await Promise.all([makeClusterPki(layout), setUpSsh(layout)])
-  writeKubeconfigs(layout, pki)
-  for (const node of layout.nodes) {
-    const manifests = path.join(node.etcKubernetes, 'manifests')
-    writeFileSync(path.join(manifests, 'kube-apiserver.yaml'), kubeApiserverManifest(layout, node), {mode: 0o600})
-    writeFileSync(path.join(manifests, 'etcd.yaml'), etcdManifest(layout, node), {mode: 0o600})
-    mkdirSync(path.join(node.etcKubernetes, 'tmp'), {recursive: true, mode: 0o700})
-  }
-  writeFileSync(path.join(stateDir, 'layout.json'), `${JSON.stringify(layout, null, 2)}\n`)
 
   const children: Supervised[] = []
   const recorded: RecordedProcess[] = []
@@ -166,17 +167,24 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     log('sandbox stopped')
   }
 
-  try {
-    writeState(stateFile, state)
-    record(startEtcd(layout, pki), layout.etcdDataDir)
-    lb = new TcpLoadBalancer(layout.lbIp, layout.apiPort, layout.nodes.map((n) => ({host: n.ip, port: layout.apiPort})))
-    await lb.start()
+  const startNodes = () => {
     for (const node of layout.nodes) {
       const nodeConfig = path.join(node.kubeletDir, 'node.json')
       writeFileSync(nodeConfig, JSON.stringify({layout, node, repoRoot, maxBackoffMs: options.maxBackoffMs ?? 300_000, hostMountNamespace: readlinkSync('/proc/self/ns/mnt')}))
       const child = spawnLogged(node.name, 'unshare', ['--mount', '--propagation', 'private', '--', process.execPath, '--import', 'tsx', path.join(repoRoot, 'test', 'sandbox', 'node', 'node-main.ts'), nodeConfig], path.join(layout.logDir, `${node.name}.log`), {cwd: repoRoot})
       record(child, nodeConfig)
     }
+  }
+  let pki: ClusterPki
+  try {
+    writeState(stateFile, state)
+    // etcd starts as soon as its certificate exists, the nodes (sshd, kubelet) as soon as ssh is set up;
+    // the static-pod manifests are written only once etcd is healthy, so no API server starts without it.
+    ;[pki] = await Promise.all([makeClusterPki(layout, (ca, server) => record(startEtcd(layout, ca, server), layout.etcdDataDir)), setUpSsh(layout).then(startNodes)])
+    writeKubeconfigs(layout, pki)
+    log('certificates, keys and ssh set up')
+    lb = new TcpLoadBalancer(layout.lbIp, layout.apiPort, layout.nodes.map((n) => ({host: n.ip, port: layout.apiPort})))
+    await lb.start()
     const deadline = Date.now() + 20_000
     while (!(await etcdHealthy(layout))) {
       const dead = children.find((c) => c.child.exitCode !== null)
@@ -185,9 +193,16 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       await sleep(100)
     }
     log('etcd healthy')
+    for (const node of layout.nodes) {
+      const manifests = path.join(node.etcKubernetes, 'manifests')
+      mkdirSync(path.join(node.etcKubernetes, 'tmp'), {recursive: true, mode: 0o700})
+      writeFileSync(path.join(manifests, 'etcd.yaml'), etcdManifest(layout, node), {mode: 0o600})
+      writeFileSync(path.join(manifests, 'kube-apiserver.yaml'), kubeApiserverManifest(layout, node), {mode: 0o600})
+    }
+    writeFileSync(path.join(stateDir, 'layout.json'), `${JSON.stringify(layout, null, 2)}\n`)
     // Each node is up once its sshd accepts connections (it starts after the bind mounts).
     for (const node of layout.nodes) {
-      while (await canListen(node.ip, node.sshPort)) {
+      while (!(await canConnect(node.ip, node.sshPort))) {
         const dead = children.find((c) => c.child.exitCode !== null)
         if (dead) throw new Error(`${dead.name} exited during start-up (exit ${dead.child.exitCode}); see ${path.join(layout.logDir, `${dead.name}.log`)}`)
         if (Date.now() > deadline) throw new Error(`sshd of ${node.name} did not start in 20 s; see ${path.join(layout.logDir, `${node.name}.log`)}`)
