@@ -77,8 +77,8 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
       '--config', file('kdf.yaml', stringify(configFor(v))), '--kms-dek', file('kdf.dek', v.key!), '--decrypt',
     )
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toMatch(/Read\s+ok with kms /)
-    expect(r.stdout).toMatch(/Warning\s+the apiserver would refuse this value: failed to validate annotations: annotations: Invalid value: "kms\.example\.com\/region"/)
+    expect(r.stdout).toMatch(/Read:\s+ok with kms /)
+    expect(r.stdout).toMatch(/Warning:\s+the apiserver would refuse this value: failed to validate annotations: annotations: Invalid value: "kms\.example\.com\/region"/)
     expect(r.stdout).toContain('hunter2')
     expect(r.stdout).not.toContain(v.key!)
   })
