@@ -72,7 +72,7 @@ function unmatchedReason(text: string): string | undefined {
 }
 
 /** Warnings for a configuration that passed validation (spec §7 step 6 and the seed's cautions). */
-export function configWarnings(config: EncryptionConfiguration, options: {targetVersion?: TargetVersion; kmsV1Enabled?: boolean} = {}): string[] {
+export function configWarnings(config: EncryptionConfiguration, options: {targetVersion?: TargetVersion} = {}): string[] {
   const target = options.targetVersion ?? BASELINE_VERSION
   const warnings: string[] = []
   const entries = config.resources ?? []

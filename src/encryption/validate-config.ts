@@ -5,7 +5,7 @@
  */
 import type {EncryptionConfiguration} from './config-model.js'
 import type {ConfigError} from './config-errors.js'
-import {buildErrors, gateEnabled, releaseGateErrors, type ValidateOptions, validationErrors} from './config-validate.js'
+import {buildErrors, releaseGateErrors, type ValidateOptions, validationErrors} from './config-validate.js'
 import {configWarnings} from './config-warnings.js'
 
 export type {ValidateOptions} from './config-validate.js'
@@ -19,6 +19,6 @@ export function validateEncryptionConfig(config: EncryptionConfiguration, option
   const fieldErrors = validationErrors(config, options.automaticReload ?? false)
   if (fieldErrors.length > 0) return {errors: fieldErrors, warnings: []}
   const errors = [...buildErrors(config, options), ...releaseGateErrors(config, options)]
-  const warnings = configWarnings(config, {targetVersion: options.targetVersion, kmsV1Enabled: gateEnabled('KMSv1', options)})
+  const warnings = configWarnings(config, {targetVersion: options.targetVersion})
   return {errors, warnings}
 }

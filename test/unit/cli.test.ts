@@ -15,7 +15,7 @@ async function plugin(...args: string[]) {
   }
 }
 
-describe('the CLI frame', () => {
+describe('the CLI frame', {timeout: 120_000}, () => {
   it('prints the version as a table and as JSON', async () => {
     const table = await plugin('version')
     expect(table.code).toBe(0)

@@ -1,0 +1,169 @@
+/** `kubectl encryption config validate|generate` through bin/run.js, as a user runs them. */
+import {execFile} from 'node:child_process'
+import {createHash} from 'node:crypto'
+import {mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {promisify} from 'node:util'
+import {afterAll, describe, expect, it} from 'vitest'
+
+const run = promisify(execFile)
+const bin = new URL('../../bin/run.js', import.meta.url).pathname
+const vectorsConfig = new URL('../fixtures/vectors/encryption-config.yaml', import.meta.url).pathname
+const dir = mkdtempSync(join(tmpdir(), 'config-cli-'))
+afterAll(() => rmSync(dir, {recursive: true, force: true}))
+
+async function plugin(...args: string[]) {
+  try {
+    const {stdout, stderr} = await run(process.execPath, [bin, ...args], {cwd: dir})
+    return {code: 0, stdout, stderr}
+  } catch (error) {
+    const e = error as {code: number; stdout: string; stderr: string}
+    return {code: e.code, stdout: e.stdout, stderr: e.stderr}
+  }
+}
+
+const file = (name: string, content: string | Buffer) => {
+  const path = join(dir, name)
+  writeFileSync(path, content)
+  return path
+}
+
+const SECRET = 'AAECAwQFBgcICQoLDA0OD_=='
+
+// Each case spawns the CLI (0.4 s of CPU); on a loaded machine wall time is many times that.
+describe('kubectl encryption config validate', {timeout: 120_000}, () => {
+  it('accepts the vectors configuration: exit 0, the raw-bytes hash, warnings on stderr', async () => {
+    const r = await plugin('config', 'validate', vectorsConfig, '-o', 'json')
+    expect(r.code).toBe(0)
+    const doc = JSON.parse(r.stdout)
+    expect(doc).toMatchObject({valid: true, errors: [], targetVersion: '1.36'})
+    expect(doc.hash).toBe(`sha256:${createHash('sha256').update(readFileSync(vectorsConfig)).digest('hex')}`)
+    expect(doc.warnings).toEqual(expect.arrayContaining([expect.stringContaining('aescbc is weak')]))
+    const table = await plugin('config', 'validate', vectorsConfig)
+    expect(table.stdout).toMatch(/^Valid:\s+yes$/m)
+    expect(table.stderr).toContain('Warning: resources[0].providers[1].aescbc: aescbc is weak')
+  })
+
+  it.each([
+    ['a missing file', () => join(dir, 'missing.yaml'), 'Read', 'open ' + join(dir, 'missing.yaml') + ': no such file or directory'],
+    ['an empty file', () => file('empty.yaml', ''), 'Read', 'is empty'],
+    ['a YAML syntax error', () => file('syntax.yaml', 'apiVersion: apiserver.config.k8s.io/v1\nkind: [\n'), 'Decode', ': yaml: line '],
+    ['binary garbage', () => file('garbage.bin', Buffer.from([0x00, 0xff, 0x13, 0x37, 0x80, 0x0a, 0x7b])), 'Decode', 'error decoding encryption provider configuration file'],
+    ['a wrong kind', () => file('kind.yaml', 'apiVersion: apiserver.config.k8s.io/v1\nkind: Secret\n'), 'Decode', 'no kind "Secret" is registered for version "apiserver.config.k8s.io/v1"'],
+  ])('rejects %s with exit 3, a clear message and nothing written', async (_name, make, type, text) => {
+    const path = make()
+    const before = readdirSync(dir).sort()
+    const r = await plugin('config', 'validate', path, '-o', 'json')
+    expect(r.code).toBe(3)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.valid).toBe(false)
+    expect(doc.errors[0].type).toBe(type)
+    expect(doc.message).toContain(text)
+    expect(readdirSync(dir).sort()).toEqual(before)
+    const table = await plugin('config', 'validate', path)
+    expect(table.code).toBe(3)
+    expect(table.stdout).toMatch(/^Valid:\s+NO$/m)
+    expect(table.stdout).toContain(text)
+  })
+
+  it('reports field errors as {field, type, detail} and never prints the secret', async () => {
+    const path = file(
+      'bad-key.yaml',
+      `apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n  - aescbc:\n      keys: [{name: k1, secret: "${SECRET}"}]\n    identity: {}\n`,
+    )
+    const r = await plugin('config', 'validate', path, '-o', 'json')
+    expect(r.code).toBe(3)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.errors).toEqual([
+      {field: 'resources[0].providers[0]', type: 'Invalid', detail: 'more than one provider specified in a single element, should split into different list elements'},
+      {field: 'resources[0].providers[0].aescbc.keys[0].secret', type: 'Invalid', detail: 'secrets must be base64 encoded'},
+    ])
+    expect(doc.message).toContain('"Secret":"REDACTED"')
+    expect(r.stdout + r.stderr).not.toContain(SECRET)
+  })
+
+  it('gates by --target-version and takes --feature-gates', async () => {
+    const path = file('kmsv1.yaml', 'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers: [{kms: {name: k, endpoint: "unix:///k.sock"}}]\n')
+    expect((await plugin('config', 'validate', path, '--target-version', '1.28')).code).toBe(0)
+    const off = await plugin('config', 'validate', path, '--target-version', '1.29')
+    expect(off.code).toBe(3)
+    expect(off.stdout).toContain('error while building transformers: KMSv1 is deprecated')
+    expect((await plugin('config', 'validate', path, '--feature-gates', 'KMSv1=true')).code).toBe(0)
+  })
+
+  it('rejects a bad --target-version with exit 2', async () => {
+    const r = await plugin('config', 'validate', vectorsConfig, '--target-version', 'banana')
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('--target-version "banana"')
+  })
+})
+
+describe('kubectl encryption config generate', {timeout: 120_000}, () => {
+  it.each([
+    ['secretbox', '32'],
+    ['aesgcm', '16'],
+    ['aesgcm', '24'],
+    ['aescbc', '32'],
+  ])('%s with a %s-byte key round-trips through validate', async (provider, size) => {
+    const r = await plugin('config', 'generate', '--provider', provider, '--key-size', size, '--resource', 'secrets', '--resource', '*.apps', '--identity-fallback')
+    expect(r.code).toBe(0)
+    const path = file(`gen-${provider}-${size}.yaml`, r.stdout)
+    const check = await plugin('config', 'validate', path, '-o', 'json')
+    expect(JSON.parse(check.stdout)).toMatchObject({valid: true, errors: []})
+    const secret = /secret: (\S+)/.exec(r.stdout)?.[1] ?? ''
+    expect(Buffer.from(secret, 'base64')).toHaveLength(Number(size))
+    expect(r.stdout).toMatch(new RegExp(`- ${provider}:[\\s\\S]*- identity: \\{\\}`))
+  })
+
+  it('prints a JSON configuration that validates too', async () => {
+    const r = await plugin('config', 'generate', '-o', 'json', '--key-name', 'k1')
+    expect(JSON.parse(r.stdout).resources[0].providers[0].secretbox.keys[0].name).toBe('k1')
+    const check = await plugin('config', 'validate', file('gen.json', r.stdout))
+    expect(check.code).toBe(0)
+  })
+
+  it('creates --output-file with mode 0600, prints only path, name and fingerprint, and refuses to overwrite', async () => {
+    const path = join(dir, 'out.yaml')
+    const r = await plugin('config', 'generate', '--output-file', path, '--key-name', 'first', '-o', 'json')
+    expect(r.code).toBe(0)
+    expect(statSync(path).mode & 0o777).toBe(0o600)
+    const doc = JSON.parse(r.stdout)
+    const secret = /secret: (\S+)/.exec(readFileSync(path, 'utf8'))?.[1] ?? ''
+    expect(doc).toEqual({
+      file: path,
+      provider: 'secretbox',
+      keyName: 'first',
+      keySize: 32,
+      fingerprint: `sha256:${createHash('sha256').update(Buffer.from(secret, 'base64')).digest('hex')}`,
+      resources: ['secrets'],
+      identityFallback: false,
+    })
+    expect(r.stdout + r.stderr).not.toContain(secret)
+
+    const content = readFileSync(path)
+    const again = await plugin('config', 'generate', '--output-file', path, '--key-name', 'second')
+    expect(again.code).toBe(3)
+    expect(again.stderr).toContain('already exists')
+    expect(readFileSync(path).equals(content)).toBe(true)
+
+    const forced = await plugin('config', 'generate', '--output-file', path, '--key-name', 'second', '--force')
+    expect(forced.code).toBe(0)
+    expect(readFileSync(path, 'utf8')).toContain('name: second')
+    expect(statSync(path).mode & 0o777).toBe(0o600)
+    expect(readdirSync(dir).filter((n) => n.startsWith('.out.yaml'))).toEqual([])
+  })
+
+  it.each([
+    [['--provider', 'secretbox', '--key-size', '16'], '--key-size 16 is not allowed for secretbox'],
+    [['--resource', 'Secrets'], 'resource name should not contain capital letters'],
+    [['--resource', 'secrets', '--resource', '*.'], 'will be masked'],
+    [['--key-name', ''], 'name is a mandatory field for a key'],
+  ])('refuses %j with exit 2 and writes nothing', async (args, text) => {
+    const path = join(dir, 'never.yaml')
+    const r = await plugin('config', 'generate', ...args, '--output-file', path)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(text)
+    expect(readdirSync(dir)).not.toContain('never.yaml')
+  })
+})
