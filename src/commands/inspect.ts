@@ -10,6 +10,19 @@ import {TransformerBuildError} from '../encryption/resource-transformer.js'
 import {EXIT, preconditionError, usageError} from '../errors.js'
 import {type InspectResult, inspectValue, parseEtcdctlJson} from '../operations/inspect.js'
 import {formatFields} from '../output/render.js'
+import {discoverControlPlane} from '../controlplane/control-plane.js'
+import {etcdKeyFor} from '../encryption/etcd-key.js'
+import {describeReader} from '../etcd/etcd-reader.js'
+import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
+import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
+import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
+import {connectCluster} from '../kube/connect.js'
+import {toPluginError} from '../kube/errors.js'
+import {ResourceIndex} from '../kube/resource-index.js'
+import {configFromNodes} from '../operations/cluster-config.js'
+import {openEtcdReader} from '../operations/etcd-access.js'
+import {OpenSshConnector} from '../ssh/open-ssh-session.js'
+import {ShellRemoteFiles} from '../ssh/shell-remote-files.js'
 
 export default class Inspect extends BaseCommand<InspectResult, typeof Inspect> {
   static override summary = 'Show what a raw etcd value is: provider, key, KMS envelope, format, and whether it decrypts.'
@@ -27,10 +40,12 @@ base64 DEK or seed a KMS plugin would return.`
     'kubectl encryption inspect --value-file s1.bin --etcd-key /registry/secrets/default/s1 --hexdump',
     'kubectl encryption inspect --value-file s1.bin --etcd-key /registry/secrets/default/s1 --config enc.yaml --decrypt -o json',
     'kubectl encryption inspect --value-file s1.bin --etcd-key /registry/secrets/default/s1 --kms-dek dek.b64',
+    'kubectl encryption inspect secret/secret1 -n default --hexdump',
+    'kubectl encryption inspect /registry/secrets/default/secret1 --decrypt',
   ]
 
   static override args = {
-    object: Args.string({description: 'An object as TYPE/NAME (reading it from etcd); use --value-file for a saved value.', required: false}),
+    object: Args.string({description: 'An object as TYPE/NAME, or a raw etcd key (/registry/...), read from etcd; or use --value-file for a saved value.', required: false}),
   }
 
   static override flags = {
@@ -45,17 +60,25 @@ base64 DEK or seed a KMS plugin would return.`
     decrypt: Flags.boolean({description: 'Show the decoded object, including Secret data.', default: false}),
     hexdump: Flags.boolean({description: 'Add the stored bytes as `hexdump -C` prints them.', default: false}),
     'kms-dek': Flags.string({description: 'File (mode 0600) with the base64 plaintext DEK or seed for a KMS value.'}),
+    // Reading TYPE/NAME or an etcd key from the cluster:
+    ...kubeFlags,
+    namespace: Flags.string({char: 'n', description: 'Namespace of TYPE/NAME (default: the context namespace).', helpGroup: 'KUBE'}),
+    ...sshFlags,
+    'etcd-via': etcdFlags['etcd-via'],
+    'etcd-endpoints': etcdFlags['etcd-endpoints'],
+    'etcd-cacert': etcdFlags['etcd-cacert'],
+    'etcd-cert': etcdFlags['etcd-cert'],
+    // --etcd-key names the value's etcd key here, so the client key of --etcd-cert gets another name.
+    'etcd-client-key': Flags.string({description: 'etcd client key (as etcdctl --key) for --etcd-cert.', helpGroup: 'ETCD'}),
+    'etcd-node': etcdFlags['etcd-node'],
+    ssh: Flags.boolean({description: 'Read the config from a control-plane node over SSH when --config is not given.', default: true, allowNo: true}),
   }
 
   async execute(): Promise<InspectResult> {
     const flags = this.flags
     const valueFile = flags['value-file']
     if (!valueFile) {
-      if (this.args.object) {
-        throw usageError('INSPECT_SOURCE', 'reading an object from etcd is not available in this build', {
-          hint: 'Save the value with `etcdctl get KEY -w json > FILE` and pass --value-file FILE.',
-        })
-      }
+      if (this.args.object) return this.inspectFromCluster(this.args.object)
       throw usageError('INSPECT_SOURCE', 'nothing to inspect: pass --value-file FILE (and --etcd-key KEY for a raw value)', {
         hint: "See 'kubectl encryption inspect --help'.",
       })
@@ -98,6 +121,77 @@ base64 DEK or seed a KMS plugin would return.`
         })
       }
       throw error
+    }
+  }
+
+  /** `inspect secret/name -n ns` or `inspect /registry/...`: the value read from etcd (spec §12). */
+  private async inspectFromCluster(object: string): Promise<InspectResult> {
+    const flags = this.flags
+    const etcdOptions = etcdOptionsFromFlags({...flags, 'etcd-key': flags['etcd-client-key']})
+    if (flags['etcd-key']) throw usageError('INSPECT_ETCD_KEY', 'give the etcd key as the argument (inspect /registry/...), not with --etcd-key')
+    const localConfig = flags.config ? await loadConfig(flags.config) : undefined
+    const kmsDek = flags['kms-dek'] ? await this.readKmsDek(flags['kms-dek']) : undefined
+    // SSH for etcdctl (--etcd-via ssh) is always available; --no-ssh only stops reading files on the nodes.
+    const connector = new OpenSshConnector(sshOptionsFromFlags(flags))
+    const ssh = flags.ssh ? connector : undefined
+    const progress = await this.progress('Connecting to the cluster')
+    let cluster: Awaited<ReturnType<typeof connectCluster>> | undefined
+    try {
+      cluster = await connectCluster(kubeOptionsFromFlags(flags))
+      const c = cluster
+      let etcdKey: string
+      if (object.startsWith('/')) {
+        etcdKey = object
+      } else {
+        const slash = object.indexOf('/')
+        if (slash <= 0 || slash === object.length - 1) throw usageError('USAGE', `${JSON.stringify(object)} is neither TYPE/NAME nor an etcd key starting with /`)
+        const resource = new ResourceIndex(await c.discovery.resources()).resolve(object.slice(0, slash))
+        if (!resource) throw usageError('RESOURCE_UNKNOWN', `the server has no resource ${JSON.stringify(object.slice(0, slash))}`, {hint: "See 'kubectl api-resources'."})
+        const namespace = resource.namespaced ? (flags.namespace ?? c.context.namespace) : undefined
+        etcdKey = etcdKeyFor({group: resource.group, resource: resource.resource, namespace, name: object.slice(slash + 1)}, {prefix: flags['etcd-prefix']})
+      }
+      let controlPlane: ReturnType<typeof discoverControlPlane> | undefined
+      const discover = () => (controlPlane ??= discoverControlPlane(c.objects))
+      let config = localConfig
+      const notes: string[] = []
+      if (!config && ssh) {
+        progress.update('Reading the encryption config from a control-plane node')
+        const fromNodes = await configFromNodes(await discover(), (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})))
+        config = fromNodes.found?.config
+        if (fromNodes.found) notes.push(`config read from ${fromNodes.found.source}`)
+        else if (fromNodes.reason) notes.push(`no config: ${fromNodes.reason}`)
+      }
+      progress.update(`Reading ${etcdKey} from etcd`)
+      const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: c.exec, ssh: connector})
+      let kv
+      try {
+        kv = await reader.get(etcdKey)
+      } finally {
+        await reader.close()
+      }
+      if (!kv) {
+        throw preconditionError('ETCD_KEY_NOT_FOUND', `there is no value at ${etcdKey} in etcd (read through ${describeReader(reader.describe())})`, {
+          hint: "Check the name and namespace (-n), or the apiserver's --etcd-prefix (--etcd-prefix).",
+        })
+      }
+      const result = inspectValue({
+        value: kv.value,
+        source: `etcd:${describeReader(reader.describe())}`,
+        etcdKey,
+        etcdPrefix: flags['etcd-prefix'],
+        config,
+        kmsDek,
+        decrypt: flags.decrypt,
+        hexdump: flags.hexdump,
+      })
+      result.notes.push(...notes)
+      return result
+    } catch (error) {
+      if (error instanceof TransformerBuildError) throw preconditionError('CONFIG_INVALID', `error while building transformers: ${error.message}`)
+      throw toPluginError(error)
+    } finally {
+      progress.stop()
+      cluster?.close()
     }
   }
 

@@ -1,22 +1,35 @@
+import {readFile} from 'node:fs/promises'
+
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {EXIT, preconditionError, usageError} from '../errors.js'
+import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
 import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
+import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
+import type {ApiResource, KubeCluster} from '../kube/types.js'
+import type {EtcdStaleIndex} from '../operations/etcd-stale-index.js'
+import {checkpointPath, defaultStateDir, FileCheckpointStore} from '../operations/rewrite-checkpoint.js'
+import {REWRITE_DEFAULTS, resourceName, rewrite, type RewriteEvent, type RewriteResult} from '../operations/rewrite.js'
+import type {ResourceStatus} from '../operations/status.js'
 import {formatTable} from '../output/render.js'
-import {
-  checkpointPath,
-  defaultStateDir,
-  FileCheckpointStore,
-} from '../operations/rewrite-checkpoint.js'
-import {REWRITE_DEFAULTS, rewrite, type RewriteEvent, type RewriteResult} from '../operations/rewrite.js'
-import type {ApiResource} from '../kube/types.js'
 
-export default class Rewrite extends BaseCommand<RewriteResult, typeof Rewrite> {
+export interface RewriteCommandResult extends RewriteResult {
+  /** Where the encryption config came from: a node over SSH, --config, or unknown. */
+  config: {source: 'ssh' | 'file' | 'unknown'; node?: string; path?: string}
+  /** --verify: values still not under the current write key after the run, per resource. */
+  verify?: {resources: Array<{resource: string; write: string; scanned: number; stillStale: number; examples: string[]}>}
+}
+
+export default class Rewrite extends BaseCommand<RewriteCommandResult, typeof Rewrite> {
   static override summary = 'Re-encrypt existing objects with the current write key (no-op updates).'
   static override description = `Writes every object of the chosen resources back unchanged, each with its own resourceVersion. The API server re-encrypts values that are not under the current provider and key and skips the write otherwise, so "rewritten" counts objects whose resourceVersion changed and "already current" those it left alone. A 409 re-reads the object and retries, so a concurrent update is never lost. Lists are paged and streamed; requests are bounded by --concurrency and --qps.
 
 Progress is checkpointed (in $XDG_STATE_HOME/kubectl-encryption/, or --state-file): after an interruption, run the same command with --resume to continue where it stopped.
+
+With --only-stale (etcd access and the cluster's encryption config needed), etcd is scanned first and only objects whose value is not under the current write provider and key are written; --verify scans again afterwards and exits 5 if anything is still not current.
+
+By default the resources are those the cluster's EncryptionConfiguration lists (read from a control-plane node over SSH, or --config FILE), wildcards expanded through discovery; secrets when the config cannot be read.
 
 Objects that cannot be written (admission webhook denial, RBAC, orphans in deleted namespaces, undecryptable values) are listed with the reason; the exit code is then 4.`
 
@@ -25,14 +38,18 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
     {description: 'Only two namespaces, Secrets and ConfigMaps, gently.', command: 'kubectl encryption rewrite -n team-a -n team-b --resource secrets --resource configmaps --qps 20'},
     {description: 'Continue an interrupted run.', command: 'kubectl encryption rewrite -A --resume'},
     {description: 'See what would be written, as JSON.', command: 'kubectl encryption rewrite -A --dry-run -o json'},
+    {description: 'After a key rotation on a big cluster: scan etcd, write only what is stale, check again.', command: 'kubectl encryption rewrite -A --only-stale --verify'},
   ]
 
   static override flags = {
     ...kubeFlags,
+    ...sshFlags,
+    ...etcdFlags,
     namespace: Flags.string({char: 'n', description: 'Namespace to rewrite (repeatable). Default: the context namespace.', multiple: true, helpGroup: 'KUBE'}),
     'all-namespaces': Flags.boolean({char: 'A', description: 'Rewrite objects in all namespaces.', default: false, helpGroup: 'KUBE'}),
     resource: Flags.string({
-      description: 'Resource to rewrite, e.g. secrets, configmaps, pandas.awesome.bears.example, or a wildcard *.apps (repeatable). Default: secrets.',
+      description:
+        'Resource to rewrite, e.g. secrets, configmaps, pandas.awesome.bears.example, or a wildcard *.apps (repeatable). Default: every resource the encryption config lists; secrets if it cannot be read.',
       multiple: true,
     }),
     selector: Flags.string({char: 'l', description: 'Label selector, as kubectl (e.g. app=web,tier!=db).'}),
@@ -42,27 +59,70 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
     resume: Flags.boolean({description: 'Continue the interrupted run of the same scope from its checkpoint.', default: false}),
     'state-file': Flags.string({description: 'Checkpoint file (default: one per cluster and scope under $XDG_STATE_HOME/kubectl-encryption/).'}),
     'dry-run': Flags.boolean({description: 'List and count; write nothing.', default: false}),
+    'only-stale': Flags.boolean({description: 'Scan etcd first and rewrite only values not under the current write key.', default: false}),
+    verify: Flags.boolean({description: 'Scan etcd afterwards and report (exit 5) values still not under the current write key.', default: false}),
+    config: Flags.string({description: "The cluster's EncryptionConfiguration as a local file, instead of reading it from a node over SSH."}),
+    ssh: Flags.boolean({description: 'Read the encryption config from a control-plane node over SSH (--no-ssh: do not).', default: true, allowNo: true}),
   }
 
   private abort = new AbortController()
 
-  async execute(): Promise<RewriteResult> {
+  async execute(): Promise<RewriteCommandResult> {
     const flags = this.flags
     const kube = kubeOptionsFromFlags(flags)
     if (flags['all-namespaces'] && flags.namespace?.length)
       throw usageError('USAGE', 'use either -n/--namespace or -A/--all-namespaces, not both', {hint: 'Pass -A for every namespace, or one -n per namespace.'})
 
+    const etcdOptions = etcdOptionsFromFlags(flags)
+    const needsEtcd = flags['only-stale'] || flags.verify
+    let localConfig: {path: string; bytes: Buffer} | undefined
+    if (flags.config) {
+      try {
+        localConfig = {path: flags.config, bytes: await readFile(flags.config)}
+      } catch (error) {
+        throw usageError('CONFIG_UNREADABLE', `cannot read --config ${flags.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+      }
+    }
+    const ssh = flags.ssh ? new (await import('../ssh/open-ssh-session.js')).OpenSshConnector(sshOptionsFromFlags(flags)) : undefined
+
     const {connectCluster} = await import('../kube/connect.js')
     const cluster = await connectCluster(kube)
+    let reader: {close(): Promise<void>} | undefined
     try {
-      const resources = await this.resolveResources(cluster.discovery, flags.resource ?? ['secrets'])
+      const {discoverControlPlane} = await import('../controlplane/control-plane.js')
+      let controlPlane: ReturnType<typeof discoverControlPlane> | undefined
+      const discover = () => (controlPlane ??= discoverControlPlane(cluster.objects))
+      const config = flags.resource && !needsEtcd && !localConfig ? undefined : await this.encryptionConfig(cluster, discover, ssh, localConfig)
+      const configInfo: RewriteCommandResult['config'] = config ? config.source : {source: 'unknown'}
+      if (!config && !flags.resource) this.warn('the encryption config could not be read (pass --config FILE or fix SSH access); rewriting secrets only')
+      if (!config && needsEtcd)
+        throw preconditionError('CONFIG_UNKNOWN', `--${flags['only-stale'] ? 'only-stale' : 'verify'} needs the cluster's encryption config to know the current write key`, {
+          hint: 'Pass --config FILE (a copy of the apiserver\'s --encryption-provider-config), or let the plugin read it over SSH (--ssh-config, --ssh-user, ...).',
+        })
+      const resources = await this.resolveResources(
+        cluster.discovery,
+        flags.resource ?? config?.resources.map((r) => r.resource) ?? ['secrets'],
+        !flags.resource && Boolean(config),
+      )
+      let staleIndex: EtcdStaleIndex | undefined
+      if (needsEtcd) {
+        const {openEtcdReader} = await import('../operations/etcd-access.js')
+        const {EtcdStaleIndex} = await import('../operations/etcd-stale-index.js')
+        const etcd = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh})
+        reader = etcd
+        staleIndex = new EtcdStaleIndex(etcd, (r) => writeProviderFor(config!.resources, r))
+      }
       const namespaces = flags['all-namespaces'] ? undefined : flags.namespace?.length ? [...new Set(flags.namespace)] : [cluster.context.namespace]
       const clusterIdentity = `${cluster.context.server}|${cluster.context.contextName}|${cluster.context.user}`
       const scopeForFile = JSON.stringify([clusterIdentity, resources.map((r) => `${r.group}/${r.resource}`), namespaces ?? '*', flags.selector ?? ''])
       const store = new FileCheckpointStore(flags['state-file'] ?? checkpointPath(defaultStateDir(), scopeForFile))
 
       const progress = await this.progress('rewrite: listing…')
-      const reporter = new ProgressReporter((text) => progress.update(text), (message) => this.warn(message))
+      const reporter = new ProgressReporter(
+        (text) => progress.update(text),
+        (message) => this.warn(message),
+        this.verbose ? (line) => process.stderr.write(line + '\n') : undefined,
+      )
       const onSignal = () => this.abort.abort()
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
@@ -79,14 +139,32 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
             resume: flags.resume,
             clusterIdentity,
             signal: this.abort.signal,
+            onlyStale: flags['only-stale'],
             onEvent: (event) => reporter.on(event),
           },
-          {client: cluster.objects, checkpoints: store},
+          {client: cluster.objects, checkpoints: store, staleIndex},
         )
-        progress.stop()
         if (result.interrupted) this.warn(`interrupted; progress saved in ${result.checkpoint}. Run the same command with --resume to continue.`)
         else if (result.checkpoint) this.warn(`some listings failed; progress saved in ${result.checkpoint}. Fix the cause and run the same command with --resume.`)
-        return result
+        let verify: RewriteCommandResult['verify']
+        if (flags.verify && staleIndex && !result.interrupted) {
+          progress.update('verify: scanning etcd')
+          verify = {resources: []}
+          for (const r of resources) {
+            const before = staleIndex.scanned
+            const stale = []
+            for (const ns of r.namespaced && namespaces ? namespaces : [undefined]) stale.push(...(await staleIndex.staleObjects(r, ns)))
+            verify.resources.push({
+              resource: resourceName(r),
+              write: writeProviderFor(config!.resources, r),
+              scanned: staleIndex.scanned - before,
+              stillStale: stale.length,
+              examples: stale.slice(0, 10).map((ref) => (ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name)),
+            })
+          }
+        }
+        progress.stop()
+        return {...result, config: configInfo, verify}
       } catch (error) {
         progress.fail()
         throw error
@@ -98,36 +176,83 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       const {toPluginError} = await import('../kube/errors.js')
       throw toPluginError(error)
     } finally {
+      await reader?.close().catch(() => undefined)
       cluster.close()
     }
   }
 
-  private async resolveResources(discovery: {resources(): Promise<ApiResource[]>}, names: string[]): Promise<ApiResource[]> {
+  /** The cluster's EncryptionConfiguration rules (resource -> write provider): --config, or a node over SSH. */
+  private async encryptionConfig(
+    cluster: KubeCluster,
+    controlPlane: () => Promise<import('../controlplane/control-plane.js').ControlPlaneNode[]>,
+    ssh: import('../ssh/open-ssh-session.js').OpenSshConnector | undefined,
+    localConfig: {path: string; bytes: Buffer} | undefined,
+  ): Promise<{resources: ResourceStatus[]; source: RewriteCommandResult['config']} | undefined> {
+    const {encryptionStatus, resourceStatuses} = await import('../operations/status.js')
+    if (localConfig) {
+      const {checkConfigBytes} = await import('../encryption/load-config.js')
+      const check = checkConfigBytes(localConfig.bytes, localConfig.path)
+      if (!check.config || check.errors.length > 0)
+        throw usageError('CONFIG_INVALID', `--config ${localConfig.path} is not a valid EncryptionConfiguration: ${check.message}`)
+      return {resources: resourceStatuses(check.config), source: {source: 'file', path: localConfig.path}}
+    }
+    const {ShellRemoteFiles} = await import('../ssh/shell-remote-files.js')
+    try {
+      const status = await encryptionStatus({
+        context: cluster.context,
+        controlPlane,
+        probe: cluster.probe,
+        files: ssh ? (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})) : undefined,
+      })
+      if (status.resources.length === 0 || !status.config) return undefined
+      return {resources: status.resources, source: {source: 'ssh', node: status.config.node, path: status.config.path}}
+    } catch (error) {
+      if (this.verbose) process.stderr.write(`reading the encryption config from the nodes failed: ${(error as Error).message}\n`)
+      return undefined
+    }
+  }
+
+  /**
+   * Resources by name (as kubectl accepts them) or config wildcard, through discovery. Names the user
+   * typed must exist and support list+update; names from the config that the server does not serve,
+   * or that cannot be updated, are skipped with a warning.
+   */
+  private async resolveResources(discovery: {resources(): Promise<ApiResource[]>}, names: string[], fromConfig: boolean): Promise<ApiResource[]> {
     const {ResourceIndex} = await import('../kube/resource-index.js')
     const index = new ResourceIndex(await discovery.resources())
     const found = new Map<string, ApiResource>()
+    const updatable = (r: ApiResource) => !r.verbs || (r.verbs.includes('list') && r.verbs.includes('update'))
     for (const name of names) {
-      const matches = name.startsWith('*.') ? index.expand(name) : [index.resolve(name)].filter((r): r is ApiResource => r !== undefined)
-      if (matches.length === 0)
+      const wildcard = name.startsWith('*.')
+      const matches = wildcard ? index.expand(name).filter(updatable) : [index.resolve(name)].filter((r): r is ApiResource => r !== undefined)
+      if (matches.length === 0 && !wildcard) {
+        if (fromConfig) {
+          this.warn(`the encryption config lists ${name}, which the server does not serve; skipped`)
+          continue
+        }
         throw usageError('UNKNOWN_RESOURCE', `the server does not serve a resource named ${JSON.stringify(name)}`, {
           hint: "Check the name with 'kubectl api-resources'; custom resources are written <plural>.<group>.",
         })
+      }
       for (const r of matches) {
-        if (r.verbs && !(r.verbs.includes('list') && r.verbs.includes('update')))
+        if (!updatable(r)) {
+          if (fromConfig) continue
           throw preconditionError('RESOURCE_NOT_UPDATABLE', `${name} cannot be listed and updated through the API`, {
             hint: 'Rewrite only resources that support list and update.',
           })
+        }
         found.set(`${r.group}/${r.resource}`, r)
       }
     }
     return [...found.values()]
   }
 
-  protected override exitCodeFor(result: RewriteResult): number {
-    return result.failures.length > 0 || result.totals.failed > 0 || result.interrupted || result.failuresTruncated > 0 ? EXIT.partial : EXIT.ok
+  protected override exitCodeFor(result: RewriteCommandResult): number {
+    if (result.failures.length > 0 || result.totals.failed > 0 || result.interrupted || result.failuresTruncated > 0) return EXIT.partial
+    return result.verify?.resources.some((r) => r.stillStale > 0) ? EXIT.checkFailed : EXIT.ok
   }
 
-  protected renderTable(result: RewriteResult, wide: boolean): string {
+  protected renderTable(result: RewriteCommandResult, wide: boolean): string {
     const headers = ['resource', 'listed', result.dryRun ? 'would rewrite' : 'rewritten', 'already current', 'conflicts retried', 'skipped', 'failed']
     if (wide) headers.push('complete')
     const row = (name: string, r: RewriteResult['totals'] & {complete?: boolean}) => {
@@ -142,6 +267,15 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       lines.push('', formatTable(['object', 'reason', 'message'], result.failures.map((f) => [failureObject(f), f.reason, f.message])))
       if (result.failuresTruncated > 0) lines.push(`… and ${result.failuresTruncated} more failures`)
     }
+    if (result.verify) {
+      lines.push(
+        '',
+        formatTable(
+          ['verify: resource', 'write key', 'values scanned', 'still not current', 'examples'],
+          result.verify.resources.map((v) => [v.resource, v.write, v.scanned, v.stillStale, v.examples.slice(0, 3).join(' ')]),
+        ),
+      )
+    }
     const scope = result.namespaces === 'all' ? 'all namespaces' : `namespace${result.namespaces.length > 1 ? 's' : ''} ${result.namespaces.join(', ')}`
     lines.push(
       '',
@@ -150,6 +284,13 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
     )
     return lines.join('\n')
   }
+}
+
+/** The write provider for a resource: the config rule that matches it (spec §8.3: exact, then *.group, then *.*). */
+export function writeProviderFor(rules: ResourceStatus[], resource: ApiResource): string {
+  const exact = resource.group ? `${resource.resource}.${resource.group}` : resource.resource
+  const rule = rules.find((r) => r.resource === exact) ?? rules.find((r) => r.resource === `*.${resource.group}`) ?? rules.find((r) => r.resource === '*.*')
+  return rule?.write ?? 'identity'
 }
 
 function failureObject(f: RewriteResult['failures'][number]): string {
@@ -165,6 +306,8 @@ class ProgressReporter {
   constructor(
     private readonly update: (text: string) => void,
     private readonly warn: (message: string) => void,
+    /** With --verbose: one line per retry, list restart and failure. */
+    private readonly log?: (line: string) => void,
   ) {}
 
   on(event: RewriteEvent): void {
@@ -184,6 +327,21 @@ class ProgressReporter {
         break
       case 'warning':
         this.warn(event.message)
+        break
+      case 'retry':
+        this.log?.(
+          `retry ${event.attempt}: ${event.resource}${event.name ? `/${event.name}` : ' (list)'}${event.namespace ? ` -n ${event.namespace}` : ''} ` +
+            `got ${event.status || 'no response'}; waiting ${(event.delayMs / 1000).toFixed(1)}s`,
+        )
+        break
+      case 'listRestarted':
+        this.log?.(
+          `list of ${event.resource}${event.namespace ? ` -n ${event.namespace}` : ''} expired (410); restarted after ${event.afterKey ?? 'the start'} ` +
+            `${event.usedContinueHint ? "with the server's continue hint" : 'by listing again'}`,
+        )
+        break
+      case 'failure':
+        this.log?.(`failed: ${event.failure.resource}/${event.failure.name ?? '(list)'}: ${event.failure.reason}: ${event.failure.message}`)
         break
       default:
     }

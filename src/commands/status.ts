@@ -11,6 +11,8 @@ import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
 import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
 import {connectCluster} from '../kube/connect.js'
 import {toPluginError} from '../kube/errors.js'
+import {openEtcdReader} from '../operations/etcd-access.js'
+import {scanForStatus} from '../operations/status-scan.js'
 import {encryptionStatus, type StatusResult} from '../operations/status.js'
 import {formatTable} from '../output/render.js'
 import {OpenSshConnector} from '../ssh/open-ssh-session.js'
@@ -46,7 +48,9 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
     const kube = kubeOptionsFromFlags(flags)
     const etcdOptions = etcdOptionsFromFlags(flags)
     if (flags.resource && !flags.scan) throw usageError('USAGE', '--resource needs --scan')
-    const ssh = flags.ssh ? new OpenSshConnector(sshOptionsFromFlags(flags)) : undefined
+    // SSH for etcdctl (--etcd-via ssh) is always available; --no-ssh only stops reading files on the nodes.
+    const connector = new OpenSshConnector(sshOptionsFromFlags(flags))
+    const ssh = flags.ssh ? connector : undefined
     let localConfig: {path: string; bytes: Buffer} | undefined
     if (flags.config) {
       try {
@@ -70,7 +74,24 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
         files: ssh ? (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})) : undefined,
         localConfig,
         onProgress: (text) => progress.update(text),
-        scan: flags.scan ? () => this.scan(etcdOptions, discover, cluster, ssh, flags, progress) : undefined,
+        scan: flags.scan
+          ? async (config) => {
+              const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh: connector})
+              try {
+                return await scanForStatus({
+                  reader,
+                  config,
+                  objects: cluster.objects,
+                  discovery: cluster.discovery,
+                  resources: flags.resource,
+                  pageSize: flags['page-size'],
+                  onProgress: (scanned) => progress.update(`Scanning etcd through ${describeReader(reader.describe())}: ${scanned} values`),
+                })
+              } finally {
+                await reader.close()
+              }
+            }
+          : undefined,
       })
     } catch (error) {
       throw toPluginError(error)
@@ -78,11 +99,6 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
       progress.stop()
       cluster.close()
     }
-  }
-
-  /** --scan: wired to the scan engine in a later step. */
-  private async scan(..._args: unknown[]): Promise<never> {
-    throw usageError('NOT_IMPLEMENTED', '--scan is not available in this build yet')
   }
 
   protected override exitCodeFor(result: StatusResult): number {

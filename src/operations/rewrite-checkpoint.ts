@@ -1,7 +1,7 @@
 import {createHash} from 'node:crypto'
-import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
-import {dirname, join} from 'node:path'
+import {basename, dirname, join} from 'node:path'
 
 import type {FailureReason} from './api-errors.js'
 
@@ -100,7 +100,11 @@ export class FileCheckpointStore implements CheckpointStore {
     await rename(temp, this.location)
   }
 
+  /** Removes the checkpoint and any temp file a killed run left half-written beside it. */
   async clear(): Promise<void> {
     await rm(this.location, {force: true})
+    const prefix = `${basename(this.location)}.`
+    const leftovers = (await readdir(dirname(this.location)).catch(() => [] as string[])).filter((f) => f.startsWith(prefix) && f.endsWith('.tmp'))
+    await Promise.all(leftovers.map((f) => rm(join(dirname(this.location), f), {force: true})))
   }
 }

@@ -1,4 +1,4 @@
-import {mkdtemp, readFile, readdir, rm, stat} from 'node:fs/promises'
+import {mkdtemp, readFile, readdir, rm, stat, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
@@ -93,8 +93,10 @@ describe('checkpoint file', () => {
       expect((await stat(a)).mode & 0o777).toBe(0o600)
       expect((await stat(dir)).mode & 0o777).toBe(0o700)
       expect(await readdir(dir)).toEqual([a.split('/').at(-1)])
+      await writeFile(`${a}.4242.tmp`, '{half') // a killed run's temp file
       await store.clear()
       expect(await store.load()).toBeUndefined()
+      expect(await readdir(dir)).toEqual([])
     } finally {
       await rm(home, {recursive: true, force: true})
     }

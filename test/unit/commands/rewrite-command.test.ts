@@ -1,12 +1,12 @@
 import {type ChildProcess, spawn} from 'node:child_process'
-import {mkdtemp, readdir, rm, stat} from 'node:fs/promises'
+import {mkdtemp, readdir, rm, stat, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {KubeApiError} from '../../../src/kube/types.js'
 import {serveFakeCluster} from '../helpers/fake-apiserver.js'
-import {FakeCluster, SECRETS} from '../helpers/fake-cluster.js'
+import {CONFIGMAPS, FakeCluster, SECRETS} from '../helpers/fake-cluster.js'
 
 const bin = new URL('../../../bin/run.js', import.meta.url).pathname
 
@@ -49,8 +49,9 @@ afterEach(async () => {
 describe('kubectl encryption rewrite', {timeout: 150_000}, () => {
   it('rewrites the context namespace by default and prints a summary table', async () => {
     seed(30)
-    const r = await plugin()
-    expect(r.stderr).toBe('')
+    const r = await plugin('--no-ssh')
+    // no nodes to read the encryption config from: secrets only, said on stderr
+    expect(r.stderr).toMatch(/^Warning: the encryption config could not be read .*; rewriting secrets only\n$/)
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/^RESOURCE\s+LISTED\s+REWRITTEN\s+ALREADY CURRENT\s+CONFLICTS RETRIED\s+SKIPPED\s+FAILED\nsecrets\s+30\s+30\s+0\s+0\s+0\s+0\n/)
     expect(r.stdout).toContain('namespace alpha: 30 objects')
@@ -93,6 +94,35 @@ describe('kubectl encryption rewrite', {timeout: 150_000}, () => {
     expect(cluster.calls.replace).toBe(0)
   })
 
+  it('takes the resources from --config, and refuses --only-stale without a known config', async () => {
+    seed(2)
+    cluster.seed(CONFIGMAPS, 'alpha', 'cm-1', {v: 'x'})
+    const config = join(dir, 'enc.yaml')
+    await writeFile(
+      config,
+      `apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: [secrets, configmaps, pandas.awesome.bears.example]
+    providers:
+      - aescbc: {keys: [{name: key2, secret: ${Buffer.alloc(32, 7).toString('base64')}}]}
+      - identity: {}
+`,
+    )
+    const r = await plugin('--config', config, '-o', 'json')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/lists pandas.awesome.bears.example, which the server does not serve; skipped/)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.config).toEqual({source: 'file', path: config})
+    expect(doc.resources.map((x: {resource: string; rewritten: number}) => [x.resource, x.rewritten])).toEqual([
+      ['secrets', 2],
+      ['configmaps', 1],
+    ])
+    const stale = await plugin('--only-stale', '--no-ssh')
+    expect(stale.code).toBe(3)
+    expect(stale.stderr).toMatch(/--only-stale needs the cluster's encryption config/)
+  })
+
   it('dry run writes nothing', async () => {
     seed(4)
     const r = await plugin('-n', 'alpha', '-n', 'beta', '--dry-run')
@@ -111,11 +141,11 @@ describe('kubectl encryption rewrite', {timeout: 150_000}, () => {
     for (;;) {
       await new Promise((r) => setTimeout(r, 20))
       const files = await readdir(stateDir).catch(() => [])
-      if (files.length > 0 && cluster.calls.replace > 600) break
+      if (files.some((f) => f.endsWith('.json')) && cluster.calls.replace > 600) break
     }
     run.child.kill('SIGKILL')
     await run.done
-    const [file] = await readdir(stateDir)
+    const file = (await readdir(stateDir)).find((f) => f.endsWith('.json'))
     expect((await stat(join(stateDir, file!))).mode & 0o777).toBe(0o600)
     const before = cluster.calls.replace
     expect(before).toBeLessThan(3000)

@@ -8,7 +8,7 @@ import {KubeApiError, type EndpointProbe} from '../../../src/kube/types.js'
 import {encryptionStatus, type StatusDeps} from '../../../src/operations/status.js'
 import type {RemoteFiles} from '../../../src/ssh/remote-files.js'
 
-const vectorsConfig = readFileSync(new URL('../../../../../shared/vectors/encryption-config.yaml', import.meta.url))
+const vectorsConfig = readFileSync(new URL('../../fixtures/vectors/encryption-config.yaml', import.meta.url))
 const CONFIG_PATH = '/etc/kubernetes/enc/config.yaml'
 const identityFirst = Buffer.from(`apiVersion: apiserver.config.k8s.io/v1
 kind: EncryptionConfiguration
