@@ -75,7 +75,7 @@ afterAll(async () => {
   }
 }, 900_000)
 
-describe('kubectl encryption enable', () => {
+describe('kubectl encryption enable', {timeout: 900_000}, () => {
   it('--dry-run prints the plan and a diff per node and file (secrets masked) and changes nothing', async () => {
     const before = await allNodeStates()
     const r = await plugin(['enable', '--dry-run', ...sshArgs()])
