@@ -1,20 +1,12 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {EXIT, preconditionError} from '../errors.js'
-import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
-import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
-import {safetyFlags} from '../flags/safety.js'
-import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
-import {toPluginError} from '../kube/errors.js'
-import {clusterFollowUps} from '../operations/cluster-follow-ups.js'
-import {connectControlPlane} from '../operations/connect-control-plane.js'
+import {withControlPlane} from '../cli/control-plane-session.js'
+import {EXIT} from '../errors.js'
+import {controlPlaneFlags} from '../flags/control-plane.js'
 import {DECRYPT_STAGES, type DecryptAllResult, decryptAll} from '../operations/decrypt-all.js'
-import {describeEvent} from '../operations/progress-text.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
-import {confirmByTyping, interactive} from '../output/prompt.js'
 import {formatFields, formatTable} from '../output/render.js'
-import {OpenSshConnector} from '../ssh/open-ssh-session.js'
 
 type Result = DecryptAllResult & {context: string}
 
@@ -31,47 +23,18 @@ Every stage does nothing when already done, so after a failure run the same comm
     'kubectl encryption disable --remove-encryption --dry-run',
   ]
   static override flags = {
-    ...kubeFlags,
-    ...sshFlags,
-    ...etcdFlags,
-    ...safetyFlags,
+    ...controlPlaneFlags,
     'remove-encryption': Flags.boolean({description: 'After a clean scan, take the flag, mount and volume out of the manifests and the config off the nodes.', default: false}),
     'kubeadm-config': Flags.boolean({description: 'With --remove-encryption: take the flag out of kubeadm-config too.', default: true, allowNo: true}),
   }
 
   async execute(): Promise<Result> {
     const flags = this.flags
-    const etcd = etcdOptionsFromFlags(flags)
-    const sshOptions = sshOptionsFromFlags(flags)
     const progress = await this.progress('Connecting to the cluster')
-    const {cluster, deps} = await connectControlPlane(kubeOptionsFromFlags(flags), sshOptions).catch((error: unknown) => {
-      progress.stop()
-      throw toPluginError(error)
+    return withControlPlane(flags, progress, {typeContext: true, refusal: 'Refusing to decrypt the cluster without confirmation.'}, async ({context, deps}) => {
+      const options = {removeEncryption: flags['remove-encryption'], force: flags.force, dryRun: flags['dry-run'], kubeadmConfig: flags['kubeadm-config'], timeoutMs: flags.timeout * 1000}
+      return {context, ...(await decryptAll(options, deps))}
     })
-    const context = cluster.context.contextName
-    try {
-      const result = await decryptAll(
-        {removeEncryption: flags['remove-encryption'], force: flags.force, dryRun: flags['dry-run'], kubeadmConfig: flags['kubeadm-config'], timeoutMs: flags.timeout * 1000},
-        {
-          ...deps,
-          followUps: clusterFollowUps(cluster, {etcd, ssh: new OpenSshConnector(sshOptions), onProgress: (text) => progress.update(text)}),
-          onEvent: (event) => progress.update(describeEvent(event)),
-          confirm: flags.yes
-            ? undefined
-            : async (question) => {
-                if (!interactive()) throw preconditionError('CONFIRMATION_REQUIRED', 'Refusing to decrypt the cluster without confirmation.', {hint: 'Pass --yes (or look first with --dry-run).'})
-                progress.stop()
-                return confirmByTyping(question, context)
-              },
-        },
-      )
-      return {context, ...result}
-    } catch (error) {
-      throw toPluginError(error)
-    } finally {
-      progress.stop()
-      cluster.close()
-    }
   }
 
   protected override exitCodeFor(result: Result): number {
