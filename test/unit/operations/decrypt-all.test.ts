@@ -47,6 +47,8 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
       const config = parse(f.fs.get(ENC)?.content ?? '')
       expect(Object.keys(config.resources[0].providers[0])).toEqual(['identity'])
       expect(config.resources[0].providers[1].aescbc.keys[0]).toEqual({name: 'key1', secret})
+      // enable's comment on the fallback ("identity last") does not travel to the front with it
+      expect(f.fs.get(ENC)?.content).not.toContain('identity last')
       // the flag stays; the manifest changed only to restart the apiserver with the new config
       expect(f.fs.get(MANIFEST)?.content).toContain(`--encryption-provider-config=${ENC}`)
       expect(f.log.indexOf(`write ${ENC}`)).toBeLessThan(f.log.indexOf(`write ${MANIFEST}`))
