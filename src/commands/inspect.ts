@@ -247,6 +247,7 @@ base64 DEK or seed a KMS plugin would return.`
       fields.push(['Read', `ok with ${how}${d.rule ? ` (rule ${d.rule})` : d.covered === false ? ' (resource not covered by the config)' : ''}`])
       fields.push(['Stale', d.stale ? 'yes: the next update rewrites it with the first provider' : 'no'])
       if (d.plaintext && c.encrypted) fields.push(['Plaintext', `${formatPlaintext(d.plaintext)}, ${d.plaintextLength} bytes`])
+      for (const warning of d.warnings ?? []) fields.push(['Warning', warning])
     } else if (d.status === 'failed') {
       fields.push(['Read', `FAILED: ${d.error}`])
       fields.push(['Providers', d.rule ? `rule ${d.rule}` : d.covered === false ? 'resource not covered by the config (identity check)' : undefined])

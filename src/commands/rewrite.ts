@@ -1,5 +1,4 @@
-import {readFile} from 'node:fs/promises'
-
+import {readConfigFlag} from '../flags/config-file.js'
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
@@ -75,14 +74,7 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
 
     const etcdOptions = etcdOptionsFromFlags(flags)
     const needsEtcd = flags['only-stale'] || flags.verify
-    let localConfig: {path: string; bytes: Buffer} | undefined
-    if (flags.config) {
-      try {
-        localConfig = {path: flags.config, bytes: await readFile(flags.config)}
-      } catch (error) {
-        throw usageError('CONFIG_UNREADABLE', `cannot read --config ${flags.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
-      }
-    }
+    const localConfig = await readConfigFlag(flags.config)
     const ssh = flags.ssh ? new (await import('../ssh/open-ssh-session.js')).OpenSshConnector(sshOptionsFromFlags(flags)) : undefined
 
     const {connectCluster} = await import('../kube/connect.js')

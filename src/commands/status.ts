@@ -1,5 +1,4 @@
-import {readFile} from 'node:fs/promises'
-
+import {readConfigFlag} from '../flags/config-file.js'
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
@@ -51,14 +50,7 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
     // SSH for etcdctl (--etcd-via ssh) is always available; --no-ssh only stops reading files on the nodes.
     const connector = new OpenSshConnector(sshOptionsFromFlags(flags))
     const ssh = flags.ssh ? connector : undefined
-    let localConfig: {path: string; bytes: Buffer} | undefined
-    if (flags.config) {
-      try {
-        localConfig = {path: flags.config, bytes: await readFile(flags.config)}
-      } catch (error) {
-        throw usageError('CONFIG_UNREADABLE', `cannot read --config ${flags.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
-      }
-    }
+    const localConfig = await readConfigFlag(flags.config)
     const progress = await this.progress('Connecting to the cluster')
     const cluster = await connectCluster(kube).catch((error: unknown) => {
       progress.stop()

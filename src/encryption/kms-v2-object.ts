@@ -78,6 +78,14 @@ function lenBytes(f: {wire: number; bytes?: Buffer}, name: string): Buffer {
 
 /** The apiserver's validation on read and write, in its order; returns the error text or undefined. */
 export function validateEncryptedObject(o: EncryptedObject): string | undefined {
+  return validateEnvelopeFields(o) ?? validateAnnotations(o)
+}
+
+/**
+ * The checks before the annotations (type, encryptedData, DEK source, key ID): failing one leaves
+ * nothing to decrypt with, so even the offline reader stops there (spec §3.6).
+ */
+export function validateEnvelopeFields(o: EncryptedObject): string | undefined {
   if (o.encryptedDEKSourceType !== DEK_SOURCE_AES_GCM_KEY && o.encryptedDEKSourceType !== DEK_SOURCE_HKDF_SEED) {
     return `unknown encryptedDEKSourceType: ${o.encryptedDEKSourceType}`
   }
@@ -91,6 +99,14 @@ export function validateEncryptedObject(o: EncryptedObject): string | undefined 
   if (keyIdBytes > MAX_KEY_ID) {
     return `failed to validate key id: keyID is ${keyIdBytes} bytes, which exceeds the max size of ${MAX_KEY_ID}`
   }
+  return undefined
+}
+
+/**
+ * The last check (spec §3.6): keys are fully qualified domain names, total size bounded. The
+ * annotations are not covered by the AAD, so a value failing only this still decrypts offline.
+ */
+export function validateAnnotations(o: EncryptedObject): string | undefined {
   const problems: string[] = []
   let total = 0
   for (const [key, value] of o.annotations) {

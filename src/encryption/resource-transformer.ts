@@ -15,7 +15,7 @@ import type {KmsService} from './providers/kms-service.js'
 import {KmsV1Cipher} from './providers/kms-v1.js'
 import {KmsV2Cipher} from './providers/kms-v2.js'
 import {SecretboxCipher} from './providers/secretbox.js'
-import type {ValueCipher} from './providers/value-cipher.js'
+import type {EnvelopeValidation, ValueCipher} from './providers/value-cipher.js'
 import {buildResourceMap, lookupProviders, type ProviderLookup} from './resource-match.js'
 import {TRANSFORM_MESSAGES as M, TransformError} from './transform-error.js'
 
@@ -28,6 +28,11 @@ export interface ReadResult {
   kmsName?: string
   /** The full stored prefix that matched (provider plus key), '' for identity. */
   prefix: string
+  /**
+   * Only with `envelopeValidation: 'report'`: what the apiserver would refuse about a value that
+   * decrypts anyway (`the apiserver would refuse this value: <apiserver text>`).
+   */
+  warnings?: string[]
 }
 
 export interface TransformerOptions {
@@ -39,6 +44,12 @@ export interface TransformerOptions {
    * apiserver itself has no such check (the stand-in turns it off to behave like it).
    */
   cbcPlausibilityCheck?: boolean
+  /**
+   * KMS v2 envelopes with invalid annotations (spec §3.6): 'report' (default, the plugin's offline
+   * reads) decrypts them and returns a warning; 'strict' refuses them as the apiserver does (the
+   * stand-in). Other envelope problems fail in both modes.
+   */
+  envelopeValidation?: EnvelopeValidation
 }
 
 /** Raised when a configuration cannot be turned into transformers (bad key bytes, unknown provider). */
@@ -112,8 +123,10 @@ export class ResourceTransformer {
       const body = stored.subarray(entry.prefix.length)
       try {
         if (entry.keys) return this.readKeyed(entry, body, aad, i !== 0)
-        const {plaintext, stale} = entry.cipher!.decrypt(body, aad)
-        return {plaintext, stale: stale || i !== 0, provider: 'kms', kmsName: entry.kmsName, prefix: entry.prefix.toString()}
+        const {plaintext, stale, warnings} = entry.cipher!.decrypt(body, aad)
+        const result: ReadResult = {plaintext, stale: stale || i !== 0, provider: 'kms', kmsName: entry.kmsName, prefix: entry.prefix.toString()}
+        if (warnings?.length) result.warnings = warnings
+        return result
       } catch (error) {
         if (!(error instanceof TransformError)) throw error
         errors.push(error)
@@ -192,7 +205,7 @@ function buildEntry(spec: ProviderSpec, path: string, options: TransformerOption
       type: 'kms',
       kmsName: name,
       prefix: Buffer.from(`${v2 ? PROVIDER_PREFIXES.kmsV2 : PROVIDER_PREFIXES.kmsV1}${name}:`, 'utf8'),
-      cipher: v2 ? new KmsV2Cipher(name, service) : new KmsV1Cipher(name, service, options.cbcPlausibilityCheck ?? true),
+      cipher: v2 ? new KmsV2Cipher(name, service, options.envelopeValidation ?? 'report') : new KmsV1Cipher(name, service, options.cbcPlausibilityCheck ?? true),
     }
   }
   throw new TransformerBuildError(

@@ -149,3 +149,36 @@ export function writeKeys(configText: string): WriteKey[] {
     return {resources: entry.resources, provider, key: key?.name, fingerprint: key ? keyFingerprint(key.secret) : undefined}
   })
 }
+
+/**
+ * Reads every node and picks the config an edit starts from. All nodes must run one config (the
+ * seed's HA caution), except after an interrupted run of this same edit: then some nodes have the
+ * edited config (which the edit leaves unchanged) and the others the one before; the edited one is
+ * rolled on, so a key already on a node is never replaced by a new one.
+ */
+export async function snapshotsForEdit(
+  deps: {nodes(): Promise<string[]>; files(node: string): RemoteFiles},
+  edit: (config: string) => string,
+  force: boolean,
+): Promise<{snapshots: NodeSnapshot[]; source: string; target: string}> {
+  const names = await deps.nodes()
+  if (names.length === 0) throw preconditionError('NO_CONTROL_PLANE', 'No control-plane nodes found.')
+  const snapshots: NodeSnapshot[] = []
+  for (const node of names) snapshots.push(await readNode(node, deps.files(node), '/etc/kubernetes/enc/enc.yaml'))
+  const off = snapshots.filter((s) => s.flags.configPath === undefined || s.config === undefined)
+  if (off.length > 0) {
+    throw preconditionError('ENCRYPTION_NOT_ENABLED', `Encryption is not enabled on ${off.map((s) => s.node).join(', ')} (no --encryption-provider-config, or its file is missing).`, {
+      hint: 'Run `kubectl encryption enable` first.',
+    })
+  }
+  const texts = [...new Set(snapshots.map((s) => s.config as string))]
+  if (texts.length === 1) return {snapshots, source: texts[0] as string, target: edit(texts[0] as string)}
+  const fixed = texts.filter((t) => edit(t) === t)
+  if (texts.length === 2 && fixed.length === 1) {
+    const target = fixed[0] as string
+    return {snapshots, source: texts.find((t) => t !== target) as string, target}
+  }
+  if (!force) checkNodesAgree(snapshots, false)
+  const first = snapshots[0]?.config as string
+  return {snapshots, source: first, target: edit(first)}
+}

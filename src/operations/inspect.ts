@@ -53,6 +53,8 @@ export interface InspectDecryption {
   stale?: boolean
   plaintextLength?: number
   plaintext?: PlaintextInfo
+  /** The value decrypts, but the apiserver would refuse it: `the apiserver would refuse this value: …` (spec §3.6). */
+  warnings?: string[]
 }
 
 export interface InspectResult {
@@ -137,6 +139,7 @@ function inspectOnce(input: InspectInput): InspectResult {
         plaintextLength: read.plaintext.length,
         plaintext: classifyPlaintext(read.plaintext),
       }
+      if (read.warnings?.length) result.decryption.warnings = read.warnings
       if (read.provider === 'kms' && classification.kmsApiVersion === 'v2') {
         notes.push('offline, the KMS plugin\'s current key ID is unknown: "stale" reflects provider order and DEK source type only')
       }

@@ -93,7 +93,9 @@ const OTHER_ERRORS = '(other errors)'
 const NON_OBJECT_RESOURCES = new Set(['', 'serviceipallocations', 'servicenodeportallocations', 'masterleases'])
 
 export async function scanValues(input: ScanInput): Promise<ScanResult> {
-  const transformers = input.config ? new EncryptionTransformers(input.config, {kms: input.kms}) : undefined
+  // 'strict': the scan counts what the apiserver can read, and a KMS v2 value whose annotations it
+  // refuses (spec §3.6) is undecryptable for it, with its text; `inspect` decrypts such a value and warns.
+  const transformers = input.config ? new EncryptionTransformers(input.config, {kms: input.kms, envelopeValidation: 'strict'}) : undefined
   const sampleLimit = input.sampleLimit ?? 5
   const byResource = new Map<string, {scan: ResourceScan; transformer?: ResourceTransformer}>()
   const result: ScanResult = {

@@ -39,6 +39,9 @@ beforeAll(async () => {
 }, 600_000)
 
 afterAll(async () => {
+  // Delete the test objects first, while every node can still decrypt them.
+  await kubectl(['delete', 'namespace', ns, '--wait=false'])
+  await run('etcdctl', ['del', '--prefix', `/registry/secrets/${ns}-gone/`])
   for (const [node, manifest] of saved) {
     const before = await apiserverHash(node).catch(() => '')
     const current = await readNodeFile(node, MANIFEST).catch(() => '')
@@ -47,8 +50,6 @@ afterAll(async () => {
     await waitForApiserverRestart(node, before, 180_000)
     await sshOk(node, `sudo -n rm -rf /etc/kubernetes/enc /etc/kubernetes/manifests/kube-apiserver.yaml.bak`)
   }
-  await kubectl(['delete', 'namespace', ns, '--wait=false'])
-  await run('etcdctl', ['del', '--prefix', `/registry/secrets/${ns}-gone/`])
 }, 900_000)
 
 describe('with encryption on every node', () => {
@@ -71,20 +72,26 @@ describe('with encryption on every node', () => {
 
   it('status --scan: finds the plaintext/stale Secret from before, an orphan and an undecryptable value (exit 5)', async (ctx) => {
     needsEncryption(ctx)
+    // Other test files share the sandbox: count what this test adds, not what was there before.
+    const scanSecrets = async () => {
+      const r = await plugin(['status', ...sshArgs(), '--scan', '-o', 'json'])
+      return {r, secrets: json<Status>(r).scan!.resources.find((x) => x.resource === 'secrets')!}
+    }
+    const {secrets: baseline} = await scanSecrets()
     // An orphan: a plaintext Secret value in a namespace that does not exist; a wrong key: aescbc bytes no key opens.
     await ok('etcdctl', ['put', `/registry/secrets/${ns}-gone/orphan`], {input: '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"orphan"}}'})
     await ok('etcdctl', ['put', `/registry/secrets/${ns}/wrong-key`], {input: Buffer.concat([Buffer.from('k8s:enc:aescbc:v1:key1:'), randomBytes(48)])})
-    const r = await plugin(['status', ...sshArgs(), '--scan', '-o', 'json'])
+    const {r, secrets} = await scanSecrets()
     expect(r.code, r.stderr).toBe(5)
-    const secrets = json<Status>(r).scan!.resources.find((x) => x.resource === 'secrets')!
     expect(secrets.plaintext).toBeGreaterThanOrEqual(2) // "before" and the orphan
+    expect(secrets.plaintext - baseline.plaintext).toBe(1) // the orphan
     expect(secrets.stale).toBeGreaterThanOrEqual(2)
-    expect(secrets.undecryptable).toBe(1)
-    expect(secrets.orphans).toBe(1)
+    expect(secrets.undecryptable - baseline.undecryptable).toBe(1)
+    expect(secrets.orphans - baseline.orphans).toBe(1)
     expect(secrets.byProvider['aescbc:key1']).toBeGreaterThanOrEqual(1)
     const problems = json<Status>(r).problems.join('\n')
     expect(problems).toContain('value(s) stored in plaintext')
-    expect(problems).toContain('1 value(s) that no configured key can decrypt')
+    expect(problems).toContain(`${secrets.undecryptable} value(s) that no configured key can decrypt`)
     await ok('etcdctl', ['del', `/registry/secrets/${ns}/wrong-key`])
     // inspect names the same value as undecryptable... and reads "after" with key1
     const after = json<{decryption: {status: string; provider?: string; keyName?: string}}>(await plugin(['inspect', 'secret/after', '-n', ns, ...sshArgs(), '-o', 'json']))

@@ -6,7 +6,7 @@ import {createHash} from 'node:crypto'
 import {copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync, chmodSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, inject, it} from 'vitest'
 
 import {lintKrewManifest, readKrewManifest} from '../../scripts/krew-manifest.js'
 import {archiveName, hostPlatform} from '../../scripts/platforms.js'
@@ -23,8 +23,9 @@ describe.skipIf(!host || !kubectl)('the packaged plugin, installed as krew insta
   const store = join(work, 'krew', 'store', 'encryption', `v${pjson.version}`)
   const bin = join(work, 'krew', 'bin')
   const tools = join(work, 'tools')
-  // PATH holds the plugin's bin dir and kubectl, nothing else: no node.
+  // PATH holds the plugin's bin dir, kubectl and ssh (as a user has them), nothing else: no node.
   const env = {HOME: work, PATH: `${bin}:${tools}`, KUBECONFIG: join(work, 'kubeconfig')}
+  const sandbox = inject('sandbox')
   const name = `${host!.os}-${host!.arch}`
 
   function kubectlRun(...args: string[]): SpawnSyncReturns<string> {
@@ -42,9 +43,13 @@ describe.skipIf(!host || !kubectl)('the packaged plugin, installed as krew insta
     mkdirSync(tools, {recursive: true})
     execFileSync('tar', ['-xzf', join(out, archiveName(host!)), '-C', store])
     symlinkSync(join(store, host!.bin), join(bin, 'kubectl-encryption'))
-    symlinkSync(realpathSync(kubectl), join(tools, 'kubectl'))
+    for (const tool of ['kubectl', 'ssh']) {
+      const path = spawnSync('sh', ['-c', `command -v ${tool}`], {encoding: 'utf8'}).stdout.trim()
+      if (path) symlinkSync(realpathSync(path), join(tools, tool))
+    }
     writeFileSync(env.KUBECONFIG, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n')
-  })
+    // About 20 s of CPU (strip, blob, inject, gzip of a 100 MiB executable); minutes on a busy machine.
+  }, 600_000)
   afterAll(() => rmSync(work, {recursive: true, force: true}))
 
   it('has no node on PATH', () => {
@@ -99,5 +104,19 @@ describe.skipIf(!host || !kubectl)('the packaged plugin, installed as krew insta
     chmodSync(join(bin, 'kubectl_complete-encryption'), 0o755)
     const completion = kubectlRun('__complete', 'encryption', 'vers')
     expect(completion.stdout.split('\n')).toContain('version')
+  })
+
+  it.skipIf(!sandbox?.apiServer)('reports `kubectl encryption status` on the sandbox through the API', () => {
+    const status = spawnSync('kubectl', ['encryption', 'status', '--no-ssh', '-o', 'json'], {
+      env: {...env, KUBECONFIG: sandbox.env.KUBECONFIG!},
+      encoding: 'utf8',
+      timeout: 120_000,
+    })
+    // 0, or 5 when the check finds a problem (encryption off, as the sandbox starts).
+    expect([0, 5], status.stderr).toContain(status.status)
+    const result = JSON.parse(status.stdout) as {server: string; nodes: {node: string; apiserver: {ready: boolean}}[]}
+    expect(result.server).toBe(`https://${sandbox.lbEndpoint}`)
+    expect(result.nodes.map((n) => n.node).sort()).toEqual([...sandbox.nodes].sort())
+    expect(result.nodes.every((n) => n.apiserver.ready)).toBe(true)
   })
 })

@@ -71,7 +71,7 @@ describe('the completion scripts', () => {
     const bash = script('bash')
     expect(spawnSync('bash', ['-n'], {input: bash}).status).toBe(0)
     const probe = `source /dev/stdin <<'EOF'\n${bash}\nEOF\n` +
-      `COMP_WORDS=(kubectl-encryption ver); COMP_CWORD=1; _kubectl_encryption; echo "1:\${COMPREPLY[*]}"\n` +
+      `COMP_WORDS=(kubectl-encryption vers); COMP_CWORD=1; _kubectl_encryption; echo "1:\${COMPREPLY[*]}"\n` +
       `COMP_WORDS=(kubectl-encryption version -o j); COMP_CWORD=3; _kubectl_encryption; echo "2:\${COMPREPLY[*]}"\n`
     const out = execFileSync('bash', ['-c', probe], {env, encoding: 'utf8'})
     expect(out).toContain('1:version\n')

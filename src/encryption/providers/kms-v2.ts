@@ -9,13 +9,14 @@ import {
   type EncryptedObject,
   encodeEncryptedObject,
   parseEncryptedObject,
-  validateEncryptedObject,
+  validateAnnotations,
+  validateEnvelopeFields,
 } from '../kms-v2-object.js'
 import {TRANSFORM_MESSAGES as M, TransformError, missingDekMessage} from '../transform-error.js'
 import {aesAlgorithm} from './aes-cbc.js'
 import {openGcm, sealGcm} from './aes-gcm.js'
 import type {KmsService} from './kms-service.js'
-import type {ValueCipher} from './value-cipher.js'
+import type {EnvelopeValidation, ValueCipher} from './value-cipher.js'
 
 const INFO = 32
 
@@ -25,17 +26,26 @@ export function deriveKmsV2Key(seed: Buffer, info: Buffer): Buffer {
 }
 const ONE = Buffer.from([1])
 
-/** Parses and validates, throwing the apiserver's text. */
-export function decodeKmsV2(body: Buffer): EncryptedObject {
+/** Prefix of the warning a value the apiserver refuses, but the offline reader decrypts, carries. */
+export const APISERVER_WOULD_REFUSE = 'the apiserver would refuse this value: '
+
+/**
+ * Parses and validates, throwing the apiserver's text. With 'report', an annotation problem (not
+ * covered by the AAD, spec §3.6) is returned as a warning instead: the value still decrypts.
+ */
+export function decodeKmsV2(body: Buffer, validation: EnvelopeValidation = 'strict'): {obj: EncryptedObject; warnings: string[]} {
   let obj: EncryptedObject
   try {
     obj = parseEncryptedObject(body)
   } catch (error) {
     throw new TransformError((error as Error).message)
   }
-  const problem = validateEncryptedObject(obj)
-  if (problem) throw new TransformError(problem)
-  return obj
+  const fatal = validateEnvelopeFields(obj)
+  if (fatal) throw new TransformError(fatal)
+  const annotations = validateAnnotations(obj)
+  if (!annotations) return {obj, warnings: []}
+  if (validation === 'strict') throw new TransformError(annotations)
+  return {obj, warnings: [APISERVER_WOULD_REFUSE + annotations]}
 }
 
 export class KmsV2Cipher implements ValueCipher {
@@ -44,10 +54,11 @@ export class KmsV2Cipher implements ValueCipher {
   constructor(
     private readonly name: string,
     private readonly kms: KmsService | undefined,
+    private readonly validation: EnvelopeValidation = 'strict',
   ) {}
 
-  decrypt(body: Buffer, aad: Buffer): {plaintext: Buffer; stale: boolean} {
-    const obj = decodeKmsV2(body)
+  decrypt(body: Buffer, aad: Buffer): {plaintext: Buffer; stale: boolean; warnings?: string[]} {
+    const {obj, warnings} = decodeKmsV2(body, this.validation)
     if (!this.kms) {
       throw new TransformError(missingDekMessage(this.name))
     }
@@ -70,7 +81,7 @@ export class KmsV2Cipher implements ValueCipher {
     const current = this.kms.currentKeyId?.()
     const stale =
       obj.encryptedDEKSourceType !== DEK_SOURCE_HKDF_SEED || (current !== undefined && current !== obj.keyID)
-    return {plaintext, stale}
+    return warnings.length > 0 ? {plaintext, stale, warnings} : {plaintext, stale}
   }
 
   encrypt(plaintext: Buffer, aad: Buffer): Buffer {

@@ -4,8 +4,18 @@
  * apiserver's text.
  */
 export interface ValueCipher {
-  /** Returns the plaintext and whether the provider itself reports the value stale (KMS). */
-  decrypt(body: Buffer, aad: Buffer): {plaintext: Buffer; stale: boolean}
+  /**
+   * Returns the plaintext, whether the provider itself reports the value stale (KMS), and warnings
+   * about what the apiserver would refuse although the value decrypts ('report' validation).
+   */
+  decrypt(body: Buffer, aad: Buffer): {plaintext: Buffer; stale: boolean; warnings?: string[]}
   /** Returns the body to store after the prefix (fresh random IV/nonce). */
   encrypt(plaintext: Buffer, aad: Buffer): Buffer
 }
+
+/**
+ * How a KMS v2 envelope that the apiserver refuses for a reason outside the ciphertext (annotation
+ * keys, spec §3.6) is read: 'strict' refuses it with the apiserver's text (the sandbox's API server
+ * stand-in); 'report' decrypts it and returns a warning with that text (the plugin's offline reads).
+ */
+export type EnvelopeValidation = 'strict' | 'report'

@@ -85,8 +85,9 @@ export const codecBackend: EncryptionBackend = {
     if (check.errors.length > 0 || !check.config || !check.hash) throw new ConfigLoadError(check.message)
     let transformers: EncryptionTransformers
     try {
-      // the apiserver has no CBC plausibility guard (spec §3.2): behave like it
-      transformers = new EncryptionTransformers(check.config, {cbcPlausibilityCheck: false})
+      // the apiserver has no CBC plausibility guard (spec §3.2) and refuses KMS v2 annotation keys that are
+      // not domain names (spec §3.6): behave like it
+      transformers = new EncryptionTransformers(check.config, {cbcPlausibilityCheck: false, envelopeValidation: 'strict'})
     } catch (err) {
       throw new ConfigLoadError(`error while building transformers: ${(err as Error).message}`)
     }

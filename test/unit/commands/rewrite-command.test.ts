@@ -68,7 +68,12 @@ describe('kubectl encryption rewrite', {timeout: 150_000}, () => {
     const second = JSON.parse((await plugin('-A', '-o', 'json')).stdout)
     expect(second.totals).toMatchObject({listed: 80, rewritten: 0, alreadyCurrent: 80})
     // nothing left behind once a run completes
-    expect(await readdir(join(dir, 'state', 'kubectl-encryption'))).toEqual([])
+    // (a run that finishes before its first checkpoint flush never creates the state dir)
+    const left = await readdir(join(dir, 'state', 'kubectl-encryption')).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return []
+      throw error
+    })
+    expect(left).toEqual([])
   })
 
   it('lists the objects it could not write and exits 4', async () => {

@@ -221,9 +221,10 @@ describe('read failures (spec §2.4, §4.3)', () => {
     )
   })
 
-  it('kms v2 envelope validation on read (spec §3.6)', () => {
+  for (const envelopeValidation of ['report', 'strict'] as const)
+  it(`kms v2 envelope validation on read (spec §3.6): unusable envelopes fail in ${envelopeValidation} mode`, () => {
     const spec: ProviderSpec = {kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}
-    const t = chain([spec], {k2: new FakeKms()})
+    const t = ResourceTransformer.fromProviders([spec], 'secrets', {kms: {k2: new FakeKms()}, envelopeValidation})
     const p = Buffer.from('k8s:enc:kms:v2:k2:')
     const read = (body: number[]) => () => t.read(Buffer.concat([p, Buffer.from(body)]), KEY)
     expect(read([0x28, 0x02])).toThrow(/^unknown encryptedDEKSourceType: 2$/)
@@ -232,6 +233,39 @@ describe('read failures (spec §2.4, §4.3)', () => {
     expect(read([0x0a, 0x01, 0x00, 0x1a, 0x01, 0x00])).toThrow(/^failed to validate key id: keyID is empty$/)
     const big = Buffer.concat([Buffer.from([0x0a, 0x01, 0x00, 0x1a, 0x81, 0x08]), Buffer.alloc(1025)])
     expect(read([...big])).toThrow(/^failed to validate encrypted DEK source: encrypted DEK source is 1025 bytes, which exceeds the max size of 1024$/)
+  })
+})
+
+describe('kms v2 annotation keys the apiserver refuses (spec §3.6)', () => {
+  const spec: ProviderSpec = {kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}
+  class BadAnnotationKms extends FakeKms {
+    override encrypt(plaintext: Buffer) {
+      return {...super.encrypt(plaintext), annotations: new Map([['kms.example.com/zone', Buffer.from('a')], ['Upper.Example.com', Buffer.from('b')]])}
+    }
+  }
+  const kms = {k2: new BadAnnotationKms()}
+  const stored = chain([spec], kms).write(SECRET, KEY)
+
+  it('strict (the stand-in) refuses with the apiserver text; report (the default) decrypts and warns with it', () => {
+    const strict = ResourceTransformer.fromProviders([spec], 'secrets', {kms, envelopeValidation: 'strict'})
+    let refused = ''
+    try {
+      strict.read(stored, KEY)
+    } catch (error) {
+      expect(error).toBeInstanceOf(TransformError)
+      refused = (error as Error).message
+    }
+    // both keys are reported, in the aggregate's bracketed form
+    expect(refused).toMatch(/^failed to validate annotations: \[annotations: Invalid value: "Upper.Example.com": a lowercase RFC 1123 subdomain.*, annotations: Invalid value: "kms.example.com\/zone": a lowercase RFC 1123 subdomain.*\]$/)
+    const read = chain([spec], kms).read(stored, KEY)
+    expect(read.plaintext.equals(SECRET)).toBe(true)
+    expect(read.warnings).toEqual([`the apiserver would refuse this value: ${refused}`])
+  })
+
+  it('a valid envelope reads without warnings, and a bad one still fails on a wrong AAD', () => {
+    const good = chain([spec], {k2: new FakeKms()})
+    expect(good.read(good.write(SECRET, KEY), KEY).warnings).toBeUndefined()
+    expect(() => chain([spec], kms).read(stored, '/registry/secrets/default/other')).toThrow(/^cipher: message authentication failed$/)
   })
 })
 

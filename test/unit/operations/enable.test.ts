@@ -9,7 +9,7 @@ const ENC = '/etc/kubernetes/enc/enc.yaml'
 const BACKUPS = '/etc/kubernetes/tmp/kubectl-encryption-20261127T210000Z'
 const secretsIn = (text: string) => [...text.matchAll(/secret:\s*(\S+)/g)].map((m) => m[1] ?? '')
 
-describe('enable (safe order over fakes)', () => {
+describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
   it('writes one generated config to every node (root 0600), patches each manifest, syncs kubeadm-config', async () => {
     const cp = fakeControlPlane()
     const result = await enableEncryption({}, cp.deps)

@@ -232,6 +232,12 @@ export class ApiServerHandler {
         const body = await readBody(req)
         if (body.length) opts = parseJsonBody(body)
         const deleted = await store.delete(info, rr.namespace, rr.name!, opts?.preconditions)
+        // The namespace controller's work, done at once: a deleted namespace leaves no objects behind
+        // (left in etcd they would be orphans that status --scan reports, spec §12).
+        if (info.resource === 'namespaces') {
+          const namespaced = [...BUILTIN, ...(await this.customResources())].filter((r) => r.namespaced)
+          await store.deletePrefixes(namespaced.map((r) => store.listPrefix(r, rr.name!)))
+        }
         if (info.resource === 'pods' || info.resource === 'namespaces' || info.encoding === 'json') return send(res, 200, deleted)
         return send(res, 200, {
           kind: 'Status',

@@ -308,6 +308,13 @@ export class Store {
     throw errors.conflict(info.group, info.resource, name)
   }
 
+  /** Removes every key under each prefix, whatever its value (even one no key can decrypt). */
+  async deletePrefixes(prefixes: string[]): Promise<void> {
+    for (const prefix of prefixes) {
+      await this.kv.txn({compare: [], success: [{request_delete_range: {key: Buffer.from(prefix), range_end: prefixEnd(Buffer.from(prefix))}}], failure: []})
+    }
+  }
+
   async delete(info: ResourceInfo, namespace: string | undefined, name: string, precondition?: {uid?: string; resourceVersion?: string}): Promise<Json> {
     const key = this.key(info, namespace, name)
     for (let attempt = 0; attempt < 20; attempt++) {

@@ -1,0 +1,111 @@
+import {readFile} from 'node:fs/promises'
+
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
+import type {KeyedProvider} from '../encryption/config-edit.js'
+import {preconditionError, usageError} from '../errors.js'
+import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
+import {safetyFlags} from '../flags/safety.js'
+import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
+import {toPluginError} from '../kube/errors.js'
+import {connectControlPlane} from '../operations/connect-control-plane.js'
+import {type EnableResult, enableEncryption} from '../operations/enable.js'
+import {describeEvent} from '../operations/progress-text.js'
+import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
+import {confirmYesNo, interactive} from '../output/prompt.js'
+import {formatFields} from '../output/render.js'
+
+export default class Enable extends BaseCommand<EnableResult & {context: string}, typeof Enable> {
+  static override summary = 'Switch on encryption at rest on every control-plane node, one node at a time.'
+  static override description = `Writes one EncryptionConfiguration to every control-plane node (${DEFAULT_CONFIG_PATH} by default, root, 0600) and points each kube-apiserver at it: the --encryption-provider-config flag, a read-only volumeMount and a DirectoryOrCreate hostPath volume in the static-pod manifest. Nodes are changed one at a time: the manifest is backed up outside /etc/kubernetes/manifests, replaced atomically, and the plugin waits for the mirror pod's config hash to change and the node's /readyz; a node that does not come back is rolled back (exit 6; 7 if the rollback failed too) and later nodes are left alone. kubeadm's kubeadm-config ConfigMap is kept in step so 'kubeadm upgrade' keeps the flag.
+
+Without --config a config with a fresh 32-byte aescbc key (or --provider) for secrets (or --resource) is generated; a config a node already has is reused, never regenerated. Running enable twice changes nothing the second time. Existing objects stay as they are until rewritten.`
+  static override examples = [
+    'kubectl encryption enable --dry-run',
+    'kubectl encryption enable --yes',
+    'kubectl encryption enable --config ./enc.yaml --automatic-reload --yes',
+    'kubectl encryption enable --provider secretbox --resource secrets --resource configmaps',
+  ]
+  static override flags = {
+    ...kubeFlags,
+    ...sshFlags,
+    ...safetyFlags,
+    config: Flags.string({description: 'Use this EncryptionConfiguration file (validated first) instead of generating one.'}),
+    'config-path': Flags.string({description: 'Where the config lives on each node.', default: DEFAULT_CONFIG_PATH}),
+    provider: Flags.option({description: 'Provider of a generated config.', options: ['aescbc', 'aesgcm', 'secretbox'] as const, default: 'aescbc' as const})(),
+    resource: Flags.string({description: 'Resource a generated config covers (repeatable; default secrets).', multiple: true}),
+    'automatic-reload': Flags.boolean({description: 'Also set --encryption-provider-config-automatic-reload=true.', default: false}),
+    'kubeadm-config': Flags.boolean({description: 'Keep kubeadm-config (apiServer.extraArgs/extraVolumes) in step.', default: true, allowNo: true}),
+  }
+
+  async execute(): Promise<EnableResult & {context: string}> {
+    const flags = this.flags
+    if (flags.config && (flags.resource || flags.provider !== 'aescbc')) {
+      throw usageError('USAGE', '--config cannot be combined with --provider or --resource (they shape a generated config)')
+    }
+    let configText: string | undefined
+    if (flags.config) {
+      try {
+        configText = await readFile(flags.config, 'utf8')
+      } catch (error) {
+        throw usageError('CONFIG_UNREADABLE', `cannot read --config ${flags.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+      }
+    }
+    const progress = await this.progress('Connecting to the cluster')
+    const {cluster, deps} = await connectControlPlane(kubeOptionsFromFlags(flags), sshOptionsFromFlags(flags)).catch((error: unknown) => {
+      progress.stop()
+      throw toPluginError(error)
+    })
+    try {
+      const result = await enableEncryption(
+        {
+          configPath: flags['config-path'],
+          configText,
+          provider: flags.provider as KeyedProvider,
+          resources: flags.resource,
+          automaticReload: flags['automatic-reload'],
+          force: flags.force,
+          dryRun: flags['dry-run'],
+          kubeadmConfig: flags['kubeadm-config'],
+          timeoutMs: flags.timeout * 1000,
+        },
+        {
+          ...deps,
+          onEvent: (event) => progress.update(describeEvent(event)),
+          confirm: flags.yes
+            ? undefined
+            : async (question) => {
+                if (!interactive()) throw preconditionError('CONFIRMATION_REQUIRED', 'Refusing to change the control plane without confirmation.', {hint: 'Pass --yes (or look first with --dry-run).'})
+                progress.stop()
+                return confirmYesNo(question)
+              },
+        },
+      )
+      return {context: cluster.context.contextName, ...result}
+    } catch (error) {
+      throw toPluginError(error)
+    } finally {
+      progress.stop()
+      cluster.close()
+    }
+  }
+
+  protected renderTable(result: EnableResult & {context: string}, wide: boolean): string {
+    const sections = [
+      formatFields([
+        ['Context', result.context],
+        ['Config', `${result.configPath} (${result.configSource}, ${result.configHash.slice(0, 19)}…)`],
+        ['Write keys', result.writeKeys.map((k) => `${k.resources.join(',')}: ${k.provider}${k.key ? `/${k.key} ${k.fingerprint?.slice(0, 19) ?? ''}…` : ''}`).join('; ')],
+        ['kubeadm-config', `${result.kubeadmConfig.status}${result.kubeadmConfig.changes.length > 0 ? ` (${result.kubeadmConfig.changes.join('; ')})` : ''}`],
+        ['Backups', result.backupDir],
+      ]),
+      nodesTable(result.nodes, wide),
+    ]
+    if (result.dryRun) sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
+    else if (result.unchanged) sections.push('Encryption is already enabled as asked: nothing to do.')
+    else sections.push('Next: `kubectl encryption verify` to prove new Secrets are encrypted, then rewrite existing objects.')
+    return sections.join('\n\n')
+  }
+}

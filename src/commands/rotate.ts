@@ -1,0 +1,124 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {discoverControlPlane} from '../controlplane/control-plane.js'
+import type {KeyedProvider} from '../encryption/config-edit.js'
+import {preconditionError} from '../errors.js'
+import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
+import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
+import {safetyFlags} from '../flags/safety.js'
+import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
+import {toPluginError} from '../kube/errors.js'
+import {ResourceIndex} from '../kube/resource-index.js'
+import {connectControlPlane} from '../operations/connect-control-plane.js'
+import {openEtcdReader} from '../operations/etcd-access.js'
+import {describeEvent} from '../operations/progress-text.js'
+import {rewrite} from '../operations/rewrite.js'
+import {ROTATE_STAGES, type RotateResult, type RotateStage, rotateKeys} from '../operations/rotate.js'
+import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
+import {confirmByTyping, interactive} from '../output/prompt.js'
+import {formatFields, formatTable} from '../output/render.js'
+import {OpenSshConnector} from '../ssh/open-ssh-session.js'
+
+export default class Rotate extends BaseCommand<RotateResult & {context: string}, typeof Rotate> {
+  static override summary = 'Rotate the encryption key (or switch provider) on every control-plane node, in six resumable stages.'
+  static override description = `The seed's rotation as named stages: ${ROTATE_STAGES.join(', ')}. add-key puts a new key second (readable, not yet used) on every node; wait-add checks every apiserver loaded it; promote makes it the write key; wait-promote checks again; rewrite re-encrypts everything the config covers; remove-old drops the old key once etcd holds nothing under it and you confirm a backup (--backup-confirmed, or --backup-dir DIR to get a copy of the new config).
+
+Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: after a failure or kill, 'rotate' continues from the recorded stage ('status' shows it); '--stage NAME' runs one stage. '--provider' switches provider (e.g. aescbc -> secretbox) the same way. Nodes are changed one at a time with backups and rollback (exit 6/7), as for enable.`
+  static override examples = [
+    'kubectl encryption rotate --dry-run',
+    'kubectl encryption rotate --yes --backup-confirmed',
+    'kubectl encryption rotate --stage add-key --yes',
+    'kubectl encryption rotate --provider secretbox --yes --backup-dir ./enc-backups',
+  ]
+  static override flags = {
+    ...kubeFlags,
+    ...sshFlags,
+    ...etcdFlags,
+    ...safetyFlags,
+    provider: Flags.option({description: 'Provider of the new key (default: the current write provider).', options: ['aescbc', 'aesgcm', 'secretbox'] as const})(),
+    'key-name': Flags.string({description: 'Name of the new key (default: key<N+1>).'}),
+    resource: Flags.string({description: 'Rotate only the config entries listing this resource (repeatable).', multiple: true}),
+    stage: Flags.option({description: 'Run only this stage.', options: ROTATE_STAGES})(),
+    restart: Flags.boolean({description: 'Start a new rotation even if one is recorded as in progress.', default: false}),
+    'backup-confirmed': Flags.boolean({description: 'You backed up etcd after the rewrite; lets remove-old drop the old key.', default: false}),
+    'backup-dir': Flags.string({description: 'Write the new config (mode 0600) to this local directory before the old key is removed.'}),
+  }
+
+  async execute(): Promise<RotateResult & {context: string}> {
+    const flags = this.flags
+    const progress = await this.progress('Connecting to the cluster')
+    const sshOptions = sshOptionsFromFlags(flags)
+    const {cluster, deps} = await connectControlPlane(kubeOptionsFromFlags(flags), sshOptions).catch((error: unknown) => {
+      progress.stop()
+      throw toPluginError(error)
+    })
+    const context = cluster.context.contextName
+    try {
+      const result = await rotateKeys(
+        {
+          provider: flags.provider as KeyedProvider | undefined,
+          keyName: flags['key-name'],
+          resources: flags.resource,
+          stage: flags.stage as RotateStage | undefined,
+          restart: flags.restart,
+          backupConfirmed: flags['backup-confirmed'],
+          backupDir: flags['backup-dir'],
+          force: flags.force,
+          dryRun: flags['dry-run'],
+          timeoutMs: flags.timeout * 1000,
+        },
+        {
+          ...deps,
+          onEvent: (event) => progress.update(describeEvent(event)),
+          confirm: flags.yes
+            ? undefined
+            : async (question) => {
+                if (!interactive()) throw preconditionError('CONFIRMATION_REQUIRED', 'Refusing to rotate keys without confirmation.', {hint: 'Pass --yes (or look first with --dry-run).'})
+                progress.stop()
+                return confirmByTyping(question, context)
+              },
+          rewrite: async () => {
+            const index = new ResourceIndex(await cluster.discovery.resources())
+            const resources = (flags.resource ?? ['secrets']).map((r) => index.resolve(r)).filter((r) => r !== undefined)
+            const r = await rewrite({resources, onEvent: () => progress.update('rewriting objects')}, {client: cluster.objects})
+            return {rewritten: r.totals.rewritten, failed: r.totals.failed}
+          },
+          countUnderKey: async (provider, key) => {
+            const reader = await openEtcdReader(etcdOptionsFromFlags(flags), {controlPlane: () => discoverControlPlane(cluster.objects), exec: cluster.exec, ssh: new OpenSshConnector(sshOptions)})
+            const prefix = Buffer.from(`k8s:enc:${provider}:v1:${key}:`)
+            let count = 0
+            try {
+              for await (const page of reader.range('/registry/')) for (const kv of page) if (kv.value.subarray(0, prefix.length).equals(prefix)) count++
+            } finally {
+              await reader.close()
+            }
+            return count
+          },
+        },
+      )
+      return {context, ...result}
+    } catch (error) {
+      throw toPluginError(error)
+    } finally {
+      progress.stop()
+      cluster.close()
+    }
+  }
+
+  protected renderTable(result: RotateResult & {context: string}, wide: boolean): string {
+    const sections = [
+      formatFields([
+        ['Context', result.context],
+        ['New key', `${result.provider}/${result.newKey}${result.newKeyFingerprint ? ` ${result.newKeyFingerprint.slice(0, 19)}…` : ''}`],
+        ['Old key', `${result.oldKey.provider}/${result.oldKey.name}`],
+        ['State', `${result.state.status} (last stage: ${result.state.stage})`],
+        ['Config copy', result.localBackup],
+      ]),
+      formatTable(['stage', 'status', 'detail'], result.stages.map((s) => [s.stage, s.status, s.detail ?? (s.backupDir ? `backups in ${s.backupDir}` : '')])),
+    ]
+    for (const s of result.stages) if (s.nodes && s.nodes.length > 0) sections.push(`${s.stage}:\n${nodesTable(s.nodes, wide)}`)
+    if (result.dryRun) sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
+    return sections.join('\n\n')
+  }
+}

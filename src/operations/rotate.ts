@@ -1,0 +1,242 @@
+import {mkdir, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {addKey, type KeyedProvider, KEYED_PROVIDERS, nextKeyName, promoteKey, removeKey} from '../encryption/config-edit.js'
+import {checkConfigBytes} from '../encryption/load-config.js'
+import {keyFingerprint} from '../encryption/fingerprint.js'
+import {PluginError, preconditionError, usageError} from '../errors.js'
+import {backupDirFor} from '../ssh/remote-files.js'
+import {type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
+import type {ControlPlaneDeps} from './control-plane-deps.js'
+import {type NodeOutcome, rollOut} from './node-rollout.js'
+import {type OperationState, OperationStateStore} from './operation-state.js'
+
+/** The seed's six rotation steps as named, resumable stages (like kubeadm phases). */
+export const ROTATE_STAGES = ['add-key', 'wait-add', 'promote', 'wait-promote', 'rewrite', 'remove-old'] as const
+export type RotateStage = (typeof ROTATE_STAGES)[number]
+
+export interface RotationState extends OperationState {
+  operation: 'rotate'
+  provider: KeyedProvider
+  newKey: string
+  oldKey: {provider: KeyedProvider; name: string}
+  resources?: string[]
+}
+
+export interface RotateOptions {
+  /** Provider of the new key (default: the current write provider; another one switches provider). */
+  provider?: KeyedProvider
+  keyName?: string
+  resources?: string[]
+  /** Run only this stage (it must be the next one, or one already done to repeat it). */
+  stage?: RotateStage
+  /** Start a new rotation even if one is recorded as in progress. */
+  restart?: boolean
+  backupConfirmed?: boolean
+  /** Local directory to which the new config (after removal) is written, mode 0600. */
+  backupDir?: string
+  force?: boolean
+  dryRun?: boolean
+  timeoutMs?: number
+}
+
+export interface RotateDeps extends ControlPlaneDeps {
+  /** Rewrites everything the config covers; returns counts (stage 5). */
+  rewrite?(): Promise<{rewritten: number; failed: number; detail?: string}>
+  /** Values in etcd still under `k8s:enc:<provider>:v1:<key>:` (stage 6 precondition). */
+  countUnderKey?(provider: string, key: string): Promise<number>
+}
+
+export interface StageResult {
+  stage: RotateStage
+  status: 'done' | 'already-done' | 'planned' | 'pending'
+  nodes?: NodeOutcome[]
+  backupDir?: string
+  detail?: string
+}
+
+export interface RotateResult {
+  dryRun: boolean
+  provider: KeyedProvider
+  newKey: string
+  newKeyFingerprint?: string
+  oldKey: {provider: KeyedProvider; name: string}
+  stages: StageResult[]
+  diffs: FileDiff[]
+  /** The recorded state after this run. */
+  state: {status: OperationState['status']; stage: string; completedStages: string[]}
+  localBackup?: string
+}
+
+function firstKeyed(config: string, resources?: string[]): {provider: KeyedProvider; name: string} {
+  const check = checkConfigBytes(Buffer.from(config), '<config>')
+  for (const entry of check.config?.resources ?? []) {
+    if (resources && !entry.resources.some((r) => resources.includes(r))) continue
+    const first = entry.providers[0] ?? {}
+    const type = Object.keys(first)[0] as KeyedProvider
+    const key = KEYED_PROVIDERS.includes(type) ? first[type]?.keys[0] : undefined
+    if (key) return {provider: type, name: key.name}
+  }
+  throw preconditionError('CONFIG_NOTHING_TO_ROTATE', 'No resources entry writes with aescbc, aesgcm or secretbox; there is no local key to rotate.', {hint: 'Enable encryption first, or pass --resource.'})
+}
+
+function fingerprintOf(config: string, provider: string, name: string): string | undefined {
+  const check = checkConfigBytes(Buffer.from(config), '<config>')
+  for (const entry of check.config?.resources ?? []) {
+    for (const p of entry.providers) {
+      const key = (p as Record<string, {keys?: Array<{name: string; secret: string}>}>)[provider]?.keys?.find((k) => k.name === name)
+      if (key) return keyFingerprint(key.secret)
+    }
+  }
+  return undefined
+}
+
+async function confirmRotation(deps: RotateDeps, state: RotationState, options: RotateOptions): Promise<void> {
+  if (!deps.confirm) return
+  const what = options.stage ? `stage ${options.stage}` : `stages ${ROTATE_STAGES.filter((s) => !state.completedStages.includes(s)).join(', ')}`
+  if (!(await deps.confirm(`Rotate ${state.oldKey.provider}/${state.oldKey.name} -> ${state.provider}/${state.newKey} on every control-plane node (${what}; each kube-apiserver restarts or reloads)?`))) {
+    throw new PluginError('precondition', 'ABORTED', 'Aborted: nothing was changed.')
+  }
+}
+
+/**
+ * `kubectl encryption rotate`: the seed's rotation as six stages, state recorded in the
+ * kubectl-encryption-state ConfigMap before and after each stage, so a killed run continues where
+ * it stopped (`rotate` again, or `rotate --stage NAME`).
+ */
+export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Promise<RotateResult> {
+  const store = new OperationStateStore(deps.objects)
+  let state = await store.read<RotationState>('rotate')
+  if (state && state.status !== 'done' && !options.restart && (options.provider || options.keyName)) {
+    if ((options.provider && options.provider !== state.provider) || (options.keyName && options.keyName !== state.newKey)) {
+      throw usageError('ROTATION_IN_PROGRESS', `A rotation to ${state.provider} key ${state.newKey} is in progress (stage ${state.stage}).`, {hint: 'Run `kubectl encryption rotate` to continue it, or pass --restart to start over.'})
+    }
+  }
+  if (!state || state.status === 'done' || options.restart) {
+    if (options.stage && options.stage !== 'add-key') throw usageError('ROTATION_NOT_STARTED', `No rotation in progress; stage ${options.stage} cannot run first.`, {hint: 'Run `kubectl encryption rotate` to start with add-key.'})
+    const {source: current} = await snapshotsForEdit(deps, (c) => c, options.force ?? false)
+    const old = firstKeyed(current, options.resources)
+    const now = new Date().toISOString()
+    state = {
+      operation: 'rotate',
+      startedAt: now,
+      updatedAt: now,
+      status: 'in-progress',
+      stage: 'add-key',
+      completedStages: [],
+      provider: options.provider ?? old.provider,
+      newKey: options.keyName ?? nextKeyName(current),
+      oldKey: old,
+      resources: options.resources,
+    }
+    if (!options.dryRun) await confirmRotation(deps, state, options)
+    if (!options.dryRun) await store.write(state)
+  } else if (!options.dryRun) await confirmRotation(deps, state, options)
+  const rotation = state
+  const stages: StageResult[] = []
+  const diffs: FileDiff[] = []
+  const backupDir = backupDirFor(deps.now?.() ?? new Date())
+  let localBackup: string | undefined
+  let lastConfig: string | undefined
+
+  const pending = ROTATE_STAGES.filter((s) => !rotation.completedStages.includes(s))
+  let toRun: RotateStage[] = pending
+  if (options.stage) {
+    const index = ROTATE_STAGES.indexOf(options.stage)
+    const missing = ROTATE_STAGES.slice(0, index).filter((s) => !rotation.completedStages.includes(s))
+    if (missing.length > 0) throw usageError('STAGE_OUT_OF_ORDER', `Stage ${options.stage} needs ${missing.join(', ')} first.`, {hint: `Run \`kubectl encryption rotate --stage ${missing[0]}\`.`})
+    toRun = [options.stage]
+  }
+  for (const s of ROTATE_STAGES) if (!toRun.includes(s) && rotation.completedStages.includes(s)) stages.push({stage: s, status: 'already-done'})
+
+  const edits: Partial<Record<RotateStage, (config: string) => string>> = {
+    'add-key': (c) => addKey(c, {provider: rotation.provider, keyName: rotation.newKey, resources: rotation.resources}).text,
+    promote: (c) => promoteKey(c, {provider: rotation.provider, keyName: rotation.newKey, resources: rotation.resources}).text,
+    'remove-old': (c) => removeKey(c, {provider: rotation.oldKey.provider, keyName: rotation.oldKey.name, resources: rotation.resources}).text,
+  }
+
+  for (const stage of toRun) {
+    deps.onEvent?.({type: 'stage', stage, status: 'start'})
+    if (!options.dryRun) await store.write({...rotation, stage, status: 'in-progress'})
+    try {
+      const edit = edits[stage]
+      if (stage === 'remove-old') {
+        if (!options.backupConfirmed && !options.backupDir) {
+          throw preconditionError('BACKUP_NOT_CONFIRMED', `Removing the old key ${rotation.oldKey.provider}/${rotation.oldKey.name} makes any etcd backup taken before the rewrite unreadable.`, {
+            hint: 'Back up etcd now (with the new key in use), then pass --backup-confirmed, or --backup-dir DIR to also get a copy of the new config.',
+          })
+        }
+        if (!deps.countUnderKey) throw preconditionError('SCAN_UNAVAILABLE', 'Cannot check etcd for values still under the old key.', {hint: 'Pass the --etcd-* flags so the plugin can read etcd.'})
+        const left = await deps.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
+        if (left > 0) {
+          throw preconditionError('OLD_KEY_STILL_USED', `${left} value(s) in etcd are still encrypted with ${rotation.oldKey.provider}/${rotation.oldKey.name}; removing it would make them unreadable.`, {
+            hint: 'Run `kubectl encryption rotate --stage rewrite` again (and check `kubectl encryption status --scan`).',
+          })
+        }
+      }
+      if (edit) {
+        const {snapshots, target} = await snapshotsForEdit(deps, edit, options.force ?? false)
+        lastConfig = target
+        const plans = snapshots.map((s) => planNode(s, {configText: target, configPath: s.configPath, manifest: 'keep', automaticReload: s.flags.automaticReload}))
+        diffs.push(...planDiffs(plans))
+        if (options.dryRun) {
+          stages.push({stage, status: 'planned', nodes: plannedOutcomes(plans)})
+          break // later stages depend on this one
+        }
+        if (stage === 'remove-old' && options.backupDir) {
+          await mkdir(options.backupDir, {recursive: true, mode: 0o700})
+          localBackup = join(options.backupDir, `encryption-config-${backupDir.split('-').pop()}.yaml`)
+          await writeFile(localBackup, target, {mode: 0o600, flag: 'wx'})
+        }
+        const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent})
+        if (rollout.failure) throw rollout.failure
+        stages.push({stage, status: 'done', nodes: rollout.nodes, backupDir: rollout.nodes.some((n) => n.backups.length > 0) ? backupDir : undefined})
+      } else if (stage === 'wait-add' || stage === 'wait-promote') {
+        if (options.dryRun) {
+          stages.push({stage, status: 'pending'})
+          continue
+        }
+        // Every apiserver must run the config the previous stage wrote (HA: a node that cannot read
+        // the new key yet would fail on values written by the others).
+        const {snapshots} = await snapshotsForEdit(deps, (c) => c, false)
+        for (const s of snapshots) {
+          if (s.flags.automaticReload) await deps.waiter.waitConfigLoaded(s.node, s.configHash as string, options.timeoutMs ?? 300_000)
+          else await deps.waiter.waitRestored(s.node, await deps.waiter.snapshot(s.node), options.timeoutMs ?? 300_000)
+        }
+        lastConfig = snapshots[0]?.config
+        stages.push({stage, status: 'done', detail: `all ${snapshots.length} apiservers run ${snapshots[0]?.configHash?.slice(0, 19)}…`})
+      } else if (stage === 'rewrite') {
+        if (options.dryRun) {
+          stages.push({stage, status: 'pending'})
+          continue
+        }
+        if (!deps.rewrite) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
+        const r = await deps.rewrite()
+        if (r.failed > 0) throw new PluginError('partial', 'REWRITE_INCOMPLETE', `The rewrite left ${r.failed} object(s) not rewritten.`, {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'})
+        stages.push({stage, status: 'done', detail: `${r.rewritten} object(s) rewritten${r.detail ? `; ${r.detail}` : ''}`})
+      }
+      if (!options.dryRun) {
+        rotation.completedStages = [...new Set([...rotation.completedStages, stage])]
+        rotation.status = ROTATE_STAGES.every((s) => rotation.completedStages.includes(s)) ? 'done' : 'in-progress'
+        rotation.stage = stage
+        delete rotation.error
+        await store.write(rotation)
+      }
+      deps.onEvent?.({type: 'stage', stage, status: 'done'})
+    } catch (error) {
+      if (!options.dryRun) await store.write({...rotation, stage, status: 'failed', error: error instanceof Error ? error.message : String(error)})
+      throw error
+    }
+  }
+  return {
+    dryRun: options.dryRun ?? false,
+    provider: rotation.provider,
+    newKey: rotation.newKey,
+    newKeyFingerprint: lastConfig ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey) : undefined,
+    oldKey: rotation.oldKey,
+    stages,
+    diffs,
+    state: {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
+    localBackup,
+  }
+}

@@ -1,0 +1,115 @@
+import {parse} from 'yaml'
+import {describe, expect, it} from 'vitest'
+
+import {enableEncryption} from '../../../src/operations/enable.js'
+import {ROTATE_STAGES, type RotateDeps, rotateKeys} from '../../../src/operations/rotate.js'
+import {fakeControlPlane} from './fake-control-plane.js'
+
+const ENC = '/etc/kubernetes/enc/enc.yaml'
+type Cfg = {resources: Array<{providers: Array<Record<string, {keys?: Array<{name: string; secret: string}>}>>}>}
+const providersOf = (text: string) => (parse(text) as Cfg).resources[0]?.providers.map((p) => `${Object.keys(p)[0]}:${(Object.values(p)[0]?.keys ?? []).map((k) => k.name).join(',')}`)
+
+async function enabled(automaticReload = false) {
+  const cp = fakeControlPlane()
+  await enableEncryption({automaticReload}, cp.deps)
+  let underOld = 0
+  const rewrites: string[] = []
+  const deps: RotateDeps = {
+    ...cp.deps,
+    rewrite: async () => {
+      rewrites.push('rewrite')
+      underOld = 0
+      return {rewritten: 3, failed: 0}
+    },
+    countUnderKey: async () => underOld,
+  }
+  const config = (node = 'cp-1') => cp.files.get(node)?.fs.get(ENC)?.content ?? ''
+  const state = () => JSON.parse(String((cp.objects.store.get('configmaps/kube-system/kubectl-encryption-state')?.data as Record<string, string>)?.rotate ?? 'null'))
+  return {cp, deps, config, state, rewrites, setUnderOld: (n: number) => (underOld = n)}
+}
+
+describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
+  it('runs all six stages: new key second, then first, rewrite, old key removed; state recorded', async () => {
+    const t = await enabled()
+    const oldSecret = (parse(t.config()) as Cfg).resources[0]?.providers[0]?.aescbc?.keys?.[0]?.secret ?? ''
+    const result = await rotateKeys({backupConfirmed: true}, t.deps)
+    expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(ROTATE_STAGES.map((s) => `${s}:done`))
+    expect(result).toMatchObject({provider: 'aescbc', newKey: 'key2', oldKey: {provider: 'aescbc', name: 'key1'}})
+    expect(result.newKeyFingerprint).toMatch(/^sha256:/)
+    expect(providersOf(t.config())).toEqual(['aescbc:key2', 'identity:'])
+    for (const node of ['cp-2', 'cp-3']) expect(t.config(node)).toBe(t.config())
+    expect(t.state()).toMatchObject({status: 'done', completedStages: [...ROTATE_STAGES]})
+    expect(t.rewrites).toEqual(['rewrite'])
+    expect(JSON.stringify(t.state()) + JSON.stringify(result)).not.toContain(oldSecret)
+    // each config stage restarted every node (no automatic reload): 3 stages × 3 nodes
+    expect(t.cp.waiter.waits.filter((w) => w.startsWith('restart')).length).toBe(3 + 9)
+  })
+
+  it('resumes after a failure at any stage, never regenerating the new key', async () => {
+    const t = await enabled()
+    t.setUnderOld(5)
+    // no rewrite available: stops at stage 5 with the state recorded
+    const noRewrite = {...t.deps, rewrite: undefined}
+    await expect(rotateKeys({backupConfirmed: true}, noRewrite)).rejects.toMatchObject({code: 'REWRITE_UNAVAILABLE'})
+    expect(t.state()).toMatchObject({status: 'failed', stage: 'rewrite', completedStages: ['add-key', 'wait-add', 'promote', 'wait-promote']})
+    const afterPromote = t.config()
+    expect(providersOf(afterPromote)).toEqual(['aescbc:key2,key1', 'identity:'])
+    const resumed = await rotateKeys({backupConfirmed: true}, t.deps)
+    expect(resumed.stages.map((s) => `${s.stage}:${s.status}`)).toEqual([
+      'add-key:already-done', 'wait-add:already-done', 'promote:already-done', 'wait-promote:already-done', 'rewrite:done', 'remove-old:done',
+    ])
+    const newSecret = (c: string) => (parse(c) as Cfg).resources[0]?.providers[0]?.aescbc?.keys?.find((k) => k.name === 'key2')?.secret
+    expect(newSecret(t.config())).toBe(newSecret(afterPromote))
+  })
+
+  it('picks up a half-written add-key stage (some nodes have the new key) and keeps that key', async () => {
+    const t = await enabled()
+    t.cp.waiter.broken.add('cp-2')
+    // make cp-2 fail its restart during add-key: broken nodes fail once the manifest names a config
+    await expect(rotateKeys({backupConfirmed: true}, t.deps)).rejects.toMatchObject({exitCode: 6})
+    expect(t.state()).toMatchObject({status: 'failed', stage: 'add-key'})
+    const onCp1 = t.config('cp-1')
+    expect(t.config('cp-2')).not.toBe(onCp1)
+    t.cp.waiter.broken.delete('cp-2')
+    await rotateKeys({stage: 'add-key'}, t.deps)
+    expect(t.config('cp-2')).toBe(onCp1)
+    expect(t.config('cp-3')).toBe(onCp1)
+  })
+
+  it('refuses to remove the old key without a backup confirmation or while values still use it', async () => {
+    const t = await enabled()
+    await expect(rotateKeys({}, t.deps)).rejects.toMatchObject({code: 'BACKUP_NOT_CONFIRMED', exitCode: 3})
+    expect(t.state()).toMatchObject({status: 'failed', stage: 'remove-old'})
+    t.setUnderOld(2)
+    await expect(rotateKeys({backupConfirmed: true, stage: 'remove-old'}, t.deps)).rejects.toMatchObject({code: 'OLD_KEY_STILL_USED', message: expect.stringContaining('2 value(s)')})
+    expect(providersOf(t.config())).toEqual(['aescbc:key2,key1', 'identity:'])
+    t.setUnderOld(0)
+    await rotateKeys({backupConfirmed: true}, t.deps)
+    expect(providersOf(t.config())).toEqual(['aescbc:key2', 'identity:'])
+  })
+
+  it('switches provider aescbc -> secretbox the same way', async () => {
+    const t = await enabled()
+    await rotateKeys({provider: 'secretbox', backupConfirmed: true}, t.deps)
+    expect(providersOf(t.config())).toEqual(['secretbox:key2', 'identity:'])
+  })
+
+  it('with automatic reload waits on the reload metrics instead of restarts', async () => {
+    const t = await enabled(true)
+    t.cp.waiter.waits.length = 0
+    await rotateKeys({backupConfirmed: true}, t.deps)
+    expect(t.cp.waiter.waits.filter((w) => w.startsWith('restart'))).toEqual([])
+    expect(t.cp.waiter.waits.filter((w) => w.startsWith('reload')).length).toBe(9 + 6)
+  })
+
+  it('dry run shows the next stage\'s diff and changes nothing', async () => {
+    const t = await enabled()
+    const before = t.config()
+    const plan = await rotateKeys({dryRun: true}, t.deps)
+    expect(plan.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['add-key:planned'])
+    expect(plan.diffs.map((d) => d.path)).toEqual([ENC, '/etc/kubernetes/manifests/kube-apiserver.yaml', ENC, '/etc/kubernetes/manifests/kube-apiserver.yaml', ENC, '/etc/kubernetes/manifests/kube-apiserver.yaml'])
+    expect(plan.diffs[0]?.diff).toMatch(/\+\s+- name: key2\n\+\s+secret: <redacted/)
+    expect(t.config()).toBe(before)
+    expect(t.state()).toBeNull()
+  })
+})
