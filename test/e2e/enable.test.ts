@@ -135,7 +135,7 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     const firstHash = await apiserverHash(first)
     const config = join(mkdtempSync(join(tmpdir(), 'enable-kms-')), 'enc.yaml')
     writeFileSync(config, KMS_CONFIG, {mode: 0o600})
-    const r = await plugin(['enable', '--yes', '--config', config, '--timeout', '20', ...sshArgs()], {timeoutMs: 400_000})
+    const r = await plugin(['enable', '--yes', '--config', config, '--timeout', '90', ...sshArgs()], {timeoutMs: 400_000})
     rmSync(config)
     expect(r.code, r.stderr).toBe(6)
     expect(r.stderr).toContain(`Node ${second} did not take the change`)
