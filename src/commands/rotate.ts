@@ -9,6 +9,7 @@ import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
 import {safetyFlags} from '../flags/safety.js'
 import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
 import {toPluginError} from '../kube/errors.js'
+import type {ApiResource} from '../kube/types.js'
 import {ResourceIndex} from '../kube/resource-index.js'
 import {connectControlPlane} from '../operations/connect-control-plane.js'
 import {openEtcdReader} from '../operations/etcd-access.js'
@@ -78,11 +79,17 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
                 progress.stop()
                 return confirmByTyping(question, context)
               },
-          rewrite: async () => {
+          rewrite: async (names) => {
+            // The config's resource strings, wildcards expanded through discovery; names the server
+            // does not serve (or cannot update) have nothing stored to rewrite.
             const index = new ResourceIndex(await cluster.discovery.resources())
-            const resources = (flags.resource ?? ['secrets']).map((r) => index.resolve(r)).filter((r) => r !== undefined)
-            const r = await rewrite({resources, onEvent: () => progress.update('rewriting objects')}, {client: cluster.objects})
-            return {rewritten: r.totals.rewritten, failed: r.totals.failed}
+            const updatable = (r: ApiResource) => !r.verbs || (r.verbs.includes('list') && r.verbs.includes('update'))
+            const found = new Map<string, ApiResource>()
+            for (const name of names) {
+              for (const r of name.startsWith('*.') ? index.expand(name) : [index.resolve(name)]) if (r && updatable(r)) found.set(`${r.group}/${r.resource}`, r)
+            }
+            const r = await rewrite({resources: [...found.values()], onEvent: (e) => e.type === 'progress' && progress.update(`stage rewrite: ${e.done}${e.total ? `/${e.total}` : ''} objects`)}, {client: cluster.objects})
+            return {rewritten: r.totals.rewritten, failed: r.totals.failed + (r.interrupted ? 1 : 0), detail: `${r.totals.alreadyCurrent} already current`}
           },
           countUnderKey: async (provider, key) => {
             const reader = await openEtcdReader(etcdOptionsFromFlags(flags), {controlPlane: () => discoverControlPlane(cluster.objects), exec: cluster.exec, ssh: new OpenSshConnector(sshOptions)})

@@ -6,7 +6,7 @@ import {checkConfigBytes} from '../encryption/load-config.js'
 import {keyFingerprint} from '../encryption/fingerprint.js'
 import {PluginError, preconditionError, usageError} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
-import {type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
+import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 import {type NodeOutcome, rollOut} from './node-rollout.js'
 import {type OperationState, OperationStateStore} from './operation-state.js'
@@ -41,8 +41,11 @@ export interface RotateOptions {
 }
 
 export interface RotateDeps extends ControlPlaneDeps {
-  /** Rewrites everything the config covers; returns counts (stage 5). */
-  rewrite?(): Promise<{rewritten: number; failed: number; detail?: string}>
+  /**
+   * Rewrites every object of these resources (strings as the config lists them, wildcards
+   * included); returns counts (stage 5).
+   */
+  rewrite?(resources: string[]): Promise<{rewritten: number; failed: number; detail?: string}>
   /** Values in etcd still under `k8s:enc:<provider>:v1:<key>:` (stage 6 precondition). */
   countUnderKey?(provider: string, key: string): Promise<number>
 }
@@ -68,6 +71,38 @@ export interface RotateResult {
   localBackup?: string
 }
 
+/** What `status` shows of a recorded rotation (names only), with the command to run next. */
+export interface RotationStatus {
+  status: OperationState['status']
+  stage: string
+  completedStages: string[]
+  provider: KeyedProvider
+  newKey: string
+  oldKey: {provider: KeyedProvider; name: string}
+  startedAt: string
+  updatedAt: string
+  error?: string
+  /** The command that continues the rotation; absent when it is done. */
+  next?: string
+}
+
+export function rotationStatus(state: RotationState): RotationStatus {
+  const pending = ROTATE_STAGES.filter((s) => !state.completedStages.includes(s))
+  const next = state.status === 'done' || pending.length === 0 ? undefined : pending.length === 1 && pending[0] === 'remove-old' ? 'kubectl encryption rotate --backup-confirmed' : 'kubectl encryption rotate'
+  return {
+    status: state.status,
+    stage: state.stage,
+    completedStages: state.completedStages,
+    provider: state.provider,
+    newKey: state.newKey,
+    oldKey: state.oldKey,
+    startedAt: state.startedAt,
+    updatedAt: state.updatedAt,
+    ...(state.error ? {error: state.error} : {}),
+    ...(next ? {next} : {}),
+  }
+}
+
 function firstKeyed(config: string, resources?: string[]): {provider: KeyedProvider; name: string} {
   const check = checkConfigBytes(Buffer.from(config), '<config>')
   for (const entry of check.config?.resources ?? []) {
@@ -78,6 +113,13 @@ function firstKeyed(config: string, resources?: string[]): {provider: KeyedProvi
     if (key) return {provider: type, name: key.name}
   }
   throw preconditionError('CONFIG_NOTHING_TO_ROTATE', 'No resources entry writes with aescbc, aesgcm or secretbox; there is no local key to rotate.', {hint: 'Enable encryption first, or pass --resource.'})
+}
+
+/** The resource strings of every entry that lists `provider` key `name` (the entries a rotation touched). */
+export function resourcesHoldingKey(config: string, provider: string, name: string): string[] {
+  const check = checkConfigBytes(Buffer.from(config), '<config>')
+  const holds = (p: Record<string, {keys?: Array<{name: string}>}>) => p[provider]?.keys?.some((k) => k.name === name) === true
+  return [...new Set((check.config?.resources ?? []).filter((e) => e.providers.some((p) => holds(p as Record<string, {keys?: Array<{name: string}>}>))).flatMap((e) => e.resources))]
 }
 
 function fingerprintOf(config: string, provider: string, name: string): string | undefined {
@@ -156,8 +198,9 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
   }
 
   for (const stage of toRun) {
-    deps.onEvent?.({type: 'stage', stage, status: 'start'})
+    // Recorded before anything of the stage happens, so a kill at any point leaves the stage named.
     if (!options.dryRun) await store.write({...rotation, stage, status: 'in-progress'})
+    deps.onEvent?.({type: 'stage', stage, status: 'start'})
     try {
       const edit = edits[stage]
       if (stage === 'remove-old') {
@@ -197,11 +240,15 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           continue
         }
         // Every apiserver must run the config the previous stage wrote (HA: a node that cannot read
-        // the new key yet would fail on values written by the others).
+        // the new key yet would fail on values written by the others). The nodes must agree on it,
+        // and each apiserver must report that config as loaded (spec §11.3), also after a restart:
+        // a resumed run may find a node whose kubelet has not restarted it yet.
         const {snapshots} = await snapshotsForEdit(deps, (c) => c, false)
+        const hashes = new Set(snapshots.map((s) => s.configHash))
+        if (hashes.size > 1) checkNodesAgree(snapshots, false)
         for (const s of snapshots) {
-          if (s.flags.automaticReload) await deps.waiter.waitConfigLoaded(s.node, s.configHash as string, options.timeoutMs ?? 300_000)
-          else await deps.waiter.waitRestored(s.node, await deps.waiter.snapshot(s.node), options.timeoutMs ?? 300_000)
+          deps.onEvent?.({type: 'wait', node: s.node, effect: s.flags.automaticReload ? 'reload' : 'restart'})
+          await deps.waiter.waitConfigLoaded(s.node, s.configHash as string, options.timeoutMs ?? 300_000)
         }
         lastConfig = snapshots[0]?.config
         stages.push({stage, status: 'done', detail: `all ${snapshots.length} apiservers run ${snapshots[0]?.configHash?.slice(0, 19)}…`})
@@ -211,9 +258,12 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           continue
         }
         if (!deps.rewrite) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
-        const r = await deps.rewrite()
+        const {source} = await snapshotsForEdit(deps, (c) => c, false)
+        lastConfig = source
+        const resources = resourcesHoldingKey(source, rotation.provider, rotation.newKey)
+        const r = await deps.rewrite(resources)
         if (r.failed > 0) throw new PluginError('partial', 'REWRITE_INCOMPLETE', `The rewrite left ${r.failed} object(s) not rewritten.`, {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'})
-        stages.push({stage, status: 'done', detail: `${r.rewritten} object(s) rewritten${r.detail ? `; ${r.detail}` : ''}`})
+        stages.push({stage, status: 'done', detail: `${r.rewritten} object(s) of ${resources.join(', ')} rewritten${r.detail ? `; ${r.detail}` : ''}`})
       }
       if (!options.dryRun) {
         rotation.completedStages = [...new Set([...rotation.completedStages, stage])]
