@@ -1,36 +1,42 @@
-import {readFile} from 'node:fs/promises'
-
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
 import type {KeyedProvider} from '../encryption/config-edit.js'
-import {preconditionError, usageError} from '../errors.js'
+import {EXIT, preconditionError, usageError} from '../errors.js'
+import {readConfigFlag} from '../flags/config-file.js'
+import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
 import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
 import {safetyFlags} from '../flags/safety.js'
 import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
 import {toPluginError} from '../kube/errors.js'
+import {clusterFollowUps} from '../operations/cluster-follow-ups.js'
 import {connectControlPlane} from '../operations/connect-control-plane.js'
 import {type EnableResult, enableEncryption} from '../operations/enable.js'
 import {describeEvent} from '../operations/progress-text.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
 import {confirmYesNo, interactive} from '../output/prompt.js'
 import {formatFields} from '../output/render.js'
+import {OpenSshConnector} from '../ssh/open-ssh-session.js'
 
 export default class Enable extends BaseCommand<EnableResult & {context: string}, typeof Enable> {
   static override summary = 'Switch on encryption at rest on every control-plane node, one node at a time.'
   static override description = `Writes one EncryptionConfiguration to every control-plane node (${DEFAULT_CONFIG_PATH} by default, root, 0600) and points each kube-apiserver at it: the --encryption-provider-config flag, a read-only volumeMount and a DirectoryOrCreate hostPath volume in the static-pod manifest. Nodes are changed one at a time: the manifest is backed up outside /etc/kubernetes/manifests, replaced atomically, and the plugin waits for the mirror pod's config hash to change and the node's /readyz; a node that does not come back is rolled back (exit 6; 7 if the rollback failed too) and later nodes are left alone. kubeadm's kubeadm-config ConfigMap is kept in step so 'kubeadm upgrade' keeps the flag.
 
-Without --config a config with a fresh 32-byte aescbc key (or --provider) for secrets (or --resource) is generated; a config a node already has is reused, never regenerated. Running enable twice changes nothing the second time. Existing objects stay as they are until rewritten.`
+Without --config a config with a fresh 32-byte aescbc key (or --provider) for secrets (or --resource) is generated; a config a node already has is reused, never regenerated. Running enable twice changes nothing the second time.
+
+Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the new key's prefix; exit 5 if not). Existing objects stay as they were stored until rewritten: --rewrite does that now (exit 4 if some object could not be rewritten), else the result names the command.`
   static override examples = [
     'kubectl encryption enable --dry-run',
     'kubectl encryption enable --yes',
     'kubectl encryption enable --config ./enc.yaml --automatic-reload --yes',
     'kubectl encryption enable --provider secretbox --resource secrets --resource configmaps',
+    'kubectl encryption enable --yes --rewrite',
   ]
   static override flags = {
     ...kubeFlags,
     ...sshFlags,
+    ...etcdFlags,
     ...safetyFlags,
     config: Flags.string({description: 'Use this EncryptionConfiguration file (validated first) instead of generating one.'}),
     'config-path': Flags.string({description: 'Where the config lives on each node.', default: DEFAULT_CONFIG_PATH}),
@@ -38,6 +44,8 @@ Without --config a config with a fresh 32-byte aescbc key (or --provider) for se
     resource: Flags.string({description: 'Resource a generated config covers (repeatable; default secrets).', multiple: true}),
     'automatic-reload': Flags.boolean({description: 'Also set --encryption-provider-config-automatic-reload=true.', default: false}),
     'kubeadm-config': Flags.boolean({description: 'Keep kubeadm-config (apiServer.extraArgs/extraVolumes) in step.', default: true, allowNo: true}),
+    verify: Flags.boolean({description: 'After the rollout, prove new writes are encrypted (a test Secret read back from etcd).', default: true, allowNo: true}),
+    rewrite: Flags.boolean({description: 'After the rollout, rewrite the existing objects the config covers, so they are encrypted too.', default: false}),
   }
 
   async execute(): Promise<EnableResult & {context: string}> {
@@ -45,16 +53,11 @@ Without --config a config with a fresh 32-byte aescbc key (or --provider) for se
     if (flags.config && (flags.resource || flags.provider !== 'aescbc')) {
       throw usageError('USAGE', '--config cannot be combined with --provider or --resource (they shape a generated config)')
     }
-    let configText: string | undefined
-    if (flags.config) {
-      try {
-        configText = await readFile(flags.config, 'utf8')
-      } catch (error) {
-        throw usageError('CONFIG_UNREADABLE', `cannot read --config ${flags.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
-      }
-    }
+    const configText = (await readConfigFlag(flags.config))?.bytes.toString('utf8')
+    const etcd = etcdOptionsFromFlags(flags)
+    const sshOptions = sshOptionsFromFlags(flags)
     const progress = await this.progress('Connecting to the cluster')
-    const {cluster, deps} = await connectControlPlane(kubeOptionsFromFlags(flags), sshOptionsFromFlags(flags)).catch((error: unknown) => {
+    const {cluster, deps} = await connectControlPlane(kubeOptionsFromFlags(flags), sshOptions).catch((error: unknown) => {
       progress.stop()
       throw toPluginError(error)
     })
@@ -70,9 +73,12 @@ Without --config a config with a fresh 32-byte aescbc key (or --provider) for se
           dryRun: flags['dry-run'],
           kubeadmConfig: flags['kubeadm-config'],
           timeoutMs: flags.timeout * 1000,
+          verify: flags.verify,
+          rewrite: flags.rewrite,
         },
         {
           ...deps,
+          followUps: clusterFollowUps(cluster, {etcd, ssh: new OpenSshConnector(sshOptions), onProgress: (text) => progress.update(text)}),
           onEvent: (event) => progress.update(describeEvent(event)),
           confirm: flags.yes
             ? undefined
@@ -92,6 +98,12 @@ Without --config a config with a fresh 32-byte aescbc key (or --provider) for se
     }
   }
 
+  protected override exitCodeFor(result: EnableResult): number {
+    if (result.verify && !result.verify.ok) return EXIT.checkFailed
+    if (result.rewrite && (result.rewrite.failed > 0 || result.rewrite.incomplete.length > 0)) return EXIT.partial
+    return EXIT.ok
+  }
+
   protected renderTable(result: EnableResult & {context: string}, wide: boolean): string {
     const sections = [
       formatFields([
@@ -103,9 +115,23 @@ Without --config a config with a fresh 32-byte aescbc key (or --provider) for se
       ]),
       nodesTable(result.nodes, wide),
     ]
-    if (result.dryRun) sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
-    else if (result.unchanged) sections.push('Encryption is already enabled as asked: nothing to do.')
-    else sections.push('Next: `kubectl encryption verify` to prove new Secrets are encrypted, then rewrite existing objects.')
+    if (result.dryRun) {
+      sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
+      return sections.join('\n\n')
+    }
+    sections.push(result.unchanged ? 'Encryption is already enabled as asked: nothing to do on the nodes.' : 'Encryption is enabled on every node.')
+    const v = result.verify
+    if (v) {
+      const line = 'notRun' in v ? `NOT RUN (${v.notRun})` : `${v.ok ? 'OK' : 'FAILED'}: a test ${v.resource} was stored as ${v.stored ?? '?'} (expected ${v.expected ?? '?'})`
+      sections.push([`Verify: ${line}`, ...v.problems.map((p) => `  - ${p}`)].join('\n'))
+    }
+    const r = result.rewrite
+    if (r) {
+      sections.push(
+        [`Rewrite (${r.resources.join(', ') || 'nothing covered'}): ${r.rewritten} rewritten, ${r.alreadyCurrent} already current, ${r.failed} failed`, ...r.failures.map((f) => `  - ${f}`), ...r.incomplete.map((x) => `  - ${x}: listing did not finish`)].join('\n'),
+      )
+    }
+    if (result.next.length > 0) sections.push(`Next:\n${result.next.map((n) => `  ${n}`).join('\n')}`)
     return sections.join('\n\n')
   }
 }

@@ -4,6 +4,7 @@ import {configHash} from '../encryption/fingerprint.js'
 import {PluginError, preconditionError} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, readNode, type WriteKey, writeKeys} from './control-plane-change.js'
+import type {ClusterFollowUps, RewriteSummary, VerifySummary} from './cluster-follow-ups.js'
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 import {type KubeadmConfigOutcome, syncKubeadmConfig} from './kubeadm-config-sync.js'
 import {type NodeOutcome, rollOut} from './node-rollout.js'
@@ -21,7 +22,18 @@ export interface EnableOptions {
   /** Keep kubeadm's ClusterConfiguration in step (default true). */
   kubeadmConfig?: boolean
   timeoutMs?: number
+  /** After the rollout, prove new writes are encrypted (default true). */
+  verify?: boolean
+  /** After the rollout, rewrite existing objects the config covers (default false: the result says how). */
+  rewrite?: boolean
 }
+
+export interface EnableDeps extends ControlPlaneDeps {
+  /** verify and rewrite against the cluster; without them those steps are reported as not run. */
+  followUps?: Pick<ClusterFollowUps, 'verify' | 'rewrite'>
+}
+
+export type EnableVerify = VerifySummary | {resource?: string; ok: false; problems: string[]; notRun: string}
 
 export interface EnableResult {
   dryRun: boolean
@@ -36,14 +48,22 @@ export interface EnableResult {
   diffs: FileDiff[]
   /** Everything already as asked: nothing written. */
   unchanged: boolean
+  /** The round trip after the rollout (absent in a dry run or with --no-verify). */
+  verify?: EnableVerify
+  /** The rewrite of existing objects (with --rewrite). */
+  rewrite?: RewriteSummary
+  /** What the user should do next, as commands. */
+  next: string[]
 }
+
+export const REWRITE_NEXT = 'kubectl encryption rewrite -A'
 
 /**
  * `kubectl encryption enable`: one config on every control-plane node (root 0600), each node's
  * kube-apiserver manifest pointed at it, one node at a time in the safe order (DESIGN.md §3), then
  * kubeadm-config kept in step. Idempotent; a key already on a node is never replaced by a new one.
  */
-export async function enableEncryption(options: EnableOptions, deps: ControlPlaneDeps): Promise<EnableResult> {
+export async function enableEncryption(options: EnableOptions, deps: EnableDeps): Promise<EnableResult> {
   const configPath = options.configPath ?? DEFAULT_CONFIG_PATH
   const automaticReload = options.automaticReload ?? false
   const names = await deps.nodes()
@@ -86,7 +106,7 @@ export async function enableEncryption(options: EnableOptions, deps: ControlPlan
   if (options.dryRun) {
     const kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped' as const, changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, true)
     if (kubeadmConfig.diff) diffs.push({node: '(cluster)', path: 'kube-system/configmap/kubeadm-config', diff: kubeadmConfig.diff})
-    return {...base, dryRun: true, nodes: plannedOutcomes(plans), kubeadmConfig, unchanged: unchangedNodes && kubeadmConfig.status !== 'planned'}
+    return {...base, dryRun: true, nodes: plannedOutcomes(plans), kubeadmConfig, unchanged: unchangedNodes && kubeadmConfig.status !== 'planned', next: []}
   }
 
   if (!unchangedNodes && deps.confirm) {
@@ -100,12 +120,36 @@ export async function enableEncryption(options: EnableOptions, deps: ControlPlan
   if (rollout.failure) throw rollout.failure
   const kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped' as const, changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, false)
   const anyChanged = rollout.nodes.some((n) => n.status === 'changed')
-  return {
+  const result: EnableResult = {
     ...base,
     dryRun: false,
     backupDir: anyChanged ? backupDir : undefined,
     nodes: rollout.nodes,
     kubeadmConfig,
     unchanged: !anyChanged && kubeadmConfig.status !== 'updated',
+    next: [],
+  }
+  // The seed's "Verifying that data is encrypted", then "Ensure all Secrets are encrypted".
+  if (options.verify !== false) result.verify = await runVerify(deps, configText)
+  if (options.rewrite) {
+    deps.onEvent?.({type: 'info', message: 'rewriting existing objects'})
+    if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available here.', {hint: `Run \`${REWRITE_NEXT}\`.`})
+    result.rewrite = await deps.followUps.rewrite(configText)
+    if (result.rewrite.failed > 0 || result.rewrite.incomplete.length > 0) result.next.push(`${REWRITE_NEXT}   # ${result.rewrite.failed} object(s) failed; run again after fixing the cause`)
+  } else {
+    result.next.push(`${REWRITE_NEXT}   # existing objects stay as they were stored until rewritten`)
+  }
+  if (result.verify && !result.verify.ok) result.next.unshift('kubectl encryption verify   # then `kubectl encryption status`')
+  return result
+}
+
+async function runVerify(deps: EnableDeps, configText: string): Promise<EnableVerify | undefined> {
+  if (!deps.followUps) return undefined
+  deps.onEvent?.({type: 'info', message: 'verifying that new writes are encrypted'})
+  try {
+    return await deps.followUps.verify(configText)
+  } catch (error) {
+    // Encryption is on; only the proof failed (e.g. etcd unreachable): say so, exit 5, keep the change.
+    return {ok: false, problems: [], notRun: error instanceof Error ? error.message : String(error)}
   }
 }

@@ -110,4 +110,46 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     expect(cp.files.get('cp-1')?.fs.get(MANIFEST)?.content).toContain('--encryption-provider-config-automatic-reload=true')
     expect(good.writeKeys.map((k) => `${k.resources.join(',')}:${k.provider}:${k.key ?? ''}`)).toEqual(['secrets,configmaps:aescbc:key1', 'events:identity:', '*.apps:aescbc:key2'])
   })
+
+  it('after the rollout verifies with the config the nodes now run; the rewrite only with --rewrite, else named as next step', async () => {
+    const cp = fakeControlPlane()
+    const seen: string[] = []
+    const followUps = {
+      verify: async (config: string) => {
+        seen.push(`verify ${config === cp.files.get('cp-3')?.fs.get(ENC)?.content}`)
+        return {resource: 'secrets', ok: true, stored: 'aescbc:key1', expected: 'aescbc:key1', problems: []}
+      },
+      rewrite: async () => {
+        seen.push('rewrite')
+        return {resources: ['secrets'], rewritten: 4, alreadyCurrent: 0, failed: 0, incomplete: [], failures: []}
+      },
+    }
+    const plan = await enableEncryption({dryRun: true}, {...cp.deps, followUps})
+    expect(seen).toEqual([])
+    expect(plan.verify).toBeUndefined()
+    const first = await enableEncryption({}, {...cp.deps, followUps})
+    expect(seen).toEqual(['verify true'])
+    expect(first.verify).toMatchObject({ok: true, stored: 'aescbc:key1'})
+    expect(first.rewrite).toBeUndefined()
+    expect(first.next).toEqual([expect.stringContaining('kubectl encryption rewrite -A')])
+    const again = await enableEncryption({rewrite: true}, {...cp.deps, followUps})
+    expect(again.unchanged).toBe(true)
+    expect(seen).toEqual(['verify true', 'verify true', 'rewrite'])
+    expect(again.rewrite).toMatchObject({rewritten: 4, failed: 0})
+    expect(again.next).toEqual([])
+  })
+
+  it('a verify that cannot run is reported (the change stays), not thrown', async () => {
+    const cp = fakeControlPlane()
+    const followUps = {
+      verify: async () => {
+        throw new Error('etcd unreachable')
+      },
+      rewrite: async () => ({resources: [], rewritten: 0, alreadyCurrent: 0, failed: 0, incomplete: [], failures: []}),
+    }
+    const result = await enableEncryption({}, {...cp.deps, followUps})
+    expect(result.nodes.every((n) => n.status === 'changed')).toBe(true)
+    expect(result.verify).toMatchObject({ok: false, notRun: 'etcd unreachable'})
+    expect(result.next[0]).toContain('kubectl encryption verify')
+  })
 })
