@@ -9,12 +9,10 @@ import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
 import {safetyFlags} from '../flags/safety.js'
 import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
 import {toPluginError} from '../kube/errors.js'
-import type {ApiResource} from '../kube/types.js'
-import {ResourceIndex} from '../kube/resource-index.js'
+import {clusterFollowUps} from '../operations/cluster-follow-ups.js'
 import {connectControlPlane} from '../operations/connect-control-plane.js'
 import {openEtcdReader} from '../operations/etcd-access.js'
 import {describeEvent} from '../operations/progress-text.js'
-import {rewrite} from '../operations/rewrite.js'
 import {ROTATE_STAGES, type RotateResult, type RotateStage, rotateKeys} from '../operations/rotate.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
 import {confirmByTyping, interactive} from '../output/prompt.js'
@@ -55,6 +53,7 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
       throw toPluginError(error)
     })
     const context = cluster.context.contextName
+    const followUps = clusterFollowUps(cluster, {etcd: etcdOptionsFromFlags(flags), ssh: new OpenSshConnector(sshOptions), onProgress: (text) => progress.update(text)})
     try {
       const result = await rotateKeys(
         {
@@ -79,17 +78,11 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
                 progress.stop()
                 return confirmByTyping(question, context)
               },
-          rewrite: async (names) => {
-            // The config's resource strings, wildcards expanded through discovery; names the server
-            // does not serve (or cannot update) have nothing stored to rewrite.
-            const index = new ResourceIndex(await cluster.discovery.resources())
-            const updatable = (r: ApiResource) => !r.verbs || (r.verbs.includes('list') && r.verbs.includes('update'))
-            const found = new Map<string, ApiResource>()
-            for (const name of names) {
-              for (const r of name.startsWith('*.') ? index.expand(name) : [index.resolve(name)]) if (r && updatable(r)) found.set(`${r.group}/${r.resource}`, r)
-            }
-            const r = await rewrite({resources: [...found.values()], onEvent: (e) => e.type === 'progress' && progress.update(`stage rewrite: ${e.done}${e.total ? `/${e.total}` : ''} objects`)}, {client: cluster.objects})
-            return {rewritten: r.totals.rewritten, failed: r.totals.failed + (r.interrupted ? 1 : 0), detail: `${r.totals.alreadyCurrent} already current`}
+          rewrite: async (configText) => {
+            const r = await followUps.rewrite(configText)
+            const incomplete = r.incomplete.length > 0 ? `; not finished: ${r.incomplete.join(', ')}` : ''
+            const failures = r.failures.length > 0 ? `; ${r.failures.join('; ')}` : ''
+            return {resources: r.resources, rewritten: r.rewritten, failed: r.failed + r.incomplete.length, detail: `${r.alreadyCurrent} already current${incomplete}${failures}`}
           },
           countUnderKey: async (provider, key) => {
             const reader = await openEtcdReader(etcdOptionsFromFlags(flags), {controlPlane: () => discoverControlPlane(cluster.objects), exec: cluster.exec, ssh: new OpenSshConnector(sshOptions)})

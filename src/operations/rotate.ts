@@ -41,11 +41,8 @@ export interface RotateOptions {
 }
 
 export interface RotateDeps extends ControlPlaneDeps {
-  /**
-   * Rewrites every object of these resources (strings as the config lists them, wildcards
-   * included); returns counts (stage 5).
-   */
-  rewrite?(resources: string[]): Promise<{rewritten: number; failed: number; detail?: string}>
+  /** Rewrites every object the config (the text the nodes run) covers; returns counts (stage 5). */
+  rewrite?(configText: string): Promise<{resources: string[]; rewritten: number; failed: number; detail?: string}>
   /** Values in etcd still under `k8s:enc:<provider>:v1:<key>:` (stage 6 precondition). */
   countUnderKey?(provider: string, key: string): Promise<number>
 }
@@ -113,13 +110,6 @@ function firstKeyed(config: string, resources?: string[]): {provider: KeyedProvi
     if (key) return {provider: type, name: key.name}
   }
   throw preconditionError('CONFIG_NOTHING_TO_ROTATE', 'No resources entry writes with aescbc, aesgcm or secretbox; there is no local key to rotate.', {hint: 'Enable encryption first, or pass --resource.'})
-}
-
-/** The resource strings of every entry that lists `provider` key `name` (the entries a rotation touched). */
-export function resourcesHoldingKey(config: string, provider: string, name: string): string[] {
-  const check = checkConfigBytes(Buffer.from(config), '<config>')
-  const holds = (p: Record<string, {keys?: Array<{name: string}>}>) => p[provider]?.keys?.some((k) => k.name === name) === true
-  return [...new Set((check.config?.resources ?? []).filter((e) => e.providers.some((p) => holds(p as Record<string, {keys?: Array<{name: string}>}>))).flatMap((e) => e.resources))]
 }
 
 function fingerprintOf(config: string, provider: string, name: string): string | undefined {
@@ -260,10 +250,9 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         if (!deps.rewrite) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
         const {source} = await snapshotsForEdit(deps, (c) => c, false)
         lastConfig = source
-        const resources = resourcesHoldingKey(source, rotation.provider, rotation.newKey)
-        const r = await deps.rewrite(resources)
-        if (r.failed > 0) throw new PluginError('partial', 'REWRITE_INCOMPLETE', `The rewrite left ${r.failed} object(s) not rewritten.`, {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'})
-        stages.push({stage, status: 'done', detail: `${r.rewritten} object(s) of ${resources.join(', ')} rewritten${r.detail ? `; ${r.detail}` : ''}`})
+        const r = await deps.rewrite(source)
+        if (r.failed > 0) throw new PluginError('partial', 'REWRITE_INCOMPLETE', `The rewrite left ${r.failed} object(s) not rewritten${r.detail ? ` (${r.detail})` : ''}.`, {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'})
+        stages.push({stage, status: 'done', detail: `${r.rewritten} object(s) of ${r.resources.join(', ') || 'no resource'} rewritten${r.detail ? `; ${r.detail}` : ''}`})
       }
       if (!options.dryRun) {
         rotation.completedStages = [...new Set([...rotation.completedStages, stage])]

@@ -16,10 +16,10 @@ async function enabled(automaticReload = false) {
   const rewrites: string[] = []
   const deps: RotateDeps = {
     ...cp.deps,
-    rewrite: async (resources) => {
-      rewrites.push(`rewrite ${resources.join(',')}`)
+    rewrite: async (configText) => {
+      rewrites.push(`rewrite ${providersOf(configText)?.join(' ')}`)
       underOld = 0
-      return {rewritten: 3, failed: 0}
+      return {resources: ['secrets'], rewritten: 3, failed: 0}
     },
     countUnderKey: async () => underOld,
   }
@@ -39,7 +39,7 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     expect(providersOf(t.config())).toEqual(['aescbc:key2', 'identity:'])
     for (const node of ['cp-2', 'cp-3']) expect(t.config(node)).toBe(t.config())
     expect(t.state()).toMatchObject({status: 'done', completedStages: [...ROTATE_STAGES]})
-    expect(t.rewrites).toEqual(['rewrite secrets'])
+    expect(t.rewrites).toEqual(['rewrite aescbc:key2,key1 identity:'])
     expect(JSON.stringify(t.state()) + JSON.stringify(result)).not.toContain(oldSecret)
     // each config stage restarted every node (no automatic reload): 3 stages × 3 nodes
     expect(t.cp.waiter.waits.filter((w) => w.startsWith('restart')).length).toBe(3 + 9)
