@@ -1,3 +1,4 @@
+import {etcdPrefixFor} from '../encryption/etcd-key.js'
 import type {EtcdReader} from '../etcd/etcd-reader.js'
 import type {ApiResource} from '../kube/types.js'
 import type {ObjectRef, StaleObjectIndex} from './rewrite.js'
@@ -21,29 +22,6 @@ export function isCurrentValue(value: Buffer, write: WriteProvider): boolean {
   return head.startsWith(`k8s:enc:${type}:v1:${name}:`)
 }
 
-/** Built-in resources whose etcd location is not their plural (spec §12.2). */
-const BUILTIN_PREFIX: Record<string, string> = {
-  '/replicationcontrollers': 'controllers',
-  '/endpoints': 'services/endpoints',
-  '/services': 'services/specs',
-  '/nodes': 'minions',
-  'networking.k8s.io/ingresses': 'ingress',
-  'extensions/ingresses': 'ingress',
-  'events.k8s.io/events': 'events',
-}
-
-/**
- * `<resourcePrefix>` of spec §12.1–12.2: built-in kube-apiserver resources (core, groups without a
- * dot, `*.k8s.io`) by plural; CRDs, APIServices and custom resources by `<group>/<plural>`.
- */
-export function etcdResourcePrefix(resource: Pick<ApiResource, 'group' | 'resource'>): string {
-  const id = `${resource.group}/${resource.resource}`
-  if (BUILTIN_PREFIX[id]) return BUILTIN_PREFIX[id]
-  const embedded = resource.group === 'apiextensions.k8s.io' || resource.group === 'apiregistration.k8s.io'
-  const builtin = resource.group === '' || !resource.group.includes('.') || resource.group.endsWith('.k8s.io')
-  return builtin && !embedded ? resource.resource : `${resource.group}/${resource.resource}`
-}
-
 export class EtcdStaleIndex implements StaleObjectIndex {
   constructor(
     private readonly reader: EtcdReader,
@@ -57,7 +35,8 @@ export class EtcdStaleIndex implements StaleObjectIndex {
   scanned = 0
 
   async staleObjects(resource: ApiResource, namespace: string | undefined, signal?: AbortSignal): Promise<ObjectRef[]> {
-    const base = `${this.etcdPrefix.replace(/\/+$/, '')}/${etcdResourcePrefix(resource)}/`
+    // spec §12.1–12.2, one table for the whole plugin (encryption/etcd-key.ts)
+    const base = etcdPrefixFor({group: resource.group, resource: resource.resource}, {prefix: this.etcdPrefix})
     const prefix = resource.namespaced && namespace ? `${base}${namespace}/` : base
     const write = this.writeFor(resource)
     const stale: ObjectRef[] = []

@@ -133,6 +133,8 @@ interface Item {
   key: string
   ref: ObjectRef
   object?: KubeObject
+  /** The listing could not read this object's stored value (spec §4.3): reported, not written. */
+  unreadable?: unknown
 }
 
 type Outcome = 'rewritten' | 'alreadyCurrent' | 'wouldRewrite' | 'skipped' | 'failed'
@@ -484,9 +486,10 @@ class RewriteRun {
     let lastKey = startAfter
     let token: string | undefined
     let restartsWithoutProgress = 0
+    let limit = this.pageSize
     const fetch = (continueToken: string | undefined) =>
       this.call(unit, undefined, () =>
-        this.deps.client.list(resource, {namespace, labelSelector: this.options.labelSelector, limit: this.pageSize, continueToken}),
+        this.deps.client.list(resource, {namespace, labelSelector: this.options.labelSelector, limit, continueToken}),
       ).then(
         (page) => ({page, error: undefined}),
         (error: unknown) => ({page: undefined, error}),
@@ -496,6 +499,25 @@ class RewriteRun {
       const {page, error} = await pending
       if (error !== undefined) {
         const d = classifyApiError(error)
+        const bad = d.kind === 'fail' && d.reason === 'Undecryptable' ? unreadableEntry(error, unit) : undefined
+        if (bad && (lastKey === undefined || bad.key > lastKey)) {
+          if (limit > 1) {
+            // One value no provider can read fails the whole page (spec §4.3): take the objects
+            // before it in smaller pages until the page that fails starts with it.
+            limit = Math.ceil(limit / 2)
+            pending = fetch(token)
+            continue
+          }
+          // Report it and list on from just after its key, at the latest revision, as a 410's
+          // continue hint would.
+          lastKey = bad.key
+          restartsWithoutProgress = 0
+          yield {key: bad.key, ref: bad.ref, unreadable: error}
+          token = continueAfter(bad.start)
+          limit = this.pageSize
+          pending = fetch(token)
+          continue
+        }
         if (d.kind === 'expired' && token !== undefined && restartsWithoutProgress < 10) {
           // 410: the continue token's revision was compacted. Go on from where the list stood.
           restartsWithoutProgress++
@@ -587,6 +609,7 @@ class RewriteRun {
     const get = () => this.call(unit, item.ref.name, () => this.deps.client.get(unit.resource, item.ref.name, item.ref.namespace))
 
     try {
+      if (item.unreadable !== undefined) return fail('Undecryptable', item.unreadable)
       if (isStale && !isStale(item.key)) return finish('alreadyCurrent')
       if (this.dryRun) return finish('wouldRewrite')
       let object = item.object
@@ -653,6 +676,34 @@ class RewriteRun {
       checkpoint: run.checkpoint,
     }
   }
+}
+
+/**
+ * The object a LIST failed on, from kube-apiserver's `unable to transform key "<etcd key>"` (spec
+ * §4.3), if the key is one of this listing's: its ref, its listing key, and the continue token's
+ * start (the key relative to the listing's etcd prefix: `<name>` in one namespace, `<ns>/<name>`
+ * across namespaces). The aggregated form of AllowUnsafeMalformedObjectDeletion names no single
+ * key and is not handled here.
+ */
+function unreadableEntry(error: unknown, unit: Unit): {key: string; ref: ObjectRef; start: string} | undefined {
+  const m = /unable to transform key "([^"]+)"/.exec((error as Error).message ?? '')
+  if (!m) return undefined
+  const segments = m[1]!.split('/')
+  const name = segments.at(-1)
+  if (!name) return undefined
+  if (!unit.resource.namespaced) return {key: name, ref: {name}, start: name}
+  const namespace = unit.namespace ?? segments.at(-2)
+  if (!namespace || segments.at(-2) !== namespace) return undefined
+  return {key: objectKey(namespace, name), ref: {namespace, name}, start: unit.namespace ? name : `${namespace}/${name}`}
+}
+
+/**
+ * A continue token starting just after `start` at the latest revision. The token is the
+ * apiserver's own format (base64 JSON `{"v":"meta.k8s.io/v1","rv":<rv>,"start":"<key>"}`; rv -1
+ * means "the latest", which is what a 410's inconsistent-continue hint carries).
+ */
+export function continueAfter(start: string): string {
+  return Buffer.from(JSON.stringify({v: 'meta.k8s.io/v1', rv: -1, start: `${start}\u0000`})).toString('base64')
 }
 
 /** List items carry no apiVersion/kind; a PUT body should. */

@@ -1,7 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
 import type {EtcdKeyValue, EtcdReader} from '../../src/etcd/etcd-reader.js'
-import {EtcdStaleIndex, etcdResourcePrefix, isCurrentValue} from '../../src/operations/etcd-stale-index.js'
+import {EtcdStaleIndex, isCurrentValue} from '../../src/operations/etcd-stale-index.js'
 import {PANDAS, SECRETS} from './helpers/fake-cluster.js'
 
 function reader(entries: Record<string, string>): EtcdReader & {prefixes: string[]} {
@@ -35,13 +35,12 @@ describe('etcd stale index', () => {
     expect(isCurrentValue(Buffer.from('k8s:enc:kms:v2:vault:\x0a'), 'kms:vault')).toBe(true)
   })
 
-  it('maps resources to their etcd locations (spec §12.2)', () => {
-    expect(etcdResourcePrefix(SECRETS)).toBe('secrets')
-    expect(etcdResourcePrefix({group: '', resource: 'nodes'})).toBe('minions')
-    expect(etcdResourcePrefix({group: 'apps', resource: 'deployments'})).toBe('deployments')
-    expect(etcdResourcePrefix({group: 'networking.k8s.io', resource: 'ingresses'})).toBe('ingress')
-    expect(etcdResourcePrefix({group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions'})).toBe('apiextensions.k8s.io/customresourcedefinitions')
-    expect(etcdResourcePrefix(PANDAS)).toBe('awesome.bears.example/pandas')
+  it('reads where the shared key table puts a resource, under --etcd-prefix (spec §12)', async () => {
+    const r = reader({'/k8s/ingress/a/web': 'k8s\x00plain', '/k8s/minions/n1': 'k8s:enc:aescbc:v1:key2:xx'})
+    const index = new EtcdStaleIndex(r, () => 'aescbc:key2', 'k8s/')
+    expect(await index.staleObjects({...SECRETS, group: 'networking.k8s.io', resource: 'ingresses', kind: 'Ingress'}, undefined)).toEqual([{namespace: 'a', name: 'web'}])
+    expect(await index.staleObjects({...SECRETS, resource: 'nodes', kind: 'Node', namespaced: false}, undefined)).toEqual([])
+    expect(r.prefixes).toEqual(['/k8s/ingress/', '/k8s/minions/'])
   })
 
   it('returns the stale objects of a resource, per namespace or everywhere', async () => {

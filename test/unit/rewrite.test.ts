@@ -207,6 +207,21 @@ describe('rewrite', () => {
     expect(result.failures.every((f) => f.message.length > 0)).toBe(true)
   })
 
+  for (const namespaces of [undefined, ['alpha']]) {
+    it(`reports a value the list cannot decrypt and lists on after it (${namespaces ? '-n' : '-A'})`, async () => {
+      const c = cluster(12, ['alpha', 'beta'])
+      // kube-apiserver fails the whole page that reaches it (spec §4.3), naming its etcd key
+      c.undecryptable.add('alpha/s-0005')
+      const result = await run(c, {namespaces, pageSize: 4}).promise
+      expect(result.failures).toEqual([
+        expect.objectContaining({namespace: 'alpha', name: 's-0005', reason: 'Undecryptable', message: expect.stringContaining('unable to transform key "/registry/secrets/alpha/s-0005"')}),
+      ])
+      const listed = namespaces ? 12 : 24
+      expect(result.totals).toMatchObject({listed, rewritten: listed - 1, failed: 1})
+      expect(c.all(SECRETS).filter((v) => v.key === 'old').map((v) => v.object.metadata.name)).toEqual(namespaces ? ['s-0005', ...Array.from({length: 12}, (_, i) => `s-${String(i).padStart(4, '0')}`)] : ['s-0005'])
+    })
+  }
+
   it('records a list it may not read as a failure and keeps a checkpoint for --resume', async () => {
     const c = cluster(3)
     const store = new MemoryCheckpointStore()

@@ -32,6 +32,18 @@ describe('etcd keys (spec §12)', () => {
     expect(groupResourceForKey('/registry/secrets/a/b', {prefix: '/k8s'})).toMatchObject({resource: '', known: false})
   })
 
+  it('maps resources to their etcd locations (spec §12.2)', () => {
+    expect(resourcePrefixFor({group: '', resource: 'secrets'})).toBe('secrets')
+    expect(resourcePrefixFor({group: '', resource: 'nodes'})).toBe('minions')
+    expect(resourcePrefixFor({group: 'apps', resource: 'deployments'})).toBe('deployments')
+    expect(resourcePrefixFor({group: 'networking.k8s.io', resource: 'ingresses'})).toBe('ingress')
+    expect(resourcePrefixFor({group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions'})).toBe('apiextensions.k8s.io/customresourcedefinitions')
+    expect(resourcePrefixFor({group: 'apiregistration.k8s.io', resource: 'apiservices'})).toBe('apiregistration.k8s.io/apiservices')
+    expect(resourcePrefixFor({group: 'awesome.bears.example', resource: 'pandas'})).toBe('awesome.bears.example/pandas')
+    // a CRD whose group ends in .k8s.io is still a custom resource: <group>/<plural>
+    expect(resourcePrefixFor({group: 'snapshot.storage.k8s.io', resource: 'volumesnapshots'})).toBe('snapshot.storage.k8s.io/volumesnapshots')
+  })
+
   it('events.k8s.io events live with core events; unknown prefixes are flagged', () => {
     expect(resourcePrefixFor({group: 'events.k8s.io', resource: 'events'})).toBe('events')
     expect(groupResourceForKey('/registry/somethingnew/x')).toMatchObject({group: '', resource: 'somethingnew', known: false})

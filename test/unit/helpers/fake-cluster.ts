@@ -47,6 +47,8 @@ export class FakeCluster implements ObjectClient {
   /** Writes that changed the stored value, per object key. */
   readonly writes = new Map<string, number>()
   latencyMs = 0
+  /** `ns/name` of values no configured key can read: a list over one fails as kube-apiserver's does (spec §4.3). */
+  readonly undecryptable = new Set<string>()
 
   private bucket(resource: ApiResource): Map<string, StoredValue[]> {
     const id = `${resource.group}/${resource.resource}`
@@ -114,19 +116,21 @@ export class FakeCluster implements ObjectClient {
   async list(resource: ApiResource, options: ListOptions): Promise<ListPage> {
     await this.enter({verb: 'list', resource, namespace: options.namespace})
     let atRev = this.revision
-    let startAfter: string | undefined
+    const prefix = options.namespace ? `${options.namespace}/` : ''
+    let startAt: string | undefined
     if (options.continueToken) {
-      const token = JSON.parse(Buffer.from(options.continueToken, 'base64').toString()) as {rv: number; start: string}
-      if (token.rv <= this.compactedRevision) {
-        const hint = this.hintOn410 ? Buffer.from(JSON.stringify({rv: this.revision, start: token.start})).toString('base64') : undefined
+      // kube's token: {"v":"meta.k8s.io/v1","rv":N,"start":"<key after the list prefix>\0"}; rv -1 = latest
+      const token = JSON.parse(Buffer.from(options.continueToken, 'base64').toString()) as {v: string; rv: number; start: string}
+      if (token.v !== 'meta.k8s.io/v1' || !token.rv || !token.start) throw new KubeApiError(400, 'BadRequest', 'continue key is not valid')
+      if (token.rv > 0 && token.rv <= this.compactedRevision) {
+        const hint = this.hintOn410 ? encodeToken(-1, token.start) : undefined
         throw new KubeApiError(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.', undefined, hint)
       }
-      atRev = token.rv
-      startAfter = token.start
+      if (token.rv > 0) atRev = token.rv
+      startAt = prefix + token.start
     }
-    const prefix = options.namespace ? `${options.namespace}/` : ''
     const keys = [...this.bucket(resource).keys()]
-      .filter((k) => k.startsWith(prefix) && (startAfter === undefined || k > startAfter))
+      .filter((k) => k.startsWith(prefix) && (startAt === undefined || k >= startAt))
       .sort()
     const items: KubeObject[] = []
     let last: string | undefined
@@ -139,6 +143,7 @@ export class FakeCluster implements ObjectClient {
         remaining++
         continue
       }
+      if (this.undecryptable.has(k)) throw undecryptableError(`unable to transform key "/registry/${resource.resource}/${k}": `)
       const {apiVersion: _a, kind: _k, ...rest} = this.withRv(value)
       items.push(rest as KubeObject) // list items come without apiVersion/kind
       last = k
@@ -147,13 +152,14 @@ export class FakeCluster implements ObjectClient {
     return {
       items,
       resourceVersion: String(atRev),
-      continueToken: more ? Buffer.from(JSON.stringify({rv: atRev, start: last})).toString('base64') : undefined,
+      continueToken: more ? encodeToken(atRev, `${last!.slice(prefix.length)}\u0000`) : undefined,
       remainingItemCount: more && !options.labelSelector ? remaining : undefined,
     }
   }
 
   async get(resource: ApiResource, name: string, namespace?: string): Promise<KubeObject> {
     await this.enter({verb: 'get', resource, name, namespace})
+    if (this.undecryptable.has(FakeCluster.key(namespace, name))) throw undecryptableError('')
     const value = this.current(resource, namespace, name)
     if (!value) throw new KubeApiError(404, 'NotFound', `${resource.resource} "${name}" not found`, undefined, undefined, undefined, {name, kind: resource.resource})
     return this.withRv(value)
@@ -195,6 +201,14 @@ export class FakeCluster implements ObjectClient {
   async delete(): Promise<void> {
     throw new Error('not used')
   }
+}
+
+function encodeToken(rv: number, start: string): string {
+  return Buffer.from(JSON.stringify({v: 'meta.k8s.io/v1', rv, start})).toString('base64')
+}
+
+function undecryptableError(where: string): KubeApiError {
+  return new KubeApiError(500, 'InternalError', `Internal error occurred: ${where}no matching key was found for the provided AES transformer`)
 }
 
 function canonical(value: unknown): string {

@@ -9,6 +9,7 @@ import {apiVersionOf, BUILTIN, CRD_RESOURCE, resourceFromCrd, type ResourceInfo}
 import {parseFieldSelector, parseLabelSelector} from '../storage/selectors.js'
 import type {Store} from '../storage/store.js'
 import {authenticate, authorize, type UserInfo} from './auth.js'
+import {validateUpdate} from './admission.js'
 import {apiGroupDocument, apiGroupList, apiResourceList, apiVersions} from './discovery.js'
 import {openApiV2Document} from './openapi.js'
 import {jsonPatch, mergePatch, strategicMergePatch} from './patch.js'
@@ -80,6 +81,12 @@ function parseJsonBody(body: Buffer): any {
   } catch (err) {
     throw errors.badRequest(`the object provided is unrecognized (${(err as Error).message})`)
   }
+}
+
+/** Validating admission of an update's resulting object (admission.ts). */
+function admitted(next: Json): Json {
+  validateUpdate(next)
+  return next
 }
 
 export class ApiServerHandler {
@@ -209,12 +216,14 @@ export class ApiServerHandler {
         this.checkKind(body, info)
         if (body?.metadata?.name && body.metadata.name !== rr.name)
           throw errors.badRequest(`the name of the object (${body.metadata.name}) does not match the name on the URL (${rr.name})`)
-        const updated = await store.update(info, rr.namespace, rr.name!, (current) => this.applyUpdate(info, rr, current, body))
+        if (info.namespaced) await this.requireNamespace(rr.namespace!)
+        const updated = await store.update(info, rr.namespace, rr.name!, (current) => admitted(this.applyUpdate(info, rr, current, body)))
         return send(res, 200, updated)
       }
       case 'patch': {
         const type = String(req.headers['content-type'] ?? '').split(';')[0].trim()
         const patch = parseJsonBody(await readBody(req))
+        if (info.namespaced) await this.requireNamespace(rr.namespace!)
         const updated = await store.update(info, rr.namespace, rr.name!, (current) => {
           let next: Json
           if (type === 'application/merge-patch+json') next = mergePatch(current, patch)
@@ -223,7 +232,7 @@ export class ApiServerHandler {
             next = strategicMergePatch(current, patch)
           } else if (type === 'application/json-patch+json') next = jsonPatch(current, patch)
           else throw errors.unsupportedMediaType(type)
-          return this.applyUpdate(info, rr, current, next)
+          return admitted(this.applyUpdate(info, rr, current, next))
         })
         return send(res, 200, updated)
       }

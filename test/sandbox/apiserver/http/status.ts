@@ -28,8 +28,9 @@ export class ApiError extends Error {
       metadata: this.listContinue ? {continue: this.listContinue} : {},
       status: 'Failure',
       message: this.message,
-      reason: this.reason,
     }
+    // a webhook denial without a status reason has none (apimachinery omits empty fields)
+    if (this.reason) status.reason = this.reason
     if (this.details) status.details = this.details
     status.code = this.code
     return status
