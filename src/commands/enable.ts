@@ -1,23 +1,15 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
+import {withControlPlane} from '../cli/control-plane-session.js'
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
 import type {KeyedProvider} from '../encryption/config-edit.js'
-import {EXIT, preconditionError, usageError} from '../errors.js'
+import {EXIT, usageError} from '../errors.js'
 import {readConfigFlag} from '../flags/config-file.js'
-import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
-import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
-import {safetyFlags} from '../flags/safety.js'
-import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
-import {toPluginError} from '../kube/errors.js'
-import {clusterFollowUps} from '../operations/cluster-follow-ups.js'
-import {connectControlPlane} from '../operations/connect-control-plane.js'
+import {controlPlaneFlags} from '../flags/control-plane.js'
 import {type EnableResult, enableEncryption} from '../operations/enable.js'
-import {describeEvent} from '../operations/progress-text.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
-import {confirmYesNo, interactive} from '../output/prompt.js'
 import {formatFields} from '../output/render.js'
-import {OpenSshConnector} from '../ssh/open-ssh-session.js'
 
 export default class Enable extends BaseCommand<EnableResult & {context: string}, typeof Enable> {
   static override summary = 'Switch on encryption at rest on every control-plane node, one node at a time.'
@@ -34,10 +26,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
     'kubectl encryption enable --yes --rewrite',
   ]
   static override flags = {
-    ...kubeFlags,
-    ...sshFlags,
-    ...etcdFlags,
-    ...safetyFlags,
+    ...controlPlaneFlags,
     config: Flags.string({description: 'Use this EncryptionConfiguration file (validated first) instead of generating one.'}),
     'config-path': Flags.string({description: 'Where the config lives on each node.', default: DEFAULT_CONFIG_PATH}),
     provider: Flags.option({description: 'Provider of a generated config.', options: ['aescbc', 'aesgcm', 'secretbox'] as const, default: 'aescbc' as const})(),
@@ -54,48 +43,23 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
       throw usageError('USAGE', '--config cannot be combined with --provider or --resource (they shape a generated config)')
     }
     const configText = (await readConfigFlag(flags.config))?.bytes.toString('utf8')
-    const etcd = etcdOptionsFromFlags(flags)
-    const sshOptions = sshOptionsFromFlags(flags)
     const progress = await this.progress('Connecting to the cluster')
-    const {cluster, deps} = await connectControlPlane(kubeOptionsFromFlags(flags), sshOptions).catch((error: unknown) => {
-      progress.stop()
-      throw toPluginError(error)
+    return withControlPlane(flags, progress, {typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'}, async ({context, deps}) => {
+      const options = {
+        configPath: flags['config-path'],
+        configText,
+        provider: flags.provider as KeyedProvider,
+        resources: flags.resource,
+        automaticReload: flags['automatic-reload'],
+        force: flags.force,
+        dryRun: flags['dry-run'],
+        kubeadmConfig: flags['kubeadm-config'],
+        timeoutMs: flags.timeout * 1000,
+        verify: flags.verify,
+        rewrite: flags.rewrite,
+      }
+      return {context, ...(await enableEncryption(options, deps))}
     })
-    try {
-      const result = await enableEncryption(
-        {
-          configPath: flags['config-path'],
-          configText,
-          provider: flags.provider as KeyedProvider,
-          resources: flags.resource,
-          automaticReload: flags['automatic-reload'],
-          force: flags.force,
-          dryRun: flags['dry-run'],
-          kubeadmConfig: flags['kubeadm-config'],
-          timeoutMs: flags.timeout * 1000,
-          verify: flags.verify,
-          rewrite: flags.rewrite,
-        },
-        {
-          ...deps,
-          followUps: clusterFollowUps(cluster, {etcd, ssh: new OpenSshConnector(sshOptions), onProgress: (text) => progress.update(text)}),
-          onEvent: (event) => progress.update(describeEvent(event)),
-          confirm: flags.yes
-            ? undefined
-            : async (question) => {
-                if (!interactive()) throw preconditionError('CONFIRMATION_REQUIRED', 'Refusing to change the control plane without confirmation.', {hint: 'Pass --yes (or look first with --dry-run).'})
-                progress.stop()
-                return confirmYesNo(question)
-              },
-        },
-      )
-      return {context: cluster.context.contextName, ...result}
-    } catch (error) {
-      throw toPluginError(error)
-    } finally {
-      progress.stop()
-      cluster.close()
-    }
   }
 
   protected override exitCodeFor(result: EnableResult): number {

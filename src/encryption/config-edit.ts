@@ -265,6 +265,8 @@ export function putIdentityFirst(source: string, options: EntrySelector = {}): C
     if (index === 0) continue
     if (index > 0) {
       const [item] = providers.items.splice(index, 1)
+      // `enable`'s note on the fallback ("identity last: …") is about the place it leaves.
+      if (isMap(item) && /identity last/.test(item.commentBefore ?? '')) item.commentBefore = undefined
       providers.items.unshift(item)
       changes.push(`moved identity to the front for ${label(entry)}`)
     } else {

@@ -171,14 +171,23 @@ export async function snapshotsForEdit(
       hint: 'Run `kubectl encryption enable` first.',
     })
   }
+  return {snapshots, ...editBase(snapshots, edit, force)}
+}
+
+/**
+ * The config an edit starts from (`source`) and the one every node gets (`target`), for nodes that
+ * all have a config: one config everywhere, or an interrupted run of this edit (two configs, one
+ * already edited). Anything else is refused (NODES_DISAGREE) unless `force`: then the first node's.
+ */
+export function editBase(snapshots: NodeSnapshot[], edit: (config: string) => string, force: boolean): {source: string; target: string} {
   const texts = [...new Set(snapshots.map((s) => s.config as string))]
-  if (texts.length === 1) return {snapshots, source: texts[0] as string, target: edit(texts[0] as string)}
+  if (texts.length === 1) return {source: texts[0] as string, target: edit(texts[0] as string)}
   const fixed = texts.filter((t) => edit(t) === t)
   if (texts.length === 2 && fixed.length === 1) {
     const target = fixed[0] as string
-    return {snapshots, source: texts.find((t) => t !== target) as string, target}
+    return {source: texts.find((t) => t !== target) as string, target}
   }
   if (!force) checkNodesAgree(snapshots, false)
   const first = snapshots[0]?.config as string
-  return {snapshots, source: first, target: edit(first)}
+  return {source: first, target: edit(first)}
 }

@@ -71,7 +71,9 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   const snapshots = []
   for (const node of names) snapshots.push(await readNode(node, deps.files(node), configPath))
   const force = options.force ?? false
-  checkNodesAgree(snapshots, force)
+  // Only nodes that run a config can disagree: nodes still off are what an interrupted enable left
+  // behind, and they get the config the others run (reused below), so running enable again continues.
+  checkNodesAgree(snapshots.filter((s) => s.flags.configPath !== undefined), force)
 
   // The config: the user's file, else what a node already has at the path (never regenerated), else new.
   const existing = snapshots.find((s) => s.config !== undefined && s.configPath === configPath)

@@ -14,6 +14,7 @@ import {EncryptionTransformers, type ResourceTransformer} from '../encryption/re
 import {formatGroupResource} from '../encryption/resource-match.js'
 import {isMissingDek, TransformError} from '../encryption/transform-error.js'
 import {classifyValue} from '../encryption/value-classifier.js'
+import {MemoryReleaser} from './release-memory.js'
 
 /** One stored key/value, as an EtcdReader's `range()` pages deliver them. */
 export interface ScanEntry {
@@ -113,6 +114,7 @@ export async function scanValues(input: ScanInput): Promise<ScanResult> {
     if (list.length < sampleLimit) list.push(key)
   }
 
+  const memory = new MemoryReleaser()
   for await (const page of input.pages) {
     if (input.signal?.aborted) throw input.signal.reason ?? new Error('scan aborted')
     let lastKey = ''
@@ -194,6 +196,7 @@ export async function scanValues(input: ScanInput): Promise<ScanResult> {
       }
     }
     input.onProgress?.({scanned: result.keys, bytes: result.bytes, lastKey})
+    memory.processed(page.length)
   }
 
   result.resources = [...byResource.values()].map((s) => s.scan).sort((a, b) => a.resource.localeCompare(b.resource))

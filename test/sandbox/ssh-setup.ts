@@ -10,8 +10,11 @@ import type {NodeLayout, SandboxLayout} from './layout.js'
 const run = promisify(execFile)
 const sudoersFile = '/etc/sudoers.d/kubectl-encryption-sandbox'
 
-/** The login user exists, is not locked (sshd refuses locked accounts) and may sudo without a password. */
-export function ensureLoginUser(user: string): void {
+/** A second login user with the same key but no sudo rights, for "missing sudo" tests. */
+export const UNPRIVILEGED_SSH_USER = 'kubeguest'
+
+/** The login user exists and is not locked (sshd refuses locked accounts). */
+function ensureUser(user: string): void {
   try {
     execFileSync('id', ['-u', user], {stdio: 'ignore'})
   } catch {
@@ -20,6 +23,11 @@ export function ensureLoginUser(user: string): void {
   const status = execFileSync('passwd', ['-S', user], {encoding: 'utf8'}).split(/\s+/)[1]
   // 'L' = locked password: sshd (without PAM) then refuses even key logins. '*' means "no password".
   if (status === 'L') execFileSync('usermod', ['-p', '*', user])
+}
+
+/** The login user exists, is not locked (sshd refuses locked accounts) and may sudo without a password. */
+export function ensureLoginUser(user: string): void {
+  ensureUser(user)
   const line = `${user} ALL=(ALL) NOPASSWD: ALL\n`
   if (!existsSync(sudoersFile) || readFileSync(sudoersFile, 'utf8') !== line) {
     writeFileSync(`${sudoersFile}.tmp`, line, {mode: 0o440})
@@ -41,6 +49,7 @@ export async function setUpSsh(layout: SandboxLayout): Promise<void> {
   mkdirSync(layout.sshDir, {recursive: true, mode: 0o755})
   mkdirSync('/run/sshd', {recursive: true, mode: 0o755}) // sshd's privilege-separation directory
   ensureLoginUser(layout.sshUser)
+  ensureUser(UNPRIVILEGED_SSH_USER)
   const clientPub = await keygen(layout.clientKey, 'kubectl-encryption-sandbox')
   const authorizedKeys = path.join(layout.sshDir, 'authorized_keys')
   writeFileSync(authorizedKeys, `${clientPub}\n`, {mode: 0o644})
@@ -73,7 +82,7 @@ PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin no
-AllowUsers ${layout.sshUser}
+AllowUsers ${layout.sshUser} ${UNPRIVILEGED_SSH_USER}
 UsePAM no
 StrictModes no
 X11Forwarding no

@@ -18,9 +18,14 @@ function pluginPath(): string {
   return `${binDir}:${process.env.PATH}`
 }
 
+/** Everything the plugin printed in this test file (for "no key material in any output" checks). */
+export const pluginOutputs: string[] = []
+
 /** `kubectl encryption ARGS` with the sandbox's env. */
-export function plugin(args: string[], options: {env?: Record<string, string>; timeoutMs?: number} = {}): Promise<RunResult> {
-  return run('kubectl', ['encryption', ...args], {env: {PATH: pluginPath(), ...options.env}, timeoutMs: options.timeoutMs ?? 300_000})
+export async function plugin(args: string[], options: {env?: Record<string, string>; timeoutMs?: number} = {}): Promise<RunResult> {
+  const r = await run('kubectl', ['encryption', ...args], {env: {PATH: pluginPath(), ...options.env}, timeoutMs: options.timeoutMs ?? 300_000})
+  pluginOutputs.push(r.stdout, r.stderr)
+  return r
 }
 
 /** The same, started in the background (for signals). */

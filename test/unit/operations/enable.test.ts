@@ -82,6 +82,18 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     expect(cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.metadata.resourceVersion).toBe('1')
   })
 
+  it('running enable again after a rollback continues on the remaining nodes with the key the first node already has', async () => {
+    const cp = fakeControlPlane()
+    cp.waiter.broken.add('cp-2')
+    await expect(enableEncryption({}, cp.deps)).rejects.toMatchObject({exitCode: 6})
+    const key = cp.files.get('cp-1')?.fs.get(ENC)?.content
+    cp.waiter.broken.delete('cp-2')
+    const again = await enableEncryption({}, cp.deps)
+    expect(again.configSource).toBe('existing')
+    expect(again.nodes.map((n) => `${n.node}:${n.status}`)).toEqual(['cp-1:unchanged', 'cp-2:changed', 'cp-3:changed'])
+    for (const f of cp.files.values()) expect(f.fs.get(ENC)?.content).toBe(key)
+  })
+
   it('exit 7 when the rollback cannot be confirmed either, naming the backup', async () => {
     const cp = fakeControlPlane()
     cp.waiter.dead.add('cp-1')

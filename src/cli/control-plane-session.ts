@@ -1,0 +1,68 @@
+import {preconditionError} from '../errors.js'
+import {type EtcdFlagValues, etcdOptionsFromFlags} from '../flags/etcd.js'
+import {kubeOptionsFromFlags} from '../flags/kube.js'
+import {type SshFlagValues, sshOptionsFromFlags} from '../flags/ssh.js'
+import {toPluginError} from '../kube/errors.js'
+import {type ClusterFollowUps, clusterFollowUps} from '../operations/cluster-follow-ups.js'
+import {connectControlPlane} from '../operations/connect-control-plane.js'
+import type {ControlPlaneDeps} from '../operations/control-plane-deps.js'
+import {describeEvent} from '../operations/progress-text.js'
+import type {Progress} from '../output/progress.js'
+import {confirmByTyping, confirmYesNo, interactive} from '../output/prompt.js'
+import {OpenSshConnector} from '../ssh/open-ssh-session.js'
+
+export interface ControlPlaneFlagValues extends SshFlagValues, EtcdFlagValues {
+  kubeconfig?: string
+  context?: string
+  'request-timeout'?: string
+  yes: boolean
+}
+
+export interface ControlPlaneSession {
+  context: string
+  /** Nodes over SSH, the waiter, progress as spinner text, the confirmation the flags ask for. */
+  deps: ControlPlaneDeps & {followUps: ClusterFollowUps}
+}
+
+/**
+ * The wiring enable and decrypt-all (and rotate) share: connect to the cluster and the nodes, show
+ * progress events on the spinner, ask before the first change unless --yes (a y/N question, or the
+ * context name typed for the riskiest commands; refused without a terminal), turn errors into
+ * PluginErrors, and always close the cluster.
+ */
+export async function withControlPlane<T>(
+  flags: ControlPlaneFlagValues,
+  progress: Progress,
+  confirm: {typeContext: boolean; refusal: string},
+  body: (session: ControlPlaneSession) => Promise<T>,
+): Promise<T> {
+  const etcd = etcdOptionsFromFlags(flags)
+  const sshOptions = sshOptionsFromFlags(flags)
+  const {cluster, deps} = await connectControlPlane(kubeOptionsFromFlags(flags), sshOptions).catch((error: unknown) => {
+    progress.stop()
+    throw toPluginError(error)
+  })
+  const context = cluster.context.contextName
+  try {
+    return await body({
+      context,
+      deps: {
+        ...deps,
+        followUps: clusterFollowUps(cluster, {etcd, ssh: new OpenSshConnector(sshOptions), onProgress: (text) => progress.update(text)}),
+        onEvent: (event) => progress.update(describeEvent(event)),
+        confirm: flags.yes
+          ? undefined
+          : async (question) => {
+              if (!interactive()) throw preconditionError('CONFIRMATION_REQUIRED', confirm.refusal, {hint: 'Pass --yes (or look first with --dry-run).'})
+              progress.stop()
+              return confirm.typeContext ? confirmByTyping(question, context) : confirmYesNo(question)
+            },
+      },
+    })
+  } catch (error) {
+    throw toPluginError(error)
+  } finally {
+    progress.stop()
+    cluster.close()
+  }
+}
