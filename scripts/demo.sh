@@ -11,6 +11,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-encryption-demo.XXXXXX")
 chmod 700 "$work"
 cleanup() {
   npm run --silent sandbox -- --down --state-dir "$state" >/dev/null 2>&1 || true
+  rm -rf "$state" "$state.log"
   rm -rf "$work"
 }
 trap cleanup EXIT
