@@ -1,16 +1,20 @@
 // Rewrite benchmark (a script, not a timed test): `node --import tsx bench/rewrite.ts [--sizes 2000,20000]
-//   [--pipeline-max N] [--state-dir DIR]`.
+//   [--pipeline-max N] [--stale-sizes 2000] [--state-dir DIR]`.
 //
-// In a sandbox of its own: N Secrets of about 1 KiB are created under key k1; the write key then
-// changes, so every value is stale, and `kubectl encryption rewrite -A` re-encrypts them; the key
-// changes again and the seed's `kubectl get secrets -A -o json | kubectl replace -f -` (the real
-// kubectl) does the same. Both runs are checked in etcd (every value under the new key) and timed;
-// peak RSS comes from /proc/<pid>/status VmHWM, polled until the process exits. Sizes grow in one
-// sandbox (2,000 then 18,000 more). A table is printed at the end. `--pipeline-max` skips the
-// kubectl pipeline above that size (it can take very long on a loaded machine); skipped is shown.
+// In a sandbox of its own: N Secrets of about 1 KiB (in 20 namespaces) are created under key k1;
+// the write key then changes, so every value is stale, and `kubectl encryption rewrite -A`
+// re-encrypts them; the key changes again and the seed's `kubectl get secrets -A -o json | kubectl
+// replace -f -` (the real kubectl) does the same. Then, with 5% stale (the key changes and 19 of
+// the 20 namespaces are rewritten first, untimed), `rewrite -A --only-stale` against a full
+// `rewrite -A`. Every run is checked in etcd (every value under the new key) and timed; peak RSS
+// comes from /proc/<pid>/status VmHWM, polled until the process exits; the 1-minute load average
+// (the machine is shared) is taken before and after each run. Sizes grow in one sandbox (2,000,
+// then 18,000 more). A table is printed at the end. `--pipeline-max` skips the kubectl pipeline
+// above that size (it can take very long on a loaded machine); skipped is shown.
 import {spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {readFileSync} from 'node:fs'
+import {loadavg} from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -26,13 +30,24 @@ const arg = (name: string) => {
 }
 const sizes = (arg('--sizes') ?? '2000,20000').split(',').map(Number)
 const pipelineMax = Number(arg('--pipeline-max') ?? Number.POSITIVE_INFINITY)
+/**
+ * Stops the kubectl pipeline after this many seconds (default: never). Its time is then projected:
+ * the time to its first "replaced" line (kubectl get and the start of replace) plus all objects at
+ * the rate it replaced them after that (sequential PUTs: a steady rate); the note says so.
+ */
+const pipelineTimeout = Number(arg('--pipeline-timeout') ?? 0)
+/** Sizes at which --only-stale (5% stale) is compared with a full rewrite (default: every size). */
+const staleSizes = arg('--stale-sizes')?.split(',').map(Number) ?? sizes
 const stateDir = path.resolve(arg('--state-dir') ?? path.join(root, '.sandbox-bench'))
 const SECRETS: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true}
 const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false}
 const log = (m: string) => process.stderr.write(`[bench] ${m}\n`)
+const NAMESPACE_COUNT = 20
 
 interface Measured {
   seconds: number
+  /** 1-minute load average before and after */
+  load: string
   peakRssMiB: number
   code: number | null
   stdout: string
@@ -49,7 +64,8 @@ function peak(pid: number | undefined): number {
 }
 
 /** Runs a pipeline of processes (stdout -> stdin) and measures wall time and each one's peak RSS. */
-async function measure(commands: Array<[string, string[]]>, env: NodeJS.ProcessEnv): Promise<Measured & {peaks: number[]}> {
+async function measure(commands: Array<[string, string[]]>, env: NodeJS.ProcessEnv, timeoutSeconds = 0): Promise<Measured & {peaks: number[]; stopped: boolean; firstOutput?: number}> {
+  const loadBefore = loadavg()[0]!
   const started = performance.now()
   const children = commands.map(([cmd, args]) => spawn(cmd, args, {env, stdio: ['pipe', 'pipe', 'pipe']}))
   for (let i = 0; i + 1 < children.length; i++) children[i]!.stdout!.pipe(children[i + 1]!.stdin!)
@@ -58,14 +74,22 @@ async function measure(commands: Array<[string, string[]]>, env: NodeJS.ProcessE
   const poll = setInterval(() => children.forEach((c, i) => (peaks[i] = Math.max(peaks[i]!, peak(c.pid)))), 20)
   let stderr = ''
   let stdout = ''
+  let stopped = false
+  const timer = timeoutSeconds > 0 ? setTimeout(() => ((stopped = true), children.forEach((c) => c.kill('SIGTERM'))), timeoutSeconds * 1000) : undefined
   for (const c of children) c.stderr!.on('data', (d) => (stderr += d))
-  children.at(-1)!.stdout!.on('data', (d) => (stdout += d))
+  let firstOutput: number | undefined
+  children.at(-1)!.stdout!.on('data', (d) => {
+    firstOutput ??= (performance.now() - started) / 1000
+    stdout += d
+  })
   const codes = await Promise.all(children.map((c) => new Promise<number | null>((resolve) => c.on('exit', (code) => {
     peaks[children.indexOf(c)] = Math.max(peaks[children.indexOf(c)]!, peak(c.pid))
     resolve(code)
   }))))
   clearInterval(poll)
-  return {seconds: (performance.now() - started) / 1000, peakRssMiB: Math.max(...peaks), peaks, code: codes.find((c) => c !== 0) ?? 0, stdout, stderr}
+  clearTimeout(timer)
+  const load = `${loadBefore.toFixed(1)}→${loadavg()[0]!.toFixed(1)}`
+  return {firstOutput, stopped, load, seconds: (performance.now() - started) / 1000, peakRssMiB: Math.max(...peaks), peaks, code: codes.find((c) => c !== 0) ?? 0, stdout, stderr}
 }
 
 function sh(env: NodeJS.ProcessEnv, cmd: string, args: string[], input?: string): Promise<string> {
@@ -125,19 +149,19 @@ async function main() {
   try {
     await setKeys(keysInUse)
     for (const size of sizes) {
-      // grow to `size` Secrets of ~1 KiB (700 random bytes, base64) in 10 namespaces
+      // grow to `size` Secrets of ~1 KiB (700 random bytes, base64) in 20 namespaces
       log(`seeding up to ${size} Secrets`)
-      for (let n = 0; n < 10 && seeded === 0; n++)
+      for (let n = 0; n < NAMESPACE_COUNT && seeded === 0; n++)
         await cluster.objects.create(NAMESPACES, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: `bench-${n}`}}).catch(() => undefined)
       let next = seeded
       await Promise.all(
-        Array.from({length: 16}, async () => {
+        Array.from({length: 32}, async () => {
           while (next < size) {
             const i = next++
             await cluster.objects.create(SECRETS, {
               apiVersion: 'v1',
               kind: 'Secret',
-              metadata: {name: `s-${String(i).padStart(6, '0')}`, namespace: `bench-${i % 10}`},
+              metadata: {name: `s-${String(i).padStart(6, '0')}`, namespace: `bench-${i % NAMESPACE_COUNT}`},
               data: {pad: randomBytes(700).toString('base64')},
             })
           }
@@ -152,24 +176,30 @@ async function main() {
         return keysInUse[0]!.name
       }
 
+      const pluginRun = async (label: string, args: string[], key: string) => {
+        log(`${size}: ${label}`)
+        const m = await measure([[process.execPath, [path.join(root, 'bin/run.js'), 'rewrite', '--ssh-config', env.SANDBOX_SSH_CONFIG!, ...args, '-o', 'json']]], env)
+        if (m.code !== 0) throw new Error(`${label} failed (exit ${m.code}): ${m.stderr}`)
+        const check = await countUnder(key)
+        const totals = JSON.parse(m.stdout).totals as {rewritten: number; alreadyCurrent: number}
+        rows.push([
+          String(size),
+          label,
+          m.seconds.toFixed(1),
+          (size / m.seconds).toFixed(0),
+          m.peakRssMiB.toFixed(0),
+          `${check.current}/${check.total}`,
+          m.load,
+          `rewritten ${totals.rewritten}, already current ${totals.alreadyCurrent}`,
+        ])
+        log(rows.at(-1)!.join(' | '))
+      }
+
       let key = await rotate()
-      log(`${size}: plugin rewrite -A (all stale under ${key})`)
-      const plugin = await measure([[process.execPath, [path.join(root, 'bin/run.js'), 'rewrite', '-A', '-o', 'json']]], env)
-      if (plugin.code !== 0) throw new Error(`rewrite failed: ${plugin.stderr}`)
-      const pluginCheck = await countUnder(key)
-      const pluginResult = JSON.parse(plugin.stdout)
-      rows.push([
-        String(size),
-        'kubectl encryption rewrite -A',
-        plugin.seconds.toFixed(1),
-        (size / plugin.seconds).toFixed(0),
-        plugin.peakRssMiB.toFixed(0),
-        `${pluginCheck.current}/${pluginCheck.total}`,
-        `rewritten ${pluginResult.totals.rewritten}`,
-      ])
+      await pluginRun('kubectl encryption rewrite -A (all stale)', ['-A'], key)
 
       if (size > pipelineMax) {
-        rows.push([String(size), 'kubectl get | kubectl replace', 'skipped', '', '', '', `--pipeline-max ${pipelineMax}`])
+        rows.push([String(size), 'kubectl get | kubectl replace (all stale)', 'skipped', '', '', '', '', `--pipeline-max ${pipelineMax}`])
       } else {
         key = await rotate()
         log(`${size}: kubectl get secrets -A -o json | kubectl replace -f - (all stale under ${key})`)
@@ -179,17 +209,39 @@ async function main() {
             ['kubectl', ['replace', '-f', '-']],
           ],
           env,
+          pipelineTimeout,
         )
         const pipeCheck = await countUnder(key)
+        const replaced = pipe.stdout.split('\n').filter((l) => l.endsWith(' replaced')).length
+        // stopped: the time the whole run would take at the rate it replaced at, after its first output
+        const first = pipe.firstOutput ?? 0
+        const seconds = pipe.stopped && replaced > 0 ? first + (size * (pipe.seconds - first)) / replaced : pipe.seconds
         rows.push([
           String(size),
-          'kubectl get | kubectl replace',
-          pipe.seconds.toFixed(1),
-          (size / pipe.seconds).toFixed(0),
+          'kubectl get | kubectl replace (all stale)',
+          pipe.stopped ? `${seconds.toFixed(1)} (projected)` : seconds.toFixed(1),
+          (size / seconds).toFixed(0),
           `${pipe.peaks.map((p) => p.toFixed(0)).join('+')}`,
           `${pipeCheck.current}/${pipeCheck.total}`,
-          pipe.code === 0 ? '' : `exit ${pipe.code}`,
+          pipe.load,
+          pipe.stopped ? `stopped after ${pipelineTimeout}s with ${replaced} replaced (first after ${first.toFixed(0)}s)` : pipe.code === 0 ? '' : `exit ${pipe.code}`,
         ])
+        log(rows.at(-1)!.join(' | '))
+      }
+
+      // 5% stale: a new key, then every namespace but bench-0 rewritten (untimed)
+      const fivePercentStale = async () => {
+        const k = await rotate()
+        const others = Array.from({length: NAMESPACE_COUNT - 1}, (_, n) => ['-n', `bench-${n + 1}`]).flat()
+        const m = await measure([[process.execPath, [path.join(root, 'bin/run.js'), 'rewrite', '--resource', 'secrets', ...others, '-o', 'json']]], env)
+        if (m.code !== 0) throw new Error(`preparing 5% stale failed: ${m.stderr}`)
+        return k
+      }
+      if (staleSizes.includes(size)) {
+        key = await fivePercentStale()
+        await pluginRun('rewrite -A --only-stale (5% stale)', ['-A', '--only-stale'], key)
+        key = await fivePercentStale()
+        await pluginRun('rewrite -A (5% stale)', ['-A'], key)
       }
       printTable(rows)
     }
@@ -201,7 +253,7 @@ async function main() {
 }
 
 function printTable(rows: string[][]) {
-  const headers = ['secrets', 'method', 'seconds', 'objects/s', 'peak RSS MiB', 'under new key', 'note']
+  const headers = ['secrets', 'method', 'seconds', 'objects/s', 'peak RSS MiB', 'under new key', 'load 1m', 'note']
   const all = [headers, ...rows]
   const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)))
   process.stdout.write('\n' + all.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n')

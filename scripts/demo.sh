@@ -1,75 +1,68 @@
 #!/usr/bin/env bash
-# The README demo: the plugin's main workflow. Until the sandbox lands it runs the offline path.
+# The README demo: the seed task "Encrypting Confidential Data at Rest", done with the plugin through
+# the real kubectl, against the local sandbox (etcd, three SSH control-plane nodes, kubelet, API server
+# stand-in). It starts its own sandbox in .sandbox-demo and always stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run() { echo "+ kubectl encryption $*" >&2; ./bin/run.js "$@"; }
-run version
+repo=$PWD
+state="$repo/.sandbox-demo"
 
-# --- offline: write a config, check it, and see what the validator catches -------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-encryption-demo.XXXXXX")
 chmod 700 "$work"
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+  npm run --silent sandbox -- --down --state-dir "$state" >/dev/null 2>&1 || true
+  rm -rf "$state" "$state.log"
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
-echo >&2
-echo "# 1. A new EncryptionConfiguration (secretbox key, identity fallback for the first migration)." >&2
-echo "#    Written 0600; only the path, key name and fingerprint are printed." >&2
-run config generate --resource secrets --resource configmaps --identity-fallback \
-  --key-name demo-key-1 --output-file "$work/enc.yaml"
-ls -l "$work/enc.yaml" | awk '{print "  mode " $1 "  " $NF}' >&2
+# kubectl finds plugins on PATH by name, as a krew install would put it there.
+mkdir -p "$work/bin"
+ln -s "$repo/bin/run.js" "$work/bin/kubectl-encryption"
+export PATH="$work/bin:$PATH"
 
-echo >&2
-echo "# 2. Validate it as kube-apiserver would (exit 0; warnings on stderr)." >&2
-run config validate "$work/enc.yaml"
+step() { printf '\n\033[1m# %s\033[0m\n' "$*" >&2; }
+show() { echo "+ $*" >&2; "$@"; }
+# A check that is meant to find a problem: show its exit code instead of stopping the demo.
+check() { echo "+ $*" >&2; set +e; "$@"; local code=$?; set -e; echo "  (exit code $code)" >&2; }
 
-echo >&2
-echo "# 3. A file the apiserver accepts, but that does not do what it seems to: warnings, exit 0." >&2
-cat > "$work/risky.yaml" <<'YAML'
-apiVersion: apiserver.config.k8s.io/v1
-kind: EncryptionConfiguration
-resources:
-  - resources: [events]
-    providers: [{identity: {}}]
-  - resources: ["*.*"]
-    providers:
-      - identity: {}
-      - aescbc:
-          keys: [{name: key1, secret: YD3rEBXKcb4rc67whX13gR81LAc7YQjXLZgQowkU3/Q=}]
-YAML
-run config validate "$work/risky.yaml"
+step "0. Start the sandbox: etcd with mutual TLS, three control-plane nodes over SSH, one API server each."
+npm run --silent sandbox -- --detach --state-dir "$state"
+# shellcheck disable=SC1091
+source "$state/env"
+ssh=(--ssh-config "$SANDBOX_SSH_CONFIG")
+show kubectl get nodes
 
-echo >&2
-echo "# 4. A broken file: the same resource twice (secrets = secrets.), a key that is not Go base64." >&2
-cat > "$work/broken.yaml" <<'YAML'
-apiVersion: apiserver.config.k8s.io/v1
-kind: EncryptionConfiguration
-resources:
-  - resources: [secrets, secrets.]
-    providers:
-      - aesgcm:
-          keys:
-            - name: key1
-              secret: AAECAwQFBgcICQoLDA0ODw    # no padding: Go rejects it
-      - identity: {}
-YAML
-set +e
-run config validate "$work/broken.yaml"
-code=$?
-set -e
-echo "  exit code $code (3 = invalid)" >&2
+step "1. The seed's Secret, before encryption: etcd holds it in plaintext (k8s\\0 protobuf)."
+show kubectl create secret generic secret1 -n default --from-literal=mykey=mydata
+etcdctl get /registry/secrets/default/secret1 | hexdump -C | head -4
 
+step "2. status: encryption is off on every apiserver (exit 5 is the check failing, as it should)."
+check kubectl encryption status "${ssh[@]}"
+
+step "3. enable: a new aescbc key (never printed), written 0600 to every node, manifests patched one node"
+echo "   at a time with backups and a readiness wait, then the verify round trip." >&2
+show kubectl encryption enable --yes "${ssh[@]}"
+
+step "4. verify: create a Secret, read its raw bytes from etcd, check provider and key, read back, delete."
+show kubectl encryption verify --hexdump "${ssh[@]}"
+
+step "5. status --scan: the new config agrees on all nodes, but secret1 is still stored in plaintext."
+check kubectl encryption status --scan "${ssh[@]}"
+
+step "6. rewrite: the seed's get | replace, paged, concurrent and resumable; then the scan is clean."
+show kubectl encryption rewrite -A "${ssh[@]}"
+show kubectl encryption status --scan "${ssh[@]}"
+etcdctl get /registry/secrets/default/secret1 | hexdump -C | head -4
+
+step "7. rotate: new key second, then first, rewrite, and the old key removed (after an etcd backup)."
+show kubectl encryption rotate --yes --backup-confirmed "${ssh[@]}"
+show kubectl encryption status --scan "${ssh[@]}"
+
+step "8. decrypt-all: identity first, rewrite everything, prove nothing is encrypted, take the config out."
+show kubectl encryption decrypt-all --yes --remove-encryption "${ssh[@]}"
+check kubectl encryption status --scan "${ssh[@]}"
+show kubectl get secret secret1 -n default -o jsonpath='{.data.mykey}'
 echo >&2
-echo "# 5. Masking is caught too (the apiserver reports it while building transformers)." >&2
-cat > "$work/masked.yaml" <<'YAML'
-apiVersion: apiserver.config.k8s.io/v1
-kind: EncryptionConfiguration
-resources:
-  - resources: ["*."]
-    providers: [{identity: {}}]
-  - resources: [secrets]
-    providers: [{secretbox: {keys: [{name: k1, secret: Hx4dHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA=}]}}]
-YAML
-set +e
-run config validate "$work/masked.yaml" -o json
-code=$?
-set -e
-echo "  exit code $code" >&2
+
+step "9. Done: the sandbox stops and nothing is left behind."

@@ -9,11 +9,10 @@ import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
 import {safetyFlags} from '../flags/safety.js'
 import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
 import {toPluginError} from '../kube/errors.js'
-import {ResourceIndex} from '../kube/resource-index.js'
+import {clusterFollowUps} from '../operations/cluster-follow-ups.js'
 import {connectControlPlane} from '../operations/connect-control-plane.js'
 import {openEtcdReader} from '../operations/etcd-access.js'
 import {describeEvent} from '../operations/progress-text.js'
-import {rewrite} from '../operations/rewrite.js'
 import {ROTATE_STAGES, type RotateResult, type RotateStage, rotateKeys} from '../operations/rotate.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
 import {confirmByTyping, interactive} from '../output/prompt.js'
@@ -54,6 +53,7 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
       throw toPluginError(error)
     })
     const context = cluster.context.contextName
+    const followUps = clusterFollowUps(cluster, {etcd: etcdOptionsFromFlags(flags), ssh: new OpenSshConnector(sshOptions), onProgress: (text) => progress.update(text)})
     try {
       const result = await rotateKeys(
         {
@@ -78,11 +78,11 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
                 progress.stop()
                 return confirmByTyping(question, context)
               },
-          rewrite: async () => {
-            const index = new ResourceIndex(await cluster.discovery.resources())
-            const resources = (flags.resource ?? ['secrets']).map((r) => index.resolve(r)).filter((r) => r !== undefined)
-            const r = await rewrite({resources, onEvent: () => progress.update('rewriting objects')}, {client: cluster.objects})
-            return {rewritten: r.totals.rewritten, failed: r.totals.failed}
+          rewrite: async (configText) => {
+            const r = await followUps.rewrite(configText)
+            const incomplete = r.incomplete.length > 0 ? `; not finished: ${r.incomplete.join(', ')}` : ''
+            const failures = r.failures.length > 0 ? `; ${r.failures.join('; ')}` : ''
+            return {resources: r.resources, rewritten: r.rewritten, failed: r.failed + r.incomplete.length, detail: `${r.alreadyCurrent} already current${incomplete}${failures}`}
           },
           countUnderKey: async (provider, key) => {
             const reader = await openEtcdReader(etcdOptionsFromFlags(flags), {controlPlane: () => discoverControlPlane(cluster.objects), exec: cluster.exec, ssh: new OpenSshConnector(sshOptions)})

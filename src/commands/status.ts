@@ -11,9 +11,11 @@ import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
 import {connectCluster} from '../kube/connect.js'
 import {toPluginError} from '../kube/errors.js'
 import {openEtcdReader} from '../operations/etcd-access.js'
+import {OperationStateStore} from '../operations/operation-state.js'
+import {type RotationState, rotationStatus} from '../operations/rotate.js'
 import {scanForStatus} from '../operations/status-scan.js'
 import {encryptionStatus, type StatusResult} from '../operations/status.js'
-import {formatTable} from '../output/render.js'
+import {formatFields, formatTable} from '../output/render.js'
 import {OpenSshConnector} from '../ssh/open-ssh-session.js'
 import {ShellRemoteFiles} from '../ssh/shell-remote-files.js'
 
@@ -66,6 +68,10 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
         files: ssh ? (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})) : undefined,
         localConfig,
         onProgress: (text) => progress.update(text),
+        rotation: async () => {
+          const state = await new OperationStateStore(cluster.objects).read<RotationState>('rotate')
+          return state && rotationStatus(state)
+        },
         scan: flags.scan
           ? async (config) => {
               const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh: connector})
@@ -147,6 +153,17 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
               r.orphans,
             ]),
           ),
+      )
+    }
+    if (result.rotation) {
+      const r = result.rotation
+      sections.push(
+        formatFields([
+          ['Key rotation', `${r.oldKey.provider}/${r.oldKey.name} -> ${r.provider}/${r.newKey}: ${r.status}`],
+          ['Stage', `${r.stage} (done: ${r.completedStages.join(', ') || 'none'})`],
+          ['Error', r.error],
+          ['Next', r.next],
+        ]),
       )
     }
     if (result.warnings.length > 0) sections.push(`Warnings:\n${result.warnings.map((w) => `  - ${w}`).join('\n')}`)

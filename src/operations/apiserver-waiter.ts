@@ -1,3 +1,4 @@
+import {CONFIG_HASH_ANNOTATION as ENCRYPTION_CONFIG_HASH_ANNOTATION} from '../controlplane/apiserver-manifest.js'
 import {apiServerFromPod, PODS} from '../controlplane/control-plane.js'
 import {encryptionMetrics, parsePrometheusText} from '../controlplane/metrics.js'
 import {PluginError} from '../errors.js'
@@ -17,6 +18,10 @@ interface Observation {
   endpoint?: string
   readyz?: number
   loadedConfigHash?: string
+  /** /metrics answered but has no last_config_info (apiservers before 1.34). */
+  noConfigInfo?: boolean
+  /** The manifest's `kubectl-encryption/config-hash` annotation as the running mirror pod shows it. */
+  annotatedConfigHash?: string
   detail: string
 }
 
@@ -35,19 +40,25 @@ export class KubeApiserverWaiter implements ApiserverWaiter {
 
   private async observe(node: string, withMetrics = false): Promise<Observation> {
     let pod
+    let annotatedConfigHash: string | undefined
     try {
-      pod = apiServerFromPod(await this.objects.get(PODS, `kube-apiserver-${node}`, 'kube-system'))
+      const raw = await this.objects.get(PODS, `kube-apiserver-${node}`, 'kube-system')
+      annotatedConfigHash = raw.metadata.annotations?.[ENCRYPTION_CONFIG_HASH_ANNOTATION]
+      pod = apiServerFromPod(raw)
     } catch (error) {
       return {podReady: false, detail: `mirror pod kube-apiserver-${node}: ${(error as Error).message}`}
     }
-    const obs: Observation = {mirrorHash: pod.configHash, podReady: pod.ready, endpoint: pod.endpoint, detail: `mirror pod hash ${pod.configHash ?? 'none'}`}
+    const obs: Observation = {mirrorHash: pod.configHash, podReady: pod.ready, endpoint: pod.endpoint, annotatedConfigHash, detail: `mirror pod hash ${pod.configHash ?? 'none'}`}
     if (!pod.endpoint) return obs
     try {
       obs.readyz = (await this.probe.get('/readyz', {endpoint: pod.endpoint, timeoutMs: 5000})).status
       obs.detail += `, /readyz ${obs.readyz}`
       if (withMetrics) {
         const metrics = await this.probe.get('/metrics', {endpoint: pod.endpoint, timeoutMs: 10_000})
-        if (metrics.status === 200) obs.loadedConfigHash = encryptionMetrics(parsePrometheusText(metrics.body)).lastConfigHash
+        if (metrics.status === 200) {
+          obs.loadedConfigHash = encryptionMetrics(parsePrometheusText(metrics.body)).lastConfigHash
+          obs.noConfigInfo = obs.loadedConfigHash === undefined
+        }
         obs.detail += `, loaded config ${obs.loadedConfigHash ?? 'unknown'}`
       }
     } catch (error) {
@@ -87,7 +98,13 @@ export class KubeApiserverWaiter implements ApiserverWaiter {
     return this.until(node, 'come back with the restored manifest', timeoutMs, (o) => (original.mirrorHash === undefined || o.mirrorHash === original.mirrorHash) && KubeApiserverWaiter.ready(o))
   }
 
+  /**
+   * The loaded config's hash from `last_config_info` (spec §11.3: set at start and on every reload).
+   * Apiservers before 1.34 have no such metric: there, a pod (re)started from a manifest whose
+   * `kubectl-encryption/config-hash` annotation names the hash counts (restart mode only).
+   */
   waitConfigLoaded(node: string, configHash: string, timeoutMs: number): Promise<void> {
-    return this.until(node, `load encryption config ${configHash.slice(0, 19)}…`, timeoutMs, (o) => o.loadedConfigHash === configHash && KubeApiserverWaiter.ready(o), true)
+    const loaded = (o: Observation) => o.loadedConfigHash === configHash || (o.noConfigInfo === true && o.annotatedConfigHash === configHash)
+    return this.until(node, `load encryption config ${configHash.slice(0, 19)}…`, timeoutMs, (o) => loaded(o) && KubeApiserverWaiter.ready(o), true)
   }
 }

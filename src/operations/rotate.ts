@@ -6,7 +6,7 @@ import {checkConfigBytes} from '../encryption/load-config.js'
 import {keyFingerprint} from '../encryption/fingerprint.js'
 import {PluginError, preconditionError, usageError} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
-import {type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
+import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 import {type NodeOutcome, rollOut} from './node-rollout.js'
 import {type OperationState, OperationStateStore} from './operation-state.js'
@@ -41,8 +41,8 @@ export interface RotateOptions {
 }
 
 export interface RotateDeps extends ControlPlaneDeps {
-  /** Rewrites everything the config covers; returns counts (stage 5). */
-  rewrite?(): Promise<{rewritten: number; failed: number; detail?: string}>
+  /** Rewrites every object the config (the text the nodes run) covers; returns counts (stage 5). */
+  rewrite?(configText: string): Promise<{resources: string[]; rewritten: number; failed: number; detail?: string}>
   /** Values in etcd still under `k8s:enc:<provider>:v1:<key>:` (stage 6 precondition). */
   countUnderKey?(provider: string, key: string): Promise<number>
 }
@@ -66,6 +66,38 @@ export interface RotateResult {
   /** The recorded state after this run. */
   state: {status: OperationState['status']; stage: string; completedStages: string[]}
   localBackup?: string
+}
+
+/** What `status` shows of a recorded rotation (names only), with the command to run next. */
+export interface RotationStatus {
+  status: OperationState['status']
+  stage: string
+  completedStages: string[]
+  provider: KeyedProvider
+  newKey: string
+  oldKey: {provider: KeyedProvider; name: string}
+  startedAt: string
+  updatedAt: string
+  error?: string
+  /** The command that continues the rotation; absent when it is done. */
+  next?: string
+}
+
+export function rotationStatus(state: RotationState): RotationStatus {
+  const pending = ROTATE_STAGES.filter((s) => !state.completedStages.includes(s))
+  const next = state.status === 'done' || pending.length === 0 ? undefined : pending.length === 1 && pending[0] === 'remove-old' ? 'kubectl encryption rotate --backup-confirmed' : 'kubectl encryption rotate'
+  return {
+    status: state.status,
+    stage: state.stage,
+    completedStages: state.completedStages,
+    provider: state.provider,
+    newKey: state.newKey,
+    oldKey: state.oldKey,
+    startedAt: state.startedAt,
+    updatedAt: state.updatedAt,
+    ...(state.error ? {error: state.error} : {}),
+    ...(next ? {next} : {}),
+  }
 }
 
 function firstKeyed(config: string, resources?: string[]): {provider: KeyedProvider; name: string} {
@@ -156,8 +188,9 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
   }
 
   for (const stage of toRun) {
-    deps.onEvent?.({type: 'stage', stage, status: 'start'})
+    // Recorded before anything of the stage happens, so a kill at any point leaves the stage named.
     if (!options.dryRun) await store.write({...rotation, stage, status: 'in-progress'})
+    deps.onEvent?.({type: 'stage', stage, status: 'start'})
     try {
       const edit = edits[stage]
       if (stage === 'remove-old') {
@@ -197,11 +230,15 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           continue
         }
         // Every apiserver must run the config the previous stage wrote (HA: a node that cannot read
-        // the new key yet would fail on values written by the others).
+        // the new key yet would fail on values written by the others). The nodes must agree on it,
+        // and each apiserver must report that config as loaded (spec §11.3), also after a restart:
+        // a resumed run may find a node whose kubelet has not restarted it yet.
         const {snapshots} = await snapshotsForEdit(deps, (c) => c, false)
+        const hashes = new Set(snapshots.map((s) => s.configHash))
+        if (hashes.size > 1) checkNodesAgree(snapshots, false)
         for (const s of snapshots) {
-          if (s.flags.automaticReload) await deps.waiter.waitConfigLoaded(s.node, s.configHash as string, options.timeoutMs ?? 300_000)
-          else await deps.waiter.waitRestored(s.node, await deps.waiter.snapshot(s.node), options.timeoutMs ?? 300_000)
+          deps.onEvent?.({type: 'wait', node: s.node, effect: s.flags.automaticReload ? 'reload' : 'restart'})
+          await deps.waiter.waitConfigLoaded(s.node, s.configHash as string, options.timeoutMs ?? 300_000)
         }
         lastConfig = snapshots[0]?.config
         stages.push({stage, status: 'done', detail: `all ${snapshots.length} apiservers run ${snapshots[0]?.configHash?.slice(0, 19)}…`})
@@ -211,9 +248,11 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           continue
         }
         if (!deps.rewrite) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
-        const r = await deps.rewrite()
-        if (r.failed > 0) throw new PluginError('partial', 'REWRITE_INCOMPLETE', `The rewrite left ${r.failed} object(s) not rewritten.`, {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'})
-        stages.push({stage, status: 'done', detail: `${r.rewritten} object(s) rewritten${r.detail ? `; ${r.detail}` : ''}`})
+        const {source} = await snapshotsForEdit(deps, (c) => c, false)
+        lastConfig = source
+        const r = await deps.rewrite(source)
+        if (r.failed > 0) throw new PluginError('partial', 'REWRITE_INCOMPLETE', `The rewrite left ${r.failed} object(s) not rewritten${r.detail ? ` (${r.detail})` : ''}.`, {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'})
+        stages.push({stage, status: 'done', detail: `${r.rewritten} object(s) of ${r.resources.join(', ') || 'no resource'} rewritten${r.detail ? `; ${r.detail}` : ''}`})
       }
       if (!options.dryRun) {
         rotation.completedStages = [...new Set([...rotation.completedStages, stage])]

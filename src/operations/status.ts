@@ -15,6 +15,7 @@ import {isPluginError} from '../errors.js'
 import {toPluginError} from '../kube/errors.js'
 import type {EndpointProbe} from '../kube/types.js'
 import type {RemoteFiles} from '../ssh/remote-files.js'
+import type {RotationStatus} from './rotate.js'
 
 export const MANIFESTS_DIR = '/etc/kubernetes/manifests'
 /** The static pods kubeadm writes; any other non-dot file there is run by the kubelet too. */
@@ -95,6 +96,8 @@ export interface StatusResult {
   config?: {node?: string; path: string; hash?: string; source: 'ssh' | 'file'; warnings: string[]; errors: string[]}
   resources: ResourceStatus[]
   scan?: ScanSummary
+  /** The key rotation recorded in kube-system/kubectl-encryption-state, if any. */
+  rotation?: RotationStatus
   /** Everything wrong, one sentence each; non-empty means exit 5. */
   problems: string[]
   warnings: string[]
@@ -112,6 +115,8 @@ export interface StatusDeps {
   scan?: (config: EncryptionConfiguration | undefined) => Promise<ScanSummary>
   probeTimeoutMs?: number
   onProgress?: (text: string) => void
+  /** The recorded key rotation (kube-system/kubectl-encryption-state, key `rotate`). */
+  rotation?: () => Promise<RotationStatus | undefined>
 }
 
 function providerLabel(provider: ProviderSpec): string[] {
@@ -310,6 +315,17 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
     result.warnings.push(...configCheck.warnings)
   }
   for (const n of nodes) for (const note of n.notes) result.warnings.push(`${n.node}: ${note}`)
+  if (deps.rotation) {
+    try {
+      result.rotation = await deps.rotation()
+    } catch (error) {
+      result.warnings.push(`cannot read the rotation state (kube-system/kubectl-encryption-state): ${message(error)}`)
+    }
+    const r = result.rotation
+    if (r && r.status !== 'done') {
+      result.warnings.push(`a key rotation ${r.oldKey.provider}/${r.oldKey.name} -> ${r.provider}/${r.newKey} is ${r.status === 'failed' ? 'stopped' : 'in progress'} at stage ${r.stage}; continue it with '${r.next}'`)
+    }
+  }
 
   if (deps.scan) {
     deps.onProgress?.('Scanning etcd')

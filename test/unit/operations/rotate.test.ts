@@ -16,10 +16,10 @@ async function enabled(automaticReload = false) {
   const rewrites: string[] = []
   const deps: RotateDeps = {
     ...cp.deps,
-    rewrite: async () => {
-      rewrites.push('rewrite')
+    rewrite: async (configText) => {
+      rewrites.push(`rewrite ${providersOf(configText)?.join(' ')}`)
       underOld = 0
-      return {rewritten: 3, failed: 0}
+      return {resources: ['secrets'], rewritten: 3, failed: 0}
     },
     countUnderKey: async () => underOld,
   }
@@ -39,10 +39,21 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     expect(providersOf(t.config())).toEqual(['aescbc:key2', 'identity:'])
     for (const node of ['cp-2', 'cp-3']) expect(t.config(node)).toBe(t.config())
     expect(t.state()).toMatchObject({status: 'done', completedStages: [...ROTATE_STAGES]})
-    expect(t.rewrites).toEqual(['rewrite'])
+    expect(t.rewrites).toEqual(['rewrite aescbc:key2,key1 identity:'])
     expect(JSON.stringify(t.state()) + JSON.stringify(result)).not.toContain(oldSecret)
     // each config stage restarted every node (no automatic reload): 3 stages × 3 nodes
     expect(t.cp.waiter.waits.filter((w) => w.startsWith('restart')).length).toBe(3 + 9)
+    // the wait stages check each apiserver's loaded config (last_config_info), restarts or not
+    expect(t.cp.waiter.waits.filter((w) => w.startsWith('reload')).length).toBe(6)
+  })
+
+  it('a wait stage refuses to go on when the nodes no longer run one config', async () => {
+    const t = await enabled()
+    await rotateKeys({stage: 'add-key'}, t.deps)
+    const file = t.cp.files.get('cp-2')!.fs.get(ENC)!
+    file.content = file.content.replace('- identity: {}', '- identity: {}\n# edited by hand')
+    await expect(rotateKeys({stage: 'wait-add'}, t.deps)).rejects.toMatchObject({code: 'NODES_DISAGREE', exitCode: 3})
+    expect(t.state()).toMatchObject({status: 'failed', stage: 'wait-add', completedStages: ['add-key']})
   })
 
   it('resumes after a failure at any stage, never regenerating the new key', async () => {

@@ -5,6 +5,7 @@ import {describe, expect, it} from 'vitest'
 import type {ApiServerPod, ControlPlaneNode} from '../../../src/controlplane/control-plane.js'
 import {configHash} from '../../../src/encryption/fingerprint.js'
 import {KubeApiError, type EndpointProbe} from '../../../src/kube/types.js'
+import {ROTATE_STAGES, type RotationState, rotationStatus} from '../../../src/operations/rotate.js'
 import {encryptionStatus, type StatusDeps} from '../../../src/operations/status.js'
 import type {RemoteFiles} from '../../../src/ssh/remote-files.js'
 
@@ -150,5 +151,29 @@ describe('encryptionStatus', () => {
   it('a config path outside every volumeMount is a problem (the apiserver cannot read it)', async () => {
     const result = await encryptionStatus(deps({nodes: [cpNode('cp1', [apiserver('cp1', {configPathMounted: false})])], configs: {cp1: vectorsConfig}}))
     expect(result.problems).toEqual([expect.stringContaining('is not inside any volumeMount')])
+  })
+
+  it('shows the recorded key rotation and what to run next; a rotation that is not done is a warning, not a problem', async () => {
+    const state: RotationState = {
+      operation: 'rotate', startedAt: '2026-01-01T00:00:00Z', updatedAt: '2026-01-01T00:01:00Z', status: 'failed', stage: 'remove-old',
+      completedStages: ['add-key', 'wait-add', 'promote', 'wait-promote', 'rewrite'], provider: 'secretbox', newKey: 'key2', oldKey: {provider: 'aescbc', name: 'key1'}, error: 'no backup confirmed',
+    }
+    const result = await encryptionStatus({...deps({nodes: three(), configs: {cp1: vectorsConfig, cp2: vectorsConfig, cp3: vectorsConfig}}), rotation: async () => rotationStatus(state)})
+    expect(result.rotation).toMatchObject({status: 'failed', stage: 'remove-old', newKey: 'key2', oldKey: {provider: 'aescbc', name: 'key1'}, next: 'kubectl encryption rotate --backup-confirmed'})
+    expect(result.warnings).toContain("a key rotation aescbc/key1 -> secretbox/key2 is stopped at stage remove-old; continue it with 'kubectl encryption rotate --backup-confirmed'")
+    expect(result.problems).toEqual([])
+    const midway = rotationStatus({...state, status: 'in-progress', stage: 'promote', completedStages: ['add-key', 'wait-add']})
+    expect(midway.next).toBe('kubectl encryption rotate')
+    expect(rotationStatus({...state, status: 'done', completedStages: [...ROTATE_STAGES]}).next).toBeUndefined()
+  })
+
+  it('a rotation state that cannot be read (e.g. RBAC) is a warning; no state means no rotation field', async () => {
+    const base = deps({nodes: [cpNode('cp1')], configs: {cp1: vectorsConfig}})
+    const denied = await encryptionStatus({...base, rotation: async () => Promise.reject(new KubeApiError(403, 'Forbidden', 'configmaps "kubectl-encryption-state" is forbidden'))})
+    expect(denied.rotation).toBeUndefined()
+    expect(denied.warnings.join('\n')).toContain('cannot read the rotation state (kube-system/kubectl-encryption-state)')
+    const none = await encryptionStatus({...base, rotation: async () => undefined})
+    expect(none.rotation).toBeUndefined()
+    expect(none.warnings).toEqual(denied.warnings.filter((w) => !w.includes('rotation state')))
   })
 })
