@@ -7,6 +7,7 @@ import type {RemoteRunResult, SshSession} from './ssh-session.js'
 
 /** Exit code our scripts use for "no such file". */
 const MISSING = 3
+const CORRUPT = 4
 
 /*
  * Small fixed POSIX sh scripts; paths and numbers arrive as positional parameters ("$1"…), data on
@@ -18,17 +19,20 @@ const STAT = `[ -e "$1" ] || exit ${MISSING}
 stat -L -c '%u %g %a %s %F' -- "$1"
 if [ -f "$1" ]; then sha256sum -- "$1" | cut -c1-64; fi`
 
-// $1 target, $2 mode (octal or ""), $3 uid:gid (or ""); data on stdin.
+// $1 target, $2 mode (octal or ""), $3 uid:gid (or ""), $4 sha256 of what was sent; data on stdin.
 const WRITE = `set -e
 target=$1; dir=$(dirname -- "$target"); base=$(basename -- "$target")
-tmp="$dir/.$base.kubectl-encryption-tmp"
+tmp="$dir/.$base.kubectl-encryption-tmp.$$"
 trap 'rm -f -- "$tmp"' EXIT
 umask 077
 cat > "$tmp"
 if [ -n "$3" ]; then chown -- "$3" "$tmp"; elif [ -e "$target" ]; then chown --reference="$target" -- "$tmp"; else chown 0:0 -- "$tmp"; fi
 if [ -n "$2" ]; then chmod -- "$2" "$tmp"; elif [ -e "$target" ]; then chmod --reference="$target" -- "$tmp"; else chmod 0600 -- "$tmp"; fi
 sync -- "$tmp" 2>/dev/null || true
-sha256sum -- "$tmp" | cut -c1-64
+sum=$(sha256sum -- "$tmp" | cut -c1-64)
+printf '%s\\n' "$sum"
+# A sender killed mid-transfer ends cat early: never rename a short file over the target.
+[ "$sum" = "$4" ] || exit ${CORRUPT}
 mv -f -- "$tmp" "$target"
 trap - EXIT`
 
@@ -48,7 +52,7 @@ printf '%s\\n' "$dst"`
 const RESTORE = `set -e
 [ -e "$1" ] || exit ${MISSING}
 dir=$(dirname -- "$2"); base=$(basename -- "$2")
-tmp="$dir/.$base.kubectl-encryption-tmp"
+tmp="$dir/.$base.kubectl-encryption-tmp.$$"
 trap 'rm -f -- "$tmp"' EXIT
 cp -p -- "$1" "$tmp"
 mv -f -- "$tmp" "$2"
@@ -111,14 +115,14 @@ export class ShellRemoteFiles implements RemoteFiles {
     ShellRemoteFiles.checkAbsolute(path)
     const mode = options.mode === undefined ? '' : options.mode.toString(8).padStart(4, '0')
     const owner = options.uid === undefined ? '' : `${options.uid}:${options.gid ?? options.uid}`
-    const result = await this.session.run(sh(WRITE, path, mode, owner), {stdin: data})
-    if (result.exitCode !== 0) throw this.fail('write', path, result)
     const expected = createHash('sha256').update(data).digest('hex')
-    if (result.stdout.toString('utf8').trim() !== expected) {
+    const result = await this.session.run(sh(WRITE, path, mode, owner, expected), {stdin: data})
+    if (result.exitCode === CORRUPT || (result.exitCode === 0 && result.stdout.toString('utf8').trim() !== expected)) {
       throw new PluginError('unexpected', 'REMOTE_WRITE_CORRUPT', `The file written to ${path} on node ${this.node} does not match what was sent.`, {
-        hint: 'Check the node\'s disk; the target was replaced, restore it from the backup the plugin named.',
+        hint: result.exitCode === CORRUPT ? 'The target was left as it was; check the connection and disk space, then run again.' : 'Check the node\'s disk; the target was replaced, restore it from the backup the plugin named.',
       })
     }
+    if (result.exitCode !== 0) throw this.fail('write', path, result)
   }
 
   async mkdir(path: string, mode: number): Promise<void> {

@@ -46,6 +46,21 @@ describe('ShellRemoteFiles (scripts run for real on this machine)', () => {
     expect(session.commands.flat().join(' ')).not.toContain(secret)
   })
 
+  it('never renames a short file over the target when the transfer is cut off', async () => {
+    const target = join(root, 'enc.yaml')
+    writeFileSync(target, 'old\n', {mode: 0o600})
+    // A sender killed mid-transfer: the node's cat sees end of input after part of the data.
+    class CutOffSession extends LocalSession {
+      override async run(argv: readonly string[], options: {stdin?: Uint8Array | string} = {}) {
+        return super.run(argv, {...options, stdin: options.stdin === undefined ? undefined : Buffer.from(options.stdin).subarray(0, 5)})
+      }
+    }
+    const cut = new ShellRemoteFiles(new CutOffSession('cp-1'))
+    await expect(cut.writeAtomic(target, 'the whole new config\n')).rejects.toMatchObject({code: 'REMOTE_WRITE_CORRUPT'})
+    expect(readFileSync(target, 'utf8')).toBe('old\n')
+    expect(readdirSync(root)).toEqual(['enc.yaml'])
+  })
+
   it('writes new files root-only 0600 unless told otherwise, and honours an explicit mode', async () => {
     const enc = join(root, 'enc.yaml')
     await files.writeAtomic(enc, 'x')
