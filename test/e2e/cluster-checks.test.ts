@@ -137,6 +137,8 @@ describe('verify cleans up', () => {
 
   it('after Ctrl-C while etcd hangs: the test Secret is deleted', async () => {
     const env = sandbox().env
+    // The previous test's Secret must be gone first, or the wait below sees it and interrupts too early.
+    await waitFor('no verify Secret left from before', async () => (await verifySecretsLeft()).length === 0, 60_000, 100)
     const {child, done} = spawnPlugin(['verify', '-n', ns, '--no-ssh', '--etcd-endpoints', `https://127.0.0.1:${blackholePort}`, '--etcd-cacert', env.ETCDCTL_CACERT!, '--etcd-cert', env.ETCDCTL_CERT!, '--etcd-key', env.ETCDCTL_KEY!])
     try {
       // Start-up of the plugin through kubectl can take long on a loaded machine.
