@@ -7,6 +7,7 @@ import {keyFingerprint} from '../encryption/fingerprint.js'
 import {PluginError, preconditionError, usageError} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
+import type {ClusterFollowUps} from './cluster-follow-ups.js'
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 import {type NodeOutcome, rollOut} from './node-rollout.js'
 import {type OperationState, OperationStateStore} from './operation-state.js'
@@ -41,10 +42,8 @@ export interface RotateOptions {
 }
 
 export interface RotateDeps extends ControlPlaneDeps {
-  /** Rewrites every object the config (the text the nodes run) covers; returns counts (stage 5). */
-  rewrite?(configText: string): Promise<{resources: string[]; rewritten: number; failed: number; detail?: string}>
-  /** Values in etcd still under `k8s:enc:<provider>:v1:<key>:` (stage 6 precondition). */
-  countUnderKey?(provider: string, key: string): Promise<number>
+  /** rewrite: every object the config covers (stage 5); countUnderKey: values still under the old key (stage 6 precondition). */
+  followUps?: Pick<ClusterFollowUps, 'rewrite' | 'countUnderKey'>
 }
 
 export interface StageResult {
@@ -199,8 +198,8 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
             hint: 'Back up etcd now (with the new key in use), then pass --backup-confirmed, or --backup-dir DIR to also get a copy of the new config.',
           })
         }
-        if (!deps.countUnderKey) throw preconditionError('SCAN_UNAVAILABLE', 'Cannot check etcd for values still under the old key.', {hint: 'Pass the --etcd-* flags so the plugin can read etcd.'})
-        const left = await deps.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
+        if (!deps.followUps) throw preconditionError('SCAN_UNAVAILABLE', 'Cannot check etcd for values still under the old key.', {hint: 'Pass the --etcd-* flags so the plugin can read etcd.'})
+        const left = await deps.followUps.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
         if (left > 0) {
           throw preconditionError('OLD_KEY_STILL_USED', `${left} value(s) in etcd are still encrypted with ${rotation.oldKey.provider}/${rotation.oldKey.name}; removing it would make them unreadable.`, {
             hint: 'Run `kubectl encryption rotate --stage rewrite` again (and check `kubectl encryption status --scan`).',
@@ -247,12 +246,16 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           stages.push({stage, status: 'pending'})
           continue
         }
-        if (!deps.rewrite) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
+        if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
         const {source} = await snapshotsForEdit(deps, (c) => c, false)
         lastConfig = source
-        const r = await deps.rewrite(source)
-        if (r.failed > 0) throw new PluginError('partial', 'REWRITE_INCOMPLETE', `The rewrite left ${r.failed} object(s) not rewritten${r.detail ? ` (${r.detail})` : ''}.`, {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'})
-        stages.push({stage, status: 'done', detail: `${r.rewritten} object(s) of ${r.resources.join(', ') || 'no resource'} rewritten${r.detail ? `; ${r.detail}` : ''}`})
+        const r = await deps.followUps.rewrite(source)
+        const incomplete = r.incomplete.length > 0 ? `; not finished: ${r.incomplete.join(', ')}` : ''
+        const failures = r.failures.length > 0 ? `; ${r.failures.join('; ')}` : ''
+        const detail = `${r.alreadyCurrent} already current${incomplete}${failures}`
+        const failed = r.failed + r.incomplete.length
+        if (failed > 0) throw new PluginError('partial', 'REWRITE_INCOMPLETE', `The rewrite left ${failed} object(s) not rewritten (${detail}).`, {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'})
+        stages.push({stage, status: 'done', detail: `${r.rewritten} object(s) of ${r.resources.join(', ') || 'no resource'} rewritten; ${detail}`})
       }
       if (!options.dryRun) {
         rotation.completedStages = [...new Set([...rotation.completedStages, stage])]
