@@ -1,4 +1,4 @@
-import {preconditionError} from '../errors.js'
+import {partialResultOf, preconditionError, withPartialResult} from '../errors.js'
 import {type EtcdFlagValues, etcdOptionsFromFlags} from '../flags/etcd.js'
 import {kubeOptionsFromFlags} from '../flags/kube.js'
 import {type SshFlagValues, sshOptionsFromFlags} from '../flags/ssh.js'
@@ -63,7 +63,10 @@ export async function withControlPlane<T>(
       },
     })
   } catch (error) {
-    throw toPluginError(error)
+    // A run that stopped half way keeps its record (per node, per stage), with the context.
+    const translated = toPluginError(error)
+    const partial = partialResultOf(translated)
+    throw partial ? withPartialResult(translated, {context, ...partial}) : translated
   } finally {
     progress.stop()
     cluster.close()

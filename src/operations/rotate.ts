@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {addKey, type KeyedProvider, KEYED_PROVIDERS, nextKeyName, promoteKey, removeKey} from '../encryption/config-edit.js'
 import {checkConfigBytes} from '../encryption/load-config.js'
 import {keyFingerprint} from '../encryption/fingerprint.js'
-import {PluginError, preconditionError, usageError} from '../errors.js'
+import {PluginError, preconditionError, usageError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
 import type {ClusterFollowUps} from './cluster-follow-ups.js'
@@ -48,7 +48,8 @@ export interface RotateDeps extends ControlPlaneDeps {
 
 export interface StageResult {
   stage: RotateStage
-  status: 'done' | 'already-done' | 'planned' | 'pending'
+  /** failed: the stage this run stopped in (the error says why; nodes say how far it got). */
+  status: 'done' | 'already-done' | 'planned' | 'pending' | 'failed'
   nodes?: NodeOutcome[]
   backupDir?: string
   detail?: string
@@ -186,7 +187,20 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     'remove-old': (c) => removeKey(c, {provider: rotation.oldKey.provider, keyName: rotation.oldKey.name, resources: rotation.resources}).text,
   }
 
+  const resultNow = (): RotateResult => ({
+    dryRun: options.dryRun ?? false,
+    provider: rotation.provider,
+    newKey: rotation.newKey,
+    newKeyFingerprint: lastConfig ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey) : undefined,
+    oldKey: rotation.oldKey,
+    stages,
+    diffs,
+    state: {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
+    localBackup,
+  })
+
   for (const stage of toRun) {
+    let rolledOut: NodeOutcome[] | undefined
     // Recorded before anything of the stage happens, so a kill at any point leaves the stage named.
     if (!options.dryRun) await store.write({...rotation, stage, status: 'in-progress'})
     deps.onEvent?.({type: 'stage', stage, status: 'start'})
@@ -221,6 +235,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           await writeFile(localBackup, target, {mode: 0o600, flag: 'wx'})
         }
         const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent})
+        rolledOut = rollout.nodes
         if (rollout.failure) throw rollout.failure
         stages.push({stage, status: 'done', nodes: rollout.nodes, backupDir: rollout.nodes.some((n) => n.backups.length > 0) ? backupDir : undefined})
       } else if (stage === 'wait-add' || stage === 'wait-promote') {
@@ -266,19 +281,17 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       }
       deps.onEvent?.({type: 'stage', stage, status: 'done'})
     } catch (error) {
-      if (!options.dryRun) await store.write({...rotation, stage, status: 'failed', error: error instanceof Error ? error.message : String(error)})
-      throw error
+      const reason = error instanceof Error ? error.message : String(error)
+      if (!options.dryRun) {
+        rotation.status = 'failed'
+        rotation.stage = stage
+        await store.write({...rotation, error: reason}).catch(() => undefined)
+      }
+      // What this run did before the stage failed stays in the result the error carries.
+      const usedBackups = rolledOut?.some((n) => n.backups.length > 0)
+      stages.push({stage, status: 'failed', ...(rolledOut ? {nodes: rolledOut} : {}), ...(usedBackups ? {backupDir} : {}), detail: reason})
+      throw withPartialResult(error, resultNow())
     }
   }
-  return {
-    dryRun: options.dryRun ?? false,
-    provider: rotation.provider,
-    newKey: rotation.newKey,
-    newKeyFingerprint: lastConfig ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey) : undefined,
-    oldKey: rotation.oldKey,
-    stages,
-    diffs,
-    state: {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
-    localBackup,
-  }
+  return resultNow()
 }
