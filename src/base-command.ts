@@ -1,6 +1,6 @@
 import {Command, Errors, Interfaces} from '@oclif/core'
 
-import {EXIT, PluginError, usageError} from './errors.js'
+import {EXIT, partialResultOf, PluginError, usageError} from './errors.js'
 import {outputFlags} from './flags/output.js'
 import {type Progress, startProgress} from './output/progress.js'
 import {type OutputFormat, renderResult} from './output/render.js'
@@ -79,12 +79,15 @@ export abstract class BaseCommand<TResult, T extends typeof Command = typeof Com
       error instanceof PluginError
         ? error
         : new PluginError('unexpected', 'UNEXPECTED', error.message, {detail: error.stack})
+    // What the run had done before it failed (per node, per stage) is printed with the error.
+    const partial = partialResultOf(error) as TResult | undefined
+    if (partial && !this.machineOutput) process.stdout.write(renderResult(partial, this.outputFormat, (r, wide) => this.renderTable(r, wide)))
     const lines = [`error: ${pluginError.message}`]
     if (pluginError.hint) lines.push(`hint: ${pluginError.hint}`)
     if (this.verbose && pluginError.detail) lines.push(pluginError.detail)
     process.stderr.write(lines.join('\n') + '\n')
     if (this.machineOutput) {
-      const doc = {error: {code: pluginError.code, message: pluginError.message, hint: pluginError.hint, exitCode: pluginError.exitCode}}
+      const doc = {...partial, error: {code: pluginError.code, message: pluginError.message, hint: pluginError.hint, exitCode: pluginError.exitCode}}
       process.stdout.write(renderResult(doc, this.outputFormat, () => ''))
     }
     this.exit(pluginError.exitCode)

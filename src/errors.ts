@@ -27,6 +27,11 @@ export interface PluginErrorOptions {
 
 export class PluginError extends Error {
   readonly exitCode: ExitCode
+  /**
+   * What the failing command had done before it stopped (per node, per stage), in the shape of the
+   * command's result; rendered with the error so a failed run never loses its record.
+   */
+  partialResult?: object
 
   constructor(
     readonly kind: ErrorKind,
@@ -59,3 +64,22 @@ export const unexpectedError = (code: string, message: string, options?: PluginE
   new PluginError('unexpected', code, message, options)
 
 export const isPluginError = (error: unknown): error is PluginError => error instanceof PluginError
+
+/**
+ * Attaches what an operation had done when `error` stopped it (its result so far). The record
+ * travels on the error (also a library error, until the command edge translates it: the
+ * translated PluginError keeps it as `cause`); returns the same error, to rethrow.
+ */
+export function withPartialResult<E>(error: E, partial: object): E {
+  if (error instanceof Error) (error as Error & {partialResult?: object}).partialResult = partial
+  return error
+}
+
+/** The partial result on an error or, after translation, on its cause chain. */
+export function partialResultOf(error: unknown): object | undefined {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const partial = (e as Error & {partialResult?: object}).partialResult
+    if (partial) return partial
+  }
+  return undefined
+}

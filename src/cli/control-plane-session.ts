@@ -1,4 +1,4 @@
-import {preconditionError} from '../errors.js'
+import {partialResultOf, preconditionError, withPartialResult} from '../errors.js'
 import {type EtcdFlagValues, etcdOptionsFromFlags} from '../flags/etcd.js'
 import {kubeOptionsFromFlags} from '../flags/kube.js'
 import {type SshFlagValues, sshOptionsFromFlags} from '../flags/ssh.js'
@@ -54,13 +54,19 @@ export async function withControlPlane<T>(
           ? undefined
           : async (question) => {
               if (!interactive()) throw preconditionError('CONFIRMATION_REQUIRED', confirm.refusal, {hint: 'Pass --yes (or look first with --dry-run).'})
-              progress.stop()
-              return confirm.typeContext ? confirmByTyping(question, context) : confirmYesNo(question)
+              const resume = progress.pause()
+              const yes = confirm.typeContext ? await confirmByTyping(question, context) : await confirmYesNo(question)
+              // progress again only for a run that goes ahead; a refusal ends the command
+              if (yes) resume()
+              return yes
             },
       },
     })
   } catch (error) {
-    throw toPluginError(error)
+    // A run that stopped half way keeps its record (per node, per stage), with the context.
+    const translated = toPluginError(error)
+    const partial = partialResultOf(translated)
+    throw partial ? withPartialResult(translated, {context, ...partial}) : translated
   } finally {
     progress.stop()
     cluster.close()

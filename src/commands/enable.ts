@@ -83,7 +83,9 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
       sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
       return sections.join('\n\n')
     }
-    sections.push(result.unchanged ? 'Encryption is already enabled as asked: nothing to do on the nodes.' : 'Encryption is enabled on every node.')
+    // A run that failed half way (the error follows on stderr) shows its nodes, without the summary line.
+    const finished = result.nodes.every((n) => n.status === 'changed' || n.status === 'unchanged')
+    if (finished) sections.push(result.unchanged ? 'Encryption is already enabled as asked: nothing to do on the nodes.' : 'Encryption is enabled on every node.')
     const v = result.verify
     if (v) {
       const line = 'notRun' in v ? `NOT RUN (${v.notRun})` : `${v.ok ? 'OK' : 'FAILED'}: a test ${v.resource} was stored as ${v.stored ?? '?'} (expected ${v.expected ?? '?'})`

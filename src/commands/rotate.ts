@@ -1,23 +1,12 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {discoverControlPlane} from '../controlplane/control-plane.js'
+import {withControlPlane} from '../cli/control-plane-session.js'
 import type {KeyedProvider} from '../encryption/config-edit.js'
-import {preconditionError} from '../errors.js'
-import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
-import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
-import {safetyFlags} from '../flags/safety.js'
-import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
-import {toPluginError} from '../kube/errors.js'
-import {clusterFollowUps} from '../operations/cluster-follow-ups.js'
-import {connectControlPlane} from '../operations/connect-control-plane.js'
-import {openEtcdReader} from '../operations/etcd-access.js'
-import {describeEvent} from '../operations/progress-text.js'
+import {controlPlaneFlags} from '../flags/control-plane.js'
 import {ROTATE_STAGES, type RotateResult, type RotateStage, rotateKeys} from '../operations/rotate.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
-import {confirmByTyping, interactive} from '../output/prompt.js'
 import {formatFields, formatTable} from '../output/render.js'
-import {OpenSshConnector} from '../ssh/open-ssh-session.js'
 
 export default class Rotate extends BaseCommand<RotateResult & {context: string}, typeof Rotate> {
   static override summary = 'Rotate the encryption key (or switch provider) on every control-plane node, in six resumable stages.'
@@ -31,10 +20,7 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
     'kubectl encryption rotate --provider secretbox --yes --backup-dir ./enc-backups',
   ]
   static override flags = {
-    ...kubeFlags,
-    ...sshFlags,
-    ...etcdFlags,
-    ...safetyFlags,
+    ...controlPlaneFlags,
     provider: Flags.option({description: 'Provider of the new key (default: the current write provider).', options: ['aescbc', 'aesgcm', 'secretbox'] as const})(),
     'key-name': Flags.string({description: 'Name of the new key (default: key<N+1>).'}),
     resource: Flags.string({description: 'Rotate only the config entries listing this resource (repeatable).', multiple: true}),
@@ -47,63 +33,21 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
   async execute(): Promise<RotateResult & {context: string}> {
     const flags = this.flags
     const progress = await this.progress('Connecting to the cluster')
-    const sshOptions = sshOptionsFromFlags(flags)
-    const {cluster, deps} = await connectControlPlane(kubeOptionsFromFlags(flags), sshOptions).catch((error: unknown) => {
-      progress.stop()
-      throw toPluginError(error)
+    return withControlPlane(flags, progress, {typeContext: true, refusal: 'Refusing to rotate keys without confirmation.'}, async ({context, deps}) => {
+      const options = {
+        provider: flags.provider as KeyedProvider | undefined,
+        keyName: flags['key-name'],
+        resources: flags.resource,
+        stage: flags.stage as RotateStage | undefined,
+        restart: flags.restart,
+        backupConfirmed: flags['backup-confirmed'],
+        backupDir: flags['backup-dir'],
+        force: flags.force,
+        dryRun: flags['dry-run'],
+        timeoutMs: flags.timeout * 1000,
+      }
+      return {context, ...(await rotateKeys(options, deps))}
     })
-    const context = cluster.context.contextName
-    const followUps = clusterFollowUps(cluster, {etcd: etcdOptionsFromFlags(flags), ssh: new OpenSshConnector(sshOptions), onProgress: (text) => progress.update(text)})
-    try {
-      const result = await rotateKeys(
-        {
-          provider: flags.provider as KeyedProvider | undefined,
-          keyName: flags['key-name'],
-          resources: flags.resource,
-          stage: flags.stage as RotateStage | undefined,
-          restart: flags.restart,
-          backupConfirmed: flags['backup-confirmed'],
-          backupDir: flags['backup-dir'],
-          force: flags.force,
-          dryRun: flags['dry-run'],
-          timeoutMs: flags.timeout * 1000,
-        },
-        {
-          ...deps,
-          onEvent: (event) => progress.update(describeEvent(event)),
-          confirm: flags.yes
-            ? undefined
-            : async (question) => {
-                if (!interactive()) throw preconditionError('CONFIRMATION_REQUIRED', 'Refusing to rotate keys without confirmation.', {hint: 'Pass --yes (or look first with --dry-run).'})
-                progress.stop()
-                return confirmByTyping(question, context)
-              },
-          rewrite: async (configText) => {
-            const r = await followUps.rewrite(configText)
-            const incomplete = r.incomplete.length > 0 ? `; not finished: ${r.incomplete.join(', ')}` : ''
-            const failures = r.failures.length > 0 ? `; ${r.failures.join('; ')}` : ''
-            return {resources: r.resources, rewritten: r.rewritten, failed: r.failed + r.incomplete.length, detail: `${r.alreadyCurrent} already current${incomplete}${failures}`}
-          },
-          countUnderKey: async (provider, key) => {
-            const reader = await openEtcdReader(etcdOptionsFromFlags(flags), {controlPlane: () => discoverControlPlane(cluster.objects), exec: cluster.exec, ssh: new OpenSshConnector(sshOptions)})
-            const prefix = Buffer.from(`k8s:enc:${provider}:v1:${key}:`)
-            let count = 0
-            try {
-              for await (const page of reader.range('/registry/')) for (const kv of page) if (kv.value.subarray(0, prefix.length).equals(prefix)) count++
-            } finally {
-              await reader.close()
-            }
-            return count
-          },
-        },
-      )
-      return {context, ...result}
-    } catch (error) {
-      throw toPluginError(error)
-    } finally {
-      progress.stop()
-      cluster.close()
-    }
   }
 
   protected renderTable(result: RotateResult & {context: string}, wide: boolean): string {

@@ -52,6 +52,8 @@ export interface ClusterFollowUps {
   verify(configText: string): Promise<VerifySummary | undefined>
   rewrite(configText: string): Promise<RewriteSummary>
   scan(configText: string): Promise<ScanSummary>
+  /** Values anywhere under /registry/ still stored as `k8s:enc:<provider>:v1:<key>:` (rotate's remove-old precondition). */
+  countUnderKey(provider: string, key: string): Promise<number>
 }
 
 export function parseConfigText(configText: string): EncryptionConfiguration {
@@ -135,6 +137,18 @@ export function clusterFollowUps(cluster: KubeCluster, access: {etcd: EtcdAccess
       } finally {
         await reader.close()
       }
+    },
+    async countUnderKey(provider, key) {
+      const prefix = Buffer.from(`k8s:enc:${provider}:v1:${key}:`)
+      access.onProgress?.(`scan: values under ${provider}/${key}`)
+      const reader = await openEtcd()
+      let count = 0
+      try {
+        for await (const page of reader.range('/registry/')) for (const kv of page) if (kv.value.subarray(0, prefix.length).equals(prefix)) count++
+      } finally {
+        await reader.close()
+      }
+      return count
     },
   }
 }

@@ -1,7 +1,7 @@
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
 import {putIdentityFirst} from '../encryption/config-edit.js'
 import {configHash, keyFingerprint} from '../encryption/fingerprint.js'
-import {PluginError, preconditionError} from '../errors.js'
+import {PluginError, preconditionError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {type EncryptedLeft, encryptedLeft, parseConfigText, type ClusterFollowUps, type RewriteSummary} from './cluster-follow-ups.js'
 import {editBase, type FileDiff, type NodeSnapshot, planDiffs, planNode, plannedOutcomes, readNode} from './control-plane-change.js'
@@ -159,65 +159,76 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
   const backupDir = backupDirFor(deps.now?.() ?? new Date())
   const usedBackups = () => result.stages.some((s) => s.nodes?.some((n) => n.backups.length > 0))
 
-  // Stage 1 (seed: "place the identity provider as the first entry … and restart all kube-apiserver processes").
-  deps.onEvent?.({type: 'stage', stage: 'identity-first', status: 'start'})
-  const rollout = await rollOut(identityPlans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs, onEvent: deps.onEvent})
-  result.stages.push({stage: 'identity-first', status: rollout.failure ? 'failed' : changes ? 'done' : 'unchanged', nodes: rollout.nodes})
-  if (rollout.failure) throw rollout.failure
-  // Nodes that already had the config (a run continued) must be up too before the rewrite relies on them.
-  for (const plan of identityPlans) if (plan.files.length === 0) await waitRunning(deps, plan, on, target, timeoutMs)
-  deps.onEvent?.({type: 'stage', stage: 'identity-first', status: 'done'})
-  if (usedBackups()) result.backupDir = backupDir
+  // Whatever stops a stage, the result so far (stages, nodes, rewrite counts) goes with the error.
+  let running: DecryptStage = 'identity-first'
+  try {
+    // Stage 1 (seed: "place the identity provider as the first entry … and restart all kube-apiserver processes").
+    deps.onEvent?.({type: 'stage', stage: 'identity-first', status: 'start'})
+    const rollout = await rollOut(identityPlans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs, onEvent: deps.onEvent})
+    result.stages.push({stage: 'identity-first', status: rollout.failure ? 'failed' : changes ? 'done' : 'unchanged', nodes: rollout.nodes})
+    if (rollout.failure) throw rollout.failure
+    // Nodes that already had the config (a run continued) must be up too before the rewrite relies on them.
+    for (const plan of identityPlans) if (plan.files.length === 0) await waitRunning(deps, plan, on, target, timeoutMs)
+    deps.onEvent?.({type: 'stage', stage: 'identity-first', status: 'done'})
+    if (usedBackups()) result.backupDir = backupDir
 
-  if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite and the etcd scan are not available here.', {hint: 'Run `kubectl encryption rewrite -A` and `kubectl encryption status --scan`.'})
-  // Stage 2 (seed: `kubectl get secrets --all-namespaces -o json | kubectl replace -f -`), for everything covered.
-  deps.onEvent?.({type: 'stage', stage: 'rewrite', status: 'start'})
-  result.rewrite = await deps.followUps.rewrite(target)
-  const rewriteOk = result.rewrite.failed === 0 && result.rewrite.incomplete.length === 0
-  result.stages.push({stage: 'rewrite', status: rewriteOk ? 'done' : 'failed', detail: `${result.rewrite.rewritten} rewritten, ${result.rewrite.alreadyCurrent} already plaintext, ${result.rewrite.failed} failed`})
+    if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite and the etcd scan are not available here.', {hint: 'Run `kubectl encryption rewrite -A` and `kubectl encryption status --scan`.'})
+    // Stage 2 (seed: `kubectl get secrets --all-namespaces -o json | kubectl replace -f -`), for everything covered.
+    running = 'rewrite'
+    deps.onEvent?.({type: 'stage', stage: 'rewrite', status: 'start'})
+    result.rewrite = await deps.followUps.rewrite(target)
+    const rewriteOk = result.rewrite.failed === 0 && result.rewrite.incomplete.length === 0
+    result.stages.push({stage: 'rewrite', status: rewriteOk ? 'done' : 'failed', detail: `${result.rewrite.rewritten} rewritten, ${result.rewrite.alreadyCurrent} already plaintext, ${result.rewrite.failed} failed`})
 
-  // Stage 3: the proof. Anything still encrypted (also orphans the API cannot rewrite) stops here.
-  deps.onEvent?.({type: 'stage', stage: 'scan', status: 'start'})
-  result.scan = encryptedLeft(await deps.followUps.scan(target))
-  result.decrypted = result.scan.total === 0
-  result.stages.push({
-    stage: 'scan',
-    status: result.decrypted ? 'done' : 'failed',
-    detail: result.decrypted ? `${result.scan.scanned} value(s) scanned, none encrypted` : `${result.scan.total} value(s) still encrypted (${Object.entries(result.scan.byResource).map(([r, n]) => `${r}=${n}`).join(', ')})`,
-  })
-  if (!result.decrypted) {
-    result.next.push(`${DECRYPT_NEXT}   # again after fixing what the rewrite could not write; \`kubectl encryption status --scan\` lists the values`)
-    result.stages.push({stage: 'remove-encryption', status: 'skipped', detail: 'encrypted values are left'})
+    // Stage 3: the proof. Anything still encrypted (also orphans the API cannot rewrite) stops here.
+    running = 'scan'
+    deps.onEvent?.({type: 'stage', stage: 'scan', status: 'start'})
+    result.scan = encryptedLeft(await deps.followUps.scan(target))
+    result.decrypted = result.scan.total === 0
+    result.stages.push({
+      stage: 'scan',
+      status: result.decrypted ? 'done' : 'failed',
+      detail: result.decrypted ? `${result.scan.scanned} value(s) scanned, none encrypted` : `${result.scan.total} value(s) still encrypted (${Object.entries(result.scan.byResource).map(([r, n]) => `${r}=${n}`).join(', ')})`,
+    })
+    if (!result.decrypted) {
+      result.next.push(`${DECRYPT_NEXT}   # again after fixing what the rewrite could not write; \`kubectl encryption status --scan\` lists the values`)
+      result.stages.push({stage: 'remove-encryption', status: 'skipped', detail: 'encrypted values are left'})
+      return result
+    }
+
+    if (!options.removeEncryption) {
+      result.stages.push({stage: 'remove-encryption', status: 'skipped', detail: 'without --remove-encryption'})
+      result.next.push(`${DECRYPT_NEXT} --remove-encryption   # takes the flag and the config off the nodes (the old keys go to the backup dir)`)
+      return result
+    }
+
+    // Stage 4: the flag, mount and volume out of each manifest (read again: stage 1 changed them).
+    running = 'remove-encryption'
+    deps.onEvent?.({type: 'stage', stage: 'remove-encryption', status: 'start'})
+    const current: NodeSnapshot[] = []
+    for (const s of on) current.push(await readNode(s.node, deps.files(s.node), s.configPath))
+    const plans = removePlans(current)
+    result.diffs.push(...planDiffs(plans))
+    const removal = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs, onEvent: deps.onEvent})
+    result.stages.push({stage: 'remove-encryption', status: removal.failure ? 'failed' : 'done', nodes: removal.nodes})
+    if (removal.failure) throw removal.failure
+    result.kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped', changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'disable'}, false)
+    // The config file still holds the keys: into the backup dir (0700, owner and mode kept), off the config path.
+    for (const s of current) {
+      const files = deps.files(s.node)
+      if ((await files.stat(s.configPath)) === undefined) continue
+      result.configBackups.push({node: s.node, path: await files.backup(s.configPath, backupDir)})
+      await files.remove(s.configPath)
+    }
+    result.removed = true
+    if (usedBackups() || result.configBackups.length > 0) result.backupDir = backupDir
+    deps.onEvent?.({type: 'stage', stage: 'remove-encryption', status: 'done'})
     return result
+  } catch (error) {
+    if (!result.stages.some((s) => s.stage === running)) result.stages.push({stage: running, status: 'failed', detail: error instanceof Error ? error.message : String(error)})
+    if (usedBackups()) result.backupDir ??= backupDir
+    throw withPartialResult(error, result)
   }
-
-  if (!options.removeEncryption) {
-    result.stages.push({stage: 'remove-encryption', status: 'skipped', detail: 'without --remove-encryption'})
-    result.next.push(`${DECRYPT_NEXT} --remove-encryption   # takes the flag and the config off the nodes (the old keys go to the backup dir)`)
-    return result
-  }
-
-  // Stage 4: the flag, mount and volume out of each manifest (read again: stage 1 changed them).
-  deps.onEvent?.({type: 'stage', stage: 'remove-encryption', status: 'start'})
-  const current: NodeSnapshot[] = []
-  for (const s of on) current.push(await readNode(s.node, deps.files(s.node), s.configPath))
-  const plans = removePlans(current)
-  result.diffs.push(...planDiffs(plans))
-  const removal = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs, onEvent: deps.onEvent})
-  result.stages.push({stage: 'remove-encryption', status: removal.failure ? 'failed' : 'done', nodes: removal.nodes})
-  if (removal.failure) throw removal.failure
-  result.kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped', changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'disable'}, false)
-  // The config file still holds the keys: into the backup dir (0700, owner and mode kept), off the config path.
-  for (const s of current) {
-    const files = deps.files(s.node)
-    if ((await files.stat(s.configPath)) === undefined) continue
-    result.configBackups.push({node: s.node, path: await files.backup(s.configPath, backupDir)})
-    await files.remove(s.configPath)
-  }
-  result.removed = true
-  if (usedBackups() || result.configBackups.length > 0) result.backupDir = backupDir
-  deps.onEvent?.({type: 'stage', stage: 'remove-encryption', status: 'done'})
-  return result
 }
 
 /** An unchanged node must still run `target` before the rewrite relies on it (reload metrics, or ready). */

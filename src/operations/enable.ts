@@ -1,7 +1,7 @@
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
 import {type KeyedProvider, newConfig} from '../encryption/config-edit.js'
 import {configHash} from '../encryption/fingerprint.js'
-import {PluginError, preconditionError} from '../errors.js'
+import {PluginError, preconditionError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, readNode, type WriteKey, writeKeys} from './control-plane-change.js'
 import type {ClusterFollowUps, RewriteSummary, VerifySummary} from './cluster-follow-ups.js'
@@ -119,30 +119,37 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   }
   const backupDir = backupDirFor(deps.now?.() ?? new Date())
   const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent})
-  if (rollout.failure) throw rollout.failure
-  const kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped' as const, changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, false)
   const anyChanged = rollout.nodes.some((n) => n.status === 'changed')
+  const usedBackups = rollout.nodes.some((n) => n.backups.length > 0)
   const result: EnableResult = {
     ...base,
     dryRun: false,
-    backupDir: anyChanged ? backupDir : undefined,
+    backupDir: anyChanged || usedBackups ? backupDir : undefined,
     nodes: rollout.nodes,
-    kubeadmConfig,
-    unchanged: !anyChanged && kubeadmConfig.status !== 'updated',
+    kubeadmConfig: {status: 'skipped', changes: [], message: 'not reached'},
+    unchanged: false,
     next: [],
   }
-  // The seed's "Verifying that data is encrypted", then "Ensure all Secrets are encrypted".
-  if (options.verify !== false) result.verify = await runVerify(deps, configText)
-  if (options.rewrite) {
-    deps.onEvent?.({type: 'info', message: 'rewriting existing objects'})
-    if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available here.', {hint: `Run \`${REWRITE_NEXT}\`.`})
-    result.rewrite = await deps.followUps.rewrite(configText)
-    if (result.rewrite.failed > 0 || result.rewrite.incomplete.length > 0) result.next.push(`${REWRITE_NEXT}   # ${result.rewrite.failed} object(s) failed; run again after fixing the cause`)
-  } else {
-    result.next.push(`${REWRITE_NEXT}   # existing objects stay as they were stored until rewritten`)
+  // A failure from here on still reports what was done (nodes changed, rolled back, not reached).
+  if (rollout.failure) throw withPartialResult(rollout.failure, result)
+  try {
+    result.kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped' as const, changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, false)
+    result.unchanged = !anyChanged && result.kubeadmConfig.status !== 'updated'
+    // The seed's "Verifying that data is encrypted", then "Ensure all Secrets are encrypted".
+    if (options.verify !== false) result.verify = await runVerify(deps, configText)
+    if (options.rewrite) {
+      deps.onEvent?.({type: 'info', message: 'rewriting existing objects'})
+      if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available here.', {hint: `Run \`${REWRITE_NEXT}\`.`})
+      result.rewrite = await deps.followUps.rewrite(configText)
+      if (result.rewrite.failed > 0 || result.rewrite.incomplete.length > 0) result.next.push(`${REWRITE_NEXT}   # ${result.rewrite.failed} object(s) failed; run again after fixing the cause`)
+    } else {
+      result.next.push(`${REWRITE_NEXT}   # existing objects stay as they were stored until rewritten`)
+    }
+    if (result.verify && !result.verify.ok) result.next.unshift('kubectl encryption verify   # then `kubectl encryption status`')
+    return result
+  } catch (error) {
+    throw withPartialResult(error, result)
   }
-  if (result.verify && !result.verify.ok) result.next.unshift('kubectl encryption verify   # then `kubectl encryption status`')
-  return result
 }
 
 async function runVerify(deps: EnableDeps, configText: string): Promise<EnableVerify | undefined> {

@@ -4,9 +4,10 @@ import {join} from 'node:path'
 import {addKey, type KeyedProvider, KEYED_PROVIDERS, nextKeyName, promoteKey, removeKey} from '../encryption/config-edit.js'
 import {checkConfigBytes} from '../encryption/load-config.js'
 import {keyFingerprint} from '../encryption/fingerprint.js'
-import {PluginError, preconditionError, usageError} from '../errors.js'
+import {PluginError, preconditionError, usageError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
+import type {ClusterFollowUps} from './cluster-follow-ups.js'
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 import {type NodeOutcome, rollOut} from './node-rollout.js'
 import {type OperationState, OperationStateStore} from './operation-state.js'
@@ -41,15 +42,14 @@ export interface RotateOptions {
 }
 
 export interface RotateDeps extends ControlPlaneDeps {
-  /** Rewrites every object the config (the text the nodes run) covers; returns counts (stage 5). */
-  rewrite?(configText: string): Promise<{resources: string[]; rewritten: number; failed: number; detail?: string}>
-  /** Values in etcd still under `k8s:enc:<provider>:v1:<key>:` (stage 6 precondition). */
-  countUnderKey?(provider: string, key: string): Promise<number>
+  /** rewrite: every object the config covers (stage 5); countUnderKey: values still under the old key (stage 6 precondition). */
+  followUps?: Pick<ClusterFollowUps, 'rewrite' | 'countUnderKey'>
 }
 
 export interface StageResult {
   stage: RotateStage
-  status: 'done' | 'already-done' | 'planned' | 'pending'
+  /** failed: the stage this run stopped in (the error says why; nodes say how far it got). */
+  status: 'done' | 'already-done' | 'planned' | 'pending' | 'failed'
   nodes?: NodeOutcome[]
   backupDir?: string
   detail?: string
@@ -187,7 +187,20 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     'remove-old': (c) => removeKey(c, {provider: rotation.oldKey.provider, keyName: rotation.oldKey.name, resources: rotation.resources}).text,
   }
 
+  const resultNow = (): RotateResult => ({
+    dryRun: options.dryRun ?? false,
+    provider: rotation.provider,
+    newKey: rotation.newKey,
+    newKeyFingerprint: lastConfig ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey) : undefined,
+    oldKey: rotation.oldKey,
+    stages,
+    diffs,
+    state: {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
+    localBackup,
+  })
+
   for (const stage of toRun) {
+    let rolledOut: NodeOutcome[] | undefined
     // Recorded before anything of the stage happens, so a kill at any point leaves the stage named.
     if (!options.dryRun) await store.write({...rotation, stage, status: 'in-progress'})
     deps.onEvent?.({type: 'stage', stage, status: 'start'})
@@ -199,8 +212,8 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
             hint: 'Back up etcd now (with the new key in use), then pass --backup-confirmed, or --backup-dir DIR to also get a copy of the new config.',
           })
         }
-        if (!deps.countUnderKey) throw preconditionError('SCAN_UNAVAILABLE', 'Cannot check etcd for values still under the old key.', {hint: 'Pass the --etcd-* flags so the plugin can read etcd.'})
-        const left = await deps.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
+        if (!deps.followUps) throw preconditionError('SCAN_UNAVAILABLE', 'Cannot check etcd for values still under the old key.', {hint: 'Pass the --etcd-* flags so the plugin can read etcd.'})
+        const left = await deps.followUps.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
         if (left > 0) {
           throw preconditionError('OLD_KEY_STILL_USED', `${left} value(s) in etcd are still encrypted with ${rotation.oldKey.provider}/${rotation.oldKey.name}; removing it would make them unreadable.`, {
             hint: 'Run `kubectl encryption rotate --stage rewrite` again (and check `kubectl encryption status --scan`).',
@@ -222,6 +235,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           await writeFile(localBackup, target, {mode: 0o600, flag: 'wx'})
         }
         const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent})
+        rolledOut = rollout.nodes
         if (rollout.failure) throw rollout.failure
         stages.push({stage, status: 'done', nodes: rollout.nodes, backupDir: rollout.nodes.some((n) => n.backups.length > 0) ? backupDir : undefined})
       } else if (stage === 'wait-add' || stage === 'wait-promote') {
@@ -247,12 +261,16 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           stages.push({stage, status: 'pending'})
           continue
         }
-        if (!deps.rewrite) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
+        if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
         const {source} = await snapshotsForEdit(deps, (c) => c, false)
         lastConfig = source
-        const r = await deps.rewrite(source)
-        if (r.failed > 0) throw new PluginError('partial', 'REWRITE_INCOMPLETE', `The rewrite left ${r.failed} object(s) not rewritten${r.detail ? ` (${r.detail})` : ''}.`, {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'})
-        stages.push({stage, status: 'done', detail: `${r.rewritten} object(s) of ${r.resources.join(', ') || 'no resource'} rewritten${r.detail ? `; ${r.detail}` : ''}`})
+        const r = await deps.followUps.rewrite(source)
+        const incomplete = r.incomplete.length > 0 ? `; not finished: ${r.incomplete.join(', ')}` : ''
+        const failures = r.failures.length > 0 ? `; ${r.failures.join('; ')}` : ''
+        const detail = `${r.alreadyCurrent} already current${incomplete}${failures}`
+        const failed = r.failed + r.incomplete.length
+        if (failed > 0) throw new PluginError('partial', 'REWRITE_INCOMPLETE', `The rewrite left ${failed} object(s) not rewritten (${detail}).`, {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'})
+        stages.push({stage, status: 'done', detail: `${r.rewritten} object(s) of ${r.resources.join(', ') || 'no resource'} rewritten; ${detail}`})
       }
       if (!options.dryRun) {
         rotation.completedStages = [...new Set([...rotation.completedStages, stage])]
@@ -263,19 +281,17 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       }
       deps.onEvent?.({type: 'stage', stage, status: 'done'})
     } catch (error) {
-      if (!options.dryRun) await store.write({...rotation, stage, status: 'failed', error: error instanceof Error ? error.message : String(error)})
-      throw error
+      const reason = error instanceof Error ? error.message : String(error)
+      if (!options.dryRun) {
+        rotation.status = 'failed'
+        rotation.stage = stage
+        await store.write({...rotation, error: reason}).catch(() => undefined)
+      }
+      // What this run did before the stage failed stays in the result the error carries.
+      const usedBackups = rolledOut?.some((n) => n.backups.length > 0)
+      stages.push({stage, status: 'failed', ...(rolledOut ? {nodes: rolledOut} : {}), ...(usedBackups ? {backupDir} : {}), detail: reason})
+      throw withPartialResult(error, resultNow())
     }
   }
-  return {
-    dryRun: options.dryRun ?? false,
-    provider: rotation.provider,
-    newKey: rotation.newKey,
-    newKeyFingerprint: lastConfig ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey) : undefined,
-    oldKey: rotation.oldKey,
-    stages,
-    diffs,
-    state: {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
-    localBackup,
-  }
+  return resultNow()
 }

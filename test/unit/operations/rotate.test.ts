@@ -16,12 +16,14 @@ async function enabled(automaticReload = false) {
   const rewrites: string[] = []
   const deps: RotateDeps = {
     ...cp.deps,
-    rewrite: async (configText) => {
-      rewrites.push(`rewrite ${providersOf(configText)?.join(' ')}`)
-      underOld = 0
-      return {resources: ['secrets'], rewritten: 3, failed: 0}
+    followUps: {
+      rewrite: async (configText) => {
+        rewrites.push(`rewrite ${providersOf(configText)?.join(' ')}`)
+        underOld = 0
+        return {resources: ['secrets'], rewritten: 3, alreadyCurrent: 0, failed: 0, incomplete: [], failures: []}
+      },
+      countUnderKey: async () => underOld,
     },
-    countUnderKey: async () => underOld,
   }
   const config = (node = 'cp-1') => cp.files.get(node)?.fs.get(ENC)?.content ?? ''
   const state = () => JSON.parse(String((cp.objects.store.get('configmaps/kube-system/kubectl-encryption-state')?.data as Record<string, string>)?.rotate ?? 'null'))
@@ -60,7 +62,7 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     const t = await enabled()
     t.setUnderOld(5)
     // no rewrite available: stops at stage 5 with the state recorded
-    const noRewrite = {...t.deps, rewrite: undefined}
+    const noRewrite = {...t.deps, followUps: undefined}
     await expect(rotateKeys({backupConfirmed: true}, noRewrite)).rejects.toMatchObject({code: 'REWRITE_UNAVAILABLE'})
     expect(t.state()).toMatchObject({status: 'failed', stage: 'rewrite', completedStages: ['add-key', 'wait-add', 'promote', 'wait-promote']})
     const afterPromote = t.config()

@@ -1,0 +1,122 @@
+// A control-plane command that fails half way still reports what it did: the real command classes
+// and withControlPlane over the fake nodes of fake-control-plane.ts (connectControlPlane replaced).
+import {Errors} from '@oclif/core'
+import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest'
+
+import type {KubeCluster} from '../../../src/kube/types.js'
+import {enableEncryption} from '../../../src/operations/enable.js'
+import {fakeControlPlane} from '../operations/fake-control-plane.js'
+
+let cp: ReturnType<typeof fakeControlPlane>
+
+vi.mock('../../../src/operations/connect-control-plane.js', () => ({
+  connectControlPlane: async () => {
+    const cluster = {
+      context: {contextName: 'fake-ctx', cluster: 'fake', user: 'admin', server: 'https://127.0.0.1:6443', namespace: 'default', files: []},
+      objects: cp.objects,
+      close: () => {},
+    } as unknown as KubeCluster
+    return {cluster, deps: {...cp.deps, onEvent: undefined}}
+  },
+}))
+
+const root = new URL('../../../', import.meta.url).pathname
+
+/** Runs a command class in this process; stdout, stderr and the exit code as the user sees them. */
+async function run(command: {run(argv: string[], opts: {root: string}): Promise<unknown>}, argv: string[]) {
+  let stdout = ''
+  let stderr = ''
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((stdout += String(chunk)), true))
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((stderr += String(chunk)), true))
+  let code = 0
+  try {
+    await command.run(argv, {root})
+  } catch (error) {
+    if (!(error instanceof Errors.ExitError)) throw error
+    code = error.oclif.exit ?? 1
+  } finally {
+    out.mockRestore()
+    err.mockRestore()
+  }
+  return {code, stdout, stderr}
+}
+
+beforeEach(() => {
+  cp = fakeControlPlane()
+})
+
+afterEach(() => {
+  process.exitCode = undefined
+})
+
+describe('a control-plane command that fails half way keeps its record', {timeout: 60_000}, () => {
+  it('rotate -o json: a rollout failing on node 2 shows node 1 changed, node 2 rolled back, node 3 untouched; exit 6', async () => {
+    await enableEncryption({}, cp.deps)
+    cp.waiter.broken.add('cp-2')
+    const {default: Rotate} = await import('../../../src/commands/rotate.js')
+    const r = await run(Rotate, ['--yes', '--backup-confirmed', '-o', 'json'])
+    expect(r.code).toBe(6)
+    const doc = JSON.parse(r.stdout)
+    expect(doc).toMatchObject({context: 'fake-ctx', provider: 'aescbc', newKey: 'key2', state: {status: 'failed', stage: 'add-key', completedStages: []}})
+    expect(doc.error).toMatchObject({code: 'NODE_ROLLED_BACK', exitCode: 6})
+    expect(doc.error.message).toContain('cp-2')
+    expect(doc.stages.map((s: {stage: string; status: string}) => `${s.stage}:${s.status}`)).toEqual(['add-key:failed'])
+    const nodes = doc.stages[0].nodes as Array<{node: string; status: string; backups: string[]}>
+    expect(nodes.map((n) => `${n.node}:${n.status}`)).toEqual(['cp-1:changed', 'cp-2:rolled-back', 'cp-3:not-reached'])
+    expect(nodes[1]!.backups.length).toBeGreaterThan(0)
+    expect(doc.stages[0].backupDir).toMatch(/^\/etc\/kubernetes\/tmp\/kubectl-encryption-/)
+    // the error line still goes to stderr
+    expect(r.stderr).toMatch(/^error: Node cp-2 did not take the change/m)
+  })
+
+  it('rotate (table): the partial table on stdout, then the error on stderr; exit 6', async () => {
+    await enableEncryption({}, cp.deps)
+    cp.waiter.broken.add('cp-2')
+    const {default: Rotate} = await import('../../../src/commands/rotate.js')
+    const r = await run(Rotate, ['--yes', '--backup-confirmed'])
+    expect(r.code).toBe(6)
+    expect(r.stdout).toMatch(/^State:\s+failed \(last stage: add-key\)$/m)
+    expect(r.stdout).toMatch(/^add-key\s+failed\s+Node cp-2 did not take the change/m)
+    expect(r.stdout).toMatch(/^cp-1\s+changed/m)
+    expect(r.stdout).toMatch(/^cp-2\s+rolled-back/m)
+    expect(r.stdout).toMatch(/^cp-3\s+not-reached/m)
+    expect(r.stderr).toMatch(/^error: Node cp-2 did not take the change/m)
+    expect(r.stderr).toMatch(/^hint: /m)
+  })
+
+  it('enable -o yaml: the nodes so far with the error; the summary line is not claimed in table mode', async () => {
+    cp.waiter.broken.add('cp-3')
+    const {default: Enable} = await import('../../../src/commands/enable.js')
+    const {parse} = await import('yaml')
+    const r = await run(Enable, ['--yes', '-o', 'yaml'])
+    expect(r.code).toBe(6)
+    const doc = parse(r.stdout)
+    expect(doc.nodes.map((n: {node: string; status: string}) => `${n.node}:${n.status}`)).toEqual(['cp-1:changed', 'cp-2:changed', 'cp-3:rolled-back'])
+    expect(doc).toMatchObject({context: 'fake-ctx', dryRun: false, error: {code: 'NODE_ROLLED_BACK', exitCode: 6}})
+    const table = await run(Enable, ['--yes'])
+    expect(table.code).toBe(6)
+    expect(table.stdout).toMatch(/^cp-3\s+rolled-back/m)
+    expect(table.stdout).not.toContain('Encryption is enabled on every node')
+  })
+
+  it('decrypt-all -o json: identity-first failing on node 2 keeps node 1 as changed; exit 6', async () => {
+    await enableEncryption({}, cp.deps)
+    cp.waiter.broken.add('cp-2')
+    const {default: DecryptAll} = await import('../../../src/commands/decrypt-all.js')
+    const r = await run(DecryptAll, ['--yes', '-o', 'json'])
+    expect(r.code).toBe(6)
+    const doc = JSON.parse(r.stdout)
+    expect(doc).toMatchObject({context: 'fake-ctx', decrypted: false, removed: false, error: {code: 'NODE_ROLLED_BACK', exitCode: 6}})
+    expect(doc.stages.map((s: {stage: string; status: string}) => `${s.stage}:${s.status}`)).toEqual(['identity-first:failed'])
+    expect(doc.stages[0].nodes.map((n: {node: string; status: string}) => `${n.node}:${n.status}`)).toEqual(['cp-1:changed', 'cp-2:rolled-back', 'cp-3:not-reached'])
+    expect(doc.backupDir).toMatch(/^\/etc\/kubernetes\/tmp\/kubectl-encryption-/)
+  })
+
+  it('a failure before anything changed prints only the error (no partial document)', async () => {
+    cp.deps.nodes = async () => []
+    const {default: Enable} = await import('../../../src/commands/enable.js')
+    const r = await run(Enable, ['--yes', '-o', 'json'])
+    expect(r.code).toBe(3)
+    expect(JSON.parse(r.stdout)).toEqual({error: expect.objectContaining({code: 'NO_CONTROL_PLANE', exitCode: 3})})
+  })
+})
