@@ -24,6 +24,29 @@ export interface EtcdReaderInfo {
 export interface EtcdRangeOptions {
   /** Keys per page (bounded memory); defaults per transport. */
   pageSize?: number
+  /**
+   * Lets a transport that pays per call (etcdctl through pods/exec or SSH: a process, a TLS
+   * handshake, a WebSocket or SSH channel per page) take more keys per page while values are
+   * small: aiming at about this many value bytes per page, judged by the page before, at most
+   * doubling from one page to the next, never below pageSize and never above MAX_PAGE_KEYS.
+   */
+  pageBytes?: number
+}
+
+/**
+ * The most keys a page grows to with `pageBytes`. A page of big values right after small ones is
+ * at most this many values (4x the default 500 that would be read without growing).
+ */
+export const MAX_PAGE_KEYS = 2000
+
+/** What scans ask for: a few MiB per page (for ~1 KiB Secrets, pages grow 500 -> 1000 -> 2000). */
+export const SCAN_PAGE_BYTES = 8 * 1024 * 1024
+
+/** The next page size: aims at `pageBytes` given the last page's values, grows at most 2x. */
+export function adaptivePageSize(current: number, minKeys: number, pageBytes: number, lastPage: {values: number; bytes: number}): number {
+  if (lastPage.values === 0) return current
+  const fits = Math.floor(pageBytes / Math.max(1, lastPage.bytes / lastPage.values))
+  return Math.min(MAX_PAGE_KEYS, current * 2, Math.max(minKeys, fits))
 }
 
 export interface EtcdReader {

@@ -1,5 +1,5 @@
 import {etcdDenied, etcdError} from './etcd-errors.js'
-import {type EtcdKeyValue, type EtcdRangeOptions, type EtcdReader, type EtcdReaderInfo, prefixRangeEnd} from './etcd-reader.js'
+import {adaptivePageSize, type EtcdKeyValue, type EtcdRangeOptions, type EtcdReader, type EtcdReaderInfo, prefixRangeEnd} from './etcd-reader.js'
 
 /** Where etcdctl runs and what it talks to; the paths are on the machine (pod, node) that runs it. */
 export interface EtcdctlTarget {
@@ -124,7 +124,8 @@ export class EtcdctlReader implements EtcdReader {
   }
 
   async *range(prefix: string, options: EtcdRangeOptions = {}): AsyncIterable<EtcdKeyValue[]> {
-    const pageSize = options.pageSize ?? 250
+    const minPageSize = options.pageSize ?? 250
+    let pageSize = minPageSize
     const end = prefixRangeEnd(prefix).toString('utf8')
     let start = prefix
     let after: string | undefined // the last key already yielded; pages start at it (inclusive) and drop it
@@ -144,6 +145,11 @@ export class EtcdctlReader implements EtcdReader {
       }
       revision ??= page.revision
       const kvs = after === undefined ? page.kvs : page.kvs.filter((kv) => kv.key !== after)
+      if (options.pageBytes) {
+        let bytes = 0
+        for (const kv of kvs) bytes += kv.value.length
+        pageSize = adaptivePageSize(pageSize, minPageSize, options.pageBytes, {values: kvs.length, bytes})
+      }
       if (kvs.length > 0) yield kvs
       if (!page.more || kvs.length === 0) return
       after = kvs.at(-1)?.key

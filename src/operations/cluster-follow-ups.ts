@@ -6,6 +6,7 @@ import {preconditionError} from '../errors.js'
 import {ResourceIndex} from '../kube/resource-index.js'
 import type {ApiResource, KubeCluster} from '../kube/types.js'
 import type {SshConnector} from '../ssh/ssh-session.js'
+import {SCAN_PAGE_BYTES} from '../etcd/etcd-reader.js'
 import {openEtcdReader} from './etcd-access.js'
 import {rewrite} from './rewrite.js'
 import {scanForStatus} from './status-scan.js'
@@ -144,7 +145,7 @@ export function clusterFollowUps(cluster: KubeCluster, access: {etcd: EtcdAccess
       const reader = await openEtcd()
       let count = 0
       try {
-        for await (const page of reader.range('/registry/')) for (const kv of page) if (kv.value.subarray(0, prefix.length).equals(prefix)) count++
+        for await (const page of reader.range('/registry/', {pageBytes: SCAN_PAGE_BYTES})) for (const kv of page) if (kv.value.subarray(0, prefix.length).equals(prefix)) count++
       } finally {
         await reader.close()
       }

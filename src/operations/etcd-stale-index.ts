@@ -1,5 +1,5 @@
 import {etcdPrefixFor} from '../encryption/etcd-key.js'
-import type {EtcdReader} from '../etcd/etcd-reader.js'
+import {type EtcdReader, SCAN_PAGE_BYTES} from '../etcd/etcd-reader.js'
 import type {ApiResource} from '../kube/types.js'
 import type {ObjectRef, StaleObjectIndex} from './rewrite.js'
 
@@ -40,7 +40,7 @@ export class EtcdStaleIndex implements StaleObjectIndex {
     const prefix = resource.namespaced && namespace ? `${base}${namespace}/` : base
     const write = this.writeFor(resource)
     const stale: ObjectRef[] = []
-    for await (const page of this.reader.range(prefix, {pageSize: this.pageSize})) {
+    for await (const page of this.reader.range(prefix, {pageSize: this.pageSize, pageBytes: SCAN_PAGE_BYTES})) {
       if (signal?.aborted) break
       for (const kv of page) {
         const rest = kv.key.slice(base.length)

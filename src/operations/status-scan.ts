@@ -6,7 +6,7 @@
 import type {EncryptionConfiguration, GroupResource} from '../encryption/config-model.js'
 import {etcdPrefixFor} from '../encryption/etcd-key.js'
 import {isWildcard, parseResourceString} from '../encryption/resource-match.js'
-import type {EtcdReader} from '../etcd/etcd-reader.js'
+import {type EtcdReader, SCAN_PAGE_BYTES} from '../etcd/etcd-reader.js'
 import {usageError} from '../errors.js'
 import {ResourceIndex} from '../kube/resource-index.js'
 import type {ApiResource, ObjectClient, ResourceDiscovery} from '../kube/types.js'
@@ -78,7 +78,7 @@ export async function scanForStatus(input: StatusScanInput): Promise<ScanSummary
   const namespaces = await namespaceNames(input.objects)
   const {reader} = input
   async function* pages() {
-    for (const prefix of prefixes) yield* reader.range(prefix, {pageSize: input.pageSize})
+    for (const prefix of prefixes) yield* reader.range(prefix, {pageSize: input.pageSize, pageBytes: SCAN_PAGE_BYTES})
   }
   const result = await scanValues({
     pages: pages(),

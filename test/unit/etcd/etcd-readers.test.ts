@@ -8,7 +8,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {PluginError} from '../../../src/errors.js'
 import {DirectEtcdReader} from '../../../src/etcd/direct-etcd-reader.js'
-import type {EtcdKeyValue, EtcdReader} from '../../../src/etcd/etcd-reader.js'
+import {adaptivePageSize, type EtcdKeyValue, type EtcdReader, MAX_PAGE_KEYS} from '../../../src/etcd/etcd-reader.js'
 import {EtcdctlReader, type EtcdctlRunner} from '../../../src/etcd/etcdctl-reader.js'
 import {freePort, type LocalEtcd, startEtcd} from '../../helpers/local-etcd.js'
 import {makeTls, type TlsFixture} from '../../helpers/tls.js'
@@ -96,6 +96,52 @@ for (const mode of ['plain', 'mutual TLS'] as const) {
     })
   })
 }
+
+describe('etcdctl pages grow while values are small (pageBytes), so exec and SSH pay fewer calls', () => {
+  it('aims at pageBytes from the last page, at most doubling, between pageSize and MAX_PAGE_KEYS', () => {
+    // 1 KiB values: 8 KiB pages hold 8; a 1 MiB target is held back by the doubling
+    expect(adaptivePageSize(5, 5, 8 * 1024, {values: 5, bytes: 5 * 1024})).toBe(8)
+    expect(adaptivePageSize(5, 5, 1024 * 1024, {values: 5, bytes: 5 * 1024})).toBe(10)
+    expect(adaptivePageSize(1600, 500, 1 << 30, {values: 1600, bytes: 1600})).toBe(MAX_PAGE_KEYS)
+    // big values: back to pageSize at once
+    expect(adaptivePageSize(2000, 500, 8 << 20, {values: 2000, bytes: 2000 * (1 << 20)})).toBe(500)
+    expect(adaptivePageSize(40, 5, 8 << 20, {values: 0, bytes: 0})).toBe(40)
+  })
+
+  it('reads every key exactly once with fewer etcdctl runs for small values, and shrinks for big ones', async () => {
+    const etcd = await startEtcd()
+    try {
+      for (let i = 0; i < 60; i++) await etcd.put(`/registry/secrets/small/s${String(i).padStart(2, '0')}`, 'x'.repeat(100))
+      for (let i = 0; i < 12; i++) await etcd.put(`/registry/secrets/tbig/b${String(i).padStart(2, '0')}`, 'y'.repeat(64 * 1024))
+      const limits: number[] = []
+      const counting: EtcdctlRunner = (argv) => {
+        limits.push(Number(argv.find((a) => a.startsWith('--limit='))?.slice('--limit='.length)))
+        return localRunner(argv)
+      }
+      const reader = new EtcdctlReader(counting, {endpoint: etcd.endpoint}, {transport: 'exec', endpoint: etcd.endpoint})
+      const pages: number[] = []
+      const keys: string[] = []
+      for await (const page of reader.range('/registry/secrets/', {pageSize: 4, pageBytes: 1000})) {
+        pages.push(page.length)
+        keys.push(...page.map((kv) => kv.key))
+      }
+      expect(keys).toHaveLength(72)
+      expect(new Set(keys).size).toBe(72)
+      expect(keys).toEqual([...keys].sort())
+      // 100-byte values: 1000 bytes fit 10 keys; growth 4 -> 8 -> 10 (asked for one more to skip the key already read)
+      expect(limits.slice(0, 3)).toEqual([4, 9, 11])
+      // 64 KiB values: back to the 4 asked for
+      expect(pages.at(-1)).toBeLessThanOrEqual(4)
+      expect(Math.max(...pages)).toBeLessThanOrEqual(10)
+      // without pageBytes: the page size as asked
+      limits.length = 0
+      for await (const page of reader.range('/registry/secrets/small/', {pageSize: 4})) expect(page.length).toBeLessThanOrEqual(4)
+      expect(new Set(limits.slice(1))).toEqual(new Set([5]))
+    } finally {
+      await etcd.stop()
+    }
+  })
+})
 
 describe('etcd readers: failures name the transport and what to try', () => {
   it('an unreachable endpoint is a precondition error (exit 3) for direct and etcdctl', async () => {
