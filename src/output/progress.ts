@@ -9,6 +9,8 @@ export interface Progress {
   succeed(text?: string): void
   fail(text?: string): void
   stop(): void
+  /** A warning line on stderr (always shown), without breaking the spinner. */
+  warn(text: string): void
 }
 
 export interface ProgressOptions {
@@ -34,11 +36,16 @@ export async function startProgress(text: string, options: ProgressOptions): Pro
       succeed: (t) => spinner.succeed(t),
       fail: (t) => spinner.fail(t),
       stop: () => spinner.stop(),
+      warn: (t) => {
+        spinner.clear()
+        stream.write(`Warning: ${t}\n`)
+        if (spinner.isSpinning) spinner.render()
+      },
     }
   }
   const line = (t?: string) => {
     if (options.verbose && t) stream.write(t + '\n')
   }
   line(text)
-  return {update: line, succeed: line, fail: (t) => t && stream.write(t + '\n'), stop: () => {}}
+  return {update: line, succeed: line, fail: (t) => t && stream.write(t + '\n'), stop: () => {}, warn: (t) => stream.write(`Warning: ${t}\n`)}
 }
