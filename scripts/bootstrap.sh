@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in etcd:etcd-server etcdctl:etcd-client sshd:openssh-server sudo:sudo hexdump:bsdextrautils unshare:util-linux openssl:openssl zsh:zsh; do
+for pair in etcd:etcd-server etcdctl:etcd-client sshd:openssh-server sudo:sudo hexdump:bsdextrautils unshare:util-linux script:bsdutils openssl:openssl zsh:zsh; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done

@@ -61,8 +61,11 @@ export async function withControlPlane<T>(
           ? undefined
           : async (question) => {
               if (!interactive()) throw preconditionError('CONFIRMATION_REQUIRED', confirm.refusal, {hint: 'Pass --yes (or look first with --dry-run).'})
-              progress.stop()
-              return confirm.typeContext ? confirmByTyping(question, context) : confirmYesNo(question)
+              const resume = progress.pause()
+              const yes = confirm.typeContext ? await confirmByTyping(question, context) : await confirmYesNo(question)
+              // progress again only for a run that goes ahead; a refusal ends the command
+              if (yes) resume()
+              return yes
             },
       },
     })

@@ -9,6 +9,11 @@ export interface Progress {
   succeed(text?: string): void
   fail(text?: string): void
   stop(): void
+  /**
+   * Takes the spinner off the terminal (for a question to the user: the spinner would redraw over it
+   * and, on a terminal, swallow what is typed); the function returned puts it back.
+   */
+  pause(): () => void
   /** A warning line on stderr (always shown), without breaking the spinner. */
   warn(text: string): void
 }
@@ -19,9 +24,15 @@ export interface ProgressOptions {
   stream?: NodeJS.WriteStream
 }
 
+/**
+ * A terminal whose size was never set reports 0 columns (a pseudo-terminal opened by `script`, `expect`
+ * or a CI runner without a window size). ora divides by the width to count the lines it must clear
+ * before each frame: with 0 that is Infinity lines, a loop that never ends and blocks the whole
+ * process (no prompt, no progress, no Ctrl-C). Such a terminal gets plain progress lines instead.
+ */
 export function spinnerAllowed(options: ProgressOptions): boolean {
   const stream = options.stream ?? process.stderr
-  return Boolean(stream.isTTY) && !process.env.CI && !options.machineOutput
+  return Boolean(stream.isTTY) && (stream.columns ?? 0) > 0 && !process.env.CI && !options.machineOutput
 }
 
 export async function startProgress(text: string, options: ProgressOptions): Promise<Progress> {
@@ -36,10 +47,19 @@ export async function startProgress(text: string, options: ProgressOptions): Pro
       succeed: (t) => spinner.succeed(t),
       fail: (t) => spinner.fail(t),
       stop: () => spinner.stop(),
+      pause: () => {
+        const wasSpinning = spinner.isSpinning
+        // stop() clears the line, shows the cursor and gives stdin back (ora's discardStdin keeps it raw)
+        spinner.stop()
+        return () => {
+          if (wasSpinning) spinner.start()
+        }
+      },
       warn: (t) => {
-        spinner.clear()
+        const wasSpinning = spinner.isSpinning
+        spinner.stop()
         stream.write(`Warning: ${t}\n`)
-        if (spinner.isSpinning) spinner.render()
+        if (wasSpinning) spinner.start()
       },
     }
   }
@@ -47,5 +67,5 @@ export async function startProgress(text: string, options: ProgressOptions): Pro
     if (options.verbose && t) stream.write(t + '\n')
   }
   line(text)
-  return {update: line, succeed: line, fail: (t) => t && stream.write(t + '\n'), stop: () => {}, warn: (t) => stream.write(`Warning: ${t}\n`)}
+  return {update: line, succeed: line, fail: (t) => t && stream.write(t + '\n'), stop: () => {}, pause: () => () => {}, warn: (t) => stream.write(`Warning: ${t}\n`)}
 }

@@ -10,7 +10,7 @@ import {type RunResult, run, sandbox} from './sandbox.js'
 const repo = new URL('../../../', import.meta.url).pathname
 let binDir: string | undefined
 
-function pluginPath(): string {
+export function pluginPath(): string {
   if (!binDir) {
     binDir = mkdtempSync(join(tmpdir(), 'kubectl-encryption-bin-'))
     symlinkSync(join(repo, 'bin', 'run.js'), join(binDir, 'kubectl-encryption'))

@@ -1,0 +1,51 @@
+import {PassThrough} from 'node:stream'
+import {afterEach, describe, expect, it, vi} from 'vitest'
+
+import {spinnerAllowed, startProgress} from '../../../src/output/progress.js'
+
+/** A stderr stand-in: a terminal of the given width, or a plain stream. */
+function screen(tty: {columns: number} | undefined): NodeJS.WriteStream & {text: () => string} {
+  const stream = new PassThrough() as unknown as NodeJS.WriteStream & {text: () => string}
+  let written = ''
+  ;(stream as unknown as PassThrough).on('data', (c: Buffer) => (written += c.toString()))
+  if (tty) Object.assign(stream, {isTTY: true, columns: tty.columns, cursorTo: () => true, moveCursor: () => true, clearLine: () => true})
+  stream.text = () => written
+  return stream
+}
+
+afterEach(() => {
+  vi.unstubAllEnvs()
+})
+
+describe('spinnerAllowed', () => {
+  it('a terminal with a width, outside CI, with table output: yes', () => {
+    vi.stubEnv('CI', '')
+    expect(spinnerAllowed({machineOutput: false, verbose: false, stream: screen({columns: 80})})).toBe(true)
+  })
+
+  it('a terminal whose size was never set (0 columns, as under script(1) without a terminal): no', () => {
+    vi.stubEnv('CI', '')
+    expect(spinnerAllowed({machineOutput: false, verbose: false, stream: screen({columns: 0})})).toBe(false)
+  })
+
+  it('not a terminal, under CI, or -o json|yaml: no', () => {
+    vi.stubEnv('CI', '')
+    expect(spinnerAllowed({machineOutput: false, verbose: false, stream: screen(undefined)})).toBe(false)
+    expect(spinnerAllowed({machineOutput: true, verbose: false, stream: screen({columns: 80})})).toBe(false)
+    vi.stubEnv('CI', 'true')
+    expect(spinnerAllowed({machineOutput: false, verbose: false, stream: screen({columns: 80})})).toBe(false)
+  })
+})
+
+describe('startProgress on a 0-column terminal', () => {
+  it('prints plain lines with --verbose and returns (no spinner that could loop forever)', async () => {
+    vi.stubEnv('CI', '')
+    const stream = screen({columns: 0})
+    const progress = await startProgress('Connecting to the cluster', {machineOutput: false, verbose: true, stream})
+    progress.update('Reading node cp-1')
+    const resume = progress.pause()
+    resume()
+    progress.stop()
+    expect(stream.text()).toBe('Connecting to the cluster\nReading node cp-1\n')
+  })
+})
