@@ -50,6 +50,9 @@ class BundledPlugin extends Plugin {
  * (the npm package, or the directory holding the standalone executable).
  */
 export async function runBundled(root: string, contents: BundleContents, argv = process.argv.slice(2)): Promise<unknown> {
+  // Deprecation warnings come from libraries (grpc-js sets the TLS server name to an etcd IP
+  // address: DEP0123); a user of the plugin cannot act on them, and stderr is for our own messages.
+  process.noDeprecation = true
   // oclif loads the help class named in package.json through its module loader, by path;
   // answer that path from the bundle and leave every other path to oclif.
   const loader = ModuleLoader as {load: typeof ModuleLoader.load}

@@ -6,7 +6,7 @@ import {EXIT, preconditionError, usageError} from '../errors.js'
 import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
 import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
 import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
-import type {ApiResource, KubeCluster} from '../kube/types.js'
+import type {ApiResource} from '../kube/types.js'
 import type {EtcdStaleIndex} from '../operations/etcd-stale-index.js'
 import {checkpointPath, defaultStateDir, FileCheckpointStore} from '../operations/rewrite-checkpoint.js'
 import {REWRITE_DEFAULTS, resourceName, rewrite, type RewriteEvent, type RewriteResult} from '../operations/rewrite.js'
@@ -84,7 +84,7 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       const {discoverControlPlane} = await import('../controlplane/control-plane.js')
       let controlPlane: ReturnType<typeof discoverControlPlane> | undefined
       const discover = () => (controlPlane ??= discoverControlPlane(cluster.objects))
-      const config = flags.resource && !needsEtcd && !localConfig ? undefined : await this.encryptionConfig(cluster, discover, ssh, localConfig)
+      const config = flags.resource && !needsEtcd && !localConfig ? undefined : await this.encryptionConfig(discover, ssh, localConfig)
       const configInfo: RewriteCommandResult['config'] = config ? config.source : {source: 'unknown'}
       if (!config && !flags.resource) this.warn('the encryption config could not be read (pass --config FILE or fix SSH access); rewriting secrets only')
       if (!config && needsEtcd)
@@ -175,12 +175,11 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
 
   /** The cluster's EncryptionConfiguration rules (resource -> write provider): --config, or a node over SSH. */
   private async encryptionConfig(
-    cluster: KubeCluster,
     controlPlane: () => Promise<import('../controlplane/control-plane.js').ControlPlaneNode[]>,
     ssh: import('../ssh/open-ssh-session.js').OpenSshConnector | undefined,
     localConfig: {path: string; bytes: Buffer} | undefined,
   ): Promise<{resources: ResourceStatus[]; source: RewriteCommandResult['config']} | undefined> {
-    const {encryptionStatus, resourceStatuses} = await import('../operations/status.js')
+    const {resourceStatuses} = await import('../operations/status.js')
     if (localConfig) {
       const {checkConfigBytes} = await import('../encryption/load-config.js')
       const check = checkConfigBytes(localConfig.bytes, localConfig.path)
@@ -188,16 +187,20 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
         throw usageError('CONFIG_INVALID', `--config ${localConfig.path} is not a valid EncryptionConfiguration: ${check.message}`)
       return {resources: resourceStatuses(check.config), source: {source: 'file', path: localConfig.path}}
     }
+    if (!ssh) return undefined
+    // One node's file is enough to know what to rewrite; `status` is where nodes are compared.
     const {ShellRemoteFiles} = await import('../ssh/shell-remote-files.js')
+    const {configFromNodes} = await import('../operations/cluster-config.js')
     try {
-      const status = await encryptionStatus({
-        context: cluster.context,
-        controlPlane,
-        probe: cluster.probe,
-        files: ssh ? (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})) : undefined,
-      })
-      if (status.resources.length === 0 || !status.config) return undefined
-      return {resources: status.resources, source: {source: 'ssh', node: status.config.node, path: status.config.path}}
+      const {found, reason} = await configFromNodes(await controlPlane(), (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})))
+      if (!found) {
+        if (this.verbose && reason) process.stderr.write(`reading the encryption config from the nodes: ${reason}\n`)
+        return undefined
+      }
+      const resources = resourceStatuses(found.config)
+      if (resources.length === 0) return undefined
+      const [node, ...rest] = found.source.split(':')
+      return {resources, source: {source: 'ssh', node, path: rest.join(':')}}
     } catch (error) {
       if (this.verbose) process.stderr.write(`reading the encryption config from the nodes failed: ${(error as Error).message}\n`)
       return undefined
