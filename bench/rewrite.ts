@@ -181,7 +181,7 @@ async function main() {
         const m = await measure([[process.execPath, [path.join(root, 'bin/run.js'), 'rewrite', '--ssh-config', env.SANDBOX_SSH_CONFIG!, ...args, '-o', 'json']]], env)
         if (m.code !== 0) throw new Error(`${label} failed (exit ${m.code}): ${m.stderr}`)
         const check = await countUnder(key)
-        const totals = JSON.parse(m.stdout).totals as {rewritten: number; alreadyCurrent: number}
+        const {totals, objectsPerSecond, elapsedMs} = JSON.parse(m.stdout) as {totals: {rewritten: number; alreadyCurrent: number}; objectsPerSecond: number; elapsedMs: number}
         rows.push([
           String(size),
           label,
@@ -190,7 +190,8 @@ async function main() {
           m.peakRssMiB.toFixed(0),
           `${check.current}/${check.total}`,
           m.load,
-          `rewritten ${totals.rewritten}, already current ${totals.alreadyCurrent}`,
+          // the run's own rate, from its first list to its last write (start-up and config read excluded)
+          `rewritten ${totals.rewritten}, already current ${totals.alreadyCurrent}; ${objectsPerSecond.toFixed(0)}/s over its ${(elapsedMs / 1000).toFixed(1)} s after start-up`,
         ])
         log(rows.at(-1)!.join(' | '))
       }

@@ -46,7 +46,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
     }
     const configText = (await readConfigFlag(flags.config))?.bytes.toString('utf8')
     const progress = await this.progress('Connecting to the cluster')
-    return withControlPlane(flags, progress, {typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'}, async ({context, deps}) => {
+    return withControlPlane(flags, progress, {operation: 'enable', typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'}, async ({context, deps}) => {
       const options = {
         configPath: flags['config-path'],
         configText,
