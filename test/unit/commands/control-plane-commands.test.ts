@@ -53,7 +53,7 @@ afterEach(() => {
 
 describe('a control-plane command that fails half way keeps its record', {timeout: 60_000}, () => {
   it('rotate -o json: a rollout failing on node 2 shows node 1 changed, node 2 rolled back, node 3 untouched; exit 6', async () => {
-    await enableEncryption({}, cp.deps)
+    await enableEncryption({provider: 'aescbc'}, cp.deps)
     cp.waiter.broken.add('cp-2')
     const {default: Rotate} = await import('../../../src/commands/rotate.js')
     const r = await run(Rotate, ['--yes', '--backup-confirmed', '-o', 'json'])
@@ -72,7 +72,7 @@ describe('a control-plane command that fails half way keeps its record', {timeou
   })
 
   it('rotate (table): the partial table on stdout, then the error on stderr; exit 6', async () => {
-    await enableEncryption({}, cp.deps)
+    await enableEncryption({provider: 'aescbc'}, cp.deps)
     cp.waiter.broken.add('cp-2')
     const {default: Rotate} = await import('../../../src/commands/rotate.js')
     const r = await run(Rotate, ['--yes', '--backup-confirmed'])
@@ -102,7 +102,7 @@ describe('a control-plane command that fails half way keeps its record', {timeou
   })
 
   it('decrypt-all -o json: identity-first failing on node 2 keeps node 1 as changed; exit 6', async () => {
-    await enableEncryption({}, cp.deps)
+    await enableEncryption({provider: 'aescbc'}, cp.deps)
     cp.waiter.broken.add('cp-2')
     const {default: DecryptAll} = await import('../../../src/commands/decrypt-all.js')
     const r = await run(DecryptAll, ['--yes', '-o', 'json'])
