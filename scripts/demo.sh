@@ -40,7 +40,7 @@ etcdctl get /registry/secrets/default/secret1 | hexdump -C | head -4
 step "2. status: encryption is off on every apiserver (exit 5 is the check failing, as it should)."
 check kubectl encryption status "${ssh[@]}"
 
-step "3. enable: a new aescbc key (never printed), written 0600 to every node, manifests patched one node"
+step "3. enable: a new secretbox key (never printed), written 0600 to every node, manifests patched one node"
 echo "   at a time with backups and a readiness wait, then the verify round trip." >&2
 show kubectl encryption enable --yes "${ssh[@]}"
 

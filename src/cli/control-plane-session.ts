@@ -3,6 +3,7 @@ import {type EtcdFlagValues, etcdOptionsFromFlags} from '../flags/etcd.js'
 import {kubeOptionsFromFlags} from '../flags/kube.js'
 import {type SshFlagValues, sshOptionsFromFlags} from '../flags/ssh.js'
 import {toPluginError} from '../kube/errors.js'
+import type {LeaseOperation} from '../operations/operation-lease.js'
 import {type ClusterFollowUps, clusterFollowUps} from '../operations/cluster-follow-ups.js'
 import {connectControlPlane} from '../operations/connect-control-plane.js'
 import type {ControlPlaneDeps} from '../operations/control-plane-deps.js'
@@ -10,12 +11,15 @@ import {describeEvent} from '../operations/progress-text.js'
 import type {Progress} from '../output/progress.js'
 import {confirmByTyping, confirmYesNo, interactive} from '../output/prompt.js'
 import {OpenSshConnector} from '../ssh/open-ssh-session.js'
+import {type HeldLock, lockCluster} from './cluster-lock.js'
 
 export interface ControlPlaneFlagValues extends SshFlagValues, EtcdFlagValues {
   kubeconfig?: string
   context?: string
   'request-timeout'?: string
   yes: boolean
+  /** A dry run changes nothing and takes no lock. */
+  'dry-run'?: boolean
 }
 
 export interface ControlPlaneSession {
@@ -27,13 +31,14 @@ export interface ControlPlaneSession {
 /**
  * The wiring enable and decrypt-all (and rotate) share: connect to the cluster and the nodes, show
  * progress events on the spinner, ask before the first change unless --yes (a y/N question, or the
- * context name typed for the riskiest commands; refused without a terminal), turn errors into
- * PluginErrors, and always close the cluster.
+ * context name typed for the riskiest commands; refused without a terminal), hold the cluster's
+ * lock for `operation` while the body runs (not in a dry run), turn errors into PluginErrors, and
+ * always release the lock and close the cluster.
  */
 export async function withControlPlane<T>(
   flags: ControlPlaneFlagValues,
   progress: Progress,
-  confirm: {typeContext: boolean; refusal: string},
+  confirm: {operation: LeaseOperation; typeContext: boolean; refusal: string},
   body: (session: ControlPlaneSession) => Promise<T>,
 ): Promise<T> {
   const etcd = etcdOptionsFromFlags(flags)
@@ -43,7 +48,9 @@ export async function withControlPlane<T>(
     throw toPluginError(error)
   })
   const context = cluster.context.contextName
+  let lock: HeldLock | undefined
   try {
+    if (!flags['dry-run']) lock = await lockCluster(deps.objects, confirm.operation, (message) => progress.warn(message))
     return await body({
       context,
       deps: {
@@ -68,6 +75,7 @@ export async function withControlPlane<T>(
     const partial = partialResultOf(translated)
     throw partial ? withPartialResult(translated, {context, ...partial}) : translated
   } finally {
+    await lock?.release().catch((error: unknown) => progress.warn(`could not release the cluster's lock (${error instanceof Error ? error.message : String(error)}); it expires on its own.`))
     progress.stop()
     cluster.close()
   }

@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {withControlPlane} from '../cli/control-plane-session.js'
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
-import type {KeyedProvider} from '../encryption/config-edit.js'
+import {DEFAULT_PROVIDER, GENERATED_PROVIDERS} from '../encryption/generate-config.js'
 import {EXIT, usageError} from '../errors.js'
 import {readConfigFlag} from '../flags/config-file.js'
 import {controlPlaneFlags} from '../flags/control-plane.js'
@@ -15,21 +15,23 @@ export default class Enable extends BaseCommand<EnableResult & {context: string}
   static override summary = 'Switch on encryption at rest on every control-plane node, one node at a time.'
   static override description = `Writes one EncryptionConfiguration to every control-plane node (${DEFAULT_CONFIG_PATH} by default, root, 0600) and points each kube-apiserver at it: the --encryption-provider-config flag, a read-only volumeMount and a DirectoryOrCreate hostPath volume in the static-pod manifest. Nodes are changed one at a time: the manifest is backed up outside /etc/kubernetes/manifests, replaced atomically, and the plugin waits for the mirror pod's config hash to change and the node's /readyz; a node that does not come back is rolled back (exit 6; 7 if the rollback failed too) and later nodes are left alone. kubeadm's kubeadm-config ConfigMap is kept in step so 'kubeadm upgrade' keeps the flag.
 
-Without --config a config with a fresh 32-byte aescbc key (or --provider) for secrets (or --resource) is generated; a config a node already has is reused, never regenerated. Running enable twice changes nothing the second time.
+Without --config a config with a fresh 32-byte key for secrets (or --resource) is generated, followed by identity so data written before stays readable; a config a node already has is reused, never regenerated. Running enable twice changes nothing the second time.
+
+The generated provider is secretbox unless --provider says otherwise, as for 'config generate': secretbox (XSalsa20-Poly1305) is authenticated, takes one 32-byte key and has no write-count limit. aesgcm is as strong but its key must be rotated before about 200,000 writes (random nonces); aescbc has no integrity check and is open to padding-oracle attacks, so the Kubernetes documentation rates it weak; choose it only when something that reads your etcd backups needs it.
 
 Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the new key's prefix; exit 5 if not). Existing objects stay as they were stored until rewritten: --rewrite does that now (exit 4 if some object could not be rewritten), else the result names the command.`
   static override examples = [
     'kubectl encryption enable --dry-run',
     'kubectl encryption enable --yes',
     'kubectl encryption enable --config ./enc.yaml --automatic-reload --yes',
-    'kubectl encryption enable --provider secretbox --resource secrets --resource configmaps',
+    'kubectl encryption enable --resource secrets --resource configmaps',
     'kubectl encryption enable --yes --rewrite',
   ]
   static override flags = {
     ...controlPlaneFlags,
     config: Flags.string({description: 'Use this EncryptionConfiguration file (validated first) instead of generating one.'}),
     'config-path': Flags.string({description: 'Where the config lives on each node.', default: DEFAULT_CONFIG_PATH}),
-    provider: Flags.option({description: 'Provider of a generated config.', options: ['aescbc', 'aesgcm', 'secretbox'] as const, default: 'aescbc' as const})(),
+    provider: Flags.option({description: `Provider of a generated config (default ${DEFAULT_PROVIDER}; see the description).`, options: GENERATED_PROVIDERS})(),
     resource: Flags.string({description: 'Resource a generated config covers (repeatable; default secrets).', multiple: true}),
     'automatic-reload': Flags.boolean({description: 'Also set --encryption-provider-config-automatic-reload=true.', default: false}),
     'kubeadm-config': Flags.boolean({description: 'Keep kubeadm-config (apiServer.extraArgs/extraVolumes) in step.', default: true, allowNo: true}),
@@ -39,16 +41,16 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
 
   async execute(): Promise<EnableResult & {context: string}> {
     const flags = this.flags
-    if (flags.config && (flags.resource || flags.provider !== 'aescbc')) {
+    if (flags.config && (flags.resource || flags.provider)) {
       throw usageError('USAGE', '--config cannot be combined with --provider or --resource (they shape a generated config)')
     }
     const configText = (await readConfigFlag(flags.config))?.bytes.toString('utf8')
     const progress = await this.progress('Connecting to the cluster')
-    return withControlPlane(flags, progress, {typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'}, async ({context, deps}) => {
+    return withControlPlane(flags, progress, {operation: 'enable', typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'}, async ({context, deps}) => {
       const options = {
         configPath: flags['config-path'],
         configText,
-        provider: flags.provider as KeyedProvider,
+        provider: flags.provider ?? DEFAULT_PROVIDER,
         resources: flags.resource,
         automaticReload: flags['automatic-reload'],
         force: flags.force,
@@ -88,7 +90,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
     if (finished) sections.push(result.unchanged ? 'Encryption is already enabled as asked: nothing to do on the nodes.' : 'Encryption is enabled on every node.')
     const v = result.verify
     if (v) {
-      const line = 'notRun' in v ? `NOT RUN (${v.notRun})` : `${v.ok ? 'OK' : 'FAILED'}: a test ${v.resource} was stored as ${v.stored ?? '?'} (expected ${v.expected ?? '?'})`
+      const line = 'notRun' in v ? `NOT RUN (${v.notRun})` : `${v.ok ? 'OK' : 'FAILED'}: a test object (${v.resource}) was stored as ${v.stored ?? '?'} (expected ${v.expected ?? '?'})`
       sections.push([`Verify: ${line}`, ...v.problems.map((p) => `  - ${p}`)].join('\n'))
     }
     const r = result.rewrite

@@ -33,7 +33,7 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
   async execute(): Promise<RotateResult & {context: string}> {
     const flags = this.flags
     const progress = await this.progress('Connecting to the cluster')
-    return withControlPlane(flags, progress, {typeContext: true, refusal: 'Refusing to rotate keys without confirmation.'}, async ({context, deps}) => {
+    return withControlPlane(flags, progress, {operation: 'rotate', typeContext: true, refusal: 'Refusing to rotate keys without confirmation.'}, async ({context, deps}) => {
       const options = {
         provider: flags.provider as KeyedProvider | undefined,
         keyName: flags['key-name'],

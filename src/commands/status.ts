@@ -10,7 +10,9 @@ import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
 import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
 import {connectCluster} from '../kube/connect.js'
 import {toPluginError} from '../kube/errors.js'
+import {localLeaseClock} from '../cli/cluster-lock.js'
 import {openEtcdReader} from '../operations/etcd-access.js'
+import {leaseStatus, readLease} from '../operations/operation-lease.js'
 import {OperationStateStore} from '../operations/operation-state.js'
 import {type RotationState, rotationStatus} from '../operations/rotate.js'
 import {scanForStatus} from '../operations/status-scan.js'
@@ -71,6 +73,10 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
         rotation: async () => {
           const state = await new OperationStateStore(cluster.objects).read<RotationState>('rotate')
           return state && rotationStatus(state)
+        },
+        lock: async () => {
+          const lease = await readLease(cluster.objects)
+          return lease && leaseStatus(lease, localLeaseClock())
         },
         scan: flags.scan
           ? async (config) => {
@@ -155,14 +161,16 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
           ),
       )
     }
-    if (result.rotation) {
-      const r = result.rotation
+    const r = result.rotation
+    const l = result.lock
+    if (r || l) {
       sections.push(
         formatFields([
-          ['Key rotation', `${r.oldKey.provider}/${r.oldKey.name} -> ${r.provider}/${r.newKey}: ${r.status}`],
-          ['Stage', `${r.stage} (done: ${r.completedStages.join(', ') || 'none'})`],
-          ['Error', r.error],
-          ['Next', r.next],
+          ['Key rotation', r && `${r.oldKey.provider}/${r.oldKey.name} -> ${r.provider}/${r.newKey}: ${r.status}`],
+          ['Stage', r && `${r.stage} (done: ${r.completedStages.join(', ') || 'none'})`],
+          ['Error', r?.error],
+          ['Next', r?.next],
+          ['Lock', l && `held by ${l.holder} for ${l.operation} since ${l.since}${l.stale ? ` (stale: not renewed since ${l.renewedAt}; the next run takes it over)` : ''}`],
         ]),
       )
     }

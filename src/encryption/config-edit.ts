@@ -5,6 +5,7 @@ import {Document, isMap, isScalar, isSeq, parseAllDocuments, parseDocument, visi
 import {PluginError} from '../errors.js'
 import type {AesProviderType} from './config-model.js'
 import {keyFingerprint, sha256Label} from './fingerprint.js'
+import {DEFAULT_PROVIDER} from './generate-config.js'
 
 /**
  * Edits of an EncryptionConfiguration file on its YAML Document, so comments and layout survive
@@ -300,7 +301,7 @@ export function dropAllKeys(source: string, options: EntrySelector = {}): Config
 
 /** A new configuration for `enable`: one entry, one fresh key, identity kept as a read fallback (seed). */
 export function newConfig(options: {resources?: string[]; provider?: KeyedProvider; keyName?: string} = {}): {text: string; key: NewKeyInfo} {
-  const provider = options.provider ?? 'aescbc'
+  const provider = options.provider ?? DEFAULT_PROVIDER
   const name = options.keyName ?? 'key1'
   const secret = newSecret()
   const doc = new Document({

@@ -16,6 +16,7 @@ import {toPluginError} from '../kube/errors.js'
 import type {EndpointProbe} from '../kube/types.js'
 import type {RemoteFiles} from '../ssh/remote-files.js'
 import type {RotationStatus} from './rotate.js'
+import type {LeaseStatus} from './operation-lease.js'
 
 export const MANIFESTS_DIR = '/etc/kubernetes/manifests'
 /** The static pods kubeadm writes; any other non-dot file there is run by the kubelet too. */
@@ -98,6 +99,8 @@ export interface StatusResult {
   scan?: ScanSummary
   /** The key rotation recorded in kube-system/kubectl-encryption-state, if any. */
   rotation?: RotationStatus
+  /** A mutating run (enable, rotate, decrypt-all) holding the cluster's lock, if any. */
+  lock?: LeaseStatus
   /** Everything wrong, one sentence each; non-empty means exit 5. */
   problems: string[]
   warnings: string[]
@@ -117,6 +120,8 @@ export interface StatusDeps {
   onProgress?: (text: string) => void
   /** The recorded key rotation (kube-system/kubectl-encryption-state, key `rotate`). */
   rotation?: () => Promise<RotationStatus | undefined>
+  /** The cluster's lock (data.lock of the same ConfigMap), if held. */
+  lock?: () => Promise<LeaseStatus | undefined>
 }
 
 function providerLabel(provider: ProviderSpec): string[] {
@@ -324,6 +329,13 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
     const r = result.rotation
     if (r && r.status !== 'done') {
       result.warnings.push(`a key rotation ${r.oldKey.provider}/${r.oldKey.name} -> ${r.provider}/${r.newKey} is ${r.status === 'failed' ? 'stopped' : 'in progress'} at stage ${r.stage}; continue it with '${r.next}'`)
+    }
+  }
+  if (deps.lock) {
+    try {
+      result.lock = await deps.lock()
+    } catch (error) {
+      result.warnings.push(`cannot read the cluster's lock (kube-system/kubectl-encryption-state): ${message(error)}`)
     }
   }
 

@@ -14,6 +14,8 @@ export interface Progress {
    * and, on a terminal, swallow what is typed); the function returned puts it back.
    */
   pause(): () => void
+  /** A warning line on stderr (always shown), without breaking the spinner. */
+  warn(text: string): void
 }
 
 export interface ProgressOptions {
@@ -53,11 +55,17 @@ export async function startProgress(text: string, options: ProgressOptions): Pro
           if (wasSpinning) spinner.start()
         }
       },
+      warn: (t) => {
+        const wasSpinning = spinner.isSpinning
+        spinner.stop()
+        stream.write(`Warning: ${t}\n`)
+        if (wasSpinning) spinner.start()
+      },
     }
   }
   const line = (t?: string) => {
     if (options.verbose && t) stream.write(t + '\n')
   }
   line(text)
-  return {update: line, succeed: line, fail: (t) => t && stream.write(t + '\n'), stop: () => {}, pause: () => () => {}}
+  return {update: line, succeed: line, fail: (t) => t && stream.write(t + '\n'), stop: () => {}, pause: () => () => {}, warn: (t) => stream.write(`Warning: ${t}\n`)}
 }

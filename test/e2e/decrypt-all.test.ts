@@ -94,7 +94,7 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
     const result = json<DecryptJson>(r)
     expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['identity-first:done', 'rewrite:done', 'scan:done', 'remove-encryption:skipped'])
     expect(result.stages[0]?.nodes?.map((n) => n.status)).toEqual(['changed', 'changed', 'changed'])
-    expect(result.readableKeys).toEqual([{provider: 'aescbc', key: 'key1', fingerprint: expect.stringMatching(/^sha256:/)}])
+    expect(result.readableKeys).toEqual([{provider: 'secretbox', key: 'key1', fingerprint: expect.stringMatching(/^sha256:/)}])
     expect(result.rewrite?.rewritten).toBeGreaterThanOrEqual(2)
     expect(result.scan?.total).toBe(0)
     expect(result.decrypted).toBe(true)
@@ -102,8 +102,8 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
     for (const node of nodes()) {
       // compared by structure, so a failure never prints the key
       const providers = (parse(await readNodeFile(node, ENC_CONFIG)) as {resources: Array<{providers: Array<Record<string, {keys?: Array<{name: string}>}>>}>}).resources[0]!.providers
-      expect(providers.map((p) => Object.keys(p)[0])).toEqual(['identity', 'aescbc'])
-      expect(providers[1]!.aescbc!.keys!.map((k) => k.name)).toEqual(['key1'])
+      expect(providers.map((p) => Object.keys(p)[0])).toEqual(['identity', 'secretbox'])
+      expect(providers[1]!.secretbox!.keys!.map((k) => k.name)).toEqual(['key1'])
       expect(await readNodeFile(node, MANIFEST)).toContain(`--encryption-provider-config=${ENC_CONFIG}`)
     }
     expect(await stored('before')).not.toBe('k8s:enc:')
@@ -115,7 +115,7 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
   })
 
   it('a value the API cannot rewrite (encrypted, in a deleted namespace) is found by the scan: exit 5, encryption not removed', async () => {
-    await ok('etcdctl', ['put', `/registry/secrets/${ns}-gone/left`], {input: Buffer.concat([Buffer.from('k8s:enc:aescbc:v1:key1:'), randomBytes(48)])})
+    await ok('etcdctl', ['put', `/registry/secrets/${ns}-gone/left`], {input: Buffer.concat([Buffer.from('k8s:enc:secretbox:v1:key1:'), randomBytes(48)])})
     const before = await allNodeStates()
     const r = await plugin(['decrypt-all', '--yes', '--remove-encryption', ...sshArgs()], {timeoutMs: 600_000})
     expect(r.code, r.stderr).toBe(5)

@@ -2,7 +2,7 @@
 // hand as the seed does), a dry run, a full rotation with restarts, then (automatic reload switched
 // on by hand, so later tests restart nothing) a full rotation with reloads, a rotation killed
 // (SIGKILL) in every stage and resumed, and a provider switch that stops before stage 6 without a
-// backup confirmation. The tests share one cluster
+// backup confirmation, and two runs started at once (the cluster's lock lets one through). The tests share one cluster
 // state and run in order, each starting from the write key the previous one left; after each, every
 // Secret in etcd is under the new key (status --scan), no node's config holds the old key, and no
 // key material appeared in any output. afterAll puts back manifests, /etc/kubernetes/enc,
@@ -367,4 +367,67 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     expectNoKeyMaterial()
   })
 
+  it('two runs at once: one takes the lock and proceeds, the other exits 3 naming it; status shows the lock; SIGTERM gives it back', async () => {
+    const from = await currentWrite()
+    const args = ['rotate', ...sshArgs(), '--stage', 'add-key', '--yes', '--verbose', '-o', 'json']
+    const runs = [spawnPlugin(args), spawnPlugin(args)]
+    // The run that gets as far as changing nodes is paused there (SIGSTOP), so the other one surely
+    // meets its lock and `status` can show it; then it goes on (SIGCONT).
+    let winner: number | undefined
+    runs.forEach((r, i) => {
+      let seen = ''
+      r.child.stderr!.on('data', (c: Buffer) => {
+        seen += c.toString()
+        if (winner === undefined && seen.includes('stage add-key: start')) {
+          winner = i
+          r.child.kill('SIGSTOP')
+        }
+      })
+    })
+    try {
+      const first = await Promise.race(runs.map((r, i) => r.done.then((res) => ({i, res}))))
+      outputs.push(first.res.stdout, first.res.stderr)
+      expect(first.res.code, first.res.stderr).toBe(3)
+      for (let t = 0; winner === undefined && t < 600; t++) await new Promise((resolve) => setTimeout(resolve, 200))
+      expect(winner, 'the other run never started a stage').toBe(1 - first.i)
+      const holderPid = runs[winner!]!.child.pid
+      const refused = json<{error: {code: string; message: string; hint: string}}>(first.res)
+      expect(refused.error.code).toBe('OPERATION_LOCKED')
+      expect(refused.error.message).toMatch(new RegExp(`rotate by \\S+@\\S+ pid ${holderPid}, since \\d{4}-\\d\\d-\\d\\dT`))
+      expect(first.res.stderr).toMatch(/^hint: Wait until it finishes/m)
+      const status = await pluginLogged(['status', ...sshArgs(), '-o', 'json'])
+      const doc = json<{lock?: {holder: string; operation: string; since: string; stale: boolean}; rotation?: {stage: string; status: string}}>(status)
+      expect(doc.lock).toMatchObject({holder: expect.stringMatching(new RegExp(` pid ${holderPid}$`)), operation: 'rotate', stale: false})
+      expect(doc.rotation).toMatchObject({stage: 'add-key', status: 'in-progress'})
+      const table = await pluginLogged(['status', ...sshArgs()])
+      expect(table.stdout).toMatch(new RegExp(`^Lock:\\s+held by \\S+ pid ${holderPid} for rotate since ${doc.lock!.since}$`, 'm'))
+    } finally {
+      for (const r of runs) r.child.kill('SIGCONT')
+    }
+    const done = await runs[winner!]!.done
+    outputs.push(done.stdout, done.stderr)
+    expect(done.code, done.stderr).toBe(0)
+    const result = json<RotateJson>(done)
+    expect(result.stages.filter((s) => s.status !== 'already-done').map((s) => `${s.stage}:${s.status}`)).toEqual(['add-key:done'])
+    // As the one run left it: one new key, second, on every node; the state says add-key; no lock left.
+    const configs = await Promise.all(nodes().map((n) => configOn(n)))
+    for (const c of configs) expect(c.providers).toEqual([`${from.provider}:${from.key},${result.newKey}`, 'identity:'])
+    expect(await readState()).toMatchObject({status: 'in-progress', stage: 'add-key', completedStages: ['add-key'], newKey: result.newKey})
+    expect(json<{lock?: unknown}>(await pluginLogged(['status', ...sshArgs(), '-o', 'json'])).lock).toBeUndefined()
+
+    // SIGTERM in the middle of a stage: the lock is given back before the process exits (143), the stage stays recorded.
+    const {child, done: terminated} = spawnPlugin(['rotate', ...sshArgs(), '--stage', 'wait-add', '--yes', '--verbose'])
+    let seen = ''
+    child.stderr!.on('data', (c: Buffer) => {
+      seen += c.toString()
+      if (seen.includes('stage wait-add: start')) child.kill('SIGTERM')
+    })
+    const t = await terminated
+    outputs.push(t.stdout, t.stderr)
+    expect(t.code, t.stderr).toBe(143)
+    expect(json<{lock?: unknown}>(await pluginLogged(['status', ...sshArgs(), '-o', 'json'])).lock).toBeUndefined()
+    expect(await readState()).toMatchObject({status: 'in-progress', stage: 'wait-add', completedStages: ['add-key']})
+    expectNoKeyMaterial()
+  })
 })
+

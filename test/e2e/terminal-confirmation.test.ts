@@ -28,7 +28,12 @@ const SPINNER = /[\u2800-\u28ff]|\x1b\[(?:0K|1A|2K)/
 let saved: SavedControlPlane | undefined
 let context = ''
 const kubeadmConfig = async () => (await kubectl(['get', 'configmap', '-n', 'kube-system', 'kubeadm-config', '-o', 'jsonpath={.data.ClusterConfiguration}'])).stdout
-const clusterState = async () => ({nodes: await allNodeStates(), kubeadmConfig: await kubeadmConfig()})
+/** The plugin's state ConfigMap (rotation record, the cluster's lock): a refused run leaves it as it was. */
+const stateConfigMap = async () => {
+  const r = await kubectl(['get', 'configmap', '-n', 'kube-system', 'kubectl-encryption-state', '-o', 'jsonpath={.data}'])
+  return r.code === 0 ? r.stdout : `absent (${r.stderr.includes('NotFound') || r.stderr.includes('not found')})`
+}
+const clusterState = async () => ({nodes: await allNodeStates(), kubeadmConfig: await kubeadmConfig(), state: await stateConfigMap()})
 
 beforeAll(async () => {
   saved = await saveControlPlane()

@@ -36,4 +36,16 @@ describe('the CLI frame', {timeout: 120_000}, () => {
     expect(bad.stdout).toBe('')
     expect(bad.stderr).toContain('error: Expected --output=xml to be one of')
   })
+
+  it('enable generates secretbox unless --provider says otherwise; --provider with --config is a usage error (exit 2)', async () => {
+    const help = await plugin('enable', '--help')
+    expect(help.stdout).toMatch(/--provider=<option>\s+Provider of a generated config \(default\s+secretbox/)
+    expect(help.stdout).toMatch(/<options: secretbox\|aesgcm\|aescbc>/)
+    // before any cluster is contacted (no kubeconfig needed)
+    for (const provider of ['aescbc', 'secretbox']) {
+      const r = await plugin('enable', '--config', 'enc.yaml', '--provider', provider, '--kubeconfig', '/nonexistent')
+      expect(r.code).toBe(2)
+      expect(r.stderr).toContain('--config cannot be combined with --provider or --resource')
+    }
+  })
 })

@@ -106,12 +106,13 @@ describe('EncryptionConfiguration edits on the YAML document', () => {
     expect(keyNames(promoteKey(toGcm.text, {provider: 'aesgcm', keyName: 'key3'}).text, 1, 0)).toEqual(['key3', 'key2'])
   })
 
-  it('generates a new config with a fresh 32-byte key and identity as read fallback', () => {
+  it('generates a new config with a fresh 32-byte key (secretbox by default, as config generate) and identity as read fallback', () => {
     const a = newConfig({resources: ['secrets', '*.apps'], provider: 'secretbox'})
     const b = newConfig()
     expect(cfg(a.text).resources[0]).toMatchObject({resources: ['secrets', '*.apps'], providers: [{secretbox: {keys: [{name: 'key1'}]}}, {identity: {}}]})
     expect(a.key.fingerprint).not.toBe(b.key.fingerprint)
-    expect(providerTypes(b.text, 0)).toEqual(['aescbc', 'identity'])
+    expect(providerTypes(b.text, 0)).toEqual(['secretbox', 'identity'])
+    expect(Buffer.from(secretsOf(b.text)[0] ?? '', 'base64')).toHaveLength(32)
   })
 
   it('masks every secret with a fingerprint marker, in YAML and JSON', () => {

@@ -19,7 +19,7 @@ function scanWith(encrypted: number): ScanSummary {
 /** A cluster with encryption enabled by `enable`, and follow-ups that record what they were given. */
 async function encryptedCluster(leftAfterRewrite = 0) {
   const cp = fakeControlPlane()
-  await enableEncryption({}, cp.deps)
+  await enableEncryption({provider: 'aescbc'}, cp.deps)
   for (const f of cp.files.values()) f.log.length = 0
   cp.waiter.waits.length = 0
   const calls: string[] = []

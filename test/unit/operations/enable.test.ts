@@ -7,10 +7,11 @@ import {fakeControlPlane, fixture} from './fake-control-plane.js'
 const MANIFEST = '/etc/kubernetes/manifests/kube-apiserver.yaml'
 const ENC = '/etc/kubernetes/enc/enc.yaml'
 const BACKUPS = '/etc/kubernetes/tmp/kubectl-encryption-20261127T210000Z'
+const providersIn = (text: string) => (parse(text) as {resources: Array<{providers: Array<Record<string, unknown>>}>}).resources[0]?.providers.map((p) => Object.keys(p)[0])
 const secretsIn = (text: string) => [...text.matchAll(/secret:\s*(\S+)/g)].map((m) => m[1] ?? '')
 
 describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
-  it('writes one generated config to every node (root 0600), patches each manifest, syncs kubeadm-config', async () => {
+  it('writes one generated config (secretbox by default) to every node (root 0600), patches each manifest, syncs kubeadm-config', async () => {
     const cp = fakeControlPlane()
     const result = await enableEncryption({}, cp.deps)
     expect(result.configSource).toBe('generated')
@@ -33,7 +34,8 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     expect(result.kubeadmConfig.status).toBe('updated')
     const cc = parse(String((cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.data as Record<string, string>).ClusterConfiguration))
     expect(cc.apiServer.extraArgs).toContainEqual({name: 'encryption-provider-config', value: ENC})
-    expect(result.writeKeys).toEqual([{resources: ['secrets'], provider: 'aescbc', key: 'key1', fingerprint: expect.stringMatching(/^sha256:/)}])
+    expect(result.writeKeys).toEqual([{resources: ['secrets'], provider: 'secretbox', key: 'key1', fingerprint: expect.stringMatching(/^sha256:/)}])
+    expect(providersIn(configs[0]?.content ?? '')).toEqual(['secretbox', 'identity'])
     const secret = secretsIn(configs[0]?.content ?? '')[0] ?? ''
     expect(JSON.stringify(result)).not.toContain(secret)
     expect(JSON.stringify(cp.events)).not.toContain(secret)
@@ -129,7 +131,7 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     const followUps = {
       verify: async (config: string) => {
         seen.push(`verify ${config === cp.files.get('cp-3')?.fs.get(ENC)?.content}`)
-        return {resource: 'secrets', ok: true, stored: 'aescbc:key1', expected: 'aescbc:key1', problems: []}
+        return {resource: 'secrets', ok: true, stored: 'secretbox:key1', expected: 'secretbox:key1', problems: []}
       },
       rewrite: async () => {
         seen.push('rewrite')
@@ -141,7 +143,7 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     expect(plan.verify).toBeUndefined()
     const first = await enableEncryption({}, {...cp.deps, followUps})
     expect(seen).toEqual(['verify true'])
-    expect(first.verify).toMatchObject({ok: true, stored: 'aescbc:key1'})
+    expect(first.verify).toMatchObject({ok: true, stored: 'secretbox:key1'})
     expect(first.rewrite).toBeUndefined()
     expect(first.next).toEqual([expect.stringContaining('kubectl encryption rewrite -A')])
     const again = await enableEncryption({rewrite: true}, {...cp.deps, followUps})

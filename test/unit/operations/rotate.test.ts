@@ -11,7 +11,7 @@ const providersOf = (text: string) => (parse(text) as Cfg).resources[0]?.provide
 
 async function enabled(automaticReload = false) {
   const cp = fakeControlPlane()
-  await enableEncryption({automaticReload}, cp.deps)
+  await enableEncryption({automaticReload, provider: 'aescbc'}, cp.deps)
   let underOld = 0
   const rewrites: string[] = []
   const deps: RotateDeps = {

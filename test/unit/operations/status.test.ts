@@ -5,9 +5,11 @@ import {describe, expect, it} from 'vitest'
 import type {ApiServerPod, ControlPlaneNode} from '../../../src/controlplane/control-plane.js'
 import {configHash} from '../../../src/encryption/fingerprint.js'
 import {KubeApiError, type EndpointProbe} from '../../../src/kube/types.js'
+import {leaseStatus, OperationLease, readLease} from '../../../src/operations/operation-lease.js'
 import {ROTATE_STAGES, type RotationState, rotationStatus} from '../../../src/operations/rotate.js'
 import {encryptionStatus, type StatusDeps} from '../../../src/operations/status.js'
 import type {RemoteFiles} from '../../../src/ssh/remote-files.js'
+import {FakeObjects} from './fake-control-plane.js'
 
 const vectorsConfig = readFileSync(new URL('../../fixtures/vectors/encryption-config.yaml', import.meta.url))
 const CONFIG_PATH = '/etc/kubernetes/enc/config.yaml'
@@ -175,5 +177,20 @@ describe('encryptionStatus', () => {
     const none = await encryptionStatus({...base, rotation: async () => undefined})
     expect(none.rotation).toBeUndefined()
     expect(none.warnings).toEqual(denied.warnings.filter((w) => !w.includes('rotation state')))
+  })
+
+  it('shows a held lock (holder, operation, since) beside the rotation; stale once its TTL ran out', async () => {
+    const objects = new FakeObjects()
+    await OperationLease.acquire(objects, {holder: {user: 'alice', host: 'box', pid: 42}, operation: 'rotate'}, {now: () => new Date('2026-11-28T03:00:00Z')})
+    const base = deps({nodes: [cpNode('cp1')], configs: {cp1: vectorsConfig}})
+    const lockAt = (now: string) => async () => {
+      const lease = await readLease(objects)
+      return lease && leaseStatus(lease, {now: () => new Date(now)})
+    }
+    const held = await encryptionStatus({...base, lock: lockAt('2026-11-28T03:00:30Z')})
+    expect(held.lock).toEqual({holder: 'alice@box pid 42', operation: 'rotate', since: '2026-11-28T03:00:00.000Z', renewedAt: '2026-11-28T03:00:00.000Z', expiresAt: '2026-11-28T03:01:00.000Z', stale: false})
+    expect(held.problems).toEqual([])
+    expect((await encryptionStatus({...base, lock: lockAt('2026-11-28T03:01:01Z')})).lock?.stale).toBe(true)
+    expect((await encryptionStatus({...base, lock: async () => undefined})).lock).toBeUndefined()
   })
 })

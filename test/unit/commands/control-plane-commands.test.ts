@@ -1,8 +1,10 @@
-// A control-plane command that fails half way still reports what it did: the real command classes
-// and withControlPlane over the fake nodes of fake-control-plane.ts (connectControlPlane replaced).
+// enable, rotate and decrypt-all as the user runs them (the real command classes and withControlPlane)
+// over the fake nodes of fake-control-plane.ts (connectControlPlane replaced): a run that fails half way
+// still reports what it did, and the cluster's lock keeps two runs apart.
 import {Errors} from '@oclif/core'
 import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest'
 
+import {localLeaseClock} from '../../../src/cli/cluster-lock.js'
 import type {KubeCluster} from '../../../src/kube/types.js'
 import {enableEncryption} from '../../../src/operations/enable.js'
 import {fakeControlPlane} from '../operations/fake-control-plane.js'
@@ -51,7 +53,7 @@ afterEach(() => {
 
 describe('a control-plane command that fails half way keeps its record', {timeout: 60_000}, () => {
   it('rotate -o json: a rollout failing on node 2 shows node 1 changed, node 2 rolled back, node 3 untouched; exit 6', async () => {
-    await enableEncryption({}, cp.deps)
+    await enableEncryption({provider: 'aescbc'}, cp.deps)
     cp.waiter.broken.add('cp-2')
     const {default: Rotate} = await import('../../../src/commands/rotate.js')
     const r = await run(Rotate, ['--yes', '--backup-confirmed', '-o', 'json'])
@@ -70,7 +72,7 @@ describe('a control-plane command that fails half way keeps its record', {timeou
   })
 
   it('rotate (table): the partial table on stdout, then the error on stderr; exit 6', async () => {
-    await enableEncryption({}, cp.deps)
+    await enableEncryption({provider: 'aescbc'}, cp.deps)
     cp.waiter.broken.add('cp-2')
     const {default: Rotate} = await import('../../../src/commands/rotate.js')
     const r = await run(Rotate, ['--yes', '--backup-confirmed'])
@@ -100,7 +102,7 @@ describe('a control-plane command that fails half way keeps its record', {timeou
   })
 
   it('decrypt-all -o json: identity-first failing on node 2 keeps node 1 as changed; exit 6', async () => {
-    await enableEncryption({}, cp.deps)
+    await enableEncryption({provider: 'aescbc'}, cp.deps)
     cp.waiter.broken.add('cp-2')
     const {default: DecryptAll} = await import('../../../src/commands/decrypt-all.js')
     const r = await run(DecryptAll, ['--yes', '-o', 'json'])
@@ -118,5 +120,64 @@ describe('a control-plane command that fails half way keeps its record', {timeou
     const r = await run(Enable, ['--yes', '-o', 'json'])
     expect(r.code).toBe(3)
     expect(JSON.parse(r.stdout)).toEqual({error: expect.objectContaining({code: 'NO_CONTROL_PLANE', exitCode: 3})})
+  })
+})
+
+const STATE = 'configmaps/kube-system/kubectl-encryption-state'
+const ENC = '/etc/kubernetes/enc/enc.yaml'
+const stateData = () => (cp.objects.store.get(STATE)?.data ?? {}) as Record<string, string>
+
+/** A lock as another run would have left it in the state ConfigMap. */
+function heldBy(pid: number, renewedAt: Date, machine = localLeaseClock().machine) {
+  const lock = {holder: `carol@ops-box pid ${pid}`, user: 'carol', host: 'ops-box', pid, machine, operation: 'decrypt-all', acquiredAt: '2026-11-28T02:00:00.000Z', renewedAt: renewedAt.toISOString(), ttlSeconds: 60, id: 'other-run'}
+  cp.objects.store.set(STATE, {apiVersion: 'v1', kind: 'ConfigMap', metadata: {name: 'kubectl-encryption-state', namespace: 'kube-system', resourceVersion: 'seeded'}, data: {lock: JSON.stringify(lock)}})
+}
+
+describe('the cluster lock around mutating commands', {timeout: 60_000}, () => {
+  it('is released after a failed run (exit 6) and after a successful one', async () => {
+    await enableEncryption({}, cp.deps)
+    cp.waiter.broken.add('cp-2')
+    const {default: Rotate} = await import('../../../src/commands/rotate.js')
+    expect((await run(Rotate, ['--yes', '--stage', 'add-key'])).code).toBe(6)
+    expect(stateData().lock).toBeUndefined()
+    expect(JSON.parse(stateData().rotate ?? '{}')).toMatchObject({status: 'failed', stage: 'add-key'})
+    cp.waiter.broken.delete('cp-2')
+    expect((await run(Rotate, ['--yes', '--stage', 'add-key'])).code).toBe(0)
+    expect(Object.keys(stateData())).toEqual(['rotate'])
+    // enable leaves no ConfigMap behind when the lock was all it held
+    cp = fakeControlPlane()
+    const {default: Enable} = await import('../../../src/commands/enable.js')
+    expect((await run(Enable, ['--yes', '--no-verify'])).code).toBe(0)
+    expect(cp.objects.store.has(STATE)).toBe(false)
+  })
+
+  it('a live lock of another run: refused with exit 3 naming holder, operation and since; nothing changed; --dry-run still plans', async () => {
+    await enableEncryption({}, cp.deps)
+    const before = cp.files.get('cp-1')!.fs.get(ENC)!.content
+    heldBy(process.pid, new Date())
+    const {default: Rotate} = await import('../../../src/commands/rotate.js')
+    const r = await run(Rotate, ['--yes', '--backup-confirmed', '-o', 'json'])
+    expect(r.code).toBe(3)
+    const doc = JSON.parse(r.stdout)
+    expect(doc).toEqual({error: expect.objectContaining({code: 'OPERATION_LOCKED', exitCode: 3})})
+    expect(doc.error.message).toContain(`decrypt-all by carol@ops-box pid ${process.pid}, since 2026-11-28T02:00:00.000Z`)
+    expect(r.stderr).toMatch(/^hint: Wait until it finishes/m)
+    expect(cp.files.get('cp-1')!.fs.get(ENC)!.content).toBe(before)
+    expect(stateData().rotate).toBeUndefined()
+    const plan = await run(Rotate, ['--dry-run', '-o', 'json'])
+    expect(plan.code, plan.stderr).toBe(0)
+    expect(JSON.parse(plan.stdout).stages.map((s: {status: string}) => s.status)).toEqual(['planned'])
+    expect(JSON.parse(stateData().lock!).id).toBe('other-run')
+  })
+
+  it('a stale lock (its process is gone from this machine) is taken over with a warning, and the run goes on', async () => {
+    await enableEncryption({}, cp.deps)
+    heldBy(99_999_999, new Date())
+    const {default: Rotate} = await import('../../../src/commands/rotate.js')
+    const r = await run(Rotate, ['--yes', '--stage', 'add-key', '-o', 'json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/^Warning: took over the cluster's lock from decrypt-all by carol@ops-box pid 99999999 \(since 2026-11-28T02:00:00.000Z/m)
+    expect(JSON.parse(r.stdout).stages.map((s: {stage: string; status: string}) => `${s.stage}:${s.status}`)).toEqual(['add-key:done'])
+    expect(stateData().lock).toBeUndefined()
   })
 })
