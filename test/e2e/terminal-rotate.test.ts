@@ -3,7 +3,8 @@
 // (exit 3) and change nothing: no node's manifests, /etc/kubernetes/enc or backups, no apiserver
 // restarted, and the ConfigMap kube-system/kubectl-encryption-state (rotation record, the cluster's
 // lock) as it was. The right name goes ahead: `rotate --stage add-key`, the cheapest stage that
-// really changes the nodes. Set-up: aescbc key1 on every node by hand with automatic reload on, so
+// really changes the nodes; then, with that rotation recorded, a wrong name again leaves the record
+// as it was. Set-up: aescbc key1 on every node by hand with automatic reload on, so
 // add-key reloads instead of restarting three apiservers. afterAll puts back the nodes (decrypting
 // first), and the state ConfigMap byte for byte in etcd.
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
@@ -124,6 +125,17 @@ describe('rotate: the context name typed on a terminal', {timeout: 300_000}, () 
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }
+  })
+
+  it('continuing the recorded rotation, a wrong name refuses (exit 3): the record and the nodes as they were', async () => {
+    const before = await clusterState()
+    const record = JSON.parse((JSON.parse(before.state) as {rotate: string}).rotate) as {completedStages: string[]}
+    expect(record.completedStages).toEqual(['add-key'])
+    const r = await onTerminal(['rotate', ...sshArgs()], {size: SIZE, type: {after: TYPE_NAME, keys: `other-${context}\r`}})
+    expect(r.code, r.screen).toBe(3)
+    expect(r.screen).toContain('(stages wait-add, promote, wait-promote, rewrite, remove-old;')
+    expect(r.screen).toContain(REFUSED)
+    expect(await clusterState()).toEqual(before)
   })
 
   it('no key material (key1, key2, base64 or hex) in anything shown on the terminal or written to stdout', async () => {
