@@ -141,6 +141,11 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     expect(r.stderr).toContain(`Node ${second} did not take the change`)
     expect(r.stderr).toMatch(new RegExp(`rolled back from /etc/kubernetes/tmp/kubectl-encryption-\\d{8}T\\d{6}Z/kube-apiserver.yaml`))
     expect(r.stderr).toContain(`Nodes not touched: ${third}.`)
+    // what was done before the failure is still printed (the table, then the error on stderr)
+    expect(r.stdout).toMatch(new RegExp(`^${first}\\s+changed\\s`, 'm'))
+    expect(r.stdout).toMatch(new RegExp(`^${second}\\s+rolled-back\\s+.*kube-apiserver\\.yaml`, 'm'))
+    expect(r.stdout).toMatch(new RegExp(`^${third}\\s+not-reached\\s`, 'm'))
+    expect(r.stdout).not.toContain('Encryption is enabled on every node')
     // first: changed and running; second: its manifest as before, the new config gone; third: untouched
     expect(await readNodeFile(first, MANIFEST)).toContain(`--encryption-provider-config=${ENC_CONFIG}`)
     expect(await apiserverHash(first)).not.toBe(firstHash)
