@@ -199,8 +199,7 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       }
       const resources = resourceStatuses(found.config)
       if (resources.length === 0) return undefined
-      const [node, ...rest] = found.source.split(':')
-      return {resources, source: {source: 'ssh', node, path: rest.join(':')}}
+      return {resources, source: {source: 'ssh', node: found.node, path: found.path}}
     } catch (error) {
       if (this.verbose) process.stderr.write(`reading the encryption config from the nodes failed: ${(error as Error).message}\n`)
       return undefined

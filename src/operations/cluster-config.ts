@@ -9,6 +9,9 @@ export interface ClusterConfig {
   hash?: string
   /** `--config FILE` or `node:path`. */
   source: string
+  /** Read from a control-plane node: which one, and the file's path there. */
+  node?: string
+  path?: string
 }
 
 /** A local file given with --config; a bad file is a precondition error with the apiserver's message. */
@@ -36,7 +39,7 @@ export async function configFromNodes(
     if (!bytes) return {reason: `${path} does not exist on ${node.name}`}
     const check = checkConfigBytes(bytes, path)
     if (!check.config || check.errors.length > 0) return {reason: `${node.name}:${path} is not a valid config: ${check.message}`}
-    return {found: {config: check.config, hash: check.hash, source: `${node.name}:${path}`}}
+    return {found: {config: check.config, hash: check.hash, source: `${node.name}:${path}`, node: node.name, path}}
   } catch (error) {
     return {reason: `cannot read ${path} on ${node.name} over SSH: ${(error as Error).message}`}
   }

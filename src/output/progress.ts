@@ -40,6 +40,14 @@ export async function startProgress(text: string, options: ProgressOptions): Pro
   if (spinnerAllowed(options)) {
     const {default: ora} = await import('ora')
     const spinner: Ora = ora({text, stream}).start()
+    const pause = () => {
+      const wasSpinning = spinner.isSpinning
+      // stop() clears the line, shows the cursor and gives stdin back (ora's discardStdin keeps it raw)
+      spinner.stop()
+      return () => {
+        if (wasSpinning) spinner.start()
+      }
+    }
     return {
       update: (t) => {
         spinner.text = t
@@ -47,19 +55,11 @@ export async function startProgress(text: string, options: ProgressOptions): Pro
       succeed: (t) => spinner.succeed(t),
       fail: (t) => spinner.fail(t),
       stop: () => spinner.stop(),
-      pause: () => {
-        const wasSpinning = spinner.isSpinning
-        // stop() clears the line, shows the cursor and gives stdin back (ora's discardStdin keeps it raw)
-        spinner.stop()
-        return () => {
-          if (wasSpinning) spinner.start()
-        }
-      },
+      pause,
       warn: (t) => {
-        const wasSpinning = spinner.isSpinning
-        spinner.stop()
+        const resume = pause()
         stream.write(`Warning: ${t}\n`)
-        if (wasSpinning) spinner.start()
+        resume()
       },
     }
   }

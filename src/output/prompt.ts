@@ -19,7 +19,7 @@ export interface PromptTerminal {
 export const processTerminal = (): PromptTerminal => ({input: process.stdin, output: process.stderr, terminal: Boolean(process.stdin.isTTY && process.stderr.isTTY)})
 
 /** A user can answer only when both the keyboard (stdin) and the question (stderr) are on a terminal. */
-export const interactive = (): boolean => Boolean(process.stdin.isTTY && process.stderr.isTTY)
+export const interactive = (): boolean => processTerminal().terminal
 
 export type PromptAnswer = {kind: 'line'; text: string} | {kind: 'end'} | {kind: 'interrupt'}
 
