@@ -26,14 +26,9 @@ import {ShellRemoteFiles} from '../ssh/shell-remote-files.js'
 
 export default class Inspect extends BaseCommand<InspectResult, typeof Inspect> {
   static override summary = 'Show what a raw etcd value is: provider, key, KMS envelope, format, and whether it decrypts.'
-  static override description = `Classifies one stored value (spec: provider prefix, key name, KMS v2 key ID and its sha256 hash,
-plaintext format with apiVersion/kind) and, with --config, reads it exactly as kube-apiserver would for its
-etcd key: which provider and key open it, whether the next update would rewrite it (stale), or the
-apiserver's error when nothing can. --decrypt adds the decoded object (Secret data included); --hexdump
-adds the bytes as \`hexdump -C\` prints them. Exits 5 when a read was attempted and failed.
+  static override description = `Classifies one stored value (spec: provider prefix, key name, KMS v2 key ID and its sha256 hash, plaintext format with apiVersion/kind) and, with --config, reads it exactly as kube-apiserver would for its etcd key: which provider and key open it, whether the next update would rewrite it (stale), or the apiserver's error when nothing can. --decrypt adds the decoded object (Secret data included); --hexdump adds the bytes as \`hexdump -C\` prints them. Exits 5 when a read was attempted and failed.
 
-Key material is never accepted on the command line: --kms-dek names a file (mode 0600) holding the
-base64 DEK or seed a KMS plugin would return.`
+Key material is never accepted on the command line: --kms-dek names a file (mode 0600) holding the base64 DEK or seed a KMS plugin would return.`
 
   static override examples = [
     'etcdctl get /registry/secrets/default/s1 -w json > s1.json\nkubectl encryption inspect --value-file s1.json --config /etc/kubernetes/enc/enc.yaml',
