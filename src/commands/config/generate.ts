@@ -72,6 +72,13 @@ Without --output-file the configuration, key included, goes to stdout (that is w
     if (this.flags.force && !this.flags['output-file']) {
       throw usageError('FORCE_WITHOUT_FILE', '--force only applies with --output-file.', {hint: 'Add --output-file FILE or drop --force.'})
     }
+    // The apiserver accepts '' or 'sec rets' (they match nothing); from a flag they are a quoting slip.
+    const blank = this.flags.resource?.find((resource) => resource === '' || /\s/.test(resource))
+    if (blank !== undefined) {
+      throw usageError('RESOURCE_NAMES_NOTHING', `--resource ${JSON.stringify(blank)} names no resource.`, {
+        hint: "Give a lowercase plural such as 'secrets' or 'deployments.apps', or a wildcard ('*.', '*.apps', '*.*'). Nothing was written.",
+      })
+    }
     const generated = generateConfig({
       provider,
       keyName: this.flags['key-name'] ?? defaultKeyName(),
