@@ -11,9 +11,7 @@ export interface CompletionResult {
 export default class Completion extends BaseCommand<CompletionResult, typeof Completion> {
   static override description = `Print a shell completion script for bash or zsh.
 
-The script completes commands, flags and flag values of kubectl-encryption. For \`kubectl encryption <TAB>\`
-through kubectl's own completion (kubectl 1.26 or later), put an executable \`kubectl_complete-encryption\`
-on PATH that runs \`kubectl-encryption __complete "$@"\`.`
+The script completes commands, flags and flag values of kubectl-encryption. For \`kubectl encryption <TAB>\` through kubectl's own completion (kubectl 1.26 or later), put an executable \`kubectl_complete-encryption\` on PATH that runs \`kubectl-encryption __complete "$@"\`.`
 
   static override examples = [
     'source <(kubectl encryption completion bash)',

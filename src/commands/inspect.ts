@@ -26,20 +26,16 @@ import {ShellRemoteFiles} from '../ssh/shell-remote-files.js'
 
 export default class Inspect extends BaseCommand<InspectResult, typeof Inspect> {
   static override summary = 'Show what a raw etcd value is: provider, key, KMS envelope, format, and whether it decrypts.'
-  static override description = `Classifies one stored value (spec: provider prefix, key name, KMS v2 key ID and its sha256 hash,
-plaintext format with apiVersion/kind) and, with --config, reads it exactly as kube-apiserver would for its
-etcd key: which provider and key open it, whether the next update would rewrite it (stale), or the
-apiserver's error when nothing can. --decrypt adds the decoded object (Secret data included); --hexdump
-adds the bytes as \`hexdump -C\` prints them. Exits 5 when a read was attempted and failed.
+  static override description = `Classifies one stored value (spec: provider prefix, key name, KMS v2 key ID and its sha256 hash, plaintext format with apiVersion/kind) and, with --config, reads it exactly as kube-apiserver would for its etcd key: which provider and key open it, whether the next update would rewrite it (stale), or the apiserver's error when nothing can. --decrypt adds the decoded object (Secret data included); --hexdump adds the bytes as \`hexdump -C\` prints them. Exits 5 when a read was attempted and failed.
 
-Key material is never accepted on the command line: --kms-dek names a file (mode 0600) holding the
-base64 DEK or seed a KMS plugin would return.`
+Key material is never accepted on the command line: --kms-dek names a file (mode 0600) holding the base64 DEK or seed a KMS plugin would return.`
 
   static override examples = [
     'etcdctl get /registry/secrets/default/s1 -w json > s1.json\nkubectl encryption inspect --value-file s1.json --config /etc/kubernetes/enc/enc.yaml',
     'kubectl encryption inspect --value-file s1.bin --etcd-key /registry/secrets/default/s1 --hexdump',
     'kubectl encryption inspect --value-file s1.bin --etcd-key /registry/secrets/default/s1 --config enc.yaml --decrypt -o json',
     'kubectl encryption inspect --value-file s1.bin --etcd-key /registry/secrets/default/s1 --kms-dek dek.b64',
+    'kubectl encryption inspect --value-file unknown.bin --config enc.yaml --any-key',
     'kubectl encryption inspect secret/secret1 -n default --hexdump',
     'kubectl encryption inspect /registry/secrets/default/secret1 --decrypt',
   ]
@@ -60,6 +56,10 @@ base64 DEK or seed a KMS plugin would return.`
     decrypt: Flags.boolean({description: 'Show the decoded object, including Secret data.', default: false}),
     hexdump: Flags.boolean({description: 'Add the stored bytes as `hexdump -C` prints them.', default: false}),
     'kms-dek': Flags.string({description: 'File (mode 0600) with the base64 plaintext DEK or seed for a KMS value.'}),
+    'any-key': Flags.boolean({
+      description: 'With --config: try every provider and key in the file, whatever resource it is for (the etcd key is then optional; without it aesgcm and KMS values cannot be authenticated).',
+      default: false,
+    }),
     // Reading TYPE/NAME or an etcd key from the cluster:
     ...kubeFlags,
     namespace: Flags.string({char: 'n', description: 'Namespace of TYPE/NAME (default: the context namespace).', helpGroup: 'KUBE'}),
@@ -91,9 +91,12 @@ base64 DEK or seed a KMS plugin would return.`
     }
     const etcdKey = dump?.key ?? flags['etcd-key']
     if (etcdKey !== undefined) checkEtcdKey(etcdKey, flags['etcd-prefix'], dump ? `the key in ${valueFile}` : '--etcd-key')
-    if ((flags.config || flags['kms-dek']) && !etcdKey) {
+    if (flags['any-key'] && !flags.config) {
+      throw usageError('INSPECT_ANY_KEY', '--any-key needs --config: it tries the keys of that file', {hint: 'Add --config FILE.'})
+    }
+    if ((flags.config || flags['kms-dek']) && !etcdKey && !flags['any-key']) {
       throw usageError('INSPECT_ETCD_KEY', '--etcd-key is required with --config or --kms-dek', {
-        hint: 'The etcd key selects the providers for the resource and is the authenticated data of aesgcm and KMS values.',
+        hint: 'The etcd key selects the providers for the resource and is the authenticated data of aesgcm and KMS values. Without it, --any-key tries every key in the file.',
       })
     }
     const config = flags.config ? await loadConfig(flags.config) : undefined
@@ -109,6 +112,7 @@ base64 DEK or seed a KMS plugin would return.`
       kmsDek,
       decrypt: flags.decrypt,
       hexdump: flags.hexdump,
+      anyKey: flags['any-key'],
     })
     } catch (error) {
       if (error instanceof TransformerBuildError) {
@@ -180,6 +184,7 @@ base64 DEK or seed a KMS plugin would return.`
         kmsDek,
         decrypt: flags.decrypt,
         hexdump: flags.hexdump,
+        anyKey: flags['any-key'],
       })
       result.notes.push(...notes)
       return result
@@ -249,7 +254,7 @@ base64 DEK or seed a KMS plugin would return.`
     if (d.status === 'ok') {
       const how = d.provider === 'identity' ? 'identity (not encrypted)' : d.kmsName ? `kms ${JSON.stringify(d.kmsName)}` : `${d.provider} key ${JSON.stringify(d.keyName)}`
       fields.push(['Read', `ok with ${how}${d.rule ? ` (rule ${d.rule})` : d.covered === false ? ' (resource not covered by the config)' : ''}`])
-      fields.push(['Stale', d.stale ? 'yes: the next update rewrites it with the first provider' : 'no'])
+      if (d.stale !== undefined) fields.push(['Stale', d.stale ? 'yes: the next update rewrites it with the first provider' : 'no'])
       if (d.plaintext && c.encrypted) fields.push(['Plaintext', `${formatPlaintext(d.plaintext)}, ${d.plaintextLength} bytes`])
       for (const warning of d.warnings ?? []) fields.push(['Warning', warning])
     } else if (d.status === 'failed') {

@@ -93,6 +93,16 @@ export class ResourceTransformer {
     return new ResourceTransformer(entries, rule, options.cbcPlausibilityCheck ?? true)
   }
 
+  /**
+   * Every provider of every entry in file order, whatever resource it is for (spec §14.2): to find
+   * which key opens a value whose etcd key or resource mapping is unknown. Not what the apiserver
+   * does (§2.5: no fallthrough between entries), so staleness means nothing here.
+   */
+  static everyProvider(config: EncryptionConfiguration, options: TransformerOptions = {}) {
+    const entries = config.resources.flatMap((entry, i) => (entry.providers ?? []).map((spec, j) => buildEntry(spec, `resources[${i}].providers[${j}]`, options)))
+    return new ResourceTransformer(entries, undefined, options.cbcPlausibilityCheck ?? true)
+  }
+
   get covered(): boolean {
     return this.entries !== undefined
   }

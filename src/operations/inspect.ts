@@ -32,6 +32,11 @@ export interface InspectInput {
   decrypt?: boolean
   hexdump?: boolean
   /**
+   * Try every provider and key in `config`, in file order, whatever resource it is configured for
+   * (spec §14.2): for a value whose etcd key or key-to-resource mapping is unknown.
+   */
+  anyKey?: boolean
+  /**
    * The value came from a text dump (`etcdctl get --print-value-only` appends a newline): if the
    * read fails and the value ends in `\n`, try once without it and say so.
    */
@@ -146,9 +151,9 @@ function inspectOnce(input: InspectInput): InspectResult {
 
   const transformer = chooseTransformer(input, classification, notes)
   let plaintext: Buffer | undefined
-  if (transformer && input.etcdKey !== undefined) {
+  if (transformer) {
     try {
-      const read: ReadResult = transformer.transformer.read(input.value, input.etcdKey)
+      const read: ReadResult = transformer.transformer.read(input.value, input.etcdKey ?? '')
       plaintext = read.plaintext
       result.decryption = {
         status: 'ok',
@@ -172,6 +177,12 @@ function inspectOnce(input: InspectInput): InspectResult {
       if (input.kmsDek && classification.provider === 'kms' && error.messages.includes(TRANSFORM_MESSAGES.gcmAuth)) notes.push(kmsDekNote(classification))
     }
     if (transformer.synthetic) result.decryption.rule = undefined
+    if (input.anyKey) {
+      // Which key opens it says nothing of the resource's own provider list, which decides staleness.
+      delete result.decryption.stale
+      result.decryption.rule = undefined
+      result.decryption.covered = undefined
+    }
   } else if (!classification.encrypted) {
     plaintext = input.value
     result.decryption = {
@@ -191,13 +202,21 @@ function inspectOnce(input: InspectInput): InspectResult {
 }
 
 function chooseTransformer(input: InspectInput, c: ValueClassification, notes: string[]): {transformer: ResourceTransformer; synthetic: boolean} | undefined {
-  if (input.etcdKey === undefined) return undefined
+  if (input.etcdKey === undefined && !(input.anyKey && input.config)) return undefined
   const kms: Record<string, KmsService> = {}
   if (input.kmsDek) {
     const service = new StaticDekKmsService(input.kmsDek)
     for (const entry of input.config?.resources ?? []) for (const p of entry.providers ?? []) if (p.kms?.name) kms[p.kms.name] = service
     if (c.kmsName) kms[c.kmsName] = service
   }
+  if (input.config && input.anyKey) {
+    notes.push('--any-key: every provider and key in the configuration was tried in file order, whatever resource it is configured for; staleness is not judged')
+    if (input.etcdKey === undefined && (c.provider === 'aesgcm' || c.provider === 'kms')) {
+      notes.push('without the etcd key, aesgcm and KMS values cannot be authenticated: it is their additional authenticated data')
+    }
+    return {transformer: ResourceTransformer.everyProvider(input.config, {kms}), synthetic: true}
+  }
+  if (input.etcdKey === undefined) return undefined
   if (input.config) {
     return {transformer: new EncryptionTransformers(input.config, {kms}).forKey(input.etcdKey, {prefix: input.etcdPrefix}), synthetic: false}
   }

@@ -30,6 +30,18 @@ describe('the CLI frame', {timeout: 120_000}, () => {
     expect(help.stdout).not.toContain('kubectl-encryption version')
   })
 
+  it('lets help wrap descriptions to the terminal: no line break inside a paragraph', async () => {
+    // oclif wraps to the terminal width; a hard break inside a paragraph leaves ragged half-lines.
+    const manifestPath = new URL('../../oclif.manifest.json', import.meta.url)
+    const {readFile} = await import('node:fs/promises')
+    const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as {commands: Record<string, {description?: string}>}
+    const ragged = Object.entries(manifest.commands)
+      .filter(([, command]) => (command.description ?? '').split('\n\n').some((paragraph) => paragraph.includes('\n')))
+      .map(([id]) => id)
+    expect(Object.keys(manifest.commands).length).toBeGreaterThan(5)
+    expect(ragged).toEqual([])
+  })
+
   it('rejects a bad output format with exit 2 and nothing on stdout', async () => {
     const bad = await plugin('version', '-o', 'xml')
     expect(bad.code).toBe(2)

@@ -159,6 +159,8 @@ describe('kubectl encryption config generate', {timeout: 120_000}, () => {
     [['--resource', 'Secrets'], 'resource name should not contain capital letters'],
     [['--resource', 'secrets', '--resource', '*.'], 'will be masked'],
     [['--key-name', ''], 'name is a mandatory field for a key'],
+    [['--resource', ''], '--resource "" names no resource'],
+    [['--resource', 'secrets configmaps'], '--resource "secrets configmaps" names no resource'],
   ])('refuses %j with exit 2 and writes nothing', async (args, text) => {
     const path = join(dir, 'never.yaml')
     const r = await plugin('config', 'generate', ...args, '--output-file', path)

@@ -119,6 +119,7 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
     ['an empty value file', 3, () => ['--value-file', file('empty.bin', '')], /the value file .*empty\.bin is empty/],
     ['no source at all', 2, () => [], /nothing to inspect/],
     ['--config without --etcd-key', 2, () => ['--value-file', file('x.bin', 'x'), '--config', file('c.yaml', 'x')], /--etcd-key is required/],
+    ['--any-key without --config', 2, () => ['--value-file', file('x.bin', 'x'), '--any-key'], /--any-key needs --config/],
     ['a config that is not YAML', 3, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', key, '--config', file('bad.yaml', 'resources: [\n')], /error decoding encryption provider configuration file/],
     ['a config of the wrong kind', 3, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', key, '--config', file('kind.yaml', 'apiVersion: v1\nkind: Secret\n')], /error decoding encryption provider configuration file/],
     ['a config with a bad key', 3, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', key, '--config', file('key.yaml', stringify({apiVersion: 'apiserver.config.k8s.io/v1', kind: 'EncryptionConfiguration', resources: [{resources: ['secrets'], providers: [{aescbc: {keys: [{name: 'k', secret: 'c2hvcnQ='}]}}]}]}))], /secret is not of the expected length, got 5/],
@@ -180,6 +181,16 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
     expect(out.decryption).toMatchObject({status: 'failed', error: 'cipher: message authentication failed'})
     expect(out.notes.join('\n')).toContain('--kms-dek was used as the seed')
     for (const secret of keyMaterialOf(kmsV2)) expect(r.stdout + r.stderr).not.toContain(secret)
+  })
+
+  it('--any-key opens a value saved without its etcd key, and the table leaves out staleness', async () => {
+    const v = vectors.find((x) => x.id === 'aescbc-256-cr-json')!
+    const config = file('any.yaml', stringify(configFor(v)))
+    const r = await plugin('inspect', '--value-file', file('any.bin', b64(v.stored)), '--config', config, '--any-key')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^Read: +ok with aescbc key "key2"$/m)
+    expect(r.stdout).not.toMatch(/^Stale:/m)
+    expect(r.stdout).toContain('Note: --any-key: every provider and key')
   })
 
   it('classifies garbage as an unknown plaintext without failing', async () => {

@@ -28,19 +28,11 @@ export type GenerateResult = {config: EncryptionConfiguration; text: string} | G
 
 export default class ConfigGenerate extends BaseCommand<GenerateResult, typeof ConfigGenerate> {
   static override summary = 'Write a new EncryptionConfiguration with a fresh random key.'
-  static override description = `Creates an EncryptionConfiguration as in the Kubernetes task "Encrypting Confidential Data at Rest":
-one provider with a new key from the system's CSPRNG, for the resources you name, optionally followed by
-identity: {} so existing unencrypted objects stay readable while they are rewritten.
+  static override description = `Creates an EncryptionConfiguration as in the Kubernetes task "Encrypting Confidential Data at Rest": one provider with a new key from the system's CSPRNG, for the resources you name, optionally followed by identity: {} so existing unencrypted objects stay readable while they are rewritten.
 
-The default provider is secretbox (XSalsa20-Poly1305): it is authenticated, needs one 32-byte key and
-has no write-count limit. aesgcm is as strong but its keys must be rotated before about 200,000 writes
-(random nonces), so use it only with automated rotation or where secretbox is not acceptable; aescbc is
-rated weak (no integrity, padding oracles) and is offered only for compatibility. Keys in this file
-protect against an etcd compromise, not a host compromise; a kms provider is stronger.
+The default provider is secretbox (XSalsa20-Poly1305): it is authenticated, needs one 32-byte key and has no write-count limit. aesgcm is as strong but its keys must be rotated before about 200,000 writes (random nonces), so use it only with automated rotation or where secretbox is not acceptable; aescbc is rated weak (no integrity, padding oracles) and is offered only for compatibility. Keys in this file protect against an etcd compromise, not a host compromise; a kms provider is stronger.
 
-Without --output-file the configuration, key included, goes to stdout (that is what you asked for).
-With --output-file the file is created with mode 0600 and only its path, the key name and the key's
-sha256 fingerprint are printed. The output always passes 'kubectl encryption config validate'.`
+Without --output-file the configuration, key included, goes to stdout (that is what you asked for). With --output-file the file is created with mode 0600 and only its path, the key name and the key's sha256 fingerprint are printed. The output always passes 'kubectl encryption config validate'.`
 
   static override examples = [
     'kubectl encryption config generate --output-file /etc/kubernetes/enc/enc.yaml',
@@ -79,6 +71,13 @@ sha256 fingerprint are printed. The output always passes 'kubectl encryption con
     }
     if (this.flags.force && !this.flags['output-file']) {
       throw usageError('FORCE_WITHOUT_FILE', '--force only applies with --output-file.', {hint: 'Add --output-file FILE or drop --force.'})
+    }
+    // The apiserver accepts '' or 'sec rets' (they match nothing); from a flag they are a quoting slip.
+    const blank = this.flags.resource?.find((resource) => resource === '' || /\s/.test(resource))
+    if (blank !== undefined) {
+      throw usageError('RESOURCE_NAMES_NOTHING', `--resource ${JSON.stringify(blank)} names no resource.`, {
+        hint: "Give a lowercase plural such as 'secrets' or 'deployments.apps', or a wildcard ('*.', '*.apps', '*.*'). Nothing was written.",
+      })
     }
     const generated = generateConfig({
       provider,

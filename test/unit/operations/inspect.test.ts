@@ -79,6 +79,29 @@ describe('inspectValue', () => {
     expect(lenient.notes[0]).toContain('dropped the final newline')
   })
 
+  it('with anyKey tries every key in the file, whatever resource it is for (spec §14.2), and judges no staleness', () => {
+    const v = byId('secretbox-cr-json')
+    const value = b64(v.stored)
+    const wrongResource = '/registry/configmaps/default/x'
+    // Read as the apiserver would for a configmap: not covered, so encrypted data is refused.
+    expect(inspectValue({value, source: 't', etcdKey: wrongResource, config: configFor(v)}).decryption).toMatchObject({status: 'failed', covered: false})
+    const r = inspectValue({value, source: 't', etcdKey: wrongResource, config: configFor(v), anyKey: true})
+    expect(r.decryption).toMatchObject({status: 'ok', provider: 'secretbox', keyName: 'key1', plaintext: {format: 'json'}})
+    expect(r.decryption).not.toHaveProperty('stale')
+    expect(r.decryption.rule).toBeUndefined()
+    // No etcd key at all: secretbox binds no AAD, so it still opens.
+    expect(inspectValue({value, source: 't', config: configFor(v), anyKey: true}).decryption).toMatchObject({status: 'ok', keyName: 'key1'})
+  })
+
+  it('with anyKey and no etcd key, an aesgcm value cannot be authenticated, and says why', () => {
+    const v = byId('aesgcm-128-secret')
+    const r = inspectValue({value: b64(v.stored), source: 't', config: configFor(v), anyKey: true})
+    expect(r.decryption.status).toBe('failed')
+    expect(r.decryption.error).toContain('cipher: message authentication failed')
+    expect(r.notes.join('\n')).toContain('without the etcd key, aesgcm and KMS values cannot be authenticated')
+    expect(inspectValue({value: b64(v.stored), source: 't', etcdKey: KEY, config: configFor(v), anyKey: true}).decryption).toMatchObject({status: 'ok', keyName: 'key1'})
+  })
+
   it('includes the hexdump on request', () => {
     const r = inspectValue({value: Buffer.from('abc'), source: 't', hexdump: true})
     expect(r.hexdump).toBe('00000000  61 62 63                                          |abc|\n00000003\n')
