@@ -8,10 +8,10 @@ import {decodeGoBase64} from '../encryption/go-base64.js'
 import {formatGroupResource} from '../encryption/resource-match.js'
 import {TransformerBuildError} from '../encryption/resource-transformer.js'
 import {EXIT, preconditionError, usageError} from '../errors.js'
-import {type InspectResult, inspectValue, parseEtcdctlJson} from '../operations/inspect.js'
+import {EtcdctlJsonShapeError, type InspectResult, inspectValue, parseEtcdctlJson} from '../operations/inspect.js'
 import {formatFields} from '../output/render.js'
 import {discoverControlPlane} from '../controlplane/control-plane.js'
-import {etcdKeyFor} from '../encryption/etcd-key.js'
+import {etcdKeyFor, etcdKeyProblem} from '../encryption/etcd-key.js'
 import {describeReader} from '../etcd/etcd-reader.js'
 import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
 import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
@@ -85,16 +85,12 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     }
     if (this.args.object) throw usageError('INSPECT_SOURCE', 'give either an object or --value-file, not both')
     const raw = await readValueFile(valueFile)
-    const dump = parseEtcdctlJson(raw)
-    if (dump === null) {
-      throw preconditionError('VALUE_FILE_NO_KEY', `the etcdctl output in ${valueFile} holds no key/value pair (the key does not exist)`, {
-        hint: 'Check the key with `etcdctl get KEY --keys-only`.',
-      })
-    }
+    const dump = parseValueFile(raw, valueFile)
     if (dump && flags['etcd-key'] && flags['etcd-key'] !== dump.key) {
       throw usageError('INSPECT_ETCD_KEY', `--etcd-key ${flags['etcd-key']} differs from the key in the etcdctl output (${dump.key})`)
     }
     const etcdKey = dump?.key ?? flags['etcd-key']
+    if (etcdKey !== undefined) checkEtcdKey(etcdKey, flags['etcd-prefix'], dump ? `the key in ${valueFile}` : '--etcd-key')
     if (flags['any-key'] && !flags.config) {
       throw usageError('INSPECT_ANY_KEY', '--any-key needs --config: it tries the keys of that file', {hint: 'Add --config FILE.'})
     }
@@ -133,6 +129,7 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     const flags = this.flags
     const etcdOptions = etcdOptionsFromFlags({...flags, 'etcd-key': flags['etcd-client-key']})
     if (flags['etcd-key']) throw usageError('INSPECT_ETCD_KEY', 'give the etcd key as the argument (inspect /registry/...), not with --etcd-key')
+    if (object.startsWith('/')) checkEtcdKey(object, flags['etcd-prefix'], 'the etcd key')
     const localConfig = flags.config ? await loadConfig(flags.config) : undefined
     const kmsDek = flags['kms-dek'] ? await this.readKmsDek(flags['kms-dek']) : undefined
     // SSH for etcdctl (--etcd-via ssh) is always available; --no-ssh only stops reading files on the nodes.
@@ -216,7 +213,14 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     const dek = decodeGoBase64(text.trim())
     if (!dek || dek.length === 0) {
       throw preconditionError('KMS_DEK_INVALID', `the --kms-dek file ${path} does not hold standard base64`, {
-        hint: 'Write the plaintext DEK or seed (usually 32 bytes) as one line of padded base64.',
+        hint: 'Write the plaintext DEK or seed (32 bytes) as one line of padded standard base64, e.g. `base64 -w0`.',
+      })
+    }
+    // The apiserver makes every KMS v1 DEK and KMS v2 DEK or seed 32 bytes long (spec §3.5, §3.6).
+    if (dek.length !== KMS_DEK_BYTES) {
+      dek.fill(0)
+      throw preconditionError('KMS_DEK_INVALID', `the --kms-dek file ${path} holds ${dek.length} bytes; a KMS DEK or seed is ${KMS_DEK_BYTES} bytes`, {
+        hint: 'Write the 32 bytes the KMS plugin returns from Decrypt(encryptedDEKSource) as padded standard base64 (not hex).',
       })
     }
     return dek
@@ -308,13 +312,50 @@ function renderObject(o: NonNullable<InspectResult['object']>): string {
   return formatFields(fields)
 }
 
+const KMS_DEK_BYTES = 32
+
+/** The value file as `etcdctl get -w json` output (key included), or undefined for a raw value. */
+function parseValueFile(raw: Buffer, path: string): {key: string; value: Buffer} | undefined {
+  let dump
+  try {
+    dump = parseEtcdctlJson(raw)
+  } catch (error) {
+    if (!(error instanceof EtcdctlJsonShapeError)) throw error
+    throw preconditionError('VALUE_FILE_FORMAT', `${path} looks like \`etcdctl get -w json\` output, but ${error.message}`, {
+      hint: 'Save one value with `etcdctl get KEY -w json > FILE`, or the raw bytes with `etcdctl get KEY --print-value-only > FILE`.',
+    })
+  }
+  if (dump === null) {
+    throw preconditionError('VALUE_FILE_NO_KEY', `the etcdctl output in ${path} holds no key/value pair (the key does not exist)`, {
+      hint: 'Check the key with `etcdctl get KEY --keys-only`.',
+    })
+  }
+  if (dump?.value.length === 0) {
+    throw preconditionError('VALUE_FILE_EMPTY', `the value of ${dump.key} in ${path} is empty`, {
+      hint: 'An API object is never stored empty; check the key with `etcdctl get KEY --keys-only`.',
+    })
+  }
+  return dump
+}
+
+/** Refuses a key that cannot be an API object's etcd key (spec §12.1) with exit 2, before anything is read. */
+function checkEtcdKey(key: string, etcdPrefix: string, what: string): void {
+  const problem = etcdKeyProblem(key, {prefix: etcdPrefix})
+  if (problem) {
+    throw usageError('INSPECT_ETCD_KEY', `${what} ${JSON.stringify(key)} is not an object's etcd key: ${problem}`, {
+      hint: "Give the full key as etcd stores it, e.g. /registry/secrets/default/s1; pass --etcd-prefix if the apiserver's --etcd-prefix is not /registry.",
+    })
+  }
+}
+
 async function readValueFile(path: string): Promise<Buffer> {
   let value: Buffer
   try {
     value = await readFile(path)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    throw preconditionError('VALUE_FILE_UNREADABLE', `cannot read the value file ${path}: ${code === 'ENOENT' ? 'no such file' : code ?? (error as Error).message}`, {
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : code ?? (error as Error).message
+    throw preconditionError('VALUE_FILE_UNREADABLE', `cannot read the value file ${path}: ${why}`, {
       hint: 'Save a value with `etcdctl get KEY -w json > FILE`.',
     })
   }

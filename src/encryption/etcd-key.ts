@@ -145,3 +145,21 @@ export function groupResourceForKey(key: string, options: EtcdKeyOptions = {}): 
   }
   return parsed
 }
+
+/**
+ * Why `key` cannot be the etcd key of an API object under this root (spec §12.1), or undefined:
+ * outside `<root>/`, an empty segment, no object name, or more segments than `[<namespace>/]<name>`
+ * (names cannot contain `/`). The allocator keys of spec §12.3 (`ranges/serviceips`) are accepted.
+ */
+export function etcdKeyProblem(key: string, options: EtcdKeyOptions = {}): string | undefined {
+  const root = normalizeEtcdRoot(options.prefix)
+  const shape = `${root}/<resource>/[<namespace>/]<name>`
+  if (!key.startsWith(root + '/')) return `it is not under the apiserver's etcd prefix ${root}/ (expected ${shape})`
+  if (key.slice(root.length + 1).split('/').includes('')) return `it has an empty path segment (expected ${shape})`
+  const parsed = groupResourceForKey(key, options)
+  if (parsed.name === undefined) {
+    return NON_OBJECT_PREFIXES.has(parsed.resourcePrefix) ? undefined : `it names no object, only ${root}/${parsed.resourcePrefix} (expected ${shape})`
+  }
+  if (parsed.name.includes('/')) return `it has more path segments than ${shape}`
+  return undefined
+}

@@ -6,12 +6,14 @@
 import type {EncryptionConfiguration, GroupResource} from '../encryption/config-model.js'
 import {formatGroupResource} from '../encryption/resource-match.js'
 import {groupResourceForKey} from '../encryption/etcd-key.js'
+import {decodeGoBase64} from '../encryption/go-base64.js'
 import {hexdump} from '../encryption/hexdump.js'
+import {DEK_SOURCE_HKDF_SEED} from '../encryption/kms-v2-object.js'
 import {viewObject, type ObjectView} from '../encryption/object-view.js'
 import {classifyPlaintext, type PlaintextInfo} from '../encryption/plaintext-format.js'
 import {type KmsService, StaticDekKmsService} from '../encryption/providers/kms-service.js'
 import {EncryptionTransformers, type ReadResult, ResourceTransformer} from '../encryption/resource-transformer.js'
-import {TransformError} from '../encryption/transform-error.js'
+import {TRANSFORM_MESSAGES, TransformError} from '../encryption/transform-error.js'
 import {classifyValue, type ValueClassification} from '../encryption/value-classifier.js'
 
 export interface InspectInput {
@@ -89,24 +91,45 @@ export function inspectValue(input: InspectInput): InspectResult {
   return result
 }
 
+/** A value file that is `etcdctl get -w json` output, but not of the shape etcdctl prints. */
+export class EtcdctlJsonShapeError extends Error {
+  override name = 'EtcdctlJsonShapeError'
+}
+
 /**
- * `etcdctl get KEY -w json` output: the first key/value pair, decoded; null when it holds none (no
+ * `etcdctl get KEY -w json` output: the one key/value pair, decoded; null when it holds none (no
  * such key); undefined when the text is not such a document (a JSON-serialized object has no
- * top-level `header`).
+ * top-level `header`). Throws EtcdctlJsonShapeError for a document with etcdctl's `header` whose
+ * `kvs` is not one pair of Go standard base64 `key` and `value` (etcdctl prints []byte that way),
+ * or that holds several pairs (`etcdctl get --prefix`).
  */
 export function parseEtcdctlJson(bytes: Buffer): {key: string; value: Buffer; modRevision?: number} | null | undefined {
   if (bytes[0] !== 0x7b) return undefined
-  let doc: {header?: unknown; kvs?: Array<{key?: string; value?: string; mod_revision?: number}>}
+  let doc: unknown
   try {
     doc = JSON.parse(bytes.toString('utf8'))
   } catch {
     return undefined
   }
-  if (!doc || typeof doc !== 'object' || !doc.header || typeof doc.header !== 'object') return undefined
-  const kv = Array.isArray(doc.kvs) ? doc.kvs[0] : undefined
-  if (!kv || typeof kv.key !== 'string') return null
-  return {key: Buffer.from(kv.key, 'base64').toString('utf8'), value: Buffer.from(kv.value ?? '', 'base64'), modRevision: kv.mod_revision}
+  if (!isRecord(doc) || !isRecord(doc.header)) return undefined
+  const {kvs} = doc
+  if (kvs === undefined || (Array.isArray(kvs) && kvs.length === 0)) return null
+  if (!Array.isArray(kvs)) throw new EtcdctlJsonShapeError('its "kvs" is not a list of key/value pairs')
+  if (kvs.length > 1) {
+    throw new EtcdctlJsonShapeError(`it holds ${kvs.length} key/value pairs (from \`etcdctl get --prefix\`?); inspect reads one value`)
+  }
+  const kv: unknown = kvs[0]
+  if (!isRecord(kv)) throw new EtcdctlJsonShapeError('its "kvs" entry is not a key/value object')
+  const key = typeof kv.key === 'string' ? decodeGoBase64(kv.key) : undefined
+  if (!key || key.length === 0) throw new EtcdctlJsonShapeError('its "key" is not a non-empty standard base64 string')
+  // etcdctl leaves "value" off for an empty value (protobuf JSON omits empty bytes).
+  const value = kv.value === undefined ? Buffer.alloc(0) : typeof kv.value === 'string' ? decodeGoBase64(kv.value) : undefined
+  if (!value) throw new EtcdctlJsonShapeError('its "value" is not a standard base64 string')
+  const modRevision = typeof kv.mod_revision === 'number' ? kv.mod_revision : typeof kv.mod_revision === 'string' ? Number(kv.mod_revision) : undefined
+  return {key: key.toString('utf8'), value, modRevision}
 }
+
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x)
 
 function inspectOnce(input: InspectInput): InspectResult {
   const classification = classifyValue(input.value)
@@ -151,6 +174,7 @@ function inspectOnce(input: InspectInput): InspectResult {
     } catch (error) {
       if (!(error instanceof TransformError)) throw error
       result.decryption = {status: 'failed', error: error.message, rule: transformer.transformer.rule, covered: transformer.transformer.covered}
+      if (input.kmsDek && classification.provider === 'kms' && error.messages.includes(TRANSFORM_MESSAGES.gcmAuth)) notes.push(kmsDekNote(classification))
     }
     if (transformer.synthetic) result.decryption.rule = undefined
     if (input.anyKey) {
@@ -198,11 +222,20 @@ function chooseTransformer(input: InspectInput, c: ValueClassification, notes: s
   }
   // No configuration: a KMS value can still be opened with the user's DEK, by the name it carries.
   if (input.kmsDek && c.provider === 'kms' && c.kmsName !== undefined) {
-    notes.push('no configuration given: decrypted with --kms-dek under the KMS name found in the value')
+    notes.push('no configuration given: read with --kms-dek under the KMS name found in the value')
     const spec = {kms: {apiVersion: c.kmsApiVersion, name: c.kmsName, endpoint: 'unix:///offline'}}
     return {transformer: ResourceTransformer.fromProviders([spec], undefined, {kms}), synthetic: true}
   }
   return undefined
+}
+
+/** What --kms-dek was taken as, when authentication failed with it (spec §3.5, §3.6). */
+function kmsDekNote(c: ValueClassification): string {
+  const wrongOr = 'a wrong one and a wrong etcd key (the authenticated data) fail alike'
+  if (c.kmsApiVersion === 'v2' && c.kmsV2?.encryptedDEKSourceType === DEK_SOURCE_HKDF_SEED) {
+    return `--kms-dek was used as the seed (source type HKDF_SHA256_XNONCE_AES_GCM_SEED): each value's DEK is HKDF-Expand(SHA-256, seed, info = the first 32 bytes of encryptedData), so give the seed the KMS plugin returns from Decrypt, not a derived DEK; ${wrongOr}`
+  }
+  return `--kms-dek was used as the DEK the KMS plugin returns from Decrypt; ${wrongOr}`
 }
 
 function whyNotAttempted(input: InspectInput, c: ValueClassification): string {

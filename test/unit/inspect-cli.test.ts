@@ -1,5 +1,6 @@
 import {execFile, execFileSync} from 'node:child_process'
-import {chmodSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {randomBytes} from 'node:crypto'
+import {chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
@@ -7,7 +8,7 @@ import {promisify} from 'node:util'
 import {afterAll, describe, expect, it} from 'vitest'
 import {stringify} from 'yaml'
 
-import {b64, configFor, vectors} from './encryption/vectors-helper.js'
+import {apiserverErrorsFor, b64, configFor, keyMaterialOf, vectors} from './encryption/vectors-helper.js'
 
 const run = promisify(execFile)
 const bin = new URL('../../bin/run.js', import.meta.url).pathname
@@ -38,11 +39,13 @@ describe('kubectl encryption inspect --value-file: every golden vector through t
       const etcdKey = b64(v.etcdKey).toString('utf8')
       const value = file(`${v.id}.bin`, b64(v.stored))
       const config = file(`${v.id}.yaml`, stringify(configFor(v)))
-      const args = ['inspect', '--value-file', value, '--etcd-key', etcdKey, '--config', config, '--decrypt', '-o', 'json']
+      const args = ['inspect', '--value-file', value, '--etcd-key', etcdKey, '--config', config, '--decrypt', '--hexdump', '-o', 'json']
       if (v.provider === 'kms') args.push('--kms-dek', file(`${v.id}.dek`, v.key! + '\n'))
       const r = await plugin(...args)
       const out = JSON.parse(r.stdout)
-      expect(r.stdout).not.toContain(v.key ?? '\u0000')
+      // No key, seed or derived DEK of the vector or its config, in base64 or hex, anywhere.
+      for (const secret of keyMaterialOf(v)) expect(r.stdout + r.stderr).not.toContain(secret)
+      expect(out.hexdump).toBe(execFileSync('/usr/bin/hexdump', ['-C', value]).toString('latin1'))
       const badAnnotation = Object.keys(v.encryptedObject?.annotations ?? {}).find((k) => k.includes('/'))
       if (v.expect.startsWith('ok')) {
         expect(r.code, r.stderr).toBe(0)
@@ -55,6 +58,11 @@ describe('kubectl encryption inspect --value-file: every golden vector through t
           )
         } else expect(out.decryption.warnings).toBeUndefined()
         expect(out.decryption.plaintextLength).toBe(b64(v.plaintext!).length)
+        expect(out.decryption.prefix).toBe(v.prefix ?? '')
+        if (v.keyName) expect(out.decryption.keyName).toBe(v.keyName)
+        if (v.kmsName) expect(out.decryption.kmsName).toBe(v.kmsName)
+        // legacy KMS v1 CBC reads stale (spec §3.5, §4.1)
+        if (v.expect.includes('stale=true')) expect(out.decryption.stale).toBe(true)
         const plaintext = b64(v.plaintext!)
         if (plaintext.subarray(0, 4).toString('latin1') === 'k8s\u0000') expect(out.object).toMatchObject({kind: 'Secret', data: {password: 'hunter2'}})
         else if (plaintext[0] === 0x7b) expect(out.object.json).toEqual(JSON.parse(plaintext.toString()))
@@ -62,7 +70,7 @@ describe('kubectl encryption inspect --value-file: every golden vector through t
       } else {
         expect(r.code).toBe(5)
         expect(out.decryption.status).toBe('failed')
-        expect(v.expectError).toContain(out.decryption.error)
+        expect(apiserverErrorsFor(v)).toContain(out.decryption.error)
       }
     })
   }
@@ -85,6 +93,7 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
 
   const secret = vectors.find((v) => v.id === 'aesgcm-256-secret')!
   const key = '/registry/secrets/default/mysecret'
+  const key64 = Buffer.from(key).toString('base64')
 
   it('prints a readable report, the decoded Secret with --decrypt, and the exact hexdump -C', async () => {
     const value = file('s.bin', b64(secret.stored))
@@ -116,11 +125,62 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
     ['a config with a bad key', 3, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', key, '--config', file('key.yaml', stringify({apiVersion: 'apiserver.config.k8s.io/v1', kind: 'EncryptionConfiguration', resources: [{resources: ['secrets'], providers: [{aescbc: {keys: [{name: 'k', secret: 'c2hvcnQ='}]}}]}]}))], /secret is not of the expected length, got 5/],
     ['a missing --kms-dek file', 3, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', key, '--kms-dek', join(dir, 'nope.dek')], /cannot read the --kms-dek file/],
     ['a --kms-dek file that is not base64', 3, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', key, '--kms-dek', file('dek', 'not base64!')], /does not hold standard base64/],
-  ])('%s: clear error, exit %i, nothing on stdout', async (_name, code, args, message) => {
-    const r = await plugin('inspect', ...args())
+    ['a value file that is a directory', 3, () => ['--value-file', dir], /cannot read the value file .*: it is a directory/],
+    ['a missing config', 3, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', key, '--config', join(dir, 'nope.yaml')], /error reading encryption provider configuration file .*nope\.yaml/],
+    ['an empty config', 3, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', key, '--config', file('empty.yaml', '')], /encryption provider configuration file .*empty\.yaml" is empty/],
+    ['a config of binary garbage', 3, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', key, '--config', file('garbage.yaml', Buffer.from([0, 1, 0xff, 0xfe, 7]))], /error decoding encryption provider configuration file/],
+    ['a config the apiserver refuses (no providers)', 3, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', key, '--config', file('noprov.yaml', stringify({apiVersion: 'apiserver.config.k8s.io/v1', kind: 'EncryptionConfiguration', resources: [{resources: ['secrets'], providers: []}]}))], /providers: Required value/],
+    // etcdctl -w json of the wrong shape
+    ['etcdctl JSON with several pairs', 3, () => ['--value-file', file('many.json', JSON.stringify({header: {}, kvs: [{key: key64, value: 'AA=='}, {key: key64, value: 'AA=='}], count: 2}))], /looks like `etcdctl get -w json` output, but it holds 2 key\/value pairs/],
+    ['etcdctl JSON whose value is not base64', 3, () => ['--value-file', file('num.json', JSON.stringify({header: {}, kvs: [{key: key64, value: 12}]}))], /but its "value" is not a standard base64 string/],
+    ['etcdctl JSON whose key is not base64', 3, () => ['--value-file', file('badkey.json', JSON.stringify({header: {}, kvs: [{key: '!!', value: 'AA=='}]}))], /but its "key" is not/],
+    ['etcdctl JSON with an empty value', 3, () => ['--value-file', file('nov.json', JSON.stringify({header: {}, kvs: [{key: key64}]}))], /the value of \/registry\/secrets\/default\/mysecret in .* is empty/],
+    ['etcdctl JSON with no pair', 3, () => ['--value-file', file('none.json', JSON.stringify({header: {revision: 3}}))], /holds no key\/value pair/],
+    // bad etcd keys
+    ['an --etcd-key outside /registry', 2, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', 'secrets/default/x'], /--etcd-key "secrets\/default\/x" is not an object's etcd key: it is not under the apiserver's etcd prefix \/registry\//],
+    ['an --etcd-key naming no object', 2, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', '/registry/secrets'], /it names no object/],
+    ['an --etcd-key under another --etcd-prefix', 2, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', key, '--etcd-prefix', '/k8s'], /not under the apiserver's etcd prefix \/k8s\//],
+    ['an etcdctl key outside /registry', 2, () => ['--value-file', file('outside.json', JSON.stringify({header: {}, kvs: [{key: Buffer.from('compact_rev_key').toString('base64'), value: 'AA=='}]}))], /the key in .*outside\.json "compact_rev_key" is not an object's etcd key/],
+    ['an object argument that is a bad etcd key', 2, () => ['/registry//x'], /the etcd key "\/registry\/\/x" is not an object's etcd key: it has an empty path segment/],
+  ])('%s: clear error, exit %i, nothing on stdout, nothing written', async (_name, code, args, message) => {
+    const argv = args()
+    const before = readdirSync(dir).sort()
+    const r = await plugin('inspect', ...argv)
     expect(r.code).toBe(code)
     expect(r.stderr).toMatch(message)
     expect(r.stdout).toBe('')
+    expect(readdirSync(dir).sort()).toEqual(before)
+  })
+
+  const kmsV2 = vectors.find((v) => v.id === 'kmsv2-kdf-secret')!
+  it.each([
+    ['16 bytes', randomBytes(16).toString('base64'), /holds 16 bytes; a KMS DEK or seed is 32 bytes/],
+    ['hex instead of base64 (48 bytes)', randomBytes(32).toString('hex'), /holds 48 bytes; a KMS DEK or seed is 32 bytes/],
+    ['64 bytes', randomBytes(64).toString('base64'), /holds 64 bytes/],
+    ['unpadded base64', randomBytes(32).toString('base64').replace(/=+$/, ''), /does not hold standard base64/],
+    ['URL-safe base64', Buffer.alloc(32, 0xfb).toString('base64url') + '=', /does not hold standard base64/],
+    ['an empty file', '', /does not hold standard base64/],
+  ])('a --kms-dek file with %s: exit 3, the file content never printed', async (_name, content, message) => {
+    const dek = file('wrong.dek', content)
+    for (const output of ['table', 'json']) {
+      const r = await plugin('inspect', '--value-file', file('k2.bin', b64(kmsV2.stored)), '--etcd-key', key, '--kms-dek', dek, '-o', output)
+      expect(r.code).toBe(3)
+      expect(r.stderr).toMatch(message)
+      if (content) expect(r.stdout + r.stderr).not.toContain(content)
+      if (output === 'json') expect(JSON.parse(r.stdout).error).toMatchObject({code: 'KMS_DEK_INVALID', exitCode: 3})
+      else expect(r.stdout).toBe('')
+    }
+  })
+
+  it('a KMS v2 seed value given the derived DEK fails with the apiserver text and says --kms-dek is the seed; no key material printed', async () => {
+    const r = await plugin(
+      'inspect', '--value-file', file('k2.bin', b64(kmsV2.stored)), '--etcd-key', key, '--kms-dek', file('derived.dek', kmsV2.derivedKey!), '-o', 'json',
+    )
+    expect(r.code).toBe(5)
+    const out = JSON.parse(r.stdout)
+    expect(out.decryption).toMatchObject({status: 'failed', error: 'cipher: message authentication failed'})
+    expect(out.notes.join('\n')).toContain('--kms-dek was used as the seed')
+    for (const secret of keyMaterialOf(kmsV2)) expect(r.stdout + r.stderr).not.toContain(secret)
   })
 
   it('--any-key opens a value saved without its etcd key, and the table leaves out staleness', async () => {

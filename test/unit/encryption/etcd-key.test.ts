@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {etcdKeyFor, groupResourceForKey, normalizeEtcdRoot, resourcePrefixFor} from '../../../src/encryption/etcd-key.js'
+import {etcdKeyFor, etcdKeyProblem, groupResourceForKey, normalizeEtcdRoot, resourcePrefixFor} from '../../../src/encryption/etcd-key.js'
 
 describe('etcd keys (spec §12)', () => {
   it.each([
@@ -48,5 +48,35 @@ describe('etcd keys (spec §12)', () => {
     expect(resourcePrefixFor({group: 'events.k8s.io', resource: 'events'})).toBe('events')
     expect(groupResourceForKey('/registry/somethingnew/x')).toMatchObject({group: '', resource: 'somethingnew', known: false})
     expect(groupResourceForKey('compact_rev_key')).toMatchObject({resource: '', known: false})
+  })
+})
+
+describe('etcdKeyProblem: keys that cannot be an object\'s etcd key (spec §12.1)', () => {
+  it.each([
+    ['/registry/secrets/default/mysecret', undefined],
+    ['/registry/namespaces/default', undefined],
+    ['/registry/example.com/widgets/default/w1', undefined],
+    ['/registry/services/specs/default/kubernetes', undefined],
+    // an allocator key (spec §12.3) has a value but no object name
+    ['/registry/ranges/serviceips', undefined],
+    ['foo', /not under the apiserver's etcd prefix \/registry\//],
+    ['', /not under the apiserver's etcd prefix/],
+    ['/registry', /not under the apiserver's etcd prefix/],
+    ['registry/secrets/default/x', /not under the apiserver's etcd prefix/],
+    ['/registry-x/secrets/default/x', /not under the apiserver's etcd prefix/],
+    ['/registry/', /empty path segment/],
+    ['/registry//x', /empty path segment/],
+    ['/registry/secrets/default/', /empty path segment/],
+    ['/registry/secrets', /names no object, only \/registry\/secrets/],
+    ['/registry/example.com/widgets', /names no object/],
+    ['/registry/secrets/default/a/b', /more path segments/],
+  ])('%s', (key, problem) => {
+    if (problem === undefined) expect(etcdKeyProblem(key)).toBeUndefined()
+    else expect(etcdKeyProblem(key)).toMatch(problem)
+  })
+
+  it('judges against --etcd-prefix', () => {
+    expect(etcdKeyProblem('/k8s/secrets/a/b', {prefix: 'k8s'})).toBeUndefined()
+    expect(etcdKeyProblem('/registry/secrets/a/b', {prefix: '/k8s/'})).toMatch(/etcd prefix \/k8s\//)
   })
 })

@@ -19,6 +19,24 @@ export interface Vector {
   expect: string
   expectError?: string
   encryptedObject?: {keyID: string; annotations: Record<string, string>; encryptedDEKSourceType: number}
+  /** KMS v2 KDF vectors: the seed (= key), the info bytes, and the DEK derived from them. */
+  seed?: string
+  info?: string
+  derivedKey?: string
+}
+
+/**
+ * Every spelling of key material a vector and its config carry (base64 and hex of each key, seed
+ * and derived DEK): none may appear in anything the plugin prints.
+ */
+export function keyMaterialOf(v: Vector, config: EncryptionConfiguration = configFor(v)): string[] {
+  const base64s = [v.key, v.seed, v.derivedKey].filter((x): x is string => Boolean(x))
+  for (const entry of config.resources) {
+    for (const provider of entry.providers) {
+      for (const type of ['aescbc', 'aesgcm', 'secretbox'] as const) for (const k of provider[type]?.keys ?? []) base64s.push(k.secret)
+    }
+  }
+  return [...new Set(base64s.flatMap((s) => [s, b64(s).toString('hex')]))]
 }
 
 export const VECTORS_DIR = new URL('../../fixtures/vectors/', import.meta.url).pathname
@@ -48,4 +66,21 @@ export function configFor(v: Vector): EncryptionConfiguration {
     }
   }
   return config
+}
+
+/**
+ * The apiserver's exact error texts (spec §3) a negative vector's `expectError` names, per vector:
+ * a read must fail with one of them verbatim, not just with some substring of the prose.
+ */
+const NEGATIVE_TEXTS: Record<string, string[]> = {
+  'aescbc-128-wrong-key-NEGATIVE': ['invalid padding on input', 'invalid PKCS7 data (empty or not padded)'],
+  'aesgcm-256-wrong-etcdkey-NEGATIVE': ['cipher: message authentication failed'],
+  'secretbox-tampered-NEGATIVE': ['output array was not large enough for encryption'],
+}
+
+export function apiserverErrorsFor(v: Vector): string[] {
+  const texts = NEGATIVE_TEXTS[v.id]
+  if (!texts) throw new Error(`no apiserver error text listed for the negative vector ${v.id}`)
+  for (const text of texts) if (!v.expectError?.includes(text)) throw new Error(`${v.id}: expectError does not name ${JSON.stringify(text)}`)
+  return texts
 }

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {inspectValue, parseEtcdctlJson} from '../../../src/operations/inspect.js'
+import {EtcdctlJsonShapeError, inspectValue, parseEtcdctlJson} from '../../../src/operations/inspect.js'
 import {b64, configFor, vectors} from '../encryption/vectors-helper.js'
 
 const byId = (id: string) => vectors.find((v) => v.id === id)!
@@ -45,6 +45,28 @@ describe('inspectValue', () => {
     expect(r.decryption).toMatchObject({status: 'ok', provider: 'kms', kmsName: 'legacykms'})
     expect(r.object).toMatchObject({kind: 'Secret'})
     expect(JSON.stringify(r)).not.toContain(v.key!)
+  })
+
+  it('a KMS v2 seed value refused with a derived DEK or a wrong seed says --kms-dek is the seed, never echoing it', () => {
+    const v = byId('kmsv2-kdf-secret') as typeof vectors[number] & {derivedKey: string}
+    const value = b64(v.stored)
+    const derived = b64(v.derivedKey)
+    const r = inspectValue({value, source: 't', etcdKey: KEY, kmsDek: derived})
+    expect(r.decryption).toMatchObject({status: 'failed', error: 'cipher: message authentication failed'})
+    expect(r.notes.join('\n')).toMatch(/--kms-dek was used as the seed .*not a derived DEK/)
+    for (const secret of [v.derivedKey, derived.toString('hex'), v.key!, b64(v.key!).toString('hex')]) expect(JSON.stringify(r)).not.toContain(secret)
+    // the seed itself opens it, and no such note is added
+    const ok = inspectValue({value, source: 't', etcdKey: KEY, kmsDek: b64(v.key!)})
+    expect(ok.decryption.status).toBe('ok')
+    expect(ok.notes.join('\n')).not.toContain('--kms-dek was used')
+  })
+
+  it('a KMS v1 or v2 AES_GCM_KEY value refused with a wrong DEK says --kms-dek is the DEK', () => {
+    for (const id of ['kmsv1-gcm-secret', 'kmsv2-aesgcmkey-secret']) {
+      const r = inspectValue({value: b64(byId(id).stored), source: 't', etcdKey: KEY, kmsDek: Buffer.alloc(32, 9)})
+      expect(r.decryption.status, id).toBe('failed')
+      expect(r.notes.join('\n'), id).toMatch(/--kms-dek was used as the DEK the KMS plugin returns/)
+    }
   })
 
   it('drops an etcdctl trailing newline only when the value does not read as stored', () => {
@@ -94,6 +116,26 @@ describe('parseEtcdctlJson', () => {
     expect(parseEtcdctlJson(Buffer.from(JSON.stringify({header: {revision: 9}})))).toBeNull()
     expect(parseEtcdctlJson(Buffer.from('{"apiVersion":"v1","kind":"Widget"}\n'))).toBeUndefined()
     expect(parseEtcdctlJson(Buffer.from('k8s\u0000'))).toBeUndefined()
+    expect(parseEtcdctlJson(Buffer.from('{"header":{"revision":9},"kvs":[]}'))).toBeNull()
+    // etcdctl leaves "value" off for an empty value
+    expect(parseEtcdctlJson(Buffer.from(JSON.stringify({header: {}, kvs: [{key: Buffer.from(KEY).toString('base64')}]})))).toMatchObject({key: KEY, value: Buffer.alloc(0)})
+  })
+
+  const key64 = Buffer.from(KEY).toString('base64')
+  it.each([
+    ['kvs not a list', {header: {}, kvs: 'x'}, /"kvs" is not a list/],
+    ['several pairs (etcdctl get --prefix)', {header: {}, kvs: [{key: key64, value: 'AA=='}, {key: key64, value: 'AA=='}], count: 2}, /holds 2 key\/value pairs/],
+    ['an entry that is not an object', {header: {}, kvs: [7]}, /entry is not a key\/value object/],
+    ['a numeric key', {header: {}, kvs: [{key: 5, value: 'AA=='}]}, /"key" is not/],
+    ['a key that is not base64', {header: {}, kvs: [{key: '!!!', value: 'AA=='}]}, /"key" is not/],
+    ['an empty key', {header: {}, kvs: [{key: '', value: 'AA=='}]}, /"key" is not/],
+    ['a numeric value', {header: {}, kvs: [{key: key64, value: 12}]}, /"value" is not/],
+    ['a value with misplaced padding (Go base64 refuses it)', {header: {}, kvs: [{key: key64, value: 'AA=A'}]}, /"value" is not/],
+    ['a value without padding', {header: {}, kvs: [{key: key64, value: 'AAA'}]}, /"value" is not/],
+  ])('etcdctl JSON of the wrong shape: %s', (_name, doc, message) => {
+    const parse = () => parseEtcdctlJson(Buffer.from(JSON.stringify(doc)))
+    expect(parse).toThrow(EtcdctlJsonShapeError)
+    expect(parse).toThrow(message)
   })
 })
 
