@@ -194,6 +194,19 @@ describe('read failures (spec §2.4, §4.3)', () => {
     )
   })
 
+  it('key names with ":" are matched by their whole "<name>:" prefix in order, as the apiserver does (spec §2.5)', () => {
+    const spec = aesgcm('a', 'a:b')
+    const t = chain([spec])
+    const written = chain([{aesgcm: {keys: [spec.aesgcm!.keys[1]]}}]).write(SECRET, KEY)
+    expect(written.subarray(0, 'k8s:enc:aesgcm:v1:a:b:'.length).toString()).toBe('k8s:enc:aesgcm:v1:a:b:')
+    // "a:" is a prefix of "a:b:…" too: key a is tried first and fails, then a:b opens it (second key: stale)
+    expect(t.read(written, KEY)).toMatchObject({keyName: 'a:b', stale: true, prefix: 'k8s:enc:aesgcm:v1:a:b:'})
+    // the classifier's name is only the text up to the next ":" (a heuristic)
+    expect(classifyValue(written).keyName).toBe('a')
+    // without a:b in the config the error is key a's failure, not "no matching key"
+    expect(() => chain([aesgcm('a')]).read(written, KEY)).toThrow(/^cipher: message authentication failed$/)
+  })
+
   it('a matched prefix that fails does not stop the search: a later entry with the same prefix succeeds', () => {
     const right = aesgcm('k1')
     const stored = chain([right]).write(SECRET, KEY)
