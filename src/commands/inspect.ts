@@ -55,7 +55,9 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     config: Flags.string({description: 'EncryptionConfiguration file to read the value with, as the apiserver would.'}),
     decrypt: Flags.boolean({description: 'Show the decoded object, including Secret data.', default: false}),
     hexdump: Flags.boolean({description: 'Add the stored bytes as `hexdump -C` prints them.', default: false}),
-    'kms-dek': Flags.string({description: 'File (mode 0600) with the base64 plaintext DEK or seed for a KMS value.'}),
+    'kms-dek': Flags.string({
+      description: 'File (mode 0600) with the plaintext DEK or seed of a KMS value: the 32 bytes the KMS plugin returns from Decrypt, as standard base64 (for KMS v2 seed-type values, the seed).',
+    }),
     'any-key': Flags.boolean({
       description: 'With --config: try every provider and key in the file, whatever resource it is for (the etcd key is then optional; without it aesgcm and KMS values cannot be authenticated).',
       default: false,

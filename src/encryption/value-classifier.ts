@@ -96,7 +96,8 @@ export function describeKmsV2(body: Buffer): KmsV2Structure {
     for (const [k, v] of obj.annotations) annotations[k] = v.toString('base64')
     return {
       keyID: obj.keyID,
-      keyIDHash: sha256Label(obj.keyID),
+      // As the metrics label: empty for an empty key ID (spec §11).
+      keyIDHash: obj.keyID === '' ? '' : sha256Label(obj.keyID),
       annotations,
       encryptedDEKSourceType: obj.encryptedDEKSourceType,
       encryptedDEKSourceTypeName: DEK_SOURCE_TYPE_NAMES[obj.encryptedDEKSourceType],

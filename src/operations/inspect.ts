@@ -13,7 +13,7 @@ import {viewObject, type ObjectView} from '../encryption/object-view.js'
 import {classifyPlaintext, type PlaintextInfo} from '../encryption/plaintext-format.js'
 import {type KmsService, StaticDekKmsService} from '../encryption/providers/kms-service.js'
 import {EncryptionTransformers, type ReadResult, ResourceTransformer} from '../encryption/resource-transformer.js'
-import {TRANSFORM_MESSAGES, TransformError} from '../encryption/transform-error.js'
+import {isMissingDek, TRANSFORM_MESSAGES, TransformError} from '../encryption/transform-error.js'
 import {classifyValue, type ValueClassification} from '../encryption/value-classifier.js'
 
 export interface InspectInput {
@@ -173,7 +173,17 @@ function inspectOnce(input: InspectInput): InspectResult {
       }
     } catch (error) {
       if (!(error instanceof TransformError)) throw error
-      result.decryption = {status: 'failed', error: error.message, rule: transformer.transformer.rule, covered: transformer.transformer.covered}
+      const {rule, covered} = transformer.transformer
+      result.decryption = {status: 'failed', error: error.message, rule, covered}
+      // A KMS provider without the DEK or seed offline: what the apiserver would answer cannot be told
+      // (its KMS plugin would supply them), so the structure is reported and the read is not judged.
+      if (error.messages.some(isMissingDek)) {
+        const others = error.messages.filter((m) => !isMissingDek(m))
+        const why = `a KMS value opens only with the plaintext DEK or seed the KMS plugin returns: pass --kms-dek FILE${
+          others.length > 0 ? `; the other providers that matched failed with: ${others.join(', ')}` : ''
+        }`
+        result.decryption = {status: 'not-attempted', error: why, rule, covered}
+      }
       if (input.kmsDek && classification.provider === 'kms' && error.messages.includes(TRANSFORM_MESSAGES.gcmAuth)) notes.push(kmsDekNote(classification))
     }
     if (transformer.synthetic) result.decryption.rule = undefined

@@ -172,6 +172,14 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
     }
   })
 
+  it('a KMS value under its KMS provider without --kms-dek: structure reported, the read not judged, exit 0', async () => {
+    const r = await plugin('inspect', '--value-file', file('k2n.bin', b64(kmsV2.stored)), '--etcd-key', key, '--config', file('k2n.yaml', stringify(configFor(kmsV2))))
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^KMS key ID:\s+kek-2024-01$/m)
+    expect(r.stdout).toMatch(/^Key ID hash:\s+sha256:[0-9a-f]{64}$/m)
+    expect(r.stdout).toMatch(/^Read:\s+not attempted: a KMS value opens only with the plaintext DEK or seed .*--kms-dek FILE$/m)
+  })
+
   it('a KMS v2 seed value given the derived DEK fails with the apiserver text and says --kms-dek is the seed; no key material printed', async () => {
     const r = await plugin(
       'inspect', '--value-file', file('k2.bin', b64(kmsV2.stored)), '--etcd-key', key, '--kms-dek', file('derived.dek', kmsV2.derivedKey!), '-o', 'json',

@@ -47,6 +47,9 @@ describe('classifyValue (spec §13.4)', () => {
     // the vector's annotation key is not a domain name: the apiserver refuses it (spec §3.6)
     expect(c.kmsV2?.error).toMatch(/^failed to validate annotations: /)
     expect(classifyValue(Buffer.from('k8s:enc:kms:v2:x:\u00ff')).kmsV2?.error).toBeDefined()
+    // an empty key ID hashes to an empty label, as in the metrics (spec §11), and is refused
+    const noKeyId = classifyValue(Buffer.concat([Buffer.from('k8s:enc:kms:v2:x:'), Buffer.from([0x0a, 1, 0x61, 0x1a, 1, 0x62])]))
+    expect(noKeyId.kmsV2).toMatchObject({keyID: '', keyIDHash: '', error: 'failed to validate key id: keyID is empty'})
   })
 })
 

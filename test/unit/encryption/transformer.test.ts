@@ -3,11 +3,11 @@ import {randomBytes} from 'node:crypto'
 import {describe, expect, it} from 'vitest'
 
 import type {EncryptionConfiguration, ProviderSpec} from '../../../src/encryption/config-model.js'
-import type {KmsService} from '../../../src/encryption/providers/kms-service.js'
+import {type KmsService, StaticDekKmsService} from '../../../src/encryption/providers/kms-service.js'
 import {EncryptionTransformers, ResourceTransformer, TransformerBuildError} from '../../../src/encryption/resource-transformer.js'
 import {TransformError} from '../../../src/encryption/transform-error.js'
 import {classifyValue} from '../../../src/encryption/value-classifier.js'
-import {b64, vectors} from './vectors-helper.js'
+import {b64, vectors, vectorsConfig} from './vectors-helper.js'
 
 const KEY = '/registry/secrets/default/mysecret'
 const SECRET = b64(vectors.find((v) => v.id === 'identity-secret-protobuf')!.plaintext!)
@@ -58,6 +58,35 @@ describe('encrypt -> decrypt round trips per provider (spec §2.3, §3)', () => 
       }
     })
   }
+
+  it('aescbc and aesgcm round-trip with 16, 24 and 32-byte keys (AES-128/192/256, spec §3.2, §3.3)', () => {
+    for (const size of [16, 24, 32]) {
+      for (const type of ['aescbc', 'aesgcm'] as const) {
+        const t = chain([{[type]: {keys: [{name: 'k', secret: key(size)}]}}])
+        const stored = t.write(SECRET, KEY)
+        // IV/nonce, then the body: CBC pads to whole blocks, GCM appends a 16-byte tag
+        const body = stored.length - `k8s:enc:${type}:v1:k:`.length
+        expect(body, `${type} ${size}`).toBe(type === 'aescbc' ? 16 + (Math.floor(SECRET.length / 16) + 1) * 16 : 12 + SECRET.length + 16)
+        expect(t.read(stored, KEY).plaintext.equals(SECRET), `${type} ${size}`).toBe(true)
+      }
+    }
+  })
+
+  it('writes as the apiserver does with the vectors config: the first provider and its first key for the resource', () => {
+    const transformers = new EncryptionTransformers(vectorsConfig())
+    for (const [etcdKey, prefix] of [
+      ['/registry/secrets/default/mysecret', 'k8s:enc:aesgcm:v1:key2:'],
+      ['/registry/example.com/widgets/default/w1', 'k8s:enc:aescbc:v1:key2:'],
+      // not covered: identity check, written as is
+      ['/registry/configmaps/default/c', ''],
+    ]) {
+      const t = transformers.forKey(etcdKey)
+      const stored = t.write(SECRET, etcdKey)
+      expect(stored.subarray(0, prefix.length).toString()).toBe(prefix)
+      expect(t.read(stored, etcdKey)).toMatchObject({stale: false, prefix})
+      expect(t.read(stored, etcdKey).plaintext.equals(SECRET)).toBe(true)
+    }
+  })
 
   it('identity first writes plaintext unchanged', () => {
     const t = chain([identity, aescbc('k1')])
@@ -120,6 +149,15 @@ describe('staleness (spec §4.1)', () => {
     expect(first.read(stored, KEY).stale).toBe(true)
   })
 
+  it('kms v2: an AES_GCM_KEY value (source type 0) reads stale, as writes use the HKDF seed type; kms v1 legacy CBC reads stale (spec §3.5, §3.6)', () => {
+    for (const [id, stale] of [['kmsv2-aesgcmkey-secret', true], ['kmsv2-kdf-secret', false], ['kmsv1-legacy-cbc-secret', true], ['kmsv1-gcm-secret', false]] as const) {
+      const v = vectors.find((x) => x.id === id)!
+      const t = chain([{kms: {apiVersion: v.kmsApiVersion, name: v.kmsName!, endpoint: 'unix:///x'}}], {[v.kmsName!]: new StaticDekKmsService(b64(v.key!))})
+      const etcdKey = b64(v.etcdKey).toString()
+      expect(t.read(b64(v.stored), etcdKey), id).toMatchObject({stale, provider: 'kms', kmsName: v.kmsName})
+    }
+  })
+
   it('a value written with a key that is now second reads stale, and rewriting makes it fresh (the rotation loop)', () => {
     const cfg = aescbc('new', 'old')
     const previous = chain([{aescbc: {keys: [cfg.aescbc!.keys[1]]}}]).write(SECRET, KEY)
@@ -154,6 +192,19 @@ describe('read failures (spec §2.4, §4.3)', () => {
     expect(() => chain([secretbox('k1')]).read(chain([secretbox('k2')]).write(SECRET, KEY), KEY)).toThrow(
       /^no matching key was found for the provided Secretbox transformer$/,
     )
+  })
+
+  it('key names with ":" are matched by their whole "<name>:" prefix in order, as the apiserver does (spec §2.5)', () => {
+    const spec = aesgcm('a', 'a:b')
+    const t = chain([spec])
+    const written = chain([{aesgcm: {keys: [spec.aesgcm!.keys[1]]}}]).write(SECRET, KEY)
+    expect(written.subarray(0, 'k8s:enc:aesgcm:v1:a:b:'.length).toString()).toBe('k8s:enc:aesgcm:v1:a:b:')
+    // "a:" is a prefix of "a:b:…" too: key a is tried first and fails, then a:b opens it (second key: stale)
+    expect(t.read(written, KEY)).toMatchObject({keyName: 'a:b', stale: true, prefix: 'k8s:enc:aesgcm:v1:a:b:'})
+    // the classifier's name is only the text up to the next ":" (a heuristic)
+    expect(classifyValue(written).keyName).toBe('a')
+    // without a:b in the config the error is key a's failure, not "no matching key"
+    expect(() => chain([aesgcm('a')]).read(written, KEY)).toThrow(/^cipher: message authentication failed$/)
   })
 
   it('a matched prefix that fails does not stop the search: a later entry with the same prefix succeeds', () => {

@@ -69,6 +69,15 @@ describe('inspectValue', () => {
     }
   })
 
+  it('a KMS value under a config with its KMS provider but no --kms-dek is not judged (exit 0), its structure reported', () => {
+    const v = byId('kmsv2-aesgcmkey-secret')
+    const r = inspectValue({value: b64(v.stored), source: 't', etcdKey: KEY, config: configFor(v)})
+    expect(r.decryption).toMatchObject({status: 'not-attempted', rule: 'secrets', error: expect.stringMatching(/^a KMS value opens only with .* pass --kms-dek FILE$/)})
+    expect(r.classification.kmsV2).toMatchObject({keyID: 'kek-2023-06', encryptedDEKSourceTypeName: 'AES_GCM_KEY'})
+    // with the DEK it reads, and the apiserver's verdict is given
+    expect(inspectValue({value: b64(v.stored), source: 't', etcdKey: KEY, config: configFor(v), kmsDek: b64(v.key!)}).decryption).toMatchObject({status: 'ok', stale: true})
+  })
+
   it('drops an etcdctl trailing newline only when the value does not read as stored', () => {
     const v = byId('aesgcm-256-secret')
     const value = Buffer.concat([b64(v.stored), Buffer.from('\n')])
