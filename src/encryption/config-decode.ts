@@ -211,6 +211,14 @@ function findDuplicates(doc: Document, lines: LineCounter, json: boolean): strin
 
 const TYPE_META = 'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
 
+/** Keyed providers whose `keys` was absent or null in the file (Go's nil slice, echoed as `null`; `keys: []` is `[]`). */
+const nilKeyLists = new WeakSet<object>()
+
+/** Whether `keys` was absent or null in the decoded file (spec §6.1: the provider echo shows `"Keys":null` then). */
+export function keysWereNull(provider: object): boolean {
+  return nilKeyLists.has(provider)
+}
+
 /** Applies the v1 defaults (spec §5.4) in place. */
 export function applyDefaults(config: EncryptionConfiguration): EncryptionConfiguration {
   for (const entry of config.resources ?? []) {
@@ -285,7 +293,12 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
   for (const entry of decoded.resources) {
     entry.resources ??= []
     entry.providers ??= []
-    for (const p of entry.providers) for (const keyed of [p.aescbc, p.aesgcm, p.secretbox]) if (keyed) keyed.keys ??= []
+    for (const p of entry.providers) {
+      for (const keyed of [p.aescbc, p.aesgcm, p.secretbox]) {
+        if (keyed && keyed.keys === undefined) nilKeyLists.add(keyed)
+        if (keyed) keyed.keys ??= []
+      }
+    }
   }
   return {config: applyDefaults(decoded), errors: []}
 }

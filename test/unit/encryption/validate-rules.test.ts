@@ -92,12 +92,22 @@ describe('exactly one provider type (spec §6.3 step 5)', () => {
   })
 
   it('two types in one element: echoes the provider with the secrets REDACTED, then still checks the first type', () => {
-    const yaml = entry(['secrets'], `  - identity: {}\n    aescbc:\n      keys:\n      - {name: k, secret: "${K32}"}\n    secretbox:\n      keys: []\n`)
+    const yaml = entry(['secrets'], `  - identity: {}\n    aescbc:\n      keys:\n      - {name: k, secret: "${K32}"}\n    secretbox:\n      keys: []\n    aesgcm: {}\n`)
     const {messages} = check(yaml)
+    // Go's JSON of the internal struct: `keys: []` is an empty slice ([]), a missing `keys` a nil one (null).
     expect(messages).toEqual([
-      'resources[0].providers[0]: Invalid value: {"AESGCM":null,"AESCBC":{"Keys":[{"Name":"k","Secret":"REDACTED"}]},"Secretbox":{"Keys":null},"Identity":{},"KMS":null}: more than one provider specified in a single element, should split into different list elements',
+      'resources[0].providers[0]: Invalid value: {"AESGCM":{"Keys":null},"AESCBC":{"Keys":[{"Name":"k","Secret":"REDACTED"}]},"Secretbox":{"Keys":[]},"Identity":{},"KMS":null}: more than one provider specified in a single element, should split into different list elements',
+      'resources[0].providers[0].aesgcm.keys: Required value: at least one keys is required',
     ])
     expect(messages.join('\n')).not.toContain(K32)
+  })
+
+  it('echoes a KMS provider after defaults, durations as Go prints them', () => {
+    const yaml = entry(['secrets'], `  - identity: {}\n    kms: {name: a, endpoint: "unix:///k", timeout: 90s}\n  - identity: {}\n    kms: {apiVersion: v2, name: b, endpoint: "unix:///k"}\n`)
+    expect(check(yaml, {featureGates: {KMSv1: true}}).messages).toEqual([
+      'resources[0].providers[0]: Invalid value: {"AESGCM":null,"AESCBC":null,"Secretbox":null,"Identity":{},"KMS":{"APIVersion":"v1","Name":"a","CacheSize":1000,"Endpoint":"unix:///k","Timeout":"1m30s"}}: more than one provider specified in a single element, should split into different list elements',
+      'resources[0].providers[1]: Invalid value: {"AESGCM":null,"AESCBC":null,"Secretbox":null,"Identity":{},"KMS":{"APIVersion":"v2","Name":"b","CacheSize":null,"Endpoint":"unix:///k","Timeout":"3s"}}: more than one provider specified in a single element, should split into different list elements',
+    ])
   })
 
   it('runs the type-specific checks of the first type in the order KMS, AESGCM, AESCBC, Secretbox', () => {
