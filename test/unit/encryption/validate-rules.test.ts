@@ -429,6 +429,15 @@ describe('strict decoding (spec §5.2)', () => {
     expect(parsed.errors.map((e) => e.message)).toEqual([`error decoding encryption provider configuration file ${file}: ${detail}`])
   })
 
+  it('reads JSON after a byte order mark as YAML, as the apiserver does (it is not a space to Go)', () => {
+    const doc = JSON.stringify({apiVersion: 'apiserver.config.k8s.io/v1', kind: 'EncryptionConfiguration', resources: [{resources: ['secrets'], providers: [{identity: {}}]}]})
+    expect(parseEncryptionConfig(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(doc)])).errors).toEqual([])
+    // On the JSON path a duplicate is `duplicate field`; after a BOM it is go-yaml's message.
+    const dup = doc.replace('"kind"', '"kind":"EncryptionConfiguration","kind"')
+    expect(parseEncryptionConfig(dup).errors[0]?.message).toContain('strict decoding error: duplicate field "kind"')
+    expect(parseEncryptionConfig(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(dup)])).errors[0]?.message).toContain('key "kind" already set in map')
+  })
+
   it('accepts a UTF-8 byte order mark, NEL and non-ASCII text in YAML', () => {
     const parsed = parseEncryptionConfig(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`${head}# clé \u0085\nresources: []\n`)]))
     expect(parsed.errors).toEqual([])
