@@ -152,6 +152,26 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
     expect(readdirSync(dir).sort()).toEqual(before)
   })
 
+  it('a config the apiserver refuses never has its secrets printed (table or -o json), exit 3', async () => {
+    const secrets = ['c2hvcnRzZWNyZXQ=', 'not base64 SECRETVALUE', 'AAECAwQFBgcICQoLDA0ODw==', 'Hx4dHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA=']
+    const config = stringify({
+      apiVersion: 'apiserver.config.k8s.io/v1',
+      kind: 'EncryptionConfiguration',
+      resources: [
+        {resources: ['secrets'], providers: [{aescbc: {keys: [{name: 'k1', secret: secrets[0]}]}}, {secretbox: {keys: [{name: 'k2', secret: secrets[1]}]}}]},
+        // two providers in one element: the apiserver's own message would print the keys (spec §6.1)
+        {resources: ['configmaps'], providers: [{aescbc: {keys: [{name: 'k3', secret: secrets[2]}]}, secretbox: {keys: [{name: 'k4', secret: secrets[3]}]}}]},
+      ],
+    })
+    const path = file('secrets.yaml', config)
+    for (const output of ['table', 'json']) {
+      const r = await plugin('inspect', '--value-file', file('x.bin', 'x'), '--etcd-key', key, '--config', path, '-o', output)
+      expect(r.code).toBe(3)
+      expect(r.stderr).toContain('REDACTED')
+      for (const secret of secrets) expect(r.stdout + r.stderr).not.toContain(secret)
+    }
+  })
+
   const kmsV2 = vectors.find((v) => v.id === 'kmsv2-kdf-secret')!
   it.each([
     ['16 bytes', randomBytes(16).toString('base64'), /holds 16 bytes; a KMS DEK or seed is 32 bytes/],
