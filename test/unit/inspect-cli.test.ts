@@ -114,6 +114,24 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
     expect(JSON.parse(r.stdout)).toMatchObject({etcdKey: key, decryption: {status: 'ok', keyName: 'key2'}})
   })
 
+  // Captured from a real etcdctl against a scratch etcd holding the aesgcm-256-secret vector.
+  const fixtures = new URL('../fixtures/etcdctl/', import.meta.url).pathname
+  it.each([
+    ['etcdctl get -w json', 'aesgcm-256-secret.json', [], 'etcdctl -w json', undefined],
+    ['etcdctl get (key line, value, newline)', 'aesgcm-256-secret.simple', [], 'etcdctl get', /the file is `etcdctl get` output/],
+    ['etcdctl get --print-value-only', 'aesgcm-256-secret.pvo', ['--etcd-key', key], undefined, /dropped the final newline/],
+  ])('reads real %s output: the same 200 stored bytes, key2, and its exact hexdump', async (_name, name, extra, format, note) => {
+    const config = file('real.yaml', stringify(configFor(secret)))
+    const r = await plugin('inspect', '--value-file', join(fixtures, name), ...extra, '--config', config, '--hexdump', '-o', 'json')
+    expect(r.code, r.stderr).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out).toMatchObject({etcdKey: key, length: 200, decryption: {status: 'ok', keyName: 'key2', stale: false}})
+    expect(out.source).toBe(`file:${join(fixtures, name)}${format ? ` (${format})` : ''}`)
+    if (note) expect(out.notes.join('\n')).toMatch(note)
+    const value = file('real.bin', b64(secret.stored))
+    expect(out.hexdump).toBe(execFileSync('/usr/bin/hexdump', ['-C', value]).toString('latin1'))
+  })
+
   it.each([
     ['a missing value file', 3, () => ['--value-file', join(dir, 'nope.bin')], /cannot read the value file .*nope\.bin: no such file/],
     ['an empty value file', 3, () => ['--value-file', file('empty.bin', '')], /the value file .*empty\.bin is empty/],
