@@ -8,7 +8,7 @@ import {decodeGoBase64} from '../encryption/go-base64.js'
 import {formatGroupResource} from '../encryption/resource-match.js'
 import {TransformerBuildError} from '../encryption/resource-transformer.js'
 import {EXIT, preconditionError, usageError} from '../errors.js'
-import {EtcdctlJsonShapeError, type InspectResult, inspectValue, parseEtcdctlJson, parseEtcdctlSimple} from '../operations/inspect.js'
+import {EtcdctlJsonShapeError, type InspectInput, type InspectResult, inspectValue, parseEtcdctlJson, parseEtcdctlSimple} from '../operations/inspect.js'
 import {formatFields} from '../output/render.js'
 import {discoverControlPlane} from '../controlplane/control-plane.js'
 import {etcdKeyFor, etcdKeyProblem} from '../encryption/etcd-key.js'
@@ -104,17 +104,13 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     const config = flags.config ? await loadConfig(flags.config) : undefined
     const kmsDek = flags['kms-dek'] ? await this.readKmsDek(flags['kms-dek']) : undefined
     try {
-      const result = inspectValue({
+      const result = this.inspect({
         value: dump?.value ?? raw,
         source: `file:${valueFile}${dump ? ` (${dump.format})` : ''}`,
         etcdKey,
         trailingNewlineMayBeArtifact: !dump,
-        etcdPrefix: flags['etcd-prefix'],
         config,
         kmsDek,
-        decrypt: flags.decrypt,
-        hexdump: flags.hexdump,
-        anyKey: flags['any-key'],
       })
       if (dump?.format === 'etcdctl get') result.notes.push('the file is `etcdctl get` output: the key is its first line, the value what follows, without the newline etcdctl adds')
       return result
@@ -179,17 +175,7 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
           hint: "Check the name and namespace (-n), or the apiserver's --etcd-prefix (--etcd-prefix).",
         })
       }
-      const result = inspectValue({
-        value: kv.value,
-        source: `etcd:${describeReader(reader.describe())}`,
-        etcdKey,
-        etcdPrefix: flags['etcd-prefix'],
-        config,
-        kmsDek,
-        decrypt: flags.decrypt,
-        hexdump: flags.hexdump,
-        anyKey: flags['any-key'],
-      })
+      const result = this.inspect({value: kv.value, source: `etcd:${describeReader(reader.describe())}`, etcdKey, config, kmsDek})
       result.notes.push(...notes)
       return result
     } catch (error) {
@@ -199,6 +185,12 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
       progress.stop()
       cluster?.close()
     }
+  }
+
+  /** inspectValue with what the flags say about every source (prefix, --decrypt, --hexdump, --any-key). */
+  private inspect(input: Omit<InspectInput, 'etcdPrefix' | 'decrypt' | 'hexdump' | 'anyKey'>): InspectResult {
+    const flags = this.flags
+    return inspectValue({...input, etcdPrefix: flags['etcd-prefix'], decrypt: flags.decrypt, hexdump: flags.hexdump, anyKey: flags['any-key']})
   }
 
   protected override exitCodeFor(result: InspectResult): number {
