@@ -10,6 +10,8 @@ import {type Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDoc
 import type {EncryptionConfiguration, KmsProviderSpec} from './config-model.js'
 import {type ConfigError, stageError} from './config-errors.js'
 import {goQuote, parseGoDuration} from './go-format.js'
+import {goJsonSyntaxError} from './go-json-syntax.js'
+import {goYamlReaderError} from './go-yaml-reader.js'
 
 export const API_VERSION = 'apiserver.config.k8s.io/v1'
 export const KIND = 'EncryptionConfiguration'
@@ -86,6 +88,8 @@ function jsonKind(value: unknown): string {
 interface DecodeState {
   /** encoding/json reports the first type error only. */
   typeError?: string
+  /** An error from a field's own UnmarshalJSON (metav1.Duration) stops decoding at once and wins over a saved type error. */
+  fatal?: string
   /** Strict errors (unknown fields), in document order. */
   strict: string[]
 }
@@ -110,11 +114,11 @@ function decode(value: unknown, spec: Spec, state: DecodeState, path: string, go
     case 'duration': {
       // metav1.Duration.UnmarshalJSON: a JSON string parsed by time.ParseDuration.
       if (typeof value !== 'string') {
-        state.typeError ??= `json: cannot unmarshal ${jsonKind(value)} into Go value of type string`
+        state.fatal ??= `json: cannot unmarshal ${jsonKind(value)} into Go value of type string`
         return undefined
       }
       const parsed = parseGoDuration(value)
-      if ('error' in parsed) state.typeError ??= parsed.error
+      if ('error' in parsed) state.fatal ??= parsed.error
       return value
     }
     case 'list':
@@ -222,24 +226,20 @@ export function applyDefaults(config: EncryptionConfiguration): EncryptionConfig
 }
 
 /**
- * Decodes the text of an EncryptionConfiguration file (spec §5.2 steps 2–4, without validation).
- * `source` is the path named in messages. Messages never contain key material: where the apiserver
- * would echo the file's content, the content is left out.
+ * Decodes an EncryptionConfiguration file, its raw bytes or its text (spec §5.2 steps 2–4, without
+ * validation). `source` is the path named in messages. Messages never contain key material: where the
+ * apiserver would echo the file's content, the content is left out.
  */
-export function parseEncryptionConfig(text: string, source = '<input>'): ParseResult {
+export function parseEncryptionConfig(input: string | Uint8Array, source = '<input>'): ParseResult {
   const fail = (detail: string): ParseResult => ({
     errors: [stageError('Decode', `error decoding encryption provider configuration file ${goQuote(source)}: ${detail}`)],
   })
+  const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input
+  const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8')
+  // A JSON document goes to the JSON decoder, anything else to the YAML one (spec §5.2 step 2).
   const json = /^\s*\{/.test(text)
-  if (json) {
-    try {
-      JSON.parse(text)
-    } catch (error) {
-      // V8 quotes a snippet of the input ("…" is not valid JSON); it may hold a key, so it is cut.
-      const message = (error as Error).message.replace(/,\s*".*" is not valid JSON$/s, ' (not valid JSON)')
-      return fail(`couldn't get version/kind; json parse error: ${message}`)
-    }
-  }
+  const syntaxError = json ? goJsonSyntaxError(bytes) : goYamlReaderError(bytes)
+  if (syntaxError) return fail(json ? `couldn't get version/kind; json parse error: ${syntaxError}` : syntaxError)
   const lines = new LineCounter()
   const docs = parseAllDocuments(text, {...yamlOptions, lineCounter: lines})
   const doc = Array.isArray(docs) ? docs[0] : undefined
@@ -273,7 +273,8 @@ export function parseEncryptionConfig(text: string, source = '<input>'): ParseRe
 
   const state: DecodeState = {strict: []}
   const decoded = decode(top, configSpec, state, '', '', configSpec.name) as EncryptionConfiguration
-  if (state.typeError) return fail(state.typeError)
+  const fatal = state.fatal ?? state.typeError
+  if (fatal) return fail(fatal)
   const strict = doc ? findDuplicates(doc, lines, json) : []
   // go-yaml's duplicate check is one error listing every line; the JSON checker lists each field.
   const strictErrors = json ? [...strict, ...state.strict] : [...(strict.length > 0 ? [`yaml: unmarshal errors:\n  ${strict.join('\n  ')}`] : []), ...state.strict]

@@ -42,9 +42,13 @@ export function stageError(type: 'Read' | 'Decode' | 'Build' | 'Unsupported', de
   return {field, type, detail, message: detail}
 }
 
-/** apimachinery's aggregate: de-duplicated by message, one shown as itself, several as `[e1, e2]` (spec §6.1). */
+/**
+ * apimachinery's aggregate: de-duplicated by message, one shown as itself, several as `[e1, e2]`
+ * (spec §6.1). No errors make no message: '' (the apiserver has no aggregate then).
+ */
 export function aggregateMessage(errors: readonly ConfigError[]): string {
   const messages = [...new Set(errors.map((e) => e.message))]
+  if (messages.length === 0) return ''
   return messages.length === 1 ? (messages[0] ?? '') : `[${messages.join(', ')}]`
 }
 
@@ -57,7 +61,8 @@ export function dedupeErrors(errors: readonly ConfigError[]): ConfigError[] {
 /**
  * The whole message the apiserver logs for a bad file (spec §5.2): read errors under
  * `error while loading file:`, decode and validation errors under `error while parsing file:`,
- * build errors (§6.6) under `error while building transformers:`.
+ * build errors (§6.6) under `error while building transformers:`. This plugin's release gates
+ * (`Unsupported`, spec §15) follow the build error, joined by "; ". '' when there is no error.
  */
 export function apiserverMessage(errors: readonly ConfigError[]): string {
   const of = (...types: ConfigErrorType[]) => errors.filter((e) => types.includes(e.type))
@@ -66,6 +71,6 @@ export function apiserverMessage(errors: readonly ConfigError[]): string {
   const parse = of('Decode', 'Required', 'Invalid')
   if (parse.length > 0) return `error while parsing file: ${aggregateMessage(parse)}`
   const build = of('Build')[0]
-  if (build) return `error while building transformers: ${build.message}`
-  return aggregateMessage(errors)
+  const gates = aggregateMessage(of('Unsupported'))
+  return [build ? `error while building transformers: ${build.message}` : '', gates].filter((m) => m !== '').join('; ')
 }

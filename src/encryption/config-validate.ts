@@ -7,6 +7,7 @@ import type {EncryptionConfiguration, KeyedProviderSpec, KmsProviderSpec, Provid
 import {type ConfigError, dedupeErrors, invalidError, requiredError, stageError} from './config-errors.js'
 import {decodeGoBase64} from './go-base64.js'
 import {formatGoDuration, goQuote, parseGoDuration} from './go-format.js'
+import {parseGoUrl} from './go-url.js'
 import {formatGroupResource, isWildcard, parseResourceString} from './resource-match.js'
 import {BASELINE_VERSION, FEATURE_SINCE, formatTargetVersion, type TargetVersion} from './target-version.js'
 
@@ -130,34 +131,21 @@ function keyErrors(provider: KeyedProviderSpec, path: string, lengths: readonly 
   return errors
 }
 
-/** The scheme as Go's url.Parse finds it, or its error text (spec §6.5). */
-export function parseEndpointScheme(endpoint: string): {scheme: string} | {error: string} {
-  const quoted = goQuote(endpoint)
-  if ([...endpoint].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) {
-    return {error: `parse ${quoted}: net/url: invalid control character in URL`}
-  }
-  let scheme = ''
-  const match = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(endpoint)
-  if (endpoint.startsWith(':')) return {error: `parse ${quoted}: missing protocol scheme`}
-  if (match) scheme = (match[1] ?? '').toLowerCase()
-  const bad = /%(?![0-9A-Fa-f]{2})[^]{0,2}/.exec(endpoint)
-  if (bad) return {error: `parse ${quoted}: invalid URL escape ${goQuote(bad[0])}`}
-  return {scheme}
-}
-
-function kmsErrors(kms: KmsProviderSpec, path: string, seen: Set<string>, reload: boolean): ConfigError[] {
+/**
+ * The KMS checks (spec §6.5), all accumulating. `seen` is null where the target release does not
+ * enforce unique names (before 1.26, spec §15). An empty name is in `seen` like any other, so a
+ * second nameless v2 provider is also a duplicate (of "").
+ */
+function kmsErrors(kms: KmsProviderSpec, path: string, seen: Set<string> | null, reload: boolean): ConfigError[] {
   const errors: ConfigError[] = []
   const apiVersion = kms.apiVersion ?? ''
   const name = kms.name ?? ''
-  if (name === '') {
-    errors.push(requiredError(`${path}.name`, 'name is a mandatory field for a provider'))
-  } else {
-    if (apiVersion !== 'v1' && name.includes(':')) {
-      errors.push(invalidError(`${path}.name`, name, `invalid KMS provider name ${name}, must not contain ':'`))
-    }
-    if ((apiVersion !== 'v1' || reload) && seen.has(name)) {
-      errors.push(invalidError(`${path}.name`, name, `duplicate KMS provider name ${name}, names must be unique`))
-    }
+  if (name === '') errors.push(requiredError(`${path}.name`, 'name is a mandatory field for a provider'))
+  if (apiVersion !== 'v1' && name.includes(':')) {
+    errors.push(invalidError(`${path}.name`, name, `invalid KMS provider name ${name}, must not contain ':'`))
+  }
+  if ((apiVersion !== 'v1' || reload) && seen?.has(name)) {
+    errors.push(invalidError(`${path}.name`, name, `duplicate KMS provider name ${name}, names must be unique`))
   }
   if (kms.timeout !== undefined) {
     const parsed = parseGoDuration(kms.timeout)
@@ -168,7 +156,7 @@ function kmsErrors(kms: KmsProviderSpec, path: string, seen: Set<string>, reload
   if (endpoint === '') {
     errors.push(invalidError(`${path}.endpoint`, '', 'endpoint is a mandatory field for a kms'))
   } else {
-    const parsed = parseEndpointScheme(endpoint)
+    const parsed = parseGoUrl(endpoint)
     if ('error' in parsed) errors.push(invalidError(`${path}.endpoint`, endpoint, `invalid endpoint for kms provider, error: ${parsed.error}`))
     else if (parsed.scheme !== 'unix') {
       errors.push(invalidError(`${path}.endpoint`, endpoint, `unsupported scheme ${goQuote(parsed.scheme)} for KMS provider, only unix is supported`))
@@ -186,8 +174,16 @@ function kmsErrors(kms: KmsProviderSpec, path: string, seen: Set<string>, reload
   return errors
 }
 
-/** Spec §6 in the order of §7 step 4: every rule runs, errors accumulate, then de-duplicate. */
-export function validationErrors(config: EncryptionConfiguration, reload = false): ConfigError[] {
+/**
+ * Spec §6 in the order of §7 step 4: every rule runs, errors accumulate, then de-duplicate. Rules a
+ * release did not have yet are left out for that target (spec §15): the resource-list and
+ * resource-string rules (§6.3 steps 2–3) came with wildcards in 1.27, unique KMS names in 1.26.
+ */
+export function validationErrors(config: EncryptionConfiguration, options: ValidateOptions = {}): ConfigError[] {
+  const reload = options.automaticReload ?? false
+  const minor = (options.targetVersion ?? BASELINE_VERSION).minor
+  const resourceRules = minor >= FEATURE_SINCE.wildcards
+  const uniqueKmsNames = minor >= FEATURE_SINCE.kmsUniqueNames
   const errors: ConfigError[] = []
   const entries = config.resources ?? []
   if (entries.length === 0) errors.push(requiredError('resources', 'at least one resources is required'))
@@ -196,11 +192,13 @@ export function validationErrors(config: EncryptionConfiguration, reload = false
     const base = `resources[${i}]`
     const list = entry.resources ?? []
     if (list.length === 0) errors.push(requiredError(`${base}.resources`, `at least one ${base}.resources is required`))
-    errors.push(...resourceListErrors(list, `${base}.resources`))
-    list.forEach((text, j) => {
-      const error = resourceStringError(text, `${base}.resources[${j}]`)
-      if (error) errors.push(error)
-    })
+    if (resourceRules) {
+      errors.push(...resourceListErrors(list, `${base}.resources`))
+      list.forEach((text, j) => {
+        const error = resourceStringError(text, `${base}.resources[${j}]`)
+        if (error) errors.push(error)
+      })
+    }
     const providers = entry.providers ?? []
     if (providers.length === 0) errors.push(requiredError(`${base}.providers`, `at least one ${base}.providers is required`))
     providers.forEach((provider, j) => {
@@ -215,7 +213,7 @@ export function validationErrors(config: EncryptionConfiguration, reload = false
       }
       const first = TYPE_ORDER.find((t) => provider?.[t])
       if (first === 'kms' && provider.kms) {
-        errors.push(...kmsErrors(provider.kms, `${path}.kms`, kmsNames, reload))
+        errors.push(...kmsErrors(provider.kms, `${path}.kms`, uniqueKmsNames ? kmsNames : null, reload))
         kmsNames.add(provider.kms.name ?? '')
       } else if (first && first !== 'kms') {
         errors.push(...keyErrors(provider[first] as KeyedProviderSpec, `${path}.${first}`, KEY_LENGTHS[first]))
@@ -238,17 +236,19 @@ export function gateEnabled(name: 'KMSv1' | 'KMSv2', options: ValidateOptions): 
 
 /**
  * The checks made while building transformers (spec §6.6), entry by entry in file order, stopping at
- * the first: the KMSv1 gate for each provider of the entry, then wildcard masking of its resources.
+ * the first: the KMSv1 gate for each provider of the entry, then wildcard masking of its resources
+ * (from 1.27, with wildcards, spec §15).
  */
 export function buildErrors(config: EncryptionConfiguration, options: ValidateOptions = {}): ConfigError[] {
   const registered = new Set<string>()
   const key = (group: string, resource: string) => `${group}\u0000${resource}`
   const kmsV1 = gateEnabled('KMSv1', options)
+  const masking = (options.targetVersion ?? BASELINE_VERSION).minor >= FEATURE_SINCE.wildcards
   for (const entry of config.resources ?? []) {
     for (const provider of entry.providers ?? []) {
       if (provider.kms && provider.kms.apiVersion === 'v1' && !kmsV1) return [stageError('Build', KMSV1_GATE_ERROR)]
     }
-    for (const text of entry.resources ?? []) {
+    for (const text of masking ? (entry.resources ?? []) : []) {
       const gr = parseResourceString(text)
       for (const wildcard of [{group: gr.group, resource: '*'}, {group: '*', resource: '*'}]) {
         if (registered.has(key(wildcard.group, wildcard.resource))) {

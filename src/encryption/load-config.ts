@@ -55,7 +55,7 @@ export function checkConfigBytes(bytes: Buffer, path: string, options: ValidateO
     const errors = [stageError('Read', `encryption provider configuration file ${goQuote(path)} is empty`)]
     return {path, hash, errors, warnings: [], message: apiserverMessage(errors)}
   }
-  const parsed = parseEncryptionConfig(bytes.toString('utf8'), path)
+  const parsed = parseEncryptionConfig(bytes, path)
   if (!parsed.config) return {path, hash, errors: parsed.errors, warnings: [], message: apiserverMessage(parsed.errors)}
   const {errors, warnings} = validateEncryptionConfig(parsed.config, options)
   return {path, hash, config: parsed.config, errors, warnings, message: apiserverMessage(errors)}

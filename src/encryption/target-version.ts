@@ -22,6 +22,8 @@ export const FEATURE_SINCE = {
   customResources: 26,
   /** `--encryption-provider-config-automatic-reload`. */
   automaticReload: 26,
+  /** Unique KMS names enforced (v2 always, v1 under automatic reload). */
+  kmsUniqueNames: 26,
   /** `*.*`, `*.<group>`, `*.`. */
   wildcards: 27,
   /** KMSv1 gate deprecated (still on by default). */

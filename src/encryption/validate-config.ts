@@ -16,7 +16,7 @@ export interface ValidationResult {
 }
 
 export function validateEncryptionConfig(config: EncryptionConfiguration, options: ValidateOptions = {}): ValidationResult {
-  const fieldErrors = validationErrors(config, options.automaticReload ?? false)
+  const fieldErrors = validationErrors(config, options)
   if (fieldErrors.length > 0) return {errors: fieldErrors, warnings: []}
   const errors = [...buildErrors(config, options), ...releaseGateErrors(config, options)]
   const warnings = configWarnings(config, {targetVersion: options.targetVersion})

@@ -1,7 +1,7 @@
 /** `kubectl encryption config validate|generate` through bin/run.js, as a user runs them. */
 import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
@@ -14,8 +14,13 @@ const dir = mkdtempSync(join(tmpdir(), 'config-cli-'))
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
 
 async function plugin(...args: string[]) {
+  return pluginAs({}, ...args)
+}
+
+/** Runs the CLI, optionally as another user (`{uid, gid}`), the way a non-root operator would. */
+async function pluginAs(user: {uid?: number; gid?: number}, ...args: string[]) {
   try {
-    const {stdout, stderr} = await run(process.execPath, [bin, ...args], {cwd: dir})
+    const {stdout, stderr} = await run(process.execPath, [bin, ...args], {cwd: user.uid === undefined ? dir : tmpdir(), ...user})
     return {code: 0, stdout, stderr}
   } catch (error) {
     const e = error as {code: number; stdout: string; stderr: string}
@@ -38,6 +43,8 @@ describe('kubectl encryption config validate', {timeout: 120_000}, () => {
     expect(r.code).toBe(0)
     const doc = JSON.parse(r.stdout)
     expect(doc).toMatchObject({valid: true, errors: [], targetVersion: '1.36'})
+    // A valid file has no error message at all (not "" and not "[]"): the keys a script sees.
+    expect(Object.keys(doc)).toEqual(['valid', 'file', 'hash', 'targetVersion', 'errors', 'warnings'])
     expect(doc.hash).toBe(`sha256:${createHash('sha256').update(readFileSync(vectorsConfig)).digest('hex')}`)
     expect(doc.warnings).toEqual(expect.arrayContaining([expect.stringContaining('aescbc is weak')]))
     const table = await plugin('config', 'validate', vectorsConfig)
@@ -51,6 +58,8 @@ describe('kubectl encryption config validate', {timeout: 120_000}, () => {
     ['a YAML syntax error', () => file('syntax.yaml', 'apiVersion: apiserver.config.k8s.io/v1\nkind: [\n'), 'Decode', ': yaml: line '],
     ['binary garbage', () => file('garbage.bin', Buffer.from([0x00, 0xff, 0x13, 0x37, 0x80, 0x0a, 0x7b])), 'Decode', 'error decoding encryption provider configuration file'],
     ['a wrong kind', () => file('kind.yaml', 'apiVersion: apiserver.config.k8s.io/v1\nkind: Secret\n'), 'Decode', 'no kind "Secret" is registered for version "apiserver.config.k8s.io/v1"'],
+    ['a directory', () => (mkdirSync(join(dir, 'a-dir'), {recursive: true}), join(dir, 'a-dir')), 'Read', `read ${join(dir, 'a-dir')}: is a directory`],
+    ['broken JSON', () => file('broken.json', '{"apiVersion": "apiserver.config.k8s.io/v1", "kind": "EncryptionConfiguration",}'), 'Decode', `json parse error: invalid character '}' looking for beginning of object key string`],
   ])('rejects %s with exit 3, a clear message and nothing written', async (_name, make, type, text) => {
     const path = make()
     const before = readdirSync(dir).sort()
@@ -65,6 +74,47 @@ describe('kubectl encryption config validate', {timeout: 120_000}, () => {
     expect(table.code).toBe(3)
     expect(table.stdout).toMatch(/^Valid:\s+NO$/m)
     expect(table.stdout).toContain(text)
+  })
+
+  it('rejects an unreadable file with exit 3 and Go\'s "permission denied"', async (ctx) => {
+    const path = file('unreadable.yaml', readFileSync(vectorsConfig))
+    chmodSync(path, 0o000)
+    // root reads anything: run as nobody, if the CLI can start as nobody here.
+    const user = process.getuid?.() === 0 ? {uid: 65534, gid: 65534} : {}
+    if (user.uid !== undefined && (await pluginAs(user, '--version')).code !== 0) ctx.skip()
+    const r = await pluginAs(user, 'config', 'validate', path, '-o', 'json')
+    expect(r.code).toBe(3)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.errors).toEqual([{field: '', type: 'Read', detail: `error reading encryption provider configuration file "${path}": open ${path}: permission denied`}])
+    expect(doc.message).toBe(`error while loading file: ${doc.errors[0].detail}`)
+  })
+
+  it('never prints key material, whatever is wrong with the file, in any output format', async () => {
+    const k = Buffer.from('0123456789abcdef0123456789ABCDEF').toString('base64') // 32 bytes
+    const head = 'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n'
+    const cases = {
+      'valid-with-warnings.yaml': `${head}  - aescbc: {keys: [{name: k, secret: "${k}"}, {name: k, secret: "${k}"}]}\n`,
+      'two-types.yaml': `${head}  - aescbc: {keys: [{name: k, secret: "${k}"}]}\n    secretbox: {keys: [{name: k, secret: "${k}"}]}\n`,
+      'wrong-length.yaml': `${head}  - secretbox: {keys: [{name: k, secret: "${k.slice(0, 24)}"}]}\n`,
+      'unpadded.yaml': `${head}  - secretbox: {keys: [{name: k, secret: "${k.replace(/=+$/, '')}"}]}\n`,
+      'unknown-field.yaml': `${head}  - secretbox: {keys: [{name: k, secret: "${k}", secrett: "${k}"}]}\n`,
+      'syntax.yaml': `${head}  - secretbox: {keys: [{name: k, secret: "${k}" ]}\n`,
+      'broken.json': `{"kind": "EncryptionConfiguration", "resources": [{"providers": [{"secretbox": {"keys": [{"name": "k1", "secret": ${k}}]}}]}]}`,
+      'garbage.yaml': Buffer.concat([Buffer.from(`${head}  - secretbox: {keys: [{name: k, secret: "${k}"}]}\n`), Buffer.from([0, 1, 2])]),
+    }
+    const runs = await Promise.all(
+      Object.entries(cases).flatMap(([name, content]) => {
+        const path = file(name, content)
+        const outputs = name === 'two-types.yaml' || name.startsWith('valid') ? [[], ['-o', 'json'], ['-o', 'yaml']] : [[], ['-o', 'json']]
+        return outputs.map(async (out) => ({name, out, r: await plugin('config', 'validate', path, ...out)}))
+      }),
+    )
+    for (const {name, out, r} of runs) {
+      expect(r.code, `${name} ${out.join(' ')}`).toBe(name.startsWith('valid') ? 0 : 3)
+      // Neither the secret nor any 8-character piece of it (V8's JSON errors quote ~10 characters of the file).
+      const pieces = Array.from({length: k.length - 7}, (_, i) => k.slice(i, i + 8))
+      expect(pieces.filter((piece) => (r.stdout + r.stderr).includes(piece)), `${name} ${out.join(' ')}`).toEqual([])
+    }
   })
 
   it('reports field errors as {field, type, detail} and never prints the secret', async () => {

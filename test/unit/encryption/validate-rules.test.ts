@@ -175,6 +175,14 @@ describe('kms (spec §6.5)', () => {
     ['endpoint scheme tcp', kms('apiVersion: v2, name: a, endpoint: "tcp://127.0.0.1:9000"'), [`${p}.endpoint: Invalid value: "tcp://127.0.0.1:9000": unsupported scheme "tcp" for KMS provider, only unix is supported`]],
     ['endpoint without scheme', kms('apiVersion: v2, name: a, endpoint: "/run/kms.sock"'), [`${p}.endpoint: Invalid value: "/run/kms.sock": unsupported scheme "" for KMS provider, only unix is supported`]],
     ['endpoint with a control character', kms('apiVersion: v2, name: a, endpoint: "unix:///x\\ty"'), [`${p}.endpoint: Invalid value: "unix:///x\\ty": invalid endpoint for kms provider, error: parse "unix:///x\\ty": net/url: invalid control character in URL`]],
+    ['endpoint with an unclosed IPv6 host', kms('apiVersion: v2, name: a, endpoint: "unix://[::1/k.sock"'), [`${p}.endpoint: Invalid value: "unix://[::1/k.sock": invalid endpoint for kms provider, error: parse "unix://[::1/k.sock": missing ']' in host`]],
+    ['endpoint with a bad port', kms('apiVersion: v2, name: a, endpoint: "unix://host:sock/k"'), [`${p}.endpoint: Invalid value: "unix://host:sock/k": invalid endpoint for kms provider, error: parse "unix://host:sock/k": invalid port ":sock" after host`]],
+    ['endpoint with a space in the host', kms('apiVersion: v2, name: a, endpoint: "unix://my host/k"'), [`${p}.endpoint: Invalid value: "unix://my host/k": invalid endpoint for kms provider, error: parse "unix://my host/k": invalid character " " in host name`]],
+    ['endpoint with a bad escape in the path', kms('apiVersion: v2, name: a, endpoint: "unix:///run/%zz.sock"'), [`${p}.endpoint: Invalid value: "unix:///run/%zz.sock": invalid endpoint for kms provider, error: parse "unix:///run/%zz.sock": invalid URL escape "%zz"`]],
+    ['endpoint starting with ":"', kms('apiVersion: v2, name: a, endpoint: ":/run/kms.sock"'), [`${p}.endpoint: Invalid value: ":/run/kms.sock": invalid endpoint for kms provider, error: parse ":/run/kms.sock": missing protocol scheme`]],
+    ['endpoint whose first segment has a colon', kms('apiVersion: v2, name: a, endpoint: "1unix:/run/kms.sock"'), [`${p}.endpoint: Invalid value: "1unix:/run/kms.sock": invalid endpoint for kms provider, error: parse "1unix:/run/kms.sock": first path segment in URL cannot contain colon`]],
+    ['a control character before a fragment: Go quotes the URL without the fragment', kms('apiVersion: v2, name: a, endpoint: "unix:///x\\ty#f"'), [`${p}.endpoint: Invalid value: "unix:///x\\ty#f": invalid endpoint for kms provider, error: parse "unix:///x\\ty": net/url: invalid control character in URL`]],
+    ['a bad escape in the fragment: Go quotes the whole URL', kms('apiVersion: v2, name: a, endpoint: "unix:///x#%zz"'), [`${p}.endpoint: Invalid value: "unix:///x#%zz": invalid endpoint for kms provider, error: parse "unix:///x#%zz": invalid URL escape "%zz"`]],
     ['cachesize in v2', kms(`apiVersion: v2, name: a, ${ok}, cachesize: 10`), [`${p}.cachesize: Invalid value: 10: cachesize is not supported in v2`]],
     ['cachesize 0 in v1', kms(`apiVersion: v1, name: a, ${ok}, cachesize: 0`), [`${p}.cachesize: Invalid value: 0: cachesize should be a positive value, or negative to disable`]],
     ['apiVersion v3', kms(`apiVersion: v3, name: a, ${ok}, cachesize: 5`), [`${p}.cachesize: Invalid value: 5: cachesize is not supported in v2`, `${p}.apiVersion: Invalid value: "v3": unsupported apiVersion apiVersion for KMS provider, only v1 and v2 are supported`]],
@@ -187,6 +195,9 @@ describe('kms (spec §6.5)', () => {
     ['negative cachesize disables the v1 cache', kms(`name: a, ${ok}, cachesize: -1`)],
     ['abstract socket', kms('apiVersion: v2, name: a, endpoint: "unix:///@kms"')],
     ['scheme is case-insensitive', kms('apiVersion: v2, name: a, endpoint: "UNIX:///run/kms.sock"')],
+    ['the query is not checked (Go keeps it raw)', kms('apiVersion: v2, name: a, endpoint: "unix:///run/kms.sock?x=%zz"')],
+    ['unix://@name (host after an empty userinfo)', kms('apiVersion: v2, name: a, endpoint: "unix://@kms"')],
+    ['a rootless unix: path is opaque', kms('apiVersion: v2, name: a, endpoint: "unix:kms.sock"')],
   ])('%s', (_name, providers) => {
     expect(check(entry(['secrets'], providers), {featureGates: {KMSv1: true}}).messages).toEqual([])
   })
@@ -203,6 +214,20 @@ describe('kms (spec §6.5)', () => {
     ['v2 then v2, no reload', 'v2', 'v2', false, [dup]],
   ])('duplicate names: %s', (_name, a, b, reload, messages) => {
     expect(check(twoEntries(a, b), {automaticReload: reload, featureGates: {KMSv1: true}}).messages).toEqual(messages)
+  })
+
+  it('a second nameless v2 provider is also a duplicate (of "")', () => {
+    const yaml = entry(['secrets'], `${kms(`apiVersion: v2, ${ok}`)}${kms(`apiVersion: v2, ${ok}`)}`)
+    expect(check(yaml).messages).toEqual([
+      `${p}.name: Required value: name is a mandatory field for a provider`,
+      'resources[0].providers[1].kms.name: Required value: name is a mandatory field for a provider',
+      'resources[0].providers[1].kms.name: Invalid value: "": duplicate KMS provider name , names must be unique',
+    ])
+  })
+
+  it('the same v2 name in two providers of one entry is a duplicate too', () => {
+    const yaml = entry(['secrets'], `${kms(`apiVersion: v2, name: a, ${ok}`)}${kms(`apiVersion: v2, name: a, ${ok}`)}`)
+    expect(check(yaml).messages).toEqual(['resources[0].providers[1].kms.name: Invalid value: "a": duplicate KMS provider name a, names must be unique'])
   })
 
   it('applies defaults before validation: v1 gets cachesize 1000, every kms a 3s timeout (spec §5.4)', () => {
@@ -256,6 +281,40 @@ describe('build checks: masking and the KMSv1 gate (spec §6.6)', () => {
 })
 
 describe('release gates for --target-version (spec §15)', () => {
+  const at = (minor: number): ValidateOptions => ({targetVersion: {major: 1, minor}, featureGates: {KMSv1: true, KMSv2: true}})
+
+  it('the resource-list and resource-string rules came with wildcards in 1.27', () => {
+    const yaml = entry(['Secrets', 'configmaps', 'configmaps.', 'apiserveripinfo', 'foo.extensions'], aescbc(K32))
+    expect(check(yaml, at(26)).messages).toEqual([])
+    expect(check(yaml, at(27)).messages).toEqual([
+      `resources[0].resources: Invalid value: ${JSON.stringify(['Secrets', 'configmaps', 'configmaps.', 'apiserveripinfo', 'foo.extensions'])}: ${DUP}`,
+      'resources[0].resources[0]: Invalid value: "Secrets": resource name should not contain capital letters',
+      'resources[0].resources[3]: Invalid value: "apiserveripinfo": resources which do not have REST API/s cannot be encrypted',
+      `resources[0].resources[4]: Invalid value: "foo.extensions": 'extensions' group has been removed and cannot be used for encryption`,
+    ])
+    // 1.26 does not refuse the capital letters, but nothing matches them.
+    expect(check(yaml, at(26)).warnings.join('\n')).toContain('"Secrets" matches nothing')
+  })
+
+  it('masking is checked from 1.27; before, the wildcard itself is the problem', () => {
+    const yaml = `${head}resources:\n- resources: ["*."]\n  providers: [{identity: {}}]\n- resources: [secrets]\n  providers: [{identity: {}}]\n`
+    expect(check(yaml, at(27)).messages).toEqual(['resource "secrets" is masked by earlier rule "*."'])
+    expect(check(yaml, at(26)).messages).toEqual([expect.stringContaining('wildcard "*." needs Kubernetes 1.27 or newer')])
+  })
+
+  it('unique KMS v2 names are enforced from 1.26', () => {
+    const yaml = entry(['secrets'], `${kms('apiVersion: v2, name: a, endpoint: "unix:///k"')}${kms('apiVersion: v2, name: a, endpoint: "unix:///k"')}`)
+    expect(check(yaml, at(25)).messages).toEqual([])
+    expect(check(yaml, at(26)).messages).toEqual([expect.stringContaining('duplicate KMS provider name a')])
+  })
+
+  it('a build error and a release gate are both in the message', () => {
+    const yaml = `${head}resources:\n- resources: [secrets]\n  providers: [{kms: {name: a, endpoint: "unix:///k"}}]\n`
+    const {errors} = check(yaml, {targetVersion: {major: 1, minor: 25}, automaticReload: true, featureGates: {KMSv1: false}})
+    expect(errors.map((e) => e.type)).toEqual(['Build', 'Unsupported'])
+    expect(apiserverMessage(errors)).toMatch(/^error while building transformers: KMSv1 is deprecated.*; --encryption-provider-config-automatic-reload needs Kubernetes 1\.26/)
+  })
+
   it('wildcards need 1.27', () => {
     const yaml = entry(['*.*'], aescbc(K32))
     expect(check(yaml, {targetVersion: {major: 1, minor: 27}}).messages).toEqual([])
@@ -304,6 +363,44 @@ describe('strict decoding (spec §5.2)', () => {
     expect(decode(text)).toEqual([message])
   })
 
+  const json = '{"apiVersion":"apiserver.config.k8s.io/v1","kind":"EncryptionConfiguration","resources":[{"resources":["secrets"],"providers":[{"secretbox":{"keys":[{"name":"k","secret":"SECRET"'
+  it.each([
+    ['text after a value', `${json} oops}]}}]}]}`, `invalid character 'o' after object key:value pair`],
+    ['a trailing comma', `${json},}]}}]}]}`, `invalid character '}' looking for beginning of object key string`],
+    ['a truncated file', json, 'unexpected end of JSON input'],
+    ['single quotes', "{'kind': 'EncryptionConfiguration'}", `invalid character '\\'' looking for beginning of object key string`],
+    ['a raw tab inside a string', '{"kind": "Encryption\tConfiguration"}', `invalid character '\\t' in string literal`],
+    ['a bad literal', '{"kind": tru}', `invalid character '}' in literal true (expecting 'e')`],
+    ['garbage after the document', '{"kind": "EncryptionConfiguration"} x', `invalid character 'x' after top-level value`],
+  ])('broken JSON, %s: Go\'s syntax error, never a snippet of the file', (_name, text, detail) => {
+    const messages = check(text.replace('SECRET', K32)).messages
+    expect(messages).toEqual([`error decoding encryption provider configuration file ${file}: couldn't get version/kind; json parse error: ${detail}`])
+    expect(messages.join()).not.toContain(K32.slice(0, 8))
+  })
+
+  it.each([
+    ['a NUL byte', Buffer.from(`${head}resources: []\n\0`), 'yaml: control characters are not allowed'],
+    ['DEL', Buffer.from(`${head}resources: [\x7f]\n`), 'yaml: control characters are not allowed'],
+    ['a stray UTF-8 continuation byte', Buffer.concat([Buffer.from(head), Buffer.from([0x80, 0x0a])]), 'yaml: invalid leading UTF-8 octet'],
+    ['a cut UTF-8 sequence', Buffer.concat([Buffer.from(head), Buffer.from([0xc3])]), 'yaml: incomplete UTF-8 octet sequence'],
+    ['a bad trailing byte', Buffer.concat([Buffer.from(head), Buffer.from([0xe2, 0x28, 0xa1])]), 'yaml: invalid trailing UTF-8 octet'],
+    ['an overlong encoding', Buffer.concat([Buffer.from(head), Buffer.from([0xc0, 0xaf])]), 'yaml: invalid length of a UTF-8 sequence'],
+    ['an encoded surrogate', Buffer.concat([Buffer.from(head), Buffer.from([0xed, 0xa0, 0x80])]), 'yaml: invalid Unicode character'],
+  ])('YAML with %s fails in go-yaml\'s reader', (_name, bytes, detail) => {
+    const parsed = parseEncryptionConfig(bytes, '/etc/kubernetes/enc/config.yaml')
+    expect(parsed.errors.map((e) => e.message)).toEqual([`error decoding encryption provider configuration file ${file}: ${detail}`])
+  })
+
+  it('accepts a UTF-8 byte order mark, NEL and non-ASCII text in YAML', () => {
+    const parsed = parseEncryptionConfig(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`${head}# clé \u0085\nresources: []\n`)]))
+    expect(parsed.errors).toEqual([])
+  })
+
+  it('an error from a duration (its own UnmarshalJSON) stops decoding and wins over an earlier type error', () => {
+    const yaml = entry(['secrets'], `${kms('name: a, endpoint: "unix:///k", cachesize: "x"')}${kms('name: b, endpoint: "unix:///k", timeout: 3x')}`)
+    expect(check(yaml).messages).toEqual([`error decoding encryption provider configuration file ${file}: time: unknown unit "x" in duration "3x"`])
+  })
+
   it('accepts the legacy apiVersion v1 / kind EncryptionConfig pair, and JSON', () => {
     expect(check(`apiVersion: v1\nkind: EncryptionConfig\nresources:\n- resources: [secrets]\n  providers: [{identity: {}}]\n`).messages).toEqual([])
     const json = JSON.stringify({apiVersion: 'apiserver.config.k8s.io/v1', kind: 'EncryptionConfiguration', resources: [{resources: ['secrets'], providers: [{secretbox: {keys: [{name: 'k', secret: K32}]}}]}]})
@@ -325,6 +422,10 @@ describe('strict decoding (spec §5.2)', () => {
     expect(apiserverMessage(result.errors)).toBe(
       'error while parsing file: [resources[0].resources: Required value: at least one resources[0].resources is required, resources[0].providers[0].aescbc.keys[0].secret: Invalid value: "REDACTED": secret is not of the expected length, got 3, expected one of [16 24 32]]',
     )
+  })
+
+  it('makes no message when there is no error (not "[]")', () => {
+    expect(apiserverMessage([])).toBe('')
   })
 
   it('de-duplicates identical messages', () => {
