@@ -39,7 +39,7 @@ export abstract class BaseCommand<TResult, T extends typeof Command = typeof Com
       this.flags = flags as BaseFlags<T>
       this.args = args as BaseArgs<T>
     } catch (error) {
-      throw usageError('USAGE', (error as Error).message.split('\n')[0] ?? 'invalid usage', {
+      throw usageError('USAGE', usageMessage((error as Error).message), {
         hint: `See 'kubectl encryption ${this.id?.replaceAll(':', ' ') ?? ''} --help'.`,
       })
     }
@@ -92,4 +92,14 @@ export abstract class BaseCommand<TResult, T extends typeof Command = typeof Com
     }
     this.exit(pluginError.exitCode)
   }
+}
+
+/**
+ * oclif's parse error in one line. A message ending in ':' lists what is missing on the next line
+ * (`Missing 1 required arg:` / `file  EncryptionConfiguration file…`): that line is kept.
+ */
+export function usageMessage(message: string): string {
+  const lines = message.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('See more help'))
+  const [first = 'invalid usage', next] = lines
+  return first.endsWith(':') && next ? `${first} ${next.replace(/\s{2,}/, ' - ')}` : first
 }

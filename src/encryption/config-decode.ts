@@ -211,6 +211,16 @@ function findDuplicates(doc: Document, lines: LineCounter, json: boolean): strin
 
 const TYPE_META = 'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
 
+const GO_SPACE_THEN_BRACE = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\{/
+
+/** Keyed providers whose `keys` was absent or null in the file (Go's nil slice, echoed as `null`; `keys: []` is `[]`). */
+const nilKeyLists = new WeakSet<object>()
+
+/** Whether `keys` was absent or null in the decoded file (spec §6.1: the provider echo shows `"Keys":null` then). */
+export function keysWereNull(provider: object): boolean {
+  return nilKeyLists.has(provider)
+}
+
 /** Applies the v1 defaults (spec §5.4) in place. */
 export function applyDefaults(config: EncryptionConfiguration): EncryptionConfiguration {
   for (const entry of config.resources ?? []) {
@@ -236,8 +246,10 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
   })
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input
   const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8')
-  // A JSON document goes to the JSON decoder, anything else to the YAML one (spec §5.2 step 2).
-  const json = /^\s*\{/.test(text)
+  // A JSON document goes to the JSON decoder, anything else to the YAML one (spec §5.2 step 2): '{' after
+  // Go's unicode.IsSpace (unlike JavaScript's \s: NEL is a space, a byte order mark is not, so a JSON
+  // file with a BOM is read as YAML, which skips the BOM).
+  const json = GO_SPACE_THEN_BRACE.test(text)
   const syntaxError = json ? goJsonSyntaxError(bytes) : goYamlReaderError(bytes)
   if (syntaxError) return fail(json ? `couldn't get version/kind; json parse error: ${syntaxError}` : syntaxError)
   const lines = new LineCounter()
@@ -285,7 +297,12 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
   for (const entry of decoded.resources) {
     entry.resources ??= []
     entry.providers ??= []
-    for (const p of entry.providers) for (const keyed of [p.aescbc, p.aesgcm, p.secretbox]) if (keyed) keyed.keys ??= []
+    for (const p of entry.providers) {
+      for (const keyed of [p.aescbc, p.aesgcm, p.secretbox]) {
+        if (keyed && keyed.keys === undefined) nilKeyLists.add(keyed)
+        if (keyed) keyed.keys ??= []
+      }
+    }
   }
   return {config: applyDefaults(decoded), errors: []}
 }

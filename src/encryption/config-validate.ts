@@ -5,6 +5,7 @@
  */
 import type {EncryptionConfiguration, KeyedProviderSpec, KmsProviderSpec, ProviderSpec} from './config-model.js'
 import {type ConfigError, dedupeErrors, invalidError, requiredError, stageError} from './config-errors.js'
+import {keysWereNull} from './config-decode.js'
 import {decodeGoBase64} from './go-base64.js'
 import {formatGoDuration, goQuote, parseGoDuration} from './go-format.js'
 import {parseGoUrl} from './go-url.js'
@@ -42,7 +43,7 @@ export function providerTypes(provider: ProviderSpec): Array<keyof ProviderSpec>
  */
 export function providerEcho(provider: ProviderSpec): unknown {
   const keyed = (p: KeyedProviderSpec | undefined) =>
-    p ? {Keys: p.keys && p.keys.length > 0 ? p.keys.map((k) => ({Name: k.name ?? '', Secret: REDACTED})) : null} : null
+    p ? {Keys: keysWereNull(p) || !p.keys ? null : p.keys.map((k) => ({Name: k.name ?? '', Secret: REDACTED}))} : null
   const kms = provider.kms
   const timeout = kms?.timeout === undefined ? null : durationText(kms.timeout)
   return {

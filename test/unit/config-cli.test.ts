@@ -142,6 +142,13 @@ describe('kubectl encryption config validate', {timeout: 120_000}, () => {
     expect((await plugin('config', 'validate', path, '--feature-gates', 'KMSv1=true')).code).toBe(0)
   })
 
+  it('without FILE exits 2 and names the missing argument', async () => {
+    const r = await plugin('config', 'validate')
+    expect(r.code).toBe(2)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toContain('error: Missing 1 required arg: file - EncryptionConfiguration file')
+  })
+
   it('rejects a bad --target-version with exit 2', async () => {
     const r = await plugin('config', 'validate', vectorsConfig, '--target-version', 'banana')
     expect(r.code).toBe(2)

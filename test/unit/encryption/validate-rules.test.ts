@@ -51,6 +51,10 @@ describe('duplicates and overlap in one list (spec §6.3 step 2)', () => {
     [['secrets', 'secrets.'], [DUP]],
     [['secrets', 'secrets'], [DUP]],
     [['*.*', '*.*'], [DUP, OVERLAP]],
+    [['*.', '*.'], [DUP, OVERLAP]],
+    [['*.apps', '*.apps'], [DUP, OVERLAP]],
+    [['secrets', 'secrets.', '*.'], [DUP, OVERLAP]],
+    [['secrets.', '*.*'], [OVERLAP]],
     [['secrets', '*.'], [OVERLAP]],
     [['*.apps', 'deployments.apps'], [OVERLAP]],
     [['*.*', 'secrets'], [OVERLAP]],
@@ -92,12 +96,22 @@ describe('exactly one provider type (spec §6.3 step 5)', () => {
   })
 
   it('two types in one element: echoes the provider with the secrets REDACTED, then still checks the first type', () => {
-    const yaml = entry(['secrets'], `  - identity: {}\n    aescbc:\n      keys:\n      - {name: k, secret: "${K32}"}\n    secretbox:\n      keys: []\n`)
+    const yaml = entry(['secrets'], `  - identity: {}\n    aescbc:\n      keys:\n      - {name: k, secret: "${K32}"}\n    secretbox:\n      keys: []\n    aesgcm: {}\n`)
     const {messages} = check(yaml)
+    // Go's JSON of the internal struct: `keys: []` is an empty slice ([]), a missing `keys` a nil one (null).
     expect(messages).toEqual([
-      'resources[0].providers[0]: Invalid value: {"AESGCM":null,"AESCBC":{"Keys":[{"Name":"k","Secret":"REDACTED"}]},"Secretbox":{"Keys":null},"Identity":{},"KMS":null}: more than one provider specified in a single element, should split into different list elements',
+      'resources[0].providers[0]: Invalid value: {"AESGCM":{"Keys":null},"AESCBC":{"Keys":[{"Name":"k","Secret":"REDACTED"}]},"Secretbox":{"Keys":[]},"Identity":{},"KMS":null}: more than one provider specified in a single element, should split into different list elements',
+      'resources[0].providers[0].aesgcm.keys: Required value: at least one keys is required',
     ])
     expect(messages.join('\n')).not.toContain(K32)
+  })
+
+  it('echoes a KMS provider after defaults, durations as Go prints them', () => {
+    const yaml = entry(['secrets'], `  - identity: {}\n    kms: {name: a, endpoint: "unix:///k", timeout: 90s}\n  - identity: {}\n    kms: {apiVersion: v2, name: b, endpoint: "unix:///k"}\n`)
+    expect(check(yaml, {featureGates: {KMSv1: true}}).messages).toEqual([
+      'resources[0].providers[0]: Invalid value: {"AESGCM":null,"AESCBC":null,"Secretbox":null,"Identity":{},"KMS":{"APIVersion":"v1","Name":"a","CacheSize":1000,"Endpoint":"unix:///k","Timeout":"1m30s"}}: more than one provider specified in a single element, should split into different list elements',
+      'resources[0].providers[1]: Invalid value: {"AESGCM":null,"AESCBC":null,"Secretbox":null,"Identity":{},"KMS":{"APIVersion":"v2","Name":"b","CacheSize":null,"Endpoint":"unix:///k","Timeout":"3s"}}: more than one provider specified in a single element, should split into different list elements',
+    ])
   })
 
   it('runs the type-specific checks of the first type in the order KMS, AESGCM, AESCBC, Secretbox', () => {
@@ -126,6 +140,16 @@ describe('keys (spec §6.4)', () => {
 
   it('ignores CR and LF inside a secret', () => {
     expect(check(entry(['secrets'], aescbc('AAECAwQFBgcI\r\nCQoLDA0ODw=='))).messages).toEqual([])
+  })
+
+  it.each([
+    ['a literal block keeps the line breaks: accepted', '|\n          AAECAwQFBgcICQoL\n          DA0ODw==', []],
+    ['a folded block turns them into a space: refused', '>-\n          AAECAwQFBgcICQoL\n          DA0ODw==', [secretError('secrets must be base64 encoded')]],
+    ['a plain multi-line scalar folds too: refused', '\n          AAECAwQFBgcICQoL\n          DA0ODw==', [secretError('secrets must be base64 encoded')]],
+    ['a trailing space inside quotes: refused', '"AAECAwQFBgcICQoLDA0ODw== "', [secretError('secrets must be base64 encoded')]],
+  ])('a secret written over several YAML lines, %s', (_name, scalar, messages) => {
+    const yaml = entry(['secrets'], `  - aescbc:\n      keys:\n      - name: k\n        secret: ${scalar}\n`)
+    expect(check(yaml).messages).toEqual(messages)
   })
 
   it('reports an empty name and goes on to check the secret', () => {
@@ -247,9 +271,13 @@ describe('build checks: masking and the KMSv1 gate (spec §6.6)', () => {
     [['*.foo'], ['*.foo'], 'resource "*.foo" is masked by earlier rule "*.foo"'],
     [['*.*'], ['*.*'], 'resource "*.*" is masked by earlier rule "*.*"'],
     [['*.apps'], ['deployments.apps'], 'resource "deployments.apps" is masked by earlier rule "*.apps"'],
+    [['*.*'], ['deployments.apps'], 'resource "deployments.apps" is masked by earlier rule "*.*"'],
+    [['*.'], ['secrets.'], 'resource "secrets" is masked by earlier rule "*."'],
+    [['*.*'], ['pandas.awesome.bears.example'], 'resource "pandas.awesome.bears.example" is masked by earlier rule "*.*"'],
   ])('%j then %j', (a, b, message) => {
     const {errors} = check(two(a, b))
     expect(errors.map((e) => e.message)).toEqual([message])
+    expect(errors.map((e) => e.type)).toEqual(['Build'])
     expect(apiserverMessage(errors)).toBe(`error while building transformers: ${message}`)
   })
 
@@ -257,6 +285,9 @@ describe('build checks: masking and the KMSv1 gate (spec §6.6)', () => {
     [['secrets'], ['*.']],
     [['secrets'], ['*.*']],
     [['*.apps'], ['*.']],
+    [['*.'], ['*.apps']],
+    [['*.apps'], ['*.*']],
+    [['*.', 'configmaps.apps'], ['*.*']],
   ])('the converse order is allowed: %j then %j (with a warning)', (a, b) => {
     const result = check(two(a, b))
     expect(result.messages).toEqual([])
@@ -272,6 +303,11 @@ describe('build checks: masking and the KMSv1 gate (spec §6.6)', () => {
     ['1.36 with KMSv1=true', {featureGates: {KMSv1: true}}, []],
   ] as Array<[string, ValidateOptions, string[]]>)('KMS v1 at %s', (_name, options, messages) => {
     expect(check(v1, options).messages).toEqual(messages)
+  })
+
+  it('stops at the first masked resource, in file order', () => {
+    const yaml = `${head}resources:\n- resources: ["*."]\n  providers: [{identity: {}}]\n- resources: [configmaps]\n  providers: [{identity: {}}]\n- resources: [secrets]\n  providers: [{identity: {}}]\n`
+    expect(check(yaml).messages).toEqual(['resource "configmaps" is masked by earlier rule "*."'])
   })
 
   it('runs the build checks only when validation passed', () => {
@@ -352,6 +388,8 @@ describe('strict decoding (spec §5.2)', () => {
     ['a duplicate YAML key', `${head}resources:\n- resources: [secrets]\n  resources: [configmaps]\n  providers: [{identity: {}}]\n`, `error decoding encryption provider configuration file ${file}: strict decoding error: yaml: unmarshal errors:\n  line 5: key "resources" already set in map`],
     ['a duplicate JSON key', '{"apiVersion":"apiserver.config.k8s.io/v1","kind":"EncryptionConfiguration","kind":"EncryptionConfiguration","resources":[]}', `error decoding encryption provider configuration file ${file}: strict decoding error: duplicate field "kind"`],
     ['a wrong kind', 'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfigurations\n', `error decoding encryption provider configuration file ${file}: no kind "EncryptionConfigurations" is registered for version "apiserver.config.k8s.io/v1"`],
+    ['the new kind with the legacy version', 'apiVersion: v1\nkind: EncryptionConfiguration\n', `error decoding encryption provider configuration file ${file}: no kind "EncryptionConfiguration" is registered for version "v1"`],
+    ['no apiVersion', 'kind: EncryptionConfiguration\nresources: []\n', `error decoding encryption provider configuration file ${file}: Object 'apiVersion' is missing in the file (content not shown)`],
     ['the legacy kind with the new version', 'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfig\n', `error decoding encryption provider configuration file ${file}: no kind "EncryptionConfig" is registered for version "apiserver.config.k8s.io/v1"`],
     ['a list instead of a string list', `${head}resources:\n- resources: secrets\n`, `error decoding encryption provider configuration file ${file}: json: cannot unmarshal string into Go struct field ResourceConfiguration.resources.resources of type []string`],
     ['a number as a secret', entry(['secrets'], '  - aescbc:\n      keys: [{name: k, secret: 1234}]\n'), `error decoding encryption provider configuration file ${file}: json: cannot unmarshal number into Go struct field Key.resources.providers.aescbc.keys.secret of type string`],
@@ -389,6 +427,15 @@ describe('strict decoding (spec §5.2)', () => {
   ])('YAML with %s fails in go-yaml\'s reader', (_name, bytes, detail) => {
     const parsed = parseEncryptionConfig(bytes, '/etc/kubernetes/enc/config.yaml')
     expect(parsed.errors.map((e) => e.message)).toEqual([`error decoding encryption provider configuration file ${file}: ${detail}`])
+  })
+
+  it('reads JSON after a byte order mark as YAML, as the apiserver does (it is not a space to Go)', () => {
+    const doc = JSON.stringify({apiVersion: 'apiserver.config.k8s.io/v1', kind: 'EncryptionConfiguration', resources: [{resources: ['secrets'], providers: [{identity: {}}]}]})
+    expect(parseEncryptionConfig(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(doc)])).errors).toEqual([])
+    // On the JSON path a duplicate is `duplicate field`; after a BOM it is go-yaml's message.
+    const dup = doc.replace('"kind"', '"kind":"EncryptionConfiguration","kind"')
+    expect(parseEncryptionConfig(dup).errors[0]?.message).toContain('strict decoding error: duplicate field "kind"')
+    expect(parseEncryptionConfig(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(dup)])).errors[0]?.message).toContain('key "kind" already set in map')
   })
 
   it('accepts a UTF-8 byte order mark, NEL and non-ASCII text in YAML', () => {
