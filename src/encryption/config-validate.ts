@@ -229,9 +229,10 @@ const KMSV1_GATE_ERROR =
 
 /** Whether a feature gate is on for the target (explicit --feature-gates win over the release default). */
 export function gateEnabled(name: 'KMSv1' | 'KMSv2', options: ValidateOptions): boolean {
+  const minor = (options.targetVersion ?? BASELINE_VERSION).minor
+  if (name === 'KMSv2' && minor >= FEATURE_SINCE.kmsV2GateRemoved) return true
   const explicit = options.featureGates?.[name]
   if (explicit !== undefined) return explicit
-  const minor = (options.targetVersion ?? BASELINE_VERSION).minor
   return name === 'KMSv1' ? minor < FEATURE_SINCE.kmsV1Off : minor >= FEATURE_SINCE.kmsV2Default
 }
 
@@ -293,7 +294,13 @@ export function releaseGateErrors(config: EncryptionConfiguration, options: Vali
         errors.push(stageError('Unsupported', `${path}: KMS v2 needs Kubernetes 1.${FEATURE_SINCE.kmsV2} or newer (target: ${at})`, path))
       } else if (!gateEnabled('KMSv2', options)) {
         errors.push(
-          stageError('Unsupported', `${path}: KMS v2 is alpha in ${at} and needs --feature-gates=KMSv2=true (on by default from 1.${FEATURE_SINCE.kmsV2Default})`, path),
+          stageError(
+            'Unsupported',
+            target.minor < FEATURE_SINCE.kmsV2Default
+              ? `${path}: KMS v2 is alpha in ${at} and needs --feature-gates=KMSv2=true (on by default from 1.${FEATURE_SINCE.kmsV2Default})`
+              : `${path}: KMS v2 is turned off by --feature-gates KMSv2=false (target: ${at})`,
+            path,
+          ),
         )
       }
     })

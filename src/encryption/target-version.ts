@@ -18,6 +18,8 @@ export const FEATURE_SINCE = {
   kmsV2: 25,
   /** KMS v2 beta: on by default. */
   kmsV2Default: 27,
+  /** The `KMSv2` gate is removed: KMS v2 is always on. */
+  kmsV2GateRemoved: 32,
   /** Custom resource encryption. */
   customResources: 26,
   /** `--encryption-provider-config-automatic-reload`. */

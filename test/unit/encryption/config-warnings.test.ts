@@ -22,6 +22,7 @@ describe('configuration warnings', () => {
     ['a resource string that matches nothing: secrets.v1', `- resources: [secrets.v1]\n  providers: [${secretbox}]\n`, 'resources[0].resources[0]: "secrets.v1" matches nothing: there is no API group "v1"'],
     ['a singular core resource', `- resources: [secret]\n  providers: [${secretbox}]\n`, 'resources[0].resources[0]: "secret" matches nothing: the core group has no stored resource "secret"'],
     ['the empty string', `- resources: [""]\n  providers: [${secretbox}]\n`, 'resources[0].resources[0]: "" matches nothing: the empty string matches no resource'],
+    ['a resource name with a space', `- resources: ["my widgets.example.com"]\n  providers: [${secretbox}]\n`, 'resources[0].resources[0]: "my widgets.example.com" matches nothing: resource names cannot contain whitespace'],
     ['duplicate key names', `- resources: [secrets]\n  providers: [{secretbox: {keys: [{name: k, secret: "${K32}"}, {name: k, secret: "${K32}"}]}}]\n`, 'resources[0].providers[0].secretbox.keys[1].name: duplicate key name "k"'],
     ['the same key name in two providers of one type', `- resources: [secrets]\n  providers: [${secretbox}, ${secretbox}]\n`, 'resources[0].providers: key name "k1" is used by 2 secretbox providers'],
     ['a key name with ":"', `- resources: [secrets]\n  providers: [{secretbox: {keys: [{name: "a:b", secret: "${K32}"}]}}]\n`, 'resources[0].providers[0].secretbox.keys[0].name: key name "a:b" contains \':\''],
@@ -37,6 +38,18 @@ describe('configuration warnings', () => {
     const found = warnings(body)
     expect(found.some((w) => w.startsWith(text))).toBe(true)
     expect(found.join('\n')).not.toContain(K32)
+  })
+
+  it('a custom resource before 1.26 stays unencrypted (spec §15)', () => {
+    const body = `- resources: [widgets.example.com]\n  providers: [${secretbox}]\n`
+    expect(warnings(body, 25)).toContain('resources[0].resources[0]: "widgets.example.com" looks like a custom resource; custom resources can be encrypted from Kubernetes 1.26 (target 1.25), so it stays unencrypted.')
+    expect(warnings(body, 26).join('\n')).not.toContain('custom resource')
+  })
+
+  it('KMS v1 is deprecated from 1.28 only', () => {
+    const body = `- resources: [secrets]\n  providers: [{kms: {name: a, endpoint: "unix:///k.sock"}}]\n`
+    expect(warnings(body, 27)).toEqual([])
+    expect(warnings(body, 28)).toEqual([expect.stringContaining('KMS v1 is deprecated')])
   })
 
   it('gives no warning for a kms v2 config of known resources', () => {

@@ -363,6 +363,11 @@ describe('release gates for --target-version (spec §15)', () => {
     expect(check(yaml, {targetVersion: {major: 1, minor: 26}}).messages).toEqual([expect.stringContaining('--feature-gates=KMSv2=true')])
     expect(check(yaml, {targetVersion: {major: 1, minor: 26}, featureGates: {KMSv2: true}}).messages).toEqual([])
     expect(check(yaml, {targetVersion: {major: 1, minor: 27}}).messages).toEqual([])
+    expect(check(yaml, {targetVersion: {major: 1, minor: 28}, featureGates: {KMSv2: false}}).messages).toEqual([
+      'resources[0].providers[0].kms.apiVersion: KMS v2 is turned off by --feature-gates KMSv2=false (target: Kubernetes 1.28)',
+    ])
+    // The gate is gone from 1.32 (KMS v2 always on).
+    expect(check(yaml, {featureGates: {KMSv2: false}}).messages).toEqual([])
   })
 
   it('automatic reload needs 1.26', () => {
