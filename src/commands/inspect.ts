@@ -8,7 +8,7 @@ import {decodeGoBase64} from '../encryption/go-base64.js'
 import {formatGroupResource} from '../encryption/resource-match.js'
 import {TransformerBuildError} from '../encryption/resource-transformer.js'
 import {EXIT, preconditionError, usageError} from '../errors.js'
-import {EtcdctlJsonShapeError, type InspectResult, inspectValue, parseEtcdctlJson} from '../operations/inspect.js'
+import {EtcdctlJsonShapeError, type InspectInput, type InspectResult, inspectValue, parseEtcdctlJson, parseEtcdctlSimple} from '../operations/inspect.js'
 import {formatFields} from '../output/render.js'
 import {discoverControlPlane} from '../controlplane/control-plane.js'
 import {etcdKeyFor, etcdKeyProblem} from '../encryption/etcd-key.js'
@@ -87,7 +87,7 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     }
     if (this.args.object) throw usageError('INSPECT_SOURCE', 'give either an object or --value-file, not both')
     const raw = await readValueFile(valueFile)
-    const dump = parseValueFile(raw, valueFile)
+    const dump = parseValueFile(raw, valueFile, flags['etcd-prefix'])
     if (dump && flags['etcd-key'] && flags['etcd-key'] !== dump.key) {
       throw usageError('INSPECT_ETCD_KEY', `--etcd-key ${flags['etcd-key']} differs from the key in the etcdctl output (${dump.key})`)
     }
@@ -104,18 +104,16 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     const config = flags.config ? await loadConfig(flags.config) : undefined
     const kmsDek = flags['kms-dek'] ? await this.readKmsDek(flags['kms-dek']) : undefined
     try {
-      return inspectValue({
-      value: dump?.value ?? raw,
-      source: `file:${valueFile}${dump ? ' (etcdctl -w json)' : ''}`,
-      etcdKey,
-      trailingNewlineMayBeArtifact: !dump,
-      etcdPrefix: flags['etcd-prefix'],
-      config,
-      kmsDek,
-      decrypt: flags.decrypt,
-      hexdump: flags.hexdump,
-      anyKey: flags['any-key'],
-    })
+      const result = this.inspect({
+        value: dump?.value ?? raw,
+        source: `file:${valueFile}${dump ? ` (${dump.format})` : ''}`,
+        etcdKey,
+        trailingNewlineMayBeArtifact: !dump,
+        config,
+        kmsDek,
+      })
+      if (dump?.format === 'etcdctl get') result.notes.push('the file is `etcdctl get` output: the key is its first line, the value what follows, without the newline etcdctl adds')
+      return result
     } catch (error) {
       if (error instanceof TransformerBuildError) {
         throw preconditionError('CONFIG_INVALID', `error while building transformers: ${error.message}`, {
@@ -177,17 +175,7 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
           hint: "Check the name and namespace (-n), or the apiserver's --etcd-prefix (--etcd-prefix).",
         })
       }
-      const result = inspectValue({
-        value: kv.value,
-        source: `etcd:${describeReader(reader.describe())}`,
-        etcdKey,
-        etcdPrefix: flags['etcd-prefix'],
-        config,
-        kmsDek,
-        decrypt: flags.decrypt,
-        hexdump: flags.hexdump,
-        anyKey: flags['any-key'],
-      })
+      const result = this.inspect({value: kv.value, source: `etcd:${describeReader(reader.describe())}`, etcdKey, config, kmsDek})
       result.notes.push(...notes)
       return result
     } catch (error) {
@@ -197,6 +185,12 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
       progress.stop()
       cluster?.close()
     }
+  }
+
+  /** inspectValue with what the flags say about every source (prefix, --decrypt, --hexdump, --any-key). */
+  private inspect(input: Omit<InspectInput, 'etcdPrefix' | 'decrypt' | 'hexdump' | 'anyKey'>): InspectResult {
+    const flags = this.flags
+    return inspectValue({...input, etcdPrefix: flags['etcd-prefix'], decrypt: flags.decrypt, hexdump: flags.hexdump, anyKey: flags['any-key']})
   }
 
   protected override exitCodeFor(result: InspectResult): number {
@@ -316,8 +310,15 @@ function renderObject(o: NonNullable<InspectResult['object']>): string {
 
 const KMS_DEK_BYTES = 32
 
-/** The value file as `etcdctl get -w json` output (key included), or undefined for a raw value. */
-function parseValueFile(raw: Buffer, path: string): {key: string; value: Buffer} | undefined {
+/** The value file as `etcdctl get` output, `-w json` or simple (key included), or undefined for a raw value. */
+function parseValueFile(raw: Buffer, path: string, etcdPrefix: string): {key: string; value: Buffer; format: 'etcdctl -w json' | 'etcdctl get'} | undefined {
+  const simple = parseEtcdctlSimple(raw, etcdPrefix)
+  if (simple?.value.length === 0) {
+    throw preconditionError('VALUE_FILE_EMPTY', `the value of ${simple.key} in ${path} is empty`, {
+      hint: 'An API object is never stored empty; check the key with `etcdctl get KEY --keys-only`.',
+    })
+  }
+  if (simple) return {...simple, format: 'etcdctl get'}
   let dump
   try {
     dump = parseEtcdctlJson(raw)
@@ -337,7 +338,7 @@ function parseValueFile(raw: Buffer, path: string): {key: string; value: Buffer}
       hint: 'An API object is never stored empty; check the key with `etcdctl get KEY --keys-only`.',
     })
   }
-  return dump
+  return dump ? {...dump, format: 'etcdctl -w json'} : undefined
 }
 
 /** Refuses a key that cannot be an API object's etcd key (spec §12.1) with exit 2, before anything is read. */

@@ -5,12 +5,13 @@
  */
 import type {EncryptionConfiguration, GroupResource} from '../encryption/config-model.js'
 import {formatGroupResource} from '../encryption/resource-match.js'
-import {groupResourceForKey} from '../encryption/etcd-key.js'
+import {etcdKeyProblem, groupResourceForKey, normalizeEtcdRoot} from '../encryption/etcd-key.js'
 import {decodeGoBase64} from '../encryption/go-base64.js'
 import {hexdump} from '../encryption/hexdump.js'
 import {DEK_SOURCE_HKDF_SEED} from '../encryption/kms-v2-object.js'
 import {viewObject, type ObjectView} from '../encryption/object-view.js'
 import {classifyPlaintext, type PlaintextInfo} from '../encryption/plaintext-format.js'
+import {startsWith} from '../encryption/prefixes.js'
 import {type KmsService, StaticDekKmsService} from '../encryption/providers/kms-service.js'
 import {EncryptionTransformers, type ReadResult, ResourceTransformer} from '../encryption/resource-transformer.js'
 import {isMissingDek, TRANSFORM_MESSAGES, TransformError} from '../encryption/transform-error.js'
@@ -127,6 +128,21 @@ export function parseEtcdctlJson(bytes: Buffer): {key: string; value: Buffer; mo
   if (!value) throw new EtcdctlJsonShapeError('its "value" is not a standard base64 string')
   const modRevision = typeof kv.mod_revision === 'number' ? kv.mod_revision : typeof kv.mod_revision === 'string' ? Number(kv.mod_revision) : undefined
   return {key: key.toString('utf8'), value, modRevision}
+}
+
+/**
+ * `etcdctl get KEY` in its default (simple) format: the key on its own line, then the value and the
+ * newline etcdctl adds. Recognized only when the first line is an object's etcd key under the root,
+ * which no stored value starts with (spec §13.4); undefined otherwise.
+ */
+export function parseEtcdctlSimple(bytes: Buffer, etcdPrefix?: string): {key: string; value: Buffer} | undefined {
+  if (!startsWith(bytes, Buffer.from(normalizeEtcdRoot(etcdPrefix) + '/'))) return undefined
+  const newline = bytes.indexOf(0x0a)
+  if (newline === -1) return undefined
+  const key = bytes.toString('utf8', 0, newline)
+  if (etcdKeyProblem(key, {prefix: etcdPrefix})) return undefined
+  const end = bytes.length > newline + 1 && bytes[bytes.length - 1] === 0x0a ? bytes.length - 1 : bytes.length
+  return {key, value: bytes.subarray(newline + 1, end)}
 }
 
 const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x)

@@ -114,6 +114,24 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
     expect(JSON.parse(r.stdout)).toMatchObject({etcdKey: key, decryption: {status: 'ok', keyName: 'key2'}})
   })
 
+  // Captured from a real etcdctl against a scratch etcd holding the aesgcm-256-secret vector.
+  const fixtures = new URL('../fixtures/etcdctl/', import.meta.url).pathname
+  it.each([
+    ['etcdctl get -w json', 'aesgcm-256-secret.json', [], 'etcdctl -w json', undefined],
+    ['etcdctl get (key line, value, newline)', 'aesgcm-256-secret.simple', [], 'etcdctl get', /the file is `etcdctl get` output/],
+    ['etcdctl get --print-value-only', 'aesgcm-256-secret.pvo', ['--etcd-key', key], undefined, /dropped the final newline/],
+  ])('reads real %s output: the same 200 stored bytes, key2, and its exact hexdump', async (_name, name, extra, format, note) => {
+    const config = file('real.yaml', stringify(configFor(secret)))
+    const r = await plugin('inspect', '--value-file', join(fixtures, name), ...extra, '--config', config, '--hexdump', '-o', 'json')
+    expect(r.code, r.stderr).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out).toMatchObject({etcdKey: key, length: 200, decryption: {status: 'ok', keyName: 'key2', stale: false}})
+    expect(out.source).toBe(`file:${join(fixtures, name)}${format ? ` (${format})` : ''}`)
+    if (note) expect(out.notes.join('\n')).toMatch(note)
+    const value = file('real.bin', b64(secret.stored))
+    expect(out.hexdump).toBe(execFileSync('/usr/bin/hexdump', ['-C', value]).toString('latin1'))
+  })
+
   it.each([
     ['a missing value file', 3, () => ['--value-file', join(dir, 'nope.bin')], /cannot read the value file .*nope\.bin: no such file/],
     ['an empty value file', 3, () => ['--value-file', file('empty.bin', '')], /the value file .*empty\.bin is empty/],
@@ -150,6 +168,26 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
     expect(r.stderr).toMatch(message)
     expect(r.stdout).toBe('')
     expect(readdirSync(dir).sort()).toEqual(before)
+  })
+
+  it('a config the apiserver refuses never has its secrets printed (table or -o json), exit 3', async () => {
+    const secrets = ['c2hvcnRzZWNyZXQ=', 'not base64 SECRETVALUE', 'AAECAwQFBgcICQoLDA0ODw==', 'Hx4dHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA=']
+    const config = stringify({
+      apiVersion: 'apiserver.config.k8s.io/v1',
+      kind: 'EncryptionConfiguration',
+      resources: [
+        {resources: ['secrets'], providers: [{aescbc: {keys: [{name: 'k1', secret: secrets[0]}]}}, {secretbox: {keys: [{name: 'k2', secret: secrets[1]}]}}]},
+        // two providers in one element: the apiserver's own message would print the keys (spec §6.1)
+        {resources: ['configmaps'], providers: [{aescbc: {keys: [{name: 'k3', secret: secrets[2]}]}, secretbox: {keys: [{name: 'k4', secret: secrets[3]}]}}]},
+      ],
+    })
+    const path = file('secrets.yaml', config)
+    for (const output of ['table', 'json']) {
+      const r = await plugin('inspect', '--value-file', file('x.bin', 'x'), '--etcd-key', key, '--config', path, '-o', output)
+      expect(r.code).toBe(3)
+      expect(r.stderr).toContain('REDACTED')
+      for (const secret of secrets) expect(r.stdout + r.stderr).not.toContain(secret)
+    }
   })
 
   const kmsV2 = vectors.find((v) => v.id === 'kmsv2-kdf-secret')!

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {EtcdctlJsonShapeError, inspectValue, parseEtcdctlJson} from '../../../src/operations/inspect.js'
+import {EtcdctlJsonShapeError, inspectValue, parseEtcdctlJson, parseEtcdctlSimple} from '../../../src/operations/inspect.js'
 import {b64, configFor, vectors} from '../encryption/vectors-helper.js'
 
 const byId = (id: string) => vectors.find((v) => v.id === id)!
@@ -148,3 +148,17 @@ describe('parseEtcdctlJson', () => {
   })
 })
 
+describe('parseEtcdctlSimple (`etcdctl get KEY`: the key line, the value, a newline)', () => {
+  const stored = b64(byId('aesgcm-256-secret').stored)
+  it('takes the key from the first line and drops the newline etcdctl adds after the value', () => {
+    expect(parseEtcdctlSimple(Buffer.concat([Buffer.from(KEY + '\n'), stored, Buffer.from('\n')]))).toEqual({key: KEY, value: stored})
+    expect(parseEtcdctlSimple(Buffer.from('/k8s/secrets/a/b\nxyz\n'), '/k8s')).toEqual({key: '/k8s/secrets/a/b', value: Buffer.from('xyz')})
+  })
+
+  it('leaves stored values alone: no stored value starts with "<root>/" (spec §13.4)', () => {
+    for (const v of vectors) expect(parseEtcdctlSimple(b64(v.stored)), v.id).toBeUndefined()
+    expect(parseEtcdctlSimple(Buffer.from('/registry/secrets\nxyz\n'))).toBeUndefined()
+    expect(parseEtcdctlSimple(Buffer.from(KEY))).toBeUndefined()
+    expect(parseEtcdctlSimple(Buffer.from(KEY + '\nxyz\n'), '/k8s')).toBeUndefined()
+  })
+})
