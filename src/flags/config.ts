@@ -6,7 +6,8 @@ import {OLDEST_TARGET, parseTargetVersion, type TargetVersion} from '../encrypti
 /** How the apiserver that will read the file is run: its release, reload flag and feature gates (spec §5.1, §15). */
 export const apiserverFlags = {
   'target-version': Flags.string({
-    description: 'Kubernetes release of the apiserver that will load the file, e.g. 1.29; gates features by release. Default: 1.36.',
+    description:
+      'Kubernetes release of the apiserver that will load the file, e.g. 1.29; gates features by release (custom resources 1.26, wildcards 1.27, KMS v1 off from 1.29). Default: 1.36.',
   }),
   'automatic-reload': Flags.boolean({
     description: 'The apiserver runs with --encryption-provider-config-automatic-reload (KMS v1 names must then be unique).',
