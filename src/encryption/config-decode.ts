@@ -180,32 +180,57 @@ function keyText(key: unknown): string {
   return String(key)
 }
 
-/** Duplicate keys: go-yaml v2's strict errors (`line N: key "x" already set in map`) or, for JSON, sigs.k8s.io/json's `duplicate field "path"`. */
-function findDuplicates(doc: Document, lines: LineCounter, json: boolean): string[] {
+/**
+ * The strict errors sigs.k8s.io/json gives for a JSON file, in document order: `duplicate field "path"`
+ * for a known field seen twice in one object, `unknown field "path"` for a field the type does not have
+ * (every occurrence, also inside a value a later duplicate replaces).
+ */
+function jsonStrictErrors(doc: Document): string[] {
   const found: string[] = []
-  const walk = (node: unknown, path: string) => {
+  const walk = (node: unknown, spec: Spec, path: string) => {
+    if (spec.kind === 'struct' && isMap(node)) {
+      const seen = new Set<string>()
+      for (const pair of node.items) {
+        const name = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
+        const childPath = path === '' ? name : `${path}.${name}`
+        const field = spec.fields[name]
+        if (!field) {
+          found.push(`unknown field ${goQuote(childPath)}`)
+          continue
+        }
+        if (seen.has(name)) found.push(`duplicate field ${goQuote(childPath)}`)
+        seen.add(name)
+        walk(pair.value, field, childPath)
+      }
+    } else if (spec.kind === 'list' && isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, spec.of, `${path}[${i}]`))
+    }
+  }
+  walk(doc.contents, configSpec, '')
+  return found
+}
+
+/** Duplicate keys in YAML: go-yaml v2's strict errors (`line N: key "x" already set in map`). */
+function findDuplicates(doc: Document, lines: LineCounter): string[] {
+  const found: string[] = []
+  const walk = (node: unknown) => {
     if (isAlias(node)) return
     if (isMap(node)) {
       const seen = new Set<string>()
       for (const pair of node.items) {
         const text = keyText(pair.key)
-        const name = isScalar(pair.key) ? String(pair.key.value) : text
-        const childPath = path === '' ? name : `${path}.${name}`
         if (seen.has(text)) {
-          if (json) found.push(`duplicate field ${goQuote(childPath)}`)
-          else {
-            const offset = isScalar(pair.key) ? (pair.key.range?.[0] ?? 0) : 0
-            found.push(`line ${lines.linePos(offset).line}: key ${text} already set in map`)
-          }
+          const offset = isScalar(pair.key) ? (pair.key.range?.[0] ?? 0) : 0
+          found.push(`line ${lines.linePos(offset).line}: key ${text} already set in map`)
         }
         seen.add(text)
-        walk(pair.value, childPath)
+        walk(pair.value)
       }
     } else if (isSeq(node)) {
-      node.items.forEach((item, i) => walk(item, `${path}[${i}]`))
+      node.items.forEach((item) => walk(item))
     }
   }
-  walk(doc.contents, '')
+  walk(doc.contents)
   return found
 }
 
@@ -287,9 +312,15 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
   const decoded = decode(top, configSpec, state, '', '', configSpec.name) as EncryptionConfiguration
   const fatal = state.fatal ?? state.typeError
   if (fatal) return fail(fatal)
-  const strict = doc ? findDuplicates(doc, lines, json) : []
   // go-yaml's duplicate check is one error listing every line; the JSON checker lists each field.
-  const strictErrors = json ? [...strict, ...state.strict] : [...(strict.length > 0 ? [`yaml: unmarshal errors:\n  ${strict.join('\n  ')}`] : []), ...state.strict]
+  // YAML: go-yaml's duplicate check is one error listing every line, then the unknown fields of the
+  // JSON it converts to (duplicates collapsed). JSON: each duplicate and unknown field in document order.
+  const duplicates = doc && !json ? findDuplicates(doc, lines) : []
+  const strictErrors = json
+    ? doc
+      ? jsonStrictErrors(doc)
+      : []
+    : [...(duplicates.length > 0 ? [`yaml: unmarshal errors:\n  ${duplicates.join('\n  ')}`] : []), ...state.strict]
   if (strictErrors.length > 0) return fail(`strict decoding error: ${strictErrors.join(', ')}`)
 
   // Absent lists decode to empty ones (Go's nil slices), so consumers need no undefined checks.

@@ -410,6 +410,19 @@ describe('strict decoding (spec §5.2)', () => {
     expect(decode(text)).toEqual([message])
   })
 
+  it('JSON: duplicate and unknown fields in document order, also inside a value a later duplicate replaces', () => {
+    const text = JSON.stringify({apiVersion: 'apiserver.config.k8s.io/v1', kind: 'EncryptionConfiguration', resources: [{resources: ['secrets'], providers: [{identity: {}}]}]})
+      .replace('"resources":[{', '"pandas":1,"resources":[{"bears":2},{')
+      .replace('"resources":["secrets"]', '"resources":["secrets"],"resources":["configmaps"]')
+    expect(check(text).messages).toEqual([
+      `error decoding encryption provider configuration file ${file}: strict decoding error: unknown field "pandas", unknown field "resources[0].bears", duplicate field "resources[1].resources"`,
+    ])
+    const replaced = '{"apiVersion":"apiserver.config.k8s.io/v1","kind":"EncryptionConfiguration","resources":[{"x":1}],"resources":[]}'
+    expect(check(replaced).messages).toEqual([
+      `error decoding encryption provider configuration file ${file}: strict decoding error: unknown field "resources[0].x", duplicate field "resources"`,
+    ])
+  })
+
   const json = '{"apiVersion":"apiserver.config.k8s.io/v1","kind":"EncryptionConfiguration","resources":[{"resources":["secrets"],"providers":[{"secretbox":{"keys":[{"name":"k","secret":"SECRET"'
   it.each([
     ['text after a value', `${json} oops}]}}]}]}`, `invalid character 'o' after object key:value pair`],
