@@ -219,6 +219,11 @@ function inspectOnce(input: InspectInput): InspectResult {
     result.decryption = {status: 'not-attempted', error: whyNotAttempted(input, classification)}
   }
 
+  // spec §13.4 row 11: the transformer may pass such bytes (identity does), but the apiserver's decoder would not.
+  const format = result.decryption.status === 'ok' ? result.decryption.plaintext?.format : classification.plaintext?.format
+  if (format === 'unknown') {
+    notes.push('the plaintext is not a serialized Kubernetes object (not protobuf, JSON, CBOR or YAML): the apiserver could not decode it')
+  }
   if (input.decrypt) {
     if (plaintext) result.object = viewObject(plaintext)
     else notes.push('--decrypt: no plaintext to show')
