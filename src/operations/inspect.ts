@@ -195,7 +195,7 @@ function inspectOnce(input: InspectInput): InspectResult {
       // (its KMS plugin would supply them), so the structure is reported and the read is not judged.
       if (error.messages.some(isMissingDek)) {
         const others = error.messages.filter((m) => !isMissingDek(m))
-        const why = `a KMS value opens only with the plaintext DEK or seed the KMS plugin returns: pass --kms-dek FILE${
+        const why = `${KMS_NEEDS_DEK}${
           others.length > 0 ? `; the other providers that matched failed with: ${others.join(', ')}` : ''
         }`
         result.decryption = {status: 'not-attempted', error: why, rule, covered}
@@ -269,8 +269,10 @@ function kmsDekNote(c: ValueClassification): string {
   return `--kms-dek was used as the DEK the KMS plugin returns from Decrypt; ${wrongOr}`
 }
 
+const KMS_NEEDS_DEK = 'a KMS value opens only with the plaintext DEK or seed the KMS plugin returns: pass --kms-dek FILE'
+
 function whyNotAttempted(input: InspectInput, c: ValueClassification): string {
   if (input.etcdKey === undefined) return 'no --etcd-key given: it selects the providers and is the AAD of aesgcm and KMS values'
-  if (c.provider === 'kms') return 'a KMS value: pass --config or --kms-dek with the plaintext DEK or seed to decrypt it'
+  if (c.provider === 'kms') return KMS_NEEDS_DEK
   return 'no --config given'
 }
