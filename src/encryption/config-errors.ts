@@ -38,8 +38,13 @@ export function invalidError(field: string, value: unknown, detail: string): Con
   return {field, type: 'Invalid', detail, message: `${field}: Invalid value: ${renderValue(value)}: ${detail}`}
 }
 
-export function stageError(type: 'Read' | 'Decode' | 'Build' | 'Unsupported', detail: string, field = ''): ConfigError {
-  return {field, type, detail, message: detail}
+export function stageError(type: 'Read' | 'Decode' | 'Build', detail: string): ConfigError {
+  return {field: '', type, detail, message: detail}
+}
+
+/** A feature the target release lacks (spec §15); the message names the field first, as field errors do. */
+export function unsupportedError(field: string, detail: string): ConfigError {
+  return {field, type: 'Unsupported', detail, message: field === '' ? detail : `${field}: ${detail}`}
 }
 
 /**

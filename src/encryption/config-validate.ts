@@ -4,7 +4,7 @@
  * for a chosen target version (§15). Errors carry the apiserver's texts; key secrets never appear.
  */
 import type {EncryptionConfiguration, KeyedProviderSpec, KmsProviderSpec, ProviderSpec} from './config-model.js'
-import {type ConfigError, dedupeErrors, invalidError, requiredError, stageError} from './config-errors.js'
+import {type ConfigError, dedupeErrors, invalidError, requiredError, stageError, unsupportedError} from './config-errors.js'
 import {keysWereNull} from './config-decode.js'
 import {decodeGoBase64} from './go-base64.js'
 import {formatGoDuration, goQuote, parseGoDuration} from './go-format.js'
@@ -272,17 +272,16 @@ export function releaseGateErrors(config: EncryptionConfiguration, options: Vali
   const at = `Kubernetes ${formatTargetVersion(target)}`
   const errors: ConfigError[] = []
   if (options.automaticReload && target.minor < FEATURE_SINCE.automaticReload) {
-    errors.push(stageError('Unsupported', `--encryption-provider-config-automatic-reload needs Kubernetes 1.${FEATURE_SINCE.automaticReload} or newer (target: ${at})`))
+    errors.push(unsupportedError('', `--encryption-provider-config-automatic-reload needs Kubernetes 1.${FEATURE_SINCE.automaticReload} or newer (target: ${at})`))
   }
   ;(config.resources ?? []).forEach((entry, i) => {
     ;(entry.resources ?? []).forEach((text, j) => {
       if (isWildcard(parseResourceString(text)) && target.minor < FEATURE_SINCE.wildcards) {
         const path = `resources[${i}].resources[${j}]`
         errors.push(
-          stageError(
-            'Unsupported',
-            `${path}: wildcard ${goQuote(text)} needs Kubernetes 1.${FEATURE_SINCE.wildcards} or newer; ${at} treats it as a resource named "*" and encrypts nothing with it`,
+          unsupportedError(
             path,
+            `wildcard ${goQuote(text)} needs Kubernetes 1.${FEATURE_SINCE.wildcards} or newer; ${at} treats it as a resource named "*" and encrypts nothing with it`,
           ),
         )
       }
@@ -291,15 +290,14 @@ export function releaseGateErrors(config: EncryptionConfiguration, options: Vali
       if (provider.kms?.apiVersion !== 'v2') return
       const path = `resources[${i}].providers[${j}].kms.apiVersion`
       if (target.minor < FEATURE_SINCE.kmsV2) {
-        errors.push(stageError('Unsupported', `${path}: KMS v2 needs Kubernetes 1.${FEATURE_SINCE.kmsV2} or newer (target: ${at})`, path))
+        errors.push(unsupportedError(path, `KMS v2 needs Kubernetes 1.${FEATURE_SINCE.kmsV2} or newer (target: ${at})`))
       } else if (!gateEnabled('KMSv2', options)) {
         errors.push(
-          stageError(
-            'Unsupported',
-            target.minor < FEATURE_SINCE.kmsV2Default
-              ? `${path}: KMS v2 is alpha in ${at} and needs --feature-gates=KMSv2=true (on by default from 1.${FEATURE_SINCE.kmsV2Default})`
-              : `${path}: KMS v2 is turned off by --feature-gates KMSv2=false (target: ${at})`,
+          unsupportedError(
             path,
+            target.minor < FEATURE_SINCE.kmsV2Default
+              ? `KMS v2 is alpha in ${at} and needs --feature-gates=KMSv2=true (on by default from 1.${FEATURE_SINCE.kmsV2Default})`
+              : `KMS v2 is turned off by --feature-gates KMSv2=false (target: ${at})`,
           ),
         )
       }

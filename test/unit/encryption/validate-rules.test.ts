@@ -354,7 +354,11 @@ describe('release gates for --target-version (spec §15)', () => {
   it('wildcards need 1.27', () => {
     const yaml = entry(['*.*'], aescbc(K32))
     expect(check(yaml, {targetVersion: {major: 1, minor: 27}}).messages).toEqual([])
-    expect(check(yaml, {targetVersion: {major: 1, minor: 26}}).messages).toEqual([expect.stringContaining('wildcard "*.*" needs Kubernetes 1.27 or newer')])
+    const detail = 'wildcard "*.*" needs Kubernetes 1.27 or newer; Kubernetes 1.26 treats it as a resource named "*" and encrypts nothing with it'
+    // Like a field error: the path is the field, the detail does not repeat it, the message leads with it.
+    expect(check(yaml, {targetVersion: {major: 1, minor: 26}}).errors).toEqual([
+      {field: 'resources[0].resources[0]', type: 'Unsupported', detail, message: `resources[0].resources[0]: ${detail}`},
+    ])
   })
 
   it('KMS v2 needs 1.25, and its alpha gate before 1.27', () => {
