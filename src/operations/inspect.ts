@@ -195,7 +195,7 @@ function inspectOnce(input: InspectInput): InspectResult {
       // (its KMS plugin would supply them), so the structure is reported and the read is not judged.
       if (error.messages.some(isMissingDek)) {
         const others = error.messages.filter((m) => !isMissingDek(m))
-        const why = `a KMS value opens only with the plaintext DEK or seed the KMS plugin returns: pass --kms-dek FILE${
+        const why = `${KMS_NEEDS_DEK}${
           others.length > 0 ? `; the other providers that matched failed with: ${others.join(', ')}` : ''
         }`
         result.decryption = {status: 'not-attempted', error: why, rule, covered}
@@ -219,6 +219,11 @@ function inspectOnce(input: InspectInput): InspectResult {
     result.decryption = {status: 'not-attempted', error: whyNotAttempted(input, classification)}
   }
 
+  // spec §13.4 row 11: the transformer may pass such bytes (identity does), but the apiserver's decoder would not.
+  const format = result.decryption.status === 'ok' ? result.decryption.plaintext?.format : classification.plaintext?.format
+  if (format === 'unknown') {
+    notes.push('the plaintext is not a serialized Kubernetes object (not protobuf, JSON, CBOR or YAML): the apiserver could not decode it')
+  }
   if (input.decrypt) {
     if (plaintext) result.object = viewObject(plaintext)
     else notes.push('--decrypt: no plaintext to show')
@@ -264,8 +269,10 @@ function kmsDekNote(c: ValueClassification): string {
   return `--kms-dek was used as the DEK the KMS plugin returns from Decrypt; ${wrongOr}`
 }
 
+const KMS_NEEDS_DEK = 'a KMS value opens only with the plaintext DEK or seed the KMS plugin returns: pass --kms-dek FILE'
+
 function whyNotAttempted(input: InspectInput, c: ValueClassification): string {
   if (input.etcdKey === undefined) return 'no --etcd-key given: it selects the providers and is the AAD of aesgcm and KMS values'
-  if (c.provider === 'kms') return 'a KMS value: pass --config or --kms-dek with the plaintext DEK or seed to decrypt it'
+  if (c.provider === 'kms') return KMS_NEEDS_DEK
   return 'no --config given'
 }

@@ -243,6 +243,7 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
     const r = await plugin('inspect', '--value-file', file('garbage.bin', Buffer.from([0, 1, 2, 250, 251])), '-o', 'json')
     expect(r.code).toBe(0)
     expect(JSON.parse(r.stdout).classification).toMatchObject({encrypted: false, plaintext: {format: 'unknown'}})
+    expect(JSON.parse(r.stdout).notes.join('\n')).toContain('not a serialized Kubernetes object')
   })
 
   it('warns about a DEK file readable by others, and never prints the DEK', async () => {

@@ -116,6 +116,20 @@ describe('inspectValue', () => {
     expect(r.hexdump).toBe('00000000  61 62 63                                          |abc|\n00000003\n')
     expect(r.classification).toMatchObject({encrypted: false, plaintext: {format: 'unknown'}})
   })
+
+  it('binary garbage read by identity is reported as not a serialized object (spec §13.4 row 11); real objects are not', () => {
+    const garbage = Buffer.from([0, 1, 2, 0xfa, 0xfb, 0x0a])
+    const v = byId('aesgcm-256-secret')
+    const r = inspectValue({value: garbage, source: 't', etcdKey: KEY, config: configFor(v)})
+    // the secrets list ends in identity: the transformer passes the bytes (stale), the decoder would not
+    expect(r.decryption).toMatchObject({status: 'ok', provider: 'identity', stale: true, plaintext: {format: 'unknown'}})
+    expect(r.notes).toContain('the plaintext is not a serialized Kubernetes object (not protobuf, JSON, CBOR or YAML): the apiserver could not decode it')
+    expect(inspectValue({value: garbage, source: 't'}).notes.join()).toContain('not a serialized Kubernetes object')
+    for (const id of ['aesgcm-256-secret', 'identity-cr-json', 'identity-secret-protobuf']) {
+      const ok = inspectValue({value: b64(byId(id).stored), source: 't', etcdKey: b64(byId(id).etcdKey).toString(), config: configFor(byId(id))})
+      expect(ok.notes.join(), id).not.toContain('not a serialized Kubernetes object')
+    }
+  })
 })
 
 describe('parseEtcdctlJson', () => {
