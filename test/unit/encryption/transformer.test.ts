@@ -274,7 +274,7 @@ describe('read failures (spec §2.4, §4.3)', () => {
 
   it("a KMS plugin's Decrypt failure: v2 wraps it as 'failed to decrypt DEK, error: %v', v1 returns it as is", () => {
     class FailingKms extends FakeKms {
-      override decrypt(): Buffer {
+      override decrypt(): never {
         throw new Error('rpc error: code = Unavailable desc = connection refused')
       }
     }
