@@ -38,7 +38,8 @@ export class KmsV1Cipher implements ValueCipher {
     try {
       dek = this.kms.decrypt({encryptedDEKSource: encryptedDEK})
     } catch (error) {
-      throw new TransformError(`failed to decrypt DEK, error: ${(error as Error).message}`)
+      // KMS v1 returns the plugin's error unwrapped (unlike v2's `failed to decrypt DEK, error: %v`).
+      throw new TransformError((error as Error).message)
     }
     const key = createSecretKey(dek)
     // GCM first, then the legacy CBC path, which reads as stale (spec §3.5 step 3).

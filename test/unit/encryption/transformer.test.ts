@@ -272,6 +272,21 @@ describe('read failures (spec §2.4, §4.3)', () => {
     )
   })
 
+  it("a KMS plugin's Decrypt failure: v2 wraps it as 'failed to decrypt DEK, error: %v', v1 returns it as is", () => {
+    class FailingKms extends FakeKms {
+      override decrypt(): never {
+        throw new Error('rpc error: code = Unavailable desc = connection refused')
+      }
+    }
+    for (const [spec, expected] of [
+      [{kms: {apiVersion: 'v2', name: 'k', endpoint: 'unix:///x'}}, /^failed to decrypt DEK, error: rpc error: code = Unavailable desc = connection refused$/],
+      [{kms: {name: 'k', endpoint: 'unix:///x'}}, /^rpc error: code = Unavailable desc = connection refused$/],
+    ] as const) {
+      const stored = chain([spec], {k: new FakeKms()}).write(SECRET, KEY)
+      expect(() => chain([spec], {k: new FailingKms()}).read(stored, KEY)).toThrow(expected)
+    }
+  })
+
   for (const envelopeValidation of ['report', 'strict'] as const)
   it(`kms v2 envelope validation on read (spec §3.6): unusable envelopes fail in ${envelopeValidation} mode`, () => {
     const spec: ProviderSpec = {kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}
