@@ -31,6 +31,9 @@ const GO_OS_ERRORS: Record<string, string> = {
   EISDIR: 'is a directory',
   ENOTDIR: 'not a directory',
   ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'file name too long',
+  EPERM: 'operation not permitted',
+  EIO: 'input/output error',
 }
 
 /** Reads the file as the apiserver does; a read error or an empty file becomes a `Read` error. */
