@@ -310,14 +310,22 @@ function renderObject(o: NonNullable<InspectResult['object']>): string {
 
 const KMS_DEK_BYTES = 32
 
+/** A value saved with its key by etcdctl. */
+type EtcdctlValue = {key: string; value: Buffer; format: 'etcdctl -w json' | 'etcdctl get'}
+
 /** The value file as `etcdctl get` output, `-w json` or simple (key included), or undefined for a raw value. */
-function parseValueFile(raw: Buffer, path: string, etcdPrefix: string): {key: string; value: Buffer; format: 'etcdctl -w json' | 'etcdctl get'} | undefined {
-  const simple = parseEtcdctlSimple(raw, etcdPrefix)
-  if (simple?.value.length === 0) {
-    throw preconditionError('VALUE_FILE_EMPTY', `the value of ${simple.key} in ${path} is empty`, {
+function parseValueFile(raw: Buffer, path: string, etcdPrefix: string): EtcdctlValue | undefined {
+  const found = parseEtcdctlOutput(raw, path, etcdPrefix)
+  if (found?.value.length === 0) {
+    throw preconditionError('VALUE_FILE_EMPTY', `the value of ${found.key} in ${path} is empty`, {
       hint: 'An API object is never stored empty; check the key with `etcdctl get KEY --keys-only`.',
     })
   }
+  return found
+}
+
+function parseEtcdctlOutput(raw: Buffer, path: string, etcdPrefix: string): EtcdctlValue | undefined {
+  const simple = parseEtcdctlSimple(raw, etcdPrefix)
   if (simple) return {...simple, format: 'etcdctl get'}
   let dump
   try {
@@ -331,11 +339,6 @@ function parseValueFile(raw: Buffer, path: string, etcdPrefix: string): {key: st
   if (dump === null) {
     throw preconditionError('VALUE_FILE_NO_KEY', `the etcdctl output in ${path} holds no key/value pair (the key does not exist)`, {
       hint: 'Check the key with `etcdctl get KEY --keys-only`.',
-    })
-  }
-  if (dump?.value.length === 0) {
-    throw preconditionError('VALUE_FILE_EMPTY', `the value of ${dump.key} in ${path} is empty`, {
-      hint: 'An API object is never stored empty; check the key with `etcdctl get KEY --keys-only`.',
     })
   }
   return dump ? {...dump, format: 'etcdctl -w json'} : undefined
