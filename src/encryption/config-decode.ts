@@ -8,7 +8,8 @@
 import {type Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Tags} from 'yaml'
 
 import type {EncryptionConfiguration, KmsProviderSpec} from './config-model.js'
-import {type ConfigError, stageError} from './config-errors.js'
+import {type ConfigError, REDACTED, stageError} from './config-errors.js'
+import {decodeGoBase64} from './go-base64.js'
 import {goQuote, parseGoDuration} from './go-format.js'
 import {goJsonSyntaxError} from './go-json-syntax.js'
 import {goYamlReaderError} from './go-yaml-reader.js'
@@ -131,7 +132,7 @@ function decode(value: unknown, spec: Spec, state: DecodeState, path: string, go
         const fieldPath = path === '' ? key : `${path}.${key}`
         const field = spec.fields[key]
         if (!field) {
-          state.strict.push(`unknown field ${goQuote(fieldPath)}`)
+          state.strict.push(`unknown field ${goQuote(path === '' ? shownFieldName(key) : `${path}.${shownFieldName(key)}`)}`)
           continue
         }
         const decoded = decode(item, field, state, fieldPath, goPath === '' ? key : `${goPath}.${key}`, spec.name)
@@ -195,7 +196,7 @@ function jsonStrictErrors(doc: Document): string[] {
         const childPath = path === '' ? name : `${path}.${name}`
         const field = spec.fields[name]
         if (!field) {
-          found.push(`unknown field ${goQuote(childPath)}`)
+          found.push(`unknown field ${goQuote(path === '' ? shownFieldName(name) : `${path}.${shownFieldName(name)}`)}`)
           continue
         }
         if (seen.has(name)) found.push(`duplicate field ${goQuote(childPath)}`)
@@ -336,4 +337,13 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
     }
   }
   return {config: applyDefaults(decoded), errors: []}
+}
+
+/**
+ * An unknown field's name as printed: "REDACTED" when it could be a key (Go base64 of 16 bytes or
+ * more, e.g. a secret whose `secret:` line was lost). The apiserver would echo it; we never print
+ * key material (spec §14.6). No field of the schema is that long, so real typos still show.
+ */
+function shownFieldName(name: string): string {
+  return (decodeGoBase64(name)?.length ?? 0) >= 16 ? REDACTED : name
 }

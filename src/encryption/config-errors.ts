@@ -5,6 +5,9 @@
  */
 import {goJson, goQuote} from './go-format.js'
 
+/** What is printed in place of key material (the apiserver's own word for it, spec §6.1). */
+export const REDACTED = 'REDACTED'
+
 /**
  * Where in the apiserver's pipeline an error arises: `Required`/`Invalid` are field errors of the
  * validator (§6); `Read`, `Decode` and `Build` are the loader's stages (§5.2, §6.6); `Unsupported`

@@ -4,7 +4,7 @@
  * for a chosen target version (§15). Errors carry the apiserver's texts; key secrets never appear.
  */
 import type {EncryptionConfiguration, KeyedProviderSpec, KmsProviderSpec, ProviderSpec} from './config-model.js'
-import {type ConfigError, dedupeErrors, invalidError, requiredError, stageError, unsupportedError} from './config-errors.js'
+import {type ConfigError, dedupeErrors, invalidError, REDACTED, requiredError, stageError, unsupportedError} from './config-errors.js'
 import {keysWereNull} from './config-decode.js'
 import {decodeGoBase64} from './go-base64.js'
 import {formatGoDuration, goQuote, parseGoDuration} from './go-format.js'
@@ -20,8 +20,6 @@ export interface ValidateOptions {
   /** `--feature-gates` of the apiserver, e.g. {KMSv1: true}. */
   featureGates?: Record<string, boolean>
 }
-
-export const REDACTED = 'REDACTED'
 
 /** Allowed decoded key lengths (spec §6.4). */
 export const KEY_LENGTHS = {aescbc: [16, 24, 32], aesgcm: [16, 24, 32], secretbox: [32]} as const

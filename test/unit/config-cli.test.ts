@@ -100,6 +100,9 @@ describe('kubectl encryption config validate', {timeout: 120_000}, () => {
       'wrong-length.yaml': `${head}  - secretbox: {keys: [{name: k, secret: "${k.slice(0, 24)}"}]}\n`,
       'unpadded.yaml': `${head}  - secretbox: {keys: [{name: k, secret: "${k.replace(/=+$/, '')}"}]}\n`,
       'unknown-field.yaml': `${head}  - secretbox: {keys: [{name: k, secret: "${k}", secrett: "${k}"}]}\n`,
+      // The key slipped into a field name (a lost 'secret:' line); the apiserver would echo the name.
+      'key-as-field.yaml': `${head}  - secretbox: {keys: [{name: k, "${k}": x}]}\n`,
+      'key-as-field.json': `{"apiVersion": "apiserver.config.k8s.io/v1", "kind": "EncryptionConfiguration", "resources": [{"resources": ["secrets"], "providers": [{"secretbox": {"keys": [{"name": "k", "${k}": "x"}]}}]}]}`,
       'syntax.yaml': `${head}  - secretbox: {keys: [{name: k, secret: "${k}" ]}\n`,
       'broken.json': `{"kind": "EncryptionConfiguration", "resources": [{"providers": [{"secretbox": {"keys": [{"name": "k1", "secret": ${k}}]}}]}]}`,
       'garbage.yaml': Buffer.concat([Buffer.from(`${head}  - secretbox: {keys: [{name: k, secret: "${k}"}]}\n`), Buffer.from([0, 1, 2])]),

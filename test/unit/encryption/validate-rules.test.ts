@@ -392,6 +392,7 @@ describe('strict decoding (spec §5.2)', () => {
   it.each([
     ['an unknown field', entry(['secrets'], kms('name: a, endpoint: "unix:///k", pandas: 1')), `error decoding encryption provider configuration file ${file}: strict decoding error: unknown field "resources[0].providers[0].kms.pandas"`],
     ['a case-mismatched field', entry(['secrets'], kms('name: a, endpoint: "unix:///k", cacheSize: 1')), `error decoding encryption provider configuration file ${file}: strict decoding error: unknown field "resources[0].providers[0].kms.cacheSize"`],
+    ['a key as a field name, never printed (a lost "secret:" line)', entry(['secrets'], `  - secretbox:\n      keys: [{name: k, "${K32}": x}]\n`), `error decoding encryption provider configuration file ${file}: strict decoding error: unknown field "resources[0].providers[0].secretbox.keys[0].REDACTED"`],
     ['an unknown top-level field', `${head}resource: []\n`, `error decoding encryption provider configuration file ${file}: strict decoding error: unknown field "resource"`],
     ['fields inside identity', entry(['secrets'], '  - identity: {foo: 1}\n'), `error decoding encryption provider configuration file ${file}: strict decoding error: unknown field "resources[0].providers[0].identity.foo"`],
     ['a duplicate YAML key', `${head}resources:\n- resources: [secrets]\n  resources: [configmaps]\n  providers: [{identity: {}}]\n`, `error decoding encryption provider configuration file ${file}: strict decoding error: yaml: unmarshal errors:\n  line 5: key "resources" already set in map`],
