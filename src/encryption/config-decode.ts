@@ -132,7 +132,7 @@ function decode(value: unknown, spec: Spec, state: DecodeState, path: string, go
         const fieldPath = path === '' ? key : `${path}.${key}`
         const field = spec.fields[key]
         if (!field) {
-          state.strict.push(`unknown field ${goQuote(path === '' ? shownFieldName(key) : `${path}.${shownFieldName(key)}`)}`)
+          state.strict.push(unknownField(path, key))
           continue
         }
         const decoded = decode(item, field, state, fieldPath, goPath === '' ? key : `${goPath}.${key}`, spec.name)
@@ -196,7 +196,7 @@ function jsonStrictErrors(doc: Document): string[] {
         const childPath = path === '' ? name : `${path}.${name}`
         const field = spec.fields[name]
         if (!field) {
-          found.push(`unknown field ${goQuote(path === '' ? shownFieldName(name) : `${path}.${shownFieldName(name)}`)}`)
+          found.push(unknownField(path, name))
           continue
         }
         if (seen.has(name)) found.push(`duplicate field ${goQuote(childPath)}`)
@@ -313,15 +313,11 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
   const decoded = decode(top, configSpec, state, '', '', configSpec.name) as EncryptionConfiguration
   const fatal = state.fatal ?? state.typeError
   if (fatal) return fail(fatal)
-  // go-yaml's duplicate check is one error listing every line; the JSON checker lists each field.
   // YAML: go-yaml's duplicate check is one error listing every line, then the unknown fields of the
   // JSON it converts to (duplicates collapsed). JSON: each duplicate and unknown field in document order.
   const duplicates = doc && !json ? findDuplicates(doc, lines) : []
-  const strictErrors = json
-    ? doc
-      ? jsonStrictErrors(doc)
-      : []
-    : [...(duplicates.length > 0 ? [`yaml: unmarshal errors:\n  ${duplicates.join('\n  ')}`] : []), ...state.strict]
+  const yamlDuplicates = duplicates.length > 0 ? [`yaml: unmarshal errors:\n  ${duplicates.join('\n  ')}`] : []
+  const strictErrors = json ? (doc ? jsonStrictErrors(doc) : []) : [...yamlDuplicates, ...state.strict]
   if (strictErrors.length > 0) return fail(`strict decoding error: ${strictErrors.join(', ')}`)
 
   // Absent lists decode to empty ones (Go's nil slices), so consumers need no undefined checks.
@@ -340,10 +336,12 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
 }
 
 /**
- * An unknown field's name as printed: "REDACTED" when it could be a key (Go base64 of 16 bytes or
- * more, e.g. a secret whose `secret:` line was lost). The apiserver would echo it; we never print
- * key material (spec §14.6). No field of the schema is that long, so real typos still show.
+ * The strict error for a field the type does not have. Its name shows as "REDACTED" when it could be
+ * a key (Go base64 of 16 bytes or more, e.g. a secret whose `secret:` line was lost): the apiserver
+ * would echo it, we never print key material (spec §14.6). No field of the schema is that long, so
+ * real typos still show.
  */
-function shownFieldName(name: string): string {
-  return (decodeGoBase64(name)?.length ?? 0) >= 16 ? REDACTED : name
+function unknownField(path: string, name: string): string {
+  const shown = (decodeGoBase64(name)?.length ?? 0) >= 16 ? REDACTED : name
+  return `unknown field ${goQuote(path === '' ? shown : `${path}.${shown}`)}`
 }

@@ -206,7 +206,6 @@ function inspectOnce(input: InspectInput): InspectResult {
     if (input.anyKey) {
       // Which key opens it says nothing of the resource's own provider list, which decides staleness.
       delete result.decryption.stale
-      result.decryption.rule = undefined
       result.decryption.covered = undefined
     }
   } else if (!classification.encrypted) {
