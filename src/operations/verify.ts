@@ -108,6 +108,25 @@ function step<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   })
 }
 
+/** How long an abandoned create may take to answer before cleanup gives up on it. */
+const CREATE_SETTLE_MS = 30_000
+
+/**
+ * Whether an abandoned create may have stored the object: false only when the server answered with
+ * an error in time. No answer within ms counts as created, so cleanup still tries the delete.
+ */
+async function mayHaveCreated(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), ms)
+  })
+  try {
+    return await Promise.race([promise.then(() => true, () => false), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 function testObject(options: VerifyOptions, name: string, payload: string): KubeObject {
   const {resource, namespace} = options
   const metadata = {name, namespace: resource.namespaced ? namespace : undefined, labels: {'app.kubernetes.io/managed-by': 'kubectl-encryption', 'kubectl-encryption/verify': 'true'}}
@@ -153,11 +172,13 @@ export async function verifyEncryption(options: VerifyOptions, deps: VerifyDeps)
   }
   const object = testObject(options, name, payload)
   let created = false
+  let creating: Promise<KubeObject> | undefined
   let reader: EtcdReader | undefined
   let failure: unknown
   try {
     deps.onProgress?.(`Creating ${result.resource} ${namespace ? namespace + '/' : ''}${name}`)
-    const written = await step(deps.objects.create(resource, object), deps.signal)
+    creating = deps.objects.create(resource, object)
+    const written = await step(creating, deps.signal)
     created = true
     deps.onProgress?.('Reading the stored value from etcd')
     reader = await step(deps.openEtcd(), deps.signal)
@@ -189,6 +210,9 @@ export async function verifyEncryption(options: VerifyOptions, deps: VerifyDeps)
   } catch (error) {
     failure = toPluginError(error)
   } finally {
+    // Ctrl-C while the create was in flight: the server may have stored the object already, so
+    // wait for its answer (a delete sent now could reach the server first and miss it).
+    if (!created && creating) created = await mayHaveCreated(creating, CREATE_SETTLE_MS)
     if (created && options.keep) {
       result.cleanup = 'kept'
     } else if (created) {

@@ -13,7 +13,7 @@ const CONFIGMAPS: ApiResource = {group: '', version: 'v1', resource: 'configmaps
 const vectorsConfig = checkConfigBytes(readFileSync(new URL('../../fixtures/vectors/encryption-config.yaml', import.meta.url)), 'vectors.yaml').config!
 
 /** A fake cluster: objects in a map; etcd stores each created object under its key with a chosen prefix. */
-function world(opts: {storedPrefix?: (key: string) => Buffer; failGet?: boolean; hangEtcd?: boolean; failDelete?: boolean} = {}) {
+function world(opts: {storedPrefix?: (key: string) => Buffer; failGet?: boolean; hangEtcd?: boolean; failDelete?: boolean; createAnswer?: Promise<void>; createFails?: boolean} = {}) {
   const objects = new Map<string, KubeObject>()
   const deleted: string[] = []
   const keyOf = (r: ApiResource, name: string, ns?: string) => `/registry/${r.resource}/${ns}/${name}`
@@ -26,7 +26,10 @@ function world(opts: {storedPrefix?: (key: string) => Buffer; failGet?: boolean;
       return o
     },
     async create(r, o) {
-      objects.set(keyOf(r, o.metadata.name, o.metadata.namespace), o)
+      // Stored at once; the answer can be held back (a response still on the wire).
+      if (!opts.createFails) objects.set(keyOf(r, o.metadata.name, o.metadata.namespace), o)
+      await opts.createAnswer
+      if (opts.createFails) throw new KubeApiError(409, 'AlreadyExists', 'already exists')
       return o
     },
     replace: async (_r, o) => o,
@@ -113,6 +116,36 @@ describe('verify', () => {
     expect(error.code).toBe('INTERRUPTED')
     expect(w.objects.size).toBe(0)
     expect(w.deleted).toHaveLength(1)
+  })
+
+  it('an abort while the create is on the wire waits for its answer, then deletes the object', async () => {
+    let answer!: () => void
+    const w = world({createAnswer: new Promise<void>((resolve) => (answer = resolve))})
+    const controller = new AbortController()
+    const running = verifyEncryption({resource: SECRETS, namespace: 'default'}, deps(w, {signal: controller.signal}))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(w.objects.size).toBe(1)
+    controller.abort()
+    setTimeout(answer, 50)
+    const error = (await running.catch((e: unknown) => e)) as PluginError
+    expect(error.code).toBe('INTERRUPTED')
+    expect(error.hint).toMatch(/was deleted\./)
+    expect(w.objects.size).toBe(0)
+    expect(w.deleted).toHaveLength(1)
+  })
+
+  it('an abort while a create is on the wire that then fails deletes nothing', async () => {
+    let answer!: () => void
+    const w = world({createAnswer: new Promise<void>((resolve) => (answer = resolve)), createFails: true})
+    const controller = new AbortController()
+    const running = verifyEncryption({resource: SECRETS, namespace: 'default'}, deps(w, {signal: controller.signal}))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    controller.abort()
+    setTimeout(answer, 50)
+    const error = (await running.catch((e: unknown) => e)) as PluginError
+    expect(error.code).toBe('INTERRUPTED')
+    expect(error.hint ?? '').not.toMatch(/deleted/)
+    expect(w.deleted).toHaveLength(0)
   })
 
   it('--keep leaves the object; a failed delete is a problem naming the object', async () => {
