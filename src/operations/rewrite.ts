@@ -710,8 +710,14 @@ function unreadableEntry(error: unknown, unit: Unit): {key: string; ref: ObjectR
  * apiserver's own format (base64 JSON `{"v":"meta.k8s.io/v1","rv":<rv>,"start":"<key>"}`; rv -1
  * means "the latest", which is what a 410's inconsistent-continue hint carries).
  */
+/**
+ * A continue token that lists on from just after `start` at the latest revision (rv -1, as the token
+ * in a 410's status). kube-apiserver decodes tokens as unpadded URL-safe base64
+ * (k8s.io/apiserver/pkg/storage/continue.go, DecodeContinue: base64.RawURLEncoding) and answers
+ * 400 "invalid continue token" to anything else.
+ */
 export function continueAfter(start: string): string {
-  return Buffer.from(JSON.stringify({v: 'meta.k8s.io/v1', rv: -1, start: `${start}\u0000`})).toString('base64')
+  return Buffer.from(JSON.stringify({v: 'meta.k8s.io/v1', rv: -1, start: `${start}\u0000`})).toString('base64url')
 }
 
 /** List items carry no apiVersion/kind; a PUT body should. */

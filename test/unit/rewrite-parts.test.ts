@@ -8,6 +8,7 @@ import {classifyApiError} from '../../src/operations/api-errors.js'
 import {CompletionWindow, objectKey} from '../../src/operations/completion-window.js'
 import {checkpointPath, defaultStateDir, emptyCounters, FileCheckpointStore} from '../../src/operations/rewrite-checkpoint.js'
 import {TokenBucket} from '../../src/operations/token-bucket.js'
+import {continueAfter} from '../../src/operations/rewrite.js'
 import {FakeClock} from './helpers/fake-cluster.js'
 
 describe('completion window', () => {
@@ -99,6 +100,22 @@ describe('checkpoint file', () => {
       expect(await readdir(dir)).toEqual([])
     } finally {
       await rm(home, {recursive: true, force: true})
+    }
+  })
+})
+
+describe('continueAfter', () => {
+  // kube-apiserver's DecodeContinue: base64.RawURLEncoding, then JSON {v, rv, start}.
+  const decodeLikeApiserver = (token: string) => {
+    expect(token).toMatch(/^[A-Za-z0-9_-]+$/) // RawURLEncoding's alphabet, no '=' padding
+    return JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as {v: string; rv: number; start: string}
+  }
+
+  it('is unpadded URL-safe base64 that names the key after start at the latest revision', () => {
+    // keys whose standard base64 needs '+', '/' or '=' padding
+    for (const start of ['default/s~~~?', 'ns/a>>>', 'kube-system/x', 'default/secret-1']) {
+      const token = continueAfter(start)
+      expect(decodeLikeApiserver(token)).toEqual({v: 'meta.k8s.io/v1', rv: -1, start: `${start}\u0000`})
     }
   })
 })
