@@ -39,7 +39,7 @@ writeFileSync(
   {mode: 0o600},
 )
 
-/** A ~1 KiB protobuf-shaped Secret, aescbc-encrypted with key1 (spec §3.2). */
+/** A ~1 KiB protobuf-shaped Secret, aescbc-encrypted with key1 (docs/kubernetes-behaviour.md §3.2). */
 function storedValue(): Buffer {
   const body = Buffer.concat([Buffer.from('6b3873000a0c0a0276311206536563726574', 'hex'), Buffer.from([0x12, 0xe8, 0x07]), randomBytes(1000), Buffer.from('1a002200', 'hex')])
   const iv = randomBytes(16)

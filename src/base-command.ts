@@ -9,7 +9,7 @@ export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(type
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
 /**
- * One base class owns what every verb shares (DESIGN.md §1–2): -o rendering, the error table,
+ * One base class owns what every verb shares (docs/architecture.md §1–2): -o rendering, the error table,
  * warnings and progress on stderr. A subclass implements `execute()` (flags -> one operation ->
  * typed result) and `renderTable()`; `exitCodeFor()` lets a check command turn a result into exit 5.
  */

@@ -1,5 +1,5 @@
 /**
- * The one error table of the plugin (DESIGN.md §2). Every failure that reaches the user is a
+ * The one error table of the plugin (docs/architecture.md §2). Every failure that reaches the user is a
  * PluginError with a stable `code`; its exit code comes from the kind, never from the call site.
  */
 export const EXIT = {

@@ -124,7 +124,7 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     }
   }
 
-  /** `inspect secret/name -n ns` or `inspect /registry/...`: the value read from etcd (spec §12). */
+  /** `inspect secret/name -n ns` or `inspect /registry/...`: the value read from etcd (docs/kubernetes-behaviour.md §12). */
   private async inspectFromCluster(object: string): Promise<InspectResult> {
     const flags = this.flags
     const etcdOptions = etcdOptionsFromFlags({...flags, 'etcd-key': flags['etcd-client-key']})
@@ -212,7 +212,7 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
         hint: 'Write the plaintext DEK or seed (32 bytes) as one line of padded standard base64, e.g. `base64 -w0`.',
       })
     }
-    // The apiserver makes every KMS v1 DEK and KMS v2 DEK or seed 32 bytes long (spec §3.5, §3.6).
+    // The apiserver makes every KMS v1 DEK and KMS v2 DEK or seed 32 bytes long (docs/kubernetes-behaviour.md §3.5, §3.6).
     if (dek.length !== KMS_DEK_BYTES) {
       dek.fill(0)
       throw preconditionError('KMS_DEK_INVALID', `the --kms-dek file ${path} holds ${dek.length} bytes; a KMS DEK or seed is ${KMS_DEK_BYTES} bytes`, {
@@ -344,7 +344,7 @@ function parseEtcdctlOutput(raw: Buffer, path: string, etcdPrefix: string): Etcd
   return dump ? {...dump, format: 'etcdctl -w json'} : undefined
 }
 
-/** Refuses a key that cannot be an API object's etcd key (spec §12.1) with exit 2, before anything is read. */
+/** Refuses a key that cannot be an API object's etcd key (docs/kubernetes-behaviour.md §12.1) with exit 2, before anything is read. */
 function checkEtcdKey(key: string, etcdPrefix: string, what: string): void {
   const problem = etcdKeyProblem(key, {prefix: etcdPrefix})
   if (problem) {

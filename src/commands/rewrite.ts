@@ -280,7 +280,7 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
   }
 }
 
-/** The write provider for a resource: the config rule that matches it (spec §8.3: exact, then *.group, then *.*). */
+/** The write provider for a resource: the config rule that matches it (docs/kubernetes-behaviour.md §8.3: exact, then *.group, then *.*). */
 export function writeProviderFor(rules: ResourceStatus[], resource: ApiResource): string {
   const exact = resource.group ? `${resource.resource}.${resource.group}` : resource.resource
   const rule = rules.find((r) => r.resource === exact) ?? rules.find((r) => r.resource === `*.${resource.group}`) ?? rules.find((r) => r.resource === '*.*')

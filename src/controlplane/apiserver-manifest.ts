@@ -6,7 +6,7 @@ import {PluginError} from '../errors.js'
 import {asMap, asSeq, mapGet, mapGetText, scalarText, toStringLikeSource} from './yaml-layout.js'
 
 /**
- * Editing the kube-apiserver static-pod manifest (seed "Encrypting your data"; spec §5.1): the
+ * Editing the kube-apiserver static-pod manifest (seed "Encrypting your data"; docs/kubernetes-behaviour.md §5.1): the
  * `--encryption-provider-config` flag (and automatic reload), a read-only volumeMount and a
  * DirectoryOrCreate hostPath volume for the config's directory. Edits go through the YAML Document
  * so comments and layout survive; an edit that changes nothing returns the input unchanged.

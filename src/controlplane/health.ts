@@ -11,7 +11,7 @@ export interface HealthReport {
   checks: HealthCheck[]
 }
 
-/** Parses `/readyz?verbose` / `/livez?verbose` / `/healthz?verbose`: lines `[+]name ok`, `[-]name failed: …` (spec §10). */
+/** Parses `/readyz?verbose` / `/livez?verbose` / `/healthz?verbose`: lines `[+]name ok`, `[-]name failed: …` (docs/kubernetes-behaviour.md §10). */
 export function parseHealthReport(status: number, body: string): HealthReport {
   const checks: HealthCheck[] = []
   for (const line of body.split('\n')) {
@@ -24,7 +24,7 @@ export function parseHealthReport(status: number, body: string): HealthReport {
   return {ok: status === 200, checks}
 }
 
-/** The KMS checks of spec §10: `kms-providers` or `kms-provider-<i>`. */
+/** The KMS checks of docs/kubernetes-behaviour.md §10: `kms-providers` or `kms-provider-<i>`. */
 export function kmsChecks(report: HealthReport): HealthCheck[] {
   return report.checks.filter((c) => c.name === 'kms-providers' || /^kms-provider-\d+$/.test(c.name))
 }

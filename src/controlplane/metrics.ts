@@ -68,7 +68,7 @@ export function parsePrometheusText(text: string): MetricSample[] {
 }
 
 export interface TransformationCount {
-  /** Since 1.32; empty before (spec §11.1). */
+  /** Since 1.32; empty before (docs/kubernetes-behaviour.md §11.1). */
   resource: string
   type: string
   prefix: string
@@ -76,7 +76,7 @@ export interface TransformationCount {
   count: number
 }
 
-/** What `/metrics` says about encryption on one apiserver (spec §11.1, §11.3). */
+/** What `/metrics` says about encryption on one apiserver (docs/kubernetes-behaviour.md §11.1, §11.3). */
 export interface EncryptionMetrics {
   /** `apiserver_encryption_config_controller_last_config_info{hash}` (1.34+): the loaded config's hash. */
   lastConfigHash?: string

@@ -2,7 +2,7 @@ import {type Document, isMap, isScalar, isSeq, type YAMLMap, type YAMLSeq} from 
 
 /**
  * Helpers for editing YAML documents in place with the `yaml` Document API, so comments, key order
- * and quoting survive (DESIGN.md §3 step 1). Output keeps the source's sequence indentation style.
+ * and quoting survive (docs/architecture.md §3 step 1). Output keeps the source's sequence indentation style.
  */
 export function toStringLikeSource(doc: Document, source: string): string {
   // kubeadm (and Go's yaml) writes block sequences at the same indentation as their parent key;

@@ -1,9 +1,9 @@
 /**
- * Strict decoding of an EncryptionConfiguration file, as kube-apiserver decodes it (spec §5.2–5.4):
+ * Strict decoding of an EncryptionConfiguration file, as kube-apiserver decodes it (docs/kubernetes-behaviour.md §5.2–5.4):
  * YAML (YAML 1.1 scalars, as go-yaml v2 reads them) or JSON; apiVersion/kind checked (also the legacy
  * `v1`/`EncryptionConfig` pair); unknown and duplicate fields are errors; names are case-sensitive;
  * defaults applied. Error texts follow the apiserver's; where the Go libraries' wording could not be
- * reproduced byte for byte (YAML syntax messages, spec §17), the shape is kept and the detail is ours.
+ * reproduced byte for byte (YAML syntax messages, docs/kubernetes-behaviour.md §17), the shape is kept and the detail is ours.
  */
 import {type Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Tags} from 'yaml'
 
@@ -16,12 +16,12 @@ import {goYamlReaderError} from './go-yaml-reader.js'
 
 export const API_VERSION = 'apiserver.config.k8s.io/v1'
 export const KIND = 'EncryptionConfiguration'
-/** Registered "due to a docs bug" and still accepted (spec §5.2 step 3). */
+/** Registered "due to a docs bug" and still accepted (docs/kubernetes-behaviour.md §5.2 step 3). */
 export const LEGACY_API_VERSION = 'v1'
 export const LEGACY_KIND = 'EncryptionConfig'
 
 export interface ParseResult {
-  /** The decoded configuration with defaults applied (spec §5.4); absent when decoding failed. */
+  /** The decoded configuration with defaults applied (docs/kubernetes-behaviour.md §5.4); absent when decoding failed. */
   config?: EncryptionConfiguration
   /** Decode errors (type `Decode`); empty when decoding succeeded. */
   errors: ConfigError[]
@@ -242,12 +242,12 @@ const GO_SPACE_THEN_BRACE = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\
 /** Keyed providers whose `keys` was absent or null in the file (Go's nil slice, echoed as `null`; `keys: []` is `[]`). */
 const nilKeyLists = new WeakSet<object>()
 
-/** Whether `keys` was absent or null in the decoded file (spec §6.1: the provider echo shows `"Keys":null` then). */
+/** Whether `keys` was absent or null in the decoded file (docs/kubernetes-behaviour.md §6.1: the provider echo shows `"Keys":null` then). */
 export function keysWereNull(provider: object): boolean {
   return nilKeyLists.has(provider)
 }
 
-/** Applies the v1 defaults (spec §5.4) in place. */
+/** Applies the v1 defaults (docs/kubernetes-behaviour.md §5.4) in place. */
 export function applyDefaults(config: EncryptionConfiguration): EncryptionConfiguration {
   for (const entry of config.resources ?? []) {
     for (const provider of entry.providers ?? []) {
@@ -262,7 +262,7 @@ export function applyDefaults(config: EncryptionConfiguration): EncryptionConfig
 }
 
 /**
- * Decodes an EncryptionConfiguration file, its raw bytes or its text (spec §5.2 steps 2–4, without
+ * Decodes an EncryptionConfiguration file, its raw bytes or its text (docs/kubernetes-behaviour.md §5.2 steps 2–4, without
  * validation). `source` is the path named in messages. Messages never contain key material: where the
  * apiserver would echo the file's content, the content is left out.
  */
@@ -272,7 +272,7 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
   })
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input
   const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8')
-  // A JSON document goes to the JSON decoder, anything else to the YAML one (spec §5.2 step 2): '{' after
+  // A JSON document goes to the JSON decoder, anything else to the YAML one (docs/kubernetes-behaviour.md §5.2 step 2): '{' after
   // Go's unicode.IsSpace (unlike JavaScript's \s: NEL is a space, a byte order mark is not, so a JSON
   // file with a BOM is read as YAML, which skips the BOM).
   const json = GO_SPACE_THEN_BRACE.test(text)
@@ -290,7 +290,7 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
     return fail(`yaml: ${(error as Error).message}`)
   }
 
-  // Type identifiers first, as the universal decoder does (spec §5.2 step 3).
+  // Type identifiers first, as the universal decoder does (docs/kubernetes-behaviour.md §5.2 step 3).
   if (value !== null && value !== undefined && (typeof value !== 'object' || Array.isArray(value))) {
     return fail(`couldn't get version/kind; json parse error: json: cannot unmarshal ${jsonKind(value)} into Go value of type ${TYPE_META}`)
   }
@@ -338,7 +338,7 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
 /**
  * The strict error for a field the type does not have. Its name shows as "REDACTED" when it could be
  * a key (Go base64 of 16 bytes or more, e.g. a secret whose `secret:` line was lost): the apiserver
- * would echo it, we never print key material (spec §14.6). No field of the schema is that long, so
+ * would echo it, we never print key material (docs/kubernetes-behaviour.md §14.6). No field of the schema is that long, so
  * real typos still show.
  */
 function unknownField(path: string, name: string): string {

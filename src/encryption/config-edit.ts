@@ -9,10 +9,10 @@ import {DEFAULT_PROVIDER} from './generate-config.js'
 
 /**
  * Edits of an EncryptionConfiguration file on its YAML Document, so comments and layout survive
- * (DESIGN.md §3 step 1), for the seed's procedures: rotation (new key second, then first, then the
+ * (docs/architecture.md §3 step 1), for the seed's procedures: rotation (new key second, then first, then the
  * old one removed), provider switch (new provider second, then first), decrypt-all (identity first,
  * old keys kept readable). New keys are generated here and never leave this module except inside
- * the returned file text: callers see key names and `sha256:` fingerprints only (DESIGN.md §2).
+ * the returned file text: callers see key names and `sha256:` fingerprints only (docs/architecture.md §2).
  */
 export type KeyedProvider = AesProviderType
 

@@ -1,11 +1,11 @@
 /**
- * Configuration errors, rendered exactly as the apiserver prints them (spec §6.1, §5.2).
+ * Configuration errors, rendered exactly as the apiserver prints them (docs/kubernetes-behaviour.md §6.1, §5.2).
  * Key material never enters a ConfigError: per-key errors carry "REDACTED" and provider echoes are
- * redacted before rendering (spec §14.6).
+ * redacted before rendering (docs/kubernetes-behaviour.md §14.6).
  */
 import {goJson, goQuote} from './go-format.js'
 
-/** What is printed in place of key material (the apiserver's own word for it, spec §6.1). */
+/** What is printed in place of key material (the apiserver's own word for it, docs/kubernetes-behaviour.md §6.1). */
 export const REDACTED = 'REDACTED'
 
 /**
@@ -26,7 +26,7 @@ export interface ConfigError {
   message: string
 }
 
-/** A value as field.Error renders it: strings Go-quoted, integers bare, anything else JSON (spec §6.1). */
+/** A value as field.Error renders it: strings Go-quoted, integers bare, anything else JSON (docs/kubernetes-behaviour.md §6.1). */
 export function renderValue(value: unknown): string {
   if (typeof value === 'string') return goQuote(value)
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value)
@@ -45,14 +45,14 @@ export function stageError(type: 'Read' | 'Decode' | 'Build', detail: string): C
   return {field: '', type, detail, message: detail}
 }
 
-/** A feature the target release lacks (spec §15); the message names the field first, as field errors do. */
+/** A feature the target release lacks (docs/kubernetes-behaviour.md §15); the message names the field first, as field errors do. */
 export function unsupportedError(field: string, detail: string): ConfigError {
   return {field, type: 'Unsupported', detail, message: field === '' ? detail : `${field}: ${detail}`}
 }
 
 /**
  * apimachinery's aggregate: de-duplicated by message, one shown as itself, several as `[e1, e2]`
- * (spec §6.1). No errors make no message: '' (the apiserver has no aggregate then).
+ * (docs/kubernetes-behaviour.md §6.1). No errors make no message: '' (the apiserver has no aggregate then).
  */
 export function aggregateMessage(errors: readonly ConfigError[]): string {
   const messages = [...new Set(errors.map((e) => e.message))]
@@ -67,10 +67,10 @@ export function dedupeErrors(errors: readonly ConfigError[]): ConfigError[] {
 }
 
 /**
- * The whole message the apiserver logs for a bad file (spec §5.2): read errors under
+ * The whole message the apiserver logs for a bad file (docs/kubernetes-behaviour.md §5.2): read errors under
  * `error while loading file:`, decode and validation errors under `error while parsing file:`,
  * build errors (§6.6) under `error while building transformers:`. This plugin's release gates
- * (`Unsupported`, spec §15) follow the build error, joined by "; ". '' when there is no error.
+ * (`Unsupported`, docs/kubernetes-behaviour.md §15) follow the build error, joined by "; ". '' when there is no error.
  */
 export function apiserverMessage(errors: readonly ConfigError[]): string {
   const of = (...types: ConfigErrorType[]) => errors.filter((e) => types.includes(e.type))

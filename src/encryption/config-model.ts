@@ -1,7 +1,7 @@
 /**
- * The EncryptionConfiguration model (spec §5.3). Field names are the file's own, so a parsed
+ * The EncryptionConfiguration model (docs/kubernetes-behaviour.md §5.3). Field names are the file's own, so a parsed
  * document maps onto these types one to one. Key secrets are base64 text; they never leave
- * src/encryption except as fingerprints (`sha256:`), see DESIGN.md §2.
+ * src/encryption except as fingerprints (`sha256:`), see docs/architecture.md §2.
  */
 export type AesProviderType = 'aescbc' | 'aesgcm' | 'secretbox'
 export type ProviderType = 'identity' | AesProviderType | 'kms'
@@ -24,7 +24,7 @@ export interface KmsProviderSpec {
   timeout?: string
 }
 
-/** Exactly one field is set in a valid file (spec §6.3 step 5). */
+/** Exactly one field is set in a valid file (docs/kubernetes-behaviour.md §6.3 step 5). */
 export interface ProviderSpec {
   identity?: Record<string, never>
   aescbc?: KeyedProviderSpec
@@ -44,7 +44,7 @@ export interface EncryptionConfiguration {
   resources: ResourceEntry[]
 }
 
-/** (group, resource) as the apiserver matches them (spec §8); core group is "". */
+/** (group, resource) as the apiserver matches them (docs/kubernetes-behaviour.md §8); core group is "". */
 export interface GroupResource {
   group: string
   resource: string

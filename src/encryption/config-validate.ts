@@ -1,5 +1,5 @@
 /**
- * The apiserver's validation of an EncryptionConfiguration (spec §6, in the order of §7 step 4),
+ * The apiserver's validation of an EncryptionConfiguration (docs/kubernetes-behaviour.md §6, in the order of §7 step 4),
  * then the checks it makes while building transformers (§6.6), then this plugin's release gates
  * for a chosen target version (§15). Errors carry the apiserver's texts; key secrets never appear.
  */
@@ -13,31 +13,31 @@ import {formatGroupResource, isWildcard, parseResourceString} from './resource-m
 import {BASELINE_VERSION, FEATURE_SINCE, formatTargetVersion, type TargetVersion} from './target-version.js'
 
 export interface ValidateOptions {
-  /** Release whose behaviour to reproduce (spec §15); default the spec's baseline, 1.36. */
+  /** Release whose behaviour to reproduce (docs/kubernetes-behaviour.md §15); default the spec's baseline, 1.36. */
   targetVersion?: TargetVersion
-  /** `--encryption-provider-config-automatic-reload` (spec §9): KMS v1 names must then be unique too. */
+  /** `--encryption-provider-config-automatic-reload` (docs/kubernetes-behaviour.md §9): KMS v1 names must then be unique too. */
   automaticReload?: boolean
   /** `--feature-gates` of the apiserver, e.g. {KMSv1: true}. */
   featureGates?: Record<string, boolean>
 }
 
-/** Allowed decoded key lengths (spec §6.4). */
+/** Allowed decoded key lengths (docs/kubernetes-behaviour.md §6.4). */
 export const KEY_LENGTHS = {aescbc: [16, 24, 32], aesgcm: [16, 24, 32], secretbox: [32]} as const
 
 const NON_REST = new Set(['apiserveripinfo', 'serviceipallocations', 'servicenodeportallocations'])
 
-/** The provider types in the order the apiserver names and checks them (spec §6.3 step 5). */
+/** The provider types in the order the apiserver names and checks them (docs/kubernetes-behaviour.md §6.3 step 5). */
 const TYPE_ORDER = ['kms', 'aesgcm', 'aescbc', 'secretbox'] as const
 
-/** Provider fields that are set (`identity:` with a null value is not set, spec §5.3). */
+/** Provider fields that are set (`identity:` with a null value is not set, docs/kubernetes-behaviour.md §5.3). */
 export function providerTypes(provider: ProviderSpec): Array<keyof ProviderSpec> {
   return (['aesgcm', 'aescbc', 'secretbox', 'identity', 'kms'] as const).filter((t) => provider[t] !== undefined && provider[t] !== null)
 }
 
 /**
  * The provider as the apiserver echoes it in "no provider" / "more than one provider" errors: the JSON
- * of its internal struct with Go field names (spec §6.1). The apiserver prints the key secrets there;
- * we print "REDACTED" (spec §14.6).
+ * of its internal struct with Go field names (docs/kubernetes-behaviour.md §6.1). The apiserver prints the key secrets there;
+ * we print "REDACTED" (docs/kubernetes-behaviour.md §14.6).
  */
 export function providerEcho(provider: ProviderSpec): unknown {
   const keyed = (p: KeyedProviderSpec | undefined) =>
@@ -60,7 +60,7 @@ function durationText(text: string): string {
   return 'nanos' in parsed ? formatGoDuration(parsed.nanos) : text
 }
 
-/** Duplicate and overlap checks within one resource list (spec §6.3 step 2), pairwise as the apiserver walks them. */
+/** Duplicate and overlap checks within one resource list (docs/kubernetes-behaviour.md §6.3 step 2), pairwise as the apiserver walks them. */
 function resourceListErrors(list: string[], path: string): ConfigError[] {
   if (list.length < 2) return []
   const parsed = list.map(parseResourceString)
@@ -89,7 +89,7 @@ function resourceListErrors(list: string[], path: string): ConfigError[] {
   return errors
 }
 
-/** Rules a–f for one resource string; the first that matches reports (spec §6.3 step 3). */
+/** Rules a–f for one resource string; the first that matches reports (docs/kubernetes-behaviour.md §6.3 step 3). */
 function resourceStringError(text: string, path: string): ConfigError | undefined {
   const {group, resource} = parseResourceString(text)
   if (text !== text.toLowerCase()) return invalidError(path, text, 'resource name should not contain capital letters')
@@ -131,8 +131,8 @@ function keyErrors(provider: KeyedProviderSpec, path: string, lengths: readonly 
 }
 
 /**
- * The KMS checks (spec §6.5), all accumulating. `seen` is null where the target release does not
- * enforce unique names (before 1.26, spec §15). An empty name is in `seen` like any other, so a
+ * The KMS checks (docs/kubernetes-behaviour.md §6.5), all accumulating. `seen` is null where the target release does not
+ * enforce unique names (before 1.26, docs/kubernetes-behaviour.md §15). An empty name is in `seen` like any other, so a
  * second nameless v2 provider is also a duplicate (of "").
  */
 function kmsErrors(kms: KmsProviderSpec, path: string, seen: Set<string> | null, reload: boolean): ConfigError[] {
@@ -175,7 +175,7 @@ function kmsErrors(kms: KmsProviderSpec, path: string, seen: Set<string> | null,
 
 /**
  * Spec §6 in the order of §7 step 4: every rule runs, errors accumulate, then de-duplicate. Rules a
- * release did not have yet are left out for that target (spec §15): the resource-list and
+ * release did not have yet are left out for that target (docs/kubernetes-behaviour.md §15): the resource-list and
  * resource-string rules (§6.3 steps 2–3) came with wildcards in 1.27, unique KMS names in 1.26.
  */
 export function validationErrors(config: EncryptionConfiguration, options: ValidateOptions = {}): ConfigError[] {
@@ -235,9 +235,9 @@ export function gateEnabled(name: 'KMSv1' | 'KMSv2', options: ValidateOptions): 
 }
 
 /**
- * The checks made while building transformers (spec §6.6), entry by entry in file order, stopping at
+ * The checks made while building transformers (docs/kubernetes-behaviour.md §6.6), entry by entry in file order, stopping at
  * the first: the KMSv1 gate for each provider of the entry, then wildcard masking of its resources
- * (from 1.27, with wildcards, spec §15).
+ * (from 1.27, with wildcards, docs/kubernetes-behaviour.md §15).
  */
 export function buildErrors(config: EncryptionConfiguration, options: ValidateOptions = {}): ConfigError[] {
   const registered = new Set<string>()
@@ -262,7 +262,7 @@ export function buildErrors(config: EncryptionConfiguration, options: ValidateOp
 }
 
 /**
- * Features the target release does not have (spec §15). The apiserver of that release would refuse
+ * Features the target release does not have (docs/kubernetes-behaviour.md §15). The apiserver of that release would refuse
  * these or silently not apply them; both are a failed check for the operator.
  */
 export function releaseGateErrors(config: EncryptionConfiguration, options: ValidateOptions): ConfigError[] {

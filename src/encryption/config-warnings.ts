@@ -1,6 +1,6 @@
 /**
- * Warnings the apiserver does not raise but an operator should see (spec §7 step 6), and the seed's
- * cautions about providers (encrypt-data-at-rest, "Providers" table and the caution after it).
+ * Warnings the apiserver does not raise but an operator should see (docs/kubernetes-behaviour.md §7 step 6), and the seed's
+ * cautions about providers (the task page, "Providers" table and the caution after it; see docs/architecture.md).
  * Warnings name paths, resources, providers and key names only — never secrets.
  */
 import type {EncryptionConfiguration} from './config-model.js'
@@ -71,7 +71,7 @@ function unmatchedReason(text: string): string | undefined {
   return undefined
 }
 
-/** Warnings for a configuration that passed validation (spec §7 step 6 and the seed's cautions). */
+/** Warnings for a configuration that passed validation (docs/kubernetes-behaviour.md §7 step 6 and the seed's cautions). */
 export function configWarnings(config: EncryptionConfiguration, options: {targetVersion?: TargetVersion} = {}): string[] {
   const target = options.targetVersion ?? BASELINE_VERSION
   const warnings: string[] = []
@@ -97,7 +97,7 @@ export function configWarnings(config: EncryptionConfiguration, options: {target
           warnings.push(`${path}: ${goQuote(name)} also appears in resources[${earlier}]; the provider lists are concatenated in file order (spec §8.2), so resources[${earlier}]'s first provider writes.`)
         }
         if (earlier === undefined) exactSeen.set(name, i)
-        // A later wildcard that covers this resource never applies to it (spec §8.3: no fallthrough).
+        // A later wildcard that covers this resource never applies to it (docs/kubernetes-behaviour.md §8.3: no fallthrough).
         entries.slice(i + 1).forEach((later, offset) => {
           for (const w of later.resources ?? []) {
             const wgr = parseResourceString(w)

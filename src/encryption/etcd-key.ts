@@ -1,6 +1,6 @@
 /**
- * etcd key layout (spec §12): `<root>/<resourcePrefix>[/<namespace>]/<name>`, and the way back from
- * a key to the (group, resource) the encryption config is matched against (spec §12.4, §8.4).
+ * etcd key layout (docs/kubernetes-behaviour.md §12): `<root>/<resourcePrefix>[/<namespace>]/<name>`, and the way back from
+ * a key to the (group, resource) the encryption config is matched against (docs/kubernetes-behaviour.md §12.4, §8.4).
  */
 import type {GroupResource} from './config-model.js'
 
@@ -24,7 +24,7 @@ export interface ParsedEtcdKey extends GroupResource {
   known: boolean
 }
 
-/** Built-in resources whose etcd prefix is not their plural (spec §12.2). Keys: `group/resource`. */
+/** Built-in resources whose etcd prefix is not their plural (docs/kubernetes-behaviour.md §12.2). Keys: `group/resource`. */
 const SPECIAL_PREFIXES: Record<string, string> = {
   '/replicationcontrollers': 'controllers',
   '/endpoints': 'services/endpoints',
@@ -36,7 +36,7 @@ const SPECIAL_PREFIXES: Record<string, string> = {
 
 /**
  * Built-in kube-apiserver resources and their groups (they are stored under their plural, without
- * the group, spec §12.2). Discovery could tell us more; this table covers Kubernetes 1.26–1.37.
+ * the group, docs/kubernetes-behaviour.md §12.2). Discovery could tell us more; this table covers Kubernetes 1.26–1.37.
  */
 const BUILT_IN_GROUPS: Record<string, string[]> = {
   '': [
@@ -73,13 +73,13 @@ for (const [group, resources] of Object.entries(BUILT_IN_GROUPS)) {
     PREFIX_TO_GR.set(SPECIAL_PREFIXES[`${group}/${resource}`] ?? resource, {group, resource})
   }
 }
-/** Resource-like prefixes that are not API objects (spec §12.3). */
+/** Resource-like prefixes that are not API objects (docs/kubernetes-behaviour.md §12.3). */
 const NON_OBJECT_PREFIXES = new Map<string, GroupResource>([
   ['ranges/serviceips', {group: '', resource: 'serviceipallocations'}],
   ['ranges/servicenodeports', {group: '', resource: 'servicenodeportallocations'}],
 ])
 
-/** `--etcd-prefix` normalized as the apiserver does: joined onto `/`, trailing `/` removed (spec §12.1). */
+/** `--etcd-prefix` normalized as the apiserver does: joined onto `/`, trailing `/` removed (docs/kubernetes-behaviour.md §12.1). */
 export function normalizeEtcdRoot(prefix = '/registry'): string {
   const joined = ('/' + prefix).replace(/\/+/g, '/')
   return joined.endsWith('/') ? joined.slice(0, -1) : joined
@@ -89,13 +89,13 @@ export function normalizeEtcdRoot(prefix = '/registry'): string {
 export function resourcePrefixFor(gr: GroupResource): string {
   const special = SPECIAL_PREFIXES[`${gr.group}/${gr.resource}`]
   if (special) return special
-  // events.k8s.io events cohabit with core events (spec §12.2); extensions shared apps' locations.
+  // events.k8s.io events cohabit with core events (docs/kubernetes-behaviour.md §12.2); extensions shared apps' locations.
   if (gr.group === 'events.k8s.io' && gr.resource === 'events') return 'events'
   if (gr.group === '' || gr.group === 'extensions' || BUILT_IN_GROUPS[gr.group]?.includes(gr.resource)) return gr.resource
   return `${gr.group}/${gr.resource}`
 }
 
-/** The etcd key of an object (spec §12.1). */
+/** The etcd key of an object (docs/kubernetes-behaviour.md §12.1). */
 export function etcdKeyFor(ref: EtcdObjectRef, options: EtcdKeyOptions = {}): string {
   const parts = [normalizeEtcdRoot(options.prefix), resourcePrefixFor(ref)]
   if (ref.namespace) parts.push(ref.namespace)
@@ -110,7 +110,7 @@ export function etcdPrefixFor(gr: GroupResource & {namespace?: string}, options:
 }
 
 /**
- * Maps a key back to its (group, resource), namespace and name (spec §12.4): a first segment with a
+ * Maps a key back to its (group, resource), namespace and name (docs/kubernetes-behaviour.md §12.4): a first segment with a
  * `.` is a group (next segment the resource); otherwise a built-in prefix from the table, where
  * two-segment prefixes (`services/specs`) are tried first. Unknown prefixes map to a core resource
  * of that name with `known: false`. Keys outside the root map to resource '' (unknown).
@@ -147,9 +147,9 @@ export function groupResourceForKey(key: string, options: EtcdKeyOptions = {}): 
 }
 
 /**
- * Why `key` cannot be the etcd key of an API object under this root (spec §12.1), or undefined:
+ * Why `key` cannot be the etcd key of an API object under this root (docs/kubernetes-behaviour.md §12.1), or undefined:
  * outside `<root>/`, an empty segment, no object name, or more segments than `[<namespace>/]<name>`
- * (names cannot contain `/`). The allocator keys of spec §12.3 (`ranges/serviceips`) are accepted.
+ * (names cannot contain `/`). The allocator keys of docs/kubernetes-behaviour.md §12.3 (`ranges/serviceips`) are accepted.
  */
 export function etcdKeyProblem(key: string, options: EtcdKeyOptions = {}): string | undefined {
   const root = normalizeEtcdRoot(options.prefix)

@@ -1,5 +1,5 @@
 /**
- * `sha256:` identifiers (spec §5.6, §11): results carry these, never key material (DESIGN.md §2).
+ * `sha256:` identifiers (docs/kubernetes-behaviour.md §5.6, §11): results carry these, never key material (docs/architecture.md §2).
  */
 import {createHash} from 'node:crypto'
 
@@ -12,7 +12,7 @@ export function sha256Label(bytes: Uint8Array | string): string {
 
 /**
  * The apiserver's config hash: SHA-256 of the RAW file bytes, comments and whitespace included
- * (spec §5.6). Compare with the `hash` label of `apiserver_encryption_config_controller_last_config_info`.
+ * (docs/kubernetes-behaviour.md §5.6). Compare with the `hash` label of `apiserver_encryption_config_controller_last_config_info`.
  */
 export function configHash(bytes: Uint8Array | string): string {
   return sha256Label(bytes)

@@ -37,12 +37,12 @@ export interface GeneratedConfig {
   fingerprint: string
 }
 
-/** Key sizes each provider accepts (spec §6.4). */
+/** Key sizes each provider accepts (docs/kubernetes-behaviour.md §6.4). */
 export function allowedKeySizes(provider: AesProviderType): readonly number[] {
   return KEY_LENGTHS[provider]
 }
 
-/** A default key name: `key-` + the UTC time to the second, e.g. `key-20261127T210500Z` (no `:`, spec §2.5). */
+/** A default key name: `key-` + the UTC time to the second, e.g. `key-20261127T210500Z` (no `:`, docs/kubernetes-behaviour.md §2.5). */
 export function defaultKeyName(now: Date = new Date()): string {
   return `key-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`
 }

@@ -1,5 +1,5 @@
 /**
- * Go's `encoding/base64` StdEncoding decoder, exactly as spec §6.4 describes it. Node's
+ * Go's `encoding/base64` StdEncoding decoder, exactly as docs/kubernetes-behaviour.md §6.4 describes it. Node's
  * `Buffer.from(s, 'base64')` is lenient (it accepts missing padding, the URL-safe alphabet and
  * stray characters), so the apiserver's verdict on a key secret needs this one.
  *

@@ -1,5 +1,5 @@
 /**
- * Go's renderings that the apiserver's messages use (spec §0 conventions, §6.1): `%q` quoting,
+ * Go's renderings that the apiserver's messages use (docs/kubernetes-behaviour.md §0 conventions, §6.1): `%q` quoting,
  * encoding/json output (HTML-safe escapes), and time.Duration parsing and printing for `kms.timeout`.
  */
 

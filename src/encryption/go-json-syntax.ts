@@ -1,7 +1,7 @@
 /**
  * The syntax check Go's encoding/json runs before decoding (its byte scanner), with Go's error texts:
  * `invalid character 'o' after object key:value pair`, `unexpected end of JSON input`. The apiserver
- * prints these for a broken JSON EncryptionConfiguration (spec §5.2 step 2, "couldn't get version/kind;
+ * prints these for a broken JSON EncryptionConfiguration (docs/kubernetes-behaviour.md §5.2 step 2, "couldn't get version/kind;
  * json parse error: …"). Unlike V8's JSON.parse messages they quote one character, never a snippet of
  * the file, so a key secret next to the error cannot leak.
  */

@@ -1,5 +1,5 @@
 /**
- * Go's net/url `url.Parse`, as far as the KMS endpoint check needs it (spec §6.5, §5.5): the
+ * Go's net/url `url.Parse`, as far as the KMS endpoint check needs it (docs/kubernetes-behaviour.md §6.5, §5.5): the
  * lowercased scheme, or the error text Go gives (`parse "…": <reason>`). Only the failures of
  * url.Parse are reproduced; the parsed parts are not needed. The query is not checked (Go keeps it raw).
  */

@@ -1,6 +1,6 @@
 /**
  * The character check of go-yaml's reader, which the apiserver's YAML decoder runs on the raw bytes
- * before any parsing (spec §5.2 step 2): invalid UTF-8 and control characters fail the whole file
+ * before any parsing (docs/kubernetes-behaviour.md §5.2 step 2): invalid UTF-8 and control characters fail the whole file
  * with `yaml: <problem>` (a reader error carries no line). The JavaScript YAML parser accepts both, so
  * binary garbage would otherwise decode as a plain string.
  */

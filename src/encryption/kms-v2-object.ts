@@ -1,5 +1,5 @@
 /**
- * The KMS v2 `EncryptedObject` (spec §3.6): parse, validate and encode. Field numbers:
+ * The KMS v2 `EncryptedObject` (docs/kubernetes-behaviour.md §3.6): parse, validate and encode. Field numbers:
  * 1 encryptedData, 2 keyID, 3 encryptedDEKSource, 4 annotations (map<string, bytes>), 5 type.
  */
 import {ProtobufError, decodeUtf8, lenField, readFields, varintField, WIRE_LEN, WIRE_VARINT} from './protobuf-wire.js'
@@ -83,7 +83,7 @@ export function validateEncryptedObject(o: EncryptedObject): string | undefined 
 
 /**
  * The checks before the annotations (type, encryptedData, DEK source, key ID): failing one leaves
- * nothing to decrypt with, so even the offline reader stops there (spec §3.6).
+ * nothing to decrypt with, so even the offline reader stops there (docs/kubernetes-behaviour.md §3.6).
  */
 export function validateEnvelopeFields(o: EncryptedObject): string | undefined {
   if (o.encryptedDEKSourceType !== DEK_SOURCE_AES_GCM_KEY && o.encryptedDEKSourceType !== DEK_SOURCE_HKDF_SEED) {
@@ -103,7 +103,7 @@ export function validateEnvelopeFields(o: EncryptedObject): string | undefined {
 }
 
 /**
- * The last check (spec §3.6): keys are fully qualified domain names, total size bounded. The
+ * The last check (docs/kubernetes-behaviour.md §3.6): keys are fully qualified domain names, total size bounded. The
  * annotations are not covered by the AAD, so a value failing only this still decrypts offline.
  */
 export function validateAnnotations(o: EncryptedObject): string | undefined {

@@ -1,6 +1,6 @@
 /**
- * Reading, decoding and validating an EncryptionConfiguration file in one step (spec §7), with the
- * apiserver's messages (spec §5.2). Used by `config validate` and by every operation that needs a
+ * Reading, decoding and validating an EncryptionConfiguration file in one step (docs/kubernetes-behaviour.md §7), with the
+ * apiserver's messages (docs/kubernetes-behaviour.md §5.2). Used by `config validate` and by every operation that needs a
  * config: `loadEncryptionConfig` throws a PluginError (precondition, CONFIG_INVALID) for a bad file.
  */
 import {readFile} from 'node:fs/promises'
@@ -15,7 +15,7 @@ import {validateEncryptionConfig, type ValidateOptions} from './validate-config.
 
 export interface ConfigCheck {
   path: string
-  /** `sha256:` of the raw file bytes (spec §5.6); absent when the file could not be read. */
+  /** `sha256:` of the raw file bytes (docs/kubernetes-behaviour.md §5.6); absent when the file could not be read. */
   hash?: string
   config?: EncryptionConfiguration
   errors: ConfigError[]
@@ -24,7 +24,7 @@ export interface ConfigCheck {
   message: string
 }
 
-/** Go's os error texts for the read failures a user meets (spec §5.2 step 1). */
+/** Go's os error texts for the read failures a user meets (docs/kubernetes-behaviour.md §5.2 step 1). */
 const GO_OS_ERRORS: Record<string, string> = {
   ENOENT: 'no such file or directory',
   EACCES: 'permission denied',

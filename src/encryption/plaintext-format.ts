@@ -1,5 +1,5 @@
 /**
- * What a plaintext (serialized) etcd value is (spec §13.4 rows 7–11): protobuf in the `k8s\0`
+ * What a plaintext (serialized) etcd value is (docs/kubernetes-behaviour.md §13.4 rows 7–11): protobuf in the `k8s\0`
  * envelope, CBOR, JSON, base64-wrapped legacy protobuf, or YAML/unknown. Cheap: only the envelope's
  * type meta is read, never the object.
  */
@@ -29,7 +29,7 @@ export interface StorageEnvelope {
   contentType: string
 }
 
-/** Parses `k8s\0` + runtime.Unknown (spec §13.2). Throws ProtobufError when malformed. */
+/** Parses `k8s\0` + runtime.Unknown (docs/kubernetes-behaviour.md §13.2). Throws ProtobufError when malformed. */
 export function parseStorageEnvelope(value: Buffer): StorageEnvelope {
   if (!startsWith(value, PROTOBUF_MAGIC)) throw new ProtobufError('missing the k8s\\0 protobuf magic')
   const out: StorageEnvelope = {apiVersion: '', kind: '', raw: Buffer.alloc(0), contentEncoding: '', contentType: ''}
@@ -102,7 +102,7 @@ function isText(value: Buffer): boolean {
 }
 
 /**
- * The CBC false-positive guard (spec §3.2, §14.3): a decryption is believed only when the plaintext
+ * The CBC false-positive guard (docs/kubernetes-behaviour.md §3.2, §14.3): a decryption is believed only when the plaintext
  * classifies as protobuf (with a readable envelope), CBOR, JSON, or text (YAML storage).
  */
 export function looksLikeSerializedObject(value: Buffer): boolean {

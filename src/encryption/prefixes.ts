@@ -1,4 +1,4 @@
-/** Stored value prefixes (spec §2.1, §3.1). */
+/** Stored value prefixes (docs/kubernetes-behaviour.md §2.1, §3.1). */
 export const PROVIDER_PREFIXES = {
   aescbc: 'k8s:enc:aescbc:v1:',
   aesgcm: 'k8s:enc:aesgcm:v1:',

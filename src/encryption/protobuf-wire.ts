@@ -1,7 +1,7 @@
 /**
  * A minimal protobuf wire-format reader and writer: just enough for the storage envelope
- * (`runtime.Unknown`, spec §13.2), the objects we peek into, and the KMS v2 `EncryptedObject`
- * (spec §3.6). Readers never copy: length-delimited fields are `subarray` views.
+ * (`runtime.Unknown`, docs/kubernetes-behaviour.md §13.2), the objects we peek into, and the KMS v2 `EncryptedObject`
+ * (docs/kubernetes-behaviour.md §3.6). Readers never copy: length-delimited fields are `subarray` views.
  */
 
 export const WIRE_VARINT = 0

@@ -1,11 +1,11 @@
 /**
  * Resource strings and provider lookup, as the apiserver builds its per-resource transformer
- * lists (spec §6.3 step 2 for parsing, §8.2 for building, §8.3 for lookup).
+ * lists (docs/kubernetes-behaviour.md §6.3 step 2 for parsing, §8.2 for building, §8.3 for lookup).
  */
 import type {EncryptionConfiguration, GroupResource, ProviderSpec} from './config-model.js'
 
 /**
- * Parses a resource string into (group, resource) by splitting at the FIRST `.` (spec §6.3):
+ * Parses a resource string into (group, resource) by splitting at the FIRST `.` (docs/kubernetes-behaviour.md §6.3):
  * `secrets` and `secrets.` -> ("", "secrets"); `*.` -> ("", "*"); `*.*` -> ("*", "*");
  * `pandas.awesome.bears.example` -> ("awesome.bears.example", "pandas").
  */
@@ -16,7 +16,7 @@ export function parseResourceString(text: string): GroupResource {
 }
 
 /**
- * Renders (group, resource) the way the apiserver names it in messages (spec §6.6):
+ * Renders (group, resource) the way the apiserver names it in messages (docs/kubernetes-behaviour.md §6.6):
  * `resource.group`, `resource` for the core group, `*.` for the core wildcard.
  */
 export function formatGroupResource({group, resource}: GroupResource): string {
@@ -41,7 +41,7 @@ export interface ProviderLookup {
 }
 
 /**
- * Builds the per-(group, resource) provider lists (spec §8.2): entries top to bottom; the same exact
+ * Builds the per-(group, resource) provider lists (docs/kubernetes-behaviour.md §8.2): entries top to bottom; the same exact
  * key in several entries gets the lists concatenated in file order.
  */
 export function buildResourceMap(config: Pick<EncryptionConfiguration, 'resources'>): Map<string, ProviderLookup> {
@@ -65,7 +65,7 @@ export function buildResourceMap(config: Pick<EncryptionConfiguration, 'resource
 }
 
 /**
- * The lookup of spec §8.3: exact (G, R), else `*.G` (`*.` for core), else `*.*`, else undefined
+ * The lookup of docs/kubernetes-behaviour.md §8.3: exact (G, R), else `*.G` (`*.` for core), else `*.*`, else undefined
  * (the bare identity check: not encrypted, encrypted values refused). There is no fallthrough.
  */
 export function lookupProviders(
@@ -76,7 +76,7 @@ export function lookupProviders(
   return map.get(mapKey(gr)) ?? map.get(mapKey({group: gr.group, resource: '*'})) ?? map.get(mapKey({group: '*', resource: '*'}))
 }
 
-/** The provider list used for (group, resource), or undefined when the config does not cover it (spec §8.3). */
+/** The provider list used for (group, resource), or undefined when the config does not cover it (docs/kubernetes-behaviour.md §8.3). */
 export function providersFor(config: Pick<EncryptionConfiguration, 'resources'>, gr: GroupResource): ProviderSpec[] | undefined {
   return lookupProviders(config, gr)?.providers
 }

@@ -1,5 +1,5 @@
 /**
- * The apiserver's value transformer for one (group, resource) (spec §2): an ordered list of
+ * The apiserver's value transformer for one (group, resource) (docs/kubernetes-behaviour.md §2): an ordered list of
  * (prefix, provider) entries, keyed providers with a second (prefix, key) level, the read algorithm
  * of §2.4 with its error collection, staleness as in §4.1, and writes with the first provider's
  * first key (§2.3). Resources the configuration does not cover get the bare identity check (§1).
@@ -21,7 +21,7 @@ import {TRANSFORM_MESSAGES as M, TransformError} from './transform-error.js'
 
 export interface ReadResult {
   plaintext: Buffer
-  /** The apiserver would rewrite this value on the next update (spec §4.1). */
+  /** The apiserver would rewrite this value on the next update (docs/kubernetes-behaviour.md §4.1). */
   stale: boolean
   provider: ProviderType
   keyName?: string
@@ -39,13 +39,13 @@ export interface TransformerOptions {
   /** KMS services by provider name; without one a KMS value cannot be decrypted (its structure still parses). */
   kms?: Record<string, KmsService | undefined>
   /**
-   * Offline guard against CBC false positives (spec §3.2, §14.3): accept an aescbc or legacy KMS v1
+   * Offline guard against CBC false positives (docs/kubernetes-behaviour.md §3.2, §14.3): accept an aescbc or legacy KMS v1
    * CBC decryption only if the plaintext looks like a serialized object. Default true; the
    * apiserver itself has no such check (the stand-in turns it off to behave like it).
    */
   cbcPlausibilityCheck?: boolean
   /**
-   * KMS v2 envelopes with invalid annotations (spec §3.6): 'report' (default, the plugin's offline
+   * KMS v2 envelopes with invalid annotations (docs/kubernetes-behaviour.md §3.6): 'report' (default, the plugin's offline
    * reads) decrypts them and returns a warning; 'strict' refuses them as the apiserver does (the
    * stand-in). Other envelope problems fail in both modes.
    */
@@ -82,19 +82,19 @@ export class ResourceTransformer {
     private readonly cbcCheck: boolean,
   ) {}
 
-  /** The transformer for resources the configuration does not cover (spec §1, §8.3 step 4). */
+  /** The transformer for resources the configuration does not cover (docs/kubernetes-behaviour.md §1, §8.3 step 4). */
   static uncovered(): ResourceTransformer {
     return new ResourceTransformer(undefined, undefined, false)
   }
 
-  /** Builds from a provider list (already selected for the resource, spec §8.3). */
+  /** Builds from a provider list (already selected for the resource, docs/kubernetes-behaviour.md §8.3). */
   static fromProviders(providers: ProviderSpec[], rule: string | undefined, options: TransformerOptions = {}, path = 'providers') {
     const entries = providers.map((spec, j) => buildEntry(spec, `${path}[${j}]`, options))
     return new ResourceTransformer(entries, rule, options.cbcPlausibilityCheck ?? true)
   }
 
   /**
-   * Every provider of every entry in file order, whatever resource it is for (spec §14.2): to find
+   * Every provider of every entry in file order, whatever resource it is for (docs/kubernetes-behaviour.md §14.2): to find
    * which key opens a value whose etcd key or resource mapping is unknown. Not what the apiserver
    * does (§2.5: no fallthrough between entries), so staleness means nothing here.
    */
@@ -114,7 +114,7 @@ export class ResourceTransformer {
     return {provider: first.type, keyName: first.keys?.[0]?.name, kmsName: first.kmsName}
   }
 
-  /** The read algorithm of spec §2.4. Throws TransformError with the apiserver's text. */
+  /** The read algorithm of docs/kubernetes-behaviour.md §2.4. Throws TransformError with the apiserver's text. */
   read(stored: Buffer, etcdKey: string | Buffer): ReadResult {
     if (!this.entries) {
       if (startsWith(stored, ENCRYPTED_MARKER)) throw new TransformError(M.identityEncrypted)
@@ -173,7 +173,7 @@ export class ResourceTransformer {
     throw new TransformError(entry.type === 'secretbox' ? M.noSecretboxKey : M.noAesKey)
   }
 
-  /** The write algorithm of spec §2.3: first provider, first key, fresh IV/nonce. */
+  /** The write algorithm of docs/kubernetes-behaviour.md §2.3: first provider, first key, fresh IV/nonce. */
   write(plaintext: Buffer, etcdKey: string | Buffer): Buffer {
     const first = this.entries?.[0]
     if (!first || first.type === 'identity') return plaintext
@@ -225,7 +225,7 @@ function buildEntry(spec: ProviderSpec, path: string, options: TransformerOption
 
 /**
  * All transformers of one configuration, cached per (group, resource): what the apiserver builds
- * at start-up (spec §8.2–8.3). `forKey` maps an etcd key to its resource first (spec §12.4).
+ * at start-up (docs/kubernetes-behaviour.md §8.2–8.3). `forKey` maps an etcd key to its resource first (docs/kubernetes-behaviour.md §12.4).
  */
 export class EncryptionTransformers {
   private readonly map: Map<string, ProviderLookup>

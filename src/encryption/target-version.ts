@@ -1,18 +1,18 @@
 /**
- * Kubernetes release gates for configuration features (spec §15). A target is a minor release of
- * the 1.x line; the default is the spec's baseline.
+ * Kubernetes release gates for configuration features (docs/kubernetes-behaviour.md §15). A target is a minor release of
+ * the 1.x line; the default is 1.36, the release docs/kubernetes-behaviour.md was first written against (§0).
  */
 export interface TargetVersion {
   major: 1
   minor: number
 }
 
-/** The release the spec describes (spec §0); used when no --target-version is given. */
+/** The release the spec describes (docs/kubernetes-behaviour.md §0); used when no --target-version is given. */
 export const BASELINE_VERSION: TargetVersion = {major: 1, minor: 36}
-/** `apiserver.config.k8s.io/v1` EncryptionConfiguration exists from 1.13 (spec §15). */
+/** `apiserver.config.k8s.io/v1` EncryptionConfiguration exists from 1.13 (docs/kubernetes-behaviour.md §15). */
 export const OLDEST_TARGET: TargetVersion = {major: 1, minor: 13}
 
-/** The release each gated feature appeared in (spec §15). */
+/** The release each gated feature appeared in (docs/kubernetes-behaviour.md §15). */
 export const FEATURE_SINCE = {
   /** KMS v2 (alpha, `KMSv2` gate off by default). */
   kmsV2: 25,

@@ -1,5 +1,5 @@
 /**
- * The error a value transformer raises, carrying the apiserver's own text (spec §2.4, §4.3).
+ * The error a value transformer raises, carrying the apiserver's own text (docs/kubernetes-behaviour.md §2.4, §4.3).
  *
  * Errors collected along the prefix chain behave like the apiserver's error aggregate: nested
  * aggregates are flattened, duplicate messages removed, one distinct message is printed as-is and
@@ -28,7 +28,7 @@ function dedupe(messages: readonly string[]): string[] {
   return [...new Set(messages)]
 }
 
-/** The literal texts of spec §2–§3. */
+/** The literal texts of docs/kubernetes-behaviour.md §2–§3. */
 export const TRANSFORM_MESSAGES = {
   noMatchingPrefix: 'no matching prefix found',
   identityEncrypted: 'identity transformer tried to read encrypted data',
@@ -41,7 +41,7 @@ export const TRANSFORM_MESSAGES = {
   gcmAuth: 'cipher: message authentication failed',
   secretboxAuth: 'output array was not large enough for encryption',
   kmsV1Length: 'invalid data encountered by envelope transformer: failed to read uint16 length prefixed data',
-  /** Ours, not the apiserver's: the offline CBC false-positive guard (spec §3.2, §14.3). */
+  /** Ours, not the apiserver's: the offline CBC false-positive guard (docs/kubernetes-behaviour.md §3.2, §14.3). */
   cbcImplausible: 'decrypted data is not a serialized object (wrong key?)',
 } as const
 

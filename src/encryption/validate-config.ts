@@ -1,5 +1,5 @@
 /**
- * The whole verdict on a decoded EncryptionConfiguration (spec §7): field validation (§6), then, only
+ * The whole verdict on a decoded EncryptionConfiguration (docs/kubernetes-behaviour.md §7): field validation (§6), then, only
  * if that passed, the transformer-build checks (§6.6) and the target release's gates (§15); warnings
  * for a valid file (§7 step 6).
  */

@@ -1,7 +1,7 @@
 /**
- * Classifies any raw etcd value without a configuration (spec §13.4): which provider wrote it, the
+ * Classifies any raw etcd value without a configuration (docs/kubernetes-behaviour.md §13.4): which provider wrote it, the
  * key or KMS name, the KMS envelope's structure, or the plaintext format. Key names are a heuristic
- * (names may contain `:`, spec §2.5); the decryptor matches configured names exactly instead.
+ * (names may contain `:`, docs/kubernetes-behaviour.md §2.5); the decryptor matches configured names exactly instead.
  */
 import {sha256Label} from './fingerprint.js'
 import {DEK_SOURCE_TYPE_NAMES, parseEncryptedObject, validateEncryptedObject} from './kms-v2-object.js'
@@ -37,7 +37,7 @@ export interface ValueClassification {
   length: number
   /** `k8s:enc:<provider>:v1:<key>:` as far as it could be told apart. */
   prefix?: string
-  /** aescbc/aesgcm/secretbox: the text up to the next `:` (heuristic, spec §2.5). */
+  /** aescbc/aesgcm/secretbox: the text up to the next `:` (heuristic, docs/kubernetes-behaviour.md §2.5). */
   keyName?: string
   kmsApiVersion?: 'v1' | 'v2'
   kmsName?: string
@@ -88,7 +88,7 @@ export function classifyValue(value: Buffer): ValueClassification {
   return {encrypted: false, provider: 'identity', length, plaintext: classifyPlaintext(value)}
 }
 
-/** Parses and validates an EncryptedObject for reporting (spec §3.6, §14.4). */
+/** Parses and validates an EncryptedObject for reporting (docs/kubernetes-behaviour.md §3.6, §14.4). */
 export function describeKmsV2(body: Buffer): KmsV2Structure {
   try {
     const obj = parseEncryptedObject(body)
@@ -96,7 +96,7 @@ export function describeKmsV2(body: Buffer): KmsV2Structure {
     for (const [k, v] of obj.annotations) annotations[k] = v.toString('base64')
     return {
       keyID: obj.keyID,
-      // As the metrics label: empty for an empty key ID (spec §11).
+      // As the metrics label: empty for an empty key ID (docs/kubernetes-behaviour.md §11).
       keyIDHash: obj.keyID === '' ? '' : sha256Label(obj.keyID),
       annotations,
       encryptedDEKSourceType: obj.encryptedDEKSourceType,
@@ -111,7 +111,7 @@ export function describeKmsV2(body: Buffer): KmsV2Structure {
 }
 
 /**
- * KMS v1 names may contain `:` (spec §13.4 row 5): take the first `:` after which a u16be length
+ * KMS v1 names may contain `:` (docs/kubernetes-behaviour.md §13.4 row 5): take the first `:` after which a u16be length
  * prefix fits inside the value and leaves room for a GCM payload; else the first `:`.
  */
 function classifyKmsV1(value: Buffer): ValueClassification {

@@ -1,5 +1,5 @@
 /**
- * Read-only access to etcd, whatever the way in (DESIGN.md §1): direct gRPC, `etcdctl` inside the
+ * Read-only access to etcd, whatever the way in (docs/architecture.md §1): direct gRPC, `etcdctl` inside the
  * etcd mirror pod through pods/exec, or `etcdctl` on a control-plane node over SSH. Operations see
  * only this interface; every result names the transport it used (`describe()`).
  */
@@ -7,7 +7,7 @@ export interface EtcdKeyValue {
   key: string
   /** The raw stored bytes, exactly as etcd holds them (encrypted or not). */
   value: Buffer
-  /** etcd's mod revision; for API objects this is the object's resourceVersion (spec §13.1). */
+  /** etcd's mod revision; for API objects this is the object's resourceVersion (docs/kubernetes-behaviour.md §13.1). */
   modRevision: number
 }
 

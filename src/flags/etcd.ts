@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {usageError} from '../errors.js'
 import type {EtcdTransport} from '../etcd/etcd-reader.js'
 
-/** How to reach etcd (DESIGN.md §1): the seed's etcdctl flag names, plus the transport. */
+/** How to reach etcd (docs/architecture.md §1): the seed's etcdctl flag names, plus the transport. */
 export const etcdFlags = {
   'etcd-via': Flags.option({
     description:

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {usageError} from '../errors.js'
 
-/** kubectl's own global flags, with kubectl's names and short forms (DESIGN.md §2). */
+/** kubectl's own global flags, with kubectl's names and short forms (docs/architecture.md §2). */
 export const kubeFlags = {
   kubeconfig: Flags.string({
     description: 'Path to the kubeconfig file to use (default: $KUBECONFIG or ~/.kube/config).',

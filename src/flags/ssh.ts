@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {usageError} from '../errors.js'
 import {DEFAULT_SSH_OPTIONS, type SshOptions} from '../ssh/ssh-options.js'
 
-/** How the plugin reaches control-plane nodes: the system `ssh` client (DESIGN.md §3). */
+/** How the plugin reaches control-plane nodes: the system `ssh` client (docs/architecture.md §3). */
 export const sshFlags = {
   'ssh-config': Flags.string({description: 'ssh config file to use (as `ssh -F FILE`); default: ~/.ssh/config.', helpGroup: 'SSH'}),
   'ssh-user': Flags.string({description: 'User to log in as on the control-plane nodes.', helpGroup: 'SSH'}),

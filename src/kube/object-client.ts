@@ -70,7 +70,7 @@ export class RestObjectClient implements ObjectClient {
   async replace(resource: ApiResource, object: KubeObject): Promise<KubeObject> {
     const {name, namespace, resourceVersion} = object.metadata
     if (!resourceVersion) {
-      // A replace without a precondition could overwrite a newer write (DESIGN.md §4): refuse.
+      // A replace without a precondition could overwrite a newer write (docs/architecture.md §4): refuse.
       throw new Error(`replace ${describe(resource)}/${name}: the object carries no metadata.resourceVersion`)
     }
     const replaced = await this.http.json<KubeObject>({

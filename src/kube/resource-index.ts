@@ -4,7 +4,7 @@ import type {ApiResource} from './types.js'
 /**
  * Resources from discovery, looked up the ways users and configs name them: plural, singular,
  * kind, short name, with or without `.group`; and the config's wildcards `*.`, `*.apps`, `*.*`
- * (spec §8.1) expanded to concrete resources.
+ * (docs/kubernetes-behaviour.md §8.1) expanded to concrete resources.
  */
 export class ResourceIndex {
   private readonly byKey = new Map<string, ApiResource>()

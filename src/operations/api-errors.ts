@@ -23,7 +23,7 @@ export type ErrorDisposition =
 const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
 
 /**
- * kube-apiserver's texts when no provider can read a stored value (spec §4.3): GET/PUT answer 500
+ * kube-apiserver's texts when no provider can read a stored value (docs/kubernetes-behaviour.md §4.3): GET/PUT answer 500
  * "Internal error occurred: <transformer error>", LIST names the key ("unable to transform key").
  */
 const UNDECRYPTABLE =

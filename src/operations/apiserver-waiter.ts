@@ -28,7 +28,7 @@ interface Observation {
 /**
  * Watches one node's kube-apiserver through the API: the mirror pod `kube-apiserver-<node>` (its
  * `kubernetes.io/config.hash` changes when the kubelet picks up a new manifest) and the node's own
- * `/readyz` and `/metrics` at the pod's advertise address (spec §10, §11.3).
+ * `/readyz` and `/metrics` at the pod's advertise address (docs/kubernetes-behaviour.md §10, §11.3).
  */
 export class KubeApiserverWaiter implements ApiserverWaiter {
   constructor(
@@ -99,7 +99,7 @@ export class KubeApiserverWaiter implements ApiserverWaiter {
   }
 
   /**
-   * The loaded config's hash from `last_config_info` (spec §11.3: set at start and on every reload).
+   * The loaded config's hash from `last_config_info` (docs/kubernetes-behaviour.md §11.3: set at start and on every reload).
    * Apiservers before 1.34 have no such metric: there, a pod (re)started from a manifest whose
    * `kubectl-encryption/config-hash` annotation names the hash counts (restart mode only).
    */

@@ -55,7 +55,7 @@ export class CompletionWindow {
 
 /**
  * The order the API lists objects in: etcd key order, i.e. `<namespace>/<name>` compared as
- * bytes (spec §12.1). Names and namespaces are ASCII DNS names, so JS string order is byte order.
+ * bytes (docs/kubernetes-behaviour.md §12.1). Names and namespaces are ASCII DNS names, so JS string order is byte order.
  */
 export function objectKey(namespace: string | undefined, name: string): string {
   return namespace ? `${namespace}/${name}` : name

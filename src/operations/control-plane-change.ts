@@ -15,7 +15,7 @@ import {unifiedDiff} from '../output/diff.js'
 import type {RemoteFiles} from '../ssh/remote-files.js'
 import type {NodeFileChange, NodeOutcome, NodePlan} from './node-rollout.js'
 
-/** One control-plane node as read over SSH before a change (DESIGN.md §3 step 1). */
+/** One control-plane node as read over SSH before a change (docs/architecture.md §3 step 1). */
 export interface NodeSnapshot {
   node: string
   manifest: string

@@ -108,7 +108,7 @@ async function confirm(deps: DecryptAllDeps, question: string): Promise<void> {
 
 /**
  * `kubectl encryption decrypt-all`: identity first on every node with every old key kept readable,
- * one node at a time in the safe order (DESIGN.md §3); every apiserver back; everything the config
+ * one node at a time in the safe order (docs/architecture.md §3); every apiserver back; everything the config
  * covers rewritten (now stored as plaintext); a scan of etcd that must find nothing encrypted; then,
  * with --remove-encryption, the flag, mount and volume out of each manifest and kubeadm-config.
  * Each stage is a no-op when already done, so running it again continues after a failure.

@@ -60,7 +60,7 @@ export const REWRITE_NEXT = 'kubectl encryption rewrite -A'
 
 /**
  * `kubectl encryption enable`: one config on every control-plane node (root 0600), each node's
- * kube-apiserver manifest pointed at it, one node at a time in the safe order (DESIGN.md §3), then
+ * kube-apiserver manifest pointed at it, one node at a time in the safe order (docs/architecture.md §3), then
  * kubeadm-config kept in step. Idempotent; a key already on a node is never replaced by a new one.
  */
 export async function enableEncryption(options: EnableOptions, deps: EnableDeps): Promise<EnableResult> {

@@ -5,7 +5,7 @@ import type {ObjectRef, StaleObjectIndex} from './rewrite.js'
 
 /**
  * `--only-stale` and `--verify`: which stored values are not under the current write provider and
- * key, read straight from etcd. Classification is by the value's prefix (spec §3.7): a value is
+ * key, read straight from etcd. Classification is by the value's prefix (docs/kubernetes-behaviour.md §3.7): a value is
  * current when it starts with the write provider's prefix (`k8s:enc:aescbc:v1:<first key>:` …),
  * or, when identity writes, when it carries no `k8s:enc:` prefix at all. Limits: a KMS v2 value's
  * key ID sits inside its payload, so KMS values are judged by provider name only.
@@ -35,7 +35,7 @@ export class EtcdStaleIndex implements StaleObjectIndex {
   scanned = 0
 
   async staleObjects(resource: ApiResource, namespace: string | undefined, signal?: AbortSignal): Promise<ObjectRef[]> {
-    // spec §12.1–12.2, one table for the whole plugin (encryption/etcd-key.ts)
+    // docs/kubernetes-behaviour.md §12.1–12.2, one table for the whole plugin (encryption/etcd-key.ts)
     const base = etcdPrefixFor({group: resource.group, resource: resource.resource}, {prefix: this.etcdPrefix})
     const prefix = resource.namespaced && namespace ? `${base}${namespace}/` : base
     const write = this.writeFor(resource)

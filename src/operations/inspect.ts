@@ -1,5 +1,5 @@
 /**
- * `inspect`: what one raw etcd value is and what the apiserver would make of it (spec §14.1, §14.4).
+ * `inspect`: what one raw etcd value is and what the apiserver would make of it (docs/kubernetes-behaviour.md §14.1, §14.4).
  * Pure: the caller supplies the bytes (from a file, or later from etcd), the etcd key, an optional
  * parsed EncryptionConfiguration and an optional user-supplied KMS DEK or seed.
  */
@@ -34,7 +34,7 @@ export interface InspectInput {
   hexdump?: boolean
   /**
    * Try every provider and key in `config`, in file order, whatever resource it is configured for
-   * (spec §14.2): for a value whose etcd key or key-to-resource mapping is unknown.
+   * (docs/kubernetes-behaviour.md §14.2): for a value whose etcd key or key-to-resource mapping is unknown.
    */
   anyKey?: boolean
   /**
@@ -57,11 +57,11 @@ export interface InspectDecryption {
   keyName?: string
   kmsName?: string
   prefix?: string
-  /** The apiserver would rewrite this value on the next update (spec §4.1). */
+  /** The apiserver would rewrite this value on the next update (docs/kubernetes-behaviour.md §4.1). */
   stale?: boolean
   plaintextLength?: number
   plaintext?: PlaintextInfo
-  /** The value decrypts, but the apiserver would refuse it: `the apiserver would refuse this value: …` (spec §3.6). */
+  /** The value decrypts, but the apiserver would refuse it: `the apiserver would refuse this value: …` (docs/kubernetes-behaviour.md §3.6). */
   warnings?: string[]
 }
 
@@ -133,7 +133,7 @@ export function parseEtcdctlJson(bytes: Buffer): {key: string; value: Buffer; mo
 /**
  * `etcdctl get KEY` in its default (simple) format: the key on its own line, then the value and the
  * newline etcdctl adds. Recognized only when the first line is an object's etcd key under the root,
- * which no stored value starts with (spec §13.4); undefined otherwise.
+ * which no stored value starts with (docs/kubernetes-behaviour.md §13.4); undefined otherwise.
  */
 export function parseEtcdctlSimple(bytes: Buffer, etcdPrefix?: string): {key: string; value: Buffer} | undefined {
   if (!startsWith(bytes, Buffer.from(normalizeEtcdRoot(etcdPrefix) + '/'))) return undefined
@@ -218,7 +218,7 @@ function inspectOnce(input: InspectInput): InspectResult {
     result.decryption = {status: 'not-attempted', error: whyNotAttempted(input, classification)}
   }
 
-  // spec §13.4 row 11: the transformer may pass such bytes (identity does), but the apiserver's decoder would not.
+  // docs/kubernetes-behaviour.md §13.4 row 11: the transformer may pass such bytes (identity does), but the apiserver's decoder would not.
   const format = result.decryption.status === 'ok' ? result.decryption.plaintext?.format : classification.plaintext?.format
   if (format === 'unknown') {
     notes.push('the plaintext is not a serialized Kubernetes object (not protobuf, JSON, CBOR or YAML): the apiserver could not decode it')
@@ -259,7 +259,7 @@ function chooseTransformer(input: InspectInput, c: ValueClassification, notes: s
   return undefined
 }
 
-/** What --kms-dek was taken as, when authentication failed with it (spec §3.5, §3.6). */
+/** What --kms-dek was taken as, when authentication failed with it (docs/kubernetes-behaviour.md §3.5, §3.6). */
 function kmsDekNote(c: ValueClassification): string {
   const wrongOr = 'a wrong one and a wrong etcd key (the authenticated data) fail alike'
   if (c.kmsApiVersion === 'v2' && c.kmsV2?.encryptedDEKSourceType === DEK_SOURCE_HKDF_SEED) {

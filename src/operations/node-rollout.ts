@@ -3,7 +3,7 @@ import {PluginError} from '../errors.js'
 import type {RemoteFiles} from '../ssh/remote-files.js'
 
 /**
- * The safe order of DESIGN.md §3 for one change to the control plane, one node at a time:
+ * The safe order of docs/architecture.md §3 for one change to the control plane, one node at a time:
  * the new files are already computed and validated (steps 1–2) when a plan reaches here; per node
  * the live files are backed up outside /etc/kubernetes/manifests (3), written atomically (4), the
  * change is awaited (5), and on failure the backups are put back and awaited again (6). The next

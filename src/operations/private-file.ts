@@ -1,5 +1,5 @@
 /**
- * Writing a file that holds key material (DESIGN.md §2: never a file that is not 0600).
+ * Writing a file that holds key material (docs/architecture.md §2: never a file that is not 0600).
  * A new file is created exclusively (O_EXCL) with mode 0600, so an existing file is never touched
  * unless `force` is set; then the data goes to a dot-prefixed 0600 temp file beside the target that is
  * renamed over it (atomic: readers see the old or the new file, never a half-written one).

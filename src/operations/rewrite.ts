@@ -12,7 +12,7 @@ import {
 import {type Clock, systemClock, TokenBucket} from './token-bucket.js'
 
 /**
- * Rewrite: re-encrypt existing objects by writing each one back unchanged (DESIGN.md §4, spec §4.2).
+ * Rewrite: re-encrypt existing objects by writing each one back unchanged (docs/architecture.md §4, docs/kubernetes-behaviour.md §4.2).
  *
  * - Every object is PUT with its own resourceVersion as precondition. The apiserver skips a no-op
  *   update unless the stored value is stale, so "rewritten" means the resourceVersion changed and
@@ -22,7 +22,7 @@ import {type Clock, systemClock, TokenBucket} from './token-bucket.js'
  *   flat however many objects there are. A 410 on a continue token restarts the listing where it
  *   stood: with the server's fresh continue hint when it offers one, else by listing again from the
  *   start and skipping every key up to the last one handed out. The API lists in etcd key order
- *   (`<namespace>/<name>`, spec §12.1), so "up to" is a string comparison; kube has no field
+ *   (`<namespace>/<name>`, docs/kubernetes-behaviour.md §12.1), so "up to" is a string comparison; kube has no field
  *   selector for "name greater than", which is why a hint-less restart re-reads the prefix instead.
  * - One token bucket (`qps`) paces every request; `concurrency` workers send them.
  * - Progress is checkpointed per listing unit as a low-water key plus the keys done out of order
@@ -133,7 +133,7 @@ interface Item {
   key: string
   ref: ObjectRef
   object?: KubeObject
-  /** The listing could not read this object's stored value (spec §4.3): reported, not written. */
+  /** The listing could not read this object's stored value (docs/kubernetes-behaviour.md §4.3): reported, not written. */
   unreadable?: unknown
 }
 
@@ -510,7 +510,7 @@ class RewriteRun {
         const bad = d.kind === 'fail' && d.reason === 'Undecryptable' ? unreadableEntry(error, unit) : undefined
         if (bad && (lastKey === undefined || bad.key > lastKey)) {
           if (limit > 1) {
-            // One value no provider can read fails the whole page (spec §4.3): take the objects
+            // One value no provider can read fails the whole page (docs/kubernetes-behaviour.md §4.3): take the objects
             // before it in smaller pages until the page that fails starts with it.
             limit = Math.ceil(limit / 2)
             pending = fetch(token)
@@ -687,7 +687,7 @@ class RewriteRun {
 }
 
 /**
- * The object a LIST failed on, from kube-apiserver's `unable to transform key "<etcd key>"` (spec
+ * The object a LIST failed on, from kube-apiserver's `unable to transform key "<etcd key>"` (docs/kubernetes-behaviour.md
  * §4.3), if the key is one of this listing's: its ref, its listing key, and the continue token's
  * start (the key relative to the listing's etcd prefix: `<name>` in one namespace, `<ns>/<name>`
  * across namespaces). The aggregated form of AllowUnsafeMalformedObjectDeletion names no single

@@ -245,7 +245,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         }
         // Every apiserver must run the config the previous stage wrote (HA: a node that cannot read
         // the new key yet would fail on values written by the others). The nodes must agree on it,
-        // and each apiserver must report that config as loaded (spec §11.3), also after a restart:
+        // and each apiserver must report that config as loaded (docs/kubernetes-behaviour.md §11.3), also after a restart:
         // a resumed run may find a node whose kubelet has not restarted it yet.
         const {snapshots} = await snapshotsForEdit(deps, (c) => c, false)
         const hashes = new Set(snapshots.map((s) => s.configHash))

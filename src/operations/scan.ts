@@ -1,7 +1,7 @@
 /**
  * The scan engine behind `status --scan`: streams every etcd value once, reads it as the apiserver
- * would with the given configuration (spec §14.1), and counts per resource how values are stored
- * (`provider:key`), which are plaintext, stale (rewritten on next update, spec §4.1), undecryptable
+ * would with the given configuration (docs/kubernetes-behaviour.md §14.1), and counts per resource how values are stored
+ * (`provider:key`), which are plaintext, stale (rewritten on next update, docs/kubernetes-behaviour.md §4.1), undecryptable
  * (with the apiserver's error texts), or orphans (namespaced objects whose namespace is gone).
  *
  * Memory is bounded: values are dropped after classification; per resource only counters, a capped
@@ -60,7 +60,7 @@ export interface ResourceScan {
   bytes: number
   /** Stored unencrypted. */
   plaintext: number
-  /** Read with a provider or key that is no longer first: the next update rewrites it (spec §4.1). */
+  /** Read with a provider or key that is no longer first: the next update rewrites it (docs/kubernetes-behaviour.md §4.1). */
   stale: number
   /** Nothing in the configuration can read it (the apiserver answers 500 for it). */
   undecryptable: number
@@ -95,7 +95,7 @@ const NON_OBJECT_RESOURCES = new Set(['', 'serviceipallocations', 'servicenodepo
 
 export async function scanValues(input: ScanInput): Promise<ScanResult> {
   // 'strict': the scan counts what the apiserver can read, and a KMS v2 value whose annotations it
-  // refuses (spec §3.6) is undecryptable for it, with its text; `inspect` decrypts such a value and warns.
+  // refuses (docs/kubernetes-behaviour.md §3.6) is undecryptable for it, with its text; `inspect` decrypts such a value and warns.
   const transformers = input.config ? new EncryptionTransformers(input.config, {kms: input.kms, envelopeValidation: 'strict'}) : undefined
   const sampleLimit = input.sampleLimit ?? 5
   const byResource = new Map<string, {scan: ResourceScan; transformer?: ResourceTransformer}>()

@@ -42,7 +42,7 @@ export interface NodeStatus {
     configPathMounted?: boolean
   }
   config: {
-    /** `sha256:` of the config file (spec §5.6). */
+    /** `sha256:` of the config file (docs/kubernetes-behaviour.md §5.6). */
     hash?: string
     /** Where the hash came from: the file over SSH, or `last_config_info` on /metrics. */
     source?: 'ssh' | 'metrics'
@@ -134,7 +134,7 @@ function providerLabel(provider: ProviderSpec): string[] {
   return ['unknown']
 }
 
-/** Per resource string of the config: how writes are stored and what else can still read (spec §2, §8). */
+/** Per resource string of the config: how writes are stored and what else can still read (docs/kubernetes-behaviour.md §2, §8). */
 export function resourceStatuses(config: EncryptionConfiguration): ResourceStatus[] {
   const map = buildResourceMap(config)
   const seen = new Set<string>()

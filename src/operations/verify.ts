@@ -1,7 +1,7 @@
 /**
  * `kubectl encryption verify`: the seed's round trip as one operation. Create an object with a
  * random name and value, read its raw value from etcd, check its prefix against the first provider
- * the config lists for the resource (spec §2.3, §13.4), read it back through the API, and delete it
+ * the config lists for the resource (docs/kubernetes-behaviour.md §2.3, §13.4), read it back through the API, and delete it
  * — always, also on error and on Ctrl-C (the caller aborts `signal`).
  */
 import {randomBytes} from 'node:crypto'
@@ -71,7 +71,7 @@ export interface VerifyResult {
 
 const label = (provider: string, name?: string) => (name ? `${provider}:${name}` : provider)
 
-/** The first provider (and its first key) for a resource: what new writes use (spec §2.3, §8.3). */
+/** The first provider (and its first key) for a resource: what new writes use (docs/kubernetes-behaviour.md §2.3, §8.3). */
 export function expectedWrite(config: EncryptionConfiguration, resource: {group: string; resource: string}): string {
   const providers = lookupProviders(config, resource)?.providers
   const first = providers?.[0]

@@ -1,6 +1,6 @@
 import {formatTable} from './render.js'
 
-/** Plain shapes the change commands share (no domain imports, DESIGN.md §1). */
+/** Plain shapes the change commands share (no domain imports, docs/architecture.md §1). */
 interface NodeRow {
   node: string
   status: string

@@ -2,7 +2,7 @@ import type {Ora} from 'ora'
 
 /**
  * Progress on stderr. A spinner only when stderr is a TTY, not under CI, and not with -o json|yaml
- * (DESIGN.md §2); otherwise progress lines are printed only when `verbose` asks for them.
+ * (docs/architecture.md §2); otherwise progress lines are printed only when `verbose` asks for them.
  */
 export interface Progress {
   update(text: string): void

@@ -47,7 +47,7 @@ const STRICT_KEY = /^stricthostkeychecking\b/i
 /**
  * The system OpenSSH client (so ~/.ssh/config, the agent, ProxyJump and known_hosts apply), run
  * with BatchMode=yes and host keys checked: StrictHostKeyChecking=yes unless the user's ssh config
- * or an --ssh-option sets it (DESIGN.md §3). Remote commands run as `sudo -n -- argv…`.
+ * or an --ssh-option sets it (docs/architecture.md §3). Remote commands run as `sudo -n -- argv…`.
  */
 export class OpenSshSession implements SshSession {
   private baseArgs: Promise<string[]> | undefined

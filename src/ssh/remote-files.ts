@@ -1,5 +1,5 @@
 /**
- * File operations on a control-plane node, as the safe mutation order needs them (DESIGN.md §3).
+ * File operations on a control-plane node, as the safe mutation order needs them (docs/architecture.md §3).
  * Implemented over an SshSession by ShellRemoteFiles; operations and tests may fake it.
  */
 export interface RemoteStat {
@@ -10,7 +10,7 @@ export interface RemoteStat {
   mode: number
   size: number
   type: 'file' | 'directory' | 'other'
-  /** `sha256:` + hex of the content (files only) — the apiserver's config hash format (spec §5.6). */
+  /** `sha256:` + hex of the content (files only) — the apiserver's config hash format (docs/kubernetes-behaviour.md §5.6). */
   sha256?: string
 }
 
@@ -54,7 +54,7 @@ export interface RemoteFiles {
   remove(path: string): Promise<void>
 }
 
-/** Where backups go: outside /etc/kubernetes/manifests, one directory per run (DESIGN.md §3). */
+/** Where backups go: outside /etc/kubernetes/manifests, one directory per run (docs/architecture.md §3). */
 export const BACKUP_ROOT = '/etc/kubernetes/tmp'
 
 export function backupDirFor(date: Date = new Date()): string {

@@ -1,9 +1,9 @@
 /**
  * What the rest of the plugin needs from a control-plane node: run one command as root and get its
- * bytes back. src/ssh/ is the only folder that spawns `ssh` (DESIGN.md §1); everything else (remote
+ * bytes back. src/ssh/ is the only folder that spawns `ssh` (docs/architecture.md §1); everything else (remote
  * files, etcdctl over SSH, the node workflows) goes through this interface, so tests can fake it.
  *
- * Rules every implementation keeps (DESIGN.md §2–3):
+ * Rules every implementation keeps (docs/architecture.md §2–3):
  * - data (file contents, key material) travels over stdin, never in argv or the remote command line;
  * - argv is quoted for the remote shell, one word per element; no shell features are interpreted;
  * - ssh, authentication and sudo failures reject with a PluginError that names the node and says

@@ -1,4 +1,4 @@
-// The seed workflow's own commands (reference/encrypt-data-at-rest.md), with the real kubectl,
+// The seed workflow's own commands (the Kubernetes task page, see docs/architecture.md), with the real kubectl,
 // etcdctl and hexdump against the sandbox, before any encryption is configured.
 import {afterAll, describe, expect, it} from 'vitest'
 import {kubectl, ok, run, sandbox} from './helpers/sandbox.js'
@@ -28,7 +28,7 @@ describe('seed commands against the sandbox (no encryption configured)', () => {
   it('etcdctl get /registry/secrets/default/secret1 | hexdump -C shows the plaintext protobuf envelope', async () => {
     const r = await run('sh', ['-c', `etcdctl get /registry/secrets/${NS}/${NAME} | hexdump -C`])
     expect(r.code).toBe(0)
-    // key line, then the k8s\0 protobuf magic of spec §13.2: no encryption yet
+    // key line, then the k8s\0 protobuf magic of docs/kubernetes-behaviour.md §13.2: no encryption yet
     expect(r.stdout).toContain('|/registry/secret|')
     expect(r.stdout).toMatch(/6b 38 73 00/)
     expect(r.stdout).not.toContain('k8s:enc:')
@@ -56,7 +56,7 @@ describe('seed commands against the sandbox (no encryption configured)', () => {
     expect(r.code).toBe(0)
     expect(r.stdout).toContain(`secret/${NAME} replaced`)
     const after = JSON.parse(await ok('kubectl', ['get', 'secret', NAME, '-n', NS, '-o', 'json'])) as {metadata: {resourceVersion: string}}
-    // identity -> identity: nothing is stale, the no-op update is skipped (spec §4.2)
+    // identity -> identity: nothing is stale, the no-op update is skipped (docs/kubernetes-behaviour.md §4.2)
     expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion)
   })
 })

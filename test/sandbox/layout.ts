@@ -1,4 +1,4 @@
-// Where a sandbox keeps its state and which loopback addresses it uses (DESIGN.md §5).
+// Where a sandbox keeps its state and which loopback addresses it uses (docs/architecture.md §5).
 // Every sandbox gets its own 127.<a>.<b>.0/24, so several can run on one machine at once:
 //   .1 .. .3  control-plane nodes (InternalIP; sshd on :22, the node's API server on :6443)
 //   .10       the shared etcd (:2379); it also listens on every node IP, as stacked etcd does

@@ -1,4 +1,4 @@
-// startSandbox(): the whole local control plane of DESIGN.md §5, for `npm run sandbox` and for the
+// startSandbox(): the whole local control plane of docs/architecture.md §5, for `npm run sandbox` and for the
 // end-to-end tests' global setup. See test/sandbox/README.md for what is real and what stands in.
 import {execFileSync} from 'node:child_process'
 import {existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, writeFileSync} from 'node:fs'

@@ -25,7 +25,7 @@ function reader(entries: Record<string, string>): EtcdReader & {prefixes: string
 }
 
 describe('etcd stale index', () => {
-  it('judges values by the write provider prefix (spec §3.7)', () => {
+  it('judges values by the write provider prefix (docs/kubernetes-behaviour.md §3.7)', () => {
     expect(isCurrentValue(Buffer.from('k8s:enc:aescbc:v1:key2:\x01\x02'), 'aescbc:key2')).toBe(true)
     expect(isCurrentValue(Buffer.from('k8s:enc:aescbc:v1:key1:\x01\x02'), 'aescbc:key2')).toBe(false)
     expect(isCurrentValue(Buffer.from('k8s:enc:aesgcm:v1:key2:\x01'), 'aescbc:key2')).toBe(false)
@@ -35,7 +35,7 @@ describe('etcd stale index', () => {
     expect(isCurrentValue(Buffer.from('k8s:enc:kms:v2:vault:\x0a'), 'kms:vault')).toBe(true)
   })
 
-  it('reads where the shared key table puts a resource, under --etcd-prefix (spec §12)', async () => {
+  it('reads where the shared key table puts a resource, under --etcd-prefix (docs/kubernetes-behaviour.md §12)', async () => {
     const r = reader({'/k8s/ingress/a/web': 'k8s\x00plain', '/k8s/minions/n1': 'k8s:enc:aescbc:v1:key2:xx'})
     const index = new EtcdStaleIndex(r, () => 'aescbc:key2', 'k8s/')
     expect(await index.staleObjects({...SECRETS, group: 'networking.k8s.io', resource: 'ingresses', kind: 'Ingress'}, undefined)).toEqual([{namespace: 'a', name: 'web'}])

@@ -50,7 +50,7 @@ describe('kubectl encryption inspect --value-file: every golden vector through t
       if (v.expect.startsWith('ok')) {
         expect(r.code, r.stderr).toBe(0)
         expect(out.decryption).toMatchObject({status: 'ok', provider: v.provider})
-        // An annotation key the apiserver refuses (spec §3.6) does not stop the offline read: it is a warning.
+        // An annotation key the apiserver refuses (docs/kubernetes-behaviour.md §3.6) does not stop the offline read: it is a warning.
         if (badAnnotation) {
           expect(out.decryption.warnings).toHaveLength(1)
           expect(out.decryption.warnings[0]).toMatch(
@@ -61,7 +61,7 @@ describe('kubectl encryption inspect --value-file: every golden vector through t
         expect(out.decryption.prefix).toBe(v.prefix ?? '')
         if (v.keyName) expect(out.decryption.keyName).toBe(v.keyName)
         if (v.kmsName) expect(out.decryption.kmsName).toBe(v.kmsName)
-        // legacy KMS v1 CBC reads stale (spec §3.5, §4.1)
+        // legacy KMS v1 CBC reads stale (docs/kubernetes-behaviour.md §3.5, §4.1)
         if (v.expect.includes('stale=true')) expect(out.decryption.stale).toBe(true)
         const plaintext = b64(v.plaintext!)
         if (plaintext.subarray(0, 4).toString('latin1') === 'k8s\u0000') expect(out.object).toMatchObject({kind: 'Secret', data: {password: 'hunter2'}})
@@ -177,7 +177,7 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
       kind: 'EncryptionConfiguration',
       resources: [
         {resources: ['secrets'], providers: [{aescbc: {keys: [{name: 'k1', secret: secrets[0]}]}}, {secretbox: {keys: [{name: 'k2', secret: secrets[1]}]}}]},
-        // two providers in one element: the apiserver's own message would print the keys (spec §6.1)
+        // two providers in one element: the apiserver's own message would print the keys (docs/kubernetes-behaviour.md §6.1)
         {resources: ['configmaps'], providers: [{aescbc: {keys: [{name: 'k3', secret: secrets[2]}]}, secretbox: {keys: [{name: 'k4', secret: secrets[3]}]}}]},
       ],
     })

@@ -210,7 +210,7 @@ describe('rewrite', () => {
   for (const namespaces of [undefined, ['alpha']]) {
     it(`reports a value the list cannot decrypt and lists on after it (${namespaces ? '-n' : '-A'})`, async () => {
       const c = cluster(12, ['alpha', 'beta'])
-      // kube-apiserver fails the whole page that reaches it (spec §4.3), naming its etcd key
+      // kube-apiserver fails the whole page that reaches it (docs/kubernetes-behaviour.md §4.3), naming its etcd key
       c.undecryptable.add('alpha/s-0005')
       const result = await run(c, {namespaces, pageSize: 4}).promise
       expect(result.failures).toEqual([

@@ -10,7 +10,7 @@ import {formatFields, formatTable} from '../../output/render.js'
 export interface ValidateResult {
   valid: boolean
   file: string
-  /** `sha256:` of the raw file bytes, as the apiserver reports it (spec §5.6). */
+  /** `sha256:` of the raw file bytes, as the apiserver reports it (docs/kubernetes-behaviour.md §5.6). */
   hash?: string
   targetVersion: string
   /** The whole error as kube-apiserver would log it; absent when valid. */

@@ -1,5 +1,5 @@
 /**
- * aescbc (spec §3.2): IV(16) || AES-CBC(PKCS#7). No integrity, the etcd key is not used.
+ * aescbc (docs/kubernetes-behaviour.md §3.2): IV(16) || AES-CBC(PKCS#7). No integrity, the etcd key is not used.
  * The padding is checked here rather than by OpenSSL so the error texts and their order are the
  * apiserver's.
  */
@@ -37,7 +37,7 @@ export class AesCbcCipher implements ValueCipher {
   }
 }
 
-/** The CBC read path, shared with KMS v1's legacy payloads (spec §3.5). */
+/** The CBC read path, shared with KMS v1's legacy payloads (docs/kubernetes-behaviour.md §3.5). */
 export function decryptCbc(algorithm: string, key: KeyObject, body: Buffer): Buffer {
   if (body.length < BLOCK) throw new TransformError(M.tooShort)
   const ciphertext = body.subarray(BLOCK)

@@ -1,6 +1,6 @@
 /**
- * aesgcm (spec §3.3): nonce(12) || ciphertext || tag(16), AAD = the etcd key. Also the AEAD used
- * inside KMS v1 (≥ 1.25) and KMS v2 payloads (spec §3.5, §3.6).
+ * aesgcm (docs/kubernetes-behaviour.md §3.3): nonce(12) || ciphertext || tag(16), AAD = the etcd key. Also the AEAD used
+ * inside KMS v1 (≥ 1.25) and KMS v2 payloads (docs/kubernetes-behaviour.md §3.5, §3.6).
  */
 import {type CipherGCMTypes, createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes} from 'node:crypto'
 

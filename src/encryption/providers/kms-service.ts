@@ -1,5 +1,5 @@
 /**
- * What a KMS plugin does for the envelope providers (spec §3.5, §3.6), synchronously. Offline we
+ * What a KMS plugin does for the envelope providers (docs/kubernetes-behaviour.md §3.5, §3.6), synchronously. Offline we
  * never talk to a real plugin: the user supplies the plaintext DEK or seed (`--kms-dek`), and the
  * sandbox's stand-in can supply a fake that encrypts too.
  */

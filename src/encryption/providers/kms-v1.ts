@@ -1,5 +1,5 @@
 /**
- * KMS v1 envelope (spec §3.5): u16be L || encrypted DEK (L) || payload, where the payload is
+ * KMS v1 envelope (docs/kubernetes-behaviour.md §3.5): u16be L || encrypted DEK (L) || payload, where the payload is
  * AES-256-GCM (AAD = etcd key, ≥ 1.25) or legacy AES-256-CBC (≤ 1.24, read as stale).
  */
 import {createSecretKey, randomBytes} from 'node:crypto'
@@ -27,7 +27,7 @@ export class KmsV1Cipher implements ValueCipher {
   constructor(
     private readonly name: string,
     private readonly kms: KmsService | undefined,
-    /** Reject a legacy CBC result that does not look like a serialized object (spec §14.3). */
+    /** Reject a legacy CBC result that does not look like a serialized object (docs/kubernetes-behaviour.md §14.3). */
     private readonly cbcPlausibilityCheck = true,
   ) {}
 
@@ -42,7 +42,7 @@ export class KmsV1Cipher implements ValueCipher {
       throw new TransformError((error as Error).message)
     }
     const key = createSecretKey(dek)
-    // GCM first, then the legacy CBC path, which reads as stale (spec §3.5 step 3).
+    // GCM first, then the legacy CBC path, which reads as stale (docs/kubernetes-behaviour.md §3.5 step 3).
     const errors: TransformError[] = []
     try {
       return {plaintext: openGcm(aesAlgorithm('gcm', dek.length), key, payload, aad), stale: false}

@@ -1,5 +1,5 @@
 /**
- * KMS v2 envelope (spec §3.6): a protobuf EncryptedObject whose encryptedData is
+ * KMS v2 envelope (docs/kubernetes-behaviour.md §3.6): a protobuf EncryptedObject whose encryptedData is
  * AES-256-GCM under the DEK (type 0) or under HKDF-Expand(seed, info) (type 1), AAD = etcd key.
  */
 import {createHmac, createSecretKey, randomBytes} from 'node:crypto'
@@ -20,7 +20,7 @@ import type {EnvelopeValidation, ValueCipher} from './value-cipher.js'
 
 const INFO = 32
 
-/** HKDF-Expand(SHA-256, PRK = seed, info, L = 32) = HMAC-SHA256(seed, info || 0x01) (spec §3.6). */
+/** HKDF-Expand(SHA-256, PRK = seed, info, L = 32) = HMAC-SHA256(seed, info || 0x01) (docs/kubernetes-behaviour.md §3.6). */
 export function deriveKmsV2Key(seed: Buffer, info: Buffer): Buffer {
   return createHmac('sha256', seed).update(info).update(ONE).digest()
 }
@@ -31,7 +31,7 @@ export const APISERVER_WOULD_REFUSE = 'the apiserver would refuse this value: '
 
 /**
  * Parses and validates, throwing the apiserver's text. With 'report', an annotation problem (not
- * covered by the AAD, spec §3.6) is returned as a warning instead: the value still decrypts.
+ * covered by the AAD, docs/kubernetes-behaviour.md §3.6) is returned as a warning instead: the value still decrypts.
  */
 export function decodeKmsV2(body: Buffer, validation: EnvelopeValidation = 'strict'): {obj: EncryptedObject; warnings: string[]} {
   let obj: EncryptedObject
@@ -98,7 +98,7 @@ export class KmsV2Cipher implements ValueCipher {
     })
   }
 
-  /** One seed per process until the key ID changes (spec §3.6). */
+  /** One seed per process until the key ID changes (docs/kubernetes-behaviour.md §3.6). */
   private currentWriteState() {
     if (!this.kms?.encrypt) throw new TransformError(`failed to encrypt DEK, error: no KMS plugin for provider "${this.name}"`)
     const current = this.kms.currentKeyId?.()

@@ -1,5 +1,5 @@
 /**
- * secretbox (spec §3.4): nonce(24) || Poly1305 tag(16) || XSalsa20 ciphertext; no AAD.
+ * secretbox (docs/kubernetes-behaviour.md §3.4): nonce(24) || Poly1305 tag(16) || XSalsa20 ciphertext; no AAD.
  * @noble/ciphers' xsalsa20poly1305 already emits NaCl's box layout (tag first), so the body after
  * the nonce is passed through as is.
  */

@@ -1,5 +1,5 @@
 /**
- * One key of one provider: turns the body after the prefix into plaintext and back (spec §3).
+ * One key of one provider: turns the body after the prefix into plaintext and back (docs/kubernetes-behaviour.md §3).
  * `aad` is the etcd key bytes; only AEAD providers use it. Failures throw TransformError with the
  * apiserver's text.
  */
@@ -15,7 +15,7 @@ export interface ValueCipher {
 
 /**
  * How a KMS v2 envelope that the apiserver refuses for a reason outside the ciphertext (annotation
- * keys, spec §3.6) is read: 'strict' refuses it with the apiserver's text (the sandbox's API server
+ * keys, docs/kubernetes-behaviour.md §3.6) is read: 'strict' refuses it with the apiserver's text (the sandbox's API server
  * stand-in); 'report' decrypts it and returns a warning with that text (the plugin's offline reads).
  */
 export type EnvelopeValidation = 'strict' | 'report'

@@ -156,7 +156,7 @@ plain_metric +Inf
     expect(samples.filter((s) => s.name === 'apiserver_storage_transformation_operations_total').map((s) => s.value)).toEqual([12, 3])
   })
 
-  it('extracts the config hash, reload counters and transformations (spec §11)', () => {
+  it('extracts the config hash, reload counters and transformations (docs/kubernetes-behaviour.md §11)', () => {
     const metrics = encryptionMetrics(parsePrometheusText(text))
     expect(metrics).toMatchObject({lastConfigHash: 'sha256:0123abcd', apiserverIdHash: 'sha256:aaa', reloads: {success: 5, failure: 2}, lastReloadSeconds: {success: 1.7e9}})
     expect(metrics.transformations[0]).toEqual({resource: 'secrets', type: 'to_storage', prefix: 'k8s:enc:aescbc:v1:', status: 'OK', count: 12})
@@ -172,7 +172,7 @@ plain_metric +Inf
 })
 
 describe('health endpoints', () => {
-  it('reads [+]/[-] lines and finds the KMS checks (spec §10)', () => {
+  it('reads [+]/[-] lines and finds the KMS checks (docs/kubernetes-behaviour.md §10)', () => {
     const report = parseHealthReport(500, '[+]ping ok\n[+]etcd ok\n[-]kms-providers failed: reason withheld\n[+]kms-provider-0 ok\nreadyz check failed\n')
     expect(report.ok).toBe(false)
     expect(report.checks).toHaveLength(4)

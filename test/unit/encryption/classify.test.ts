@@ -10,7 +10,7 @@ import {b64, vectors} from './vectors-helper.js'
 const secret = b64(vectors.find((v) => v.id === 'identity-secret-protobuf')!.plaintext!)
 const crJson = b64(vectors.find((v) => v.id === 'identity-cr-json')!.plaintext!)
 
-describe('classifyValue (spec §13.4)', () => {
+describe('classifyValue (docs/kubernetes-behaviour.md §13.4)', () => {
   it('reads apiVersion and kind from the protobuf envelope, also base64-wrapped', () => {
     expect(classifyValue(secret)).toMatchObject({encrypted: false, provider: 'identity', plaintext: {format: 'protobuf', apiVersion: 'v1', kind: 'Secret'}})
     expect(classifyValue(Buffer.from(secret.toString('base64')))).toMatchObject({plaintext: {format: 'base64-protobuf', apiVersion: 'v1', kind: 'Secret'}})
@@ -44,10 +44,10 @@ describe('classifyValue (spec §13.4)', () => {
       encryptedDEKSourceTypeName: 'HKDF_SHA256_XNONCE_AES_GCM_SEED',
       annotations: {'kms.example.com/region': Buffer.from('us-east-1').toString('base64')},
     })
-    // the vector's annotation key is not a domain name: the apiserver refuses it (spec §3.6)
+    // the vector's annotation key is not a domain name: the apiserver refuses it (docs/kubernetes-behaviour.md §3.6)
     expect(c.kmsV2?.error).toMatch(/^failed to validate annotations: /)
     expect(classifyValue(Buffer.from('k8s:enc:kms:v2:x:\u00ff')).kmsV2?.error).toBeDefined()
-    // an empty key ID hashes to an empty label, as in the metrics (spec §11), and is refused
+    // an empty key ID hashes to an empty label, as in the metrics (docs/kubernetes-behaviour.md §11), and is refused
     const noKeyId = classifyValue(Buffer.concat([Buffer.from('k8s:enc:kms:v2:x:'), Buffer.from([0x0a, 1, 0x61, 0x1a, 1, 0x62])]))
     expect(noKeyId.kmsV2).toMatchObject({keyID: '', keyIDHash: '', error: 'failed to validate key id: keyID is empty'})
   })

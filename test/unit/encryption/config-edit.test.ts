@@ -7,7 +7,7 @@ import {keyFingerprint} from '../../../src/encryption/fingerprint.js'
 
 const fixture = (path: string) => readFileSync(new URL(`../../fixtures/${path}`, import.meta.url), 'utf8')
 const seed = fixture('configs/seed-with-comments.yaml')
-const vectors = readFileSync('/work/shared/vectors/encryption-config.yaml', 'utf8')
+const vectors = fixture('vectors/encryption-config.yaml')
 
 type Provider = Record<string, {keys?: Array<{name: string; secret: string}>}>
 interface Config {

@@ -1,4 +1,4 @@
-/** One row per warning (spec §7 step 6 and the seed's cautions); secrets never appear in warnings. */
+/** One row per warning (docs/kubernetes-behaviour.md §7 step 6 and the seed's cautions); secrets never appear in warnings. */
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 
@@ -40,7 +40,7 @@ describe('configuration warnings', () => {
     expect(found.join('\n')).not.toContain(K32)
   })
 
-  it('a custom resource before 1.26 stays unencrypted (spec §15)', () => {
+  it('a custom resource before 1.26 stays unencrypted (docs/kubernetes-behaviour.md §15)', () => {
     const body = `- resources: [widgets.example.com]\n  providers: [${secretbox}]\n`
     expect(warnings(body, 25)).toContain('resources[0].resources[0]: "widgets.example.com" looks like a custom resource; custom resources can be encrypted from Kubernetes 1.26 (target 1.25), so it stays unencrypted.')
     expect(warnings(body, 26).join('\n')).not.toContain('custom resource')

@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 
 import {etcdKeyFor, etcdKeyProblem, groupResourceForKey, normalizeEtcdRoot, resourcePrefixFor} from '../../../src/encryption/etcd-key.js'
 
-describe('etcd keys (spec §12)', () => {
+describe('etcd keys (docs/kubernetes-behaviour.md §12)', () => {
   it.each([
     ['/registry/secrets/default/mysecret', {group: '', resource: 'secrets', namespace: 'default', name: 'mysecret'}],
     ['/registry/configmaps/kube-system/x', {group: '', resource: 'configmaps', namespace: 'kube-system', name: 'x'}],
@@ -32,7 +32,7 @@ describe('etcd keys (spec §12)', () => {
     expect(groupResourceForKey('/registry/secrets/a/b', {prefix: '/k8s'})).toMatchObject({resource: '', known: false})
   })
 
-  it('maps resources to their etcd locations (spec §12.2)', () => {
+  it('maps resources to their etcd locations (docs/kubernetes-behaviour.md §12.2)', () => {
     expect(resourcePrefixFor({group: '', resource: 'secrets'})).toBe('secrets')
     expect(resourcePrefixFor({group: '', resource: 'nodes'})).toBe('minions')
     expect(resourcePrefixFor({group: 'apps', resource: 'deployments'})).toBe('deployments')
@@ -51,13 +51,13 @@ describe('etcd keys (spec §12)', () => {
   })
 })
 
-describe('etcdKeyProblem: keys that cannot be an object\'s etcd key (spec §12.1)', () => {
+describe('etcdKeyProblem: keys that cannot be an object\'s etcd key (docs/kubernetes-behaviour.md §12.1)', () => {
   it.each([
     ['/registry/secrets/default/mysecret', undefined],
     ['/registry/namespaces/default', undefined],
     ['/registry/example.com/widgets/default/w1', undefined],
     ['/registry/services/specs/default/kubernetes', undefined],
-    // an allocator key (spec §12.3) has a value but no object name
+    // an allocator key (docs/kubernetes-behaviour.md §12.3) has a value but no object name
     ['/registry/ranges/serviceips', undefined],
     ['foo', /not under the apiserver's etcd prefix \/registry\//],
     ['', /not under the apiserver's etcd prefix/],

@@ -4,7 +4,7 @@ import {describe, expect, it} from 'vitest'
 import {configHash, keyFingerprint} from '../../../src/encryption/fingerprint.js'
 import {decodeGoBase64, encodeGoBase64} from '../../../src/encryption/go-base64.js'
 
-describe('decodeGoBase64 (spec §6.4)', () => {
+describe('decodeGoBase64 (docs/kubernetes-behaviour.md §6.4)', () => {
   it.each([
     ['padded 16 bytes', 'AAECAwQFBgcICQoLDA0ODw==', '000102030405060708090a0b0c0d0e0f'],
     ['one pad', 'YWJjZA8=', '616263640f'],
@@ -38,7 +38,7 @@ describe('decodeGoBase64 (spec §6.4)', () => {
   })
 })
 
-describe('fingerprints (spec §5.6)', () => {
+describe('fingerprints (docs/kubernetes-behaviour.md §5.6)', () => {
   it('hashes the raw file bytes for the config hash', () => {
     // sha256("") is well known.
     expect(configHash(Buffer.alloc(0))).toBe('sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')

@@ -13,7 +13,7 @@ const config = (...entries: Array<[string[], ProviderSpec[]]>): EncryptionConfig
   resources: entries.map(([resources, providers]) => ({resources, providers})),
 })
 
-describe('parseResourceString (spec §6.3 step 2)', () => {
+describe('parseResourceString (docs/kubernetes-behaviour.md §6.3 step 2)', () => {
   it.each([
     ['secrets', '', 'secrets'],
     ['secrets.', '', 'secrets'],
@@ -37,7 +37,7 @@ describe('parseResourceString (spec §6.3 step 2)', () => {
   })
 })
 
-describe('providersFor (spec §8.2–8.3)', () => {
+describe('providersFor (docs/kubernetes-behaviour.md §8.2–8.3)', () => {
   it('prefers the exact resource over *.<group> over *.*, with no fallthrough', () => {
     const c = config([['events'], [identity]], [['*.apps'], [aesgcm]], [['*.*'], [aescbc]])
     expect(providersFor(c, {group: '', resource: 'events'})).toEqual([identity])

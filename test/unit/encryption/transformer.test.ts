@@ -35,7 +35,7 @@ class FakeKms implements KmsService {
 const chain = (providers: ProviderSpec[], kms?: Record<string, KmsService>) =>
   ResourceTransformer.fromProviders(providers, 'secrets', {kms})
 
-describe('encrypt -> decrypt round trips per provider (spec §2.3, §3)', () => {
+describe('encrypt -> decrypt round trips per provider (docs/kubernetes-behaviour.md §2.3, §3)', () => {
   const cases: Array<[string, ProviderSpec, string]> = [
     ['aescbc', aescbc('k1'), 'k8s:enc:aescbc:v1:k1:'],
     ['aesgcm', aesgcm('k1'), 'k8s:enc:aesgcm:v1:k1:'],
@@ -59,7 +59,7 @@ describe('encrypt -> decrypt round trips per provider (spec §2.3, §3)', () => 
     })
   }
 
-  it('aescbc and aesgcm round-trip with 16, 24 and 32-byte keys (AES-128/192/256, spec §3.2, §3.3)', () => {
+  it('aescbc and aesgcm round-trip with 16, 24 and 32-byte keys (AES-128/192/256, docs/kubernetes-behaviour.md §3.2, §3.3)', () => {
     for (const size of [16, 24, 32]) {
       for (const type of ['aescbc', 'aesgcm'] as const) {
         const t = chain([{[type]: {keys: [{name: 'k', secret: key(size)}]}}])
@@ -101,7 +101,7 @@ describe('encrypt -> decrypt round trips per provider (spec §2.3, §3)', () => 
   })
 })
 
-describe('AEAD binding (spec §3.3, §3.6)', () => {
+describe('AEAD binding (docs/kubernetes-behaviour.md §3.3, §3.6)', () => {
   it('aesgcm and kms values do not read under another etcd key; cbc and secretbox do', () => {
     const kms = {k2: new FakeKms(), k1: new FakeKms()}
     for (const spec of [aesgcm('k1'), {kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}, {kms: {name: 'k1', endpoint: 'unix:///x'}}] as ProviderSpec[]) {
@@ -115,7 +115,7 @@ describe('AEAD binding (spec §3.3, §3.6)', () => {
   })
 })
 
-describe('staleness (spec §4.1)', () => {
+describe('staleness (docs/kubernetes-behaviour.md §4.1)', () => {
   it.each([
     ['first provider, first key', () => {
       const t = chain([aesgcm('a', 'b'), identity])
@@ -149,7 +149,7 @@ describe('staleness (spec §4.1)', () => {
     expect(first.read(stored, KEY).stale).toBe(true)
   })
 
-  it('kms v2: an AES_GCM_KEY value (source type 0) reads stale, as writes use the HKDF seed type; kms v1 legacy CBC reads stale (spec §3.5, §3.6)', () => {
+  it('kms v2: an AES_GCM_KEY value (source type 0) reads stale, as writes use the HKDF seed type; kms v1 legacy CBC reads stale (docs/kubernetes-behaviour.md §3.5, §3.6)', () => {
     for (const [id, stale] of [['kmsv2-aesgcmkey-secret', true], ['kmsv2-kdf-secret', false], ['kmsv1-legacy-cbc-secret', true], ['kmsv1-gcm-secret', false]] as const) {
       const v = vectors.find((x) => x.id === id)!
       const t = chain([{kms: {apiVersion: v.kmsApiVersion, name: v.kmsName!, endpoint: 'unix:///x'}}], {[v.kmsName!]: new StaticDekKmsService(b64(v.key!))})
@@ -169,7 +169,7 @@ describe('staleness (spec §4.1)', () => {
   })
 })
 
-describe('read failures (spec §2.4, §4.3)', () => {
+describe('read failures (docs/kubernetes-behaviour.md §2.4, §4.3)', () => {
   it('an uncovered resource refuses encrypted data', () => {
     const stored = chain([aescbc('k1')]).write(SECRET, KEY)
     expect(() => ResourceTransformer.uncovered().read(stored, KEY)).toThrow('identity transformer tried to read encrypted data')
@@ -194,7 +194,7 @@ describe('read failures (spec §2.4, §4.3)', () => {
     )
   })
 
-  it('key names with ":" are matched by their whole "<name>:" prefix in order, as the apiserver does (spec §2.5)', () => {
+  it('key names with ":" are matched by their whole "<name>:" prefix in order, as the apiserver does (docs/kubernetes-behaviour.md §2.5)', () => {
     const spec = aesgcm('a', 'a:b')
     const t = chain([spec])
     const written = chain([{aesgcm: {keys: [spec.aesgcm!.keys[1]]}}]).write(SECRET, KEY)
@@ -232,7 +232,7 @@ describe('read failures (spec §2.4, §4.3)', () => {
     expect(error?.messages).toHaveLength(2)
   })
 
-  it('aescbc check order: short body, block multiple, padding (spec §3.2)', () => {
+  it('aescbc check order: short body, block multiple, padding (docs/kubernetes-behaviour.md §3.2)', () => {
     const t = chain([{aescbc: {keys: [{name: 'k', secret: key(16)}]}}])
     const p = Buffer.from('k8s:enc:aescbc:v1:k:')
     expect(() => t.read(Buffer.concat([p, randomBytes(15)]), KEY)).toThrow(/^the stored data was shorter than the required size$/)
@@ -288,7 +288,7 @@ describe('read failures (spec §2.4, §4.3)', () => {
   })
 
   for (const envelopeValidation of ['report', 'strict'] as const)
-  it(`kms v2 envelope validation on read (spec §3.6): unusable envelopes fail in ${envelopeValidation} mode`, () => {
+  it(`kms v2 envelope validation on read (docs/kubernetes-behaviour.md §3.6): unusable envelopes fail in ${envelopeValidation} mode`, () => {
     const spec: ProviderSpec = {kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}
     const t = ResourceTransformer.fromProviders([spec], 'secrets', {kms: {k2: new FakeKms()}, envelopeValidation})
     const p = Buffer.from('k8s:enc:kms:v2:k2:')
@@ -302,7 +302,7 @@ describe('read failures (spec §2.4, §4.3)', () => {
   })
 })
 
-describe('kms v2 annotation keys the apiserver refuses (spec §3.6)', () => {
+describe('kms v2 annotation keys the apiserver refuses (docs/kubernetes-behaviour.md §3.6)', () => {
   const spec: ProviderSpec = {kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}
   class BadAnnotationKms extends FakeKms {
     override encrypt(plaintext: Buffer) {
@@ -335,7 +335,7 @@ describe('kms v2 annotation keys the apiserver refuses (spec §3.6)', () => {
   })
 })
 
-describe('building from a configuration (spec §8)', () => {
+describe('building from a configuration (docs/kubernetes-behaviour.md §8)', () => {
   const config: EncryptionConfiguration = {
     apiVersion: 'apiserver.config.k8s.io/v1',
     kind: 'EncryptionConfiguration',

@@ -1,5 +1,5 @@
 /**
- * One row per validation rule of spec §6 (and §5.2 decoding), asserting the apiserver's exact text.
+ * One row per validation rule of docs/kubernetes-behaviour.md §6 (and §5.2 decoding), asserting the apiserver's exact text.
  */
 import {describe, expect, it} from 'vitest'
 
@@ -24,7 +24,7 @@ const entry = (resources: string[], providers: string) =>
 const aescbc = (secret: string, name = 'key1') => `  - aescbc:\n      keys:\n      - name: ${JSON.stringify(name)}\n        secret: ${JSON.stringify(secret)}\n`
 const kms = (fields: string) => `  - kms: {${fields}}\n`
 
-describe('top level and per-entry lists (spec §6.2, §6.3 steps 1 and 4)', () => {
+describe('top level and per-entry lists (docs/kubernetes-behaviour.md §6.2, §6.3 steps 1 and 4)', () => {
   it.each([
     ['no resources', `${head}resources: []\n`, 'resources: Required value: at least one resources is required'],
     ['resources missing', head, 'resources: Required value: at least one resources is required'],
@@ -46,7 +46,7 @@ describe('top level and per-entry lists (spec §6.2, §6.3 steps 1 and 4)', () =
 const DUP = 'the same resource cannot be specified multiple times'
 const OVERLAP = "using overlapping resources such as 'secrets' and '*.' in the same resource list is not allowed as they will be masked"
 
-describe('duplicates and overlap in one list (spec §6.3 step 2)', () => {
+describe('duplicates and overlap in one list (docs/kubernetes-behaviour.md §6.3 step 2)', () => {
   it.each([
     [['secrets', 'secrets.'], [DUP]],
     [['secrets', 'secrets'], [DUP]],
@@ -66,7 +66,7 @@ describe('duplicates and overlap in one list (spec §6.3 step 2)', () => {
   })
 })
 
-describe('each resource string, first matching rule only (spec §6.3 step 3)', () => {
+describe('each resource string, first matching rule only (docs/kubernetes-behaviour.md §6.3 step 3)', () => {
   it.each([
     ['Secrets', 'resource name should not contain capital letters'],
     ['*.Apps', 'resource name should not contain capital letters'],
@@ -88,7 +88,7 @@ describe('each resource string, first matching rule only (spec §6.3 step 3)', (
   })
 })
 
-describe('exactly one provider type (spec §6.3 step 5)', () => {
+describe('exactly one provider type (docs/kubernetes-behaviour.md §6.3 step 5)', () => {
   it('identity: with a null value counts as no provider', () => {
     expect(check(entry(['secrets'], '  - identity:\n')).messages).toEqual([
       'resources[0].providers[0]: Invalid value: {"AESGCM":null,"AESCBC":null,"Secretbox":null,"Identity":null,"KMS":null}: provider does not contain any of the expected providers: KMS, AESGCM, AESCBC, Secretbox, Identity',
@@ -123,7 +123,7 @@ describe('exactly one provider type (spec §6.3 step 5)', () => {
   })
 })
 
-describe('keys (spec §6.4)', () => {
+describe('keys (docs/kubernetes-behaviour.md §6.4)', () => {
   const secretError = (detail: string) => `resources[0].providers[0].aescbc.keys[0].secret: Invalid value: "REDACTED": ${detail}`
   it.each([
     ['no keys', '  - aescbc: {}\n', 'resources[0].providers[0].aescbc.keys: Required value: at least one keys is required'],
@@ -186,7 +186,7 @@ describe('keys (spec §6.4)', () => {
   })
 })
 
-describe('kms (spec §6.5)', () => {
+describe('kms (docs/kubernetes-behaviour.md §6.5)', () => {
   const p = 'resources[0].providers[0].kms'
   const ok = 'endpoint: "unix:///run/kms.sock"'
   it.each([
@@ -254,7 +254,7 @@ describe('kms (spec §6.5)', () => {
     expect(check(yaml).messages).toEqual(['resources[0].providers[1].kms.name: Invalid value: "a": duplicate KMS provider name a, names must be unique'])
   })
 
-  it('applies defaults before validation: v1 gets cachesize 1000, every kms a 3s timeout (spec §5.4)', () => {
+  it('applies defaults before validation: v1 gets cachesize 1000, every kms a 3s timeout (docs/kubernetes-behaviour.md §5.4)', () => {
     const parsed = parseEncryptionConfig(entry(['secrets'], kms(`name: a, ${ok}`)))
     expect(parsed.config?.resources[0]?.providers[0]?.kms).toEqual({name: 'a', endpoint: 'unix:///run/kms.sock', apiVersion: 'v1', cachesize: 1000, timeout: '3s'})
     const v2 = parseEncryptionConfig(entry(['secrets'], kms(`apiVersion: v2, name: a, ${ok}`)))
@@ -262,7 +262,7 @@ describe('kms (spec §6.5)', () => {
   })
 })
 
-describe('build checks: masking and the KMSv1 gate (spec §6.6)', () => {
+describe('build checks: masking and the KMSv1 gate (docs/kubernetes-behaviour.md §6.6)', () => {
   const two = (a: string[], b: string[]) =>
     `${head}resources:\n- resources: ${JSON.stringify(a)}\n  providers: [{identity: {}}]\n- resources: ${JSON.stringify(b)}\n  providers: [{identity: {}}]\n`
   it.each([
@@ -316,7 +316,7 @@ describe('build checks: masking and the KMSv1 gate (spec §6.6)', () => {
   })
 })
 
-describe('release gates for --target-version (spec §15)', () => {
+describe('release gates for --target-version (docs/kubernetes-behaviour.md §15)', () => {
   const at = (minor: number): ValidateOptions => ({targetVersion: {major: 1, minor}, featureGates: {KMSv1: true, KMSv2: true}})
 
   it('the resource-list and resource-string rules came with wildcards in 1.27', () => {
@@ -386,7 +386,7 @@ describe('release gates for --target-version (spec §15)', () => {
   })
 })
 
-describe('strict decoding (spec §5.2)', () => {
+describe('strict decoding (docs/kubernetes-behaviour.md §5.2)', () => {
   const decode = (text: string) => check(text).messages
   const file = '"/etc/kubernetes/enc/config.yaml"'
   it.each([

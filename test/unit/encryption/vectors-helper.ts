@@ -1,4 +1,4 @@
-/** Loads the golden vectors (test/fixtures/vectors, copied from the shared reference, spec §16). */
+/** Loads the golden vectors (test/fixtures/vectors, see its README and docs/kubernetes-behaviour.md §16). */
 import {readFileSync} from 'node:fs'
 
 import {parse} from 'yaml'
@@ -69,7 +69,7 @@ export function configFor(v: Vector): EncryptionConfiguration {
 }
 
 /**
- * The apiserver's exact error texts (spec §3) a negative vector's `expectError` names, per vector:
+ * The apiserver's exact error texts (docs/kubernetes-behaviour.md §3) a negative vector's `expectError` names, per vector:
  * a read must fail with one of them verbatim, not just with some substring of the prose.
  */
 const NEGATIVE_TEXTS: Record<string, string[]> = {

@@ -7,12 +7,12 @@ import {TransformError} from '../../../src/encryption/transform-error.js'
 import {classifyValue} from '../../../src/encryption/value-classifier.js'
 import {apiserverErrorsFor, b64, configFor, vectors} from './vectors-helper.js'
 
-describe('golden vectors through the library (spec §16)', () => {
-  it('has the 20 vectors of spec §16', () => {
+describe('golden vectors through the library (docs/kubernetes-behaviour.md §16)', () => {
+  it('has the 20 vectors of docs/kubernetes-behaviour.md §16', () => {
     expect(vectors).toHaveLength(20)
   })
 
-  it('kms v2 KDF: the DEK is HKDF-Expand(SHA-256, seed, info = the first 32 bytes of encryptedData) (spec §3.6)', () => {
+  it('kms v2 KDF: the DEK is HKDF-Expand(SHA-256, seed, info = the first 32 bytes of encryptedData) (docs/kubernetes-behaviour.md §3.6)', () => {
     const kdf = vectors.filter((v) => v.seed)
     expect(kdf.length).toBeGreaterThan(0)
     for (const v of kdf) {
@@ -34,7 +34,7 @@ describe('golden vectors through the library (spec §16)', () => {
       const read = () => transformers.forKey(etcdKey).read(stored, etcdKey)
       const badAnnotation = Object.keys(v.encryptedObject?.annotations ?? {}).find((k) => k.includes('/'))
       if (badAnnotation) {
-        // The apiserver validates KMS v2 annotation keys as fully qualified domain names (spec §3.6)
+        // The apiserver validates KMS v2 annotation keys as fully qualified domain names (docs/kubernetes-behaviour.md §3.6)
         // and "a.b/c" is not one: strict mode (the stand-in) refuses the value with its text...
         const strict = new EncryptionTransformers(configFor(v), {kms, envelopeValidation: 'strict'})
         const refused = `failed to validate annotations: annotations: Invalid value: "${badAnnotation}": a lowercase RFC 1123 subdomain`
@@ -61,7 +61,7 @@ describe('golden vectors through the library (spec §16)', () => {
         expect(result.prefix).toBe(v.prefix ?? '')
         if (v.keyName) expect(result.keyName).toBe(v.keyName)
         if (v.kmsName) expect(result.kmsName).toBe(v.kmsName)
-        // The vector notes that legacy KMS v1 CBC reads back stale (spec §3.5).
+        // The vector notes that legacy KMS v1 CBC reads back stale (docs/kubernetes-behaviour.md §3.5).
         if (v.expect.includes('stale=true')) expect(result.stale).toBe(true)
         expect(result.warnings).toBeUndefined()
       } else {

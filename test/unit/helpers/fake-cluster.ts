@@ -4,7 +4,7 @@ import {type ApiResource, type KubeObject, KubeApiError, type ListOptions, type 
  * An in-memory apiserver for operation tests: one store of versioned objects with etcd-like
  * revisions, paged lists that are consistent snapshots (continue tokens carry the list's revision,
  * as kube's do), compaction (410 with or without a continue hint), resourceVersion preconditions
- * (409), no-op updates that skip the write unless the stored value is stale (spec §4.2), and hooks
+ * (409), no-op updates that skip the write unless the stored value is stale (docs/kubernetes-behaviour.md §4.2), and hooks
  * to inject faults (429/5xx/connection errors, denials, 403, orphans, undecryptable values).
  */
 export interface StoredValue {
@@ -47,7 +47,7 @@ export class FakeCluster implements ObjectClient {
   /** Writes that changed the stored value, per object key. */
   readonly writes = new Map<string, number>()
   latencyMs = 0
-  /** `ns/name` of values no configured key can read: a list over one fails as kube-apiserver's does (spec §4.3). */
+  /** `ns/name` of values no configured key can read: a list over one fails as kube-apiserver's does (docs/kubernetes-behaviour.md §4.3). */
   readonly undecryptable = new Set<string>()
 
   private bucket(resource: ApiResource): Map<string, StoredValue[]> {

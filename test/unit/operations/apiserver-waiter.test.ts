@@ -28,7 +28,7 @@ function world(opts: {metricsHash?: string; annotation?: string}) {
 }
 
 describe('KubeApiserverWaiter.waitConfigLoaded', () => {
-  it('accepts the hash the apiserver reports as loaded (last_config_info, spec §11.3)', async () => {
+  it('accepts the hash the apiserver reports as loaded (last_config_info, docs/kubernetes-behaviour.md §11.3)', async () => {
     await expect(world({metricsHash: HASH}).waitConfigLoaded('cp-1', HASH, 5000)).resolves.toBeUndefined()
   })
 

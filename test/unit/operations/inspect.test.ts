@@ -88,7 +88,7 @@ describe('inspectValue', () => {
     expect(lenient.notes[0]).toContain('dropped the final newline')
   })
 
-  it('with anyKey tries every key in the file, whatever resource it is for (spec §14.2), and judges no staleness', () => {
+  it('with anyKey tries every key in the file, whatever resource it is for (docs/kubernetes-behaviour.md §14.2), and judges no staleness', () => {
     const v = byId('secretbox-cr-json')
     const value = b64(v.stored)
     const wrongResource = '/registry/configmaps/default/x'
@@ -117,7 +117,7 @@ describe('inspectValue', () => {
     expect(r.classification).toMatchObject({encrypted: false, plaintext: {format: 'unknown'}})
   })
 
-  it('binary garbage read by identity is reported as not a serialized object (spec §13.4 row 11); real objects are not', () => {
+  it('binary garbage read by identity is reported as not a serialized object (docs/kubernetes-behaviour.md §13.4 row 11); real objects are not', () => {
     const garbage = Buffer.from([0, 1, 2, 0xfa, 0xfb, 0x0a])
     const v = byId('aesgcm-256-secret')
     const r = inspectValue({value: garbage, source: 't', etcdKey: KEY, config: configFor(v)})
@@ -169,7 +169,7 @@ describe('parseEtcdctlSimple (`etcdctl get KEY`: the key line, the value, a newl
     expect(parseEtcdctlSimple(Buffer.from('/k8s/secrets/a/b\nxyz\n'), '/k8s')).toEqual({key: '/k8s/secrets/a/b', value: Buffer.from('xyz')})
   })
 
-  it('leaves stored values alone: no stored value starts with "<root>/" (spec §13.4)', () => {
+  it('leaves stored values alone: no stored value starts with "<root>/" (docs/kubernetes-behaviour.md §13.4)', () => {
     for (const v of vectors) expect(parseEtcdctlSimple(b64(v.stored)), v.id).toBeUndefined()
     expect(parseEtcdctlSimple(Buffer.from('/registry/secrets\nxyz\n'))).toBeUndefined()
     expect(parseEtcdctlSimple(Buffer.from(KEY))).toBeUndefined()

@@ -8,7 +8,7 @@ import type {ApiResource, ObjectClient} from '../../../src/kube/types.js'
 import {scanForStatus, scanPrefixes, scanTargets} from '../../../src/operations/status-scan.js'
 
 const config = checkConfigBytes(readFileSync(new URL('../../fixtures/vectors/encryption-config.yaml', import.meta.url)), 'vectors.yaml').config!
-const vectors = JSON.parse(readFileSync('/work/shared/vectors/vectors.json', 'utf8')) as {vectors: Array<{id: string; stored: string}>}
+const vectors = JSON.parse(readFileSync(new URL('../../fixtures/vectors/vectors.json', import.meta.url), 'utf8')) as {vectors: Array<{id: string; stored: string}>}
 const stored = (id: string) => Buffer.from(vectors.vectors.find((v) => v.id === id)!.stored, 'base64')
 
 const discovery = {
