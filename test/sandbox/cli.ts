@@ -1,11 +1,13 @@
 // npm run sandbox                 start in the foreground; Ctrl-C stops everything
 // npm run sandbox -- --detach     start in the background, return once ready (for scripts)
 // npm run sandbox -- --down       stop the one running in the background (by recorded PIDs)
-// options: --state-dir <dir> (default <repo>/.sandbox)
+// npm run sandbox -- --build      only build (or find cached) the Kubernetes binaries, then exit
+// options: --state-dir <dir> (default <repo>/.sandbox); SANDBOX_KUBE_VERSION selects the release
 import {spawn} from 'node:child_process'
 import {existsSync, mkdirSync, openSync, readFileSync} from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {ensureKubeBinaries} from './kube-binaries.js'
 import {defaultStateDir} from './layout.js'
 import {startSandbox} from './sandbox.js'
 import {readState, stopRecorded} from './state.js'
@@ -18,14 +20,14 @@ const valueOf = (name: string) => {
   if (i < 0) return undefined
   return argv[i]!.includes('=') ? argv[i]!.split('=').slice(1).join('=') : argv[i + 1]
 }
-const known = new Set(['--down', '--detach', '--state-dir', '--help', '-h'])
+const known = new Set(['--down', '--detach', '--build', '--state-dir', '--help', '-h'])
 const unknown = argv.filter((a, i) => a.startsWith('-') && !known.has(a.split('=')[0]!) && argv[i - 1] !== '--state-dir')
 const stateDir = path.resolve(valueOf('--state-dir') ?? defaultStateDir)
 const say = (m: string) => process.stderr.write(`sandbox: ${m}\n`)
 
 async function main(): Promise<number> {
   if (flag('--help') || flag('-h')) {
-    process.stdout.write('usage: npm run sandbox [-- --detach | --down] [--state-dir DIR]\n')
+    process.stdout.write('usage: npm run sandbox [-- --detach | --down | --build] [--state-dir DIR]\n')
     return 0
   }
   if (unknown.length > 0) {
@@ -38,6 +40,13 @@ async function main(): Promise<number> {
     say(had ? 'stopped' : `nothing running in ${stateDir}`)
     return 0
   }
+  if (flag('--build')) {
+    const bin = await ensureKubeBinaries(say)
+    say(`Kubernetes ${bin.release.version} binaries in ${bin.binDir}`)
+    return 0
+  }
+  // A cold build takes minutes: do it here, in the foreground, where its progress shows.
+  await ensureKubeBinaries(say)
   if (flag('--detach')) return detach()
 
   const handle = await startSandbox({stateDir, log: say, ownerMarker: self})
@@ -69,7 +78,7 @@ async function detach(): Promise<number> {
   const child = spawn(process.execPath, ['--import', 'tsx', self, '--state-dir', stateDir], {detached: true, stdio: ['ignore', out, out]})
   child.unref()
   const envFile = path.join(stateDir, 'env')
-  const deadline = Date.now() + 90_000
+  const deadline = Date.now() + 300_000
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
       say(`failed to start (exit ${child.exitCode}):\n${readFileSync(logDir, 'utf8')}`)
@@ -82,7 +91,7 @@ async function detach(): Promise<number> {
     }
     await new Promise((r) => setTimeout(r, 100))
   }
-  say(`not ready after 90 s; log in ${logDir}`)
+  say(`not ready after 300 s; log in ${logDir}`)
   return 1
 }
 

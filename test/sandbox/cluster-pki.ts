@@ -1,7 +1,8 @@
 // All certificates, keys, tokens and kubeconfigs of one sandbox, laid out per node as kubeadm does:
 //   /etc/kubernetes/pki/{ca,apiserver,apiserver-etcd-client,apiserver-kubelet-client,front-proxy-*,sa}.*
 //   /etc/kubernetes/pki/etcd/{ca,server,peer,healthcheck-client}.*
-//   /etc/kubernetes/{admin.conf,kubelet.conf}
+//   /etc/kubernetes/{admin.conf,kubelet.conf,controller-manager.conf}
+//   <kubelet dir>/pki/{kubelet-client,kubelet}.* (the kubelet's client and serving certificates)
 import {randomBytes} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import path from 'node:path'
@@ -16,6 +17,8 @@ export interface ClusterPki {
   /** etcdctl client for the host side (what ETCDCTL_CERT points at) */
   etcdClient: {cert: string; key: string}
   admin: {cert: string; key: string}
+  /** serving certificate of the sandbox's admission webhook (on the load balancer's address) */
+  webhook: {cert: string; key: string}
   viewerToken: string
 }
 
@@ -33,15 +36,16 @@ export async function makeClusterPki(layout: SandboxLayout, onEtcdCerts?: (ca: C
       return server
     }),
   ])
-  const [etcdClient, admin] = await Promise.all([
+  const [etcdClient, admin, , , webhook] = await Promise.all([
     issue(etcdCa, {out: path.join(dir, 'etcd', 'etcdctl-client'), subject: {cn: 'sandbox-etcdctl'}, usage: ['client']}),
     issue(kubeCa, {out: path.join(dir, 'admin'), subject: {cn: 'kubernetes-admin', o: ['system:masters']}, usage: ['client']}),
     makeKeyPair(path.join(dir, 'sa')),
     issue(frontProxyCa, {out: path.join(dir, 'front-proxy-client'), subject: {cn: 'front-proxy-client'}, usage: ['client']}),
+    issue(kubeCa, {out: path.join(dir, 'admission-webhook'), subject: {cn: 'sandbox-admission-webhook'}, ips: [layout.lbIp], usage: ['server']}),
   ])
   const viewerToken = randomBytes(24).toString('hex')
   writeSecretFile(path.join(dir, 'tokens.csv'), `${viewerToken},viewer,viewer-uid,"sandbox:viewers"\n`)
-  const pki: ClusterPki = {kubeCa, etcdCa, etcdServer, etcdClient, admin, viewerToken}
+  const pki: ClusterPki = {kubeCa, etcdCa, etcdServer, etcdClient, admin, webhook, viewerToken}
   await Promise.all(layout.nodes.map((node) => makeNodePki(layout, node, pki)))
   return pki
 }
@@ -67,11 +71,19 @@ async function makeNodePki(layout: SandboxLayout, node: NodeLayout, pki: Cluster
     issue(pki.etcdCa, {out: path.join(p, 'etcd', 'peer'), subject: {cn: node.name}, ...nodeSans, usage: ['server', 'client']}),
     issue(pki.etcdCa, {out: path.join(p, 'etcd', 'healthcheck-client'), subject: {cn: 'kube-etcd-healthcheck-client'}, usage: ['client']}),
     issue(pki.kubeCa, {out: path.join(node.kubeletDir, 'pki', 'kubelet-client'), subject: {cn: `system:node:${node.name}`, o: ['system:nodes']}, usage: ['client']}),
+    issue(pki.kubeCa, {out: path.join(node.kubeletDir, 'pki', 'kubelet'), subject: {cn: `${node.name}`}, ...nodeSans, usage: ['server']}),
+    issue(pki.kubeCa, {out: path.join(node.kubeletDir, 'pki', 'controller-manager'), subject: {cn: 'system:kube-controller-manager'}, usage: ['client']}),
   ])
   const server = `https://${layout.lbIp}:${layout.apiPort}`
   writeSecretFile(path.join(node.etcKubernetes, 'admin.conf'), kubeconfig({server, caFile: pki.kubeCa.cert, user: 'kubernetes-admin', certFile: pki.admin.cert, keyFile: pki.admin.key}))
   const kubeletCert = path.join(node.kubeletDir, 'pki', 'kubelet-client')
   writeSecretFile(path.join(node.etcKubernetes, 'kubelet.conf'), kubeconfig({server, caFile: pki.kubeCa.cert, user: `system:node:${node.name}`, certFile: `${kubeletCert}.crt`, keyFile: `${kubeletCert}.key`}))
+  // kubeadm points the controller manager at its own node's API server, not the load balancer.
+  const cm = path.join(node.kubeletDir, 'pki', 'controller-manager')
+  writeSecretFile(
+    path.join(node.etcKubernetes, 'controller-manager.conf'),
+    kubeconfig({server: `https://${node.ip}:${layout.apiPort}`, caFile: pki.kubeCa.cert, user: 'system:kube-controller-manager', certFile: `${cm}.crt`, keyFile: `${cm}.key`}),
+  )
 }
 
 const b64 = (file: string) => readFileSync(file).toString('base64')

@@ -1,4 +1,5 @@
-// The one real etcd (Debian etcd-server 3.4) shared by all sandbox nodes, with mutual TLS.
+// The one real etcd shared by all sandbox nodes (the release kubeadm pins, built from source by
+// kube-binaries.ts), with mutual TLS.
 // It listens on the etcd address (.10) and on every node IP, as each node's stacked member would.
 import {mkdirSync} from 'node:fs'
 import http from 'node:http'
@@ -7,7 +8,7 @@ import type {CertAuthority} from './pki.js'
 import type {SandboxLayout} from './layout.js'
 import {spawnLogged, type Supervised} from './processes.js'
 
-export function startEtcd(layout: SandboxLayout, etcdCa: CertAuthority, server: {cert: string; key: string}): Supervised {
+export function startEtcd(layout: SandboxLayout, etcdBinary: string, etcdCa: CertAuthority, server: {cert: string; key: string}): Supervised {
   mkdirSync(layout.etcdDataDir, {recursive: true, mode: 0o700})
   const client = [layout.etcdIp, ...layout.nodes.map((n) => n.ip)].map((ip) => `https://${ip}:${layout.etcdPort}`)
   const peer = `https://${layout.etcdIp}:2380`
@@ -33,7 +34,7 @@ export function startEtcd(layout: SandboxLayout, etcdCa: CertAuthority, server: 
     '--logger=zap',
     '--log-level=warn',
   ]
-  return spawnLogged('etcd', 'etcd', args, path.join(layout.logDir, 'etcd.log'), {env: {...process.env, ETCD_UNSUPPORTED_ARCH: ''}})
+  return spawnLogged('etcd', etcdBinary, args, path.join(layout.logDir, 'etcd.log'), {env: {...process.env, ETCD_UNSUPPORTED_ARCH: ''}})
 }
 
 export function etcdHealthy(layout: SandboxLayout): Promise<boolean> {

@@ -1,10 +1,13 @@
-// Static-pod manifests as `kubeadm init` writes them (v1.32 layout, same key order), with a few
-// comments an operator might have added, so edits must keep comments. Encryption is NOT configured:
-// switching it on is the plugin's job.
+// Static-pod manifests as `kubeadm init` writes them (cmd/kubeadm/app/phases/controlplane/manifests.go
+// and phases/etcd/local.go: same flags, same key order), with a few comments an operator might have
+// added, so edits must keep comments. Encryption is NOT configured: switching it on is the plugin's job.
+// One difference from kubeadm, marked in the files: every node shares the host's network, so each API
+// server and controller manager binds its own node IP (--bind-address).
+import {selectedRelease} from './kube-binaries.js'
 import type {NodeLayout, SandboxLayout} from './layout.js'
 
-export const kubernetesVersion = 'v1.32.4'
-export const etcdImage = 'registry.k8s.io/etcd:3.5.16-0'
+export const kubernetesVersion = selectedRelease().version
+export const etcdImage = `registry.k8s.io/etcd:${selectedRelease().etcdVersion}-0`
 
 export function kubeApiserverManifest(layout: SandboxLayout, node: NodeLayout): string {
   const ip = node.ip
@@ -28,9 +31,13 @@ spec:
     - --advertise-address=${ip}
     - --allow-privileged=true
     - --authorization-mode=Node,RBAC
+    # sandbox: the nodes share one network namespace, so each API server binds its node IP
+    - --bind-address=${ip}
     - --client-ca-file=/etc/kubernetes/pki/ca.crt
     - --enable-admission-plugins=NodeRestriction
     - --enable-bootstrap-token-auth=true
+    # sandbox: node IPs are loopback addresses, which the kubernetes Service's endpoint reconciler refuses
+    - --endpoint-reconciler-type=none
     - --etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt
     - --etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt
     - --etcd-keyfile=/etc/kubernetes/pki/apiserver-etcd-client.key
@@ -136,6 +143,124 @@ status: {}
 `
 }
 
+export function kubeControllerManagerManifest(node: NodeLayout): string {
+  return `apiVersion: v1
+kind: Pod
+metadata:
+  creationTimestamp: null
+  labels:
+    component: kube-controller-manager
+    tier: control-plane
+  name: kube-controller-manager
+  namespace: kube-system
+spec:
+  containers:
+  - command:
+    - kube-controller-manager
+    - --authentication-kubeconfig=/etc/kubernetes/controller-manager.conf
+    - --authorization-kubeconfig=/etc/kubernetes/controller-manager.conf
+    # sandbox: the nodes share one network namespace, so each controller manager binds its node IP
+    - --bind-address=${node.ip}
+    - --client-ca-file=/etc/kubernetes/pki/ca.crt
+    - --cluster-name=kubernetes
+    - --cluster-signing-cert-file=/etc/kubernetes/pki/ca.crt
+    - --cluster-signing-key-file=/etc/kubernetes/pki/ca.key
+    - --controllers=*,bootstrapsigner,tokencleaner
+    - --kubeconfig=/etc/kubernetes/controller-manager.conf
+    - --leader-elect=true
+    - --requestheader-client-ca-file=/etc/kubernetes/pki/front-proxy-ca.crt
+    - --root-ca-file=/etc/kubernetes/pki/ca.crt
+    - --service-account-private-key-file=/etc/kubernetes/pki/sa.key
+    - --use-service-account-credentials=true
+    image: registry.k8s.io/kube-controller-manager:${kubernetesVersion}
+    imagePullPolicy: IfNotPresent
+    livenessProbe:
+      failureThreshold: 8
+      httpGet:
+        host: ${node.ip}
+        path: /healthz
+        port: 10257
+        scheme: HTTPS
+      initialDelaySeconds: 10
+      periodSeconds: 10
+      timeoutSeconds: 15
+    name: kube-controller-manager
+    readinessProbe:
+      failureThreshold: 3
+      httpGet:
+        host: ${node.ip}
+        path: /healthz
+        port: 10257
+        scheme: HTTPS
+      periodSeconds: 1
+      timeoutSeconds: 15
+    resources:
+      requests:
+        cpu: 200m
+    startupProbe:
+      failureThreshold: 24
+      httpGet:
+        host: ${node.ip}
+        path: /healthz
+        port: 10257
+        scheme: HTTPS
+      initialDelaySeconds: 10
+      periodSeconds: 10
+      timeoutSeconds: 15
+    volumeMounts:
+    - mountPath: /etc/ssl/certs
+      name: ca-certs
+      readOnly: true
+    - mountPath: /etc/ca-certificates
+      name: etc-ca-certificates
+      readOnly: true
+    - mountPath: /etc/kubernetes/pki
+      name: k8s-certs
+      readOnly: true
+    - mountPath: /etc/kubernetes/controller-manager.conf
+      name: kubeconfig
+      readOnly: true
+    - mountPath: /usr/local/share/ca-certificates
+      name: usr-local-share-ca-certificates
+      readOnly: true
+    - mountPath: /usr/share/ca-certificates
+      name: usr-share-ca-certificates
+      readOnly: true
+  hostNetwork: true
+  priority: 2000001000
+  priorityClassName: system-node-critical
+  securityContext:
+    seccompProfile:
+      type: RuntimeDefault
+  volumes:
+  - hostPath:
+      path: /etc/ssl/certs
+      type: DirectoryOrCreate
+    name: ca-certs
+  - hostPath:
+      path: /etc/ca-certificates
+      type: DirectoryOrCreate
+    name: etc-ca-certificates
+  - hostPath:
+      path: /etc/kubernetes/pki
+      type: DirectoryOrCreate
+    name: k8s-certs
+  - hostPath:
+      path: /etc/kubernetes/controller-manager.conf
+      type: FileOrCreate
+    name: kubeconfig
+  - hostPath:
+      path: /usr/local/share/ca-certificates
+      type: DirectoryOrCreate
+    name: usr-local-share-ca-certificates
+  - hostPath:
+      path: /usr/share/ca-certificates
+      type: DirectoryOrCreate
+    name: usr-share-ca-certificates
+status: {}
+`
+}
+
 export function etcdManifest(layout: SandboxLayout, node: NodeLayout): string {
   const ip = node.ip
   const initialCluster = layout.nodes.map((n) => `${n.name}=https://${n.ip}:2380`).join(',')
@@ -160,8 +285,7 @@ spec:
     - --cert-file=/etc/kubernetes/pki/etcd/server.crt
     - --client-cert-auth=true
     - --data-dir=/var/lib/etcd
-    - --experimental-initial-corrupt-check=true
-    - --experimental-watch-progress-notify-interval=5s
+    - --feature-gates=InitialCorruptCheck=true
     - --initial-advertise-peer-urls=https://${ip}:2380
     - --initial-cluster=${initialCluster}
     - --key-file=/etc/kubernetes/pki/etcd/server.key
@@ -175,6 +299,7 @@ spec:
     - --peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt
     - --snapshot-count=10000
     - --trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt
+    - --watch-progress-notify-interval=5s
     image: ${etcdImage}
     imagePullPolicy: IfNotPresent
     livenessProbe:

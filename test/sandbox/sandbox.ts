@@ -1,15 +1,17 @@
 // startSandbox(): the whole local control plane of docs/architecture.md §5, for `npm run sandbox` and for the
 // end-to-end tests' global setup. See test/sandbox/README.md for what is real and what stands in.
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync} from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import {DenyUpdateWebhook} from './admission-webhook.js'
 import {SandboxApiClient, isStatus, probeHttp} from './api-client.js'
 import {makeClusterPki, writeKubeconfigs, type ClusterPki} from './cluster-pki.js'
 import {etcdHealthy, startEtcd} from './etcd-process.js'
+import {ensureKubeBinaries, type KubeBinaries} from './kube-binaries.js'
 import {defaultStateDir, layoutFor, repoRoot, subnetFor, type SandboxLayout} from './layout.js'
 import {TcpLoadBalancer} from './load-balancer.js'
-import {clusterConfiguration, etcdManifest, kubeApiserverManifest} from './manifests.js'
+import {clusterConfiguration, etcdManifest, kubeApiserverManifest, kubeControllerManagerManifest} from './manifests.js'
 import {spawnLogged, stopGroup, type Supervised} from './processes.js'
 import {setUpSsh} from './ssh-setup.js'
 import {readState, stopRecorded, writeState, type RecordedProcess} from './state.js'
@@ -19,7 +21,7 @@ export interface SandboxOptions {
   nodeCount?: number
   /** kubelet crash-loop back-off cap (kubelet config crashLoopBackOff.maxContainerRestartPeriod); default 300 s */
   maxBackoffMs?: number
-  /** how long to wait for the API (all nodes ready); default 60 s */
+  /** how long to wait for the API (all nodes ready); default 180 s */
   readyTimeoutMs?: number
   log?: (message: string) => void
   /** written into state.json; `--down` only signals a PID whose command line contains it */
@@ -41,13 +43,15 @@ export interface SandboxHandle {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** the admission webhook listens on the load balancer's address */
+const WEBHOOK_PORT = 9443
 
 function checkPrerequisites(): void {
   if (process.getuid?.() !== 0) throw new Error('the sandbox needs root (it bind-mounts /etc/kubernetes per node and runs sshd); run as root or via sudo')
   const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin'].filter(Boolean)
-  const missing = ['etcd', 'etcdctl', 'openssl', 'unshare', 'mount', 'ssh-keygen', 'ssh', 'sudo', 'useradd', 'visudo'].filter((c) => !dirs.some((d) => existsSync(path.join(d, c))))
+  const missing = ['openssl', 'unshare', 'mount', 'ssh-keygen', 'ssh', 'sudo', 'useradd', 'visudo'].filter((c) => !dirs.some((d) => existsSync(path.join(d, c))))
   if (!existsSync('/usr/sbin/sshd')) missing.push('sshd')
-  if (missing.length > 0) throw new Error(`missing tools: ${missing.join(', ')}; run ./scripts/bootstrap.sh (installs etcd-server etcd-client openssh-server sudo util-linux openssl)`)
+  if (missing.length > 0) throw new Error(`missing tools: ${missing.join(', ')}; run ./scripts/bootstrap.sh (installs openssh-server sudo util-linux openssl)`)
   try {
     execFileSync('unshare', ['--mount', '--propagation', 'private', 'true'], {stdio: 'pipe'})
   } catch (error) {
@@ -80,6 +84,7 @@ async function pickLayout(stateDir: string, nodeCount: number): Promise<SandboxL
     const base = layoutFor(stateDir, subnet, nodeCount)
     const checks = [
       canListen(base.lbIp, base.apiPort),
+      canListen(base.lbIp, WEBHOOK_PORT),
       canListen(base.etcdIp, base.etcdPort),
       ...base.nodes.flatMap((n) => [canListen(n.ip, base.apiPort), canListen(n.ip, base.etcdPort)]),
     ]
@@ -103,8 +108,12 @@ function resetStateDir(dir: string): void {
   mkdirSync(dir, {recursive: true, mode: 0o755})
 }
 
-function envFor(layout: SandboxLayout, pki: ClusterPki): Record<string, string> {
+function envFor(layout: SandboxLayout, pki: ClusterPki, bin: KubeBinaries): Record<string, string> {
   return {
+    // the release's etcdctl and etcdutl first, as on a control-plane node
+    PATH: `${bin.binDir}:${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
+    SANDBOX_BIN_DIR: bin.binDir,
+    SANDBOX_KUBE_VERSION: bin.release.version,
     KUBECONFIG: layout.kubeconfig,
     ETCDCTL_API: '3',
     ETCDCTL_ENDPOINTS: `https://${layout.etcdIp}:${layout.etcdPort}`,
@@ -127,6 +136,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const stateDir = path.resolve(options.stateDir ?? defaultStateDir)
   const nodeCount = options.nodeCount ?? 3
   checkPrerequisites()
+  const bin = await ensureKubeBinaries(log)
 
   const stateFile = path.join(stateDir, 'state.json')
   const previous = readState(stateFile)
@@ -154,6 +164,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     writeState(stateFile, state)
   }
   let lb: TcpLoadBalancer | undefined
+  let webhook: DenyUpdateWebhook | undefined
   let stopped = false
   const stop = async () => {
     if (stopped) return
@@ -161,6 +172,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     rmSync(layout.envFile, {force: true})
     await Promise.all(children.filter((c) => c.name !== 'etcd').map((c) => (c.child.pid ? stopGroup(c.child.pid) : undefined)))
     await lb?.stop()
+    await webhook?.stop()
     const etcd = children.find((c) => c.name === 'etcd')
     if (etcd?.child.pid) await stopGroup(etcd.child.pid)
     rmSync(stateFile, {force: true})
@@ -170,7 +182,18 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const startNodes = () => {
     for (const node of layout.nodes) {
       const nodeConfig = path.join(node.kubeletDir, 'node.json')
-      writeFileSync(nodeConfig, JSON.stringify({layout, node, repoRoot, maxBackoffMs: options.maxBackoffMs ?? 300_000, hostMountNamespace: readlinkSync('/proc/self/ns/mnt')}))
+      writeFileSync(
+        nodeConfig,
+        JSON.stringify({
+          layout,
+          node,
+          repoRoot,
+          maxBackoffMs: options.maxBackoffMs ?? 300_000,
+          binDir: bin.binDir,
+          kubernetesVersion: bin.release.version,
+          hostMountNamespace: readlinkSync('/proc/self/ns/mnt'),
+        }),
+      )
       const child = spawnLogged(node.name, 'unshare', ['--mount', '--propagation', 'private', '--', process.execPath, '--import', 'tsx', path.join(repoRoot, 'test', 'sandbox', 'node', 'node-main.ts'), nodeConfig], path.join(layout.logDir, `${node.name}.log`), {cwd: repoRoot})
       record(child, nodeConfig)
     }
@@ -180,11 +203,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     writeState(stateFile, state)
     // etcd starts as soon as its certificate exists, the nodes (sshd, kubelet) as soon as ssh is set up;
     // the static-pod manifests are written only once etcd is healthy, so no API server starts without it.
-    ;[pki] = await Promise.all([makeClusterPki(layout, (ca, server) => record(startEtcd(layout, ca, server), layout.etcdDataDir)), setUpSsh(layout).then(startNodes)])
+    ;[pki] = await Promise.all([makeClusterPki(layout, (ca, server) => record(startEtcd(layout, bin.etcd, ca, server), layout.etcdDataDir)), setUpSsh(layout).then(startNodes)])
     writeKubeconfigs(layout, pki)
     log('certificates, keys and ssh set up')
     lb = new TcpLoadBalancer(layout.lbIp, layout.apiPort, layout.nodes.map((n) => ({host: n.ip, port: layout.apiPort})))
     await lb.start()
+    webhook = new DenyUpdateWebhook(layout.lbIp, WEBHOOK_PORT, pki.webhook)
+    await webhook.start()
     const deadline = Date.now() + 20_000
     while (!(await etcdHealthy(layout))) {
       const dead = children.find((c) => c.child.exitCode !== null)
@@ -198,6 +223,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       mkdirSync(path.join(node.etcKubernetes, 'tmp'), {recursive: true, mode: 0o700})
       writeFileSync(path.join(manifests, 'etcd.yaml'), etcdManifest(layout, node), {mode: 0o600})
       writeFileSync(path.join(manifests, 'kube-apiserver.yaml'), kubeApiserverManifest(layout, node), {mode: 0o600})
+      writeFileSync(path.join(manifests, 'kube-controller-manager.yaml'), kubeControllerManagerManifest(node), {mode: 0o600})
     }
     writeFileSync(path.join(stateDir, 'layout.json'), `${JSON.stringify(layout, null, 2)}\n`)
     // Each node is up once its sshd accepts connections (it starts after the bind mounts).
@@ -215,11 +241,11 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     throw error
   }
 
-  const env = envFor(layout, pki)
-  const apiServer = existsSync(path.join(repoRoot, 'test', 'sandbox', 'apiserver', 'main.ts'))
+  const env = envFor(layout, pki, bin)
+  const apiServer = true
   const admin = new SandboxApiClient({server: `https://${layout.lbIp}:${layout.apiPort}`, ca: pki.kubeCa.cert, cert: pki.admin.cert, key: pki.admin.key})
 
-  const waitReady = async (timeoutMs = options.readyTimeoutMs ?? 60_000) => {
+  const waitReady = async (timeoutMs = options.readyTimeoutMs ?? 180_000) => {
     const until = Date.now() + timeoutMs
     let missing = 'API servers'
     for (;;) {
@@ -234,13 +260,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
   try {
     if (apiServer) {
-      const until = Date.now() + (options.readyTimeoutMs ?? 60_000)
+      const until = Date.now() + (options.readyTimeoutMs ?? 180_000)
       while (!(await probeHttp(`https://${layout.lbIp}:${layout.apiPort}/readyz`, 1000)).ok) {
         if (Date.now() > until) throw new Error(`no API server became ready; logs in ${layout.logDir}`)
         await sleep(100)
       }
-      await bootstrapObjects(layout, admin)
+      await bootstrapObjects(layout, admin, webhook!.configuration(readFileSync(pki.kubeCa.cert, 'utf8')))
       await waitReady(Math.max(1000, until - Date.now()))
+      await markControlPlane(layout, admin)
       log('API ready')
     } else {
       log('API server stand-in (test/sandbox/apiserver/main.ts) not present: etcd, nodes, sshd and kubelets only')
@@ -273,7 +300,7 @@ async function notReady(layout: SandboxLayout, admin: SandboxApiClient): Promise
   try {
     const pods = await admin.request<{items: Array<{metadata: {name: string}; status?: {conditions?: Array<{type: string; status: string}>}}>}>('GET', '/api/v1/namespaces/kube-system/pods')
     const ready = new Set(pods.items.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((p) => p.metadata.name))
-    const want = layout.nodes.flatMap((n) => [`kube-apiserver-${n.name}`, `etcd-${n.name}`])
+    const want = layout.nodes.flatMap((n) => [`kube-apiserver-${n.name}`, `kube-controller-manager-${n.name}`, `etcd-${n.name}`])
     const missing = want.filter((w) => !ready.has(w))
     return missing.length > 0 ? `mirror pods not ready: ${missing.join(', ')}` : ''
   } catch (error) {
@@ -281,8 +308,19 @@ async function notReady(layout: SandboxLayout, admin: SandboxApiClient): Promise
   }
 }
 
+/** kubeadm's mark-control-plane phase: the role label and taint, set with admin rights once the node registered. */
+async function markControlPlane(layout: SandboxLayout, admin: SandboxApiClient): Promise<void> {
+  for (const node of layout.nodes) {
+    const patch = {
+      metadata: {labels: {'node-role.kubernetes.io/control-plane': '', 'node.kubernetes.io/exclude-from-external-load-balancers': ''}},
+      spec: {taints: [{effect: 'NoSchedule', key: 'node-role.kubernetes.io/control-plane'}]},
+    }
+    await admin.request('PATCH', `/api/v1/nodes/${node.name}`, patch, 'application/merge-patch+json')
+  }
+}
+
 /** What kubeadm init uploads: the kubeadm-config ConfigMap (and the namespaces it lives in). */
-async function bootstrapObjects(layout: SandboxLayout, admin: SandboxApiClient): Promise<void> {
+async function bootstrapObjects(layout: SandboxLayout, admin: SandboxApiClient, webhookConfiguration: Record<string, unknown>): Promise<void> {
   const tolerate409 = (e: unknown) => {
     if (!isStatus(e, 409)) throw e
   }
@@ -297,4 +335,5 @@ async function bootstrapObjects(layout: SandboxLayout, admin: SandboxApiClient):
       data: {ClusterConfiguration: clusterConfiguration(layout)},
     })
     .catch(tolerate409)
+  await admin.request('POST', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations', webhookConfiguration).catch(tolerate409)
 }

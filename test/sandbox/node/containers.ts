@@ -1,7 +1,9 @@
 // The sandbox's "container runtime": how the kubelet runs a static pod's container on a node.
-//   kube-apiserver -> the API server stand-in, in a nested mount namespace in which /etc/kubernetes
-//                     shows only what the pod's volumeMounts mount (a file that is not mounted cannot be
-//                     read, as in a real container; Kubernetes issue 53867).
+//   kube-apiserver, kube-controller-manager
+//                  -> the real binary of that name (built from the release source, see
+//                     ../kube-binaries.ts) with the manifest's arguments, in a nested mount namespace in
+//                     which /etc/kubernetes shows only what the pod's volumeMounts mount (a file that is
+//                     not mounted cannot be read, as in a real container; Kubernetes issue 53867).
 //   etcd           -> the sandbox's one shared etcd process; this container only stands for it.
 import {spawn} from 'node:child_process'
 import {createWriteStream, existsSync, mkdirSync, statSync, writeFileSync} from 'node:fs'
@@ -33,17 +35,23 @@ export interface RuntimeContext {
   /** Where this node's /etc/kubernetes lives on the host (it is bind-mounted at /etc/kubernetes). */
   nodeEtcKubernetes: string
   repoRoot: string
-  standInMain: string
+  /** where the real binaries are (KubeBinaries.binDir) */
+  binDir: string
   log: (message: string) => void
 }
 
 const ETC_K8S = '/etc/kubernetes'
+const runnable = new Set(['kube-apiserver', 'kube-controller-manager'])
 
 export function startContainer(ctx: RuntimeContext, pod: StaticPod, container: ContainerSpec, restartCount: number): ContainerProcess {
   const binary = container.command?.[0] ?? ''
-  if (path.basename(binary) === 'etcd') return sharedEtcd()
-  if (path.basename(binary) === 'kube-apiserver') return startStandIn(ctx, pod, container, restartCount)
-  throw new ContainerCreateError('CreateContainerError', `sandbox runtime: no executable for command "${binary}" (only kube-apiserver and etcd static pods run here)`)
+  const name = path.basename(binary)
+  if (name === 'etcd') return sharedEtcd()
+  if (runnable.has(name)) return startProcess(ctx, pod, container, restartCount, path.join(ctx.binDir, name))
+  throw new ContainerCreateError(
+    'CreateContainerError',
+    `sandbox runtime: no executable for command "${binary}" (only kube-apiserver, kube-controller-manager and etcd static pods run here)`,
+  )
 }
 
 function sharedEtcd(): ContainerProcess {
@@ -111,8 +119,8 @@ export function containerScript(binds: Bind[]): string {
   return lines.join('\n')
 }
 
-function startStandIn(ctx: RuntimeContext, pod: StaticPod, container: ContainerSpec, restartCount: number): ContainerProcess {
-  if (!existsSync(ctx.standInMain)) throw new ContainerCreateError('CreateContainerError', `API server stand-in not found at ${ctx.standInMain}`)
+function startProcess(ctx: RuntimeContext, pod: StaticPod, container: ContainerSpec, restartCount: number, executable: string): ContainerProcess {
+  if (!existsSync(executable)) throw new ContainerCreateError('CreateContainerError', `executable ${executable} not found (the sandbox builds it at start)`)
   const binds = planVolumes(ctx, pod, container)
   const args = [...(container.command ?? []).slice(1), ...(container.args ?? [])]
   const env: Record<string, string> = {PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root'}
@@ -122,7 +130,7 @@ function startStandIn(ctx: RuntimeContext, pod: StaticPod, container: ContainerS
   const log = createWriteStream(logPath, {flags: 'a', mode: 0o640})
   const child = spawn(
     'unshare',
-    ['--mount', '--propagation', 'private', 'sh', '-c', containerScript(binds), 'container', process.execPath, '--import', 'tsx', ctx.standInMain, ...args],
+    ['--mount', '--propagation', 'private', 'sh', '-c', containerScript(binds), 'container', executable, ...args],
     {cwd: ctx.repoRoot, env, stdio: ['ignore', 'pipe', 'pipe']},
   )
   const tail: string[] = []

@@ -4,7 +4,7 @@
 // (10 s doubling, capped), probes readiness as the manifest says, registers its Node and reports
 // mirror pods through the API with a node client certificate (system:node:<name>).
 import {randomBytes} from 'node:crypto'
-import {existsSync, readdirSync, readFileSync, statSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {isStatus, probeHttp, type SandboxApiClient} from '../api-client.js'
 import {ContainerCreateError, startContainer, type ContainerExit, type ContainerProcess, type RuntimeContext} from './containers.js'
@@ -13,10 +13,17 @@ import {defaultedSpec, readStaticPod, type ContainerSpec, type Probe, type Stati
 export interface KubeletOptions extends RuntimeContext {
   nodeIp: string
   manifestsDir: string
+  /** the pods of this node and their containers, for the exec endpoint: {"<ns>/<pod>": ["<container>"]} */
+  podsFile: string
   api: SandboxApiClient
   /** crashLoopBackOff.maxContainerRestartPeriod (kubelet config, 1.32): default 300 s */
   maxBackoffMs: number
   kubeletVersion: string
+}
+
+interface MirrorPod {
+  metadata: {name: string; namespace: string; annotations?: Record<string, string>}
+  spec: {nodeName?: string}
 }
 
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z')
@@ -244,6 +251,18 @@ export class Kubelet {
       if (!this.workers.has(file)) this.workers.set(file, new PodWorker(pod, this.opts))
     }
     for (const worker of this.workers.values()) worker.tick()
+    this.writePodsFile()
+  }
+
+  private podsFileContent = ''
+
+  private writePodsFile(): void {
+    const pods = Object.fromEntries([...this.workers.values()].map((w) => [`${w.pod.namespace}/${w.pod.mirrorName}`, [w.container.name]]))
+    const content = JSON.stringify(pods)
+    if (content === this.podsFileContent) return
+    writeFileSync(`${this.opts.podsFile}.tmp`, content)
+    renameSync(`${this.opts.podsFile}.tmp`, this.opts.podsFile)
+    this.podsFileContent = content
   }
 
   private async syncApi(): Promise<void> {
@@ -251,32 +270,32 @@ export class Kubelet {
     if (!this.nodeUid) this.nodeUid = await this.registerNode()
     if (Date.now() - this.lastNodeStatusAt > 10_000) await this.updateNodeStatus()
     const desired = new Map([...this.workers.values()].map((w) => [`${w.pod.namespace}/${w.pod.mirrorName}`, w]))
-    for (const worker of desired.values()) await this.syncMirrorPod(worker)
-    // Mirror pods of this node whose static pod is gone.
+    // What the API holds for this node, as the kubelet's pod informer sees it: the Node authorizer lets
+    // a node list only the pods bound to it (and answers 403, not 404, for any other pod name).
     const namespaces = new Set(['kube-system', ...[...desired.values()].map((w) => w.pod.namespace)])
+    const existing = new Map<string, MirrorPod>()
     for (const ns of namespaces) {
-      const list = await api.request<{items: Array<{metadata: {name: string; annotations?: Record<string, string>}; spec: {nodeName?: string}}>}>('GET', `/api/v1/namespaces/${ns}/pods`)
-      for (const item of list.items ?? []) {
-        const mirror = item.metadata.annotations?.['kubernetes.io/config.mirror']
-        if (!mirror || item.spec.nodeName !== this.opts.nodeName || desired.has(`${ns}/${item.metadata.name}`)) continue
-        await api.request('DELETE', `/api/v1/namespaces/${ns}/pods/${item.metadata.name}`).catch((e) => {
-          if (!isStatus(e, 404)) throw e
-        })
-        this.pushed.delete(`${ns}/${item.metadata.name}`)
-        this.opts.log(`deleted orphaned mirror pod ${ns}/${item.metadata.name}`)
-      }
+      const list = await api.request<{items: MirrorPod[]}>('GET', `/api/v1/namespaces/${ns}/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${this.opts.nodeName}`)}`)
+      for (const item of list.items ?? []) existing.set(`${ns}/${item.metadata.name}`, item)
+    }
+    for (const [key, worker] of desired) await this.syncMirrorPod(worker, existing.get(key))
+    // Mirror pods of this node whose static pod is gone.
+    for (const [key, item] of existing) {
+      if (!item.metadata.annotations?.['kubernetes.io/config.mirror'] || desired.has(key)) continue
+      await api.request('DELETE', `/api/v1/namespaces/${item.metadata.namespace}/pods/${item.metadata.name}`).catch((e) => {
+        if (!isStatus(e, 404)) throw e
+      })
+      this.pushed.delete(key)
+      this.opts.log(`deleted orphaned mirror pod ${key}`)
     }
   }
 
-  private async syncMirrorPod(worker: PodWorker): Promise<void> {
+  private async syncMirrorPod(worker: PodWorker, listed: MirrorPod | undefined): Promise<void> {
     const api = this.opts.api
     const {pod} = worker
     const base = `/api/v1/namespaces/${pod.namespace}/pods`
     const key = `${pod.namespace}/${pod.mirrorName}`
-    let current = await api.request<any>('GET', `${base}/${pod.mirrorName}`).catch((e) => {
-      if (isStatus(e, 404)) return undefined
-      throw e
-    })
+    let current: any = listed
     if (current && current.metadata?.annotations?.['kubernetes.io/config.mirror'] !== pod.hash) {
       // An outdated mirror pod (the static pod changed): the kubelet deletes and recreates it.
       await api.request('DELETE', `${base}/${pod.mirrorName}`).catch((e) => {
@@ -370,12 +389,11 @@ export class Kubelet {
           'kubernetes.io/arch': 'amd64',
           'kubernetes.io/hostname': this.opts.nodeName,
           'kubernetes.io/os': 'linux',
-          'node-role.kubernetes.io/control-plane': '',
-          'node.kubernetes.io/exclude-from-external-load-balancers': '',
         },
         annotations: {'kubeadm.alpha.kubernetes.io/cri-socket': 'unix:///var/run/containerd/containerd.sock', 'volumes.kubernetes.io/controller-managed-attach-detach': 'true'},
       },
-      spec: {taints: [{effect: 'NoSchedule', key: 'node-role.kubernetes.io/control-plane'}]},
+      // The control-plane role label and taint are kubeadm's to add (NodeRestriction forbids the node
+      // to set node-role labels itself): see markControlPlane in ../sandbox.ts.
       status: this.nodeStatus(),
     }
     try {

@@ -2,13 +2,13 @@
 //   unshare --mount --propagation private -- node --import tsx node/node-main.ts <node.json>
 // so everything below runs in the node's own mount namespace: its directory is bind-mounted at the
 // real /etc/kubernetes (and /var/log/pods), then sshd and the kubelet run here, and so does every
-// ssh session and every static pod.
+// ssh session and every static pod. The kubelet's exec endpoint (:10250) is a small Go server with
+// Kubernetes' own streaming code (test/sandbox/kube/cmd/sandbox-kubelet-exec).
 import {execFileSync, spawn} from 'node:child_process'
 import {mkdirSync, readFileSync, readlinkSync} from 'node:fs'
 import path from 'node:path'
 import {SandboxApiClient} from '../api-client.js'
 import type {NodeLayout, SandboxLayout} from '../layout.js'
-import {kubernetesVersion} from '../manifests.js'
 import {Kubelet} from './kubelet.js'
 
 interface NodeConfig {
@@ -16,6 +16,9 @@ interface NodeConfig {
   node: NodeLayout
   repoRoot: string
   maxBackoffMs: number
+  /** the real binaries (KubeBinaries.binDir) and their release */
+  binDir: string
+  kubernetesVersion: string
   /** the sandbox's own mount namespace (readlink /proc/self/ns/mnt there) */
   hostMountNamespace: string
 }
@@ -54,6 +57,24 @@ sshd.on('exit', (code, signal) => {
 })
 
 const pkiDir = path.join(node.kubeletDir, 'pki')
+const podsFile = path.join(node.kubeletDir, 'pods.json')
+// Commands run by `kubectl exec` find the release's etcdctl first, as in the etcd image.
+const execPath = [config.binDir, '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':')
+const execServer = spawn(
+  path.join(config.binDir, 'sandbox-kubelet-exec'),
+  [
+    `--address=${node.ip}:10250`,
+    `--tls-cert-file=${path.join(pkiDir, 'kubelet.crt')}`,
+    `--tls-private-key-file=${path.join(pkiDir, 'kubelet.key')}`,
+    '--client-ca-file=/etc/kubernetes/pki/ca.crt',
+    `--pods-file=${podsFile}`,
+    `--path=${execPath}`,
+  ],
+  {stdio: ['ignore', 'inherit', 'inherit']},
+)
+execServer.on('exit', (code, signal) => {
+  if (!stopping) log(`kubelet exec server exited (${code ?? signal})`)
+})
 const api = new SandboxApiClient({
   server: `https://${layout.lbIp}:${layout.apiPort}`,
   ca: '/etc/kubernetes/pki/ca.crt',
@@ -66,10 +87,11 @@ const kubelet = new Kubelet({
   nodeEtcKubernetes: node.etcKubernetes,
   manifestsDir: '/etc/kubernetes/manifests',
   repoRoot: config.repoRoot,
-  standInMain: path.join(config.repoRoot, 'test', 'sandbox', 'apiserver', 'main.ts'),
+  binDir: config.binDir,
+  podsFile,
   api,
   maxBackoffMs: config.maxBackoffMs,
-  kubeletVersion: kubernetesVersion,
+  kubeletVersion: config.kubernetesVersion,
   log,
 })
 kubelet.start()
@@ -81,6 +103,7 @@ async function shutdown(signal: string): Promise<void> {
   stopping = true
   log(`stopping (${signal})`)
   sshd.kill('SIGTERM')
+  execServer.kill('SIGTERM')
   await kubelet.stop()
   api.close()
   process.exit(0)
