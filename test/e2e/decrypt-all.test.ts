@@ -138,7 +138,7 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
       expect(manifest).not.toContain('encryption-provider-config')
       expect(manifest).toBe(saved!.nodes[node]!.manifest)
       expect((await sshOk(node, `sudo -n sh -c 'test -e ${ENC_CONFIG} && echo present || echo absent'`)).trim()).toBe('absent')
-      expect(await sshOk(node, 'sudo -n ls -A /etc/kubernetes/manifests')).toBe('etcd.yaml\nkube-apiserver.yaml\n')
+      expect(await sshOk(node, 'sudo -n ls -A /etc/kubernetes/manifests')).toBe('etcd.yaml\nkube-apiserver.yaml\nkube-controller-manager.yaml\n')
     }
     for (const b of result.configBackups) {
       expect(b.path).toMatch(/^\/etc\/kubernetes\/tmp\/kubectl-encryption-\d{8}T\d{6}Z\/enc\.yaml(\.\d+)?$/)

@@ -1,7 +1,6 @@
-// `kubectl encryption enable` against the sandbox: three nodes over real ssh, the kubelet stand-in
+// `kubectl encryption enable` against the sandbox: three nodes over real ssh, the sandbox kubelet
 // restarting each node's apiserver, real etcd. Everything is put back afterwards (decrypted first).
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
-import {createServer, type Server} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -9,13 +8,14 @@ import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
 import {allNodeStates, collectKeyMaterial, expectNoKeyMaterial, keysSeen, nodeState, restoreControlPlane, saveControlPlane, type SavedControlPlane} from './helpers/control-plane-state.js'
 import {aescbcConfig, apiserverHash, ENC_CONFIG, MANIFEST, newKey} from './helpers/encryption-setup.js'
+import {startKmsPlugin, type KmsPlugin} from './helpers/kms-plugin.js'
 import {json, plugin, sshArgs} from './helpers/plugin.js'
 import {kubectl, ok, readNodeFile, runBytes, sandbox, sshOk, waitForApiserverRestart, writeNodeFile} from './helpers/sandbox.js'
 import {configWithUnreachableNode, configWithWrongHostKey} from './helpers/ssh-variants.js'
 
 const ns = `enable-${Date.now().toString(36)}`
 let saved: SavedControlPlane | undefined
-const kmsSockets: Server[] = []
+const kmsPlugins: KmsPlugin[] = []
 
 interface EnableJson {
   configSource: string
@@ -32,14 +32,10 @@ const nodes = () => sandbox().nodes
 const hashes = () => Promise.all(nodes().map(apiserverHash))
 const nodeEtc = (node: string) => join(sandbox().stateDir, 'nodes', node, 'etc-kubernetes')
 
-/** A stand-in KMS plugin socket in the node's /etc/kubernetes/enc (the apiserver's /readyz dials it). */
+/** The sandbox's KMS v2 plugin on the node's /etc/kubernetes/enc/kms.sock (mounted into its apiserver). */
 async function kmsPluginOn(node: string): Promise<void> {
   await sshOk(node, 'sudo -n mkdir -p /etc/kubernetes/enc')
-  const path = join(nodeEtc(node), 'enc', 'kms.sock')
-  rmSync(path, {force: true})
-  const server = createServer((socket) => socket.destroy())
-  await new Promise<void>((resolve) => server.listen(path, resolve))
-  kmsSockets.push(server)
+  kmsPlugins.push(await startKmsPlugin(join(nodeEtc(node), 'enc', 'kms.sock')))
 }
 
 const KMS_CONFIG = `apiVersion: apiserver.config.k8s.io/v1
@@ -71,7 +67,7 @@ afterAll(async () => {
   try {
     await restoreControlPlane(saved)
   } finally {
-    for (const s of kmsSockets) s.close()
+    for (const p of kmsPlugins) await p.stop()
   }
 }, 900_000)
 
@@ -151,7 +147,7 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     expect(await apiserverHash(first)).not.toBe(firstHash)
     expect(await readNodeFile(second, MANIFEST)).toBe(originalSecond)
     expect((await sshOk(second, `sudo -n sh -c 'test -e ${ENC_CONFIG} && echo present || echo absent'`)).trim()).toBe('absent')
-    expect(await sshOk(second, 'sudo -n ls -A /etc/kubernetes/manifests')).toBe('etcd.yaml\nkube-apiserver.yaml\n')
+    expect(await sshOk(second, 'sudo -n ls -A /etc/kubernetes/manifests')).toBe('etcd.yaml\nkube-apiserver.yaml\nkube-controller-manager.yaml\n')
     expect(await nodeState(third)).toBe(thirdBefore)
     // Put the first node back by hand, as an operator would, so the next test starts from "off".
     const before = await apiserverHash(first)
@@ -178,7 +174,7 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     for (const node of nodes()) {
       expect(await sshOk(node, `sudo -n stat -c '%U %a' ${ENC_CONFIG}`)).toBe('root 600\n')
       configs.add(await readNodeFile(node, ENC_CONFIG))
-      expect(await sshOk(node, 'sudo -n ls -A /etc/kubernetes/manifests')).toBe('etcd.yaml\nkube-apiserver.yaml\n')
+      expect(await sshOk(node, 'sudo -n ls -A /etc/kubernetes/manifests')).toBe('etcd.yaml\nkube-apiserver.yaml\nkube-controller-manager.yaml\n')
       expect(await readNodeFile(node, MANIFEST)).toContain(`--encryption-provider-config=${ENC_CONFIG}`)
     }
     expect(configs.size).toBe(1)

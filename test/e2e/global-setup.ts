@@ -13,7 +13,6 @@ export interface SandboxInfo {
   lbEndpoint: string
   stateDir: string
   startupMs: number
-  apiServer: boolean
 }
 
 declare module 'vitest' {
@@ -42,7 +41,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
     lbEndpoint: `${layout.lbIp}:${layout.apiPort}`,
     stateDir: layout.stateDir,
     startupMs: handle.startupMs,
-    apiServer: handle.apiServer,
   })
   return async () => {
     await handle?.stop()

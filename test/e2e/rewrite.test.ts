@@ -1,6 +1,6 @@
 /**
  * `kubectl encryption rewrite` end to end: the built plugin against the sandbox (real etcd, the
- * API server stand-in on three nodes, the real kubectl and etcdctl). Every Secret here is created
+ * real kube-apiserver on three nodes, the real kubectl and etcdctl). Every Secret here is created
  * under key1, then the config's write key becomes key2 on every node, so each test's namespace
  * starts with only stale values and checks what a user would: values in etcd under key2, data
  * unchanged or holding a concurrent writer's last value, counts and exit codes. Each node's manifest
@@ -16,7 +16,7 @@ import {parse, stringify} from 'yaml'
 
 import {connectCluster} from '../../src/kube/connect.js'
 import type {ApiResource, KubeCluster, KubeObject} from '../../src/kube/types.js'
-import {DENY_UPDATE_ANNOTATION, DENY_UPDATE_WEBHOOK} from '../sandbox/apiserver/http/admission.js'
+import {DENY_UPDATE_ANNOTATION, DENY_UPDATE_WEBHOOK} from '../sandbox/admission-webhook.js'
 import {aescbcConfig, apiserverHash, ENC_CONFIG, enableOnNode, MANIFEST, newKey} from './helpers/encryption-setup.js'
 import {sshArgs} from './helpers/plugin.js'
 import {kubectl, ok, readNodeFile, run, sandbox, ssh, sshOk, waitFor, waitForApiserverRestart, writeNodeFile} from './helpers/sandbox.js'

@@ -264,7 +264,7 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
   })
 
   it('with automatic reload: no apiserver restarts, the reload metrics are awaited', async () => {
-    // Switch automatic reload on by hand (flag, a short poll interval for the stand-in), one node at a time.
+    // Switch automatic reload on by hand (flag, and a short poll interval through the sandbox's SANDBOX_ENCRYPTION_RELOAD_INTERVAL), one node at a time.
     for (const node of nodes()) {
       const before = await apiserverHash(node)
       const doc = parseDocument(await readNodeFile(node, MANIFEST))

@@ -1,11 +1,9 @@
 // The sandbox itself: nodes, ssh, kubeconfig identities, mirror pods, env file.
 import {readFileSync} from 'node:fs'
 import path from 'node:path'
-import {describe, expect, inject, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 import {isReady, kubectl, mirrorPod, ok, run, sandbox, ssh, sshOk} from './helpers/sandbox.js'
 
-// Until the API server stand-in is on this branch, only the parts without an API run.
-const withApi = it.skipIf(!inject('sandbox').apiServer)
 
 describe('sandbox', () => {
   it('writes a sourceable env file with kubectl, etcdctl and ssh settings', () => {
@@ -58,7 +56,7 @@ describe('sandbox', () => {
     expect(r.stderr).toMatch(/Permission denied/)
   })
 
-  withApi('shows three Ready control-plane nodes and their mirror pods through the real kubectl', async () => {
+  it('shows three Ready control-plane nodes and their mirror pods through the real kubectl', async () => {
     const nodes = JSON.parse(await ok('kubectl', ['get', 'nodes', '-o', 'json'])) as {items: Array<{metadata: {name: string; labels: Record<string, string>}; status: {addresses: Array<{type: string; address: string}>; conditions: Array<{type: string; status: string}>}}>}
     expect(nodes.items.map((n) => n.metadata.name).sort()).toEqual(sandbox().nodes)
     for (const n of nodes.items) {
@@ -82,13 +80,13 @@ describe('sandbox', () => {
     }
   })
 
-  withApi('has the kubeadm-config ConfigMap with a ClusterConfiguration', async () => {
+  it('has the kubeadm-config ConfigMap with a ClusterConfiguration', async () => {
     const cm = JSON.parse(await ok('kubectl', ['get', 'configmap', '-n', 'kube-system', 'kubeadm-config', '-o', 'json'])) as {data: Record<string, string>}
     expect(cm.data.ClusterConfiguration).toMatch(/kind: ClusterConfiguration/)
     expect(cm.data.ClusterConfiguration).toContain(`controlPlaneEndpoint: ${sandbox().lbEndpoint}`)
   })
 
-  withApi('gives the viewer context a 403 on secrets but not on configmaps', async () => {
+  it('gives the viewer context a 403 on secrets but not on configmaps', async () => {
     const denied = await kubectl(['--context', 'viewer@kubernetes', 'get', 'secrets', '-n', 'default'])
     expect(denied.code).not.toBe(0)
     expect(denied.stderr).toContain('secrets is forbidden: User "viewer" cannot list resource "secrets" in API group "" in the namespace "default"')

@@ -56,7 +56,7 @@ beforeAll(async () => {
   // A rotation recorded by another file would be continued instead of started: start from none.
   await run('etcdctl', ['del', STATE_KEY])
   context = (await ok('kubectl', ['config', 'current-context'])).trim()
-  // The seed's set-up on every node, with automatic reload (a short poll interval for the stand-in).
+  // The seed's set-up on every node, with automatic reload (SANDBOX_ENCRYPTION_RELOAD_INTERVAL: a short poll interval, see test/sandbox/README.md).
   for (const node of nodes()) {
     const before = await apiserverHash(node)
     await writeNodeFile(node, ENC_CONFIG, aescbcConfig([key1]))

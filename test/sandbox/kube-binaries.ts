@@ -1,5 +1,5 @@
 // The real Kubernetes binaries the sandbox runs: kube-apiserver, kube-controller-manager, etcd,
-// etcdctl, etcdutl, kubectl and the kubelet's exec endpoint, built from their release source by the Go module
+// etcdctl, etcdutl, kubectl, the kubelet's exec endpoint and a KMS v2 plugin, built from their release source by the Go module
 // in test/sandbox/kube/ and cached by version, so only the first start of a version builds.
 //
 //   SANDBOX_KUBE_VERSION=v1.36.3   selects another release (one of `kubeReleases` below; "1.36" works too)
@@ -46,6 +46,7 @@ export interface KubeBinaries {
   etcdutl: string
   kubeletExec: string
   kubectl: string
+  kmsPlugin: string
 }
 
 /** Go package -> binary name, built with the release's go.mod. */
@@ -54,6 +55,7 @@ const targets: Array<[pkg: string, name: string]> = [
   ['./cmd/kube-controller-manager', 'kube-controller-manager'],
   ['./cmd/sandbox-kubelet-exec', 'sandbox-kubelet-exec'],
   ['./cmd/kubectl', 'kubectl'],
+  ['./cmd/sandbox-kms-plugin', 'sandbox-kms-plugin'],
   ['go.etcd.io/etcd/server/v3', 'etcd'],
   ['go.etcd.io/etcd/etcdctl/v3', 'etcdctl'],
   ['go.etcd.io/etcd/etcdutl/v3', 'etcdutl'],
@@ -96,6 +98,7 @@ function binariesIn(release: KubeRelease, binDir: string): KubeBinaries {
     etcdutl: p('etcdutl'),
     kubeletExec: p('sandbox-kubelet-exec'),
     kubectl: p('kubectl'),
+    kmsPlugin: p('sandbox-kms-plugin'),
   }
 }
 

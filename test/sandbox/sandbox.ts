@@ -33,8 +33,6 @@ export interface SandboxHandle {
   /** the variables also written to <stateDir>/env */
   env: Record<string, string>
   nodes: string[]
-  /** false when test/sandbox/apiserver/main.ts does not exist (only etcd, nodes, sshd and kubelets run) */
-  apiServer: boolean
   /** milliseconds from start until ready */
   startupMs: number
   /** wait until every node's API server answers /readyz and its mirror pods are reported */
@@ -242,7 +240,6 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   }
 
   const env = envFor(layout, pki, bin)
-  const apiServer = true
   const admin = new SandboxApiClient({server: `https://${layout.lbIp}:${layout.apiPort}`, ca: pki.kubeCa.cert, cert: pki.admin.cert, key: pki.admin.key})
 
   const waitReady = async (timeoutMs = options.readyTimeoutMs ?? 180_000) => {
@@ -259,19 +256,15 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   }
 
   try {
-    if (apiServer) {
-      const until = Date.now() + (options.readyTimeoutMs ?? 180_000)
-      while (!(await probeHttp(`https://${layout.lbIp}:${layout.apiPort}/readyz`, 1000)).ok) {
-        if (Date.now() > until) throw new Error(`no API server became ready; logs in ${layout.logDir}`)
-        await sleep(100)
-      }
-      await bootstrapObjects(layout, admin, webhook!.configuration(readFileSync(pki.kubeCa.cert, 'utf8')))
-      await waitReady(Math.max(1000, until - Date.now()))
-      await markControlPlane(layout, admin)
-      log('API ready')
-    } else {
-      log('API server stand-in (test/sandbox/apiserver/main.ts) not present: etcd, nodes, sshd and kubelets only')
+    const until = Date.now() + (options.readyTimeoutMs ?? 180_000)
+    while (!(await probeHttp(`https://${layout.lbIp}:${layout.apiPort}/readyz`, 1000)).ok) {
+      if (Date.now() > until) throw new Error(`no API server became ready; logs in ${layout.logDir}`)
+      await sleep(100)
     }
+    await bootstrapObjects(layout, admin, webhook!.configuration(readFileSync(pki.kubeCa.cert, 'utf8')))
+    await waitReady(Math.max(1000, until - Date.now()))
+    await markControlPlane(layout, admin)
+    log('API ready')
     writeFileSync(layout.envFile, Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join(''), {mode: 0o644})
   } catch (error) {
     admin.close()
@@ -282,7 +275,6 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     layout,
     env,
     nodes: layout.nodes.map((n) => n.name),
-    apiServer,
     startupMs: Date.now() - t0,
     waitReady,
     stop: async () => {
@@ -336,4 +328,15 @@ async function bootstrapObjects(layout: SandboxLayout, admin: SandboxApiClient, 
     })
     .catch(tolerate409)
   await admin.request('POST', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations', webhookConfiguration).catch(tolerate409)
+  // The read-only `viewer` user (group sandbox:viewers, --token-auth-file): Kubernetes' own `view`
+  // role (every namespaced resource but Secrets) and reading Nodes, as a monitoring account would have.
+  const rbac = '/apis/rbac.authorization.k8s.io/v1'
+  const subjects = [{kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'sandbox:viewers'}]
+  await admin
+    .request('POST', `${rbac}/clusterroles`, {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: {name: 'sandbox:node-reader'}, rules: [{apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch']}]})
+    .catch(tolerate409)
+  for (const role of ['view', 'sandbox:node-reader']) {
+    const binding = {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: {name: `sandbox:viewers:${role}`}, roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role}, subjects}
+    await admin.request('POST', `${rbac}/clusterrolebindings`, binding).catch(tolerate409)
+  }
 }

@@ -144,11 +144,12 @@ function startProcess(ctx: RuntimeContext, pod: StaticPod, container: ContainerS
   }
   const exited = new Promise<ContainerExit>((resolve) => {
     child.once('error', (error) => resolve({exitCode: 128, reason: 'StartError', message: error.message}))
-    child.once('exit', (code, signal) => {
-      setTimeout(() => log.end(), 50)
+    // 'close' comes after the process exited and its output was read: the container's last words are
+    // in its log file before its exit is reported (a test reading the log after a crash finds them).
+    child.once('close', (code, signal) => {
       const exitCode = code ?? (signal === 'SIGKILL' ? 137 : 143)
       const message = container.terminationMessagePolicy === 'FallbackToLogsOnError' && exitCode !== 0 ? tail.join('\n').slice(-2048) : undefined
-      resolve({exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', message})
+      log.end(() => resolve({exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', message}))
     })
   })
   const stop = async () => {

@@ -22,7 +22,7 @@ export interface KubeletOptions extends RuntimeContext {
 }
 
 interface MirrorPod {
-  metadata: {name: string; namespace: string; annotations?: Record<string, string>}
+  metadata: {name: string; namespace: string; uid: string; deletionTimestamp?: string; annotations?: Record<string, string>}
   spec: {nodeName?: string}
 }
 
@@ -282,9 +282,7 @@ export class Kubelet {
     // Mirror pods of this node whose static pod is gone.
     for (const [key, item] of existing) {
       if (!item.metadata.annotations?.['kubernetes.io/config.mirror'] || desired.has(key)) continue
-      await api.request('DELETE', `/api/v1/namespaces/${item.metadata.namespace}/pods/${item.metadata.name}`).catch((e) => {
-        if (!isStatus(e, 404)) throw e
-      })
+      await this.deleteMirrorPod(item)
       this.pushed.delete(key)
       this.opts.log(`deleted orphaned mirror pod ${key}`)
     }
@@ -296,11 +294,9 @@ export class Kubelet {
     const base = `/api/v1/namespaces/${pod.namespace}/pods`
     const key = `${pod.namespace}/${pod.mirrorName}`
     let current: any = listed
-    if (current && current.metadata?.annotations?.['kubernetes.io/config.mirror'] !== pod.hash) {
+    if (current && (current.metadata?.annotations?.['kubernetes.io/config.mirror'] !== pod.hash || current.metadata?.deletionTimestamp)) {
       // An outdated mirror pod (the static pod changed): the kubelet deletes and recreates it.
-      await api.request('DELETE', `${base}/${pod.mirrorName}`).catch((e) => {
-        if (!isStatus(e, 404)) throw e
-      })
+      await this.deleteMirrorPod(current)
       current = undefined
     }
     if (!current) {
@@ -314,6 +310,18 @@ export class Kubelet {
     const updated = {...current, status}
     await this.putStatus(`${base}/${pod.mirrorName}`, updated)
     this.pushed.set(key, fingerprint)
+  }
+
+  /**
+   * As the kubelet's mirror client does: grace period 0 (a pod bound to a node is otherwise only marked
+   * for deletion, and its name stays taken for 30 s) and the UID as precondition, so a newer mirror pod
+   * of the same name is never deleted by mistake.
+   */
+  private async deleteMirrorPod(pod: MirrorPod): Promise<void> {
+    const options = {kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: {uid: pod.metadata.uid}}
+    await this.opts.api.request('DELETE', `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`, options).catch((e) => {
+      if (!isStatus(e, 404) && !isStatus(e, 409)) throw e
+    })
   }
 
   private async putStatus(objectPath: string, object: any): Promise<void> {
