@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README demo: the seed task "Encrypting Confidential Data at Rest", done with the plugin through
-# the real kubectl, against the local sandbox (etcd, three SSH control-plane nodes, kubelet, API server
-# stand-in). It starts its own sandbox in .sandbox-demo and always stops it.
+# kubectl, against the local sandbox (the real kube-apiserver, kube-controller-manager, etcd and kubectl
+# built from release source; three SSH control-plane nodes; a kubelet running them as static pods).
+# It starts its own sandbox in .sandbox-demo and always stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -26,7 +27,7 @@ show() { echo "+ $*" >&2; "$@"; }
 # A check that is meant to find a problem: show its exit code instead of stopping the demo.
 check() { echo "+ $*" >&2; set +e; "$@"; local code=$?; set -e; echo "  (exit code $code)" >&2; }
 
-step "0. Start the sandbox: etcd with mutual TLS, three control-plane nodes over SSH, one API server each."
+step "0. Start the sandbox: etcd with mutual TLS, three control-plane nodes over SSH, kube-apiserver and kube-controller-manager on each."
 npm run --silent sandbox -- --detach --state-dir "$state"
 # shellcheck disable=SC1091
 source "$state/env"

@@ -23,7 +23,7 @@ export interface KubeRelease {
 /** Releases the sandbox can build; the first is the default. Each has its own go.mod and go.sum. */
 export const kubeReleases: KubeRelease[] = [
   {version: 'v1.37.2', modfile: 'go.mod', etcdVersion: '3.7.0'},
-  {version: 'v1.36.3', modfile: 'releases/v1.36.3/go.mod', etcdVersion: '3.6.6'},
+  {version: 'v1.36.3', modfile: 'releases/v1.36.3/go.mod', etcdVersion: '3.6.8'},
 ]
 
 export const kubeModuleDir = path.join(repoRoot, 'test', 'sandbox', 'kube')
