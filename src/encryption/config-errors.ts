@@ -68,14 +68,15 @@ export function dedupeErrors(errors: readonly ConfigError[]): ConfigError[] {
 
 /**
  * The whole message the apiserver logs for a bad file (docs/kubernetes-behaviour.md §5.2): read errors under
- * `error while loading file:`, decode and validation errors under `error while parsing file:`,
+ * `error while loading file:`, which loadConfig returns and LoadEncryptionConfig wraps again, like decode
+ * and validation errors, under `error while parsing file:`,
  * build errors (§6.6) under `error while building transformers:`. This plugin's release gates
  * (`Unsupported`, docs/kubernetes-behaviour.md §15) follow the build error, joined by "; ". '' when there is no error.
  */
 export function apiserverMessage(errors: readonly ConfigError[]): string {
   const of = (...types: ConfigErrorType[]) => errors.filter((e) => types.includes(e.type))
   const read = of('Read')[0]
-  if (read) return `error while loading file: ${read.message}`
+  if (read) return `error while parsing file: error while loading file: ${read.message}`
   const parse = of('Decode', 'Required', 'Invalid')
   if (parse.length > 0) return `error while parsing file: ${aggregateMessage(parse)}`
   const build = of('Build')[0]

@@ -88,7 +88,7 @@ describe('kubectl encryption config validate', {timeout: 120_000}, () => {
     expect(r.code).toBe(3)
     const doc = JSON.parse(r.stdout)
     expect(doc.errors).toEqual([{field: '', type: 'Read', detail: `error reading encryption provider configuration file "${path}": open ${path}: permission denied`}])
-    expect(doc.message).toBe(`error while loading file: ${doc.errors[0].detail}`)
+    expect(doc.message).toBe(`error while parsing file: error while loading file: ${doc.errors[0].detail}`)
   })
 
   it('never prints key material, whatever is wrong with the file, in any output format', async () => {
