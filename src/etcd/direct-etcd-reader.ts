@@ -68,7 +68,7 @@ export class DirectEtcdReader implements EtcdReader {
         credentials: ca || cert ? {rootCertificate: ca ?? Buffer.alloc(0), certChain: cert, privateKey: key} : undefined,
         dialTimeout: this.options.dialTimeoutMs ?? 5000,
         // As etcdctl (--max-recv-bytes, default MaxInt32): a page's size is bounded by its keys,
-        // not by gRPC's default 4 MiB, which 500 Secrets of 8 KiB would already exceed.
+        // not by gRPC's default 4 MiB, which 500 values of 9 KiB would already exceed.
         grpcOptions: {'grpc.max_receive_message_length': 0x7fffffff},
         defaultCallOptions: (context) => (context.isStream ? {} : {deadline: Date.now() + callTimeout}),
       })
