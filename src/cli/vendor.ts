@@ -1,7 +1,6 @@
-import {readFileSync, statSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {join} from 'node:path'
-import {constants, runInThisContext, Script} from 'node:vm'
+import {runInThisContext} from 'node:vm'
 
 /**
  * Loads a library that the bundle keeps out of its main file (scripts/bundle.ts: every package our
@@ -10,46 +9,23 @@ import {constants, runInThisContext, Script} from 'node:vm'
  *
  * Only called from inside the bundle, where `__dirname` is the bundle's directory (dist/). In the
  * npm install they are files in dist/vendor/; in the standalone executable they are assets of the
- * single executable application, compiled here as CommonJS modules. In the npm install, a library
- * with a code cache from the build (`<file>.cache`, scripts/code-cache.ts; client-node takes a third
- * of a second to compile without one) is compiled here with it, as bin/load-cjs.cjs does for the bundle.
+ * single executable application, compiled here as CommonJS modules.
  */
 export function loadVendor(file: string): unknown {
   const cached = loaded.get(file)
   if (cached) return cached.exports
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const sea = createRequire(__filename)('node:sea') as {isSea(): boolean; getAsset(key: string, encoding: string): string}
+  if (!sea.isSea()) return createRequire(__filename)(join(__dirname, 'vendor', file))
   const filename = join(__dirname, 'vendor', file)
-  let wrapper: Wrapper
-  if (sea.isSea()) {
-    wrapper = runInThisContext(wrap(sea.getAsset(`vendor/${file}`, 'utf8')), {filename}) as Wrapper
-  } else {
-    const cachedData = codeCache(filename)
-    if (!cachedData) return createRequire(__filename)(filename)
-    const script = new Script(wrap(readFileSync(filename, 'utf8')), {filename, cachedData, importModuleDynamically: constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER})
-    wrapper = script.runInThisContext() as Wrapper
-  }
   const module = {exports: {} as unknown}
   loaded.set(file, module)
+  const wrapper = runInThisContext(
+    `(function (exports, require, module, __filename, __dirname) {${sea.getAsset(`vendor/${file}`, 'utf8')}\n})`,
+    {filename},
+  ) as (exports: unknown, require: NodeJS.Require, module: {exports: unknown}, filename: string, dirname: string) => void
   wrapper(module.exports, createRequire(filename), module, filename, join(__dirname, 'vendor'))
   return module.exports
-}
-
-type Wrapper = (exports: unknown, require: NodeJS.Require, module: {exports: unknown}, filename: string, dirname: string) => void
-
-/** The CommonJS wrapper, as bin/load-cjs.cjs writes it (the code cache is made for this text). */
-function wrap(source: string): string {
-  return `(function (exports, require, module, __filename, __dirname) {${source}\n})`
-}
-
-/** `<filename>.cache` when it is at least as new as the file (V8 checks only the source length). */
-function codeCache(filename: string): Buffer | undefined {
-  try {
-    const cache = `${filename}.cache`
-    return statSync(cache).mtimeMs < statSync(filename).mtimeMs ? undefined : readFileSync(cache)
-  } catch {
-    return undefined
-  }
 }
 
 const loaded = new Map<string, {exports: unknown}>()
