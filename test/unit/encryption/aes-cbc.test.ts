@@ -64,3 +64,18 @@ describe('AES-CBC decryption with one ECB context per key (CbcBlocks)', () => {
     expect(mine.decrypt(seal(Buffer.from('aaaaaaaaaaaaaa\x02\x02', 'latin1'))).plaintext.toString()).toBe('aaaaaaaaaaaaaa')
   })
 })
+
+describe('CbcBlocks with ciphertexts at any offset and of growing sizes', () => {
+  it('gives the reference plaintext whatever the alignment of the input', () => {
+    const key = randomBytes(32)
+    const blocks = new CbcBlocks(createSecretKey(key))
+    for (const blocksCount of [1, 2, 5, 64, 3, 200, 1]) {
+      for (let offset = 0; offset < 8; offset++) {
+        const backing = randomBytes(16 + 16 * blocksCount + offset)
+        const iv = backing.subarray(offset, offset + 16)
+        const ciphertext = backing.subarray(offset + 16)
+        expect(blocks.decrypt({iv, ciphertext}).equals(cbcReference(key, iv, ciphertext))).toBe(true)
+      }
+    }
+  })
+})
