@@ -1,7 +1,3 @@
 #!/usr/bin/env node
-// The npm install path: run the one-file bundle that `npm run build` makes (scripts/bundle.ts).
-import {createRequire} from 'node:module'
-import {fileURLToPath} from 'node:url'
-
-const require = createRequire(import.meta.url)
-await require('../dist/kubectl-encryption.cjs').main(fileURLToPath(new URL('..', import.meta.url)))
+// The CLI for callers that name bin/run.js; the npm install runs bin/run.cjs directly (no ES module loader).
+import './run.cjs'

@@ -4,7 +4,7 @@ import type {Etcd3} from 'etcd3'
 
 import {usageError} from '../errors.js'
 import {etcdDenied, etcdError} from './etcd-errors.js'
-import {type EtcdKeyValue, type EtcdRangeOptions, type EtcdReader, type EtcdReaderInfo, prefixRangeEnd} from './etcd-reader.js'
+import {adaptivePageSize, type EtcdKeyValue, type EtcdRangeOptions, type EtcdReader, type EtcdReaderInfo, prefixRangeEnd} from './etcd-reader.js'
 
 export interface DirectEtcdOptions {
   /** etcdctl's --endpoints: `https://10.0.0.1:2379`, or `host:port` (https when certificates are given). */
@@ -67,6 +67,9 @@ export class DirectEtcdReader implements EtcdReader {
         hosts: this.hosts,
         credentials: ca || cert ? {rootCertificate: ca ?? Buffer.alloc(0), certChain: cert, privateKey: key} : undefined,
         dialTimeout: this.options.dialTimeoutMs ?? 5000,
+        // As etcdctl (--max-recv-bytes, default MaxInt32): a page's size is bounded by its keys,
+        // not by gRPC's default 4 MiB, which 500 values of 9 KiB would already exceed.
+        grpcOptions: {'grpc.max_receive_message_length': 0x7fffffff},
         defaultCallOptions: (context) => (context.isStream ? {} : {deadline: Date.now() + callTimeout}),
       })
     })()
@@ -91,34 +94,58 @@ export class DirectEtcdReader implements EtcdReader {
     }
   }
 
+  /**
+   * Pages of `prefix`, pinned to the first page's revision. The next page is requested as soon as
+   * a page arrives, before the caller processes it, so that etcd prepares it meanwhile (one
+   * request in flight at most: each page starts after the last key of the one before). Values are
+   * views into the page's gRPC message, not copies: a page's memory goes when the page does.
+   */
   async *range(prefix: string, options: EtcdRangeOptions = {}): AsyncIterable<EtcdKeyValue[]> {
     const client = await this.connect()
     const {Range} = await import('etcd3')
-    const pageSize = options.pageSize ?? 500
+    const minPageSize = options.pageSize ?? 500
     const end = prefixRangeEnd(prefix)
-    let start: Buffer = Buffer.from(prefix, 'utf8')
     // Pin every page to the first page's revision so the listing is one consistent snapshot;
     // if etcd compacts that revision mid-way, carry on unpinned from where we stood.
     let revision: string | undefined
+    const request = (start: Buffer, limit: number) => {
+      const builder = client.getAll().inRange(new Range(start, end)).limit(limit)
+      if (revision) builder.revision(revision)
+      const response = builder.exec().then(
+        (value) => ({value}),
+        (error: unknown) => ({error}),
+      )
+      return {start, limit, response}
+    }
+    let next = request(Buffer.from(prefix, 'utf8'), minPageSize)
     for (;;) {
-      let response
-      try {
-        const builder = client.getAll().inRange(new Range(start, end)).limit(pageSize)
-        if (revision) builder.revision(revision)
-        response = await builder.exec()
-      } catch (error) {
-        if (revision && /compacted/i.test((error as Error).message)) {
+      const current = next
+      const answer = await current.response
+      if ('error' in answer) {
+        if (revision && /compacted/i.test((answer.error as Error).message)) {
           revision = undefined
+          next = request(current.start, current.limit)
           continue
         }
-        throw this.fail(`list ${prefix}`, error)
+        throw this.fail(`list ${prefix}`, answer.error)
       }
+      const response = answer.value
       revision ??= String(response.header.revision)
-      const page = (response.kvs as RawKv[]).map((kv) => ({key: kv.key.toString('utf8'), value: Buffer.from(kv.value), modRevision: Number(kv.mod_revision)}))
+      const kvs = response.kvs as RawKv[]
+      const page: EtcdKeyValue[] = new Array(kvs.length)
+      let bytes = 0
+      for (let i = 0; i < kvs.length; i++) {
+        const kv = kvs[i]
+        bytes += kv.value.length
+        page[i] = {key: kv.key.toString('utf8'), value: kv.value, modRevision: Number(kv.mod_revision)}
+      }
+      const more = response.more && kvs.length > 0
+      if (more) {
+        const limit = options.pageBytes ? adaptivePageSize(current.limit, minPageSize, options.pageBytes, {values: kvs.length, bytes}) : current.limit
+        next = request(Buffer.concat([kvs[kvs.length - 1].key, Buffer.from([0])]), limit)
+      }
       if (page.length > 0) yield page
-      if (!response.more || response.kvs.length === 0) return
-      const last = (response.kvs.at(-1) as RawKv).key
-      start = Buffer.concat([last, Buffer.from([0])])
+      if (!more) return
     }
   }
 

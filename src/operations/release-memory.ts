@@ -1,32 +1,65 @@
 /**
  * Streaming commands drop every page once it is processed, but V8 frees the memory behind a Buffer
- * only when a full GC collects its JS wrapper, and lets up to 64 MiB of such external memory build
- * up before it runs one. On a long scan that shows as peak RSS growing with the object count although
- * nothing is retained. A full GC every few thousand values keeps the peak where the first pages put it.
+ * only when a GC collects its JS wrapper. A page lives long enough to be promoted to the old
+ * generation, so only a full GC frees it, and V8 lets up to 64 MiB of such external memory build up
+ * before it runs one. On a long scan that shows as peak RSS growing with the object count although
+ * nothing is retained.
+ *
+ * The bound: after each page, look at how much ArrayBuffer memory (Buffers) there is, and run a full
+ * GC only once it has grown by `budget` bytes over what the last collection left (or the first
+ * page put there). A full GC costs tens of milliseconds whatever it frees (it marks the whole heap,
+ * client-node included), so it runs when there is garbage to free, not after a fixed number of
+ * values: when V8's own scavenges or collections already freed the dropped pages, none is forced.
  */
 import {setFlagsFromString} from 'node:v8'
 import {runInNewContext} from 'node:vm'
 
 let collect: (() => void) | undefined
 
-function fullGc(): () => void {
+function fullGc(): void {
   if (!collect) {
     setFlagsFromString('--expose-gc')
     collect = runInNewContext('gc') as () => void
   }
-  return collect
+  collect()
 }
 
-/** Counts processed values and runs a full GC after every `every` of them (default 4,000). */
+/** Growth of Buffer memory that triggers a full GC: a few pages of ~1 KiB values (pages grow to 2,000). */
+export const RELEASE_BUDGET_BYTES = 8 * 1024 * 1024
+
+export interface MemoryReleaserOptions {
+  budget?: number
+  /** Bytes in ArrayBuffers now (default: process.memoryUsage().arrayBuffers). */
+  arrayBuffers?: () => number
+  /** Runs a full GC (default: V8's gc()). */
+  collect?: () => void
+}
+
 export class MemoryReleaser {
-  private sinceLast = 0
+  private readonly budget: number
+  private readonly arrayBuffers: () => number
+  private readonly collect: () => void
+  private floor?: number
+  /** Full GCs run so far. */
+  collections = 0
 
-  constructor(private readonly every = 4_000) {}
+  constructor(options: MemoryReleaserOptions = {}) {
+    this.budget = options.budget ?? RELEASE_BUDGET_BYTES
+    this.arrayBuffers = options.arrayBuffers ?? (() => process.memoryUsage().arrayBuffers)
+    this.collect = options.collect ?? fullGc
+  }
 
-  processed(count: number): void {
-    this.sinceLast += count
-    if (this.sinceLast < this.every) return
-    this.sinceLast = 0
-    fullGc()()
+  /** Call after each processed page, once the page is no longer referenced. */
+  pageDone(): void {
+    const now = this.arrayBuffers()
+    if (this.floor === undefined || now < this.floor) {
+      // V8 collected on its own (or this is the first page): measure growth from here.
+      this.floor = now
+      return
+    }
+    if (now - this.floor < this.budget) return
+    this.collect()
+    this.collections++
+    this.floor = this.arrayBuffers()
   }
 }

@@ -196,7 +196,7 @@ export async function scanValues(input: ScanInput): Promise<ScanResult> {
       }
     }
     input.onProgress?.({scanned: result.keys, bytes: result.bytes, lastKey})
-    memory.processed(page.length)
+    memory.pageDone()
   }
 
   result.resources = [...byResource.values()].map((s) => s.scan).sort((a, b) => a.resource.localeCompare(b.resource))

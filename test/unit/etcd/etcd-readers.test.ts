@@ -143,6 +143,42 @@ describe('etcdctl pages grow while values are small (pageBytes), so exec and SSH
   })
 })
 
+describe('direct pages grow while values are small and the next one is asked for ahead', () => {
+  it('reads every key exactly once with growing pages, shrinks for big values, and stops cleanly mid-way', async () => {
+    const etcd = await startEtcd()
+    const reader = new DirectEtcdReader({endpoints: [etcd.endpoint]})
+    try {
+      for (let i = 0; i < 60; i++) await etcd.put(`/registry/secrets/small/s${String(i).padStart(2, '0')}`, 'x'.repeat(100))
+      for (let i = 0; i < 12; i++) await etcd.put(`/registry/secrets/tbig/b${String(i).padStart(2, '0')}`, 'y'.repeat(64 * 1024))
+      const pages: number[] = []
+      const keys: string[] = []
+      for await (const page of reader.range('/registry/secrets/', {pageSize: 4, pageBytes: 1000})) {
+        pages.push(page.length)
+        keys.push(...page.map((kv) => kv.key))
+        expect(page.every((kv) => kv.value.length === (kv.key.includes('/small/') ? 100 : 64 * 1024))).toBe(true)
+      }
+      expect(keys).toHaveLength(72)
+      expect(new Set(keys).size).toBe(72)
+      expect(keys).toEqual([...keys].sort())
+      // 100-byte values: 1000 bytes fit 10 keys; growth 4 -> 8 -> 10; 64 KiB values: back to 4
+      expect(pages.slice(0, 3)).toEqual([4, 8, 10])
+      expect(pages.at(-1)).toBeLessThanOrEqual(4)
+      // leaving after the first page (a request for the next one is in flight) ends the listing quietly
+      for await (const page of reader.range('/registry/secrets/', {pageSize: 4, pageBytes: 1000})) {
+        expect(page).toHaveLength(4)
+        break
+      }
+      // the values are the stored bytes, kept after later pages arrived
+      const all = []
+      for await (const page of reader.range('/registry/secrets/small/', {pageSize: 7})) all.push(...page)
+      expect(all.map((kv) => kv.value.toString())).toEqual(Array.from({length: 60}, () => 'x'.repeat(100)))
+    } finally {
+      await reader.close()
+      await etcd.stop()
+    }
+  })
+})
+
 describe('etcd readers: failures name the transport and what to try', () => {
   it('an unreachable endpoint is a precondition error (exit 3) for direct and etcdctl', async () => {
     const endpoint = `http://127.0.0.1:${await freePort()}`
