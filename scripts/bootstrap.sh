@@ -5,10 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in sshd:openssh-server sudo:sudo hexdump:bsdextrautils unshare:util-linux script:bsdutils openssl:openssl zsh:zsh; do
+for pair in sshd:openssh-server sudo:sudo hexdump:bsdextrautils unshare:util-linux script:bsdutils openssl:openssl zsh:zsh llvm-objdump:llvm; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
+# Wine runs the Windows executable in the packaging tests (64-bit loader only, no recommends).
+[ -x /usr/lib/wine/wine64 ] || command -v wine64 >/dev/null 2>&1 || need+=(wine64)
 # kubectl is used as a real client in end-to-end tests; Debian ships it as kubernetes-client.
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 
@@ -26,6 +28,45 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 npm run build --silent
+
+# Tools built from their registries, pinned, cached by version under ~/.cache/kubectl-encryption (a
+# second run copies them only) and copied into .tools/bin, where the build and the tests look.
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-encryption"
+mkdir -p .tools/bin "$cache"
+put() { cmp -s "$1" ".tools/bin/$2" || install -m 0755 "$1" ".tools/bin/$2"; }
+
+# krew and the krew-index's manifest validator (test/tools/krew/go.mod pins them), for the packaging e2e.
+command -v go >/dev/null 2>&1 || { echo "bootstrap: Go is needed to build krew (sigs.k8s.io/krew)" >&2; exit 1; }
+krew_version=$(awk '$1 == "sigs.k8s.io/krew" {print $2}' test/tools/krew/go.mod)
+krew_dir="$cache/krew-$krew_version-$(cat test/tools/krew/go.mod test/tools/krew/go.sum | sha256sum | cut -c1-12)"
+if [ ! -x "$krew_dir/validate-krew-manifest" ]; then
+  echo "bootstrap: building krew $krew_version into $krew_dir" >&2
+  rm -rf "$krew_dir.tmp"
+  (cd test/tools/krew && GOFLAGS=-buildvcs=false go build -trimpath -o "$krew_dir.tmp/" sigs.k8s.io/krew/cmd/krew sigs.k8s.io/krew/cmd/validate-krew-manifest)
+  rm -rf "$krew_dir" && mv "$krew_dir.tmp" "$krew_dir"
+fi
+put "$krew_dir/krew" kubectl-krew
+put "$krew_dir/validate-krew-manifest" validate-krew-manifest
+
+# rcodesign (the apple-codesign crate) signs the macOS executables again after the blob goes in. Its
+# first build costs about 10 CPU-minutes, too much for CI's budget: CI (CI=true) uses a cached one but
+# never builds it (BOOTSTRAP_RCODESIGN=1 makes it). Without rcodesign the tests build no macOS archive
+# and skip the macOS checks, and `npm run package` refuses to build the macOS archives.
+RCODESIGN_VERSION=0.29.0
+rcodesign_dir="$cache/rcodesign-$RCODESIGN_VERSION"
+if [ ! -x "$rcodesign_dir/bin/rcodesign" ] && { [ "${CI:-}" != true ] || [ "${BOOTSTRAP_RCODESIGN:-}" = 1 ]; }; then
+  command -v cargo >/dev/null 2>&1 || { echo "bootstrap: cargo is needed to build rcodesign (apple-codesign)" >&2; exit 1; }
+  echo "bootstrap: building rcodesign $RCODESIGN_VERSION into $rcodesign_dir (about 10 CPU-minutes, once)" >&2
+  rm -rf "$rcodesign_dir.tmp"
+  cargo install --quiet --locked --no-default-features apple-codesign --version "$RCODESIGN_VERSION" --root "$rcodesign_dir.tmp"
+  rm -rf "$rcodesign_dir" && mv "$rcodesign_dir.tmp" "$rcodesign_dir"
+fi
+if [ -x "$rcodesign_dir/bin/rcodesign" ]; then
+  put "$rcodesign_dir/bin/rcodesign" rcodesign
+else
+  rm -f .tools/bin/rcodesign
+  echo "bootstrap: no rcodesign in CI (not cached): the macOS archives and their checks are skipped" >&2
+fi
 
 # The sandbox runs kube-apiserver, kube-controller-manager and etcd built from their release source
 # (test/sandbox/kube/). Built once per release and cached (~/.cache/kubectl-encryption/sandbox);

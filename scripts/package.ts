@@ -1,14 +1,21 @@
 // `npm run package`: builds the standalone `kubectl-encryption` executable (Node's single executable
-// application) for each platform in scripts/platforms.ts, packs each with LICENSE into
-// build/kubectl-encryption-<os>-<arch>.tar.gz, and writes the archives' sha256 into krew-manifest.yaml.
+// application) for each platform in scripts/platforms.ts (linux, darwin and windows, amd64 and
+// arm64), packs each with LICENSE into build/kubectl-encryption-<os>-<arch>.tar.gz, and writes the
+// archives' sha256 into krew-manifest.yaml. Same input, same archives, byte for byte.
 //
-//   npm run package [-- --platforms linux-amd64,linux-arm64] [--out DIR] [--manifest FILE]
+//   npm run package [-- --platforms linux-amd64,darwin-arm64] [--out DIR] [--manifest FILE]
 //
 // The node binaries come from the npm registry (the node-<os>-<arch> packages ship the official
-// builds), in the version of the node running this script. The executable embeds
-// dist/kubectl-encryption.cjs (run `npm run build` first); for the platform this machine can run,
-// the blob is made by that platform's own node binary with a V8 code cache, so the bundle is not
-// compiled at each start.
+// builds), in the pinned NODE_VERSION. The executable embeds dist/kubectl-encryption.cjs (run
+// `npm run build` first). The blob is made by the node of this machine's platform, in the same
+// version; for this machine's platform with a V8 code cache, so the bundle is not compiled at each
+// start (a code cache only fits the V8 that made it, so the other platforms go without).
+//
+// macOS: the official binary's signature is removed before the blob goes in (macho-unsign) and the
+// result is signed again, ad hoc, by rcodesign (the apple-codesign crate; scripts/bootstrap.sh
+// builds it): an arm64 Mac runs no unsigned code. Windows: the official binary's Authenticode
+// signature is removed before the blob goes in (portable-executable-signature), as it would no
+// longer match; the executable is shipped unsigned.
 import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
@@ -16,9 +23,13 @@ import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
+import {unsign} from 'macho-unsign'
+import {signatureSet} from 'portable-executable-signature'
+
 import {BUNDLE, VENDOR_DIR} from './bundle.js'
 import {updateKrewManifest} from './krew-manifest.js'
-import {archiveName, hostPlatform, type Platform, PLATFORMS} from './platforms.js'
+import {archiveName, hostPlatform, NODE_VERSION, type Platform, platformName, PLATFORMS} from './platforms.js'
+import {findTool} from './tools.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 // The fuse Node's single executable applications look for (Node docs, "Single executable applications").
@@ -34,8 +45,8 @@ const {values} = parseArgs({
 
 const selected = values.platforms
   ? values.platforms.split(',').map((name) => {
-      const platform = PLATFORMS.find((p) => `${p.os}-${p.arch}` === name)
-      if (!platform) throw new Error(`unknown platform ${name}; known: ${PLATFORMS.map((p) => `${p.os}-${p.arch}`).join(', ')}`)
+      const platform = PLATFORMS.find((p) => platformName(p) === name)
+      if (!platform) throw new Error(`unknown platform ${name}; known: ${PLATFORMS.map(platformName).join(', ')}`)
       return platform
     })
   : PLATFORMS
@@ -52,9 +63,9 @@ function run(cmd: string, args: string[]): string {
   return result.stdout
 }
 
-/** The official node binary for `platform`, in this node's version, from the npm registry (cached). */
+/** The official node binary for `platform`, in NODE_VERSION, from the npm registry (cached). */
 function nodeBinary(platform: Platform): string {
-  const version = process.version.slice(1)
+  const version = NODE_VERSION
   // Kept in build/.node whatever --out says, so test runs that package into a temp dir reuse it.
   const cache = join(root, 'build', '.node', `${platform.nodePackage}-${version}`)
   const binary = join(cache, platform.nodePathInTarball)
@@ -72,9 +83,18 @@ function sha256(file: string): string {
 
 const shas: Record<string, string> = {}
 const host = hostPlatform()
+// The node that makes the blobs: a blob fits only the Node version that made it, so the pinned one.
+const builder = host ? nodeBinary(host) : process.version === `v${NODE_VERSION}` ? process.execPath : undefined
+if (!builder) throw new Error(`no node ${NODE_VERSION} for this machine (${process.platform}-${process.arch}) to make the blobs with`)
+const postject = join(dirname(fileURLToPath(import.meta.resolve('postject'))), 'cli.js')
+const rcodesign = selected.some((p) => p.os === 'darwin') ? findTool('rcodesign') : undefined
+if (selected.some((p) => p.os === 'darwin') && !rcodesign) {
+  throw new Error('the darwin executables must be signed again after the blob goes in: rcodesign is missing (scripts/bootstrap.sh builds it)')
+}
+
 for (const platform of selected) {
   const started = Date.now()
-  const name = `${platform.os}-${platform.arch}`
+  const name = platformName(platform)
   const dir = join(out, `kubectl-encryption-${name}`)
   rmSync(dir, {recursive: true, force: true})
   mkdirSync(dir, {recursive: true})
@@ -96,26 +116,44 @@ for (const platform of selected) {
       assets: Object.fromEntries(vendorFiles.map((file) => [`vendor/${file}`, join(root, VENDOR_DIR, file)])),
     }),
   )
-  // The code cache must come from the same V8 as the target binary: use the target's own node.
-  run(isHost ? node : process.execPath, ['--experimental-sea-config', seaConfig])
+  // V8 seeds its hashes at random, so a code cache differs from run to run; a fixed seed makes it
+  // reproducible. V8 leaves --random-seed out of the flag hash a code cache is checked against, so the
+  // executable (which runs with a random seed) still accepts the cache.
+  run(builder, ['--random-seed=1', '--experimental-sea-config', seaConfig])
 
   // 2. The executable: the official node binary with the blob injected.
   const exe = join(dir, platform.bin)
-  copyFileSync(node, exe)
-  // The official binaries carry symbols; without them the executable is about 12 MiB smaller.
-  // llvm-strip handles every architecture; without it the binary stays as it is.
-  if (spawnSync('llvm-strip', ['--strip-all', exe], {stdio: 'ignore'}).status !== 0) copyFileSync(node, exe)
+  const injectArgs = [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]
+  if (platform.os === 'linux') {
+    copyFileSync(node, exe)
+    // The official binaries carry symbols; without them the executable is about 12 MiB smaller.
+    // llvm-strip handles every architecture; without it the binary stays as it is.
+    if (spawnSync('llvm-strip', ['--strip-all', exe], {stdio: 'ignore'}).status !== 0) copyFileSync(node, exe)
+  } else if (platform.os === 'darwin') {
+    // Node's docs: remove the signature, inject into a segment of its own, sign again.
+    const unsigned = unsign(readFileSync(node))
+    if (!unsigned) throw new Error(`${node} has no code signature to remove`)
+    writeFileSync(exe, Buffer.from(unsigned))
+    injectArgs.push('--macho-segment-name', 'NODE_SEA')
+  } else {
+    // Authenticode covers the whole file: once the blob is in, Microsoft's signature would not match.
+    writeFileSync(exe, Buffer.from(signatureSet(readFileSync(node), null)))
+  }
   chmodSync(exe, 0o755)
-  const postject = join(dirname(fileURLToPath(import.meta.resolve('postject'))), 'cli.js')
-  run(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE])
+  run(process.execPath, injectArgs)
+  if (platform.os === 'darwin') {
+    // Ad hoc (no certificate): what macOS requires to run it; the identifier is the file name.
+    run(rcodesign!, ['sign', '--binary-identifier', 'kubectl-encryption', exe])
+  }
   rmSync(blob)
   rmSync(seaConfig)
   copyFileSync(join(root, 'LICENSE'), join(dir, 'LICENSE'))
 
-  // 3. The archive, reproducible: fixed order, owner and times, no gzip timestamp.
+  // 3. The archive, reproducible: fixed order, modes, owner and times, no gzip timestamp.
   const archive = join(out, archiveName(platform))
   const tar = join(out, archiveName(platform).replace(/\.gz$/, ''))
-  run('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-cf', tar, '-C', dir, platform.bin, 'LICENSE'])
+  chmodSync(join(dir, 'LICENSE'), 0o644)
+  run('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--format=gnu', '-cf', tar, '-C', dir, platform.bin, 'LICENSE'])
   rmSync(archive, {force: true})
   run('gzip', ['-n', '-6', tar])
   shas[name] = sha256(archive)

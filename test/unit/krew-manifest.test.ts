@@ -36,6 +36,19 @@ describe('the committed krew-manifest.yaml', () => {
     expect(platforms).toHaveLength(PLATFORMS.length)
   })
 
+  it('covers linux, darwin and windows on amd64 and arm64, the Windows ones as kubectl-encryption.exe', () => {
+    const platforms = committed().spec!.platforms!
+    const names = platforms.map((p) => `${p.selector?.matchLabels?.os}/${p.selector?.matchLabels?.arch}:${p.bin}`)
+    expect(names.sort()).toEqual([
+      'darwin/amd64:kubectl-encryption',
+      'darwin/arm64:kubectl-encryption',
+      'linux/amd64:kubectl-encryption',
+      'linux/arm64:kubectl-encryption',
+      'windows/amd64:kubectl-encryption.exe',
+      'windows/arm64:kubectl-encryption.exe',
+    ])
+  })
+
   it('says in its caveats what the plugin needs on the cluster side', () => {
     const caveats = committed().spec!.caveats!
     expect(caveats).toMatch(/SSH/)
@@ -94,11 +107,9 @@ describe('updateKrewManifest', () => {
     expect(updated).toContain('  # kept\n')
     expect(updated).toContain(`sha256: "${sha('1')}"`)
     const plugin = parse(updated) as KrewPlugin
-    const shas = plugin.spec!.platforms!.map((p) => [p.selector!.matchLabels!.arch, p.sha256])
-    expect(shas).toEqual([
-      ['amd64', sha('1')],
-      ['arm64', sha('e')],
-    ])
+    const shas = Object.fromEntries(plugin.spec!.platforms!.map((p) => [`${p.selector!.matchLabels!.os}-${p.selector!.matchLabels!.arch}`, p.sha256]))
+    const committedShas = Object.fromEntries(committed().spec!.platforms!.map((p) => [`${p.selector!.matchLabels!.os}-${p.selector!.matchLabels!.arch}`, p.sha256]))
+    expect(shas).toEqual({...committedShas, 'linux-amd64': sha('1'), 'linux-arm64': sha('e')})
     const before = parse(text) as KrewPlugin
     expect({...plugin.spec, platforms: undefined}).toEqual({...before.spec, platforms: undefined})
     expect(lintKrewManifest(plugin)).toEqual([])
