@@ -6,6 +6,7 @@ import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
 import {DEFAULT_PROVIDER, GENERATED_PROVIDERS} from '../encryption/generate-config.js'
 import {EXIT, usageError} from '../errors.js'
 import {readConfigFlag} from '../flags/config-file.js'
+import {checkResourceFlags} from '../flags/resource-names.js'
 import {controlPlaneFlags} from '../flags/control-plane.js'
 import {type EnableResult, enableEncryption} from '../operations/enable.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
@@ -44,13 +45,15 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
     if (flags.config && (flags.resource || flags.provider)) {
       throw usageError('USAGE', '--config cannot be combined with --provider or --resource (they shape a generated config)')
     }
+    checkResourceFlags(flags.resource)
     const configText = (await readConfigFlag(flags.config))?.bytes.toString('utf8')
     const progress = await this.progress('Connecting to the cluster')
     return withControlPlane(flags, progress, {operation: 'enable', typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'}, async ({context, deps}) => {
       const options = {
         configPath: flags['config-path'],
         configText,
-        provider: flags.provider ?? DEFAULT_PROVIDER,
+        // undefined when not asked for: a config the nodes already run is then reused as it is
+        provider: flags.provider,
         resources: flags.resource,
         automaticReload: flags['automatic-reload'],
         force: flags.force,

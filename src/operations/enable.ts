@@ -88,12 +88,11 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
         hint: 'Change keys with `kubectl encryption rotate`, or pass --force if the new config keeps every key still in use.',
       })
     }
-  } else if (existing?.config !== undefined) {
-    configText = existing.config
+  } else if (existing?.config !== undefined || enabledElsewhere?.config !== undefined) {
+    const found = existing?.config !== undefined ? existing : enabledElsewhere!
+    configText = found.config!
     configSource = 'existing'
-  } else if (enabledElsewhere?.config !== undefined) {
-    configText = enabledElsewhere.config
-    configSource = 'existing'
+    checkExistingAsAsked(configText, options, found)
   } else {
     configText = newConfig({provider: options.provider, resources: options.resources}).text
     configSource = 'generated'
@@ -161,4 +160,28 @@ async function runVerify(deps: EnableDeps, configText: string): Promise<EnableVe
     // Encryption is on; only the proof failed (e.g. etcd unreachable): say so, exit 5, keep the change.
     return {ok: false, problems: [], notRun: error instanceof Error ? error.message : String(error)}
   }
+}
+
+/**
+ * A config the nodes already run is reused, never regenerated; but when the user asked for a
+ * provider or resources it does not give, saying "already enabled as asked" would be false (and
+ * leave, say, ConfigMaps in plaintext). Refused with what differs and how to get it.
+ */
+function checkExistingAsAsked(configText: string, options: EnableOptions, found: {node: string; configPath?: string}): void {
+  if (!options.provider && !options.resources) return
+  const keys = writeKeys(configText)
+  const differences: string[] = []
+  for (const resource of options.resources ?? ['secrets']) {
+    const rule = keys.find((k) => k.resources.includes(resource))
+    if (!rule) differences.push(`${resource}: not covered`)
+    else if (options.provider && rule.provider !== options.provider) differences.push(`${resource}: written with ${rule.provider}, not ${options.provider}`)
+  }
+  if (differences.length === 0) return
+  throw preconditionError(
+    'ENABLED_DIFFERENTLY',
+    `Encryption is already enabled on ${found.node} (${found.configPath ?? 'its config'}), but not as asked: ${differences.join('; ')}. Nothing was changed.`,
+    {
+      hint: 'To change the provider or key use `kubectl encryption rotate --provider ...`; to cover other resources write the config you want and pass it with --config (see `kubectl encryption config validate`).',
+    },
+  )
 }

@@ -1,0 +1,106 @@
+// Issue 13: bad input to enable, rotate and decrypt-all, as the user runs them (the real command
+// classes and withControlPlane) over the fake nodes of fake-control-plane.ts. Bad input is one
+// `error:` line naming the problem, the documented exit code, and nothing changed on any node.
+import {Errors} from '@oclif/core'
+import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest'
+
+import type {KubeCluster} from '../../../src/kube/types.js'
+import {enableEncryption} from '../../../src/operations/enable.js'
+import {fakeControlPlane} from '../operations/fake-control-plane.js'
+
+let cp: ReturnType<typeof fakeControlPlane>
+let connects = 0
+
+vi.mock('../../../src/operations/connect-control-plane.js', () => ({
+  connectControlPlane: async () => {
+    connects++
+    const cluster = {
+      context: {contextName: 'fake-ctx', cluster: 'fake', user: 'admin', server: 'https://127.0.0.1:6443', namespace: 'default', files: []},
+      objects: cp.objects,
+      close: () => {},
+    } as unknown as KubeCluster
+    return {cluster, deps: {...cp.deps, onEvent: undefined}}
+  },
+}))
+
+const root = new URL('../../../', import.meta.url).pathname
+
+async function run(command: {run(argv: string[], opts: {root: string}): Promise<unknown>}, argv: string[]) {
+  let stdout = ''
+  let stderr = ''
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((stdout += String(chunk)), true))
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((stderr += String(chunk)), true))
+  let code = 0
+  try {
+    await command.run(argv, {root})
+  } catch (error) {
+    if (!(error instanceof Errors.ExitError)) throw error
+    code = error.oclif.exit ?? 1
+  } finally {
+    out.mockRestore()
+    err.mockRestore()
+  }
+  return {code: code || Number(process.exitCode ?? 0), stdout, stderr}
+}
+
+/** Every file on every node, to prove a refused command changed nothing. */
+function nodeFiles(): string {
+  return JSON.stringify([...cp.files.values()].map((f) => [...f.fs.entries()]))
+}
+
+function expectCleanError(r: {code: number; stdout: string; stderr: string}, code: number, pattern: RegExp) {
+  expect(r.code, r.stderr).toBe(code)
+  const lines = r.stderr.trimEnd().split('\n').filter((l) => !l.startsWith('Warning: '))
+  expect(lines[0], r.stderr).toMatch(/^error: /)
+  expect(lines[0], r.stderr).toMatch(pattern)
+  expect(lines.slice(1).every((l) => l.startsWith('hint: ')), r.stderr).toBe(true)
+  expect(r.stderr).not.toMatch(/\n\s+at /)
+}
+
+beforeEach(() => {
+  cp = fakeControlPlane()
+  connects = 0
+})
+
+afterEach(() => {
+  process.exitCode = undefined
+})
+
+describe('bad input to the control-plane commands (issue 13)', {timeout: 60_000}, () => {
+  it('item 4: --ssh-identity or --ssh-config naming a missing file is exit 2 before the cluster is contacted', async () => {
+    const {default: Enable} = await import('../../../src/commands/enable.js')
+    const {default: Rotate} = await import('../../../src/commands/rotate.js')
+    const {default: DecryptAll} = await import('../../../src/commands/decrypt-all.js')
+    const before = nodeFiles()
+    for (const command of [Enable, Rotate, DecryptAll]) {
+      expectCleanError(await run(command, ['--yes', '--ssh-identity', '/nonexistent/id_ed25519']), 2, /--ssh-identity \/nonexistent\/id_ed25519 does not exist/)
+      expectCleanError(await run(command, ['--yes', '--ssh-config', '/nonexistent/config']), 2, /--ssh-config \/nonexistent\/config does not exist/)
+      expectCleanError(await run(command, ['--yes', '--ssh-identity', '/tmp']), 2, /--ssh-identity \/tmp is a directory/)
+    }
+    expect(connects).toBe(0)
+    expect(nodeFiles()).toBe(before)
+  })
+
+  it('item 1: enable on an encrypted cluster with another --resource or --provider is exit 3 naming the difference; nothing changed', async () => {
+    await enableEncryption({provider: 'secretbox'}, cp.deps)
+    const before = nodeFiles()
+    const {default: Enable} = await import('../../../src/commands/enable.js')
+    const r = await run(Enable, ['--yes', '--resource', 'configmaps', '--provider', 'aesgcm'])
+    expectCleanError(r, 3, /already enabled on cp-1 .*but not as asked: configmaps: not covered\. Nothing was changed/)
+    expect(r.stderr).toMatch(/^hint: .*kubectl encryption rotate.*--config/m)
+    expectCleanError(await run(Enable, ['--yes', '--provider', 'aesgcm']), 3, /secrets: written with secretbox, not aesgcm/)
+    expect(nodeFiles()).toBe(before)
+    // what the nodes run already is "as asked": exit 0, nothing to do
+    const same = await run(Enable, ['--yes', '--no-verify', '--provider', 'secretbox', '--resource', 'secrets'])
+    expect(same.code, same.stderr).toBe(0)
+    expect(same.stdout).toContain('Encryption is already enabled as asked')
+  })
+
+  it('item 1: an invalid --resource is exit 2 as in config generate, also on an encrypted cluster', async () => {
+    await enableEncryption({provider: 'secretbox'}, cp.deps)
+    const {default: Enable} = await import('../../../src/commands/enable.js')
+    expectCleanError(await run(Enable, ['--yes', '--resource', 'bad name']), 2, /--resource "bad name" names no resource/)
+    expectCleanError(await run(Enable, ['--yes', '--resource', 'Secrets']), 2, /--resource: .*Secrets/)
+    expect(connects).toBe(0)
+  })
+})
