@@ -7,9 +7,10 @@ import {readFile} from 'node:fs/promises'
 
 import {preconditionError} from '../errors.js'
 import type {EncryptionConfiguration} from './config-model.js'
-import {apiserverMessage, type ConfigError, stageError} from './config-errors.js'
+import {apiserverMessage, type ConfigError, REDACTED, stageError} from './config-errors.js'
 import {parseEncryptionConfig} from './config-decode.js'
 import {configHash} from './fingerprint.js'
+import {decodeGoBase64} from './go-base64.js'
 import {goQuote} from './go-format.js'
 import {validateEncryptionConfig, type ValidateOptions} from './validate-config.js'
 
@@ -59,9 +60,43 @@ export function checkConfigBytes(bytes: Buffer, path: string, options: ValidateO
     return {path, hash, errors, warnings: [], message: apiserverMessage(errors)}
   }
   const parsed = parseEncryptionConfig(bytes, path)
-  if (!parsed.config) return {path, hash, errors: parsed.errors, warnings: [], message: apiserverMessage(parsed.errors)}
-  const {errors, warnings} = validateEncryptionConfig(parsed.config, options)
+  if (!parsed.config) {
+    const errors = redactErrors(parsed.errors, [])
+    return {path, hash, errors, warnings: [], message: apiserverMessage(errors)}
+  }
+  const secrets = configuredSecrets(parsed.config)
+  const checked = validateEncryptionConfig(parsed.config, options)
+  const errors = redactErrors(checked.errors, secrets)
+  const warnings = checked.warnings.map((w) => redactKeyMaterial(w, secrets))
   return {path, hash, config: parsed.config, errors, warnings, message: apiserverMessage(errors)}
+}
+
+/** Every `secret:` of the keyed providers, to be kept out of anything printed. */
+function configuredSecrets(config: EncryptionConfiguration): string[] {
+  const secrets: string[] = []
+  for (const entry of config.resources ?? [])
+    for (const provider of entry.providers ?? [])
+      for (const keyed of Object.values(provider as Record<string, {keys?: Array<{secret?: unknown}>} | undefined>))
+        for (const key of keyed?.keys ?? []) if (typeof key?.secret === 'string' && key.secret.length >= 8) secrets.push(key.secret)
+  return secrets
+}
+
+/**
+ * A message with key material taken out (spec §14.6): any configured secret, and any quoted value
+ * that could be one (Go base64 of 16 bytes or more, e.g. a key pasted under `resources:`, which the
+ * apiserver would echo in "Invalid value: …"), becomes "REDACTED". No resource or field name of the
+ * schema decodes to that much, so real typos still show.
+ */
+export function redactKeyMaterial(text: string, secrets: readonly string[] = []): string {
+  let out = text
+  for (const secret of secrets) out = out.split(secret).join(REDACTED)
+  return out.replace(/(["`'])([A-Za-z0-9+/=\r\n\\]{20,})\1/g, (whole, quote: string, body: string) =>
+    (decodeGoBase64(body.replaceAll('\\n', '').replaceAll('\\r', ''))?.length ?? 0) >= 16 ? `${quote}${REDACTED}${quote}` : whole,
+  )
+}
+
+function redactErrors(errors: ConfigError[], secrets: readonly string[]): ConfigError[] {
+  return errors.map((e) => ({...e, detail: redactKeyMaterial(e.detail, secrets), message: redactKeyMaterial(e.message, secrets), field: redactKeyMaterial(e.field, secrets)}))
 }
 
 /** Reads, decodes and validates a file; never throws for a bad file (the verdict is in `errors`). */
