@@ -1,5 +1,5 @@
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
-import {type KeyedProvider, newConfig} from '../encryption/config-edit.js'
+import {type KeyedProvider, newConfig, nextKeyName} from '../encryption/config-edit.js'
 import {configHash} from '../encryption/fingerprint.js'
 import {PluginError, preconditionError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
@@ -94,7 +94,7 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
     configSource = 'existing'
     checkExistingAsAsked(configText, options, found)
   } else {
-    configText = newConfig({provider: options.provider, resources: options.resources}).text
+    configText = newConfig({provider: options.provider, resources: options.resources, keyName: nextKeyName(undefined, deps.now?.() ?? new Date())}).text
     configSource = 'generated'
   }
 

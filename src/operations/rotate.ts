@@ -157,7 +157,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       stage: 'add-key',
       completedStages: [],
       provider: options.provider ?? old.provider,
-      newKey: options.keyName ?? nextKeyName(current),
+      newKey: options.keyName ?? nextKeyName(current, deps.now?.() ?? new Date()),
       oldKey: old,
       resources: options.resources,
     }
