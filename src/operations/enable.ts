@@ -80,6 +80,7 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   const enabledElsewhere = snapshots.find((s) => s.flags.configPath !== undefined && s.config !== undefined)
   let configText: string
   let configSource: EnableResult['configSource']
+  let generatedFingerprint: string | undefined
   if (options.configText !== undefined) {
     configText = options.configText
     configSource = 'file'
@@ -94,7 +95,9 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
     configSource = 'existing'
     checkExistingAsAsked(configText, options, found)
   } else {
-    configText = newConfig({provider: options.provider, resources: options.resources, keyName: nextKeyName(undefined, deps.now?.() ?? new Date())}).text
+    const generated = newConfig({provider: options.provider, resources: options.resources, keyName: nextKeyName(undefined, deps.now?.() ?? new Date())})
+    configText = generated.text
+    generatedFingerprint = generated.key.fingerprint
     configSource = 'generated'
   }
 
@@ -107,7 +110,16 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   if (options.dryRun) {
     const kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped' as const, changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, true)
     if (kubeadmConfig.diff) diffs.push({node: '(cluster)', path: 'kube-system/configmap/kubeadm-config', diff: kubeadmConfig.diff})
-    return {...base, dryRun: true, nodes: plannedOutcomes(plans), kubeadmConfig, unchanged: unchangedNodes && kubeadmConfig.status !== 'planned', next: []}
+    // A generated key is thrown away with the dry run: no fingerprint for a key that will never exist.
+    const marker = generatedFingerprint && `<redacted ${generatedFingerprint.slice(0, 19)}>`
+    const shown = marker
+      ? {
+          ...base,
+          writeKeys: base.writeKeys.map((k) => ({...k, fingerprint: undefined})),
+          diffs: diffs.map((d) => ({...d, diff: d.diff.replaceAll(marker, '<redacted: a new key, made when run>')})),
+        }
+      : base
+    return {...shown, dryRun: true, nodes: plannedOutcomes(plans), kubeadmConfig, unchanged: unchangedNodes && kubeadmConfig.status !== 'planned', next: []}
   }
 
   if (!unchangedNodes && deps.confirm) {

@@ -63,8 +63,8 @@ export interface RotateResult {
   oldKey: {provider: KeyedProvider; name: string}
   stages: StageResult[]
   diffs: FileDiff[]
-  /** The recorded state after this run. */
-  state: {status: OperationState['status']; stage: string; completedStages: string[]}
+  /** The recorded state after this run; 'not-started' for a dry run with no rotation recorded. */
+  state: {status: OperationState['status'] | 'not-started'; stage: string; completedStages: string[]}
   localBackup?: string
 }
 
@@ -144,6 +144,8 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       throw usageError('ROTATION_IN_PROGRESS', `A rotation to ${state.provider} key ${state.newKey} is in progress (stage ${state.stage}).`, {hint: 'Run `kubectl encryption rotate` to continue it, or pass --restart to start over.'})
     }
   }
+  // A dry run that starts a rotation records nothing: its key is made only to show the diff.
+  const fresh = !state || state.status === 'done' || Boolean(options.restart)
   if (!state || state.status === 'done' || options.restart) {
     if (options.stage && options.stage !== 'add-key') throw usageError('ROTATION_NOT_STARTED', `No rotation in progress; stage ${options.stage} cannot run first.`, {hint: 'Run `kubectl encryption rotate` to start with add-key.'})
     const {source: current} = await snapshotsForEdit(deps, (c) => c, options.force ?? false)
@@ -191,11 +193,12 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     dryRun: options.dryRun ?? false,
     provider: rotation.provider,
     newKey: rotation.newKey,
-    newKeyFingerprint: lastConfig ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey) : undefined,
+    // a dry run's new key is thrown away: its fingerprint would name a key that never exists
+    newKeyFingerprint: lastConfig && !(options.dryRun && fresh) ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey) : undefined,
     oldKey: rotation.oldKey,
     stages,
     diffs,
-    state: {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
+    state: options.dryRun && fresh ? {status: 'not-started', stage: '-', completedStages: []} : {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
     localBackup,
   })
 
