@@ -3,7 +3,7 @@
  * apiserver's messages (spec §5.2). Used by `config validate` and by every operation that needs a
  * config: `loadEncryptionConfig` throws a PluginError (precondition, CONFIG_INVALID) for a bad file.
  */
-import {readFile} from 'node:fs/promises'
+import {open} from 'node:fs/promises'
 
 import {preconditionError} from '../errors.js'
 import type {EncryptionConfiguration} from './config-model.js'
@@ -37,11 +37,38 @@ const GO_OS_ERRORS: Record<string, string> = {
   EIO: 'input/output error',
 }
 
+/**
+ * The largest config read: 3 MiB, kube-apiserver's own bound on a request body (and far above any
+ * real EncryptionConfiguration). A bigger file, or one that is not a regular file (/dev/zero, a
+ * FIFO), would otherwise be read until memory runs out.
+ */
+export const MAX_CONFIG_BYTES = 3 * 1024 * 1024
+
+/** Why `path` is not read at all (too big, not a regular file), or undefined; then its bytes. */
+export async function readBoundedFile(path: string, max = MAX_CONFIG_BYTES): Promise<{bytes?: Buffer; refused?: string}> {
+  const handle = await open(path, 'r')
+  try {
+    const info = await handle.stat()
+    if (info.isDirectory()) {
+      const error = new Error(`EISDIR: illegal operation on a directory, read`) as NodeJS.ErrnoException
+      error.code = 'EISDIR'
+      throw error
+    }
+    if (!info.isFile()) return {refused: 'is not a regular file'}
+    if (info.size > max) return {refused: `is ${info.size} bytes, more than the ${max / 1024 / 1024} MiB an EncryptionConfiguration may have`}
+    return {bytes: await handle.readFile()}
+  } finally {
+    await handle.close()
+  }
+}
+
 /** Reads the file as the apiserver does; a read error or an empty file becomes a `Read` error. */
 export async function readConfigFile(path: string): Promise<{bytes?: Buffer; error?: ConfigError}> {
   let bytes: Buffer
   try {
-    bytes = await readFile(path)
+    const read = await readBoundedFile(path)
+    if (read.refused) return {error: stageError('Read', `encryption provider configuration file ${goQuote(path)} ${read.refused}`)}
+    bytes = read.bytes!
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? ''
     const op = code === 'EISDIR' ? 'read' : 'open'
