@@ -1,7 +1,7 @@
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
 import {type KeyedProvider, newConfig, nextKeyName} from '../encryption/config-edit.js'
 import {configHash} from '../encryption/fingerprint.js'
-import {PluginError, preconditionError, withPartialResult} from '../errors.js'
+import {interruptedError, PluginError, preconditionError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, readNode, type WriteKey, writeKeys} from './control-plane-change.js'
 import type {ClusterFollowUps, RewriteSummary, VerifySummary} from './cluster-follow-ups.js'
@@ -129,7 +129,7 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
     }
   }
   const backupDir = backupDirFor(deps.now?.() ?? new Date())
-  const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent})
+  const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent, signal: deps.signal, stage: 'rollout'})
   const anyChanged = rollout.nodes.some((n) => n.status === 'changed')
   const usedBackups = rollout.nodes.some((n) => n.backups.length > 0)
   const result: EnableResult = {
@@ -146,6 +146,9 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   try {
     result.kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped' as const, changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, false)
     result.unchanged = !anyChanged && result.kubeadmConfig.status !== 'updated'
+    // Ctrl-C during the rollout: every node is done; verify and rewrite are what is left.
+    if (deps.signal?.aborted && (options.verify !== false || options.rewrite))
+      throw interruptedError(`stage ${options.verify !== false ? 'verify' : 'rewrite'} (not started; every node has the config)`)
     // The seed's "Verifying that data is encrypted", then "Ensure all Secrets are encrypted".
     if (options.verify !== false) result.verify = await runVerify(deps, configText)
     if (options.rewrite) {

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {addKey, type KeyedProvider, KEYED_PROVIDERS, nextKeyName, promoteKey, removeKey} from '../encryption/config-edit.js'
 import {checkConfigBytes} from '../encryption/load-config.js'
 import {keyFingerprint} from '../encryption/fingerprint.js'
-import {PluginError, preconditionError, usageError, withPartialResult} from '../errors.js'
+import {interruptedError, PluginError, preconditionError, usageError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
 import type {ClusterFollowUps} from './cluster-follow-ups.js'
@@ -203,6 +203,8 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
   })
 
   for (const stage of toRun) {
+    // Ctrl-C between stages: the stages done are recorded; the next run starts at this one.
+    if (deps.signal?.aborted && !options.dryRun) throw withPartialResult(interruptedError(`stage ${stage} (not started)`), resultNow())
     let rolledOut: NodeOutcome[] | undefined
     // Recorded before anything of the stage happens, so a kill at any point leaves the stage named.
     if (!options.dryRun) await store.write({...rotation, stage, status: 'in-progress'})
@@ -237,7 +239,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           localBackup = join(options.backupDir, `encryption-config-${backupDir.split('-').pop()}.yaml`)
           await writeFile(localBackup, target, {mode: 0o600, flag: 'wx'})
         }
-        const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent})
+        const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent, signal: deps.signal, stage})
         rolledOut = rollout.nodes
         if (rollout.failure) throw rollout.failure
         stages.push({stage, status: 'done', nodes: rollout.nodes, backupDir: rollout.nodes.some((n) => n.backups.length > 0) ? backupDir : undefined})
