@@ -81,8 +81,8 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     const valueFile = flags['value-file']
     if (!valueFile) {
       if (this.args.object) return this.inspectFromCluster(this.args.object)
-      throw usageError('INSPECT_SOURCE', 'nothing to inspect: pass --value-file FILE (and --etcd-key KEY for a raw value)', {
-        hint: "See 'kubectl encryption inspect --help'.",
+      throw usageError('INSPECT_SOURCE', 'nothing to inspect: name an object (TYPE/NAME, e.g. secret/db-pass, or an etcd key /registry/...) or pass --value-file FILE', {
+        hint: "e.g. 'kubectl encryption inspect secret/db-pass -n team-a'; see 'kubectl encryption inspect --help'.",
       })
     }
     if (this.args.object) throw usageError('INSPECT_SOURCE', 'give either an object or --value-file, not both')
