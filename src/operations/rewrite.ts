@@ -302,6 +302,21 @@ class RewriteRun {
   }
 
   /**
+   * A deleted namespace whose objects are still stored (orphans, spec §12): listed and reported per
+   * object (NamespaceGone), not refused as a typo. A failed list counts as no orphans.
+   */
+  private async hasOrphans(namespace: string): Promise<boolean> {
+    for (const resource of this.options.resources.filter((r) => r.namespaced)) {
+      const page = await this.deps.client.list(resource, {namespace, limit: 1}).catch(() => undefined)
+      if (page && page.items.length > 0) {
+        this.emit({type: 'warning', message: `namespace ${namespace} no longer exists; its objects (orphans) cannot be rewritten and are listed as failures`})
+        return true
+      }
+    }
+    return false
+  }
+
+  /**
    * Before anything is written or checkpointed: every namespace named must exist (a list in a
    * missing namespace is an empty success, which would report "0 objects" for a typo), and the
    * first list of every unit must not be refused for a reason no retry or resume can fix: 403
@@ -316,7 +331,7 @@ class RewriteRun {
         await this.deps.client.get(NAMESPACES, namespace)
       } catch (error) {
         // Without `get namespaces` (403) or on a transient error the check is skipped, not failed.
-        if (error instanceof KubeApiError && error.status === 404)
+        if (error instanceof KubeApiError && error.status === 404 && !(await this.hasOrphans(namespace)))
           throw preconditionError('NAMESPACE_NOT_FOUND', `namespaces ${JSON.stringify(namespace)} not found; nothing was written`, {
             hint: "Check the name with 'kubectl get namespaces', or pass -A for every namespace.",
           })

@@ -85,6 +85,15 @@ describe('bad input to rewrite (issue 13)', {timeout: 120_000}, () => {
     expect(ok.stdout).toMatch(/secrets\s+3\s+3\s/)
   })
 
+  it('item 3: a deleted namespace that still holds objects (orphans) is listed and reported, not refused', async () => {
+    cluster.seed(SECRETS, 'gone', 'orphan', {v: 'x'})
+    cluster.namespaces.delete('gone')
+    const r = await rewrite('-n', 'gone')
+    expect(r.code, r.stderr).toBe(4)
+    expect(r.stderr).toMatch(/namespace gone no longer exists; its objects \(orphans\) cannot be rewritten/)
+    expect(r.stdout).toMatch(/secrets\/orphan -n gone\s+NamespaceGone/)
+  })
+
   it('item 3: without `get namespaces` (403) the check is skipped, not failed', async () => {
     cluster.namespaceFault = (name) => {
       throw new KubeApiError(403, 'Forbidden', `namespaces "${name}" is forbidden: User "dev" cannot get resource "namespaces" in API group "" in the namespace "${name}"`)
