@@ -39,7 +39,7 @@ export abstract class BaseCommand<TResult, T extends typeof Command = typeof Com
       this.flags = flags as BaseFlags<T>
       this.args = args as BaseArgs<T>
     } catch (error) {
-      throw usageError('USAGE', usageMessage((error as Error).message), {
+      throw usageError('USAGE', usageMessage((error as Error).message, this.ctor.flags as Record<string, FlagRange> | undefined), {
         hint: `See 'kubectl encryption ${this.id?.replaceAll(':', ' ') ?? ''} --help'.`,
       })
     }
@@ -94,12 +94,35 @@ export abstract class BaseCommand<TResult, T extends typeof Command = typeof Com
   }
 }
 
+/** What a number flag allows, as declared (`Flags.integer({min, max})`). */
+export interface FlagRange {
+  type?: string
+  min?: number
+  max?: number
+}
+
 /**
  * oclif's parse error in one line. A message ending in ':' lists what is missing on the next line
- * (`Missing 1 required arg:` / `file  EncryptionConfiguration file…`): that line is kept.
+ * (`Missing 1 required arg:` / `file  EncryptionConfiguration file…`): that line is kept. A number
+ * flag oclif could not take (`Parsing --qps` / `Expected an integer … but received: -5`) is said
+ * with the value and the whole allowed range, from the flag's own declaration.
  */
-export function usageMessage(message: string): string {
+export function usageMessage(message: string, flags: Record<string, FlagRange> = {}): string {
   const lines = message.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('See more help'))
   const [first = 'invalid usage', next] = lines
+  const parsing = /^Parsing --([\w-]+)$/.exec(first)
+  if (parsing) {
+    const name = parsing[1]!
+    const received = next ? /received: (.*)$/.exec(next)?.[1] : undefined
+    const range = flagRange(flags[name])
+    if (received !== undefined && range) return `--${name} ${JSON.stringify(received)} is not allowed: ${range}`
+    if (next) return `--${name}: ${next.charAt(0).toLowerCase()}${next.slice(1)}`
+  }
   return first.endsWith(':') && next ? `${first} ${next.replace(/\s{2,}/, ' - ')}` : first
+}
+
+function flagRange(flag: FlagRange | undefined): string | undefined {
+  if (!flag || flag.type !== 'option' || (flag.min === undefined && flag.max === undefined)) return undefined
+  if (flag.min !== undefined && flag.max !== undefined) return `use a whole number from ${flag.min} to ${flag.max}`
+  return flag.min === undefined ? `use a whole number up to ${flag.max}` : `use a whole number of ${flag.min} or more`
 }

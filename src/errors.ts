@@ -63,6 +63,15 @@ export const preconditionError = (code: string, message: string, options?: Plugi
 export const unexpectedError = (code: string, message: string, options?: PluginErrorOptions) =>
   new PluginError('unexpected', code, message, options)
 
+/**
+ * A run stopped by Ctrl-C or SIGTERM between two steps (never inside one: a node is finished or
+ * rolled back first). Exit 4, as any run that did part of its work; the same command continues.
+ */
+export const interruptedError = (where: string) =>
+  new PluginError('partial', 'INTERRUPTED', `interrupted: stopped at ${where}; run the same command to continue`, {
+    hint: 'What was done before the stop is shown above; no node was left half-changed.',
+  })
+
 export const isPluginError = (error: unknown): error is PluginError => error instanceof PluginError
 
 /**

@@ -49,12 +49,23 @@ export async function withControlPlane<T>(
   })
   const context = cluster.context.contextName
   let lock: HeldLock | undefined
+  // Ctrl-C/SIGTERM: the node or stage in progress is finished (or rolled back) first, then the run
+  // stops with what it did and where (exit 4); a second signal stops at once, as before (130).
+  const stop = new AbortController()
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) process.exit(130)
+    stop.abort()
+    progress.warn(`${signal}: stopping after the current step (a node is never left half-changed); ${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again stops at once`)
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
   try {
     if (!flags['dry-run']) lock = await lockCluster(deps.objects, confirm.operation, (message) => progress.warn(message))
     return await body({
       context,
       deps: {
         ...deps,
+        signal: stop.signal,
         followUps: clusterFollowUps(cluster, {etcd, ssh: new OpenSshConnector(sshOptions), onProgress: (text) => progress.update(text)}),
         onEvent: (event) => progress.update(describeEvent(event)),
         confirm: flags.yes
@@ -75,6 +86,8 @@ export async function withControlPlane<T>(
     const partial = partialResultOf(translated)
     throw partial ? withPartialResult(translated, {context, ...partial}) : translated
   } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
     await lock?.release().catch((error: unknown) => progress.warn(`could not release the cluster's lock (${error instanceof Error ? error.message : String(error)}); it expires on its own.`))
     progress.stop()
     cluster.close()

@@ -62,6 +62,13 @@ export async function runBundled(root: string, contents: BundleContents, argv = 
     return (bundled ? bundled[1]() : original(config, modulePath)) as never
   }
 
+  const misuse = misusedCommand(contents, argv)
+  if (misuse) {
+    process.stderr.write(`error: ${misuse.message}\nhint: ${misuse.hint}\n`)
+    process.exitCode = 2
+    return undefined
+  }
+
   const plugin = new BundledPlugin(root, contents)
   await plugin.load()
   return execute({args: argv, loadOptions: {root, pjson: contents.pjson, plugins: new Map([[plugin.name, plugin]])}})
@@ -71,4 +78,30 @@ export async function runBundled(root: string, contents: BundleContents, argv = 
 function samePath(resolved: string, fromPackageJson: string): boolean {
   const tail = fromPackageJson.replace(/^\.\//, '').replace(/\.js$/, '')
   return resolved.replaceAll('\\', '/').replace(/\.js$/, '').endsWith(tail)
+}
+
+/**
+ * With spaced topics oclif reads `status extra-arg` as the command `status:extra-arg` and prints its
+ * raw ` ›   Error: command status:extra-arg not found`. Words after a command that takes no arguments,
+ * and a first word that is no command or topic, are usage errors in the plugin's own form (exit 2).
+ */
+export function misusedCommand(contents: Pick<BundleContents, 'commands' | 'manifest'>, argv: string[]): {message: string; hint: string} | undefined {
+  const words: string[] = []
+  for (const arg of argv) {
+    if (arg.startsWith('-')) break
+    words.push(arg)
+  }
+  if (words.length === 0) return undefined
+  const ids = Object.keys(contents.commands)
+  const isTopic = (id: string) => ids.some((c) => c.startsWith(`${id}:`))
+  for (let n = words.length; n > 0; n--) {
+    const id = words.slice(0, n).join(':')
+    if (!ids.includes(id)) continue
+    const args = contents.manifest.commands[id]?.args ?? {}
+    if (n < words.length && Object.keys(args).length === 0)
+      return {message: `unexpected argument ${JSON.stringify(words[n])}: 'kubectl encryption ${words.slice(0, n).join(' ')}' takes no arguments`, hint: `See 'kubectl encryption ${words.slice(0, n).join(' ')} --help'.`}
+    return undefined
+  }
+  if (isTopic(words[0]!) || words[0] === 'help') return undefined
+  return {message: `unknown command ${JSON.stringify(words[0])}`, hint: "See 'kubectl encryption --help' for the commands."}
 }

@@ -4,8 +4,9 @@ import {BaseCommand} from '../base-command.js'
 import {withControlPlane} from '../cli/control-plane-session.js'
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
 import {DEFAULT_PROVIDER, GENERATED_PROVIDERS} from '../encryption/generate-config.js'
-import {EXIT, usageError} from '../errors.js'
+import {EXIT, preconditionError, usageError} from '../errors.js'
 import {readConfigFlag} from '../flags/config-file.js'
+import {checkResourceFlags} from '../flags/resource-names.js'
 import {controlPlaneFlags} from '../flags/control-plane.js'
 import {type EnableResult, enableEncryption} from '../operations/enable.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
@@ -44,13 +45,25 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
     if (flags.config && (flags.resource || flags.provider)) {
       throw usageError('USAGE', '--config cannot be combined with --provider or --resource (they shape a generated config)')
     }
-    const configText = (await readConfigFlag(flags.config))?.bytes.toString('utf8')
+    checkResourceFlags(flags.resource)
+    const local = await readConfigFlag(flags.config)
+    if (local) {
+      // The user's file is checked before the cluster is contacted, and named by the path they gave.
+      const {checkConfigBytes} = await import('../encryption/load-config.js')
+      const check = checkConfigBytes(local.bytes, local.path)
+      if (!check.config || check.errors.length > 0)
+        throw preconditionError('CONFIG_INVALID', `--config ${local.path} is not a valid EncryptionConfiguration: ${check.message}`, {
+          hint: `See every problem with 'kubectl encryption config validate ${local.path}'. Nothing was changed.`,
+        })
+    }
+    const configText = local?.bytes.toString('utf8')
     const progress = await this.progress('Connecting to the cluster')
     return withControlPlane(flags, progress, {operation: 'enable', typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'}, async ({context, deps}) => {
       const options = {
         configPath: flags['config-path'],
         configText,
-        provider: flags.provider ?? DEFAULT_PROVIDER,
+        // undefined when not asked for: a config the nodes already run is then reused as it is
+        provider: flags.provider,
         resources: flags.resource,
         automaticReload: flags['automatic-reload'],
         force: flags.force,
@@ -75,7 +88,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
       formatFields([
         ['Context', result.context],
         ['Config', `${result.configPath} (${result.configSource}, ${result.configHash.slice(0, 19)}…)`],
-        ['Write keys', result.writeKeys.map((k) => `${k.resources.join(',')}: ${k.provider}${k.key ? `/${k.key} ${k.fingerprint?.slice(0, 19) ?? ''}…` : ''}`).join('; ')],
+        ['Write keys', result.writeKeys.map((k) => `${k.resources.join(',')}: ${k.provider}${k.key ? `/${k.key} ${k.fingerprint ? `${k.fingerprint.slice(0, 19)}…` : '(a new key, made when run)'}` : ''}`).join('; ')],
         ['kubeadm-config', `${result.kubeadmConfig.status}${result.kubeadmConfig.changes.length > 0 ? ` (${result.kubeadmConfig.changes.join('; ')})` : ''}`],
         ['Backups', result.backupDir],
       ]),

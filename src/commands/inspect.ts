@@ -14,7 +14,7 @@ import {discoverControlPlane} from '../controlplane/control-plane.js'
 import {etcdKeyFor, etcdKeyProblem} from '../encryption/etcd-key.js'
 import {describeReader} from '../etcd/etcd-reader.js'
 import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
-import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
+import {kubeFlags, kubeOptionsFromFlags, parseNamespace} from '../flags/kube.js'
 import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
 import {connectCluster} from '../kube/connect.js'
 import {toPluginError} from '../kube/errors.js'
@@ -64,7 +64,7 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     }),
     // Reading TYPE/NAME or an etcd key from the cluster:
     ...kubeFlags,
-    namespace: Flags.string({char: 'n', description: 'Namespace of TYPE/NAME (default: the context namespace).', helpGroup: 'KUBE'}),
+    namespace: Flags.string({char: 'n', description: 'Namespace of TYPE/NAME (default: the context namespace).', helpGroup: 'KUBE', parse: parseNamespace}),
     ...sshFlags,
     'etcd-via': etcdFlags['etcd-via'],
     'etcd-endpoints': etcdFlags['etcd-endpoints'],
@@ -81,8 +81,8 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     const valueFile = flags['value-file']
     if (!valueFile) {
       if (this.args.object) return this.inspectFromCluster(this.args.object)
-      throw usageError('INSPECT_SOURCE', 'nothing to inspect: pass --value-file FILE (and --etcd-key KEY for a raw value)', {
-        hint: "See 'kubectl encryption inspect --help'.",
+      throw usageError('INSPECT_SOURCE', 'nothing to inspect: name an object (TYPE/NAME, e.g. secret/db-pass, or an etcd key /registry/...) or pass --value-file FILE', {
+        hint: "e.g. 'kubectl encryption inspect secret/db-pass -n team-a'; see 'kubectl encryption inspect --help'.",
       })
     }
     if (this.args.object) throw usageError('INSPECT_SOURCE', 'give either an object or --value-file, not both')

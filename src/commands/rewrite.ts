@@ -4,8 +4,9 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {EXIT, preconditionError, usageError} from '../errors.js'
 import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
-import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
+import {kubeFlags, kubeOptionsFromFlags, parseNamespace} from '../flags/kube.js'
 import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
+import {labelSelectorProblem} from '../kube/label-selector.js'
 import type {ApiResource} from '../kube/types.js'
 import type {EtcdStaleIndex} from '../operations/etcd-stale-index.js'
 import {checkpointPath, defaultStateDir, FileCheckpointStore} from '../operations/rewrite-checkpoint.js'
@@ -44,14 +45,22 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
     ...kubeFlags,
     ...sshFlags,
     ...etcdFlags,
-    namespace: Flags.string({char: 'n', description: 'Namespace to rewrite (repeatable). Default: the context namespace.', multiple: true, helpGroup: 'KUBE'}),
+    namespace: Flags.string({char: 'n', description: 'Namespace to rewrite (repeatable). Default: the context namespace.', multiple: true, helpGroup: 'KUBE', parse: parseNamespace}),
     'all-namespaces': Flags.boolean({char: 'A', description: 'Rewrite objects in all namespaces.', default: false, helpGroup: 'KUBE'}),
     resource: Flags.string({
       description:
         'Resource to rewrite, e.g. secrets, configmaps, pandas.awesome.bears.example, or a wildcard *.apps (repeatable). Default: every resource the encryption config lists; secrets if it cannot be read.',
       multiple: true,
     }),
-    selector: Flags.string({char: 'l', description: 'Label selector, as kubectl (e.g. app=web,tier!=db).'}),
+    selector: Flags.string({
+      char: 'l',
+      description: 'Label selector, as kubectl (e.g. app=web,tier!=db).',
+      async parse(input) {
+        const problem = labelSelectorProblem(input)
+        if (problem) throw new Error(`invalid label selector ${JSON.stringify(input)}: ${problem}`)
+        return input
+      },
+    }),
     concurrency: Flags.integer({description: 'Requests in flight at once.', default: REWRITE_DEFAULTS.concurrency, min: 1, max: 256}),
     qps: Flags.integer({description: 'Requests per second over all requests (0 = no limit).', default: REWRITE_DEFAULTS.qps, min: 0}),
     'chunk-size': Flags.integer({description: 'Objects per list page, as kubectl.', default: REWRITE_DEFAULTS.pageSize, min: 1, max: 10_000}),
@@ -74,6 +83,8 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
 
     const etcdOptions = etcdOptionsFromFlags(flags)
     const needsEtcd = flags['only-stale'] || flags.verify
+    const stateFile = flags['state-file'] === undefined ? undefined : new FileCheckpointStore(flags['state-file'], {createDir: false, flag: '--state-file'})
+    await stateFile?.check()
     const localConfig = await readConfigFlag(flags.config)
     const ssh = flags.ssh ? new (await import('../ssh/open-ssh-session.js')).OpenSshConnector(sshOptionsFromFlags(flags)) : undefined
 
@@ -107,7 +118,7 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       const namespaces = flags['all-namespaces'] ? undefined : flags.namespace?.length ? [...new Set(flags.namespace)] : [cluster.context.namespace]
       const clusterIdentity = `${cluster.context.server}|${cluster.context.contextName}|${cluster.context.user}`
       const scopeForFile = JSON.stringify([clusterIdentity, resources.map((r) => `${r.group}/${r.resource}`), namespaces ?? '*', flags.selector ?? ''])
-      const store = new FileCheckpointStore(flags['state-file'] ?? checkpointPath(defaultStateDir(), scopeForFile))
+      const store = stateFile ?? new FileCheckpointStore(checkpointPath(defaultStateDir(), scopeForFile))
 
       const progress = await this.progress('rewrite: listing…')
       const reporter = new ProgressReporter(

@@ -56,7 +56,7 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
         ['Context', result.context],
         ['New key', `${result.provider}/${result.newKey}${result.newKeyFingerprint ? ` ${result.newKeyFingerprint.slice(0, 19)}…` : ''}`],
         ['Old key', `${result.oldKey.provider}/${result.oldKey.name}`],
-        ['State', `${result.state.status} (last stage: ${result.state.stage})`],
+        ['State', result.state.status === 'not-started' ? 'not started (a dry run records nothing)' : `${result.state.status} (last stage: ${result.state.stage})`],
         ['Config copy', result.localBackup],
       ]),
       formatTable(['stage', 'status', 'detail'], result.stages.map((s) => [s.stage, s.status, s.detail ?? (s.backupDir ? `backups in ${s.backupDir}` : '')])),

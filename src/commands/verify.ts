@@ -8,7 +8,7 @@ import {discoverControlPlane} from '../controlplane/control-plane.js'
 import {describeReader} from '../etcd/etcd-reader.js'
 import {EXIT, usageError} from '../errors.js'
 import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
-import {kubeFlags, kubeOptionsFromFlags} from '../flags/kube.js'
+import {kubeFlags, kubeOptionsFromFlags, parseNamespace} from '../flags/kube.js'
 import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
 import {connectCluster} from '../kube/connect.js'
 import {toPluginError} from '../kube/errors.js'
@@ -37,7 +37,7 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
   ]
   static override flags = {
     ...kubeFlags,
-    namespace: Flags.string({char: 'n', description: 'Namespace for the test object (default: the context namespace).', helpGroup: 'KUBE'}),
+    namespace: Flags.string({char: 'n', description: 'Namespace for the test object (default: the context namespace).', helpGroup: 'KUBE', parse: parseNamespace}),
     ...sshFlags,
     ...etcdFlags,
     resource: Flags.string({description: 'Resource to verify: secrets (default), configmaps, or a custom resource with --from-file.', default: 'secrets'}),

@@ -5,7 +5,7 @@ import {Document, isMap, isScalar, isSeq, parseAllDocuments, parseDocument, visi
 import {PluginError} from '../errors.js'
 import type {AesProviderType} from './config-model.js'
 import {keyFingerprint, sha256Label} from './fingerprint.js'
-import {DEFAULT_PROVIDER} from './generate-config.js'
+import {DEFAULT_PROVIDER, defaultKeyName} from './generate-config.js'
 
 /**
  * Edits of an EncryptionConfiguration file on its YAML Document, so comments and layout survive
@@ -131,10 +131,17 @@ export function keyNamesInConfig(source: string): string[] {
   return entries.flatMap((e) => providersOf(e).items.flatMap(keyNames))
 }
 
-/** `key<N+1>` where N is the highest numbered `key<N>` in the file (the seed names keys key1, key2…). */
-export function nextKeyName(source: string): string {
-  const numbers = keyNamesInConfig(source).map((n) => /^key(\d+)$/.exec(n)?.[1]).filter((n): n is string => n !== undefined).map(Number)
-  return `key${Math.max(0, ...numbers) + 1}`
+/**
+ * A key name never used before: `key-<UTC time>` (as `config generate` names keys), with `-2`, `-3`…
+ * when the file already has it. A counter (key1, key2…) would start again at key1 after decrypt-all
+ * and enable, and values in older etcd backups carry a `key1` prefix that the new key1 cannot open.
+ */
+export function nextKeyName(source?: string, now: Date = new Date()): string {
+  const used = new Set(source === undefined ? [] : keyNamesInConfig(source))
+  const base = defaultKeyName(now)
+  let name = base
+  for (let n = 2; used.has(name); n++) name = `${base}-${n}`
+  return name
 }
 
 /**
@@ -302,7 +309,7 @@ export function dropAllKeys(source: string, options: EntrySelector = {}): Config
 /** A new configuration for `enable`: one entry, one fresh key, identity kept as a read fallback (seed). */
 export function newConfig(options: {resources?: string[]; provider?: KeyedProvider; keyName?: string} = {}): {text: string; key: NewKeyInfo} {
   const provider = options.provider ?? DEFAULT_PROVIDER
-  const name = options.keyName ?? 'key1'
+  const name = options.keyName ?? nextKeyName()
   const secret = newSecret()
   const doc = new Document({
     apiVersion: 'apiserver.config.k8s.io/v1',

@@ -3,13 +3,14 @@
  * apiserver's messages (docs/kubernetes-behaviour.md §5.2). Used by `config validate` and by every operation that needs a
  * config: `loadEncryptionConfig` throws a PluginError (precondition, CONFIG_INVALID) for a bad file.
  */
-import {readFile} from 'node:fs/promises'
+import {open} from 'node:fs/promises'
 
 import {preconditionError} from '../errors.js'
 import type {EncryptionConfiguration} from './config-model.js'
-import {apiserverMessage, type ConfigError, stageError} from './config-errors.js'
+import {apiserverMessage, type ConfigError, REDACTED, stageError} from './config-errors.js'
 import {parseEncryptionConfig} from './config-decode.js'
 import {configHash} from './fingerprint.js'
+import {decodeGoBase64} from './go-base64.js'
 import {goQuote} from './go-format.js'
 import {validateEncryptionConfig, type ValidateOptions} from './validate-config.js'
 
@@ -36,11 +37,38 @@ const GO_OS_ERRORS: Record<string, string> = {
   EIO: 'input/output error',
 }
 
+/**
+ * The largest config read: 3 MiB, kube-apiserver's own bound on a request body (and far above any
+ * real EncryptionConfiguration). A bigger file, or one that is not a regular file (/dev/zero, a
+ * FIFO), would otherwise be read until memory runs out.
+ */
+export const MAX_CONFIG_BYTES = 3 * 1024 * 1024
+
+/** Why `path` is not read at all (too big, not a regular file), or undefined; then its bytes. */
+export async function readBoundedFile(path: string, max = MAX_CONFIG_BYTES): Promise<{bytes?: Buffer; refused?: string}> {
+  const handle = await open(path, 'r')
+  try {
+    const info = await handle.stat()
+    if (info.isDirectory()) {
+      const error = new Error(`EISDIR: illegal operation on a directory, read`) as NodeJS.ErrnoException
+      error.code = 'EISDIR'
+      throw error
+    }
+    if (!info.isFile()) return {refused: 'is not a regular file'}
+    if (info.size > max) return {refused: `is ${info.size} bytes, more than the ${max / 1024 / 1024} MiB an EncryptionConfiguration may have`}
+    return {bytes: await handle.readFile()}
+  } finally {
+    await handle.close()
+  }
+}
+
 /** Reads the file as the apiserver does; a read error or an empty file becomes a `Read` error. */
 export async function readConfigFile(path: string): Promise<{bytes?: Buffer; error?: ConfigError}> {
   let bytes: Buffer
   try {
-    bytes = await readFile(path)
+    const read = await readBoundedFile(path)
+    if (read.refused) return {error: stageError('Read', `encryption provider configuration file ${goQuote(path)} ${read.refused}`)}
+    bytes = read.bytes!
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? ''
     const op = code === 'EISDIR' ? 'read' : 'open'
@@ -59,9 +87,43 @@ export function checkConfigBytes(bytes: Buffer, path: string, options: ValidateO
     return {path, hash, errors, warnings: [], message: apiserverMessage(errors)}
   }
   const parsed = parseEncryptionConfig(bytes, path)
-  if (!parsed.config) return {path, hash, errors: parsed.errors, warnings: [], message: apiserverMessage(parsed.errors)}
-  const {errors, warnings} = validateEncryptionConfig(parsed.config, options)
+  if (!parsed.config) {
+    const errors = redactErrors(parsed.errors, [])
+    return {path, hash, errors, warnings: [], message: apiserverMessage(errors)}
+  }
+  const secrets = configuredSecrets(parsed.config)
+  const checked = validateEncryptionConfig(parsed.config, options)
+  const errors = redactErrors(checked.errors, secrets)
+  const warnings = checked.warnings.map((w) => redactKeyMaterial(w, secrets))
   return {path, hash, config: parsed.config, errors, warnings, message: apiserverMessage(errors)}
+}
+
+/** Every `secret:` of the keyed providers, to be kept out of anything printed. */
+function configuredSecrets(config: EncryptionConfiguration): string[] {
+  const secrets: string[] = []
+  for (const entry of config.resources ?? [])
+    for (const provider of entry.providers ?? [])
+      for (const keyed of Object.values(provider as Record<string, {keys?: Array<{secret?: unknown}>} | undefined>))
+        for (const key of keyed?.keys ?? []) if (typeof key?.secret === 'string' && key.secret.length >= 8) secrets.push(key.secret)
+  return secrets
+}
+
+/**
+ * A message with key material taken out (docs/kubernetes-behaviour.md §14.6): any configured secret, and any quoted value
+ * that could be one (Go base64 of 16 bytes or more, e.g. a key pasted under `resources:`, which the
+ * apiserver would echo in "Invalid value: …"), becomes "REDACTED". No resource or field name of the
+ * schema decodes to that much, so real typos still show.
+ */
+export function redactKeyMaterial(text: string, secrets: readonly string[] = []): string {
+  let out = text
+  for (const secret of secrets) out = out.split(secret).join(REDACTED)
+  return out.replace(/(["`'])([A-Za-z0-9+/=\r\n\\]{20,})\1/g, (whole, quote: string, body: string) =>
+    (decodeGoBase64(body.replaceAll('\\n', '').replaceAll('\\r', ''))?.length ?? 0) >= 16 ? `${quote}${REDACTED}${quote}` : whole,
+  )
+}
+
+function redactErrors(errors: ConfigError[], secrets: readonly string[]): ConfigError[] {
+  return errors.map((e) => ({...e, detail: redactKeyMaterial(e.detail, secrets), message: redactKeyMaterial(e.message, secrets), field: redactKeyMaterial(e.field, secrets)}))
 }
 
 /** Reads, decodes and validates a file; never throws for a bad file (the verdict is in `errors`). */

@@ -14,6 +14,11 @@ export interface DirectEtcdOptions {
   key?: string
   dialTimeoutMs?: number
   callTimeoutMs?: number
+  /**
+   * The one bound on each read, retries included (--request-timeout; default 30 s). etcd3 retries a
+   * call that times out, so an endpoint that accepts and never answers cost ~95 s whatever the flag.
+   */
+  timeoutMs?: number
 }
 
 interface RawKv {
@@ -62,11 +67,11 @@ export class DirectEtcdReader implements EtcdReader {
       const cert = readFlagFile('--etcd-cert', this.options.cert)
       const key = readFlagFile('--etcd-key', this.options.key)
       const {Etcd3} = await import('etcd3')
-      const callTimeout = this.options.callTimeoutMs ?? 30_000
+      const callTimeout = Math.min(this.options.callTimeoutMs ?? 30_000, this.timeoutMs)
       return new Etcd3({
         hosts: this.hosts,
         credentials: ca || cert ? {rootCertificate: ca ?? Buffer.alloc(0), certChain: cert, privateKey: key} : undefined,
-        dialTimeout: this.options.dialTimeoutMs ?? 5000,
+        dialTimeout: Math.min(this.options.dialTimeoutMs ?? 5000, this.timeoutMs),
         // As etcdctl (--max-recv-bytes, default MaxInt32): a page's size is bounded by its keys,
         // not by gRPC's default 4 MiB, which 500 values of 9 KiB would already exceed.
         grpcOptions: {'grpc.max_receive_message_length': 0x7fffffff},
@@ -83,10 +88,24 @@ export class DirectEtcdReader implements EtcdReader {
     return etcdError(this.describe(), what, message, error)
   }
 
+  private get timeoutMs(): number {
+    return this.options.timeoutMs && this.options.timeoutMs > 0 ? this.options.timeoutMs : (this.options.callTimeoutMs ?? 30_000)
+  }
+
+  /** `call`, or a timeout error after timeoutMs (the call is left to the client's own deadline). */
+  private bounded<T>(call: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const ms = this.timeoutMs
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000}s (--request-timeout)`)), ms)
+    })
+    return Promise.race([call, deadline]).finally(() => clearTimeout(timer))
+  }
+
   async get(key: string): Promise<EtcdKeyValue | undefined> {
     const client = await this.connect()
     try {
-      const response = await client.get(key).exec()
+      const response = await this.bounded(client.get(key).exec())
       const kv = response.kvs[0] as RawKv | undefined
       return kv ? {key: kv.key.toString('utf8'), value: Buffer.from(kv.value), modRevision: Number(kv.mod_revision)} : undefined
     } catch (error) {
@@ -111,7 +130,7 @@ export class DirectEtcdReader implements EtcdReader {
     const request = (start: Buffer, limit: number) => {
       const builder = client.getAll().inRange(new Range(start, end)).limit(limit)
       if (revision) builder.revision(revision)
-      const response = builder.exec().then(
+      const response = this.bounded(builder.exec()).then(
         (value) => ({value}),
         (error: unknown) => ({error}),
       )

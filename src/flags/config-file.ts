@@ -1,6 +1,5 @@
-import {readFile} from 'node:fs/promises'
-
-import {usageError} from '../errors.js'
+import {readBoundedFile} from '../encryption/load-config.js'
+import {PluginError, preconditionError, usageError} from '../errors.js'
 
 export interface LocalConfigFile {
   path: string
@@ -11,8 +10,11 @@ export interface LocalConfigFile {
 export async function readConfigFlag(path: string | undefined): Promise<LocalConfigFile | undefined> {
   if (!path) return undefined
   try {
-    return {path, bytes: await readFile(path)}
+    const read = await readBoundedFile(path)
+    if (read.refused) throw preconditionError('CONFIG_TOO_LARGE', `--config ${path} ${read.refused}; nothing was done`, {hint: 'Pass the EncryptionConfiguration file itself.'})
+    return {path, bytes: read.bytes!}
   } catch (error) {
+    if (error instanceof PluginError) throw error
     throw usageError('CONFIG_UNREADABLE', `cannot read --config ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
   }
 }

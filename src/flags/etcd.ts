@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {usageError} from '../errors.js'
 import type {EtcdTransport} from '../etcd/etcd-reader.js'
+import {kubeOptionsFromFlags} from './kube.js'
 
 /** How to reach etcd (docs/architecture.md §1): the seed's etcdctl flag names, plus the transport. */
 export const etcdFlags = {
@@ -39,9 +40,11 @@ export interface EtcdAccessOptions {
   cert?: string
   key?: string
   node?: string
+  /** --request-timeout: the bound on each etcd read (direct), retries included; 0/undefined = 30 s. */
+  timeoutMs?: number
 }
 
-export function etcdOptionsFromFlags(flags: EtcdFlagValues): EtcdAccessOptions {
+export function etcdOptionsFromFlags(flags: EtcdFlagValues & {'request-timeout'?: string}): EtcdAccessOptions {
   const endpoints = (flags['etcd-endpoints'] ?? '').split(',').map((e) => e.trim()).filter(Boolean)
   if (flags['etcd-via'] === 'direct' && endpoints.length === 0) {
     throw usageError('USAGE', '--etcd-via direct needs --etcd-endpoints', {
@@ -58,5 +61,6 @@ export function etcdOptionsFromFlags(flags: EtcdFlagValues): EtcdAccessOptions {
     cert: flags['etcd-cert'],
     key: flags['etcd-key'],
     node: flags['etcd-node'],
+    timeoutMs: flags['request-timeout'] === undefined ? undefined : kubeOptionsFromFlags({'request-timeout': flags['request-timeout']}).requestTimeoutMs,
   }
 }

@@ -16,8 +16,24 @@ export const kubeFlags = {
   }),
 }
 
+/**
+ * A namespace as the API takes it (a lowercase RFC 1123 label); throws the reason otherwise. An
+ * empty name is refused outright: `-n "$NS"` with NS unset must not widen a command's scope.
+ */
+export function checkNamespaceName(name: string): string {
+  if (name === '') throw new Error('namespace must not be empty')
+  if (name.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name))
+    throw new Error(
+      `invalid namespace ${JSON.stringify(name)}: a namespace is a lowercase RFC 1123 label (a-z, 0-9 and '-', starting and ending with a letter or digit, at most 63 characters)`,
+    )
+  return name
+}
+
+/** oclif `parse` for every -n/--namespace flag: a bad name is a usage error (exit 2) before anything runs. */
+export const parseNamespace = async (input: string): Promise<string> => checkNamespaceName(input)
+
 export const namespaceFlags = {
-  namespace: Flags.string({char: 'n', description: 'The namespace scope for this request.', helpGroup: 'KUBE'}),
+  namespace: Flags.string({char: 'n', description: 'The namespace scope for this request.', helpGroup: 'KUBE', parse: parseNamespace}),
   'all-namespaces': Flags.boolean({
     char: 'A',
     description: 'Act on objects in all namespaces.',

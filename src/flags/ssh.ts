@@ -1,3 +1,5 @@
+import {constants, accessSync, statSync} from 'node:fs'
+
 import {Flags} from '@oclif/core'
 
 import {usageError} from '../errors.js'
@@ -40,7 +42,27 @@ export interface SshFlagValues {
   'ssh-timeout'?: number
 }
 
+/**
+ * A local file a --ssh-* flag names must be there and readable before anything runs: ssh itself
+ * only warns about a missing -i file and goes on with other keys, so a typo would go unnoticed.
+ */
+function checkLocalFile(flag: string, path: string | undefined): void {
+  if (path === undefined) return
+  if (path === '') throw usageError('SSH_FILE_INVALID', `--${flag} must not be empty`)
+  let problem: string | undefined
+  try {
+    if (statSync(path).isDirectory()) problem = 'is a directory'
+    else accessSync(path, constants.R_OK)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    problem = code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : code === 'EACCES' || code === 'EPERM' ? 'cannot be read (permission denied)' : `cannot be read (${code})`
+  }
+  if (problem) throw usageError('SSH_FILE_INVALID', `--${flag} ${path} ${problem}; nothing was done`, {hint: `Pass the path of a readable ${flag === 'ssh-identity' ? 'private key' : 'ssh config'} file.`})
+}
+
 export function sshOptionsFromFlags(flags: SshFlagValues): SshOptions {
+  checkLocalFile('ssh-identity', flags['ssh-identity'])
+  checkLocalFile('ssh-config', flags['ssh-config'])
   const extraOptions = flags['ssh-option'] ?? []
   for (const option of extraOptions) {
     if (!/^[A-Za-z][A-Za-z0-9]*\s*[= ]\s*\S/.test(option)) {

@@ -12,5 +12,7 @@ export interface ControlPlaneDeps {
   /** Asked once before the first change (unless --yes); false aborts with nothing changed. */
   confirm?(question: string): Promise<boolean>
   now?(): Date
+  /** Ctrl-C/SIGTERM: stop before the next node or stage (the one in progress is finished first). */
+  signal?: AbortSignal
   onEvent?(event: RolloutEvent | {type: 'stage'; stage: string; status: 'start' | 'done' | 'skipped'} | {type: 'info'; message: string}): void
 }

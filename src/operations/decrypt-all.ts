@@ -1,7 +1,7 @@
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
 import {putIdentityFirst} from '../encryption/config-edit.js'
 import {configHash, keyFingerprint} from '../encryption/fingerprint.js'
-import {PluginError, preconditionError, withPartialResult} from '../errors.js'
+import {interruptedError, PluginError, preconditionError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {type EncryptedLeft, encryptedLeft, parseConfigText, type ClusterFollowUps, type RewriteSummary} from './cluster-follow-ups.js'
 import {editBase, type FileDiff, type NodeSnapshot, planDiffs, planNode, plannedOutcomes, readNode} from './control-plane-change.js'
@@ -164,7 +164,7 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
   try {
     // Stage 1 (seed: "place the identity provider as the first entry … and restart all kube-apiserver processes").
     deps.onEvent?.({type: 'stage', stage: 'identity-first', status: 'start'})
-    const rollout = await rollOut(identityPlans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs, onEvent: deps.onEvent})
+    const rollout = await rollOut(identityPlans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs, onEvent: deps.onEvent, signal: deps.signal, stage: 'identity-first'})
     result.stages.push({stage: 'identity-first', status: rollout.failure ? 'failed' : changes ? 'done' : 'unchanged', nodes: rollout.nodes})
     if (rollout.failure) throw rollout.failure
     // Nodes that already had the config (a run continued) must be up too before the rewrite relies on them.
@@ -175,6 +175,7 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
     if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite and the etcd scan are not available here.', {hint: 'Run `kubectl encryption rewrite -A` and `kubectl encryption status --scan`.'})
     // Stage 2 (seed: `kubectl get secrets --all-namespaces -o json | kubectl replace -f -`), for everything covered.
     running = 'rewrite'
+    if (deps.signal?.aborted) throw interruptedError('stage rewrite (not started)')
     deps.onEvent?.({type: 'stage', stage: 'rewrite', status: 'start'})
     result.rewrite = await deps.followUps.rewrite(target)
     const rewriteOk = result.rewrite.failed === 0 && result.rewrite.incomplete.length === 0
@@ -182,6 +183,7 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
 
     // Stage 3: the proof. Anything still encrypted (also orphans the API cannot rewrite) stops here.
     running = 'scan'
+    if (deps.signal?.aborted) throw interruptedError('stage scan (not started)')
     deps.onEvent?.({type: 'stage', stage: 'scan', status: 'start'})
     result.scan = encryptedLeft(await deps.followUps.scan(target))
     result.decrypted = result.scan.total === 0
@@ -204,12 +206,13 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
 
     // Stage 4: the flag, mount and volume out of each manifest (read again: stage 1 changed them).
     running = 'remove-encryption'
+    if (deps.signal?.aborted) throw interruptedError('stage remove-encryption (not started)')
     deps.onEvent?.({type: 'stage', stage: 'remove-encryption', status: 'start'})
     const current: NodeSnapshot[] = []
     for (const s of on) current.push(await readNode(s.node, deps.files(s.node), s.configPath))
     const plans = removePlans(current)
     result.diffs.push(...planDiffs(plans))
-    const removal = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs, onEvent: deps.onEvent})
+    const removal = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs, onEvent: deps.onEvent, signal: deps.signal, stage: 'remove-encryption'})
     result.stages.push({stage: 'remove-encryption', status: removal.failure ? 'failed' : 'done', nodes: removal.nodes})
     if (removal.failure) throw removal.failure
     result.kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped', changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'disable'}, false)

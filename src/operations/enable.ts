@@ -1,7 +1,7 @@
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
-import {type KeyedProvider, newConfig} from '../encryption/config-edit.js'
+import {type KeyedProvider, newConfig, nextKeyName} from '../encryption/config-edit.js'
 import {configHash} from '../encryption/fingerprint.js'
-import {PluginError, preconditionError, withPartialResult} from '../errors.js'
+import {interruptedError, PluginError, preconditionError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, readNode, type WriteKey, writeKeys} from './control-plane-change.js'
 import type {ClusterFollowUps, RewriteSummary, VerifySummary} from './cluster-follow-ups.js'
@@ -80,6 +80,7 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   const enabledElsewhere = snapshots.find((s) => s.flags.configPath !== undefined && s.config !== undefined)
   let configText: string
   let configSource: EnableResult['configSource']
+  let generatedFingerprint: string | undefined
   if (options.configText !== undefined) {
     configText = options.configText
     configSource = 'file'
@@ -88,14 +89,15 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
         hint: 'Change keys with `kubectl encryption rotate`, or pass --force if the new config keeps every key still in use.',
       })
     }
-  } else if (existing?.config !== undefined) {
-    configText = existing.config
+  } else if (existing?.config !== undefined || enabledElsewhere?.config !== undefined) {
+    const found = existing?.config !== undefined ? existing : enabledElsewhere!
+    configText = found.config!
     configSource = 'existing'
-  } else if (enabledElsewhere?.config !== undefined) {
-    configText = enabledElsewhere.config
-    configSource = 'existing'
+    checkExistingAsAsked(configText, options, found)
   } else {
-    configText = newConfig({provider: options.provider, resources: options.resources}).text
+    const generated = newConfig({provider: options.provider, resources: options.resources, keyName: nextKeyName(undefined, deps.now?.() ?? new Date())})
+    configText = generated.text
+    generatedFingerprint = generated.key.fingerprint
     configSource = 'generated'
   }
 
@@ -108,7 +110,16 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   if (options.dryRun) {
     const kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped' as const, changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, true)
     if (kubeadmConfig.diff) diffs.push({node: '(cluster)', path: 'kube-system/configmap/kubeadm-config', diff: kubeadmConfig.diff})
-    return {...base, dryRun: true, nodes: plannedOutcomes(plans), kubeadmConfig, unchanged: unchangedNodes && kubeadmConfig.status !== 'planned', next: []}
+    // A generated key is thrown away with the dry run: no fingerprint for a key that will never exist.
+    const marker = generatedFingerprint && `<redacted ${generatedFingerprint.slice(0, 19)}>`
+    const shown = marker
+      ? {
+          ...base,
+          writeKeys: base.writeKeys.map((k) => ({...k, fingerprint: undefined})),
+          diffs: diffs.map((d) => ({...d, diff: d.diff.replaceAll(marker, '<redacted: a new key, made when run>')})),
+        }
+      : base
+    return {...shown, dryRun: true, nodes: plannedOutcomes(plans), kubeadmConfig, unchanged: unchangedNodes && kubeadmConfig.status !== 'planned', next: []}
   }
 
   if (!unchangedNodes && deps.confirm) {
@@ -118,7 +129,7 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
     }
   }
   const backupDir = backupDirFor(deps.now?.() ?? new Date())
-  const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent})
+  const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent, signal: deps.signal, stage: 'rollout'})
   const anyChanged = rollout.nodes.some((n) => n.status === 'changed')
   const usedBackups = rollout.nodes.some((n) => n.backups.length > 0)
   const result: EnableResult = {
@@ -135,6 +146,9 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   try {
     result.kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped' as const, changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, false)
     result.unchanged = !anyChanged && result.kubeadmConfig.status !== 'updated'
+    // Ctrl-C during the rollout: every node is done; verify and rewrite are what is left.
+    if (deps.signal?.aborted && (options.verify !== false || options.rewrite))
+      throw interruptedError(`stage ${options.verify !== false ? 'verify' : 'rewrite'} (not started; every node has the config)`)
     // The seed's "Verifying that data is encrypted", then "Ensure all Secrets are encrypted".
     if (options.verify !== false) result.verify = await runVerify(deps, configText)
     if (options.rewrite) {
@@ -161,4 +175,28 @@ async function runVerify(deps: EnableDeps, configText: string): Promise<EnableVe
     // Encryption is on; only the proof failed (e.g. etcd unreachable): say so, exit 5, keep the change.
     return {ok: false, problems: [], notRun: error instanceof Error ? error.message : String(error)}
   }
+}
+
+/**
+ * A config the nodes already run is reused, never regenerated; but when the user asked for a
+ * provider or resources it does not give, saying "already enabled as asked" would be false (and
+ * leave, say, ConfigMaps in plaintext). Refused with what differs and how to get it.
+ */
+function checkExistingAsAsked(configText: string, options: EnableOptions, found: {node: string; configPath?: string}): void {
+  if (!options.provider && !options.resources) return
+  const keys = writeKeys(configText)
+  const differences: string[] = []
+  for (const resource of options.resources ?? ['secrets']) {
+    const rule = keys.find((k) => k.resources.includes(resource))
+    if (!rule) differences.push(`${resource}: not covered`)
+    else if (options.provider && rule.provider !== options.provider) differences.push(`${resource}: written with ${rule.provider}, not ${options.provider}`)
+  }
+  if (differences.length === 0) return
+  throw preconditionError(
+    'ENABLED_DIFFERENTLY',
+    `Encryption is already enabled on ${found.node} (${found.configPath ?? 'its config'}), but not as asked: ${differences.join('; ')}. Nothing was changed.`,
+    {
+      hint: 'To change the provider or key use `kubectl encryption rotate --provider ...`; to cover other resources write the config you want and pass it with --config (see `kubectl encryption config validate`).',
+    },
+  )
 }

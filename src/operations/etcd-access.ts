@@ -31,7 +31,7 @@ function pickNode(nodes: ControlPlaneNode[], wanted: string | undefined, usable:
  */
 export async function openEtcdReader(options: EtcdAccessOptions, deps: EtcdAccessDeps): Promise<EtcdReader> {
   const certs = {cacert: options.cacert, cert: options.cert, key: options.key}
-  if (options.via === 'direct') return new DirectEtcdReader({endpoints: options.endpoints, ...certs})
+  if (options.via === 'direct') return new DirectEtcdReader({endpoints: options.endpoints, ...certs, timeoutMs: options.timeoutMs})
   const nodes = await deps.controlPlane()
   if (options.via === 'ssh') {
     if (!deps.ssh) throw usageError('USAGE', '--etcd-via ssh is not available for this command')

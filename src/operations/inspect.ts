@@ -112,7 +112,13 @@ export function parseEtcdctlJson(bytes: Buffer): {key: string; value: Buffer; mo
   } catch {
     return undefined
   }
-  if (!isRecord(doc) || !isRecord(doc.header)) return undefined
+  if (!isRecord(doc)) return undefined
+  if (!isRecord(doc.header)) {
+    // A stored object in JSON has kind/apiVersion and never a top-level "kvs": this is a damaged or
+    // hand-made etcdctl document, not a plaintext value.
+    if ('kvs' in doc && !('kind' in doc) && !('apiVersion' in doc)) throw new EtcdctlJsonShapeError('it has no etcdctl "header"')
+    return undefined
+  }
   const {kvs} = doc
   if (kvs === undefined || (Array.isArray(kvs) && kvs.length === 0)) return null
   if (!Array.isArray(kvs)) throw new EtcdctlJsonShapeError('its "kvs" is not a list of key/value pairs')

@@ -1,5 +1,5 @@
 import {configHash} from '../encryption/fingerprint.js'
-import {PluginError} from '../errors.js'
+import {interruptedError, PluginError} from '../errors.js'
 import type {RemoteFiles} from '../ssh/remote-files.js'
 
 /**
@@ -80,6 +80,9 @@ export interface RolloutDeps {
   backupDir: string
   timeoutMs: number
   onEvent?: (event: RolloutEvent) => void
+  /** Stop before the next node (Ctrl-C): the failure is INTERRUPTED, naming `stage` and the node. */
+  signal?: AbortSignal
+  stage?: string
 }
 
 export interface RolloutResult {
@@ -105,6 +108,10 @@ export async function rollOut(plans: NodePlan[], deps: RolloutDeps): Promise<Rol
   }))
   for (const [index, plan] of plans.entries()) {
     const outcome = outcomes[index] as NodeOutcome
+    if (plan.files.length > 0 && deps.signal?.aborted) {
+      const done = outcomes.slice(0, index).filter((o) => o.status === 'changed').map((o) => o.node)
+      return {nodes: outcomes, failure: interruptedError(`${deps.stage ? `stage ${deps.stage} ` : ''}(node ${plan.node}, not changed; ${done.length > 0 ? `changed: ${done.join(', ')}` : 'no node changed'})`)}
+    }
     if (plan.files.length === 0) {
       deps.onEvent?.({type: 'node-done', node: plan.node, status: 'unchanged'})
       continue

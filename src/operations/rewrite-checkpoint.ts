@@ -1,8 +1,10 @@
 import {createHash} from 'node:crypto'
-import {mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
+import {constants} from 'node:fs'
+import {access, mkdir, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {basename, dirname, join} from 'node:path'
 
+import {preconditionError, usageError} from '../errors.js'
 import type {FailureReason} from './api-errors.js'
 
 /** Per resource (and namespace) counts; the same shape in results and checkpoints. */
@@ -78,7 +80,39 @@ export function checkpointPath(stateDir: string, scope: string): string {
  * kill at any moment leaves either the previous or the next complete checkpoint.
  */
 export class FileCheckpointStore implements CheckpointStore {
-  constructor(readonly location: string) {}
+  /**
+   * `createDir`: make the directory (0700) on first save; the default state dir is made, a directory
+   * the user named (--state-file) must already exist, as any other output file's.
+   */
+  constructor(
+    readonly location: string,
+    private readonly options: {createDir?: boolean; flag?: string} = {},
+  ) {}
+
+  /**
+   * Checked before a run starts, so a path that cannot hold the checkpoint fails at once (exit 2 for a
+   * directory given as the file, 3 for a missing or unwritable directory), not after the work is done.
+   */
+  async check(): Promise<void> {
+    const what = this.options.flag ? `${this.options.flag} ${this.location}` : `the checkpoint file ${this.location}`
+    if (this.location.trim() === '') throw usageError('STATE_FILE_INVALID', `${this.options.flag ?? 'the checkpoint file'} must not be empty`)
+    const info = await stat(this.location).catch(() => undefined)
+    if (info?.isDirectory())
+      throw usageError('STATE_FILE_IS_DIRECTORY', `${what} is a directory; nothing was done`, {hint: `Name a file, e.g. ${join(this.location, 'rewrite.json')}.`})
+    if (info && !info.isFile()) throw usageError('STATE_FILE_INVALID', `${what} is not a regular file; nothing was done`)
+    const dir = dirname(this.location)
+    const dirInfo = await stat(dir).catch(() => undefined)
+    if (!dirInfo && this.options.createDir !== false) return
+    if (!dirInfo)
+      throw preconditionError('STATE_DIR_MISSING', `the directory of ${what} does not exist; nothing was done`, {hint: `Create ${dir} first (mode 0700), or name a file in an existing directory.`})
+    if (!dirInfo.isDirectory()) throw preconditionError('STATE_DIR_MISSING', `${dir} (the directory of ${what}) is not a directory; nothing was done`)
+    try {
+      await access(dir, constants.W_OK | constants.X_OK)
+      if (info) await access(this.location, constants.R_OK | constants.W_OK)
+    } catch {
+      throw preconditionError('STATE_FILE_NOT_WRITABLE', `cannot write ${what}: permission denied; nothing was done`, {hint: 'Name a file in a directory you own.'})
+    }
+  }
 
   async load(): Promise<RewriteCheckpoint | undefined> {
     let text: string
@@ -94,7 +128,7 @@ export class FileCheckpointStore implements CheckpointStore {
   }
 
   async save(checkpoint: RewriteCheckpoint): Promise<void> {
-    await mkdir(dirname(this.location), {recursive: true, mode: 0o700})
+    if (this.options.createDir !== false) await mkdir(dirname(this.location), {recursive: true, mode: 0o700})
     const temp = `${this.location}.${process.pid}.tmp`
     await writeFile(temp, JSON.stringify(checkpoint), {mode: 0o600})
     await rename(temp, this.location)

@@ -1,4 +1,5 @@
-import type {ApiResource, KubeObject, ObjectClient} from '../kube/types.js'
+import {preconditionError, usageError} from '../errors.js'
+import {type ApiResource, type KubeObject, KubeApiError, type ObjectClient} from '../kube/types.js'
 import {classifyApiError, errorMessage, exhaustedReason, type FailureReason} from './api-errors.js'
 import {CompletionWindow, objectKey} from './completion-window.js'
 import {
@@ -149,6 +150,8 @@ type Outcome = 'rewritten' | 'alreadyCurrent' | 'wouldRewrite' | 'skipped' | 'fa
  */
 export const REWRITE_DEFAULTS = {concurrency: 32, qps: 300, pageSize: 500, maxConflictRetries: 10, maxTransientRetries: 12}
 
+const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false}
+
 export function resourceName(resource: ApiResource): string {
   return resource.group ? `${resource.resource}.${resource.group}` : resource.resource
 }
@@ -255,7 +258,7 @@ class RewriteRun {
     this.state = previous ?? {version: 1, scope, updatedAt: new Date().toISOString(), units: {}, failures: [], failuresTruncated: 0}
     this.doneBefore = this.totals().listed
 
-    await this.estimateTotals()
+    await this.preflight()
     this.emit({type: 'start', units: this.units.length, resumed, total: this.total()})
     if (store && this.options.checkpointIntervalMs !== 0) {
       this.checkpointTimer = setInterval(() => this.writeCheckpoint(), this.options.checkpointIntervalMs ?? 250)
@@ -298,19 +301,61 @@ class RewriteRun {
     return (this.state.units[unit.id] ??= {doneAhead: [], complete: false, counters: emptyCounters()})
   }
 
-  /** One cheap `limit=1` list per unit gives `remainingItemCount` + 1: the total for the ETA. */
-  private async estimateTotals(): Promise<void> {
-    // With a selector there is no remainingItemCount; with --only-stale the scan gives the total.
-    if (this.options.labelSelector || this.options.onlyStale) return
+  /**
+   * A deleted namespace whose objects are still stored (orphans, docs/kubernetes-behaviour.md §12): listed and reported per
+   * object (NamespaceGone), not refused as a typo. A failed list counts as no orphans.
+   */
+  private async hasOrphans(namespace: string): Promise<boolean> {
+    for (const resource of this.options.resources.filter((r) => r.namespaced)) {
+      const page = await this.deps.client.list(resource, {namespace, limit: 1}).catch(() => undefined)
+      if (page && page.items.length > 0) {
+        this.emit({type: 'warning', message: `namespace ${namespace} no longer exists; its objects (orphans) cannot be rewritten and are listed as failures`})
+        return true
+      }
+    }
+    return false
+  }
+
+  /**
+   * Before anything is written or checkpointed: every namespace named must exist (a list in a
+   * missing namespace is an empty success, which would report "0 objects" for a typo), and the
+   * first list of every unit must not be refused for a reason no retry or resume can fix: 403
+   * (RBAC, exit 3) or 400 (a label selector the server cannot parse, exit 2). Other failures are
+   * left to the run, which retries them and records what it could not do.
+   */
+  private async preflight(): Promise<void> {
+    const namespaces = this.options.resources.some((r) => r.namespaced) ? (this.options.namespaces ?? []) : []
+    for (const namespace of namespaces) {
+      try {
+        await this.limiter.take(this.signal)
+        await this.deps.client.get(NAMESPACES, namespace)
+      } catch (error) {
+        // Without `get namespaces` (403) or on a transient error the check is skipped, not failed.
+        if (error instanceof KubeApiError && error.status === 404 && !(await this.hasOrphans(namespace)))
+          throw preconditionError('NAMESPACE_NOT_FOUND', `namespaces ${JSON.stringify(namespace)} not found; nothing was written`, {
+            hint: "Check the name with 'kubectl get namespaces', or pass -A for every namespace.",
+          })
+      }
+    }
+    // --only-stale without a selector never lists: the etcd scan names the objects.
+    if (this.options.onlyStale && !this.options.labelSelector) return
     for (const unit of this.units) {
       if (this.unitState(unit).complete) continue
       try {
         await this.limiter.take(this.signal)
-        const page = await this.deps.client.list(unit.resource, {namespace: unit.namespace, limit: 1})
-        const estimate =
-          page.items.length === 0 ? 0 : page.remainingItemCount === undefined ? (page.continueToken ? undefined : 1) : page.remainingItemCount + 1
-        this.estimates.set(unit.id, estimate)
-      } catch {
+        const page = await this.deps.client.list(unit.resource, {namespace: unit.namespace, labelSelector: this.options.labelSelector, limit: 1})
+        // One cheap `limit=1` list gives `remainingItemCount` + 1: the total for the ETA (not with a selector).
+        if (!this.options.labelSelector) {
+          const estimate =
+            page.items.length === 0 ? 0 : page.remainingItemCount === undefined ? (page.continueToken ? undefined : 1) : page.remainingItemCount + 1
+          this.estimates.set(unit.id, estimate)
+        }
+      } catch (error) {
+        if (error instanceof KubeApiError && error.status === 403) throw error
+        if (error instanceof KubeApiError && error.status === 400 && this.options.labelSelector !== undefined)
+          throw usageError('SELECTOR_INVALID', `the server rejected the label selector ${JSON.stringify(this.options.labelSelector)}: ${error.message}`, {
+            hint: "Write selectors as kubectl takes them, e.g. -l app=web,tier!=db or -l 'env in (a,b)'.",
+          })
         this.estimates.set(unit.id, undefined)
       }
     }

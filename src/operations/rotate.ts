@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {addKey, type KeyedProvider, KEYED_PROVIDERS, nextKeyName, promoteKey, removeKey} from '../encryption/config-edit.js'
 import {checkConfigBytes} from '../encryption/load-config.js'
 import {keyFingerprint} from '../encryption/fingerprint.js'
-import {PluginError, preconditionError, usageError, withPartialResult} from '../errors.js'
+import {interruptedError, PluginError, preconditionError, usageError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
 import type {ClusterFollowUps} from './cluster-follow-ups.js'
@@ -63,8 +63,8 @@ export interface RotateResult {
   oldKey: {provider: KeyedProvider; name: string}
   stages: StageResult[]
   diffs: FileDiff[]
-  /** The recorded state after this run. */
-  state: {status: OperationState['status']; stage: string; completedStages: string[]}
+  /** The recorded state after this run; 'not-started' for a dry run with no rotation recorded. */
+  state: {status: OperationState['status'] | 'not-started'; stage: string; completedStages: string[]}
   localBackup?: string
 }
 
@@ -144,6 +144,8 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       throw usageError('ROTATION_IN_PROGRESS', `A rotation to ${state.provider} key ${state.newKey} is in progress (stage ${state.stage}).`, {hint: 'Run `kubectl encryption rotate` to continue it, or pass --restart to start over.'})
     }
   }
+  // A dry run that starts a rotation records nothing: its key is made only to show the diff.
+  const fresh = !state || state.status === 'done' || Boolean(options.restart)
   if (!state || state.status === 'done' || options.restart) {
     if (options.stage && options.stage !== 'add-key') throw usageError('ROTATION_NOT_STARTED', `No rotation in progress; stage ${options.stage} cannot run first.`, {hint: 'Run `kubectl encryption rotate` to start with add-key.'})
     const {source: current} = await snapshotsForEdit(deps, (c) => c, options.force ?? false)
@@ -157,7 +159,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       stage: 'add-key',
       completedStages: [],
       provider: options.provider ?? old.provider,
-      newKey: options.keyName ?? nextKeyName(current),
+      newKey: options.keyName ?? nextKeyName(current, deps.now?.() ?? new Date()),
       oldKey: old,
       resources: options.resources,
     }
@@ -191,15 +193,18 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     dryRun: options.dryRun ?? false,
     provider: rotation.provider,
     newKey: rotation.newKey,
-    newKeyFingerprint: lastConfig ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey) : undefined,
+    // a dry run's new key is thrown away: its fingerprint would name a key that never exists
+    newKeyFingerprint: lastConfig && !(options.dryRun && fresh) ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey) : undefined,
     oldKey: rotation.oldKey,
     stages,
     diffs,
-    state: {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
+    state: options.dryRun && fresh ? {status: 'not-started', stage: '-', completedStages: []} : {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
     localBackup,
   })
 
   for (const stage of toRun) {
+    // Ctrl-C between stages: the stages done are recorded; the next run starts at this one.
+    if (deps.signal?.aborted && !options.dryRun) throw withPartialResult(interruptedError(`stage ${stage} (not started)`), resultNow())
     let rolledOut: NodeOutcome[] | undefined
     // Recorded before anything of the stage happens, so a kill at any point leaves the stage named.
     if (!options.dryRun) await store.write({...rotation, stage, status: 'in-progress'})
@@ -234,7 +239,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           localBackup = join(options.backupDir, `encryption-config-${backupDir.split('-').pop()}.yaml`)
           await writeFile(localBackup, target, {mode: 0o600, flag: 'wx'})
         }
-        const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent})
+        const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent, signal: deps.signal, stage})
         rolledOut = rollout.nodes
         if (rollout.failure) throw rollout.failure
         stages.push({stage, status: 'done', nodes: rollout.nodes, backupDir: rollout.nodes.some((n) => n.backups.length > 0) ? backupDir : undefined})

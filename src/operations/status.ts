@@ -57,6 +57,8 @@ export interface NodeStatus {
   strayManifests: string[]
   /** Why SSH or metrics could not be read; the status is then partial for this node. */
   notes: string[]
+  /** SSH to the node failed: its manifest and config file were not checked. */
+  sshFailed?: boolean
 }
 
 export interface ResourceStatus {
@@ -236,6 +238,7 @@ async function nodeStatus(node: ControlPlaneNode, deps: StatusDeps): Promise<{st
       }
     } catch (error) {
       status.notes.push(`SSH: ${message(error)}`)
+      status.sshFailed = true
     }
   })()
 
@@ -249,6 +252,13 @@ async function nodeStatus(node: ControlPlaneNode, deps: StatusDeps): Promise<{st
 
 function problemsFor(result: StatusResult, nodes: NodeStatus[]): string[] {
   const problems: string[] = []
+  // A node whose files could not be read was not checked: a cron job must not read that as success.
+  const unchecked = nodes.filter((n) => n.sshFailed)
+  if (unchecked.length > 0) {
+    const reason = unchecked[0]!.notes.find((x) => x.startsWith('SSH: '))?.slice(5) ?? 'SSH failed'
+    const who = unchecked.length === nodes.length ? 'no node' : unchecked.map((n) => n.node).join(', ')
+    problems.push(`${who}: manifest and encryption config not checked, SSH failed (${reason})`)
+  }
   for (const n of nodes) {
     if (!n.apiserver.pod) problems.push(`${n.node}: no kube-apiserver mirror pod`)
     else if (!n.apiserver.ready) problems.push(`${n.node}: apiserver ${n.apiserver.pod} is not ready (${n.apiserver.readyz ?? 'no answer'})`)
@@ -327,7 +337,11 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
       result.warnings.push(`cannot read the rotation state (kube-system/kubectl-encryption-state): ${message(error)}`)
     }
     const r = result.rotation
-    if (r && r.status !== 'done') {
+    // A finished rotation whose key the config no longer has belongs to an earlier enable cycle
+    // (decrypt-all, then enable again): not this config's history.
+    const key = r && `${r.provider}:${r.newKey}`
+    if (r?.status === 'done' && result.resources.length > 0 && !result.resources.some((x) => x.write === key || x.readOnly.includes(key!))) result.rotation = undefined
+    else if (r && r.status !== 'done') {
       result.warnings.push(`a key rotation ${r.oldKey.provider}/${r.oldKey.name} -> ${r.provider}/${r.newKey} is ${r.status === 'failed' ? 'stopped' : 'in progress'} at stage ${r.stage}; continue it with '${r.next}'`)
     }
   }

@@ -2,7 +2,9 @@ import type {Ora} from 'ora'
 
 /**
  * Progress on stderr. A spinner only when stderr is a TTY, not under CI, and not with -o json|yaml
- * (docs/architecture.md §2); otherwise progress lines are printed only when `verbose` asks for them.
+ * (docs/architecture.md §2); otherwise plain lines: every update with `verbose`, else the current step at most
+ * every `intervalMs` (5 s), so a CI log of a long rotate or rewrite shows it moving (issue 13) and a
+ * short run prints nothing.
  */
 export interface Progress {
   update(text: string): void
@@ -22,6 +24,8 @@ export interface ProgressOptions {
   machineOutput: boolean
   verbose: boolean
   stream?: NodeJS.WriteStream
+  /** Without a spinner and without verbose: the least time between two progress lines (default 5000). */
+  intervalMs?: number
 }
 
 /**
@@ -63,9 +67,37 @@ export async function startProgress(text: string, options: ProgressOptions): Pro
       },
     }
   }
-  const line = (t?: string) => {
-    if (options.verbose && t) stream.write(t + '\n')
+  if (options.verbose) {
+    const line = (t?: string) => {
+      if (t) stream.write(t + '\n')
+    }
+    line(text)
+    return {update: line, succeed: line, fail: (t) => t && stream.write(t + '\n'), stop: () => {}, pause: () => () => {}, warn: (t) => stream.write(`Warning: ${t}\n`)}
   }
-  line(text)
-  return {update: line, succeed: line, fail: (t) => t && stream.write(t + '\n'), stop: () => {}, pause: () => () => {}, warn: (t) => stream.write(`Warning: ${t}\n`)}
+  // The current step, printed by a timer: a step that changed, or one still going on (with its time).
+  let current = text
+  let printed: string | undefined
+  let since = Date.now()
+  const timer = setInterval(() => {
+    if (current !== printed) {
+      stream.write(current + '\n')
+      printed = current
+      since = Date.now()
+    } else stream.write(`${current} (${Math.round((Date.now() - since) / 1000)}s)\n`)
+  }, options.intervalMs ?? 5000)
+  timer.unref()
+  const stop = () => clearInterval(timer)
+  return {
+    update: (t) => {
+      current = t
+    },
+    succeed: stop,
+    fail: (t) => {
+      stop()
+      if (t) stream.write(t + '\n')
+    },
+    stop,
+    pause: () => () => {},
+    warn: (t) => stream.write(`Warning: ${t}\n`),
+  }
 }

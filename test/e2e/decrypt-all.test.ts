@@ -94,7 +94,9 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
     const result = json<DecryptJson>(r)
     expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['identity-first:done', 'rewrite:done', 'scan:done', 'remove-encryption:skipped'])
     expect(result.stages[0]?.nodes?.map((n) => n.status)).toEqual(['changed', 'changed', 'changed'])
-    expect(result.readableKeys).toEqual([{provider: 'secretbox', key: 'key1', fingerprint: expect.stringMatching(/^sha256:/)}])
+    // enable named its key key-<UTC time> (issue 13 item 12)
+    expect(result.readableKeys).toEqual([{provider: 'secretbox', key: expect.stringMatching(/^key-\d{8}T\d{6}Z$/), fingerprint: expect.stringMatching(/^sha256:/)}])
+    const keyName = result.readableKeys[0]!.key
     expect(result.rewrite?.rewritten).toBeGreaterThanOrEqual(2)
     expect(result.scan?.total).toBe(0)
     expect(result.decrypted).toBe(true)
@@ -103,7 +105,7 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
       // compared by structure, so a failure never prints the key
       const providers = (parse(await readNodeFile(node, ENC_CONFIG)) as {resources: Array<{providers: Array<Record<string, {keys?: Array<{name: string}>}>>}>}).resources[0]!.providers
       expect(providers.map((p) => Object.keys(p)[0])).toEqual(['identity', 'secretbox'])
-      expect(providers[1]!.secretbox!.keys!.map((k) => k.name)).toEqual(['key1'])
+      expect(providers[1]!.secretbox!.keys!.map((k) => k.name)).toEqual([keyName])
       expect(await readNodeFile(node, MANIFEST)).toContain(`--encryption-provider-config=${ENC_CONFIG}`)
     }
     expect(await stored('before')).not.toBe('k8s:enc:')

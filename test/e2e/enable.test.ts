@@ -81,7 +81,8 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
       expect(r.stdout).toContain(`# ${node}: ${ENC_CONFIG}`)
     }
     expect(r.stdout).toContain(`+    - --encryption-provider-config=${ENC_CONFIG}`)
-    expect(r.stdout).toMatch(/secret: <redacted sha256:[0-9a-f]{12}>/)
+    // the generated key is thrown away with the dry run: masked without a fingerprint (issue 13 item 13)
+    expect(r.stdout).toMatch(/secret: <redacted: a new key, made when run>/)
     expect(r.stdout).toContain('Dry run: nothing was changed.')
     expect(await allNodeStates()).toEqual(before)
   })
@@ -164,8 +165,10 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     expect(result.nodes.map((n) => `${n.node}:${n.status}`)).toEqual(nodes().map((n) => `${n}:changed`))
     for (const n of result.nodes) expect(n.backups).toContainEqual(expect.stringMatching(/^\/etc\/kubernetes\/tmp\/kubectl-encryption-\d{8}T\d{6}Z\/kube-apiserver\.yaml(\.\d+)?$/))
     // secretbox unless --provider says otherwise (as config generate)
-    expect(result.writeKeys).toEqual([{resources: ['secrets'], provider: 'secretbox', key: 'key1', fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{64}$/)}])
-    expect(result.verify).toMatchObject({ok: true, stored: 'secretbox:key1', expected: 'secretbox:key1'})
+    // a generated key is named key-<UTC time>, never a reused counter (issue 13 item 12)
+    expect(result.writeKeys).toEqual([{resources: ['secrets'], provider: 'secretbox', key: expect.stringMatching(/^key-\d{8}T\d{6}Z$/), fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{64}$/)}])
+    const keyName = result.writeKeys[0]!.key!
+    expect(result.verify).toMatchObject({ok: true, stored: `secretbox:${keyName}`, expected: `secretbox:${keyName}`})
     expect(result.rewrite?.resources).toEqual(['secrets'])
     expect(result.rewrite?.failed).toBe(0)
     expect(result.rewrite?.rewritten).toBeGreaterThanOrEqual(1)
@@ -180,7 +183,7 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     expect(configs.size).toBe(1)
     // the Secret written before encryption was on is now stored under the new key (the rewrite)
     const stored = await runBytes('etcdctl', ['get', `/registry/secrets/${ns}/before`, '--print-value-only'])
-    expect(stored.subarray(0, 26).toString()).toBe('k8s:enc:secretbox:v1:key1:')
+    expect(stored.subarray(0, `k8s:enc:secretbox:v1:${keyName}:`.length).toString()).toBe(`k8s:enc:secretbox:v1:${keyName}:`)
     expect(await ok('kubectl', ['get', 'configmap', '-n', 'kube-system', 'kubeadm-config', '-o', 'jsonpath={.data.ClusterConfiguration}'])).toContain('encryption-provider-config')
     // verify's test Secret is gone
     expect((await ok('kubectl', ['get', 'secrets', '-A', '-l', 'kubectl-encryption/verify=true', '-o', 'name'])).trim()).toBe('')
@@ -204,7 +207,7 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     expect(await readNodeFile('cp-1', ENC_CONFIG)).toBe(config)
     const table = await plugin(['enable', '--yes', ...sshArgs()])
     expect(table.stdout).toContain('Encryption is already enabled as asked: nothing to do on the nodes.')
-    expect(table.stdout).toMatch(/^Verify: OK: a test object \(secrets\) was stored as secretbox:key1 \(expected secretbox:key1\)$/m)
+    expect(table.stdout).toMatch(/^Verify: OK: a test object \(secrets\) was stored as secretbox:(key-\d{8}T\d{6}Z) \(expected secretbox:\1\)$/m)
     expect(table.stdout).toContain('kubectl encryption rewrite -A')
   })
 

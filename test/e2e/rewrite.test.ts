@@ -282,15 +282,15 @@ describe('kubectl encryption rewrite (sandbox)', () => {
     await expectAllUnderKey2(namespace, SIZES.restart!)
   })
 
-  it('reports an RBAC 403 as a failed listing with the reason, exit 4, nothing changed', async () => {
+  it('refuses when RBAC forbids listing (403): exit 3 naming the verb and resource, no checkpoint, nothing changed (issue 13 item 8)', async () => {
     const namespace = ns('rbac')
     const before = await etcdValues(`/registry/secrets/${namespace}/`)
     const r = await plugin(['-n', namespace, '--context', 'viewer@kubernetes', '-o', 'json'])
-    expect(r.code).toBe(4)
+    expect(r.code, r.stderr).toBe(3)
     const result = JSON.parse(r.stdout)
-    expect(result.failures).toEqual([expect.objectContaining({resource: 'secrets', namespace, reason: 'Forbidden', status: 403})])
-    expect(result.failures[0].message).toMatch(/cannot list resource "secrets"/)
-    expect(r.stderr).toMatch(/--resume/)
+    expect(result.error).toMatchObject({code: 'KUBE_FORBIDDEN', exitCode: 3})
+    expect(result.error.message).toMatch(/cannot list resource "secrets"/)
+    expect(r.stderr).not.toMatch(/--resume/)
     const after = await etcdValues(`/registry/secrets/${namespace}/`)
     expect([...after].map(([k, v]) => [k, v.modRevision])).toEqual([...before].map(([k, v]) => [k, v.modRevision]))
   })

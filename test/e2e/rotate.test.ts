@@ -221,12 +221,13 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     const r = await rotate(['--dry-run', '-o', 'json'])
     expect(r.code, r.stderr).toBe(0)
     const doc = json<RotateJson>(r)
-    expect(doc).toMatchObject({dryRun: true, provider: 'aescbc', newKey: 'key2', oldKey: {provider: 'aescbc', name: 'key1'}})
+    // new keys are named key-<UTC time>, never a reused counter (issue 13 item 12)
+    expect(doc).toMatchObject({dryRun: true, provider: 'aescbc', newKey: expect.stringMatching(/^key-\d{8}T\d{6}Z$/), oldKey: {provider: 'aescbc', name: 'key1'}})
     expect(doc.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['add-key:planned'])
     expect(doc.stages[0]!.nodes!.map((n) => `${n.node}:${n.status}`)).toEqual(nodes().map((n) => `${n}:planned`))
     expect(new Set(doc.diffs.map((d) => d.node))).toEqual(new Set(nodes()))
     const configDiff = doc.diffs.find((d) => d.path === ENC_CONFIG)!.diff
-    expect(configDiff).toMatch(/^\+\s+- name: key2$/m)
+    expect(configDiff).toMatch(new RegExp(`^\\+\\s+- name: ${doc.newKey}$`, 'm'))
     expect(configDiff).toMatch(/^\+\s+secret: <redacted/m)
     expect(await Promise.all(nodes().map((n) => readNodeFile(n, ENC_CONFIG)))).toEqual(before)
     expect(await mirrorHashes()).toEqual(hashes)
@@ -243,12 +244,12 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     expect(await readState()).toBeUndefined()
   })
 
-  it('rotates key1 -> key2 on every node with restarts, six stages, results per node and stage', async () => {
+  it('rotates key1 -> a new key on every node with restarts, six stages, results per node and stage', async () => {
     const hashes = await mirrorHashes()
     const r = await rotate(['--yes', '--backup-confirmed', '-o', 'json'])
     expect(r.code, r.stderr).toBe(0)
     const doc = json<RotateJson>(r)
-    expect(doc).toMatchObject({provider: 'aescbc', newKey: 'key2', oldKey: {provider: 'aescbc', name: 'key1'}, state: {status: 'done', completedStages: STAGES}})
+    expect(doc).toMatchObject({provider: 'aescbc', newKey: expect.stringMatching(/^key-\d{8}T\d{6}Z$/), oldKey: {provider: 'aescbc', name: 'key1'}, state: {status: 'done', completedStages: STAGES}})
     expect(doc.newKeyFingerprint).toMatch(/^sha256:[0-9a-f]{64}$/)
     expect(doc.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(STAGES.map((s) => `${s}:done`))
     for (const stage of ['add-key', 'promote', 'remove-old']) {
@@ -259,7 +260,7 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     expect(doc.stages.find((s) => s.stage === 'rewrite')!.detail).toMatch(/\d+ object\(s\) of secrets rewritten/)
     const after = await mirrorHashes()
     for (const node of nodes()) expect(after[node]).not.toBe(hashes[node])
-    await expectRotatedTo('aescbc', 'key2', 'key1')
+    await expectRotatedTo('aescbc', doc.newKey, 'key1')
     expectNoKeyMaterial()
   })
 

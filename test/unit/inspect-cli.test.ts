@@ -135,7 +135,8 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
   it.each([
     ['a missing value file', 3, () => ['--value-file', join(dir, 'nope.bin')], /cannot read the value file .*nope\.bin: no such file/],
     ['an empty value file', 3, () => ['--value-file', file('empty.bin', '')], /the value file .*empty\.bin is empty/],
-    ['no source at all', 2, () => [], /nothing to inspect/],
+    // issue 13: both ways to name what to inspect are said
+    ['no source at all', 2, () => [], /nothing to inspect: name an object \(TYPE\/NAME, e\.g\. secret\/db-pass, or an etcd key \/registry\/\.\.\.\) or pass --value-file FILE/],
     ['--config without --etcd-key', 2, () => ['--value-file', file('x.bin', 'x'), '--config', file('c.yaml', 'x')], /--etcd-key is required/],
     ['--any-key without --config', 2, () => ['--value-file', file('x.bin', 'x'), '--any-key'], /--any-key needs --config/],
     ['a config that is not YAML', 3, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', key, '--config', file('bad.yaml', 'resources: [\n')], /error decoding encryption provider configuration file/],
@@ -153,6 +154,8 @@ describe('kubectl encryption inspect: output and bad input', {timeout: 60_000}, 
     ['etcdctl JSON whose value is not base64', 3, () => ['--value-file', file('num.json', JSON.stringify({header: {}, kvs: [{key: key64, value: 12}]}))], /but its "value" is not a standard base64 string/],
     ['etcdctl JSON whose key is not base64', 3, () => ['--value-file', file('badkey.json', JSON.stringify({header: {}, kvs: [{key: '!!', value: 'AA=='}]}))], /but its "key" is not/],
     ['etcdctl JSON with an empty value', 3, () => ['--value-file', file('nov.json', JSON.stringify({header: {}, kvs: [{key: key64}]}))], /the value of \/registry\/secrets\/default\/mysecret in .* is empty/],
+    // issue 13: not read as a plaintext JSON value
+    ['etcdctl JSON without its header', 3, () => ['--value-file', file('kvs.json', '{"kvs":"x"}')], /looks like `etcdctl get -w json` output, but it has no etcdctl "header"/],
     ['etcdctl JSON with no pair', 3, () => ['--value-file', file('none.json', JSON.stringify({header: {revision: 3}}))], /holds no key\/value pair/],
     // bad etcd keys
     ['an --etcd-key outside /registry', 2, () => ['--value-file', file('x.bin', 'x'), '--etcd-key', 'secrets/default/x'], /--etcd-key "secrets\/default\/x" is not an object's etcd key: it is not under the apiserver's etcd prefix \/registry\//],

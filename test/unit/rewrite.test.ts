@@ -222,11 +222,25 @@ describe('rewrite', () => {
     })
   }
 
-  it('records a list it may not read as a failure and keeps a checkpoint for --resume', async () => {
+  it('refuses to start when a list is forbidden (403) before anything is written: no checkpoint (issue 13 item 8)', async () => {
     const c = cluster(3)
     const store = new MemoryCheckpointStore()
     c.fault = ({verb, namespace}) => {
       if (verb === 'list' && namespace === 'beta') throw new KubeApiError(403, 'Forbidden', 'secrets is forbidden: User "u" cannot list resource "secrets"')
+    }
+    await expect(run(c, {namespaces: ['alpha', 'beta']}, {store}).promise).rejects.toMatchObject({status: 403})
+    expect(c.calls.replace).toBe(0)
+    expect(store.saves).toBe(0)
+  })
+
+  it('records a list refused mid-run (403 after the run started) as a failure and keeps a checkpoint for --resume', async () => {
+    const c = cluster(3)
+    const store = new MemoryCheckpointStore()
+    let betaLists = 0
+    c.fault = ({verb, namespace}) => {
+      // the first list of beta (the pre-flight check) passes; the role is revoked after that
+      if (verb === 'list' && namespace === 'beta' && ++betaLists > 1)
+        throw new KubeApiError(403, 'Forbidden', 'secrets is forbidden: User "u" cannot list resource "secrets"')
     }
     const result = await run(c, {namespaces: ['alpha', 'beta']}, {store}).promise
     expect(result.failures).toEqual([expect.objectContaining({namespace: 'beta', reason: 'Forbidden'})])

@@ -9,6 +9,7 @@ import {parseEncryptionConfig} from '../../encryption/config-decode.js'
 import {allowedKeySizes, DEFAULT_PROVIDER, defaultKeyName, GENERATED_PROVIDERS, generateConfig} from '../../encryption/generate-config.js'
 import {validateEncryptionConfig} from '../../encryption/validate-config.js'
 import {usageError} from '../../errors.js'
+import {checkResourceFlags} from '../../flags/resource-names.js'
 import {formatFields, renderResult} from '../../output/render.js'
 import {writePrivateFile} from '../../operations/private-file.js'
 
@@ -73,12 +74,7 @@ Without --output-file the configuration, key included, goes to stdout (that is w
       throw usageError('FORCE_WITHOUT_FILE', '--force only applies with --output-file.', {hint: 'Add --output-file FILE or drop --force.'})
     }
     // The apiserver accepts '' or 'sec rets' (they match nothing); from a flag they are a quoting slip.
-    const blank = this.flags.resource?.find((resource) => resource === '' || /\s/.test(resource))
-    if (blank !== undefined) {
-      throw usageError('RESOURCE_NAMES_NOTHING', `--resource ${JSON.stringify(blank)} names no resource.`, {
-        hint: "Give a lowercase plural such as 'secrets' or 'deployments.apps', or a wildcard ('*.', '*.apps', '*.*'). Nothing was written.",
-      })
-    }
+    checkResourceFlags(this.flags.resource)
     const generated = generateConfig({
       provider,
       keyName: this.flags['key-name'] ?? defaultKeyName(),

@@ -9,6 +9,9 @@ import type {KubeCluster} from '../../../src/kube/types.js'
 import {enableEncryption} from '../../../src/operations/enable.js'
 import {fakeControlPlane} from '../operations/fake-control-plane.js'
 
+/** Key names are `key-<UTC time>` (issue 13 item 12); the fake control plane's clock is fixed. */
+const K2 = 'key-20261127T210000Z-2'
+
 let cp: ReturnType<typeof fakeControlPlane>
 
 vi.mock('../../../src/operations/connect-control-plane.js', () => ({
@@ -59,7 +62,7 @@ describe('a control-plane command that fails half way keeps its record', {timeou
     const r = await run(Rotate, ['--yes', '--backup-confirmed', '-o', 'json'])
     expect(r.code).toBe(6)
     const doc = JSON.parse(r.stdout)
-    expect(doc).toMatchObject({context: 'fake-ctx', provider: 'aescbc', newKey: 'key2', state: {status: 'failed', stage: 'add-key', completedStages: []}})
+    expect(doc).toMatchObject({context: 'fake-ctx', provider: 'aescbc', newKey: K2, state: {status: 'failed', stage: 'add-key', completedStages: []}})
     expect(doc.error).toMatchObject({code: 'NODE_ROLLED_BACK', exitCode: 6})
     expect(doc.error.message).toContain('cp-2')
     expect(doc.stages.map((s: {stage: string; status: string}) => `${s.stage}:${s.status}`)).toEqual(['add-key:failed'])

@@ -21,7 +21,7 @@ const comments = ['# Cluster encryption config', '# generated 2025-01-10', '# th
 
 describe('EncryptionConfiguration edits on the YAML document', () => {
   it('adds a new key as the SECOND key of the write provider of every locally keyed entry, comments kept', () => {
-    const edit = addKey(seed, {})
+    const edit = addKey(seed, {keyName: 'key3'})
     expect(edit.keys).toEqual([{name: 'key3', provider: 'aescbc', fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{64}$/)}])
     expect(keyNames(edit.text, 0, 0)).toEqual(['key1', 'key3'])
     expect(keyNames(edit.text, 2, 0)).toEqual(['key2', 'key3'])
@@ -43,14 +43,14 @@ describe('EncryptionConfiguration edits on the YAML document', () => {
   })
 
   it('limits edits to the named resources and refuses names the file lacks', () => {
-    const edit = addKey(seed, {resources: ['*.apps']})
+    const edit = addKey(seed, {resources: ['*.apps'], keyName: 'key3'})
     expect(keyNames(edit.text, 0, 0)).toEqual(['key1'])
     expect(keyNames(edit.text, 2, 0)).toEqual(['key2', 'key3'])
     expect(() => addKey(seed, {resources: ['pandas']})).toThrow(expect.objectContaining({code: 'CONFIG_RESOURCE_NOT_FOUND', exitCode: 3}))
   })
 
   it('promotes the new key to first, then removes the old one (the seed\'s rotation)', () => {
-    const added = addKey(seed, {resources: ['secrets']})
+    const added = addKey(seed, {resources: ['secrets'], keyName: 'key3'})
     const promoted = promoteKey(added.text, {provider: 'aescbc', keyName: added.keyName})
     expect(promoted.changes).toEqual(['made key3 the first aescbc key for secrets,configmaps'])
     expect(keyNames(promoted.text, 0, 0)).toEqual(['key3', 'key1'])
@@ -93,14 +93,13 @@ describe('EncryptionConfiguration edits on the YAML document', () => {
   })
 
   it('works on the shared vectors config (several providers, repeated key names)', () => {
-    expect(nextKeyName(vectors)).toBe('key3')
-    const added = addKey(vectors, {})
+    const added = addKey(vectors, {keyName: 'key3'})
     expect(keyNames(added.text, 0, 0)).toEqual(['key2', 'key3', 'key1'])
     expect(providerTypes(added.text, 1)).toEqual(['aescbc', 'aesgcm', 'secretbox', 'identity'])
     expect(keyNames(added.text, 1, 0)).toEqual(['key2', 'key3'])
     expect(added.keys.map((k) => k.provider)).toEqual(['aesgcm', 'aescbc'])
     expect(added.keys[0]?.fingerprint).not.toBe(added.keys[1]?.fingerprint)
-    const toGcm = addKey(vectors, {provider: 'aesgcm'})
+    const toGcm = addKey(vectors, {provider: 'aesgcm', keyName: 'key3'})
     expect(providerTypes(toGcm.text, 1)).toEqual(['aescbc', 'aesgcm', 'secretbox', 'identity'])
     expect(keyNames(toGcm.text, 1, 1)).toEqual(['key3', 'key2'])
     expect(keyNames(promoteKey(toGcm.text, {provider: 'aesgcm', keyName: 'key3'}).text, 1, 0)).toEqual(['key3', 'key2'])
@@ -109,10 +108,20 @@ describe('EncryptionConfiguration edits on the YAML document', () => {
   it('generates a new config with a fresh 32-byte key (secretbox by default, as config generate) and identity as read fallback', () => {
     const a = newConfig({resources: ['secrets', '*.apps'], provider: 'secretbox'})
     const b = newConfig()
-    expect(cfg(a.text).resources[0]).toMatchObject({resources: ['secrets', '*.apps'], providers: [{secretbox: {keys: [{name: 'key1'}]}}, {identity: {}}]})
+    expect(cfg(a.text).resources[0]).toMatchObject({resources: ['secrets', '*.apps'], providers: [{secretbox: {keys: [{name: expect.stringMatching(/^key-\d{8}T\d{6}Z$/)}]}}, {identity: {}}]})
     expect(a.key.fingerprint).not.toBe(b.key.fingerprint)
     expect(providerTypes(b.text, 0)).toEqual(['secretbox', 'identity'])
     expect(Buffer.from(secretsOf(b.text)[0] ?? '', 'base64')).toHaveLength(32)
+  })
+
+  it('names a new key key-<UTC time>, never reusing a name in the file (issue 13 item 12)', () => {
+    const now = new Date('2026-12-04T16:05:07.123Z')
+    // a counter would give key3 here, and key1 again after decrypt-all + enable
+    expect(nextKeyName(vectors, now)).toBe('key-20261204T160507Z')
+    const once = addKey(vectors, {keyName: nextKeyName(vectors, now)})
+    expect(nextKeyName(once.text, now)).toBe('key-20261204T160507Z-2')
+    expect(nextKeyName(addKey(once.text, {keyName: nextKeyName(once.text, now)}).text, now)).toBe('key-20261204T160507Z-3')
+    expect(addKey(seed, {}).keyName).toMatch(/^key-\d{8}T\d{6}Z$/)
   })
 
   it('masks every secret with a fingerprint marker, in YAML and JSON', () => {

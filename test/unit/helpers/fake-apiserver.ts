@@ -6,6 +6,8 @@ import {join} from 'node:path'
 import {type ApiResource, KubeApiError} from '../../../src/kube/types.js'
 import {CONFIGMAPS, type FakeCluster, SECRETS} from './fake-cluster.js'
 
+const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false}
+
 /**
  * A plain-HTTP front for FakeCluster, enough for the plugin's REST client: core discovery and
  * list/get/update of secrets and configmaps, errors as metav1.Status. Lets command tests run the
@@ -27,6 +29,8 @@ export async function serveFakeCluster(cluster: FakeCluster, dir: string): Promi
           resources: Object.values(resources).map((r) => ({name: r.resource, singularName: r.kind.toLowerCase(), namespaced: true, kind: r.kind, verbs: ['get', 'list', 'update']})),
         })
       if (url.pathname === '/apis') return send(200, {kind: 'APIGroupList', groups: []})
+      const nsGet = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(url.pathname)
+      if (nsGet && req.method === 'GET') return send(200, await cluster.get(NAMESPACES, decodeURIComponent(nsGet[1]!)))
       const m = /^\/api\/v1(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname)
       const resource = m && resources[m[2]!]
       if (!m || !resource) return send(404, {kind: 'Status', code: 404, reason: 'NotFound', message: 'the server could not find the requested resource'})

@@ -41,6 +41,8 @@ export class FakeCluster implements ObjectClient {
   private readonly data = new Map<string, Map<string, StoredValue[]>>()
   /** Called before every request; throw from it to inject a fault. May be async. */
   fault?: (ctx: FaultContext) => void | Promise<void>
+  /** Replaces the namespace lookup (e.g. to answer 403 for a user without `get namespaces`). */
+  namespaceFault?: (name: string) => never
   /** Called after a successful request (e.g. to let a "concurrent writer" act). */
   after?: (ctx: FaultContext) => void | Promise<void>
   readonly calls: Record<Verb, number> = {list: 0, get: 0, replace: 0}
@@ -158,6 +160,12 @@ export class FakeCluster implements ObjectClient {
   }
 
   async get(resource: ApiResource, name: string, namespace?: string): Promise<KubeObject> {
+    // Namespaces (the ones objects were seeded in) answer as kube-apiserver's; not counted in `calls`.
+    if (resource.resource === 'namespaces' && resource.group === '') {
+      if (this.namespaceFault) return this.namespaceFault(name)
+      if (this.namespaces.has(name)) return {apiVersion: 'v1', kind: 'Namespace', metadata: {name}}
+      throw new KubeApiError(404, 'NotFound', `namespaces "${name}" not found`, undefined, undefined, undefined, {name, kind: 'namespaces'})
+    }
     await this.enter({verb: 'get', resource, name, namespace})
     if (this.undecryptable.has(FakeCluster.key(namespace, name))) throw undecryptableError('')
     const value = this.current(resource, namespace, name)

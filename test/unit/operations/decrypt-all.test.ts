@@ -6,13 +6,16 @@ import {enableEncryption} from '../../../src/operations/enable.js'
 import type {ScanSummary} from '../../../src/operations/status.js'
 import {fakeControlPlane, fixture} from './fake-control-plane.js'
 
+/** Key names are `key-<UTC time>` (issue 13 item 12); the fake control plane's clock is fixed. */
+const K1 = 'key-20261127T210000Z'
+
 const MANIFEST = '/etc/kubernetes/manifests/kube-apiserver.yaml'
 const ENC = '/etc/kubernetes/enc/enc.yaml'
 const BACKUPS = '/etc/kubernetes/tmp/kubectl-encryption-20261127T210000Z'
 const secretsIn = (text: string) => [...text.matchAll(/secret:\s*(\S+)/g)].map((m) => m[1] ?? '')
 
 function scanWith(encrypted: number): ScanSummary {
-  const resource = {resource: 'secrets', total: 10, byProvider: {identity: 10 - encrypted, ...(encrypted ? {'aescbc:key1': encrypted} : {})}, plaintext: 10 - encrypted, stale: encrypted, undecryptable: 0, unverified: 0, orphans: 0, samples: encrypted ? {stale: ['/registry/secrets/default/a']} : {}}
+  const resource = {resource: 'secrets', total: 10, byProvider: {identity: 10 - encrypted, ...(encrypted ? {[`aescbc:${K1}`]: encrypted} : {})}, plaintext: 10 - encrypted, stale: encrypted, undecryptable: 0, unverified: 0, orphans: 0, samples: encrypted ? {stale: ['/registry/secrets/default/a']} : {}}
   return {etcd: {transport: 'direct', endpoint: 'https://etcd:2379'} as ScanSummary['etcd'], keys: 10, resources: [resource], totals: {total: 10, plaintext: 10 - encrypted, stale: encrypted, undecryptable: 0, unverified: 0, orphans: 0}}
 }
 
@@ -46,7 +49,7 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
     for (const f of cp.files.values()) {
       const config = parse(f.fs.get(ENC)?.content ?? '')
       expect(Object.keys(config.resources[0].providers[0])).toEqual(['identity'])
-      expect(config.resources[0].providers[1].aescbc.keys[0]).toEqual({name: 'key1', secret})
+      expect(config.resources[0].providers[1].aescbc.keys[0]).toEqual({name: K1, secret})
       // enable's comment on the fallback ("identity last") does not travel to the front with it
       expect(f.fs.get(ENC)?.content).not.toContain('identity last')
       // the flag stays; the manifest changed only to restart the apiserver with the new config
@@ -58,7 +61,7 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
     expect(calls).toEqual(['rewrite identity-first=true', 'scan'])
     expect(result.decrypted).toBe(true)
     expect(result.removed).toBe(false)
-    expect(result.readableKeys).toEqual([{provider: 'aescbc', key: 'key1', fingerprint: expect.stringMatching(/^sha256:/)}])
+    expect(result.readableKeys).toEqual([{provider: 'aescbc', key: K1, fingerprint: expect.stringMatching(/^sha256:/)}])
     expect(result.next).toEqual([expect.stringContaining('decrypt-all --remove-encryption')])
     expect(JSON.stringify(result)).not.toContain(secret)
   })

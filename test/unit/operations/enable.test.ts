@@ -4,6 +4,9 @@ import {describe, expect, it} from 'vitest'
 import {enableEncryption} from '../../../src/operations/enable.js'
 import {fakeControlPlane, fixture} from './fake-control-plane.js'
 
+/** Key names are `key-<UTC time>` (issue 13 item 12); the fake control plane's clock is fixed. */
+const K1 = 'key-20261127T210000Z'
+
 const MANIFEST = '/etc/kubernetes/manifests/kube-apiserver.yaml'
 const ENC = '/etc/kubernetes/enc/enc.yaml'
 const BACKUPS = '/etc/kubernetes/tmp/kubectl-encryption-20261127T210000Z'
@@ -34,7 +37,7 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     expect(result.kubeadmConfig.status).toBe('updated')
     const cc = parse(String((cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.data as Record<string, string>).ClusterConfiguration))
     expect(cc.apiServer.extraArgs).toContainEqual({name: 'encryption-provider-config', value: ENC})
-    expect(result.writeKeys).toEqual([{resources: ['secrets'], provider: 'secretbox', key: 'key1', fingerprint: expect.stringMatching(/^sha256:/)}])
+    expect(result.writeKeys).toEqual([{resources: ['secrets'], provider: 'secretbox', key: K1, fingerprint: expect.stringMatching(/^sha256:/)}])
     expect(providersIn(configs[0]?.content ?? '')).toEqual(['secretbox', 'identity'])
     const secret = secretsIn(configs[0]?.content ?? '')[0] ?? ''
     expect(JSON.stringify(result)).not.toContain(secret)
@@ -63,7 +66,8 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
       `cp-1 ${ENC}`, `cp-1 ${MANIFEST}`, `cp-2 ${ENC}`, `cp-2 ${MANIFEST}`, `cp-3 ${ENC}`, `cp-3 ${MANIFEST}`, '(cluster) kube-system/configmap/kubeadm-config',
     ])
     expect(plan.diffs[1]?.diff).toContain(`+    - --encryption-provider-config=${ENC}`)
-    expect(plan.diffs[0]?.diff).toMatch(/secret: <redacted sha256:[0-9a-f]{12}>/)
+    // a generated key is thrown away with the dry run: masked without a fingerprint (issue 13 item 13)
+    expect(plan.diffs[0]?.diff).toMatch(/secret: <redacted: a new key, made when run>/)
     for (const f of cp.files.values()) expect(f.log).toEqual([])
     expect(cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.metadata.resourceVersion).toBe('1')
   })
@@ -131,7 +135,7 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     const followUps = {
       verify: async (config: string) => {
         seen.push(`verify ${config === cp.files.get('cp-3')?.fs.get(ENC)?.content}`)
-        return {resource: 'secrets', ok: true, stored: 'secretbox:key1', expected: 'secretbox:key1', problems: []}
+        return {resource: 'secrets', ok: true, stored: `secretbox:${K1}`, expected: `secretbox:${K1}`, problems: []}
       },
       rewrite: async () => {
         seen.push('rewrite')
@@ -143,7 +147,7 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     expect(plan.verify).toBeUndefined()
     const first = await enableEncryption({}, {...cp.deps, followUps})
     expect(seen).toEqual(['verify true'])
-    expect(first.verify).toMatchObject({ok: true, stored: 'secretbox:key1'})
+    expect(first.verify).toMatchObject({ok: true, stored: `secretbox:${K1}`})
     expect(first.rewrite).toBeUndefined()
     expect(first.next).toEqual([expect.stringContaining('kubectl encryption rewrite -A')])
     const again = await enableEncryption({rewrite: true}, {...cp.deps, followUps})

@@ -5,6 +5,10 @@ import {enableEncryption} from '../../../src/operations/enable.js'
 import {ROTATE_STAGES, type RotateDeps, rotateKeys} from '../../../src/operations/rotate.js'
 import {fakeControlPlane} from './fake-control-plane.js'
 
+/** Key names are `key-<UTC time>` (issue 13 item 12); the fake control plane's clock is fixed. */
+const K1 = 'key-20261127T210000Z'
+const K2 = 'key-20261127T210000Z-2'
+
 const ENC = '/etc/kubernetes/enc/enc.yaml'
 type Cfg = {resources: Array<{providers: Array<Record<string, {keys?: Array<{name: string; secret: string}>}>>}>}
 const providersOf = (text: string) => (parse(text) as Cfg).resources[0]?.providers.map((p) => `${Object.keys(p)[0]}:${(Object.values(p)[0]?.keys ?? []).map((k) => k.name).join(',')}`)
@@ -36,12 +40,12 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     const oldSecret = (parse(t.config()) as Cfg).resources[0]?.providers[0]?.aescbc?.keys?.[0]?.secret ?? ''
     const result = await rotateKeys({backupConfirmed: true}, t.deps)
     expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(ROTATE_STAGES.map((s) => `${s}:done`))
-    expect(result).toMatchObject({provider: 'aescbc', newKey: 'key2', oldKey: {provider: 'aescbc', name: 'key1'}})
+    expect(result).toMatchObject({provider: 'aescbc', newKey: K2, oldKey: {provider: 'aescbc', name: K1}})
     expect(result.newKeyFingerprint).toMatch(/^sha256:/)
-    expect(providersOf(t.config())).toEqual(['aescbc:key2', 'identity:'])
+    expect(providersOf(t.config())).toEqual([`aescbc:${K2}`, 'identity:'])
     for (const node of ['cp-2', 'cp-3']) expect(t.config(node)).toBe(t.config())
     expect(t.state()).toMatchObject({status: 'done', completedStages: [...ROTATE_STAGES]})
-    expect(t.rewrites).toEqual(['rewrite aescbc:key2,key1 identity:'])
+    expect(t.rewrites).toEqual([`rewrite aescbc:${K2},${K1} identity:`])
     expect(JSON.stringify(t.state()) + JSON.stringify(result)).not.toContain(oldSecret)
     // each config stage restarted every node (no automatic reload): 3 stages × 3 nodes
     expect(t.cp.waiter.waits.filter((w) => w.startsWith('restart')).length).toBe(3 + 9)
@@ -66,12 +70,12 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     await expect(rotateKeys({backupConfirmed: true}, noRewrite)).rejects.toMatchObject({code: 'REWRITE_UNAVAILABLE'})
     expect(t.state()).toMatchObject({status: 'failed', stage: 'rewrite', completedStages: ['add-key', 'wait-add', 'promote', 'wait-promote']})
     const afterPromote = t.config()
-    expect(providersOf(afterPromote)).toEqual(['aescbc:key2,key1', 'identity:'])
+    expect(providersOf(afterPromote)).toEqual([`aescbc:${K2},${K1}`, 'identity:'])
     const resumed = await rotateKeys({backupConfirmed: true}, t.deps)
     expect(resumed.stages.map((s) => `${s.stage}:${s.status}`)).toEqual([
       'add-key:already-done', 'wait-add:already-done', 'promote:already-done', 'wait-promote:already-done', 'rewrite:done', 'remove-old:done',
     ])
-    const newSecret = (c: string) => (parse(c) as Cfg).resources[0]?.providers[0]?.aescbc?.keys?.find((k) => k.name === 'key2')?.secret
+    const newSecret = (c: string) => (parse(c) as Cfg).resources[0]?.providers[0]?.aescbc?.keys?.find((k) => k.name === K2)?.secret
     expect(newSecret(t.config())).toBe(newSecret(afterPromote))
   })
 
@@ -95,16 +99,16 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     expect(t.state()).toMatchObject({status: 'failed', stage: 'remove-old'})
     t.setUnderOld(2)
     await expect(rotateKeys({backupConfirmed: true, stage: 'remove-old'}, t.deps)).rejects.toMatchObject({code: 'OLD_KEY_STILL_USED', message: expect.stringContaining('2 value(s)')})
-    expect(providersOf(t.config())).toEqual(['aescbc:key2,key1', 'identity:'])
+    expect(providersOf(t.config())).toEqual([`aescbc:${K2},${K1}`, 'identity:'])
     t.setUnderOld(0)
     await rotateKeys({backupConfirmed: true}, t.deps)
-    expect(providersOf(t.config())).toEqual(['aescbc:key2', 'identity:'])
+    expect(providersOf(t.config())).toEqual([`aescbc:${K2}`, 'identity:'])
   })
 
   it('switches provider aescbc -> secretbox the same way', async () => {
     const t = await enabled()
     await rotateKeys({provider: 'secretbox', backupConfirmed: true}, t.deps)
-    expect(providersOf(t.config())).toEqual(['secretbox:key2', 'identity:'])
+    expect(providersOf(t.config())).toEqual([`secretbox:${K2}`, 'identity:'])
   })
 
   it('with automatic reload waits on the reload metrics instead of restarts', async () => {
@@ -121,7 +125,7 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     const plan = await rotateKeys({dryRun: true}, t.deps)
     expect(plan.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['add-key:planned'])
     expect(plan.diffs.map((d) => d.path)).toEqual([ENC, '/etc/kubernetes/manifests/kube-apiserver.yaml', ENC, '/etc/kubernetes/manifests/kube-apiserver.yaml', ENC, '/etc/kubernetes/manifests/kube-apiserver.yaml'])
-    expect(plan.diffs[0]?.diff).toMatch(/\+\s+- name: key2\n\+\s+secret: <redacted/)
+    expect(plan.diffs[0]?.diff).toMatch(/\+\s+- name: key-20261127T210000Z-2\n\+\s+secret: <redacted/)
     expect(t.config()).toBe(before)
     expect(t.state()).toBeNull()
   })

@@ -169,6 +169,35 @@ describe('encryptionStatus', () => {
     expect(rotationStatus({...state, status: 'done', completedStages: [...ROTATE_STAGES]}).next).toBeUndefined()
   })
 
+  it('a finished rotation from an earlier enable cycle (its key no longer in the config) is not shown (issue 13)', async () => {
+    const state: RotationState = {
+      operation: 'rotate', startedAt: '2026-01-01T00:00:00Z', updatedAt: '2026-01-01T00:01:00Z', status: 'done', stage: 'remove-old',
+      completedStages: [...ROTATE_STAGES], provider: 'secretbox', newKey: 'key-20260101T000000Z', oldKey: {provider: 'aescbc', name: 'key1'},
+    }
+    const base = deps({nodes: three(), configs: {cp1: vectorsConfig, cp2: vectorsConfig, cp3: vectorsConfig}})
+    expect((await encryptionStatus({...base, rotation: async () => rotationStatus(state)})).rotation).toBeUndefined()
+    // the rotation that made the config's write key is still shown
+    const current = await encryptionStatus({...base, rotation: async () => rotationStatus({...state, provider: 'aesgcm', newKey: 'key2'})})
+    expect(current.rotation).toMatchObject({status: 'done', newKey: 'key2'})
+  })
+
+  it('SSH failing on every node is a problem (exit 5 for a cron job), not "no problems" (issue 13)', async () => {
+    const base = deps({nodes: three(), configs: {cp1: vectorsConfig, cp2: vectorsConfig, cp3: vectorsConfig}})
+    const failing = (): RemoteFiles =>
+      ({
+        async read() {
+          throw new Error('Cannot connect to node over SSH: Permission denied (publickey)')
+        },
+        async list() {
+          throw new Error('Cannot connect to node over SSH: Permission denied (publickey)')
+        },
+      }) as unknown as RemoteFiles
+    const all = await encryptionStatus({...base, files: failing})
+    expect(all.problems).toEqual([expect.stringMatching(/^no node: manifest and encryption config not checked, SSH failed \(.*Permission denied \(publickey\)\)$/)])
+    const one = await encryptionStatus({...base, files: (node) => (node.name === 'cp2' ? failing() : base.files!(node))})
+    expect(one.problems).toEqual([expect.stringMatching(/^cp2: manifest and encryption config not checked, SSH failed/)])
+  })
+
   it('a rotation state that cannot be read (e.g. RBAC) is a warning; no state means no rotation field', async () => {
     const base = deps({nodes: [cpNode('cp1')], configs: {cp1: vectorsConfig}})
     const denied = await encryptionStatus({...base, rotation: async () => Promise.reject(new KubeApiError(403, 'Forbidden', 'configmaps "kubectl-encryption-state" is forbidden'))})

@@ -49,3 +49,32 @@ describe('startProgress on a 0-column terminal', () => {
     expect(stream.text()).toBe('Connecting to the cluster\nReading node cp-1\n')
   })
 })
+
+describe('startProgress without a terminal (issue 13: CI logs of long runs)', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('prints the current step at most every interval, and a step still going on with its time; a short run prints nothing', async () => {
+    vi.useFakeTimers()
+    const stream = screen(undefined)
+    const progress = await startProgress('rotate: connecting', {machineOutput: false, verbose: false, stream, intervalMs: 5000})
+    progress.update('add-key: cp-1 writing')
+    vi.advanceTimersByTime(4999)
+    expect(stream.text()).toBe('')
+    vi.advanceTimersByTime(1)
+    progress.update('add-key: cp-1 waiting for the apiserver')
+    vi.advanceTimersByTime(5000)
+    vi.advanceTimersByTime(5000)
+    progress.stop()
+    vi.advanceTimersByTime(20_000)
+    expect(stream.text()).toBe('add-key: cp-1 writing\nadd-key: cp-1 waiting for the apiserver\nadd-key: cp-1 waiting for the apiserver (5s)\n')
+
+    const short = screen(undefined)
+    const quick = await startProgress('rewrite: listing', {machineOutput: false, verbose: false, stream: short})
+    quick.update('rewrite: 30/30 objects')
+    quick.stop()
+    vi.advanceTimersByTime(60_000)
+    expect(short.text()).toBe('')
+  })
+})
