@@ -110,16 +110,24 @@ function configuredSecrets(config: EncryptionConfiguration): string[] {
 
 /**
  * A message with key material taken out (docs/kubernetes-behaviour.md §14.6): any configured secret, and any quoted value
- * that could be one (Go base64 of 16 bytes or more, e.g. a key pasted under `resources:`, which the
- * apiserver would echo in "Invalid value: …"), becomes "REDACTED". No resource or field name of the
- * schema decodes to that much, so real typos still show.
+ * that could be one (see couldBeKey: e.g. a key pasted under `resources:`, which the apiserver would
+ * echo in "Invalid value: …"), becomes "REDACTED", so real typos still show.
  */
 export function redactKeyMaterial(text: string, secrets: readonly string[] = []): string {
   let out = text
   for (const secret of secrets) out = out.split(secret).join(REDACTED)
-  return out.replace(/(["`'])([A-Za-z0-9+/=\r\n\\]{20,})\1/g, (whole, quote: string, body: string) =>
-    (decodeGoBase64(body.replaceAll('\\n', '').replaceAll('\\r', ''))?.length ?? 0) >= 16 ? `${quote}${REDACTED}${quote}` : whole,
-  )
+  return out.replace(/(["`'])([A-Za-z0-9+/=\r\n\\]{20,})\1/g, (whole, quote: string, body: string) => (couldBeKey(body) ? `${quote}${REDACTED}${quote}` : whole))
+}
+
+/**
+ * Go base64 of a key's size (16, 24 or 32 bytes: AES and secretbox keys), or of 16 bytes or more
+ * with a digit, '+' or '/' in it. A long word of letters only that happens to be valid base64 (a
+ * kind such as "EncryptionConfigurations", 18 bytes) is a typo to show, not a key.
+ */
+function couldBeKey(body: string): boolean {
+  const text = body.replaceAll('\\n', '').replaceAll('\\r', '')
+  const bytes = decodeGoBase64(text)?.length ?? 0
+  return bytes === 16 || bytes === 24 || bytes === 32 || (bytes >= 16 && /[0-9+/]/.test(text))
 }
 
 function redactErrors(errors: ConfigError[], secrets: readonly string[]): ConfigError[] {

@@ -61,7 +61,8 @@ export function classifyApiError(error: unknown): ErrorDisposition {
     case 504:
       return {kind: 'transient', retryAfterMs}
     case 500:
-      if (UNDECRYPTABLE.test(error.message)) return {kind: 'fail', reason: 'Undecryptable'}
+      // StorageReadError: values the server could not transform or decode (AllowUnsafeMalformedObjectDeletion).
+      if (error.reason === 'StorageReadError' || UNDECRYPTABLE.test(error.message)) return {kind: 'fail', reason: 'Undecryptable'}
       if (ADMISSION_DENIED.test(error.message)) return {kind: 'fail', reason: 'AdmissionDenied'}
       // e.g. "etcdserver: request timed out": worth a bounded retry
       return {kind: 'transient', retryAfterMs}

@@ -732,14 +732,20 @@ class RewriteRun {
 }
 
 /**
- * The object a LIST failed on, from kube-apiserver's `unable to transform key "<etcd key>"` (docs/kubernetes-behaviour.md
- * §4.3), if the key is one of this listing's: its ref, its listing key, and the continue token's
- * start (the key relative to the listing's etcd prefix: `<name>` in one namespace, `<ns>/<name>`
- * across namespaces). The aggregated form of AllowUnsafeMalformedObjectDeletion names no single
- * key and is not handled here.
+ * The object a LIST failed on, if its key is one of this listing's: its ref, its listing key, and the
+ * continue token's start (the key relative to the listing's etcd prefix: `<name>` in one namespace,
+ * `<ns>/<name>` across namespaces). kube-apiserver names the key in one of two ways
+ * (docs/kubernetes-behaviour.md §4.3):
+ * - `unable to transform key "<etcd key>"`: the list stops at the first value no provider reads;
+ * - with AllowUnsafeMalformedObjectDeletion (beta, on by default since 1.33): 500 StorageReadError,
+ *   `failed to read one or more <resource> from the storage: StorageError: corrupt object, Code: 7,
+ *   Key: <etcd key>, …`, whose message carries the first such value of the page in key order (and
+ *   details.causes all of them; k8s.io/apiserver/pkg/storage/etcd3/corrupt_obj_deleter.go).
+ * Either way it is the first unreadable key of the page, which is what the caller's halving needs.
  */
 function unreadableEntry(error: unknown, unit: Unit): {key: string; ref: ObjectRef; start: string} | undefined {
-  const m = /unable to transform key "([^"]+)"/.exec((error as Error).message ?? '')
+  const message = (error as Error).message ?? ''
+  const m = /unable to transform key "([^"]+)"/.exec(message) ?? /StorageError: corrupt object, Code: \d+, Key: (\S+), ResourceVersion/.exec(message)
   if (!m) return undefined
   const segments = m[1]!.split('/')
   const name = segments.at(-1)
@@ -750,11 +756,6 @@ function unreadableEntry(error: unknown, unit: Unit): {key: string; ref: ObjectR
   return {key: objectKey(namespace, name), ref: {namespace, name}, start: unit.namespace ? name : `${namespace}/${name}`}
 }
 
-/**
- * A continue token starting just after `start` at the latest revision. The token is the
- * apiserver's own format (base64 JSON `{"v":"meta.k8s.io/v1","rv":<rv>,"start":"<key>"}`; rv -1
- * means "the latest", which is what a 410's inconsistent-continue hint carries).
- */
 /**
  * A continue token that lists on from just after `start` at the latest revision (rv -1, as the token
  * in a 410's status). kube-apiserver decodes tokens as unpadded URL-safe base64

@@ -207,7 +207,7 @@ describe('kubectl encryption rewrite (sandbox)', () => {
     expect(readdirSync(stateDir)).toEqual([])
   })
 
-  it('goes on after a 410 Gone in the middle of the list (etcd compaction)', async () => {
+  it('goes on after etcd compacts in the middle of the list (410 Gone, or served from the watch cache)', async () => {
     const namespace = ns('expire')
     const r = spawnPlugin(['-n', namespace, '--chunk-size', '50', '--qps', '60', '--concurrency', '2', '--verbose', '-o', 'json'])
     // compact etcd at its current revision once the first pages are through
@@ -219,7 +219,11 @@ describe('kubectl encryption rewrite (sandbox)', () => {
     await ok('etcdctl', ['compaction', String(status[0]!.Status.header.revision)])
     const done = await r.done
     expect(done.code, done.stderr).toBe(0)
-    expect(done.stderr).toMatch(/expired \(410\); restarted after rw-expire-\w+\/s-\d{5} with the server's continue hint/)
+    // kube-apiserver 1.34+ (ListFromCacheSnapshot) serves a continue token from its watch cache's
+    // snapshots, which etcd's compaction does not touch; only a token the cache cannot serve goes to
+    // etcd and gets 410. Whichever the server did, the rewrite must finish, and a 410 must be reported
+    // with where the listing restarted. (The 410 logic itself: test/unit/rewrite.test.ts.)
+    if (/expired \(410\)/.test(done.stderr)) expect(done.stderr).toMatch(/expired \(410\); restarted after rw-expire-\w+\/s-\d{5} with the server's continue hint/)
     expect(JSON.parse(done.stdout).totals).toMatchObject({listed: SIZES.expire, rewritten: SIZES.expire, failed: 0})
     await expectAllUnderKey2(namespace, SIZES.expire!)
   })

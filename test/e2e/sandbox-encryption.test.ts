@@ -2,6 +2,7 @@
 // seed's HA caution: nodes whose configs differ cannot read each other's writes.
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {aescbcConfig, ENC_CONFIG, enableOnNode, MANIFEST, newKey, apiserverHash} from './helpers/encryption-setup.js'
+import {probeHttp} from '../sandbox/api-client.js'
 import {kubectl, kubectlOnNode, ok, readNodeFile, run, sandbox, sshOk, waitForApiserverRestart, writeNodeFile} from './helpers/sandbox.js'
 
 const NS = 'default'
@@ -71,10 +72,13 @@ describe('encryption at rest configured by hand, on three nodes', () => {
 
   it('the other node fails to read it once the new key is not in its config (the seed HA caution)', async () => {
     const [, reader] = sandbox().nodes as [string, string]
-    await enableOnNode(reader, aescbcConfig([key1]))
+    // The real kube-apiserver goes further than failing that one read: its informers cannot list
+    // Secrets, so it serves requests but never becomes Ready.
+    await enableOnNode(reader, aescbcConfig([key1]), 'serving')
     const r = await kubectlOnNode(reader, ['get', 'secret', 'secret2', '-n', NS, '-o', 'yaml'])
     expect(r.code).not.toBe(0)
     expect(r.stderr).toContain('Internal error occurred')
+    expect((await probeHttp(`https://${sandbox().nodeIps[reader]}:6443/readyz`, 5000)).ok).toBe(false)
     // key1 data stays readable there
     const old = await kubectlOnNode(reader, ['get', 'secret', 'secret1', '-n', NS, '-o', 'jsonpath={.data.mykey}'])
     expect(old.stdout).toBe('bXlkYXRh')

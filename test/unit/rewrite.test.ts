@@ -207,14 +207,15 @@ describe('rewrite', () => {
     expect(result.failures.every((f) => f.message.length > 0)).toBe(true)
   })
 
-  for (const namespaces of [undefined, ['alpha']]) {
-    it(`reports a value the list cannot decrypt and lists on after it (${namespaces ? '-n' : '-A'})`, async () => {
+  for (const [namespaces, storageReadErrors] of [[undefined, false], [['alpha'], false], [undefined, true], [['alpha'], true]] as const) {
+    it(`reports a value the list cannot decrypt and lists on after it (${namespaces ? '-n' : '-A'}, ${storageReadErrors ? '500 StorageReadError' : 'unable to transform key'})`, async () => {
       const c = cluster(12, ['alpha', 'beta'])
       // kube-apiserver fails the whole page that reaches it (docs/kubernetes-behaviour.md §4.3), naming its etcd key
       c.undecryptable.add('alpha/s-0005')
-      const result = await run(c, {namespaces, pageSize: 4}).promise
+      c.storageReadErrors = storageReadErrors
+      const result = await run(c, {namespaces: namespaces ? [...namespaces] : undefined, pageSize: 4}).promise
       expect(result.failures).toEqual([
-        expect.objectContaining({namespace: 'alpha', name: 's-0005', reason: 'Undecryptable', message: expect.stringContaining('unable to transform key "/registry/secrets/alpha/s-0005"')}),
+        expect.objectContaining({namespace: 'alpha', name: 's-0005', reason: 'Undecryptable', message: expect.stringContaining('/registry/secrets/alpha/s-0005')}),
       ])
       const listed = namespaces ? 12 : 24
       expect(result.totals).toMatchObject({listed, rewritten: listed - 1, failed: 1})

@@ -47,7 +47,7 @@ export async function apiserverHash(node: string): Promise<string> {
 }
 
 /** Writes the config and (if not yet there) the flag on one node, then waits for its API server to come back. */
-export async function enableOnNode(node: string, config: string): Promise<void> {
+export async function enableOnNode(node: string, config: string, until: 'ready' | 'serving' = 'ready'): Promise<void> {
   const before = await apiserverHash(node)
   await writeNodeFile(node, ENC_CONFIG, config)
   const manifest = await readNodeFile(node, MANIFEST)
@@ -57,5 +57,5 @@ export async function enableOnNode(node: string, config: string): Promise<void> 
   } else {
     await writeNodeFile(node, MANIFEST, withEncryptionFlag(manifest))
   }
-  await waitForApiserverRestart(node, before)
+  await waitForApiserverRestart(node, before, 90_000, until)
 }

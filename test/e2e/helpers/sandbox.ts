@@ -1,5 +1,6 @@
 // Helpers for end-to-end tests against the shared sandbox: the real kubectl, ssh and etcdctl with
 // the sandbox's environment. Everything runs as a child process; nothing is mocked.
+import {probeHttp} from '../../sandbox/api-client.js'
 import {spawn} from 'node:child_process'
 import {inject} from 'vitest'
 import type {SandboxInfo} from '../global-setup.js'
@@ -105,12 +106,19 @@ export async function mirrorPod(name: string): Promise<MirrorPod | undefined> {
 export const isReady = (pod: MirrorPod | undefined) => pod?.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true
 
 /** Waits until the node's kube-apiserver mirror pod shows a config hash other than `oldHash` and is Ready. */
-export async function waitForApiserverRestart(node: string, oldHash: string, timeoutMs = 90_000): Promise<MirrorPod> {
+/**
+ * Waits until the node's kube-apiserver runs with a new config hash and is Ready, or, with
+ * `until: 'serving'`, answers /livez (an API server that cannot fill its caches, e.g. because a
+ * stored Secret is unreadable with its config, serves requests but never becomes Ready).
+ */
+export async function waitForApiserverRestart(node: string, oldHash: string, timeoutMs = 90_000, until: 'ready' | 'serving' = 'ready'): Promise<MirrorPod> {
   return waitFor(
-    `kube-apiserver-${node} to restart with a new config hash and become ready`,
+    `kube-apiserver-${node} to restart with a new config hash and ${until === 'ready' ? 'become ready' : 'answer /livez'}`,
     async () => {
       const pod = await mirrorPod(`kube-apiserver-${node}`)
-      return pod && pod.metadata.annotations['kubernetes.io/config.hash'] !== oldHash && isReady(pod) ? pod : undefined
+      if (!pod || pod.metadata.annotations['kubernetes.io/config.hash'] === oldHash) return undefined
+      if (until === 'ready') return isReady(pod) ? pod : undefined
+      return (await probeHttp(`https://${sandbox().nodeIps[node]}:6443/livez`, 2000)).ok ? pod : undefined
     },
     timeoutMs,
   )

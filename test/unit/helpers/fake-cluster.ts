@@ -51,6 +51,8 @@ export class FakeCluster implements ObjectClient {
   latencyMs = 0
   /** `ns/name` of values no configured key can read: a list over one fails as kube-apiserver's does (docs/kubernetes-behaviour.md §4.3). */
   readonly undecryptable = new Set<string>()
+  /** answer an unreadable value in a list as kube-apiserver 1.33+ does (500 StorageReadError) */
+  storageReadErrors = false
 
   private bucket(resource: ApiResource): Map<string, StoredValue[]> {
     const id = `${resource.group}/${resource.resource}`
@@ -145,7 +147,19 @@ export class FakeCluster implements ObjectClient {
         remaining++
         continue
       }
-      if (this.undecryptable.has(k)) throw undecryptableError(`unable to transform key "/registry/${resource.resource}/${k}": `)
+      if (this.undecryptable.has(k)) {
+        const key = `/registry/${resource.resource}/${k}`
+        // kube-apiserver 1.33+ (AllowUnsafeMalformedObjectDeletion on): 500 StorageReadError naming the
+        // page's first unreadable key; before: an internal error "unable to transform key".
+        if (this.storageReadErrors) {
+          throw new KubeApiError(
+            500,
+            'StorageReadError',
+            `failed to read one or more ${resource.resource} from the storage: StorageError: corrupt object, Code: 7, Key: ${key}, ResourceVersion: 0, AdditionalErrorMsg: no matching key was found for the provided AES transformer`,
+          )
+        }
+        throw undecryptableError(`unable to transform key "${key}": `)
+      }
       const {apiVersion: _a, kind: _k, ...rest} = this.withRv(value)
       items.push(rest as KubeObject) // list items come without apiVersion/kind
       last = k
