@@ -9,7 +9,7 @@ describe('sandbox', () => {
   it('writes a sourceable env file with kubectl, etcdctl and ssh settings', () => {
     const info = sandbox()
     const env = readFileSync(path.join(info.stateDir, 'env'), 'utf8')
-    for (const name of ['KUBECONFIG', 'ETCDCTL_API', 'ETCDCTL_ENDPOINTS', 'ETCDCTL_CACERT', 'ETCDCTL_CERT', 'ETCDCTL_KEY', 'SANDBOX_NODES', 'SANDBOX_SSH_CONFIG']) {
+    for (const name of ['KUBECONFIG', 'ETCDCTL_ENDPOINTS', 'ETCDCTL_CACERT', 'ETCDCTL_CERT', 'ETCDCTL_KEY', 'SANDBOX_NODES', 'SANDBOX_SSH_CONFIG']) {
       expect(env).toMatch(new RegExp(`^export ${name}=`, 'm'))
     }
     expect(info.env.SANDBOX_NODES!.split(' ')).toEqual(info.nodes)

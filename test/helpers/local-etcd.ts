@@ -5,6 +5,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 
+import {ensureKubeBinaries} from '../sandbox/kube-binaries.js'
 import type {TlsFixture} from './tls.js'
 
 const run = promisify(execFile)
@@ -28,7 +29,7 @@ export interface LocalEtcd {
   stop(): Promise<void>
 }
 
-/** Debian's etcd on a random loopback port in a temp dir; mutual TLS when `tls` is given. */
+/** The sandbox's etcd (built from source) on a random loopback port in a temp dir; mutual TLS when `tls` is given. */
 export async function startEtcd(tls?: TlsFixture): Promise<LocalEtcd> {
   const dir = mkdtempSync(join(tmpdir(), 'local-etcd-'))
   const [clientPort, peerPort] = [await freePort(), await freePort()]
@@ -46,11 +47,13 @@ export async function startEtcd(tls?: TlsFixture): Promise<LocalEtcd> {
     '--log-level=error',
   ]
   if (tls) args.push(`--cert-file=${tls.serverCert}`, `--key-file=${tls.serverKey}`, `--trusted-ca-file=${tls.caCert}`, '--client-cert-auth')
-  const child: ChildProcess = spawn('etcd', args, {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'arm64' ? 'arm64' : ''}})
+  // The etcd and etcdctl the sandbox builds from source (the release kubeadm pins), not whatever is on PATH.
+  const bin = await ensureKubeBinaries()
+  const child: ChildProcess = spawn(bin.etcd, args, {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'arm64' ? 'arm64' : ''}})
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
   const flags = [`--endpoints=${endpoint}`, ...(tls ? [`--cacert=${tls.caCert}`, `--cert=${tls.clientCert}`, `--key=${tls.clientKey}`] : [])]
-  const etcdctl = (...rest: string[]) => run('etcdctl', [...flags, '--dial-timeout=1s', '--command-timeout=2s', ...rest], {env: {...process.env, ETCDCTL_API: '3'}})
+  const etcdctl = (...rest: string[]) => run(bin.etcdctl, [...flags, '--dial-timeout=1s', '--command-timeout=2s', ...rest])
   const deadline = Date.now() + 15_000
   for (;;) {
     try {

@@ -113,7 +113,6 @@ function envFor(layout: SandboxLayout, pki: ClusterPki, bin: KubeBinaries): Reco
     SANDBOX_BIN_DIR: bin.binDir,
     SANDBOX_KUBE_VERSION: bin.release.version,
     KUBECONFIG: layout.kubeconfig,
-    ETCDCTL_API: '3',
     ETCDCTL_ENDPOINTS: `https://${layout.etcdIp}:${layout.etcdPort}`,
     ETCDCTL_CACERT: pki.etcdCa.cert,
     ETCDCTL_CERT: pki.etcdClient.cert,

@@ -1,3 +1,4 @@
+import {ensureKubeBinaries} from '../../sandbox/kube-binaries.js'
 import {execFile} from 'node:child_process'
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -16,9 +17,11 @@ import {makeTls, type TlsFixture} from '../../helpers/tls.js'
 const execFileAsync = promisify(execFile)
 
 /** Runs etcdctl locally, as the pod or node would: argv only, no shell. */
+/** Runs the argv here, as a node would; `etcdctl` is the sandbox's (built from source, as on a node). */
 const localRunner: EtcdctlRunner = async (argv) => {
+  const program = argv[0] === 'etcdctl' ? (await ensureKubeBinaries()).etcdctl : argv[0]
   try {
-    const {stdout, stderr} = await execFileAsync(argv[0], argv.slice(1), {encoding: 'buffer', maxBuffer: 256 * 1024 * 1024})
+    const {stdout, stderr} = await execFileAsync(program, argv.slice(1), {encoding: 'buffer', maxBuffer: 256 * 1024 * 1024})
     return {code: 0, stdout, stderr: stderr.toString()}
   } catch (error) {
     const e = error as {code: number; stdout: Buffer; stderr: Buffer}
