@@ -97,7 +97,10 @@ export function misusedCommand(contents: Pick<BundleContents, 'commands' | 'mani
   for (let n = words.length; n > 0; n--) {
     const id = words.slice(0, n).join(':')
     if (!ids.includes(id)) continue
-    const args = contents.manifest.commands[id]?.args ?? {}
+    const command = contents.manifest.commands[id]
+    // A command that reads its own words (strict = false, e.g. __complete for shell completion) takes any.
+    if (command?.strict === false) return undefined
+    const args = command?.args ?? {}
     if (n < words.length && Object.keys(args).length === 0)
       return {message: `unexpected argument ${JSON.stringify(words[n])}: 'kubectl encryption ${words.slice(0, n).join(' ')}' takes no arguments`, hint: `See 'kubectl encryption ${words.slice(0, n).join(' ')} --help'.`}
     return undefined

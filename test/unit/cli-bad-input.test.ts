@@ -24,6 +24,12 @@ async function plugin(...args: string[]) {
 }
 
 describe('bad words and files (issue 13)', {timeout: 120_000}, () => {
+  it('__complete still takes the words to complete, as kubectl plugin completion passes them (no "--")', async () => {
+    const r = await plugin('__complete', 'vers')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout.split('\n')).toContain('version')
+  })
+
   it('item 13: a word after a command that takes none is a usage error in the plugin\'s form (exit 2), not oclif\'s raw "command status:extra-arg not found"', async () => {
     for (const [args, pattern] of [
       [['status', 'extra-arg'], /^error: unexpected argument "extra-arg": 'kubectl encryption status' takes no arguments\nhint: See 'kubectl encryption status --help'.\n$/],
