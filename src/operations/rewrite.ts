@@ -309,7 +309,8 @@ class RewriteRun {
     for (const resource of this.options.resources.filter((r) => r.namespaced)) {
       const page = await this.deps.client.list(resource, {namespace, limit: 1}).catch(() => undefined)
       if (page && page.items.length > 0) {
-        this.emit({type: 'warning', message: `namespace ${namespace} no longer exists; its objects (orphans) cannot be rewritten and are listed as failures`})
+        // kube-apiserver up to 1.36 refuses their update (NamespaceLifecycle); 1.37 lets updates through.
+        this.emit({type: 'warning', message: `namespace ${namespace} no longer exists; its stored objects (orphans) are listed, and any the API server refuses to update are reported as NamespaceGone`})
         return true
       }
     }

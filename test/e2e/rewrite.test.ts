@@ -326,24 +326,33 @@ describe('kubectl encryption rewrite (sandbox)', () => {
     expect(r.code, r.stderr).toBe(4)
     const result = JSON.parse(r.stdout)
     const failures = result.failures.map((f: {namespace: string; name: string; reason: string}) => `${f.namespace}/${f.name}: ${f.reason}`).sort()
-    expect(failures).toEqual([`${GONE}/orphan: NamespaceGone`, `${namespace}/s-00003: AdmissionDenied`, `${namespace}/s-00007b: Undecryptable`].sort())
+    // An orphan's update: kube-apiserver up to 1.36 refuses it (NamespaceLifecycle, 404 namespaces "<ns>"
+    // not found); from 1.37 NamespaceLifecycle lets every update through, so the orphan is rewritten.
+    const minor = Number((sandbox().env.SANDBOX_KUBE_VERSION ?? 'v1.37').split('.')[1])
+    const orphanRefused = minor <= 36
+    const stuck = [`${namespace}/s-00003`, `${namespace}/s-00007b`, ...(orphanRefused ? [`${GONE}/orphan`] : [])].sort()
+    expect(failures).toEqual(
+      [...(orphanRefused ? [`${GONE}/orphan: NamespaceGone`] : []), `${namespace}/s-00003: AdmissionDenied`, `${namespace}/s-00007b: Undecryptable`].sort(),
+    )
     const message = (name: string) => result.failures.find((f: {name: string}) => f.name === name).message
     expect(message('s-00003')).toContain(`admission webhook "${DENY_UPDATE_WEBHOOK}" denied the request: secrets in this namespace are frozen`)
-    expect(message('orphan')).toContain(`namespaces "${GONE}" not found`)
-    expect(message('s-00007b')).toContain(`unable to transform key "${unreadable}"`)
+    if (orphanRefused) expect(message('orphan')).toContain(`namespaces "${GONE}" not found`)
+    // "unable to transform key …", or since 1.33 a StorageReadError naming "Key: …": the key either way
+    expect(message('s-00007b')).toContain(unreadable)
     // every other object, including those after the unreadable one in its page, was rewritten
-    expect(result.totals).toMatchObject({listed: SIZES.fail! + 2, rewritten: SIZES.fail! - 1, failed: 3})
+    expect(result.totals).toMatchObject({listed: SIZES.fail! + 2, rewritten: SIZES.fail! + 2 - stuck.length, failed: stuck.length})
     const values = await etcdValues(`/registry/secrets/${namespace}/`)
     expect([...values].filter(([, v]) => !underKey(v.value, 'key2')).map(([k]) => k).sort()).toEqual([`/registry/secrets/${namespace}/s-00003`, unreadable])
+    if (!orphanRefused) expect(underKey((await etcdValues(`/registry/secrets/${GONE}/`)).get(`/registry/secrets/${GONE}/orphan`)!.value, 'key2')).toBe(true)
     // --verify: what etcd still holds under something other than key2, in the namespaces asked for
     expect(result.verify.resources).toEqual([
-      expect.objectContaining({resource: 'secrets', write: 'aescbc:key2', scanned: SIZES.fail! + 2, stillStale: 3}),
+      expect.objectContaining({resource: 'secrets', write: 'aescbc:key2', scanned: SIZES.fail! + 2, stillStale: stuck.length}),
     ])
-    expect([...result.verify.resources[0].examples].sort()).toEqual([`${GONE}/orphan`, `${namespace}/s-00003`, `${namespace}/s-00007b`].sort())
+    expect([...result.verify.resources[0].examples].sort()).toEqual(stuck)
     // the table names them too
     const table = await plugin(['-n', namespace, '-n', GONE])
     expect(table.code).toBe(4)
     expect(table.stdout).toMatch(new RegExp(`secrets/s-00007b -n ${namespace}\\s+Undecryptable`))
-    expect(table.stdout).toMatch(new RegExp(`secrets/orphan -n ${GONE}\\s+NamespaceGone`))
+    if (orphanRefused) expect(table.stdout).toMatch(new RegExp(`secrets/orphan -n ${GONE}\\s+NamespaceGone`))
   })
 })

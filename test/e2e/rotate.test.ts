@@ -416,7 +416,9 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     expect(await readState()).toMatchObject({status: 'in-progress', stage: 'add-key', completedStages: ['add-key'], newKey: result.newKey})
     expect(json<{lock?: unknown}>(await pluginLogged(['status', ...sshArgs(), '-o', 'json'])).lock).toBeUndefined()
 
-    // SIGTERM in the middle of a stage: the lock is given back before the process exits (143), the stage stays recorded.
+    // SIGTERM in the middle of a stage: the stage in progress is finished (or stopped at a safe point),
+    // the run stops there with exit 4 and says where, and the lock is given back before the process
+    // exits; the state names where the next run starts.
     const {child, done: terminated} = spawnPlugin(['rotate', ...sshArgs(), '--stage', 'wait-add', '--yes', '--verbose'])
     let seen = ''
     child.stderr!.on('data', (c: Buffer) => {
@@ -425,9 +427,15 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     })
     const t = await terminated
     outputs.push(t.stdout, t.stderr)
-    expect(t.code, t.stderr).toBe(143)
     expect(json<{lock?: unknown}>(await pluginLogged(['status', ...sshArgs(), '-o', 'json'])).lock).toBeUndefined()
-    expect(await readState()).toMatchObject({status: 'in-progress', stage: 'wait-add', completedStages: ['add-key']})
+    if (t.code === 0) {
+      // The one stage asked for had nothing left to wait for and finished before the signal was acted on.
+      expect((await readState())?.completedStages).toEqual(['add-key', 'wait-add'])
+    } else {
+      expect(t.code, t.stderr).toBe(4)
+      expect(t.stderr).toMatch(/interrupted: stopped at stage wait-add.*; run the same command to continue/)
+      expect(await readState()).toMatchObject({status: 'in-progress', stage: 'wait-add', completedStages: ['add-key']})
+    }
     expectNoKeyMaterial()
   })
 })

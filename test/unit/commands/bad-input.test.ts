@@ -90,7 +90,7 @@ describe('bad input to rewrite (issue 13)', {timeout: 120_000}, () => {
     cluster.namespaces.delete('gone')
     const r = await rewrite('-n', 'gone')
     expect(r.code, r.stderr).toBe(4)
-    expect(r.stderr).toMatch(/namespace gone no longer exists; its objects \(orphans\) cannot be rewritten/)
+    expect(r.stderr).toMatch(/namespace gone no longer exists; its stored objects \(orphans\) are listed/)
     expect(r.stdout).toMatch(/secrets\/orphan -n gone\s+NamespaceGone/)
   })
 
