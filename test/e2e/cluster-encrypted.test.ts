@@ -32,7 +32,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Delete the test objects first, while every node can still decrypt them.
-  await kubectl(['delete', 'namespace', ns, '--wait=false'])
+  // Wait until the namespace controller has deleted them: an API server restarted without key1 while a
+  // key1 value is stored cannot list Secrets and never becomes Ready (docs/kubernetes-behaviour.md §4.3).
+  await kubectl(['delete', 'namespace', ns, '--wait=true', '--timeout=300s'])
   await run('etcdctl', ['del', '--prefix', `/registry/secrets/${ns}-gone/`])
   for (const [node, manifest] of saved) {
     const before = await apiserverHash(node).catch(() => '')
