@@ -17,10 +17,10 @@
  * encryption configuration was loaded and its transformers built. No etcd is needed (nothing dials it
  * before then) and no process has to be killed.
  */
+import {freePort} from '../helpers/local-etcd.js'
 import {execFile, spawn} from 'node:child_process'
 import {createPublicKey} from 'node:crypto'
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {promisify} from 'node:util'
@@ -62,16 +62,6 @@ async function pool<T, R>(items: readonly T[], width: number, job: (item: T) => 
   return results
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address() as {port: number}
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 /** Go's strconv.Unquote for the double-quoted strings klog writes (strconv.Quote). */
 export function goUnquote(quoted: string): string {
