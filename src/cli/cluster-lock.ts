@@ -51,9 +51,9 @@ export interface HeldLock {
 
 /**
  * Takes the cluster's lock for a mutating command (see operation-lease.ts) and holds it until
- * release(): renewed every quarter TTL, given back on SIGINT/SIGTERM before the process exits
- * (130/143), so an interrupted run does not keep others waiting. A stale lock is taken over with a
- * warning; a live one throws OPERATION_LOCKED (exit 3).
+ * release(): renewed every quarter TTL. Signals are the caller's (withControlPlane): it finishes the
+ * step in progress and releases, so the lock never ends a run in the middle of a node. A stale lock
+ * is taken over with a warning; a live one throws OPERATION_LOCKED (exit 3).
  */
 export async function lockCluster(objects: ObjectClient, operation: LeaseOperation, warn: (message: string) => void): Promise<HeldLock> {
   const holder = thisProcess()
@@ -64,21 +64,7 @@ export async function lockCluster(objects: ObjectClient, operation: LeaseOperati
   lease.keepAlive((LEASE_TTL_SECONDS * 1000) / 4, (by) =>
     warn(by === 'gone' ? `the cluster's lock of this run (${holderName(holder)}) was removed by someone else.` : `another run took over the cluster's lock: ${describe(by)}.`),
   )
-  const onSignal = (signal: NodeJS.Signals) => {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
-    const exit = () => process.exit(signal === 'SIGINT' ? 130 : 143)
-    // Bounded: an unreachable API server must not keep Ctrl-C from working (the lock then expires).
-    setTimeout(exit, 5000)
-    lease.release().then(exit, exit)
-  }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
   return {
-    release: async () => {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-      await lease.release()
-    },
+    release: () => lease.release(),
   }
 }

@@ -50,10 +50,16 @@ export async function withControlPlane<T>(
   const context = cluster.context.contextName
   let lock: HeldLock | undefined
   // Ctrl-C/SIGTERM: the node or stage in progress is finished (or rolled back) first, then the run
-  // stops with what it did and where (exit 4); a second signal stops at once, as before (130).
+  // stops with what it did and where (exit 4) and gives the lock back; a second signal stops at
+  // once (130/143) after a bounded try to give the lock back (else it expires on its own).
   const stop = new AbortController()
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stop.signal.aborted) process.exit(130)
+    if (stop.signal.aborted) {
+      const exit = () => process.exit(signal === 'SIGINT' ? 130 : 143)
+      setTimeout(exit, 5000).unref()
+      void (lock ? lock.release() : Promise.resolve()).then(exit, exit)
+      return
+    }
     stop.abort()
     progress.warn(`${signal}: stopping after the current step (a node is never left half-changed); ${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again stops at once`)
   }

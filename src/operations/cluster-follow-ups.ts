@@ -51,7 +51,8 @@ export interface EncryptedLeft {
 
 export interface ClusterFollowUps {
   verify(configText: string): Promise<VerifySummary | undefined>
-  rewrite(configText: string): Promise<RewriteSummary>
+  /** Stops between objects once `signal` fires (what is left shows as incomplete). */
+  rewrite(configText: string, signal?: AbortSignal): Promise<RewriteSummary>
   scan(configText: string): Promise<ScanSummary>
   /** Values anywhere under /registry/ still stored as `k8s:enc:<provider>:v1:<key>:` (rotate's remove-old precondition). */
   countUnderKey(provider: string, key: string): Promise<number>
@@ -110,10 +111,10 @@ export function clusterFollowUps(cluster: KubeCluster, access: {etcd: EtcdAccess
       const stored = result.stored ? (result.stored.encrypted ? [result.stored.provider, result.stored.kmsName ?? result.stored.keyName].filter(Boolean).join(':') : 'identity') : undefined
       return {resource: result.resource, ok: result.ok, stored, expected: result.expected, problems: result.problems}
     },
-    async rewrite(configText) {
+    async rewrite(configText, signal) {
       const resources = resourcesCoveredBy(parseConfigText(configText), await resourceIndex())
       const r = await rewrite(
-        {resources, onEvent: (e) => (e.type === 'progress' ? access.onProgress?.(`rewrite: ${e.done}${e.total === undefined ? '' : `/${e.total}`} objects`) : undefined)},
+        {resources, signal, onEvent: (e) => (e.type === 'progress' ? access.onProgress?.(`rewrite: ${e.done}${e.total === undefined ? '' : `/${e.total}`} objects`) : undefined)},
         {client: cluster.objects},
       )
       return {

@@ -177,7 +177,8 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
     running = 'rewrite'
     if (deps.signal?.aborted) throw interruptedError('stage rewrite (not started)')
     deps.onEvent?.({type: 'stage', stage: 'rewrite', status: 'start'})
-    result.rewrite = await deps.followUps.rewrite(target)
+    result.rewrite = await deps.followUps.rewrite(target, deps.signal)
+    if (deps.signal?.aborted) throw interruptedError(`stage rewrite (${result.rewrite.rewritten} object(s) rewritten so far)`)
     const rewriteOk = result.rewrite.failed === 0 && result.rewrite.incomplete.length === 0
     result.stages.push({stage: 'rewrite', status: rewriteOk ? 'done' : 'failed', detail: `${result.rewrite.rewritten} rewritten, ${result.rewrite.alreadyCurrent} already plaintext, ${result.rewrite.failed} failed`})
 

@@ -154,7 +154,8 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
     if (options.rewrite) {
       deps.onEvent?.({type: 'info', message: 'rewriting existing objects'})
       if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available here.', {hint: `Run \`${REWRITE_NEXT}\`.`})
-      result.rewrite = await deps.followUps.rewrite(configText)
+      result.rewrite = await deps.followUps.rewrite(configText, deps.signal)
+      if (deps.signal?.aborted) throw interruptedError(`stage rewrite (${result.rewrite.rewritten} object(s) rewritten so far; every node has the config)`)
       if (result.rewrite.failed > 0 || result.rewrite.incomplete.length > 0) result.next.push(`${REWRITE_NEXT}   # ${result.rewrite.failed} object(s) failed; run again after fixing the cause`)
     } else {
       result.next.push(`${REWRITE_NEXT}   # existing objects stay as they were stored until rewritten`)

@@ -257,7 +257,8 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         if (hashes.size > 1) checkNodesAgree(snapshots, false)
         for (const s of snapshots) {
           deps.onEvent?.({type: 'wait', node: s.node, effect: s.flags.automaticReload ? 'reload' : 'restart'})
-          await deps.waiter.waitConfigLoaded(s.node, s.configHash as string, options.timeoutMs ?? 300_000)
+          // Waiting changes nothing, so a signal may end it at once (exit 4, the stage stays next).
+          await untilAborted(deps.waiter.waitConfigLoaded(s.node, s.configHash as string, options.timeoutMs ?? 300_000), deps.signal, `stage ${stage} (waiting for ${s.node}; nothing changed by this stage)`)
         }
         lastConfig = snapshots[0]?.config
         stages.push({stage, status: 'done', detail: `all ${snapshots.length} apiservers run ${snapshots[0]?.configHash?.slice(0, 19)}…`})
@@ -269,7 +270,8 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
         const {source} = await snapshotsForEdit(deps, (c) => c, false)
         lastConfig = source
-        const r = await deps.followUps.rewrite(source)
+        const r = await deps.followUps.rewrite(source, deps.signal)
+        if (deps.signal?.aborted) throw interruptedError(`stage ${stage} (${r.rewritten} object(s) rewritten so far)`)
         const incomplete = r.incomplete.length > 0 ? `; not finished: ${r.incomplete.join(', ')}` : ''
         const failures = r.failures.length > 0 ? `; ${r.failures.join('; ')}` : ''
         const detail = `${r.alreadyCurrent} already current${incomplete}${failures}`
@@ -299,4 +301,15 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     }
   }
   return resultNow()
+}
+
+/** `work`, or INTERRUPTED (exit 4) as soon as `signal` fires; for steps that change nothing. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined, where: string): Promise<T> {
+  if (!signal) return work
+  if (signal.aborted) return Promise.reject(interruptedError(where))
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(interruptedError(where))
+    signal.addEventListener('abort', onAbort, {once: true})
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
 }

@@ -193,4 +193,24 @@ describe('bad input to the control-plane commands (issue 13)', {timeout: 60_000}
     expect(cont.stages[0].nodes.map((n: {node: string; status: string}) => `${n.node}:${n.status}`)).toEqual(['cp-1:unchanged', 'cp-2:unchanged', 'cp-3:changed'])
     expect(cont.state).toMatchObject({completedStages: ['add-key']})
   })
+
+  it('item 5: SIGTERM while rotate waits for a reload ends the wait at once (exit 4), gives the lock back, and the stage stays next', async () => {
+    await enableEncryption({provider: 'aescbc'}, cp.deps)
+    const {default: Rotate} = await import('../../../src/commands/rotate.js')
+    expect((await run(Rotate, ['--yes', '--stage', 'add-key'])).code).toBe(0)
+    // An apiserver that never reports the new config: only the signal can end this wait.
+    cp.waiter.waitConfigLoaded = () => {
+      setImmediate(() => process.emit('SIGTERM', 'SIGTERM'))
+      return new Promise<void>(() => undefined)
+    }
+    const r = await run(Rotate, ['--yes', '--stage', 'wait-add', '-o', 'json'])
+    expect(r.code, r.stderr).toBe(4)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.error).toMatchObject({code: 'INTERRUPTED', exitCode: 4})
+    expect(doc.error.message).toMatch(/^interrupted: stopped at stage wait-add \(waiting for cp-1; nothing changed by this stage\)/)
+    expect(process.listenerCount('SIGTERM')).toBe(0)
+    const state = cp.objects.store.get('configmaps/kube-system/kubectl-encryption-state') as unknown as {data: Record<string, string>}
+    expect(state.data.lock).toBeUndefined()
+    expect(JSON.parse(state.data.rotate!)).toMatchObject({stage: 'wait-add', completedStages: ['add-key']})
+  })
 })
