@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {addKey, type KeyedProvider, KEYED_PROVIDERS, nextKeyName, promoteKey, removeKey} from '../encryption/config-edit.js'
 import {checkConfigBytes} from '../encryption/load-config.js'
 import {keyFingerprint} from '../encryption/fingerprint.js'
-import {interruptedError, PluginError, preconditionError, usageError, withPartialResult} from '../errors.js'
+import {interruptedError, isPluginError, PluginError, preconditionError, usageError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
 import type {ClusterFollowUps} from './cluster-follow-ups.js'
@@ -290,9 +290,11 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error)
       if (!options.dryRun) {
-        rotation.status = 'failed'
+        // Interrupted (Ctrl-C/SIGTERM) is not failed: the stage stays in progress, next to run.
+        const interrupted = isPluginError(error) && error.code === 'INTERRUPTED'
+        rotation.status = interrupted ? 'in-progress' : 'failed'
         rotation.stage = stage
-        await store.write({...rotation, error: reason}).catch(() => undefined)
+        await store.write(interrupted ? rotation : {...rotation, error: reason}).catch(() => undefined)
       }
       // What this run did before the stage failed stays in the result the error carries.
       const usedBackups = rolledOut?.some((n) => n.backups.length > 0)

@@ -14,7 +14,7 @@ const key1 = newKey('key1')
 const saved = new Map<string, string>()
 
 interface Status {
-  nodes: Array<{node: string; apiserver: {pod?: string; ready: boolean}; config: {hash?: string}}>
+  nodes: Array<{node: string; apiserver: {pod?: string; ready: boolean}; encryption?: {configPath?: string}; config: {hash?: string}}>
   agreement: {agree: boolean; hashes: Record<string, string[]>}
   scan?: {resources: Array<{resource: string; total: number; plaintext: number; stale: number; undecryptable: number; orphans: number; byProvider: Record<string, number>}>}
   problems: string[]
@@ -113,12 +113,14 @@ describe('nodes that disagree', () => {
     const third = sandbox().nodes[2]!
     const manifest = await readNodeFile(third, MANIFEST)
     // A config path outside every volumeMount: the apiserver cannot start (Kubernetes issue 53867).
-    await writeNodeFile(third, MANIFEST, manifest.replace(`--encryption-provider-config=${ENC_CONFIG}`, '--encryption-provider-config=/etc/kubernetes/unmounted/enc.yaml'))
+    const UNMOUNTED = '/etc/kubernetes/unmounted/enc.yaml'
+    await writeNodeFile(third, MANIFEST, manifest.replace(`--encryption-provider-config=${ENC_CONFIG}`, `--encryption-provider-config=${UNMOUNTED}`))
     await waitFor(`kube-apiserver-${third} to go down`, async () => {
       const doc = json<Status>(await plugin(['status', '--no-ssh', '-o', 'json']))
-      // Its mirror pod is recreated for the changed manifest (missing for a moment), then shows not ready.
-      const apiserver = doc.nodes.find((n) => n.node === third)?.apiserver
-      return apiserver?.pod !== undefined && apiserver.ready === false
+      // The old mirror pod goes not ready first, then is replaced by one for the changed manifest
+      // (missing for a moment): wait for the new one, which names the unmounted path.
+      const node = doc.nodes.find((n) => n.node === third)
+      return node?.apiserver.pod !== undefined && node.apiserver.ready === false && node.encryption?.configPath === UNMOUNTED
     }, 180_000, 2000)
     const r = await plugin(['status', ...sshArgs()])
     expect(r.code).toBe(5)

@@ -2,7 +2,7 @@
 import {readFileSync} from 'node:fs'
 import path from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {isReady, kubectl, mirrorPod, ok, run, sandbox, ssh, sshOk} from './helpers/sandbox.js'
+import {isReady, kubectl, mirrorPod, ok, run, sandbox, ssh, sshOk, waitFor} from './helpers/sandbox.js'
 
 
 describe('sandbox', () => {
@@ -78,6 +78,16 @@ describe('sandbox', () => {
       expect(etcd!.metadata.labels).toMatchObject({component: 'etcd', tier: 'control-plane'})
       expect(etcd!.metadata.annotations['kubeadm.kubernetes.io/etcd.advertise-client-urls']).toBe(`https://${sandbox().nodeIps[node]}:2379`)
     }
+  })
+
+  it('gives each kube-apiserver its own identity lease, named for its node as on separate hosts', async () => {
+    // kube-apiserver names its identity lease after the host name; the sandbox's containers get the node's.
+    const hostnames = await waitFor('an identity lease per apiserver', async () => {
+      const leases = JSON.parse(await ok('kubectl', ['get', 'leases', '-n', 'kube-system', '-l', 'apiserver.kubernetes.io/identity=kube-apiserver', '-o', 'json'])) as {items: Array<{metadata: {labels: Record<string, string>}}>}
+      const names = [...new Set(leases.items.map((l) => l.metadata.labels['kubernetes.io/hostname']))].sort()
+      return sandbox().nodes.every((n) => names.includes(n)) ? names : undefined
+    })
+    expect(hostnames).toEqual(sandbox().nodes)
   })
 
   it('has the kubeadm-config ConfigMap with a ClusterConfiguration', async () => {

@@ -105,9 +105,13 @@ export function planVolumes(ctx: RuntimeContext, pod: StaticPod, container: Cont
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
 
-/** The shell run as pid 1 of the nested namespace: hide /etc/kubernetes, mount the volumes, exec. */
-export function containerScript(binds: Bind[]): string {
-  const lines = ['set -e', `mount -t tmpfs -o mode=0755,size=16m container-etc-kubernetes ${ETC_K8S}`]
+/**
+ * The shell run as pid 1 of the nested namespaces: name the host as the node (each apiserver then has
+ * its own identity lease, apiserver-<hash of hostname>, as on separate machines), hide
+ * /etc/kubernetes, mount the volumes, exec.
+ */
+export function containerScript(binds: Bind[], hostname: string): string {
+  const lines = ['set -e', `hostname ${q(hostname)}`, `mount -t tmpfs -o mode=0755,size=16m container-etc-kubernetes ${ETC_K8S}`]
   for (const b of binds) {
     // Paths outside /etc/kubernetes are the host's own; a same-path mount changes nothing there.
     if (b.source === b.target && !(b.target === ETC_K8S || b.target.startsWith(`${ETC_K8S}/`))) continue
@@ -130,7 +134,7 @@ function startProcess(ctx: RuntimeContext, pod: StaticPod, container: ContainerS
   const log = createWriteStream(logPath, {flags: 'a', mode: 0o640})
   const child = spawn(
     'unshare',
-    ['--mount', '--propagation', 'private', 'sh', '-c', containerScript(binds), 'container', executable, ...args],
+    ['--mount', '--uts', '--propagation', 'private', 'sh', '-c', containerScript(binds, ctx.nodeName), 'container', executable, ...args],
     {cwd: ctx.repoRoot, env, stdio: ['ignore', 'pipe', 'pipe']},
   )
   const tail: string[] = []

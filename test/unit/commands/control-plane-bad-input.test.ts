@@ -211,6 +211,6 @@ describe('bad input to the control-plane commands (issue 13)', {timeout: 60_000}
     expect(process.listenerCount('SIGTERM')).toBe(0)
     const state = cp.objects.store.get('configmaps/kube-system/kubectl-encryption-state') as unknown as {data: Record<string, string>}
     expect(state.data.lock).toBeUndefined()
-    expect(JSON.parse(state.data.rotate!)).toMatchObject({stage: 'wait-add', completedStages: ['add-key']})
+    expect(JSON.parse(state.data.rotate!)).toMatchObject({status: 'in-progress', stage: 'wait-add', completedStages: ['add-key']})
   })
 })
