@@ -70,6 +70,8 @@ export interface ResourceScan {
   orphans: number
   /** The apiserver's error texts for the undecryptable values, with counts. */
   errors: Record<string, number>
+  /** The undecryptable values per how they are stored (`provider:key`, `identity`, `kms:<name>`). */
+  undecryptableAs: Record<string, number>
   /** How new writes are stored (`provider:key`), from the configuration; absent without one. */
   writes?: string
   /** The configuration rule that applies (`secrets`, `*.*`); absent when not covered. */
@@ -143,6 +145,7 @@ export async function scanValues(input: ScanInput): Promise<ScanResult> {
           unverified: 0,
           orphans: 0,
           errors: {},
+          undecryptableAs: {},
           samples: {},
         }
         if (transformer) {
@@ -191,6 +194,8 @@ export async function scanValues(input: ScanInput): Promise<ScanResult> {
           sample(scan, 'unverified', key)
         } else {
           countError(scan, error.message)
+          const c = classifyValue(value)
+          increment(scan.undecryptableAs, label(c.provider, c.keyName, c.kmsName))
           sample(scan, 'undecryptable', key)
         }
       }

@@ -161,6 +161,29 @@ describe('kubectl encryption config validate', {timeout: 120_000}, () => {
   })
 })
 
+describe('kubectl encryption config check', {timeout: 120_000}, () => {
+  // The file is loaded before anything is contacted: the kubeconfig named here does not exist, and
+  // the etcd endpoint has nothing listening; neither is ever reached.
+  const offline = ['--kubeconfig', join(dir, 'no-kubeconfig'), '--etcd-endpoints', 'https://127.0.0.1:1']
+
+  it('a missing FILE is the config validate error: CONFIG_INVALID, exit 3', async () => {
+    const path = join(dir, 'missing-check.yaml')
+    const r = await plugin('config', 'check', path, ...offline)
+    expect(r.code).toBe(3)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toContain(`open ${path}: no such file or directory`)
+  })
+
+  it('an invalid FILE gives config validate\'s message, redacted, exit 3 (-o json: the error document)', async () => {
+    const path = file('check-bad.yaml', `apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers: [{aescbc: {keys: [{name: k, secret: ${SECRET}}]}}]\n`)
+    const validate = JSON.parse((await plugin('config', 'validate', path, '-o', 'json')).stdout) as {message: string}
+    const r = await plugin('config', 'check', path, ...offline, '-o', 'json')
+    expect(r.code).toBe(3)
+    expect(JSON.parse(r.stdout)).toEqual({error: expect.objectContaining({code: 'CONFIG_INVALID', message: validate.message, exitCode: 3})})
+    expect(r.stdout + r.stderr).not.toContain(SECRET)
+  })
+})
+
 describe('kubectl encryption config generate', {timeout: 120_000}, () => {
   it.each([
     ['secretbox', '32'],

@@ -69,10 +69,12 @@ describe('scanValues', () => {
       rule: 'secrets',
     })
     expect(secrets.errors).toEqual({'no matching key was found for the provided AES transformer': 1, 'no matching prefix found': 1})
+    expect(secrets.undecryptableAs).toEqual({'aescbc:lost': 1, 'kms:vault': 1})
     expect(secrets.samples.orphans).toEqual(['/registry/secrets/gone/s-0', '/registry/secrets/gone/s-1'])
     const configmaps = r.resources.find((x) => x.resource === 'configmaps')!
     expect(configmaps).toMatchObject({total: 3, byProvider: {'aesgcm:g1': 1}, undecryptable: 2})
     expect(configmaps.errors).toEqual({'cipher: message authentication failed': 1, 'no matching prefix found': 1})
+    expect(configmaps.undecryptableAs).toEqual({'aesgcm:g1': 1, identity: 1})
     expect(r.resources.find((x) => x.resource === 'deployments.apps')).toMatchObject({total: 1, plaintext: 1, writes: 'identity', rule: undefined})
     expect(r.totals).toMatchObject({undecryptable: 4, orphans: 2, plaintext: 3 + 1 + 1})
   })
