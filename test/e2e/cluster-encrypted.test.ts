@@ -5,9 +5,9 @@ import {randomBytes} from 'node:crypto'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {aescbcConfig, apiserverHash, ENC_CONFIG, enableOnNode, MANIFEST, newKey} from './helpers/encryption-setup.js'
+import {aescbcConfig, ENC_CONFIG, enableOnNode, MANIFEST, newKey, restoreNodes} from './helpers/encryption-setup.js'
 import {json, plugin, sshArgs} from './helpers/plugin.js'
-import {kubectl, ok, readNodeFile, run, sandbox, sshOk, waitFor, waitForApiserverRestart, writeNodeFile} from './helpers/sandbox.js'
+import {kubectl, ok, readNodeFile, run, sandbox, sshOk, waitFor, writeNodeFile} from './helpers/sandbox.js'
 
 const ns = `enc-${Date.now().toString(36)}`
 const key1 = newKey('key1')
@@ -36,14 +36,7 @@ afterAll(async () => {
   // key1 value is stored cannot list Secrets and never becomes Ready (docs/kubernetes-behaviour.md §4.3).
   await kubectl(['delete', 'namespace', ns, '--wait=true', '--timeout=300s'])
   await run('etcdctl', ['del', '--prefix', `/registry/secrets/${ns}-gone/`])
-  for (const [node, manifest] of saved) {
-    const before = await apiserverHash(node).catch(() => '')
-    const current = await readNodeFile(node, MANIFEST).catch(() => '')
-    if (current === manifest) continue
-    await writeNodeFile(node, MANIFEST, manifest)
-    await waitForApiserverRestart(node, before, 180_000)
-    await sshOk(node, `sudo -n rm -rf /etc/kubernetes/enc /etc/kubernetes/manifests/kube-apiserver.yaml.bak`)
-  }
+  await restoreNodes(saved)
 }, 900_000)
 
 describe('with encryption on every node', () => {

@@ -9,9 +9,9 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {aescbcConfig, apiserverHash, enableOnNode, MANIFEST, newKey, type TestKey} from './helpers/encryption-setup.js'
+import {aescbcConfig, enableOnNode, MANIFEST, newKey, restoreNodes, type TestKey} from './helpers/encryption-setup.js'
 import {json, plugin, pluginOutputs, sshArgs} from './helpers/plugin.js'
-import {kubectl, ok, readNodeFile, sandbox, sshOk, waitForApiserverRestart, writeNodeFile} from './helpers/sandbox.js'
+import {kubectl, ok, readNodeFile, sandbox} from './helpers/sandbox.js'
 
 const ns = `check-${Date.now().toString(36)}`
 const key1 = newKey('key1')
@@ -52,14 +52,7 @@ afterAll(async () => {
   // The test Secrets go first, while every node can still read them; wait until they are gone: an
   // API server restarted without key1 while key1 values are stored never becomes Ready.
   await kubectl(['delete', 'namespace', ns, '--wait=true', '--timeout=300s'])
-  for (const [node, manifest] of saved) {
-    const before = await apiserverHash(node).catch(() => '')
-    const current = await readNodeFile(node, MANIFEST).catch(() => '')
-    if (current === manifest) continue
-    await writeNodeFile(node, MANIFEST, manifest)
-    await waitForApiserverRestart(node, before, 180_000)
-    await sshOk(node, 'sudo -n rm -rf /etc/kubernetes/enc')
-  }
+  await restoreNodes(saved)
   rmSync(dir, {recursive: true, force: true})
 }, 900_000)
 

@@ -3,7 +3,7 @@
 // add the flag, volumeMount and volume to the node's kube-apiserver manifest.
 import {randomBytes} from 'node:crypto'
 import {parseDocument, type YAMLMap, type YAMLSeq} from 'yaml'
-import {mirrorPod, readNodeFile, waitForApiserverRestart, writeNodeFile} from './sandbox.js'
+import {mirrorPod, readNodeFile, sshOk, waitForApiserverRestart, writeNodeFile} from './sandbox.js'
 
 export const MANIFEST = '/etc/kubernetes/manifests/kube-apiserver.yaml'
 export const ENC_CONFIG = '/etc/kubernetes/enc/enc.yaml'
@@ -58,4 +58,20 @@ export async function enableOnNode(node: string, config: string, until: 'ready' 
     await writeNodeFile(node, MANIFEST, withEncryptionFlag(manifest))
   }
   await waitForApiserverRestart(node, before, 90_000, until)
+}
+
+/**
+ * Puts back the manifests saved before a test (restarting each changed API server) and removes the
+ * config dir and any stray manifest copy. Delete what only the test's keys can read first: an API
+ * server restarted without a key whose values are still stored never becomes Ready.
+ */
+export async function restoreNodes(saved: Map<string, string>): Promise<void> {
+  for (const [node, manifest] of saved) {
+    const before = await apiserverHash(node).catch(() => '')
+    const current = await readNodeFile(node, MANIFEST).catch(() => '')
+    if (current === manifest) continue
+    await writeNodeFile(node, MANIFEST, manifest)
+    await waitForApiserverRestart(node, before, 180_000)
+    await sshOk(node, `sudo -n rm -rf /etc/kubernetes/enc ${MANIFEST}.bak`)
+  }
 }
