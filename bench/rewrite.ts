@@ -71,11 +71,16 @@ async function measure(commands: Array<[string, string[]]>, env: NodeJS.ProcessE
   for (let i = 0; i + 1 < children.length; i++) children[i]!.stdout!.pipe(children[i + 1]!.stdin!)
   children[0]!.stdin!.end()
   const peaks = children.map(() => 0)
-  const poll = setInterval(() => children.forEach((c, i) => (peaks[i] = Math.max(peaks[i]!, peak(c.pid)))), 20)
+  const poll = setInterval(() => {
+    for (const [i, c] of children.entries()) peaks[i] = Math.max(peaks[i]!, peak(c.pid))
+  }, 20)
   let stderr = ''
   let stdout = ''
   let stopped = false
-  const timer = timeoutSeconds > 0 ? setTimeout(() => ((stopped = true), children.forEach((c) => c.kill('SIGTERM'))), timeoutSeconds * 1000) : undefined
+  const timer = timeoutSeconds > 0 ? setTimeout(() => {
+    stopped = true
+    for (const c of children) c.kill('SIGTERM')
+  }, timeoutSeconds * 1000) : undefined
   for (const c of children) c.stderr!.on('data', (d) => (stderr += d))
   let firstOutput: number | undefined
   children.at(-1)!.stdout!.on('data', (d) => {
@@ -116,7 +121,7 @@ async function main() {
   const hash = async (node: string) => {
     const pod = await cluster.objects.get({group: '', version: 'v1', resource: 'pods', kind: 'Pod', namespaced: true}, `kube-apiserver-${node}`, 'kube-system')
     const ready = ((pod.status as {conditions?: Array<{type: string; status: string}>})?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
-    return {hash: (pod.metadata.annotations ?? {})['kubernetes.io/config.hash'], ready}
+    return {hash: pod.metadata.annotations?.['kubernetes.io/config.hash'], ready}
   }
   /** The seed's procedure, node by node: write the config, restart the API server, wait until ready. */
   async function setKeys(keys: TestKey[]) {

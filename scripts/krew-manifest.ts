@@ -2,7 +2,7 @@
 // `npm run package` makes (one platform entry per archive, with its sha256).
 import {readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
-import {isMap, isSeq, parse, parseDocument, Scalar, YAMLMap, type YAMLSeq} from 'yaml'
+import {isMap, isSeq, parse, parseDocument, Scalar, type YAMLMap, type YAMLSeq} from 'yaml'
 
 import {archiveName, PLATFORMS} from './platforms.js'
 

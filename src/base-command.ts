@@ -1,4 +1,4 @@
-import {Command, Errors, Interfaces} from '@oclif/core'
+import {Command, Errors, type Interfaces} from '@oclif/core'
 
 import {EXIT, partialResultOf, PluginError, usageError} from './errors.js'
 import {outputFlags} from './flags/output.js'
@@ -122,7 +122,7 @@ export function usageMessage(message: string, flags: Record<string, FlagRange> =
 }
 
 function flagRange(flag: FlagRange | undefined): string | undefined {
-  if (!flag || flag.type !== 'option' || (flag.min === undefined && flag.max === undefined)) return undefined
+  if (flag?.type !== 'option' || (flag.min === undefined && flag.max === undefined)) return undefined
   if (flag.min !== undefined && flag.max !== undefined) return `use a whole number from ${flag.min} to ${flag.max}`
   return flag.min === undefined ? `use a whole number up to ${flag.max}` : `use a whole number of ${flag.min} or more`
 }

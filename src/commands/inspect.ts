@@ -164,7 +164,7 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
       }
       progress.update(`Reading ${etcdKey} from etcd`)
       const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: c.exec, ssh: connector})
-      let kv
+      let kv: Awaited<ReturnType<typeof reader.get>>
       try {
         kv = await reader.get(etcdKey)
       } finally {
@@ -327,7 +327,7 @@ function parseValueFile(raw: Buffer, path: string, etcdPrefix: string): EtcdctlV
 function parseEtcdctlOutput(raw: Buffer, path: string, etcdPrefix: string): EtcdctlValue | undefined {
   const simple = parseEtcdctlSimple(raw, etcdPrefix)
   if (simple) return {...simple, format: 'etcdctl get'}
-  let dump
+  let dump: ReturnType<typeof parseEtcdctlJson>
   try {
     dump = parseEtcdctlJson(raw)
   } catch (error) {

@@ -206,7 +206,7 @@ function jsonStrictErrors(doc: Document): string[] {
         walk(pair.value, field, childPath)
       }
     } else if (spec.kind === 'list' && isSeq(node)) {
-      node.items.forEach((item, i) => walk(item, spec.of, `${path}[${i}]`))
+      for (const [i, item] of node.items.entries()) walk(item, spec.of, `${path}[${i}]`)
     }
   }
   walk(doc.contents, configSpec, '')
@@ -230,7 +230,7 @@ function findDuplicates(doc: Document, lines: LineCounter): string[] {
         walk(pair.value)
       }
     } else if (isSeq(node)) {
-      node.items.forEach((item) => walk(item))
+      for (const item of node.items) walk(item)
     }
   }
   walk(doc.contents)

@@ -66,19 +66,19 @@ function resourceListErrors(list: string[], path: string): ConfigError[] {
   const parsed = list.map(parseResourceString)
   let duplicate = false
   let overlap = false
-  parsed.forEach((r1, i) =>
-    parsed.forEach((r2, j) => {
-      if (i === j) return
+  for (const [i, r1] of parsed.entries()) {
+    for (const [j, r2] of parsed.entries()) {
+      if (i === j) continue
       const same = r1.group === r2.group && r1.resource === r2.resource
       if (same && !duplicate) {
         duplicate = true
-        return
+        continue
       }
-      if (overlap) return
+      if (overlap) continue
       if (r1.group === '*' && r1.resource === '*') overlap = true
       else if (r1.group === r2.group && (r1.resource === '*' || r2.resource === '*')) overlap = true
-    }),
-  )
+    }
+  }
   const errors: ConfigError[] = []
   if (duplicate) errors.push(invalidError(path, list, 'the same resource cannot be specified multiple times'))
   if (overlap) {

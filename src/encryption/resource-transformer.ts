@@ -237,9 +237,9 @@ export class EncryptionTransformers {
   ) {
     this.map = config ? buildResourceMap(config) : new Map()
     // Build every list once so bad keys fail here, not on the first read.
-    config?.resources?.forEach((entry, i) =>
-      ResourceTransformer.fromProviders(entry.providers ?? [], undefined, {...options, kms: {}}, `resources[${i}].providers`),
-    )
+    for (const [i, entry] of (config?.resources ?? []).entries()) {
+      ResourceTransformer.fromProviders(entry.providers ?? [], undefined, {...options, kms: {}}, `resources[${i}].providers`)
+    }
   }
 
   forResource(gr: GroupResource): ResourceTransformer {

@@ -133,7 +133,7 @@ export class EtcdctlReader implements EtcdReader {
     for (;;) {
       const args = [`--limit=${after === undefined ? pageSize : pageSize + 1}`]
       if (revision !== undefined) args.push(`--rev=${revision}`)
-      let page
+      let page: ReturnType<typeof parseEtcdctlJson>
       try {
         page = await this.etcdctlGet(`list ${prefix}`, [...args, '--', start, end])
       } catch (error) {

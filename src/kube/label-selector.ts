@@ -68,7 +68,7 @@ export function labelSelectorProblem(selector: string): string | undefined {
     const negated = peek()?.kind === 'op' && peek()!.text === '!'
     if (negated) i++
     const key = peek()
-    if (!key || key.kind !== 'word') return expected('a label key')
+    if (key?.kind !== 'word') return expected('a label key')
     i++
     const bad = keyProblem(key.text)
     if (bad) return bad
@@ -99,7 +99,7 @@ export function labelSelectorProblem(selector: string): string | undefined {
     } else if (!negated && op && op.kind === 'op' && (op.text === '<' || op.text === '>')) {
       i++
       const value = peek()
-      if (!value || value.kind !== 'word' || !/^-?\d+$/.test(value.text)) return expected(`an integer after ${op.text}`)
+      if (value?.kind !== 'word' || !/^-?\d+$/.test(value.text)) return expected(`an integer after ${op.text}`)
       i++
     }
     if (i === t.length) return undefined

@@ -39,7 +39,7 @@ export class KubeApiserverWaiter implements ApiserverWaiter {
   ) {}
 
   private async observe(node: string, withMetrics = false): Promise<Observation> {
-    let pod
+    let pod: ReturnType<typeof apiServerFromPod>
     let annotatedConfigHash: string | undefined
     try {
       const raw = await this.objects.get(PODS, `kube-apiserver-${node}`, 'kube-system')

@@ -65,7 +65,7 @@ export function emptyCounters(): RewriteCounters {
 
 /** `$XDG_STATE_HOME/kubectl-encryption` (default `~/.local/state/kubectl-encryption`). */
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_STATE_HOME && env.XDG_STATE_HOME.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state')
+  const base = env.XDG_STATE_HOME?.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state')
   return join(base, 'kubectl-encryption')
 }
 

@@ -64,7 +64,7 @@ async function pool<T, R>(items: readonly T[], width: number, job: (item: T) => 
 
 
 /** Go's strconv.Unquote for the double-quoted strings klog writes (strconv.Quote). */
-export function goUnquote(quoted: string): string {
+function goUnquote(quoted: string): string {
   const body = quoted.slice(1, -1)
   const bytes: number[] = []
   const utf8 = (text: string) => bytes.push(...Buffer.from(text, 'utf8'))
@@ -91,7 +91,7 @@ export function goUnquote(quoted: string): string {
  * `err="<strconv.Quote>"` on one line, or for a value with line breaks `err=<` followed by the value's
  * lines each indented by a tab, closed by a line ` >`.
  */
-export function commandFailedError(log: string): string | undefined {
+function commandFailedError(log: string): string | undefined {
   const lines = log.split('\n')
   const at = lines.findIndex((l) => l.includes('"command failed" err='))
   if (at < 0) return undefined
@@ -225,7 +225,7 @@ describe.each(releases.map((r) => [r.version, r] as const))('config validate aga
       pool(catalogue, APISERVERS_AT_ONCE, (c) => apiserverVerdict(binaries.apiserver, fx, c, files[catalogue.indexOf(c)]!)),
       pool(catalogue, CLIS_AT_ONCE, (c) => cliVerdict(release, c, files[catalogue.indexOf(c)]!)),
     ])
-    catalogue.forEach((c, i) => results.set(c, {file: files[i]!, apiserver: servers[i]!, cli: clis[i]!}))
+    for (const [i, c] of catalogue.entries()) results.set(c, {file: files[i]!, apiserver: servers[i]!, cli: clis[i]!})
     process.stderr.write(`[crosscheck ${version}] ${catalogue.length} files through kube-apiserver and config validate in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`)
   }, 60 * 60_000)
 

@@ -442,7 +442,7 @@ function checkCodeDirectory(file: Buffer): {identifier: string; adhoc: boolean; 
     slots.set(blob.readUInt32BE(12 + i * 8), blob.subarray(offset, offset + blob.readUInt32BE(offset + 4)))
   }
   const cd = slots.get(0)
-  if (!cd || cd.readUInt32BE(0) !== 0xfade0c02) throw new Error('no CodeDirectory')
+  if (cd?.readUInt32BE(0) !== 0xfade0c02) throw new Error('no CodeDirectory')
   const hashOffset = cd.readUInt32BE(16)
   const identifier = cd.subarray(cd.readUInt32BE(20)).toString('latin1').split('\0')[0]!
   const nCodeSlots = cd.readUInt32BE(28)

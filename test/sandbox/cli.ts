@@ -15,14 +15,14 @@ import {readState, stopRecorded} from './state.js'
 const self = fileURLToPath(import.meta.url)
 const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(name)
-const valueOf = (name: string) => {
+const optionValue = (name: string) => {
   const i = argv.findIndex((a) => a === name || a.startsWith(`${name}=`))
   if (i < 0) return undefined
   return argv[i]!.includes('=') ? argv[i]!.split('=').slice(1).join('=') : argv[i + 1]
 }
 const known = new Set(['--down', '--detach', '--build', '--state-dir', '--help', '-h'])
 const unknown = argv.filter((a, i) => a.startsWith('-') && !known.has(a.split('=')[0]!) && argv[i - 1] !== '--state-dir')
-const stateDir = path.resolve(valueOf('--state-dir') ?? defaultStateDir)
+const stateDir = path.resolve(optionValue('--state-dir') ?? defaultStateDir)
 const say = (m: string) => process.stderr.write(`sandbox: ${m}\n`)
 
 async function main(): Promise<number> {

@@ -54,7 +54,7 @@ describe('hexdump matches util-linux `hexdump -C` byte for byte', () => {
     const buffers = Array.from({length: 200}, (_, i) => sample(i))
     const expected = real(buffers)
     expect(expected).toHaveLength(buffers.length)
-    buffers.forEach((buf, i) => expect(hexdump(buf), `buffer ${i}: ${buf.toString('hex')}`).toBe(expected[i]))
+    for (const [i, buf] of buffers.entries()) expect(hexdump(buf), `buffer ${i}: ${buf.toString('hex')}`).toBe(expected[i])
     expect(expected.filter((e) => e.includes('\n*\n')).length).toBeGreaterThan(10)
   })
 
@@ -80,7 +80,7 @@ describe('hexdump matches util-linux `hexdump -C` byte for byte', () => {
       Buffer.concat([Buffer.alloc(48, 1), Buffer.alloc(48, 2), Buffer.from('end')]),
     ]
     const expected = real(cases)
-    cases.forEach((buf, i) => expect(hexdump(buf)).toBe(expected[i]))
+    for (const [i, buf] of cases.entries()) expect(hexdump(buf)).toBe(expected[i])
     expect(expected[0]).toBe('')
   })
 })

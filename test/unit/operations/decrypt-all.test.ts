@@ -92,7 +92,7 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
     }
     expect(result.configBackups.map((b) => `${b.node} ${b.path}`)).toEqual(['cp-1', 'cp-2', 'cp-3'].map((n) => `${n} ${BACKUPS}/enc.yaml.1`))
     expect(result.kubeadmConfig?.status).toBe('updated')
-    const cc = String((cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.data as Record<string, string>).ClusterConfiguration)
+    const cc = String((cp.objects.store.get('configmaps/kube-system/kubeadm-config')!.data as Record<string, string>).ClusterConfiguration)
     expect(cc).not.toContain('encryption-provider-config')
     // a second run: nothing to do
     const again = await decryptAll({removeEncryption: true}, deps)

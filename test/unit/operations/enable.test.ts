@@ -35,7 +35,7 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     expect(cp.waiter.waits).toEqual(['restart cp-1', 'restart cp-2', 'restart cp-3'])
     expect(result.backupDir).toBe(BACKUPS)
     expect(result.kubeadmConfig.status).toBe('updated')
-    const cc = parse(String((cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.data as Record<string, string>).ClusterConfiguration))
+    const cc = parse(String((cp.objects.store.get('configmaps/kube-system/kubeadm-config')!.data as Record<string, string>).ClusterConfiguration))
     expect(cc.apiServer.extraArgs).toContainEqual({name: 'encryption-provider-config', value: ENC})
     expect(result.writeKeys).toEqual([{resources: ['secrets'], provider: 'secretbox', key: K1, fingerprint: expect.stringMatching(/^sha256:/)}])
     expect(providersIn(configs[0]?.content ?? '')).toEqual(['secretbox', 'identity'])

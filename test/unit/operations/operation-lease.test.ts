@@ -68,7 +68,7 @@ describe('the cluster lock (a lease in kube-system/kubectl-encryption-state)', (
       expect(lost[0]!.reason).toMatchObject({code: 'OPERATION_LOCKED', message: expect.stringContaining(`${winner.operation} by ${winner.holder}`)})
       expect(lockOf(objects)?.id).toBe(winner.id)
       // the progress recorded beside it is kept
-      if (existing) expect((objects.store.get(KEY)?.data as Record<string, string>).rotate).toBe('{"stage":"promote"}')
+      if (existing) expect((objects.store.get(KEY)!.data as Record<string, string>).rotate).toBe('{"stage":"promote"}')
     }
   })
 
