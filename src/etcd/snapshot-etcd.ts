@@ -132,6 +132,9 @@ export function etcdutlReason(stderr: string): string {
   return stderr.trim().split('\n').pop() || 'etcdutl failed'
 }
 
+/** bbolt's page size is the OS page size where the file was written: 4 KiB, or a multiple of it. */
+const DB_PAGE_BYTES = 4096
+
 const notASnapshot = (file: string, reason: string) =>
   preconditionError('SNAPSHOT_INVALID', `--snapshot ${file} is not a readable etcd snapshot (truncated, damaged, or not a snapshot): ${reason}`, {
     hint: 'Pass a file written by `etcdctl snapshot save` (or a copy of a member/snap/db file), complete.',
@@ -200,19 +203,20 @@ export class EtcdutlSnapshotOpener implements SnapshotOpener {
     // 0700 (mkdtemp): the restored data holds every value of the snapshot, plaintext Secrets included.
     const dir = await mkdtemp(join(tmpdir(), 'kubectl-encryption-snapshot-'))
     let child: ChildProcess | undefined
-    let closed = false
-    const cleanup = async () => {
-      if (closed) return
-      closed = true
-      if (child && child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child!.once('exit', r))
-        child.kill('SIGTERM')
-        const timer = setTimeout(() => child?.kill('SIGKILL'), 10_000)
-        await exited
-        clearTimeout(timer)
-      }
-      await rm(dir, {recursive: true, force: true})
-    }
+    // One cleanup, shared: a signal's handler and the failing open/scan both wait for the same one,
+    // and the handler (first in line) exits 130/143 before the error path can report anything.
+    let cleaning: Promise<void> | undefined
+    const cleanup = () =>
+      (cleaning ??= (async () => {
+        if (child && child.exitCode === null && child.signalCode === null) {
+          const exited = new Promise((r) => child!.once('exit', r))
+          child.kill('SIGTERM')
+          const timer = setTimeout(() => child?.kill('SIGKILL'), 10_000)
+          await exited
+          clearTimeout(timer)
+        }
+        await rm(dir, {recursive: true, force: true})
+      })())
     const handleSignals = this.options.handleSignals ?? true
     const onSignal = (signal: NodeJS.Signals) => {
       void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
@@ -236,7 +240,9 @@ export class EtcdutlSnapshotOpener implements SnapshotOpener {
       let integrityChecked = true
       let restore = await run(etcdutl, ['snapshot', 'restore', resolve(file), '--data-dir', dataDir, ...member], runEnv)
       if (restore.code !== 0 && /missing hash/.test(restore.stderr)) {
-        // A copy of member/snap/db has no sha256 appended (etcdctl snapshot save adds one): restore it unchecked.
+        // A copy of member/snap/db has no sha256 appended (etcdctl snapshot save adds one): restore it
+        // unchecked, but only when it is whole database pages; anything else is a cut-off file.
+        if (bytes % DB_PAGE_BYTES !== 0) throw notASnapshot(file, `its ${bytes} bytes are neither a saved snapshot with its sha256 nor whole database pages (truncated?)`)
         integrityChecked = false
         await rm(dataDir, {recursive: true, force: true})
         restore = await run(etcdutl, ['snapshot', 'restore', resolve(file), '--data-dir', dataDir, '--skip-hash-check', ...member], runEnv)
