@@ -10,7 +10,7 @@ import {formatFields, formatTable} from '../output/render.js'
 
 export default class Rotate extends BaseCommand<RotateResult & {context: string}, typeof Rotate> {
   static override summary = 'Rotate the encryption key (or switch provider) on every control-plane node, in six resumable stages.'
-  static override description = `The seed's rotation as named stages: ${ROTATE_STAGES.join(', ')}. add-key puts a new key second (readable, not yet used) on every node; wait-add checks every apiserver loaded it; promote makes it the write key; wait-promote checks again; rewrite re-encrypts everything the config covers; remove-old drops the old key once etcd holds nothing under it and you confirm a backup (--backup-confirmed, or --backup-dir DIR to get a copy of the new config).
+  static override description = `The seed's rotation as named stages: ${ROTATE_STAGES.join(', ')}. add-key puts a new key second (readable, not yet used) on every node; wait-add checks every apiserver loaded it; promote makes it the write key; wait-promote checks again; rewrite re-encrypts everything the config covers; remove-old drops the old key once etcd holds nothing under it and you confirm a backup (--backup-confirmed, or --backup-dir DIR to get a copy of the new config and of the config before removal, which still holds the old key: etcd backups taken before the rewrite need it; check one with 'kubectl encryption status --scan --snapshot FILE --config DIR/encryption-config-<time>-with-old-key.yaml').
 
 Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: after a failure or kill, 'rotate' continues from the recorded stage ('status' shows it); '--stage NAME' runs one stage. '--provider' switches provider (e.g. aescbc -> secretbox) the same way. Nodes are changed one at a time with backups and rollback (exit 6/7), as for enable.`
   static override examples = [
@@ -27,7 +27,7 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
     stage: Flags.option({description: 'Run only this stage.', options: ROTATE_STAGES})(),
     restart: Flags.boolean({description: 'Start a new rotation even if one is recorded as in progress.', default: false}),
     'backup-confirmed': Flags.boolean({description: 'You backed up etcd after the rewrite; lets remove-old drop the old key.', default: false}),
-    'backup-dir': Flags.string({description: 'Write the new config (mode 0600) to this local directory before the old key is removed.'}),
+    'backup-dir': Flags.string({description: 'Before the old key is removed, write the new config and the config still holding the old key (for older etcd backups) to this local directory, mode 0600.'}),
   }
 
   async execute(): Promise<RotateResult & {context: string}> {
@@ -58,6 +58,7 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
         ['Old key', `${result.oldKey.provider}/${result.oldKey.name}`],
         ['State', result.state.status === 'not-started' ? 'not started (a dry run records nothing)' : `${result.state.status} (last stage: ${result.state.stage})`],
         ['Config copy', result.localBackup],
+        ['With old key', result.oldKeyBackup && `${result.oldKeyBackup} (keep it: etcd backups from before the rewrite need ${result.oldKey.provider}/${result.oldKey.name})`],
       ]),
       formatTable(['stage', 'status', 'detail'], result.stages.map((s) => [s.stage, s.status, s.detail ?? (s.backupDir ? `backups in ${s.backupDir}` : '')])),
     ]

@@ -17,22 +17,41 @@ import {OperationStateStore} from '../operations/operation-state.js'
 import {type RotationState, rotationStatus} from '../operations/rotate.js'
 import {scanForStatus} from '../operations/status-scan.js'
 import {encryptionStatus, type StatusResult} from '../operations/status.js'
+import {loadEncryptionConfig} from '../encryption/load-config.js'
+import {EtcdutlSnapshotOpener} from '../etcd/snapshot-etcd.js'
+import {scanSnapshot, type SnapshotScanResult} from '../operations/snapshot-scan.js'
 import {formatFields, formatTable} from '../output/render.js'
 import {OpenSshConnector} from '../ssh/open-ssh-session.js'
 import {ShellRemoteFiles} from '../ssh/shell-remote-files.js'
 
+type StatusCommandResult = StatusResult | SnapshotScanResult
+
+const isSnapshotResult = (result: StatusCommandResult): result is SnapshotScanResult => 'snapshot' in result
+
+/** Flags that name a live etcd or cluster discovery, which a snapshot scan does not use. */
+const NOT_WITH_SNAPSHOT = ['resource', 'etcd-via', 'etcd-endpoints', 'etcd-cacert', 'etcd-cert', 'etcd-key', 'etcd-node'] as const
+
+const counts = (map: Record<string, number>) =>
+  Object.entries(map)
+    .map(([k, n]) => `${k}=${n}`)
+    .join(' ') || '-'
+
 const short = (hash?: string) => (hash ? (hash.length > 19 ? `${hash.slice(0, 19)}…` : hash) : '-')
 
-export default class Status extends BaseCommand<StatusResult, typeof Status> {
+export default class Status extends BaseCommand<StatusCommandResult, typeof Status> {
   static override summary = 'Show whether encryption at rest is on, the same on every apiserver, and (with --scan) true in etcd.'
   static override description = `Per control-plane node: apiserver readiness, --encryption-provider-config and its path, automatic reload, the config's sha256 hash (from the file over SSH, or from the apiserver's last_config_info metric), KMS health, and whether all nodes agree. Per resource in the config: the write provider and key, the keys that can still read, identity fallback. With --scan, every value in etcd under the covered resources is classified: per provider:key, plaintext, stale, undecryptable, orphans.
 
-Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver not ready, plaintext/stale/undecryptable values), so it works as a check in CI or cron.`
+Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver not ready, plaintext/stale/undecryptable values), so it works as a check in CI or cron.
+
+With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned offline instead: no cluster or kubeconfig is used. etcdutl restores it into a private temporary dir and a temporary etcd on 127.0.0.1 serves it for the scan (both found on PATH, or --etcdutl/--etcd-binary, or KUBECTL_ENCRYPTION_ETCDUTL/KUBECTL_ENCRYPTION_ETCD); both are stopped and removed afterwards. It reports how the snapshot's values are stored per provider:key, i.e. the keys a config needs to read this backup; with --config FILE, whether FILE opens every value (exit 0) or not (exit 5, with counts per provider:key). A missing, truncated or damaged snapshot, or a missing etcdutl/etcd, is exit 3.`
   static override examples = [
     'kubectl encryption status',
     'kubectl encryption status --scan',
     'kubectl encryption status --scan --resource secrets -o json',
     'kubectl encryption status --no-ssh',
+    'kubectl encryption status --scan --snapshot backup.db',
+    'kubectl encryption status --scan --snapshot backup.db --config ./enc-backups/encryption-config-with-old-key.yaml',
     'kubectl encryption status --scan --etcd-endpoints https://10.0.0.1:2379 --etcd-cacert ca.crt --etcd-cert client.crt --etcd-key client.key',
   ]
   static override flags = {
@@ -44,10 +63,15 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
     resource: Flags.string({description: 'With --scan: scan this resource (e.g. secrets, configmaps, pandas.awesome.bears.example); repeatable.', multiple: true}),
     config: Flags.string({description: 'Use this local EncryptionConfiguration file instead of reading the one on the nodes.'}),
     'page-size': Flags.integer({description: 'With --scan: keys per etcd page.', default: 500, min: 1, max: 10_000}),
+    snapshot: Flags.string({description: 'With --scan: scan this etcd snapshot file (etcdctl snapshot save) offline instead of the cluster\'s etcd.', helpGroup: 'SNAPSHOT'}),
+    etcdutl: Flags.string({description: 'With --snapshot: the etcdutl binary (default: $KUBECTL_ENCRYPTION_ETCDUTL, then PATH).', helpGroup: 'SNAPSHOT'}),
+    'etcd-binary': Flags.string({description: 'With --snapshot: the etcd binary that serves the restored snapshot (default: $KUBECTL_ENCRYPTION_ETCD, then PATH).', helpGroup: 'SNAPSHOT'}),
   }
 
-  async execute(): Promise<StatusResult> {
+  async execute(): Promise<StatusCommandResult> {
     const flags = this.flags
+    if ((flags.etcdutl || flags['etcd-binary']) && !flags.snapshot) throw usageError('USAGE', `--${flags.etcdutl ? 'etcdutl' : 'etcd-binary'} needs --snapshot`)
+    if (flags.snapshot) return this.scanSnapshotFile(flags.snapshot)
     const kube = kubeOptionsFromFlags(flags)
     const etcdOptions = etcdOptionsFromFlags(flags)
     if (flags.resource && !flags.scan) throw usageError('USAGE', '--resource needs --scan')
@@ -105,11 +129,34 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
     }
   }
 
-  protected override exitCodeFor(result: StatusResult): number {
+  /** --snapshot: offline, no cluster; the config (if any) is loaded first, as `config check` does. */
+  private async scanSnapshotFile(file: string): Promise<SnapshotScanResult> {
+    const flags = this.flags
+    if (!flags.scan) throw usageError('USAGE', '--snapshot needs --scan', {hint: `Run 'kubectl encryption status --scan --snapshot ${file}'.`})
+    const conflicting = NOT_WITH_SNAPSHOT.find((name) => flags[name] !== undefined)
+    if (conflicting) throw usageError('USAGE', `--${conflicting} cannot be used with --snapshot: the snapshot file is read, not the cluster's etcd`)
+    const config = flags.config ? {file: flags.config, ...(await loadEncryptionConfig(flags.config))} : undefined
+    const progress = await this.progress(`Opening ${file}`)
+    try {
+      return await scanSnapshot({
+        file,
+        opener: new EtcdutlSnapshotOpener({etcdutl: flags.etcdutl, etcd: flags['etcd-binary']}),
+        config: config && {file: config.file, hash: config.hash, config: config.config},
+        pageSize: flags['page-size'],
+        onProgress: (text) => progress.update(text),
+      })
+    } finally {
+      progress.stop()
+    }
+  }
+
+  protected override exitCodeFor(result: StatusCommandResult): number {
+    if (isSnapshotResult(result)) return result.config && !result.config.readable ? EXIT.checkFailed : EXIT.ok
     return result.problems.length > 0 ? EXIT.checkFailed : EXIT.ok
   }
 
-  protected renderTable(result: StatusResult, wide: boolean): string {
+  protected renderTable(result: StatusCommandResult, wide: boolean): string {
+    if (isSnapshotResult(result)) return renderSnapshot(result, wide)
     const sections: string[] = [`Context: ${result.context} (${result.server})`]
     sections.push(
       formatTable(
@@ -178,4 +225,49 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
     sections.push(result.problems.length > 0 ? `Problems:\n${result.problems.map((p) => `  - ${p}`).join('\n')}` : 'No problems found.')
     return sections.join('\n\n') + '\n'
   }
+}
+
+function renderSnapshot(result: SnapshotScanResult, wide: boolean): string {
+  const s = result.snapshot
+  const c = result.config
+  const sections = [
+    formatFields([
+      ['Snapshot', s.file],
+      ['Revision', s.revision],
+      ['etcd version', s.etcdVersion],
+      ['Integrity', s.integrityChecked ? 'sha256 checked' : 'not checked (no sha256 appended: a copied member/snap/db?)'],
+      ['Values', result.values],
+      ['Keys needed', result.keysNeeded.join(', ') || 'none (every value is plaintext)'],
+    ]).trimEnd(),
+  ]
+  if (result.needs.length > 0) {
+    sections.push(
+      formatTable(
+        c ? ['stored as', 'values', 'unreadable'] : ['stored as', 'values'],
+        result.needs.map((n) => (c ? [n.storedAs, n.values, n.unreadable ?? 0] : [n.storedAs, n.values])),
+      ).trimEnd(),
+    )
+  }
+  if (wide && result.resources.length > 0) {
+    sections.push(formatTable(['resource', 'values', 'stored as'], result.resources.map((r) => [r.resource, r.values, counts(r.storedAs)])).trimEnd())
+  }
+  if (c) {
+    const rows = c.resources.filter((r) => r.unreadable > 0)
+    if (rows.length > 0) {
+      sections.push(
+        formatTable(
+          ['resource', 'values', 'unreadable', 'unreadable stored as', 'errors'],
+          rows.map((r) => [r.resource, r.values, r.unreadable, counts(r.unreadableAs), Object.keys(r.errors).join('; ') || '-']),
+        ).trimEnd(),
+      )
+    }
+    if (c.examples.length > 0) sections.push(`Examples:\n${c.examples.map((k) => `  ${k}`).join('\n')}`)
+    const missing = result.needs.filter((n) => (n.unreadable ?? 0) > 0).map((n) => n.storedAs)
+    sections.push(
+      c.readable
+        ? `${c.file} (${c.hash.slice(0, 19)}…) opens every value of ${s.file}.`
+        : `${c.file} (${c.hash.slice(0, 19)}…) does NOT open ${c.unreadable} of ${c.values} values of ${s.file}: it cannot read the values stored as ${missing.join(', ')}.`,
+    )
+  }
+  return sections.join('\n\n') + '\n'
 }

@@ -34,7 +34,10 @@ export interface RotateOptions {
   /** Start a new rotation even if one is recorded as in progress. */
   restart?: boolean
   backupConfirmed?: boolean
-  /** Local directory to which the new config (after removal) is written, mode 0600. */
+  /**
+   * Local directory to which remove-old writes, mode 0600, the new config (after removal) and the
+   * config before it, which still holds the old key that etcd backups from before the rewrite need.
+   */
   backupDir?: string
   force?: boolean
   dryRun?: boolean
@@ -66,6 +69,8 @@ export interface RotateResult {
   /** The recorded state after this run; 'not-started' for a dry run with no rotation recorded. */
   state: {status: OperationState['status'] | 'not-started'; stage: string; completedStages: string[]}
   localBackup?: string
+  /** With backupDir: the config before remove-old, holding the old key (for etcd backups from before the rewrite). */
+  oldKeyBackup?: string
 }
 
 /** What `status` shows of a recorded rotation (names only), with the command to run next. */
@@ -171,6 +176,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
   const diffs: FileDiff[] = []
   const backupDir = backupDirFor(deps.now?.() ?? new Date())
   let localBackup: string | undefined
+  let oldKeyBackup: string | undefined
   let lastConfig: string | undefined
 
   const pending = ROTATE_STAGES.filter((s) => !rotation.completedStages.includes(s))
@@ -200,6 +206,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     diffs,
     state: options.dryRun && fresh ? {status: 'not-started', stage: '-', completedStages: []} : {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
     localBackup,
+    oldKeyBackup,
   })
 
   for (const stage of toRun) {
@@ -226,7 +233,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         }
       }
       if (edit) {
-        const {snapshots, target} = await snapshotsForEdit(deps, edit, options.force ?? false)
+        const {snapshots, source, target} = await snapshotsForEdit(deps, edit, options.force ?? false)
         lastConfig = target
         const plans = snapshots.map((s) => planNode(s, {configText: target, configPath: s.configPath, manifest: 'keep', automaticReload: s.flags.automaticReload}))
         diffs.push(...planDiffs(plans))
@@ -236,8 +243,15 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         }
         if (stage === 'remove-old' && options.backupDir) {
           await mkdir(options.backupDir, {recursive: true, mode: 0o700})
-          localBackup = join(options.backupDir, `encryption-config-${backupDir.split('-').pop()}.yaml`)
+          const stamp = backupDir.split('-').pop()
+          localBackup = join(options.backupDir, `encryption-config-${stamp}.yaml`)
           await writeFile(localBackup, target, {mode: 0o600, flag: 'wx'})
+          // An etcd backup from before the rewrite is readable only with the old key: keep the config
+          // that still holds it (`status --scan --snapshot FILE --config` checks a backup against it).
+          if (source !== target) {
+            oldKeyBackup = join(options.backupDir, `encryption-config-${stamp}-with-old-key.yaml`)
+            await writeFile(oldKeyBackup, source, {mode: 0o600, flag: 'wx'})
+          }
         }
         const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent, signal: deps.signal, stage})
         rolledOut = rollout.nodes

@@ -1,3 +1,7 @@
+import {mkdtempSync, readFileSync, rmSync, statSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
 import {parse} from 'yaml'
 import {describe, expect, it} from 'vitest'
 
@@ -103,6 +107,22 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     t.setUnderOld(0)
     await rotateKeys({backupConfirmed: true}, t.deps)
     expect(providersOf(t.config())).toEqual([`aescbc:${K2}`, 'identity:'])
+  })
+
+  it('--backup-dir: remove-old writes the new config and the one still holding the old key, both 0600', async () => {
+    const t = await enabled()
+    const dir = mkdtempSync(join(tmpdir(), 'rotate-unit-'))
+    try {
+      await rotateKeys({stage: 'add-key'}, t.deps)
+      const result = await rotateKeys({backupDir: join(dir, 'out')}, t.deps)
+      expect(providersOf(readFileSync(result.localBackup!, 'utf8'))).toEqual([`aescbc:${K2}`, 'identity:'])
+      expect(readFileSync(result.localBackup!, 'utf8')).toBe(t.config())
+      expect(result.oldKeyBackup).toMatch(/-with-old-key\.yaml$/)
+      expect(providersOf(readFileSync(result.oldKeyBackup!, 'utf8'))).toEqual([`aescbc:${K2},${K1}`, 'identity:'])
+      for (const f of [result.localBackup!, result.oldKeyBackup!]) expect(statSync(f).mode & 0o777).toBe(0o600)
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
   })
 
   it('switches provider aescbc -> secretbox the same way', async () => {
