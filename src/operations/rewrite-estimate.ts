@@ -3,7 +3,8 @@
  * `remainingItemCount` + 1 per listing (no count with a label selector, or from a server that
  * sends none: then "unknown", never a guess). Bytes are not in that answer and reading them would
  * cost a full read, so they are left out. Time is objects over the slower of the two limits: the
- * --qps bucket, and --concurrency requests in flight each taking about one measured round trip.
+ * --qps bucket (less its burst, which goes at once), and --concurrency requests in flight each
+ * taking about one measured round trip. One write per object: 409 retries and list pages add a little.
  */
 export interface ResourceEstimate {
   resource: string
@@ -23,17 +24,27 @@ export interface RewriteEstimate {
   countedBy?: 'etcd-scan'
 }
 
-/** One write per object: objects / min(qps, concurrency / round trip). */
-export function estimateSeconds(objects: number, pace: {qps: number; concurrency: number; roundTripMs?: number}): {seconds: number | null; limitedBy?: 'qps' | 'concurrency'} {
-  const byQps = pace.qps > 0 ? pace.qps : Infinity
-  const byConcurrency = pace.roundTripMs !== undefined && pace.roundTripMs > 0 ? (pace.concurrency * 1000) / pace.roundTripMs : Infinity
-  const rate = Math.min(byQps, byConcurrency)
-  if (objects === 0) return {seconds: 0}
-  if (!Number.isFinite(rate)) return {seconds: null}
-  return {seconds: Math.ceil((objects / rate) * 10) / 10, limitedBy: byQps <= byConcurrency ? 'qps' : 'concurrency'}
+export interface Pace {
+  qps: number
+  concurrency: number
+  /** Token-bucket burst: requests that go before the qps pace starts (0 if not given). */
+  burst?: number
+  /** A measured request round trip. */
+  roundTripMs?: number
 }
 
-export function buildEstimate(counts: ResourceEstimate[], pace: {qps: number; concurrency: number; roundTripMs?: number}): RewriteEstimate {
+/** max((objects - burst) / qps, objects / (concurrency / round trip)): about objects / min(qps, concurrency / round trip). */
+export function estimateSeconds(objects: number, pace: Pace): {seconds: number | null; limitedBy?: 'qps' | 'concurrency'} {
+  if (objects === 0) return {seconds: 0}
+  const measured = pace.roundTripMs !== undefined && pace.roundTripMs > 0
+  if (pace.qps <= 0 && !measured) return {seconds: null}
+  const byQps = pace.qps > 0 ? Math.max(0, objects - (pace.burst ?? 0)) / pace.qps : 0
+  const byConcurrency = measured ? (objects * pace.roundTripMs!) / (pace.concurrency * 1000) : 0
+  const limitedBy = pace.qps > 0 && byQps >= byConcurrency ? 'qps' : 'concurrency'
+  return {seconds: Math.ceil(Math.max(byQps, byConcurrency) * 10) / 10, limitedBy}
+}
+
+export function buildEstimate(counts: ResourceEstimate[], pace: Pace): RewriteEstimate {
   const known = counts.reduce((sum, r) => sum + (r.objects ?? 0), 0)
   return {resources: counts, ...estimateSeconds(known, pace), qps: pace.qps, concurrency: pace.concurrency}
 }
@@ -63,6 +74,6 @@ export function formatEstimate(e: RewriteEstimate, flags = true): string {
   if (e.seconds === null) return `Estimate: ${counted}; time unknown (no rate limit and no round trip measured)`
   const pace =
     e.limitedBy === 'concurrency' ? (flags ? `--concurrency ${e.concurrency}` : `${e.concurrency} requests in flight`) : flags ? `--qps ${e.qps}` : `${e.qps} requests/s`
-  if (e.seconds === 0) return `Estimate: ${counted}`
+  if (e.seconds === 0 && !e.limitedBy) return `Estimate: ${counted}`
   return `Estimate: ${counted}, ${e.seconds < 1 ? '' : 'about '}${formatDuration(e.seconds)} at ${pace}`
 }

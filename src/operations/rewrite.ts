@@ -389,8 +389,7 @@ class RewriteRun {
     }
     const sorted = [...this.roundTrips].sort((a, b) => a - b)
     const roundTripMs = sorted.length > 0 ? sorted[Math.floor(sorted.length / 2)] : undefined
-    const qps = this.options.qps ?? REWRITE_DEFAULTS.qps
-    return {...buildEstimate([...byResource.values()], {qps, concurrency: this.concurrency, roundTripMs}), ...(this.options.onlyStale && !this.options.labelSelector ? {countedBy: 'etcd-scan' as const} : {})}
+    return {...buildEstimate([...byResource.values()], {qps: this.limiter.qps, burst: this.limiter.burst, concurrency: this.concurrency, roundTripMs}), ...(this.options.onlyStale && !this.options.labelSelector ? {countedBy: 'etcd-scan' as const} : {})}
   }
 
   private total(): number | undefined {

@@ -5,9 +5,13 @@ import {buildEstimate, estimateSeconds, formatDuration, formatEstimate} from '..
 import {CONFIGMAPS, FakeCluster, FakeClock, MemoryCheckpointStore, SECRETS} from '../helpers/fake-cluster.js'
 
 describe('estimate arithmetic', () => {
-  it('objects / min(qps, concurrency / round trip)', () => {
+  it('objects / min(qps, concurrency / round trip), less the burst that goes at once', () => {
     // qps is the slower limit: 2,004 / 80
     expect(estimateSeconds(2004, {qps: 80, concurrency: 32, roundTripMs: 10})).toEqual({seconds: 25.1, limitedBy: 'qps'})
+    // the token bucket's burst of 32 goes at once: (2,004 - 32) / 80
+    expect(estimateSeconds(2004, {qps: 80, burst: 32, concurrency: 32, roundTripMs: 10})).toEqual({seconds: 24.7, limitedBy: 'qps'})
+    // all within the burst: only the round trips count (20 x 8 ms / 4 in flight)
+    expect(estimateSeconds(20, {qps: 10, burst: 32, concurrency: 4, roundTripMs: 8})).toEqual({seconds: 0.1, limitedBy: 'concurrency'})
     // 4 in flight at 100 ms each is 40/s, slower than --qps 300
     expect(estimateSeconds(400, {qps: 300, concurrency: 4, roundTripMs: 100})).toEqual({seconds: 10, limitedBy: 'concurrency'})
     // --qps 0 is no limit: concurrency alone
@@ -15,6 +19,7 @@ describe('estimate arithmetic', () => {
     // no round trip measured: qps alone, or nothing to go on
     expect(estimateSeconds(600, {qps: 300, concurrency: 32})).toEqual({seconds: 2, limitedBy: 'qps'})
     expect(estimateSeconds(600, {qps: 0, concurrency: 32})).toEqual({seconds: null})
+    expect(estimateSeconds(10, {qps: 300, burst: 75, concurrency: 32})).toEqual({seconds: 0, limitedBy: 'qps'})
     expect(estimateSeconds(0, {qps: 0, concurrency: 32})).toEqual({seconds: 0})
   })
 
@@ -29,6 +34,7 @@ describe('estimate arithmetic', () => {
     expect(formatEstimate(buildEstimate(three, {qps: 80, concurrency: 32, roundTripMs: 4}), false)).toBe('Estimate: 2,004 objects in 3 resources, about 25 s at 80 requests/s')
     expect(formatEstimate(buildEstimate(three, {qps: 0, concurrency: 2, roundTripMs: 100}))).toBe('Estimate: 2,004 objects in 3 resources, about 2 min at --concurrency 2')
     expect(formatEstimate(buildEstimate([{resource: 'secrets', objects: 1}], {qps: 300, concurrency: 32}))).toBe('Estimate: 1 object in 1 resource, under 1 s at --qps 300')
+    expect(formatEstimate(buildEstimate([{resource: 'secrets', objects: 1}], {qps: 300, burst: 75, concurrency: 32}))).toBe('Estimate: 1 object in 1 resource, under 1 s at --qps 300')
     expect(formatEstimate(buildEstimate([{resource: 'secrets', objects: 0}], {qps: 300, concurrency: 32}))).toBe('Estimate: 0 objects in 1 resource')
     expect(formatEstimate(buildEstimate([{resource: 'secrets', objects: 10}, {resource: 'configmaps', objects: null}], {qps: 10, concurrency: 32}))).toBe(
       'Estimate: 10 objects in 1 of 2 resources, unknown for configmaps (the server gave no count), about 1 s at --qps 10',
@@ -63,7 +69,8 @@ describe('rewrite() estimate', () => {
     const estimates = events.filter((e) => e.type === 'estimate')
     expect(estimates).toHaveLength(1)
     expect(estimates[0]!.replacesSoFar).toBe(0)
-    expect(result.estimate).toMatchObject({resources: [{resource: 'secrets', objects: 60}, {resource: 'configmaps', objects: 1}], seconds: 1.3, qps: 50, concurrency: 4, limitedBy: 'qps'})
+    // (61 - a burst of 13) / 50 per second
+    expect(result.estimate).toMatchObject({resources: [{resource: 'secrets', objects: 60}, {resource: 'configmaps', objects: 1}], seconds: 1, qps: 50, concurrency: 4, limitedBy: 'qps'})
     expect(result.totals.listed).toBe(61)
   })
 
