@@ -5,8 +5,7 @@ import {resourceName} from './rewrite.js'
 /**
  * Admission webhooks a rewrite will meet. A rewrite is an UPDATE whose object equals the stored one;
  * admission runs before storage compares the bytes, so every validating and mutating webhook whose
- * rules match UPDATE of a rewritten resource sees each of those writes (docs/kubernetes-behaviour.md,
- * rewrite). One that is down with failurePolicy Fail, or that denies, fails those objects; warning
+ * rules match UPDATE of a rewritten resource sees each of those writes (docs/kubernetes-behaviour.md §4.2). One that is down with failurePolicy Fail, or that denies, fails those objects; warning
  * first lets the operator fix or exclude it before a long run stops half way.
  *
  * The rules are matched as kube-apiserver's admission matcher does
@@ -82,7 +81,9 @@ export interface WebhookCheck {
  * Whether one rule matches an UPDATE of `resource` (the main resource: a rewrite writes no
  * subresource). `secrets/*` matches it too, as the apiserver's matcher compares the subresource
  * part with `*` before anything else. matchPolicy Equivalent (the v1 default) matches a rule for
- * another version of the same group and resource, which the apiserver converts to.
+ * another version of the same group and resource, which the apiserver converts to. (It also covers
+ * other groups the apiserver knows as equivalent, e.g. old extensions/v1beta1 resources; the
+ * versions the server serves are not looked up, so this errs on the side of a warning.)
  */
 export function ruleMatchesUpdate(rule: WebhookRule, resource: ApiResource, matchPolicy = 'Equivalent'): boolean {
   const has = (list: string[] | undefined, value: string) => (list ?? []).some((v) => v === '*' || v === value)
