@@ -72,7 +72,17 @@ export async function withControlPlane<T>(
       deps: {
         ...deps,
         signal: stop.signal,
-        followUps: clusterFollowUps(cluster, {etcd, ssh: new OpenSshConnector(sshOptions), onProgress: (text) => progress.update(text)}),
+        followUps: clusterFollowUps(cluster, {
+          etcd,
+          ssh: new OpenSshConnector(sshOptions),
+          onProgress: (text) => progress.update(text),
+          onWarning: (message) => progress.warn(message),
+          onNotice: (line) => {
+            const resume = progress.pause()
+            process.stderr.write(line + '\n')
+            resume()
+          },
+        }),
         onEvent: (event) => progress.update(describeEvent(event)),
         confirm: flags.yes
           ? undefined

@@ -11,12 +11,18 @@ import type {ApiResource} from '../kube/types.js'
 import type {EtcdStaleIndex} from '../operations/etcd-stale-index.js'
 import {checkpointPath, defaultStateDir, FileCheckpointStore} from '../operations/rewrite-checkpoint.js'
 import {REWRITE_DEFAULTS, resourceName, rewrite, type RewriteEvent, type RewriteResult} from '../operations/rewrite.js'
+import {formatEstimate} from '../operations/rewrite-estimate.js'
+import type {UpdateWebhook} from '../operations/rewrite-webhooks.js'
 import type {ResourceStatus} from '../operations/status.js'
 import {formatTable} from '../output/render.js'
 
 export interface RewriteCommandResult extends RewriteResult {
   /** Where the encryption config came from: a node over SSH, --config, or unknown. */
   config: {source: 'ssh' | 'file' | 'unknown'; node?: string; path?: string}
+  /** Admission webhooks whose rules match UPDATE of the rewritten resources (warned about before the run). */
+  webhooks: UpdateWebhook[]
+  /** Why the webhook configurations could not be listed (e.g. RBAC); the run went on. */
+  webhooksListError?: string
   /** --verify: values still not under the current write key after the run, per resource. */
   verify?: {resources: Array<{resource: string; write: string; scanned: number; stillStale: number; examples: string[]}>}
 }
@@ -30,6 +36,8 @@ Progress is checkpointed (in $XDG_STATE_HOME/kubectl-encryption/, or --state-fil
 With --only-stale (etcd access and the cluster's encryption config needed), etcd is scanned first and only objects whose value is not under the current write provider and key are written; --verify scans again afterwards and exits 5 if anything is still not current.
 
 By default the resources are those the cluster's EncryptionConfiguration lists (read from a control-plane node over SSH, or --config FILE), wildcards expanded through discovery; secrets when the config cannot be read.
+
+Before the first write it prints an estimate (objects per resource from one limit=1 list each, "unknown" when the server gives no count; time at --qps and --concurrency) and warns about every validating or mutating admission webhook whose rules match UPDATE of those resources: each no-op write goes through it (namespaceSelector, objectSelector or matchConditions may leave some out), and with failurePolicy Fail a webhook that is down fails those objects. -o json carries both (estimate, webhooks; webhooksListError when the configurations cannot be listed, which never stops the run).
 
 Objects that cannot be written (admission webhook denial, RBAC, orphans in deleted namespaces, undecryptable values) are listed with the reason; the exit code is then 4.`
 
@@ -120,10 +128,21 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       const scopeForFile = JSON.stringify([clusterIdentity, resources.map((r) => `${r.group}/${r.resource}`), namespaces ?? '*', flags.selector ?? ''])
       const store = stateFile ?? new FileCheckpointStore(checkpointPath(defaultStateDir(), scopeForFile))
 
+      // Before anything is written: the webhooks every no-op write will go through.
+      const {findUpdateWebhooks, webhookWarning, webhooksListWarning} = await import('../operations/rewrite-webhooks.js')
+      const webhookCheck = await findUpdateWebhooks(cluster.objects, resources)
+      for (const w of webhookCheck.webhooks) this.warn(webhookWarning(w))
+      if (webhookCheck.listError) this.warn(webhooksListWarning(webhookCheck.listError))
+
       const progress = await this.progress('rewrite: listing…')
       const reporter = new ProgressReporter(
         (text) => progress.update(text),
         (message) => this.warn(message),
+        (line) => {
+          const resume = progress.pause()
+          process.stderr.write(line + '\n')
+          resume()
+        },
         this.verbose ? (line) => process.stderr.write(line + '\n') : undefined,
       )
       const onSignal = () => this.abort.abort()
@@ -167,7 +186,7 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
           }
         }
         progress.stop()
-        return {...result, config: configInfo, verify}
+        return {...result, config: configInfo, webhooks: webhookCheck.webhooks, webhooksListError: webhookCheck.listError, verify}
       } catch (error) {
         progress.fail()
         throw error
@@ -311,6 +330,8 @@ class ProgressReporter {
   constructor(
     private readonly update: (text: string) => void,
     private readonly warn: (message: string) => void,
+    /** A line of information on stderr (the estimate). */
+    private readonly note: (line: string) => void,
     /** With --verbose: one line per retry, list restart and failure. */
     private readonly log?: (line: string) => void,
   ) {}
@@ -332,6 +353,9 @@ class ProgressReporter {
         break
       case 'warning':
         this.warn(event.message)
+        break
+      case 'estimate':
+        this.note(formatEstimate(event.estimate))
         break
       case 'retry':
         this.log?.(

@@ -9,6 +9,8 @@ import type {SshConnector} from '../ssh/ssh-session.js'
 import {SCAN_PAGE_BYTES} from '../etcd/etcd-reader.js'
 import {openEtcdReader} from './etcd-access.js'
 import {rewrite} from './rewrite.js'
+import {formatEstimate, type RewriteEstimate} from './rewrite-estimate.js'
+import {findUpdateWebhooks, type UpdateWebhook, webhooksListWarning, webhookWarning} from './rewrite-webhooks.js'
 import {scanForStatus} from './status-scan.js'
 import type {ScanSummary} from './status.js'
 import {expectedWrite, verifyEncryption} from './verify.js'
@@ -37,6 +39,12 @@ export interface RewriteSummary {
   incomplete: string[]
   /** Up to 10 failures as `resource ns/name: reason`. */
   failures: string[]
+  /** What the rewrite counted before its first write. */
+  estimate?: RewriteEstimate
+  /** Admission webhooks matching UPDATE of those resources (warned about before the first write). */
+  webhooks?: UpdateWebhook[]
+  /** Why they could not be listed; the rewrite went on. */
+  webhooksListError?: string
 }
 
 export interface EncryptedLeft {
@@ -92,7 +100,17 @@ export function encryptedLeft(scan: ScanSummary): EncryptedLeft {
 }
 
 /** The real follow-ups over the cluster's API and etcd (exec, ssh or direct, as --etcd-* say). */
-export function clusterFollowUps(cluster: KubeCluster, access: {etcd: EtcdAccessOptions; ssh: SshConnector; onProgress?: (text: string) => void}): ClusterFollowUps {
+export interface FollowUpAccess {
+  etcd: EtcdAccessOptions
+  ssh: SshConnector
+  onProgress?: (text: string) => void
+  /** A warning line on stderr (the caller adds `Warning: `): webhooks the rewrite will meet. */
+  onWarning?: (message: string) => void
+  /** A line of information on stderr: the rewrite's estimate. */
+  onNotice?: (line: string) => void
+}
+
+export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): ClusterFollowUps {
   let controlPlane: ReturnType<typeof discoverControlPlane> | undefined
   const discover = () => (controlPlane ??= discoverControlPlane(cluster.objects))
   const openEtcd = () => openEtcdReader(access.etcd, {controlPlane: discover, exec: cluster.exec, ssh: access.ssh})
@@ -113,8 +131,19 @@ export function clusterFollowUps(cluster: KubeCluster, access: {etcd: EtcdAccess
     },
     async rewrite(configText, signal) {
       const resources = resourcesCoveredBy(parseConfigText(configText), await resourceIndex())
+      // As `kubectl encryption rewrite` does: the webhooks first, then the estimate, then the writes.
+      const check = await findUpdateWebhooks(cluster.objects, resources)
+      for (const w of check.webhooks) access.onWarning?.(webhookWarning(w))
+      if (check.listError) access.onWarning?.(webhooksListWarning(check.listError))
       const r = await rewrite(
-        {resources, signal, onEvent: (e) => (e.type === 'progress' ? access.onProgress?.(`rewrite: ${e.done}${e.total === undefined ? '' : `/${e.total}`} objects`) : undefined)},
+        {
+          resources,
+          signal,
+          onEvent: (e) => {
+            if (e.type === 'progress') access.onProgress?.(`rewrite: ${e.done}${e.total === undefined ? '' : `/${e.total}`} objects`)
+            else if (e.type === 'estimate') access.onNotice?.(formatEstimate(e.estimate, false))
+          },
+        },
         {client: cluster.objects},
       )
       return {
@@ -124,6 +153,9 @@ export function clusterFollowUps(cluster: KubeCluster, access: {etcd: EtcdAccess
         failed: r.totals.failed,
         incomplete: r.resources.filter((x) => !x.complete).map((x) => x.resource),
         failures: r.failures.slice(0, 10).map((f) => `${f.resource} ${f.namespace ? `${f.namespace}/` : ''}${f.name ?? '(list)'}: ${f.reason}`),
+        estimate: r.estimate,
+        webhooks: check.webhooks,
+        webhooksListError: check.listError,
       }
     },
     async scan(configText) {

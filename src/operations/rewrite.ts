@@ -10,6 +10,7 @@ import {
   type RewriteFailure,
   type UnitCheckpoint,
 } from './rewrite-checkpoint.js'
+import {buildEstimate, type ResourceEstimate, type RewriteEstimate} from './rewrite-estimate.js'
 import {type Clock, systemClock, TokenBucket} from './token-bucket.js'
 
 /**
@@ -92,6 +93,8 @@ export type RewriteEvent =
   | {type: 'listRestarted'; resource: string; namespace?: string; afterKey?: string; usedContinueHint: boolean}
   | {type: 'failure'; failure: RewriteFailure}
   | {type: 'warning'; message: string}
+  /** Once, after the preflight and before the first write. */
+  | {type: 'estimate'; estimate: RewriteEstimate}
 
 export interface RewriteResourceResult extends RewriteCounters {
   /** "secrets", or "<plural>.<group>" */
@@ -118,6 +121,8 @@ export interface RewriteResult {
   objectsPerSecond: number
   /** Set when a checkpoint was kept for `--resume` (interrupted or a listing failed). */
   checkpoint?: string
+  /** What the preflight counted before the first write (rewrite-estimate.ts). */
+  estimate?: RewriteEstimate
 }
 
 /** Thrown inside the run when the signal fired; never escapes `rewrite()`. */
@@ -195,6 +200,10 @@ class RewriteRun {
   private state!: RewriteCheckpoint
   private readonly units: Unit[]
   private estimates = new Map<string, number | undefined>()
+  /** This run's objects per unit as the preflight counted them (null: no count), and its list round trips. */
+  private counts = new Map<string, number | null>()
+  private roundTrips: number[] = []
+  private estimate?: RewriteEstimate
   private lastProgress = -Infinity
   /** The unit being worked on, so a checkpoint snapshot can read its window. */
   private live?: {unit: Unit; window: CompletionWindow; carried: Set<string>}
@@ -259,6 +268,8 @@ class RewriteRun {
     this.doneBefore = this.totals().listed
 
     await this.preflight()
+    this.estimate = this.buildEstimate()
+    this.emit({type: 'estimate', estimate: this.estimate})
     this.emit({type: 'start', units: this.units.length, resumed, total: this.total()})
     if (store && this.options.checkpointIntervalMs !== 0) {
       this.checkpointTimer = setInterval(() => this.writeCheckpoint(), this.options.checkpointIntervalMs ?? 250)
@@ -344,13 +355,15 @@ class RewriteRun {
       if (this.unitState(unit).complete) continue
       try {
         await this.limiter.take(this.signal)
+        const sent = this.clock.now()
         const page = await this.deps.client.list(unit.resource, {namespace: unit.namespace, labelSelector: this.options.labelSelector, limit: 1})
+        this.roundTrips.push(this.clock.now() - sent)
         // One cheap `limit=1` list gives `remainingItemCount` + 1: the total for the ETA (not with a selector).
-        if (!this.options.labelSelector) {
-          const estimate =
-            page.items.length === 0 ? 0 : page.remainingItemCount === undefined ? (page.continueToken ? undefined : 1) : page.remainingItemCount + 1
-          this.estimates.set(unit.id, estimate)
-        }
+        const count =
+          page.items.length === 0 ? 0 : page.remainingItemCount === undefined || this.options.labelSelector ? (page.continueToken ? undefined : 1) : page.remainingItemCount + 1
+        if (!this.options.labelSelector) this.estimates.set(unit.id, count)
+        // A resumed unit has only what its checkpoint has not done left.
+        this.counts.set(unit.id, count === undefined ? null : Math.max(0, count - this.unitState(unit).counters.listed))
       } catch (error) {
         if (error instanceof KubeApiError && error.status === 403) throw error
         if (error instanceof KubeApiError && error.status === 400 && this.options.labelSelector !== undefined)
@@ -358,8 +371,25 @@ class RewriteRun {
             hint: "Write selectors as kubectl takes them, e.g. -l app=web,tier!=db or -l 'env in (a,b)'.",
           })
         this.estimates.set(unit.id, undefined)
+        this.counts.set(unit.id, null)
       }
     }
+  }
+
+  /** Per resource, the preflight's counts of the units still to do (complete ones add nothing). */
+  private buildEstimate(): RewriteEstimate {
+    const byResource = new Map<string, ResourceEstimate>()
+    for (const unit of this.units) {
+      const r = byResource.get(unit.name) ?? {resource: unit.name, objects: 0}
+      byResource.set(unit.name, r)
+      if (this.unitState(unit).complete) continue
+      // --only-stale without a selector lists nothing: the etcd scan decides, unit by unit.
+      const count = this.counts.get(unit.id) ?? null
+      r.objects = r.objects === null || count === null ? null : r.objects + count
+    }
+    const sorted = [...this.roundTrips].sort((a, b) => a - b)
+    const roundTripMs = sorted.length > 0 ? sorted[Math.floor(sorted.length / 2)] : undefined
+    return {...buildEstimate([...byResource.values()], {qps: this.limiter.qps, burst: this.limiter.burst, concurrency: this.concurrency, roundTripMs}), ...(this.options.onlyStale && !this.options.labelSelector ? {countedBy: 'etcd-scan' as const} : {})}
   }
 
   private total(): number | undefined {
@@ -728,6 +758,7 @@ class RewriteRun {
       elapsedMs: Math.round(run.elapsedMs),
       objectsPerSecond: run.elapsedMs > 0 ? Math.round((doneHere * 1000) / run.elapsedMs) : 0,
       checkpoint: run.checkpoint,
+      estimate: this.estimate,
     }
   }
 }

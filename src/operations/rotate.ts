@@ -7,7 +7,7 @@ import {keyFingerprint} from '../encryption/fingerprint.js'
 import {interruptedError, isPluginError, PluginError, preconditionError, usageError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
-import type {ClusterFollowUps} from './cluster-follow-ups.js'
+import type {ClusterFollowUps, RewriteSummary} from './cluster-follow-ups.js'
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 import {type NodeOutcome, rollOut} from './node-rollout.js'
 import {type OperationState, OperationStateStore} from './operation-state.js'
@@ -71,6 +71,8 @@ export interface RotateResult {
   localBackup?: string
   /** With backupDir: the config before remove-old, holding the old key (for etcd backups from before the rewrite). */
   oldKeyBackup?: string
+  /** The rewrite stage of this run: counts, its estimate and the admission webhooks it met. */
+  rewrite?: RewriteSummary
 }
 
 /** What `status` shows of a recorded rotation (names only), with the command to run next. */
@@ -195,6 +197,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     'remove-old': (c) => removeKey(c, {provider: rotation.oldKey.provider, keyName: rotation.oldKey.name, resources: rotation.resources}).text,
   }
 
+  let rewrite: RewriteSummary | undefined
   const resultNow = (): RotateResult => ({
     dryRun: options.dryRun ?? false,
     provider: rotation.provider,
@@ -207,6 +210,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     state: options.dryRun && fresh ? {status: 'not-started', stage: '-', completedStages: []} : {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
     localBackup,
     oldKeyBackup,
+    rewrite,
   })
 
   for (const stage of toRun) {
@@ -285,6 +289,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         const {source} = await snapshotsForEdit(deps, (c) => c, false)
         lastConfig = source
         const r = await deps.followUps.rewrite(source, deps.signal)
+        rewrite = r
         if (deps.signal?.aborted) throw interruptedError(`stage ${stage} (${r.rewritten} object(s) rewritten so far)`)
         const incomplete = r.incomplete.length > 0 ? `; not finished: ${r.incomplete.join(', ')}` : ''
         const failures = r.failures.length > 0 ? `; ${r.failures.join('; ')}` : ''

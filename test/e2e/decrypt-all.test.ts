@@ -7,6 +7,7 @@ import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
 
 import {allNodeStates, collectKeyMaterial, expectNoKeyMaterial, keysSeen, restoreControlPlane, saveControlPlane, type SavedControlPlane} from './helpers/control-plane-state.js'
+import {DENY_UPDATE_WEBHOOK} from '../sandbox/admission-webhook.js'
 import {ENC_CONFIG, MANIFEST} from './helpers/encryption-setup.js'
 import {json, plugin, sshArgs} from './helpers/plugin.js'
 import {kubectl, ok, readNodeFile, run, runBytes, sandbox, sshOk} from './helpers/sandbox.js'
@@ -19,7 +20,13 @@ interface DecryptJson {
   alreadyOff: boolean
   stages: Array<{stage: string; status: string; detail?: string; nodes?: Array<{node: string; status: string}>}>
   readableKeys: Array<{provider: string; key: string; fingerprint?: string}>
-  rewrite?: {rewritten: number; failed: number; resources: string[]}
+  rewrite?: {
+    rewritten: number
+    failed: number
+    resources: string[]
+    estimate?: {resources: Array<{resource: string; objects: number | null}>}
+    webhooks?: Array<{webhook: string; failurePolicy: string}>
+  }
   scan?: {total: number; byResource: Record<string, number>; examples: string[]}
   decrypted: boolean
   removed: boolean
@@ -98,6 +105,12 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
     expect(result.readableKeys).toEqual([{provider: 'secretbox', key: expect.stringMatching(/^key-\d{8}T\d{6}Z$/), fingerprint: expect.stringMatching(/^sha256:/)}])
     const keyName = result.readableKeys[0]!.key
     expect(result.rewrite?.rewritten).toBeGreaterThanOrEqual(2)
+    // before the rewrite stage wrote anything: the sandbox's deny-update webhook (UPDATE of */*) and the estimate
+    expect(result.rewrite?.webhooks).toContainEqual(expect.objectContaining({webhook: DENY_UPDATE_WEBHOOK, failurePolicy: 'Fail'}))
+    expect(result.rewrite?.estimate?.resources.map((x) => x.resource)).toContain('secrets')
+    const warned = r.stderr.indexOf(`Warning: validating admission webhook ${DENY_UPDATE_WEBHOOK} `)
+    expect(warned, r.stderr).toBeGreaterThanOrEqual(0)
+    expect(r.stderr.indexOf('Estimate: '), r.stderr).toBeGreaterThan(warned)
     expect(result.scan?.total).toBe(0)
     expect(result.decrypted).toBe(true)
     expect(result.next).toEqual([expect.stringContaining('decrypt-all --remove-encryption')])

@@ -14,6 +14,7 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parse, parseDocument, type YAMLMap, type YAMLSeq} from 'yaml'
 
+import {DENY_UPDATE_WEBHOOK} from '../sandbox/admission-webhook.js'
 import {aescbcConfig, apiserverHash, ENC_CONFIG, enableOnNode, MANIFEST, newKey} from './helpers/encryption-setup.js'
 import {json, plugin, sshArgs, spawnPlugin} from './helpers/plugin.js'
 import {kubectl, ok, readNodeFile, type RunResult, run, sandbox, sshOk, waitForApiserverRestart, writeNodeFile} from './helpers/sandbox.js'
@@ -59,6 +60,14 @@ interface RotateJson {
   diffs: Array<{node: string; path: string; diff: string}>
   state: {status: string; stage: string; completedStages: string[]}
   localBackup?: string
+  rewrite?: RewriteJson
+}
+/** The rewrite stage's summary, with what it said before its first write (issue 17 item 3). */
+interface RewriteJson {
+  rewritten: number
+  estimate?: {resources: Array<{resource: string; objects: number | null}>; seconds: number | null}
+  webhooks?: Array<{kind: string; configuration: string; webhook: string; failurePolicy: string; seesNoOpWrite: string}>
+  webhooksListError?: string
 }
 interface StateDoc {
   status: string
@@ -258,6 +267,12 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
       for (const n of s.nodes!) expect(n.backups.every((b) => b.startsWith('/etc/kubernetes/tmp/kubectl-encryption-'))).toBe(true)
     }
     expect(doc.stages.find((s) => s.stage === 'rewrite')!.detail).toMatch(/\d+ object\(s\) of secrets rewritten/)
+    // before the rewrite stage wrote anything: the sandbox's deny-update webhook (UPDATE of */*) and the estimate
+    expect(doc.rewrite?.webhooks).toContainEqual(expect.objectContaining({kind: 'validating', webhook: DENY_UPDATE_WEBHOOK, failurePolicy: 'Fail', seesNoOpWrite: 'some'}))
+    expect(doc.rewrite?.estimate?.resources).toEqual([{resource: 'secrets', objects: expect.any(Number)}])
+    const warned = r.stderr.indexOf(`Warning: validating admission webhook ${DENY_UPDATE_WEBHOOK} `)
+    expect(warned, r.stderr).toBeGreaterThanOrEqual(0)
+    expect(r.stderr.indexOf(`Estimate: ${doc.rewrite!.estimate!.resources[0]!.objects!.toLocaleString('en-US')} objects in 1 resource`), r.stderr).toBeGreaterThan(warned)
     const after = await mirrorHashes()
     for (const node of nodes()) expect(after[node]).not.toBe(hashes[node])
     await expectRotatedTo('aescbc', doc.newKey, 'key1')

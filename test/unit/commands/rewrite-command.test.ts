@@ -5,6 +5,7 @@ import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {KubeApiError} from '../../../src/kube/types.js'
+import {MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS} from '../../../src/operations/rewrite-webhooks.js'
 import {serveFakeCluster} from '../helpers/fake-apiserver.js'
 import {CONFIGMAPS, FakeCluster, SECRETS} from '../helpers/fake-cluster.js'
 
@@ -50,8 +51,8 @@ describe('kubectl encryption rewrite', {timeout: 150_000}, () => {
   it('rewrites the context namespace by default and prints a summary table', async () => {
     seed(30)
     const r = await plugin('--no-ssh')
-    // no nodes to read the encryption config from: secrets only, said on stderr
-    expect(r.stderr).toMatch(/^Warning: the encryption config could not be read .*; rewriting secrets only\n$/)
+    // no nodes to read the encryption config from: secrets only, said on stderr, then the estimate
+    expect(r.stderr).toMatch(/^Warning: the encryption config could not be read .*; rewriting secrets only\nEstimate: 30 objects in 1 resource, under 1 s at (--qps 300|--concurrency 32)\n$/)
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/^RESOURCE\s+LISTED\s+REWRITTEN\s+ALREADY CURRENT\s+CONFLICTS RETRIED\s+SKIPPED\s+FAILED\nsecrets\s+30\s+30\s+0\s+0\s+0\s+0\n/)
     expect(r.stdout).toContain('namespace alpha: 30 objects')
@@ -126,6 +127,64 @@ resources:
     const stale = await plugin('--only-stale', '--no-ssh')
     expect(stale.code).toBe(3)
     expect(stale.stderr).toMatch(/--only-stale needs the cluster's encryption config/)
+  })
+
+  it('names the admission webhooks matching UPDATE and the estimate on stderr before the run, and in -o json', async () => {
+    seed(5)
+    const webhook = (name: string, extra: Record<string, unknown> = {}) => ({
+      name,
+      rules: [{operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['secrets'], scope: 'Namespaced'}],
+      ...extra,
+    })
+    cluster.seedObject(VALIDATING_WEBHOOKS, {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingWebhookConfiguration',
+      metadata: {name: 'policy'},
+      webhooks: [webhook('deny.policy.example'), webhook('pods.policy.example', {rules: [{operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods']}]})],
+    })
+    cluster.seedObject(MUTATING_WEBHOOKS, {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: {name: 'inject'},
+      webhooks: [webhook('label.inject.example', {failurePolicy: 'Ignore', namespaceSelector: {matchLabels: {inject: 'yes'}}})],
+    })
+    const text = await plugin('-A', '--resource', 'secrets')
+    expect(text.code, text.stderr).toBe(0)
+    const lines = text.stderr.trimEnd().split('\n')
+    expect(lines).toEqual([
+      expect.stringMatching(/^Warning: validating admission webhook deny.policy.example \(ValidatingWebhookConfiguration policy\) matches UPDATE of secrets: it sees every no-op write; failurePolicy Fail: /),
+      expect.stringMatching(/^Warning: mutating admission webhook label.inject.example \(MutatingWebhookConfiguration inject\) matches UPDATE of secrets: its namespaceSelector may exclude some objects; .*failurePolicy Ignore: /),
+      expect.stringMatching(/^Estimate: 10 objects in 1 resource, under 1 s at (--qps 300|--concurrency 32)$/),
+    ])
+    expect(text.stdout).toMatch(/secrets\s+10\s+10\s/)
+
+    const json = await plugin('-A', '--resource', 'secrets', '-o', 'json', '--qps', '4', '--concurrency', '1')
+    expect(json.code).toBe(0)
+    const doc = JSON.parse(json.stdout)
+    expect(doc.webhooks).toEqual([
+      expect.objectContaining({kind: 'validating', configuration: 'policy', webhook: 'deny.policy.example', failurePolicy: 'Fail', resources: ['secrets'], seesNoOpWrite: 'all'}),
+      expect.objectContaining({kind: 'mutating', configuration: 'inject', webhook: 'label.inject.example', failurePolicy: 'Ignore', seesNoOpWrite: 'some', filteredBy: ['namespaceSelector']}),
+    ])
+    expect(doc.webhooksListError).toBeUndefined()
+    // (10 - a burst of 1) / 4 per second; the run takes about that long
+    expect(doc.estimate).toMatchObject({resources: [{resource: 'secrets', objects: 10}], seconds: 2.3, qps: 4, concurrency: 1, limitedBy: 'qps'})
+    expect(json.stderr).toContain('Estimate: 10 objects in 1 resource, about 2 s at --qps 4\n')
+    expect(doc.elapsedMs).toBeGreaterThanOrEqual(2000)
+  })
+
+  it('a webhook listing that is forbidden is a warning and webhooksListError; the rewrite still runs', async () => {
+    seed(3)
+    cluster.fault = ({verb, resource}) => {
+      if (verb === 'list' && resource.resource === 'validatingwebhookconfigurations')
+        throw new KubeApiError(403, 'Forbidden', 'validatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: User "dev" cannot list resource "validatingwebhookconfigurations"')
+    }
+    const r = await plugin('-A', '--resource', 'secrets', '-o', 'json')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/^Warning: could not list admission webhook configurations \(403 Forbidden: validatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: .*\); a webhook matching UPDATE could still deny or slow the rewrite\nEstimate: 6 objects/)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.webhooksListError).toMatch(/^403 Forbidden: validatingwebhookconfigurations.admissionregistration.k8s.io is forbidden/)
+    expect(doc.webhooks).toEqual([])
+    expect(doc.totals).toMatchObject({listed: 6, rewritten: 6})
   })
 
   it('dry run writes nothing', async () => {

@@ -4,6 +4,7 @@ import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
 
 import {type ApiResource, KubeApiError} from '../../../src/kube/types.js'
+import {MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS} from '../../../src/operations/rewrite-webhooks.js'
 import {CONFIGMAPS, type FakeCluster, SECRETS} from './fake-cluster.js'
 
 const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false}
@@ -29,6 +30,13 @@ export async function serveFakeCluster(cluster: FakeCluster, dir: string): Promi
           resources: Object.values(resources).map((r) => ({name: r.resource, singularName: r.kind.toLowerCase(), namespaced: true, kind: r.kind, verbs: ['get', 'list', 'update']})),
         })
       if (url.pathname === '/apis') return send(200, {kind: 'APIGroupList', groups: []})
+      // Admission webhook configurations, for the check before a rewrite (none unless seeded).
+      const admission = /^\/apis\/admissionregistration\.k8s\.io\/v1\/(validating|mutating)webhookconfigurations$/.exec(url.pathname)
+      if (admission && req.method === 'GET') {
+        const resource = admission[1] === 'validating' ? VALIDATING_WEBHOOKS : MUTATING_WEBHOOKS
+        const page = await cluster.list(resource, {limit: Number(url.searchParams.get('limit') ?? 0) || undefined, continueToken: url.searchParams.get('continue') ?? undefined})
+        return send(200, {kind: `${resource.kind}List`, apiVersion: 'admissionregistration.k8s.io/v1', metadata: {resourceVersion: page.resourceVersion, continue: page.continueToken}, items: page.items})
+      }
       const nsGet = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(url.pathname)
       if (nsGet && req.method === 'GET') return send(200, await cluster.get(NAMESPACES, decodeURIComponent(nsGet[1]!)))
       const m = /^\/api\/v1(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname)

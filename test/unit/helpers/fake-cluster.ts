@@ -78,6 +78,13 @@ export class FakeCluster implements ObjectClient {
     this.bucket(resource).set(FakeCluster.key(namespace, name), [{object, key, rev}])
   }
 
+  /** Seeds any object as it is (e.g. a ValidatingWebhookConfiguration), under the current key. */
+  seedObject(resource: ApiResource, object: KubeObject): void {
+    const {name, namespace} = object.metadata
+    if (namespace) this.namespaces.add(namespace)
+    this.bucket(resource).set(FakeCluster.key(namespace, name), [{object, key: this.currentKey, rev: ++this.revision}])
+  }
+
   current(resource: ApiResource, namespace: string | undefined, name: string): StoredValue | undefined {
     const history = this.bucket(resource).get(FakeCluster.key(namespace, name))
     const last = history?.at(-1)

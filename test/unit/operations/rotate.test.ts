@@ -50,6 +50,8 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     for (const node of ['cp-2', 'cp-3']) expect(t.config(node)).toBe(t.config())
     expect(t.state()).toMatchObject({status: 'done', completedStages: [...ROTATE_STAGES]})
     expect(t.rewrites).toEqual([`rewrite aescbc:${K2},${K1} identity:`])
+    // the rewrite stage's summary (with its estimate and webhooks, when the real follow-ups give them) is in the result
+    expect(result.rewrite).toEqual({resources: ['secrets'], rewritten: 3, alreadyCurrent: 0, failed: 0, incomplete: [], failures: []})
     expect(JSON.stringify(t.state()) + JSON.stringify(result)).not.toContain(oldSecret)
     // each config stage restarted every node (no automatic reload): 3 stages × 3 nodes
     expect(t.cp.waiter.waits.filter((w) => w.startsWith('restart')).length).toBe(3 + 9)
