@@ -396,8 +396,9 @@ async function deleteOne(objects: ObjectClient, o: Found): Promise<void> {
         o.status = 'gone'
         return
       }
-      if (disposition.kind === 'conflict') {
-        // the server read the value after all (ExpectTransformOrDecodeError): a key came back
+      // the server read the value after all, so it refused: 409 from 1.37 (ExpectTransformOrDecodeError),
+      // 422 "is exclusively used to delete corrupt object(s)" from 1.32–1.36
+      if (disposition.kind === 'conflict' || (error instanceof KubeApiError && error.status === 422 && /exclusively used to delete corrupt object/.test(error.message))) {
         o.status = 'readable'
         o.message = 'the server can read it now and did not delete it'
         return

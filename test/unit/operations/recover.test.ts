@@ -309,6 +309,9 @@ describe('recover: the run', () => {
     w.deleteFails.set('lost-1', new KubeApiError(403, 'Forbidden', 'denied by policy'))
     w.deleteFails.set('lost-2', new KubeApiError(404, 'NotFound', 'secrets "lost-2" not found'))
     w.deleteFails.set('lost-4', new KubeApiError(409, 'Conflict', 'Operation cannot be fulfilled'))
+    w.entries.set('/registry/secrets/team-b/lost-6', gone())
+    // 1.32–1.36 answer a readable object with 422
+    w.deleteFails.set('lost-6', new KubeApiError(422, 'Invalid', 'secrets "lost-6" is invalid: ignoreStoreReadErrorWithClusterBreakingPotential: Invalid value: true: is exclusively used to delete corrupt object(s), try again by removing this option'))
     const r = await run(w)
     expect(r.objects.map((o) => [o.name, o.status])).toEqual([
       ['lost-1', 'failed'],
@@ -316,9 +319,10 @@ describe('recover: the run', () => {
       ['lost-3', 'deleted'],
       ['lost-4', 'readable'],
       ['lost-5', 'deleted'],
+      ['lost-6', 'readable'],
     ])
     expect(r.objects[0]!.message).toContain('403 Forbidden: denied by policy')
-    expect(r.totals).toEqual({found: 5, deleted: 2, gone: 1, readable: 1, failed: 1})
+    expect(r.totals).toEqual({found: 6, deleted: 2, gone: 1, readable: 2, failed: 1})
     expect((Recover.prototype as unknown as {exitCodeFor(r: unknown): number}).exitCodeFor({...r, context: 'x'})).toBe(EXIT.partial)
   })
 
