@@ -102,8 +102,9 @@ describe('kubectl encryption recover', {timeout: 300_000}, () => {
     expect(doc.dryRun).toBe(true)
     expect(doc.scope).toEqual({resources: ['secrets'], namespace: ns})
     expect(doc.objects.map((o) => [o.name, o.storedAs, o.status])).toEqual(LOST.map((name) => [name, 'aescbc:old', 'listed']))
-    expect(doc.objects.every((o) => o.foundBy.includes('etcd'))).toBe(true)
-    expect(doc.feature?.served).toBe(true)
+    // the etcd scan and the API's StorageReadError causes agree, and that reason shows the feature is served
+    expect(doc.objects.map((o) => o.foundBy)).toEqual(LOST.map(() => ['etcd', 'api']))
+    expect(doc.feature).toEqual({served: true, evidence: "the API's list of secrets answered StorageReadError"})
     expect(doc.access.every((a) => a.allowed)).toBe(true)
     expect(doc.backupFile).toBeUndefined()
     for (const name of LOST) expect((await etcdValue(etcdKey(name)))!.equals(original.get(name)!)).toBe(true)
