@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in sshd:openssh-server sudo:sudo hexdump:bsdextrautils unshare:util-linux script:bsdutils openssl:openssl zsh:zsh llvm-objdump:llvm; do
+for pair in sshd:openssh-server sudo:sudo hexdump:bsdextrautils unshare:util-linux script:bsdutils openssl:openssl zsh:zsh llvm-objdump:llvm jq:jq; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done

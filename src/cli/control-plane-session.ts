@@ -1,4 +1,4 @@
-import {partialResultOf, preconditionError, withPartialResult} from '../errors.js'
+import {partialResultOf, withPartialResult} from '../errors.js'
 import {type EtcdFlagValues, etcdOptionsFromFlags} from '../flags/etcd.js'
 import {kubeOptionsFromFlags} from '../flags/kube.js'
 import {type SshFlagValues, sshOptionsFromFlags} from '../flags/ssh.js'
@@ -9,9 +9,9 @@ import {connectControlPlane} from '../operations/connect-control-plane.js'
 import type {ControlPlaneDeps} from '../operations/control-plane-deps.js'
 import {describeEvent} from '../operations/progress-text.js'
 import type {Progress} from '../output/progress.js'
-import {confirmByTyping, confirmYesNo, interactive} from '../output/prompt.js'
 import {OpenSshConnector} from '../ssh/open-ssh-session.js'
 import {type HeldLock, lockCluster} from './cluster-lock.js'
+import {confirmation} from './confirmation.js'
 
 export interface ControlPlaneFlagValues extends SshFlagValues, EtcdFlagValues {
   kubeconfig?: string
@@ -84,16 +84,7 @@ export async function withControlPlane<T>(
           },
         }),
         onEvent: (event) => progress.update(describeEvent(event)),
-        confirm: flags.yes
-          ? undefined
-          : async (question) => {
-              if (!interactive()) throw preconditionError('CONFIRMATION_REQUIRED', confirm.refusal, {hint: 'Pass --yes (or look first with --dry-run).'})
-              const resume = progress.pause()
-              const yes = confirm.typeContext ? await confirmByTyping(question, context) : await confirmYesNo(question)
-              // progress again only for a run that goes ahead; a refusal ends the command
-              if (yes) resume()
-              return yes
-            },
+        confirm: confirmation({yes: flags.yes, typeContext: confirm.typeContext, context, refusal: confirm.refusal, progress}),
       },
     })
   } catch (error) {

@@ -1,3 +1,4 @@
+import {RestAccessReviewer} from './access-review.js'
 import {RestResourceDiscovery} from './discovery.js'
 import {HttpEndpointProbe} from './endpoint-probe.js'
 import {KubeHttp} from './http.js'
@@ -21,6 +22,7 @@ export async function connectCluster(options: ConnectOptions, env: NodeJS.Proces
     discovery: new RestResourceDiscovery(http),
     exec: new WebSocketPodExecutor(http),
     probe: new HttpEndpointProbe(http),
+    access: new RestAccessReviewer(http),
     close: () => http.close(),
   }
 }

@@ -219,7 +219,7 @@ interface StatusBody {
   reason?: string
   code?: number
   metadata?: {continue?: string}
-  details?: {retryAfterSeconds?: number; name?: string; group?: string; kind?: string}
+  details?: {retryAfterSeconds?: number; name?: string; group?: string; kind?: string; causes?: Array<{reason?: string; field?: string; message?: string}>}
 }
 
 /** Decodes a failed response into a KubeApiError: the apiserver's metav1.Status when there is one. */
@@ -236,7 +236,9 @@ export function apiErrorFromResponse(response: HttpResponse, where: KubeApiError
   const retryAfter = retryHeader !== undefined && /^\d+$/.test(retryHeader.trim()) ? Number(retryHeader) : status.details?.retryAfterSeconds
   const reason = status.reason || defaultReason(response.status)
   const message = status.message || text.trim().split('\n')[0] || `HTTP ${response.status}`
-  const details = status.details && (status.details.kind || status.details.name) ? {name: status.details.name, group: status.details.group, kind: status.details.kind} : undefined
+  const d = status.details
+  const causes = Array.isArray(d?.causes) && d.causes.length > 0 ? d.causes : undefined
+  const details = d && (d.kind || d.name || causes) ? {name: d.name, group: d.group, kind: d.kind, ...(causes ? {causes} : {})} : undefined
   return new KubeApiError(response.status, reason, message, retryAfter, status.metadata?.continue || undefined, where, details)
 }
 

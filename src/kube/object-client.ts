@@ -1,5 +1,5 @@
 import type {KubeHttp} from './http.js'
-import type {ApiResource, KubeObject, ListOptions, ListPage, ObjectClient} from './types.js'
+import type {ApiResource, DeleteOptions, KubeObject, ListOptions, ListPage, ObjectClient} from './types.js'
 
 /** `v1` for the core group, `group/version` otherwise. */
 export function apiVersionOf(resource: ApiResource): string {
@@ -82,10 +82,13 @@ export class RestObjectClient implements ObjectClient {
     return withType(resource, replaced)
   }
 
-  async delete(resource: ApiResource, name: string, namespace?: string): Promise<void> {
+  async delete(resource: ApiResource, name: string, namespace?: string, options?: DeleteOptions): Promise<void> {
     await this.http.json<unknown>({
       method: 'DELETE',
       path: resourcePath(resource, namespace, name),
+      body: options?.ignoreStoreReadErrorWithClusterBreakingPotential
+        ? {kind: 'DeleteOptions', apiVersion: 'v1', ignoreStoreReadErrorWithClusterBreakingPotential: true}
+        : undefined,
       what: {verb: 'delete', resource: describe(resource), namespace, name},
     })
   }

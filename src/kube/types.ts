@@ -55,6 +55,11 @@ export interface KubeErrorDetails {
   name?: string
   group?: string
   kind?: string
+  /**
+   * Status.details.causes. A list that met values the server cannot read answers reason
+   * StorageReadError with one cause per value, its etcd key in `field` (KEP-3926).
+   */
+  causes?: Array<{reason?: string; field?: string; message?: string}>
 }
 
 /**
@@ -86,7 +91,32 @@ export interface ObjectClient {
   create(resource: ApiResource, object: KubeObject): Promise<KubeObject>
   /** PUT with the object's own metadata.resourceVersion as precondition. */
   replace(resource: ApiResource, object: KubeObject): Promise<KubeObject>
-  delete(resource: ApiResource, name: string, namespace?: string): Promise<void>
+  delete(resource: ApiResource, name: string, namespace?: string, options?: DeleteOptions): Promise<void>
+}
+
+export interface DeleteOptions {
+  /**
+   * DeleteOptions.ignoreStoreReadErrorWithClusterBreakingPotential (KEP-3926): the server deletes an
+   * object whose stored value it cannot read, skipping finalizers, admission and preconditions; it
+   * refuses (409) an object it can read. Needs the verb unsafe-delete-ignore-read-errors.
+   */
+  ignoreStoreReadErrorWithClusterBreakingPotential?: boolean
+}
+
+/** One question for a SelfSubjectAccessReview: may the current user do `verb` on this resource? */
+export interface AccessCheck {
+  verb: string
+  group: string
+  resource: string
+  /** Omitted: in every namespace (or a cluster-scoped resource). */
+  namespace?: string
+}
+
+/** What the server says about the current user (SelfSubjectAccessReview, SelfSubjectReview). */
+export interface AccessReviewer {
+  canI(check: AccessCheck): Promise<{allowed: boolean; reason?: string}>
+  /** The user name the server authenticated, when it answers SelfSubjectReview. */
+  whoAmI(): Promise<string | undefined>
 }
 
 /** The kubeconfig context in effect after --kubeconfig, KUBECONFIG and --context (kubectl's rules). */
@@ -146,5 +176,6 @@ export interface KubeCluster {
   discovery: ResourceDiscovery
   exec: PodExecutor
   probe: EndpointProbe
+  access: AccessReviewer
   close(): void
 }

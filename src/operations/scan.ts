@@ -40,6 +40,26 @@ export interface ScanInput {
   onProgress?: (event: ScanProgress) => void
   /** Stops the scan between pages. */
   signal?: AbortSignal
+  /**
+   * Called for each value nothing in the configuration can read, with its raw bytes (recover keeps
+   * them for its backup; the counters alone would lose which objects they were).
+   */
+  onUndecryptable?: (value: UndecryptableValue) => void
+}
+
+export interface UndecryptableValue {
+  key: string
+  value: Buffer
+  modRevision: number
+  /** As in configuration files: `secrets`, `deployments.apps`. */
+  resource: string
+  group: string
+  namespace?: string
+  name: string
+  /** How it is stored: `aescbc:key1`, `identity`, `kms:<name>`. */
+  storedAs: string
+  /** The apiserver's error text for it. */
+  error: string
 }
 
 export interface ScanProgress {
@@ -120,7 +140,7 @@ export async function scanValues(input: ScanInput): Promise<ScanResult> {
   for await (const page of input.pages) {
     if (input.signal?.aborted) throw input.signal.reason ?? new Error('scan aborted')
     let lastKey = ''
-    for (const {key, value} of page) {
+    for (const {key, value, modRevision} of page) {
       lastKey = key
       result.keys++
       result.bytes += value.length
@@ -195,8 +215,10 @@ export async function scanValues(input: ScanInput): Promise<ScanResult> {
         } else {
           countError(scan, error.message)
           const c = classifyValue(value)
-          increment(scan.undecryptableAs, label(c.provider, c.keyName, c.kmsName))
+          const storedAs = label(c.provider, c.keyName, c.kmsName)
+          increment(scan.undecryptableAs, storedAs)
           sample(scan, 'undecryptable', key)
+          input.onUndecryptable?.({key, value, modRevision, resource: id, group: parsed.group, namespace: parsed.namespace, name: parsed.name, storedAs, error: error.message})
         }
       }
     }

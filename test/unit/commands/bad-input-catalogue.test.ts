@@ -73,9 +73,9 @@ function plugin(args: string[]): Promise<{code: number | null; stdout: string; s
 
 type Case = [command: string[], args: string[], code: 2 | 3, pattern: RegExp]
 
-const CLUSTER = [['status'], ['verify'], ['rewrite'], ['inspect', 'secret/s-0'], ['enable', '--yes'], ['rotate', '--yes'], ['decrypt-all', '--yes']]
-const NO_ARGS = [['version'], ['status'], ['verify'], ['rewrite'], ['enable'], ['rotate'], ['decrypt-all']]
-const SSH = [['status'], ['verify'], ['rewrite'], ['inspect', 'secret/s-0'], ['enable', '--yes'], ['rotate', '--yes'], ['decrypt-all', '--yes']]
+const CLUSTER = [['status'], ['verify'], ['rewrite'], ['inspect', 'secret/s-0'], ['enable', '--yes'], ['rotate', '--yes'], ['decrypt-all', '--yes'], ['recover', '--yes']]
+const NO_ARGS = [['version'], ['status'], ['verify'], ['rewrite'], ['enable'], ['rotate'], ['decrypt-all'], ['recover']]
+const SSH = [['status'], ['verify'], ['rewrite'], ['inspect', 'secret/s-0'], ['enable', '--yes'], ['rotate', '--yes'], ['decrypt-all', '--yes'], ['recover', '--yes']]
 const CHANGES = [['enable', '--yes'], ['rotate', '--yes'], ['decrypt-all', '--yes']]
 
 const cases: Case[] = [
@@ -85,7 +85,7 @@ const cases: Case[] = [
   [['bogus'], [], 2, /unknown command "bogus"/],
   ...CLUSTER.map((c): Case => [c, ['-o', 'xml'], 2, /Expected --output=xml to be one of/]),
   // empty and invalid names
-  ...[['verify'], ['rewrite'], ['inspect', 'secret/s-0']].flatMap((c): Case[] => [
+  ...[['verify'], ['rewrite'], ['inspect', 'secret/s-0'], ['recover', '--yes']].flatMap((c): Case[] => [
     [c, ['-n', ''], 2, /namespace must not be empty/],
     [c, ['-n', 'BAD_NS!'], 2, /invalid namespace "BAD_NS!"/],
   ]),
@@ -98,6 +98,8 @@ const cases: Case[] = [
   // out-of-range numbers: the value and the allowed range
   [['rewrite'], ['--concurrency', '0'], 2, /--concurrency "0" is not allowed: use a whole number from 1 to 256/],
   [['rewrite'], ['--qps', '-5'], 2, /--qps "-5" is not allowed: use a whole number of 0 or more/],
+  [['recover', '--yes'], ['-n', 'alpha', '-A'], 2, /--namespace and --all-namespaces cannot be used together/],
+  [['recover', '--yes'], ['--page-size', '0'], 2, /--page-size "0" is not allowed: use a whole number from 1 to 10000/],
   [['rewrite'], ['--chunk-size', '0'], 2, /--chunk-size "0" is not allowed: use a whole number from 1 to 10000/],
   ...SSH.flatMap((c): Case[] => [
     [c, ['--ssh-port', '99999'], 2, /--ssh-port "99999" is not allowed: use a whole number from 1 to 65535/],
@@ -110,7 +112,7 @@ const cases: Case[] = [
     [c, ['--ssh-identity', '/nonexistent/id'], 2, /--ssh-identity \/nonexistent\/id does not exist/],
     [c, ['--ssh-config', '/nonexistent/config'], 2, /--ssh-config \/nonexistent\/config does not exist/],
   ]),
-  ...[['status'], ['verify'], ['rewrite'], ['enable', '--yes']].map((c): Case => [c, ['--config', '/nonexistent/enc.yaml'], 2, /cannot read --config \/nonexistent\/enc\.yaml: ENOENT/]),
+  ...[['status'], ['verify'], ['rewrite'], ['enable', '--yes'], ['recover', '--yes']].map((c): Case => [c, ['--config', '/nonexistent/enc.yaml'], 2, /cannot read --config \/nonexistent\/enc\.yaml: ENOENT/]),
   ...[['status'], ['rewrite'], ['enable', '--yes']].map((c): Case => [c, ['--config', '/dev/zero'], 3, /--config \/dev\/zero is not a regular file/]),
   // (config validate of a missing file is a verdict on stdout, exit 3: test/unit/config-cli.test.ts)
   [['rewrite'], ['--state-file', '/nonexistent/dir/s.json'], 3, /the directory of --state-file \/nonexistent\/dir\/s\.json does not exist/],
@@ -118,7 +120,7 @@ const cases: Case[] = [
   [['inspect'], ['--value-file', '/nonexistent/v.bin'], 3, /cannot read the value file \/nonexistent\/v\.bin/],
   [['inspect'], [], 2, /nothing to inspect: name an object .* or pass --value-file FILE/],
   // etcd flags that do not go together
-  ...[['verify'], ['rewrite', '--only-stale']].flatMap((c): Case[] => [
+  ...[['verify'], ['rewrite', '--only-stale'], ['recover', '--yes']].flatMap((c): Case[] => [
     [c, ['--etcd-via', 'direct'], 2, /--etcd-via direct needs --etcd-endpoints/],
     [c, ['--etcd-cert', '/tmp/c.crt'], 2, /--etcd-cert and --etcd-key go together/],
   ]),
