@@ -31,8 +31,8 @@ Every stage does nothing when already done, so after a failure run the same comm
   async execute(): Promise<Result> {
     const flags = this.flags
     const progress = await this.progress('Connecting to the cluster')
-    return withControlPlane(flags, progress, {operation: 'decrypt-all', typeContext: true, refusal: 'Refusing to decrypt the cluster without confirmation.'}, async ({context, deps}) => {
-      const options = {removeEncryption: flags['remove-encryption'], force: flags.force, dryRun: flags['dry-run'], kubeadmConfig: flags['kubeadm-config'], timeoutMs: flags.timeout * 1000}
+    return withControlPlane(flags, progress, {operation: 'decrypt-all', typeContext: true, refusal: 'Refusing to decrypt the cluster without confirmation.'}, async ({context, force, deps}) => {
+      const options = {removeEncryption: flags['remove-encryption'], force, dryRun: flags['dry-run'], kubeadmConfig: flags['kubeadm-config'], timeoutMs: flags.timeout * 1000}
       return {context, ...(await decryptAll(options, deps))}
     })
   }

@@ -9,6 +9,7 @@ import {readConfigFlag} from '../flags/config-file.js'
 import {checkResourceFlags} from '../flags/resource-names.js'
 import {controlPlaneFlags} from '../flags/control-plane.js'
 import {type EnableResult, enableEncryption} from '../operations/enable.js'
+import {readCheckLine} from '../operations/read-check.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
 import {formatFields} from '../output/render.js'
 
@@ -58,7 +59,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
     }
     const configText = local?.bytes.toString('utf8')
     const progress = await this.progress('Connecting to the cluster')
-    return withControlPlane(flags, progress, {operation: 'enable', typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'}, async ({context, deps}) => {
+    return withControlPlane(flags, progress, {operation: 'enable', typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'}, async ({context, force, deps}) => {
       const options = {
         configPath: flags['config-path'],
         configText,
@@ -66,7 +67,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
         provider: flags.provider,
         resources: flags.resource,
         automaticReload: flags['automatic-reload'],
-        force: flags.force,
+        force,
         dryRun: flags['dry-run'],
         kubeadmConfig: flags['kubeadm-config'],
         timeoutMs: flags.timeout * 1000,
@@ -78,6 +79,8 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
   }
 
   protected override exitCodeFor(result: EnableResult): number {
+    // A dry run shows what the real run would refuse: the same exit code.
+    if (result.dryRun && result.readCheck?.status === 'unreadable' && !result.readCheck.forced) return EXIT.precondition
     if (result.verify && !result.verify.ok) return EXIT.checkFailed
     if (result.rewrite && (result.rewrite.failed > 0 || result.rewrite.incomplete.length > 0)) return EXIT.partial
     return EXIT.ok
@@ -89,12 +92,15 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
         ['Context', result.context],
         ['Config', `${result.configPath} (${result.configSource}, ${result.configHash.slice(0, 19)}…)`],
         ['Write keys', result.writeKeys.map((k) => `${k.resources.join(',')}: ${k.provider}${k.key ? `/${k.key} ${k.fingerprint ? `${k.fingerprint.slice(0, 19)}…` : '(a new key, made when run)'}` : ''}`).join('; ')],
+        ['Read check', result.readCheck ? readCheckLine(result.readCheck) : undefined],
         ['kubeadm-config', `${result.kubeadmConfig.status}${result.kubeadmConfig.changes.length > 0 ? ` (${result.kubeadmConfig.changes.join('; ')})` : ''}`],
         ['Backups', result.backupDir],
       ]),
       nodesTable(result.nodes, wide),
     ]
     if (result.dryRun) {
+      const c = result.readCheck
+      if (c?.status === 'unreadable' && !c.forced) sections.push(`The real run would be refused (exit 3) unless --force CONTEXT: ${c.unreadable} stored value(s) would be unreadable; e.g.:\n${(c.examples ?? []).map((k) => `  ${k}`).join('\n')}`)
       sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
       return sections.join('\n\n')
     }

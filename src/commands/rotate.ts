@@ -33,7 +33,7 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
   async execute(): Promise<RotateResult & {context: string}> {
     const flags = this.flags
     const progress = await this.progress('Connecting to the cluster')
-    return withControlPlane(flags, progress, {operation: 'rotate', typeContext: true, refusal: 'Refusing to rotate keys without confirmation.'}, async ({context, deps}) => {
+    return withControlPlane(flags, progress, {operation: 'rotate', typeContext: true, refusal: 'Refusing to rotate keys without confirmation.'}, async ({context, force, deps}) => {
       const options = {
         provider: flags.provider as KeyedProvider | undefined,
         keyName: flags['key-name'],
@@ -42,7 +42,7 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
         restart: flags.restart,
         backupConfirmed: flags['backup-confirmed'],
         backupDir: flags['backup-dir'],
-        force: flags.force,
+        force,
         dryRun: flags['dry-run'],
         timeoutMs: flags.timeout * 1000,
       }

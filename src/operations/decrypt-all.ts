@@ -96,7 +96,7 @@ function splitNodes(snapshots: NodeSnapshot[], force: boolean): {on: NodeSnapsho
   // Some nodes off: an interrupted --remove-encryption (the others already write plaintext), else disagreement.
   if (on.length > 0 && off.length > 0 && !force && on.some((s) => putIdentityFirst(s.config as string).changed)) {
     throw preconditionError('NODES_DISAGREE', `Encryption is on on ${on.map((s) => s.node).join(', ')} but off on ${off.map((s) => s.node).join(', ')}.`, {
-      hint: 'Make the nodes agree first (`kubectl encryption status` shows them; `kubectl encryption enable` reuses the existing config), or pass --force.',
+      hint: 'Make the nodes agree first (`kubectl encryption status` shows them; `kubectl encryption enable` reuses the existing config), or pass --force CONTEXT (the context name).',
     })
   }
   return {on, off}
