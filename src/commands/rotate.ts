@@ -3,8 +3,10 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {withControlPlane} from '../cli/control-plane-session.js'
 import type {KeyedProvider} from '../encryption/config-edit.js'
+import {EXIT} from '../errors.js'
 import {controlPlaneFlags} from '../flags/control-plane.js'
 import {ROTATE_STAGES, type RotateResult, type RotateStage, rotateKeys} from '../operations/rotate.js'
+import {readCheckLine} from '../operations/read-check.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
 import {formatFields, formatTable} from '../output/render.js'
 
@@ -50,6 +52,11 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
     })
   }
 
+  protected override exitCodeFor(result: RotateResult): number {
+    // A dry run shows what the real run would refuse: the same exit code.
+    return result.dryRun && result.stages.some((s) => s.readCheck?.status === 'unreadable' && !s.readCheck.forced) ? EXIT.precondition : EXIT.ok
+  }
+
   protected renderTable(result: RotateResult & {context: string}, wide: boolean): string {
     const sections = [
       formatFields([
@@ -61,6 +68,8 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
       ]),
       formatTable(['stage', 'status', 'detail'], result.stages.map((s) => [s.stage, s.status, s.detail ?? (s.backupDir ? `backups in ${s.backupDir}` : '')])),
     ]
+    const checks = result.stages.filter((s) => s.readCheck).map((s) => `  ${s.stage}: ${readCheckLine(s.readCheck!)}`)
+    if (checks.length > 0) sections.push(`Read check:\n${checks.join('\n')}`)
     for (const s of result.stages) if (s.nodes && s.nodes.length > 0) sections.push(`${s.stage}:\n${nodesTable(s.nodes, wide)}`)
     if (result.dryRun) sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
     return sections.join('\n\n')

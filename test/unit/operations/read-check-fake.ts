@@ -9,7 +9,7 @@ export function fakeReadCheck(options: {needs?: string; storedAs?: string; unrea
   const checkConfig = async (configText: string): Promise<ConfigCheckResult> => {
     seen.push(configText)
     if (options.fail) throw new Error(options.fail)
-    const bad = options.needs !== undefined && !configText.includes(`name: ${options.needs}`) ? (options.unreadable ?? 3) : 0
+    const bad = options.needs !== undefined && !new RegExp(`name: ${options.needs}$`, 'm').test(configText) ? (options.unreadable ?? 3) : 0
     const examples = Array.from({length: bad}, (_, i) => `/registry/secrets/default/s${i}`)
     return {
       readable: bad === 0,
