@@ -5,6 +5,7 @@ import {withControlPlane} from '../cli/control-plane-session.js'
 import {EXIT} from '../errors.js'
 import {controlPlaneFlags} from '../flags/control-plane.js'
 import {DECRYPT_STAGES, type DecryptAllResult, decryptAll} from '../operations/decrypt-all.js'
+import {readCheckLine} from '../operations/read-check.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
 import {formatFields, formatTable} from '../output/render.js'
 
@@ -38,7 +39,9 @@ Every stage does nothing when already done, so after a failure run the same comm
   }
 
   protected override exitCodeFor(result: Result): number {
-    return !result.dryRun && !result.decrypted ? EXIT.checkFailed : EXIT.ok
+    // A dry run shows what the real run would refuse: the same exit code.
+    if (result.dryRun) return result.stages.some((s) => s.readCheck?.status === 'unreadable' && !s.readCheck.forced) ? EXIT.precondition : EXIT.ok
+    return !result.decrypted ? EXIT.checkFailed : EXIT.ok
   }
 
   protected renderTable(result: Result, wide: boolean): string {
@@ -53,6 +56,8 @@ Every stage does nothing when already done, so after a failure run the same comm
       ]),
       formatTable(['stage', 'status', 'detail'], result.stages.map((s) => [s.stage, s.status, s.detail ?? ''])),
     ]
+    const checks = result.stages.filter((s) => s.readCheck).map((s) => `  ${s.stage}: ${readCheckLine(s.readCheck!)}`)
+    if (checks.length > 0) sections.push(`Read check:\n${checks.join('\n')}`)
     for (const s of result.stages) if (s.nodes && s.nodes.length > 0) sections.push(`${s.stage}:\n${nodesTable(s.nodes, wide)}`)
     if (result.scan && result.scan.total > 0) sections.push(`Still encrypted (examples):\n${result.scan.examples.map((e) => `  ${e}`).join('\n') || '  -'}`)
     if (result.rewrite && result.rewrite.failures.length > 0) sections.push(`Rewrite failures:\n${result.rewrite.failures.map((f) => `  - ${f}`).join('\n')}`)
