@@ -222,12 +222,6 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           })
         }
         if (!deps.followUps) throw preconditionError('SCAN_UNAVAILABLE', 'Cannot check etcd for values still under the old key.', {hint: 'Pass the --etcd-* flags so the plugin can read etcd.'})
-        const left = await deps.followUps.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
-        if (left > 0) {
-          throw preconditionError('OLD_KEY_STILL_USED', `${left} value(s) in etcd are still encrypted with ${rotation.oldKey.provider}/${rotation.oldKey.name}; removing it would make them unreadable.`, {
-            hint: 'Run `kubectl encryption rotate --stage rewrite` again (and check `kubectl encryption status --scan`).',
-          })
-        }
       }
       if (edit) {
         const {snapshots, target} = await snapshotsForEdit(deps, edit, options.force ?? false)
@@ -237,6 +231,15 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         // The stages that demote or drop a key prove first that their config reads every stored value.
         if ((stage === 'promote' || stage === 'remove-old') && plans.some((p) => p.files.length > 0)) {
           check = await readCheck(deps, target, {what: `rotate stage ${stage}`, force: options.force, dryRun: options.dryRun, unchanged: `Stage ${stage} changed nothing.`})
+        }
+        // The old key never goes unproven: without the read check's answer, no value may still carry its prefix.
+        if (stage === 'remove-old' && (check === undefined || check.status === 'not-run')) {
+          const left = await deps.followUps!.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
+          if (left > 0) {
+            throw preconditionError('OLD_KEY_STILL_USED', `${left} value(s) in etcd are still encrypted with ${rotation.oldKey.provider}/${rotation.oldKey.name}; removing it would make them unreadable.`, {
+              hint: 'Run `kubectl encryption rotate --stage rewrite` again (and check `kubectl encryption status --scan`).',
+            })
+          }
         }
         if (options.dryRun) {
           stages.push({stage, status: 'planned', nodes: plannedOutcomes(plans), ...(check ? {readCheck: check} : {})})

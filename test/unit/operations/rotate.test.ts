@@ -148,6 +148,18 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
       expect(partial?.stages.find((s) => s.stage === 'promote')?.readCheck).toMatchObject({status: 'readable'})
     })
 
+    it('a proven removal does not also need the prefix count (values under the old key elsewhere may stay readable by other entries)', async () => {
+      const t = await enabled()
+      const check = fakeReadCheck({needs: K2})
+      const deps = {...t.deps, followUps: {...t.deps.followUps!, checkConfig: check.checkConfig, countUnderKey: async () => 7}}
+      const result = await rotateKeys({backupConfirmed: true}, deps)
+      expect(result.stages.find((s) => s.stage === 'remove-old')).toMatchObject({status: 'done', readCheck: {status: 'readable'}})
+      // etcd unreadable for the check: the old key's prefix count still guards the removal
+      const u = await enabled()
+      const unproven = {...u.deps, followUps: {...u.deps.followUps!, checkConfig: fakeReadCheck({fail: 'etcd down'}).checkConfig, countUnderKey: async () => 7}}
+      await expect(rotateKeys({backupConfirmed: true}, unproven)).rejects.toMatchObject({code: 'OLD_KEY_STILL_USED', message: expect.stringContaining('7 value(s)')})
+    })
+
     it('--force removes the key anyway, with a warning and the count on the stage', async () => {
       const t = await enabled()
       const check = fakeReadCheck({needs: K1})
