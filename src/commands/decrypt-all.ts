@@ -16,6 +16,8 @@ export default class DecryptAll extends BaseCommand<Result, typeof DecryptAll> {
   static override summary = 'Decrypt everything stored encrypted: identity first on every node, rewrite, prove it with a scan; optionally remove encryption.'
   static override description = `The seed's "Decrypting all data" in stages: ${DECRYPT_STAGES.join(', ')}. identity-first puts the identity provider first in the config of every control-plane node, keeping every old key as a reader so values not yet rewritten stay readable, one node at a time with backups and rollback (exit 6; 7 if the rollback failed too). rewrite writes back every object the config covers, so it is stored as plaintext. scan reads etcd and must find nothing encrypted under those resources (exit 5 if something is; nothing is removed then). With --remove-encryption the --encryption-provider-config flag, its volumeMount and volume come out of each manifest and kubeadm-config, and each node's config file (which still holds the old keys, needed for older etcd backups) moves to the backup dir under /etc/kubernetes/tmp.
 
+identity-first and remove-encryption first read every value in etcd with their config (for removal: none, so everything must be plaintext), as 'config check' does, and refuse (CONFIG_CANNOT_READ, exit 3, the stage changes nothing) when some value would become unreadable; --force CONTEXT (the current context name) overrides.
+
 Every stage does nothing when already done, so after a failure run the same command again. On a terminal you type the context name to go ahead; scripts pass --yes. 'disable' is an alias.`
   static override examples = [
     'kubectl encryption decrypt-all --dry-run',

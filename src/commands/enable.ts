@@ -21,6 +21,8 @@ Without --config a config with a fresh 32-byte key for secrets (or --resource) i
 
 The generated provider is secretbox unless --provider says otherwise, as for 'config generate': secretbox (XSalsa20-Poly1305) is authenticated, takes one 32-byte key and has no write-count limit. aesgcm is as strong but its key must be rotated before about 200,000 writes (random nonces); aescbc has no integrity check and is open to padding-oracle attacks, so the Kubernetes documentation rates it weak; choose it only when something that reads your etcd backups needs it.
 
+Before any change (and in --dry-run) it reads every value in etcd with the config to apply, as 'config check' does, and refuses (CONFIG_CANNOT_READ, exit 3, counts per resource and provider:key, example keys) when some value would become unreadable; --force CONTEXT (the current context name) overrides; if etcd cannot be read it warns and goes on.
+
 Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the new key's prefix; exit 5 if not). Existing objects stay as they were stored until rewritten: --rewrite does that now (exit 4 if some object could not be rewritten), else the result names the command.`
   static override examples = [
     'kubectl encryption enable --dry-run',

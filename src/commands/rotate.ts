@@ -14,6 +14,8 @@ export default class Rotate extends BaseCommand<RotateResult & {context: string}
   static override summary = 'Rotate the encryption key (or switch provider) on every control-plane node, in six resumable stages.'
   static override description = `The seed's rotation as named stages: ${ROTATE_STAGES.join(', ')}. add-key puts a new key second (readable, not yet used) on every node; wait-add checks every apiserver loaded it; promote makes it the write key; wait-promote checks again; rewrite re-encrypts everything the config covers; remove-old drops the old key once etcd holds nothing under it and you confirm a backup (--backup-confirmed, or --backup-dir DIR to get a copy of the new config).
 
+promote and remove-old first read every value in etcd with their config, as 'config check' does, and refuse (CONFIG_CANNOT_READ, exit 3, the stage changes nothing) when some value would become unreadable; --force CONTEXT (the current context name) overrides.
+
 Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: after a failure or kill, 'rotate' continues from the recorded stage ('status' shows it); '--stage NAME' runs one stage. '--provider' switches provider (e.g. aescbc -> secretbox) the same way. Nodes are changed one at a time with backups and rollback (exit 6/7), as for enable.`
   static override examples = [
     'kubectl encryption rotate --dry-run',
