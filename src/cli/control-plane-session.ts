@@ -1,4 +1,4 @@
-import {partialResultOf, withPartialResult} from '../errors.js'
+import {partialResultOf, usageError, withPartialResult} from '../errors.js'
 import {type EtcdFlagValues, etcdOptionsFromFlags} from '../flags/etcd.js'
 import {kubeOptionsFromFlags} from '../flags/kube.js'
 import {type SshFlagValues, sshOptionsFromFlags} from '../flags/ssh.js'
@@ -18,12 +18,16 @@ export interface ControlPlaneFlagValues extends SshFlagValues, EtcdFlagValues {
   context?: string
   'request-timeout'?: string
   yes: boolean
+  /** The context name, typed out: overrides the refusals that protect stored data. */
+  force?: string
   /** A dry run changes nothing and takes no lock. */
   'dry-run'?: boolean
 }
 
 export interface ControlPlaneSession {
   context: string
+  /** --force was given and names this context. */
+  force: boolean
   /** Nodes over SSH, the waiter, progress as spinner text, the confirmation the flags ask for. */
   deps: ControlPlaneDeps & {followUps: ClusterFollowUps}
 }
@@ -48,6 +52,13 @@ export async function withControlPlane<T>(
     throw toPluginError(error)
   })
   const context = cluster.context.contextName
+  if (flags.force !== undefined && flags.force !== context) {
+    progress.stop()
+    cluster.close()
+    throw usageError('FORCE_CONTEXT_MISMATCH', `--force ${JSON.stringify(flags.force)} does not match the current context ${JSON.stringify(context)}; nothing was changed`, {
+      hint: `To override, pass --force ${context} (the context name, exactly).`,
+    })
+  }
   let lock: HeldLock | undefined
   // Ctrl-C/SIGTERM: the node or stage in progress is finished (or rolled back) first, then the run
   // stops with what it did and where (exit 4) and gives the lock back; a second signal stops at
@@ -69,6 +80,7 @@ export async function withControlPlane<T>(
     if (!flags['dry-run']) lock = await lockCluster(deps.objects, confirm.operation, (message) => progress.warn(message))
     return await body({
       context,
+      force: flags.force !== undefined,
       deps: {
         ...deps,
         signal: stop.signal,
@@ -83,7 +95,8 @@ export async function withControlPlane<T>(
             resume()
           },
         }),
-        onEvent: (event) => progress.update(describeEvent(event)),
+        // warnings (a read check not run, --force over unreadable values) stay on stderr, not only in the spinner
+        onEvent: (event) => (event.type === 'warning' ? progress.warn(event.message) : progress.update(describeEvent(event))),
         confirm: confirmation({yes: flags.yes, typeContext: confirm.typeContext, context, refusal: confirm.refusal, progress}),
       },
     })

@@ -5,6 +5,7 @@ import {withControlPlane} from '../cli/control-plane-session.js'
 import {EXIT} from '../errors.js'
 import {controlPlaneFlags} from '../flags/control-plane.js'
 import {DECRYPT_STAGES, type DecryptAllResult, decryptAll} from '../operations/decrypt-all.js'
+import {readCheckLine} from '../operations/read-check.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
 import {formatFields, formatTable} from '../output/render.js'
 
@@ -14,6 +15,8 @@ export default class DecryptAll extends BaseCommand<Result, typeof DecryptAll> {
   static override aliases = ['disable']
   static override summary = 'Decrypt everything stored encrypted: identity first on every node, rewrite, prove it with a scan; optionally remove encryption.'
   static override description = `The seed's "Decrypting all data" in stages: ${DECRYPT_STAGES.join(', ')}. identity-first puts the identity provider first in the config of every control-plane node, keeping every old key as a reader so values not yet rewritten stay readable, one node at a time with backups and rollback (exit 6; 7 if the rollback failed too). rewrite writes back every object the config covers, so it is stored as plaintext. scan reads etcd and must find nothing encrypted under those resources (exit 5 if something is; nothing is removed then). With --remove-encryption the --encryption-provider-config flag, its volumeMount and volume come out of each manifest and kubeadm-config, and each node's config file (which still holds the old keys, needed for older etcd backups) moves to the backup dir under /etc/kubernetes/tmp.
+
+identity-first and remove-encryption first read every value in etcd with their config (for removal: none, so everything must be plaintext), as 'config check' does, and refuse (CONFIG_CANNOT_READ, exit 3, the stage changes nothing) when some value would become unreadable; --force CONTEXT (the current context name) overrides.
 
 Every stage does nothing when already done, so after a failure run the same command again. On a terminal you type the context name to go ahead; scripts pass --yes. 'disable' is an alias.`
   static override examples = [
@@ -31,14 +34,16 @@ Every stage does nothing when already done, so after a failure run the same comm
   async execute(): Promise<Result> {
     const flags = this.flags
     const progress = await this.progress('Connecting to the cluster')
-    return withControlPlane(flags, progress, {operation: 'decrypt-all', typeContext: true, refusal: 'Refusing to decrypt the cluster without confirmation.'}, async ({context, deps}) => {
-      const options = {removeEncryption: flags['remove-encryption'], force: flags.force, dryRun: flags['dry-run'], kubeadmConfig: flags['kubeadm-config'], timeoutMs: flags.timeout * 1000}
+    return withControlPlane(flags, progress, {operation: 'decrypt-all', typeContext: true, refusal: 'Refusing to decrypt the cluster without confirmation.'}, async ({context, force, deps}) => {
+      const options = {removeEncryption: flags['remove-encryption'], force, dryRun: flags['dry-run'], kubeadmConfig: flags['kubeadm-config'], timeoutMs: flags.timeout * 1000}
       return {context, ...(await decryptAll(options, deps))}
     })
   }
 
   protected override exitCodeFor(result: Result): number {
-    return !result.dryRun && !result.decrypted ? EXIT.checkFailed : EXIT.ok
+    // A dry run shows what the real run would refuse: the same exit code.
+    if (result.dryRun) return result.stages.some((s) => s.readCheck?.status === 'unreadable' && !s.readCheck.forced) ? EXIT.precondition : EXIT.ok
+    return !result.decrypted ? EXIT.checkFailed : EXIT.ok
   }
 
   protected renderTable(result: Result, wide: boolean): string {
@@ -53,6 +58,8 @@ Every stage does nothing when already done, so after a failure run the same comm
       ]),
       formatTable(['stage', 'status', 'detail'], result.stages.map((s) => [s.stage, s.status, s.detail ?? ''])),
     ]
+    const checks = result.stages.filter((s) => s.readCheck).map((s) => `  ${s.stage}: ${readCheckLine(s.readCheck!)}`)
+    if (checks.length > 0) sections.push(`Read check:\n${checks.join('\n')}`)
     for (const s of result.stages) if (s.nodes && s.nodes.length > 0) sections.push(`${s.stage}:\n${nodesTable(s.nodes, wide)}`)
     if (result.scan && result.scan.total > 0) sections.push(`Still encrypted (examples):\n${result.scan.examples.map((e) => `  ${e}`).join('\n') || '  -'}`)
     if (result.rewrite && result.rewrite.failures.length > 0) sections.push(`Rewrite failures:\n${result.rewrite.failures.map((f) => `  - ${f}`).join('\n')}`)

@@ -9,6 +9,7 @@ import {readConfigFlag} from '../flags/config-file.js'
 import {checkResourceFlags} from '../flags/resource-names.js'
 import {controlPlaneFlags} from '../flags/control-plane.js'
 import {type EnableResult, enableEncryption} from '../operations/enable.js'
+import {readCheckLine} from '../operations/read-check.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
 import {formatFields} from '../output/render.js'
 
@@ -19,6 +20,8 @@ export default class Enable extends BaseCommand<EnableResult & {context: string}
 Without --config a config with a fresh 32-byte key for secrets (or --resource) is generated, followed by identity so data written before stays readable; a config a node already has is reused, never regenerated. Running enable twice changes nothing the second time.
 
 The generated provider is secretbox unless --provider says otherwise, as for 'config generate': secretbox (XSalsa20-Poly1305) is authenticated, takes one 32-byte key and has no write-count limit. aesgcm is as strong but its key must be rotated before about 200,000 writes (random nonces); aescbc has no integrity check and is open to padding-oracle attacks, so the Kubernetes documentation rates it weak; choose it only when something that reads your etcd backups needs it.
+
+Before any change (and in --dry-run) it reads every value in etcd with the config to apply, as 'config check' does, and refuses (CONFIG_CANNOT_READ, exit 3, counts per resource and provider:key, example keys) when some value would become unreadable; --force CONTEXT (the current context name) overrides; if etcd cannot be read it warns and goes on.
 
 Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the new key's prefix; exit 5 if not). Existing objects stay as they were stored until rewritten: --rewrite does that now (exit 4 if some object could not be rewritten), else the result names the command.`
   static override examples = [
@@ -58,7 +61,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
     }
     const configText = local?.bytes.toString('utf8')
     const progress = await this.progress('Connecting to the cluster')
-    return withControlPlane(flags, progress, {operation: 'enable', typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'}, async ({context, deps}) => {
+    return withControlPlane(flags, progress, {operation: 'enable', typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'}, async ({context, force, deps}) => {
       const options = {
         configPath: flags['config-path'],
         configText,
@@ -66,7 +69,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
         provider: flags.provider,
         resources: flags.resource,
         automaticReload: flags['automatic-reload'],
-        force: flags.force,
+        force,
         dryRun: flags['dry-run'],
         kubeadmConfig: flags['kubeadm-config'],
         timeoutMs: flags.timeout * 1000,
@@ -78,6 +81,8 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
   }
 
   protected override exitCodeFor(result: EnableResult): number {
+    // A dry run shows what the real run would refuse: the same exit code.
+    if (result.dryRun && result.readCheck?.status === 'unreadable' && !result.readCheck.forced) return EXIT.precondition
     if (result.verify && !result.verify.ok) return EXIT.checkFailed
     if (result.rewrite && (result.rewrite.failed > 0 || result.rewrite.incomplete.length > 0)) return EXIT.partial
     return EXIT.ok
@@ -89,12 +94,15 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
         ['Context', result.context],
         ['Config', `${result.configPath} (${result.configSource}, ${result.configHash.slice(0, 19)}…)`],
         ['Write keys', result.writeKeys.map((k) => `${k.resources.join(',')}: ${k.provider}${k.key ? `/${k.key} ${k.fingerprint ? `${k.fingerprint.slice(0, 19)}…` : '(a new key, made when run)'}` : ''}`).join('; ')],
+        ['Read check', result.readCheck ? readCheckLine(result.readCheck) : undefined],
         ['kubeadm-config', `${result.kubeadmConfig.status}${result.kubeadmConfig.changes.length > 0 ? ` (${result.kubeadmConfig.changes.join('; ')})` : ''}`],
         ['Backups', result.backupDir],
       ]),
       nodesTable(result.nodes, wide),
     ]
     if (result.dryRun) {
+      const c = result.readCheck
+      if (c?.status === 'unreadable' && !c.forced) sections.push(`The real run would be refused (exit 3) unless --force CONTEXT: ${c.unreadable} stored value(s) would be unreadable; e.g.:\n${(c.examples ?? []).map((k) => `  ${k}`).join('\n')}`)
       sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
       return sections.join('\n\n')
     }

@@ -3,14 +3,18 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {withControlPlane} from '../cli/control-plane-session.js'
 import type {KeyedProvider} from '../encryption/config-edit.js'
+import {EXIT} from '../errors.js'
 import {controlPlaneFlags} from '../flags/control-plane.js'
 import {ROTATE_STAGES, type RotateResult, type RotateStage, rotateKeys} from '../operations/rotate.js'
+import {readCheckLine} from '../operations/read-check.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
 import {formatFields, formatTable} from '../output/render.js'
 
 export default class Rotate extends BaseCommand<RotateResult & {context: string}, typeof Rotate> {
   static override summary = 'Rotate the encryption key (or switch provider) on every control-plane node, in six resumable stages.'
   static override description = `The seed's rotation as named stages: ${ROTATE_STAGES.join(', ')}. add-key puts a new key second (readable, not yet used) on every node; wait-add checks every apiserver loaded it; promote makes it the write key; wait-promote checks again; rewrite re-encrypts everything the config covers; remove-old drops the old key once etcd holds nothing under it and you confirm a backup (--backup-confirmed, or --backup-dir DIR to get a copy of the new config and of the config before removal, which still holds the old key: etcd backups taken before the rewrite need it; check one with 'kubectl encryption status --scan --snapshot FILE --config DIR/encryption-config-<time>-with-old-key.yaml').
+
+promote and remove-old first read every value in etcd with their config, as 'config check' does, and refuse (CONFIG_CANNOT_READ, exit 3, the stage changes nothing) when some value would become unreadable; --force CONTEXT (the current context name) overrides.
 
 Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: after a failure or kill, 'rotate' continues from the recorded stage ('status' shows it); '--stage NAME' runs one stage. '--provider' switches provider (e.g. aescbc -> secretbox) the same way. Nodes are changed one at a time with backups and rollback (exit 6/7), as for enable.`
   static override examples = [
@@ -33,7 +37,7 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
   async execute(): Promise<RotateResult & {context: string}> {
     const flags = this.flags
     const progress = await this.progress('Connecting to the cluster')
-    return withControlPlane(flags, progress, {operation: 'rotate', typeContext: true, refusal: 'Refusing to rotate keys without confirmation.'}, async ({context, deps}) => {
+    return withControlPlane(flags, progress, {operation: 'rotate', typeContext: true, refusal: 'Refusing to rotate keys without confirmation.'}, async ({context, force, deps}) => {
       const options = {
         provider: flags.provider as KeyedProvider | undefined,
         keyName: flags['key-name'],
@@ -42,12 +46,17 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
         restart: flags.restart,
         backupConfirmed: flags['backup-confirmed'],
         backupDir: flags['backup-dir'],
-        force: flags.force,
+        force,
         dryRun: flags['dry-run'],
         timeoutMs: flags.timeout * 1000,
       }
       return {context, ...(await rotateKeys(options, deps))}
     })
+  }
+
+  protected override exitCodeFor(result: RotateResult): number {
+    // A dry run shows what the real run would refuse: the same exit code.
+    return result.dryRun && result.stages.some((s) => s.readCheck?.status === 'unreadable' && !s.readCheck.forced) ? EXIT.precondition : EXIT.ok
   }
 
   protected renderTable(result: RotateResult & {context: string}, wide: boolean): string {
@@ -62,6 +71,8 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
       ]),
       formatTable(['stage', 'status', 'detail'], result.stages.map((s) => [s.stage, s.status, s.detail ?? (s.backupDir ? `backups in ${s.backupDir}` : '')])),
     ]
+    const checks = result.stages.filter((s) => s.readCheck).map((s) => `  ${s.stage}: ${readCheckLine(s.readCheck!)}`)
+    if (checks.length > 0) sections.push(`Read check:\n${checks.join('\n')}`)
     for (const s of result.stages) if (s.nodes && s.nodes.length > 0) sections.push(`${s.stage}:\n${nodesTable(s.nodes, wide)}`)
     if (result.dryRun) sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
     return sections.join('\n\n')

@@ -1,5 +1,6 @@
 import {discoverControlPlane} from '../controlplane/control-plane.js'
 import type {EncryptionConfiguration} from '../encryption/config-model.js'
+import {configHash} from '../encryption/fingerprint.js'
 import {checkConfigBytes} from '../encryption/load-config.js'
 import type {EtcdAccessOptions} from '../flags/etcd.js'
 import {preconditionError} from '../errors.js'
@@ -7,6 +8,7 @@ import {ResourceIndex} from '../kube/resource-index.js'
 import type {ApiResource, KubeCluster} from '../kube/types.js'
 import type {SshConnector} from '../ssh/ssh-session.js'
 import {SCAN_PAGE_BYTES} from '../etcd/etcd-reader.js'
+import {checkConfigAgainstEtcd, type ConfigCheckResult} from './config-check.js'
 import {openEtcdReader} from './etcd-access.js'
 import {rewrite} from './rewrite.js'
 import {formatEstimate, type RewriteEstimate} from './rewrite-estimate.js'
@@ -64,6 +66,8 @@ export interface ClusterFollowUps {
   scan(configText: string): Promise<ScanSummary>
   /** Values anywhere under /registry/ still stored as `k8s:enc:<provider>:v1:<key>:` (rotate's remove-old precondition). */
   countUnderKey(provider: string, key: string): Promise<number>
+  /** `config check` of a config about to be applied: could apiservers running it read every value in etcd? */
+  checkConfig(configText: string): Promise<ConfigCheckResult>
 }
 
 export function parseConfigText(configText: string): EncryptionConfiguration {
@@ -183,6 +187,15 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
         await reader.close()
       }
       return count
+    },
+    async checkConfig(configText) {
+      const config = parseConfigText(configText)
+      const reader = await openEtcd()
+      try {
+        return await checkConfigAgainstEtcd({file: 'the config to apply', hash: configHash(configText), config, reader, onProgress: (n) => access.onProgress?.(`read check: ${n} values`)})
+      } finally {
+        await reader.close()
+      }
     },
   }
 }

@@ -48,7 +48,7 @@ export function checkNodesAgree(snapshots: NodeSnapshot[], force: boolean): {agr
   if (!agree && !force) {
     const lines = snapshots.map((s) => `${s.node}: ${s.flags.configPath ? `${s.configPath} ${s.configHash?.slice(0, 19) ?? 'missing'}` : 'encryption off'}`)
     throw preconditionError('NODES_DISAGREE', `The control-plane nodes do not run the same encryption config (${lines.join('; ')}).`, {
-      hint: 'Make the nodes agree first (`kubectl encryption status` shows them), or pass --force to overwrite every node with one config.',
+      hint: 'Make the nodes agree first (`kubectl encryption status` shows them), or pass --force CONTEXT (the context name) to overwrite every node with one config.',
     })
   }
   return {agree, hashes}

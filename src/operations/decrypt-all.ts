@@ -8,6 +8,7 @@ import {editBase, type FileDiff, type NodeSnapshot, planDiffs, planNode, planned
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 import {type KubeadmConfigOutcome, syncKubeadmConfig} from './kubeadm-config-sync.js'
 import {type NodeOutcome, type NodePlan, rollOut} from './node-rollout.js'
+import {NO_ENCRYPTION_CONFIG, type ReadCheck, readCheck} from './read-check.js'
 
 /** The seed's "Decrypting all data" as named stages; running the command again continues safely. */
 export const DECRYPT_STAGES = ['identity-first', 'rewrite', 'scan', 'remove-encryption'] as const
@@ -24,7 +25,7 @@ export interface DecryptAllOptions {
 }
 
 export interface DecryptAllDeps extends ControlPlaneDeps {
-  followUps?: Pick<ClusterFollowUps, 'rewrite' | 'scan'>
+  followUps?: Pick<ClusterFollowUps, 'rewrite' | 'scan'> & Partial<Pick<ClusterFollowUps, 'checkConfig'>>
 }
 
 export interface DecryptStageResult {
@@ -32,6 +33,8 @@ export interface DecryptStageResult {
   status: 'done' | 'unchanged' | 'planned' | 'pending' | 'skipped' | 'failed'
   nodes?: NodeOutcome[]
   detail?: string
+  /** identity-first and remove-encryption: could the stage's config read every value in etcd? Checked before the stage changes anything. */
+  readCheck?: ReadCheck
 }
 
 export interface ReadableKey {
@@ -96,7 +99,7 @@ function splitNodes(snapshots: NodeSnapshot[], force: boolean): {on: NodeSnapsho
   // Some nodes off: an interrupted --remove-encryption (the others already write plaintext), else disagreement.
   if (on.length > 0 && off.length > 0 && !force && on.some((s) => putIdentityFirst(s.config as string).changed)) {
     throw preconditionError('NODES_DISAGREE', `Encryption is on on ${on.map((s) => s.node).join(', ')} but off on ${off.map((s) => s.node).join(', ')}.`, {
-      hint: 'Make the nodes agree first (`kubectl encryption status` shows them; `kubectl encryption enable` reuses the existing config), or pass --force.',
+      hint: 'Make the nodes agree first (`kubectl encryption status` shows them; `kubectl encryption enable` reuses the existing config), or pass --force CONTEXT (the context name).',
     })
   }
   return {on, off}
@@ -137,9 +140,13 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
   const removePlans = (from: NodeSnapshot[]) => from.map((s) => planNode(s, {configPath: s.configPath, manifest: 'disable', automaticReload: false}))
   result.diffs.push(...planDiffs(identityPlans))
   const changes = identityPlans.some((p) => p.files.length > 0)
+  // The proof before the first change (and before the question): the identity-first config keeps
+  // every key, so only values no key of the nodes' config opens show up here.
+  const identityCheck = changes ? await readCheck(deps, target, {what: 'decrypt-all stage identity-first', force, dryRun: options.dryRun}) : undefined
+  const withCheck = identityCheck ? {readCheck: identityCheck} : {}
 
   if (options.dryRun) {
-    result.stages.push({stage: 'identity-first', status: changes ? 'planned' : 'unchanged', nodes: plannedOutcomes(identityPlans)})
+    result.stages.push({stage: 'identity-first', status: changes ? 'planned' : 'unchanged', nodes: plannedOutcomes(identityPlans), ...withCheck})
     result.stages.push({stage: 'rewrite', status: 'pending'}, {stage: 'scan', status: 'pending'})
     if (options.removeEncryption) {
       // What removal would change in today's manifests (the identity-first edit aside).
@@ -165,7 +172,7 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
     // Stage 1 (seed: "place the identity provider as the first entry … and restart all kube-apiserver processes").
     deps.onEvent?.({type: 'stage', stage: 'identity-first', status: 'start'})
     const rollout = await rollOut(identityPlans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs, onEvent: deps.onEvent, signal: deps.signal, stage: 'identity-first'})
-    result.stages.push({stage: 'identity-first', status: rollout.failure ? 'failed' : changes ? 'done' : 'unchanged', nodes: rollout.nodes})
+    result.stages.push({stage: 'identity-first', status: rollout.failure ? 'failed' : changes ? 'done' : 'unchanged', nodes: rollout.nodes, ...withCheck})
     if (rollout.failure) throw rollout.failure
     // Nodes that already had the config (a run continued) must be up too before the rewrite relies on them.
     for (const plan of identityPlans) if (plan.files.length === 0) await waitRunning(deps, plan, on, target, timeoutMs)
@@ -213,8 +220,11 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
     for (const s of on) current.push(await readNode(s.node, deps.files(s.node), s.configPath))
     const plans = removePlans(current)
     result.diffs.push(...planDiffs(plans))
+    // Without the flag the apiservers read everything as plaintext: the whole of etcd must be (the scan
+    // above covered only the resources the config lists).
+    const removalCheck = await readCheck(deps, NO_ENCRYPTION_CONFIG, {what: 'decrypt-all stage remove-encryption', force, unchanged: 'Stage remove-encryption changed nothing.'})
     const removal = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs, onEvent: deps.onEvent, signal: deps.signal, stage: 'remove-encryption'})
-    result.stages.push({stage: 'remove-encryption', status: removal.failure ? 'failed' : 'done', nodes: removal.nodes})
+    result.stages.push({stage: 'remove-encryption', status: removal.failure ? 'failed' : 'done', nodes: removal.nodes, readCheck: removalCheck})
     if (removal.failure) throw removal.failure
     result.kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped', changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'disable'}, false)
     // The config file still holds the keys: into the backup dir (0700, owner and mode kept), off the config path.

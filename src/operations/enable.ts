@@ -8,6 +8,7 @@ import type {ClusterFollowUps, RewriteSummary, VerifySummary} from './cluster-fo
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 import {type KubeadmConfigOutcome, syncKubeadmConfig} from './kubeadm-config-sync.js'
 import {type NodeOutcome, rollOut} from './node-rollout.js'
+import {type ReadCheck, readCheck} from './read-check.js'
 
 export interface EnableOptions {
   /** Path of the config on every node (default /etc/kubernetes/enc/enc.yaml). */
@@ -29,8 +30,8 @@ export interface EnableOptions {
 }
 
 export interface EnableDeps extends ControlPlaneDeps {
-  /** verify and rewrite against the cluster; without them those steps are reported as not run. */
-  followUps?: Pick<ClusterFollowUps, 'verify' | 'rewrite'>
+  /** verify and rewrite against the cluster; without them those steps are reported as not run. checkConfig: the read check before any change. */
+  followUps?: Pick<ClusterFollowUps, 'verify' | 'rewrite'> & Partial<Pick<ClusterFollowUps, 'checkConfig'>>
 }
 
 export type EnableVerify = VerifySummary | {resource?: string; ok: false; problems: string[]; notRun: string}
@@ -46,6 +47,8 @@ export interface EnableResult {
   nodes: NodeOutcome[]
   kubeadmConfig: KubeadmConfigOutcome
   diffs: FileDiff[]
+  /** Could the config read every value in etcd? Run before any change (absent when no node changes). */
+  readCheck?: ReadCheck
   /** Everything already as asked: nothing written. */
   unchanged: boolean
   /** The round trip after the rollout (absent in a dry run or with --no-verify). */
@@ -81,14 +84,12 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   let configText: string
   let configSource: EnableResult['configSource']
   let generatedFingerprint: string | undefined
+  // Replacing a config the nodes run needs the read check's proof (or --force), below.
+  let replacing: typeof enabledElsewhere
   if (options.configText !== undefined) {
     configText = options.configText
     configSource = 'file'
-    if (enabledElsewhere && enabledElsewhere.config !== configText && !force) {
-      throw preconditionError('ALREADY_ENABLED', `Encryption is already enabled on ${enabledElsewhere.node} with a different config (${enabledElsewhere.configPath}); replacing it could make stored data unreadable.`, {
-        hint: 'Change keys with `kubectl encryption rotate`, or pass --force if the new config keeps every key still in use.',
-      })
-    }
+    if (enabledElsewhere && enabledElsewhere.config !== configText) replacing = enabledElsewhere
   } else if (existing?.config !== undefined || enabledElsewhere?.config !== undefined) {
     const found = existing?.config !== undefined ? existing : enabledElsewhere!
     configText = found.config!
@@ -104,8 +105,16 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   const plans = snapshots.map((s) => planNode({...s, configPath}, {configText, configPath, manifest: 'enable', automaticReload}))
   const diffs = planDiffs(plans)
   const kubeadmSettings = {configPath, automaticReload}
-  const base = {configPath, configSource, configHash: configHash(configText), writeKeys: writeKeys(configText), diffs}
   const unchangedNodes = plans.every((p) => p.files.length === 0)
+  // The proof, before any change (also before the question and in a dry run): every value in etcd
+  // stays readable with this config. Nothing to prove when no node changes.
+  const check = unchangedNodes ? undefined : await readCheck(deps, configText, {what: 'enable', force, dryRun: options.dryRun})
+  if (replacing && check?.status === 'not-run' && !force) {
+    throw preconditionError('ALREADY_ENABLED', `Encryption is already enabled on ${replacing.node} with a different config (${replacing.configPath}), and etcd could not be read to prove the new one reads every stored value. Nothing was changed.`, {
+      hint: 'Change keys with `kubectl encryption rotate`, make etcd readable (--etcd-* flags), or pass --force CONTEXT (the context name) if the new config keeps every key still in use.',
+    })
+  }
+  const base = {configPath, configSource, configHash: configHash(configText), writeKeys: writeKeys(configText), diffs, ...(check ? {readCheck: check} : {})}
 
   if (options.dryRun) {
     const kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped' as const, changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, true)

@@ -1,6 +1,6 @@
 import type {RolloutEvent} from './node-rollout.js'
 
-type ChangeEvent = RolloutEvent | {type: 'stage'; stage: string; status: string} | {type: 'info'; message: string}
+type ChangeEvent = RolloutEvent | {type: 'stage'; stage: string; status: string} | {type: 'info'; message: string} | {type: 'warning'; message: string}
 
 /** One line of progress per event, for the spinner or --verbose (never key material: events carry none). */
 export function describeEvent(event: ChangeEvent): string {
@@ -21,5 +21,7 @@ export function describeEvent(event: ChangeEvent): string {
       return `stage ${event.stage}: ${event.status}`
     case 'info':
       return event.message
+    case 'warning':
+      return `warning: ${event.message}`
   }
 }

@@ -10,6 +10,7 @@ import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, sn
 import type {ClusterFollowUps, RewriteSummary} from './cluster-follow-ups.js'
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 import {type NodeOutcome, rollOut} from './node-rollout.js'
+import {type ReadCheck, readCheck} from './read-check.js'
 import {type OperationState, OperationStateStore} from './operation-state.js'
 
 /** The seed's six rotation steps as named, resumable stages (like kubeadm phases). */
@@ -46,7 +47,7 @@ export interface RotateOptions {
 
 export interface RotateDeps extends ControlPlaneDeps {
   /** rewrite: every object the config covers (stage 5); countUnderKey: values still under the old key (stage 6 precondition). */
-  followUps?: Pick<ClusterFollowUps, 'rewrite' | 'countUnderKey'>
+  followUps?: Pick<ClusterFollowUps, 'rewrite' | 'countUnderKey'> & Partial<Pick<ClusterFollowUps, 'checkConfig'>>
 }
 
 export interface StageResult {
@@ -56,6 +57,8 @@ export interface StageResult {
   nodes?: NodeOutcome[]
   backupDir?: string
   detail?: string
+  /** promote and remove-old: could the stage's config read every value in etcd? Checked before the stage changes anything. */
+  readCheck?: ReadCheck
 }
 
 export interface RotateResult {
@@ -217,6 +220,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     // Ctrl-C between stages: the stages done are recorded; the next run starts at this one.
     if (deps.signal?.aborted && !options.dryRun) throw withPartialResult(interruptedError(`stage ${stage} (not started)`), resultNow())
     let rolledOut: NodeOutcome[] | undefined
+    let check: ReadCheck | undefined
     // Recorded before anything of the stage happens, so a kill at any point leaves the stage named.
     if (!options.dryRun) await store.write({...rotation, stage, status: 'in-progress'})
     deps.onEvent?.({type: 'stage', stage, status: 'start'})
@@ -229,20 +233,27 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           })
         }
         if (!deps.followUps) throw preconditionError('SCAN_UNAVAILABLE', 'Cannot check etcd for values still under the old key.', {hint: 'Pass the --etcd-* flags so the plugin can read etcd.'})
-        const left = await deps.followUps.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
-        if (left > 0) {
-          throw preconditionError('OLD_KEY_STILL_USED', `${left} value(s) in etcd are still encrypted with ${rotation.oldKey.provider}/${rotation.oldKey.name}; removing it would make them unreadable.`, {
-            hint: 'Run `kubectl encryption rotate --stage rewrite` again (and check `kubectl encryption status --scan`).',
-          })
-        }
       }
       if (edit) {
         const {snapshots, source, target} = await snapshotsForEdit(deps, edit, options.force ?? false)
         lastConfig = target
         const plans = snapshots.map((s) => planNode(s, {configText: target, configPath: s.configPath, manifest: 'keep', automaticReload: s.flags.automaticReload}))
         diffs.push(...planDiffs(plans))
+        // The stages that demote or drop a key prove first that their config reads every stored value.
+        if ((stage === 'promote' || stage === 'remove-old') && plans.some((p) => p.files.length > 0)) {
+          check = await readCheck(deps, target, {what: `rotate stage ${stage}`, force: options.force, dryRun: options.dryRun, unchanged: `Stage ${stage} changed nothing.`})
+        }
+        // The old key never goes unproven: without the read check's answer, no value may still carry its prefix.
+        if (stage === 'remove-old' && (check === undefined || check.status === 'not-run')) {
+          const left = await deps.followUps!.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
+          if (left > 0) {
+            throw preconditionError('OLD_KEY_STILL_USED', `${left} value(s) in etcd are still encrypted with ${rotation.oldKey.provider}/${rotation.oldKey.name}; removing it would make them unreadable.`, {
+              hint: 'Run `kubectl encryption rotate --stage rewrite` again (and check `kubectl encryption status --scan`).',
+            })
+          }
+        }
         if (options.dryRun) {
-          stages.push({stage, status: 'planned', nodes: plannedOutcomes(plans)})
+          stages.push({stage, status: 'planned', nodes: plannedOutcomes(plans), ...(check ? {readCheck: check} : {})})
           break // later stages depend on this one
         }
         if (stage === 'remove-old' && options.backupDir) {
@@ -260,7 +271,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent, signal: deps.signal, stage})
         rolledOut = rollout.nodes
         if (rollout.failure) throw rollout.failure
-        stages.push({stage, status: 'done', nodes: rollout.nodes, backupDir: rollout.nodes.some((n) => n.backups.length > 0) ? backupDir : undefined})
+        stages.push({stage, status: 'done', nodes: rollout.nodes, backupDir: rollout.nodes.some((n) => n.backups.length > 0) ? backupDir : undefined, ...(check ? {readCheck: check} : {})})
       } else if (stage === 'wait-add' || stage === 'wait-promote') {
         if (options.dryRun) {
           stages.push({stage, status: 'pending'})

@@ -184,3 +184,39 @@ describe('the cluster lock around mutating commands', {timeout: 60_000}, () => {
     expect(stateData().lock).toBeUndefined()
   })
 })
+
+describe('--force takes the context name, typed out', {timeout: 60_000}, () => {
+  const disagree = async () => {
+    await enableEncryption({provider: 'aescbc'}, cp.deps)
+    const file = cp.files.get('cp-3')!.fs.get(ENC)!
+    file.content = `${file.content}# edited by hand\n`
+    for (const f of cp.files.values()) f.log.length = 0
+  }
+
+  it('another name is a one-line usage error (exit 2) naming both; nothing changed, no lock taken', async () => {
+    await disagree()
+    for (const [name, Command] of [['enable', (await import('../../../src/commands/enable.js')).default], ['rotate', (await import('../../../src/commands/rotate.js')).default], ['decrypt-all', (await import('../../../src/commands/decrypt-all.js')).default]] as const) {
+      const r = await run(Command, ['--yes', '--force', 'prod-ctx'])
+      expect(r.code, name).toBe(2)
+      expect(r.stderr.split('\n')[0]).toBe('error: --force "prod-ctx" does not match the current context "fake-ctx"; nothing was changed')
+      expect(r.stderr).toContain('hint: To override, pass --force fake-ctx')
+    }
+    const bare = await run((await import('../../../src/commands/enable.js')).default, ['--yes', '--force'])
+    expect(bare.code).toBe(2)
+    for (const f of cp.files.values()) expect(f.log).toEqual([])
+    expect(stateData().lock).toBeUndefined()
+  })
+
+  it('the current context name overrides the refusal (nodes that disagree); an etcd that cannot be read is a warning, not a claim', async () => {
+    await disagree()
+    const {default: Enable} = await import('../../../src/commands/enable.js')
+    const refused = await run(Enable, ['--yes'])
+    expect(refused.code).toBe(3)
+    expect(refused.stderr).toContain('--force CONTEXT')
+    const r = await run(Enable, ['--yes', '--force', 'fake-ctx', '--no-verify'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/^Warning: read check not run before enable \(etcd could not be read: .*\); going on without proof/m)
+    expect(r.stdout).toMatch(/Read check:\s+NOT RUN \(etcd could not be read/)
+    expect(cp.files.get('cp-3')!.fs.get(ENC)!.content).toBe(cp.files.get('cp-1')!.fs.get(ENC)!.content)
+  })
+})

@@ -5,6 +5,7 @@ import {decryptAll} from '../../../src/operations/decrypt-all.js'
 import {enableEncryption} from '../../../src/operations/enable.js'
 import type {ScanSummary} from '../../../src/operations/status.js'
 import {fakeControlPlane, fixture} from './fake-control-plane.js'
+import {fakeReadCheck} from './read-check-fake.js'
 
 /** Key names are `key-<UTC time>` (issue 13 item 12); the fake control plane's clock is fixed. */
 const K1 = 'key-20261127T210000Z'
@@ -144,5 +145,48 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
     const result = await decryptAll({removeEncryption: true}, off.deps)
     expect(result).toMatchObject({alreadyOff: true, stages: []})
     for (const f of off.files.values()) expect(f.log).toEqual([])
+  })
+
+  describe('read check before identity-first and before removal', () => {
+    it('identity-first keeps the key (readable); removal that would leave values nothing can read is refused (exit 3): flag and config stay', async () => {
+      const {cp, deps} = await encryptedCluster()
+      // values under K1 outside what the config covers: the scan stage does not see them, the check does
+      const check = fakeReadCheck({needs: K1, storedAs: `aescbc:${K1}`, unreadable: 2})
+      const error = await decryptAll({removeEncryption: true}, {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}}).catch((e: unknown) => e)
+      expect(error).toMatchObject({code: 'CONFIG_CANNOT_READ', exitCode: 3, message: expect.stringContaining(`secrets (aescbc:${K1}=2)`)})
+      expect((error as Error).message).toContain('Stage remove-encryption changed nothing.')
+      expect(check.seen).toHaveLength(2)
+      expect(parse(check.seen[0] ?? '').resources[0].providers[0]).toEqual({identity: {}})
+      expect(check.seen[1]).toContain("'*.*'")
+      for (const f of cp.files.values()) {
+        expect(f.fs.get(MANIFEST)?.content).toContain(`--encryption-provider-config=${ENC}`)
+        expect(f.fs.has(ENC)).toBe(true)
+      }
+      const partial = (error as {partialResult?: {stages: Array<{stage: string; status: string; readCheck?: unknown}>}}).partialResult
+      expect(partial?.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['identity-first:done', 'rewrite:done', 'scan:done', 'remove-encryption:failed'])
+      expect(partial?.stages[0]?.readCheck).toMatchObject({status: 'readable'})
+      // --force (the context name, checked by the command) takes encryption off anyway
+      const forced = await decryptAll({removeEncryption: true, force: true}, {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}})
+      expect(forced.removed).toBe(true)
+      expect(forced.stages.at(-1)).toMatchObject({stage: 'remove-encryption', status: 'done', readCheck: {status: 'unreadable', forced: true}})
+    })
+
+    it('values the current keys cannot open already: identity-first is refused before any change', async () => {
+      const {cp, deps} = await encryptedCluster()
+      const check = fakeReadCheck({needs: 'key-lost', storedAs: 'aescbc:key-lost', unreadable: 1})
+      await expect(decryptAll({}, {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}})).rejects.toMatchObject({code: 'CONFIG_CANNOT_READ', exitCode: 3})
+      for (const f of cp.files.values()) expect(f.log).toEqual([])
+      const plan = await decryptAll({dryRun: true}, {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}})
+      expect(plan.stages[0]).toMatchObject({stage: 'identity-first', status: 'planned', readCheck: {status: 'unreadable', unreadable: 1}})
+    })
+
+    it('etcd that cannot be read: a warning per check, reported as not run, and the run goes on', async () => {
+      const {cp, deps} = await encryptedCluster()
+      const check = fakeReadCheck({fail: 'etcd down'})
+      const result = await decryptAll({removeEncryption: true}, {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}})
+      expect(result.removed).toBe(true)
+      expect(result.stages.filter((s) => s.readCheck).map((s) => `${s.stage}:${s.readCheck?.status}`)).toEqual(['identity-first:not-run', 'remove-encryption:not-run'])
+      expect(cp.events).toContainEqual({type: 'warning', message: expect.stringContaining('read check not run before decrypt-all stage remove-encryption (etcd could not be read: etcd down)')})
+    })
   })
 })

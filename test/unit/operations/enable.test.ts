@@ -3,6 +3,7 @@ import {describe, expect, it} from 'vitest'
 
 import {enableEncryption} from '../../../src/operations/enable.js'
 import {fakeControlPlane, fixture} from './fake-control-plane.js'
+import {fakeReadCheck} from './read-check-fake.js'
 
 /** Key names are `key-<UTC time>` (issue 13 item 12); the fake control plane's clock is fixed. */
 const K1 = 'key-20261127T210000Z'
@@ -169,5 +170,78 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     expect(result.nodes.every((n) => n.status === 'changed')).toBe(true)
     expect(result.verify).toMatchObject({ok: false, notRun: 'etcd unreachable'})
     expect(result.next[0]).toContain('kubectl encryption verify')
+  })
+
+  describe('read check before any change', () => {
+    const noVerify = {verify: async () => undefined, rewrite: async () => ({resources: [], rewritten: 0, alreadyCurrent: 0, failed: 0, incomplete: [], failures: []})}
+    const seed = fixture('configs/seed-with-comments.yaml')
+
+    it('refuses a config that cannot read stored values (exit 3, counts per resource and provider:key, 3 examples); nothing written, no question asked', async () => {
+      const cp = fakeControlPlane()
+      const check = fakeReadCheck({needs: 'key-old', storedAs: 'aescbc:key-old', unreadable: 5})
+      let asked = false
+      const deps = {...cp.deps, confirm: async () => (asked = true), followUps: {...noVerify, checkConfig: check.checkConfig}}
+      const error = await enableEncryption({configText: seed}, deps).catch((e: unknown) => e)
+      expect(error).toMatchObject({code: 'CONFIG_CANNOT_READ', exitCode: 3})
+      const message = (error as Error).message
+      expect(message).toContain('5 of 10 value(s)')
+      expect(message).toContain('secrets (aescbc:key-old=5)')
+      expect(message.match(/\/registry\/secrets\//g)).toHaveLength(3)
+      expect(check.seen).toEqual([seed])
+      expect(asked).toBe(false)
+      for (const f of cp.files.values()) expect(f.log).toEqual([])
+      expect(cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.metadata.resourceVersion).toBe('1')
+      // key material of the checked config never reaches the error
+      for (const secret of secretsIn(seed)) expect(JSON.stringify(error) + message).not.toContain(secret)
+    })
+
+    it('--force goes ahead over unreadable values, with a warning and the count in the result', async () => {
+      const cp = fakeControlPlane()
+      const check = fakeReadCheck({needs: 'key-old'})
+      const result = await enableEncryption({configText: seed, force: true}, {...cp.deps, followUps: {...noVerify, checkConfig: check.checkConfig}})
+      expect(result.nodes.every((n) => n.status === 'changed')).toBe(true)
+      expect(result.readCheck).toMatchObject({status: 'unreadable', forced: true, unreadable: 3})
+      expect(cp.events).toContainEqual({type: 'warning', message: expect.stringContaining('--force: going ahead although 3 stored value(s)')})
+    })
+
+    it('a config that reads everything goes ahead; the dry run shows the check (and a refusal without throwing)', async () => {
+      const cp = fakeControlPlane()
+      const good = fakeReadCheck({needs: 'key1'})
+      const plan = await enableEncryption({configText: seed, dryRun: true}, {...cp.deps, followUps: {...noVerify, checkConfig: good.checkConfig}})
+      expect(plan.readCheck).toEqual({status: 'readable', values: 10, unreadable: 0})
+      const bad = fakeReadCheck({needs: 'key-old'})
+      const refused = await enableEncryption({configText: seed, dryRun: true}, {...cp.deps, followUps: {...noVerify, checkConfig: bad.checkConfig}})
+      expect(refused.readCheck).toMatchObject({status: 'unreadable', unreadable: 3, examples: ['/registry/secrets/default/s0', '/registry/secrets/default/s1', '/registry/secrets/default/s2']})
+      for (const f of cp.files.values()) expect(f.log).toEqual([])
+      const result = await enableEncryption({configText: seed}, {...cp.deps, followUps: {...noVerify, checkConfig: good.checkConfig}})
+      expect(result.readCheck).toMatchObject({status: 'readable'})
+      expect(result.nodes.every((n) => n.status === 'changed')).toBe(true)
+      // a second run changes no node: nothing to prove, no scan
+      const again = await enableEncryption({configText: seed}, {...cp.deps, followUps: {...noVerify, checkConfig: good.checkConfig}})
+      expect(again.readCheck).toBeUndefined()
+      expect(good.seen).toHaveLength(2)
+    })
+
+    it('etcd that cannot be read: a warning, the check reported as not run, and enable goes on', async () => {
+      const cp = fakeControlPlane()
+      const check = fakeReadCheck({fail: 'etcd unreachable'})
+      const result = await enableEncryption({}, {...cp.deps, followUps: {...noVerify, checkConfig: check.checkConfig}})
+      expect(result.readCheck).toEqual({status: 'not-run', reason: 'etcd could not be read: etcd unreachable'})
+      expect(cp.events).toContainEqual({type: 'warning', message: expect.stringContaining('read check not run before enable')})
+      expect(result.nodes.every((n) => n.status === 'changed')).toBe(true)
+    })
+
+    it('replacing the config the nodes run: allowed when proven readable, refused when not, ALREADY_ENABLED when it cannot be proven', async () => {
+      const cp = fakeControlPlane()
+      await enableEncryption({configText: seed}, cp.deps)
+      for (const f of cp.files.values()) f.log.length = 0
+      const other = seed.replaceAll('key1', 'key9')
+      await expect(enableEncryption({configText: other}, {...cp.deps, followUps: {...noVerify, checkConfig: fakeReadCheck({needs: 'key1'}).checkConfig}})).rejects.toMatchObject({code: 'CONFIG_CANNOT_READ'})
+      await expect(enableEncryption({configText: other}, {...cp.deps, followUps: {...noVerify, checkConfig: fakeReadCheck({fail: 'no etcd'}).checkConfig}})).rejects.toMatchObject({code: 'ALREADY_ENABLED', exitCode: 3})
+      for (const f of cp.files.values()) expect(f.log).toEqual([])
+      const replaced = await enableEncryption({configText: other}, {...cp.deps, followUps: {...noVerify, checkConfig: fakeReadCheck({needs: 'key9'}).checkConfig}})
+      expect(replaced.readCheck?.status).toBe('readable')
+      expect(cp.files.get('cp-1')?.fs.get(ENC)?.content).toBe(other)
+    })
   })
 })

@@ -8,6 +8,7 @@ import {describe, expect, it} from 'vitest'
 import {enableEncryption} from '../../../src/operations/enable.js'
 import {ROTATE_STAGES, type RotateDeps, rotateKeys} from '../../../src/operations/rotate.js'
 import {fakeControlPlane} from './fake-control-plane.js'
+import {fakeReadCheck} from './read-check-fake.js'
 
 /** Key names are `key-<UTC time>` (issue 13 item 12); the fake control plane's clock is fixed. */
 const K1 = 'key-20261127T210000Z'
@@ -150,5 +151,52 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     expect(plan.diffs[0]?.diff).toMatch(/\+\s+- name: key-20261127T210000Z-2\n\+\s+secret: <redacted/)
     expect(t.config()).toBe(before)
     expect(t.state()).toBeNull()
+  })
+
+  describe('read check before the stages that demote or drop a key', () => {
+    it('promote and remove-old check their own config first; a removal that would leave values unreadable is refused (exit 3) and changes nothing', async () => {
+      const t = await enabled()
+      // values under the old key that countUnderKey does not see (it says 0): only the full check finds them
+      const check = fakeReadCheck({needs: K1, storedAs: `aescbc:${K1}`, unreadable: 4})
+      const deps = {...t.deps, followUps: {...t.deps.followUps!, checkConfig: check.checkConfig}}
+      const error = await rotateKeys({backupConfirmed: true}, deps).catch((e: unknown) => e)
+      expect(error).toMatchObject({code: 'CONFIG_CANNOT_READ', exitCode: 3, message: expect.stringContaining(`secrets (aescbc:${K1}=4)`)})
+      expect((error as Error).message).toContain('Stage remove-old changed nothing.')
+      // promote's config (new key first, old second), then remove-old's (old key gone)
+      expect(check.seen.map((c) => providersOf(c)?.join(' '))).toEqual([`aescbc:${K2},${K1} identity:`, `aescbc:${K2} identity:`])
+      expect(t.state()).toMatchObject({status: 'failed', stage: 'remove-old', completedStages: ['add-key', 'wait-add', 'promote', 'wait-promote', 'rewrite']})
+      for (const node of ['cp-1', 'cp-2', 'cp-3']) expect(providersOf(t.config(node))).toEqual([`aescbc:${K2},${K1}`, 'identity:'])
+      const partial = (error as {partialResult?: {stages: Array<{stage: string; readCheck?: unknown}>}}).partialResult
+      expect(partial?.stages.find((s) => s.stage === 'promote')?.readCheck).toMatchObject({status: 'readable'})
+    })
+
+    it('a proven removal does not also need the prefix count (values under the old key elsewhere may stay readable by other entries)', async () => {
+      const t = await enabled()
+      const check = fakeReadCheck({needs: K2})
+      const deps = {...t.deps, followUps: {...t.deps.followUps!, checkConfig: check.checkConfig, countUnderKey: async () => 7}}
+      const result = await rotateKeys({backupConfirmed: true}, deps)
+      expect(result.stages.find((s) => s.stage === 'remove-old')).toMatchObject({status: 'done', readCheck: {status: 'readable'}})
+      // etcd unreadable for the check: the old key's prefix count still guards the removal
+      const u = await enabled()
+      const unproven = {...u.deps, followUps: {...u.deps.followUps!, checkConfig: fakeReadCheck({fail: 'etcd down'}).checkConfig, countUnderKey: async () => 7}}
+      await expect(rotateKeys({backupConfirmed: true}, unproven)).rejects.toMatchObject({code: 'OLD_KEY_STILL_USED', message: expect.stringContaining('7 value(s)')})
+    })
+
+    it('--force removes the key anyway, with a warning and the count on the stage', async () => {
+      const t = await enabled()
+      const check = fakeReadCheck({needs: K1})
+      const result = await rotateKeys({backupConfirmed: true, force: true}, {...t.deps, followUps: {...t.deps.followUps!, checkConfig: check.checkConfig}})
+      expect(result.stages.find((s) => s.stage === 'remove-old')).toMatchObject({status: 'done', readCheck: {status: 'unreadable', forced: true, unreadable: 3}})
+      expect(providersOf(t.config())).toEqual([`aescbc:${K2}`, 'identity:'])
+      expect(t.cp.events).toContainEqual({type: 'warning', message: expect.stringContaining('--force: going ahead')})
+    })
+
+    it('etcd that cannot be read: warnings, the checks reported as not run, and the rotation goes on', async () => {
+      const t = await enabled()
+      const check = fakeReadCheck({fail: 'etcd down'})
+      const result = await rotateKeys({backupConfirmed: true}, {...t.deps, followUps: {...t.deps.followUps!, checkConfig: check.checkConfig}})
+      expect(result.stages.filter((s) => s.readCheck).map((s) => `${s.stage}:${s.readCheck?.status}`)).toEqual(['promote:not-run', 'remove-old:not-run'])
+      expect(t.cp.events.filter((e) => (e as {type: string; message: string}).type === 'warning' && (e as {message: string}).message.includes('before rotate stage'))).toHaveLength(2)
+    })
   })
 })
