@@ -23,11 +23,19 @@ import {ShellRemoteFiles} from '../ssh/shell-remote-files.js'
 
 const short = (hash?: string) => (hash ? (hash.length > 19 ? `${hash.slice(0, 19)}…` : hash) : '-')
 
+/** KMS health and, per v2 provider, the key ID hash the apiserver reports: `ok node-kms=sha256:1a2b3c4d…`. */
+function kmsCell(n: StatusResult['nodes'][number], wide: boolean): string {
+  if (n.kms.length === 0 && n.kmsKeys.length === 0) return '-'
+  const health = n.kms.length === 0 ? '?' : n.kms.every((k) => k.ok) ? 'ok' : 'failing'
+  const keys = n.kmsKeys.map((k) => `${k.provider}=${wide ? k.keyIdHash : `${k.keyIdHash.slice(0, 15)}…`}`)
+  return [health, ...keys].join(' ')
+}
+
 export default class Status extends BaseCommand<StatusResult, typeof Status> {
   static override summary = 'Show whether encryption at rest is on, the same on every apiserver, and (with --scan) true in etcd.'
-  static override description = `Per control-plane node: apiserver readiness, --encryption-provider-config and its path, automatic reload, the config's sha256 hash (from the file over SSH, or from the apiserver's last_config_info metric), KMS health, and whether all nodes agree. Per resource in the config: the write provider and key, the keys that can still read, identity fallback. With --scan, every value in etcd under the covered resources is classified: per provider:key, plaintext, stale, undecryptable, orphans.
+  static override description = `Per control-plane node: apiserver readiness, --encryption-provider-config and its path, automatic reload, the config's sha256 hash (from the file over SSH, or from the apiserver's last_config_info metric), KMS health (the apiserver's kms-providers or kms-provider-N checks, with the error it gives) and, per KMS v2 provider, the hash of the current key ID (the newest Status answer in its metrics), and whether all nodes agree. Apiservers that report different KMS key IDs (drift, e.g. during a KEK rotation) or an unhealthy KMS provider are problems. Per resource in the config: the write provider and key, the keys that can still read, identity fallback. With --scan, every value in etcd under the covered resources is classified: per provider:key, plaintext, stale, undecryptable, orphans.
 
-Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver not ready, plaintext/stale/undecryptable values), so it works as a check in CI or cron.`
+Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver not ready, a KMS provider unhealthy or KMS key IDs that differ between apiservers, plaintext/stale/undecryptable values), so it works as a check in CI or cron.`
   static override examples = [
     'kubectl encryption status',
     'kubectl encryption status --scan',
@@ -122,7 +130,7 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
             n.encryption.enabled ? (n.encryption.automaticReload ? 'on' : 'off') : '-',
             wide ? (n.config.hash ?? '-') : short(n.config.hash),
             n.config.source ?? '-',
-            n.kms.length === 0 ? '-' : n.kms.every((k) => k.ok) ? 'ok' : 'failing',
+            kmsCell(n, wide),
           ]
           return wide ? [...row, n.encryption.configPath ?? '-', n.apiserver.endpoint ?? '-'] : row
         }),
