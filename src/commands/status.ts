@@ -87,7 +87,7 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
           return lease && leaseStatus(lease, localLeaseClock())
         },
         scan: flags.scan
-          ? async (config) => {
+          ? async (config, kmsCurrentKeyIdHashes) => {
               const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh: connector})
               try {
                 return await scanForStatus({
@@ -97,6 +97,7 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
                   discovery: cluster.discovery,
                   resources: flags.resource,
                   pageSize: flags['page-size'],
+                  kmsCurrentKeyIdHashes,
                   onProgress: (scanned) => progress.update(`Scanning etcd through ${describeReader(reader.describe())}: ${scanned} values`),
                 })
               } finally {
@@ -168,6 +169,8 @@ Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver no
             ]),
           ),
       )
+      const kmsRows = result.scan.resources.flatMap((r) => (r.kmsKeys ?? []).map((k) => [r.resource, k.provider, wide ? k.keyIdHash : `${k.keyIdHash.slice(0, 15)}…`, k.count, k.current === undefined ? '?' : k.current ? 'yes' : 'no (stale)']))
+      if (kmsRows.length > 0) sections.push(`KMS v2 values per key ID (from etcd; the KMS was not called):\n${formatTable(['resource', 'kms provider', 'key id hash', 'values', 'current'], kmsRows)}`)
     }
     const r = result.rotation
     const l = result.lock

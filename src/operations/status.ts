@@ -16,6 +16,7 @@ import {toPluginError} from '../kube/errors.js'
 import type {EndpointProbe} from '../kube/types.js'
 import type {RemoteFiles} from '../ssh/remote-files.js'
 import type {RotationStatus} from './rotate.js'
+import type {KmsKeyCount} from './scan.js'
 import type {LeaseStatus} from './operation-lease.js'
 
 export const MANIFESTS_DIR = '/etc/kubernetes/manifests'
@@ -90,6 +91,7 @@ export interface ScanSummary {
     unverified: number
     orphans: number
     writes?: string
+    kmsKeys?: KmsKeyCount[]
     samples: Partial<Record<string, string[]>>
   }>
   totals: {total: number; plaintext: number; stale: number; undecryptable: number; unverified: number; orphans: number}
@@ -121,8 +123,11 @@ export interface StatusDeps {
   files?: (node: ControlPlaneNode) => RemoteFiles
   /** A local config file given with --config, instead of reading it from a node. */
   localConfig?: {path: string; bytes: Buffer}
-  /** Runs the scan with the config that status settled on (only with --scan). */
-  scan?: (config: EncryptionConfiguration | undefined) => Promise<ScanSummary>
+  /**
+   * Runs the scan with the config that status settled on (only with --scan), and per KMS v2
+   * provider the key ID hash every apiserver reports as current (providers with drift left out).
+   */
+  scan?: (config: EncryptionConfiguration | undefined, kmsCurrentKeyIdHashes: Record<string, string>) => Promise<ScanSummary>
   probeTimeoutMs?: number
   onProgress?: (text: string) => void
   /** The recorded key rotation (kube-system/kubectl-encryption-state, key `rotate`). */
@@ -167,6 +172,14 @@ export function resourceStatuses(config: EncryptionConfiguration): ResourceStatu
 
 function kmsV2Names(config: EncryptionConfiguration): Set<string> {
   return new Set((config.resources ?? []).flatMap((r) => (r.providers ?? []).flatMap((p) => (p.kms && p.kms.apiVersion === 'v2' ? [p.kms.name] : []))))
+}
+
+/** Per KMS v2 provider, the key ID hash that every apiserver reporting it agrees on. */
+export function agreedKmsKeys(nodes: NodeStatus[]): Record<string, string> {
+  const drift = kmsKeyDrift(nodes)
+  const agreed: Record<string, string> = {}
+  for (const n of nodes) for (const k of n.kmsKeys) if (!drift.has(k.provider)) agreed[k.provider] = k.keyIdHash
+  return agreed
 }
 
 /** Providers whose apiservers report different current key IDs: provider -> key ID hash -> nodes. */
@@ -330,7 +343,9 @@ function problemsFor(result: StatusResult, nodes: NodeStatus[]): string[] {
     for (const r of result.scan.resources) {
       const encryptedByConfig = r.writes !== undefined && r.writes !== 'identity'
       if (r.plaintext > 0 && encryptedByConfig) problems.push(`${r.resource}: ${r.plaintext} value(s) stored in plaintext`)
-      if (r.stale > 0) problems.push(`${r.resource}: ${r.stale} value(s) not under the current write key ${r.writes ?? ''} (run 'kubectl encryption rewrite')`.replace(' )', ')'))
+      const current = r.kmsKeys?.find((k) => k.current)
+      const under = current ? `${r.writes} key ID ${current.keyIdHash}` : (r.writes ?? '')
+      if (r.stale > 0) problems.push(`${r.resource}: ${r.stale} value(s) not under the current write key ${under} (run 'kubectl encryption rewrite')`.replace(' )', ')'))
       if (r.undecryptable > 0) problems.push(`${r.resource}: ${r.undecryptable} value(s) that no configured key can decrypt`)
     }
   }
@@ -397,7 +412,10 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
 
   if (deps.scan) {
     deps.onProgress?.('Scanning etcd')
-    result.scan = await deps.scan(configCheck?.config)
+    result.scan = await deps.scan(configCheck?.config, agreedKmsKeys(nodes))
+    if (Object.keys(agreedKmsKeys(nodes)).length === 0 && result.scan.resources.some((r) => r.kmsKeys?.length)) {
+      result.warnings.push('no current KMS key ID that every apiserver agrees on: KMS values are counted per key ID but not judged stale by key ID')
+    }
     for (const r of result.scan.resources) if (r.orphans > 0) result.warnings.push(`${r.resource}: ${r.orphans} object(s) in namespaces that no longer exist (orphans)`)
   }
   result.problems = problemsFor(result, nodes)
