@@ -343,8 +343,9 @@ function problemsFor(result: StatusResult, nodes: NodeStatus[]): string[] {
     for (const r of result.scan.resources) {
       const encryptedByConfig = r.writes !== undefined && r.writes !== 'identity'
       if (r.plaintext > 0 && encryptedByConfig) problems.push(`${r.resource}: ${r.plaintext} value(s) stored in plaintext`)
-      const current = r.kmsKeys?.find((k) => k.current)
-      const under = current ? `${r.writes} key ID ${current.keyIdHash}` : (r.writes ?? '')
+      // The current key ID may have no value under it yet: take it from the apiservers, not the scan.
+      const currentKeyId = r.writes?.startsWith('kms:') ? agreedKmsKeys(nodes)[r.writes.slice(4)] : undefined
+      const under = currentKeyId ? `${r.writes} key ID ${currentKeyId}` : (r.writes ?? '')
       if (r.stale > 0) problems.push(`${r.resource}: ${r.stale} value(s) not under the current write key ${under} (run 'kubectl encryption rewrite')`.replace(' )', ')'))
       if (r.undecryptable > 0) problems.push(`${r.resource}: ${r.undecryptable} value(s) that no configured key can decrypt`)
     }
