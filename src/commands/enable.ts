@@ -22,6 +22,8 @@ Without --config a config with a fresh 32-byte key for secrets (or --resource) i
 
 The generated provider is secretbox unless --provider says otherwise, as for 'config generate': secretbox (XSalsa20-Poly1305) is authenticated, takes one 32-byte key and has no write-count limit. aesgcm is as strong but its key must be rotated before about 200,000 writes (random nonces); aescbc has no integrity check and is open to padding-oracle attacks, so the Kubernetes documentation rates it weak; choose it only when something that reads your etcd backups needs it.
 
+With --provider kms --kms-endpoint unix:///path/to/socket.sock the generated config has a KMS v2 provider (--kms-name, default kms-plugin; --kms-timeout, default 3s) and no key: the key-encryption key stays with your KMS plugin, which must already run on every node. The directory of the socket is mounted into each kube-apiserver (a hostPath volume), unless a mount already shows it; the same holds for KMS providers in a --config file.
+
 Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the new key's prefix; exit 5 if not). Existing objects stay as they were stored until rewritten: --rewrite does that now (exit 4 if some object could not be rewritten), else the result names the command.`
   static override examples = [
     'kubectl encryption enable --dry-run',
@@ -29,6 +31,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
     'kubectl encryption enable --config ./enc.yaml --automatic-reload --yes',
     'kubectl encryption enable --resource secrets --resource configmaps',
     'kubectl encryption enable --yes --rewrite',
+    'kubectl encryption enable --provider kms --kms-endpoint unix:///var/run/kmsplugin/socket.sock --yes',
   ]
   static override flags = {
     ...controlPlaneFlags,

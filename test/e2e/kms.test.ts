@@ -3,11 +3,11 @@
 // three nodes would; status, verify and status --scan against it; a KEK rotation that every
 // apiserver picks up, then `rewrite --only-stale`; a plugin unhealthy or stopped on one node.
 import {createHash} from 'node:crypto'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {enableOnNode, MANIFEST, restoreNodes} from './helpers/encryption-setup.js'
+import {ENC_CONFIG, MANIFEST, restoreNodes} from './helpers/encryption-setup.js'
 import {startKmsPlugin, type KmsPlugin} from './helpers/kms-plugin.js'
 import {json, plugin, pluginOutputs, sshArgs} from './helpers/plugin.js'
 import {kubectl, ok, readNodeFile, sandbox, sshOk, waitFor} from './helpers/sandbox.js'
@@ -17,20 +17,10 @@ const saved = new Map<string, string>()
 const plugins = new Map<string, KmsPlugin>()
 const keks: Buffer[] = []
 const SECRETS = 20
+let enabled: {writeKeys: Array<{provider: string}>; verify?: {ok: boolean}; nodes: Array<{status: string}>} | undefined
 
-const KMS_CONFIG = `apiVersion: apiserver.config.k8s.io/v1
-kind: EncryptionConfiguration
-resources:
-  - resources:
-      - secrets
-    providers:
-      - kms:
-          apiVersion: v2
-          name: sandbox-kms
-          endpoint: unix:///etc/kubernetes/enc/kms.sock
-          timeout: 3s
-      - identity: {}
-`
+/** The socket as the apiserver sees it: inside the node's /etc/kubernetes, in a directory enable mounts. */
+const SOCKET = '/etc/kubernetes/kms/kms.sock'
 
 interface StatusJson {
   nodes: Array<{node: string; apiserver: {ready: boolean}; kms: Array<{name: string; ok: boolean; message?: string}>; kmsKeys: Array<{provider: string; keyIdHash: string}>}>
@@ -40,6 +30,8 @@ interface StatusJson {
 
 const nodes = () => sandbox().nodes
 const nodeEtc = (node: string) => join(sandbox().stateDir, 'nodes', node, 'etc-kubernetes')
+/** Where the node's SOCKET is on the host running the tests. */
+const hostSocket = (node: string) => join(nodeEtc(node), SOCKET.replace('/etc/kubernetes/', ''))
 const hashOf = (keyId: string) => `sha256:${createHash('sha256').update(keyId).digest('hex')}`
 const status = async (...extra: string[]) => {
   const r = await plugin(['status', ...sshArgs(), '-o', 'json', ...extra])
@@ -64,10 +56,13 @@ const everyApiserverReports = (keyId: string) =>
 beforeAll(async () => {
   for (const node of nodes()) {
     saved.set(node, await readNodeFile(node, MANIFEST))
-    await sshOk(node, 'sudo -n mkdir -p /etc/kubernetes/enc')
-    plugins.set(node, await startKmsPlugin(join(nodeEtc(node), 'enc', 'kms.sock'), {keks}))
+    await sshOk(node, `sudo -n mkdir -p ${dirname(SOCKET)}`)
+    plugins.set(node, await startKmsPlugin(hostSocket(node), {keks}))
   }
-  for (const node of nodes()) await enableOnNode(node, KMS_CONFIG)
+  // The plugin's own enable: a KMS v2 config, and the socket's directory mounted into each apiserver.
+  const r = await plugin(['enable', '--provider', 'kms', '--kms-endpoint', `unix://${SOCKET}`, '--kms-name', 'sandbox-kms', '--no-kubeadm-config', '--yes', '-o', 'json', ...sshArgs()], {timeoutMs: 600_000})
+  expect(r.code, r.stdout + r.stderr).toBe(0)
+  enabled = json<{writeKeys: Array<{provider: string}>; verify?: {ok: boolean}; nodes: Array<{status: string}>}>(r)
   await ok('kubectl', ['create', 'namespace', ns])
   for (let i = 0; i < SECRETS; i++) await ok('kubectl', ['create', 'secret', 'generic', `s-${i}`, '-n', ns, '--from-literal=k=v'])
 }, 900_000)
@@ -83,10 +78,24 @@ afterAll(async () => {
     await restoreNodes(saved)
   } finally {
     for (const p of plugins.values()) await p.stop()
+    for (const node of nodes()) await sshOk(node, `sudo -n rm -rf ${dirname(SOCKET)}`).catch(() => undefined)
   }
 }, 900_000)
 
 describe('KMS v2 on every node', {timeout: 600_000}, () => {
+  it('enable --provider kms: every node changed, the socket directory mounted, verified', async () => {
+    expect(enabled!.nodes.map((n) => n.status)).toEqual(nodes().map(() => 'changed'))
+    expect(enabled!.writeKeys.map((k) => k.provider)).toEqual(['kms'])
+    expect(enabled!.verify?.ok).toBe(true)
+    for (const node of nodes()) {
+      const manifest = await readNodeFile(node, MANIFEST)
+      expect(manifest).toContain(`- --encryption-provider-config=${ENC_CONFIG}`)
+      expect(manifest).toMatch(/- hostPath:\n\s+path: \/etc\/kubernetes\/kms\n\s+type: DirectoryOrCreate\n\s+name: kms-socket/)
+      expect(manifest).toMatch(/- mountPath: \/etc\/kubernetes\/kms\n\s+name: kms-socket/)
+      expect(await readNodeFile(node, ENC_CONFIG)).toContain(`endpoint: unix://${SOCKET}`)
+    }
+  })
+
   it('status: KMS healthy on every node, the same key ID everywhere (exit 0)', async () => {
     const keyId = plugins.get(nodes()[0]!)!.keyId()
     const s = await everyApiserverReports(keyId)
@@ -170,9 +179,9 @@ describe('KMS v2 on every node', {timeout: 600_000}, () => {
         const x = await status()
         return x.code === 5 && x.doc.problems.some((q) => q.startsWith(`${node}: KMS provider unhealthy`)) ? x : undefined
       }, 120_000, 2000)
-      expect(s.doc.problems.find((q) => q.startsWith(`${node}: KMS provider unhealthy`))).toMatch(/kms-providers failed: kms-provider-0: .*dial unix \/etc\/kubernetes\/enc\/kms\.sock/)
+      expect(s.doc.problems.find((q) => q.startsWith(`${node}: KMS provider unhealthy`))).toMatch(/kms-providers failed: kms-provider-0: .*dial unix \/etc\/kubernetes\/kms\/kms\.sock/)
     } finally {
-      plugins.set(node, await startKmsPlugin(join(nodeEtc(node), 'enc', 'kms.sock'), {keks}))
+      plugins.set(node, await startKmsPlugin(hostSocket(node), {keks}))
     }
     await everyApiserverReports(plugins.get(node)!.keyId())
   })
