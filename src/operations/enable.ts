@@ -1,4 +1,5 @@
-import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
+import {DEFAULT_CONFIG_PATH, kmsSocketDirs} from '../controlplane/apiserver-manifest.js'
+import {checkConfigBytes} from '../encryption/load-config.js'
 import {type KeyedProvider, newConfig, nextKeyName} from '../encryption/config-edit.js'
 import {configHash} from '../encryption/fingerprint.js'
 import {generateKmsConfig} from '../encryption/generate-config.js'
@@ -111,7 +112,7 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
 
   const plans = snapshots.map((s) => planNode({...s, configPath}, {configText, configPath, manifest: 'enable', automaticReload}))
   const diffs = planDiffs(plans)
-  const kubeadmSettings = {configPath, automaticReload}
+  const kubeadmSettings = {configPath, automaticReload, socketDirs: kmsSocketDirs(checkConfigBytes(Buffer.from(configText), '<config>').config)}
   const base = {configPath, configSource, configHash: configHash(configText), writeKeys: writeKeys(configText), diffs}
   const unchangedNodes = plans.every((p) => p.files.length === 0)
 

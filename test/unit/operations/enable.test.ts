@@ -58,6 +58,9 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
       expect(manifest.spec.volumes).toContainEqual({hostPath: {path: '/var/run/kmsplugin', type: 'DirectoryOrCreate'}, name: 'kms-socket'})
       expect(manifest.spec.containers[0]!.volumeMounts).toContainEqual({mountPath: '/var/run/kmsplugin', name: 'kms-socket'})
     }
+    // kubeadm-config keeps the socket mount too, so 'kubeadm upgrade' does not drop it
+    const cc = parse(String((cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.data as Record<string, string>).ClusterConfiguration))
+    expect(cc.apiServer.extraVolumes).toContainEqual({name: 'kms-socket', hostPath: '/var/run/kmsplugin', mountPath: '/var/run/kmsplugin', pathType: 'DirectoryOrCreate'})
   })
 
   it('is idempotent: a second run changes nothing and keeps the key', async () => {
