@@ -3,7 +3,9 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {withControlPlane} from '../cli/control-plane-session.js'
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
-import {DEFAULT_PROVIDER, GENERATED_PROVIDERS} from '../encryption/generate-config.js'
+import {DEFAULT_KMS_NAME, DEFAULT_KMS_TIMEOUT, DEFAULT_PROVIDER, GENERATED_PROVIDERS, kmsEndpointProblem} from '../encryption/generate-config.js'
+import {parseGoDuration} from '../encryption/go-format.js'
+import type {EnableOptions} from '../operations/enable.js'
 import {EXIT, preconditionError, usageError} from '../errors.js'
 import {readConfigFlag} from '../flags/config-file.js'
 import {checkResourceFlags} from '../flags/resource-names.js'
@@ -23,6 +25,8 @@ The generated provider is secretbox unless --provider says otherwise, as for 'co
 
 Before any change (and in --dry-run) it reads every value in etcd with the config to apply, as 'config check' does, and refuses (CONFIG_CANNOT_READ, exit 3, counts per resource and provider:key, example keys) when some value would become unreadable; --force CONTEXT (the current context name) overrides; if etcd cannot be read it warns and goes on.
 
+With --provider kms --kms-endpoint unix:///path/to/socket.sock the generated config has a KMS v2 provider (--kms-name, default kms-plugin; --kms-timeout, default 3s) and no key: the key-encryption key stays with your KMS plugin, which must already run on every node. The directory of the socket is mounted into each kube-apiserver (a hostPath volume), unless a mount already shows it; the same holds for KMS providers in a --config file.
+
 Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the new key's prefix; exit 5 if not). Existing objects stay as they were stored until rewritten: --rewrite does that now (exit 4 if some object could not be rewritten), else the result names the command.`
   static override examples = [
     'kubectl encryption enable --dry-run',
@@ -30,12 +34,16 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
     'kubectl encryption enable --config ./enc.yaml --automatic-reload --yes',
     'kubectl encryption enable --resource secrets --resource configmaps',
     'kubectl encryption enable --yes --rewrite',
+    'kubectl encryption enable --provider kms --kms-endpoint unix:///var/run/kmsplugin/socket.sock --yes',
   ]
   static override flags = {
     ...controlPlaneFlags,
     config: Flags.string({description: 'Use this EncryptionConfiguration file (validated first) instead of generating one.'}),
     'config-path': Flags.string({description: 'Where the config lives on each node.', default: DEFAULT_CONFIG_PATH}),
-    provider: Flags.option({description: `Provider of a generated config (default ${DEFAULT_PROVIDER}; see the description).`, options: GENERATED_PROVIDERS})(),
+    provider: Flags.option({description: `Provider of a generated config (default ${DEFAULT_PROVIDER}; see the description). kms needs --kms-endpoint.`, options: [...GENERATED_PROVIDERS, 'kms']})(),
+    'kms-endpoint': Flags.string({description: 'With --provider kms: the KMS v2 plugin socket as the apiserver sees it, unix:///absolute/path.sock; its directory is mounted into the apiserver pod.'}),
+    'kms-name': Flags.string({description: `With --provider kms: the provider's name (default ${DEFAULT_KMS_NAME}).`}),
+    'kms-timeout': Flags.string({description: `With --provider kms: how long the apiserver waits for the plugin (default ${DEFAULT_KMS_TIMEOUT}).`}),
     resource: Flags.string({description: 'Resource a generated config covers (repeatable; default secrets).', multiple: true}),
     'automatic-reload': Flags.boolean({description: 'Also set --encryption-provider-config-automatic-reload=true.', default: false}),
     'kubeadm-config': Flags.boolean({description: 'Keep kubeadm-config (apiServer.extraArgs/extraVolumes) in step.', default: true, allowNo: true}),
@@ -49,6 +57,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
       throw usageError('USAGE', '--config cannot be combined with --provider or --resource (they shape a generated config)')
     }
     checkResourceFlags(flags.resource)
+    const kms = kmsFlags(flags)
     const local = await readConfigFlag(flags.config)
     if (local) {
       // The user's file is checked before the cluster is contacted, and named by the path they gave.
@@ -66,7 +75,8 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
         configPath: flags['config-path'],
         configText,
         // undefined when not asked for: a config the nodes already run is then reused as it is
-        provider: flags.provider,
+        provider: flags.provider as EnableOptions['provider'],
+        kms,
         resources: flags.resource,
         automaticReload: flags['automatic-reload'],
         force,
@@ -123,4 +133,22 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
     if (result.next.length > 0) sections.push(`Next:\n${result.next.map((n) => `  ${n}`).join('\n')}`)
     return sections.join('\n\n')
   }
+}
+
+/** --kms-* are checked before the cluster is contacted: one line, exit 2, nothing changed. */
+function kmsFlags(flags: {provider?: string; 'kms-endpoint'?: string; 'kms-name'?: string; 'kms-timeout'?: string}): EnableOptions['kms'] {
+  const given = (['kms-endpoint', 'kms-name', 'kms-timeout'] as const).find((f) => flags[f] !== undefined)
+  if (flags.provider !== 'kms') {
+    if (given) throw usageError('KMS_FLAG_WITHOUT_KMS', `--${given} only applies with --provider kms.`)
+    return undefined
+  }
+  const endpoint = flags['kms-endpoint']
+  const example = 'For example: --kms-endpoint unix:///var/run/kmsplugin/socket.sock'
+  if (endpoint === undefined) throw usageError('KMS_ENDPOINT_MISSING', '--provider kms needs --kms-endpoint (the plugin socket, unix:///absolute/path.sock).', {hint: example})
+  const problem = kmsEndpointProblem(endpoint)
+  if (problem) throw usageError('KMS_ENDPOINT_INVALID', `--kms-endpoint ${JSON.stringify(endpoint)} ${problem}.`, {hint: example})
+  const timeout = flags['kms-timeout'] ?? DEFAULT_KMS_TIMEOUT
+  const parsed = parseGoDuration(timeout)
+  if ('error' in parsed || parsed.nanos <= 0n) throw usageError('KMS_TIMEOUT_INVALID', `--kms-timeout ${JSON.stringify(timeout)} is not a positive duration.`, {hint: 'Use a Go duration such as 3s.'})
+  return {name: flags['kms-name'] ?? DEFAULT_KMS_NAME, endpoint, timeout}
 }

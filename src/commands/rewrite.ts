@@ -121,7 +121,7 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
         const {EtcdStaleIndex} = await import('../operations/etcd-stale-index.js')
         const etcd = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh})
         reader = etcd
-        staleIndex = new EtcdStaleIndex(etcd, (r) => writeProviderFor(config!.resources, r))
+        staleIndex = new EtcdStaleIndex(etcd, (r) => writeProviderFor(config!.resources, r), undefined, undefined, await this.kmsCurrentKeys(config!.resources, resources, discover, cluster.probe))
       }
       const namespaces = flags['all-namespaces'] ? undefined : flags.namespace?.length ? [...new Set(flags.namespace)] : [cluster.context.namespace]
       const clusterIdentity = `${cluster.context.server}|${cluster.context.contextName}|${cluster.context.user}`
@@ -201,6 +201,36 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       await reader?.close().catch(() => undefined)
       cluster.close()
     }
+  }
+
+  /**
+   * Per KMS write provider, the key ID hash every apiserver reports as current: values under another
+   * key ID are stale. Apiservers that disagree (a KEK rotation not yet picked up everywhere) stop the
+   * run: a rewrite now could store values under the old key again.
+   */
+  private async kmsCurrentKeys(
+    rules: ResourceStatus[],
+    resources: ApiResource[],
+    controlPlane: () => Promise<import('../controlplane/control-plane.js').ControlPlaneNode[]>,
+    probe: import('../kube/types.js').EndpointProbe,
+  ): Promise<Record<string, string>> {
+    const names = [...new Set(resources.map((r) => writeProviderFor(rules, r)).filter((w) => w.startsWith('kms:')).map((w) => w.slice(4)))]
+    if (names.length === 0) return {}
+    const {agreedKey, apiserverKmsKeys} = await import('../operations/kms-keys.js')
+    const reports = await apiserverKmsKeys(await controlPlane(), probe)
+    const current: Record<string, string> = {}
+    for (const name of names) {
+      const agreed = agreedKey(reports, name)
+      const parts = Object.entries(agreed.reportedBy).map(([hash, nodes]) => `${nodes.join(', ')}: ${hash}`)
+      if (parts.length > 1) {
+        throw preconditionError('KMS_KEY_ID_DRIFT', `the apiservers report different current key IDs for KMS provider ${name} (${parts.join('; ')})`, {
+          hint: "Wait until 'kubectl encryption status' shows one key ID on every node (the apiservers poll the plugin about once a minute), then run again.",
+        })
+      }
+      if (agreed.keyIdHash) current[name] = agreed.keyIdHash
+      else this.warn(`no apiserver reports a current key ID for KMS provider ${name}; its values are judged by provider name only`)
+    }
+    return current
   }
 
   /** The cluster's EncryptionConfiguration rules (resource -> write provider): --config, or a node over SSH. */

@@ -38,11 +38,19 @@ const counts = (map: Record<string, number>) =>
 
 const short = (hash?: string) => (hash ? (hash.length > 19 ? `${hash.slice(0, 19)}…` : hash) : '-')
 
+/** KMS health and, per v2 provider, the key ID hash the apiserver reports: `ok node-kms=sha256:1a2b3c4d…`. */
+function kmsCell(n: StatusResult['nodes'][number], wide: boolean): string {
+  if (n.kms.length === 0 && n.kmsKeys.length === 0) return '-'
+  const health = n.kms.length === 0 ? '?' : n.kms.every((k) => k.ok) ? 'ok' : 'failing'
+  const keys = n.kmsKeys.map((k) => `${k.provider}=${wide ? k.keyIdHash : `${k.keyIdHash.slice(0, 15)}…`}`)
+  return [health, ...keys].join(' ')
+}
+
 export default class Status extends BaseCommand<StatusCommandResult, typeof Status> {
   static override summary = 'Show whether encryption at rest is on, the same on every apiserver, and (with --scan) true in etcd.'
-  static override description = `Per control-plane node: apiserver readiness, --encryption-provider-config and its path, automatic reload, the config's sha256 hash (from the file over SSH, or from the apiserver's last_config_info metric), KMS health, and whether all nodes agree. Per resource in the config: the write provider and key, the keys that can still read, identity fallback. With --scan, every value in etcd under the covered resources is classified: per provider:key, plaintext, stale, undecryptable, orphans.
+  static override description = `Per control-plane node: apiserver readiness, --encryption-provider-config and its path, automatic reload, the config's sha256 hash (from the file over SSH, or from the apiserver's last_config_info metric), KMS health (the apiserver's kms-providers or kms-provider-N checks, with the error it gives) and, per KMS v2 provider, the hash of the current key ID (the newest Status answer in its metrics), and whether all nodes agree. Apiservers that report different KMS key IDs (drift, e.g. during a KEK rotation) or an unhealthy KMS provider are problems. Per resource in the config: the write provider and key, the keys that can still read, identity fallback. With --scan, every value in etcd under the covered resources is classified: per provider:key, plaintext, stale, undecryptable, orphans.
 
-Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver not ready, plaintext/stale/undecryptable values), so it works as a check in CI or cron.
+Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver not ready, a KMS provider unhealthy or KMS key IDs that differ between apiservers, plaintext/stale/undecryptable values), so it works as a check in CI or cron.
 
 With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned offline instead: no cluster or kubeconfig is used. etcdutl restores it into a private temporary dir and a temporary etcd on 127.0.0.1 serves it for the scan (both found on PATH, or --etcdutl/--etcd-binary, or KUBECTL_ENCRYPTION_ETCDUTL/KUBECTL_ENCRYPTION_ETCD); both are stopped and removed afterwards. It reports how the snapshot's values are stored per provider:key, i.e. the keys a config needs to read this backup; with --config FILE, whether FILE opens every value (exit 0) or not (exit 5, with counts per provider:key). A missing, truncated or damaged snapshot, or a missing etcdutl/etcd, is exit 3.`
   static override examples = [
@@ -103,7 +111,7 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
           return lease && leaseStatus(lease, localLeaseClock())
         },
         scan: flags.scan
-          ? async (config) => {
+          ? async (config, kmsCurrentKeyIdHashes) => {
               const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh: connector})
               try {
                 return await scanForStatus({
@@ -113,6 +121,7 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
                   discovery: cluster.discovery,
                   resources: flags.resource,
                   pageSize: flags['page-size'],
+                  kmsCurrentKeyIdHashes,
                   onProgress: (scanned) => progress.update(`Scanning etcd through ${describeReader(reader.describe())}: ${scanned} values`),
                 })
               } finally {
@@ -169,7 +178,7 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
             n.encryption.enabled ? (n.encryption.automaticReload ? 'on' : 'off') : '-',
             wide ? (n.config.hash ?? '-') : short(n.config.hash),
             n.config.source ?? '-',
-            n.kms.length === 0 ? '-' : n.kms.every((k) => k.ok) ? 'ok' : 'failing',
+            kmsCell(n, wide),
           ]
           return wide ? [...row, n.encryption.configPath ?? '-', n.apiserver.endpoint ?? '-'] : row
         }),
@@ -207,6 +216,8 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
             ]),
           ),
       )
+      const kmsRows = result.scan.resources.flatMap((r) => (r.kmsKeys ?? []).map((k) => [r.resource, k.provider, wide ? k.keyIdHash : `${k.keyIdHash.slice(0, 15)}…`, k.count, k.current === undefined ? '?' : k.current ? 'yes' : 'no (stale)']))
+      if (kmsRows.length > 0) sections.push(`KMS v2 values per key ID (from etcd; the KMS was not called):\n${formatTable(['resource', 'kms provider', 'key id hash', 'values', 'current'], kmsRows)}`)
     }
     const r = result.rotation
     const l = result.lock

@@ -16,6 +16,7 @@ import {ResourceIndex} from '../kube/resource-index.js'
 import type {ApiResource, KubeObject} from '../kube/types.js'
 import {type ClusterConfig, configFromBytes, configFromNodes} from '../operations/cluster-config.js'
 import {openEtcdReader} from '../operations/etcd-access.js'
+import {apiserverKmsKeys} from '../operations/kms-keys.js'
 import {verifyEncryption, type VerifyResult} from '../operations/verify.js'
 import {formatFields} from '../output/render.js'
 import {OpenSshConnector} from '../ssh/open-ssh-session.js'
@@ -108,6 +109,7 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
           config,
           signal: controller.signal,
           onProgress: (text) => progress.update(text),
+          kmsKeys: async () => apiserverKmsKeys(await discover(), c.probe),
         },
       )
       result.notes.unshift(...notes)
@@ -139,6 +141,7 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
         ['etcd', result.etcd ? describeReader(result.etcd) : '-'],
         ['Stored as', stored],
         ['Expected', result.expected ? `${result.expected} (config: ${result.configSource})` : 'unknown (no config)'],
+        ['KMS key ID', result.kms && `${result.kms.keyIdHash} (${result.kms.keyId})${result.kms.currentKeyIdHash ? (result.kms.currentKeyIdHash === result.kms.keyIdHash ? ', current on every apiserver' : `, current: ${result.kms.currentKeyIdHash}`) : ', current not settled'}`],
         ['Round trip', result.roundTrip],
         ['Cleanup', result.cleanup],
         ['Result', result.ok ? 'OK' : 'FAILED'],

@@ -2,6 +2,7 @@ import {posix} from 'node:path'
 
 import {type Document, isMap, isScalar, parseDocument, type YAMLMap, type YAMLSeq} from 'yaml'
 
+import type {EncryptionConfiguration} from '../encryption/config-model.js'
 import {PluginError} from '../errors.js'
 import {asMap, asSeq, mapGet, mapGetText, scalarText, toStringLikeSource} from './yaml-layout.js'
 
@@ -23,6 +24,8 @@ export interface ManifestEncryptionSettings {
   automaticReload?: boolean
   /** Preferred volume name (the seed's `enc`). */
   volumeName?: string
+  /** Directories of the config's KMS plugin sockets: mounted (hostPath, same path) unless already visible. */
+  socketDirs?: string[]
 }
 
 export interface ManifestEdit {
@@ -238,8 +241,39 @@ export function enableEncryptionInManifest(text: string, settings: ManifestEncry
     ensureSeq(doc, c.container, 'volumeMounts').items.push(doc.createNode({mountPath: dir, name, readOnly: true}))
     changes.push(`added read-only volumeMount ${name} at ${dir}`)
   }
+  for (const socketDir of settings.socketDirs ?? []) {
+    if (coveredBy(c, socketDir)) continue
+    const clash = mountsOf(c.container).find((m) => m.mountPath === socketDir)
+    if (clash) {
+      throw new PluginError('precondition', 'MANIFEST_MOUNT_CONFLICT', `The kube-apiserver container already mounts volume "${clash.name}" at ${socketDir}, not the host's ${socketDir} where the KMS plugin's socket is.`, {
+        hint: 'Put the KMS socket in another directory, or fix that volume by hand first.',
+      })
+    }
+    const existing = volumesOf(c.podSpec).find((v) => v.hostPath === socketDir)
+    const name = existing?.name ?? freeVolumeName(c, 'kms-socket')
+    if (!existing) {
+      ensureSeq(doc, c.podSpec, 'volumes').items.push(doc.createNode({hostPath: {path: socketDir, type: 'DirectoryOrCreate'}, name}))
+      changes.push(`added hostPath volume ${name} (${socketDir}, DirectoryOrCreate) for the KMS plugin socket`)
+    }
+    // Writable, as in the Kubernetes KMS task page: the apiserver connects to the plugin's socket there.
+    ensureSeq(doc, c.container, 'volumeMounts').items.push(doc.createNode({mountPath: socketDir, name}))
+    changes.push(`added volumeMount ${name} at ${socketDir}`)
+  }
   if (changes.length === 0) return {text, changed: false, changes}
   return {text: toStringLikeSource(doc, text), changed: true, changes}
+}
+
+/** The directories of a config's KMS plugin sockets (`unix:///var/run/kmsplugin/socket.sock` -> `/var/run/kmsplugin`). */
+export function kmsSocketDirs(config: EncryptionConfiguration | undefined): string[] {
+  const dirs = new Set<string>()
+  for (const entry of config?.resources ?? []) {
+    for (const p of entry.providers ?? []) {
+      const endpoint = p.kms?.endpoint
+      if (!endpoint?.startsWith('unix:///')) continue
+      dirs.add(posix.dirname(posix.normalize(endpoint.slice('unix://'.length))))
+    }
+  }
+  return [...dirs].sort()
 }
 
 /** Takes the flags out and the mount/volume of the config's directory, when nothing else uses them. */

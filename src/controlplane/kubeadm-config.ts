@@ -103,6 +103,20 @@ export function enableEncryptionInClusterConfiguration(text: string, settings: M
     volumes.items.push(doc.createNode({name, hostPath: dir, mountPath: dir, readOnly: true, pathType: 'DirectoryOrCreate'}))
     changes.push(`added apiServer.extraVolumes ${name} (${dir})`)
   }
+  // KMS plugin sockets: the same hostPath mounts the manifest gets, so 'kubeadm upgrade' keeps them.
+  for (const socketDir of settings.socketDirs ?? []) {
+    const seq = volumes!
+    const shown = seq.items.some((v) => {
+      const host = mapGetText(v, 'hostPath')
+      return host !== undefined && host === mapGetText(v, 'mountPath') && (socketDir === host || socketDir.startsWith(`${host.replace(/\/$/, '')}/`))
+    })
+    if (shown) continue
+    const taken = new Set(seq.items.map((v) => mapGetText(v, 'name')))
+    let name = 'kms-socket'
+    for (let n = 2; taken.has(name); n++) name = `kms-socket-${n}`
+    seq.items.push(doc.createNode({name, hostPath: socketDir, mountPath: socketDir, pathType: 'DirectoryOrCreate'}))
+    changes.push(`added apiServer.extraVolumes ${name} (${socketDir})`)
+  }
   if (changes.length === 0) return {text, changed: false, changes}
   return {text: toStringLikeSource(doc, text), changed: true, changes}
 }

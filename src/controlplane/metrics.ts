@@ -85,12 +85,48 @@ export interface EncryptionMetrics {
   reloads: {success: number; failure: number}
   lastReloadSeconds: {success?: number; failure?: number}
   transformations: TransformationCount[]
+  /** KMS v2 key ID hashes with the last time each was seen (docs/kubernetes-behaviour.md §11.2). */
+  kmsKeyIds: KmsKeyIdSample[]
+}
+
+/** One `apiserver_envelope_encryption_key_id_hash_*last_timestamp_seconds` sample. */
+export interface KmsKeyIdSample {
+  provider: string
+  /** `sha256:` + hex of the key ID: the apiserver never exposes the key ID itself. */
+  keyIdHash: string
+  /** `status`: the plugin's Status answer; `from_storage`/`to_storage`: a read or write used it. */
+  source: 'status' | 'from_storage' | 'to_storage'
+  lastSeconds: number
+}
+
+/** A KMS v2 provider's current key ID as one apiserver reports it. */
+export interface CurrentKmsKey {
+  provider: string
+  keyIdHash: string
+  /** The newest Status answer wins; without one (metrics evicted), the newest write. */
+  source: 'status' | 'to_storage'
+  /** When the apiserver last saw it, RFC 3339. */
+  at: string
+}
+
+/** Per provider, the key ID hash of the newest Status answer (else of the newest write). */
+export function currentKmsKeys(samples: KmsKeyIdSample[]): CurrentKmsKey[] {
+  const best = new Map<string, KmsKeyIdSample>()
+  for (const s of samples) {
+    if (s.source === 'from_storage' || !s.keyIdHash) continue
+    const seen = best.get(s.provider)
+    const rank = (x: KmsKeyIdSample) => (x.source === 'status' ? 1 : 0)
+    if (!seen || rank(s) > rank(seen) || (rank(s) === rank(seen) && s.lastSeconds > seen.lastSeconds)) best.set(s.provider, s)
+  }
+  return [...best.values()]
+    .sort((a, b) => a.provider.localeCompare(b.provider))
+    .map((s) => ({provider: s.provider, keyIdHash: s.keyIdHash, source: s.source as 'status' | 'to_storage', at: new Date(s.lastSeconds * 1000).toISOString()}))
 }
 
 const PREFIX = 'apiserver_encryption_config_controller_'
 
 export function encryptionMetrics(samples: MetricSample[]): EncryptionMetrics {
-  const result: EncryptionMetrics = {reloads: {success: 0, failure: 0}, lastReloadSeconds: {}, transformations: []}
+  const result: EncryptionMetrics = {reloads: {success: 0, failure: 0}, lastReloadSeconds: {}, transformations: [], kmsKeyIds: []}
   let sawNewCounter = false
   for (const s of samples) {
     switch (s.name) {
@@ -107,6 +143,16 @@ export function encryptionMetrics(samples: MetricSample[]): EncryptionMetrics {
       case `${PREFIX}automatic_reload_last_timestamp_seconds`:
         if (s.labels.status === 'success' || s.labels.status === 'failure') result.lastReloadSeconds[s.labels.status] = s.value
         break
+      case 'apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds':
+        result.kmsKeyIds.push({provider: s.labels.provider_name ?? '', keyIdHash: s.labels.key_id_hash ?? '', source: 'status', lastSeconds: s.value})
+        break
+      case 'apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds': {
+        const type = s.labels.transformation_type
+        if (type === 'from_storage' || type === 'to_storage') {
+          result.kmsKeyIds.push({provider: s.labels.provider_name ?? '', keyIdHash: s.labels.key_id_hash ?? '', source: type, lastSeconds: s.value})
+        }
+        break
+      }
       case 'apiserver_storage_transformation_operations_total':
         result.transformations.push({
           resource: s.labels.resource ?? '',

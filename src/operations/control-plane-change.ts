@@ -3,6 +3,7 @@ import {
   checkManifest,
   disableEncryptionInManifest,
   enableEncryptionInManifest,
+  kmsSocketDirs,
   type ManifestEncryptionState,
   readManifestEncryption,
   setConfigHashAnnotation,
@@ -83,7 +84,10 @@ export function planNode(snapshot: NodeSnapshot, spec: ChangeSpec): NodePlan {
     manifest = edit.text
     manifestChanges.push(...edit.changes)
   }
-  if (spec.manifest === 'enable') apply(enableEncryptionInManifest(manifest, {configPath: spec.configPath, automaticReload: spec.automaticReload}))
+  if (spec.manifest === 'enable') {
+    const socketDirs = effectiveConfig === undefined ? [] : kmsSocketDirs(checkConfigBytes(Buffer.from(effectiveConfig), '<config>').config)
+    apply(enableEncryptionInManifest(manifest, {configPath: spec.configPath, automaticReload: spec.automaticReload, socketDirs}))
+  }
   if (spec.manifest === 'disable') {
     apply(disableEncryptionInManifest(manifest))
     apply(setConfigHashAnnotation(manifest, undefined))

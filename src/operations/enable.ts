@@ -1,6 +1,8 @@
-import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
+import {DEFAULT_CONFIG_PATH, kmsSocketDirs} from '../controlplane/apiserver-manifest.js'
+import {checkConfigBytes} from '../encryption/load-config.js'
 import {type KeyedProvider, newConfig, nextKeyName} from '../encryption/config-edit.js'
 import {configHash} from '../encryption/fingerprint.js'
+import {generateKmsConfig} from '../encryption/generate-config.js'
 import {interruptedError, PluginError, preconditionError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, readNode, type WriteKey, writeKeys} from './control-plane-change.js'
@@ -15,7 +17,9 @@ export interface EnableOptions {
   configPath?: string
   /** The user's own config (already read from --config FILE); else one is generated. */
   configText?: string
-  provider?: KeyedProvider
+  /** kms: generate a KMS v2 provider for `kms` (no key is made; the KEK stays with the plugin). */
+  provider?: KeyedProvider | 'kms'
+  kms?: {name: string; endpoint: string; timeout: string}
   resources?: string[]
   automaticReload?: boolean
   force?: boolean
@@ -96,15 +100,20 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
     configSource = 'existing'
     checkExistingAsAsked(configText, options, found)
   } else {
-    const generated = newConfig({provider: options.provider, resources: options.resources, keyName: nextKeyName(undefined, deps.now?.() ?? new Date())})
-    configText = generated.text
-    generatedFingerprint = generated.key.fingerprint
+    if (options.provider === 'kms') {
+      if (!options.kms) throw new PluginError('usage', 'KMS_ENDPOINT_MISSING', '--provider kms needs --kms-endpoint')
+      configText = generateKmsConfig({...options.kms, apiVersion: 'v2', resources: options.resources ?? ['secrets'], identityFallback: true}).text
+    } else {
+      const generated = newConfig({provider: options.provider, resources: options.resources, keyName: nextKeyName(undefined, deps.now?.() ?? new Date())})
+      configText = generated.text
+      generatedFingerprint = generated.key.fingerprint
+    }
     configSource = 'generated'
   }
 
   const plans = snapshots.map((s) => planNode({...s, configPath}, {configText, configPath, manifest: 'enable', automaticReload}))
   const diffs = planDiffs(plans)
-  const kubeadmSettings = {configPath, automaticReload}
+  const kubeadmSettings = {configPath, automaticReload, socketDirs: kmsSocketDirs(checkConfigBytes(Buffer.from(configText), '<config>').config)}
   const unchangedNodes = plans.every((p) => p.files.length === 0)
   // The proof, before any change (also before the question and in a dry run): every value in etcd
   // stays readable with this config. Nothing to prove when no node changes.

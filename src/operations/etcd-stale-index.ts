@@ -1,5 +1,6 @@
 import {etcdPrefixFor} from '../encryption/etcd-key.js'
 import {type EtcdReader, SCAN_PAGE_BYTES} from '../etcd/etcd-reader.js'
+import {classifyValue} from '../encryption/value-classifier.js'
 import type {ApiResource} from '../kube/types.js'
 import type {ObjectRef, StaleObjectIndex} from './rewrite.js'
 
@@ -7,18 +8,24 @@ import type {ObjectRef, StaleObjectIndex} from './rewrite.js'
  * `--only-stale` and `--verify`: which stored values are not under the current write provider and
  * key, read straight from etcd. Classification is by the value's prefix (docs/kubernetes-behaviour.md §3.7): a value is
  * current when it starts with the write provider's prefix (`k8s:enc:aescbc:v1:<first key>:` …),
- * or, when identity writes, when it carries no `k8s:enc:` prefix at all. Limits: a KMS v2 value's
- * key ID sits inside its payload, so KMS values are judged by provider name only.
+ * or, when identity writes, when it carries no `k8s:enc:` prefix at all. A KMS v2 value is current
+ * when it also carries the key ID the apiservers report as current (read from its EncryptedObject,
+ * the KMS is not called), when that is known; else by provider name only.
  */
 
 /** What the config's first provider for a resource writes: `aescbc:key1`, `identity`, `kms:name`. */
 export type WriteProvider = string
 
-export function isCurrentValue(value: Buffer, write: WriteProvider): boolean {
+export function isCurrentValue(value: Buffer, write: WriteProvider, kmsCurrentKeyIdHashes: Record<string, string> = {}): boolean {
   const head = value.subarray(0, 160).toString('latin1')
   if (write === 'identity') return !head.startsWith('k8s:enc:')
   const [type, name] = write.split(':', 2)
-  if (type === 'kms') return head.startsWith(`k8s:enc:kms:v1:${name}:`) || head.startsWith(`k8s:enc:kms:v2:${name}:`)
+  if (type === 'kms') {
+    if (head.startsWith(`k8s:enc:kms:v1:${name}:`)) return true
+    if (!head.startsWith(`k8s:enc:kms:v2:${name}:`)) return false
+    const current = kmsCurrentKeyIdHashes[name!]
+    return current === undefined || classifyValue(value).kmsV2?.keyIDHash === current
+  }
   return head.startsWith(`k8s:enc:${type}:v1:${name}:`)
 }
 
@@ -29,6 +36,8 @@ export class EtcdStaleIndex implements StaleObjectIndex {
     private readonly writeFor: (resource: ApiResource) => WriteProvider,
     private readonly etcdPrefix = '/registry',
     private readonly pageSize = 500,
+    /** Per KMS v2 provider, the key ID hash every apiserver reports as current. */
+    private readonly kmsCurrentKeyIdHashes: Record<string, string> = {},
   ) {}
 
   /** Scanned values, for reports. */
@@ -48,7 +57,7 @@ export class EtcdStaleIndex implements StaleObjectIndex {
         // keys of other resources sharing the prefix (e.g. services/endpoints under services/) are not ours
         if (parts.length !== (resource.namespaced ? 2 : 1) || parts.some((p) => p === '')) continue
         this.scanned++
-        if (isCurrentValue(kv.value, write)) continue
+        if (isCurrentValue(kv.value, write, this.kmsCurrentKeyIdHashes)) continue
         stale.push(resource.namespaced ? {namespace: parts[0], name: parts[1]!} : {name: parts[0]!})
       }
     }

@@ -34,6 +34,11 @@ export interface ScanInput {
   etcdPrefix?: string
   /** KMS services by provider name (offline: none, KMS values are reported as not verified). */
   kms?: Record<string, KmsService>
+  /**
+   * Per KMS v2 provider name, the `sha256:` hash of the key ID the apiservers report as current:
+   * a value under another key ID is stale. Unknown providers: key IDs are counted, not judged.
+   */
+  kmsCurrentKeyIdHashes?: Record<string, string>
   /** Sample keys kept per category and resource (default 5). */
   sampleLimit?: number
   /** Called after each page. */
@@ -88,6 +93,8 @@ export interface ResourceScan {
   unverified: number
   /** Namespaced objects whose namespace no longer exists. */
   orphans: number
+  /** KMS v2 values per provider and key ID, read from the EncryptedObject (never the DEK). */
+  kmsKeys?: KmsKeyCount[]
   /** The apiserver's error texts for the undecryptable values, with counts. */
   errors: Record<string, number>
   /** The undecryptable values per how they are stored (`provider:key`, `identity`, `kms:<name>`). */
@@ -97,6 +104,17 @@ export interface ResourceScan {
   /** The configuration rule that applies (`secrets`, `*.*`); absent when not covered. */
   rule?: string
   samples: Partial<Record<SampleCategory, string[]>>
+}
+
+export interface KmsKeyCount {
+  provider: string
+  /** Key IDs are not secret (the plugin's name for its KEK); shown as stored. */
+  keyId: string
+  /** `sha256:` of the key ID, as the apiserver's metrics label it. */
+  keyIdHash: string
+  count: number
+  /** The apiservers report this key ID as current; undefined when that is not known. */
+  current?: boolean
 }
 
 export interface ScanResult {
@@ -210,8 +228,19 @@ export async function scanValues(input: ScanInput): Promise<ScanResult> {
           // A KMS provider of the configuration matched but its DEK is not available offline: the
           // envelope parsed and validated; whether it decrypts is not verified.
           scan.unverified++
-          increment(scan.byProvider, label('kms', undefined, classifyValue(value).kmsName))
+          const c = classifyValue(value)
+          increment(scan.byProvider, label('kms', undefined, c.kmsName))
           sample(scan, 'unverified', key)
+          if (c.kmsApiVersion === 'v2' && c.kmsName !== undefined && c.kmsV2?.keyID !== undefined) {
+            const current = input.kmsCurrentKeyIdHashes?.[c.kmsName]
+            const isCurrent = current === undefined ? undefined : current === c.kmsV2.keyIDHash
+            countKmsKey(scan, c.kmsName, c.kmsV2.keyID, c.kmsV2.keyIDHash ?? '', isCurrent)
+            // Stale: not the write provider, or not the key ID every apiserver reports now.
+            if (scan.writes !== `kms:${c.kmsName}` || isCurrent === false) {
+              scan.stale++
+              sample(scan, 'stale', key)
+            }
+          }
         } else {
           countError(scan, error.message)
           const c = classifyValue(value)
@@ -231,6 +260,16 @@ export async function scanValues(input: ScanInput): Promise<ScanResult> {
     for (const k of ['total', 'plaintext', 'stale', 'undecryptable', 'unverified', 'orphans'] as const) result.totals[k] += r[k]
   }
   return result
+}
+
+const MAX_KMS_KEYS = 100
+
+function countKmsKey(scan: ResourceScan, provider: string, keyId: string, keyIdHash: string, current: boolean | undefined): void {
+  const list = (scan.kmsKeys ??= [])
+  const found = list.find((k) => k.provider === provider && k.keyIdHash === keyIdHash)
+  if (found) found.count++
+  // Key IDs are chosen by the plugin; a bounded list keeps memory flat if one mints many.
+  else if (list.length < MAX_KMS_KEYS) list.push({provider, keyId, keyIdHash, count: 1, ...(current === undefined ? {} : {current})})
 }
 
 function countError(scan: ResourceScan, message: string): void {

@@ -24,6 +24,8 @@ export interface StatusScanInput {
   resources?: string[]
   pageSize?: number
   etcdPrefix?: string
+  /** Per KMS v2 provider, the key ID hash the apiservers report as current (see ScanInput). */
+  kmsCurrentKeyIdHashes?: Record<string, string>
   onProgress?: (scanned: number) => void
 }
 
@@ -85,6 +87,7 @@ export async function scanForStatus(input: StatusScanInput): Promise<ScanSummary
     config: input.config,
     namespaces,
     etcdPrefix: input.etcdPrefix,
+    kmsCurrentKeyIdHashes: input.kmsCurrentKeyIdHashes,
     onProgress: (event) => input.onProgress?.(event.scanned),
   })
   return {etcd: reader.describe(), keys: result.keys, resources: result.resources, totals: result.totals}

@@ -6,7 +6,7 @@ import {basename} from 'node:path'
 
 import type {ControlPlaneNode} from '../controlplane/control-plane.js'
 import {kmsChecks, parseHealthReport, type HealthCheck} from '../controlplane/health.js'
-import {encryptionMetrics, parsePrometheusText} from '../controlplane/metrics.js'
+import {type CurrentKmsKey, currentKmsKeys, encryptionMetrics, parsePrometheusText} from '../controlplane/metrics.js'
 import type {EncryptionConfiguration, ProviderSpec} from '../encryption/config-model.js'
 import {type ConfigCheck, checkConfigBytes} from '../encryption/load-config.js'
 import {buildResourceMap, formatGroupResource, parseResourceString} from '../encryption/resource-match.js'
@@ -16,6 +16,7 @@ import {toPluginError} from '../kube/errors.js'
 import type {EndpointProbe} from '../kube/types.js'
 import type {RemoteFiles} from '../ssh/remote-files.js'
 import type {RotationStatus} from './rotate.js'
+import type {KmsKeyCount} from './scan.js'
 import type {LeaseStatus} from './operation-lease.js'
 
 export const MANIFESTS_DIR = '/etc/kubernetes/manifests'
@@ -32,6 +33,8 @@ export interface NodeStatus {
     /** `/readyz` answered 200 on this node's endpoint. */
     ready: boolean
     readyz?: string
+    /** Names of the /readyz checks that failed. */
+    failingChecks?: string[]
     /** More than one kube-apiserver mirror pod on the node (a stray manifest copy). */
     extraPods: string[]
   }
@@ -51,7 +54,10 @@ export interface NodeStatus {
     /** The hash the apiserver reports as loaded (1.34+), for comparison with the file. */
     loadedHash?: string
   }
+  /** The apiserver's KMS health checks; a failing one carries what /readyz/<check> says. */
   kms: HealthCheck[]
+  /** Per KMS v2 provider, the current key ID hash this apiserver reports (its metrics). */
+  kmsKeys: CurrentKmsKey[]
   reloads?: {success: number; failure: number}
   /** Non-dot files in the manifests dir that the kubelet would also run (e.g. kube-apiserver.yaml.bak). */
   strayManifests: string[]
@@ -85,6 +91,7 @@ export interface ScanSummary {
     unverified: number
     orphans: number
     writes?: string
+    kmsKeys?: KmsKeyCount[]
     samples: Partial<Record<string, string[]>>
   }>
   totals: {total: number; plaintext: number; stale: number; undecryptable: number; unverified: number; orphans: number}
@@ -116,8 +123,11 @@ export interface StatusDeps {
   files?: (node: ControlPlaneNode) => RemoteFiles
   /** A local config file given with --config, instead of reading it from a node. */
   localConfig?: {path: string; bytes: Buffer}
-  /** Runs the scan with the config that status settled on (only with --scan). */
-  scan?: (config: EncryptionConfiguration | undefined) => Promise<ScanSummary>
+  /**
+   * Runs the scan with the config that status settled on (only with --scan), and per KMS v2
+   * provider the key ID hash every apiserver reports as current (providers with drift left out).
+   */
+  scan?: (config: EncryptionConfiguration | undefined, kmsCurrentKeyIdHashes: Record<string, string>) => Promise<ScanSummary>
   probeTimeoutMs?: number
   onProgress?: (text: string) => void
   /** The recorded key rotation (kube-system/kubectl-encryption-state, key `rotate`). */
@@ -160,6 +170,31 @@ export function resourceStatuses(config: EncryptionConfiguration): ResourceStatu
   return statuses
 }
 
+function kmsV2Names(config: EncryptionConfiguration): Set<string> {
+  return new Set((config.resources ?? []).flatMap((r) => (r.providers ?? []).flatMap((p) => (p.kms && p.kms.apiVersion === 'v2' ? [p.kms.name] : []))))
+}
+
+/** Per KMS v2 provider, the key ID hash that every apiserver reporting it agrees on. */
+export function agreedKmsKeys(nodes: NodeStatus[]): Record<string, string> {
+  const drift = kmsKeyDrift(nodes)
+  const agreed: Record<string, string> = {}
+  for (const n of nodes) for (const k of n.kmsKeys) if (!drift.has(k.provider)) agreed[k.provider] = k.keyIdHash
+  return agreed
+}
+
+/** Providers whose apiservers report different current key IDs: provider -> key ID hash -> nodes. */
+export function kmsKeyDrift(nodes: NodeStatus[]): Map<string, Map<string, string[]>> {
+  const byProvider = new Map<string, Map<string, string[]>>()
+  for (const n of nodes) {
+    for (const k of n.kmsKeys) {
+      const hashes = byProvider.get(k.provider) ?? new Map<string, string[]>()
+      byProvider.set(k.provider, hashes)
+      hashes.set(k.keyIdHash, [...(hashes.get(k.keyIdHash) ?? []), n.node])
+    }
+  }
+  return new Map([...byProvider].filter(([, hashes]) => hashes.size > 1))
+}
+
 function message(error: unknown): string {
   const translated = toPluginError(error)
   return isPluginError(translated) ? translated.message : (translated as Error).message
@@ -180,6 +215,7 @@ async function nodeStatus(node: ControlPlaneNode, deps: StatusDeps): Promise<{st
     },
     config: {errors: []},
     kms: [],
+    kmsKeys: [],
     strayManifests: [],
     notes: [],
   }
@@ -194,17 +230,27 @@ async function nodeStatus(node: ControlPlaneNode, deps: StatusDeps): Promise<{st
     try {
       const readyz = await deps.probe.get('/readyz?verbose', {endpoint: pod.endpoint, timeoutMs})
       const report = parseHealthReport(readyz.status, readyz.body)
-      status.apiserver.ready = report.ok
-      status.apiserver.readyz = report.ok ? 'ok' : report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.message}`).join('; ') || `HTTP ${readyz.status}`
       status.kms = kmsChecks(report)
+      // The combined list says only "reason withheld"; the check's own path gives the error text.
+      for (const check of status.kms.filter((c) => !c.ok)) {
+        const own = await deps.probe.get(`/readyz/${check.name}`, {endpoint: pod.endpoint, timeoutMs}).catch(() => undefined)
+        const text = own && own.status !== 200 ? own.body.trim().replace(/^internal server error:\s*/, '') : ''
+        if (text) check.message = text
+      }
+      status.apiserver.ready = report.ok
+      const failing = report.checks.filter((c) => !c.ok)
+      if (failing.length > 0) status.apiserver.failingChecks = failing.map((c) => c.name)
+      status.apiserver.readyz = report.ok ? 'ok' : failing.map((c) => `${c.name}: ${status.kms.find((k) => k.name === c.name)?.message ?? c.message}`).join('; ') || `HTTP ${readyz.status}`
     } catch (error) {
       status.apiserver.readyz = message(error)
+      return
     }
-    if (!status.apiserver.ready) return
+    // An apiserver that is not ready only because of its KMS plugin still serves /metrics.
     try {
       const metrics = await deps.probe.get('/metrics', {endpoint: pod.endpoint, timeoutMs})
       if (metrics.status === 200) {
         const parsed = encryptionMetrics(parsePrometheusText(metrics.body))
+        status.kmsKeys = currentKmsKeys(parsed.kmsKeyIds)
         status.config.loadedHash = parsed.lastConfigHash
         if (status.encryption.automaticReload) status.reloads = parsed.reloads
       } else {
@@ -243,6 +289,9 @@ async function nodeStatus(node: ControlPlaneNode, deps: StatusDeps): Promise<{st
   })()
 
   await Promise.all([probes, files])
+  // Metrics keep key IDs of providers an earlier config had; only this config's v2 providers count.
+  const kmsNames = check?.config && kmsV2Names(check.config)
+  if (kmsNames) status.kmsKeys = status.kmsKeys.filter((k) => kmsNames.has(k.provider))
   if (!status.config.hash && status.config.loadedHash) {
     status.config.hash = status.config.loadedHash
     status.config.source = 'metrics'
@@ -260,17 +309,23 @@ function problemsFor(result: StatusResult, nodes: NodeStatus[]): string[] {
     problems.push(`${who}: manifest and encryption config not checked, SSH failed (${reason})`)
   }
   for (const n of nodes) {
+    const failingKms = n.kms.filter((c) => !c.ok)
+    const onlyKmsFailing = failingKms.length > 0 && (n.apiserver.failingChecks ?? []).every((name) => failingKms.some((c) => c.name === name))
     if (!n.apiserver.pod) problems.push(`${n.node}: no kube-apiserver mirror pod`)
-    else if (!n.apiserver.ready) problems.push(`${n.node}: apiserver ${n.apiserver.pod} is not ready (${n.apiserver.readyz ?? 'no answer'})`)
+    else if (!n.apiserver.ready && !onlyKmsFailing) problems.push(`${n.node}: apiserver ${n.apiserver.pod} is not ready (${n.apiserver.readyz ?? 'no answer'})`)
     if (n.apiserver.extraPods.length > 0) problems.push(`${n.node}: more than one kube-apiserver mirror pod (${n.apiserver.extraPods.join(', ')}); a copy of the manifest is being run`)
     for (const file of n.strayManifests) problems.push(`${n.node}: ${file} is in the manifests dir; the kubelet runs every non-dot file there; move it out of ${MANIFESTS_DIR}`)
     if (n.encryption.configPath && n.encryption.configPathMounted === false) problems.push(`${n.node}: ${n.encryption.configPath} is not inside any volumeMount of the apiserver container; the apiserver cannot read it`)
     for (const e of n.config.errors) problems.push(`${n.node}: ${e}`)
-    for (const k of n.kms.filter((c) => !c.ok)) problems.push(`${n.node}: KMS health check ${k.name} failed: ${k.message}`)
+    for (const k of failingKms) problems.push(`${n.node}: KMS provider unhealthy: its apiserver reports ${k.name} failed: ${k.message}${n.apiserver.ready ? '' : ' (the apiserver is not ready)'}`)
     if (n.config.hash && n.config.loadedHash && n.config.source === 'ssh' && n.config.hash !== n.config.loadedHash) {
       problems.push(`${n.node}: the apiserver runs config ${n.config.loadedHash}, the file on disk is ${n.config.hash}${n.encryption.automaticReload ? ' (not reloaded yet, or the reload failed)' : ' (restart needed)'}`)
     }
     if (n.reloads && n.reloads.failure > 0) problems.push(`${n.node}: ${n.reloads.failure} automatic reload(s) of the config failed`)
+  }
+  for (const [provider, hashes] of kmsKeyDrift(nodes)) {
+    const parts = [...hashes].map(([hash, names]) => `${names.join(', ')} ${names.length === 1 ? 'reports' : 'report'} ${hash}`)
+    problems.push(`KMS key ID drift for provider ${provider}: ${parts.join('; ')}; every apiserver must report the same key ID before a rewrite`)
   }
   const enabled = nodes.filter((n) => n.encryption.enabled)
   if (enabled.length === 0 && nodes.length > 0) problems.push('encryption at rest is off: no apiserver has --encryption-provider-config')
@@ -288,7 +343,10 @@ function problemsFor(result: StatusResult, nodes: NodeStatus[]): string[] {
     for (const r of result.scan.resources) {
       const encryptedByConfig = r.writes !== undefined && r.writes !== 'identity'
       if (r.plaintext > 0 && encryptedByConfig) problems.push(`${r.resource}: ${r.plaintext} value(s) stored in plaintext`)
-      if (r.stale > 0) problems.push(`${r.resource}: ${r.stale} value(s) not under the current write key ${r.writes ?? ''} (run 'kubectl encryption rewrite')`.replace(' )', ')'))
+      // The current key ID may have no value under it yet: take it from the apiservers, not the scan.
+      const currentKeyId = r.writes?.startsWith('kms:') ? agreedKmsKeys(nodes)[r.writes.slice(4)] : undefined
+      const under = currentKeyId ? `${r.writes} key ID ${currentKeyId}` : (r.writes ?? '')
+      if (r.stale > 0) problems.push(`${r.resource}: ${r.stale} value(s) not under the current write key ${under} (run 'kubectl encryption rewrite')`.replace(' )', ')'))
       if (r.undecryptable > 0) problems.push(`${r.resource}: ${r.undecryptable} value(s) that no configured key can decrypt`)
     }
   }
@@ -355,7 +413,10 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
 
   if (deps.scan) {
     deps.onProgress?.('Scanning etcd')
-    result.scan = await deps.scan(configCheck?.config)
+    result.scan = await deps.scan(configCheck?.config, agreedKmsKeys(nodes))
+    if (Object.keys(agreedKmsKeys(nodes)).length === 0 && result.scan.resources.some((r) => r.kmsKeys?.length)) {
+      result.warnings.push('no current KMS key ID that every apiserver agrees on: KMS values are counted per key ID but not judged stale by key ID')
+    }
     for (const r of result.scan.resources) if (r.orphans > 0) result.warnings.push(`${r.resource}: ${r.orphans} object(s) in namespaces that no longer exist (orphans)`)
   }
   result.problems = problemsFor(result, nodes)

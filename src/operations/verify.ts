@@ -15,6 +15,7 @@ import type {EtcdReader, EtcdReaderInfo} from '../etcd/etcd-reader.js'
 import {PluginError} from '../errors.js'
 import {toPluginError} from '../kube/errors.js'
 import {type ApiResource, KubeApiError, type KubeObject, type ObjectClient} from '../kube/types.js'
+import {agreedKey, type NodeKmsKeys} from './kms-keys.js'
 
 export interface VerifyOptions {
   resource: ApiResource
@@ -36,6 +37,20 @@ export interface VerifyDeps {
   config?: {config: EncryptionConfiguration; source: string}
   signal?: AbortSignal
   onProgress?: (text: string) => void
+  /** Per apiserver, the KMS v2 key IDs it reports as current (read before the write and after it). */
+  kmsKeys?: () => Promise<NodeKmsKeys[]>
+}
+
+/** For a KMS v2 value: its key ID vs the one the apiservers report (hashes as in their metrics). */
+export interface VerifyKms {
+  provider: string
+  /** Key IDs are not secret; the stored one as it is in the EncryptedObject. */
+  keyId: string
+  keyIdHash: string
+  /** The key ID hash every apiserver reported, before and after the write; absent when not settled. */
+  currentKeyIdHash?: string
+  /** What each apiserver reported after the write: key ID hash -> nodes. */
+  reportedBy: Record<string, string[]>
 }
 
 export interface StoredValue {
@@ -61,6 +76,8 @@ export interface VerifyResult {
   configSource?: string
   /** Read back through the API and compared with what was written. */
   roundTrip: 'ok' | 'mismatch' | 'not-checked'
+  /** KMS v2 write provider: the stored key ID against the apiservers' current one. */
+  kms?: VerifyKms
   hexdump?: string
   /** `deleted`, `kept` (--keep), or `failed` (the object is still there; see problems). */
   cleanup: 'deleted' | 'kept' | 'failed' | 'not-created'
@@ -176,6 +193,8 @@ export async function verifyEncryption(options: VerifyOptions, deps: VerifyDeps)
   let reader: EtcdReader | undefined
   let failure: unknown
   try {
+    // Read before the write too: a key ID that changed meanwhile has not settled, and is no verdict.
+    const kmsBefore = result.expected?.startsWith('kms:') && deps.kmsKeys ? await step(deps.kmsKeys(), deps.signal) : undefined
     deps.onProgress?.(`Creating ${result.resource} ${namespace ? namespace + '/' : ''}${name}`)
     creating = deps.objects.create(resource, object)
     const written = await step(creating, deps.signal)
@@ -201,6 +220,23 @@ export async function verifyEncryption(options: VerifyOptions, deps: VerifyDeps)
         result.problems.push(`${result.resource} are stored in plaintext, but the config (${deps.config?.source}) says ${result.expected}: the apiserver that served this write does not run that config`)
       } else if (stored !== result.expected) {
         result.problems.push(`${result.resource} are stored with ${stored}, but the config (${deps.config?.source}) says new writes use ${result.expected}`)
+      } else if (c.kmsApiVersion === 'v2' && c.kmsName !== undefined && c.kmsV2?.keyID !== undefined && kmsBefore && deps.kmsKeys) {
+        const after = await step(deps.kmsKeys(), deps.signal)
+        const before = agreedKey(kmsBefore, c.kmsName)
+        const now = agreedKey(after, c.kmsName)
+        const kms: VerifyKms = {provider: c.kmsName, keyId: c.kmsV2.keyID, keyIdHash: c.kmsV2.keyIDHash ?? '', reportedBy: now.reportedBy}
+        result.kms = kms
+        if (now.keyIdHash === undefined) {
+          const parts = Object.entries(now.reportedBy).map(([hash, nodes]) => `${nodes.join(', ')}: ${hash}`)
+          result.notes.push(parts.length === 0 ? `no apiserver reports a current key ID for KMS provider ${c.kmsName}; the stored key ID was not compared` : `the apiservers report different current key IDs for KMS provider ${c.kmsName} (${parts.join('; ')}); run verify again once they agree`)
+        } else if (before.keyIdHash !== now.keyIdHash) {
+          result.notes.push(`the current KMS key ID changed during the check (to ${now.keyIdHash}); run verify again`)
+        } else {
+          kms.currentKeyIdHash = now.keyIdHash
+          if (kms.keyIdHash !== now.keyIdHash) {
+            result.problems.push(`${result.resource} are stored under KMS key ID ${kms.keyIdHash} (${kms.keyId}), but every apiserver reports ${now.keyIdHash} as current: the apiserver that wrote it did not move to the new key (see its log for a failed DEK rotation)`)
+          }
+        }
       }
     }
     deps.onProgress?.('Reading the object back through the API')

@@ -52,7 +52,7 @@ describe('the CLI frame', {timeout: 120_000}, () => {
   it('enable generates secretbox unless --provider says otherwise; --provider with --config is a usage error (exit 2)', async () => {
     const help = await plugin('enable', '--help')
     expect(help.stdout).toMatch(/--provider=<option>\s+Provider of a generated config \(default\s+secretbox/)
-    expect(help.stdout).toMatch(/<options: secretbox\|aesgcm\|aescbc>/)
+    expect(help.stdout).toMatch(/<options: secretbox\|aesgcm\|aescbc\|kms>/)
     // before any cluster is contacted (no kubeconfig needed)
     for (const provider of ['aescbc', 'secretbox']) {
       const r = await plugin('enable', '--config', 'enc.yaml', '--provider', provider, '--kubeconfig', '/nonexistent')

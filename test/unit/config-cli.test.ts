@@ -246,11 +246,60 @@ describe('kubectl encryption config generate', {timeout: 120_000}, () => {
     [['--key-name', ''], 'name is a mandatory field for a key'],
     [['--resource', ''], '--resource "" names no resource'],
     [['--resource', 'secrets configmaps'], '--resource "secrets configmaps" names no resource'],
+    [['--provider', 'kms'], '--provider kms needs --kms-endpoint'],
+    [['--provider', 'kms', '--kms-endpoint', '/var/run/kms.sock'], '--kms-endpoint "/var/run/kms.sock" must start with unix://'],
+    [['--provider', 'kms', '--kms-endpoint', 'unix://kms.sock'], 'must name an absolute socket path'],
+    [['--provider', 'kms', '--kms-endpoint', 'unix:///k.sock', '--kms-timeout', 'soon'], '--kms-timeout "soon" is not a positive duration'],
+    [['--provider', 'kms', '--kms-endpoint', 'unix:///k.sock', '--kms-name', 'a:b'], "must not contain ':'"],
+    [['--provider', 'kms', '--kms-endpoint', 'unix:///k.sock', '--key-size', '32'], '--key-size does not apply to --provider kms'],
+    [['--kms-endpoint', 'unix:///k.sock'], '--kms-endpoint only applies with --provider kms'],
   ])('refuses %j with exit 2 and writes nothing', async (args, text) => {
     const path = join(dir, 'never.yaml')
     const r = await plugin('config', 'generate', ...args, '--output-file', path)
     expect(r.code).toBe(2)
     expect(r.stderr).toContain(text)
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('error:'))).toHaveLength(1)
+    expect(r.stdout).toBe('')
     expect(readdirSync(dir)).not.toContain('never.yaml')
+  })
+
+  it('--provider kms writes a v2 provider with the defaults (name kms-plugin, timeout 3s) that validates', async () => {
+    const r = await plugin('config', 'generate', '--provider', 'kms', '--kms-endpoint', 'unix:///var/run/kmsplugin/socket.sock', '--identity-fallback', '-o', 'json')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toBe('')
+    expect(JSON.parse(r.stdout).resources[0].providers).toEqual([
+      {kms: {apiVersion: 'v2', name: 'kms-plugin', endpoint: 'unix:///var/run/kmsplugin/socket.sock', timeout: '3s'}},
+      {identity: {}},
+    ])
+    const check = await plugin('config', 'validate', file('gen-kms.json', r.stdout))
+    expect(check.code).toBe(0)
+  })
+
+  it('--provider kms --output-file: 0600, prints name, endpoint, API version and timeout', async () => {
+    const path = join(dir, 'kms.yaml')
+    const r = await plugin('config', 'generate', '--provider', 'kms', '--kms-endpoint', 'unix:///etc/kubernetes/kms/kms.sock', '--kms-name', 'vault', '--kms-timeout', '10s', '--output-file', path, '-o', 'json')
+    expect(r.code, r.stderr).toBe(0)
+    expect(statSync(path).mode & 0o777).toBe(0o600)
+    expect(JSON.parse(r.stdout)).toEqual({
+      file: path,
+      provider: 'kms',
+      kmsName: 'vault',
+      endpoint: 'unix:///etc/kubernetes/kms/kms.sock',
+      apiVersion: 'v2',
+      timeout: '10s',
+      resources: ['secrets'],
+      identityFallback: false,
+    })
+    expect(readFileSync(path, 'utf8')).toContain('endpoint: unix:///etc/kubernetes/kms/kms.sock')
+  })
+
+  it('--kms-api-version v1 only when asked, with a warning that v1 is off by default since 1.29', async () => {
+    const r = await plugin('config', 'generate', '--provider', 'kms', '--kms-endpoint', 'unix:///k.sock', '--kms-api-version', 'v1')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('apiVersion: v1\n')
+    expect(r.stdout).toMatch(/- kms:\n\s+apiVersion: v1/)
+    expect(r.stderr).toContain('KMS v1 is deprecated and off by default since Kubernetes 1.29')
+    expect(r.stderr).toContain('--feature-gates=KMSv1=true')
+    expect(r.stderr.match(/KMS v1/g)).toHaveLength(1)
   })
 })

@@ -1,4 +1,8 @@
+import {createHash} from 'node:crypto'
+
 import {describe, expect, it} from 'vitest'
+
+import {encodeEncryptedObject} from '../../src/encryption/kms-v2-object.js'
 
 import type {EtcdKeyValue, EtcdReader} from '../../src/etcd/etcd-reader.js'
 import {EtcdStaleIndex, isCurrentValue} from '../../src/operations/etcd-stale-index.js'
@@ -25,6 +29,16 @@ function reader(entries: Record<string, string>): EtcdReader & {prefixes: string
 }
 
 describe('etcd stale index', () => {
+  it('a KMS v2 value is current only under the key ID the apiservers report, when that is known', () => {
+    const value = (keyID: string) =>
+      Buffer.concat([Buffer.from('k8s:enc:kms:v2:vault:'), encodeEncryptedObject({encryptedData: Buffer.alloc(60, 1), keyID, encryptedDEKSource: Buffer.alloc(40, 2), annotations: new Map(), encryptedDEKSourceType: 1})])
+    const current = {vault: `sha256:${createHash('sha256').update('kek-2').digest('hex')}`}
+    expect(isCurrentValue(value('kek-2'), 'kms:vault', current)).toBe(true)
+    expect(isCurrentValue(value('kek-1'), 'kms:vault', current)).toBe(false)
+    expect(isCurrentValue(value('kek-1'), 'kms:vault')).toBe(true) // not known: by name only
+    expect(isCurrentValue(value('kek-2'), 'kms:other', current)).toBe(false)
+  })
+
   it('judges values by the write provider prefix (docs/kubernetes-behaviour.md §3.7)', () => {
     expect(isCurrentValue(Buffer.from('k8s:enc:aescbc:v1:key2:\x01\x02'), 'aescbc:key2')).toBe(true)
     expect(isCurrentValue(Buffer.from('k8s:enc:aescbc:v1:key1:\x01\x02'), 'aescbc:key2')).toBe(false)

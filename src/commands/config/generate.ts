@@ -6,7 +6,19 @@ import {BaseCommand} from '../../base-command.js'
 import type {AesProviderType, EncryptionConfiguration} from '../../encryption/config-model.js'
 import {apiserverMessage} from '../../encryption/config-errors.js'
 import {parseEncryptionConfig} from '../../encryption/config-decode.js'
-import {allowedKeySizes, DEFAULT_PROVIDER, defaultKeyName, GENERATED_PROVIDERS, generateConfig} from '../../encryption/generate-config.js'
+import {
+  allowedKeySizes,
+  DEFAULT_KMS_NAME,
+  DEFAULT_KMS_TIMEOUT,
+  DEFAULT_PROVIDER,
+  defaultKeyName,
+  GENERATED_PROVIDERS,
+  generateConfig,
+  generateKmsConfig,
+  kmsEndpointProblem,
+  type KmsApiVersion,
+} from '../../encryption/generate-config.js'
+import {parseGoDuration} from '../../encryption/go-format.js'
 import {validateEncryptionConfig} from '../../encryption/validate-config.js'
 import {usageError} from '../../errors.js'
 import {checkResourceFlags} from '../../flags/resource-names.js'
@@ -24,8 +36,22 @@ export interface GeneratedFileResult {
   identityFallback: boolean
 }
 
+/** `--provider kms --output-file`: the file holds no key, only where the plugin listens. */
+export interface GeneratedKmsFileResult {
+  file: string
+  provider: 'kms'
+  kmsName: string
+  endpoint: string
+  apiVersion: KmsApiVersion
+  timeout: string
+  resources: string[]
+  identityFallback: boolean
+}
+
 /** Without --output-file the result IS the configuration (the user asked for the key on stdout). */
-export type GenerateResult = {config: EncryptionConfiguration; text: string} | GeneratedFileResult
+export type GenerateResult = {config: EncryptionConfiguration; text: string} | GeneratedFileResult | GeneratedKmsFileResult
+
+const KMS_FLAGS = ['kms-name', 'kms-endpoint', 'kms-timeout', 'kms-api-version'] as const
 
 export default class ConfigGenerate extends BaseCommand<GenerateResult, typeof ConfigGenerate> {
   static override summary = 'Write a new EncryptionConfiguration with a fresh random key.'
@@ -43,11 +69,12 @@ Without --output-file the configuration, key included, goes to stdout (that is w
 
   static override flags = {
     provider: Flags.option({
-      description: 'Encrypting provider (default secretbox; see the description).',
-      options: GENERATED_PROVIDERS,
+      description: 'Encrypting provider (default secretbox; see the description). kms needs --kms-endpoint.',
+      options: [...GENERATED_PROVIDERS, 'kms'],
       default: DEFAULT_PROVIDER,
     })(),
-    'key-size': Flags.integer({description: 'Key size in bytes: 16, 24 or 32 for aescbc/aesgcm; 32 for secretbox.', default: 32}),
+    // No oclif default: a --key-size given with --provider kms must be refused, not silently ignored.
+    'key-size': Flags.integer({description: 'Key size in bytes: 16, 24 or 32 for aescbc/aesgcm; 32 for secretbox (default 32).'}),
     resource: Flags.string({
       description: "Resource to encrypt: 'secrets', 'deployments.apps', '*.' (core group), '*.apps', '*.*'; repeatable. Default: secrets.",
       multiple: true,
@@ -59,11 +86,21 @@ Without --output-file the configuration, key included, goes to stdout (that is w
     }),
     'output-file': Flags.string({description: 'Write the configuration to this file (created with mode 0600) instead of stdout.'}),
     force: Flags.boolean({description: 'Replace --output-file if it exists (atomically, mode 0600).', default: false}),
+    'kms-name': Flags.string({description: `With --provider kms: the provider's name, part of every stored value's prefix (default ${DEFAULT_KMS_NAME}).`}),
+    'kms-endpoint': Flags.string({description: 'With --provider kms (required): the plugin socket as the apiserver sees it, unix:///absolute/path.sock.'}),
+    'kms-timeout': Flags.string({description: `With --provider kms: how long the apiserver waits for the plugin, a Go duration (default ${DEFAULT_KMS_TIMEOUT}).`}),
+    'kms-api-version': Flags.option({
+      description: 'With --provider kms: the KMS API (default v2; v1 is off by default since Kubernetes 1.29).',
+      options: ['v2', 'v1'] as const,
+    })(),
   }
 
   async execute(): Promise<GenerateResult> {
+    if (this.flags.provider === 'kms') return this.executeKms()
+    const kmsFlag = KMS_FLAGS.find((f) => this.flags[f] !== undefined)
+    if (kmsFlag) throw usageError('KMS_FLAG_WITHOUT_KMS', `--${kmsFlag} only applies with --provider kms.`, {hint: 'Add --provider kms or drop the --kms-* flags.'})
     const provider = this.flags.provider as AesProviderType
-    const keySize = this.flags['key-size']
+    const keySize = this.flags['key-size'] ?? 32
     const sizes = allowedKeySizes(provider)
     if (!sizes.includes(keySize)) {
       throw usageError('KEY_SIZE_INVALID', `--key-size ${keySize} is not allowed for ${provider}: use ${sizes.join(', ')}.`, {
@@ -107,6 +144,67 @@ Without --output-file the configuration, key included, goes to stdout (that is w
     }
   }
 
+  private async executeKms(): Promise<GenerateResult> {
+    const flags = this.flags
+    for (const f of ['key-size', 'key-name'] as const) {
+      if (flags[f] !== undefined) throw usageError('KEY_FLAG_WITH_KMS', `--${f} does not apply to --provider kms: the key stays with the KMS plugin.`, {hint: `Drop --${f}.`})
+    }
+    if (flags.force && !flags['output-file']) {
+      throw usageError('FORCE_WITHOUT_FILE', '--force only applies with --output-file.', {hint: 'Add --output-file FILE or drop --force.'})
+    }
+    const endpoint = flags['kms-endpoint']
+    if (endpoint === undefined) {
+      throw usageError('KMS_ENDPOINT_MISSING', '--provider kms needs --kms-endpoint (the plugin socket, unix:///absolute/path.sock).', {
+        hint: 'For example: --kms-endpoint unix:///var/run/kmsplugin/socket.sock',
+      })
+    }
+    const problem = kmsEndpointProblem(endpoint)
+    if (problem) {
+      throw usageError('KMS_ENDPOINT_INVALID', `--kms-endpoint ${JSON.stringify(endpoint)} ${problem}.`, {hint: 'For example: --kms-endpoint unix:///var/run/kmsplugin/socket.sock'})
+    }
+    const timeout = flags['kms-timeout'] ?? DEFAULT_KMS_TIMEOUT
+    const duration = parseGoDuration(timeout)
+    if ('error' in duration || duration.nanos <= 0n) {
+      throw usageError('KMS_TIMEOUT_INVALID', `--kms-timeout ${JSON.stringify(timeout)} is not a positive duration.`, {hint: 'Use a Go duration such as 3s or 500ms.'})
+    }
+    checkResourceFlags(flags.resource)
+    const apiVersion: KmsApiVersion = flags['kms-api-version'] ?? 'v2'
+    const generated = generateKmsConfig({
+      name: flags['kms-name'] ?? DEFAULT_KMS_NAME,
+      endpoint,
+      timeout,
+      apiVersion,
+      resources: flags.resource ?? ['secrets'],
+      identityFallback: flags['identity-fallback'],
+    })
+    // v1 is validated as the apiserver would with --feature-gates=KMSv1=true: asking for it is the user's choice, warned below.
+    const parsed = parseEncryptionConfig(generated.text, flags['output-file'] ?? '<stdout>')
+    const check = parsed.config ? validateEncryptionConfig(parsed.config, {featureGates: {KMSv1: apiVersion === 'v1'}}) : {errors: parsed.errors, warnings: []}
+    if (check.errors.length > 0) {
+      throw usageError('GENERATED_CONFIG_INVALID', `the requested configuration would not load: ${apiserverMessage(check.errors)}`, {
+        hint: "Fix --resource or --kms-name (resources are lowercase plurals like 'secrets'; a KMS name has no ':'). Nothing was written.",
+      })
+    }
+    if (apiVersion === 'v1') {
+      this.warn('KMS v1 is deprecated and off by default since Kubernetes 1.29: the apiserver refuses this file unless it runs with --feature-gates=KMSv1=true. Prefer --kms-api-version v2.')
+    }
+    for (const warning of check.warnings) if (!warning.includes('KMS v1')) this.warn(warning)
+
+    const file = flags['output-file']
+    if (!file) return generated
+    await writePrivateFile(file, generated.text, {force: flags.force})
+    return {
+      file,
+      provider: 'kms',
+      kmsName: flags['kms-name'] ?? DEFAULT_KMS_NAME,
+      endpoint,
+      apiVersion,
+      timeout,
+      resources: generated.config.resources[0]?.resources ?? [],
+      identityFallback: flags['identity-fallback'],
+    }
+  }
+
   /**
    * Without --output-file, stdout carries the configuration itself in every format (YAML with its
    * header comment for table/yaml, the same object as JSON for -o json): a file the apiserver loads.
@@ -123,6 +221,17 @@ Without --output-file the configuration, key included, goes to stdout (that is w
 
   protected renderTable(result: GenerateResult): string {
     if ('config' in result) return result.text.replace(/\n$/, '')
+    if (result.provider === 'kms') {
+      return formatFields([
+        ['File', result.file],
+        ['Provider', `kms ${result.apiVersion}`],
+        ['KMS name', result.kmsName],
+        ['Endpoint', result.endpoint],
+        ['Timeout', result.timeout],
+        ['Resources', result.resources.join(', ')],
+        ['Identity fallback', result.identityFallback ? 'yes' : 'no'],
+      ])
+    }
     return formatFields([
       ['File', result.file],
       ['Provider', result.provider],

@@ -15,19 +15,26 @@ export interface KmsPlugin {
   keyId(): string
   /** a new current KEK; older ones stay and still decrypt */
   rotate(): string
+  /** Rewrites this plugin's KEK file from its key list (shared with other plugins via `keks`). */
+  sync(): void
   setUnhealthy(message: string | undefined): void
   stop(): Promise<void>
 }
 
 const idOf = (key: Buffer) => `kek-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`
 
-/** Starts the plugin on `socket` (a host path; a node's /etc/kubernetes is <stateDir>/nodes/<node>/etc-kubernetes). */
-export async function startKmsPlugin(socket: string): Promise<KmsPlugin> {
+/**
+ * Starts the plugin on `socket` (a host path; a node's /etc/kubernetes is <stateDir>/nodes/<node>/etc-kubernetes).
+ * Plugins given the same `keks` array hold the same KEKs (as one KMS behind several nodes would), each
+ * in its own file, so one can be made unhealthy alone; after `rotate()` on one, `sync()` the others.
+ */
+export async function startKmsPlugin(socket: string, options: {keks?: Buffer[]} = {}): Promise<KmsPlugin> {
   const binDir = sandbox().env.SANDBOX_BIN_DIR
   if (!binDir) throw new Error('SANDBOX_BIN_DIR missing from the sandbox env')
   const dir = mkdtempSync(join(tmpdir(), 'sandbox-kms-'))
   const kekFile = join(dir, 'kek')
-  const keks: Buffer[] = [randomBytes(32)]
+  const keks: Buffer[] = options.keks ?? []
+  if (keks.length === 0) keks.push(randomBytes(32))
   const write = () => writeFileSync(kekFile, keks.map((k) => `${k.toString('base64')}\n`).join(''), {mode: 0o600})
   write()
   mkdirSync(dirname(socket), {recursive: true})
@@ -48,6 +55,7 @@ export async function startKmsPlugin(socket: string): Promise<KmsPlugin> {
       write()
       return idOf(keks[0]!)
     },
+    sync: write,
     setUnhealthy: (message) => {
       if (message === undefined) rmSync(`${kekFile}.unhealthy`, {force: true})
       else writeFileSync(`${kekFile}.unhealthy`, message, {mode: 0o600})

@@ -95,6 +95,11 @@ const cases: Case[] = [
   [['enable', '--yes'], ['--resource', 'sec rets'], 2, /--resource "sec rets" names no resource/],
   [['enable', '--yes'], ['--resource', 'Secrets'], 2, /--resource: .*Secrets/],
   [['config', 'generate'], ['--resource', ''], 2, /--resource "" names no resource/],
+  [['config', 'generate'], ['--provider', 'kms'], 2, /--provider kms needs --kms-endpoint/],
+  [['config', 'generate'], ['--provider', 'kms', '--kms-endpoint', 'unix://rel.sock'], 2, /must name an absolute socket path/],
+  [['enable', '--yes'], ['--provider', 'kms'], 2, /--provider kms needs --kms-endpoint/],
+  [['enable', '--yes'], ['--provider', 'kms', '--kms-endpoint', '/var/run/kms.sock'], 2, /--kms-endpoint "\/var\/run\/kms.sock" must start with unix:\/\//],
+  [['enable', '--yes'], ['--kms-endpoint', 'unix:///var/run/kms.sock'], 2, /--kms-endpoint only applies with --provider kms/],
   // out-of-range numbers: the value and the allowed range
   [['rewrite'], ['--concurrency', '0'], 2, /--concurrency "0" is not allowed: use a whole number from 1 to 256/],
   [['rewrite'], ['--qps', '-5'], 2, /--qps "-5" is not allowed: use a whole number of 0 or more/],

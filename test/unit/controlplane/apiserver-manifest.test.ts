@@ -6,6 +6,7 @@ import {
   checkManifest,
   disableEncryptionInManifest,
   enableEncryptionInManifest,
+  kmsSocketDirs,
   readManifestEncryption,
 } from '../../../src/controlplane/apiserver-manifest.js'
 
@@ -20,6 +21,26 @@ interface Pod {
 }
 
 describe('kube-apiserver manifest editing', () => {
+  it('mounts the directory of each KMS plugin socket (hostPath, same path), once, unless already visible', () => {
+    const edit = enableEncryptionInManifest(fixture('kubeadm-comments.yaml'), {...settings, socketDirs: ['/var/run/kmsplugin', '/etc/kubernetes/enc']})
+    const pod = parse(edit.text) as Pod
+    expect(pod.spec.volumes).toContainEqual({hostPath: {path: '/var/run/kmsplugin', type: 'DirectoryOrCreate'}, name: 'kms-socket'})
+    expect(pod.spec.containers[0]!.volumeMounts).toContainEqual({mountPath: '/var/run/kmsplugin', name: 'kms-socket'})
+    // /etc/kubernetes/enc is the config's own mount: nothing more for a socket there
+    expect(pod.spec.volumes!.filter((v) => v.hostPath?.path === '/etc/kubernetes/enc')).toHaveLength(1)
+    expect(edit.changes).toContain('added hostPath volume kms-socket (/var/run/kmsplugin, DirectoryOrCreate) for the KMS plugin socket')
+    expect(enableEncryptionInManifest(edit.text, {...settings, socketDirs: ['/var/run/kmsplugin']}).changed).toBe(false)
+  })
+
+  it('finds the socket directories of a config\'s kms providers', () => {
+    const kms = (endpoint: string) => ({kms: {apiVersion: 'v2', name: endpoint, endpoint}})
+    expect(kmsSocketDirs({apiVersion: 'v1', kind: 'EncryptionConfiguration', resources: [{resources: ['secrets'], providers: [kms('unix:///var/run/kmsplugin/socket.sock'), kms('unix:///var/run/kmsplugin/b.sock'), kms('unix:///etc/kubernetes/enc/kms.sock'), {identity: {}}]}]})).toEqual([
+      '/etc/kubernetes/enc',
+      '/var/run/kmsplugin',
+    ])
+    expect(kmsSocketDirs(undefined)).toEqual([])
+  })
+
   it('enables on a kubeadm manifest with comments: golden output, comments and flag order kept', () => {
     const input = fixture('kubeadm-comments.yaml')
     const edit = enableEncryptionInManifest(input, settings)

@@ -3,7 +3,7 @@ import {describe, expect, it} from 'vitest'
 import {parseCommandFlags} from '../../../src/controlplane/command-flags.js'
 import {discoverControlPlane, etcdctlTargetForPod} from '../../../src/controlplane/control-plane.js'
 import {kmsChecks, parseHealthReport} from '../../../src/controlplane/health.js'
-import {encryptionMetrics, parsePrometheusText} from '../../../src/controlplane/metrics.js'
+import {currentKmsKeys, encryptionMetrics, parsePrometheusText} from '../../../src/controlplane/metrics.js'
 import {PluginError} from '../../../src/errors.js'
 import {etcdOptionsFromFlags} from '../../../src/flags/etcd.js'
 import type {ApiResource, KubeObject, ListOptions, ObjectClient} from '../../../src/kube/types.js'
@@ -168,6 +168,23 @@ plain_metric +Inf
     )
     expect(old.reloads).toEqual({success: 4, failure: 1})
     expect(old.lastConfigHash).toBeUndefined()
+  })
+})
+
+describe('KMS v2 key ID metrics', () => {
+  const kmsText = `apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds{apiserver_id_hash="sha256:a",key_id_hash="sha256:old",provider_name="kms-plugin"} 1.7e+09
+apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds{apiserver_id_hash="sha256:a",key_id_hash="sha256:new",provider_name="kms-plugin"} 1.70000006e+09
+apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds{apiserver_id_hash="sha256:a",key_id_hash="sha256:old",provider_name="kms-plugin",transformation_type="to_storage"} 1.70000009e+09
+apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds{apiserver_id_hash="sha256:a",key_id_hash="sha256:w",provider_name="other",transformation_type="to_storage"} 1.7e+09
+apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds{apiserver_id_hash="sha256:a",key_id_hash="sha256:r",provider_name="other",transformation_type="from_storage"} 1.8e+09
+`
+  it('the current key ID per provider is the newest Status answer, else the newest write (never a read)', () => {
+    const metrics = encryptionMetrics(parsePrometheusText(kmsText))
+    expect(metrics.kmsKeyIds).toHaveLength(5)
+    expect(currentKmsKeys(metrics.kmsKeyIds)).toEqual([
+      {provider: 'kms-plugin', keyIdHash: 'sha256:new', source: 'status', at: new Date(1.70000006e12).toISOString()},
+      {provider: 'other', keyIdHash: 'sha256:w', source: 'to_storage', at: new Date(1.7e12).toISOString()},
+    ])
   })
 })
 

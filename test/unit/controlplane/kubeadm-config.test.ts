@@ -48,6 +48,13 @@ describe('kubeadm-config ClusterConfiguration editing (kubeadm issue 2867)', () 
     expect(edit.changes).toEqual(['set apiServer.extraArgs encryption-provider-config=/etc/kubernetes/enc/enc.yaml', 'added apiServer.extraVolumes enc-2 (/etc/kubernetes/enc)'])
   })
 
+  it('KMS socket directories get their own extraVolumes (writable), unless inside one already there', () => {
+    const edit = enableEncryptionInClusterConfiguration(fixture('cluster-configuration-v1beta3.yaml'), {...settings, socketDirs: ['/var/run/kmsplugin', '/etc/kubernetes/enc']})
+    const api = (parse(edit.text) as {apiServer: {extraVolumes: unknown[]}}).apiServer
+    expect(api.extraVolumes).toEqual([volume, {name: 'kms-socket', hostPath: '/var/run/kmsplugin', mountPath: '/var/run/kmsplugin', pathType: 'DirectoryOrCreate'}])
+    expect(enableEncryptionInClusterConfiguration(edit.text, {...settings, socketDirs: ['/var/run/kmsplugin']}).changed).toBe(false)
+  })
+
   it('rejects something that is not a ClusterConfiguration', () => {
     expect(() => enableEncryptionInClusterConfiguration('kind: InitConfiguration\n', settings)).toThrow(expect.objectContaining({code: 'KUBEADM_CONFIG_INVALID', exitCode: 3}))
     expect(() => enableEncryptionInClusterConfiguration('a: [', settings)).toThrow(/not valid YAML/)

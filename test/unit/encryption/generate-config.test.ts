@@ -5,7 +5,7 @@ import {afterAll, describe, expect, it} from 'vitest'
 
 import {parseEncryptionConfig} from '../../../src/encryption/config-decode.js'
 import {keyFingerprint} from '../../../src/encryption/fingerprint.js'
-import {defaultKeyName, generateConfig} from '../../../src/encryption/generate-config.js'
+import {defaultKeyName, generateConfig, generateKmsConfig, kmsEndpointProblem} from '../../../src/encryption/generate-config.js'
 import {validateEncryptionConfig} from '../../../src/encryption/validate-config.js'
 import {writePrivateFile} from '../../../src/operations/private-file.js'
 
@@ -28,6 +28,32 @@ describe('generateConfig', () => {
 
   it('names keys key-<UTC timestamp> without ":"', () => {
     expect(defaultKeyName(new Date('2026-11-27T21:05:00.123Z'))).toBe('key-20261127T210500Z')
+  })
+})
+
+describe('generateKmsConfig', () => {
+  it('writes a v2 kms provider (name, endpoint, timeout) that passes the validator', () => {
+    const out = generateKmsConfig({name: 'kms-plugin', endpoint: 'unix:///var/run/kmsplugin/socket.sock', timeout: '3s', apiVersion: 'v2', resources: ['secrets'], identityFallback: true})
+    const parsed = parseEncryptionConfig(out.text)
+    expect(parsed.errors).toEqual([])
+    expect(validateEncryptionConfig(parsed.config!).errors).toEqual([])
+    expect(parsed.config?.resources[0]?.providers).toEqual([
+      {kms: {apiVersion: 'v2', name: 'kms-plugin', endpoint: 'unix:///var/run/kmsplugin/socket.sock', timeout: '3s'}},
+      {identity: {}},
+    ])
+  })
+
+  it.each([
+    ['unix:///var/run/kmsplugin/socket.sock', undefined],
+    ['', 'is empty'],
+    ['/var/run/kms.sock', 'must start with unix://'],
+    ['tcp://127.0.0.1:1', 'must start with unix://'],
+    ['unix://var/run/kms.sock', 'absolute socket path'],
+    ['unix:///var/run/', 'not a directory'],
+    ['unix:///var/run/a b.sock', 'must not contain spaces'],
+  ])('endpoint %j: %s', (endpoint, problem) => {
+    if (problem === undefined) expect(kmsEndpointProblem(endpoint)).toBeUndefined()
+    else expect(kmsEndpointProblem(endpoint)).toContain(problem)
   })
 })
 

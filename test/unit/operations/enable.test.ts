@@ -45,6 +45,25 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     expect(JSON.stringify(cp.events)).not.toContain(secret)
   })
 
+  it('--provider kms: a KMS v2 config (no key in it) and the socket directory mounted into every apiserver', async () => {
+    const cp = fakeControlPlane()
+    const result = await enableEncryption({provider: 'kms', kms: {name: 'kms-plugin', endpoint: 'unix:///var/run/kmsplugin/socket.sock', timeout: '3s'}}, cp.deps)
+    expect(result.configSource).toBe('generated')
+    expect(result.writeKeys).toEqual([{resources: ['secrets'], provider: 'kms', key: undefined, fingerprint: undefined}])
+    for (const f of cp.files.values()) {
+      const config = f.fs.get(ENC)?.content ?? ''
+      expect(providersIn(config)).toEqual(['kms', 'identity'])
+      expect(config).toContain('endpoint: unix:///var/run/kmsplugin/socket.sock')
+      expect(secretsIn(config)).toEqual([])
+      const manifest = parse(f.fs.get(MANIFEST)?.content ?? '') as {spec: {volumes: unknown[]; containers: Array<{volumeMounts: unknown[]}>}}
+      expect(manifest.spec.volumes).toContainEqual({hostPath: {path: '/var/run/kmsplugin', type: 'DirectoryOrCreate'}, name: 'kms-socket'})
+      expect(manifest.spec.containers[0]!.volumeMounts).toContainEqual({mountPath: '/var/run/kmsplugin', name: 'kms-socket'})
+    }
+    // kubeadm-config keeps the socket mount too, so 'kubeadm upgrade' does not drop it
+    const cc = parse(String((cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.data as Record<string, string>).ClusterConfiguration))
+    expect(cc.apiServer.extraVolumes).toContainEqual({name: 'kms-socket', hostPath: '/var/run/kmsplugin', mountPath: '/var/run/kmsplugin', pathType: 'DirectoryOrCreate'})
+  })
+
   it('is idempotent: a second run changes nothing and keeps the key', async () => {
     const cp = fakeControlPlane()
     await enableEncryption({}, cp.deps)

@@ -1,8 +1,9 @@
-import {randomBytes} from 'node:crypto'
+import {createHash, randomBytes} from 'node:crypto'
 
 import {describe, expect, it} from 'vitest'
 
 import type {EncryptionConfiguration, ProviderSpec} from '../../../src/encryption/config-model.js'
+import {encodeEncryptedObject} from '../../../src/encryption/kms-v2-object.js'
 import {ResourceTransformer} from '../../../src/encryption/resource-transformer.js'
 import {type ScanEntry, scanValues} from '../../../src/operations/scan.js'
 import {b64, vectors} from '../encryption/vectors-helper.js'
@@ -88,6 +89,37 @@ describe('scanValues', () => {
     const value = Buffer.concat([Buffer.from('k8s:enc:kms:v2:vault:'), obj])
     const r = await scanValues({pages: pages([{key: '/registry/secrets/a/b', value, modRevision: 1}]), config: withKms})
     expect(r.resources[0]).toMatchObject({unverified: 1, undecryptable: 0, byProvider: {'kms:vault': 1}})
+  })
+
+  it('counts KMS v2 values per provider and key ID from the EncryptedObject; stale = not the key ID the apiservers report', async () => {
+    const withKms: EncryptionConfiguration = {
+      ...config,
+      resources: [{resources: ['secrets'], providers: [{kms: {apiVersion: 'v2', name: 'vault', endpoint: 'unix:///k'}}, {identity: {}}]}],
+    }
+    const dekSource = randomBytes(48)
+    const kmsValue = (keyID: string) =>
+      Buffer.concat([
+        Buffer.from('k8s:enc:kms:v2:vault:'),
+        encodeEncryptedObject({encryptedData: randomBytes(60), keyID, encryptedDEKSource: dekSource, annotations: new Map(), encryptedDEKSourceType: 1}),
+      ])
+    const entries: ScanEntry[] = [
+      ...Array.from({length: 3}, (_, i) => ({key: `/registry/secrets/a/old-${i}`, value: kmsValue('kek-old'), modRevision: 1})),
+      ...Array.from({length: 2}, (_, i) => ({key: `/registry/secrets/a/new-${i}`, value: kmsValue('kek-new'), modRevision: 1})),
+    ]
+    const hash = (id: string) => `sha256:${createHash('sha256').update(id).digest('hex')}`
+    const judged = await scanValues({pages: pages(entries), config: withKms, kmsCurrentKeyIdHashes: {vault: hash('kek-new')}})
+    expect(judged.resources[0]).toMatchObject({total: 5, unverified: 5, stale: 3, byProvider: {'kms:vault': 5}})
+    expect(judged.resources[0]!.kmsKeys).toEqual([
+      {provider: 'vault', keyId: 'kek-old', keyIdHash: hash('kek-old'), count: 3, current: false},
+      {provider: 'vault', keyId: 'kek-new', keyIdHash: hash('kek-new'), count: 2, current: true},
+    ])
+    expect(judged.resources[0]!.samples.stale).toEqual(['/registry/secrets/a/old-0', '/registry/secrets/a/old-1', '/registry/secrets/a/old-2'])
+    // the DEK source (encrypted or not) never appears in the result
+    expect(JSON.stringify(judged)).not.toContain(dekSource.toString('base64'))
+    // without the apiservers' current key ID: counted per key ID, not judged
+    const unjudged = await scanValues({pages: pages(entries), config: withKms})
+    expect(unjudged.resources[0]).toMatchObject({stale: 0})
+    expect(unjudged.resources[0]!.kmsKeys!.map((k) => [k.keyId, k.count, k.current])).toEqual([['kek-old', 3, undefined], ['kek-new', 2, undefined]])
   })
 
   it('without a configuration it classifies only', async () => {

@@ -49,6 +49,8 @@ interface World {
   down?: string[]
   metricsHash?: Record<string, string>
   ssh?: boolean
+  /** Per node: the KMS check's failure text (undefined: healthy) and the key ID hash from Status. */
+  kms?: Record<string, {failing?: string; keyIdHash?: string}>
 }
 
 function deps(world: World): StatusDeps {
@@ -56,9 +58,19 @@ function deps(world: World): StatusDeps {
     async get(path, options) {
       const node = options?.endpoint?.split(':')[0] ?? ''
       if (world.down?.includes(node)) throw new KubeApiError(0, 'Unreachable', `cannot reach the API server at ${options?.endpoint}: connection refused`, undefined, undefined, {server: options?.endpoint})
-      if (path.startsWith('/readyz')) return {status: 200, body: '[+]ping ok\n[+]etcd ok\nreadyz check passed\n'}
+      const kms = world.kms?.[node]
+      if (path === '/readyz/kms-providers') return kms?.failing ? {status: 500, body: `internal server error: ${kms.failing}\n`} : {status: 200, body: 'ok'}
+      if (path.startsWith('/readyz')) {
+        if (!kms) return {status: 200, body: '[+]ping ok\n[+]etcd ok\nreadyz check passed\n'}
+        return kms.failing
+          ? {status: 500, body: '[+]ping ok\n[+]etcd ok\n[-]kms-providers failed: reason withheld\nreadyz check failed\n'}
+          : {status: 200, body: '[+]ping ok\n[+]etcd ok\n[+]kms-providers ok\nreadyz check passed\n'}
+      }
       const hash = world.metricsHash?.[node]
-      return {status: 200, body: hash ? `apiserver_encryption_config_controller_last_config_info{apiserver_id_hash="sha256:x",hash="${hash}"} 1\n` : ''}
+      const key = kms?.keyIdHash
+        ? `apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds{apiserver_id_hash="sha256:x",key_id_hash="${kms.keyIdHash}",provider_name="kms-plugin"} 1.7e+09\n`
+        : ''
+      return {status: 200, body: (hash ? `apiserver_encryption_config_controller_last_config_info{apiserver_id_hash="sha256:x",hash="${hash}"} 1\n` : '') + key}
     },
   }
   const files = (node: ControlPlaneNode): RemoteFiles =>
@@ -80,6 +92,50 @@ function deps(world: World): StatusDeps {
 }
 
 const three = () => [cpNode('cp1'), cpNode('cp2'), cpNode('cp3')]
+
+const kmsConfig = Buffer.from(`apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: [secrets]
+    providers:
+      - kms:
+          apiVersion: v2
+          name: kms-plugin
+          endpoint: unix:///var/run/kmsplugin/socket.sock
+      - identity: {}
+`)
+const kmsEverywhere = {cp1: kmsConfig, cp2: kmsConfig, cp3: kmsConfig}
+const A = `sha256:${'a'.repeat(64)}`
+const B = `sha256:${'b'.repeat(64)}`
+
+describe('encryptionStatus with KMS v2', () => {
+  it('healthy everywhere with the same key ID: kmsKeys per node, no problems', async () => {
+    const result = await encryptionStatus(deps({nodes: three(), configs: kmsEverywhere, kms: {cp1: {keyIdHash: A}, cp2: {keyIdHash: A}, cp3: {keyIdHash: A}}}))
+    expect(result.problems).toEqual([])
+    expect(result.nodes.map((n) => n.kmsKeys)).toEqual(Array(3).fill([{provider: 'kms-plugin', keyIdHash: A, source: 'status', at: new Date(1.7e12).toISOString()}]))
+    expect(result.nodes.map((n) => n.kms)).toEqual(Array(3).fill([{name: 'kms-providers', ok: true}]))
+    expect(result.resources).toEqual([{resource: 'secrets', write: 'kms:kms-plugin', readOnly: ['identity'], identityFallback: true}])
+  })
+
+  it('key ID drift between apiservers is a problem naming the nodes and the hash each reports', async () => {
+    const result = await encryptionStatus(deps({nodes: three(), configs: kmsEverywhere, kms: {cp1: {keyIdHash: A}, cp2: {keyIdHash: B}, cp3: {keyIdHash: A}}}))
+    expect(result.problems).toEqual([`KMS key ID drift for provider kms-plugin: cp1, cp3 report ${A}; cp2 reports ${B}; every apiserver must report the same key ID before a rewrite`])
+  })
+
+  it('an unhealthy KMS provider names the node and what its apiserver reports (from /readyz/kms-providers), once', async () => {
+    const failing = 'kms-provider-0: kmsv2 Provider kms-plugin is not healthy, error: got unexpected healthz status: disk on fire'
+    const result = await encryptionStatus(deps({nodes: three(), configs: kmsEverywhere, kms: {cp1: {keyIdHash: A}, cp2: {keyIdHash: A, failing}, cp3: {keyIdHash: A}}}))
+    expect(result.problems).toEqual([`cp2: KMS provider unhealthy: its apiserver reports kms-providers failed: ${failing} (the apiserver is not ready)`])
+    expect(result.nodes[1]!.apiserver).toMatchObject({ready: false, failingChecks: ['kms-providers']})
+    // its metrics are still read: the key ID it last had
+    expect(result.nodes[1]!.kmsKeys.map((k) => k.keyIdHash)).toEqual([A])
+  })
+
+  it('key IDs of providers the config no longer names are left out', async () => {
+    const result = await encryptionStatus(deps({nodes: [cpNode('cp1')], configs: {cp1: vectorsConfig}, kms: {cp1: {keyIdHash: A}}}))
+    expect(result.nodes[0]!.kmsKeys).toEqual([])
+  })
+})
 
 describe('encryptionStatus', () => {
   it('three nodes with the same valid config: no problems, per-resource providers listed', async () => {

@@ -7,13 +7,16 @@ import type {EtcdReader} from '../../../src/etcd/etcd-reader.js'
 import {PluginError} from '../../../src/errors.js'
 import {type ApiResource, KubeApiError, type KubeObject, type ObjectClient} from '../../../src/kube/types.js'
 import {expectedWrite, verifyEncryption} from '../../../src/operations/verify.js'
+import {encodeEncryptedObject} from '../../../src/encryption/kms-v2-object.js'
+import type {NodeKmsKeys} from '../../../src/operations/kms-keys.js'
+import {createHash, randomBytes} from 'node:crypto'
 
 const SECRETS: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true}
 const CONFIGMAPS: ApiResource = {group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true}
 const vectorsConfig = checkConfigBytes(readFileSync(new URL('../../fixtures/vectors/encryption-config.yaml', import.meta.url)), 'vectors.yaml').config!
 
 /** A fake cluster: objects in a map; etcd stores each created object under its key with a chosen prefix. */
-function world(opts: {storedPrefix?: (key: string) => Buffer; failGet?: boolean; hangEtcd?: boolean; failDelete?: boolean; createAnswer?: Promise<void>; createFails?: boolean} = {}) {
+function world(opts: {storedPrefix?: (key: string) => Buffer; storedValue?: Buffer; failGet?: boolean; hangEtcd?: boolean; failDelete?: boolean; createAnswer?: Promise<void>; createFails?: boolean} = {}) {
   const objects = new Map<string, KubeObject>()
   const deleted: string[] = []
   const keyOf = (r: ApiResource, name: string, ns?: string) => `/registry/${r.resource}/${ns}/${name}`
@@ -44,7 +47,7 @@ function world(opts: {storedPrefix?: (key: string) => Buffer; failGet?: boolean;
       if (opts.hangEtcd) return new Promise(() => {})
       if (![...objects.keys()].includes(key)) return undefined
       const body = Buffer.from('opaque-ciphertext-bytes')
-      return {key, value: Buffer.concat([opts.storedPrefix?.(key) ?? Buffer.alloc(0), body]), modRevision: 7}
+      return {key, value: opts.storedValue ?? Buffer.concat([opts.storedPrefix?.(key) ?? Buffer.alloc(0), body]), modRevision: 7}
     },
     async *range() {},
     describe: () => ({transport: 'exec', endpoint: 'https://127.0.0.1:2379', via: 'kube-system/etcd-cp1'}),
@@ -164,5 +167,42 @@ describe('verify', () => {
     const error = (await verifyEncryption({resource: pandas, namespace: 'default'}, deps(w)).catch((e: unknown) => e)) as PluginError
     expect(error.exitCode).toBe(2)
     expect(w.objects.size).toBe(0)
+  })
+})
+
+describe('verify with a KMS v2 write provider', () => {
+  const kmsConfig = checkConfigBytes(
+    Buffer.from('apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - kms: {apiVersion: v2, name: vault, endpoint: unix:///k.sock}\n'),
+    'kms.yaml',
+  ).config!
+  const hash = (id: string) => `sha256:${createHash('sha256').update(id).digest('hex')}`
+  const stored = (keyID: string) =>
+    Buffer.concat([Buffer.from('k8s:enc:kms:v2:vault:'), encodeEncryptedObject({encryptedData: randomBytes(60), keyID, encryptedDEKSource: randomBytes(40), annotations: new Map(), encryptedDEKSourceType: 1})])
+  const reports = (...perNode: string[]): NodeKmsKeys[] => perNode.map((id, i) => ({node: `cp${i + 1}`, keys: [{provider: 'vault', keyIdHash: hash(id), source: 'status', at: '2026-01-01T00:00:00.000Z'}]}))
+  const run = (value: Buffer, sequence: NodeKmsKeys[][]) => {
+    const w = world({storedValue: value})
+    let call = 0
+    return verifyEncryption({resource: SECRETS, namespace: 'default'}, {...deps(w), config: {config: kmsConfig, source: 'kms.yaml'}, kmsKeys: async () => sequence[Math.min(call++, sequence.length - 1)]!})
+  }
+
+  it('the stored key ID is the one every apiserver reports: ok', async () => {
+    const r = await run(stored('kek-1'), [reports('kek-1', 'kek-1', 'kek-1')])
+    expect(r.ok).toBe(true)
+    expect(r.kms).toEqual({provider: 'vault', keyId: 'kek-1', keyIdHash: hash('kek-1'), currentKeyIdHash: hash('kek-1'), reportedBy: {[hash('kek-1')]: ['cp1', 'cp2', 'cp3']}})
+  })
+
+  it('a settled key ID that differs from the stored one is a problem (exit 5)', async () => {
+    const r = await run(stored('kek-1'), [reports('kek-2', 'kek-2')])
+    expect(r.ok).toBe(false)
+    expect(r.problems).toEqual([expect.stringContaining(`stored under KMS key ID ${hash('kek-1')} (kek-1), but every apiserver reports ${hash('kek-2')} as current`)])
+  })
+
+  it('apiservers that disagree, or a key ID that changes during the check, are not settled: a note, no verdict', async () => {
+    const drift = await run(stored('kek-1'), [reports('kek-1', 'kek-2')])
+    expect(drift.ok).toBe(true)
+    expect(drift.notes.join('\n')).toContain('the apiservers report different current key IDs for KMS provider vault')
+    const moved = await run(stored('kek-1'), [reports('kek-1', 'kek-1'), reports('kek-2', 'kek-2')])
+    expect(moved.ok).toBe(true)
+    expect(moved.notes.join('\n')).toContain('the current KMS key ID changed during the check')
   })
 })
