@@ -60,7 +60,7 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
       expect(manifest.spec.containers[0]!.volumeMounts).toContainEqual({mountPath: '/var/run/kmsplugin', name: 'kms-socket'})
     }
     // kubeadm-config keeps the socket mount too, so 'kubeadm upgrade' does not drop it
-    const cc = parse(String((cp.objects.store.get('configmaps/kube-system/kubeadm-config')?.data as Record<string, string>).ClusterConfiguration))
+    const cc = parse(String((cp.objects.store.get('configmaps/kube-system/kubeadm-config')!.data as Record<string, string>).ClusterConfiguration))
     expect(cc.apiServer.extraVolumes).toContainEqual({name: 'kms-socket', hostPath: '/var/run/kmsplugin', mountPath: '/var/run/kmsplugin', pathType: 'DirectoryOrCreate'})
   })
 
