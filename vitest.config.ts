@@ -8,7 +8,14 @@ export default defineConfig({
       {test: {name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000, hookTimeout: 60_000}},
       // `config validate` against the real kube-apiserver of each release the sandbox builds; builds
       // them first when they are not cached (about 20 min each on 2 cores), hence the hook timeout.
-      {test: {name: 'crosscheck', include: ['test/crosscheck/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60 * 60_000}},
+      {
+        test: {
+          name: 'crosscheck',
+          include: ['test/crosscheck/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60 * 60_000,
+        },
+      },
       {
         test: {
           name: 'e2e',

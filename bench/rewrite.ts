@@ -20,7 +20,14 @@ import {fileURLToPath} from 'node:url'
 
 import {connectCluster} from '../src/kube/connect.js'
 import type {ApiResource, KubeCluster} from '../src/kube/types.js'
-import {aescbcConfig, ENC_CONFIG, MANIFEST, newKey, type TestKey, withEncryptionFlag} from '../test/e2e/helpers/encryption-setup.js'
+import {
+  aescbcConfig,
+  ENC_CONFIG,
+  MANIFEST,
+  newKey,
+  type TestKey,
+  withEncryptionFlag,
+} from '../test/e2e/helpers/encryption-setup.js'
 import {startSandbox} from '../test/sandbox/sandbox.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -64,7 +71,11 @@ function peak(pid: number | undefined): number {
 }
 
 /** Runs a pipeline of processes (stdout -> stdin) and measures wall time and each one's peak RSS. */
-async function measure(commands: Array<[string, string[]]>, env: NodeJS.ProcessEnv, timeoutSeconds = 0): Promise<Measured & {peaks: number[]; stopped: boolean; firstOutput?: number}> {
+async function measure(
+  commands: Array<[string, string[]]>,
+  env: NodeJS.ProcessEnv,
+  timeoutSeconds = 0,
+): Promise<Measured & {peaks: number[]; stopped: boolean; firstOutput?: number}> {
   const loadBefore = loadavg()[0]!
   const started = performance.now()
   const children = commands.map(([cmd, args]) => spawn(cmd, args, {env, stdio: ['pipe', 'pipe', 'pipe']}))
@@ -77,24 +88,44 @@ async function measure(commands: Array<[string, string[]]>, env: NodeJS.ProcessE
   let stderr = ''
   let stdout = ''
   let stopped = false
-  const timer = timeoutSeconds > 0 ? setTimeout(() => {
-    stopped = true
-    for (const c of children) c.kill('SIGTERM')
-  }, timeoutSeconds * 1000) : undefined
+  const timer =
+    timeoutSeconds > 0
+      ? setTimeout(() => {
+          stopped = true
+          for (const c of children) c.kill('SIGTERM')
+        }, timeoutSeconds * 1000)
+      : undefined
   for (const c of children) c.stderr!.on('data', (d) => (stderr += d))
   let firstOutput: number | undefined
   children.at(-1)!.stdout!.on('data', (d) => {
     firstOutput ??= (performance.now() - started) / 1000
     stdout += d
   })
-  const codes = await Promise.all(children.map((c) => new Promise<number | null>((resolve) => c.on('exit', (code) => {
-    peaks[children.indexOf(c)] = Math.max(peaks[children.indexOf(c)]!, peak(c.pid))
-    resolve(code)
-  }))))
+  const codes = await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<number | null>((resolve) =>
+          c.on('exit', (code) => {
+            peaks[children.indexOf(c)] = Math.max(peaks[children.indexOf(c)]!, peak(c.pid))
+            resolve(code)
+          }),
+        ),
+    ),
+  )
   clearInterval(poll)
   clearTimeout(timer)
   const load = `${loadBefore.toFixed(1)}→${loadavg()[0]!.toFixed(1)}`
-  return {firstOutput, stopped, load, seconds: (performance.now() - started) / 1000, peakRssMiB: Math.max(...peaks), peaks, code: codes.find((c) => c !== 0) ?? 0, stdout, stderr}
+  return {
+    firstOutput,
+    stopped,
+    load,
+    seconds: (performance.now() - started) / 1000,
+    peakRssMiB: Math.max(...peaks),
+    peaks,
+    code: codes.find((c) => c !== 0) ?? 0,
+    stdout,
+    stderr,
+  }
 }
 
 function sh(env: NodeJS.ProcessEnv, cmd: string, args: string[], input?: string): Promise<string> {
@@ -104,7 +135,9 @@ function sh(env: NodeJS.ProcessEnv, cmd: string, args: string[], input?: string)
     let err = ''
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => (err += d))
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${err}`))))
+    child.on('close', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${err}`)),
+    )
     child.stdin.end(input ?? '')
   })
 }
@@ -112,15 +145,26 @@ function sh(env: NodeJS.ProcessEnv, cmd: string, args: string[], input?: string)
 async function main() {
   const sandbox = await startSandbox({stateDir, log, ownerMarker: fileURLToPath(import.meta.url)})
   const env: NodeJS.ProcessEnv = {...process.env, ...sandbox.env, CI: '1', XDG_STATE_HOME: path.join(stateDir, 'xdg')}
-  const ssh = (node: string, command: string, input?: string) => sh(env, 'ssh', ['-F', env.SANDBOX_SSH_CONFIG!, node, command], input)
+  const ssh = (node: string, command: string, input?: string) =>
+    sh(env, 'ssh', ['-F', env.SANDBOX_SSH_CONFIG!, node, command], input)
   const writeNode = (node: string, file: string, content: string) => {
     const tmp = `${path.dirname(file)}/.${path.basename(file)}.tmp`
-    return ssh(node, `sudo -n sh -c 'mkdir -p ${path.dirname(file)} && cat > ${tmp} && chmod 0600 ${tmp} && mv ${tmp} ${file}'`, content)
+    return ssh(
+      node,
+      `sudo -n sh -c 'mkdir -p ${path.dirname(file)} && cat > ${tmp} && chmod 0600 ${tmp} && mv ${tmp} ${file}'`,
+      content,
+    )
   }
   const cluster: KubeCluster = await connectCluster({kubeconfig: env.KUBECONFIG})
   const hash = async (node: string) => {
-    const pod = await cluster.objects.get({group: '', version: 'v1', resource: 'pods', kind: 'Pod', namespaced: true}, `kube-apiserver-${node}`, 'kube-system')
-    const ready = ((pod.status as {conditions?: Array<{type: string; status: string}>})?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+    const pod = await cluster.objects.get(
+      {group: '', version: 'v1', resource: 'pods', kind: 'Pod', namespaced: true},
+      `kube-apiserver-${node}`,
+      'kube-system',
+    )
+    const ready = ((pod.status as {conditions?: Array<{type: string; status: string}>})?.conditions ?? []).some(
+      (c) => c.type === 'Ready' && c.status === 'True',
+    )
     return {hash: pod.metadata.annotations?.['kubernetes.io/config.hash'], ready}
   }
   /** The seed's procedure, node by node: write the config, restart the API server, wait until ready. */
@@ -129,7 +173,13 @@ async function main() {
       const before = (await hash(node)).hash
       await writeNode(node, ENC_CONFIG, aescbcConfig(keys))
       const manifest = await ssh(node, `sudo -n cat ${MANIFEST}`)
-      await writeNode(node, MANIFEST, manifest.includes('--encryption-provider-config=') ? manifest.replace(/^# restarted .*\n/m, '') + `# restarted ${Date.now()}\n` : withEncryptionFlag(manifest))
+      await writeNode(
+        node,
+        MANIFEST,
+        manifest.includes('--encryption-provider-config=')
+          ? manifest.replace(/^# restarted .*\n/m, '') + `# restarted ${Date.now()}\n`
+          : withEncryptionFlag(manifest),
+      )
       for (const deadline = Date.now() + 120_000; ; ) {
         const now = await hash(node).catch(() => undefined)
         if (now && now.hash !== before && now.ready) break
@@ -139,11 +189,17 @@ async function main() {
     }
   }
   async function countUnder(key: string): Promise<{total: number; current: number}> {
-    const keys = (await sh(env, 'etcdctl', ['get', '--prefix', '/registry/secrets/', '--keys-only'])).split('\n').filter((l) => l.startsWith('/registry/secrets/bench-'))
+    const keys = (await sh(env, 'etcdctl', ['get', '--prefix', '/registry/secrets/', '--keys-only']))
+      .split('\n')
+      .filter((l) => l.startsWith('/registry/secrets/bench-'))
     let current = 0
     // values in pages: etcdctl json, base64 values; only the 30-byte prefix matters
-    const out = JSON.parse(await sh(env, 'etcdctl', ['get', '--prefix', '/registry/secrets/bench-', '-w', 'json'])) as {kvs?: Array<{value: string}>}
-    for (const kv of out.kvs ?? []) if (Buffer.from(kv.value, 'base64').subarray(0, 30).toString('latin1').startsWith(`k8s:enc:aescbc:v1:${key}:`)) current++
+    const out = JSON.parse(await sh(env, 'etcdctl', ['get', '--prefix', '/registry/secrets/bench-', '-w', 'json'])) as {
+      kvs?: Array<{value: string}>
+    }
+    for (const kv of out.kvs ?? [])
+      if (Buffer.from(kv.value, 'base64').subarray(0, 30).toString('latin1').startsWith(`k8s:enc:aescbc:v1:${key}:`))
+        current++
     return {total: keys.length, current}
   }
 
@@ -157,7 +213,9 @@ async function main() {
       // grow to `size` Secrets of ~1 KiB (700 random bytes, base64) in 20 namespaces
       log(`seeding up to ${size} Secrets`)
       for (let n = 0; n < NAMESPACE_COUNT && seeded === 0; n++)
-        await cluster.objects.create(NAMESPACES, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: `bench-${n}`}}).catch(() => undefined)
+        await cluster.objects
+          .create(NAMESPACES, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: `bench-${n}`}})
+          .catch(() => undefined)
       let next = seeded
       await Promise.all(
         Array.from({length: 32}, async () => {
@@ -183,10 +241,30 @@ async function main() {
 
       const pluginRun = async (label: string, args: string[], key: string) => {
         log(`${size}: ${label}`)
-        const m = await measure([[process.execPath, [path.join(root, 'bin/run.js'), 'rewrite', '--ssh-config', env.SANDBOX_SSH_CONFIG!, ...args, '-o', 'json']]], env)
+        const m = await measure(
+          [
+            [
+              process.execPath,
+              [
+                path.join(root, 'bin/run.js'),
+                'rewrite',
+                '--ssh-config',
+                env.SANDBOX_SSH_CONFIG!,
+                ...args,
+                '-o',
+                'json',
+              ],
+            ],
+          ],
+          env,
+        )
         if (m.code !== 0) throw new Error(`${label} failed (exit ${m.code}): ${m.stderr}`)
         const check = await countUnder(key)
-        const {totals, objectsPerSecond, elapsedMs} = JSON.parse(m.stdout) as {totals: {rewritten: number; alreadyCurrent: number}; objectsPerSecond: number; elapsedMs: number}
+        const {totals, objectsPerSecond, elapsedMs} = JSON.parse(m.stdout) as {
+          totals: {rewritten: number; alreadyCurrent: number}
+          objectsPerSecond: number
+          elapsedMs: number
+        }
         rows.push([
           String(size),
           label,
@@ -205,7 +283,16 @@ async function main() {
       await pluginRun('kubectl encryption rewrite -A (all stale)', ['-A'], key)
 
       if (size > pipelineMax) {
-        rows.push([String(size), 'kubectl get | kubectl replace (all stale)', 'skipped', '', '', '', '', `--pipeline-max ${pipelineMax}`])
+        rows.push([
+          String(size),
+          'kubectl get | kubectl replace (all stale)',
+          'skipped',
+          '',
+          '',
+          '',
+          '',
+          `--pipeline-max ${pipelineMax}`,
+        ])
       } else {
         key = await rotate()
         log(`${size}: kubectl get secrets -A -o json | kubectl replace -f - (all stale under ${key})`)
@@ -230,7 +317,11 @@ async function main() {
           `${pipe.peaks.map((p) => p.toFixed(0)).join('+')}`,
           `${pipeCheck.current}/${pipeCheck.total}`,
           pipe.load,
-          pipe.stopped ? `stopped after ${pipelineTimeout}s with ${replaced} replaced (first after ${first.toFixed(0)}s)` : pipe.code === 0 ? '' : `exit ${pipe.code}`,
+          pipe.stopped
+            ? `stopped after ${pipelineTimeout}s with ${replaced} replaced (first after ${first.toFixed(0)}s)`
+            : pipe.code === 0
+              ? ''
+              : `exit ${pipe.code}`,
         ])
         log(rows.at(-1)!.join(' | '))
       }
@@ -239,7 +330,15 @@ async function main() {
       const fivePercentStale = async () => {
         const k = await rotate()
         const others = Array.from({length: NAMESPACE_COUNT - 1}, (_, n) => ['-n', `bench-${n + 1}`]).flat()
-        const m = await measure([[process.execPath, [path.join(root, 'bin/run.js'), 'rewrite', '--resource', 'secrets', ...others, '-o', 'json']]], env)
+        const m = await measure(
+          [
+            [
+              process.execPath,
+              [path.join(root, 'bin/run.js'), 'rewrite', '--resource', 'secrets', ...others, '-o', 'json'],
+            ],
+          ],
+          env,
+        )
         if (m.code !== 0) throw new Error(`preparing 5% stale failed: ${m.stderr}`)
         return k
       }
@@ -262,7 +361,18 @@ function printTable(rows: string[][]) {
   const headers = ['secrets', 'method', 'seconds', 'objects/s', 'peak RSS MiB', 'under new key', 'load 1m', 'note']
   const all = [headers, ...rows]
   const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)))
-  process.stdout.write('\n' + all.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n')
+  process.stdout.write(
+    '\n' +
+      all
+        .map((r) =>
+          r
+            .map((c, i) => c.padEnd(widths[i]!))
+            .join('  ')
+            .trimEnd(),
+        )
+        .join('\n') +
+      '\n',
+  )
 }
 
 await main()

@@ -74,7 +74,9 @@ const config: EncryptionConfiguration = {
   kind: 'EncryptionConfiguration',
   resources: [{resources: ['secrets', 'configmaps'], providers: [providers[2][1], providers[1][1], {identity: {}}]}],
 }
-const writers = [providers[2][1], providers[1][1], providers[0][1]].map((p) => ResourceTransformer.fromProviders([p], undefined))
+const writers = [providers[2][1], providers[1][1], providers[0][1]].map((p) =>
+  ResourceTransformer.fromProviders([p], undefined),
+)
 const entries: ScanEntry[] = Array.from({length: count}, (_, i) => {
   const key = `/registry/${i % 2 ? 'secrets' : 'configmaps'}/ns-${i % 50}/o-${i}`
   return {key, value: writers[i % 3].write(plaintext, key), modRevision: i}
@@ -86,7 +88,14 @@ const namespaces = new Set(Array.from({length: 45}, (_, i) => `ns-${i}`))
 const start = process.hrtime.bigint()
 const result = await scanValues({pages: pages(), config, namespaces})
 const seconds = Number(process.hrtime.bigint() - start) / 1e9
-rows.push(['scanValues (gcm/cbc/plain mix)', `${result.keys} keys in ${seconds.toFixed(2)} s`, rate(result.keys, seconds), mbps(result.bytes, seconds)])
+rows.push([
+  'scanValues (gcm/cbc/plain mix)',
+  `${result.keys} keys in ${seconds.toFixed(2)} s`,
+  rate(result.keys, seconds),
+  mbps(result.bytes, seconds),
+])
 
-console.log(`values: ${count}, plaintext size: ${plaintext.length} bytes, node ${process.version}, ${process.arch}, rss ${rss()} MB`)
+console.log(
+  `values: ${count}, plaintext size: ${plaintext.length} bytes, node ${process.version}, ${process.arch}, rss ${rss()} MB`,
+)
 console.log(formatTable(['provider', 'classify', 'read (decrypt)', 'throughput'], rows))

@@ -32,8 +32,20 @@ interface Case {
 
 const cases: Case[] = [
   {name: 'node -e 0', cmd: process.execPath, args: ['-e', '0']},
-  {name: 'bin/run.cjs --help', cmd: process.execPath, args: [join(root, 'bin/run.cjs'), '--help'], baseline: 'node -e 0', goal: 2},
-  {name: 'bin/run.cjs --version', cmd: process.execPath, args: [join(root, 'bin/run.cjs'), '--version'], baseline: 'node -e 0', goal: 2},
+  {
+    name: 'bin/run.cjs --help',
+    cmd: process.execPath,
+    args: [join(root, 'bin/run.cjs'), '--help'],
+    baseline: 'node -e 0',
+    goal: 2,
+  },
+  {
+    name: 'bin/run.cjs --version',
+    cmd: process.execPath,
+    args: [join(root, 'bin/run.cjs'), '--version'],
+    baseline: 'node -e 0',
+    goal: 2,
+  },
 ]
 
 // --also DIR[,DIR]: other builds' `bin/run.js --help` in the same run (e.g. a copy of an older build's
@@ -41,7 +53,12 @@ const cases: Case[] = [
 const alsoArg = process.argv.indexOf('--also')
 for (const dir of alsoArg > 0 ? process.argv[alsoArg + 1]!.split(',') : []) {
   const bin = existsSync(join(dir, 'bin/run.cjs')) ? 'bin/run.cjs' : 'bin/run.js'
-  cases.push({name: `${dir}: ${bin} --help`, cmd: process.execPath, args: [join(dir, bin), '--help'], baseline: 'node -e 0'})
+  cases.push({
+    name: `${dir}: ${bin} --help`,
+    cmd: process.execPath,
+    args: [join(dir, bin), '--help'],
+    baseline: 'node -e 0',
+  })
 }
 
 const host = hostPlatform()
@@ -55,8 +72,22 @@ if (packaged && existsSync(packaged) && which('kubectl')) {
   cases.push(
     {name: 'kubectl version --client', cmd: 'kubectl', args: ['version', '--client'], env},
     {name: 'packaged --help', cmd: packaged, args: ['--help'], baseline: 'node -e 0'},
-    {name: 'kubectl encryption --help', cmd: 'kubectl', args: ['encryption', '--help'], env, baseline: 'kubectl version --client', goal: 2},
-    {name: 'kubectl encryption --version', cmd: 'kubectl', args: ['encryption', '--version'], env, baseline: 'kubectl version --client', goal: 2},
+    {
+      name: 'kubectl encryption --help',
+      cmd: 'kubectl',
+      args: ['encryption', '--help'],
+      env,
+      baseline: 'kubectl version --client',
+      goal: 2,
+    },
+    {
+      name: 'kubectl encryption --version',
+      cmd: 'kubectl',
+      args: ['encryption', '--version'],
+      env,
+      baseline: 'kubectl version --client',
+      goal: 2,
+    },
   )
 } else {
   console.log('(no packaged binary for this machine in build/: run `npm run package` to include the kubectl rows)')
@@ -109,5 +140,15 @@ const headers = ['command', 'median ms', 'p90 ms', 'ratio (median)', 'goal'] as 
 const table = [headers as readonly string[], ...rows.map((r) => [r.command, r.median, r.p90, r.ratio, r.goal])]
 const widths = headers.map((_, i) => Math.max(...table.map((row) => row[i]!.length)))
 const {loadavg} = await import('node:os')
-console.log(`startup: ${runs} runs each (+${warmup} warm-up), ${process.version} ${process.platform}-${process.arch}, ${new Date().toISOString()}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`)
-for (const row of table) console.log(row.map((cell, i) => (i === 1 || i === 2 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ').trimEnd())
+console.log(
+  `startup: ${runs} runs each (+${warmup} warm-up), ${process.version} ${process.platform}-${process.arch}, ${new Date().toISOString()}, load ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}`,
+)
+for (const row of table)
+  console.log(
+    row
+      .map((cell, i) => (i === 1 || i === 2 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  )

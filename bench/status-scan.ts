@@ -34,7 +34,9 @@ const arg = (name: string, fallback: string) => {
 const stateDir = resolve(arg('state-dir', process.env.SANDBOX_STATE_DIR ?? join(repo, '.sandbox')))
 const sizes = arg('sizes', '5000,50000').split(',').map(Number)
 const transports = arg('transports', 'direct,exec,ssh').split(',')
-const builds = arg('builds', repo).split(',').map((b) => resolve(b))
+const builds = arg('builds', repo)
+  .split(',')
+  .map((b) => resolve(b))
 const repeat = Number(arg('repeat', '1'))
 const cpuProf = process.argv.includes('--cpu-prof') ? resolve(arg('cpu-prof', 'cpu-prof')) : undefined
 
@@ -55,7 +57,12 @@ writeFileSync(
 
 /** A ~1 KiB protobuf-shaped Secret, aescbc-encrypted with key1 (docs/kubernetes-behaviour.md §3.2). */
 function storedValue(): Buffer {
-  const body = Buffer.concat([Buffer.from('6b3873000a0c0a0276311206536563726574', 'hex'), Buffer.from([0x12, 0xe8, 0x07]), randomBytes(1000), Buffer.from('1a002200', 'hex')])
+  const body = Buffer.concat([
+    Buffer.from('6b3873000a0c0a0276311206536563726574', 'hex'),
+    Buffer.from([0x12, 0xe8, 0x07]),
+    randomBytes(1000),
+    Buffer.from('1a002200', 'hex'),
+  ])
   const iv = randomBytes(16)
   const cipher = createCipheriv('aes-256-cbc', key, iv)
   return Buffer.concat([Buffer.from('k8s:enc:aescbc:v1:key1:'), iv, cipher.update(body), cipher.final()])
@@ -63,7 +70,11 @@ function storedValue(): Buffer {
 
 const etcd = new Etcd3({
   hosts: env.ETCDCTL_ENDPOINTS!.split(','),
-  credentials: {rootCertificate: readFileSync(env.ETCDCTL_CACERT!), certChain: readFileSync(env.ETCDCTL_CERT!), privateKey: readFileSync(env.ETCDCTL_KEY!)},
+  credentials: {
+    rootCertificate: readFileSync(env.ETCDCTL_CACERT!),
+    certChain: readFileSync(env.ETCDCTL_CERT!),
+    privateKey: readFileSync(env.ETCDCTL_KEY!),
+  },
 })
 
 const PREFIX = '/registry/secrets/bench/'
@@ -75,7 +86,11 @@ async function fill(count: number): Promise<void> {
     filled = 0
   }
   for (let i = filled; i < count; i += 500) {
-    await Promise.all(Array.from({length: Math.min(500, count - i)}, (_, j) => etcd.put(`${PREFIX}s-${String(i + j).padStart(6, '0')}`).value(storedValue())))
+    await Promise.all(
+      Array.from({length: Math.min(500, count - i)}, (_, j) =>
+        etcd.put(`${PREFIX}s-${String(i + j).padStart(6, '0')}`).value(storedValue()),
+      ),
+    )
   }
   filled = count
 }
@@ -90,8 +105,33 @@ interface Scan {
 }
 
 async function scan(build: string, transport: string, label: string): Promise<Scan> {
-  const args = [join(build, 'bin', 'run.js'), 'status', '--scan', '--resource', 'secrets', '--no-ssh', '--config', configPath, '-o', 'json', '--etcd-via', transport, '--page-size', '500']
-  if (transport === 'direct') args.push('--etcd-endpoints', env.ETCDCTL_ENDPOINTS!, '--etcd-cacert', env.ETCDCTL_CACERT!, '--etcd-cert', env.ETCDCTL_CERT!, '--etcd-key', env.ETCDCTL_KEY!)
+  const args = [
+    join(build, 'bin', 'run.js'),
+    'status',
+    '--scan',
+    '--resource',
+    'secrets',
+    '--no-ssh',
+    '--config',
+    configPath,
+    '-o',
+    'json',
+    '--etcd-via',
+    transport,
+    '--page-size',
+    '500',
+  ]
+  if (transport === 'direct')
+    args.push(
+      '--etcd-endpoints',
+      env.ETCDCTL_ENDPOINTS!,
+      '--etcd-cacert',
+      env.ETCDCTL_CACERT!,
+      '--etcd-cert',
+      env.ETCDCTL_CERT!,
+      '--etcd-key',
+      env.ETCDCTL_KEY!,
+    )
   if (transport === 'ssh') args.push('--ssh-config', env.SANDBOX_SSH_CONFIG!)
   const nodeArgs: string[] = []
   if (cpuProf) {
@@ -124,9 +164,17 @@ async function scan(build: string, transport: string, label: string): Promise<Sc
 }
 
 const commit = execFileSync('git', ['-C', repo, 'rev-parse', '--short', 'HEAD'], {encoding: 'utf8'}).trim()
-const dirty = execFileSync('git', ['-C', repo, 'status', '--porcelain', '--untracked-files=no'], {encoding: 'utf8'}).trim() ? '+dirty' : ''
+const dirty = execFileSync('git', ['-C', repo, 'status', '--porcelain', '--untracked-files=no'], {
+  encoding: 'utf8',
+}).trim()
+  ? '+dirty'
+  : ''
 const buildName = (b: string) => (b === resolve(repo) ? `${commit}${dirty}` : basename(b))
-process.stdout.write(`status --scan bench, ${new Date().toISOString()}, ${process.version}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`)
+process.stdout.write(
+  `status --scan bench, ${new Date().toISOString()}, ${process.version}, load ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}\n`,
+)
 
 const rows: Array<Array<string | number>> = []
 const peaks = new Map<string, number[]>()
@@ -162,14 +210,32 @@ for (const count of sizes) {
 }
 await etcd.delete().prefix(PREFIX)
 etcd.close()
-const headers = ['secrets', 'build', 'etcd via', 'values scanned', 'seconds', 'values/s', 'CPU s', 'values/CPU-s', 'peak RSS MiB', 'load 1m']
+const headers = [
+  'secrets',
+  'build',
+  'etcd via',
+  'values scanned',
+  'seconds',
+  'values/s',
+  'CPU s',
+  'values/CPU-s',
+  'peak RSS MiB',
+  'load 1m',
+]
 process.stdout.write(formatTable(headers, rows) + '\n\n')
 // The same rows as markdown, for bench/README.md.
-process.stdout.write([headers, headers.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n') + '\n\n')
+process.stdout.write(
+  [headers, headers.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n') + '\n\n',
+)
 for (const [id, list] of peaks) {
   const small = list.slice(0, repeat)
   const large = list.slice(-repeat)
   const max = (xs: number[]) => Math.max(...xs)
-  process.stdout.write(`peak RSS ${sizes.at(-1)} vs ${sizes[0]}, ${id}: ${(max(large) / max(small)).toFixed(2)}x (goal <= 1.2x)\n`)
+  process.stdout.write(
+    `peak RSS ${sizes.at(-1)} vs ${sizes[0]}, ${id}: ${(max(large) / max(small)).toFixed(2)}x (goal <= 1.2x)\n`,
+  )
 }
-for (const [count, seen] of countsBySize) process.stdout.write(`counts at ${count}: ${seen.size === 1 ? 'identical in every run' : `DIFFER (${seen.size} variants)`}\n`)
+for (const [count, seen] of countsBySize)
+  process.stdout.write(
+    `counts at ${count}: ${seen.size === 1 ? 'identical in every run' : `DIFFER (${seen.size} variants)`}\n`,
+  )

@@ -70,12 +70,15 @@ function etcdProtos(): EsbuildPlugin {
       b.onLoad({filter: /[\\/]etcd3[\\/]lib[\\/]connection-pool\.js$/}, (args) => {
         const source = readFileSync(args.path, 'utf8')
         const call = '(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`, {'
-        if (!source.includes(call)) throw new Error(`${args.path}: etcd3 no longer loads its protos as expected; update scripts/bundle.ts`)
+        if (!source.includes(call))
+          throw new Error(`${args.path}: etcd3 no longer loads its protos as expected; update scripts/bundle.ts`)
         const requireHere = createRequire(args.path)
         const util = requireHere(join(dirname(requireHere.resolve('@grpc/proto-loader')), 'util.js')) as {
           loadProtosWithOptionsSync(file: string, options: object): {toJSON(): object}
         }
-        const json = util.loadProtosWithOptionsSync(join(dirname(args.path), '../proto/rpc.proto'), {keepCase: true}).toJSON()
+        const json = util
+          .loadProtosWithOptionsSync(join(dirname(args.path), '../proto/rpc.proto'), {keepCase: true})
+          .toJSON()
         return {contents: source.replace(call, `(0, proto_loader_1.fromJSON)(${JSON.stringify(json)}, {`), loader: 'js'}
       })
     },
@@ -102,14 +105,20 @@ function splitLazyLibraries(lazy: Set<string>): EsbuildPlugin {
         if (!args.path.startsWith(ours) || args.path === loader) return undefined
         const source = readFileSync(args.path, 'utf8')
         let found = false
-        const contents = source.replace(/\bimport\(\s*(['"])([^'"./][^'"]*)\1\s*\)/g, (call, _quote, specifier: string) => {
-          if (isBuiltin(specifier)) return call
-          lazy.add(specifier)
-          found = true
-          return `__importVendor(${JSON.stringify(vendorFile(specifier))})`
-        })
+        const contents = source.replace(
+          /\bimport\(\s*(['"])([^'"./][^'"]*)\1\s*\)/g,
+          (call, _quote, specifier: string) => {
+            if (isBuiltin(specifier)) return call
+            lazy.add(specifier)
+            found = true
+            return `__importVendor(${JSON.stringify(vendorFile(specifier))})`
+          },
+        )
         if (!found) return undefined
-        return {contents: `import {importVendor as __importVendor} from ${JSON.stringify(loader)};\n${contents}`, loader: 'js'}
+        return {
+          contents: `import {importVendor as __importVendor} from ${JSON.stringify(loader)};\n${contents}`,
+          loader: 'js',
+        }
       })
     },
   }
@@ -153,11 +162,19 @@ export async function bundle(): Promise<void> {
   for (const specifier of lazy) {
     // A lazy library that our code also imports statically somewhere is in the main file too.
     const eager = Object.keys(main.metafile!.inputs).find((input) => input.includes(`node_modules/${specifier}/`))
-    if (eager) console.warn(`warning: ${specifier} is imported statically too (${eager} is in the main bundle): startup pays for it`)
+    if (eager)
+      console.warn(
+        `warning: ${specifier} is imported statically too (${eager} is in the main bundle): startup pays for it`,
+      )
     const outfile = `${VENDOR_DIR}/${vendorFile(specifier)}`
     const result = await build({
       ...common,
-      stdin: {contents: `module.exports = require(${JSON.stringify(specifier)})`, resolveDir: root, sourcefile: `${specifier}.js`, loader: 'js'},
+      stdin: {
+        contents: `module.exports = require(${JSON.stringify(specifier)})`,
+        resolveDir: root,
+        sourcefile: `${specifier}.js`,
+        loader: 'js',
+      },
       outfile: join(root, outfile),
     })
     console.log(`${outfile}: ${mib(result.metafile!.outputs[outfile]!.bytes)} (loaded on first use)`)

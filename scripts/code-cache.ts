@@ -17,7 +17,9 @@ interface Loaded {
 }
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const {loadCommonJs: load} = createRequire(import.meta.url)('../bin/load-cjs.cjs') as {loadCommonJs: (file: string, options: {useCache: boolean}) => Loaded}
+const {loadCommonJs: load} = createRequire(import.meta.url)('../bin/load-cjs.cjs') as {
+  loadCommonJs: (file: string, options: {useCache: boolean}) => Loaded
+}
 
 const bundle = load(join(root, BUNDLE), {useCache: false})
 const write = process.stdout.write.bind(process.stdout)

@@ -14,7 +14,10 @@ interface FileOperation {
 }
 
 interface KrewPlatform {
-  selector?: {matchLabels?: Record<string, string>; matchExpressions?: {key: string; operator: string; values?: string[]}[]}
+  selector?: {
+    matchLabels?: Record<string, string>
+    matchExpressions?: {key: string; operator: string; values?: string[]}[]
+  }
   uri?: string
   sha256?: string
   bin?: string
@@ -39,7 +42,13 @@ export interface KrewPlugin {
 const SEMVER =
   /^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/
 // Names Windows reserves for devices: krew refuses them as plugin names.
-const WINDOWS_RESERVED = new Set(['CON', 'PRN', 'AUX', 'NUL', ...[1, 2, 3, 4, 5, 6, 7, 8, 9].flatMap((n) => [`COM${n}`, `LPT${n}`])])
+const WINDOWS_RESERVED = new Set([
+  'CON',
+  'PRN',
+  'AUX',
+  'NUL',
+  ...[1, 2, 3, 4, 5, 6, 7, 8, 9].flatMap((n) => [`COM${n}`, `LPT${n}`]),
+])
 const OS_VALUES = ['linux', 'darwin', 'windows']
 const ARCH_VALUES = ['amd64', 'arm64', '386', 'arm', 'ppc64le', 's390x']
 
@@ -53,19 +62,22 @@ const ARCH_VALUES = ['amd64', 'arm64', '386', 'arm', 'ppc64le', 's390x']
 export function lintKrewManifest(plugin: KrewPlugin): string[] {
   const problems: string[] = []
   const spec = plugin.spec ?? {}
-  if (plugin.apiVersion !== KREW_API_VERSION) problems.push(`apiVersion must be ${KREW_API_VERSION}, not ${plugin.apiVersion}`)
+  if (plugin.apiVersion !== KREW_API_VERSION)
+    problems.push(`apiVersion must be ${KREW_API_VERSION}, not ${plugin.apiVersion}`)
   if (plugin.kind !== 'Plugin') problems.push(`kind must be Plugin, not ${plugin.kind}`)
   const name = plugin.metadata?.name ?? ''
   if (!/^[\w-]+$/.test(name)) problems.push(`metadata.name ${JSON.stringify(name)} must match ^[\\w-]+$`)
   if (WINDOWS_RESERVED.has(name.toUpperCase())) problems.push(`metadata.name ${name} is reserved on Windows`)
   if (!spec.version) problems.push('spec.version must be set')
-  else if (!SEMVER.test(spec.version)) problems.push(`spec.version ${spec.version} must be a semantic version with a leading v`)
+  else if (!SEMVER.test(spec.version))
+    problems.push(`spec.version ${spec.version} must be a semantic version with a leading v`)
   if (!spec.shortDescription) problems.push('spec.shortDescription must be set')
   else if (/[\r\n]/.test(spec.shortDescription)) problems.push('spec.shortDescription must be one line')
   for (const field of ['homepage', 'description', 'caveats'] as const) {
     if (!spec[field]?.trim()) problems.push(`spec.${field} must be set`)
   }
-  if (spec.homepage && !/^https?:\/\//.test(spec.homepage)) problems.push(`spec.homepage ${spec.homepage} must be a URL`)
+  if (spec.homepage && !/^https?:\/\//.test(spec.homepage))
+    problems.push(`spec.homepage ${spec.homepage} must be a URL`)
   const platforms = spec.platforms ?? []
   if (platforms.length === 0) problems.push('spec.platforms must list at least one platform')
   const claimed = new Map<string, number>()
@@ -82,7 +94,9 @@ export function lintKrewManifest(plugin: KrewPlugin): string[] {
         if (!op.from) problems.push(`${at}.files[${j}].from must be set`)
         if (!op.to) problems.push(`${at}.files[${j}].to must be set`)
       })
-      const installed = platform.files.map((op) => (op.to === '.' || op.to === './' ? op.from : op.to)?.replace(/^\.\//, ''))
+      const installed = platform.files.map((op) =>
+        (op.to === '.' || op.to === './' ? op.from : op.to)?.replace(/^\.\//, ''),
+      )
       if (platform.bin && !installed.includes(platform.bin.replace(/^\.\//, ''))) {
         problems.push(`${at}.bin ${platform.bin} is not among the installed files`)
       }
@@ -90,7 +104,8 @@ export function lintKrewManifest(plugin: KrewPlugin): string[] {
     const selector = platform.selector
     const labels = selector?.matchLabels
     const expressions = selector?.matchExpressions
-    if (!selector || (labels === undefined && !expressions?.length)) problems.push(`${at}.selector must be set and not empty`)
+    if (!selector || (labels === undefined && !expressions?.length))
+      problems.push(`${at}.selector must be set and not empty`)
     if (labels !== undefined && Object.keys(labels).length === 0) problems.push(`${at}.selector.matchLabels is empty`)
     if (expressions !== undefined && expressions.length === 0) problems.push(`${at}.selector.matchExpressions is empty`)
     for (const key of [...Object.keys(labels ?? {}), ...(expressions ?? []).map((e) => e.key)]) {

@@ -18,7 +18,17 @@
 // longer match; the executable is shipped unsigned.
 import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
@@ -54,12 +64,15 @@ const out = resolve(values.out!)
 const bundle = join(root, BUNDLE)
 if (!existsSync(bundle)) throw new Error(`${BUNDLE} is missing: run \`npm run build\` first`)
 mkdirSync(out, {recursive: true})
-const vendorFiles = existsSync(join(root, VENDOR_DIR)) ? readdirSync(join(root, VENDOR_DIR)).filter((f) => f.endsWith('.cjs')) : []
+const vendorFiles = existsSync(join(root, VENDOR_DIR))
+  ? readdirSync(join(root, VENDOR_DIR)).filter((f) => f.endsWith('.cjs'))
+  : []
 
 function run(cmd: string, args: string[]): string {
   const result = spawnSync(cmd, args, {encoding: 'utf8', maxBuffer: 64 * 1024 * 1024})
   // Tools chat on stderr (postject warns about ELF notes it does not know); show it only on failure.
-  if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stderr}`)
+  if (result.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stderr}`)
   return result.stdout
 }
 
@@ -71,7 +84,10 @@ function nodeBinary(platform: Platform): string {
   const binary = join(cache, platform.nodePathInTarball)
   if (existsSync(binary)) return binary
   mkdirSync(cache, {recursive: true})
-  const tarball = run('npm', ['pack', `${platform.nodePackage}@${version}`, '--silent', '--pack-destination', cache]).trim().split('\n').pop()!
+  const tarball = run('npm', ['pack', `${platform.nodePackage}@${version}`, '--silent', '--pack-destination', cache])
+    .trim()
+    .split('\n')
+    .pop()!
   run('tar', ['-xzf', join(cache, tarball), '-C', cache, platform.nodePathInTarball])
   rmSync(join(cache, tarball))
   return binary
@@ -85,11 +101,16 @@ const shas: Record<string, string> = {}
 const host = hostPlatform()
 // The node that makes the blobs: a blob fits only the Node version that made it, so the pinned one.
 const builder = host ? nodeBinary(host) : process.version === `v${NODE_VERSION}` ? process.execPath : undefined
-if (!builder) throw new Error(`no node ${NODE_VERSION} for this machine (${process.platform}-${process.arch}) to make the blobs with`)
+if (!builder)
+  throw new Error(
+    `no node ${NODE_VERSION} for this machine (${process.platform}-${process.arch}) to make the blobs with`,
+  )
 const postject = join(dirname(fileURLToPath(import.meta.resolve('postject'))), 'cli.js')
 const rcodesign = selected.some((p) => p.os === 'darwin') ? findTool('rcodesign') : undefined
 if (selected.some((p) => p.os === 'darwin') && !rcodesign) {
-  throw new Error('the darwin executables must be signed again after the blob goes in: rcodesign is missing (scripts/bootstrap.sh builds it)')
+  throw new Error(
+    'the darwin executables must be signed again after the blob goes in: rcodesign is missing (scripts/bootstrap.sh builds it)',
+  )
 }
 
 for (const platform of selected) {
@@ -153,7 +174,20 @@ for (const platform of selected) {
   const archive = join(out, archiveName(platform))
   const tar = join(out, archiveName(platform).replace(/\.gz$/, ''))
   chmodSync(join(dir, 'LICENSE'), 0o644)
-  run('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--format=gnu', '-cf', tar, '-C', dir, platform.bin, 'LICENSE'])
+  run('tar', [
+    '--sort=name',
+    '--mtime=@0',
+    '--owner=0',
+    '--group=0',
+    '--numeric-owner',
+    '--format=gnu',
+    '-cf',
+    tar,
+    '-C',
+    dir,
+    platform.bin,
+    'LICENSE',
+  ])
   rmSync(archive, {force: true})
   run('gzip', ['-n', '-6', tar])
   shas[name] = sha256(archive)

@@ -5,7 +5,9 @@ import {outputFlags} from './flags/output.js'
 import {type Progress, startProgress} from './output/progress.js'
 import {type OutputFormat, renderResult} from './output/render.js'
 
-export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof BaseCommand)['baseFlags'] & T['flags']
+>
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
 /**
@@ -39,9 +41,13 @@ export abstract class BaseCommand<TResult, T extends typeof Command = typeof Com
       this.flags = flags as BaseFlags<T>
       this.args = args as BaseArgs<T>
     } catch (error) {
-      throw usageError('USAGE', usageMessage((error as Error).message, this.ctor.flags as Record<string, FlagRange> | undefined), {
-        hint: `See 'kubectl encryption ${this.id?.replaceAll(':', ' ') ?? ''} --help'.`,
-      })
+      throw usageError(
+        'USAGE',
+        usageMessage((error as Error).message, this.ctor.flags as Record<string, FlagRange> | undefined),
+        {
+          hint: `See 'kubectl encryption ${this.id?.replaceAll(':', ' ') ?? ''} --help'.`,
+        },
+      )
     }
   }
 
@@ -81,13 +87,22 @@ export abstract class BaseCommand<TResult, T extends typeof Command = typeof Com
         : new PluginError('unexpected', 'UNEXPECTED', error.message, {detail: error.stack})
     // What the run had done before it failed (per node, per stage) is printed with the error.
     const partial = partialResultOf(error) as TResult | undefined
-    if (partial && !this.machineOutput) process.stdout.write(renderResult(partial, this.outputFormat, (r, wide) => this.renderTable(r, wide)))
+    if (partial && !this.machineOutput)
+      process.stdout.write(renderResult(partial, this.outputFormat, (r, wide) => this.renderTable(r, wide)))
     const lines = [`error: ${pluginError.message}`]
     if (pluginError.hint) lines.push(`hint: ${pluginError.hint}`)
     if (this.verbose && pluginError.detail) lines.push(pluginError.detail)
     process.stderr.write(lines.join('\n') + '\n')
     if (this.machineOutput) {
-      const doc = {...partial, error: {code: pluginError.code, message: pluginError.message, hint: pluginError.hint, exitCode: pluginError.exitCode}}
+      const doc = {
+        ...partial,
+        error: {
+          code: pluginError.code,
+          message: pluginError.message,
+          hint: pluginError.hint,
+          exitCode: pluginError.exitCode,
+        },
+      }
       process.stdout.write(renderResult(doc, this.outputFormat, () => ''))
     }
     this.exit(pluginError.exitCode)
@@ -108,7 +123,10 @@ export interface FlagRange {
  * with the value and the whole allowed range, from the flag's own declaration.
  */
 export function usageMessage(message: string, flags: Record<string, FlagRange> = {}): string {
-  const lines = message.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('See more help'))
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('See more help'))
   const [first = 'invalid usage', next] = lines
   const parsing = /^Parsing --([\w-]+)$/.exec(first)
   if (parsing) {

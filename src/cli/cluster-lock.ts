@@ -3,7 +3,15 @@ import {readFileSync, readlinkSync} from 'node:fs'
 import {hostname, userInfo} from 'node:os'
 
 import type {ObjectClient} from '../kube/types.js'
-import {holderName, type LeaseClock, type LeaseHolder, type LeaseOperation, type LeaseRecord, LEASE_TTL_SECONDS, OperationLease} from '../operations/operation-lease.js'
+import {
+  holderName,
+  type LeaseClock,
+  type LeaseHolder,
+  type LeaseOperation,
+  type LeaseRecord,
+  LEASE_TTL_SECONDS,
+  OperationLease,
+} from '../operations/operation-lease.js'
 
 /**
  * This machine and process namespace, as an opaque id: the pid of a lease is only checked for
@@ -43,7 +51,8 @@ export function localLeaseClock(): LeaseClock {
   return {machine: machineId(), isAlive: processAlive}
 }
 
-const describe = (l: LeaseRecord) => `${l.operation} by ${l.holder} (since ${l.acquiredAt}, last renewed ${l.renewedAt})`
+const describe = (l: LeaseRecord) =>
+  `${l.operation} by ${l.holder} (since ${l.acquiredAt}, last renewed ${l.renewedAt})`
 
 export interface HeldLock {
   release(): Promise<void>
@@ -55,14 +64,24 @@ export interface HeldLock {
  * step in progress and releases, so the lock never ends a run in the middle of a node. A stale lock
  * is taken over with a warning; a live one throws OPERATION_LOCKED (exit 3).
  */
-export async function lockCluster(objects: ObjectClient, operation: LeaseOperation, warn: (message: string) => void): Promise<HeldLock> {
+export async function lockCluster(
+  objects: ObjectClient,
+  operation: LeaseOperation,
+  warn: (message: string) => void,
+): Promise<HeldLock> {
   const holder = thisProcess()
   const {lease, tookOver} = await OperationLease.acquire(objects, {holder, operation}, localLeaseClock())
   if (tookOver) {
-    warn(`took over the cluster's lock from ${describe(tookOver)}: that run is gone (not renewed within ${tookOver.ttlSeconds}s, or its process has exited); its work is continued from the recorded state.`)
+    warn(
+      `took over the cluster's lock from ${describe(tookOver)}: that run is gone (not renewed within ${tookOver.ttlSeconds}s, or its process has exited); its work is continued from the recorded state.`,
+    )
   }
   lease.keepAlive((LEASE_TTL_SECONDS * 1000) / 4, (by) =>
-    warn(by === 'gone' ? `the cluster's lock of this run (${holderName(holder)}) was removed by someone else.` : `another run took over the cluster's lock: ${describe(by)}.`),
+    warn(
+      by === 'gone'
+        ? `the cluster's lock of this run (${holderName(holder)}) was removed by someone else.`
+        : `another run took over the cluster's lock: ${describe(by)}.`,
+    ),
   )
   return {
     release: () => lease.release(),

@@ -60,7 +60,8 @@ export function complete(commands: readonly CompletionCommand[], words: readonly
     const next = new Set<string>()
     for (const c of visible) {
       const segments = c.id.split(':')
-      if (segments.length > path.length && segments.slice(0, path.length).join(':') === path.join(':')) next.add(segments[path.length]!)
+      if (segments.length > path.length && segments.slice(0, path.length).join(':') === path.join(':'))
+        next.add(segments[path.length]!)
     }
     const names = [...next].filter((n) => n.startsWith(partial)).sort()
     if (!command) return {candidates: names, directive: DIRECTIVE.noFileComp}
@@ -81,7 +82,9 @@ export function complete(commands: readonly CompletionCommand[], words: readonly
     const [name, value] = [partial.slice(0, partial.indexOf('=')), partial.slice(partial.indexOf('=') + 1)]
     const flag = findFlag(flags, name)
     const options = flag?.options?.filter((o) => o.startsWith(value)).map((o) => `${name}=${o}`)
-    return options ? {candidates: options, directive: DIRECTIVE.noFileComp} : {candidates: [], directive: DIRECTIVE.default}
+    return options
+      ? {candidates: options, directive: DIRECTIVE.noFileComp}
+      : {candidates: [], directive: DIRECTIVE.default}
   }
   if (partial.startsWith('-')) {
     const names = flags.flatMap((f) => [`--${f.name}`, ...(f.char && partial.length <= 2 ? [`-${f.char}`] : [])])
@@ -92,7 +95,9 @@ export function complete(commands: readonly CompletionCommand[], words: readonly
 }
 
 function findFlag(flags: readonly CompletionFlag[], word: string): CompletionFlag | undefined {
-  return word.startsWith('--') ? flags.find((f) => `--${f.name}` === word) : flags.find((f) => f.char && `-${f.char}` === word)
+  return word.startsWith('--')
+    ? flags.find((f) => `--${f.name}` === word)
+    : flags.find((f) => f.char && `-${f.char}` === word)
 }
 
 export function formatCompletion({candidates, directive}: Completion): string {

@@ -7,10 +7,19 @@ import {confirmByTyping, confirmYesNo, interactive} from '../output/prompt.js'
  * --yes; else a y/N question, or the context name typed for the riskiest commands; refused without
  * a terminal (scripts pass --yes). The spinner pauses while the user answers.
  */
-export function confirmation(options: {yes: boolean; typeContext: boolean; context: string; refusal: string; progress: Progress}): ((question: string) => Promise<boolean>) | undefined {
+export function confirmation(options: {
+  yes: boolean
+  typeContext: boolean
+  context: string
+  refusal: string
+  progress: Progress
+}): ((question: string) => Promise<boolean>) | undefined {
   if (options.yes) return undefined
   return async (question) => {
-    if (!interactive()) throw preconditionError('CONFIRMATION_REQUIRED', options.refusal, {hint: 'Pass --yes (or look first with --dry-run).'})
+    if (!interactive())
+      throw preconditionError('CONFIRMATION_REQUIRED', options.refusal, {
+        hint: 'Pass --yes (or look first with --dry-run).',
+      })
     const resume = options.progress.pause()
     const yes = options.typeContext ? await confirmByTyping(question, options.context) : await confirmYesNo(question)
     // progress again only for a run that goes ahead; a refusal ends the command

@@ -55,9 +55,13 @@ export async function withControlPlane<T>(
   if (flags.force !== undefined && flags.force !== context) {
     progress.stop()
     cluster.close()
-    throw usageError('FORCE_CONTEXT_MISMATCH', `--force ${JSON.stringify(flags.force)} does not match the current context ${JSON.stringify(context)}; nothing was changed`, {
-      hint: `To override, pass --force ${context} (the context name, exactly).`,
-    })
+    throw usageError(
+      'FORCE_CONTEXT_MISMATCH',
+      `--force ${JSON.stringify(flags.force)} does not match the current context ${JSON.stringify(context)}; nothing was changed`,
+      {
+        hint: `To override, pass --force ${context} (the context name, exactly).`,
+      },
+    )
   }
   let lock: HeldLock | undefined
   // Ctrl-C/SIGTERM: the node or stage in progress is finished (or rolled back) first, then the run
@@ -72,12 +76,15 @@ export async function withControlPlane<T>(
       return
     }
     stop.abort()
-    progress.warn(`${signal}: stopping after the current step (a node is never left half-changed); ${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again stops at once`)
+    progress.warn(
+      `${signal}: stopping after the current step (a node is never left half-changed); ${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again stops at once`,
+    )
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   try {
-    if (!flags['dry-run']) lock = await lockCluster(deps.objects, confirm.operation, (message) => progress.warn(message))
+    if (!flags['dry-run'])
+      lock = await lockCluster(deps.objects, confirm.operation, (message) => progress.warn(message))
     return await body({
       context,
       force: flags.force !== undefined,
@@ -96,8 +103,15 @@ export async function withControlPlane<T>(
           },
         }),
         // warnings (a read check not run, --force over unreadable values) stay on stderr, not only in the spinner
-        onEvent: (event) => (event.type === 'warning' ? progress.warn(event.message) : progress.update(describeEvent(event))),
-        confirm: confirmation({yes: flags.yes, typeContext: confirm.typeContext, context, refusal: confirm.refusal, progress}),
+        onEvent: (event) =>
+          event.type === 'warning' ? progress.warn(event.message) : progress.update(describeEvent(event)),
+        confirm: confirmation({
+          yes: flags.yes,
+          typeContext: confirm.typeContext,
+          context,
+          refusal: confirm.refusal,
+          progress,
+        }),
       },
     })
   } catch (error) {
@@ -108,7 +122,13 @@ export async function withControlPlane<T>(
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
-    await lock?.release().catch((error: unknown) => progress.warn(`could not release the cluster's lock (${error instanceof Error ? error.message : String(error)}); it expires on its own.`))
+    await lock
+      ?.release()
+      .catch((error: unknown) =>
+        progress.warn(
+          `could not release the cluster's lock (${error instanceof Error ? error.message : String(error)}); it expires on its own.`,
+        ),
+      )
     progress.stop()
     cluster.close()
   }

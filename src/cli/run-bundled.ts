@@ -49,7 +49,11 @@ class BundledPlugin extends Plugin {
  * Runs the CLI from the bundle. `root` is the directory oclif treats as the package root
  * (the npm package, or the directory holding the standalone executable).
  */
-export async function runBundled(root: string, contents: BundleContents, argv = process.argv.slice(2)): Promise<unknown> {
+export async function runBundled(
+  root: string,
+  contents: BundleContents,
+  argv = process.argv.slice(2),
+): Promise<unknown> {
   // Deprecation warnings come from libraries (grpc-js sets the TLS server name to an etcd IP
   // address: DEP0123); a user of the plugin cannot act on them, and stderr is for our own messages.
   process.noDeprecation = true
@@ -85,7 +89,10 @@ function samePath(resolved: string, fromPackageJson: string): boolean {
  * raw ` ›   Error: command status:extra-arg not found`. Words after a command that takes no arguments,
  * and a first word that is no command or topic, are usage errors in the plugin's own form (exit 2).
  */
-export function misusedCommand(contents: Pick<BundleContents, 'commands' | 'manifest'>, argv: string[]): {message: string; hint: string} | undefined {
+export function misusedCommand(
+  contents: Pick<BundleContents, 'commands' | 'manifest'>,
+  argv: string[],
+): {message: string; hint: string} | undefined {
   const words: string[] = []
   for (const arg of argv) {
     if (arg.startsWith('-')) break
@@ -102,9 +109,15 @@ export function misusedCommand(contents: Pick<BundleContents, 'commands' | 'mani
     if (command?.strict === false) return undefined
     const args = command?.args ?? {}
     if (n < words.length && Object.keys(args).length === 0)
-      return {message: `unexpected argument ${JSON.stringify(words[n])}: 'kubectl encryption ${words.slice(0, n).join(' ')}' takes no arguments`, hint: `See 'kubectl encryption ${words.slice(0, n).join(' ')} --help'.`}
+      return {
+        message: `unexpected argument ${JSON.stringify(words[n])}: 'kubectl encryption ${words.slice(0, n).join(' ')}' takes no arguments`,
+        hint: `See 'kubectl encryption ${words.slice(0, n).join(' ')} --help'.`,
+      }
     return undefined
   }
   if (isTopic(words[0]!) || words[0] === 'help') return undefined
-  return {message: `unknown command ${JSON.stringify(words[0])}`, hint: "See 'kubectl encryption --help' for the commands."}
+  return {
+    message: `unknown command ${JSON.stringify(words[0])}`,
+    hint: "See 'kubectl encryption --help' for the commands.",
+  }
 }

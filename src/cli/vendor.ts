@@ -15,7 +15,10 @@ export function loadVendor(file: string): unknown {
   const cached = loaded.get(file)
   if (cached) return cached.exports
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const sea = createRequire(__filename)('node:sea') as {isSea(): boolean; getAsset(key: string, encoding: string): string}
+  const sea = createRequire(__filename)('node:sea') as {
+    isSea(): boolean
+    getAsset(key: string, encoding: string): string
+  }
   if (!sea.isSea()) return createRequire(__filename)(join(__dirname, 'vendor', file))
   const filename = join(__dirname, 'vendor', file)
   const module = {exports: {} as unknown}
@@ -23,7 +26,13 @@ export function loadVendor(file: string): unknown {
   const wrapper = runInThisContext(
     `(function (exports, require, module, __filename, __dirname) {${sea.getAsset(`vendor/${file}`, 'utf8')}\n})`,
     {filename},
-  ) as (exports: unknown, require: NodeJS.Require, module: {exports: unknown}, filename: string, dirname: string) => void
+  ) as (
+    exports: unknown,
+    require: NodeJS.Require,
+    module: {exports: unknown},
+    filename: string,
+    dirname: string,
+  ) => void
   wrapper(module.exports, createRequire(filename), module, filename, join(__dirname, 'vendor'))
   return module.exports
 }

@@ -3,7 +3,13 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {withControlPlane} from '../cli/control-plane-session.js'
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
-import {DEFAULT_KMS_NAME, DEFAULT_KMS_TIMEOUT, DEFAULT_PROVIDER, GENERATED_PROVIDERS, kmsEndpointProblem} from '../encryption/generate-config.js'
+import {
+  DEFAULT_KMS_NAME,
+  DEFAULT_KMS_TIMEOUT,
+  DEFAULT_PROVIDER,
+  GENERATED_PROVIDERS,
+  kmsEndpointProblem,
+} from '../encryption/generate-config.js'
 import {parseGoDuration} from '../encryption/go-format.js'
 import type {EnableOptions} from '../operations/enable.js'
 import {EXIT, preconditionError, usageError} from '../errors.js'
@@ -17,7 +23,8 @@ import {formatFields} from '../output/render.js'
 
 export default class Enable extends BaseCommand<EnableResult & {context: string}, typeof Enable> {
   static override summary = 'Switch on encryption at rest on every control-plane node, one node at a time.'
-  static override description = `Writes one EncryptionConfiguration to every control-plane node (${DEFAULT_CONFIG_PATH} by default, root, 0600) and points each kube-apiserver at it: the --encryption-provider-config flag, a read-only volumeMount and a DirectoryOrCreate hostPath volume in the static-pod manifest. Nodes are changed one at a time: the manifest is backed up outside /etc/kubernetes/manifests, replaced atomically, and the plugin waits for the mirror pod's config hash to change and the node's /readyz; a node that does not come back is rolled back (exit 6; 7 if the rollback failed too) and later nodes are left alone. kubeadm's kubeadm-config ConfigMap is kept in step so 'kubeadm upgrade' keeps the flag.
+  static override description =
+    `Writes one EncryptionConfiguration to every control-plane node (${DEFAULT_CONFIG_PATH} by default, root, 0600) and points each kube-apiserver at it: the --encryption-provider-config flag, a read-only volumeMount and a DirectoryOrCreate hostPath volume in the static-pod manifest. Nodes are changed one at a time: the manifest is backed up outside /etc/kubernetes/manifests, replaced atomically, and the plugin waits for the mirror pod's config hash to change and the node's /readyz; a node that does not come back is rolled back (exit 6; 7 if the rollback failed too) and later nodes are left alone. kubeadm's kubeadm-config ConfigMap is kept in step so 'kubeadm upgrade' keeps the flag.
 
 Without --config a config with a fresh 32-byte key for secrets (or --resource) is generated, followed by identity so data written before stays readable; a config a node already has is reused, never regenerated. Running enable twice changes nothing the second time.
 
@@ -38,23 +45,53 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
   ]
   static override flags = {
     ...controlPlaneFlags,
-    config: Flags.string({description: 'Use this EncryptionConfiguration file (validated first) instead of generating one.'}),
+    config: Flags.string({
+      description: 'Use this EncryptionConfiguration file (validated first) instead of generating one.',
+    }),
     'config-path': Flags.string({description: 'Where the config lives on each node.', default: DEFAULT_CONFIG_PATH}),
-    provider: Flags.option({description: `Provider of a generated config (default ${DEFAULT_PROVIDER}; see the description). kms needs --kms-endpoint.`, options: [...GENERATED_PROVIDERS, 'kms']})(),
-    'kms-endpoint': Flags.string({description: 'With --provider kms: the KMS v2 plugin socket as the apiserver sees it, unix:///absolute/path.sock; its directory is mounted into the apiserver pod.'}),
+    provider: Flags.option({
+      description: `Provider of a generated config (default ${DEFAULT_PROVIDER}; see the description). kms needs --kms-endpoint.`,
+      options: [...GENERATED_PROVIDERS, 'kms'],
+    })(),
+    'kms-endpoint': Flags.string({
+      description:
+        'With --provider kms: the KMS v2 plugin socket as the apiserver sees it, unix:///absolute/path.sock; its directory is mounted into the apiserver pod.',
+    }),
     'kms-name': Flags.string({description: `With --provider kms: the provider's name (default ${DEFAULT_KMS_NAME}).`}),
-    'kms-timeout': Flags.string({description: `With --provider kms: how long the apiserver waits for the plugin (default ${DEFAULT_KMS_TIMEOUT}).`}),
-    resource: Flags.string({description: 'Resource a generated config covers (repeatable; default secrets).', multiple: true}),
-    'automatic-reload': Flags.boolean({description: 'Also set --encryption-provider-config-automatic-reload=true.', default: false}),
-    'kubeadm-config': Flags.boolean({description: 'Keep kubeadm-config (apiServer.extraArgs/extraVolumes) in step.', default: true, allowNo: true}),
-    verify: Flags.boolean({description: 'After the rollout, prove new writes are encrypted (a test Secret read back from etcd).', default: true, allowNo: true}),
-    rewrite: Flags.boolean({description: 'After the rollout, rewrite the existing objects the config covers, so they are encrypted too.', default: false}),
+    'kms-timeout': Flags.string({
+      description: `With --provider kms: how long the apiserver waits for the plugin (default ${DEFAULT_KMS_TIMEOUT}).`,
+    }),
+    resource: Flags.string({
+      description: 'Resource a generated config covers (repeatable; default secrets).',
+      multiple: true,
+    }),
+    'automatic-reload': Flags.boolean({
+      description: 'Also set --encryption-provider-config-automatic-reload=true.',
+      default: false,
+    }),
+    'kubeadm-config': Flags.boolean({
+      description: 'Keep kubeadm-config (apiServer.extraArgs/extraVolumes) in step.',
+      default: true,
+      allowNo: true,
+    }),
+    verify: Flags.boolean({
+      description: 'After the rollout, prove new writes are encrypted (a test Secret read back from etcd).',
+      default: true,
+      allowNo: true,
+    }),
+    rewrite: Flags.boolean({
+      description: 'After the rollout, rewrite the existing objects the config covers, so they are encrypted too.',
+      default: false,
+    }),
   }
 
   async execute(): Promise<EnableResult & {context: string}> {
     const flags = this.flags
     if (flags.config && (flags.resource || flags.provider)) {
-      throw usageError('USAGE', '--config cannot be combined with --provider or --resource (they shape a generated config)')
+      throw usageError(
+        'USAGE',
+        '--config cannot be combined with --provider or --resource (they shape a generated config)',
+      )
     }
     checkResourceFlags(flags.resource)
     const kms = kmsFlags(flags)
@@ -64,30 +101,39 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
       const {checkConfigBytes} = await import('../encryption/load-config.js')
       const check = checkConfigBytes(local.bytes, local.path)
       if (!check.config || check.errors.length > 0)
-        throw preconditionError('CONFIG_INVALID', `--config ${local.path} is not a valid EncryptionConfiguration: ${check.message}`, {
-          hint: `See every problem with 'kubectl encryption config validate ${local.path}'. Nothing was changed.`,
-        })
+        throw preconditionError(
+          'CONFIG_INVALID',
+          `--config ${local.path} is not a valid EncryptionConfiguration: ${check.message}`,
+          {
+            hint: `See every problem with 'kubectl encryption config validate ${local.path}'. Nothing was changed.`,
+          },
+        )
     }
     const configText = local?.bytes.toString('utf8')
     const progress = await this.progress('Connecting to the cluster')
-    return withControlPlane(flags, progress, {operation: 'enable', typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'}, async ({context, force, deps}) => {
-      const options = {
-        configPath: flags['config-path'],
-        configText,
-        // undefined when not asked for: a config the nodes already run is then reused as it is
-        provider: flags.provider as EnableOptions['provider'],
-        kms,
-        resources: flags.resource,
-        automaticReload: flags['automatic-reload'],
-        force,
-        dryRun: flags['dry-run'],
-        kubeadmConfig: flags['kubeadm-config'],
-        timeoutMs: flags.timeout * 1000,
-        verify: flags.verify,
-        rewrite: flags.rewrite,
-      }
-      return {context, ...(await enableEncryption(options, deps))}
-    })
+    return withControlPlane(
+      flags,
+      progress,
+      {operation: 'enable', typeContext: false, refusal: 'Refusing to change the control plane without confirmation.'},
+      async ({context, force, deps}) => {
+        const options = {
+          configPath: flags['config-path'],
+          configText,
+          // undefined when not asked for: a config the nodes already run is then reused as it is
+          provider: flags.provider as EnableOptions['provider'],
+          kms,
+          resources: flags.resource,
+          automaticReload: flags['automatic-reload'],
+          force,
+          dryRun: flags['dry-run'],
+          kubeadmConfig: flags['kubeadm-config'],
+          timeoutMs: flags.timeout * 1000,
+          verify: flags.verify,
+          rewrite: flags.rewrite,
+        }
+        return {context, ...(await enableEncryption(options, deps))}
+      },
+    )
   }
 
   protected override exitCodeFor(result: EnableResult): number {
@@ -103,31 +149,57 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
       formatFields([
         ['Context', result.context],
         ['Config', `${result.configPath} (${result.configSource}, ${result.configHash.slice(0, 19)}…)`],
-        ['Write keys', result.writeKeys.map((k) => `${k.resources.join(',')}: ${k.provider}${k.key ? `/${k.key} ${k.fingerprint ? `${k.fingerprint.slice(0, 19)}…` : '(a new key, made when run)'}` : ''}`).join('; ')],
+        [
+          'Write keys',
+          result.writeKeys
+            .map(
+              (k) =>
+                `${k.resources.join(',')}: ${k.provider}${k.key ? `/${k.key} ${k.fingerprint ? `${k.fingerprint.slice(0, 19)}…` : '(a new key, made when run)'}` : ''}`,
+            )
+            .join('; '),
+        ],
         ['Read check', result.readCheck ? readCheckLine(result.readCheck) : undefined],
-        ['kubeadm-config', `${result.kubeadmConfig.status}${result.kubeadmConfig.changes.length > 0 ? ` (${result.kubeadmConfig.changes.join('; ')})` : ''}`],
+        [
+          'kubeadm-config',
+          `${result.kubeadmConfig.status}${result.kubeadmConfig.changes.length > 0 ? ` (${result.kubeadmConfig.changes.join('; ')})` : ''}`,
+        ],
         ['Backups', result.backupDir],
       ]),
       nodesTable(result.nodes, wide),
     ]
     if (result.dryRun) {
       const c = result.readCheck
-      if (c?.status === 'unreadable' && !c.forced) sections.push(`The real run would be refused (exit 3) unless --force CONTEXT: ${c.unreadable} stored value(s) would be unreadable; e.g.:\n${(c.examples ?? []).map((k) => `  ${k}`).join('\n')}`)
+      if (c?.status === 'unreadable' && !c.forced)
+        sections.push(
+          `The real run would be refused (exit 3) unless --force CONTEXT: ${c.unreadable} stored value(s) would be unreadable; e.g.:\n${(c.examples ?? []).map((k) => `  ${k}`).join('\n')}`,
+        )
       sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
       return sections.join('\n\n')
     }
     // A run that failed half way (the error follows on stderr) shows its nodes, without the summary line.
     const finished = result.nodes.every((n) => n.status === 'changed' || n.status === 'unchanged')
-    if (finished) sections.push(result.unchanged ? 'Encryption is already enabled as asked: nothing to do on the nodes.' : 'Encryption is enabled on every node.')
+    if (finished)
+      sections.push(
+        result.unchanged
+          ? 'Encryption is already enabled as asked: nothing to do on the nodes.'
+          : 'Encryption is enabled on every node.',
+      )
     const v = result.verify
     if (v) {
-      const line = 'notRun' in v ? `NOT RUN (${v.notRun})` : `${v.ok ? 'OK' : 'FAILED'}: a test object (${v.resource}) was stored as ${v.stored ?? '?'} (expected ${v.expected ?? '?'})`
+      const line =
+        'notRun' in v
+          ? `NOT RUN (${v.notRun})`
+          : `${v.ok ? 'OK' : 'FAILED'}: a test object (${v.resource}) was stored as ${v.stored ?? '?'} (expected ${v.expected ?? '?'})`
       sections.push([`Verify: ${line}`, ...v.problems.map((p) => `  - ${p}`)].join('\n'))
     }
     const r = result.rewrite
     if (r) {
       sections.push(
-        [`Rewrite (${r.resources.join(', ') || 'nothing covered'}): ${r.rewritten} rewritten, ${r.alreadyCurrent} already current, ${r.failed} failed`, ...r.failures.map((f) => `  - ${f}`), ...r.incomplete.map((x) => `  - ${x}: listing did not finish`)].join('\n'),
+        [
+          `Rewrite (${r.resources.join(', ') || 'nothing covered'}): ${r.rewritten} rewritten, ${r.alreadyCurrent} already current, ${r.failed} failed`,
+          ...r.failures.map((f) => `  - ${f}`),
+          ...r.incomplete.map((x) => `  - ${x}: listing did not finish`),
+        ].join('\n'),
       )
     }
     if (result.next.length > 0) sections.push(`Next:\n${result.next.map((n) => `  ${n}`).join('\n')}`)
@@ -136,7 +208,12 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
 }
 
 /** --kms-* are checked before the cluster is contacted: one line, exit 2, nothing changed. */
-function kmsFlags(flags: {provider?: string; 'kms-endpoint'?: string; 'kms-name'?: string; 'kms-timeout'?: string}): EnableOptions['kms'] {
+function kmsFlags(flags: {
+  provider?: string
+  'kms-endpoint'?: string
+  'kms-name'?: string
+  'kms-timeout'?: string
+}): EnableOptions['kms'] {
   const given = (['kms-endpoint', 'kms-name', 'kms-timeout'] as const).find((f) => flags[f] !== undefined)
   if (flags.provider !== 'kms') {
     if (given) throw usageError('KMS_FLAG_WITHOUT_KMS', `--${given} only applies with --provider kms.`)
@@ -144,11 +221,20 @@ function kmsFlags(flags: {provider?: string; 'kms-endpoint'?: string; 'kms-name'
   }
   const endpoint = flags['kms-endpoint']
   const example = 'For example: --kms-endpoint unix:///var/run/kmsplugin/socket.sock'
-  if (endpoint === undefined) throw usageError('KMS_ENDPOINT_MISSING', '--provider kms needs --kms-endpoint (the plugin socket, unix:///absolute/path.sock).', {hint: example})
+  if (endpoint === undefined)
+    throw usageError(
+      'KMS_ENDPOINT_MISSING',
+      '--provider kms needs --kms-endpoint (the plugin socket, unix:///absolute/path.sock).',
+      {hint: example},
+    )
   const problem = kmsEndpointProblem(endpoint)
-  if (problem) throw usageError('KMS_ENDPOINT_INVALID', `--kms-endpoint ${JSON.stringify(endpoint)} ${problem}.`, {hint: example})
+  if (problem)
+    throw usageError('KMS_ENDPOINT_INVALID', `--kms-endpoint ${JSON.stringify(endpoint)} ${problem}.`, {hint: example})
   const timeout = flags['kms-timeout'] ?? DEFAULT_KMS_TIMEOUT
   const parsed = parseGoDuration(timeout)
-  if ('error' in parsed || parsed.nanos <= 0n) throw usageError('KMS_TIMEOUT_INVALID', `--kms-timeout ${JSON.stringify(timeout)} is not a positive duration.`, {hint: 'Use a Go duration such as 3s.'})
+  if ('error' in parsed || parsed.nanos <= 0n)
+    throw usageError('KMS_TIMEOUT_INVALID', `--kms-timeout ${JSON.stringify(timeout)} is not a positive duration.`, {
+      hint: 'Use a Go duration such as 3s.',
+    })
   return {name: flags['kms-name'] ?? DEFAULT_KMS_NAME, endpoint, timeout}
 }

@@ -8,7 +8,14 @@ import {decodeGoBase64} from '../encryption/go-base64.js'
 import {formatGroupResource} from '../encryption/resource-match.js'
 import {TransformerBuildError} from '../encryption/resource-transformer.js'
 import {EXIT, preconditionError, usageError} from '../errors.js'
-import {EtcdctlJsonShapeError, type InspectInput, type InspectResult, inspectValue, parseEtcdctlJson, parseEtcdctlSimple} from '../operations/inspect.js'
+import {
+  EtcdctlJsonShapeError,
+  type InspectInput,
+  type InspectResult,
+  inspectValue,
+  parseEtcdctlJson,
+  parseEtcdctlSimple,
+} from '../operations/inspect.js'
 import {formatFields} from '../output/render.js'
 import {discoverControlPlane} from '../controlplane/control-plane.js'
 import {etcdKeyFor, etcdKeyProblem} from '../encryption/etcd-key.js'
@@ -25,8 +32,10 @@ import {OpenSshConnector} from '../ssh/open-ssh-session.js'
 import {ShellRemoteFiles} from '../ssh/shell-remote-files.js'
 
 export default class Inspect extends BaseCommand<InspectResult, typeof Inspect> {
-  static override summary = 'Show what a raw etcd value is: provider, key, KMS envelope, format, and whether it decrypts.'
-  static override description = `Classifies one stored value (spec: provider prefix, key name, KMS v2 key ID and its sha256 hash, plaintext format with apiVersion/kind) and, with --config, reads it exactly as kube-apiserver would for its etcd key: which provider and key open it, whether the next update would rewrite it (stale), or the apiserver's error when nothing can. --decrypt adds the decoded object (Secret data included); --hexdump adds the bytes as \`hexdump -C\` prints them. Exits 5 when a read was attempted and failed.
+  static override summary =
+    'Show what a raw etcd value is: provider, key, KMS envelope, format, and whether it decrypts.'
+  static override description =
+    `Classifies one stored value (spec: provider prefix, key name, KMS v2 key ID and its sha256 hash, plaintext format with apiVersion/kind) and, with --config, reads it exactly as kube-apiserver would for its etcd key: which provider and key open it, whether the next update would rewrite it (stale), or the apiserver's error when nothing can. --decrypt adds the decoded object (Secret data included); --hexdump adds the bytes as \`hexdump -C\` prints them. Exits 5 when a read was attempted and failed.
 
 Key material is never accepted on the command line: --kms-dek names a file (mode 0600) holding the base64 DEK or seed a KMS plugin would return.`
 
@@ -41,39 +50,59 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
   ]
 
   static override args = {
-    object: Args.string({description: 'An object as TYPE/NAME, or a raw etcd key (/registry/...), read from etcd; or use --value-file for a saved value.', required: false}),
+    object: Args.string({
+      description:
+        'An object as TYPE/NAME, or a raw etcd key (/registry/...), read from etcd; or use --value-file for a saved value.',
+      required: false,
+    }),
   }
 
   static override flags = {
     'value-file': Flags.string({
-      description: 'File holding the raw etcd value, or the output of `etcdctl get KEY -w json` (which carries the key too).',
+      description:
+        'File holding the raw etcd value, or the output of `etcdctl get KEY -w json` (which carries the key too).',
     }),
     'etcd-key': Flags.string({
-      description: 'The full etcd key of the value, e.g. /registry/secrets/default/s1 (selects the providers; AAD of aesgcm and KMS).',
+      description:
+        'The full etcd key of the value, e.g. /registry/secrets/default/s1 (selects the providers; AAD of aesgcm and KMS).',
     }),
     'etcd-prefix': Flags.string({description: "The apiserver's --etcd-prefix.", default: '/registry'}),
     config: Flags.string({description: 'EncryptionConfiguration file to read the value with, as the apiserver would.'}),
     decrypt: Flags.boolean({description: 'Show the decoded object, including Secret data.', default: false}),
     hexdump: Flags.boolean({description: 'Add the stored bytes as `hexdump -C` prints them.', default: false}),
     'kms-dek': Flags.string({
-      description: 'File (mode 0600) with the plaintext DEK or seed of a KMS value: the 32 bytes the KMS plugin returns from Decrypt, as standard base64 (for KMS v2 seed-type values, the seed).',
+      description:
+        'File (mode 0600) with the plaintext DEK or seed of a KMS value: the 32 bytes the KMS plugin returns from Decrypt, as standard base64 (for KMS v2 seed-type values, the seed).',
     }),
     'any-key': Flags.boolean({
-      description: 'With --config: try every provider and key in the file, whatever resource it is for (the etcd key is then optional; without it aesgcm and KMS values cannot be authenticated).',
+      description:
+        'With --config: try every provider and key in the file, whatever resource it is for (the etcd key is then optional; without it aesgcm and KMS values cannot be authenticated).',
       default: false,
     }),
     // Reading TYPE/NAME or an etcd key from the cluster:
     ...kubeFlags,
-    namespace: Flags.string({char: 'n', description: 'Namespace of TYPE/NAME (default: the context namespace).', helpGroup: 'KUBE', parse: parseNamespace}),
+    namespace: Flags.string({
+      char: 'n',
+      description: 'Namespace of TYPE/NAME (default: the context namespace).',
+      helpGroup: 'KUBE',
+      parse: parseNamespace,
+    }),
     ...sshFlags,
     'etcd-via': etcdFlags['etcd-via'],
     'etcd-endpoints': etcdFlags['etcd-endpoints'],
     'etcd-cacert': etcdFlags['etcd-cacert'],
     'etcd-cert': etcdFlags['etcd-cert'],
     // --etcd-key names the value's etcd key here, so the client key of --etcd-cert gets another name.
-    'etcd-client-key': Flags.string({description: 'etcd client key (as etcdctl --key) for --etcd-cert.', helpGroup: 'ETCD'}),
+    'etcd-client-key': Flags.string({
+      description: 'etcd client key (as etcdctl --key) for --etcd-cert.',
+      helpGroup: 'ETCD',
+    }),
     'etcd-node': etcdFlags['etcd-node'],
-    ssh: Flags.boolean({description: 'Read the config from a control-plane node over SSH when --config is not given.', default: true, allowNo: true}),
+    ssh: Flags.boolean({
+      description: 'Read the config from a control-plane node over SSH when --config is not given.',
+      default: true,
+      allowNo: true,
+    }),
   }
 
   async execute(): Promise<InspectResult> {
@@ -81,20 +110,30 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     const valueFile = flags['value-file']
     if (!valueFile) {
       if (this.args.object) return this.inspectFromCluster(this.args.object)
-      throw usageError('INSPECT_SOURCE', 'nothing to inspect: name an object (TYPE/NAME, e.g. secret/db-pass, or an etcd key /registry/...) or pass --value-file FILE', {
-        hint: "e.g. 'kubectl encryption inspect secret/db-pass -n team-a'; see 'kubectl encryption inspect --help'.",
-      })
+      throw usageError(
+        'INSPECT_SOURCE',
+        'nothing to inspect: name an object (TYPE/NAME, e.g. secret/db-pass, or an etcd key /registry/...) or pass --value-file FILE',
+        {
+          hint: "e.g. 'kubectl encryption inspect secret/db-pass -n team-a'; see 'kubectl encryption inspect --help'.",
+        },
+      )
     }
     if (this.args.object) throw usageError('INSPECT_SOURCE', 'give either an object or --value-file, not both')
     const raw = await readValueFile(valueFile)
     const dump = parseValueFile(raw, valueFile, flags['etcd-prefix'])
     if (dump && flags['etcd-key'] && flags['etcd-key'] !== dump.key) {
-      throw usageError('INSPECT_ETCD_KEY', `--etcd-key ${flags['etcd-key']} differs from the key in the etcdctl output (${dump.key})`)
+      throw usageError(
+        'INSPECT_ETCD_KEY',
+        `--etcd-key ${flags['etcd-key']} differs from the key in the etcdctl output (${dump.key})`,
+      )
     }
     const etcdKey = dump?.key ?? flags['etcd-key']
-    if (etcdKey !== undefined) checkEtcdKey(etcdKey, flags['etcd-prefix'], dump ? `the key in ${valueFile}` : '--etcd-key')
+    if (etcdKey !== undefined)
+      checkEtcdKey(etcdKey, flags['etcd-prefix'], dump ? `the key in ${valueFile}` : '--etcd-key')
     if (flags['any-key'] && !flags.config) {
-      throw usageError('INSPECT_ANY_KEY', '--any-key needs --config: it tries the keys of that file', {hint: 'Add --config FILE.'})
+      throw usageError('INSPECT_ANY_KEY', '--any-key needs --config: it tries the keys of that file', {
+        hint: 'Add --config FILE.',
+      })
     }
     if ((flags.config || flags['kms-dek']) && !etcdKey && !flags['any-key']) {
       throw usageError('INSPECT_ETCD_KEY', '--etcd-key is required with --config or --kms-dek', {
@@ -112,7 +151,10 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
         config,
         kmsDek,
       })
-      if (dump?.format === 'etcdctl get') result.notes.push('the file is `etcdctl get` output: the key is its first line, the value what follows, without the newline etcdctl adds')
+      if (dump?.format === 'etcdctl get')
+        result.notes.push(
+          'the file is `etcdctl get` output: the key is its first line, the value what follows, without the newline etcdctl adds',
+        )
       return result
     } catch (error) {
       if (error instanceof TransformerBuildError) {
@@ -128,7 +170,11 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
   private async inspectFromCluster(object: string): Promise<InspectResult> {
     const flags = this.flags
     const etcdOptions = etcdOptionsFromFlags({...flags, 'etcd-key': flags['etcd-client-key']})
-    if (flags['etcd-key']) throw usageError('INSPECT_ETCD_KEY', 'give the etcd key as the argument (inspect /registry/...), not with --etcd-key')
+    if (flags['etcd-key'])
+      throw usageError(
+        'INSPECT_ETCD_KEY',
+        'give the etcd key as the argument (inspect /registry/...), not with --etcd-key',
+      )
     if (object.startsWith('/')) checkEtcdKey(object, flags['etcd-prefix'], 'the etcd key')
     const localConfig = flags.config ? await loadConfig(flags.config) : undefined
     const kmsDek = flags['kms-dek'] ? await this.readKmsDek(flags['kms-dek']) : undefined
@@ -145,11 +191,18 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
         etcdKey = object
       } else {
         const slash = object.indexOf('/')
-        if (slash <= 0 || slash === object.length - 1) throw usageError('USAGE', `${JSON.stringify(object)} is neither TYPE/NAME nor an etcd key starting with /`)
+        if (slash <= 0 || slash === object.length - 1)
+          throw usageError('USAGE', `${JSON.stringify(object)} is neither TYPE/NAME nor an etcd key starting with /`)
         const resource = new ResourceIndex(await c.discovery.resources()).resolve(object.slice(0, slash))
-        if (!resource) throw usageError('RESOURCE_UNKNOWN', `the server has no resource ${JSON.stringify(object.slice(0, slash))}`, {hint: "See 'kubectl api-resources'."})
+        if (!resource)
+          throw usageError('RESOURCE_UNKNOWN', `the server has no resource ${JSON.stringify(object.slice(0, slash))}`, {
+            hint: "See 'kubectl api-resources'.",
+          })
         const namespace = resource.namespaced ? (flags.namespace ?? c.context.namespace) : undefined
-        etcdKey = etcdKeyFor({group: resource.group, resource: resource.resource, namespace, name: object.slice(slash + 1)}, {prefix: flags['etcd-prefix']})
+        etcdKey = etcdKeyFor(
+          {group: resource.group, resource: resource.resource, namespace, name: object.slice(slash + 1)},
+          {prefix: flags['etcd-prefix']},
+        )
       }
       let controlPlane: ReturnType<typeof discoverControlPlane> | undefined
       const discover = () => (controlPlane ??= discoverControlPlane(c.objects))
@@ -157,7 +210,10 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
       const notes: string[] = []
       if (!config && ssh) {
         progress.update('Reading the encryption config from a control-plane node')
-        const fromNodes = await configFromNodes(await discover(), (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})))
+        const fromNodes = await configFromNodes(
+          await discover(),
+          (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})),
+        )
         config = fromNodes.found?.config
         if (fromNodes.found) notes.push(`config read from ${fromNodes.found.source}`)
         else if (fromNodes.reason) notes.push(`no config: ${fromNodes.reason}`)
@@ -171,15 +227,26 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
         await reader.close()
       }
       if (!kv) {
-        throw preconditionError('ETCD_KEY_NOT_FOUND', `there is no value at ${etcdKey} in etcd (read through ${describeReader(reader.describe())})`, {
-          hint: "Check the name and namespace (-n), or the apiserver's --etcd-prefix (--etcd-prefix).",
-        })
+        throw preconditionError(
+          'ETCD_KEY_NOT_FOUND',
+          `there is no value at ${etcdKey} in etcd (read through ${describeReader(reader.describe())})`,
+          {
+            hint: "Check the name and namespace (-n), or the apiserver's --etcd-prefix (--etcd-prefix).",
+          },
+        )
       }
-      const result = this.inspect({value: kv.value, source: `etcd:${describeReader(reader.describe())}`, etcdKey, config, kmsDek})
+      const result = this.inspect({
+        value: kv.value,
+        source: `etcd:${describeReader(reader.describe())}`,
+        etcdKey,
+        config,
+        kmsDek,
+      })
       result.notes.push(...notes)
       return result
     } catch (error) {
-      if (error instanceof TransformerBuildError) throw preconditionError('CONFIG_INVALID', `error while building transformers: ${error.message}`)
+      if (error instanceof TransformerBuildError)
+        throw preconditionError('CONFIG_INVALID', `error while building transformers: ${error.message}`)
       throw toPluginError(error)
     } finally {
       progress.stop()
@@ -190,7 +257,13 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
   /** inspectValue with what the flags say about every source (prefix, --decrypt, --hexdump, --any-key). */
   private inspect(input: Omit<InspectInput, 'etcdPrefix' | 'decrypt' | 'hexdump' | 'anyKey'>): InspectResult {
     const flags = this.flags
-    return inspectValue({...input, etcdPrefix: flags['etcd-prefix'], decrypt: flags.decrypt, hexdump: flags.hexdump, anyKey: flags['any-key']})
+    return inspectValue({
+      ...input,
+      etcdPrefix: flags['etcd-prefix'],
+      decrypt: flags.decrypt,
+      hexdump: flags.hexdump,
+      anyKey: flags['any-key'],
+    })
   }
 
   protected override exitCodeFor(result: InspectResult): number {
@@ -201,10 +274,16 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     let text: string
     try {
       const info = await stat(path)
-      if ((info.mode & 0o077) !== 0) this.warn(`${path} is readable by group or others (mode ${(info.mode & 0o777).toString(8)}); keep DEK files at 0600`)
+      if ((info.mode & 0o077) !== 0)
+        this.warn(
+          `${path} is readable by group or others (mode ${(info.mode & 0o777).toString(8)}); keep DEK files at 0600`,
+        )
       text = await readFile(path, 'utf8')
     } catch (error) {
-      throw preconditionError('KMS_DEK_UNREADABLE', `cannot read the --kms-dek file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+      throw preconditionError(
+        'KMS_DEK_UNREADABLE',
+        `cannot read the --kms-dek file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      )
     }
     const dek = decodeGoBase64(text.trim())
     if (!dek || dek.length === 0) {
@@ -215,9 +294,13 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     // The apiserver makes every KMS v1 DEK and KMS v2 DEK or seed 32 bytes long (docs/kubernetes-behaviour.md §3.5, §3.6).
     if (dek.length !== KMS_DEK_BYTES) {
       dek.fill(0)
-      throw preconditionError('KMS_DEK_INVALID', `the --kms-dek file ${path} holds ${dek.length} bytes; a KMS DEK or seed is ${KMS_DEK_BYTES} bytes`, {
-        hint: 'Write the 32 bytes the KMS plugin returns from Decrypt(encryptedDEKSource) as padded standard base64 (not hex).',
-      })
+      throw preconditionError(
+        'KMS_DEK_INVALID',
+        `the --kms-dek file ${path} holds ${dek.length} bytes; a KMS DEK or seed is ${KMS_DEK_BYTES} bytes`,
+        {
+          hint: 'Write the 32 bytes the KMS plugin returns from Decrypt(encryptedDEKSource) as padded standard base64 (not hex).',
+        },
+      )
     }
     return dek
   }
@@ -229,7 +312,12 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
       ['etcd key', r.etcdKey],
     ]
     if (r.resource) {
-      const where = [r.resource.namespace && `namespace ${r.resource.namespace}`, r.resource.name && `name ${r.resource.name}`].filter(Boolean).join(', ')
+      const where = [
+        r.resource.namespace && `namespace ${r.resource.namespace}`,
+        r.resource.name && `name ${r.resource.name}`,
+      ]
+        .filter(Boolean)
+        .join(', ')
       fields.push(['Resource', `${formatGroupResource(r.resource) || '(none)'}${where ? ` (${where})` : ''}`])
     }
     fields.push(['Stored as', storedAs(r)])
@@ -237,25 +325,48 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     if (c.kmsV2) {
       const k = c.kmsV2
       fields.push(['KMS key ID', k.keyID], ['Key ID hash', k.keyIDHash])
-      if (k.encryptedDEKSourceType !== undefined) fields.push(['DEK source', `${k.encryptedDEKSourceTypeName ?? 'unknown'} (${k.encryptedDEKSourceType}), ${k.encryptedDEKSourceLength} bytes encrypted`])
-      for (const [key, value] of Object.entries(k.annotations ?? {})) fields.push(['Annotation', `${key}=${printable(value)}`])
+      if (k.encryptedDEKSourceType !== undefined)
+        fields.push([
+          'DEK source',
+          `${k.encryptedDEKSourceTypeName ?? 'unknown'} (${k.encryptedDEKSourceType}), ${k.encryptedDEKSourceLength} bytes encrypted`,
+        ])
+      for (const [key, value] of Object.entries(k.annotations ?? {}))
+        fields.push(['Annotation', `${key}=${printable(value)}`])
       if (k.error) fields.push(['Envelope error', k.error])
     }
     if (c.kmsV1) {
-      if (c.kmsV1.encryptedDEKLength !== undefined) fields.push(['Encrypted DEK', `${c.kmsV1.encryptedDEKLength} bytes`])
+      if (c.kmsV1.encryptedDEKLength !== undefined)
+        fields.push(['Encrypted DEK', `${c.kmsV1.encryptedDEKLength} bytes`])
       if (c.kmsV1.error) fields.push(['Envelope error', c.kmsV1.error])
     }
     if (c.plaintext) fields.push(['Format', formatPlaintext(c.plaintext)])
     const d = r.decryption
     if (d.status === 'ok') {
-      const how = d.provider === 'identity' ? 'identity (not encrypted)' : d.kmsName ? `kms ${JSON.stringify(d.kmsName)}` : `${d.provider} key ${JSON.stringify(d.keyName)}`
-      fields.push(['Read', `ok with ${how}${d.rule ? ` (rule ${d.rule})` : d.covered === false ? ' (resource not covered by the config)' : ''}`])
-      if (d.stale !== undefined) fields.push(['Stale', d.stale ? 'yes: the next update rewrites it with the first provider' : 'no'])
-      if (d.plaintext && c.encrypted) fields.push(['Plaintext', `${formatPlaintext(d.plaintext)}, ${d.plaintextLength} bytes`])
+      const how =
+        d.provider === 'identity'
+          ? 'identity (not encrypted)'
+          : d.kmsName
+            ? `kms ${JSON.stringify(d.kmsName)}`
+            : `${d.provider} key ${JSON.stringify(d.keyName)}`
+      fields.push([
+        'Read',
+        `ok with ${how}${d.rule ? ` (rule ${d.rule})` : d.covered === false ? ' (resource not covered by the config)' : ''}`,
+      ])
+      if (d.stale !== undefined)
+        fields.push(['Stale', d.stale ? 'yes: the next update rewrites it with the first provider' : 'no'])
+      if (d.plaintext && c.encrypted)
+        fields.push(['Plaintext', `${formatPlaintext(d.plaintext)}, ${d.plaintextLength} bytes`])
       for (const warning of d.warnings ?? []) fields.push(['Warning', warning])
     } else if (d.status === 'failed') {
       fields.push(['Read', `FAILED: ${d.error}`])
-      fields.push(['Providers', d.rule ? `rule ${d.rule}` : d.covered === false ? 'resource not covered by the config (identity check)' : undefined])
+      fields.push([
+        'Providers',
+        d.rule
+          ? `rule ${d.rule}`
+          : d.covered === false
+            ? 'resource not covered by the config (identity check)'
+            : undefined,
+      ])
     } else fields.push(['Read', `not attempted: ${d.error}`])
     const sections = [formatFields(fields)]
     for (const note of r.notes) sections.push(`Note: ${note}`)
@@ -332,14 +443,22 @@ function parseEtcdctlOutput(raw: Buffer, path: string, etcdPrefix: string): Etcd
     dump = parseEtcdctlJson(raw)
   } catch (error) {
     if (!(error instanceof EtcdctlJsonShapeError)) throw error
-    throw preconditionError('VALUE_FILE_FORMAT', `${path} looks like \`etcdctl get -w json\` output, but ${error.message}`, {
-      hint: 'Save one value with `etcdctl get KEY -w json > FILE`, or the raw bytes with `etcdctl get KEY --print-value-only > FILE`.',
-    })
+    throw preconditionError(
+      'VALUE_FILE_FORMAT',
+      `${path} looks like \`etcdctl get -w json\` output, but ${error.message}`,
+      {
+        hint: 'Save one value with `etcdctl get KEY -w json > FILE`, or the raw bytes with `etcdctl get KEY --print-value-only > FILE`.',
+      },
+    )
   }
   if (dump === null) {
-    throw preconditionError('VALUE_FILE_NO_KEY', `the etcdctl output in ${path} holds no key/value pair (the key does not exist)`, {
-      hint: 'Check the key with `etcdctl get KEY --keys-only`.',
-    })
+    throw preconditionError(
+      'VALUE_FILE_NO_KEY',
+      `the etcdctl output in ${path} holds no key/value pair (the key does not exist)`,
+      {
+        hint: 'Check the key with `etcdctl get KEY --keys-only`.',
+      },
+    )
   }
   return dump ? {...dump, format: 'etcdctl -w json'} : undefined
 }
@@ -360,7 +479,14 @@ async function readValueFile(path: string): Promise<Buffer> {
     value = await readFile(path)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : code ?? (error as Error).message
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'it is a directory'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : (code ?? (error as Error).message)
     throw preconditionError('VALUE_FILE_UNREADABLE', `cannot read the value file ${path}: ${why}`, {
       hint: 'Save a value with `etcdctl get KEY -w json > FILE`.',
     })

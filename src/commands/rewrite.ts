@@ -24,12 +24,15 @@ export interface RewriteCommandResult extends RewriteResult {
   /** Why the webhook configurations could not be listed (e.g. RBAC); the run went on. */
   webhooksListError?: string
   /** --verify: values still not under the current write key after the run, per resource. */
-  verify?: {resources: Array<{resource: string; write: string; scanned: number; stillStale: number; examples: string[]}>}
+  verify?: {
+    resources: Array<{resource: string; write: string; scanned: number; stillStale: number; examples: string[]}>
+  }
 }
 
 export default class Rewrite extends BaseCommand<RewriteCommandResult, typeof Rewrite> {
   static override summary = 'Re-encrypt existing objects with the current write key (no-op updates).'
-  static override description = `Writes every object of the chosen resources back unchanged, each with its own resourceVersion. The API server re-encrypts values that are not under the current provider and key and skips the write otherwise, so "rewritten" counts objects whose resourceVersion changed and "already current" those it left alone. A 409 re-reads the object and retries, so a concurrent update is never lost. Lists are paged and streamed; requests are bounded by --concurrency and --qps.
+  static override description =
+    `Writes every object of the chosen resources back unchanged, each with its own resourceVersion. The API server re-encrypts values that are not under the current provider and key and skips the write otherwise, so "rewritten" counts objects whose resourceVersion changed and "already current" those it left alone. A 409 re-reads the object and retries, so a concurrent update is never lost. Lists are paged and streamed; requests are bounded by --concurrency and --qps.
 
 Progress is checkpointed (in $XDG_STATE_HOME/kubectl-encryption/, or --state-file): after an interruption, run the same command with --resume to continue where it stopped.
 
@@ -43,18 +46,35 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
 
   static override examples = [
     {description: 'Rewrite every Secret in every namespace.', command: 'kubectl encryption rewrite -A'},
-    {description: 'Only two namespaces, Secrets and ConfigMaps, gently.', command: 'kubectl encryption rewrite -n team-a -n team-b --resource secrets --resource configmaps --qps 20'},
+    {
+      description: 'Only two namespaces, Secrets and ConfigMaps, gently.',
+      command: 'kubectl encryption rewrite -n team-a -n team-b --resource secrets --resource configmaps --qps 20',
+    },
     {description: 'Continue an interrupted run.', command: 'kubectl encryption rewrite -A --resume'},
     {description: 'See what would be written, as JSON.', command: 'kubectl encryption rewrite -A --dry-run -o json'},
-    {description: 'After a key rotation on a big cluster: scan etcd, write only what is stale, check again.', command: 'kubectl encryption rewrite -A --only-stale --verify'},
+    {
+      description: 'After a key rotation on a big cluster: scan etcd, write only what is stale, check again.',
+      command: 'kubectl encryption rewrite -A --only-stale --verify',
+    },
   ]
 
   static override flags = {
     ...kubeFlags,
     ...sshFlags,
     ...etcdFlags,
-    namespace: Flags.string({char: 'n', description: 'Namespace to rewrite (repeatable). Default: the context namespace.', multiple: true, helpGroup: 'KUBE', parse: parseNamespace}),
-    'all-namespaces': Flags.boolean({char: 'A', description: 'Rewrite objects in all namespaces.', default: false, helpGroup: 'KUBE'}),
+    namespace: Flags.string({
+      char: 'n',
+      description: 'Namespace to rewrite (repeatable). Default: the context namespace.',
+      multiple: true,
+      helpGroup: 'KUBE',
+      parse: parseNamespace,
+    }),
+    'all-namespaces': Flags.boolean({
+      char: 'A',
+      description: 'Rewrite objects in all namespaces.',
+      default: false,
+      helpGroup: 'KUBE',
+    }),
     resource: Flags.string({
       description:
         'Resource to rewrite, e.g. secrets, configmaps, pandas.awesome.bears.example, or a wildcard *.apps (repeatable). Default: every resource the encryption config lists; secrets if it cannot be read.',
@@ -69,16 +89,47 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
         return input
       },
     }),
-    concurrency: Flags.integer({description: 'Requests in flight at once.', default: REWRITE_DEFAULTS.concurrency, min: 1, max: 256}),
-    qps: Flags.integer({description: 'Requests per second over all requests (0 = no limit).', default: REWRITE_DEFAULTS.qps, min: 0}),
-    'chunk-size': Flags.integer({description: 'Objects per list page, as kubectl.', default: REWRITE_DEFAULTS.pageSize, min: 1, max: 10_000}),
-    resume: Flags.boolean({description: 'Continue the interrupted run of the same scope from its checkpoint.', default: false}),
-    'state-file': Flags.string({description: 'Checkpoint file (default: one per cluster and scope under $XDG_STATE_HOME/kubectl-encryption/).'}),
+    concurrency: Flags.integer({
+      description: 'Requests in flight at once.',
+      default: REWRITE_DEFAULTS.concurrency,
+      min: 1,
+      max: 256,
+    }),
+    qps: Flags.integer({
+      description: 'Requests per second over all requests (0 = no limit).',
+      default: REWRITE_DEFAULTS.qps,
+      min: 0,
+    }),
+    'chunk-size': Flags.integer({
+      description: 'Objects per list page, as kubectl.',
+      default: REWRITE_DEFAULTS.pageSize,
+      min: 1,
+      max: 10_000,
+    }),
+    resume: Flags.boolean({
+      description: 'Continue the interrupted run of the same scope from its checkpoint.',
+      default: false,
+    }),
+    'state-file': Flags.string({
+      description: 'Checkpoint file (default: one per cluster and scope under $XDG_STATE_HOME/kubectl-encryption/).',
+    }),
     'dry-run': Flags.boolean({description: 'List and count; write nothing.', default: false}),
-    'only-stale': Flags.boolean({description: 'Scan etcd first and rewrite only values not under the current write key.', default: false}),
-    verify: Flags.boolean({description: 'Scan etcd afterwards and report (exit 5) values still not under the current write key.', default: false}),
-    config: Flags.string({description: "The cluster's EncryptionConfiguration as a local file, instead of reading it from a node over SSH."}),
-    ssh: Flags.boolean({description: 'Read the encryption config from a control-plane node over SSH (--no-ssh: do not).', default: true, allowNo: true}),
+    'only-stale': Flags.boolean({
+      description: 'Scan etcd first and rewrite only values not under the current write key.',
+      default: false,
+    }),
+    verify: Flags.boolean({
+      description: 'Scan etcd afterwards and report (exit 5) values still not under the current write key.',
+      default: false,
+    }),
+    config: Flags.string({
+      description: "The cluster's EncryptionConfiguration as a local file, instead of reading it from a node over SSH.",
+    }),
+    ssh: Flags.boolean({
+      description: 'Read the encryption config from a control-plane node over SSH (--no-ssh: do not).',
+      default: true,
+      allowNo: true,
+    }),
   }
 
   private abort = new AbortController()
@@ -87,14 +138,21 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
     const flags = this.flags
     const kube = kubeOptionsFromFlags(flags)
     if (flags['all-namespaces'] && flags.namespace?.length)
-      throw usageError('USAGE', 'use either -n/--namespace or -A/--all-namespaces, not both', {hint: 'Pass -A for every namespace, or one -n per namespace.'})
+      throw usageError('USAGE', 'use either -n/--namespace or -A/--all-namespaces, not both', {
+        hint: 'Pass -A for every namespace, or one -n per namespace.',
+      })
 
     const etcdOptions = etcdOptionsFromFlags(flags)
     const needsEtcd = flags['only-stale'] || flags.verify
-    const stateFile = flags['state-file'] === undefined ? undefined : new FileCheckpointStore(flags['state-file'], {createDir: false, flag: '--state-file'})
+    const stateFile =
+      flags['state-file'] === undefined
+        ? undefined
+        : new FileCheckpointStore(flags['state-file'], {createDir: false, flag: '--state-file'})
     await stateFile?.check()
     const localConfig = await readConfigFlag(flags.config)
-    const ssh = flags.ssh ? new (await import('../ssh/open-ssh-session.js')).OpenSshConnector(sshOptionsFromFlags(flags)) : undefined
+    const ssh = flags.ssh
+      ? new (await import('../ssh/open-ssh-session.js')).OpenSshConnector(sshOptionsFromFlags(flags))
+      : undefined
 
     const {connectCluster} = await import('../kube/connect.js')
     const cluster = await connectCluster(kube)
@@ -103,13 +161,23 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       const {discoverControlPlane} = await import('../controlplane/control-plane.js')
       let controlPlane: ReturnType<typeof discoverControlPlane> | undefined
       const discover = () => (controlPlane ??= discoverControlPlane(cluster.objects))
-      const config = flags.resource && !needsEtcd && !localConfig ? undefined : await this.encryptionConfig(discover, ssh, localConfig)
+      const config =
+        flags.resource && !needsEtcd && !localConfig
+          ? undefined
+          : await this.encryptionConfig(discover, ssh, localConfig)
       const configInfo: RewriteCommandResult['config'] = config ? config.source : {source: 'unknown'}
-      if (!config && !flags.resource) this.warn('the encryption config could not be read (pass --config FILE or fix SSH access); rewriting secrets only')
+      if (!config && !flags.resource)
+        this.warn(
+          'the encryption config could not be read (pass --config FILE or fix SSH access); rewriting secrets only',
+        )
       if (!config && needsEtcd)
-        throw preconditionError('CONFIG_UNKNOWN', `--${flags['only-stale'] ? 'only-stale' : 'verify'} needs the cluster's encryption config to know the current write key`, {
-          hint: 'Pass --config FILE (a copy of the apiserver\'s --encryption-provider-config), or let the plugin read it over SSH (--ssh-config, --ssh-user, ...).',
-        })
+        throw preconditionError(
+          'CONFIG_UNKNOWN',
+          `--${flags['only-stale'] ? 'only-stale' : 'verify'} needs the cluster's encryption config to know the current write key`,
+          {
+            hint: "Pass --config FILE (a copy of the apiserver's --encryption-provider-config), or let the plugin read it over SSH (--ssh-config, --ssh-user, ...).",
+          },
+        )
       const resources = await this.resolveResources(
         cluster.discovery,
         flags.resource ?? config?.resources.map((r) => r.resource) ?? ['secrets'],
@@ -121,15 +189,32 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
         const {EtcdStaleIndex} = await import('../operations/etcd-stale-index.js')
         const etcd = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh})
         reader = etcd
-        staleIndex = new EtcdStaleIndex(etcd, (r) => writeProviderFor(config!.resources, r), undefined, undefined, await this.kmsCurrentKeys(config!.resources, resources, discover, cluster.probe))
+        staleIndex = new EtcdStaleIndex(
+          etcd,
+          (r) => writeProviderFor(config!.resources, r),
+          undefined,
+          undefined,
+          await this.kmsCurrentKeys(config!.resources, resources, discover, cluster.probe),
+        )
       }
-      const namespaces = flags['all-namespaces'] ? undefined : flags.namespace?.length ? [...new Set(flags.namespace)] : [cluster.context.namespace]
+      const namespaces = flags['all-namespaces']
+        ? undefined
+        : flags.namespace?.length
+          ? [...new Set(flags.namespace)]
+          : [cluster.context.namespace]
       const clusterIdentity = `${cluster.context.server}|${cluster.context.contextName}|${cluster.context.user}`
-      const scopeForFile = JSON.stringify([clusterIdentity, resources.map((r) => `${r.group}/${r.resource}`), namespaces ?? '*', flags.selector ?? ''])
+      const scopeForFile = JSON.stringify([
+        clusterIdentity,
+        resources.map((r) => `${r.group}/${r.resource}`),
+        namespaces ?? '*',
+        flags.selector ?? '',
+      ])
       const store = stateFile ?? new FileCheckpointStore(checkpointPath(defaultStateDir(), scopeForFile))
 
       // Before anything is written: the webhooks every no-op write will go through.
-      const {findUpdateWebhooks, webhookWarning, webhooksListWarning} = await import('../operations/rewrite-webhooks.js')
+      const {findUpdateWebhooks, webhookWarning, webhooksListWarning} = await import(
+        '../operations/rewrite-webhooks.js'
+      )
       const webhookCheck = await findUpdateWebhooks(cluster.objects, resources)
       for (const w of webhookCheck.webhooks) this.warn(webhookWarning(w))
       if (webhookCheck.listError) this.warn(webhooksListWarning(webhookCheck.listError))
@@ -166,8 +251,14 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
           },
           {client: cluster.objects, checkpoints: store, staleIndex},
         )
-        if (result.interrupted) this.warn(`interrupted; progress saved in ${result.checkpoint}. Run the same command with --resume to continue.`)
-        else if (result.checkpoint) this.warn(`some listings failed; progress saved in ${result.checkpoint}. Fix the cause and run the same command with --resume.`)
+        if (result.interrupted)
+          this.warn(
+            `interrupted; progress saved in ${result.checkpoint}. Run the same command with --resume to continue.`,
+          )
+        else if (result.checkpoint)
+          this.warn(
+            `some listings failed; progress saved in ${result.checkpoint}. Fix the cause and run the same command with --resume.`,
+          )
         let verify: RewriteCommandResult['verify']
         if (flags.verify && staleIndex && !result.interrupted) {
           progress.update('verify: scanning etcd')
@@ -175,7 +266,8 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
           for (const r of resources) {
             const before = staleIndex.scanned
             const stale = []
-            for (const ns of r.namespaced && namespaces ? namespaces : [undefined]) stale.push(...(await staleIndex.staleObjects(r, ns)))
+            for (const ns of r.namespaced && namespaces ? namespaces : [undefined])
+              stale.push(...(await staleIndex.staleObjects(r, ns)))
             verify.resources.push({
               resource: resourceName(r),
               write: writeProviderFor(config!.resources, r),
@@ -186,7 +278,13 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
           }
         }
         progress.stop()
-        return {...result, config: configInfo, webhooks: webhookCheck.webhooks, webhooksListError: webhookCheck.listError, verify}
+        return {
+          ...result,
+          config: configInfo,
+          webhooks: webhookCheck.webhooks,
+          webhooksListError: webhookCheck.listError,
+          verify,
+        }
       } catch (error) {
         progress.fail()
         throw error
@@ -214,7 +312,14 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
     controlPlane: () => Promise<import('../controlplane/control-plane.js').ControlPlaneNode[]>,
     probe: import('../kube/types.js').EndpointProbe,
   ): Promise<Record<string, string>> {
-    const names = [...new Set(resources.map((r) => writeProviderFor(rules, r)).filter((w) => w.startsWith('kms:')).map((w) => w.slice(4)))]
+    const names = [
+      ...new Set(
+        resources
+          .map((r) => writeProviderFor(rules, r))
+          .filter((w) => w.startsWith('kms:'))
+          .map((w) => w.slice(4)),
+      ),
+    ]
     if (names.length === 0) return {}
     const {agreedKey, apiserverKmsKeys} = await import('../operations/kms-keys.js')
     const reports = await apiserverKmsKeys(await controlPlane(), probe)
@@ -223,12 +328,19 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       const agreed = agreedKey(reports, name)
       const parts = Object.entries(agreed.reportedBy).map(([hash, nodes]) => `${nodes.join(', ')}: ${hash}`)
       if (parts.length > 1) {
-        throw preconditionError('KMS_KEY_ID_DRIFT', `the apiservers report different current key IDs for KMS provider ${name} (${parts.join('; ')})`, {
-          hint: "Wait until 'kubectl encryption status' shows one key ID on every node (the apiservers poll the plugin about once a minute), then run again.",
-        })
+        throw preconditionError(
+          'KMS_KEY_ID_DRIFT',
+          `the apiservers report different current key IDs for KMS provider ${name} (${parts.join('; ')})`,
+          {
+            hint: "Wait until 'kubectl encryption status' shows one key ID on every node (the apiservers poll the plugin about once a minute), then run again.",
+          },
+        )
       }
       if (agreed.keyIdHash) current[name] = agreed.keyIdHash
-      else this.warn(`no apiserver reports a current key ID for KMS provider ${name}; its values are judged by provider name only`)
+      else
+        this.warn(
+          `no apiserver reports a current key ID for KMS provider ${name}; its values are judged by provider name only`,
+        )
     }
     return current
   }
@@ -244,7 +356,10 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       const {checkConfigBytes} = await import('../encryption/load-config.js')
       const check = checkConfigBytes(localConfig.bytes, localConfig.path)
       if (!check.config || check.errors.length > 0)
-        throw usageError('CONFIG_INVALID', `--config ${localConfig.path} is not a valid EncryptionConfiguration: ${check.message}`)
+        throw usageError(
+          'CONFIG_INVALID',
+          `--config ${localConfig.path} is not a valid EncryptionConfiguration: ${check.message}`,
+        )
       return {resources: resourceStatuses(check.config), source: {source: 'file', path: localConfig.path}}
     }
     if (!ssh) return undefined
@@ -252,7 +367,10 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
     const {ShellRemoteFiles} = await import('../ssh/shell-remote-files.js')
     const {configFromNodes} = await import('../operations/cluster-config.js')
     try {
-      const {found, reason} = await configFromNodes(await controlPlane(), (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})))
+      const {found, reason} = await configFromNodes(
+        await controlPlane(),
+        (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})),
+      )
       if (!found) {
         if (this.verbose && reason) process.stderr.write(`reading the encryption config from the nodes: ${reason}\n`)
         return undefined
@@ -261,7 +379,8 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       if (resources.length === 0) return undefined
       return {resources, source: {source: 'ssh', node: found.node, path: found.path}}
     } catch (error) {
-      if (this.verbose) process.stderr.write(`reading the encryption config from the nodes failed: ${(error as Error).message}\n`)
+      if (this.verbose)
+        process.stderr.write(`reading the encryption config from the nodes failed: ${(error as Error).message}\n`)
       return undefined
     }
   }
@@ -271,14 +390,20 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
    * typed must exist and support list+update; names from the config that the server does not serve,
    * or that cannot be updated, are skipped with a warning.
    */
-  private async resolveResources(discovery: {resources(): Promise<ApiResource[]>}, names: string[], fromConfig: boolean): Promise<ApiResource[]> {
+  private async resolveResources(
+    discovery: {resources(): Promise<ApiResource[]>},
+    names: string[],
+    fromConfig: boolean,
+  ): Promise<ApiResource[]> {
     const {ResourceIndex} = await import('../kube/resource-index.js')
     const index = new ResourceIndex(await discovery.resources())
     const found = new Map<string, ApiResource>()
     const updatable = (r: ApiResource) => !r.verbs || (r.verbs.includes('list') && r.verbs.includes('update'))
     for (const name of names) {
       const wildcard = name.startsWith('*.')
-      const matches = wildcard ? index.expand(name).filter(updatable) : [index.resolve(name)].filter((r): r is ApiResource => r !== undefined)
+      const matches = wildcard
+        ? index.expand(name).filter(updatable)
+        : [index.resolve(name)].filter((r): r is ApiResource => r !== undefined)
       if (matches.length === 0 && !wildcard) {
         if (fromConfig) {
           this.warn(`the encryption config lists ${name}, which the server does not serve; skipped`)
@@ -302,15 +427,32 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
   }
 
   protected override exitCodeFor(result: RewriteCommandResult): number {
-    if (result.failures.length > 0 || result.totals.failed > 0 || result.interrupted || result.failuresTruncated > 0) return EXIT.partial
+    if (result.failures.length > 0 || result.totals.failed > 0 || result.interrupted || result.failuresTruncated > 0)
+      return EXIT.partial
     return result.verify?.resources.some((r) => r.stillStale > 0) ? EXIT.checkFailed : EXIT.ok
   }
 
   protected renderTable(result: RewriteCommandResult, wide: boolean): string {
-    const headers = ['resource', 'listed', result.dryRun ? 'would rewrite' : 'rewritten', 'already current', 'conflicts retried', 'skipped', 'failed']
+    const headers = [
+      'resource',
+      'listed',
+      result.dryRun ? 'would rewrite' : 'rewritten',
+      'already current',
+      'conflicts retried',
+      'skipped',
+      'failed',
+    ]
     if (wide) headers.push('complete')
     const row = (name: string, r: RewriteResult['totals'] & {complete?: boolean}) => {
-      const cells: Array<string | number> = [name, r.listed, result.dryRun ? r.wouldRewrite : r.rewritten, r.alreadyCurrent, r.conflictsRetried, r.skipped, r.failed]
+      const cells: Array<string | number> = [
+        name,
+        r.listed,
+        result.dryRun ? r.wouldRewrite : r.rewritten,
+        r.alreadyCurrent,
+        r.conflictsRetried,
+        r.skipped,
+        r.failed,
+      ]
       if (wide) cells.push(r.complete === undefined ? '' : r.complete ? 'yes' : 'no')
       return cells
     }
@@ -318,7 +460,13 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
     if (result.resources.length > 1) rows.push(row('TOTAL', result.totals))
     const lines = [formatTable(headers, rows)]
     if (result.failures.length > 0) {
-      lines.push('', formatTable(['object', 'reason', 'message'], result.failures.map((f) => [failureObject(f), f.reason, f.message])))
+      lines.push(
+        '',
+        formatTable(
+          ['object', 'reason', 'message'],
+          result.failures.map((f) => [failureObject(f), f.reason, f.message]),
+        ),
+      )
       if (result.failuresTruncated > 0) lines.push(`… and ${result.failuresTruncated} more failures`)
     }
     if (result.verify) {
@@ -326,11 +474,20 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
         '',
         formatTable(
           ['verify: resource', 'write key', 'values scanned', 'still not current', 'examples'],
-          result.verify.resources.map((v) => [v.resource, v.write, v.scanned, v.stillStale, v.examples.slice(0, 3).join(' ')]),
+          result.verify.resources.map((v) => [
+            v.resource,
+            v.write,
+            v.scanned,
+            v.stillStale,
+            v.examples.slice(0, 3).join(' '),
+          ]),
         ),
       )
     }
-    const scope = result.namespaces === 'all' ? 'all namespaces' : `namespace${result.namespaces.length > 1 ? 's' : ''} ${result.namespaces.join(', ')}`
+    const scope =
+      result.namespaces === 'all'
+        ? 'all namespaces'
+        : `namespace${result.namespaces.length > 1 ? 's' : ''} ${result.namespaces.join(', ')}`
     lines.push(
       '',
       `${result.dryRun ? 'Dry run: nothing written. ' : ''}${scope}${result.resumed ? ', resumed' : ''}${result.interrupted ? ', INTERRUPTED' : ''}: ` +
@@ -343,7 +500,10 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
 /** The write provider for a resource: the config rule that matches it (docs/kubernetes-behaviour.md §8.3: exact, then *.group, then *.*). */
 export function writeProviderFor(rules: ResourceStatus[], resource: ApiResource): string {
   const exact = resource.group ? `${resource.resource}.${resource.group}` : resource.resource
-  const rule = rules.find((r) => r.resource === exact) ?? rules.find((r) => r.resource === `*.${resource.group}`) ?? rules.find((r) => r.resource === '*.*')
+  const rule =
+    rules.find((r) => r.resource === exact) ??
+    rules.find((r) => r.resource === `*.${resource.group}`) ??
+    rules.find((r) => r.resource === '*.*')
   return rule?.write ?? 'identity'
 }
 
@@ -373,7 +533,8 @@ class ProgressReporter {
         const seconds = (performance.now() - this.started) / 1000
         const rate = seconds > 0 ? (event.done - this.doneAtStart) / seconds : 0
         const of = event.total === undefined ? '' : `/${event.total}`
-        const eta = event.total !== undefined && rate > 0 ? ` · ETA ${formatSeconds((event.total - event.done) / rate)}` : ''
+        const eta =
+          event.total !== undefined && rate > 0 ? ` · ETA ${formatSeconds((event.total - event.done) / rate)}` : ''
         this.update(`rewrite: ${event.done}${of} objects · ${Math.round(rate)}/s${eta} · ${event.totals.failed} failed`)
         break
       }
@@ -400,7 +561,9 @@ class ProgressReporter {
         )
         break
       case 'failure':
-        this.log?.(`failed: ${event.failure.resource}/${event.failure.name ?? '(list)'}: ${event.failure.reason}: ${event.failure.message}`)
+        this.log?.(
+          `failed: ${event.failure.resource}/${event.failure.name ?? '(list)'}: ${event.failure.reason}: ${event.failure.message}`,
+        )
         break
       default:
     }

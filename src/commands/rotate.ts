@@ -11,8 +11,10 @@ import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
 import {formatFields, formatTable} from '../output/render.js'
 
 export default class Rotate extends BaseCommand<RotateResult & {context: string}, typeof Rotate> {
-  static override summary = 'Rotate the encryption key (or switch provider) on every control-plane node, in six resumable stages.'
-  static override description = `The seed's rotation as named stages: ${ROTATE_STAGES.join(', ')}. add-key puts a new key second (readable, not yet used) on every node; wait-add checks every apiserver loaded it; promote makes it the write key; wait-promote checks again; rewrite re-encrypts everything the config covers; remove-old drops the old key once etcd holds nothing under it and you confirm a backup (--backup-confirmed, or --backup-dir DIR to get a copy of the new config and of the config before removal, which still holds the old key: etcd backups taken before the rewrite need it; check one with 'kubectl encryption status --scan --snapshot FILE --config DIR/encryption-config-<time>-with-old-key.yaml').
+  static override summary =
+    'Rotate the encryption key (or switch provider) on every control-plane node, in six resumable stages.'
+  static override description =
+    `The seed's rotation as named stages: ${ROTATE_STAGES.join(', ')}. add-key puts a new key second (readable, not yet used) on every node; wait-add checks every apiserver loaded it; promote makes it the write key; wait-promote checks again; rewrite re-encrypts everything the config covers; remove-old drops the old key once etcd holds nothing under it and you confirm a backup (--backup-confirmed, or --backup-dir DIR to get a copy of the new config and of the config before removal, which still holds the old key: etcd backups taken before the rewrite need it; check one with 'kubectl encryption status --scan --snapshot FILE --config DIR/encryption-config-<time>-with-old-key.yaml').
 
 promote and remove-old first read every value in etcd with their config, as 'config check' does, and refuse (CONFIG_CANNOT_READ, exit 3, the stage changes nothing) when some value would become unreadable; --force CONTEXT (the current context name) overrides.
 
@@ -25,56 +27,95 @@ Progress is recorded in the ConfigMap kube-system/kubectl-encryption-state: afte
   ]
   static override flags = {
     ...controlPlaneFlags,
-    provider: Flags.option({description: 'Provider of the new key (default: the current write provider).', options: ['aescbc', 'aesgcm', 'secretbox'] as const})(),
+    provider: Flags.option({
+      description: 'Provider of the new key (default: the current write provider).',
+      options: ['aescbc', 'aesgcm', 'secretbox'] as const,
+    })(),
     'key-name': Flags.string({description: 'Name of the new key (default: key<N+1>).'}),
-    resource: Flags.string({description: 'Rotate only the config entries listing this resource (repeatable).', multiple: true}),
+    resource: Flags.string({
+      description: 'Rotate only the config entries listing this resource (repeatable).',
+      multiple: true,
+    }),
     stage: Flags.option({description: 'Run only this stage.', options: ROTATE_STAGES})(),
-    restart: Flags.boolean({description: 'Start a new rotation even if one is recorded as in progress.', default: false}),
-    'backup-confirmed': Flags.boolean({description: 'You backed up etcd after the rewrite; lets remove-old drop the old key.', default: false}),
-    'backup-dir': Flags.string({description: 'Before the old key is removed, write the new config and the config still holding the old key (for older etcd backups) to this local directory, mode 0600.'}),
+    restart: Flags.boolean({
+      description: 'Start a new rotation even if one is recorded as in progress.',
+      default: false,
+    }),
+    'backup-confirmed': Flags.boolean({
+      description: 'You backed up etcd after the rewrite; lets remove-old drop the old key.',
+      default: false,
+    }),
+    'backup-dir': Flags.string({
+      description:
+        'Before the old key is removed, write the new config and the config still holding the old key (for older etcd backups) to this local directory, mode 0600.',
+    }),
   }
 
   async execute(): Promise<RotateResult & {context: string}> {
     const flags = this.flags
     const progress = await this.progress('Connecting to the cluster')
-    return withControlPlane(flags, progress, {operation: 'rotate', typeContext: true, refusal: 'Refusing to rotate keys without confirmation.'}, async ({context, force, deps}) => {
-      const options = {
-        provider: flags.provider as KeyedProvider | undefined,
-        keyName: flags['key-name'],
-        resources: flags.resource,
-        stage: flags.stage as RotateStage | undefined,
-        restart: flags.restart,
-        backupConfirmed: flags['backup-confirmed'],
-        backupDir: flags['backup-dir'],
-        force,
-        dryRun: flags['dry-run'],
-        timeoutMs: flags.timeout * 1000,
-      }
-      return {context, ...(await rotateKeys(options, deps))}
-    })
+    return withControlPlane(
+      flags,
+      progress,
+      {operation: 'rotate', typeContext: true, refusal: 'Refusing to rotate keys without confirmation.'},
+      async ({context, force, deps}) => {
+        const options = {
+          provider: flags.provider as KeyedProvider | undefined,
+          keyName: flags['key-name'],
+          resources: flags.resource,
+          stage: flags.stage as RotateStage | undefined,
+          restart: flags.restart,
+          backupConfirmed: flags['backup-confirmed'],
+          backupDir: flags['backup-dir'],
+          force,
+          dryRun: flags['dry-run'],
+          timeoutMs: flags.timeout * 1000,
+        }
+        return {context, ...(await rotateKeys(options, deps))}
+      },
+    )
   }
 
   protected override exitCodeFor(result: RotateResult): number {
     // A dry run shows what the real run would refuse: the same exit code.
-    return result.dryRun && result.stages.some((s) => s.readCheck?.status === 'unreadable' && !s.readCheck.forced) ? EXIT.precondition : EXIT.ok
+    return result.dryRun && result.stages.some((s) => s.readCheck?.status === 'unreadable' && !s.readCheck.forced)
+      ? EXIT.precondition
+      : EXIT.ok
   }
 
   protected renderTable(result: RotateResult & {context: string}, wide: boolean): string {
     const sections = [
       formatFields([
         ['Context', result.context],
-        ['New key', `${result.provider}/${result.newKey}${result.newKeyFingerprint ? ` ${result.newKeyFingerprint.slice(0, 19)}…` : ''}`],
+        [
+          'New key',
+          `${result.provider}/${result.newKey}${result.newKeyFingerprint ? ` ${result.newKeyFingerprint.slice(0, 19)}…` : ''}`,
+        ],
         ['Old key', `${result.oldKey.provider}/${result.oldKey.name}`],
-        ['State', result.state.status === 'not-started' ? 'not started (a dry run records nothing)' : `${result.state.status} (last stage: ${result.state.stage})`],
+        [
+          'State',
+          result.state.status === 'not-started'
+            ? 'not started (a dry run records nothing)'
+            : `${result.state.status} (last stage: ${result.state.stage})`,
+        ],
         ['Config copy', result.localBackup],
-        ['With old key', result.oldKeyBackup && `${result.oldKeyBackup} (keep it: etcd backups from before the rewrite need ${result.oldKey.provider}/${result.oldKey.name})`],
+        [
+          'With old key',
+          result.oldKeyBackup &&
+            `${result.oldKeyBackup} (keep it: etcd backups from before the rewrite need ${result.oldKey.provider}/${result.oldKey.name})`,
+        ],
       ]),
-      formatTable(['stage', 'status', 'detail'], result.stages.map((s) => [s.stage, s.status, s.detail ?? (s.backupDir ? `backups in ${s.backupDir}` : '')])),
+      formatTable(
+        ['stage', 'status', 'detail'],
+        result.stages.map((s) => [s.stage, s.status, s.detail ?? (s.backupDir ? `backups in ${s.backupDir}` : '')]),
+      ),
     ]
     const checks = result.stages.filter((s) => s.readCheck).map((s) => `  ${s.stage}: ${readCheckLine(s.readCheck!)}`)
     if (checks.length > 0) sections.push(`Read check:\n${checks.join('\n')}`)
-    for (const s of result.stages) if (s.nodes && s.nodes.length > 0) sections.push(`${s.stage}:\n${nodesTable(s.nodes, wide)}`)
-    if (result.dryRun) sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
+    for (const s of result.stages)
+      if (s.nodes && s.nodes.length > 0) sections.push(`${s.stage}:\n${nodesTable(s.nodes, wide)}`)
+    if (result.dryRun)
+      sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
     return sections.join('\n\n')
   }
 }

@@ -29,7 +29,15 @@ type StatusCommandResult = StatusResult | SnapshotScanResult
 const isSnapshotResult = (result: StatusCommandResult): result is SnapshotScanResult => 'snapshot' in result
 
 /** Flags that name a live etcd or cluster discovery, which a snapshot scan does not use. */
-const NOT_WITH_SNAPSHOT = ['resource', 'etcd-via', 'etcd-endpoints', 'etcd-cacert', 'etcd-cert', 'etcd-key', 'etcd-node'] as const
+const NOT_WITH_SNAPSHOT = [
+  'resource',
+  'etcd-via',
+  'etcd-endpoints',
+  'etcd-cacert',
+  'etcd-cert',
+  'etcd-key',
+  'etcd-node',
+] as const
 
 const counts = (map: Record<string, number>) =>
   Object.entries(map)
@@ -47,8 +55,10 @@ function kmsCell(n: StatusResult['nodes'][number], wide: boolean): string {
 }
 
 export default class Status extends BaseCommand<StatusCommandResult, typeof Status> {
-  static override summary = 'Show whether encryption at rest is on, the same on every apiserver, and (with --scan) true in etcd.'
-  static override description = `Per control-plane node: apiserver readiness, --encryption-provider-config and its path, automatic reload, the config's sha256 hash (from the file over SSH, or from the apiserver's last_config_info metric), KMS health (the apiserver's kms-providers or kms-provider-N checks, with the error it gives) and, per KMS v2 provider, the hash of the current key ID (the newest Status answer in its metrics), and whether all nodes agree. Apiservers that report different KMS key IDs (drift, e.g. during a KEK rotation) or an unhealthy KMS provider are problems. Per resource in the config: the write provider and key, the keys that can still read, identity fallback. With --scan, every value in etcd under the covered resources is classified: per provider:key, plaintext, stale, undecryptable, orphans.
+  static override summary =
+    'Show whether encryption at rest is on, the same on every apiserver, and (with --scan) true in etcd.'
+  static override description =
+    `Per control-plane node: apiserver readiness, --encryption-provider-config and its path, automatic reload, the config's sha256 hash (from the file over SSH, or from the apiserver's last_config_info metric), KMS health (the apiserver's kms-providers or kms-provider-N checks, with the error it gives) and, per KMS v2 provider, the hash of the current key ID (the newest Status answer in its metrics), and whether all nodes agree. Apiservers that report different KMS key IDs (drift, e.g. during a KEK rotation) or an unhealthy KMS provider are problems. Per resource in the config: the write provider and key, the keys that can still read, identity fallback. With --scan, every value in etcd under the covered resources is classified: per provider:key, plaintext, stale, undecryptable, orphans.
 
 Exits 5 when something is wrong (encryption off, nodes disagree, an apiserver not ready, a KMS provider unhealthy or KMS key IDs that differ between apiservers, plaintext/stale/undecryptable values), so it works as a check in CI or cron.
 
@@ -66,19 +76,44 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
     ...kubeFlags,
     ...sshFlags,
     ...etcdFlags,
-    ssh: Flags.boolean({description: 'Read config files and the manifests dir on the nodes over SSH (--no-ssh: API and metrics only).', default: true, allowNo: true}),
-    scan: Flags.boolean({description: 'Read every value in etcd under the covered resources and classify it.', default: false}),
-    resource: Flags.string({description: 'With --scan: scan this resource (e.g. secrets, configmaps, pandas.awesome.bears.example); repeatable.', multiple: true}),
-    config: Flags.string({description: 'Use this local EncryptionConfiguration file instead of reading the one on the nodes.'}),
+    ssh: Flags.boolean({
+      description: 'Read config files and the manifests dir on the nodes over SSH (--no-ssh: API and metrics only).',
+      default: true,
+      allowNo: true,
+    }),
+    scan: Flags.boolean({
+      description: 'Read every value in etcd under the covered resources and classify it.',
+      default: false,
+    }),
+    resource: Flags.string({
+      description:
+        'With --scan: scan this resource (e.g. secrets, configmaps, pandas.awesome.bears.example); repeatable.',
+      multiple: true,
+    }),
+    config: Flags.string({
+      description: 'Use this local EncryptionConfiguration file instead of reading the one on the nodes.',
+    }),
     'page-size': Flags.integer({description: 'With --scan: keys per etcd page.', default: 500, min: 1, max: 10_000}),
-    snapshot: Flags.string({description: 'With --scan: scan this etcd snapshot file (etcdctl snapshot save) offline instead of the cluster\'s etcd.', helpGroup: 'SNAPSHOT'}),
-    etcdutl: Flags.string({description: 'With --snapshot: the etcdutl binary (default: $KUBECTL_ENCRYPTION_ETCDUTL, then PATH).', helpGroup: 'SNAPSHOT'}),
-    'etcd-binary': Flags.string({description: 'With --snapshot: the etcd binary that serves the restored snapshot (default: $KUBECTL_ENCRYPTION_ETCD, then PATH).', helpGroup: 'SNAPSHOT'}),
+    snapshot: Flags.string({
+      description:
+        "With --scan: scan this etcd snapshot file (etcdctl snapshot save) offline instead of the cluster's etcd.",
+      helpGroup: 'SNAPSHOT',
+    }),
+    etcdutl: Flags.string({
+      description: 'With --snapshot: the etcdutl binary (default: $KUBECTL_ENCRYPTION_ETCDUTL, then PATH).',
+      helpGroup: 'SNAPSHOT',
+    }),
+    'etcd-binary': Flags.string({
+      description:
+        'With --snapshot: the etcd binary that serves the restored snapshot (default: $KUBECTL_ENCRYPTION_ETCD, then PATH).',
+      helpGroup: 'SNAPSHOT',
+    }),
   }
 
   async execute(): Promise<StatusCommandResult> {
     const flags = this.flags
-    if ((flags.etcdutl || flags['etcd-binary']) && !flags.snapshot) throw usageError('USAGE', `--${flags.etcdutl ? 'etcdutl' : 'etcd-binary'} needs --snapshot`)
+    if ((flags.etcdutl || flags['etcd-binary']) && !flags.snapshot)
+      throw usageError('USAGE', `--${flags.etcdutl ? 'etcdutl' : 'etcd-binary'} needs --snapshot`)
     if (flags.snapshot) return this.scanSnapshotFile(flags.snapshot)
     const kube = kubeOptionsFromFlags(flags)
     const etcdOptions = etcdOptionsFromFlags(flags)
@@ -99,7 +134,9 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
         context: cluster.context,
         controlPlane: discover,
         probe: cluster.probe,
-        files: ssh ? (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})) : undefined,
+        files: ssh
+          ? (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP}))
+          : undefined,
         localConfig,
         onProgress: (text) => progress.update(text),
         rotation: async () => {
@@ -112,7 +149,11 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
         },
         scan: flags.scan
           ? async (config, kmsCurrentKeyIdHashes) => {
-              const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh: connector})
+              const reader = await openEtcdReader(etcdOptions, {
+                controlPlane: discover,
+                exec: cluster.exec,
+                ssh: connector,
+              })
               try {
                 return await scanForStatus({
                   reader,
@@ -122,7 +163,8 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
                   resources: flags.resource,
                   pageSize: flags['page-size'],
                   kmsCurrentKeyIdHashes,
-                  onProgress: (scanned) => progress.update(`Scanning etcd through ${describeReader(reader.describe())}: ${scanned} values`),
+                  onProgress: (scanned) =>
+                    progress.update(`Scanning etcd through ${describeReader(reader.describe())}: ${scanned} values`),
                 })
               } finally {
                 await reader.close()
@@ -141,9 +183,16 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
   /** --snapshot: offline, no cluster; the config (if any) is loaded first, as `config check` does. */
   private async scanSnapshotFile(file: string): Promise<SnapshotScanResult> {
     const flags = this.flags
-    if (!flags.scan) throw usageError('USAGE', '--snapshot needs --scan', {hint: `Run 'kubectl encryption status --scan --snapshot ${file}'.`})
+    if (!flags.scan)
+      throw usageError('USAGE', '--snapshot needs --scan', {
+        hint: `Run 'kubectl encryption status --scan --snapshot ${file}'.`,
+      })
     const conflicting = NOT_WITH_SNAPSHOT.find((name) => flags[name] !== undefined)
-    if (conflicting) throw usageError('USAGE', `--${conflicting} cannot be used with --snapshot: the snapshot file is read, not the cluster's etcd`)
+    if (conflicting)
+      throw usageError(
+        'USAGE',
+        `--${conflicting} cannot be used with --snapshot: the snapshot file is read, not the cluster's etcd`,
+      )
     const config = flags.config ? {file: flags.config, ...(await loadEncryptionConfig(flags.config))} : undefined
     const progress = await this.progress(`Opening ${file}`)
     try {
@@ -169,7 +218,9 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
     const sections: string[] = [`Context: ${result.context} (${result.server})`]
     sections.push(
       formatTable(
-        wide ? ['node', 'apiserver', 'encryption', 'reload', 'config hash', 'source', 'kms', 'config path', 'endpoint'] : ['node', 'apiserver', 'encryption', 'reload', 'config hash', 'source', 'kms'],
+        wide
+          ? ['node', 'apiserver', 'encryption', 'reload', 'config hash', 'source', 'kms', 'config path', 'endpoint']
+          : ['node', 'apiserver', 'encryption', 'reload', 'config hash', 'source', 'kms'],
         result.nodes.map((n) => {
           const row = [
             n.node,
@@ -194,7 +245,12 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
       sections.push(
         formatTable(
           ['resource', 'write', 'read-only', 'identity fallback'],
-          result.resources.map((r) => [r.resource, r.write, r.readOnly.join(', ') || '-', r.identityFallback ? 'yes' : 'no']),
+          result.resources.map((r) => [
+            r.resource,
+            r.write,
+            r.readOnly.join(', ') || '-',
+            r.identityFallback ? 'yes' : 'no',
+          ]),
         ),
       )
     }
@@ -216,8 +272,19 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
             ]),
           ),
       )
-      const kmsRows = result.scan.resources.flatMap((r) => (r.kmsKeys ?? []).map((k) => [r.resource, k.provider, wide ? k.keyIdHash : `${k.keyIdHash.slice(0, 15)}…`, k.count, k.current === undefined ? '?' : k.current ? 'yes' : 'no (stale)']))
-      if (kmsRows.length > 0) sections.push(`KMS v2 values per key ID (from etcd; the KMS was not called):\n${formatTable(['resource', 'kms provider', 'key id hash', 'values', 'current'], kmsRows)}`)
+      const kmsRows = result.scan.resources.flatMap((r) =>
+        (r.kmsKeys ?? []).map((k) => [
+          r.resource,
+          k.provider,
+          wide ? k.keyIdHash : `${k.keyIdHash.slice(0, 15)}…`,
+          k.count,
+          k.current === undefined ? '?' : k.current ? 'yes' : 'no (stale)',
+        ]),
+      )
+      if (kmsRows.length > 0)
+        sections.push(
+          `KMS v2 values per key ID (from etcd; the KMS was not called):\n${formatTable(['resource', 'kms provider', 'key id hash', 'values', 'current'], kmsRows)}`,
+        )
     }
     const r = result.rotation
     const l = result.lock
@@ -228,12 +295,20 @@ With --scan --snapshot FILE, an etcd snapshot (etcdctl snapshot save) is scanned
           ['Stage', r && `${r.stage} (done: ${r.completedStages.join(', ') || 'none'})`],
           ['Error', r?.error],
           ['Next', r?.next],
-          ['Lock', l && `held by ${l.holder} for ${l.operation} since ${l.since}${l.stale ? ` (stale: not renewed since ${l.renewedAt}; the next run takes it over)` : ''}`],
+          [
+            'Lock',
+            l &&
+              `held by ${l.holder} for ${l.operation} since ${l.since}${l.stale ? ` (stale: not renewed since ${l.renewedAt}; the next run takes it over)` : ''}`,
+          ],
         ]),
       )
     }
     if (result.warnings.length > 0) sections.push(`Warnings:\n${result.warnings.map((w) => `  - ${w}`).join('\n')}`)
-    sections.push(result.problems.length > 0 ? `Problems:\n${result.problems.map((p) => `  - ${p}`).join('\n')}` : 'No problems found.')
+    sections.push(
+      result.problems.length > 0
+        ? `Problems:\n${result.problems.map((p) => `  - ${p}`).join('\n')}`
+        : 'No problems found.',
+    )
     return sections.join('\n\n') + '\n'
   }
 }
@@ -246,7 +321,10 @@ function renderSnapshot(result: SnapshotScanResult, wide: boolean): string {
       ['Snapshot', s.file],
       ['Revision', s.revision],
       ['etcd version', s.etcdVersion],
-      ['Integrity', s.integrityChecked ? 'sha256 checked' : 'not checked (no sha256 appended: a copied member/snap/db?)'],
+      [
+        'Integrity',
+        s.integrityChecked ? 'sha256 checked' : 'not checked (no sha256 appended: a copied member/snap/db?)',
+      ],
       ['Values', result.values],
       ['Keys needed', result.keysNeeded.join(', ') || 'none (every value is plaintext)'],
     ]).trimEnd(),
@@ -260,7 +338,12 @@ function renderSnapshot(result: SnapshotScanResult, wide: boolean): string {
     )
   }
   if (wide && result.resources.length > 0) {
-    sections.push(formatTable(['resource', 'values', 'stored as'], result.resources.map((r) => [r.resource, r.values, counts(r.storedAs)])).trimEnd())
+    sections.push(
+      formatTable(
+        ['resource', 'values', 'stored as'],
+        result.resources.map((r) => [r.resource, r.values, counts(r.storedAs)]),
+      ).trimEnd(),
+    )
   }
   if (c) {
     const rows = c.resources.filter((r) => r.unreadable > 0)
@@ -268,7 +351,13 @@ function renderSnapshot(result: SnapshotScanResult, wide: boolean): string {
       sections.push(
         formatTable(
           ['resource', 'values', 'unreadable', 'unreadable stored as', 'errors'],
-          rows.map((r) => [r.resource, r.values, r.unreadable, counts(r.unreadableAs), Object.keys(r.errors).join('; ') || '-']),
+          rows.map((r) => [
+            r.resource,
+            r.values,
+            r.unreadable,
+            counts(r.unreadableAs),
+            Object.keys(r.errors).join('; ') || '-',
+          ]),
         ).trimEnd(),
       )
     }

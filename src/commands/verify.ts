@@ -26,7 +26,8 @@ const SECRETS: ApiResource = {group: '', version: 'v1', resource: 'secrets', kin
 
 export default class Verify extends BaseCommand<VerifyResult, typeof Verify> {
   static override summary = 'Prove that new writes are encrypted as configured: a round trip through the API and etcd.'
-  static override description = `Creates a Secret with a random name and value in --namespace, reads its raw value from etcd, checks that it starts with k8s:enc:<provider>:v1:<key>: for the first provider and key the config lists for the resource (or, for identity, that it is plaintext, said plainly), reads it back through the API, and deletes it — always, also on error and on Ctrl-C (--keep leaves it).
+  static override description =
+    `Creates a Secret with a random name and value in --namespace, reads its raw value from etcd, checks that it starts with k8s:enc:<provider>:v1:<key>: for the first provider and key the config lists for the resource (or, for identity, that it is plaintext, said plainly), reads it back through the API, and deletes it — always, also on error and on Ctrl-C (--keep leaves it).
 
 Exit 0 when the value is stored as configured, 5 otherwise.`
   static override examples = [
@@ -38,15 +39,33 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
   ]
   static override flags = {
     ...kubeFlags,
-    namespace: Flags.string({char: 'n', description: 'Namespace for the test object (default: the context namespace).', helpGroup: 'KUBE', parse: parseNamespace}),
+    namespace: Flags.string({
+      char: 'n',
+      description: 'Namespace for the test object (default: the context namespace).',
+      helpGroup: 'KUBE',
+      parse: parseNamespace,
+    }),
     ...sshFlags,
     ...etcdFlags,
-    resource: Flags.string({description: 'Resource to verify: secrets (default), configmaps, or a custom resource with --from-file.', default: 'secrets'}),
-    'from-file': Flags.string({char: 'f', description: 'Manifest of one object to create for the round trip (custom resources).'}),
+    resource: Flags.string({
+      description: 'Resource to verify: secrets (default), configmaps, or a custom resource with --from-file.',
+      default: 'secrets',
+    }),
+    'from-file': Flags.string({
+      char: 'f',
+      description: 'Manifest of one object to create for the round trip (custom resources).',
+    }),
     keep: Flags.boolean({description: 'Leave the test object in place for inspection.', default: false}),
     hexdump: Flags.boolean({description: 'Print the stored value as `hexdump -C` does.', default: false}),
-    config: Flags.string({description: 'The EncryptionConfiguration the apiservers run (default: read it from a control-plane node over SSH).'}),
-    ssh: Flags.boolean({description: 'Read the config from a node over SSH (--no-ssh: only check that the value is encrypted).', default: true, allowNo: true}),
+    config: Flags.string({
+      description:
+        'The EncryptionConfiguration the apiservers run (default: read it from a control-plane node over SSH).',
+    }),
+    ssh: Flags.boolean({
+      description: 'Read the config from a node over SSH (--no-ssh: only check that the value is encrypted).',
+      default: true,
+      allowNo: true,
+    }),
   }
 
   async execute(): Promise<VerifyResult> {
@@ -58,9 +77,16 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
       try {
         manifest = parseYaml(await readFile(flags['from-file'], 'utf8')) as KubeObject
       } catch (error) {
-        throw usageError('MANIFEST_UNREADABLE', `cannot read --from-file ${flags['from-file']}: ${(error as Error).message.split('\n')[0]}`)
+        throw usageError(
+          'MANIFEST_UNREADABLE',
+          `cannot read --from-file ${flags['from-file']}: ${(error as Error).message.split('\n')[0]}`,
+        )
       }
-      if (!manifest?.apiVersion || !manifest.kind || !manifest.metadata?.name) throw usageError('MANIFEST_INVALID', `--from-file ${flags['from-file']} is not one object with apiVersion, kind and metadata.name`)
+      if (!manifest?.apiVersion || !manifest.kind || !manifest.metadata?.name)
+        throw usageError(
+          'MANIFEST_INVALID',
+          `--from-file ${flags['from-file']} is not one object with apiVersion, kind and metadata.name`,
+        )
     }
     let localConfig: ClusterConfig | undefined
     if (flags.config) {
@@ -68,7 +94,10 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
       try {
         bytes = await readFile(flags.config)
       } catch (error) {
-        throw usageError('CONFIG_UNREADABLE', `cannot read --config ${flags.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+        throw usageError(
+          'CONFIG_UNREADABLE',
+          `cannot read --config ${flags.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        )
       }
       localConfig = configFromBytes(bytes, flags.config)
     }
@@ -87,7 +116,10 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
       let resource = SECRETS
       if (flags.resource !== 'secrets' && flags.resource !== 'secret') {
         const found = new ResourceIndex(await cluster.discovery.resources()).resolve(flags.resource)
-        if (!found) throw usageError('RESOURCE_UNKNOWN', `the server has no resource ${JSON.stringify(flags.resource)}`, {hint: "See 'kubectl api-resources'."})
+        if (!found)
+          throw usageError('RESOURCE_UNKNOWN', `the server has no resource ${JSON.stringify(flags.resource)}`, {
+            hint: "See 'kubectl api-resources'.",
+          })
         resource = found
       }
       let controlPlane: ReturnType<typeof discoverControlPlane> | undefined
@@ -96,13 +128,22 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
       const notes: string[] = []
       if (!config && ssh) {
         progress.update('Reading the encryption config from a control-plane node')
-        const fromNodes = await configFromNodes(await discover(), (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})))
+        const fromNodes = await configFromNodes(
+          await discover(),
+          (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})),
+        )
         config = fromNodes.found
         if (fromNodes.reason) notes.push(fromNodes.reason)
       }
       const c = cluster
       const result = await verifyEncryption(
-        {resource, namespace: flags.namespace ?? cluster.context.namespace, keep: flags.keep, hexdump: flags.hexdump, manifest},
+        {
+          resource,
+          namespace: flags.namespace ?? cluster.context.namespace,
+          keep: flags.keep,
+          hexdump: flags.hexdump,
+          manifest,
+        },
         {
           objects,
           openEtcd: () => openEtcdReader(etcdOptions, {controlPlane: discover, exec: c.exec, ssh: connector}),
@@ -141,7 +182,11 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
         ['etcd', result.etcd ? describeReader(result.etcd) : '-'],
         ['Stored as', stored],
         ['Expected', result.expected ? `${result.expected} (config: ${result.configSource})` : 'unknown (no config)'],
-        ['KMS key ID', result.kms && `${result.kms.keyIdHash} (${result.kms.keyId})${result.kms.currentKeyIdHash ? (result.kms.currentKeyIdHash === result.kms.keyIdHash ? ', current on every apiserver' : `, current: ${result.kms.currentKeyIdHash}`) : ', current not settled'}`],
+        [
+          'KMS key ID',
+          result.kms &&
+            `${result.kms.keyIdHash} (${result.kms.keyId})${result.kms.currentKeyIdHash ? (result.kms.currentKeyIdHash === result.kms.keyIdHash ? ', current on every apiserver' : `, current: ${result.kms.currentKeyIdHash}`) : ', current not settled'}`,
+        ],
         ['Round trip', result.roundTrip],
         ['Cleanup', result.cleanup],
         ['Result', result.ok ? 'OK' : 'FAILED'],

@@ -54,13 +54,16 @@ interface ApiserverContainer {
 
 function invalid(message: string, hint?: string): PluginError {
   return new PluginError('precondition', 'MANIFEST_INVALID', message, {
-    hint: hint ?? 'Check /etc/kubernetes/manifests/kube-apiserver.yaml on the node; the plugin edits only kubeadm-style static-pod manifests.',
+    hint:
+      hint ??
+      'Check /etc/kubernetes/manifests/kube-apiserver.yaml on the node; the plugin edits only kubeadm-style static-pod manifests.',
   })
 }
 
 function parseManifest(text: string): Document {
   const doc = parseDocument(text, {keepSourceTokens: false})
-  if (doc.errors.length > 0) throw invalid(`The kube-apiserver manifest is not valid YAML: ${doc.errors[0]?.message.split('\n')[0]}`)
+  if (doc.errors.length > 0)
+    throw invalid(`The kube-apiserver manifest is not valid YAML: ${doc.errors[0]?.message.split('\n')[0]}`)
   return doc
 }
 
@@ -188,14 +191,24 @@ function freeVolumeName(c: ApiserverContainer, preferred: string): string {
 
 function checkConfigPath(path: string): void {
   if (!posix.isAbsolute(path) || posix.normalize(path) !== path || path.endsWith('/')) {
-    throw new PluginError('usage', 'CONFIG_PATH_INVALID', `The encryption config path ${JSON.stringify(path)} must be an absolute, normalised file path.`, {
-      hint: `Use e.g. ${DEFAULT_CONFIG_PATH}.`,
-    })
+    throw new PluginError(
+      'usage',
+      'CONFIG_PATH_INVALID',
+      `The encryption config path ${JSON.stringify(path)} must be an absolute, normalised file path.`,
+      {
+        hint: `Use e.g. ${DEFAULT_CONFIG_PATH}.`,
+      },
+    )
   }
   if (within(path, '/etc/kubernetes/manifests')) {
-    throw new PluginError('usage', 'CONFIG_PATH_INVALID', `The encryption config must not live in /etc/kubernetes/manifests (the kubelet would try to run it).`, {
-      hint: `Use e.g. ${DEFAULT_CONFIG_PATH}.`,
-    })
+    throw new PluginError(
+      'usage',
+      'CONFIG_PATH_INVALID',
+      `The encryption config must not live in /etc/kubernetes/manifests (the kubelet would try to run it).`,
+      {
+        hint: `Use e.g. ${DEFAULT_CONFIG_PATH}.`,
+      },
+    )
   }
 }
 
@@ -226,15 +239,22 @@ export function enableEncryptionInManifest(text: string, settings: ManifestEncry
     const clash = mountsOf(c.container).find((m) => m.mountPath === dir)
     if (clash) {
       const host = volumesOf(c.podSpec).find((v) => v.name === clash.name)?.hostPath
-      throw new PluginError('precondition', 'MANIFEST_MOUNT_CONFLICT', `The kube-apiserver container already mounts volume "${clash.name}" at ${dir}${host ? ` from ${host}` : ''}, not the host's ${dir}.`, {
-        hint: 'Choose another config path with --config-path, or fix that volume by hand first.',
-      })
+      throw new PluginError(
+        'precondition',
+        'MANIFEST_MOUNT_CONFLICT',
+        `The kube-apiserver container already mounts volume "${clash.name}" at ${dir}${host ? ` from ${host}` : ''}, not the host's ${dir}.`,
+        {
+          hint: 'Choose another config path with --config-path, or fix that volume by hand first.',
+        },
+      )
     }
     // Reuse a hostPath volume for this directory if there is one; otherwise add one under a free name.
     const existing = volumesOf(c.podSpec).find((v) => v.hostPath === dir)
     const name = existing?.name ?? freeVolumeName(c, settings.volumeName ?? 'enc')
     if (!existing) {
-      ensureSeq(doc, c.podSpec, 'volumes').items.push(doc.createNode({hostPath: {path: dir, type: 'DirectoryOrCreate'}, name}))
+      ensureSeq(doc, c.podSpec, 'volumes').items.push(
+        doc.createNode({hostPath: {path: dir, type: 'DirectoryOrCreate'}, name}),
+      )
       changes.push(`added hostPath volume ${name} (${dir}, DirectoryOrCreate)`)
     }
     // `readOnly` (the seed's fragment spells it `readonly`, which the kubelet would ignore).
@@ -245,14 +265,21 @@ export function enableEncryptionInManifest(text: string, settings: ManifestEncry
     if (coveredBy(c, socketDir)) continue
     const clash = mountsOf(c.container).find((m) => m.mountPath === socketDir)
     if (clash) {
-      throw new PluginError('precondition', 'MANIFEST_MOUNT_CONFLICT', `The kube-apiserver container already mounts volume "${clash.name}" at ${socketDir}, not the host's ${socketDir} where the KMS plugin's socket is.`, {
-        hint: 'Put the KMS socket in another directory, or fix that volume by hand first.',
-      })
+      throw new PluginError(
+        'precondition',
+        'MANIFEST_MOUNT_CONFLICT',
+        `The kube-apiserver container already mounts volume "${clash.name}" at ${socketDir}, not the host's ${socketDir} where the KMS plugin's socket is.`,
+        {
+          hint: 'Put the KMS socket in another directory, or fix that volume by hand first.',
+        },
+      )
     }
     const existing = volumesOf(c.podSpec).find((v) => v.hostPath === socketDir)
     const name = existing?.name ?? freeVolumeName(c, 'kms-socket')
     if (!existing) {
-      ensureSeq(doc, c.podSpec, 'volumes').items.push(doc.createNode({hostPath: {path: socketDir, type: 'DirectoryOrCreate'}, name}))
+      ensureSeq(doc, c.podSpec, 'volumes').items.push(
+        doc.createNode({hostPath: {path: socketDir, type: 'DirectoryOrCreate'}, name}),
+      )
       changes.push(`added hostPath volume ${name} (${socketDir}, DirectoryOrCreate) for the KMS plugin socket`)
     }
     // Writable, as in the Kubernetes KMS task page: the apiserver connects to the plugin's socket there.
@@ -289,7 +316,12 @@ export function disableEncryptionInManifest(text: string): ManifestEdit {
     const mounts = asSeq(c.container.get('volumeMounts', true))
     const volumes = asSeq(c.podSpec.get('volumes', true))
     const volumeFor = (name: string) => volumes?.items.find((v) => mapGetText(v, 'name') === name)
-    const mountIndex = mounts?.items.findIndex((m) => mapGetText(m, 'mountPath') === dir && mapGetText(mapGet(volumeFor(mapGetText(m, 'name') ?? ''), 'hostPath'), 'path') === dir) ?? -1
+    const mountIndex =
+      mounts?.items.findIndex(
+        (m) =>
+          mapGetText(m, 'mountPath') === dir &&
+          mapGetText(mapGet(volumeFor(mapGetText(m, 'name') ?? ''), 'hostPath'), 'path') === dir,
+      ) ?? -1
     if (mounts && mountIndex >= 0) {
       const name = mapGetText(mounts.items[mountIndex], 'name') ?? ''
       mounts.items.splice(mountIndex, 1)
@@ -297,7 +329,9 @@ export function disableEncryptionInManifest(text: string): ManifestEdit {
       changes.push(`removed volumeMount ${name} at ${dir}`)
       // Drop the volume only when no container or init container still mounts it.
       const stillUsed = ['containers', 'initContainers'].some((key) =>
-        (asSeq(c.podSpec.get(key, true))?.items ?? []).some((ctr) => (asSeq(mapGet(ctr, 'volumeMounts'))?.items ?? []).some((m) => mapGetText(m, 'name') === name)),
+        (asSeq(c.podSpec.get(key, true))?.items ?? []).some((ctr) =>
+          (asSeq(mapGet(ctr, 'volumeMounts'))?.items ?? []).some((m) => mapGetText(m, 'name') === name),
+        ),
       )
       if (!stillUsed && volumes) {
         const vi = volumes.items.findIndex((v) => mapGetText(v, 'name') === name)
@@ -316,7 +350,8 @@ export function disableEncryptionInManifest(text: string): ManifestEdit {
 /** Parses the manifest text and says whether it is still a Pod with a kube-apiserver container. */
 export function checkManifest(text: string): void {
   const doc = parseManifest(text)
-  if (!isMap(doc.contents) || mapGetText(doc.contents, 'kind') !== 'Pod') throw invalid('The edited manifest is not a Pod.')
+  if (!isMap(doc.contents) || mapGetText(doc.contents, 'kind') !== 'Pod')
+    throw invalid('The edited manifest is not a Pod.')
   findContainer(doc)
 }
 
@@ -338,7 +373,11 @@ export function setConfigHashAnnotation(text: string, hash: string | undefined):
   if (hash === undefined) {
     annotations?.delete(CONFIG_HASH_ANNOTATION)
     if (annotations && annotations.items.length === 0) metadata.delete('annotations')
-    return {text: toStringLikeSource(doc, text), changed: true, changes: [`removed annotation ${CONFIG_HASH_ANNOTATION}`]}
+    return {
+      text: toStringLikeSource(doc, text),
+      changed: true,
+      changes: [`removed annotation ${CONFIG_HASH_ANNOTATION}`],
+    }
   }
   if (!annotations) {
     annotations = doc.createNode({}) as YAMLMap
@@ -346,5 +385,9 @@ export function setConfigHashAnnotation(text: string, hash: string | undefined):
   }
   annotations.flow = false
   annotations.set(CONFIG_HASH_ANNOTATION, hash)
-  return {text: toStringLikeSource(doc, text), changed: true, changes: [`set annotation ${CONFIG_HASH_ANNOTATION}=${hash.slice(0, 19)}…`]}
+  return {
+    text: toStringLikeSource(doc, text),
+    changed: true,
+    changes: [`set annotation ${CONFIG_HASH_ANNOTATION}=${hash.slice(0, 19)}…`],
+  }
 }

@@ -98,7 +98,11 @@ export function apiServerFromPod(pod: KubeObject): ApiServerPod {
   const configPath = flags.get('encryption-provider-config') || undefined
   const annotations = pod.metadata.annotations ?? {}
   const advertise = flags.get('advertise-address')
-  const endpoint = annotations[APISERVER_ENDPOINT_ANNOTATION] || (advertise ? `${advertise.includes(':') ? `[${advertise}]` : advertise}:${flags.get('secure-port') ?? '6443'}` : undefined)
+  const endpoint =
+    annotations[APISERVER_ENDPOINT_ANNOTATION] ||
+    (advertise
+      ? `${advertise.includes(':') ? `[${advertise}]` : advertise}:${flags.get('secure-port') ?? '6443'}`
+      : undefined)
   return {
     ...podBasics(pod),
     configHash: annotations[CONFIG_HASH_ANNOTATION],
@@ -106,7 +110,10 @@ export function apiServerFromPod(pod: KubeObject): ApiServerPod {
     encryption: {
       configPath,
       automaticReload: parseGoBool(flags.get('encryption-provider-config-automatic-reload')) ?? false,
-      configPathMounted: configPath === undefined ? undefined : (container?.volumeMounts ?? []).some((m) => isUnder(configPath, m.mountPath)),
+      configPathMounted:
+        configPath === undefined
+          ? undefined
+          : (container?.volumeMounts ?? []).some((m) => isUnder(configPath, m.mountPath)),
     },
     flags: Object.fromEntries(flags),
   }
@@ -116,9 +123,18 @@ export function apiServerFromPod(pod: KubeObject): ApiServerPod {
 export function etcdEndpointFromPod(pod: KubeObject): string | undefined {
   const container = mainContainer(pod as unknown as PodShape, 'etcd')
   const flags = parseCommandFlags([...(container?.command ?? []), ...(container?.args ?? [])])
-  const listen = (flags.get('listen-client-urls') ?? '').split(',').map((u) => u.trim()).filter(Boolean)
+  const listen = (flags.get('listen-client-urls') ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean)
   const loopback = listen.find((u) => /\/\/(127\.0\.0\.1|localhost|\[::1\])(:|\/|$)/.test(u))
-  const advertised = (pod.metadata.annotations?.[ETCD_CLIENT_URLS_ANNOTATION] ?? flags.get('advertise-client-urls') ?? '').split(',')[0]?.trim()
+  const advertised = (
+    pod.metadata.annotations?.[ETCD_CLIENT_URLS_ANNOTATION] ??
+    flags.get('advertise-client-urls') ??
+    ''
+  )
+    .split(',')[0]
+    ?.trim()
   return loopback ?? (advertised || listen[0])
 }
 
@@ -143,7 +159,11 @@ export function etcdctlTargetForPod(pod: EtcdPod, overrides: Partial<EtcdctlTarg
   }
 }
 
-async function listAll(objects: ObjectClient, resource: ApiResource, options: {namespace?: string; labelSelector?: string}): Promise<KubeObject[]> {
+async function listAll(
+  objects: ObjectClient,
+  resource: ApiResource,
+  options: {namespace?: string; labelSelector?: string},
+): Promise<KubeObject[]> {
   const items: KubeObject[] = []
   let continueToken: string | undefined
   do {
@@ -155,12 +175,14 @@ async function listAll(objects: ObjectClient, resource: ApiResource, options: {n
 }
 
 function internalIP(node: KubeObject): string | undefined {
-  const addresses = (node as unknown as {status?: {addresses?: Array<{type: string; address: string}>}}).status?.addresses ?? []
+  const addresses =
+    (node as unknown as {status?: {addresses?: Array<{type: string; address: string}>}}).status?.addresses ?? []
   return addresses.find((a) => a.type === 'InternalIP')?.address
 }
 
 function nodeReady(node: KubeObject): boolean {
-  const conditions = (node as unknown as {status?: {conditions?: Array<{type: string; status: string}>}}).status?.conditions ?? []
+  const conditions =
+    (node as unknown as {status?: {conditions?: Array<{type: string; status: string}>}}).status?.conditions ?? []
   return conditions.some((c) => c.type === 'Ready' && c.status === 'True')
 }
 
@@ -178,7 +200,13 @@ export async function discoverControlPlane(objects: ObjectClient): Promise<Contr
   ])
   const nodes = new Map<string, ControlPlaneNode>()
   for (const node of [...roleNodes, ...legacyNodes]) {
-    if (!nodes.has(node.metadata.name)) nodes.set(node.metadata.name, {name: node.metadata.name, internalIP: internalIP(node), ready: nodeReady(node), apiservers: []})
+    if (!nodes.has(node.metadata.name))
+      nodes.set(node.metadata.name, {
+        name: node.metadata.name,
+        internalIP: internalIP(node),
+        ready: nodeReady(node),
+        apiservers: [],
+      })
   }
   for (const pod of apiserverPods.map(apiServerFromPod)) {
     const node = nodes.get(pod.node) ?? {name: pod.node, ready: false, apiservers: []}

@@ -22,9 +22,11 @@ function invalid(message: string): PluginError {
 
 function parse(text: string): {doc: Document; apiServer: YAMLMap; v1beta4: boolean} {
   const doc = parseDocument(text)
-  if (doc.errors.length > 0) throw invalid(`kubeadm-config's ClusterConfiguration is not valid YAML: ${doc.errors[0]?.message.split('\n')[0]}`)
+  if (doc.errors.length > 0)
+    throw invalid(`kubeadm-config's ClusterConfiguration is not valid YAML: ${doc.errors[0]?.message.split('\n')[0]}`)
   const root = asMap(doc.contents)
-  if (!root || mapGetText(root, 'kind') !== 'ClusterConfiguration') throw invalid('kubeadm-config does not hold a ClusterConfiguration.')
+  if (!root || mapGetText(root, 'kind') !== 'ClusterConfiguration')
+    throw invalid('kubeadm-config does not hold a ClusterConfiguration.')
   const apiVersion = mapGetText(root, 'apiVersion') ?? ''
   let apiServer = asMap(root.get('apiServer', true))
   if (!apiServer) {
@@ -37,7 +39,14 @@ function parse(text: string): {doc: Document; apiServer: YAMLMap; v1beta4: boole
   return {doc, apiServer, v1beta4}
 }
 
-function setArg(doc: Document, apiServer: YAMLMap, v1beta4: boolean, name: string, value: string | undefined, changes: string[]): void {
+function setArg(
+  doc: Document,
+  apiServer: YAMLMap,
+  v1beta4: boolean,
+  name: string,
+  value: string | undefined,
+  changes: string[],
+): void {
   if (v1beta4) {
     let list = asSeq(apiServer.get('extraArgs', true))
     const index = list?.items.findIndex((item) => mapGetText(item, 'name') === name) ?? -1
@@ -81,7 +90,10 @@ function setArg(doc: Document, apiServer: YAMLMap, v1beta4: boolean, name: strin
   changes.push(`set apiServer.extraArgs ${name}=${value}`)
 }
 
-export function enableEncryptionInClusterConfiguration(text: string, settings: ManifestEncryptionSettings): ManifestEdit {
+export function enableEncryptionInClusterConfiguration(
+  text: string,
+  settings: ManifestEncryptionSettings,
+): ManifestEdit {
   const {doc, apiServer, v1beta4} = parse(text)
   const changes: string[] = []
   const flag = (f: string) => f.replace(/^--/, '')
@@ -100,7 +112,9 @@ export function enableEncryptionInClusterConfiguration(text: string, settings: M
     const taken = new Set(volumes.items.map((v) => mapGetText(v, 'name')))
     let name = settings.volumeName ?? 'enc'
     for (let n = 2; taken.has(name); n++) name = `${settings.volumeName ?? 'enc'}-${n}`
-    volumes.items.push(doc.createNode({name, hostPath: dir, mountPath: dir, readOnly: true, pathType: 'DirectoryOrCreate'}))
+    volumes.items.push(
+      doc.createNode({name, hostPath: dir, mountPath: dir, readOnly: true, pathType: 'DirectoryOrCreate'}),
+    )
     changes.push(`added apiServer.extraVolumes ${name} (${dir})`)
   }
   // KMS plugin sockets: the same hostPath mounts the manifest gets, so 'kubeadm upgrade' keeps them.
@@ -108,7 +122,11 @@ export function enableEncryptionInClusterConfiguration(text: string, settings: M
     const seq = volumes!
     const shown = seq.items.some((v) => {
       const host = mapGetText(v, 'hostPath')
-      return host !== undefined && host === mapGetText(v, 'mountPath') && (socketDir === host || socketDir.startsWith(`${host.replace(/\/$/, '')}/`))
+      return (
+        host !== undefined &&
+        host === mapGetText(v, 'mountPath') &&
+        (socketDir === host || socketDir.startsWith(`${host.replace(/\/$/, '')}/`))
+      )
     })
     if (shown) continue
     const taken = new Set(seq.items.map((v) => mapGetText(v, 'name')))
@@ -127,14 +145,18 @@ export function disableEncryptionInClusterConfiguration(text: string): ManifestE
   const configArg = CONFIG_FLAG.replace(/^--/, '')
   const args = apiServer.get('extraArgs', true)
   const configPath = v1beta4
-    ? mapGetText(asSeq(args)?.items.find((item) => mapGetText(item, 'name') === configArg), 'value')
+    ? mapGetText(
+        asSeq(args)?.items.find((item) => mapGetText(item, 'name') === configArg),
+        'value',
+      )
     : mapGetText(args, configArg)
   setArg(doc, apiServer, v1beta4, configArg, undefined, changes)
   setArg(doc, apiServer, v1beta4, RELOAD_FLAG.replace(/^--/, ''), undefined, changes)
   if (configPath) {
     const dir = posix.dirname(configPath)
     const volumes = asSeq(apiServer.get('extraVolumes', true))
-    const index = volumes?.items.findIndex((v) => mapGetText(v, 'hostPath') === dir && mapGetText(v, 'mountPath') === dir) ?? -1
+    const index =
+      volumes?.items.findIndex((v) => mapGetText(v, 'hostPath') === dir && mapGetText(v, 'mountPath') === dir) ?? -1
     if (volumes && index >= 0) {
       changes.push(`removed apiServer.extraVolumes ${mapGetText(volumes.items[index], 'name')} (${dir})`)
       volumes.items.splice(index, 1)

@@ -116,17 +116,28 @@ export function currentKmsKeys(samples: KmsKeyIdSample[]): CurrentKmsKey[] {
     if (s.source === 'from_storage' || !s.keyIdHash) continue
     const seen = best.get(s.provider)
     const rank = (x: KmsKeyIdSample) => (x.source === 'status' ? 1 : 0)
-    if (!seen || rank(s) > rank(seen) || (rank(s) === rank(seen) && s.lastSeconds > seen.lastSeconds)) best.set(s.provider, s)
+    if (!seen || rank(s) > rank(seen) || (rank(s) === rank(seen) && s.lastSeconds > seen.lastSeconds))
+      best.set(s.provider, s)
   }
   return [...best.values()]
     .sort((a, b) => a.provider.localeCompare(b.provider))
-    .map((s) => ({provider: s.provider, keyIdHash: s.keyIdHash, source: s.source as 'status' | 'to_storage', at: new Date(s.lastSeconds * 1000).toISOString()}))
+    .map((s) => ({
+      provider: s.provider,
+      keyIdHash: s.keyIdHash,
+      source: s.source as 'status' | 'to_storage',
+      at: new Date(s.lastSeconds * 1000).toISOString(),
+    }))
 }
 
 const PREFIX = 'apiserver_encryption_config_controller_'
 
 export function encryptionMetrics(samples: MetricSample[]): EncryptionMetrics {
-  const result: EncryptionMetrics = {reloads: {success: 0, failure: 0}, lastReloadSeconds: {}, transformations: [], kmsKeyIds: []}
+  const result: EncryptionMetrics = {
+    reloads: {success: 0, failure: 0},
+    lastReloadSeconds: {},
+    transformations: [],
+    kmsKeyIds: [],
+  }
   let sawNewCounter = false
   for (const s of samples) {
     switch (s.name) {
@@ -141,15 +152,26 @@ export function encryptionMetrics(samples: MetricSample[]): EncryptionMetrics {
         if (s.labels.status === 'success' || s.labels.status === 'failure') result.reloads[s.labels.status] += s.value
         break
       case `${PREFIX}automatic_reload_last_timestamp_seconds`:
-        if (s.labels.status === 'success' || s.labels.status === 'failure') result.lastReloadSeconds[s.labels.status] = s.value
+        if (s.labels.status === 'success' || s.labels.status === 'failure')
+          result.lastReloadSeconds[s.labels.status] = s.value
         break
       case 'apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds':
-        result.kmsKeyIds.push({provider: s.labels.provider_name ?? '', keyIdHash: s.labels.key_id_hash ?? '', source: 'status', lastSeconds: s.value})
+        result.kmsKeyIds.push({
+          provider: s.labels.provider_name ?? '',
+          keyIdHash: s.labels.key_id_hash ?? '',
+          source: 'status',
+          lastSeconds: s.value,
+        })
         break
       case 'apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds': {
         const type = s.labels.transformation_type
         if (type === 'from_storage' || type === 'to_storage') {
-          result.kmsKeyIds.push({provider: s.labels.provider_name ?? '', keyIdHash: s.labels.key_id_hash ?? '', source: type, lastSeconds: s.value})
+          result.kmsKeyIds.push({
+            provider: s.labels.provider_name ?? '',
+            keyIdHash: s.labels.key_id_hash ?? '',
+            source: type,
+            lastSeconds: s.value,
+          })
         }
         break
       }

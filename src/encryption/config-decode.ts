@@ -75,7 +75,11 @@ const configSpec: Spec & {kind: 'struct'} = {
   kind: 'struct',
   name: 'EncryptionConfiguration',
   goType: 'v1.EncryptionConfiguration',
-  fields: {apiVersion: str, kind: str, resources: {kind: 'list', of: resourceSpec, goType: '[]v1.ResourceConfiguration'}},
+  fields: {
+    apiVersion: str,
+    kind: str,
+    resources: {kind: 'list', of: resourceSpec, goType: '[]v1.ResourceConfiguration'},
+  },
 }
 
 function jsonKind(value: unknown): string {
@@ -243,7 +247,8 @@ function findDuplicates(doc: Document, lines: LineCounter): string[] {
  */
 const SCHEME_NAME = 'pkg/runtime/scheme.go:111'
 
-const TYPE_META = 'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
+const TYPE_META =
+  'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
 
 const GO_SPACE_THEN_BRACE = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\{/
 
@@ -276,7 +281,9 @@ export function applyDefaults(config: EncryptionConfiguration): EncryptionConfig
  */
 export function parseEncryptionConfig(input: string | Uint8Array, source = '<input>'): ParseResult {
   const fail = (detail: string): ParseResult => ({
-    errors: [stageError('Decode', `error decoding encryption provider configuration file ${goQuote(source)}: ${detail}`)],
+    errors: [
+      stageError('Decode', `error decoding encryption provider configuration file ${goQuote(source)}: ${detail}`),
+    ],
   })
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input
   const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8')
@@ -290,7 +297,8 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
   const docs = parseAllDocuments(text, {...yamlOptions, lineCounter: lines})
   const doc = Array.isArray(docs) ? docs[0] : undefined
   const syntax = doc?.errors[0]
-  if (syntax) return fail(`yaml: line ${syntax.linePos?.[0]?.line ?? lines.linePos(syntax.pos[0]).line}: ${syntax.message}`)
+  if (syntax)
+    return fail(`yaml: line ${syntax.linePos?.[0]?.line ?? lines.linePos(syntax.pos[0]).line}: ${syntax.message}`)
   let value: unknown
   try {
     value = doc ? doc.toJS({maxAliasCount: 100}) : null
@@ -300,13 +308,17 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
 
   // Type identifiers first, as the universal decoder does (docs/kubernetes-behaviour.md §5.2 step 3).
   if (value !== null && value !== undefined && (typeof value !== 'object' || Array.isArray(value))) {
-    return fail(`couldn't get version/kind; json parse error: json: cannot unmarshal ${jsonKind(value)} into Go value of type ${TYPE_META}`)
+    return fail(
+      `couldn't get version/kind; json parse error: json: cannot unmarshal ${jsonKind(value)} into Go value of type ${TYPE_META}`,
+    )
   }
   const top = (value ?? {}) as Record<string, unknown>
   for (const field of ['apiVersion', 'kind']) {
     const v = top[field]
     if (v !== undefined && v !== null && typeof v !== 'string') {
-      return fail(`couldn't get version/kind; json parse error: json: cannot unmarshal ${jsonKind(v)} into Go struct field .${field} of type string`)
+      return fail(
+        `couldn't get version/kind; json parse error: json: cannot unmarshal ${jsonKind(v)} into Go struct field .${field} of type string`,
+      )
     }
   }
   const apiVersion = (top.apiVersion as string | undefined) ?? ''
@@ -314,8 +326,12 @@ export function parseEncryptionConfig(input: string | Uint8Array, source = '<inp
   // The apiserver echoes the whole file here; we leave it out because it holds key secrets.
   if (kind === '') return fail(`Object 'Kind' is missing in the file (content not shown)`)
   if (apiVersion === '') return fail(`Object 'apiVersion' is missing in the file (content not shown)`)
-  const registered = (apiVersion === API_VERSION && kind === KIND) || (apiVersion === LEGACY_API_VERSION && kind === LEGACY_KIND)
-  if (!registered) return fail(`no kind ${goQuote(kind)} is registered for version ${goQuote(apiVersion)} in scheme ${goQuote(SCHEME_NAME)}`)
+  const registered =
+    (apiVersion === API_VERSION && kind === KIND) || (apiVersion === LEGACY_API_VERSION && kind === LEGACY_KIND)
+  if (!registered)
+    return fail(
+      `no kind ${goQuote(kind)} is registered for version ${goQuote(apiVersion)} in scheme ${goQuote(SCHEME_NAME)}`,
+    )
 
   const state: DecodeState = {strict: []}
   const decoded = decode(top, configSpec, state, '', '', configSpec.name) as EncryptionConfiguration

@@ -1,6 +1,16 @@
 import {randomBytes} from 'node:crypto'
 
-import {Document, isMap, isScalar, isSeq, parseAllDocuments, parseDocument, visit, type YAMLMap, type YAMLSeq} from 'yaml'
+import {
+  Document,
+  isMap,
+  isScalar,
+  isSeq,
+  parseAllDocuments,
+  parseDocument,
+  visit,
+  type YAMLMap,
+  type YAMLSeq,
+} from 'yaml'
 
 import {PluginError} from '../errors.js'
 import type {AesProviderType} from './config-model.js'
@@ -53,13 +63,18 @@ function configError(code: string, message: string, hint?: string): PluginError 
 
 function parse(text: string): {doc: Document; entries: YAMLMap[]} {
   const doc = parseDocument(text)
-  if (doc.errors.length > 0) throw configError('CONFIG_INVALID', `The encryption configuration is not valid YAML: ${doc.errors[0]?.message.split('\n')[0]}`)
+  if (doc.errors.length > 0)
+    throw configError(
+      'CONFIG_INVALID',
+      `The encryption configuration is not valid YAML: ${doc.errors[0]?.message.split('\n')[0]}`,
+    )
   const resources = isMap(doc.contents) ? doc.contents.get('resources', true) : undefined
   if (!isSeq(resources)) throw configError('CONFIG_INVALID', 'The encryption configuration has no resources list.')
   return {doc, entries: resources.items.filter((e): e is YAMLMap => isMap(e))}
 }
 
-const text = (node: unknown): string | undefined => (isScalar(node) && node.value !== null ? String(node.value) : undefined)
+const text = (node: unknown): string | undefined =>
+  isScalar(node) && node.value !== null ? String(node.value) : undefined
 
 function providersOf(entry: YAMLMap): YAMLSeq {
   const providers = entry.get('providers', true)
@@ -81,7 +96,7 @@ function keysOf(item: unknown): YAMLSeq | undefined {
 }
 
 function keyNames(item: unknown): string[] {
-  return (keysOf(item)?.items ?? []).map((k) => (isMap(k) ? text(k.get('name', true)) ?? '' : ''))
+  return (keysOf(item)?.items ?? []).map((k) => (isMap(k) ? (text(k.get('name', true)) ?? '') : ''))
 }
 
 function entryResources(entry: YAMLMap): string[] {
@@ -100,7 +115,11 @@ function select(entries: YAMLMap[], selector: EntrySelector, fallback: (entry: Y
     const found = new Set(chosen.flatMap(entryResources))
     const missing = selector.resources.filter((r) => !found.has(r))
     if (missing.length > 0) {
-      throw configError('CONFIG_RESOURCE_NOT_FOUND', `The encryption configuration has no entry for ${missing.join(', ')}.`, 'Name resources exactly as the file lists them (e.g. secrets, *.apps).')
+      throw configError(
+        'CONFIG_RESOURCE_NOT_FOUND',
+        `The encryption configuration has no entry for ${missing.join(', ')}.`,
+        'Name resources exactly as the file lists them (e.g. secrets, *.apps).',
+      )
     }
     return chosen
   }
@@ -108,11 +127,16 @@ function select(entries: YAMLMap[], selector: EntrySelector, fallback: (entry: Y
 }
 
 /** By default rotation touches every entry whose write (first) provider is aescbc, aesgcm or secretbox. */
-const writesWithLocalKey = (entry: YAMLMap) => KEYED_PROVIDERS.includes(providerType(providersOf(entry).items[0]) as KeyedProvider)
+const writesWithLocalKey = (entry: YAMLMap) =>
+  KEYED_PROVIDERS.includes(providerType(providersOf(entry).items[0]) as KeyedProvider)
 
 function finish(doc: Document, source: string, changes: string[]): ConfigEdit {
   if (changes.length === 0) return {text: source, changed: false, changes}
-  return {text: doc.toString({lineWidth: 0, indentSeq: /^( *)[^\s#-][^\n]*:[ \t]*\n\1 +- /m.test(source)}), changed: true, changes}
+  return {
+    text: doc.toString({lineWidth: 0, indentSeq: /^( *)[^\s#-][^\n]*:[ \t]*\n\1 +- /m.test(source)}),
+    changed: true,
+    changes,
+  }
 }
 
 /** The config helper's key fingerprint; a secret that is not valid base64 is fingerprinted as text. */
@@ -151,10 +175,18 @@ export function nextKeyName(source?: string, now: Date = new Date()): string {
  * new `provider` with that key becomes the SECOND provider. Entries share one secret per provider
  * type. A key of that name already in the file is reused, never regenerated (nodes may hold it).
  */
-export function addKey(source: string, options: EntrySelector & {provider?: KeyedProvider; keyName?: string}): AddKeyEdit {
+export function addKey(
+  source: string,
+  options: EntrySelector & {provider?: KeyedProvider; keyName?: string},
+): AddKeyEdit {
   const {doc, entries} = parse(source)
   const chosen = select(entries, options, writesWithLocalKey)
-  if (chosen.length === 0) throw configError('CONFIG_NOTHING_TO_ROTATE', 'No resources entry writes with aescbc, aesgcm or secretbox; there is no local key to rotate.', 'Pass --resource to pick entries, or enable encryption first.')
+  if (chosen.length === 0)
+    throw configError(
+      'CONFIG_NOTHING_TO_ROTATE',
+      'No resources entry writes with aescbc, aesgcm or secretbox; there is no local key to rotate.',
+      'Pass --resource to pick entries, or enable encryption first.',
+    )
   const name = options.keyName ?? nextKeyName(source)
   const changes: string[] = []
   const secrets = new Map<KeyedProvider, string>()
@@ -169,15 +201,25 @@ export function addKey(source: string, options: EntrySelector & {provider?: Keye
     const providers = providersOf(entry)
     const writeType = providerType(providers.items[0]) as KeyedProvider
     const type = options.provider ?? (KEYED_PROVIDERS.includes(writeType) ? writeType : undefined)
-    if (!type) throw configError('CONFIG_NOTHING_TO_ROTATE', `Entry ${label(entry)} writes with ${providerType(providers.items[0])}; say which provider the new key is for.`)
+    if (!type)
+      throw configError(
+        'CONFIG_NOTHING_TO_ROTATE',
+        `Entry ${label(entry)} writes with ${providerType(providers.items[0])}; say which provider the new key is for.`,
+      )
     if (!secrets.has(type)) secrets.set(type, existingSecret(type) ?? newSecret())
     if (providers.items.some((p) => providerType(p) === type && keyNames(p).includes(name))) continue
     const other = providers.items.find((p) => keyNames(p).includes(name))
-    if (other) throw configError('CONFIG_KEY_NAME_TAKEN', `Key name ${name} is already used by ${providerType(other)} in entry ${label(entry)}.`, 'Choose another key name.')
+    if (other)
+      throw configError(
+        'CONFIG_KEY_NAME_TAKEN',
+        `Key name ${name} is already used by ${providerType(other)} in entry ${label(entry)}.`,
+        'Choose another key name.',
+      )
     const keyNode = doc.createNode({name, secret: secrets.get(type)})
     const index = providers.items.findIndex((p) => providerType(p) === type)
     const keys = index >= 0 ? keysOf(providers.items[index]) : undefined
-    if (index >= 0 && !keys) throw configError('CONFIG_INVALID', `The ${type} provider of entry ${label(entry)} has no keys list.`)
+    if (index >= 0 && !keys)
+      throw configError('CONFIG_INVALID', `The ${type} provider of entry ${label(entry)} has no keys list.`)
     if (index === 0 && keys) {
       keys.items.splice(1, 0, keyNode)
       changes.push(`added key ${name} as second ${type} key for ${label(entry)}`)
@@ -198,16 +240,31 @@ export function addKey(source: string, options: EntrySelector & {provider?: Keye
  * moves to the front of providers and the key to the front of its keys. Default entries: those that
  * hold the key.
  */
-export function promoteKey(source: string, options: EntrySelector & {provider: KeyedProvider; keyName: string}): ConfigEdit {
+export function promoteKey(
+  source: string,
+  options: EntrySelector & {provider: KeyedProvider; keyName: string},
+): ConfigEdit {
   const {doc, entries} = parse(source)
-  const holds = (e: YAMLMap) => providersOf(e).items.some((p) => providerType(p) === options.provider && keyNames(p).includes(options.keyName))
+  const holds = (e: YAMLMap) =>
+    providersOf(e).items.some((p) => providerType(p) === options.provider && keyNames(p).includes(options.keyName))
   const chosen = select(entries, options, holds)
-  if (chosen.length === 0) throw configError('CONFIG_KEY_NOT_FOUND', `No entry has ${options.provider} key ${options.keyName}.`, 'Run the earlier rotation stage first (`kubectl encryption rotate --stage add-key`).')
+  if (chosen.length === 0)
+    throw configError(
+      'CONFIG_KEY_NOT_FOUND',
+      `No entry has ${options.provider} key ${options.keyName}.`,
+      'Run the earlier rotation stage first (`kubectl encryption rotate --stage add-key`).',
+    )
   const changes: string[] = []
   for (const entry of chosen) {
     const providers = providersOf(entry)
-    const index = providers.items.findIndex((p) => providerType(p) === options.provider && keyNames(p).includes(options.keyName))
-    if (index < 0) throw configError('CONFIG_KEY_NOT_FOUND', `Entry ${label(entry)} has no ${options.provider} key ${options.keyName}.`)
+    const index = providers.items.findIndex(
+      (p) => providerType(p) === options.provider && keyNames(p).includes(options.keyName),
+    )
+    if (index < 0)
+      throw configError(
+        'CONFIG_KEY_NOT_FOUND',
+        `Entry ${label(entry)} has no ${options.provider} key ${options.keyName}.`,
+      )
     if (index > 0) {
       const [item] = providers.items.splice(index, 1)
       providers.items.unshift(item)
@@ -229,7 +286,10 @@ export function promoteKey(source: string, options: EntrySelector & {provider: K
  * entries). A provider left without keys is removed; an entry would be left with no provider: refused.
  * Refuses to remove a key that is still the write key.
  */
-export function removeKey(source: string, options: EntrySelector & {keyName: string; provider?: KeyedProvider}): ConfigEdit {
+export function removeKey(
+  source: string,
+  options: EntrySelector & {keyName: string; provider?: KeyedProvider},
+): ConfigEdit {
   const {doc, entries} = parse(source)
   const chosen = select(entries, options, () => true)
   const changes: string[] = []
@@ -243,10 +303,18 @@ export function removeKey(source: string, options: EntrySelector & {keyName: str
       const k = names.indexOf(options.keyName)
       if (k < 0) continue
       if (i === 0 && k === 0) {
-        throw configError('CONFIG_KEY_IN_USE', `Key ${options.keyName} is still the write key for ${label(entry)}.`, 'Promote another key first (rotate stages add-key and promote).')
+        throw configError(
+          'CONFIG_KEY_IN_USE',
+          `Key ${options.keyName} is still the write key for ${label(entry)}.`,
+          'Promote another key first (rotate stages add-key and promote).',
+        )
       }
       if (names.length === 1) {
-        if (providers.items.length === 1) throw configError('CONFIG_KEY_IN_USE', `Removing ${options.keyName} would leave ${label(entry)} without a provider.`)
+        if (providers.items.length === 1)
+          throw configError(
+            'CONFIG_KEY_IN_USE',
+            `Removing ${options.keyName} would leave ${label(entry)} without a provider.`,
+          )
         providers.items.splice(i, 1)
         i--
         changes.push(`removed ${type} provider (its only key was ${options.keyName}) for ${label(entry)}`)
@@ -307,18 +375,27 @@ export function dropAllKeys(source: string, options: EntrySelector = {}): Config
 }
 
 /** A new configuration for `enable`: one entry, one fresh key, identity kept as a read fallback (seed). */
-export function newConfig(options: {resources?: string[]; provider?: KeyedProvider; keyName?: string} = {}): {text: string; key: NewKeyInfo} {
+export function newConfig(options: {resources?: string[]; provider?: KeyedProvider; keyName?: string} = {}): {
+  text: string
+  key: NewKeyInfo
+} {
   const provider = options.provider ?? DEFAULT_PROVIDER
   const name = options.keyName ?? nextKeyName()
   const secret = newSecret()
   const doc = new Document({
     apiVersion: 'apiserver.config.k8s.io/v1',
     kind: 'EncryptionConfiguration',
-    resources: [{resources: options.resources ?? ['secrets'], providers: [{[provider]: {keys: [{name, secret}]}}, {identity: {}}]}],
+    resources: [
+      {
+        resources: options.resources ?? ['secrets'],
+        providers: [{[provider]: {keys: [{name, secret}]}}, {identity: {}}],
+      },
+    ],
   })
   doc.commentBefore = ' Written by kubectl encryption enable. Keep this file root-only (0600).'
   const identity = doc.getIn(['resources', 0, 'providers', 1], true)
-  if (isMap(identity)) identity.commentBefore = ' identity last: data written before encryption was enabled stays readable'
+  if (isMap(identity))
+    identity.commentBefore = ' identity last: data written before encryption was enabled stays readable'
   return {text: doc.toString({lineWidth: 0}), key: {name, provider, fingerprint: secretFingerprint(secret)}}
 }
 
@@ -338,14 +415,19 @@ export function maskSecrets(source: string): string {
       if (!(doc instanceof Document)) continue
       visit(doc, {
         Pair(_key, pair) {
-          if (isScalar(pair.key) && pair.key.value === 'secret' && isScalar(pair.value) && pair.value.value !== null) secrets.add(String(pair.value.value))
+          if (isScalar(pair.key) && pair.key.value === 'secret' && isScalar(pair.value) && pair.value.value !== null)
+            secrets.add(String(pair.value.value))
         },
       })
     }
   } catch {
     // fall through to the line pattern
   }
-  let out = source.replace(SECRET_LINE, (_m, lead: string, quote: string, secret: string) => `${lead}${quote}${mask(secret)}${quote}`)
-  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) if (secret.length >= 8) out = out.replaceAll(secret, mask(secret))
+  let out = source.replace(
+    SECRET_LINE,
+    (_m, lead: string, quote: string, secret: string) => `${lead}${quote}${mask(secret)}${quote}`,
+  )
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length))
+    if (secret.length >= 8) out = out.replaceAll(secret, mask(secret))
   return out
 }

@@ -4,7 +4,15 @@
  * for a chosen target version (§15). Errors carry the apiserver's texts; key secrets never appear.
  */
 import type {EncryptionConfiguration, KeyedProviderSpec, KmsProviderSpec, ProviderSpec} from './config-model.js'
-import {type ConfigError, dedupeErrors, invalidError, REDACTED, requiredError, stageError, unsupportedError} from './config-errors.js'
+import {
+  type ConfigError,
+  dedupeErrors,
+  invalidError,
+  REDACTED,
+  requiredError,
+  stageError,
+  unsupportedError,
+} from './config-errors.js'
 import {keysWereNull} from './config-decode.js'
 import {decodeGoBase64} from './go-base64.js'
 import {formatGoDuration, goQuote, parseGoDuration} from './go-format.js'
@@ -31,7 +39,9 @@ const TYPE_ORDER = ['kms', 'aesgcm', 'aescbc', 'secretbox'] as const
 
 /** Provider fields that are set (`identity:` with a null value is not set, docs/kubernetes-behaviour.md §5.3). */
 export function providerTypes(provider: ProviderSpec): Array<keyof ProviderSpec> {
-  return (['aesgcm', 'aescbc', 'secretbox', 'identity', 'kms'] as const).filter((t) => provider[t] !== undefined && provider[t] !== null)
+  return (['aesgcm', 'aescbc', 'secretbox', 'identity', 'kms'] as const).filter(
+    (t) => provider[t] !== undefined && provider[t] !== null,
+  )
 }
 
 /**
@@ -50,7 +60,13 @@ export function providerEcho(provider: ProviderSpec): unknown {
     Secretbox: keyed(provider.secretbox),
     Identity: provider.identity ? {} : null,
     KMS: kms
-      ? {APIVersion: kms.apiVersion ?? '', Name: kms.name ?? '', CacheSize: kms.cachesize ?? null, Endpoint: kms.endpoint ?? '', Timeout: timeout}
+      ? {
+          APIVersion: kms.apiVersion ?? '',
+          Name: kms.name ?? '',
+          CacheSize: kms.cachesize ?? null,
+          Endpoint: kms.endpoint ?? '',
+          Timeout: timeout,
+        }
       : null,
   }
 }
@@ -83,7 +99,11 @@ function resourceListErrors(list: string[], path: string): ConfigError[] {
   if (duplicate) errors.push(invalidError(path, list, 'the same resource cannot be specified multiple times'))
   if (overlap) {
     errors.push(
-      invalidError(path, list, "using overlapping resources such as 'secrets' and '*.' in the same resource list is not allowed as they will be masked"),
+      invalidError(
+        path,
+        list,
+        "using overlapping resources such as 'secrets' and '*.' in the same resource list is not allowed as they will be masked",
+      ),
     )
   }
   return errors
@@ -93,7 +113,12 @@ function resourceListErrors(list: string[], path: string): ConfigError[] {
 function resourceStringError(text: string, path: string): ConfigError | undefined {
   const {group, resource} = parseResourceString(text)
   if (text !== text.toLowerCase()) return invalidError(path, text, 'resource name should not contain capital letters')
-  if (text === '*') return invalidError(path, text, "use '*.' to encrypt all the resources from core API group or *.* to encrypt all resources")
+  if (text === '*')
+    return invalidError(
+      path,
+      text,
+      "use '*.' to encrypt all the resources from core API group or *.* to encrypt all resources",
+    )
   if (NON_REST.has(text)) return invalidError(path, text, 'resources which do not have REST API/s cannot be encrypted')
   if (group === 'events.k8s.io') {
     return invalidError(
@@ -102,8 +127,10 @@ function resourceStringError(text: string, path: string): ConfigError | undefine
       "'*.events.k8s.io' objects are stored using the 'events' API group in etcd. Use 'events' instead in the config file",
     )
   }
-  if (group === 'extensions') return invalidError(path, text, "'extensions' group has been removed and cannot be used for encryption")
-  if (group === '*' && resource !== '*') return invalidError(path, text, 'encrypting the same resource across groups is not supported')
+  if (group === 'extensions')
+    return invalidError(path, text, "'extensions' group has been removed and cannot be used for encryption")
+  if (group === '*' && resource !== '*')
+    return invalidError(path, text, 'encrypting the same resource across groups is not supported')
   return undefined
 }
 
@@ -123,7 +150,11 @@ function keyErrors(provider: KeyedProviderSpec, path: string, lengths: readonly 
       errors.push(invalidError(`${keyPath}.secret`, REDACTED, 'secrets must be base64 encoded'))
     } else if (!lengths.includes(bytes.length)) {
       errors.push(
-        invalidError(`${keyPath}.secret`, REDACTED, `secret is not of the expected length, got ${bytes.length}, expected one of [${lengths.join(' ')}]`),
+        invalidError(
+          `${keyPath}.secret`,
+          REDACTED,
+          `secret is not of the expected length, got ${bytes.length}, expected one of [${lengths.join(' ')}]`,
+        ),
       )
     }
   })
@@ -149,26 +180,49 @@ function kmsErrors(kms: KmsProviderSpec, path: string, seen: Set<string> | null,
   if (kms.timeout !== undefined) {
     const parsed = parseGoDuration(kms.timeout)
     if ('error' in parsed) errors.push(invalidError(`${path}.timeout`, kms.timeout, parsed.error))
-    else if (parsed.nanos <= 0n) errors.push(invalidError(`${path}.timeout`, formatGoDuration(parsed.nanos), 'timeout should be a positive value'))
+    else if (parsed.nanos <= 0n)
+      errors.push(invalidError(`${path}.timeout`, formatGoDuration(parsed.nanos), 'timeout should be a positive value'))
   }
   const endpoint = kms.endpoint ?? ''
   if (endpoint === '') {
     errors.push(invalidError(`${path}.endpoint`, '', 'endpoint is a mandatory field for a kms'))
   } else {
     const parsed = parseGoUrl(endpoint)
-    if ('error' in parsed) errors.push(invalidError(`${path}.endpoint`, endpoint, `invalid endpoint for kms provider, error: ${parsed.error}`))
+    if ('error' in parsed)
+      errors.push(
+        invalidError(`${path}.endpoint`, endpoint, `invalid endpoint for kms provider, error: ${parsed.error}`),
+      )
     else if (parsed.scheme !== 'unix') {
-      errors.push(invalidError(`${path}.endpoint`, endpoint, `unsupported scheme ${goQuote(parsed.scheme)} for KMS provider, only unix is supported`))
+      errors.push(
+        invalidError(
+          `${path}.endpoint`,
+          endpoint,
+          `unsupported scheme ${goQuote(parsed.scheme)} for KMS provider, only unix is supported`,
+        ),
+      )
     }
   }
   if (kms.cachesize !== undefined && kms.cachesize !== null) {
-    if (apiVersion !== 'v1') errors.push(invalidError(`${path}.cachesize`, kms.cachesize, 'cachesize is not supported in v2'))
+    if (apiVersion !== 'v1')
+      errors.push(invalidError(`${path}.cachesize`, kms.cachesize, 'cachesize is not supported in v2'))
     else if (kms.cachesize === 0) {
-      errors.push(invalidError(`${path}.cachesize`, kms.cachesize, 'cachesize should be a positive value, or negative to disable'))
+      errors.push(
+        invalidError(
+          `${path}.cachesize`,
+          kms.cachesize,
+          'cachesize should be a positive value, or negative to disable',
+        ),
+      )
     }
   }
   if (apiVersion !== 'v1' && apiVersion !== 'v2') {
-    errors.push(invalidError(`${path}.apiVersion`, apiVersion, 'unsupported apiVersion apiVersion for KMS provider, only v1 and v2 are supported'))
+    errors.push(
+      invalidError(
+        `${path}.apiVersion`,
+        apiVersion,
+        'unsupported apiVersion apiVersion for KMS provider, only v1 and v2 are supported',
+      ),
+    )
   }
   return errors
 }
@@ -199,16 +253,27 @@ export function validationErrors(config: EncryptionConfiguration, options: Valid
       })
     }
     const providers = entry.providers ?? []
-    if (providers.length === 0) errors.push(requiredError(`${base}.providers`, `at least one ${base}.providers is required`))
+    if (providers.length === 0)
+      errors.push(requiredError(`${base}.providers`, `at least one ${base}.providers is required`))
     providers.forEach((provider, j) => {
       const path = `${base}.providers[${j}]`
       const types = providerTypes(provider ?? {})
       if (types.length === 0) {
         errors.push(
-          invalidError(path, providerEcho(provider ?? {}), 'provider does not contain any of the expected providers: KMS, AESGCM, AESCBC, Secretbox, Identity'),
+          invalidError(
+            path,
+            providerEcho(provider ?? {}),
+            'provider does not contain any of the expected providers: KMS, AESGCM, AESCBC, Secretbox, Identity',
+          ),
         )
       } else if (types.length > 1) {
-        errors.push(invalidError(path, providerEcho(provider), 'more than one provider specified in a single element, should split into different list elements'))
+        errors.push(
+          invalidError(
+            path,
+            providerEcho(provider),
+            'more than one provider specified in a single element, should split into different list elements',
+          ),
+        )
       }
       const first = TYPE_ORDER.find((t) => provider?.[t])
       if (first === 'kms' && provider.kms) {
@@ -250,9 +315,17 @@ export function buildErrors(config: EncryptionConfiguration, options: ValidateOp
     }
     for (const text of masking ? (entry.resources ?? []) : []) {
       const gr = parseResourceString(text)
-      for (const wildcard of [{group: gr.group, resource: '*'}, {group: '*', resource: '*'}]) {
+      for (const wildcard of [
+        {group: gr.group, resource: '*'},
+        {group: '*', resource: '*'},
+      ]) {
         if (registered.has(key(wildcard.group, wildcard.resource))) {
-          return [stageError('Build', `resource ${goQuote(formatGroupResource(gr))} is masked by earlier rule ${goQuote(formatGroupResource(wildcard))}`)]
+          return [
+            stageError(
+              'Build',
+              `resource ${goQuote(formatGroupResource(gr))} is masked by earlier rule ${goQuote(formatGroupResource(wildcard))}`,
+            ),
+          ]
         }
       }
       registered.add(key(gr.group, gr.resource))
@@ -270,7 +343,12 @@ export function releaseGateErrors(config: EncryptionConfiguration, options: Vali
   const at = `Kubernetes ${formatTargetVersion(target)}`
   const errors: ConfigError[] = []
   if (options.automaticReload && target.minor < FEATURE_SINCE.automaticReload) {
-    errors.push(unsupportedError('', `--encryption-provider-config-automatic-reload needs Kubernetes 1.${FEATURE_SINCE.automaticReload} or newer (target: ${at})`))
+    errors.push(
+      unsupportedError(
+        '',
+        `--encryption-provider-config-automatic-reload needs Kubernetes 1.${FEATURE_SINCE.automaticReload} or newer (target: ${at})`,
+      ),
+    )
   }
   ;(config.resources ?? []).forEach((entry, i) => {
     ;(entry.resources ?? []).forEach((text, j) => {

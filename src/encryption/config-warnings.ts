@@ -72,7 +72,10 @@ function unmatchedReason(text: string): string | undefined {
 }
 
 /** Warnings for a configuration that passed validation (docs/kubernetes-behaviour.md §7 step 6 and the seed's cautions). */
-export function configWarnings(config: EncryptionConfiguration, options: {targetVersion?: TargetVersion} = {}): string[] {
+export function configWarnings(
+  config: EncryptionConfiguration,
+  options: {targetVersion?: TargetVersion} = {},
+): string[] {
   const target = options.targetVersion ?? BASELINE_VERSION
   const warnings: string[] = []
   const entries = config.resources ?? []
@@ -85,16 +88,23 @@ export function configWarnings(config: EncryptionConfiguration, options: {target
     ;(entry.resources ?? []).forEach((text, j) => {
       const path = `${base}.resources[${j}]`
       const reason = unmatchedReason(text)
-      if (reason) warnings.push(`${path}: ${goQuote(text)} matches nothing: ${reason}; CRDs created later with that name would match.`)
+      if (reason)
+        warnings.push(
+          `${path}: ${goQuote(text)} matches nothing: ${reason}; CRDs created later with that name would match.`,
+        )
       const gr = parseResourceString(text)
       const name = formatGroupResource(gr)
       if (!isWildcard(gr)) {
         if (!BUILT_IN_GROUPS.has(gr.group) && target.minor < FEATURE_SINCE.customResources) {
-          warnings.push(`${path}: ${goQuote(text)} looks like a custom resource; custom resources can be encrypted from Kubernetes 1.26 (target ${formatTargetVersion(target)}), so it stays unencrypted.`)
+          warnings.push(
+            `${path}: ${goQuote(text)} looks like a custom resource; custom resources can be encrypted from Kubernetes 1.26 (target ${formatTargetVersion(target)}), so it stays unencrypted.`,
+          )
         }
         const earlier = exactSeen.get(name)
         if (earlier !== undefined && earlier !== i) {
-          warnings.push(`${path}: ${goQuote(name)} also appears in resources[${earlier}]; the provider lists are concatenated in file order (spec §8.2), so resources[${earlier}]'s first provider writes.`)
+          warnings.push(
+            `${path}: ${goQuote(name)} also appears in resources[${earlier}]; the provider lists are concatenated in file order (spec §8.2), so resources[${earlier}]'s first provider writes.`,
+          )
         }
         if (earlier === undefined) exactSeen.set(name, i)
         // A later wildcard that covers this resource never applies to it (docs/kubernetes-behaviour.md §8.3: no fallthrough).
@@ -102,7 +112,9 @@ export function configWarnings(config: EncryptionConfiguration, options: {target
           for (const w of later.resources ?? []) {
             const wgr = parseResourceString(w)
             if (isWildcard(wgr) && (wgr.group === '*' || wgr.group === gr.group)) {
-              warnings.push(`${path}: ${goQuote(name)} has its own entry, so the providers of the later wildcard ${goQuote(formatGroupResource(wgr))} in resources[${i + 1 + offset}] never apply to it.`)
+              warnings.push(
+                `${path}: ${goQuote(name)} has its own entry, so the providers of the later wildcard ${goQuote(formatGroupResource(wgr))} in resources[${i + 1 + offset}] never apply to it.`,
+              )
             }
           }
         })
@@ -113,7 +125,9 @@ export function configWarnings(config: EncryptionConfiguration, options: {target
     const first = providers[0]
     if (first?.identity) {
       if (providers.some((p) => ENCRYPTING.some((t) => p[t]))) {
-        warnings.push(`${base}.providers[0]: identity is first, so new writes of ${covered} are NOT encrypted; the providers after it are used only to read.`)
+        warnings.push(
+          `${base}.providers[0]: identity is first, so new writes of ${covered} are NOT encrypted; the providers after it are used only to read.`,
+        )
       } else {
         warnings.push(`${base}.providers: identity only: ${covered} are stored unencrypted.`)
       }
@@ -122,13 +136,19 @@ export function configWarnings(config: EncryptionConfiguration, options: {target
     providers.forEach((p, j) => {
       const path = `${base}.providers[${j}]`
       if (p.aescbc) {
-        warnings.push(`${path}.aescbc: aescbc is weak (no integrity, CBC padding oracles); prefer secretbox, aesgcm with automated rotation, or kms v2.`)
+        warnings.push(
+          `${path}.aescbc: aescbc is weak (no integrity, CBC padding oracles); prefer secretbox, aesgcm with automated rotation, or kms v2.`,
+        )
       }
       if (p.aesgcm) {
-        warnings.push(`${path}.aesgcm: aesgcm keys must be rotated before about 200,000 writes (random 96-bit nonces); use it only with automated key rotation.`)
+        warnings.push(
+          `${path}.aesgcm: aesgcm keys must be rotated before about 200,000 writes (random 96-bit nonces); use it only with automated key rotation.`,
+        )
       }
       if (p.kms?.apiVersion === 'v1' && target.minor >= FEATURE_SINCE.kmsV1Deprecated) {
-        warnings.push(`${path}.kms: KMS v1 is deprecated since Kubernetes 1.28 and off by default from 1.29; migrate to apiVersion v2.`)
+        warnings.push(
+          `${path}.kms: KMS v1 is deprecated since Kubernetes 1.28 and off by default from 1.29; migrate to apiVersion v2.`,
+        )
       }
       for (const type of ['aescbc', 'aesgcm', 'secretbox'] as const) {
         const keys = p[type]?.keys ?? []
@@ -136,11 +156,15 @@ export function configWarnings(config: EncryptionConfiguration, options: {target
         const names = new Set<string>()
         keys.forEach((k, n) => {
           if (names.has(k.name)) {
-            warnings.push(`${path}.${type}.keys[${n}].name: duplicate key name ${goQuote(k.name)}; reads try both in order and the apiserver writes with the first key of the first provider only.`)
+            warnings.push(
+              `${path}.${type}.keys[${n}].name: duplicate key name ${goQuote(k.name)}; reads try both in order and the apiserver writes with the first key of the first provider only.`,
+            )
           }
           names.add(k.name)
           if (k.name.includes(':')) {
-            warnings.push(`${path}.${type}.keys[${n}].name: key name ${goQuote(k.name)} contains ':'; stored values are prefixed "<name>:", which makes them ambiguous to tools.`)
+            warnings.push(
+              `${path}.${type}.keys[${n}].name: key name ${goQuote(k.name)} contains ':'; stored values are prefixed "<name>:", which makes them ambiguous to tools.`,
+            )
           }
         })
       }
@@ -151,7 +175,10 @@ export function configWarnings(config: EncryptionConfiguration, options: {target
       const all = new Map<string, number>()
       for (const set of lists) for (const name of set) all.set(name, (all.get(name) ?? 0) + 1)
       for (const [name, count] of all) {
-        if (count > 1) warnings.push(`${base}.providers: key name ${goQuote(name)} is used by ${count} ${type} providers in this list; they share the prefix and are tried in order.`)
+        if (count > 1)
+          warnings.push(
+            `${base}.providers: key name ${goQuote(name)} is used by ${count} ${type} providers in this list; they share the prefix and are tried in order.`,
+          )
       }
     }
   })

@@ -40,13 +40,29 @@ const SPECIAL_PREFIXES: Record<string, string> = {
  */
 const BUILT_IN_GROUPS: Record<string, string[]> = {
   '': [
-    'configmaps', 'endpoints', 'events', 'limitranges', 'namespaces', 'nodes', 'persistentvolumeclaims',
-    'persistentvolumes', 'pods', 'podtemplates', 'replicationcontrollers', 'resourcequotas', 'secrets',
-    'serviceaccounts', 'services',
+    'configmaps',
+    'endpoints',
+    'events',
+    'limitranges',
+    'namespaces',
+    'nodes',
+    'persistentvolumeclaims',
+    'persistentvolumes',
+    'pods',
+    'podtemplates',
+    'replicationcontrollers',
+    'resourcequotas',
+    'secrets',
+    'serviceaccounts',
+    'services',
   ],
   'admissionregistration.k8s.io': [
-    'mutatingwebhookconfigurations', 'validatingwebhookconfigurations', 'validatingadmissionpolicies',
-    'validatingadmissionpolicybindings', 'mutatingadmissionpolicies', 'mutatingadmissionpolicybindings',
+    'mutatingwebhookconfigurations',
+    'validatingwebhookconfigurations',
+    'validatingadmissionpolicies',
+    'validatingadmissionpolicybindings',
+    'mutatingadmissionpolicies',
+    'mutatingadmissionpolicybindings',
   ],
   'apiserverinternal.k8s.io': ['storageversions'],
   apps: ['controllerrevisions', 'daemonsets', 'deployments', 'replicasets', 'statefulsets'],
@@ -60,9 +76,22 @@ const BUILT_IN_GROUPS: Record<string, string[]> = {
   'node.k8s.io': ['runtimeclasses'],
   policy: ['poddisruptionbudgets'],
   'rbac.authorization.k8s.io': ['clusterrolebindings', 'clusterroles', 'rolebindings', 'roles'],
-  'resource.k8s.io': ['deviceclasses', 'resourceclaims', 'resourceclaimtemplates', 'resourceslices', 'devicetaintrules'],
+  'resource.k8s.io': [
+    'deviceclasses',
+    'resourceclaims',
+    'resourceclaimtemplates',
+    'resourceslices',
+    'devicetaintrules',
+  ],
   'scheduling.k8s.io': ['priorityclasses'],
-  'storage.k8s.io': ['csidrivers', 'csinodes', 'csistoragecapacities', 'storageclasses', 'volumeattachments', 'volumeattributesclasses'],
+  'storage.k8s.io': [
+    'csidrivers',
+    'csinodes',
+    'csistoragecapacities',
+    'storageclasses',
+    'volumeattachments',
+    'volumeattributesclasses',
+  ],
   'storagemigration.k8s.io': ['storageversionmigrations'],
 }
 
@@ -91,7 +120,8 @@ export function resourcePrefixFor(gr: GroupResource): string {
   if (special) return special
   // events.k8s.io events cohabit with core events (docs/kubernetes-behaviour.md §12.2); extensions shared apps' locations.
   if (gr.group === 'events.k8s.io' && gr.resource === 'events') return 'events'
-  if (gr.group === '' || gr.group === 'extensions' || BUILT_IN_GROUPS[gr.group]?.includes(gr.resource)) return gr.resource
+  if (gr.group === '' || gr.group === 'extensions' || BUILT_IN_GROUPS[gr.group]?.includes(gr.resource))
+    return gr.resource
   return `${gr.group}/${gr.resource}`
 }
 
@@ -138,7 +168,12 @@ export function groupResourceForKey(key: string, options: EtcdKeyOptions = {}): 
   }
   const rest = segments.slice(used)
   // A literal, not {...gr}: this runs once per value a scan reads, and the spread made it 5x slower.
-  const parsed: ParsedEtcdKey = {group: gr!.group, resource: gr!.resource, resourcePrefix: used === 1 ? segments[0] : segments.slice(0, used).join('/'), known}
+  const parsed: ParsedEtcdKey = {
+    group: gr!.group,
+    resource: gr!.resource,
+    resourcePrefix: used === 1 ? segments[0] : segments.slice(0, used).join('/'),
+    known,
+  }
   if (rest.length === 1) parsed.name = rest[0]
   else if (rest.length >= 2) {
     parsed.namespace = rest[0]
@@ -156,10 +191,18 @@ export function etcdKeyProblem(key: string, options: EtcdKeyOptions = {}): strin
   const root = normalizeEtcdRoot(options.prefix)
   const shape = `${root}/<resource>/[<namespace>/]<name>`
   if (!key.startsWith(root + '/')) return `it is not under the apiserver's etcd prefix ${root}/ (expected ${shape})`
-  if (key.slice(root.length + 1).split('/').includes('')) return `it has an empty path segment (expected ${shape})`
+  if (
+    key
+      .slice(root.length + 1)
+      .split('/')
+      .includes('')
+  )
+    return `it has an empty path segment (expected ${shape})`
   const parsed = groupResourceForKey(key, options)
   if (parsed.name === undefined) {
-    return NON_OBJECT_PREFIXES.has(parsed.resourcePrefix) ? undefined : `it names no object, only ${root}/${parsed.resourcePrefix} (expected ${shape})`
+    return NON_OBJECT_PREFIXES.has(parsed.resourcePrefix)
+      ? undefined
+      : `it names no object, only ${root}/${parsed.resourcePrefix} (expected ${shape})`
   }
   if (parsed.name.includes('/')) return `it has more path segments than ${shape}`
   return undefined

@@ -13,7 +13,7 @@ const isAlnum = (c: string) => /^[A-Za-z0-9]$/.test(c)
 /** Go's shouldEscape for the modes that can fail while unescaping a host (spec: only ASCII is checked). */
 function hostCharInvalid(c: string): boolean {
   if (isAlnum(c)) return false
-  if ("!$&'()*+,;=:[]<>\"".includes(c)) return false
+  if ('!$&\'()*+,;=:[]<>"'.includes(c)) return false
   if ('-_.~'.includes(c)) return false
   return true
 }
@@ -33,7 +33,8 @@ function unescapeError(s: string, mode: Mode): string | undefined {
       i += 3
       continue
     }
-    if (mode === 'host' && c.charCodeAt(0) < 0x80 && hostCharInvalid(c)) return `invalid character ${goQuote(c)} in host name`
+    if (mode === 'host' && c.charCodeAt(0) < 0x80 && hostCharInvalid(c))
+      return `invalid character ${goQuote(c)} in host name`
     i++
   }
   return undefined
@@ -53,11 +54,16 @@ function hostError(host: string): string | undefined {
     const zone = host.slice(0, end).indexOf('%25')
     // An IPv6 zone (`[fe80::1%25en0]`): checked here only for bad escapes (Go also limits its characters).
     if (zone >= 0) {
-      return unescapeError(host.slice(0, zone), 'host') ?? unescapeError(host.slice(zone, end), 'path') ?? unescapeError(host.slice(end), 'host')
+      return (
+        unescapeError(host.slice(0, zone), 'host') ??
+        unescapeError(host.slice(zone, end), 'path') ??
+        unescapeError(host.slice(end), 'host')
+      )
     }
   } else {
     const colon = host.lastIndexOf(':')
-    if (colon !== -1 && !validOptionalPort(host.slice(colon))) return `invalid port ${goQuote(host.slice(colon))} after host`
+    if (colon !== -1 && !validOptionalPort(host.slice(colon)))
+      return `invalid port ${goQuote(host.slice(colon))} after host`
   }
   return unescapeError(host, 'host')
 }
@@ -82,7 +88,8 @@ function splitScheme(raw: string): {scheme: string; rest: string} | {error: stri
       if (i === 0) return {scheme: '', rest: raw}
       continue
     }
-    if (c === ':') return i === 0 ? {error: 'missing protocol scheme'} : {scheme: raw.slice(0, i), rest: raw.slice(i + 1)}
+    if (c === ':')
+      return i === 0 ? {error: 'missing protocol scheme'} : {scheme: raw.slice(0, i), rest: raw.slice(i + 1)}
     return {scheme: '', rest: raw}
   }
   return {scheme: '', rest: raw}
@@ -93,13 +100,14 @@ export function parseGoUrl(raw: string): {scheme: string} | {error: string} {
   const hash = raw.indexOf('#')
   const u = hash < 0 ? raw : raw.slice(0, hash)
   const fail = (reason: string, url = u) => ({error: `parse ${goQuote(url)}: ${reason}`})
-  if ([...u].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) return fail('net/url: invalid control character in URL')
+  if ([...u].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f))
+    return fail('net/url: invalid control character in URL')
   if (u === '*') return {scheme: ''}
   const split = splitScheme(u)
   if ('error' in split) return fail(split.error)
   const scheme = split.scheme.toLowerCase()
   let rest = split.rest
-  rest = rest.endsWith('?') && rest.split('?').length === 2 ? rest.slice(0, -1) : rest.split('?')[0] ?? ''
+  rest = rest.endsWith('?') && rest.split('?').length === 2 ? rest.slice(0, -1) : (rest.split('?')[0] ?? '')
   if (!rest.startsWith('/')) {
     if (scheme !== '') return hash < 0 ? {scheme} : fragment(raw, raw.slice(hash + 1), scheme)
     if ((rest.split('/')[0] ?? '').includes(':')) return fail('first path segment in URL cannot contain colon')

@@ -145,7 +145,8 @@ export function fullyQualifiedDomainNameError(key: string): string | undefined {
     return `annotations: Invalid value: ${JSON.stringify(name)}: should be a domain with at least two segments separated by dots`
   }
   const long = labels.find((l) => l.length > 63)
-  if (long !== undefined) return `annotations: Invalid value: ${JSON.stringify(long)}: must be no more than 63 characters`
+  if (long !== undefined)
+    return `annotations: Invalid value: ${JSON.stringify(long)}: must be no more than 63 characters`
   return undefined
 }
 

@@ -45,7 +45,10 @@ const GO_OS_ERRORS: Record<string, string> = {
 export const MAX_CONFIG_BYTES = 3 * 1024 * 1024
 
 /** Why `path` is not read at all (too big, not a regular file), or undefined; then its bytes. */
-export async function readBoundedFile(path: string, max = MAX_CONFIG_BYTES): Promise<{bytes?: Buffer; refused?: string}> {
+export async function readBoundedFile(
+  path: string,
+  max = MAX_CONFIG_BYTES,
+): Promise<{bytes?: Buffer; refused?: string}> {
   const handle = await open(path, 'r')
   try {
     const info = await handle.stat()
@@ -55,7 +58,10 @@ export async function readBoundedFile(path: string, max = MAX_CONFIG_BYTES): Pro
       throw error
     }
     if (!info.isFile()) return {refused: 'is not a regular file'}
-    if (info.size > max) return {refused: `is ${info.size} bytes, more than the ${max / 1024 / 1024} MiB an EncryptionConfiguration may have`}
+    if (info.size > max)
+      return {
+        refused: `is ${info.size} bytes, more than the ${max / 1024 / 1024} MiB an EncryptionConfiguration may have`,
+      }
     return {bytes: await handle.readFile()}
   } finally {
     await handle.close()
@@ -67,15 +73,22 @@ export async function readConfigFile(path: string): Promise<{bytes?: Buffer; err
   let bytes: Buffer
   try {
     const read = await readBoundedFile(path)
-    if (read.refused) return {error: stageError('Read', `encryption provider configuration file ${goQuote(path)} ${read.refused}`)}
+    if (read.refused)
+      return {error: stageError('Read', `encryption provider configuration file ${goQuote(path)} ${read.refused}`)}
     bytes = read.bytes!
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? ''
     const op = code === 'EISDIR' ? 'read' : 'open'
     const text = GO_OS_ERRORS[code] ?? (error as Error).message
-    return {error: stageError('Read', `error reading encryption provider configuration file ${goQuote(path)}: ${op} ${path}: ${text}`)}
+    return {
+      error: stageError(
+        'Read',
+        `error reading encryption provider configuration file ${goQuote(path)}: ${op} ${path}: ${text}`,
+      ),
+    }
   }
-  if (bytes.length === 0) return {error: stageError('Read', `encryption provider configuration file ${goQuote(path)} is empty`)}
+  if (bytes.length === 0)
+    return {error: stageError('Read', `encryption provider configuration file ${goQuote(path)} is empty`)}
   return {bytes}
 }
 
@@ -104,7 +117,8 @@ function configuredSecrets(config: EncryptionConfiguration): string[] {
   for (const entry of config.resources ?? [])
     for (const provider of entry.providers ?? [])
       for (const keyed of Object.values(provider as Record<string, {keys?: Array<{secret?: unknown}>} | undefined>))
-        for (const key of keyed?.keys ?? []) if (typeof key?.secret === 'string' && key.secret.length >= 8) secrets.push(key.secret)
+        for (const key of keyed?.keys ?? [])
+          if (typeof key?.secret === 'string' && key.secret.length >= 8) secrets.push(key.secret)
   return secrets
 }
 
@@ -116,7 +130,9 @@ function configuredSecrets(config: EncryptionConfiguration): string[] {
 export function redactKeyMaterial(text: string, secrets: readonly string[] = []): string {
   let out = text
   for (const secret of secrets) out = out.split(secret).join(REDACTED)
-  return out.replace(/(["`'])([A-Za-z0-9+/=\r\n\\]{20,})\1/g, (whole, quote: string, body: string) => (couldBeKey(body) ? `${quote}${REDACTED}${quote}` : whole))
+  return out.replace(/(["`'])([A-Za-z0-9+/=\r\n\\]{20,})\1/g, (whole, quote: string, body: string) =>
+    couldBeKey(body) ? `${quote}${REDACTED}${quote}` : whole,
+  )
 }
 
 /**
@@ -131,7 +147,12 @@ function couldBeKey(body: string): boolean {
 }
 
 function redactErrors(errors: ConfigError[], secrets: readonly string[]): ConfigError[] {
-  return errors.map((e) => ({...e, detail: redactKeyMaterial(e.detail, secrets), message: redactKeyMaterial(e.message, secrets), field: redactKeyMaterial(e.field, secrets)}))
+  return errors.map((e) => ({
+    ...e,
+    detail: redactKeyMaterial(e.detail, secrets),
+    message: redactKeyMaterial(e.message, secrets),
+    field: redactKeyMaterial(e.field, secrets),
+  }))
 }
 
 /** Reads, decodes and validates a file; never throws for a bad file (the verdict is in `errors`). */

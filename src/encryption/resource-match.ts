@@ -73,10 +73,17 @@ export function lookupProviders(
   gr: GroupResource,
   map: Map<string, ProviderLookup> = buildResourceMap(config),
 ): ProviderLookup | undefined {
-  return map.get(mapKey(gr)) ?? map.get(mapKey({group: gr.group, resource: '*'})) ?? map.get(mapKey({group: '*', resource: '*'}))
+  return (
+    map.get(mapKey(gr)) ??
+    map.get(mapKey({group: gr.group, resource: '*'})) ??
+    map.get(mapKey({group: '*', resource: '*'}))
+  )
 }
 
 /** The provider list used for (group, resource), or undefined when the config does not cover it (docs/kubernetes-behaviour.md §8.3). */
-export function providersFor(config: Pick<EncryptionConfiguration, 'resources'>, gr: GroupResource): ProviderSpec[] | undefined {
+export function providersFor(
+  config: Pick<EncryptionConfiguration, 'resources'>,
+  gr: GroupResource,
+): ProviderSpec[] | undefined {
   return lookupProviders(config, gr)?.providers
 }

@@ -88,7 +88,12 @@ export class ResourceTransformer {
   }
 
   /** Builds from a provider list (already selected for the resource, docs/kubernetes-behaviour.md §8.3). */
-  static fromProviders(providers: ProviderSpec[], rule: string | undefined, options: TransformerOptions = {}, path = 'providers') {
+  static fromProviders(
+    providers: ProviderSpec[],
+    rule: string | undefined,
+    options: TransformerOptions = {},
+    path = 'providers',
+  ) {
     const entries = providers.map((spec, j) => buildEntry(spec, `${path}[${j}]`, options))
     return new ResourceTransformer(entries, rule, options.cbcPlausibilityCheck ?? true)
   }
@@ -99,7 +104,9 @@ export class ResourceTransformer {
    * does (§2.5: no fallthrough between entries), so staleness means nothing here.
    */
   static everyProvider(config: EncryptionConfiguration, options: TransformerOptions = {}) {
-    const entries = config.resources.flatMap((entry, i) => (entry.providers ?? []).map((spec, j) => buildEntry(spec, `resources[${i}].providers[${j}]`, options)))
+    const entries = config.resources.flatMap((entry, i) =>
+      (entry.providers ?? []).map((spec, j) => buildEntry(spec, `resources[${i}].providers[${j}]`, options)),
+    )
     return new ResourceTransformer(entries, undefined, options.cbcPlausibilityCheck ?? true)
   }
 
@@ -134,7 +141,13 @@ export class ResourceTransformer {
       try {
         if (entry.keys) return this.readKeyed(entry, body, aad, i !== 0)
         const {plaintext, stale, warnings} = entry.cipher!.decrypt(body, aad)
-        const result: ReadResult = {plaintext, stale: stale || i !== 0, provider: 'kms', kmsName: entry.kmsName, prefix: entry.prefix.toString()}
+        const result: ReadResult = {
+          plaintext,
+          stale: stale || i !== 0,
+          provider: 'kms',
+          kmsName: entry.kmsName,
+          prefix: entry.prefix.toString(),
+        }
         if (warnings?.length) result.warnings = warnings
         return result
       } catch (error) {
@@ -201,10 +214,16 @@ function buildEntry(spec: ProviderSpec, path: string, options: TransformerOption
           `${where}: Invalid value: "REDACTED": secret is not of the expected length, got ${bytes.length}, expected one of [${allowed.join(' ')}]`,
         )
       }
-      const cipher = type === 'aescbc' ? new AesCbcCipher(bytes) : type === 'aesgcm' ? new AesGcmCipher(bytes) : new SecretboxCipher(bytes)
+      const cipher =
+        type === 'aescbc'
+          ? new AesCbcCipher(bytes)
+          : type === 'aesgcm'
+            ? new AesGcmCipher(bytes)
+            : new SecretboxCipher(bytes)
       return {name: k.name, prefix: Buffer.from(`${k.name}:`, 'utf8'), cipher}
     })
-    if (keys.length === 0) throw new TransformerBuildError(`${path}.${type}.keys: Required value: at least one keys is required`)
+    if (keys.length === 0)
+      throw new TransformerBuildError(`${path}.${type}.keys: Required value: at least one keys is required`)
     return {type, prefix: Buffer.from(PROVIDER_PREFIXES[type]), keys}
   }
   if (spec.kms) {
@@ -215,7 +234,9 @@ function buildEntry(spec: ProviderSpec, path: string, options: TransformerOption
       type: 'kms',
       kmsName: name,
       prefix: Buffer.from(`${v2 ? PROVIDER_PREFIXES.kmsV2 : PROVIDER_PREFIXES.kmsV1}${name}:`, 'utf8'),
-      cipher: v2 ? new KmsV2Cipher(name, service, options.envelopeValidation ?? 'report') : new KmsV1Cipher(name, service, options.cbcPlausibilityCheck ?? true),
+      cipher: v2
+        ? new KmsV2Cipher(name, service, options.envelopeValidation ?? 'report')
+        : new KmsV1Cipher(name, service, options.cbcPlausibilityCheck ?? true),
     }
   }
   throw new TransformerBuildError(
@@ -238,7 +259,12 @@ export class EncryptionTransformers {
     this.map = config ? buildResourceMap(config) : new Map()
     // Build every list once so bad keys fail here, not on the first read.
     for (const [i, entry] of (config?.resources ?? []).entries()) {
-      ResourceTransformer.fromProviders(entry.providers ?? [], undefined, {...options, kms: {}}, `resources[${i}].providers`)
+      ResourceTransformer.fromProviders(
+        entry.providers ?? [],
+        undefined,
+        {...options, kms: {}},
+        `resources[${i}].providers`,
+      )
     }
   }
 
@@ -247,7 +273,9 @@ export class EncryptionTransformers {
     let transformer = this.cache.get(cacheKey)
     if (!transformer) {
       const lookup = this.config ? lookupProviders(this.config, gr, this.map) : undefined
-      transformer = lookup ? ResourceTransformer.fromProviders(lookup.providers, lookup.rule, this.options) : ResourceTransformer.uncovered()
+      transformer = lookup
+        ? ResourceTransformer.fromProviders(lookup.providers, lookup.rule, this.options)
+        : ResourceTransformer.uncovered()
       this.cache.set(cacheKey, transformer)
     }
     return transformer

@@ -50,5 +50,6 @@ export const TRANSFORM_MESSAGES = {
  * the apiserver's `failed to decrypt DEK, error: %v` so it reads naturally in joined errors.
  */
 const MISSING_DEK = 'no DEK or seed available offline for KMS provider'
-export const missingDekMessage = (name: string) => `failed to decrypt DEK, error: ${MISSING_DEK} ${JSON.stringify(name)}`
+export const missingDekMessage = (name: string) =>
+  `failed to decrypt DEK, error: ${MISSING_DEK} ${JSON.stringify(name)}`
 export const isMissingDek = (message: string) => message.includes(MISSING_DEK)

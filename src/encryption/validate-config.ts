@@ -15,7 +15,10 @@ export interface ValidationResult {
   warnings: string[]
 }
 
-export function validateEncryptionConfig(config: EncryptionConfiguration, options: ValidateOptions = {}): ValidationResult {
+export function validateEncryptionConfig(
+  config: EncryptionConfiguration,
+  options: ValidateOptions = {},
+): ValidationResult {
   const fieldErrors = validationErrors(config, options)
   if (fieldErrors.length > 0) return {errors: fieldErrors, warnings: []}
   const errors = [...buildErrors(config, options), ...releaseGateErrors(config, options)]

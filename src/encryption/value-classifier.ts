@@ -47,7 +47,6 @@ export interface ValueClassification {
   plaintext?: PlaintextInfo
 }
 
-
 const KEYED: Array<[Buffer, 'aescbc' | 'aesgcm' | 'secretbox']> = [
   [Buffer.from(PROVIDER_PREFIXES.aescbc), 'aescbc'],
   [Buffer.from(PROVIDER_PREFIXES.aesgcm), 'aesgcm'],
@@ -68,7 +67,8 @@ export function classifyValue(value: Buffer): ValueClassification {
   }
   if (startsWith(value, KMS_V2)) {
     const end = value.indexOf(COLON, KMS_V2.length)
-    if (end === -1) return {encrypted: true, provider: 'kms', kmsApiVersion: 'v2', length, kmsV2: {error: 'no KMS name'}}
+    if (end === -1)
+      return {encrypted: true, provider: 'kms', kmsApiVersion: 'v2', length, kmsV2: {error: 'no KMS name'}}
     const kmsName = value.toString('utf8', KMS_V2.length, end)
     return {
       encrypted: true,
@@ -83,7 +83,12 @@ export function classifyValue(value: Buffer): ValueClassification {
   if (startsWith(value, KMS_V1)) return classifyKmsV1(value)
   if (startsWith(value, ENC)) {
     const end = value.indexOf(COLON, ENC.length + 1)
-    return {encrypted: true, provider: 'unknown-encrypted', length, prefix: value.toString('utf8', 0, end === -1 ? ENC.length : end + 1)}
+    return {
+      encrypted: true,
+      provider: 'unknown-encrypted',
+      length,
+      prefix: value.toString('utf8', 0, end === -1 ? ENC.length : end + 1),
+    }
   }
   return {encrypted: false, provider: 'identity', length, plaintext: classifyPlaintext(value)}
 }

@@ -4,7 +4,14 @@ import type {Etcd3} from 'etcd3'
 
 import {usageError} from '../errors.js'
 import {etcdDenied, etcdError} from './etcd-errors.js'
-import {adaptivePageSize, type EtcdKeyValue, type EtcdRangeOptions, type EtcdReader, type EtcdReaderInfo, prefixRangeEnd} from './etcd-reader.js'
+import {
+  adaptivePageSize,
+  type EtcdKeyValue,
+  type EtcdRangeOptions,
+  type EtcdReader,
+  type EtcdReaderInfo,
+  prefixRangeEnd,
+} from './etcd-reader.js'
 
 export interface DirectEtcdOptions {
   /** etcdctl's --endpoints: `https://10.0.0.1:2379`, or `host:port` (https when certificates are given). */
@@ -32,9 +39,13 @@ function readFlagFile(flag: string, path: string | undefined): Buffer | undefine
   try {
     return readFileSync(path)
   } catch (error) {
-    throw usageError('ETCD_CERT_UNREADABLE', `cannot read ${flag} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
-      hint: `Pass a readable file to ${flag}.`,
-    })
+    throw usageError(
+      'ETCD_CERT_UNREADABLE',
+      `cannot read ${flag} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      {
+        hint: `Pass a readable file to ${flag}.`,
+      },
+    )
   }
 }
 
@@ -52,7 +63,8 @@ export class DirectEtcdReader implements EtcdReader {
 
   constructor(private readonly options: DirectEtcdOptions) {
     if (options.endpoints.length === 0) throw usageError('USAGE', '--etcd-endpoints needs at least one endpoint')
-    if (Boolean(options.cert) !== Boolean(options.key)) throw usageError('USAGE', '--etcd-cert and --etcd-key go together')
+    if (Boolean(options.cert) !== Boolean(options.key))
+      throw usageError('USAGE', '--etcd-cert and --etcd-key go together')
     const tls = Boolean(options.cacert || options.cert)
     this.hosts = options.endpoints.map((e) => normalizeEndpoint(e, tls))
   }
@@ -70,7 +82,8 @@ export class DirectEtcdReader implements EtcdReader {
       const callTimeout = Math.min(this.options.callTimeoutMs ?? 30_000, this.timeoutMs)
       return new Etcd3({
         hosts: this.hosts,
-        credentials: ca || cert ? {rootCertificate: ca ?? Buffer.alloc(0), certChain: cert, privateKey: key} : undefined,
+        credentials:
+          ca || cert ? {rootCertificate: ca ?? Buffer.alloc(0), certChain: cert, privateKey: key} : undefined,
         dialTimeout: Math.min(this.options.dialTimeoutMs ?? 5000, this.timeoutMs),
         // As etcdctl (--max-recv-bytes, default MaxInt32): a page's size is bounded by its keys,
         // not by gRPC's default 4 MiB, which 500 values of 9 KiB would already exceed.
@@ -84,12 +97,15 @@ export class DirectEtcdReader implements EtcdReader {
   private fail(what: string, error: unknown): Error {
     const name = (error as Error)?.constructor?.name ?? ''
     const message = ((error as Error)?.message ?? String(error)).split('\n')[0]
-    if (/PermissionDenied|Unauthenticated|AuthenticationFailed/.test(name)) return etcdDenied(this.describe(), what, message, error)
+    if (/PermissionDenied|Unauthenticated|AuthenticationFailed/.test(name))
+      return etcdDenied(this.describe(), what, message, error)
     return etcdError(this.describe(), what, message, error)
   }
 
   private get timeoutMs(): number {
-    return this.options.timeoutMs && this.options.timeoutMs > 0 ? this.options.timeoutMs : (this.options.callTimeoutMs ?? 30_000)
+    return this.options.timeoutMs && this.options.timeoutMs > 0
+      ? this.options.timeoutMs
+      : (this.options.callTimeoutMs ?? 30_000)
   }
 
   /** `call`, or a timeout error after timeoutMs (the call is left to the client's own deadline). */
@@ -107,7 +123,9 @@ export class DirectEtcdReader implements EtcdReader {
     try {
       const response = await this.bounded(client.get(key).exec())
       const kv = response.kvs[0] as RawKv | undefined
-      return kv ? {key: kv.key.toString('utf8'), value: Buffer.from(kv.value), modRevision: Number(kv.mod_revision)} : undefined
+      return kv
+        ? {key: kv.key.toString('utf8'), value: Buffer.from(kv.value), modRevision: Number(kv.mod_revision)}
+        : undefined
     } catch (error) {
       throw this.fail(`read ${key}`, error)
     }
@@ -160,7 +178,9 @@ export class DirectEtcdReader implements EtcdReader {
       }
       const more = response.more && kvs.length > 0
       if (more) {
-        const limit = options.pageBytes ? adaptivePageSize(current.limit, minPageSize, options.pageBytes, {values: kvs.length, bytes}) : current.limit
+        const limit = options.pageBytes
+          ? adaptivePageSize(current.limit, minPageSize, options.pageBytes, {values: kvs.length, bytes})
+          : current.limit
         next = request(Buffer.concat([kvs[kvs.length - 1].key, Buffer.from([0])]), limit)
       }
       if (page.length > 0) yield page

@@ -43,7 +43,12 @@ export const MAX_PAGE_KEYS = 2000
 export const SCAN_PAGE_BYTES = 8 * 1024 * 1024
 
 /** The next page size: aims at `pageBytes` given the last page's values, grows at most 2x. */
-export function adaptivePageSize(current: number, minKeys: number, pageBytes: number, lastPage: {values: number; bytes: number}): number {
+export function adaptivePageSize(
+  current: number,
+  minKeys: number,
+  pageBytes: number,
+  lastPage: {values: number; bytes: number},
+): number {
   if (lastPage.values === 0) return current
   const fits = Math.floor(pageBytes / Math.max(1, lastPage.bytes / lastPage.values))
   return Math.min(MAX_PAGE_KEYS, current * 2, Math.max(minKeys, fits))

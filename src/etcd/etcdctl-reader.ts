@@ -1,5 +1,12 @@
 import {etcdDenied, etcdError} from './etcd-errors.js'
-import {adaptivePageSize, type EtcdKeyValue, type EtcdRangeOptions, type EtcdReader, type EtcdReaderInfo, prefixRangeEnd} from './etcd-reader.js'
+import {
+  adaptivePageSize,
+  type EtcdKeyValue,
+  type EtcdRangeOptions,
+  type EtcdReader,
+  type EtcdReaderInfo,
+  prefixRangeEnd,
+} from './etcd-reader.js'
 
 /** Where etcdctl runs and what it talks to; the paths are on the machine (pod, node) that runs it. */
 export interface EtcdctlTarget {
@@ -74,7 +81,11 @@ export function etcdctlBaseArgv(target: EtcdctlTarget): string[] {
 
 /** etcdctl's own `Error: …` line, else the last non-log line; its JSON log lines are noise here. */
 function errorText(text: string): string {
-  const lines = text.trim().split('\n').map((line) => line.trim()).filter(Boolean)
+  const lines = text
+    .trim()
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
   const error = lines.find((line) => line.startsWith('Error:'))
   if (error) return error.slice('Error:'.length).trim()
   return lines.filter((line) => !line.startsWith('{')).at(-1) ?? lines.at(-1) ?? 'no error text'
@@ -106,7 +117,8 @@ export class EtcdctlReader implements EtcdReader {
     }
     if (result.code !== 0) {
       const reason = errorText(result.stderr)
-      if (/permission denied|authentication failed|user name is empty/i.test(reason)) throw etcdDenied(this.info, what, reason)
+      if (/permission denied|authentication failed|user name is empty/i.test(reason))
+        throw etcdDenied(this.info, what, reason)
       const error = etcdError(this.info, what, `etcdctl exited with ${result.code}: ${reason}`)
       if (/compacted/i.test(reason)) (error as Error & {compacted?: boolean}).compacted = true
       throw error

@@ -70,13 +70,24 @@ const isExecutable = async (path: string) => {
 }
 
 /** The binary a flag, then an environment variable, then PATH names; a clear exit 3 when none. */
-export async function findBinary(name: 'etcdutl' | 'etcd', flag: string, given: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function findBinary(
+  name: 'etcdutl' | 'etcd',
+  flag: string,
+  given: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   const envName = name === 'etcdutl' ? ETCDUTL_ENV : ETCD_ENV
   const code = name === 'etcdutl' ? 'ETCDUTL_NOT_FOUND' : 'ETCD_BINARY_NOT_FOUND'
-  const explicit = given ? {path: given, from: `${flag} ${given}`} : env[envName] ? {path: env[envName]!, from: `${envName}=${env[envName]}`} : undefined
+  const explicit = given
+    ? {path: given, from: `${flag} ${given}`}
+    : env[envName]
+      ? {path: env[envName]!, from: `${envName}=${env[envName]}`}
+      : undefined
   if (explicit) {
     if (await isExecutable(explicit.path)) return explicit.path
-    throw preconditionError(code, `${explicit.from} is not an executable file`, {hint: `Pass the path of the ${name} binary of an etcd release.`})
+    throw preconditionError(code, `${explicit.from} is not an executable file`, {
+      hint: `Pass the path of the ${name} binary of an etcd release.`,
+    })
   }
   for (const dir of (env.PATH ?? '').split(delimiter)) {
     if (dir && (await isExecutable(join(dir, name)))) return join(dir, name)
@@ -114,7 +125,11 @@ interface RunResult {
 function run(program: string, args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
   return new Promise((done) => {
     execFile(program, args, {env, maxBuffer: 16 * 1024 * 1024}, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as {code?: unknown}).code === 'number' ? ((error as {code: number}).code) : 1) : 0
+      const code = error
+        ? typeof (error as {code?: unknown}).code === 'number'
+          ? (error as {code: number}).code
+          : 1
+        : 0
       done({code, stdout: String(stdout), stderr: String(stderr)})
     })
   })
@@ -136,9 +151,13 @@ export function etcdutlReason(stderr: string): string {
 const DB_PAGE_BYTES = 4096
 
 const notASnapshot = (file: string, reason: string) =>
-  preconditionError('SNAPSHOT_INVALID', `--snapshot ${file} is not a readable etcd snapshot (truncated, damaged, or not a snapshot): ${reason}`, {
-    hint: 'Pass a file written by `etcdctl snapshot save` (or a copy of a member/snap/db file), complete.',
-  })
+  preconditionError(
+    'SNAPSHOT_INVALID',
+    `--snapshot ${file} is not a readable etcd snapshot (truncated, damaged, or not a snapshot): ${reason}`,
+    {
+      hint: 'Pass a file written by `etcdctl snapshot save` (or a copy of a member/snap/db file), complete.',
+    },
+  )
 
 /** Reads through a DirectEtcdReader but names the snapshot, so errors do not point at --etcd-* flags. */
 class SnapshotReader implements EtcdReader {
@@ -176,14 +195,21 @@ export class EtcdutlSnapshotOpener implements SnapshotOpener {
     let bytes: number
     try {
       const info = await stat(file)
-      if (!info.isFile()) throw preconditionError('SNAPSHOT_INVALID', `--snapshot ${file} is not a regular file`, {hint: 'Pass a file written by `etcdctl snapshot save`.'})
+      if (!info.isFile())
+        throw preconditionError('SNAPSHOT_INVALID', `--snapshot ${file} is not a regular file`, {
+          hint: 'Pass a file written by `etcdctl snapshot save`.',
+        })
       bytes = info.size
     } catch (error) {
       if (error instanceof PluginError) throw error
       const code = (error as NodeJS.ErrnoException).code
-      throw preconditionError('SNAPSHOT_NOT_FOUND', `cannot read --snapshot ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? (error as Error).message)}`, {
-        hint: 'Pass the path of a file written by `etcdctl snapshot save`.',
-      })
+      throw preconditionError(
+        'SNAPSHOT_NOT_FOUND',
+        `cannot read --snapshot ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? (error as Error).message)}`,
+        {
+          hint: 'Pass the path of a file written by `etcdctl snapshot save`.',
+        },
+      )
     }
     if (bytes === 0) throw notASnapshot(file, 'the file is empty')
     const etcdutl = await findBinary('etcdutl', '--etcdutl', this.options.etcdutl, env)
@@ -197,7 +223,10 @@ export class EtcdutlSnapshotOpener implements SnapshotOpener {
     try {
       parsed = JSON.parse(status.stdout) as typeof parsed
     } catch {
-      throw notASnapshot(file, `etcdutl snapshot status printed no status (${status.stdout.trim().slice(0, 80) || 'nothing'})`)
+      throw notASnapshot(
+        file,
+        `etcdutl snapshot status printed no status (${status.stdout.trim().slice(0, 80) || 'nothing'})`,
+      )
     }
 
     // 0700 (mkdtemp): the restored data holds every value of the snapshot, plaintext Secrets included.
@@ -233,7 +262,14 @@ export class EtcdutlSnapshotOpener implements SnapshotOpener {
       const [clientPort, peerPort] = [await freePort(), await freePort()]
       const client = `http://127.0.0.1:${clientPort}`
       const peer = `http://127.0.0.1:${peerPort}`
-      const member = ['--name', 'snapshot-scan', '--initial-cluster', `snapshot-scan=${peer}`, '--initial-advertise-peer-urls', peer]
+      const member = [
+        '--name',
+        'snapshot-scan',
+        '--initial-cluster',
+        `snapshot-scan=${peer}`,
+        '--initial-advertise-peer-urls',
+        peer,
+      ]
       const dataDir = join(dir, 'data')
 
       options.onProgress?.(`Restoring ${file} into a temporary data dir`)
@@ -242,10 +278,18 @@ export class EtcdutlSnapshotOpener implements SnapshotOpener {
       if (restore.code !== 0 && /missing hash/.test(restore.stderr)) {
         // A copy of member/snap/db has no sha256 appended (etcdctl snapshot save adds one): restore it
         // unchecked, but only when it is whole database pages; anything else is a cut-off file.
-        if (bytes % DB_PAGE_BYTES !== 0) throw notASnapshot(file, `its ${bytes} bytes are neither a saved snapshot with its sha256 nor whole database pages (truncated?)`)
+        if (bytes % DB_PAGE_BYTES !== 0)
+          throw notASnapshot(
+            file,
+            `its ${bytes} bytes are neither a saved snapshot with its sha256 nor whole database pages (truncated?)`,
+          )
         integrityChecked = false
         await rm(dataDir, {recursive: true, force: true})
-        restore = await run(etcdutl, ['snapshot', 'restore', resolve(file), '--data-dir', dataDir, '--skip-hash-check', ...member], runEnv)
+        restore = await run(
+          etcdutl,
+          ['snapshot', 'restore', resolve(file), '--data-dir', dataDir, '--skip-hash-check', ...member],
+          runEnv,
+        )
       }
       if (restore.code !== 0) {
         const reason = etcdutlReason(restore.stderr)
@@ -253,7 +297,19 @@ export class EtcdutlSnapshotOpener implements SnapshotOpener {
       }
 
       options.onProgress?.(`Starting a temporary etcd on ${client}`)
-      const args = ['--data-dir', dataDir, ...member, '--listen-client-urls', client, '--advertise-client-urls', client, '--listen-peer-urls', peer, '--log-level', 'error']
+      const args = [
+        '--data-dir',
+        dataDir,
+        ...member,
+        '--listen-client-urls',
+        client,
+        '--advertise-client-urls',
+        client,
+        '--listen-peer-urls',
+        peer,
+        '--log-level',
+        'error',
+      ]
       child = spawn(etcd, args, {stdio: ['ignore', 'ignore', 'pipe'], env: runEnv})
       let stderr = ''
       child.stderr?.on('data', (chunk: Buffer) => {
@@ -261,17 +317,40 @@ export class EtcdutlSnapshotOpener implements SnapshotOpener {
       })
       const spawned = child
       const failedToStart = new Promise<never>((_, reject) => {
-        spawned.once('error', (error) => reject(preconditionError('ETCD_BINARY_FAILED', `cannot run ${etcd}: ${error.message}`, {hint: 'Pass the etcd binary of an etcd release with --etcd-binary PATH.'})))
+        spawned.once('error', (error) =>
+          reject(
+            preconditionError('ETCD_BINARY_FAILED', `cannot run ${etcd}: ${error.message}`, {
+              hint: 'Pass the etcd binary of an etcd release with --etcd-binary PATH.',
+            }),
+          ),
+        )
         spawned.once('exit', (code, signal) =>
-          reject(preconditionError('SNAPSHOT_ETCD_FAILED', `the temporary etcd for --snapshot ${file} stopped (${signal ?? `exit ${code}`}): ${lastLine(stderr)}`, {hint: 'Run with an etcd binary of the release that wrote the snapshot (--etcd-binary PATH).'})),
+          reject(
+            preconditionError(
+              'SNAPSHOT_ETCD_FAILED',
+              `the temporary etcd for --snapshot ${file} stopped (${signal ?? `exit ${code}`}): ${lastLine(stderr)}`,
+              {hint: 'Run with an etcd binary of the release that wrote the snapshot (--etcd-binary PATH).'},
+            ),
+          ),
         )
       })
       failedToStart.catch(() => undefined)
       await Promise.race([waitHealthy(client, this.options.startTimeoutMs ?? 120_000, file), failedToStart])
 
-      const reader = new SnapshotReader(new DirectEtcdReader({endpoints: [client]}), {transport: 'direct', endpoint: client, via: `snapshot ${file}`})
+      const reader = new SnapshotReader(new DirectEtcdReader({endpoints: [client]}), {
+        transport: 'direct',
+        endpoint: client,
+        via: `snapshot ${file}`,
+      })
       return {
-        info: {file, bytes, revision: Number(parsed.revision ?? 0), totalKeys: Number(parsed.totalKey ?? 0), ...(parsed.version ? {etcdVersion: parsed.version} : {}), integrityChecked},
+        info: {
+          file,
+          bytes,
+          revision: Number(parsed.revision ?? 0),
+          totalKeys: Number(parsed.totalKey ?? 0),
+          ...(parsed.version ? {etcdVersion: parsed.version} : {}),
+          integrityChecked,
+        },
         reader,
         close: async () => {
           try {
@@ -312,7 +391,11 @@ async function waitHealthy(client: string, timeoutMs: number, file: string): Pro
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw preconditionError('SNAPSHOT_ETCD_FAILED', `the temporary etcd for --snapshot ${file} was not healthy after ${Math.round(timeoutMs / 1000)} s`)
+    if (Date.now() > deadline)
+      throw preconditionError(
+        'SNAPSHOT_ETCD_FAILED',
+        `the temporary etcd for --snapshot ${file} was not healthy after ${Math.round(timeoutMs / 1000)} s`,
+      )
     await new Promise((r) => setTimeout(r, 100))
   }
 }

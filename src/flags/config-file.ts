@@ -11,10 +11,16 @@ export async function readConfigFlag(path: string | undefined): Promise<LocalCon
   if (!path) return undefined
   try {
     const read = await readBoundedFile(path)
-    if (read.refused) throw preconditionError('CONFIG_TOO_LARGE', `--config ${path} ${read.refused}; nothing was done`, {hint: 'Pass the EncryptionConfiguration file itself.'})
+    if (read.refused)
+      throw preconditionError('CONFIG_TOO_LARGE', `--config ${path} ${read.refused}; nothing was done`, {
+        hint: 'Pass the EncryptionConfiguration file itself.',
+      })
     return {path, bytes: read.bytes!}
   } catch (error) {
     if (error instanceof PluginError) throw error
-    throw usageError('CONFIG_UNREADABLE', `cannot read --config ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+    throw usageError(
+      'CONFIG_UNREADABLE',
+      `cannot read --config ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    )
   }
 }

@@ -10,11 +10,12 @@ export const apiserverFlags = {
       'Kubernetes release of the apiserver that will load the file, e.g. 1.29; gates features by release (custom resources 1.26, wildcards 1.27, KMS v1 off from 1.29). Default: 1.36.',
   }),
   'automatic-reload': Flags.boolean({
-    description: 'The apiserver runs with --encryption-provider-config-automatic-reload (KMS v1 names must then be unique).',
+    description:
+      'The apiserver runs with --encryption-provider-config-automatic-reload (KMS v1 names must then be unique).',
     default: false,
   }),
   'feature-gates': Flags.string({
-    description: 'The apiserver\'s --feature-gates that matter here, e.g. KMSv1=true.',
+    description: "The apiserver's --feature-gates that matter here, e.g. KMSv1=true.",
   }),
 }
 
@@ -22,9 +23,13 @@ export function targetVersionFromFlag(text: string | undefined): TargetVersion |
   if (text === undefined) return undefined
   const version = parseTargetVersion(text)
   if (!version || version.minor < OLDEST_TARGET.minor) {
-    throw usageError('TARGET_VERSION_INVALID', `--target-version ${JSON.stringify(text)} is not a Kubernetes release from 1.${OLDEST_TARGET.minor} on.`, {
-      hint: 'Give a release like 1.29 (EncryptionConfiguration v1 exists from 1.13).',
-    })
+    throw usageError(
+      'TARGET_VERSION_INVALID',
+      `--target-version ${JSON.stringify(text)} is not a Kubernetes release from 1.${OLDEST_TARGET.minor} on.`,
+      {
+        hint: 'Give a release like 1.29 (EncryptionConfiguration v1 exists from 1.13).',
+      },
+    )
   }
   return version
 }

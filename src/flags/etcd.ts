@@ -17,10 +17,22 @@ export const etcdFlags = {
     description: 'etcd client URLs, comma-separated (as etcdctl --endpoints), e.g. https://10.0.0.1:2379.',
     helpGroup: 'ETCD',
   }),
-  'etcd-cacert': Flags.string({description: 'etcd CA certificate (as etcdctl --cacert). With exec/ssh: the path inside the pod or on the node.', helpGroup: 'ETCD'}),
-  'etcd-cert': Flags.string({description: 'etcd client certificate (as etcdctl --cert). With exec/ssh: the path inside the pod or on the node.', helpGroup: 'ETCD'}),
-  'etcd-key': Flags.string({description: 'etcd client key (as etcdctl --key). With exec/ssh: the path inside the pod or on the node.', helpGroup: 'ETCD'}),
-  'etcd-node': Flags.string({description: 'Control-plane node whose etcd pod (exec) or etcdctl (ssh) to use; default: the first ready one.', helpGroup: 'ETCD'}),
+  'etcd-cacert': Flags.string({
+    description: 'etcd CA certificate (as etcdctl --cacert). With exec/ssh: the path inside the pod or on the node.',
+    helpGroup: 'ETCD',
+  }),
+  'etcd-cert': Flags.string({
+    description: 'etcd client certificate (as etcdctl --cert). With exec/ssh: the path inside the pod or on the node.',
+    helpGroup: 'ETCD',
+  }),
+  'etcd-key': Flags.string({
+    description: 'etcd client key (as etcdctl --key). With exec/ssh: the path inside the pod or on the node.',
+    helpGroup: 'ETCD',
+  }),
+  'etcd-node': Flags.string({
+    description: 'Control-plane node whose etcd pod (exec) or etcdctl (ssh) to use; default: the first ready one.',
+    helpGroup: 'ETCD',
+  }),
 }
 
 export interface EtcdFlagValues {
@@ -45,14 +57,19 @@ export interface EtcdAccessOptions {
 }
 
 export function etcdOptionsFromFlags(flags: EtcdFlagValues & {'request-timeout'?: string}): EtcdAccessOptions {
-  const endpoints = (flags['etcd-endpoints'] ?? '').split(',').map((e) => e.trim()).filter(Boolean)
+  const endpoints = (flags['etcd-endpoints'] ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)
   if (flags['etcd-via'] === 'direct' && endpoints.length === 0) {
     throw usageError('USAGE', '--etcd-via direct needs --etcd-endpoints', {
       hint: 'Pass --etcd-endpoints https://HOST:2379 with --etcd-cacert/--etcd-cert/--etcd-key, or use --etcd-via exec.',
     })
   }
   if (Boolean(flags['etcd-cert']) !== Boolean(flags['etcd-key'])) {
-    throw usageError('USAGE', '--etcd-cert and --etcd-key go together', {hint: 'Pass both the client certificate and its key.'})
+    throw usageError('USAGE', '--etcd-cert and --etcd-key go together', {
+      hint: 'Pass both the client certificate and its key.',
+    })
   }
   return {
     via: flags['etcd-via'] ?? (endpoints.length > 0 ? 'direct' : undefined),
@@ -61,6 +78,9 @@ export function etcdOptionsFromFlags(flags: EtcdFlagValues & {'request-timeout'?
     cert: flags['etcd-cert'],
     key: flags['etcd-key'],
     node: flags['etcd-node'],
-    timeoutMs: flags['request-timeout'] === undefined ? undefined : kubeOptionsFromFlags({'request-timeout': flags['request-timeout']}).requestTimeoutMs,
+    timeoutMs:
+      flags['request-timeout'] === undefined
+        ? undefined
+        : kubeOptionsFromFlags({'request-timeout': flags['request-timeout']}).requestTimeoutMs,
   }
 }

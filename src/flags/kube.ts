@@ -33,7 +33,12 @@ export function checkNamespaceName(name: string): string {
 export const parseNamespace = async (input: string): Promise<string> => checkNamespaceName(input)
 
 export const namespaceFlags = {
-  namespace: Flags.string({char: 'n', description: 'The namespace scope for this request.', helpGroup: 'KUBE', parse: parseNamespace}),
+  namespace: Flags.string({
+    char: 'n',
+    description: 'The namespace scope for this request.',
+    helpGroup: 'KUBE',
+    parse: parseNamespace,
+  }),
   'all-namespaces': Flags.boolean({
     char: 'A',
     description: 'Act on objects in all namespaces.',
@@ -59,9 +64,17 @@ export function parseKubectlDuration(text: string): number {
 }
 
 /** The kube flags as connection options; a bad --request-timeout is a usage error (exit 2). */
-export function kubeOptionsFromFlags(flags: {kubeconfig?: string; context?: string; 'request-timeout'?: string}): KubeOptions {
+export function kubeOptionsFromFlags(flags: {
+  kubeconfig?: string
+  context?: string
+  'request-timeout'?: string
+}): KubeOptions {
   try {
-    return {kubeconfig: flags.kubeconfig, context: flags.context, requestTimeoutMs: parseKubectlDuration(flags['request-timeout'] ?? '0')}
+    return {
+      kubeconfig: flags.kubeconfig,
+      context: flags.context,
+      requestTimeoutMs: parseKubectlDuration(flags['request-timeout'] ?? '0'),
+    }
   } catch (error) {
     throw usageError('USAGE', `--request-timeout: ${(error as Error).message}`)
   }

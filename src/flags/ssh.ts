@@ -7,12 +7,20 @@ import {DEFAULT_SSH_OPTIONS, type SshOptions} from '../ssh/ssh-options.js'
 
 /** How the plugin reaches control-plane nodes: the system `ssh` client (docs/architecture.md §3). */
 export const sshFlags = {
-  'ssh-config': Flags.string({description: 'ssh config file to use (as `ssh -F FILE`); default: ~/.ssh/config.', helpGroup: 'SSH'}),
+  'ssh-config': Flags.string({
+    description: 'ssh config file to use (as `ssh -F FILE`); default: ~/.ssh/config.',
+    helpGroup: 'SSH',
+  }),
   'ssh-user': Flags.string({description: 'User to log in as on the control-plane nodes.', helpGroup: 'SSH'}),
-  'ssh-port': Flags.integer({description: 'SSH port of the control-plane nodes.', min: 1, max: 65535, helpGroup: 'SSH'}),
+  'ssh-port': Flags.integer({
+    description: 'SSH port of the control-plane nodes.',
+    min: 1,
+    max: 65535,
+    helpGroup: 'SSH',
+  }),
   'ssh-identity': Flags.string({description: 'Private key file for SSH (as `ssh -i FILE`).', helpGroup: 'SSH'}),
   'ssh-option': Flags.string({
-    description: 'Extra ssh option as Key=Value (as `ssh -o`); repeatable. Wins over the plugin\'s defaults.',
+    description: "Extra ssh option as Key=Value (as `ssh -o`); repeatable. Wins over the plugin's defaults.",
     multiple: true,
     helpGroup: 'SSH',
   }),
@@ -23,7 +31,8 @@ export const sshFlags = {
     helpGroup: 'SSH',
   })(),
   'ssh-sudo': Flags.boolean({
-    description: 'Run commands on the nodes through `sudo -n` (use --no-ssh-sudo when logging in as root without sudo).',
+    description:
+      'Run commands on the nodes through `sudo -n` (use --no-ssh-sudo when logging in as root without sudo).',
     default: true,
     allowNo: true,
     helpGroup: 'SSH',
@@ -55,9 +64,17 @@ function checkLocalFile(flag: string, path: string | undefined): void {
     else accessSync(path, constants.R_OK)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    problem = code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : code === 'EACCES' || code === 'EPERM' ? 'cannot be read (permission denied)' : `cannot be read (${code})`
+    problem =
+      code === 'ENOENT' || code === 'ENOTDIR'
+        ? 'does not exist'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'cannot be read (permission denied)'
+          : `cannot be read (${code})`
   }
-  if (problem) throw usageError('SSH_FILE_INVALID', `--${flag} ${path} ${problem}; nothing was done`, {hint: `Pass the path of a readable ${flag === 'ssh-identity' ? 'private key' : 'ssh config'} file.`})
+  if (problem)
+    throw usageError('SSH_FILE_INVALID', `--${flag} ${path} ${problem}; nothing was done`, {
+      hint: `Pass the path of a readable ${flag === 'ssh-identity' ? 'private key' : 'ssh config'} file.`,
+    })
 }
 
 export function sshOptionsFromFlags(flags: SshFlagValues): SshOptions {

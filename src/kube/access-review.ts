@@ -12,7 +12,14 @@ export class RestAccessReviewer implements AccessReviewer {
       body: {
         apiVersion: 'authorization.k8s.io/v1',
         kind: 'SelfSubjectAccessReview',
-        spec: {resourceAttributes: {verb: check.verb, group: check.group, resource: check.resource, namespace: check.namespace ?? ''}},
+        spec: {
+          resourceAttributes: {
+            verb: check.verb,
+            group: check.group,
+            resource: check.resource,
+            namespace: check.namespace ?? '',
+          },
+        },
       },
       what: {verb: 'create', resource: 'selfsubjectaccessreviews.authorization.k8s.io'},
     })

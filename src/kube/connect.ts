@@ -13,7 +13,10 @@ export interface ConnectOptions extends KubeConfigSource {
 }
 
 /** One cluster from the user's kubeconfig, with every interface the operations need. */
-export async function connectCluster(options: ConnectOptions, env: NodeJS.ProcessEnv = process.env): Promise<KubeCluster> {
+export async function connectCluster(
+  options: ConnectOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<KubeCluster> {
   const loaded = await loadKubeConfig(options, env)
   const http = new KubeHttp(loaded, options.requestTimeoutMs ?? 0)
   return {

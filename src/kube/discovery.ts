@@ -3,11 +3,22 @@ import type {ApiResource, ResourceDiscovery} from './types.js'
 
 interface ApiResourceList {
   groupVersion: string
-  resources?: Array<{name: string; singularName?: string; namespaced: boolean; kind: string; verbs?: string[]; shortNames?: string[]}>
+  resources?: Array<{
+    name: string
+    singularName?: string
+    namespaced: boolean
+    kind: string
+    verbs?: string[]
+    shortNames?: string[]
+  }>
 }
 
 interface ApiGroupList {
-  groups?: Array<{name: string; preferredVersion?: {groupVersion: string; version: string}; versions?: Array<{groupVersion: string; version: string}>}>
+  groups?: Array<{
+    name: string
+    preferredVersion?: {groupVersion: string; version: string}
+    versions?: Array<{groupVersion: string; version: string}>
+  }>
 }
 
 /** Converts one APIResourceList into ApiResources, dropping subresources (`pods/exec`). */
@@ -55,7 +66,9 @@ export class RestResourceDiscovery implements ResourceDiscovery {
         const groupVersion = group.preferredVersion?.groupVersion ?? group.versions?.[0]?.groupVersion
         if (!groupVersion) return []
         try {
-          return resourcesFromList(await this.http.json<ApiResourceList>({method: 'GET', path: `/apis/${groupVersion}`, what}))
+          return resourcesFromList(
+            await this.http.json<ApiResourceList>({method: 'GET', path: `/apis/${groupVersion}`, what}),
+          )
         } catch {
           this.failedGroups.push(group.name)
           return []

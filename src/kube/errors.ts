@@ -42,17 +42,27 @@ export function toPluginError(error: unknown): unknown {
         cause: error,
       })
     case error.status === 401:
-      return new PluginError('precondition', 'KUBE_UNAUTHORIZED', `the API server at ${server} rejected the credentials: ${error.message}`, {
-        hint: "The kubeconfig's credentials are missing, wrong or expired; check with 'kubectl auth whoami'.",
-        detail,
-        cause: error,
-      })
+      return new PluginError(
+        'precondition',
+        'KUBE_UNAUTHORIZED',
+        `the API server at ${server} rejected the credentials: ${error.message}`,
+        {
+          hint: "The kubeconfig's credentials are missing, wrong or expired; check with 'kubectl auth whoami'.",
+          detail,
+          cause: error,
+        },
+      )
     case error.status === 403:
-      return new PluginError('precondition', 'KUBE_FORBIDDEN', `not allowed to ${action || 'do this'}: ${error.message}`, {
-        hint: `Your RBAC role lacks '${where?.verb ?? 'this verb'}' on '${where?.resource ?? 'this resource'}'; check with '${canI(where)}' and ask for a role that allows it.`,
-        detail,
-        cause: error,
-      })
+      return new PluginError(
+        'precondition',
+        'KUBE_FORBIDDEN',
+        `not allowed to ${action || 'do this'}: ${error.message}`,
+        {
+          hint: `Your RBAC role lacks '${where?.verb ?? 'this verb'}' on '${where?.resource ?? 'this resource'}'; check with '${canI(where)}' and ask for a role that allows it.`,
+          detail,
+          cause: error,
+        },
+      )
     case error.status === 404:
       return new PluginError('precondition', 'KUBE_NOT_FOUND', `${action ? action + ': ' : ''}${error.message}`, {
         hint: 'Check the name, the namespace (-n) and the context (--context).',
@@ -60,10 +70,15 @@ export function toPluginError(error: unknown): unknown {
         cause: error,
       })
     default:
-      return new PluginError('unexpected', 'KUBE_API_ERROR', `${action ? action + ' failed: ' : ''}${error.message} (HTTP ${error.status} ${error.reason})`, {
-        hint: 'Run again with --verbose for details; the API server may be overloaded or unhealthy.',
-        detail,
-        cause: error,
-      })
+      return new PluginError(
+        'unexpected',
+        'KUBE_API_ERROR',
+        `${action ? action + ' failed: ' : ''}${error.message} (HTTP ${error.status} ${error.reason})`,
+        {
+          hint: 'Run again with --verbose for details; the API server may be overloaded or unhealthy.',
+          detail,
+          cause: error,
+        },
+      )
   }
 }

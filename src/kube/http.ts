@@ -87,9 +87,13 @@ export class KubeHttp {
       await this.loaded.kc.applyToHTTPSOptions(opts)
     } catch (error) {
       const message = (error as Error).message.split('\n')[0]
-      throw preconditionError('KUBE_CREDENTIALS', `cannot use the credentials of context "${this.loaded.context.contextName}": ${message}`, {
-        hint: "Check the kubeconfig's user entry (certificate files, token, exec plugin) with 'kubectl config view --minify'.",
-      })
+      throw preconditionError(
+        'KUBE_CREDENTIALS',
+        `cannot use the credentials of context "${this.loaded.context.contextName}": ${message}`,
+        {
+          hint: "Check the kubeconfig's user entry (certificate files, token, exec plugin) with 'kubectl config view --minify'.",
+        },
+      )
     }
     const headers: Record<string, string> = {}
     for (const [name, value] of Object.entries(opts.headers ?? {})) {
@@ -107,7 +111,15 @@ export class KubeHttp {
   }
 
   /** TLS and auth options for other transports to the same server (pods/exec WebSockets). */
-  async connectionOptions(): Promise<{ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean; servername?: string; headers: Record<string, string>; auth?: string}> {
+  async connectionOptions(): Promise<{
+    ca?: Buffer
+    cert?: Buffer
+    key?: Buffer
+    rejectUnauthorized?: boolean
+    servername?: string
+    headers: Record<string, string>
+    auth?: string
+  }> {
     const material = await this.tls()
     return {...material, headers: {...material.headers}}
   }
@@ -165,7 +177,13 @@ export class KubeHttp {
     return new Promise<HttpResponse>((resolve, reject) => {
       const req = transport.request(
         url,
-        {method: request.method, headers, agent: this.agent(url, material), auth: material.auth, servername: material.servername},
+        {
+          method: request.method,
+          headers,
+          agent: this.agent(url, material),
+          auth: material.auth,
+          servername: material.servername,
+        },
         (res) => {
           const chunks: Buffer[] = []
           res.on('data', (chunk: Buffer) => chunks.push(chunk))
@@ -186,7 +204,8 @@ export class KubeHttp {
   /** Like send, but a non-2xx answer throws KubeApiError (the apiserver's Status decoded). */
   async json<T>(request: HttpRequest): Promise<T> {
     const response = await this.send(request)
-    if (response.status < 200 || response.status >= 300) throw apiErrorFromResponse(response, {...request.what, server: this.server})
+    if (response.status < 200 || response.status >= 300)
+      throw apiErrorFromResponse(response, {...request.what, server: this.server})
     return (response.body.length === 0 ? {} : JSON.parse(response.body.toString('utf8'))) as T
   }
 
@@ -207,10 +226,17 @@ function networkError(error: Error & {code?: string}, server: string, request: H
     reason = 'TLSError'
     text = `TLS verification failed (${code}): ${error.message.split('\n')[0]}`
   }
-  return new KubeApiError(0, reason, `cannot reach the API server at ${server}: ${text ?? error.message.split('\n')[0]}`, undefined, undefined, {
-    ...request.what,
-    server,
-  })
+  return new KubeApiError(
+    0,
+    reason,
+    `cannot reach the API server at ${server}: ${text ?? error.message.split('\n')[0]}`,
+    undefined,
+    undefined,
+    {
+      ...request.what,
+      server,
+    },
+  )
 }
 
 interface StatusBody {
@@ -219,7 +245,13 @@ interface StatusBody {
   reason?: string
   code?: number
   metadata?: {continue?: string}
-  details?: {retryAfterSeconds?: number; name?: string; group?: string; kind?: string; causes?: Array<{reason?: string; field?: string; message?: string}>}
+  details?: {
+    retryAfterSeconds?: number
+    name?: string
+    group?: string
+    kind?: string
+    causes?: Array<{reason?: string; field?: string; message?: string}>
+  }
 }
 
 /** Decodes a failed response into a KubeApiError: the apiserver's metav1.Status when there is one. */
@@ -233,13 +265,27 @@ export function apiErrorFromResponse(response: HttpResponse, where: KubeApiError
   }
   const header = response.headers['retry-after']
   const retryHeader = Array.isArray(header) ? header[0] : header
-  const retryAfter = retryHeader !== undefined && /^\d+$/.test(retryHeader.trim()) ? Number(retryHeader) : status.details?.retryAfterSeconds
+  const retryAfter =
+    retryHeader !== undefined && /^\d+$/.test(retryHeader.trim())
+      ? Number(retryHeader)
+      : status.details?.retryAfterSeconds
   const reason = status.reason || defaultReason(response.status)
   const message = status.message || text.trim().split('\n')[0] || `HTTP ${response.status}`
   const d = status.details
   const causes = Array.isArray(d?.causes) && d.causes.length > 0 ? d.causes : undefined
-  const details = d && (d.kind || d.name || causes) ? {name: d.name, group: d.group, kind: d.kind, ...(causes ? {causes} : {})} : undefined
-  return new KubeApiError(response.status, reason, message, retryAfter, status.metadata?.continue || undefined, where, details)
+  const details =
+    d && (d.kind || d.name || causes)
+      ? {name: d.name, group: d.group, kind: d.kind, ...(causes ? {causes} : {})}
+      : undefined
+  return new KubeApiError(
+    response.status,
+    reason,
+    message,
+    retryAfter,
+    status.metadata?.continue || undefined,
+    where,
+    details,
+  )
 }
 
 function defaultReason(status: number): string {

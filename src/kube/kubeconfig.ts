@@ -25,12 +25,20 @@ export interface LoadedKubeConfig {
  * Which kubeconfig files to read, with kubectl's precedence: `--kubeconfig` (must exist), else every
  * existing file of the colon-separated `KUBECONFIG` list, else `~/.kube/config`.
  */
-export function kubeconfigFiles(source: KubeConfigSource, env: NodeJS.ProcessEnv = process.env, home = homedir()): string[] {
+export function kubeconfigFiles(
+  source: KubeConfigSource,
+  env: NodeJS.ProcessEnv = process.env,
+  home = homedir(),
+): string[] {
   if (source.kubeconfig) {
     if (!existsSync(source.kubeconfig)) {
-      throw usageError('KUBECONFIG_NOT_FOUND', `the kubeconfig file ${source.kubeconfig} given with --kubeconfig does not exist`, {
-        hint: 'Pass the path of an existing kubeconfig file, or leave --kubeconfig out to use $KUBECONFIG or ~/.kube/config.',
-      })
+      throw usageError(
+        'KUBECONFIG_NOT_FOUND',
+        `the kubeconfig file ${source.kubeconfig} given with --kubeconfig does not exist`,
+        {
+          hint: 'Pass the path of an existing kubeconfig file, or leave --kubeconfig out to use $KUBECONFIG or ~/.kube/config.',
+        },
+      )
     }
     return [source.kubeconfig]
   }
@@ -38,17 +46,25 @@ export function kubeconfigFiles(source: KubeConfigSource, env: NodeJS.ProcessEnv
   if (fromEnv.length > 0) {
     const existing = [...new Set(fromEnv)].filter((file) => existsSync(file))
     if (existing.length === 0) {
-      throw preconditionError('KUBECONFIG_NOT_FOUND', `none of the files in KUBECONFIG exist (${fromEnv.join(delimiter)})`, {
-        hint: 'Point KUBECONFIG at your kubeconfig file, or pass --kubeconfig.',
-      })
+      throw preconditionError(
+        'KUBECONFIG_NOT_FOUND',
+        `none of the files in KUBECONFIG exist (${fromEnv.join(delimiter)})`,
+        {
+          hint: 'Point KUBECONFIG at your kubeconfig file, or pass --kubeconfig.',
+        },
+      )
     }
     return existing
   }
   const fallback = join(home, '.kube', 'config')
   if (!existsSync(fallback)) {
-    throw preconditionError('KUBECONFIG_NOT_FOUND', `no kubeconfig: KUBECONFIG is not set and ${fallback} does not exist`, {
-      hint: 'Pass --kubeconfig FILE or set KUBECONFIG to the file kubectl uses for this cluster.',
-    })
+    throw preconditionError(
+      'KUBECONFIG_NOT_FOUND',
+      `no kubeconfig: KUBECONFIG is not set and ${fallback} does not exist`,
+      {
+        hint: 'Pass --kubeconfig FILE or set KUBECONFIG to the file kubectl uses for this cluster.',
+      },
+    )
   }
   return [fallback]
 }
@@ -64,7 +80,11 @@ function firstByName<T extends {name: string}>(lists: T[][]): T[] {
  * Loads and merges the kubeconfig files and resolves the context, cluster, user and namespace the
  * way kubectl does. Errors say which file or context is wrong; they never echo credentials.
  */
-export async function loadKubeConfig(source: KubeConfigSource, env: NodeJS.ProcessEnv = process.env, home = homedir()): Promise<LoadedKubeConfig> {
+export async function loadKubeConfig(
+  source: KubeConfigSource,
+  env: NodeJS.ProcessEnv = process.env,
+  home = homedir(),
+): Promise<LoadedKubeConfig> {
   const files = kubeconfigFiles(source, env, home)
   const k8s = await import('@kubernetes/client-node')
   const loaded = files.map((file) => {
@@ -99,20 +119,30 @@ export async function loadKubeConfig(source: KubeConfigSource, env: NodeJS.Proce
     const known = kc.contexts.map((c) => c.name).join(', ') || 'none'
     const message = `context "${contextName}" does not exist in the kubeconfig (${where})`
     const options = {hint: `Known contexts: ${known}. See 'kubectl config get-contexts'.`}
-    throw source.context ? usageError('KUBECONFIG_CONTEXT_NOT_FOUND', message, options) : preconditionError('KUBECONFIG_CONTEXT_NOT_FOUND', message, options)
+    throw source.context
+      ? usageError('KUBECONFIG_CONTEXT_NOT_FOUND', message, options)
+      : preconditionError('KUBECONFIG_CONTEXT_NOT_FOUND', message, options)
   }
   kc.setCurrentContext(contextName)
   const cluster = kc.getCluster(context.cluster)
   if (!cluster) {
-    throw preconditionError('KUBECONFIG_CLUSTER_NOT_FOUND', `context "${contextName}" names cluster "${context.cluster}", which the kubeconfig (${where}) does not define`, {
-      hint: "Fix the context with 'kubectl config set-context', or pick another with --context.",
-    })
+    throw preconditionError(
+      'KUBECONFIG_CLUSTER_NOT_FOUND',
+      `context "${contextName}" names cluster "${context.cluster}", which the kubeconfig (${where}) does not define`,
+      {
+        hint: "Fix the context with 'kubectl config set-context', or pick another with --context.",
+      },
+    )
   }
   const user = kc.getUser(context.user)
   if (!user) {
-    throw preconditionError('KUBECONFIG_USER_NOT_FOUND', `context "${contextName}" names user "${context.user}", which the kubeconfig (${where}) does not define`, {
-      hint: "Fix the context with 'kubectl config set-context', or pick another with --context.",
-    })
+    throw preconditionError(
+      'KUBECONFIG_USER_NOT_FOUND',
+      `context "${contextName}" names user "${context.user}", which the kubeconfig (${where}) does not define`,
+      {
+        hint: "Fix the context with 'kubectl config set-context', or pick another with --context.",
+      },
+    )
   }
   return {
     kc,

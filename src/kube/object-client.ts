@@ -28,7 +28,10 @@ export class RestObjectClient implements ObjectClient {
   constructor(private readonly http: KubeHttp) {}
 
   async list(resource: ApiResource, options: ListOptions = {}): Promise<ListPage> {
-    const list = await this.http.json<{items?: KubeObject[]; metadata?: {continue?: string; resourceVersion?: string; remainingItemCount?: number}}>({
+    const list = await this.http.json<{
+      items?: KubeObject[]
+      metadata?: {continue?: string; resourceVersion?: string; remainingItemCount?: number}
+    }>({
       method: 'GET',
       path: resourcePath(resource, options.namespace),
       query: {

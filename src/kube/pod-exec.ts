@@ -23,7 +23,14 @@ export function exitCodeFromStatus(status: ExecStatus | undefined, where: KubeAp
     const code = Number(cause?.message)
     if (Number.isInteger(code)) return code
   }
-  throw new KubeApiError(500, status.reason || 'ExecFailed', status.message || 'exec failed', undefined, undefined, where)
+  throw new KubeApiError(
+    500,
+    status.reason || 'ExecFailed',
+    status.message || 'exec failed',
+    undefined,
+    undefined,
+    where,
+  )
 }
 
 /**
@@ -39,7 +46,10 @@ export class WebSocketPodExecutor implements PodExecutor {
     const {default: WebSocket} = await import('ws')
     const connection = await this.http.connectionOptions()
     const base = this.http.baseUrl()
-    const url = new URL(`/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}/exec`, base)
+    const url = new URL(
+      `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}/exec`,
+      base,
+    )
     url.protocol = base.protocol === 'http:' ? 'ws:' : 'wss:'
     for (const arg of argv) url.searchParams.append('command', arg)
     if (pod.container) url.searchParams.set('container', pod.container)
@@ -58,7 +68,11 @@ export class WebSocketPodExecutor implements PodExecutor {
         clearTimeout(timer)
         if (error) return reject(error)
         try {
-          resolve({stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr), code: exitCodeFromStatus(status, where)})
+          resolve({
+            stdout: Buffer.concat(stdout),
+            stderr: Buffer.concat(stderr),
+            code: exitCodeFromStatus(status, where),
+          })
         } catch (statusError) {
           reject(statusError as Error)
         }
@@ -78,14 +92,28 @@ export class WebSocketPodExecutor implements PodExecutor {
         options.timeoutMs && options.timeoutMs > 0
           ? setTimeout(() => {
               socket.terminate()
-              finish(new KubeApiError(0, 'Timeout', `exec in pod ${pod.namespace}/${pod.name} gave no result within ${options.timeoutMs} ms`, undefined, undefined, where))
+              finish(
+                new KubeApiError(
+                  0,
+                  'Timeout',
+                  `exec in pod ${pod.namespace}/${pod.name} gave no result within ${options.timeoutMs} ms`,
+                  undefined,
+                  undefined,
+                  where,
+                ),
+              )
             }, options.timeoutMs)
           : undefined
       socket.on('unexpected-response', (_request, response: IncomingMessage) => {
         const chunks: Buffer[] = []
         response.on('data', (chunk: Buffer) => chunks.push(chunk))
         response.on('end', () => {
-          finish(apiErrorFromResponse({status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks)}, where))
+          finish(
+            apiErrorFromResponse(
+              {status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks)},
+              where,
+            ),
+          )
           socket.terminate()
         })
       })
@@ -105,7 +133,16 @@ export class WebSocketPodExecutor implements PodExecutor {
         }
       })
       socket.on('error', (error: Error & {code?: string}) => {
-        finish(new KubeApiError(0, 'Unreachable', `cannot exec in pod ${pod.namespace}/${pod.name} through ${base.host}: ${error.message}`, undefined, undefined, where))
+        finish(
+          new KubeApiError(
+            0,
+            'Unreachable',
+            `cannot exec in pod ${pod.namespace}/${pod.name} through ${base.host}: ${error.message}`,
+            undefined,
+            undefined,
+            where,
+          ),
+        )
       })
       socket.on('close', () => finish())
     })

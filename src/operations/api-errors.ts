@@ -20,7 +20,15 @@ export type ErrorDisposition =
   | {kind: 'transient'; retryAfterMs?: number}
   | {kind: 'fail'; reason: FailureReason}
 
-const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+])
 
 /**
  * kube-apiserver's texts when no provider can read a stored value (docs/kubernetes-behaviour.md §4.3): GET/PUT answer 500
@@ -30,12 +38,16 @@ const UNDECRYPTABLE =
   /no matching prefix found|no matching key was found|identity transformer tried to read encrypted data|unable to transform|not transformable|failed to decrypt|message authentication failed|invalid (padding|PKCS)/i
 
 /** kube's texts for admission denials: webhooks ("admission webhook %q denied the request") and policies. */
-const ADMISSION_DENIED = /admission webhook .* denied the request|ValidatingAdmissionPolicy .* denied request|denied the request/i
+const ADMISSION_DENIED =
+  /admission webhook .* denied the request|ValidatingAdmissionPolicy .* denied request|denied the request/i
 
 export function classifyApiError(error: unknown): ErrorDisposition {
   if (!(error instanceof KubeApiError)) {
-    const code = (error as {code?: unknown; cause?: {code?: unknown}} | undefined)?.code ?? (error as {cause?: {code?: unknown}})?.cause?.code
-    if (typeof code === 'string' && (TRANSIENT_CODES.has(code) || code.startsWith('UND_ERR'))) return {kind: 'transient'}
+    const code =
+      (error as {code?: unknown; cause?: {code?: unknown}} | undefined)?.code ??
+      (error as {cause?: {code?: unknown}})?.cause?.code
+    if (typeof code === 'string' && (TRANSIENT_CODES.has(code) || code.startsWith('UND_ERR')))
+      return {kind: 'transient'}
     return {kind: 'fail', reason: 'Error'}
   }
   const retryAfterMs = error.retryAfterSeconds === undefined ? undefined : error.retryAfterSeconds * 1000
@@ -62,7 +74,8 @@ export function classifyApiError(error: unknown): ErrorDisposition {
       return {kind: 'transient', retryAfterMs}
     case 500:
       // StorageReadError: values the server could not transform or decode (AllowUnsafeMalformedObjectDeletion).
-      if (error.reason === 'StorageReadError' || UNDECRYPTABLE.test(error.message)) return {kind: 'fail', reason: 'Undecryptable'}
+      if (error.reason === 'StorageReadError' || UNDECRYPTABLE.test(error.message))
+        return {kind: 'fail', reason: 'Undecryptable'}
       if (ADMISSION_DENIED.test(error.message)) return {kind: 'fail', reason: 'AdmissionDenied'}
       // e.g. "etcdserver: request timed out": worth a bounded retry
       return {kind: 'transient', retryAfterMs}
@@ -88,6 +101,7 @@ export function exhaustedReason(error: unknown): FailureReason {
 }
 
 export function errorMessage(error: unknown): string {
-  if (error instanceof KubeApiError) return error.status ? `${error.status} ${error.reason}: ${error.message}` : error.message
+  if (error instanceof KubeApiError)
+    return error.status ? `${error.status} ${error.reason}: ${error.message}` : error.message
   return error instanceof Error ? error.message : String(error)
 }

@@ -48,7 +48,13 @@ export class KubeApiserverWaiter implements ApiserverWaiter {
     } catch (error) {
       return {podReady: false, detail: `mirror pod kube-apiserver-${node}: ${(error as Error).message}`}
     }
-    const obs: Observation = {mirrorHash: pod.configHash, podReady: pod.ready, endpoint: pod.endpoint, annotatedConfigHash, detail: `mirror pod hash ${pod.configHash ?? 'none'}`}
+    const obs: Observation = {
+      mirrorHash: pod.configHash,
+      podReady: pod.ready,
+      endpoint: pod.endpoint,
+      annotatedConfigHash,
+      detail: `mirror pod hash ${pod.configHash ?? 'none'}`,
+    }
     if (!pod.endpoint) return obs
     try {
       obs.readyz = (await this.probe.get('/readyz', {endpoint: pod.endpoint, timeoutMs: 5000})).status
@@ -72,7 +78,13 @@ export class KubeApiserverWaiter implements ApiserverWaiter {
     return {mirrorHash: obs.mirrorHash}
   }
 
-  private async until(node: string, what: string, timeoutMs: number, done: (obs: Observation) => boolean, withMetrics = false): Promise<void> {
+  private async until(
+    node: string,
+    what: string,
+    timeoutMs: number,
+    done: (obs: Observation) => boolean,
+    withMetrics = false,
+  ): Promise<void> {
     const deadline = this.clock.now() + timeoutMs
     let last: Observation | undefined
     for (;;) {
@@ -81,9 +93,14 @@ export class KubeApiserverWaiter implements ApiserverWaiter {
       if (this.clock.now() >= deadline) break
       await this.clock.sleep(this.pollMs)
     }
-    throw new PluginError('unexpected', 'WAIT_TIMEOUT', `timed out after ${Math.round(timeoutMs / 1000)}s waiting for the kube-apiserver on ${node} to ${what} (last seen: ${last.detail})`, {
-      hint: 'Raise --timeout if the apiserver is just slow to start.',
-    })
+    throw new PluginError(
+      'unexpected',
+      'WAIT_TIMEOUT',
+      `timed out after ${Math.round(timeoutMs / 1000)}s waiting for the kube-apiserver on ${node} to ${what} (last seen: ${last.detail})`,
+      {
+        hint: 'Raise --timeout if the apiserver is just slow to start.',
+      },
+    )
   }
 
   private static ready(obs: Observation): boolean {
@@ -91,11 +108,22 @@ export class KubeApiserverWaiter implements ApiserverWaiter {
   }
 
   waitRestarted(node: string, before: ApiserverState, timeoutMs: number): Promise<void> {
-    return this.until(node, 'restart with the new manifest and become ready', timeoutMs, (o) => o.mirrorHash !== undefined && o.mirrorHash !== before.mirrorHash && KubeApiserverWaiter.ready(o))
+    return this.until(
+      node,
+      'restart with the new manifest and become ready',
+      timeoutMs,
+      (o) => o.mirrorHash !== undefined && o.mirrorHash !== before.mirrorHash && KubeApiserverWaiter.ready(o),
+    )
   }
 
   waitRestored(node: string, original: ApiserverState, timeoutMs: number): Promise<void> {
-    return this.until(node, 'come back with the restored manifest', timeoutMs, (o) => (original.mirrorHash === undefined || o.mirrorHash === original.mirrorHash) && KubeApiserverWaiter.ready(o))
+    return this.until(
+      node,
+      'come back with the restored manifest',
+      timeoutMs,
+      (o) =>
+        (original.mirrorHash === undefined || o.mirrorHash === original.mirrorHash) && KubeApiserverWaiter.ready(o),
+    )
   }
 
   /**
@@ -104,7 +132,14 @@ export class KubeApiserverWaiter implements ApiserverWaiter {
    * `kubectl-encryption/config-hash` annotation names the hash counts (restart mode only).
    */
   waitConfigLoaded(node: string, configHash: string, timeoutMs: number): Promise<void> {
-    const loaded = (o: Observation) => o.loadedConfigHash === configHash || (o.noConfigInfo === true && o.annotatedConfigHash === configHash)
-    return this.until(node, `load encryption config ${configHash.slice(0, 19)}…`, timeoutMs, (o) => loaded(o) && KubeApiserverWaiter.ready(o), true)
+    const loaded = (o: Observation) =>
+      o.loadedConfigHash === configHash || (o.noConfigInfo === true && o.annotatedConfigHash === configHash)
+    return this.until(
+      node,
+      `load encryption config ${configHash.slice(0, 19)}…`,
+      timeoutMs,
+      (o) => loaded(o) && KubeApiserverWaiter.ready(o),
+      true,
+    )
   }
 }

@@ -18,7 +18,9 @@ export interface ClusterConfig {
 export function configFromBytes(bytes: Buffer, path: string): ClusterConfig {
   const check = checkConfigBytes(bytes, path)
   if (!check.config || check.errors.length > 0) {
-    throw preconditionError('CONFIG_INVALID', check.message, {hint: `Check the file with 'kubectl encryption config validate ${path}'.`})
+    throw preconditionError('CONFIG_INVALID', check.message, {
+      hint: `Check the file with 'kubectl encryption config validate ${path}'.`,
+    })
   }
   return {config: check.config, hash: check.hash, source: path}
 }
@@ -38,7 +40,8 @@ export async function configFromNodes(
     const bytes = await files(node).read(path)
     if (!bytes) return {reason: `${path} does not exist on ${node.name}`}
     const check = checkConfigBytes(bytes, path)
-    if (!check.config || check.errors.length > 0) return {reason: `${node.name}:${path} is not a valid config: ${check.message}`}
+    if (!check.config || check.errors.length > 0)
+      return {reason: `${node.name}:${path} is not a valid config: ${check.message}`}
     return {found: {config: check.config, hash: check.hash, source: `${node.name}:${path}`, node: node.name, path}}
   } catch (error) {
     return {reason: `cannot read ${path} on ${node.name} over SSH: ${(error as Error).message}`}

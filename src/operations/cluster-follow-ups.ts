@@ -72,7 +72,8 @@ export interface ClusterFollowUps {
 
 export function parseConfigText(configText: string): EncryptionConfiguration {
   const check = checkConfigBytes(Buffer.from(configText), '<config>')
-  if (!check.config || check.errors.length > 0) throw preconditionError('CONFIG_INVALID', `The encryption config on the nodes does not load: ${check.message}`)
+  if (!check.config || check.errors.length > 0)
+    throw preconditionError('CONFIG_INVALID', `The encryption config on the nodes does not load: ${check.message}`)
   return check.config
 }
 
@@ -85,7 +86,8 @@ export function resourcesCoveredBy(config: EncryptionConfiguration, index: Resou
   const found = new Map<string, ApiResource>()
   for (const entry of config.resources ?? []) {
     // An identity-only entry (e.g. events opted out) is still "covered": decrypt-all must rewrite it too.
-    for (const text of entry.resources ?? []) for (const r of index.expand(text).filter(updatable)) found.set(`${r.group}/${r.resource}`, r)
+    for (const text of entry.resources ?? [])
+      for (const r of index.expand(text).filter(updatable)) found.set(`${r.group}/${r.resource}`, r)
   }
   return [...found.values()]
 }
@@ -97,7 +99,8 @@ export function encryptedLeft(scan: ScanSummary): EncryptedLeft {
   for (const r of scan.resources) {
     const encrypted = r.total - r.plaintext
     if (encrypted > 0) byResource[r.resource] = encrypted
-    for (const category of ['stale', 'undecryptable', 'unverified'] as const) examples.push(...(r.samples[category] ?? []))
+    for (const category of ['stale', 'undecryptable', 'unverified'] as const)
+      examples.push(...(r.samples[category] ?? []))
   }
   const total = Object.values(byResource).reduce((a, b) => a + b, 0)
   return {byResource, total, scanned: scan.keys, examples: [...new Set(examples)].slice(0, 5)}
@@ -128,9 +131,18 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
       access.onProgress?.(`verify: round trip of a test ${resource.kind}`)
       const result = await verifyEncryption(
         {resource, namespace: cluster.context.namespace},
-        {objects: cluster.objects, openEtcd, config: {config, source: 'the config written to the nodes'}, onProgress: access.onProgress},
+        {
+          objects: cluster.objects,
+          openEtcd,
+          config: {config, source: 'the config written to the nodes'},
+          onProgress: access.onProgress,
+        },
       )
-      const stored = result.stored ? (result.stored.encrypted ? [result.stored.provider, result.stored.kmsName ?? result.stored.keyName].filter(Boolean).join(':') : 'identity') : undefined
+      const stored = result.stored
+        ? result.stored.encrypted
+          ? [result.stored.provider, result.stored.kmsName ?? result.stored.keyName].filter(Boolean).join(':')
+          : 'identity'
+        : undefined
       return {resource: result.resource, ok: result.ok, stored, expected: result.expected, problems: result.problems}
     },
     async rewrite(configText, signal) {
@@ -144,7 +156,8 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
           resources,
           signal,
           onEvent: (e) => {
-            if (e.type === 'progress') access.onProgress?.(`rewrite: ${e.done}${e.total === undefined ? '' : `/${e.total}`} objects`)
+            if (e.type === 'progress')
+              access.onProgress?.(`rewrite: ${e.done}${e.total === undefined ? '' : `/${e.total}`} objects`)
             else if (e.type === 'estimate') access.onNotice?.(formatEstimate(e.estimate, false))
           },
         },
@@ -156,7 +169,9 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
         alreadyCurrent: r.totals.alreadyCurrent,
         failed: r.totals.failed,
         incomplete: r.resources.filter((x) => !x.complete).map((x) => x.resource),
-        failures: r.failures.slice(0, 10).map((f) => `${f.resource} ${f.namespace ? `${f.namespace}/` : ''}${f.name ?? '(list)'}: ${f.reason}`),
+        failures: r.failures
+          .slice(0, 10)
+          .map((f) => `${f.resource} ${f.namespace ? `${f.namespace}/` : ''}${f.name ?? '(list)'}: ${f.reason}`),
         estimate: r.estimate,
         webhooks: check.webhooks,
         webhooksListError: check.listError,
@@ -182,7 +197,8 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
       const reader = await openEtcd()
       let count = 0
       try {
-        for await (const page of reader.range('/registry/', {pageBytes: SCAN_PAGE_BYTES})) for (const kv of page) if (kv.value.subarray(0, prefix.length).equals(prefix)) count++
+        for await (const page of reader.range('/registry/', {pageBytes: SCAN_PAGE_BYTES}))
+          for (const kv of page) if (kv.value.subarray(0, prefix.length).equals(prefix)) count++
       } finally {
         await reader.close()
       }
@@ -192,7 +208,13 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
       const config = parseConfigText(configText)
       const reader = await openEtcd()
       try {
-        return await checkConfigAgainstEtcd({file: 'the config to apply', hash: configHash(configText), config, reader, onProgress: (n) => access.onProgress?.(`read check: ${n} values`)})
+        return await checkConfigAgainstEtcd({
+          file: 'the config to apply',
+          hash: configHash(configText),
+          config,
+          reader,
+          onProgress: (n) => access.onProgress?.(`read check: ${n} values`),
+        })
       } finally {
         await reader.close()
       }

@@ -67,13 +67,33 @@ export interface ConfigCheckInput {
 /** Checks every value under /registry/ against the config (the reader is the caller's to close). */
 export async function checkConfigAgainstEtcd(input: ConfigCheckInput): Promise<ConfigCheckResult> {
   const {reader} = input
-  const pages = reader.range(CHECK_PREFIX, {pageSize: input.pageSize, pageBytes: SCAN_PAGE_BYTES}) as AsyncIterable<readonly ScanEntry[]>
-  const scan = await scanValues({pages, config: input.config, sampleLimit: EXAMPLES, onProgress: (e) => input.onProgress?.(e.scanned), signal: input.signal})
-  return summarize({file: input.file, hash: input.hash, etcd: reader.describe(), keys: scan.keys, resources: scan.resources})
+  const pages = reader.range(CHECK_PREFIX, {pageSize: input.pageSize, pageBytes: SCAN_PAGE_BYTES}) as AsyncIterable<
+    readonly ScanEntry[]
+  >
+  const scan = await scanValues({
+    pages,
+    config: input.config,
+    sampleLimit: EXAMPLES,
+    onProgress: (e) => input.onProgress?.(e.scanned),
+    signal: input.signal,
+  })
+  return summarize({
+    file: input.file,
+    hash: input.hash,
+    etcd: reader.describe(),
+    keys: scan.keys,
+    resources: scan.resources,
+  })
 }
 
 /** The check's verdict from the scan's per-resource counts. */
-export function summarize(input: {file: string; hash: string; etcd: EtcdReaderInfo; keys: number; resources: ResourceScan[]}): ConfigCheckResult {
+export function summarize(input: {
+  file: string
+  hash: string
+  etcd: EtcdReaderInfo
+  keys: number
+  resources: ResourceScan[]
+}): ConfigCheckResult {
   const resources = input.resources.map(
     (r): ConfigCheckResource => ({
       resource: r.resource,

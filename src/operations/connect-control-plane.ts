@@ -10,7 +10,10 @@ import {KubeApiserverWaiter} from './apiserver-waiter.js'
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 
 /** The real world for enable/rotate/decrypt-all: the cluster from the kubeconfig, nodes over SSH. */
-export async function connectControlPlane(kube: KubeOptions, ssh: SshOptions): Promise<{cluster: KubeCluster; deps: ControlPlaneDeps}> {
+export async function connectControlPlane(
+  kube: KubeOptions,
+  ssh: SshOptions,
+): Promise<{cluster: KubeCluster; deps: ControlPlaneDeps}> {
   const cluster = await connectCluster(kube)
   const connector = new OpenSshConnector(ssh)
   const known = new Map<string, {name: string; internalIP?: string}>()

@@ -42,15 +42,25 @@ export async function readNode(node: string, files: RemoteFiles, defaultConfigPa
 }
 
 /** The seed's HA caution: every node must run the same config before anything changes (unless --force). */
-export function checkNodesAgree(snapshots: NodeSnapshot[], force: boolean): {agree: boolean; hashes: Record<string, string | null>} {
+export function checkNodesAgree(
+  snapshots: NodeSnapshot[],
+  force: boolean,
+): {agree: boolean; hashes: Record<string, string | null>} {
   const hashes = Object.fromEntries(snapshots.map((s) => [s.node, s.flags.configPath ? (s.configHash ?? null) : null]))
   const distinct = new Set(Object.values(hashes).map((h) => h ?? 'none'))
   const agree = distinct.size <= 1
   if (!agree && !force) {
-    const lines = snapshots.map((s) => `${s.node}: ${s.flags.configPath ? `${s.configPath} ${s.configHash?.slice(0, 19) ?? 'missing'}` : 'encryption off'}`)
-    throw preconditionError('NODES_DISAGREE', `The control-plane nodes do not run the same encryption config (${lines.join('; ')}).`, {
-      hint: 'Make the nodes agree first (`kubectl encryption status` shows them), or pass --force CONTEXT (the context name) to overwrite every node with one config.',
-    })
+    const lines = snapshots.map(
+      (s) =>
+        `${s.node}: ${s.flags.configPath ? `${s.configPath} ${s.configHash?.slice(0, 19) ?? 'missing'}` : 'encryption off'}`,
+    )
+    throw preconditionError(
+      'NODES_DISAGREE',
+      `The control-plane nodes do not run the same encryption config (${lines.join('; ')}).`,
+      {
+        hint: 'Make the nodes agree first (`kubectl encryption status` shows them), or pass --force CONTEXT (the context name) to overwrite every node with one config.',
+      },
+    )
   }
   return {agree, hashes}
 }
@@ -71,11 +81,25 @@ export function planNode(snapshot: NodeSnapshot, spec: ChangeSpec): NodePlan {
   if (newConfig !== undefined && newConfig !== snapshot.config) {
     const check = checkConfigBytes(Buffer.from(newConfig), spec.configPath, {automaticReload: spec.automaticReload})
     if (check.errors.length > 0) {
-      throw new PluginError('precondition', 'CONFIG_INVALID', `The new encryption config for ${snapshot.node} would not load: ${check.message}`, {
-        hint: 'Nothing was changed. Fix the config (kubectl encryption config validate) and run again.',
-      })
+      throw new PluginError(
+        'precondition',
+        'CONFIG_INVALID',
+        `The new encryption config for ${snapshot.node} would not load: ${check.message}`,
+        {
+          hint: 'Nothing was changed. Fix the config (kubectl encryption config validate) and run again.',
+        },
+      )
     }
-    files.push({path: spec.configPath, before: snapshot.config, after: newConfig, kind: 'config', mode: 0o600, uid: 0, gid: 0, changes: [`wrote ${configHash(newConfig).slice(0, 19)}…`]})
+    files.push({
+      path: spec.configPath,
+      before: snapshot.config,
+      after: newConfig,
+      kind: 'config',
+      mode: 0o600,
+      uid: 0,
+      gid: 0,
+      changes: [`wrote ${configHash(newConfig).slice(0, 19)}…`],
+    })
   }
   const effectiveConfig = newConfig ?? snapshot.config
   let manifest = snapshot.manifest
@@ -85,8 +109,17 @@ export function planNode(snapshot: NodeSnapshot, spec: ChangeSpec): NodePlan {
     manifestChanges.push(...edit.changes)
   }
   if (spec.manifest === 'enable') {
-    const socketDirs = effectiveConfig === undefined ? [] : kmsSocketDirs(checkConfigBytes(Buffer.from(effectiveConfig), '<config>').config)
-    apply(enableEncryptionInManifest(manifest, {configPath: spec.configPath, automaticReload: spec.automaticReload, socketDirs}))
+    const socketDirs =
+      effectiveConfig === undefined
+        ? []
+        : kmsSocketDirs(checkConfigBytes(Buffer.from(effectiveConfig), '<config>').config)
+    apply(
+      enableEncryptionInManifest(manifest, {
+        configPath: spec.configPath,
+        automaticReload: spec.automaticReload,
+        socketDirs,
+      }),
+    )
   }
   if (spec.manifest === 'disable') {
     apply(disableEncryptionInManifest(manifest))
@@ -99,7 +132,13 @@ export function planNode(snapshot: NodeSnapshot, spec: ChangeSpec): NodePlan {
   }
   if (manifest !== snapshot.manifest) {
     checkManifest(manifest)
-    files.push({path: APISERVER_MANIFEST_PATH, before: snapshot.manifest, after: manifest, kind: 'manifest', changes: manifestChanges})
+    files.push({
+      path: APISERVER_MANIFEST_PATH,
+      before: snapshot.manifest,
+      after: manifest,
+      kind: 'manifest',
+      changes: manifestChanges,
+    })
   }
   const configChanged = files.some((f) => f.kind === 'config')
   const manifestChanged = files.some((f) => f.kind === 'manifest')
@@ -120,7 +159,11 @@ export interface FileDiff {
 
 export function planDiffs(plans: NodePlan[]): FileDiff[] {
   return plans.flatMap((plan) =>
-    plan.files.map((f) => ({node: plan.node, path: f.path, diff: unifiedDiff(f.path, f.before === undefined ? undefined : maskSecrets(f.before), maskSecrets(f.after))})),
+    plan.files.map((f) => ({
+      node: plan.node,
+      path: f.path,
+      diff: unifiedDiff(f.path, f.before === undefined ? undefined : maskSecrets(f.before), maskSecrets(f.after)),
+    })),
   )
 }
 
@@ -150,7 +193,12 @@ export function writeKeys(configText: string): WriteKey[] {
     const provider = Object.keys(first)[0] ?? 'unknown'
     const keyed = (first as Record<string, {keys?: Array<{name: string; secret: string}>}>)[provider]
     const key = keyed?.keys?.[0]
-    return {resources: entry.resources, provider, key: key?.name, fingerprint: key ? keyFingerprint(key.secret) : undefined}
+    return {
+      resources: entry.resources,
+      provider,
+      key: key?.name,
+      fingerprint: key ? keyFingerprint(key.secret) : undefined,
+    }
   })
 }
 
@@ -171,9 +219,13 @@ export async function snapshotsForEdit(
   for (const node of names) snapshots.push(await readNode(node, deps.files(node), '/etc/kubernetes/enc/enc.yaml'))
   const off = snapshots.filter((s) => s.flags.configPath === undefined || s.config === undefined)
   if (off.length > 0) {
-    throw preconditionError('ENCRYPTION_NOT_ENABLED', `Encryption is not enabled on ${off.map((s) => s.node).join(', ')} (no --encryption-provider-config, or its file is missing).`, {
-      hint: 'Run `kubectl encryption enable` first.',
-    })
+    throw preconditionError(
+      'ENCRYPTION_NOT_ENABLED',
+      `Encryption is not enabled on ${off.map((s) => s.node).join(', ')} (no --encryption-provider-config, or its file is missing).`,
+      {
+        hint: 'Run `kubectl encryption enable` first.',
+      },
+    )
   }
   return {snapshots, ...editBase(snapshots, edit, force)}
 }
@@ -183,7 +235,11 @@ export async function snapshotsForEdit(
  * all have a config: one config everywhere, or an interrupted run of this edit (two configs, one
  * already edited). Anything else is refused (NODES_DISAGREE) unless `force`: then the first node's.
  */
-export function editBase(snapshots: NodeSnapshot[], edit: (config: string) => string, force: boolean): {source: string; target: string} {
+export function editBase(
+  snapshots: NodeSnapshot[],
+  edit: (config: string) => string,
+  force: boolean,
+): {source: string; target: string} {
   const texts = [...new Set(snapshots.map((s) => s.config as string))]
   if (texts.length === 1) return {source: texts[0] as string, target: edit(texts[0] as string)}
   const fixed = texts.filter((t) => edit(t) === t)

@@ -14,5 +14,11 @@ export interface ControlPlaneDeps {
   now?(): Date
   /** Ctrl-C/SIGTERM: stop before the next node or stage (the one in progress is finished first). */
   signal?: AbortSignal
-  onEvent?(event: RolloutEvent | {type: 'stage'; stage: string; status: 'start' | 'done' | 'skipped'} | {type: 'info'; message: string} | {type: 'warning'; message: string}): void
+  onEvent?(
+    event:
+      | RolloutEvent
+      | {type: 'stage'; stage: string; status: 'start' | 'done' | 'skipped'}
+      | {type: 'info'; message: string}
+      | {type: 'warning'; message: string},
+  ): void
 }

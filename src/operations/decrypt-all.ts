@@ -3,8 +3,22 @@ import {putIdentityFirst} from '../encryption/config-edit.js'
 import {configHash, keyFingerprint} from '../encryption/fingerprint.js'
 import {interruptedError, PluginError, preconditionError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
-import {type EncryptedLeft, encryptedLeft, parseConfigText, type ClusterFollowUps, type RewriteSummary} from './cluster-follow-ups.js'
-import {editBase, type FileDiff, type NodeSnapshot, planDiffs, planNode, plannedOutcomes, readNode} from './control-plane-change.js'
+import {
+  type EncryptedLeft,
+  encryptedLeft,
+  parseConfigText,
+  type ClusterFollowUps,
+  type RewriteSummary,
+} from './cluster-follow-ups.js'
+import {
+  editBase,
+  type FileDiff,
+  type NodeSnapshot,
+  planDiffs,
+  planNode,
+  plannedOutcomes,
+  readNode,
+} from './control-plane-change.js'
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 import {type KubeadmConfigOutcome, syncKubeadmConfig} from './kubeadm-config-sync.js'
 import {type NodeOutcome, type NodePlan, rollOut} from './node-rollout.js'
@@ -90,23 +104,32 @@ function readableKeys(configText: string): ReadableKey[] {
 function splitNodes(snapshots: NodeSnapshot[], force: boolean): {on: NodeSnapshot[]; off: NodeSnapshot[]} {
   const broken = snapshots.filter((s) => s.flags.configPath !== undefined && s.config === undefined)
   if (broken.length > 0) {
-    throw preconditionError('CONFIG_MISSING', `${broken.map((s) => `${s.node} points its kube-apiserver at ${s.configPath}, which does not exist`).join('; ')}.`, {
-      hint: 'Restore the config on that node first (from another node or a backup under /etc/kubernetes/tmp); `kubectl encryption status` shows the nodes.',
-    })
+    throw preconditionError(
+      'CONFIG_MISSING',
+      `${broken.map((s) => `${s.node} points its kube-apiserver at ${s.configPath}, which does not exist`).join('; ')}.`,
+      {
+        hint: 'Restore the config on that node first (from another node or a backup under /etc/kubernetes/tmp); `kubectl encryption status` shows the nodes.',
+      },
+    )
   }
   const on = snapshots.filter((s) => s.flags.configPath !== undefined)
   const off = snapshots.filter((s) => s.flags.configPath === undefined)
   // Some nodes off: an interrupted --remove-encryption (the others already write plaintext), else disagreement.
   if (on.length > 0 && off.length > 0 && !force && on.some((s) => putIdentityFirst(s.config as string).changed)) {
-    throw preconditionError('NODES_DISAGREE', `Encryption is on on ${on.map((s) => s.node).join(', ')} but off on ${off.map((s) => s.node).join(', ')}.`, {
-      hint: 'Make the nodes agree first (`kubectl encryption status` shows them; `kubectl encryption enable` reuses the existing config), or pass --force CONTEXT (the context name).',
-    })
+    throw preconditionError(
+      'NODES_DISAGREE',
+      `Encryption is on on ${on.map((s) => s.node).join(', ')} but off on ${off.map((s) => s.node).join(', ')}.`,
+      {
+        hint: 'Make the nodes agree first (`kubectl encryption status` shows them; `kubectl encryption enable` reuses the existing config), or pass --force CONTEXT (the context name).',
+      },
+    )
   }
   return {on, off}
 }
 
 async function confirm(deps: DecryptAllDeps, question: string): Promise<void> {
-  if (deps.confirm && !(await deps.confirm(question))) throw new PluginError('precondition', 'ABORTED', 'Aborted: nothing was changed.')
+  if (deps.confirm && !(await deps.confirm(question)))
+    throw new PluginError('precondition', 'ABORTED', 'Aborted: nothing was changed.')
 }
 
 /**
@@ -120,11 +143,24 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
   const force = options.force ?? false
   const timeoutMs = options.timeoutMs ?? 300_000
   const names = await deps.nodes()
-  if (names.length === 0) throw preconditionError('NO_CONTROL_PLANE', 'No control-plane nodes found.', {hint: 'Check the context: `kubectl get nodes -l node-role.kubernetes.io/control-plane`.'})
+  if (names.length === 0)
+    throw preconditionError('NO_CONTROL_PLANE', 'No control-plane nodes found.', {
+      hint: 'Check the context: `kubectl get nodes -l node-role.kubernetes.io/control-plane`.',
+    })
   const snapshots: NodeSnapshot[] = []
   for (const node of names) snapshots.push(await readNode(node, deps.files(node), DEFAULT_CONFIG_PATH))
   const {on} = splitNodes(snapshots, force)
-  const result: DecryptAllResult = {dryRun: options.dryRun ?? false, alreadyOff: false, readableKeys: [], stages: [], decrypted: false, removed: false, configBackups: [], diffs: [], next: []}
+  const result: DecryptAllResult = {
+    dryRun: options.dryRun ?? false,
+    alreadyOff: false,
+    readableKeys: [],
+    stages: [],
+    decrypted: false,
+    removed: false,
+    configBackups: [],
+    diffs: [],
+    next: [],
+  }
   if (on.length === 0) {
     result.alreadyOff = true
     result.decrypted = true
@@ -136,17 +172,32 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
   result.configPath = on[0]?.configPath
   result.configHash = configHash(target)
   result.readableKeys = readableKeys(target)
-  const identityPlans = on.map((s) => planNode(s, {configText: target, configPath: s.configPath, manifest: 'keep', automaticReload: s.flags.automaticReload}))
-  const removePlans = (from: NodeSnapshot[]) => from.map((s) => planNode(s, {configPath: s.configPath, manifest: 'disable', automaticReload: false}))
+  const identityPlans = on.map((s) =>
+    planNode(s, {
+      configText: target,
+      configPath: s.configPath,
+      manifest: 'keep',
+      automaticReload: s.flags.automaticReload,
+    }),
+  )
+  const removePlans = (from: NodeSnapshot[]) =>
+    from.map((s) => planNode(s, {configPath: s.configPath, manifest: 'disable', automaticReload: false}))
   result.diffs.push(...planDiffs(identityPlans))
   const changes = identityPlans.some((p) => p.files.length > 0)
   // The proof before the first change (and before the question): the identity-first config keeps
   // every key, so only values no key of the nodes' config opens show up here.
-  const identityCheck = changes ? await readCheck(deps, target, {what: 'decrypt-all stage identity-first', force, dryRun: options.dryRun}) : undefined
+  const identityCheck = changes
+    ? await readCheck(deps, target, {what: 'decrypt-all stage identity-first', force, dryRun: options.dryRun})
+    : undefined
   const withCheck = identityCheck ? {readCheck: identityCheck} : {}
 
   if (options.dryRun) {
-    result.stages.push({stage: 'identity-first', status: changes ? 'planned' : 'unchanged', nodes: plannedOutcomes(identityPlans), ...withCheck})
+    result.stages.push({
+      stage: 'identity-first',
+      status: changes ? 'planned' : 'unchanged',
+      nodes: plannedOutcomes(identityPlans),
+      ...withCheck,
+    })
     result.stages.push({stage: 'rewrite', status: 'pending'}, {stage: 'scan', status: 'pending'})
     if (options.removeEncryption) {
       // What removal would change in today's manifests (the identity-first edit aside).
@@ -155,14 +206,24 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
       result.stages.push({stage: 'remove-encryption', status: 'planned', nodes: plannedOutcomes(plans)})
       if (options.kubeadmConfig !== false) {
         result.kubeadmConfig = await syncKubeadmConfig(deps.objects, {kind: 'disable'}, true)
-        if (result.kubeadmConfig.diff) result.diffs.push({node: '(cluster)', path: 'kube-system/configmap/kubeadm-config (after a clean scan)', diff: result.kubeadmConfig.diff})
+        if (result.kubeadmConfig.diff)
+          result.diffs.push({
+            node: '(cluster)',
+            path: 'kube-system/configmap/kubeadm-config (after a clean scan)',
+            diff: result.kubeadmConfig.diff,
+          })
       }
     } else result.stages.push({stage: 'remove-encryption', status: 'skipped', detail: 'without --remove-encryption'})
     return result
   }
 
-  const what = options.removeEncryption ? 'decrypt everything and then remove encryption at rest' : 'decrypt everything stored encrypted'
-  await confirm(deps, `Put identity first on ${on.map((s) => s.node).join(', ')} (each kube-apiserver restarts or reloads, one at a time), rewrite every object the config covers, and ${what}?`)
+  const what = options.removeEncryption
+    ? 'decrypt everything and then remove encryption at rest'
+    : 'decrypt everything stored encrypted'
+  await confirm(
+    deps,
+    `Put identity first on ${on.map((s) => s.node).join(', ')} (each kube-apiserver restarts or reloads, one at a time), rewrite every object the config covers, and ${what}?`,
+  )
   const backupDir = backupDirFor(deps.now?.() ?? new Date())
   const usedBackups = () => result.stages.some((s) => s.nodes?.some((n) => n.backups.length > 0))
 
@@ -171,23 +232,44 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
   try {
     // Stage 1 (seed: "place the identity provider as the first entry … and restart all kube-apiserver processes").
     deps.onEvent?.({type: 'stage', stage: 'identity-first', status: 'start'})
-    const rollout = await rollOut(identityPlans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs, onEvent: deps.onEvent, signal: deps.signal, stage: 'identity-first'})
-    result.stages.push({stage: 'identity-first', status: rollout.failure ? 'failed' : changes ? 'done' : 'unchanged', nodes: rollout.nodes, ...withCheck})
+    const rollout = await rollOut(identityPlans, {
+      files: (n) => deps.files(n),
+      waiter: deps.waiter,
+      backupDir,
+      timeoutMs,
+      onEvent: deps.onEvent,
+      signal: deps.signal,
+      stage: 'identity-first',
+    })
+    result.stages.push({
+      stage: 'identity-first',
+      status: rollout.failure ? 'failed' : changes ? 'done' : 'unchanged',
+      nodes: rollout.nodes,
+      ...withCheck,
+    })
     if (rollout.failure) throw rollout.failure
     // Nodes that already had the config (a run continued) must be up too before the rewrite relies on them.
     for (const plan of identityPlans) if (plan.files.length === 0) await waitRunning(deps, plan, on, target, timeoutMs)
     deps.onEvent?.({type: 'stage', stage: 'identity-first', status: 'done'})
     if (usedBackups()) result.backupDir = backupDir
 
-    if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite and the etcd scan are not available here.', {hint: 'Run `kubectl encryption rewrite -A` and `kubectl encryption status --scan`.'})
+    if (!deps.followUps)
+      throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite and the etcd scan are not available here.', {
+        hint: 'Run `kubectl encryption rewrite -A` and `kubectl encryption status --scan`.',
+      })
     // Stage 2 (seed: `kubectl get secrets --all-namespaces -o json | kubectl replace -f -`), for everything covered.
     running = 'rewrite'
     if (deps.signal?.aborted) throw interruptedError('stage rewrite (not started)')
     deps.onEvent?.({type: 'stage', stage: 'rewrite', status: 'start'})
     result.rewrite = await deps.followUps.rewrite(target, deps.signal)
-    if (deps.signal?.aborted) throw interruptedError(`stage rewrite (${result.rewrite.rewritten} object(s) rewritten so far)`)
+    if (deps.signal?.aborted)
+      throw interruptedError(`stage rewrite (${result.rewrite.rewritten} object(s) rewritten so far)`)
     const rewriteOk = result.rewrite.failed === 0 && result.rewrite.incomplete.length === 0
-    result.stages.push({stage: 'rewrite', status: rewriteOk ? 'done' : 'failed', detail: `${result.rewrite.rewritten} rewritten, ${result.rewrite.alreadyCurrent} already plaintext, ${result.rewrite.failed} failed`})
+    result.stages.push({
+      stage: 'rewrite',
+      status: rewriteOk ? 'done' : 'failed',
+      detail: `${result.rewrite.rewritten} rewritten, ${result.rewrite.alreadyCurrent} already plaintext, ${result.rewrite.failed} failed`,
+    })
 
     // Stage 3: the proof. Anything still encrypted (also orphans the API cannot rewrite) stops here.
     running = 'scan'
@@ -198,17 +280,25 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
     result.stages.push({
       stage: 'scan',
       status: result.decrypted ? 'done' : 'failed',
-      detail: result.decrypted ? `${result.scan.scanned} value(s) scanned, none encrypted` : `${result.scan.total} value(s) still encrypted (${Object.entries(result.scan.byResource).map(([r, n]) => `${r}=${n}`).join(', ')})`,
+      detail: result.decrypted
+        ? `${result.scan.scanned} value(s) scanned, none encrypted`
+        : `${result.scan.total} value(s) still encrypted (${Object.entries(result.scan.byResource)
+            .map(([r, n]) => `${r}=${n}`)
+            .join(', ')})`,
     })
     if (!result.decrypted) {
-      result.next.push(`${DECRYPT_NEXT}   # again after fixing what the rewrite could not write; \`kubectl encryption status --scan\` lists the values`)
+      result.next.push(
+        `${DECRYPT_NEXT}   # again after fixing what the rewrite could not write; \`kubectl encryption status --scan\` lists the values`,
+      )
       result.stages.push({stage: 'remove-encryption', status: 'skipped', detail: 'encrypted values are left'})
       return result
     }
 
     if (!options.removeEncryption) {
       result.stages.push({stage: 'remove-encryption', status: 'skipped', detail: 'without --remove-encryption'})
-      result.next.push(`${DECRYPT_NEXT} --remove-encryption   # takes the flag and the config off the nodes (the old keys go to the backup dir)`)
+      result.next.push(
+        `${DECRYPT_NEXT} --remove-encryption   # takes the flag and the config off the nodes (the old keys go to the backup dir)`,
+      )
       return result
     }
 
@@ -222,11 +312,31 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
     result.diffs.push(...planDiffs(plans))
     // Without the flag the apiservers read everything as plaintext: the whole of etcd must be (the scan
     // above covered only the resources the config lists).
-    const removalCheck = await readCheck(deps, NO_ENCRYPTION_CONFIG, {what: 'decrypt-all stage remove-encryption', force, unchanged: 'Stage remove-encryption changed nothing.'})
-    const removal = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs, onEvent: deps.onEvent, signal: deps.signal, stage: 'remove-encryption'})
-    result.stages.push({stage: 'remove-encryption', status: removal.failure ? 'failed' : 'done', nodes: removal.nodes, readCheck: removalCheck})
+    const removalCheck = await readCheck(deps, NO_ENCRYPTION_CONFIG, {
+      what: 'decrypt-all stage remove-encryption',
+      force,
+      unchanged: 'Stage remove-encryption changed nothing.',
+    })
+    const removal = await rollOut(plans, {
+      files: (n) => deps.files(n),
+      waiter: deps.waiter,
+      backupDir,
+      timeoutMs,
+      onEvent: deps.onEvent,
+      signal: deps.signal,
+      stage: 'remove-encryption',
+    })
+    result.stages.push({
+      stage: 'remove-encryption',
+      status: removal.failure ? 'failed' : 'done',
+      nodes: removal.nodes,
+      readCheck: removalCheck,
+    })
     if (removal.failure) throw removal.failure
-    result.kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped', changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'disable'}, false)
+    result.kubeadmConfig =
+      options.kubeadmConfig === false
+        ? {status: 'skipped', changes: []}
+        : await syncKubeadmConfig(deps.objects, {kind: 'disable'}, false)
     // The config file still holds the keys: into the backup dir (0700, owner and mode kept), off the config path.
     for (const s of current) {
       const files = deps.files(s.node)
@@ -239,14 +349,25 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
     deps.onEvent?.({type: 'stage', stage: 'remove-encryption', status: 'done'})
     return result
   } catch (error) {
-    if (!result.stages.some((s) => s.stage === running)) result.stages.push({stage: running, status: 'failed', detail: error instanceof Error ? error.message : String(error)})
+    if (!result.stages.some((s) => s.stage === running))
+      result.stages.push({
+        stage: running,
+        status: 'failed',
+        detail: error instanceof Error ? error.message : String(error),
+      })
     if (usedBackups()) result.backupDir ??= backupDir
     throw withPartialResult(error, result)
   }
 }
 
 /** An unchanged node must still run `target` before the rewrite relies on it (reload metrics, or ready). */
-async function waitRunning(deps: DecryptAllDeps, plan: NodePlan, on: NodeSnapshot[], target: string, timeoutMs: number): Promise<void> {
+async function waitRunning(
+  deps: DecryptAllDeps,
+  plan: NodePlan,
+  on: NodeSnapshot[],
+  target: string,
+  timeoutMs: number,
+): Promise<void> {
   const snapshot = on.find((s) => s.node === plan.node)
   if (snapshot?.flags.automaticReload) await deps.waiter.waitConfigLoaded(plan.node, configHash(target), timeoutMs)
   else await deps.waiter.waitRestored(plan.node, await deps.waiter.snapshot(plan.node), timeoutMs)

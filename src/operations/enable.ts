@@ -5,7 +5,16 @@ import {configHash} from '../encryption/fingerprint.js'
 import {generateKmsConfig} from '../encryption/generate-config.js'
 import {interruptedError, PluginError, preconditionError, withPartialResult} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
-import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, readNode, type WriteKey, writeKeys} from './control-plane-change.js'
+import {
+  checkNodesAgree,
+  type FileDiff,
+  planDiffs,
+  planNode,
+  plannedOutcomes,
+  readNode,
+  type WriteKey,
+  writeKeys,
+} from './control-plane-change.js'
 import type {ClusterFollowUps, RewriteSummary, VerifySummary} from './cluster-follow-ups.js'
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 import {type KubeadmConfigOutcome, syncKubeadmConfig} from './kubeadm-config-sync.js'
@@ -74,13 +83,21 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   const configPath = options.configPath ?? DEFAULT_CONFIG_PATH
   const automaticReload = options.automaticReload ?? false
   const names = await deps.nodes()
-  if (names.length === 0) throw preconditionError('NO_CONTROL_PLANE', 'No control-plane nodes found (no nodes with the control-plane role and no kube-apiserver mirror pods).', {hint: 'Check the context: `kubectl get nodes -l node-role.kubernetes.io/control-plane`.'})
+  if (names.length === 0)
+    throw preconditionError(
+      'NO_CONTROL_PLANE',
+      'No control-plane nodes found (no nodes with the control-plane role and no kube-apiserver mirror pods).',
+      {hint: 'Check the context: `kubectl get nodes -l node-role.kubernetes.io/control-plane`.'},
+    )
   const snapshots = []
   for (const node of names) snapshots.push(await readNode(node, deps.files(node), configPath))
   const force = options.force ?? false
   // Only nodes that run a config can disagree: nodes still off are what an interrupted enable left
   // behind, and they get the config the others run (reused below), so running enable again continues.
-  checkNodesAgree(snapshots.filter((s) => s.flags.configPath !== undefined), force)
+  checkNodesAgree(
+    snapshots.filter((s) => s.flags.configPath !== undefined),
+    force,
+  )
 
   // The config: the user's file, else what a node already has at the path (never regenerated), else new.
   const existing = snapshots.find((s) => s.config !== undefined && s.configPath === configPath)
@@ -102,32 +119,64 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   } else {
     if (options.provider === 'kms') {
       if (!options.kms) throw new PluginError('usage', 'KMS_ENDPOINT_MISSING', '--provider kms needs --kms-endpoint')
-      configText = generateKmsConfig({...options.kms, apiVersion: 'v2', resources: options.resources ?? ['secrets'], identityFallback: true}).text
+      configText = generateKmsConfig({
+        ...options.kms,
+        apiVersion: 'v2',
+        resources: options.resources ?? ['secrets'],
+        identityFallback: true,
+      }).text
     } else {
-      const generated = newConfig({provider: options.provider, resources: options.resources, keyName: nextKeyName(undefined, deps.now?.() ?? new Date())})
+      const generated = newConfig({
+        provider: options.provider,
+        resources: options.resources,
+        keyName: nextKeyName(undefined, deps.now?.() ?? new Date()),
+      })
       configText = generated.text
       generatedFingerprint = generated.key.fingerprint
     }
     configSource = 'generated'
   }
 
-  const plans = snapshots.map((s) => planNode({...s, configPath}, {configText, configPath, manifest: 'enable', automaticReload}))
+  const plans = snapshots.map((s) =>
+    planNode({...s, configPath}, {configText, configPath, manifest: 'enable', automaticReload}),
+  )
   const diffs = planDiffs(plans)
-  const kubeadmSettings = {configPath, automaticReload, socketDirs: kmsSocketDirs(checkConfigBytes(Buffer.from(configText), '<config>').config)}
+  const kubeadmSettings = {
+    configPath,
+    automaticReload,
+    socketDirs: kmsSocketDirs(checkConfigBytes(Buffer.from(configText), '<config>').config),
+  }
   const unchangedNodes = plans.every((p) => p.files.length === 0)
   // The proof, before any change (also before the question and in a dry run): every value in etcd
   // stays readable with this config. Nothing to prove when no node changes.
-  const check = unchangedNodes ? undefined : await readCheck(deps, configText, {what: 'enable', force, dryRun: options.dryRun})
+  const check = unchangedNodes
+    ? undefined
+    : await readCheck(deps, configText, {what: 'enable', force, dryRun: options.dryRun})
   if (replacing && check?.status === 'not-run' && !force) {
-    throw preconditionError('ALREADY_ENABLED', `Encryption is already enabled on ${replacing.node} with a different config (${replacing.configPath}), and etcd could not be read to prove the new one reads every stored value. Nothing was changed.`, {
-      hint: 'Change keys with `kubectl encryption rotate`, make etcd readable (--etcd-* flags), or pass --force CONTEXT (the context name) if the new config keeps every key still in use.',
-    })
+    throw preconditionError(
+      'ALREADY_ENABLED',
+      `Encryption is already enabled on ${replacing.node} with a different config (${replacing.configPath}), and etcd could not be read to prove the new one reads every stored value. Nothing was changed.`,
+      {
+        hint: 'Change keys with `kubectl encryption rotate`, make etcd readable (--etcd-* flags), or pass --force CONTEXT (the context name) if the new config keeps every key still in use.',
+      },
+    )
   }
-  const base = {configPath, configSource, configHash: configHash(configText), writeKeys: writeKeys(configText), diffs, ...(check ? {readCheck: check} : {})}
+  const base = {
+    configPath,
+    configSource,
+    configHash: configHash(configText),
+    writeKeys: writeKeys(configText),
+    diffs,
+    ...(check ? {readCheck: check} : {}),
+  }
 
   if (options.dryRun) {
-    const kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped' as const, changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, true)
-    if (kubeadmConfig.diff) diffs.push({node: '(cluster)', path: 'kube-system/configmap/kubeadm-config', diff: kubeadmConfig.diff})
+    const kubeadmConfig =
+      options.kubeadmConfig === false
+        ? {status: 'skipped' as const, changes: []}
+        : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, true)
+    if (kubeadmConfig.diff)
+      diffs.push({node: '(cluster)', path: 'kube-system/configmap/kubeadm-config', diff: kubeadmConfig.diff})
     // A generated key is thrown away with the dry run: no fingerprint for a key that will never exist.
     const marker = generatedFingerprint && `<redacted ${generatedFingerprint.slice(0, 19)}>`
     const shown = marker
@@ -137,17 +186,36 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
           diffs: diffs.map((d) => ({...d, diff: d.diff.replaceAll(marker, '<redacted: a new key, made when run>')})),
         }
       : base
-    return {...shown, dryRun: true, nodes: plannedOutcomes(plans), kubeadmConfig, unchanged: unchangedNodes && kubeadmConfig.status !== 'planned', next: []}
+    return {
+      ...shown,
+      dryRun: true,
+      nodes: plannedOutcomes(plans),
+      kubeadmConfig,
+      unchanged: unchangedNodes && kubeadmConfig.status !== 'planned',
+      next: [],
+    }
   }
 
   if (!unchangedNodes && deps.confirm) {
     const touched = plans.filter((p) => p.files.length > 0).map((p) => p.node)
-    if (!(await deps.confirm(`Enable encryption at rest on ${touched.join(', ')} (the kube-apiserver on each restarts, one at a time)?`))) {
+    if (
+      !(await deps.confirm(
+        `Enable encryption at rest on ${touched.join(', ')} (the kube-apiserver on each restarts, one at a time)?`,
+      ))
+    ) {
       throw new PluginError('precondition', 'ABORTED', 'Aborted: nothing was changed.')
     }
   }
   const backupDir = backupDirFor(deps.now?.() ?? new Date())
-  const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent, signal: deps.signal, stage: 'rollout'})
+  const rollout = await rollOut(plans, {
+    files: (n) => deps.files(n),
+    waiter: deps.waiter,
+    backupDir,
+    timeoutMs: options.timeoutMs ?? 300_000,
+    onEvent: deps.onEvent,
+    signal: deps.signal,
+    stage: 'rollout',
+  })
   const anyChanged = rollout.nodes.some((n) => n.status === 'changed')
   const usedBackups = rollout.nodes.some((n) => n.backups.length > 0)
   const result: EnableResult = {
@@ -162,23 +230,38 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   // A failure from here on still reports what was done (nodes changed, rolled back, not reached).
   if (rollout.failure) throw withPartialResult(rollout.failure, result)
   try {
-    result.kubeadmConfig = options.kubeadmConfig === false ? {status: 'skipped' as const, changes: []} : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, false)
+    result.kubeadmConfig =
+      options.kubeadmConfig === false
+        ? {status: 'skipped' as const, changes: []}
+        : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, false)
     result.unchanged = !anyChanged && result.kubeadmConfig.status !== 'updated'
     // Ctrl-C during the rollout: every node is done; verify and rewrite are what is left.
     if (deps.signal?.aborted && (options.verify !== false || options.rewrite))
-      throw interruptedError(`stage ${options.verify !== false ? 'verify' : 'rewrite'} (not started; every node has the config)`)
+      throw interruptedError(
+        `stage ${options.verify !== false ? 'verify' : 'rewrite'} (not started; every node has the config)`,
+      )
     // The seed's "Verifying that data is encrypted", then "Ensure all Secrets are encrypted".
     if (options.verify !== false) result.verify = await runVerify(deps, configText)
     if (options.rewrite) {
       deps.onEvent?.({type: 'info', message: 'rewriting existing objects'})
-      if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available here.', {hint: `Run \`${REWRITE_NEXT}\`.`})
+      if (!deps.followUps)
+        throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available here.', {
+          hint: `Run \`${REWRITE_NEXT}\`.`,
+        })
       result.rewrite = await deps.followUps.rewrite(configText, deps.signal)
-      if (deps.signal?.aborted) throw interruptedError(`stage rewrite (${result.rewrite.rewritten} object(s) rewritten so far; every node has the config)`)
-      if (result.rewrite.failed > 0 || result.rewrite.incomplete.length > 0) result.next.push(`${REWRITE_NEXT}   # ${result.rewrite.failed} object(s) failed; run again after fixing the cause`)
+      if (deps.signal?.aborted)
+        throw interruptedError(
+          `stage rewrite (${result.rewrite.rewritten} object(s) rewritten so far; every node has the config)`,
+        )
+      if (result.rewrite.failed > 0 || result.rewrite.incomplete.length > 0)
+        result.next.push(
+          `${REWRITE_NEXT}   # ${result.rewrite.failed} object(s) failed; run again after fixing the cause`,
+        )
     } else {
       result.next.push(`${REWRITE_NEXT}   # existing objects stay as they were stored until rewritten`)
     }
-    if (result.verify && !result.verify.ok) result.next.unshift('kubectl encryption verify   # then `kubectl encryption status`')
+    if (result.verify && !result.verify.ok)
+      result.next.unshift('kubectl encryption verify   # then `kubectl encryption status`')
     return result
   } catch (error) {
     throw withPartialResult(error, result)
@@ -201,14 +284,19 @@ async function runVerify(deps: EnableDeps, configText: string): Promise<EnableVe
  * provider or resources it does not give, saying "already enabled as asked" would be false (and
  * leave, say, ConfigMaps in plaintext). Refused with what differs and how to get it.
  */
-function checkExistingAsAsked(configText: string, options: EnableOptions, found: {node: string; configPath?: string}): void {
+function checkExistingAsAsked(
+  configText: string,
+  options: EnableOptions,
+  found: {node: string; configPath?: string},
+): void {
   if (!options.provider && !options.resources) return
   const keys = writeKeys(configText)
   const differences: string[] = []
   for (const resource of options.resources ?? ['secrets']) {
     const rule = keys.find((k) => k.resources.includes(resource))
     if (!rule) differences.push(`${resource}: not covered`)
-    else if (options.provider && rule.provider !== options.provider) differences.push(`${resource}: written with ${rule.provider}, not ${options.provider}`)
+    else if (options.provider && rule.provider !== options.provider)
+      differences.push(`${resource}: written with ${rule.provider}, not ${options.provider}`)
   }
   if (differences.length === 0) return
   throw preconditionError(

@@ -16,7 +16,11 @@ import type {ObjectRef, StaleObjectIndex} from './rewrite.js'
 /** What the config's first provider for a resource writes: `aescbc:key1`, `identity`, `kms:name`. */
 export type WriteProvider = string
 
-export function isCurrentValue(value: Buffer, write: WriteProvider, kmsCurrentKeyIdHashes: Record<string, string> = {}): boolean {
+export function isCurrentValue(
+  value: Buffer,
+  write: WriteProvider,
+  kmsCurrentKeyIdHashes: Record<string, string> = {},
+): boolean {
   const head = value.subarray(0, 160).toString('latin1')
   if (write === 'identity') return !head.startsWith('k8s:enc:')
   const [type, name] = write.split(':', 2)

@@ -82,10 +82,17 @@ export interface InspectResult {
 export function inspectValue(input: InspectInput): InspectResult {
   const result = inspectOnce(input)
   const v = input.value
-  if (result.decryption.status === 'failed' && input.trailingNewlineMayBeArtifact && v.length > 1 && v[v.length - 1] === 0x0a) {
+  if (
+    result.decryption.status === 'failed' &&
+    input.trailingNewlineMayBeArtifact &&
+    v.length > 1 &&
+    v[v.length - 1] === 0x0a
+  ) {
     const retry = inspectOnce({...input, value: v.subarray(0, v.length - 1)})
     if (retry.decryption.status === 'ok') {
-      retry.notes.unshift('dropped the final newline, which `etcdctl get --print-value-only` appends (as stored it does not read); `etcdctl get -w json` avoids this')
+      retry.notes.unshift(
+        'dropped the final newline, which `etcdctl get --print-value-only` appends (as stored it does not read); `etcdctl get -w json` avoids this',
+      )
       return retry
     }
   }
@@ -116,23 +123,32 @@ export function parseEtcdctlJson(bytes: Buffer): {key: string; value: Buffer; mo
   if (!isRecord(doc.header)) {
     // A stored object in JSON has kind/apiVersion and never a top-level "kvs": this is a damaged or
     // hand-made etcdctl document, not a plaintext value.
-    if ('kvs' in doc && !('kind' in doc) && !('apiVersion' in doc)) throw new EtcdctlJsonShapeError('it has no etcdctl "header"')
+    if ('kvs' in doc && !('kind' in doc) && !('apiVersion' in doc))
+      throw new EtcdctlJsonShapeError('it has no etcdctl "header"')
     return undefined
   }
   const {kvs} = doc
   if (kvs === undefined || (Array.isArray(kvs) && kvs.length === 0)) return null
   if (!Array.isArray(kvs)) throw new EtcdctlJsonShapeError('its "kvs" is not a list of key/value pairs')
   if (kvs.length > 1) {
-    throw new EtcdctlJsonShapeError(`it holds ${kvs.length} key/value pairs (from \`etcdctl get --prefix\`?); inspect reads one value`)
+    throw new EtcdctlJsonShapeError(
+      `it holds ${kvs.length} key/value pairs (from \`etcdctl get --prefix\`?); inspect reads one value`,
+    )
   }
   const kv: unknown = kvs[0]
   if (!isRecord(kv)) throw new EtcdctlJsonShapeError('its "kvs" entry is not a key/value object')
   const key = typeof kv.key === 'string' ? decodeGoBase64(kv.key) : undefined
   if (!key || key.length === 0) throw new EtcdctlJsonShapeError('its "key" is not a non-empty standard base64 string')
   // etcdctl leaves "value" off for an empty value (protobuf JSON omits empty bytes).
-  const value = kv.value === undefined ? Buffer.alloc(0) : typeof kv.value === 'string' ? decodeGoBase64(kv.value) : undefined
+  const value =
+    kv.value === undefined ? Buffer.alloc(0) : typeof kv.value === 'string' ? decodeGoBase64(kv.value) : undefined
   if (!value) throw new EtcdctlJsonShapeError('its "value" is not a standard base64 string')
-  const modRevision = typeof kv.mod_revision === 'number' ? kv.mod_revision : typeof kv.mod_revision === 'string' ? Number(kv.mod_revision) : undefined
+  const modRevision =
+    typeof kv.mod_revision === 'number'
+      ? kv.mod_revision
+      : typeof kv.mod_revision === 'string'
+        ? Number(kv.mod_revision)
+        : undefined
   return {key: key.toString('utf8'), value, modRevision}
 }
 
@@ -168,7 +184,10 @@ function inspectOnce(input: InspectInput): InspectResult {
     const parsed = groupResourceForKey(input.etcdKey, {prefix: input.etcdPrefix})
     const {group, resource, namespace, name, known} = parsed
     result.resource = {group, resource, namespace, name, known}
-    if (!known) notes.push(`the etcd key's resource path is not a known built-in or <group>/<resource> path; matched as ${JSON.stringify(formatGroupResource(parsed))}`)
+    if (!known)
+      notes.push(
+        `the etcd key's resource path is not a known built-in or <group>/<resource> path; matched as ${JSON.stringify(formatGroupResource(parsed))}`,
+      )
   }
 
   const transformer = chooseTransformer(input, classification, notes)
@@ -191,7 +210,9 @@ function inspectOnce(input: InspectInput): InspectResult {
       }
       if (read.warnings?.length) result.decryption.warnings = read.warnings
       if (read.provider === 'kms' && classification.kmsApiVersion === 'v2') {
-        notes.push('offline, the KMS plugin\'s current key ID is unknown: "stale" reflects provider order and DEK source type only')
+        notes.push(
+          'offline, the KMS plugin\'s current key ID is unknown: "stale" reflects provider order and DEK source type only',
+        )
       }
     } catch (error) {
       if (!(error instanceof TransformError)) throw error
@@ -206,7 +227,8 @@ function inspectOnce(input: InspectInput): InspectResult {
         }`
         result.decryption = {status: 'not-attempted', error: why, rule, covered}
       }
-      if (input.kmsDek && classification.provider === 'kms' && error.messages.includes(TRANSFORM_MESSAGES.gcmAuth)) notes.push(kmsDekNote(classification))
+      if (input.kmsDek && classification.provider === 'kms' && error.messages.includes(TRANSFORM_MESSAGES.gcmAuth))
+        notes.push(kmsDekNote(classification))
     }
     if (transformer.synthetic) result.decryption.rule = undefined
     if (input.anyKey) {
@@ -218,16 +240,21 @@ function inspectOnce(input: InspectInput): InspectResult {
     plaintext = input.value
     result.decryption = {
       status: 'not-attempted',
-      error: input.config ? whyNotAttempted(input, classification) : 'no --config given; the value is stored unencrypted',
+      error: input.config
+        ? whyNotAttempted(input, classification)
+        : 'no --config given; the value is stored unencrypted',
     }
   } else {
     result.decryption = {status: 'not-attempted', error: whyNotAttempted(input, classification)}
   }
 
   // docs/kubernetes-behaviour.md §13.4 row 11: the transformer may pass such bytes (identity does), but the apiserver's decoder would not.
-  const format = result.decryption.status === 'ok' ? result.decryption.plaintext?.format : classification.plaintext?.format
+  const format =
+    result.decryption.status === 'ok' ? result.decryption.plaintext?.format : classification.plaintext?.format
   if (format === 'unknown') {
-    notes.push('the plaintext is not a serialized Kubernetes object (not protobuf, JSON, CBOR or YAML): the apiserver could not decode it')
+    notes.push(
+      'the plaintext is not a serialized Kubernetes object (not protobuf, JSON, CBOR or YAML): the apiserver could not decode it',
+    )
   }
   if (input.decrypt) {
     if (plaintext) result.object = viewObject(plaintext)
@@ -237,24 +264,36 @@ function inspectOnce(input: InspectInput): InspectResult {
   return result
 }
 
-function chooseTransformer(input: InspectInput, c: ValueClassification, notes: string[]): {transformer: ResourceTransformer; synthetic: boolean} | undefined {
+function chooseTransformer(
+  input: InspectInput,
+  c: ValueClassification,
+  notes: string[],
+): {transformer: ResourceTransformer; synthetic: boolean} | undefined {
   if (input.etcdKey === undefined && !(input.anyKey && input.config)) return undefined
   const kms: Record<string, KmsService> = {}
   if (input.kmsDek) {
     const service = new StaticDekKmsService(input.kmsDek)
-    for (const entry of input.config?.resources ?? []) for (const p of entry.providers ?? []) if (p.kms?.name) kms[p.kms.name] = service
+    for (const entry of input.config?.resources ?? [])
+      for (const p of entry.providers ?? []) if (p.kms?.name) kms[p.kms.name] = service
     if (c.kmsName) kms[c.kmsName] = service
   }
   if (input.config && input.anyKey) {
-    notes.push('--any-key: every provider and key in the configuration was tried in file order, whatever resource it is configured for; staleness is not judged')
+    notes.push(
+      '--any-key: every provider and key in the configuration was tried in file order, whatever resource it is configured for; staleness is not judged',
+    )
     if (input.etcdKey === undefined && (c.provider === 'aesgcm' || c.provider === 'kms')) {
-      notes.push('without the etcd key, aesgcm and KMS values cannot be authenticated: it is their additional authenticated data')
+      notes.push(
+        'without the etcd key, aesgcm and KMS values cannot be authenticated: it is their additional authenticated data',
+      )
     }
     return {transformer: ResourceTransformer.everyProvider(input.config, {kms}), synthetic: true}
   }
   if (input.etcdKey === undefined) return undefined
   if (input.config) {
-    return {transformer: new EncryptionTransformers(input.config, {kms}).forKey(input.etcdKey, {prefix: input.etcdPrefix}), synthetic: false}
+    return {
+      transformer: new EncryptionTransformers(input.config, {kms}).forKey(input.etcdKey, {prefix: input.etcdPrefix}),
+      synthetic: false,
+    }
   }
   // No configuration: a KMS value can still be opened with the user's DEK, by the name it carries.
   if (input.kmsDek && c.provider === 'kms' && c.kmsName !== undefined) {
@@ -274,10 +313,12 @@ function kmsDekNote(c: ValueClassification): string {
   return `--kms-dek was used as the DEK the KMS plugin returns from Decrypt; ${wrongOr}`
 }
 
-const KMS_NEEDS_DEK = 'a KMS value opens only with the plaintext DEK or seed the KMS plugin returns: pass --kms-dek FILE'
+const KMS_NEEDS_DEK =
+  'a KMS value opens only with the plaintext DEK or seed the KMS plugin returns: pass --kms-dek FILE'
 
 function whyNotAttempted(input: InspectInput, c: ValueClassification): string {
-  if (input.etcdKey === undefined) return 'no --etcd-key given: it selects the providers and is the AAD of aesgcm and KMS values'
+  if (input.etcdKey === undefined)
+    return 'no --etcd-key given: it selects the providers and is the AAD of aesgcm and KMS values'
   if (c.provider === 'kms') return KMS_NEEDS_DEK
   return 'no --config given'
 }

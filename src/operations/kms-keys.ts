@@ -13,7 +13,11 @@ export interface NodeKmsKeys {
   error?: string
 }
 
-export async function apiserverKmsKeys(nodes: ControlPlaneNode[], probe: EndpointProbe, timeoutMs = 5000): Promise<NodeKmsKeys[]> {
+export async function apiserverKmsKeys(
+  nodes: ControlPlaneNode[],
+  probe: EndpointProbe,
+  timeoutMs = 5000,
+): Promise<NodeKmsKeys[]> {
   return Promise.all(
     nodes.map(async (node): Promise<NodeKmsKeys> => {
       const endpoint = node.apiservers[0]?.endpoint
@@ -30,9 +34,13 @@ export async function apiserverKmsKeys(nodes: ControlPlaneNode[], probe: Endpoin
 }
 
 /** The key ID hash every apiserver reporting `provider` agrees on, or the disagreement (hash -> nodes). */
-export function agreedKey(reports: NodeKmsKeys[], provider: string): {keyIdHash?: string; reportedBy: Record<string, string[]>} {
+export function agreedKey(
+  reports: NodeKmsKeys[],
+  provider: string,
+): {keyIdHash?: string; reportedBy: Record<string, string[]>} {
   const reportedBy: Record<string, string[]> = {}
-  for (const r of reports) for (const k of r.keys) if (k.provider === provider) (reportedBy[k.keyIdHash] ??= []).push(r.node)
+  for (const r of reports)
+    for (const k of r.keys) if (k.provider === provider) (reportedBy[k.keyIdHash] ??= []).push(r.node)
   const hashes = Object.keys(reportedBy)
   return hashes.length === 1 ? {keyIdHash: hashes[0], reportedBy} : {reportedBy}
 }

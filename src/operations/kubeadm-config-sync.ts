@@ -1,10 +1,20 @@
 import type {ManifestEncryptionSettings} from '../controlplane/apiserver-manifest.js'
-import {disableEncryptionInClusterConfiguration, enableEncryptionInClusterConfiguration, KUBEADM_CONFIG} from '../controlplane/kubeadm-config.js'
+import {
+  disableEncryptionInClusterConfiguration,
+  enableEncryptionInClusterConfiguration,
+  KUBEADM_CONFIG,
+} from '../controlplane/kubeadm-config.js'
 import type {ApiResource, KubeObject, ObjectClient} from '../kube/types.js'
 import {KubeApiError} from '../kube/types.js'
 import {unifiedDiff} from '../output/diff.js'
 
-export const CONFIGMAPS: ApiResource = {group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true}
+export const CONFIGMAPS: ApiResource = {
+  group: '',
+  version: 'v1',
+  resource: 'configmaps',
+  kind: 'ConfigMap',
+  namespaced: true,
+}
 
 export interface KubeadmConfigOutcome {
   /** absent: no kubeadm-config ConfigMap (not a kubeadm cluster); planned: dry run. */
@@ -32,8 +42,12 @@ export async function syncKubeadmConfig(
   }
   const data = (cm.data ?? {}) as Record<string, string>
   const before = data[KUBEADM_CONFIG.key]
-  if (before === undefined) return {status: 'absent', changes: [], message: 'kubeadm-config has no ClusterConfiguration'}
-  const edit = change.kind === 'enable' ? enableEncryptionInClusterConfiguration(before, change.settings) : disableEncryptionInClusterConfiguration(before)
+  if (before === undefined)
+    return {status: 'absent', changes: [], message: 'kubeadm-config has no ClusterConfiguration'}
+  const edit =
+    change.kind === 'enable'
+      ? enableEncryptionInClusterConfiguration(before, change.settings)
+      : disableEncryptionInClusterConfiguration(before)
   if (!edit.changed) return {status: 'unchanged', changes: []}
   const diff = unifiedDiff(`/kube-system/configmaps/kubeadm-config/${KUBEADM_CONFIG.key}`, before, edit.text)
   if (dryRun) return {status: 'planned', changes: edit.changes, diff}

@@ -109,8 +109,16 @@ export async function rollOut(plans: NodePlan[], deps: RolloutDeps): Promise<Rol
   for (const [index, plan] of plans.entries()) {
     const outcome = outcomes[index] as NodeOutcome
     if (plan.files.length > 0 && deps.signal?.aborted) {
-      const done = outcomes.slice(0, index).filter((o) => o.status === 'changed').map((o) => o.node)
-      return {nodes: outcomes, failure: interruptedError(`${deps.stage ? `stage ${deps.stage} ` : ''}(node ${plan.node}, not changed; ${done.length > 0 ? `changed: ${done.join(', ')}` : 'no node changed'})`)}
+      const done = outcomes
+        .slice(0, index)
+        .filter((o) => o.status === 'changed')
+        .map((o) => o.node)
+      return {
+        nodes: outcomes,
+        failure: interruptedError(
+          `${deps.stage ? `stage ${deps.stage} ` : ''}(node ${plan.node}, not changed; ${done.length > 0 ? `changed: ${done.join(', ')}` : 'no node changed'})`,
+        ),
+      }
     }
     if (plan.files.length === 0) {
       deps.onEvent?.({type: 'node-done', node: plan.node, status: 'unchanged'})
@@ -132,7 +140,9 @@ export async function rollOut(plans: NodePlan[], deps: RolloutDeps): Promise<Rol
     }
     try {
       // Step 4: config before manifest, so the apiserver never starts pointing at a missing file.
-      for (const {change} of [...written].sort((a, b) => (a.change.kind === b.change.kind ? 0 : a.change.kind === 'config' ? -1 : 1))) {
+      for (const {change} of [...written].sort((a, b) =>
+        a.change.kind === b.change.kind ? 0 : a.change.kind === 'config' ? -1 : 1,
+      )) {
         if (change.kind === 'config') await files.mkdir(dirOf(change.path), 0o700)
         await files.writeAtomic(change.path, change.after, {mode: change.mode, uid: change.uid, gid: change.gid})
         deps.onEvent?.({type: 'write', node: plan.node, path: change.path})
@@ -154,14 +164,24 @@ export async function rollOut(plans: NodePlan[], deps: RolloutDeps): Promise<Rol
       const untouched = later.length > 0 ? ` Nodes not touched: ${later.join(', ')}.` : ''
       const failure =
         outcome.status === 'rolled-back'
-          ? new PluginError('rolledBack', 'NODE_ROLLED_BACK', `Node ${plan.node} did not take the change (${reason}); it was rolled back from ${backups}.${untouched}`, {
-              hint: `Look at the kube-apiserver on ${plan.node} (crictl ps -a; crictl logs) for why it failed, then run the command again. Backups are kept in ${deps.backupDir} on the node.`,
-              cause: error,
-            })
-          : new PluginError('rollbackFailed', 'NODE_ROLLBACK_FAILED', `Node ${plan.node} did not take the change (${reason}) and the rollback did not bring it back. Manual action needed: restore ${backups} on ${plan.node}.${untouched}`, {
-              hint: `On ${plan.node}: copy the backups from ${deps.backupDir} back over ${plan.files.map((f) => f.path).join(' and ')}, then check the kube-apiserver pod.`,
-              cause: error,
-            })
+          ? new PluginError(
+              'rolledBack',
+              'NODE_ROLLED_BACK',
+              `Node ${plan.node} did not take the change (${reason}); it was rolled back from ${backups}.${untouched}`,
+              {
+                hint: `Look at the kube-apiserver on ${plan.node} (crictl ps -a; crictl logs) for why it failed, then run the command again. Backups are kept in ${deps.backupDir} on the node.`,
+                cause: error,
+              },
+            )
+          : new PluginError(
+              'rollbackFailed',
+              'NODE_ROLLBACK_FAILED',
+              `Node ${plan.node} did not take the change (${reason}) and the rollback did not bring it back. Manual action needed: restore ${backups} on ${plan.node}.${untouched}`,
+              {
+                hint: `On ${plan.node}: copy the backups from ${deps.backupDir} back over ${plan.files.map((f) => f.path).join(' and ')}, then check the kube-apiserver pod.`,
+                cause: error,
+              },
+            )
       return {nodes: outcomes, failure}
     }
   }
@@ -169,10 +189,18 @@ export async function rollOut(plans: NodePlan[], deps: RolloutDeps): Promise<Rol
 }
 
 /** Step 6: put every backup back (a new file is removed), then wait for the apiserver again. */
-async function rollBack(plan: NodePlan, written: Array<{change: NodeFileChange; backup?: string}>, deps: RolloutDeps, files: RemoteFiles, original: ApiserverState): Promise<NodeStatus> {
+async function rollBack(
+  plan: NodePlan,
+  written: Array<{change: NodeFileChange; backup?: string}>,
+  deps: RolloutDeps,
+  files: RemoteFiles,
+  original: ApiserverState,
+): Promise<NodeStatus> {
   try {
     // Manifest first, so the apiserver stops reading a config that is about to change back.
-    for (const {change, backup} of [...written].sort((a, b) => (a.change.kind === b.change.kind ? 0 : a.change.kind === 'manifest' ? -1 : 1))) {
+    for (const {change, backup} of [...written].sort((a, b) =>
+      a.change.kind === b.change.kind ? 0 : a.change.kind === 'manifest' ? -1 : 1,
+    )) {
       if (backup) await files.restore(backup, change.path)
       else await files.remove(change.path)
     }

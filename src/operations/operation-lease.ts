@@ -72,7 +72,14 @@ export function leaseIsStale(lease: LeaseRecord, clock: LeaseClock = {}): boolea
 }
 
 export function leaseStatus(lease: LeaseRecord, clock: LeaseClock = {}): LeaseStatus {
-  return {holder: lease.holder, operation: lease.operation, since: lease.acquiredAt, renewedAt: lease.renewedAt, expiresAt: expiresAt(lease).toISOString(), stale: leaseIsStale(lease, clock)}
+  return {
+    holder: lease.holder,
+    operation: lease.operation,
+    since: lease.acquiredAt,
+    renewedAt: lease.renewedAt,
+    expiresAt: expiresAt(lease).toISOString(),
+    stale: leaseIsStale(lease, clock),
+  }
 }
 
 async function readConfigMap(objects: ObjectClient): Promise<KubeObject | undefined> {
@@ -84,7 +91,7 @@ async function readConfigMap(objects: ObjectClient): Promise<KubeObject | undefi
   }
 }
 
-const dataOf = (cm: KubeObject | undefined) => ((cm?.data as Record<string, string> | undefined) ?? {})
+const dataOf = (cm: KubeObject | undefined) => (cm?.data as Record<string, string> | undefined) ?? {}
 
 function leaseIn(cm: KubeObject | undefined): LeaseRecord | undefined {
   const text = dataOf(cm)[LEASE_KEY]
@@ -147,7 +154,11 @@ export class OperationLease {
           await objects.create(CONFIGMAPS, {
             apiVersion: 'v1',
             kind: 'ConfigMap',
-            metadata: {name: STATE_CONFIGMAP.name, namespace: STATE_CONFIGMAP.namespace, labels: {'app.kubernetes.io/managed-by': 'kubectl-encryption'}},
+            metadata: {
+              name: STATE_CONFIGMAP.name,
+              namespace: STATE_CONFIGMAP.namespace,
+              labels: {'app.kubernetes.io/managed-by': 'kubectl-encryption'},
+            },
             data: {[LEASE_KEY]: JSON.stringify(record)},
           })
         }
@@ -211,7 +222,8 @@ export class OperationLease {
       if (!cm || leaseIn(cm)?.id !== this.record.id) return
       const {[LEASE_KEY]: _mine, ...rest} = dataOf(cm)
       try {
-        if (Object.keys(rest).length === 0) await this.objects.delete(CONFIGMAPS, STATE_CONFIGMAP.name, STATE_CONFIGMAP.namespace)
+        if (Object.keys(rest).length === 0)
+          await this.objects.delete(CONFIGMAPS, STATE_CONFIGMAP.name, STATE_CONFIGMAP.namespace)
         else await this.objects.replace(CONFIGMAPS, {...cm, data: rest})
         return
       } catch (error) {

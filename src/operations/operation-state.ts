@@ -49,15 +49,23 @@ export class OperationStateStore {
           await this.objects.create(CONFIGMAPS, {
             apiVersion: 'v1',
             kind: 'ConfigMap',
-            metadata: {name: STATE_CONFIGMAP.name, namespace: STATE_CONFIGMAP.namespace, labels: {'app.kubernetes.io/managed-by': 'kubectl-encryption'}},
+            metadata: {
+              name: STATE_CONFIGMAP.name,
+              namespace: STATE_CONFIGMAP.namespace,
+              labels: {'app.kubernetes.io/managed-by': 'kubectl-encryption'},
+            },
             data: {[state.operation]: doc},
           })
         } else {
-          await this.objects.replace(CONFIGMAPS, {...cm, data: {...((cm.data as Record<string, string>) ?? {}), [state.operation]: doc}})
+          await this.objects.replace(CONFIGMAPS, {
+            ...cm,
+            data: {...((cm.data as Record<string, string>) ?? {}), [state.operation]: doc},
+          })
         }
         return
       } catch (error) {
-        if (!(error instanceof KubeApiError && (error.status === 409 || error.status === 404)) || attempt >= 5) throw error
+        if (!(error instanceof KubeApiError && (error.status === 409 || error.status === 404)) || attempt >= 5)
+          throw error
       }
     }
   }

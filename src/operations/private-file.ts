@@ -41,13 +41,21 @@ function translate(error: unknown, path: string): PluginError {
     })
   }
   if (code === 'EISDIR') {
-    return preconditionError('OUTPUT_IS_DIRECTORY', `${path} is a directory; nothing was written.`, {hint: 'Name a file.'})
+    return preconditionError('OUTPUT_IS_DIRECTORY', `${path} is a directory; nothing was written.`, {
+      hint: 'Name a file.',
+    })
   }
-  return new PluginError('unexpected', 'OUTPUT_WRITE_FAILED', `cannot write ${path}: ${(error as Error).message}`, {cause: error})
+  return new PluginError('unexpected', 'OUTPUT_WRITE_FAILED', `cannot write ${path}: ${(error as Error).message}`, {
+    cause: error,
+  })
 }
 
 /** Writes `data` to `path` with mode 0600; refuses to replace an existing file unless `force`. */
-export async function writePrivateFile(path: string, data: string | Uint8Array, options: {force?: boolean} = {}): Promise<void> {
+export async function writePrivateFile(
+  path: string,
+  data: string | Uint8Array,
+  options: {force?: boolean} = {},
+): Promise<void> {
   if (!options.force) {
     try {
       await writeExclusive(path, data)

@@ -1,6 +1,10 @@
 import type {RolloutEvent} from './node-rollout.js'
 
-type ChangeEvent = RolloutEvent | {type: 'stage'; stage: string; status: string} | {type: 'info'; message: string} | {type: 'warning'; message: string}
+type ChangeEvent =
+  | RolloutEvent
+  | {type: 'stage'; stage: string; status: string}
+  | {type: 'info'; message: string}
+  | {type: 'warning'; message: string}
 
 /** One line of progress per event, for the spinner or --verbose (never key material: events carry none). */
 export function describeEvent(event: ChangeEvent): string {

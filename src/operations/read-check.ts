@@ -42,7 +42,12 @@ export interface ReadCheck {
 /** `secrets (aescbc:key1=3, identity=1); configmaps (...)`. */
 export function unreadableText(check: ReadCheck): string {
   return Object.entries(check.unreadableAs ?? {})
-    .map(([resource, as]) => `${resource} (${Object.entries(as).map(([k, n]) => `${k}=${n}`).join(', ')})`)
+    .map(
+      ([resource, as]) =>
+        `${resource} (${Object.entries(as)
+          .map(([k, n]) => `${k}=${n}`)
+          .join(', ')})`,
+    )
     .join('; ')
 }
 
@@ -80,12 +85,19 @@ export async function readCheck(
   options: {what: string; force?: boolean; dryRun?: boolean; unchanged?: string},
 ): Promise<ReadCheck> {
   if (!deps.followUps?.checkConfig) return notRun(deps, options.what, 'etcd cannot be read here')
-  deps.onEvent?.({type: 'info', message: `read check: can the config ${options.what} applies read every value in etcd?`})
+  deps.onEvent?.({
+    type: 'info',
+    message: `read check: can the config ${options.what} applies read every value in etcd?`,
+  })
   let check: ReadCheck
   try {
     check = summary(await deps.followUps.checkConfig(configText))
   } catch (error) {
-    return notRun(deps, options.what, `etcd could not be read: ${error instanceof Error ? error.message : String(error)}`)
+    return notRun(
+      deps,
+      options.what,
+      `etcd could not be read: ${error instanceof Error ? error.message : String(error)}`,
+    )
   }
   if (check.status === 'readable') return check
   if (options.dryRun) return options.force ? {...check, forced: true} : check
@@ -98,11 +110,17 @@ export async function readCheck(
       },
     )
   }
-  deps.onEvent?.({type: 'warning', message: `--force: going ahead although ${check.unreadable} stored value(s) would be unreadable: ${unreadableText(check)}`})
+  deps.onEvent?.({
+    type: 'warning',
+    message: `--force: going ahead although ${check.unreadable} stored value(s) would be unreadable: ${unreadableText(check)}`,
+  })
   return {...check, forced: true}
 }
 
 function notRun(deps: Pick<ControlPlaneDeps, 'onEvent'>, what: string, reason: string): ReadCheck {
-  deps.onEvent?.({type: 'warning', message: `read check not run before ${what} (${reason}); going on without proof that every stored value stays readable`})
+  deps.onEvent?.({
+    type: 'warning',
+    message: `read check not run before ${what} (${reason}); going on without proof that every stored value stays readable`,
+  })
   return {status: 'not-run', reason}
 }

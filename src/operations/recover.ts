@@ -22,7 +22,14 @@ import {classifyValue} from '../encryption/value-classifier.js'
 import {type EtcdReader, type EtcdReaderInfo, SCAN_PAGE_BYTES} from '../etcd/etcd-reader.js'
 import {interruptedError, isPluginError, PluginError, preconditionError, withPartialResult} from '../errors.js'
 import {ResourceIndex} from '../kube/resource-index.js'
-import {type AccessReviewer, type ApiResource, type EndpointProbe, KubeApiError, type ObjectClient, type ResourceDiscovery} from '../kube/types.js'
+import {
+  type AccessReviewer,
+  type ApiResource,
+  type EndpointProbe,
+  KubeApiError,
+  type ObjectClient,
+  type ResourceDiscovery,
+} from '../kube/types.js'
 import {classifyApiError, errorMessage} from './api-errors.js'
 import {writePrivateFile} from './private-file.js'
 import {type UndecryptableValue, scanValues} from './scan.js'
@@ -129,10 +136,22 @@ export interface RecoverBackup {
   version: 1
   createdAt: string
   context?: string
-  objects: Array<{etcdKey: string; resource: string; namespace?: string; name: string; storedAs: string; modRevision: number; valueBase64: string}>
+  objects: Array<{
+    etcdKey: string
+    resource: string
+    namespace?: string
+    name: string
+    storedAs: string
+    modRevision: number
+    valueBase64: string
+  }>
 }
 
-export async function recoverUndecryptable(options: RecoverOptions, deps: RecoverDeps, context?: string): Promise<RecoverResult> {
+export async function recoverUndecryptable(
+  options: RecoverOptions,
+  deps: RecoverDeps,
+  context?: string,
+): Promise<RecoverResult> {
   const targets = await resolveTargets(options, deps)
   const found = new Map<string, Found>()
   const warnings: string[] = []
@@ -177,7 +196,10 @@ export async function recoverUndecryptable(options: RecoverOptions, deps: Recove
   }
 
   // 1. etcd: every value under the targets' prefixes (one namespace's keys only, with -n).
-  const prefixes = scanPrefixes(targets.map((t) => t.api), options.etcdPrefix).map((p) => {
+  const prefixes = scanPrefixes(
+    targets.map((t) => t.api),
+    options.etcdPrefix,
+  ).map((p) => {
     const target = targetFor(p)
     return options.namespace !== undefined && target?.api.namespaced ? `${p}${options.namespace}/` : p
   })
@@ -202,7 +224,10 @@ export async function recoverUndecryptable(options: RecoverOptions, deps: Recove
     const answer = await apiUnreadable(deps.objects, target.api, options.namespace)
     if (answer.kind === 'storageReadError') {
       evidence ??= {served: true, evidence: `the API's list of ${target.id} answered StorageReadError`}
-      if (answer.truncated) warnings.push(`the API's list of ${target.id} named only the first ${answer.keys.length} unreadable values; the etcd scan finds the rest`)
+      if (answer.truncated)
+        warnings.push(
+          `the API's list of ${target.id} named only the first ${answer.keys.length} unreadable values; the etcd scan finds the rest`,
+        )
       for (const {key, message} of answer.keys) {
         const seen = found.get(key)
         if (seen) {
@@ -214,11 +239,32 @@ export async function recoverUndecryptable(options: RecoverOptions, deps: Recove
         const parsed = groupResourceForKey(key, {prefix: options.etcdPrefix})
         if (parsed.name === undefined) continue
         const c = classifyValue(kv.value)
-        const storedAs = c.kmsName !== undefined ? `${c.provider}:${c.kmsName}` : c.keyName !== undefined ? `${c.provider}:${c.keyName}` : c.provider
-        add({key, value: kv.value, modRevision: kv.modRevision, resource: target.id, group: parsed.group, namespace: parsed.namespace, name: parsed.name, storedAs, error: message}, 'api')
+        const storedAs =
+          c.kmsName !== undefined
+            ? `${c.provider}:${c.kmsName}`
+            : c.keyName !== undefined
+              ? `${c.provider}:${c.keyName}`
+              : c.provider
+        add(
+          {
+            key,
+            value: kv.value,
+            modRevision: kv.modRevision,
+            resource: target.id,
+            group: parsed.group,
+            namespace: parsed.namespace,
+            name: parsed.name,
+            storedAs,
+            error: message,
+          },
+          'api',
+        )
       }
     } else if (answer.kind === 'internalError') {
-      evidence ??= {served: false, evidence: `the API's list of ${target.id} answered a plain 500 for unreadable values, not StorageReadError (${FEATURE_GATE} is off)`}
+      evidence ??= {
+        served: false,
+        evidence: `the API's list of ${target.id} answered a plain 500 for unreadable values, not StorageReadError (${FEATURE_GATE} is off)`,
+      }
     } else if (answer.kind === 'error') {
       warnings.push(`could not list ${target.id} through the API (${answer.message}); only the etcd scan was used`)
     }
@@ -235,18 +281,31 @@ export async function recoverUndecryptable(options: RecoverOptions, deps: Recove
   result.feature = evidence ?? (await featureFromServer(deps.probe))
   if (!result.feature.served) {
     throw fail(
-      preconditionError('UNSAFE_DELETE_NOT_SERVED', `the server does not serve ignoreStoreReadErrorWithClusterBreakingPotential (${result.feature.evidence}); nothing was deleted.`, {
-        hint: `Kubernetes 1.37+ serves it by default; on 1.32–1.36 start every kube-apiserver with --feature-gates=${FEATURE_GATE}=true.`,
-      }),
+      preconditionError(
+        'UNSAFE_DELETE_NOT_SERVED',
+        `the server does not serve ignoreStoreReadErrorWithClusterBreakingPotential (${result.feature.evidence}); nothing was deleted.`,
+        {
+          hint: `Kubernetes 1.37+ serves it by default; on 1.32–1.36 start every kube-apiserver with --feature-gates=${FEATURE_GATE}=true.`,
+        },
+      ),
     )
   }
   deps.onProgress?.('Checking RBAC (SelfSubjectAccessReview)')
   const pairs = new Map<string, {target: Target; namespace?: string}>()
-  for (const o of list) pairs.set(`${o.target.id}\u0000${o.namespace ?? ''}`, {target: o.target, namespace: o.target.api.namespaced ? o.namespace : undefined})
+  for (const o of list)
+    pairs.set(`${o.target.id}\u0000${o.namespace ?? ''}`, {
+      target: o.target,
+      namespace: o.target.api.namespaced ? o.namespace : undefined,
+    })
   for (const {target, namespace} of pairs.values()) {
     for (const verb of ['delete', UNSAFE_DELETE_VERB]) {
       const review = await deps.access.canI({verb, group: target.api.group, resource: target.api.resource, namespace})
-      result.access.push({verb, resource: target.id, ...(namespace === undefined ? {} : {namespace}), allowed: review.allowed})
+      result.access.push({
+        verb,
+        resource: target.id,
+        ...(namespace === undefined ? {} : {namespace}),
+        allowed: review.allowed,
+      })
     }
   }
   const denied = result.access.filter((a) => !a.allowed)
@@ -264,10 +323,13 @@ export async function recoverUndecryptable(options: RecoverOptions, deps: Recove
 
   // 4. The user's word, then the backup, then the deletes.
   if (deps.confirm) {
-    const shown = list.slice(0, 20).map((o) => `  ${o.resource} ${o.namespace ? `${o.namespace}/` : ''}${o.name} (${o.storedAs})`)
+    const shown = list
+      .slice(0, 20)
+      .map((o) => `  ${o.resource} ${o.namespace ? `${o.namespace}/` : ''}${o.name} (${o.storedAs})`)
     if (list.length > shown.length) shown.push(`  … and ${list.length - shown.length} more (see --dry-run)`)
     const question = `${shown.join('\n')}\nDelete these ${list.length} objects that no configured key can read? They are removed from etcd without finalizers or admission (each raw value is saved to a 0600 file in ${options.backupDir} first).`
-    if (!(await deps.confirm(question))) throw new PluginError('precondition', 'ABORTED', 'Aborted: nothing was changed.')
+    if (!(await deps.confirm(question)))
+      throw new PluginError('precondition', 'ABORTED', 'Aborted: nothing was changed.')
   }
   const now = deps.now?.() ?? new Date()
   const path = join(options.backupDir, `recover-${now.toISOString().replace(/[:.]/g, '-')}.json`)
@@ -276,23 +338,44 @@ export async function recoverUndecryptable(options: RecoverOptions, deps: Recove
     version: 1,
     createdAt: now.toISOString(),
     ...(context ? {context} : {}),
-    objects: list.map((o) => ({etcdKey: o.etcdKey, resource: o.resource, ...(o.namespace === undefined ? {} : {namespace: o.namespace}), name: o.name, storedAs: o.storedAs, modRevision: o.modRevision, valueBase64: o.value.toString('base64')})),
+    objects: list.map((o) => ({
+      etcdKey: o.etcdKey,
+      resource: o.resource,
+      ...(o.namespace === undefined ? {} : {namespace: o.namespace}),
+      name: o.name,
+      storedAs: o.storedAs,
+      modRevision: o.modRevision,
+      valueBase64: o.value.toString('base64'),
+    })),
   }
   try {
     await mkdir(options.backupDir, {recursive: true, mode: 0o700})
     await (deps.writeBackup ?? writePrivateFile)(path, JSON.stringify(backup, null, 2) + '\n')
   } catch (error) {
-    const reason = isPluginError(error) ? error.message.replace(/;? ?nothing was written\.?$/, '') : ((error as NodeJS.ErrnoException).code ?? (error as Error).message)
-    throw fail(preconditionError('BACKUP_FAILED', `cannot write the backup ${path} (${reason}); nothing was deleted.`, {hint: 'Pass --backup-dir with a local directory you can write to.'}))
+    const reason = isPluginError(error)
+      ? error.message.replace(/;? ?nothing was written\.?$/, '')
+      : ((error as NodeJS.ErrnoException).code ?? (error as Error).message)
+    throw fail(
+      preconditionError('BACKUP_FAILED', `cannot write the backup ${path} (${reason}); nothing was deleted.`, {
+        hint: 'Pass --backup-dir with a local directory you can write to.',
+      }),
+    )
   }
   result.backupFile = path
 
   for (const [i, o] of list.entries()) {
     if (deps.signal?.aborted) {
       result.objects = list.map(publicView)
-      throw withPartialResult(interruptedError(`object ${i + 1} of ${list.length} (the rest are listed, not deleted; the backup holds them all)`), result)
+      throw withPartialResult(
+        interruptedError(
+          `object ${i + 1} of ${list.length} (the rest are listed, not deleted; the backup holds them all)`,
+        ),
+        result,
+      )
     }
-    deps.onProgress?.(`Deleting ${i + 1}/${list.length}: ${o.resource} ${o.namespace ? `${o.namespace}/` : ''}${o.name}`)
+    deps.onProgress?.(
+      `Deleting ${i + 1}/${list.length}: ${o.resource} ${o.namespace ? `${o.namespace}/` : ''}${o.name}`,
+    )
     await deleteOne(deps.objects, o)
   }
   result.objects = list.map(publicView)
@@ -306,7 +389,11 @@ function publicView(o: Found): RecoverObject {
 }
 
 async function resolveTargets(options: RecoverOptions, deps: RecoverDeps): Promise<Target[]> {
-  const grs: GroupResource[] = await scanTargets({config: deps.config, discovery: deps.discovery, resources: options.resources})
+  const grs: GroupResource[] = await scanTargets({
+    config: deps.config,
+    discovery: deps.discovery,
+    resources: options.resources,
+  })
   const index = new ResourceIndex(await deps.discovery.resources())
   const targets: Target[] = []
   for (const gr of grs) {
@@ -329,17 +416,24 @@ async function apiUnreadable(objects: ObjectClient, api: ApiResource, namespace?
   let continueToken: string | undefined
   try {
     do {
-      const page = await objects.list(api, {namespace: api.namespaced ? namespace : undefined, limit: LIST_PAGE, continueToken})
+      const page = await objects.list(api, {
+        namespace: api.namespaced ? namespace : undefined,
+        limit: LIST_PAGE,
+        continueToken,
+      })
       continueToken = page.continueToken
     } while (continueToken)
     return {kind: 'clean'}
   } catch (error) {
     if (error instanceof KubeApiError && error.status === 500 && error.reason === 'StorageReadError') {
       const causes = error.details?.causes ?? []
-      const keys = causes.filter((c) => c.field?.startsWith('/')).map((c) => ({key: c.field!, message: c.message ?? error.message}))
+      const keys = causes
+        .filter((c) => c.field?.startsWith('/'))
+        .map((c) => ({key: c.field!, message: c.message ?? error.message}))
       return {kind: 'storageReadError', keys, truncated: causes.some((c) => c.reason === 'TooMany')}
     }
-    if (error instanceof KubeApiError && error.status === 500 && classifyApiError(error).kind === 'fail') return {kind: 'internalError'}
+    if (error instanceof KubeApiError && error.status === 500 && classifyApiError(error).kind === 'fail')
+      return {kind: 'internalError'}
     return {kind: 'error', message: errorMessage(error)}
   }
 }
@@ -348,17 +442,32 @@ async function apiUnreadable(objects: ObjectClient, api: ApiResource, namespace?
 async function featureFromServer(probe: EndpointProbe): Promise<{served: boolean; evidence: string}> {
   const metrics = await probe.get('/metrics').catch(() => undefined)
   if (metrics?.status === 200) {
-    const sample = parsePrometheusText(metrics.body).find((s) => s.name === 'kubernetes_feature_enabled' && s.labels.name === FEATURE_GATE)
-    if (sample) return {served: sample.value === 1, evidence: `/metrics: kubernetes_feature_enabled{name="${FEATURE_GATE}"} ${sample.value}`}
+    const sample = parsePrometheusText(metrics.body).find(
+      (s) => s.name === 'kubernetes_feature_enabled' && s.labels.name === FEATURE_GATE,
+    )
+    if (sample)
+      return {
+        served: sample.value === 1,
+        evidence: `/metrics: kubernetes_feature_enabled{name="${FEATURE_GATE}"} ${sample.value}`,
+      }
   }
   const version = await probe.get('/version').catch(() => undefined)
   if (version?.status === 200) {
     try {
-      const {major, minor, gitVersion} = JSON.parse(version.body) as {major?: string; minor?: string; gitVersion?: string}
+      const {major, minor, gitVersion} = JSON.parse(version.body) as {
+        major?: string
+        minor?: string
+        gitVersion?: string
+      }
       const m = Number.parseInt(minor ?? '', 10)
-      if (major === '1' && m >= 37) return {served: true, evidence: `${gitVersion ?? `1.${m}`}: ${FEATURE_GATE} is on by default`}
-      if (major === '1' && m < 32) return {served: false, evidence: `${gitVersion ?? `1.${m}`} predates the option (added in 1.32)`}
-      return {served: false, evidence: `${gitVersion ?? `1.${m}`}: ${FEATURE_GATE} is off by default and /metrics could not be read to tell`}
+      if (major === '1' && m >= 37)
+        return {served: true, evidence: `${gitVersion ?? `1.${m}`}: ${FEATURE_GATE} is on by default`}
+      if (major === '1' && m < 32)
+        return {served: false, evidence: `${gitVersion ?? `1.${m}`} predates the option (added in 1.32)`}
+      return {
+        served: false,
+        evidence: `${gitVersion ?? `1.${m}`}: ${FEATURE_GATE} is off by default and /metrics could not be read to tell`,
+      }
     } catch {
       // fall through
     }
@@ -376,18 +485,28 @@ function rbacHint(denied: AccessCheckResult[], targets: Target[], user: string |
   const lines = [`Add this rule to a ClusterRole (or a Role in the namespace) bound to you: ${rule}`, 'For example:']
   if (namespaces.length === 1 && namespaces[0] !== undefined) {
     const ns = namespaces[0]
-    lines.push(`  kubectl create role ${ROLE_NAME} -n ${ns} ${verbs} --resource=${resources.join(',')}`, `  kubectl create rolebinding ${ROLE_NAME} -n ${ns} --role=${ROLE_NAME} ${subject}`)
+    lines.push(
+      `  kubectl create role ${ROLE_NAME} -n ${ns} ${verbs} --resource=${resources.join(',')}`,
+      `  kubectl create rolebinding ${ROLE_NAME} -n ${ns} --role=${ROLE_NAME} ${subject}`,
+    )
   } else {
-    lines.push(`  kubectl create clusterrole ${ROLE_NAME} ${verbs} --resource=${resources.join(',')}`, `  kubectl create clusterrolebinding ${ROLE_NAME} --clusterrole=${ROLE_NAME} ${subject}`)
+    lines.push(
+      `  kubectl create clusterrole ${ROLE_NAME} ${verbs} --resource=${resources.join(',')}`,
+      `  kubectl create clusterrolebinding ${ROLE_NAME} --clusterrole=${ROLE_NAME} ${subject}`,
+    )
   }
-  lines.push(`(kubectl warns that ${UNSAFE_DELETE_VERB} is not a standard verb; the apiserver checks it for this delete option.)`)
+  lines.push(
+    `(kubectl warns that ${UNSAFE_DELETE_VERB} is not a standard verb; the apiserver checks it for this delete option.)`,
+  )
   return lines.join('\n')
 }
 
 async function deleteOne(objects: ObjectClient, o: Found): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await objects.delete(o.target.api, o.name, o.target.api.namespaced ? o.namespace : undefined, {ignoreStoreReadErrorWithClusterBreakingPotential: true})
+      await objects.delete(o.target.api, o.name, o.target.api.namespaced ? o.namespace : undefined, {
+        ignoreStoreReadErrorWithClusterBreakingPotential: true,
+      })
       o.status = 'deleted'
       return
     } catch (error) {
@@ -398,7 +517,12 @@ async function deleteOne(objects: ObjectClient, o: Found): Promise<void> {
       }
       // the server read the value after all, so it refused: 409 from 1.37 (ExpectTransformOrDecodeError),
       // 422 "is exclusively used to delete corrupt object(s)" from 1.32–1.36
-      if (disposition.kind === 'conflict' || (error instanceof KubeApiError && error.status === 422 && /exclusively used to delete corrupt object/.test(error.message))) {
+      if (
+        disposition.kind === 'conflict' ||
+        (error instanceof KubeApiError &&
+          error.status === 422 &&
+          /exclusively used to delete corrupt object/.test(error.message))
+      ) {
         o.status = 'readable'
         o.message = 'the server can read it now and did not delete it'
         return

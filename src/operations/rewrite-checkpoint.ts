@@ -95,22 +95,34 @@ export class FileCheckpointStore implements CheckpointStore {
    */
   async check(): Promise<void> {
     const what = this.options.flag ? `${this.options.flag} ${this.location}` : `the checkpoint file ${this.location}`
-    if (this.location.trim() === '') throw usageError('STATE_FILE_INVALID', `${this.options.flag ?? 'the checkpoint file'} must not be empty`)
+    if (this.location.trim() === '')
+      throw usageError('STATE_FILE_INVALID', `${this.options.flag ?? 'the checkpoint file'} must not be empty`)
     const info = await stat(this.location).catch(() => undefined)
     if (info?.isDirectory())
-      throw usageError('STATE_FILE_IS_DIRECTORY', `${what} is a directory; nothing was done`, {hint: `Name a file, e.g. ${join(this.location, 'rewrite.json')}.`})
-    if (info && !info.isFile()) throw usageError('STATE_FILE_INVALID', `${what} is not a regular file; nothing was done`)
+      throw usageError('STATE_FILE_IS_DIRECTORY', `${what} is a directory; nothing was done`, {
+        hint: `Name a file, e.g. ${join(this.location, 'rewrite.json')}.`,
+      })
+    if (info && !info.isFile())
+      throw usageError('STATE_FILE_INVALID', `${what} is not a regular file; nothing was done`)
     const dir = dirname(this.location)
     const dirInfo = await stat(dir).catch(() => undefined)
     if (!dirInfo && this.options.createDir !== false) return
     if (!dirInfo)
-      throw preconditionError('STATE_DIR_MISSING', `the directory of ${what} does not exist; nothing was done`, {hint: `Create ${dir} first (mode 0700), or name a file in an existing directory.`})
-    if (!dirInfo.isDirectory()) throw preconditionError('STATE_DIR_MISSING', `${dir} (the directory of ${what}) is not a directory; nothing was done`)
+      throw preconditionError('STATE_DIR_MISSING', `the directory of ${what} does not exist; nothing was done`, {
+        hint: `Create ${dir} first (mode 0700), or name a file in an existing directory.`,
+      })
+    if (!dirInfo.isDirectory())
+      throw preconditionError(
+        'STATE_DIR_MISSING',
+        `${dir} (the directory of ${what}) is not a directory; nothing was done`,
+      )
     try {
       await access(dir, constants.W_OK | constants.X_OK)
       if (info) await access(this.location, constants.R_OK | constants.W_OK)
     } catch {
-      throw preconditionError('STATE_FILE_NOT_WRITABLE', `cannot write ${what}: permission denied; nothing was done`, {hint: 'Name a file in a directory you own.'})
+      throw preconditionError('STATE_FILE_NOT_WRITABLE', `cannot write ${what}: permission denied; nothing was done`, {
+        hint: 'Name a file in a directory you own.',
+      })
     }
   }
 
@@ -123,7 +135,8 @@ export class FileCheckpointStore implements CheckpointStore {
       throw error
     }
     const parsed = JSON.parse(text) as RewriteCheckpoint
-    if (parsed?.version !== 1 || typeof parsed.units !== 'object') throw new Error(`${this.location} is not a rewrite checkpoint`)
+    if (parsed?.version !== 1 || typeof parsed.units !== 'object')
+      throw new Error(`${this.location} is not a rewrite checkpoint`)
     return parsed
   }
 
@@ -138,7 +151,9 @@ export class FileCheckpointStore implements CheckpointStore {
   async clear(): Promise<void> {
     await rm(this.location, {force: true})
     const prefix = `${basename(this.location)}.`
-    const leftovers = (await readdir(dirname(this.location)).catch(() => [] as string[])).filter((f) => f.startsWith(prefix) && f.endsWith('.tmp'))
+    const leftovers = (await readdir(dirname(this.location)).catch(() => [] as string[])).filter(
+      (f) => f.startsWith(prefix) && f.endsWith('.tmp'),
+    )
     await Promise.all(leftovers.map((f) => rm(join(dirname(this.location), f), {force: true})))
   }
 }

@@ -34,7 +34,10 @@ export interface Pace {
 }
 
 /** max((objects - burst) / qps, objects / (concurrency / round trip)): about objects / min(qps, concurrency / round trip). */
-export function estimateSeconds(objects: number, pace: Pace): {seconds: number | null; limitedBy?: 'qps' | 'concurrency'} {
+export function estimateSeconds(
+  objects: number,
+  pace: Pace,
+): {seconds: number | null; limitedBy?: 'qps' | 'concurrency'} {
   if (objects === 0) return {seconds: 0}
   const measured = pace.roundTripMs !== undefined && pace.roundTripMs > 0
   if (pace.qps <= 0 && !measured) return {seconds: null}
@@ -68,12 +71,22 @@ export function formatEstimate(e: RewriteEstimate, flags = true): string {
   const unknown = e.resources.filter((r) => r.objects === null).map((r) => r.resource)
   const objects = e.resources.reduce((sum, r) => sum + (r.objects ?? 0), 0)
   const what = `${total} resource${total === 1 ? '' : 's'}`
-  if (e.countedBy === 'etcd-scan') return `Estimate: ${what}; the etcd scan finds what is stale, resource by resource (no count before it)`
+  if (e.countedBy === 'etcd-scan')
+    return `Estimate: ${what}; the etcd scan finds what is stale, resource by resource (no count before it)`
   if (unknown.length === total) return `Estimate: unknown number of objects in ${what} (the server gave no count)`
-  const counted = unknown.length === 0 ? `${n(objects)} object${objects === 1 ? '' : 's'} in ${what}` : `${n(objects)} object${objects === 1 ? '' : 's'} in ${total - unknown.length} of ${what}, unknown for ${unknown.join(', ')} (the server gave no count)`
+  const counted =
+    unknown.length === 0
+      ? `${n(objects)} object${objects === 1 ? '' : 's'} in ${what}`
+      : `${n(objects)} object${objects === 1 ? '' : 's'} in ${total - unknown.length} of ${what}, unknown for ${unknown.join(', ')} (the server gave no count)`
   if (e.seconds === null) return `Estimate: ${counted}; time unknown (no rate limit and no round trip measured)`
   const pace =
-    e.limitedBy === 'concurrency' ? (flags ? `--concurrency ${e.concurrency}` : `${e.concurrency} requests in flight`) : flags ? `--qps ${e.qps}` : `${e.qps} requests/s`
+    e.limitedBy === 'concurrency'
+      ? flags
+        ? `--concurrency ${e.concurrency}`
+        : `${e.concurrency} requests in flight`
+      : flags
+        ? `--qps ${e.qps}`
+        : `${e.qps} requests/s`
   if (e.seconds === 0 && !e.limitedBy) return `Estimate: ${counted}`
   return `Estimate: ${counted}, ${e.seconds < 1 ? '' : 'about '}${formatDuration(e.seconds)} at ${pace}`
 }

@@ -107,10 +107,15 @@ export function webhookMatchesUpdate(webhook: AdmissionWebhook, resource: ApiRes
   return (webhook.rules ?? []).some((rule) => ruleMatchesUpdate(rule, resource, webhook.matchPolicy ?? 'Equivalent'))
 }
 
-const selectorSet = (s: LabelSelector | undefined) => Boolean(s && (Object.keys(s.matchLabels ?? {}).length > 0 || (s.matchExpressions ?? []).length > 0))
+const selectorSet = (s: LabelSelector | undefined) =>
+  Boolean(s && (Object.keys(s.matchLabels ?? {}).length > 0 || (s.matchExpressions ?? []).length > 0))
 
 /** The webhooks of one configuration object that match UPDATE of any of `resources`. */
-export function updateWebhooksOf(configuration: KubeObject, kind: UpdateWebhook['kind'], resources: ApiResource[]): UpdateWebhook[] {
+export function updateWebhooksOf(
+  configuration: KubeObject,
+  kind: UpdateWebhook['kind'],
+  resources: ApiResource[],
+): UpdateWebhook[] {
   const found: UpdateWebhook[] = []
   for (const webhook of (configuration.webhooks as AdmissionWebhook[] | undefined) ?? []) {
     const matched = resources.filter((r) => webhookMatchesUpdate(webhook, r)).map(resourceName)
@@ -139,7 +144,10 @@ export function updateWebhooksOf(configuration: KubeObject, kind: UpdateWebhook[
 export async function findUpdateWebhooks(client: ObjectClient, resources: ApiResource[]): Promise<WebhookCheck> {
   const webhooks: UpdateWebhook[] = []
   try {
-    for (const [kind, resource] of [['validating', VALIDATING_WEBHOOKS], ['mutating', MUTATING_WEBHOOKS]] as const) {
+    for (const [kind, resource] of [
+      ['validating', VALIDATING_WEBHOOKS],
+      ['mutating', MUTATING_WEBHOOKS],
+    ] as const) {
       let continueToken: string | undefined
       do {
         const page = await client.list(resource, {limit: 500, continueToken})
@@ -156,7 +164,10 @@ export async function findUpdateWebhooks(client: ObjectClient, resources: ApiRes
 
 /** One stderr line per webhook (the caller adds `Warning: `). */
 export function webhookWarning(w: UpdateWebhook): string {
-  const sees = w.seesNoOpWrite === 'all' ? 'it sees every no-op write' : `its ${w.filteredBy.join(' and ')} may exclude some objects; it sees the no-op write of the rest`
+  const sees =
+    w.seesNoOpWrite === 'all'
+      ? 'it sees every no-op write'
+      : `its ${w.filteredBy.join(' and ')} may exclude some objects; it sees the no-op write of the rest`
   const policy =
     w.failurePolicy === 'Ignore'
       ? `failurePolicy Ignore: if it is down each write waits up to ${w.timeoutSeconds}s, then goes on`

@@ -89,7 +89,15 @@ export type RewriteEvent =
   | {type: 'start'; units: number; resumed: boolean; total?: number}
   | {type: 'unit'; resource: string; namespace?: string; phase: 'start' | 'done'}
   | {type: 'progress'; done: number; total?: number; totals: RewriteCounters}
-  | {type: 'retry'; resource: string; namespace?: string; name?: string; status: number; delayMs: number; attempt: number}
+  | {
+      type: 'retry'
+      resource: string
+      namespace?: string
+      name?: string
+      status: number
+      delayMs: number
+      attempt: number
+    }
   | {type: 'listRestarted'; resource: string; namespace?: string; afterKey?: string; usedContinueHint: boolean}
   | {type: 'failure'; failure: RewriteFailure}
   | {type: 'warning'; message: string}
@@ -153,7 +161,13 @@ type Outcome = 'rewritten' | 'alreadyCurrent' | 'wouldRewrite' | 'skipped' | 'fa
  * flight (--max-mutating-requests-inflight), and API Priority and Fairness answers 429 before the
  * server is overloaded, which the run honours with back-off; qps caps the etcd write rate.
  */
-export const REWRITE_DEFAULTS = {concurrency: 32, qps: 300, pageSize: 500, maxConflictRetries: 10, maxTransientRetries: 12}
+export const REWRITE_DEFAULTS = {
+  concurrency: 32,
+  qps: 300,
+  pageSize: 500,
+  maxConflictRetries: 10,
+  maxTransientRetries: 12,
+}
 
 const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false}
 
@@ -250,21 +264,37 @@ class RewriteRun {
       try {
         previous = await store.load()
       } catch (error) {
-        this.emit({type: 'warning', message: `ignoring unreadable checkpoint ${store.location}: ${errorMessage(error)}`})
+        this.emit({
+          type: 'warning',
+          message: `ignoring unreadable checkpoint ${store.location}: ${errorMessage(error)}`,
+        })
       }
       if (previous && previous.scope !== scope) {
         if (this.options.resume)
-          this.emit({type: 'warning', message: `the checkpoint ${store.location} is for another scope; starting from the beginning`})
+          this.emit({
+            type: 'warning',
+            message: `the checkpoint ${store.location} is for another scope; starting from the beginning`,
+          })
         previous = undefined
       } else if (previous && !this.options.resume) {
-        this.emit({type: 'warning', message: `discarding the checkpoint of an interrupted run (${store.location}); use --resume to continue one`})
+        this.emit({
+          type: 'warning',
+          message: `discarding the checkpoint of an interrupted run (${store.location}); use --resume to continue one`,
+        })
         previous = undefined
       }
     }
     if (this.options.resume && !previous && store)
       this.emit({type: 'warning', message: 'no checkpoint to resume from; starting from the beginning'})
     const resumed = Boolean(previous)
-    this.state = previous ?? {version: 1, scope, updatedAt: new Date().toISOString(), units: {}, failures: [], failuresTruncated: 0}
+    this.state = previous ?? {
+      version: 1,
+      scope,
+      updatedAt: new Date().toISOString(),
+      units: {},
+      failures: [],
+      failuresTruncated: 0,
+    }
     this.doneBefore = this.totals().listed
 
     await this.preflight()
@@ -321,7 +351,10 @@ class RewriteRun {
       const page = await this.deps.client.list(resource, {namespace, limit: 1}).catch(() => undefined)
       if (page && page.items.length > 0) {
         // kube-apiserver up to 1.36 refuses their update (NamespaceLifecycle); 1.37 lets updates through.
-        this.emit({type: 'warning', message: `namespace ${namespace} no longer exists; its stored objects (orphans) are listed, and any the API server refuses to update are reported as NamespaceGone`})
+        this.emit({
+          type: 'warning',
+          message: `namespace ${namespace} no longer exists; its stored objects (orphans) are listed, and any the API server refuses to update are reported as NamespaceGone`,
+        })
         return true
       }
     }
@@ -344,9 +377,13 @@ class RewriteRun {
       } catch (error) {
         // Without `get namespaces` (403) or on a transient error the check is skipped, not failed.
         if (error instanceof KubeApiError && error.status === 404 && !(await this.hasOrphans(namespace)))
-          throw preconditionError('NAMESPACE_NOT_FOUND', `namespaces ${JSON.stringify(namespace)} not found; nothing was written`, {
-            hint: "Check the name with 'kubectl get namespaces', or pass -A for every namespace.",
-          })
+          throw preconditionError(
+            'NAMESPACE_NOT_FOUND',
+            `namespaces ${JSON.stringify(namespace)} not found; nothing was written`,
+            {
+              hint: "Check the name with 'kubectl get namespaces', or pass -A for every namespace.",
+            },
+          )
       }
     }
     // --only-stale without a selector never lists: the etcd scan names the objects.
@@ -356,20 +393,34 @@ class RewriteRun {
       try {
         await this.limiter.take(this.signal)
         const sent = this.clock.now()
-        const page = await this.deps.client.list(unit.resource, {namespace: unit.namespace, labelSelector: this.options.labelSelector, limit: 1})
+        const page = await this.deps.client.list(unit.resource, {
+          namespace: unit.namespace,
+          labelSelector: this.options.labelSelector,
+          limit: 1,
+        })
         this.roundTrips.push(this.clock.now() - sent)
         // One cheap `limit=1` list gives `remainingItemCount` + 1: the total for the ETA (not with a selector).
         const count =
-          page.items.length === 0 ? 0 : page.remainingItemCount === undefined || this.options.labelSelector ? (page.continueToken ? undefined : 1) : page.remainingItemCount + 1
+          page.items.length === 0
+            ? 0
+            : page.remainingItemCount === undefined || this.options.labelSelector
+              ? page.continueToken
+                ? undefined
+                : 1
+              : page.remainingItemCount + 1
         if (!this.options.labelSelector) this.estimates.set(unit.id, count)
         // A resumed unit has only what its checkpoint has not done left.
         this.counts.set(unit.id, count === undefined ? null : Math.max(0, count - this.unitState(unit).counters.listed))
       } catch (error) {
         if (error instanceof KubeApiError && error.status === 403) throw error
         if (error instanceof KubeApiError && error.status === 400 && this.options.labelSelector !== undefined)
-          throw usageError('SELECTOR_INVALID', `the server rejected the label selector ${JSON.stringify(this.options.labelSelector)}: ${error.message}`, {
-            hint: "Write selectors as kubectl takes them, e.g. -l app=web,tier!=db or -l 'env in (a,b)'.",
-          })
+          throw usageError(
+            'SELECTOR_INVALID',
+            `the server rejected the label selector ${JSON.stringify(this.options.labelSelector)}: ${error.message}`,
+            {
+              hint: "Write selectors as kubectl takes them, e.g. -l app=web,tier!=db or -l 'env in (a,b)'.",
+            },
+          )
         this.estimates.set(unit.id, undefined)
         this.counts.set(unit.id, null)
       }
@@ -389,7 +440,15 @@ class RewriteRun {
     }
     const sorted = [...this.roundTrips].sort((a, b) => a - b)
     const roundTripMs = sorted.length > 0 ? sorted[Math.floor(sorted.length / 2)] : undefined
-    return {...buildEstimate([...byResource.values()], {qps: this.limiter.qps, burst: this.limiter.burst, concurrency: this.concurrency, roundTripMs}), ...(this.options.onlyStale && !this.options.labelSelector ? {countedBy: 'etcd-scan' as const} : {})}
+    return {
+      ...buildEstimate([...byResource.values()], {
+        qps: this.limiter.qps,
+        burst: this.limiter.burst,
+        concurrency: this.concurrency,
+        roundTripMs,
+      }),
+      ...(this.options.onlyStale && !this.options.labelSelector ? {countedBy: 'etcd-scan' as const} : {}),
+    }
   }
 
   private total(): number | undefined {
@@ -443,7 +502,8 @@ class RewriteRun {
     this.checkpointWrite = store
       .save(snapshot)
       .catch((error) => {
-        if (!this.checkpointFailed) this.emit({type: 'warning', message: `cannot write the checkpoint ${store.location}: ${errorMessage(error)}`})
+        if (!this.checkpointFailed)
+          this.emit({type: 'warning', message: `cannot write the checkpoint ${store.location}: ${errorMessage(error)}`})
         this.checkpointFailed = true
       })
       .finally(() => {
@@ -553,7 +613,8 @@ class RewriteRun {
 
   private failList(unit: Unit, error: unknown): void {
     const d = classifyApiError(error)
-    const reason: FailureReason = d.kind === 'fail' ? d.reason : d.kind === 'transient' ? exhaustedReason(error) : 'Error'
+    const reason: FailureReason =
+      d.kind === 'fail' ? d.reason : d.kind === 'transient' ? exhaustedReason(error) : 'Error'
     this.addFailure({
       resource: unit.name,
       namespace: unit.namespace,
@@ -607,7 +668,13 @@ class RewriteRun {
           restartsWithoutProgress++
           token = d.continueHint
           skipThrough = lastKey
-          this.emit({type: 'listRestarted', resource: unit.name, namespace, afterKey: lastKey, usedContinueHint: token !== undefined})
+          this.emit({
+            type: 'listRestarted',
+            resource: unit.name,
+            namespace,
+            afterKey: lastKey,
+            usedContinueHint: token !== undefined,
+          })
           pending = fetch(token)
           continue
         }
@@ -690,7 +757,8 @@ class RewriteRun {
       if (d.kind === 'conflict') return fail('Conflict', error)
       return fail('Error', error)
     }
-    const get = () => this.call(unit, item.ref.name, () => this.deps.client.get(unit.resource, item.ref.name, item.ref.namespace))
+    const get = () =>
+      this.call(unit, item.ref.name, () => this.deps.client.get(unit.resource, item.ref.name, item.ref.namespace))
 
     try {
       if (item.unreadable !== undefined) return fail('Undecryptable', item.unreadable)
@@ -708,7 +776,9 @@ class RewriteRun {
         const sent = withTypeMeta(object, unit.resource)
         try {
           const stored = await this.call(unit, item.ref.name, () => this.deps.client.replace(unit.resource, sent))
-          return finish(stored.metadata.resourceVersion !== sent.metadata.resourceVersion ? 'rewritten' : 'alreadyCurrent')
+          return finish(
+            stored.metadata.resourceVersion !== sent.metadata.resourceVersion ? 'rewritten' : 'alreadyCurrent',
+          )
         } catch (error) {
           if (classifyApiError(error).kind !== 'conflict' || error instanceof Aborted) return settle(error)
           if (conflicts >= this.maxConflicts) {
@@ -736,7 +806,13 @@ class RewriteRun {
       const st = this.unitState(unit)
       let r = byResource.get(unit.name)
       if (!r) {
-        r = {resource: unit.name, group: unit.resource.group, version: unit.resource.version, complete: true, ...emptyCounters()}
+        r = {
+          resource: unit.name,
+          group: unit.resource.group,
+          version: unit.resource.version,
+          complete: true,
+          ...emptyCounters(),
+        }
         byResource.set(unit.name, r)
       }
       for (const k of Object.keys(st.counters) as (keyof RewriteCounters)[]) r[k] += st.counters[k]
@@ -777,7 +853,9 @@ class RewriteRun {
  */
 function unreadableEntry(error: unknown, unit: Unit): {key: string; ref: ObjectRef; start: string} | undefined {
   const message = (error as Error).message ?? ''
-  const m = /unable to transform key "([^"]+)"/.exec(message) ?? /StorageError: corrupt object, Code: \d+, Key: (\S+), ResourceVersion/.exec(message)
+  const m =
+    /unable to transform key "([^"]+)"/.exec(message) ??
+    /StorageError: corrupt object, Code: \d+, Key: (\S+), ResourceVersion/.exec(message)
   if (!m) return undefined
   const segments = m[1]!.split('/')
   const name = segments.at(-1)
@@ -785,7 +863,11 @@ function unreadableEntry(error: unknown, unit: Unit): {key: string; ref: ObjectR
   if (!unit.resource.namespaced) return {key: name, ref: {name}, start: name}
   const namespace = unit.namespace ?? segments.at(-2)
   if (!namespace || segments.at(-2) !== namespace) return undefined
-  return {key: objectKey(namespace, name), ref: {namespace, name}, start: unit.namespace ? name : `${namespace}/${name}`}
+  return {
+    key: objectKey(namespace, name),
+    ref: {namespace, name},
+    start: unit.namespace ? name : `${namespace}/${name}`,
+  }
 }
 
 /**

@@ -1,12 +1,33 @@
 import {mkdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {addKey, type KeyedProvider, KEYED_PROVIDERS, nextKeyName, promoteKey, removeKey} from '../encryption/config-edit.js'
+import {
+  addKey,
+  type KeyedProvider,
+  KEYED_PROVIDERS,
+  nextKeyName,
+  promoteKey,
+  removeKey,
+} from '../encryption/config-edit.js'
 import {checkConfigBytes} from '../encryption/load-config.js'
 import {keyFingerprint} from '../encryption/fingerprint.js'
-import {interruptedError, isPluginError, PluginError, preconditionError, usageError, withPartialResult} from '../errors.js'
+import {
+  interruptedError,
+  isPluginError,
+  PluginError,
+  preconditionError,
+  usageError,
+  withPartialResult,
+} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
-import {checkNodesAgree, type FileDiff, planDiffs, planNode, plannedOutcomes, snapshotsForEdit} from './control-plane-change.js'
+import {
+  checkNodesAgree,
+  type FileDiff,
+  planDiffs,
+  planNode,
+  plannedOutcomes,
+  snapshotsForEdit,
+} from './control-plane-change.js'
 import type {ClusterFollowUps, RewriteSummary} from './cluster-follow-ups.js'
 import type {ControlPlaneDeps} from './control-plane-deps.js'
 import {type NodeOutcome, rollOut} from './node-rollout.js'
@@ -95,7 +116,12 @@ export interface RotationStatus {
 
 export function rotationStatus(state: RotationState): RotationStatus {
   const pending = ROTATE_STAGES.filter((s) => !state.completedStages.includes(s))
-  const next = state.status === 'done' || pending.length === 0 ? undefined : pending.length === 1 && pending[0] === 'remove-old' ? 'kubectl encryption rotate --backup-confirmed' : 'kubectl encryption rotate'
+  const next =
+    state.status === 'done' || pending.length === 0
+      ? undefined
+      : pending.length === 1 && pending[0] === 'remove-old'
+        ? 'kubectl encryption rotate --backup-confirmed'
+        : 'kubectl encryption rotate'
   return {
     status: state.status,
     stage: state.stage,
@@ -119,14 +145,20 @@ function firstKeyed(config: string, resources?: string[]): {provider: KeyedProvi
     const key = KEYED_PROVIDERS.includes(type) ? first[type]?.keys[0] : undefined
     if (key) return {provider: type, name: key.name}
   }
-  throw preconditionError('CONFIG_NOTHING_TO_ROTATE', 'No resources entry writes with aescbc, aesgcm or secretbox; there is no local key to rotate.', {hint: 'Enable encryption first, or pass --resource.'})
+  throw preconditionError(
+    'CONFIG_NOTHING_TO_ROTATE',
+    'No resources entry writes with aescbc, aesgcm or secretbox; there is no local key to rotate.',
+    {hint: 'Enable encryption first, or pass --resource.'},
+  )
 }
 
 function fingerprintOf(config: string, provider: string, name: string): string | undefined {
   const check = checkConfigBytes(Buffer.from(config), '<config>')
   for (const entry of check.config?.resources ?? []) {
     for (const p of entry.providers) {
-      const key = (p as Record<string, {keys?: Array<{name: string; secret: string}>}>)[provider]?.keys?.find((k) => k.name === name)
+      const key = (p as Record<string, {keys?: Array<{name: string; secret: string}>}>)[provider]?.keys?.find(
+        (k) => k.name === name,
+      )
       if (key) return keyFingerprint(key.secret)
     }
   }
@@ -135,8 +167,14 @@ function fingerprintOf(config: string, provider: string, name: string): string |
 
 async function confirmRotation(deps: RotateDeps, state: RotationState, options: RotateOptions): Promise<void> {
   if (!deps.confirm) return
-  const what = options.stage ? `stage ${options.stage}` : `stages ${ROTATE_STAGES.filter((s) => !state.completedStages.includes(s)).join(', ')}`
-  if (!(await deps.confirm(`Rotate ${state.oldKey.provider}/${state.oldKey.name} -> ${state.provider}/${state.newKey} on every control-plane node (${what}; each kube-apiserver restarts or reloads)?`))) {
+  const what = options.stage
+    ? `stage ${options.stage}`
+    : `stages ${ROTATE_STAGES.filter((s) => !state.completedStages.includes(s)).join(', ')}`
+  if (
+    !(await deps.confirm(
+      `Rotate ${state.oldKey.provider}/${state.oldKey.name} -> ${state.provider}/${state.newKey} on every control-plane node (${what}; each kube-apiserver restarts or reloads)?`,
+    ))
+  ) {
     throw new PluginError('precondition', 'ABORTED', 'Aborted: nothing was changed.')
   }
 }
@@ -150,14 +188,24 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
   const store = new OperationStateStore(deps.objects)
   let state = await store.read<RotationState>('rotate')
   if (state && state.status !== 'done' && !options.restart && (options.provider || options.keyName)) {
-    if ((options.provider && options.provider !== state.provider) || (options.keyName && options.keyName !== state.newKey)) {
-      throw usageError('ROTATION_IN_PROGRESS', `A rotation to ${state.provider} key ${state.newKey} is in progress (stage ${state.stage}).`, {hint: 'Run `kubectl encryption rotate` to continue it, or pass --restart to start over.'})
+    if (
+      (options.provider && options.provider !== state.provider) ||
+      (options.keyName && options.keyName !== state.newKey)
+    ) {
+      throw usageError(
+        'ROTATION_IN_PROGRESS',
+        `A rotation to ${state.provider} key ${state.newKey} is in progress (stage ${state.stage}).`,
+        {hint: 'Run `kubectl encryption rotate` to continue it, or pass --restart to start over.'},
+      )
     }
   }
   // A dry run that starts a rotation records nothing: its key is made only to show the diff.
   const fresh = !state || state.status === 'done' || Boolean(options.restart)
   if (!state || state.status === 'done' || options.restart) {
-    if (options.stage && options.stage !== 'add-key') throw usageError('ROTATION_NOT_STARTED', `No rotation in progress; stage ${options.stage} cannot run first.`, {hint: 'Run `kubectl encryption rotate` to start with add-key.'})
+    if (options.stage && options.stage !== 'add-key')
+      throw usageError('ROTATION_NOT_STARTED', `No rotation in progress; stage ${options.stage} cannot run first.`, {
+        hint: 'Run `kubectl encryption rotate` to start with add-key.',
+      })
     const {source: current} = await snapshotsForEdit(deps, (c) => c, options.force ?? false)
     const old = firstKeyed(current, options.resources)
     const now = new Date().toISOString()
@@ -189,15 +237,23 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
   if (options.stage) {
     const index = ROTATE_STAGES.indexOf(options.stage)
     const missing = ROTATE_STAGES.slice(0, index).filter((s) => !rotation.completedStages.includes(s))
-    if (missing.length > 0) throw usageError('STAGE_OUT_OF_ORDER', `Stage ${options.stage} needs ${missing.join(', ')} first.`, {hint: `Run \`kubectl encryption rotate --stage ${missing[0]}\`.`})
+    if (missing.length > 0)
+      throw usageError('STAGE_OUT_OF_ORDER', `Stage ${options.stage} needs ${missing.join(', ')} first.`, {
+        hint: `Run \`kubectl encryption rotate --stage ${missing[0]}\`.`,
+      })
     toRun = [options.stage]
   }
-  for (const s of ROTATE_STAGES) if (!toRun.includes(s) && rotation.completedStages.includes(s)) stages.push({stage: s, status: 'already-done'})
+  for (const s of ROTATE_STAGES)
+    if (!toRun.includes(s) && rotation.completedStages.includes(s)) stages.push({stage: s, status: 'already-done'})
 
   const edits: Partial<Record<RotateStage, (config: string) => string>> = {
-    'add-key': (c) => addKey(c, {provider: rotation.provider, keyName: rotation.newKey, resources: rotation.resources}).text,
-    promote: (c) => promoteKey(c, {provider: rotation.provider, keyName: rotation.newKey, resources: rotation.resources}).text,
-    'remove-old': (c) => removeKey(c, {provider: rotation.oldKey.provider, keyName: rotation.oldKey.name, resources: rotation.resources}).text,
+    'add-key': (c) =>
+      addKey(c, {provider: rotation.provider, keyName: rotation.newKey, resources: rotation.resources}).text,
+    promote: (c) =>
+      promoteKey(c, {provider: rotation.provider, keyName: rotation.newKey, resources: rotation.resources}).text,
+    'remove-old': (c) =>
+      removeKey(c, {provider: rotation.oldKey.provider, keyName: rotation.oldKey.name, resources: rotation.resources})
+        .text,
   }
 
   let rewrite: RewriteSummary | undefined
@@ -206,11 +262,17 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     provider: rotation.provider,
     newKey: rotation.newKey,
     // a dry run's new key is thrown away: its fingerprint would name a key that never exists
-    newKeyFingerprint: lastConfig && !(options.dryRun && fresh) ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey) : undefined,
+    newKeyFingerprint:
+      lastConfig && !(options.dryRun && fresh)
+        ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey)
+        : undefined,
     oldKey: rotation.oldKey,
     stages,
     diffs,
-    state: options.dryRun && fresh ? {status: 'not-started', stage: '-', completedStages: []} : {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
+    state:
+      options.dryRun && fresh
+        ? {status: 'not-started', stage: '-', completedStages: []}
+        : {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
     localBackup,
     oldKeyBackup,
     rewrite,
@@ -218,7 +280,8 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
 
   for (const stage of toRun) {
     // Ctrl-C between stages: the stages done are recorded; the next run starts at this one.
-    if (deps.signal?.aborted && !options.dryRun) throw withPartialResult(interruptedError(`stage ${stage} (not started)`), resultNow())
+    if (deps.signal?.aborted && !options.dryRun)
+      throw withPartialResult(interruptedError(`stage ${stage} (not started)`), resultNow())
     let rolledOut: NodeOutcome[] | undefined
     let check: ReadCheck | undefined
     // Recorded before anything of the stage happens, so a kill at any point leaves the stage named.
@@ -228,28 +291,51 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       const edit = edits[stage]
       if (stage === 'remove-old') {
         if (!options.backupConfirmed && !options.backupDir) {
-          throw preconditionError('BACKUP_NOT_CONFIRMED', `Removing the old key ${rotation.oldKey.provider}/${rotation.oldKey.name} makes any etcd backup taken before the rewrite unreadable.`, {
-            hint: 'Back up etcd now (with the new key in use), then pass --backup-confirmed, or --backup-dir DIR to also get a copy of the new config.',
-          })
+          throw preconditionError(
+            'BACKUP_NOT_CONFIRMED',
+            `Removing the old key ${rotation.oldKey.provider}/${rotation.oldKey.name} makes any etcd backup taken before the rewrite unreadable.`,
+            {
+              hint: 'Back up etcd now (with the new key in use), then pass --backup-confirmed, or --backup-dir DIR to also get a copy of the new config.',
+            },
+          )
         }
-        if (!deps.followUps) throw preconditionError('SCAN_UNAVAILABLE', 'Cannot check etcd for values still under the old key.', {hint: 'Pass the --etcd-* flags so the plugin can read etcd.'})
+        if (!deps.followUps)
+          throw preconditionError('SCAN_UNAVAILABLE', 'Cannot check etcd for values still under the old key.', {
+            hint: 'Pass the --etcd-* flags so the plugin can read etcd.',
+          })
       }
       if (edit) {
         const {snapshots, source, target} = await snapshotsForEdit(deps, edit, options.force ?? false)
         lastConfig = target
-        const plans = snapshots.map((s) => planNode(s, {configText: target, configPath: s.configPath, manifest: 'keep', automaticReload: s.flags.automaticReload}))
+        const plans = snapshots.map((s) =>
+          planNode(s, {
+            configText: target,
+            configPath: s.configPath,
+            manifest: 'keep',
+            automaticReload: s.flags.automaticReload,
+          }),
+        )
         diffs.push(...planDiffs(plans))
         // The stages that demote or drop a key prove first that their config reads every stored value.
         if ((stage === 'promote' || stage === 'remove-old') && plans.some((p) => p.files.length > 0)) {
-          check = await readCheck(deps, target, {what: `rotate stage ${stage}`, force: options.force, dryRun: options.dryRun, unchanged: `Stage ${stage} changed nothing.`})
+          check = await readCheck(deps, target, {
+            what: `rotate stage ${stage}`,
+            force: options.force,
+            dryRun: options.dryRun,
+            unchanged: `Stage ${stage} changed nothing.`,
+          })
         }
         // The old key never goes unproven: without the read check's answer, no value may still carry its prefix.
         if (stage === 'remove-old' && (check === undefined || check.status === 'not-run')) {
           const left = await deps.followUps!.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
           if (left > 0) {
-            throw preconditionError('OLD_KEY_STILL_USED', `${left} value(s) in etcd are still encrypted with ${rotation.oldKey.provider}/${rotation.oldKey.name}; removing it would make them unreadable.`, {
-              hint: 'Run `kubectl encryption rotate --stage rewrite` again (and check `kubectl encryption status --scan`).',
-            })
+            throw preconditionError(
+              'OLD_KEY_STILL_USED',
+              `${left} value(s) in etcd are still encrypted with ${rotation.oldKey.provider}/${rotation.oldKey.name}; removing it would make them unreadable.`,
+              {
+                hint: 'Run `kubectl encryption rotate --stage rewrite` again (and check `kubectl encryption status --scan`).',
+              },
+            )
           }
         }
         if (options.dryRun) {
@@ -268,10 +354,24 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
             await writeFile(oldKeyBackup, source, {mode: 0o600, flag: 'wx'})
           }
         }
-        const rollout = await rollOut(plans, {files: (n) => deps.files(n), waiter: deps.waiter, backupDir, timeoutMs: options.timeoutMs ?? 300_000, onEvent: deps.onEvent, signal: deps.signal, stage})
+        const rollout = await rollOut(plans, {
+          files: (n) => deps.files(n),
+          waiter: deps.waiter,
+          backupDir,
+          timeoutMs: options.timeoutMs ?? 300_000,
+          onEvent: deps.onEvent,
+          signal: deps.signal,
+          stage,
+        })
         rolledOut = rollout.nodes
         if (rollout.failure) throw rollout.failure
-        stages.push({stage, status: 'done', nodes: rollout.nodes, backupDir: rollout.nodes.some((n) => n.backups.length > 0) ? backupDir : undefined, ...(check ? {readCheck: check} : {})})
+        stages.push({
+          stage,
+          status: 'done',
+          nodes: rollout.nodes,
+          backupDir: rollout.nodes.some((n) => n.backups.length > 0) ? backupDir : undefined,
+          ...(check ? {readCheck: check} : {}),
+        })
       } else if (stage === 'wait-add' || stage === 'wait-promote') {
         if (options.dryRun) {
           stages.push({stage, status: 'pending'})
@@ -287,16 +387,25 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         for (const s of snapshots) {
           deps.onEvent?.({type: 'wait', node: s.node, effect: s.flags.automaticReload ? 'reload' : 'restart'})
           // Waiting changes nothing, so a signal may end it at once (exit 4, the stage stays next).
-          await untilAborted(deps.waiter.waitConfigLoaded(s.node, s.configHash as string, options.timeoutMs ?? 300_000), deps.signal, `stage ${stage} (waiting for ${s.node}; nothing changed by this stage)`)
+          await untilAborted(
+            deps.waiter.waitConfigLoaded(s.node, s.configHash as string, options.timeoutMs ?? 300_000),
+            deps.signal,
+            `stage ${stage} (waiting for ${s.node}; nothing changed by this stage)`,
+          )
         }
         lastConfig = snapshots[0]?.config
-        stages.push({stage, status: 'done', detail: `all ${snapshots.length} apiservers run ${snapshots[0]?.configHash?.slice(0, 19)}…`})
+        stages.push({
+          stage,
+          status: 'done',
+          detail: `all ${snapshots.length} apiservers run ${snapshots[0]?.configHash?.slice(0, 19)}…`,
+        })
       } else if (stage === 'rewrite') {
         if (options.dryRun) {
           stages.push({stage, status: 'pending'})
           continue
         }
-        if (!deps.followUps) throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
+        if (!deps.followUps)
+          throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
         const {source} = await snapshotsForEdit(deps, (c) => c, false)
         lastConfig = source
         const r = await deps.followUps.rewrite(source, deps.signal)
@@ -306,8 +415,18 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         const failures = r.failures.length > 0 ? `; ${r.failures.join('; ')}` : ''
         const detail = `${r.alreadyCurrent} already current${incomplete}${failures}`
         const failed = r.failed + r.incomplete.length
-        if (failed > 0) throw new PluginError('partial', 'REWRITE_INCOMPLETE', `The rewrite left ${failed} object(s) not rewritten (${detail}).`, {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'})
-        stages.push({stage, status: 'done', detail: `${r.rewritten} object(s) of ${r.resources.join(', ') || 'no resource'} rewritten; ${detail}`})
+        if (failed > 0)
+          throw new PluginError(
+            'partial',
+            'REWRITE_INCOMPLETE',
+            `The rewrite left ${failed} object(s) not rewritten (${detail}).`,
+            {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'},
+          )
+        stages.push({
+          stage,
+          status: 'done',
+          detail: `${r.rewritten} object(s) of ${r.resources.join(', ') || 'no resource'} rewritten; ${detail}`,
+        })
       }
       if (!options.dryRun) {
         rotation.completedStages = [...new Set([...rotation.completedStages, stage])]
@@ -328,7 +447,13 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       }
       // What this run did before the stage failed stays in the result the error carries.
       const usedBackups = rolledOut?.some((n) => n.backups.length > 0)
-      stages.push({stage, status: 'failed', ...(rolledOut ? {nodes: rolledOut} : {}), ...(usedBackups ? {backupDir} : {}), detail: reason})
+      stages.push({
+        stage,
+        status: 'failed',
+        ...(rolledOut ? {nodes: rolledOut} : {}),
+        ...(usedBackups ? {backupDir} : {}),
+        detail: reason,
+      })
       throw withPartialResult(error, resultNow())
     }
   }

@@ -136,7 +136,9 @@ const NON_OBJECT_RESOURCES = new Set(['', 'serviceipallocations', 'servicenodepo
 export async function scanValues(input: ScanInput): Promise<ScanResult> {
   // 'strict': the scan counts what the apiserver can read, and a KMS v2 value whose annotations it
   // refuses (docs/kubernetes-behaviour.md §3.6) is undecryptable for it, with its text; `inspect` decrypts such a value and warns.
-  const transformers = input.config ? new EncryptionTransformers(input.config, {kms: input.kms, envelopeValidation: 'strict'}) : undefined
+  const transformers = input.config
+    ? new EncryptionTransformers(input.config, {kms: input.kms, envelopeValidation: 'strict'})
+    : undefined
   const sampleLimit = input.sampleLimit ?? 5
   const byResource = new Map<string, {scan: ResourceScan; transformer?: ResourceTransformer}>()
   const result: ScanResult = {
@@ -247,7 +249,17 @@ export async function scanValues(input: ScanInput): Promise<ScanResult> {
           const storedAs = label(c.provider, c.keyName, c.kmsName)
           increment(scan.undecryptableAs, storedAs)
           sample(scan, 'undecryptable', key)
-          input.onUndecryptable?.({key, value, modRevision, resource: id, group: parsed.group, namespace: parsed.namespace, name: parsed.name, storedAs, error: error.message})
+          input.onUndecryptable?.({
+            key,
+            value,
+            modRevision,
+            resource: id,
+            group: parsed.group,
+            namespace: parsed.namespace,
+            name: parsed.name,
+            storedAs,
+            error: error.message,
+          })
         }
       }
     }
@@ -257,19 +269,27 @@ export async function scanValues(input: ScanInput): Promise<ScanResult> {
 
   result.resources = [...byResource.values()].map((s) => s.scan).sort((a, b) => a.resource.localeCompare(b.resource))
   for (const r of result.resources) {
-    for (const k of ['total', 'plaintext', 'stale', 'undecryptable', 'unverified', 'orphans'] as const) result.totals[k] += r[k]
+    for (const k of ['total', 'plaintext', 'stale', 'undecryptable', 'unverified', 'orphans'] as const)
+      result.totals[k] += r[k]
   }
   return result
 }
 
 const MAX_KMS_KEYS = 100
 
-function countKmsKey(scan: ResourceScan, provider: string, keyId: string, keyIdHash: string, current: boolean | undefined): void {
+function countKmsKey(
+  scan: ResourceScan,
+  provider: string,
+  keyId: string,
+  keyIdHash: string,
+  current: boolean | undefined,
+): void {
   const list = (scan.kmsKeys ??= [])
   const found = list.find((k) => k.provider === provider && k.keyIdHash === keyIdHash)
   if (found) found.count++
   // Key IDs are chosen by the plugin; a bounded list keeps memory flat if one mints many.
-  else if (list.length < MAX_KMS_KEYS) list.push({provider, keyId, keyIdHash, count: 1, ...(current === undefined ? {} : {current})})
+  else if (list.length < MAX_KMS_KEYS)
+    list.push({provider, keyId, keyIdHash, count: 1, ...(current === undefined ? {} : {current})})
 }
 
 function countError(scan: ResourceScan, message: string): void {

@@ -57,7 +57,10 @@ export interface SnapshotScanInput {
 export async function scanSnapshot(input: SnapshotScanInput): Promise<SnapshotScanResult> {
   const opened = await input.opener.open(input.file, {onProgress: input.onProgress})
   try {
-    const pages = opened.reader.range(CHECK_PREFIX, {pageSize: input.pageSize, pageBytes: SCAN_PAGE_BYTES}) as AsyncIterable<readonly ScanEntry[]>
+    const pages = opened.reader.range(CHECK_PREFIX, {
+      pageSize: input.pageSize,
+      pageBytes: SCAN_PAGE_BYTES,
+    }) as AsyncIterable<readonly ScanEntry[]>
     const scan = await scanValues({
       pages,
       config: input.config?.config,
@@ -89,7 +92,13 @@ export async function scanSnapshot(input: SnapshotScanInput): Promise<SnapshotSc
     const sorted = [...needs.values()].sort((a, b) => a.storedAs.localeCompare(b.storedAs))
     let config: SnapshotScanResult['config']
     if (input.config) {
-      const {etcd: _etcd, ...verdict} = summarize({file: input.config.file, hash: input.config.hash, etcd: opened.reader.describe(), keys: scan.keys, resources: scan.resources})
+      const {etcd: _etcd, ...verdict} = summarize({
+        file: input.config.file,
+        hash: input.config.hash,
+        etcd: opened.reader.describe(),
+        keys: scan.keys,
+        resources: scan.resources,
+      })
       config = verdict
     }
     return {

@@ -30,21 +30,27 @@ export interface StatusScanInput {
 }
 
 /** The (group, resource) pairs to scan. */
-export async function scanTargets(input: Pick<StatusScanInput, 'config' | 'discovery' | 'resources'>): Promise<GroupResource[]> {
+export async function scanTargets(
+  input: Pick<StatusScanInput, 'config' | 'discovery' | 'resources'>,
+): Promise<GroupResource[]> {
   let index: ResourceIndex | undefined
   const discover = async () => (index ??= new ResourceIndex(await input.discovery.resources()))
   const targets: GroupResource[] = []
   if (input.resources && input.resources.length > 0) {
     for (const text of input.resources) {
       const found = (await discover()).resolve(text)
-      if (!found) throw usageError('RESOURCE_UNKNOWN', `the server has no resource ${JSON.stringify(text)}`, {hint: "See 'kubectl api-resources'."})
+      if (!found)
+        throw usageError('RESOURCE_UNKNOWN', `the server has no resource ${JSON.stringify(text)}`, {
+          hint: "See 'kubectl api-resources'.",
+        })
       targets.push({group: found.group, resource: found.resource})
     }
   } else if (input.config) {
     for (const entry of input.config.resources ?? []) {
       for (const text of entry.resources ?? []) {
         const gr = parseResourceString(text)
-        if (isWildcard(gr)) for (const r of (await discover()).expand(text)) targets.push({group: r.group, resource: r.resource})
+        if (isWildcard(gr))
+          for (const r of (await discover()).expand(text)) targets.push({group: r.group, resource: r.resource})
         else targets.push(gr)
       }
     }

@@ -21,7 +21,12 @@ import type {LeaseStatus} from './operation-lease.js'
 
 export const MANIFESTS_DIR = '/etc/kubernetes/manifests'
 /** The static pods kubeadm writes; any other non-dot file there is run by the kubelet too. */
-const KUBEADM_MANIFESTS = new Set(['kube-apiserver.yaml', 'kube-controller-manager.yaml', 'kube-scheduler.yaml', 'etcd.yaml'])
+const KUBEADM_MANIFESTS = new Set([
+  'kube-apiserver.yaml',
+  'kube-controller-manager.yaml',
+  'kube-scheduler.yaml',
+  'etcd.yaml',
+])
 
 export interface NodeStatus {
   node: string
@@ -127,7 +132,10 @@ export interface StatusDeps {
    * Runs the scan with the config that status settled on (only with --scan), and per KMS v2
    * provider the key ID hash every apiserver reports as current (providers with drift left out).
    */
-  scan?: (config: EncryptionConfiguration | undefined, kmsCurrentKeyIdHashes: Record<string, string>) => Promise<ScanSummary>
+  scan?: (
+    config: EncryptionConfiguration | undefined,
+    kmsCurrentKeyIdHashes: Record<string, string>,
+  ) => Promise<ScanSummary>
   probeTimeoutMs?: number
   onProgress?: (text: string) => void
   /** The recorded key rotation (kube-system/kubectl-encryption-state, key `rotate`). */
@@ -171,7 +179,11 @@ export function resourceStatuses(config: EncryptionConfiguration): ResourceStatu
 }
 
 function kmsV2Names(config: EncryptionConfiguration): Set<string> {
-  return new Set((config.resources ?? []).flatMap((r) => (r.providers ?? []).flatMap((p) => (p.kms && p.kms.apiVersion === 'v2' ? [p.kms.name] : []))))
+  return new Set(
+    (config.resources ?? []).flatMap((r) =>
+      (r.providers ?? []).flatMap((p) => (p.kms && p.kms.apiVersion === 'v2' ? [p.kms.name] : [])),
+    ),
+  )
 }
 
 /** Per KMS v2 provider, the key ID hash that every apiserver reporting it agrees on. */
@@ -200,7 +212,10 @@ function message(error: unknown): string {
   return isPluginError(translated) ? translated.message : (translated as Error).message
 }
 
-async function nodeStatus(node: ControlPlaneNode, deps: StatusDeps): Promise<{status: NodeStatus; check?: ConfigCheck}> {
+async function nodeStatus(
+  node: ControlPlaneNode,
+  deps: StatusDeps,
+): Promise<{status: NodeStatus; check?: ConfigCheck}> {
   const [pod, ...extra] = node.apiservers
   const status: NodeStatus = {
     node: node.name,
@@ -233,14 +248,20 @@ async function nodeStatus(node: ControlPlaneNode, deps: StatusDeps): Promise<{st
       status.kms = kmsChecks(report)
       // The combined list says only "reason withheld"; the check's own path gives the error text.
       for (const check of status.kms.filter((c) => !c.ok)) {
-        const own = await deps.probe.get(`/readyz/${check.name}`, {endpoint: pod.endpoint, timeoutMs}).catch(() => undefined)
+        const own = await deps.probe
+          .get(`/readyz/${check.name}`, {endpoint: pod.endpoint, timeoutMs})
+          .catch(() => undefined)
         const text = own && own.status !== 200 ? own.body.trim().replace(/^internal server error:\s*/, '') : ''
         if (text) check.message = text
       }
       status.apiserver.ready = report.ok
       const failing = report.checks.filter((c) => !c.ok)
       if (failing.length > 0) status.apiserver.failingChecks = failing.map((c) => c.name)
-      status.apiserver.readyz = report.ok ? 'ok' : failing.map((c) => `${c.name}: ${status.kms.find((k) => k.name === c.name)?.message ?? c.message}`).join('; ') || `HTTP ${readyz.status}`
+      status.apiserver.readyz = report.ok
+        ? 'ok'
+        : failing
+            .map((c) => `${c.name}: ${status.kms.find((k) => k.name === c.name)?.message ?? c.message}`)
+            .join('; ') || `HTTP ${readyz.status}`
     } catch (error) {
       status.apiserver.readyz = message(error)
       return
@@ -275,7 +296,9 @@ async function nodeStatus(node: ControlPlaneNode, deps: StatusDeps): Promise<{st
         if (bytes === undefined) {
           status.config.errors.push(`${status.encryption.configPath} does not exist on ${node.name}`)
         } else {
-          check = checkConfigBytes(bytes, status.encryption.configPath, {automaticReload: status.encryption.automaticReload})
+          check = checkConfigBytes(bytes, status.encryption.configPath, {
+            automaticReload: status.encryption.automaticReload,
+          })
           status.config.hash = check.hash
           status.config.source = 'ssh'
           status.config.valid = check.errors.length === 0
@@ -310,44 +333,83 @@ function problemsFor(result: StatusResult, nodes: NodeStatus[]): string[] {
   }
   for (const n of nodes) {
     const failingKms = n.kms.filter((c) => !c.ok)
-    const onlyKmsFailing = failingKms.length > 0 && (n.apiserver.failingChecks ?? []).every((name) => failingKms.some((c) => c.name === name))
+    const onlyKmsFailing =
+      failingKms.length > 0 &&
+      (n.apiserver.failingChecks ?? []).every((name) => failingKms.some((c) => c.name === name))
     if (!n.apiserver.pod) problems.push(`${n.node}: no kube-apiserver mirror pod`)
-    else if (!n.apiserver.ready && !onlyKmsFailing) problems.push(`${n.node}: apiserver ${n.apiserver.pod} is not ready (${n.apiserver.readyz ?? 'no answer'})`)
-    if (n.apiserver.extraPods.length > 0) problems.push(`${n.node}: more than one kube-apiserver mirror pod (${n.apiserver.extraPods.join(', ')}); a copy of the manifest is being run`)
-    for (const file of n.strayManifests) problems.push(`${n.node}: ${file} is in the manifests dir; the kubelet runs every non-dot file there; move it out of ${MANIFESTS_DIR}`)
-    if (n.encryption.configPath && n.encryption.configPathMounted === false) problems.push(`${n.node}: ${n.encryption.configPath} is not inside any volumeMount of the apiserver container; the apiserver cannot read it`)
+    else if (!n.apiserver.ready && !onlyKmsFailing)
+      problems.push(`${n.node}: apiserver ${n.apiserver.pod} is not ready (${n.apiserver.readyz ?? 'no answer'})`)
+    if (n.apiserver.extraPods.length > 0)
+      problems.push(
+        `${n.node}: more than one kube-apiserver mirror pod (${n.apiserver.extraPods.join(', ')}); a copy of the manifest is being run`,
+      )
+    for (const file of n.strayManifests)
+      problems.push(
+        `${n.node}: ${file} is in the manifests dir; the kubelet runs every non-dot file there; move it out of ${MANIFESTS_DIR}`,
+      )
+    if (n.encryption.configPath && n.encryption.configPathMounted === false)
+      problems.push(
+        `${n.node}: ${n.encryption.configPath} is not inside any volumeMount of the apiserver container; the apiserver cannot read it`,
+      )
     for (const e of n.config.errors) problems.push(`${n.node}: ${e}`)
-    for (const k of failingKms) problems.push(`${n.node}: KMS provider unhealthy: its apiserver reports ${k.name} failed: ${k.message}${n.apiserver.ready ? '' : ' (the apiserver is not ready)'}`)
+    for (const k of failingKms)
+      problems.push(
+        `${n.node}: KMS provider unhealthy: its apiserver reports ${k.name} failed: ${k.message}${n.apiserver.ready ? '' : ' (the apiserver is not ready)'}`,
+      )
     if (n.config.hash && n.config.loadedHash && n.config.source === 'ssh' && n.config.hash !== n.config.loadedHash) {
-      problems.push(`${n.node}: the apiserver runs config ${n.config.loadedHash}, the file on disk is ${n.config.hash}${n.encryption.automaticReload ? ' (not reloaded yet, or the reload failed)' : ' (restart needed)'}`)
+      problems.push(
+        `${n.node}: the apiserver runs config ${n.config.loadedHash}, the file on disk is ${n.config.hash}${n.encryption.automaticReload ? ' (not reloaded yet, or the reload failed)' : ' (restart needed)'}`,
+      )
     }
-    if (n.reloads && n.reloads.failure > 0) problems.push(`${n.node}: ${n.reloads.failure} automatic reload(s) of the config failed`)
+    if (n.reloads && n.reloads.failure > 0)
+      problems.push(`${n.node}: ${n.reloads.failure} automatic reload(s) of the config failed`)
   }
   for (const [provider, hashes] of kmsKeyDrift(nodes)) {
-    const parts = [...hashes].map(([hash, names]) => `${names.join(', ')} ${names.length === 1 ? 'reports' : 'report'} ${hash}`)
-    problems.push(`KMS key ID drift for provider ${provider}: ${parts.join('; ')}; every apiserver must report the same key ID before a rewrite`)
+    const parts = [...hashes].map(
+      ([hash, names]) => `${names.join(', ')} ${names.length === 1 ? 'reports' : 'report'} ${hash}`,
+    )
+    problems.push(
+      `KMS key ID drift for provider ${provider}: ${parts.join('; ')}; every apiserver must report the same key ID before a rewrite`,
+    )
   }
   const enabled = nodes.filter((n) => n.encryption.enabled)
-  if (enabled.length === 0 && nodes.length > 0) problems.push('encryption at rest is off: no apiserver has --encryption-provider-config')
+  if (enabled.length === 0 && nodes.length > 0)
+    problems.push('encryption at rest is off: no apiserver has --encryption-provider-config')
   else if (enabled.length < nodes.length) {
-    problems.push(`encryption is on for ${enabled.map((n) => n.node).join(', ')} but off for ${nodes.filter((n) => !n.encryption.enabled).map((n) => n.node).join(', ')}`)
+    problems.push(
+      `encryption is on for ${enabled.map((n) => n.node).join(', ')} but off for ${nodes
+        .filter((n) => !n.encryption.enabled)
+        .map((n) => n.node)
+        .join(', ')}`,
+    )
   }
   if (!result.agreement.agree) {
     const parts = Object.entries(result.agreement.hashes).map(([hash, names]) => `${names.join(', ')}: ${hash}`)
-    problems.push(`the nodes run different encryption configs (${parts.join('; ')}); every apiserver must be able to read what any other writes`)
+    problems.push(
+      `the nodes run different encryption configs (${parts.join('; ')}); every apiserver must be able to read what any other writes`,
+    )
   }
   for (const r of result.resources) {
-    if (r.write === 'identity') problems.push(`${r.resource}: new writes are stored unencrypted (identity is the first provider)`)
+    if (r.write === 'identity')
+      problems.push(`${r.resource}: new writes are stored unencrypted (identity is the first provider)`)
   }
   if (result.scan) {
     for (const r of result.scan.resources) {
       const encryptedByConfig = r.writes !== undefined && r.writes !== 'identity'
-      if (r.plaintext > 0 && encryptedByConfig) problems.push(`${r.resource}: ${r.plaintext} value(s) stored in plaintext`)
+      if (r.plaintext > 0 && encryptedByConfig)
+        problems.push(`${r.resource}: ${r.plaintext} value(s) stored in plaintext`)
       // The current key ID may have no value under it yet: take it from the apiservers, not the scan.
       const currentKeyId = r.writes?.startsWith('kms:') ? agreedKmsKeys(nodes)[r.writes.slice(4)] : undefined
       const under = currentKeyId ? `${r.writes} key ID ${currentKeyId}` : (r.writes ?? '')
-      if (r.stale > 0) problems.push(`${r.resource}: ${r.stale} value(s) not under the current write key ${under} (run 'kubectl encryption rewrite')`.replace(' )', ')'))
-      if (r.undecryptable > 0) problems.push(`${r.resource}: ${r.undecryptable} value(s) that no configured key can decrypt`)
+      if (r.stale > 0)
+        problems.push(
+          `${r.resource}: ${r.stale} value(s) not under the current write key ${under} (run 'kubectl encryption rewrite')`.replace(
+            ' )',
+            ')',
+          ),
+        )
+      if (r.undecryptable > 0)
+        problems.push(`${r.resource}: ${r.undecryptable} value(s) that no configured key can decrypt`)
     }
   }
   return problems
@@ -368,19 +430,42 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
   const known = Object.keys(hashes).filter((h) => h !== 'unknown')
   const agreement = {agree: known.length <= 1, hashes}
 
-  const result: StatusResult = {context: deps.context.contextName, server: deps.context.server, nodes, agreement, resources: [], problems: [], warnings: []}
+  const result: StatusResult = {
+    context: deps.context.contextName,
+    server: deps.context.server,
+    nodes,
+    agreement,
+    resources: [],
+    problems: [],
+    warnings: [],
+  }
 
   let configCheck: ConfigCheck | undefined
   if (deps.localConfig) {
     configCheck = checkConfigBytes(deps.localConfig.bytes, deps.localConfig.path)
-    result.config = {path: deps.localConfig.path, hash: configCheck.hash, source: 'file', warnings: configCheck.warnings, errors: configCheck.errors.length > 0 ? [configCheck.message] : []}
+    result.config = {
+      path: deps.localConfig.path,
+      hash: configCheck.hash,
+      source: 'file',
+      warnings: configCheck.warnings,
+      errors: configCheck.errors.length > 0 ? [configCheck.message] : [],
+    }
   } else {
     const first = checked.find((c) => c.check?.config)
     if (first?.check) {
       configCheck = first.check
-      result.config = {node: first.status.node, path: first.check.path, hash: first.check.hash, source: 'ssh', warnings: first.check.warnings, errors: first.check.errors.length > 0 ? [first.check.message] : []}
+      result.config = {
+        node: first.status.node,
+        path: first.check.path,
+        hash: first.check.hash,
+        source: 'ssh',
+        warnings: first.check.warnings,
+        errors: first.check.errors.length > 0 ? [first.check.message] : [],
+      }
     } else if (nodes.some((n) => n.encryption.enabled)) {
-      result.warnings.push('the encryption config could not be read over SSH; per-resource providers are unknown (pass --config FILE, or fix SSH access)')
+      result.warnings.push(
+        'the encryption config could not be read over SSH; per-resource providers are unknown (pass --config FILE, or fix SSH access)',
+      )
     }
   }
   if (configCheck?.config) {
@@ -398,9 +483,16 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
     // A finished rotation whose key the config no longer has belongs to an earlier enable cycle
     // (decrypt-all, then enable again): not this config's history.
     const key = r && `${r.provider}:${r.newKey}`
-    if (r?.status === 'done' && result.resources.length > 0 && !result.resources.some((x) => x.write === key || x.readOnly.includes(key!))) result.rotation = undefined
+    if (
+      r?.status === 'done' &&
+      result.resources.length > 0 &&
+      !result.resources.some((x) => x.write === key || x.readOnly.includes(key!))
+    )
+      result.rotation = undefined
     else if (r && r.status !== 'done') {
-      result.warnings.push(`a key rotation ${r.oldKey.provider}/${r.oldKey.name} -> ${r.provider}/${r.newKey} is ${r.status === 'failed' ? 'stopped' : 'in progress'} at stage ${r.stage}; continue it with '${r.next}'`)
+      result.warnings.push(
+        `a key rotation ${r.oldKey.provider}/${r.oldKey.name} -> ${r.provider}/${r.newKey} is ${r.status === 'failed' ? 'stopped' : 'in progress'} at stage ${r.stage}; continue it with '${r.next}'`,
+      )
     }
   }
   if (deps.lock) {
@@ -415,9 +507,13 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
     deps.onProgress?.('Scanning etcd')
     result.scan = await deps.scan(configCheck?.config, agreedKmsKeys(nodes))
     if (Object.keys(agreedKmsKeys(nodes)).length === 0 && result.scan.resources.some((r) => r.kmsKeys?.length)) {
-      result.warnings.push('no current KMS key ID that every apiserver agrees on: KMS values are counted per key ID but not judged stale by key ID')
+      result.warnings.push(
+        'no current KMS key ID that every apiserver agrees on: KMS values are counted per key ID but not judged stale by key ID',
+      )
     }
-    for (const r of result.scan.resources) if (r.orphans > 0) result.warnings.push(`${r.resource}: ${r.orphans} object(s) in namespaces that no longer exist (orphans)`)
+    for (const r of result.scan.resources)
+      if (r.orphans > 0)
+        result.warnings.push(`${r.resource}: ${r.orphans} object(s) in namespaces that no longer exist (orphans)`)
   }
   result.problems = problemsFor(result, nodes)
   return result

@@ -138,7 +138,13 @@ async function mayHaveCreated(promise: Promise<unknown>, ms: number): Promise<bo
     timer = setTimeout(() => resolve(true), ms)
   })
   try {
-    return await Promise.race([promise.then(() => true, () => false), timeout])
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => false,
+      ),
+      timeout,
+    ])
   } finally {
     clearTimeout(timer)
   }
@@ -146,23 +152,49 @@ async function mayHaveCreated(promise: Promise<unknown>, ms: number): Promise<bo
 
 function testObject(options: VerifyOptions, name: string, payload: string): KubeObject {
   const {resource, namespace} = options
-  const metadata = {name, namespace: resource.namespaced ? namespace : undefined, labels: {'app.kubernetes.io/managed-by': 'kubectl-encryption', 'kubectl-encryption/verify': 'true'}}
+  const metadata = {
+    name,
+    namespace: resource.namespaced ? namespace : undefined,
+    labels: {'app.kubernetes.io/managed-by': 'kubectl-encryption', 'kubectl-encryption/verify': 'true'},
+  }
   if (options.manifest) {
-    return {...options.manifest, metadata: {...options.manifest.metadata, ...metadata, labels: {...options.manifest.metadata.labels, ...metadata.labels}}}
+    return {
+      ...options.manifest,
+      metadata: {
+        ...options.manifest.metadata,
+        ...metadata,
+        labels: {...options.manifest.metadata.labels, ...metadata.labels},
+      },
+    }
   }
   if (resource.group === '' && resource.resource === 'secrets') {
-    return {apiVersion: 'v1', kind: 'Secret', metadata, type: 'Opaque', data: {verify: Buffer.from(payload).toString('base64')}}
+    return {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata,
+      type: 'Opaque',
+      data: {verify: Buffer.from(payload).toString('base64')},
+    }
   }
   if (resource.group === '' && resource.resource === 'configmaps') {
     return {apiVersion: 'v1', kind: 'ConfigMap', metadata, data: {verify: payload}}
   }
-  throw new PluginError('usage', 'VERIFY_NEEDS_MANIFEST', `verify cannot make a ${resource.resource}${resource.group ? '.' + resource.group : ''} object on its own`, {
-    hint: 'Pass --from-file with a manifest of one object of that resource (its name gets a random suffix), or verify secrets/configmaps.',
-  })
+  throw new PluginError(
+    'usage',
+    'VERIFY_NEEDS_MANIFEST',
+    `verify cannot make a ${resource.resource}${resource.group ? '.' + resource.group : ''} object on its own`,
+    {
+      hint: 'Pass --from-file with a manifest of one object of that resource (its name gets a random suffix), or verify secrets/configmaps.',
+    },
+  )
 }
 
 function readBackMatches(written: KubeObject, read: KubeObject, options: VerifyOptions): boolean {
-  if (options.manifest) return JSON.stringify((read as {spec?: unknown}).spec ?? null) === JSON.stringify((written as {spec?: unknown}).spec ?? null)
+  if (options.manifest)
+    return (
+      JSON.stringify((read as {spec?: unknown}).spec ?? null) ===
+      JSON.stringify((written as {spec?: unknown}).spec ?? null)
+    )
   return JSON.stringify((read as {data?: unknown}).data) === JSON.stringify((written as {data?: unknown}).data)
 }
 
@@ -173,7 +205,10 @@ export async function verifyEncryption(options: VerifyOptions, deps: VerifyDeps)
   const name = `${baseName}-${suffix}`.slice(0, 253)
   const payload = randomBytes(24).toString('hex')
   const namespace = resource.namespaced ? options.namespace : undefined
-  const etcdKey = etcdKeyFor({group: resource.group, resource: resource.resource, namespace, name}, {prefix: options.etcdPrefix})
+  const etcdKey = etcdKeyFor(
+    {group: resource.group, resource: resource.resource, namespace, name},
+    {prefix: options.etcdPrefix},
+  )
   const result: VerifyResult = {
     resource: resource.group ? `${resource.resource}.${resource.group}` : resource.resource,
     namespace,
@@ -194,7 +229,8 @@ export async function verifyEncryption(options: VerifyOptions, deps: VerifyDeps)
   let failure: unknown
   try {
     // Read before the write too: a key ID that changed meanwhile has not settled, and is no verdict.
-    const kmsBefore = result.expected?.startsWith('kms:') && deps.kmsKeys ? await step(deps.kmsKeys(), deps.signal) : undefined
+    const kmsBefore =
+      result.expected?.startsWith('kms:') && deps.kmsKeys ? await step(deps.kmsKeys(), deps.signal) : undefined
     deps.onProgress?.(`Creating ${result.resource} ${namespace ? namespace + '/' : ''}${name}`)
     creating = deps.objects.create(resource, object)
     const written = await step(creating, deps.signal)
@@ -204,37 +240,75 @@ export async function verifyEncryption(options: VerifyOptions, deps: VerifyDeps)
     result.etcd = reader.describe()
     const kv = await step(reader.get(etcdKey), deps.signal)
     if (!kv) {
-      result.problems.push(`the object is not in etcd at ${etcdKey} (is the apiserver's --etcd-prefix different? is this the cluster's etcd?)`)
+      result.problems.push(
+        `the object is not in etcd at ${etcdKey} (is the apiserver's --etcd-prefix different? is this the cluster's etcd?)`,
+      )
     } else {
       const c = classifyValue(kv.value)
-      result.stored = {encrypted: c.encrypted, provider: c.provider, keyName: c.keyName, kmsName: c.kmsName, prefix: c.prefix, length: c.length}
+      result.stored = {
+        encrypted: c.encrypted,
+        provider: c.provider,
+        keyName: c.keyName,
+        kmsName: c.kmsName,
+        prefix: c.prefix,
+        length: c.length,
+      }
       if (options.hexdump) result.hexdump = hexdump(kv.value)
       const stored = label(c.provider, c.kmsName ?? c.keyName)
       if (result.expected === undefined) {
-        result.notes.push('the encryption config is unknown (no SSH access and no --config), so only "encrypted or not" is checked')
+        result.notes.push(
+          'the encryption config is unknown (no SSH access and no --config), so only "encrypted or not" is checked',
+        )
         if (!c.encrypted) result.problems.push(`${result.resource} are stored in plaintext in etcd (${etcdKey})`)
       } else if (result.expected === 'identity') {
-        if (c.encrypted) result.problems.push(`the config writes ${result.resource} with identity (plaintext), but etcd holds ${stored}: the apiserver runs a different config than ${deps.config?.source}`)
-        else result.notes.push(`${result.resource} are NOT encrypted: the config's first provider is identity, and etcd holds the value in plaintext`)
+        if (c.encrypted)
+          result.problems.push(
+            `the config writes ${result.resource} with identity (plaintext), but etcd holds ${stored}: the apiserver runs a different config than ${deps.config?.source}`,
+          )
+        else
+          result.notes.push(
+            `${result.resource} are NOT encrypted: the config's first provider is identity, and etcd holds the value in plaintext`,
+          )
       } else if (!c.encrypted) {
-        result.problems.push(`${result.resource} are stored in plaintext, but the config (${deps.config?.source}) says ${result.expected}: the apiserver that served this write does not run that config`)
+        result.problems.push(
+          `${result.resource} are stored in plaintext, but the config (${deps.config?.source}) says ${result.expected}: the apiserver that served this write does not run that config`,
+        )
       } else if (stored !== result.expected) {
-        result.problems.push(`${result.resource} are stored with ${stored}, but the config (${deps.config?.source}) says new writes use ${result.expected}`)
-      } else if (c.kmsApiVersion === 'v2' && c.kmsName !== undefined && c.kmsV2?.keyID !== undefined && kmsBefore && deps.kmsKeys) {
+        result.problems.push(
+          `${result.resource} are stored with ${stored}, but the config (${deps.config?.source}) says new writes use ${result.expected}`,
+        )
+      } else if (
+        c.kmsApiVersion === 'v2' &&
+        c.kmsName !== undefined &&
+        c.kmsV2?.keyID !== undefined &&
+        kmsBefore &&
+        deps.kmsKeys
+      ) {
         const after = await step(deps.kmsKeys(), deps.signal)
         const before = agreedKey(kmsBefore, c.kmsName)
         const now = agreedKey(after, c.kmsName)
-        const kms: VerifyKms = {provider: c.kmsName, keyId: c.kmsV2.keyID, keyIdHash: c.kmsV2.keyIDHash ?? '', reportedBy: now.reportedBy}
+        const kms: VerifyKms = {
+          provider: c.kmsName,
+          keyId: c.kmsV2.keyID,
+          keyIdHash: c.kmsV2.keyIDHash ?? '',
+          reportedBy: now.reportedBy,
+        }
         result.kms = kms
         if (now.keyIdHash === undefined) {
           const parts = Object.entries(now.reportedBy).map(([hash, nodes]) => `${nodes.join(', ')}: ${hash}`)
-          result.notes.push(parts.length === 0 ? `no apiserver reports a current key ID for KMS provider ${c.kmsName}; the stored key ID was not compared` : `the apiservers report different current key IDs for KMS provider ${c.kmsName} (${parts.join('; ')}); run verify again once they agree`)
+          result.notes.push(
+            parts.length === 0
+              ? `no apiserver reports a current key ID for KMS provider ${c.kmsName}; the stored key ID was not compared`
+              : `the apiservers report different current key IDs for KMS provider ${c.kmsName} (${parts.join('; ')}); run verify again once they agree`,
+          )
         } else if (before.keyIdHash !== now.keyIdHash) {
           result.notes.push(`the current KMS key ID changed during the check (to ${now.keyIdHash}); run verify again`)
         } else {
           kms.currentKeyIdHash = now.keyIdHash
           if (kms.keyIdHash !== now.keyIdHash) {
-            result.problems.push(`${result.resource} are stored under KMS key ID ${kms.keyIdHash} (${kms.keyId}), but every apiserver reports ${now.keyIdHash} as current: the apiserver that wrote it did not move to the new key (see its log for a failed DEK rotation)`)
+            result.problems.push(
+              `${result.resource} are stored under KMS key ID ${kms.keyIdHash} (${kms.keyId}), but every apiserver reports ${now.keyIdHash} as current: the apiserver that wrote it did not move to the new key (see its log for a failed DEK rotation)`,
+            )
           }
         }
       }
@@ -242,7 +316,8 @@ export async function verifyEncryption(options: VerifyOptions, deps: VerifyDeps)
     deps.onProgress?.('Reading the object back through the API')
     const read = await step(deps.objects.get(resource, name, namespace), deps.signal)
     result.roundTrip = readBackMatches(written, read, options) ? 'ok' : 'mismatch'
-    if (result.roundTrip === 'mismatch') result.problems.push('the object read back through the API differs from what was written')
+    if (result.roundTrip === 'mismatch')
+      result.problems.push('the object read back through the API differs from what was written')
   } catch (error) {
     failure = toPluginError(error)
   } finally {
@@ -260,7 +335,9 @@ export async function verifyEncryption(options: VerifyOptions, deps: VerifyDeps)
         if (error instanceof KubeApiError && error.status === 404) result.cleanup = 'deleted'
         else {
           result.cleanup = 'failed'
-          result.problems.push(`could not delete ${result.resource} ${namespace ? namespace + '/' : ''}${name}: ${(error as Error).message}; delete it by hand`)
+          result.problems.push(
+            `could not delete ${result.resource} ${namespace ? namespace + '/' : ''}${name}: ${(error as Error).message}; delete it by hand`,
+          )
         }
       }
     }
@@ -268,9 +345,17 @@ export async function verifyEncryption(options: VerifyOptions, deps: VerifyDeps)
   }
   if (failure) {
     const where = `${result.resource} ${namespace ? namespace + '/' : ''}${name}`
-    const cleanup = result.cleanup === 'failed' ? `The test object ${where} could NOT be deleted; delete it by hand.` : created && !options.keep ? `The test object ${where} was deleted.` : undefined
+    const cleanup =
+      result.cleanup === 'failed'
+        ? `The test object ${where} could NOT be deleted; delete it by hand.`
+        : created && !options.keep
+          ? `The test object ${where} was deleted.`
+          : undefined
     if (failure instanceof PluginError && cleanup) {
-      throw new PluginError(failure.kind, failure.code, failure.message, {...failure.options, hint: [failure.hint, cleanup].filter(Boolean).join(' ')})
+      throw new PluginError(failure.kind, failure.code, failure.message, {
+        ...failure.options,
+        hint: [failure.hint, cleanup].filter(Boolean).join(' '),
+      })
     }
     throw failure
   }

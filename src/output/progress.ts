@@ -72,7 +72,14 @@ export async function startProgress(text: string, options: ProgressOptions): Pro
       if (t) stream.write(t + '\n')
     }
     line(text)
-    return {update: line, succeed: line, fail: (t) => t && stream.write(t + '\n'), stop: () => {}, pause: () => () => {}, warn: (t) => stream.write(`Warning: ${t}\n`)}
+    return {
+      update: line,
+      succeed: line,
+      fail: (t) => t && stream.write(t + '\n'),
+      stop: () => {},
+      pause: () => () => {},
+      warn: (t) => stream.write(`Warning: ${t}\n`),
+    }
   }
   // The current step, printed by a timer: a step that changed, or one still going on (with its time).
   let current = text

@@ -16,7 +16,11 @@ export interface PromptTerminal {
   terminal: boolean
 }
 
-export const processTerminal = (): PromptTerminal => ({input: process.stdin, output: process.stderr, terminal: Boolean(process.stdin.isTTY && process.stderr.isTTY)})
+export const processTerminal = (): PromptTerminal => ({
+  input: process.stdin,
+  output: process.stderr,
+  terminal: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+})
 
 /** A user can answer only when both the keyboard (stdin) and the question (stderr) are on a terminal. */
 export const interactive = (): boolean => processTerminal().terminal
@@ -61,7 +65,9 @@ export function readAnswer(question: string, io: PromptTerminal): Promise<Prompt
 
 function accepted(answer: PromptAnswer, test: (text: string) => boolean): boolean {
   if (answer.kind === 'interrupt') {
-    throw preconditionError('INTERRUPTED', 'Interrupted at the confirmation: nothing was changed.', {hint: 'Run the command again and answer the question, or pass --yes.'})
+    throw preconditionError('INTERRUPTED', 'Interrupted at the confirmation: nothing was changed.', {
+      hint: 'Run the command again and answer the question, or pass --yes.',
+    })
   }
   return answer.kind === 'line' && test(answer.text)
 }
@@ -72,6 +78,13 @@ export async function confirmYesNo(question: string, io: PromptTerminal = proces
 }
 
 /** For the riskiest commands: the user types the context name, as some cloud CLIs do for deletes. */
-export async function confirmByTyping(question: string, expected: string, io: PromptTerminal = processTerminal()): Promise<boolean> {
-  return accepted(await readAnswer(`${question}\nType the context name (${expected}) to continue: `, io), (text) => text === expected)
+export async function confirmByTyping(
+  question: string,
+  expected: string,
+  io: PromptTerminal = processTerminal(),
+): Promise<boolean> {
+  return accepted(
+    await readAnswer(`${question}\nType the context name (${expected}) to continue: `, io),
+    (text) => text === expected,
+  )
 }

@@ -20,7 +20,10 @@ export function renderResult<T>(result: T, format: OutputFormat, table: (result:
 
 /** A kubectl-style table: upper-case headers, columns separated by three spaces, no borders. */
 export function formatTable(headers: string[], rows: Array<Array<string | number | boolean | undefined>>): string {
-  const cells = [headers.map((h) => h.toUpperCase()), ...rows.map((r) => r.map((c) => (c === undefined ? '' : String(c))))]
+  const cells = [
+    headers.map((h) => h.toUpperCase()),
+    ...rows.map((r) => r.map((c) => (c === undefined ? '' : String(c)))),
+  ]
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)))
   return cells
     .map((r) =>

@@ -14,7 +14,12 @@ interface SpawnResult {
   spawnError?: Error
 }
 
-function runProcess(binary: string, args: string[], stdin: Uint8Array | string | undefined, timeoutMs: number): Promise<SpawnResult> {
+function runProcess(
+  binary: string,
+  args: string[],
+  stdin: Uint8Array | string | undefined,
+  timeoutMs: number,
+): Promise<SpawnResult> {
   return new Promise((resolve) => {
     const child = spawn(binary, args, {stdio: ['pipe', 'pipe', 'pipe']})
     const out: Buffer[] = []
@@ -109,9 +114,14 @@ export class OpenSshSession implements SshSession {
   }
 
   private spawnFailure(error: Error): PluginError {
-    return new PluginError('precondition', 'SSH_CLIENT_MISSING', `Cannot run the ssh client (${this.binary}): ${error.message}`, {
-      hint: 'Install the OpenSSH client (package openssh-client) and make sure `ssh` is on PATH.',
-    })
+    return new PluginError(
+      'precondition',
+      'SSH_CLIENT_MISSING',
+      `Cannot run the ssh client (${this.binary}): ${error.message}`,
+      {
+        hint: 'Install the OpenSSH client (package openssh-client) and make sure `ssh` is on PATH.',
+      },
+    )
   }
 
   async run(argv: readonly string[], options: RemoteRunOptions = {}): Promise<RemoteRunResult> {
@@ -122,10 +132,15 @@ export class OpenSshSession implements SshSession {
     const result = await runProcess(this.binary, args, options.stdin, timeoutMs)
     if (result.spawnError) throw this.spawnFailure(result.spawnError)
     if (result.timedOut) {
-      throw new PluginError('precondition', 'SSH_TIMEOUT', `A command on node ${this.node} did not finish within ${Math.round(timeoutMs / 1000)}s (${argv[0]}).`, {
-        hint: 'Check that the node is responsive; the command may have left a dot-prefixed temp file that the next run replaces.',
-        detail: result.stderr.trim(),
-      })
+      throw new PluginError(
+        'precondition',
+        'SSH_TIMEOUT',
+        `A command on node ${this.node} did not finish within ${Math.round(timeoutMs / 1000)}s (${argv[0]}).`,
+        {
+          hint: 'Check that the node is responsive; the command may have left a dot-prefixed temp file that the next run replaces.',
+          detail: result.stderr.trim(),
+        },
+      )
     }
     const failure = translateSshFailure(this.node, this.address, result.exitCode, result.stderr)
     if (failure) throw failure
@@ -145,9 +160,14 @@ export class OpenSshConnector implements SshConnector {
     let address = node.name
     if (this.options.address === 'internal-ip') {
       if (!node.internalIP) {
-        throw new PluginError('precondition', 'NODE_NO_INTERNAL_IP', `Node ${node.name} has no InternalIP address in its status.`, {
-          hint: 'Reach it by name instead (drop --ssh-address internal-ip) with a Host entry in your ssh config.',
-        })
+        throw new PluginError(
+          'precondition',
+          'NODE_NO_INTERNAL_IP',
+          `Node ${node.name} has no InternalIP address in its status.`,
+          {
+            hint: 'Reach it by name instead (drop --ssh-address internal-ip) with a Host entry in your ssh config.',
+          },
+        )
       }
       address = node.internalIP
     }

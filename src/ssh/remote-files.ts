@@ -58,6 +58,9 @@ export interface RemoteFiles {
 export const BACKUP_ROOT = '/etc/kubernetes/tmp'
 
 export function backupDirFor(date: Date = new Date()): string {
-  const stamp = date.toISOString().replaceAll(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+  const stamp = date
+    .toISOString()
+    .replaceAll(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')
   return `${BACKUP_ROOT}/kubectl-encryption-${stamp}`
 }

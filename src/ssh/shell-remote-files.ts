@@ -72,14 +72,20 @@ export class ShellRemoteFiles implements RemoteFiles {
   }
 
   private fail(op: string, path: string, result: RemoteRunResult): PluginError {
-    return new PluginError('unexpected', 'REMOTE_FILE_OP_FAILED', `Could not ${op} ${path} on node ${this.node} (exit ${result.exitCode}).`, {
-      hint: 'Check the path, free disk space and permissions on the node; run with --verbose for the remote message.',
-      detail: result.stderr.trim(),
-    })
+    return new PluginError(
+      'unexpected',
+      'REMOTE_FILE_OP_FAILED',
+      `Could not ${op} ${path} on node ${this.node} (exit ${result.exitCode}).`,
+      {
+        hint: 'Check the path, free disk space and permissions on the node; run with --verbose for the remote message.',
+        detail: result.stderr.trim(),
+      },
+    )
   }
 
   private static checkAbsolute(path: string): void {
-    if (!posix.isAbsolute(path) || path.includes('\0')) throw new PluginError('usage', 'REMOTE_PATH_INVALID', `Remote path ${JSON.stringify(path)} must be absolute.`)
+    if (!posix.isAbsolute(path) || path.includes('\0'))
+      throw new PluginError('usage', 'REMOTE_PATH_INVALID', `Remote path ${JSON.stringify(path)} must be absolute.`)
   }
 
   async read(path: string): Promise<Buffer | undefined> {
@@ -118,9 +124,14 @@ export class ShellRemoteFiles implements RemoteFiles {
     const result = await this.session.run(sh(WRITE, path, mode, owner, expected), {stdin: data})
     // The node compares the sha256 before the rename, so exit 0 means the target holds exactly `data`.
     if (result.exitCode === CORRUPT) {
-      throw new PluginError('unexpected', 'REMOTE_WRITE_CORRUPT', `The file written to ${path} on node ${this.node} does not match what was sent.`, {
-        hint: 'The target was left as it was; check the connection and disk space, then run again.',
-      })
+      throw new PluginError(
+        'unexpected',
+        'REMOTE_WRITE_CORRUPT',
+        `The file written to ${path} on node ${this.node} does not match what was sent.`,
+        {
+          hint: 'The target was left as it was; check the connection and disk space, then run again.',
+        },
+      )
     }
     if (result.exitCode !== 0) throw this.fail('write', path, result)
   }
@@ -135,11 +146,19 @@ export class ShellRemoteFiles implements RemoteFiles {
     ShellRemoteFiles.checkAbsolute(path)
     ShellRemoteFiles.checkAbsolute(backupDir)
     if (backupDir.replace(/\/+$/, '').startsWith('/etc/kubernetes/manifests')) {
-      throw new PluginError('unexpected', 'BACKUP_DIR_IN_MANIFESTS', 'Backups must never go into /etc/kubernetes/manifests: the kubelet would run them.')
+      throw new PluginError(
+        'unexpected',
+        'BACKUP_DIR_IN_MANIFESTS',
+        'Backups must never go into /etc/kubernetes/manifests: the kubelet would run them.',
+      )
     }
     const result = await this.session.run(sh(BACKUP, path, backupDir))
     if (result.exitCode === MISSING) {
-      throw new PluginError('precondition', 'REMOTE_FILE_MISSING', `Cannot back up ${path} on node ${this.node}: it does not exist.`)
+      throw new PluginError(
+        'precondition',
+        'REMOTE_FILE_MISSING',
+        `Cannot back up ${path} on node ${this.node}: it does not exist.`,
+      )
     }
     if (result.exitCode !== 0) throw this.fail('back up', path, result)
     return result.stdout.toString('utf8').trim()
@@ -150,7 +169,11 @@ export class ShellRemoteFiles implements RemoteFiles {
     ShellRemoteFiles.checkAbsolute(target)
     const result = await this.session.run(sh(RESTORE, backupPath, target))
     if (result.exitCode === MISSING) {
-      throw new PluginError('rollbackFailed', 'BACKUP_MISSING', `The backup ${backupPath} on node ${this.node} is gone; cannot restore ${target}.`)
+      throw new PluginError(
+        'rollbackFailed',
+        'BACKUP_MISSING',
+        `The backup ${backupPath} on node ${this.node} is gone; cannot restore ${target}.`,
+      )
     }
     if (result.exitCode !== 0) throw this.fail('restore', target, result)
   }

@@ -26,7 +26,13 @@ import path from 'node:path'
 import {promisify} from 'node:util'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {catalogue, catalogueSecrets, caseFileName, type CatalogueCase, expectedMessage} from '../fixtures/config-catalogue.js'
+import {
+  catalogue,
+  catalogueSecrets,
+  caseFileName,
+  type CatalogueCase,
+  expectedMessage,
+} from '../fixtures/config-catalogue.js'
 import {makeTls} from '../helpers/tls.js'
 import {ensureKubeBinaries, type KubeRelease, kubeReleases, selectedRelease} from '../sandbox/kube-binaries.js'
 import {repoRoot} from '../sandbox/layout.js'
@@ -62,13 +68,23 @@ async function pool<T, R>(items: readonly T[], width: number, job: (item: T) => 
   return results
 }
 
-
 /** Go's strconv.Unquote for the double-quoted strings klog writes (strconv.Quote). */
 function goUnquote(quoted: string): string {
   const body = quoted.slice(1, -1)
   const bytes: number[] = []
   const utf8 = (text: string) => bytes.push(...Buffer.from(text, 'utf8'))
-  const simple: Record<string, string> = {a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\', '"': '"', "'": "'"}
+  const simple: Record<string, string> = {
+    a: '\x07',
+    b: '\b',
+    f: '\f',
+    n: '\n',
+    r: '\r',
+    t: '\t',
+    v: '\v',
+    '\\': '\\',
+    '"': '"',
+    "'": "'",
+  }
   for (let i = 0; i < body.length; i++) {
     const ch = body[i]!
     if (ch !== '\\') {
@@ -116,7 +132,11 @@ function commandFailedError(log: string): string | undefined {
  */
 function normalise(message: string, file: string): string {
   let out = message.replace(/"Secret":"(?:[^"\\]|\\.)*"/g, '"Secret":"REDACTED"')
-  for (const field of ['Kind', 'apiVersion']) out = out.replace(`Object '${field}' is missing in '${file}'`, `Object '${field}' is missing in the file (content not shown)`)
+  for (const field of ['Kind', 'apiVersion'])
+    out = out.replace(
+      `Object '${field}' is missing in '${file}'`,
+      `Object '${field}' is missing in the file (content not shown)`,
+    )
   for (const secret of catalogueSecrets) out = out.replaceAll(secret, 'REDACTED')
   return out
 }
@@ -157,7 +177,10 @@ async function apiserverVerdict(binary: string, fx: Fixture, c: CatalogueCase, f
       `--token-auth-file=${fx.missingTokenFile}`,
     ]
     const {code, log} = await new Promise<{code: number | null; log: string}>((resolve, reject) => {
-      const child = spawn(binary, args, {stdio: ['ignore', 'ignore', 'pipe'], env: {PATH: process.env.PATH ?? '/usr/bin:/bin'}})
+      const child = spawn(binary, args, {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: {PATH: process.env.PATH ?? '/usr/bin:/bin'},
+      })
       let log = ''
       child.stderr.setEncoding('utf8').on('data', (d: string) => (log += d))
       // It exits on its own either way; this only guards against a hang.
@@ -171,9 +194,13 @@ async function apiserverVerdict(binary: string, fx: Fixture, c: CatalogueCase, f
     const err = commandFailedError(log)
     // Another process took the port between our probe and the apiserver's bind: try another.
     if (err?.includes('address already in use') && attempt < 5) continue
-    if (code === 0 || err === undefined) throw new Error(`kube-apiserver exited ${code} without "command failed":\n${redact(log).slice(-3000)}`)
+    if (code === 0 || err === undefined)
+      throw new Error(`kube-apiserver exited ${code} without "command failed":\n${redact(log).slice(-3000)}`)
     if (err === `open ${fx.missingTokenFile}: no such file or directory`) return {valid: true, message: ''}
-    return {valid: false, message: normalise(err, typeof c.file === 'string' ? c.file : Buffer.from(c.file).toString('utf8'))}
+    return {
+      valid: false,
+      message: normalise(err, typeof c.file === 'string' ? c.file : Buffer.from(c.file).toString('utf8')),
+    }
   }
 }
 
@@ -201,48 +228,73 @@ async function cliVerdict(release: KubeRelease, c: CatalogueCase, file: string):
   return {valid: doc.valid, message: doc.message ?? '', code, warnings: doc.warnings, output: stdout + stderr}
 }
 
-describe.each(releases.map((r) => [r.version, r] as const))('config validate against the real kube-apiserver %s', (version, release) => {
-  const results = new Map<CatalogueCase, {file: string; apiserver: Verdict; cli: CliVerdict}>()
-  let fx: Fixture
+describe.each(releases.map((r) => [r.version, r] as const))(
+  'config validate against the real kube-apiserver %s',
+  (version, release) => {
+    const results = new Map<CatalogueCase, {file: string; apiserver: Verdict; cli: CliVerdict}>()
+    let fx: Fixture
 
-  beforeAll(async () => {
-    if (!existsSync(path.join(repoRoot, 'dist', 'commands'))) throw new Error('the built CLI is missing: run `npm run build` first')
-    // Built from source when not cached, as the sandbox does (about 20 min on 2 cores, once per release).
-    const binaries = await ensureKubeBinaries((m) => process.stderr.write(`[kube ${version}] ${m}\n`), release)
-    const dir = mkdtempSync(path.join(tmpdir(), `config-crosscheck-${version}-`))
-    const tls = makeTls(dir)
-    const publicKey = path.join(dir, 'server.pub')
-    writeFileSync(publicKey, createPublicKey(readFileSync(tls.serverKey)).export({type: 'spki', format: 'pem'}))
-    fx = {dir, tlsCert: tls.serverCert, tlsKey: tls.serverKey, publicKey, missingTokenFile: path.join(dir, 'no-such-token-file.csv')}
-    mkdirSync(path.join(dir, 'cases'), {mode: 0o700})
-    const files = catalogue.map((c) => {
-      const file = path.join(dir, 'cases', caseFileName(c))
-      writeFileSync(file, c.file, {mode: 0o600})
-      return file
+    beforeAll(async () => {
+      if (!existsSync(path.join(repoRoot, 'dist', 'commands')))
+        throw new Error('the built CLI is missing: run `npm run build` first')
+      // Built from source when not cached, as the sandbox does (about 20 min on 2 cores, once per release).
+      const binaries = await ensureKubeBinaries((m) => process.stderr.write(`[kube ${version}] ${m}\n`), release)
+      const dir = mkdtempSync(path.join(tmpdir(), `config-crosscheck-${version}-`))
+      const tls = makeTls(dir)
+      const publicKey = path.join(dir, 'server.pub')
+      writeFileSync(publicKey, createPublicKey(readFileSync(tls.serverKey)).export({type: 'spki', format: 'pem'}))
+      fx = {
+        dir,
+        tlsCert: tls.serverCert,
+        tlsKey: tls.serverKey,
+        publicKey,
+        missingTokenFile: path.join(dir, 'no-such-token-file.csv'),
+      }
+      mkdirSync(path.join(dir, 'cases'), {mode: 0o700})
+      const files = catalogue.map((c) => {
+        const file = path.join(dir, 'cases', caseFileName(c))
+        writeFileSync(file, c.file, {mode: 0o600})
+        return file
+      })
+      const t0 = Date.now()
+      const [servers, clis] = await Promise.all([
+        pool(catalogue, APISERVERS_AT_ONCE, (c) =>
+          apiserverVerdict(binaries.apiserver, fx, c, files[catalogue.indexOf(c)]!),
+        ),
+        pool(catalogue, CLIS_AT_ONCE, (c) => cliVerdict(release, c, files[catalogue.indexOf(c)]!)),
+      ])
+      for (const [i, c] of catalogue.entries()) results.set(c, {file: files[i]!, apiserver: servers[i]!, cli: clis[i]!})
+      process.stderr.write(
+        `[crosscheck ${version}] ${catalogue.length} files through kube-apiserver and config validate in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+      )
+    }, 60 * 60_000)
+
+    afterAll(() => {
+      if (fx) rmSync(fx.dir, {recursive: true, force: true})
     })
-    const t0 = Date.now()
-    const [servers, clis] = await Promise.all([
-      pool(catalogue, APISERVERS_AT_ONCE, (c) => apiserverVerdict(binaries.apiserver, fx, c, files[catalogue.indexOf(c)]!)),
-      pool(catalogue, CLIS_AT_ONCE, (c) => cliVerdict(release, c, files[catalogue.indexOf(c)]!)),
-    ])
-    for (const [i, c] of catalogue.entries()) results.set(c, {file: files[i]!, apiserver: servers[i]!, cli: clis[i]!})
-    process.stderr.write(`[crosscheck ${version}] ${catalogue.length} files through kube-apiserver and config validate in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`)
-  }, 60 * 60_000)
 
-  afterAll(() => {
-    if (fx) rmSync(fx.dir, {recursive: true, force: true})
-  })
-
-  it.each(catalogue.map((c) => [`${c.family}: ${c.name}`, c] as const))('%s', (_title, c) => {
-    const r = results.get(c)
-    if (!r) throw new Error('no result: see the beforeAll error')
-    // The real apiserver is the judge; then the catalogue must say the same, so unit tests check the truth.
-    const upTo = c.knownDifference ? r.apiserver.message.indexOf(c.knownDifference.upTo) + c.knownDifference.upTo.length : undefined
-    if (c.knownDifference) process.stderr.write(`[crosscheck ${version}] known difference, ${c.name}: ${c.knownDifference.reason}\n  apiserver: ${r.apiserver.message}\n  ours:      ${r.cli.message}\n`)
-    expect({valid: r.cli.valid, message: r.cli.message.slice(0, upTo)}, 'config validate vs kube-apiserver').toEqual({...r.apiserver, message: r.apiserver.message.slice(0, upTo)})
-    // Exit 0 for a valid file, 3 for an invalid one (src/errors.ts EXIT.precondition).
-    expect(r.cli.code).toBe(r.cli.valid ? 0 : 3)
-    expect(r.apiserver.message || null, 'the catalogue vs kube-apiserver').toBe(expectedMessage(c, r.file))
-    expect(catalogueSecrets.filter((s) => r.cli.output.includes(s)), 'key material in the CLI output').toEqual([])
-  })
-})
+    it.each(catalogue.map((c) => [`${c.family}: ${c.name}`, c] as const))('%s', (_title, c) => {
+      const r = results.get(c)
+      if (!r) throw new Error('no result: see the beforeAll error')
+      // The real apiserver is the judge; then the catalogue must say the same, so unit tests check the truth.
+      const upTo = c.knownDifference
+        ? r.apiserver.message.indexOf(c.knownDifference.upTo) + c.knownDifference.upTo.length
+        : undefined
+      if (c.knownDifference)
+        process.stderr.write(
+          `[crosscheck ${version}] known difference, ${c.name}: ${c.knownDifference.reason}\n  apiserver: ${r.apiserver.message}\n  ours:      ${r.cli.message}\n`,
+        )
+      expect({valid: r.cli.valid, message: r.cli.message.slice(0, upTo)}, 'config validate vs kube-apiserver').toEqual({
+        ...r.apiserver,
+        message: r.apiserver.message.slice(0, upTo),
+      })
+      // Exit 0 for a valid file, 3 for an invalid one (src/errors.ts EXIT.precondition).
+      expect(r.cli.code).toBe(r.cli.valid ? 0 : 3)
+      expect(r.apiserver.message || null, 'the catalogue vs kube-apiserver').toBe(expectedMessage(c, r.file))
+      expect(
+        catalogueSecrets.filter((s) => r.cli.output.includes(s)),
+        'key material in the CLI output',
+      ).toEqual([])
+    })
+  },
+)

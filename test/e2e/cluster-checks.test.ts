@@ -41,7 +41,9 @@ describe('status with encryption off', () => {
     expect(r.code, r.stderr).toBe(5)
     for (const node of sandbox().nodes) expect(r.stdout).toMatch(new RegExp(`^${node}\\s+ready\\s+off`, 'm'))
     expect(r.stdout).toContain('encryption at rest is off')
-    const doc = json<{nodes: Array<{node: string; encryption: {enabled: boolean}}>; problems: string[]}>(await plugin(['status', ...sshArgs(), '-o', 'json']))
+    const doc = json<{nodes: Array<{node: string; encryption: {enabled: boolean}}>; problems: string[]}>(
+      await plugin(['status', ...sshArgs(), '-o', 'json']),
+    )
     expect(doc.nodes.map((n) => n.node)).toEqual(sandbox().nodes)
     expect(doc.nodes.every((n) => !n.encryption.enabled)).toBe(true)
     expect(doc.problems).toEqual(['encryption at rest is off: no apiserver has --encryption-provider-config'])
@@ -61,11 +63,28 @@ describe('inspect reads one value through each etcd transport', () => {
   it.each([
     ['exec', () => ['--etcd-via', 'exec'], 'exec (kube-system/etcd-'],
     ['ssh', () => ['--etcd-via', 'ssh', ...sshArgs()], 'ssh ('],
-    ['direct', () => ['--etcd-endpoints', env().ETCDCTL_ENDPOINTS!, '--etcd-cacert', env().ETCDCTL_CACERT!, '--etcd-cert', env().ETCDCTL_CERT!, '--etcd-client-key', env().ETCDCTL_KEY!], 'direct ('],
+    [
+      'direct',
+      () => [
+        '--etcd-endpoints',
+        env().ETCDCTL_ENDPOINTS!,
+        '--etcd-cacert',
+        env().ETCDCTL_CACERT!,
+        '--etcd-cert',
+        env().ETCDCTL_CERT!,
+        '--etcd-client-key',
+        env().ETCDCTL_KEY!,
+      ],
+      'direct (',
+    ],
   ])('%s', async (_name, args, source) => {
     const r = await plugin(['inspect', key(), '--no-ssh', '-o', 'json', ...args()])
     expect(r.code, r.stderr).toBe(0)
-    const doc = json<{source: string; etcdKey: string; classification: {provider: string; encrypted: boolean; plaintext?: {kind?: string}}}>(r)
+    const doc = json<{
+      source: string
+      etcdKey: string
+      classification: {provider: string; encrypted: boolean; plaintext?: {kind?: string}}
+    }>(r)
     expect(doc.source).toContain(source)
     expect(doc.etcdKey).toBe(key())
     expect(doc.classification).toMatchObject({provider: 'identity', encrypted: false, plaintext: {kind: 'Secret'}})
@@ -97,7 +116,10 @@ describe('clear errors with exit codes from the table', () => {
 
   it('an unreachable API server is a precondition error naming the server (exit 3)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dead-kubeconfig-'))
-    const kubeconfig = readFileSync(sandbox().env.KUBECONFIG!, 'utf8').replace(/server: https:\/\/[^\s]+/, 'server: https://127.0.0.1:1')
+    const kubeconfig = readFileSync(sandbox().env.KUBECONFIG!, 'utf8').replace(
+      /server: https:\/\/[^\s]+/,
+      'server: https://127.0.0.1:1',
+    )
     writeFileSync(join(dir, 'config'), kubeconfig)
     const r = await plugin(['status', '--kubeconfig', join(dir, 'config'), '--no-ssh'])
     expect(r.code).toBe(3)
@@ -107,20 +129,45 @@ describe('clear errors with exit codes from the table', () => {
   it('RBAC 403 on secrets names the verb, the resource and how to check', async () => {
     const r = await plugin(['verify', '-n', ns, '--no-ssh', '--kubeconfig', sandbox().env.SANDBOX_VIEWER_KUBECONFIG!])
     expect(r.code).toBe(3)
-    expect(r.stderr).toMatch(new RegExp(`not allowed to create secrets/encryption-verify-[0-9a-f]{8} in namespace ${ns}`))
+    expect(r.stderr).toMatch(
+      new RegExp(`not allowed to create secrets/encryption-verify-[0-9a-f]{8} in namespace ${ns}`),
+    )
     expect(r.stderr).toContain(`kubectl auth can-i create secrets -n ${ns}`)
   })
 
   it('unreachable etcd names the transport and endpoint (exit 3)', async () => {
     const env = sandbox().env
-    const r = await plugin(['status', '--no-ssh', '--scan', '--etcd-endpoints', 'https://127.0.0.1:1', '--etcd-cacert', env.ETCDCTL_CACERT!, '--etcd-cert', env.ETCDCTL_CERT!, '--etcd-key', env.ETCDCTL_KEY!])
+    const r = await plugin([
+      'status',
+      '--no-ssh',
+      '--scan',
+      '--etcd-endpoints',
+      'https://127.0.0.1:1',
+      '--etcd-cacert',
+      env.ETCDCTL_CACERT!,
+      '--etcd-cert',
+      env.ETCDCTL_CERT!,
+      '--etcd-key',
+      env.ETCDCTL_KEY!,
+    ])
     expect(r.code).toBe(3)
     expect(r.stderr).toContain('through direct (https://127.0.0.1:1)')
     expect(r.stderr).toContain('hint:')
   })
 
   it('an unreachable node (SSH) names the node (exit 3)', async () => {
-    const r = await plugin(['inspect', `/registry/secrets/${ns}/probe`, '--etcd-via', 'ssh', '--no-ssh', ...sshArgs(), '--ssh-port', '1', '--ssh-timeout', '3'])
+    const r = await plugin([
+      'inspect',
+      `/registry/secrets/${ns}/probe`,
+      '--etcd-via',
+      'ssh',
+      '--no-ssh',
+      ...sshArgs(),
+      '--ssh-port',
+      '1',
+      '--ssh-timeout',
+      '3',
+    ])
     expect(r.code).toBe(3)
     expect(r.stderr).toMatch(new RegExp(sandbox().nodes.join('|')))
   })
@@ -129,7 +176,20 @@ describe('clear errors with exit codes from the table', () => {
 describe('verify cleans up', () => {
   it('after a failure: the test Secret is deleted and the hint says so', async () => {
     const env = sandbox().env
-    const r = await plugin(['verify', '-n', ns, '--no-ssh', '--etcd-endpoints', 'https://127.0.0.1:1', '--etcd-cacert', env.ETCDCTL_CACERT!, '--etcd-cert', env.ETCDCTL_CERT!, '--etcd-key', env.ETCDCTL_KEY!])
+    const r = await plugin([
+      'verify',
+      '-n',
+      ns,
+      '--no-ssh',
+      '--etcd-endpoints',
+      'https://127.0.0.1:1',
+      '--etcd-cacert',
+      env.ETCDCTL_CACERT!,
+      '--etcd-cert',
+      env.ETCDCTL_CERT!,
+      '--etcd-key',
+      env.ETCDCTL_KEY!,
+    ])
     expect(r.code).toBe(3)
     expect(r.stderr).toMatch(/The test object secrets .*\/encryption-verify-[0-9a-f]{8} was deleted/)
     expect(await verifySecretsLeft()).toEqual([])
@@ -138,8 +198,26 @@ describe('verify cleans up', () => {
   it('after Ctrl-C while etcd hangs: the test Secret is deleted', async () => {
     const env = sandbox().env
     // The previous test's Secret must be gone first, or the wait below sees it and interrupts too early.
-    await waitFor('no verify Secret left from before', async () => (await verifySecretsLeft()).length === 0, 60_000, 100)
-    const {child, done} = spawnPlugin(['verify', '-n', ns, '--no-ssh', '--etcd-endpoints', `https://127.0.0.1:${blackholePort}`, '--etcd-cacert', env.ETCDCTL_CACERT!, '--etcd-cert', env.ETCDCTL_CERT!, '--etcd-key', env.ETCDCTL_KEY!])
+    await waitFor(
+      'no verify Secret left from before',
+      async () => (await verifySecretsLeft()).length === 0,
+      60_000,
+      100,
+    )
+    const {child, done} = spawnPlugin([
+      'verify',
+      '-n',
+      ns,
+      '--no-ssh',
+      '--etcd-endpoints',
+      `https://127.0.0.1:${blackholePort}`,
+      '--etcd-cacert',
+      env.ETCDCTL_CACERT!,
+      '--etcd-cert',
+      env.ETCDCTL_CERT!,
+      '--etcd-key',
+      env.ETCDCTL_KEY!,
+    ])
     try {
       // Start-up of the plugin through kubectl can take long on a loaded machine.
       await waitFor('the verify Secret to exist', async () => (await verifySecretsLeft()).length === 1, 240_000, 100)

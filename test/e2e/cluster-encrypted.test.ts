@@ -14,9 +14,24 @@ const key1 = newKey('key1')
 const saved = new Map<string, string>()
 
 interface Status {
-  nodes: Array<{node: string; apiserver: {pod?: string; ready: boolean}; encryption?: {configPath?: string}; config: {hash?: string}}>
+  nodes: Array<{
+    node: string
+    apiserver: {pod?: string; ready: boolean}
+    encryption?: {configPath?: string}
+    config: {hash?: string}
+  }>
   agreement: {agree: boolean; hashes: Record<string, string[]>}
-  scan?: {resources: Array<{resource: string; total: number; plaintext: number; stale: number; undecryptable: number; orphans: number; byProvider: Record<string, number>}>}
+  scan?: {
+    resources: Array<{
+      resource: string
+      total: number
+      plaintext: number
+      stale: number
+      undecryptable: number
+      orphans: number
+      byProvider: Record<string, number>
+    }>
+  }
   problems: string[]
   warnings: string[]
 }
@@ -41,10 +56,14 @@ afterAll(async () => {
 
 describe('with encryption on every node', () => {
   it('status: all nodes on, the same hash, secrets written with aescbc:key1', async () => {
-    const doc = json<Status & {resources: Array<{resource: string; write: string; readOnly: string[]; identityFallback: boolean}>}>(await plugin(['status', ...sshArgs(), '-o', 'json']))
+    const doc = json<
+      Status & {resources: Array<{resource: string; write: string; readOnly: string[]; identityFallback: boolean}>}
+    >(await plugin(['status', ...sshArgs(), '-o', 'json']))
     expect(doc.agreement.agree).toBe(true)
     expect(new Set(doc.nodes.map((n) => n.config.hash)).size).toBe(1)
-    expect(doc.resources).toEqual([{resource: 'secrets', write: 'aescbc:key1', readOnly: ['identity'], identityFallback: true}])
+    expect(doc.resources).toEqual([
+      {resource: 'secrets', write: 'aescbc:key1', readOnly: ['identity'], identityFallback: true},
+    ])
   })
 
   it('verify: the value starts with k8s:enc:aescbc:v1:key1: and exits 0', async () => {
@@ -68,7 +87,9 @@ describe('with encryption on every node', () => {
     // a wrong key: aescbc bytes no key opens.
     const orphan = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'orphan', namespace: `${ns}-gone`}}
     await ok('etcdctl', ['put', `/registry/secrets/${ns}-gone/orphan`], {input: JSON.stringify(orphan)})
-    await ok('etcdctl', ['put', `/registry/secrets/${ns}/wrong-key`], {input: Buffer.concat([Buffer.from('k8s:enc:aescbc:v1:key1:'), randomBytes(48)])})
+    await ok('etcdctl', ['put', `/registry/secrets/${ns}/wrong-key`], {
+      input: Buffer.concat([Buffer.from('k8s:enc:aescbc:v1:key1:'), randomBytes(48)]),
+    })
     const {r, secrets} = await scanSecrets()
     expect(r.code, r.stderr).toBe(5)
     expect(secrets.plaintext).toBeGreaterThanOrEqual(2) // "before" and the orphan
@@ -85,7 +106,9 @@ describe('with encryption on every node', () => {
     await ok('etcdctl', ['del', `/registry/secrets/${ns}/wrong-key`])
     await ok('etcdctl', ['del', `/registry/secrets/${ns}-gone/orphan`])
     // inspect names the same value as undecryptable... and reads "after" with key1
-    const after = json<{decryption: {status: string; provider?: string; keyName?: string}}>(await plugin(['inspect', 'secret/after', '-n', ns, ...sshArgs(), '-o', 'json']))
+    const after = json<{decryption: {status: string; provider?: string; keyName?: string}}>(
+      await plugin(['inspect', 'secret/after', '-n', ns, ...sshArgs(), '-o', 'json']),
+    )
     expect(after.decryption).toMatchObject({status: 'ok', provider: 'aescbc', keyName: 'key1'})
   })
 })
@@ -107,14 +130,27 @@ describe('nodes that disagree', () => {
     const manifest = await readNodeFile(third, MANIFEST)
     // A config path outside every volumeMount: the apiserver cannot start (Kubernetes issue 53867).
     const UNMOUNTED = '/etc/kubernetes/unmounted/enc.yaml'
-    await writeNodeFile(third, MANIFEST, manifest.replace(`--encryption-provider-config=${ENC_CONFIG}`, `--encryption-provider-config=${UNMOUNTED}`))
-    await waitFor(`kube-apiserver-${third} to go down`, async () => {
-      const doc = json<Status>(await plugin(['status', '--no-ssh', '-o', 'json']))
-      // The old mirror pod goes not ready first, then is replaced by one for the changed manifest
-      // (missing for a moment): wait for the new one, which names the unmounted path.
-      const node = doc.nodes.find((n) => n.node === third)
-      return node?.apiserver.pod !== undefined && node.apiserver.ready === false && node.encryption?.configPath === UNMOUNTED
-    }, 180_000, 2000)
+    await writeNodeFile(
+      third,
+      MANIFEST,
+      manifest.replace(`--encryption-provider-config=${ENC_CONFIG}`, `--encryption-provider-config=${UNMOUNTED}`),
+    )
+    await waitFor(
+      `kube-apiserver-${third} to go down`,
+      async () => {
+        const doc = json<Status>(await plugin(['status', '--no-ssh', '-o', 'json']))
+        // The old mirror pod goes not ready first, then is replaced by one for the changed manifest
+        // (missing for a moment): wait for the new one, which names the unmounted path.
+        const node = doc.nodes.find((n) => n.node === third)
+        return (
+          node?.apiserver.pod !== undefined &&
+          node.apiserver.ready === false &&
+          node.encryption?.configPath === UNMOUNTED
+        )
+      },
+      180_000,
+      2000,
+    )
     const r = await plugin(['status', ...sshArgs()])
     expect(r.code).toBe(5)
     expect(r.stdout).toMatch(new RegExp(`^${third}\\s+not ready`, 'm'))
@@ -123,7 +159,11 @@ describe('nodes that disagree', () => {
 
   it('a stray kube-apiserver.yaml.bak in the manifests dir is reported (exit 5)', async () => {
     const first = sandbox().nodes[0]!
-    await writeNodeFile(first, '/etc/kubernetes/manifests/kube-apiserver.yaml.bak', '# not a manifest, just a stray copy\n')
+    await writeNodeFile(
+      first,
+      '/etc/kubernetes/manifests/kube-apiserver.yaml.bak',
+      '# not a manifest, just a stray copy\n',
+    )
     const r = await plugin(['status', ...sshArgs()])
     expect(r.code).toBe(5)
     expect(r.stdout).toContain(`${first}: /etc/kubernetes/manifests/kube-apiserver.yaml.bak is in the manifests dir`)

@@ -27,7 +27,14 @@ interface CheckResult {
   hash: string
   values: number
   unreadable: number
-  resources: Array<{resource: string; values: number; unreadable: number; unreadableAs: Record<string, number>; errors: Record<string, number>; examples: string[]}>
+  resources: Array<{
+    resource: string
+    values: number
+    unreadable: number
+    unreadableAs: Record<string, number>
+    errors: Record<string, number>
+    examples: string[]
+  }>
   examples: string[]
 }
 
@@ -45,7 +52,8 @@ beforeAll(async () => {
   await ok('kubectl', ['create', 'namespace', ns])
   await ok('kubectl', ['create', 'secret', 'generic', 'before', '-n', ns, '--from-literal=k=v'])
   for (const node of nodes) await enableOnNode(node, aescbcConfig([key1]))
-  for (let i = 0; i < SECRETS; i++) await ok('kubectl', ['create', 'secret', 'generic', `after-${i}`, '-n', ns, '--from-literal=k=v'])
+  for (let i = 0; i < SECRETS; i++)
+    await ok('kubectl', ['create', 'secret', 'generic', `after-${i}`, '-n', ns, '--from-literal=k=v'])
 }, 600_000)
 
 afterAll(async () => {
@@ -85,7 +93,9 @@ describe('kubectl encryption config check', () => {
     for (const key of doc.examples) expect(key).toMatch(/^\/registry\/secrets\//)
     const table = await check(path)
     expect(table.code).toBe(5)
-    expect(table.stdout).toMatch(new RegExp(`^secrets\\s+\\d+\\s+${doc.unreadable}\\s+aescbc:key1=${doc.unreadable}\\s`, 'm'))
+    expect(table.stdout).toMatch(
+      new RegExp(`^secrets\\s+\\d+\\s+${doc.unreadable}\\s+aescbc:key1=${doc.unreadable}\\s`, 'm'),
+    )
     expect(table.stdout).toContain(`${doc.unreadable} of ${doc.values} values would be unreadable`)
   })
 

@@ -6,7 +6,15 @@ import {randomBytes} from 'node:crypto'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
 
-import {allNodeStates, collectKeyMaterial, expectNoKeyMaterial, keysSeen, restoreControlPlane, saveControlPlane, type SavedControlPlane} from './helpers/control-plane-state.js'
+import {
+  allNodeStates,
+  collectKeyMaterial,
+  expectNoKeyMaterial,
+  keysSeen,
+  restoreControlPlane,
+  saveControlPlane,
+  type SavedControlPlane,
+} from './helpers/control-plane-state.js'
 import {DENY_UPDATE_WEBHOOK} from '../sandbox/admission-webhook.js'
 import {ENC_CONFIG, MANIFEST} from './helpers/encryption-setup.js'
 import {json, plugin, sshArgs} from './helpers/plugin.js'
@@ -41,8 +49,14 @@ interface StatusJson {
 }
 
 const nodes = () => sandbox().nodes
-const stored = async (name: string) => (await runBytes('etcdctl', ['get', `/registry/secrets/${ns}/${name}`, '--print-value-only'])).subarray(0, 8).toString()
-const scanSecrets = async () => json<StatusJson>(await plugin(['status', '--scan', ...sshArgs(), '-o', 'json'])).scan!.resources.find((r) => r.resource === 'secrets')!
+const stored = async (name: string) =>
+  (await runBytes('etcdctl', ['get', `/registry/secrets/${ns}/${name}`, '--print-value-only']))
+    .subarray(0, 8)
+    .toString()
+const scanSecrets = async () =>
+  json<StatusJson>(await plugin(['status', '--scan', ...sshArgs(), '-o', 'json'])).scan!.resources.find(
+    (r) => r.resource === 'secrets',
+  )!
 
 beforeAll(async () => {
   saved = await saveControlPlane()
@@ -99,14 +113,27 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
     const r = await plugin(['decrypt-all', '--yes', '-o', 'json', ...sshArgs()], {timeoutMs: 600_000})
     expect(r.code, r.stderr).toBe(0)
     const result = json<DecryptJson>(r)
-    expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['identity-first:done', 'rewrite:done', 'scan:done', 'remove-encryption:skipped'])
+    expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual([
+      'identity-first:done',
+      'rewrite:done',
+      'scan:done',
+      'remove-encryption:skipped',
+    ])
     expect(result.stages[0]?.nodes?.map((n) => n.status)).toEqual(['changed', 'changed', 'changed'])
     // enable named its key key-<UTC time> (issue 13 item 12)
-    expect(result.readableKeys).toEqual([{provider: 'secretbox', key: expect.stringMatching(/^key-\d{8}T\d{6}Z$/), fingerprint: expect.stringMatching(/^sha256:/)}])
+    expect(result.readableKeys).toEqual([
+      {
+        provider: 'secretbox',
+        key: expect.stringMatching(/^key-\d{8}T\d{6}Z$/),
+        fingerprint: expect.stringMatching(/^sha256:/),
+      },
+    ])
     const keyName = result.readableKeys[0]!.key
     expect(result.rewrite?.rewritten).toBeGreaterThanOrEqual(2)
     // before the rewrite stage wrote anything: the sandbox's deny-update webhook (UPDATE of */*) and the estimate
-    expect(result.rewrite?.webhooks).toContainEqual(expect.objectContaining({webhook: DENY_UPDATE_WEBHOOK, failurePolicy: 'Fail'}))
+    expect(result.rewrite?.webhooks).toContainEqual(
+      expect.objectContaining({webhook: DENY_UPDATE_WEBHOOK, failurePolicy: 'Fail'}),
+    )
     expect(result.rewrite?.estimate?.resources.map((x) => x.resource)).toContain('secrets')
     const warned = r.stderr.indexOf(`Warning: validating admission webhook ${DENY_UPDATE_WEBHOOK} `)
     expect(warned, r.stderr).toBeGreaterThanOrEqual(0)
@@ -116,7 +143,11 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
     expect(result.next).toEqual([expect.stringContaining('decrypt-all --remove-encryption')])
     for (const node of nodes()) {
       // compared by structure, so a failure never prints the key
-      const providers = (parse(await readNodeFile(node, ENC_CONFIG)) as {resources: Array<{providers: Array<Record<string, {keys?: Array<{name: string}>}>>}>}).resources[0]!.providers
+      const providers = (
+        parse(await readNodeFile(node, ENC_CONFIG)) as {
+          resources: Array<{providers: Array<Record<string, {keys?: Array<{name: string}>}>>}>
+        }
+      ).resources[0]!.providers
       expect(providers.map((p) => Object.keys(p)[0])).toEqual(['identity', 'secretbox'])
       expect(providers[1]!.secretbox!.keys!.map((k) => k.name)).toEqual([keyName])
       expect(await readNodeFile(node, MANIFEST)).toContain(`--encryption-provider-config=${ENC_CONFIG}`)
@@ -130,7 +161,9 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
   })
 
   it('a value the API cannot rewrite (encrypted, in a deleted namespace) is found by the scan: exit 5, encryption not removed', async () => {
-    await ok('etcdctl', ['put', `/registry/secrets/${ns}-gone/left`], {input: Buffer.concat([Buffer.from('k8s:enc:secretbox:v1:key1:'), randomBytes(48)])})
+    await ok('etcdctl', ['put', `/registry/secrets/${ns}-gone/left`], {
+      input: Buffer.concat([Buffer.from('k8s:enc:secretbox:v1:key1:'), randomBytes(48)]),
+    })
     const before = await allNodeStates()
     const r = await plugin(['decrypt-all', '--yes', '--remove-encryption', ...sshArgs()], {timeoutMs: 600_000})
     expect(r.code, r.stderr).toBe(5)
@@ -142,25 +175,46 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
   })
 
   it('--remove-encryption after a clean scan: manifests as before enable, kubeadm-config too, the config moved to the backup dir', async () => {
-    const r = await plugin(['decrypt-all', '--yes', '--remove-encryption', '-o', 'json', ...sshArgs()], {timeoutMs: 600_000})
+    const r = await plugin(['decrypt-all', '--yes', '--remove-encryption', '-o', 'json', ...sshArgs()], {
+      timeoutMs: 600_000,
+    })
     expect(r.code, r.stderr).toBe(0)
     const result = json<DecryptJson>(r)
-    expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['identity-first:unchanged', 'rewrite:done', 'scan:done', 'remove-encryption:done'])
+    expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual([
+      'identity-first:unchanged',
+      'rewrite:done',
+      'scan:done',
+      'remove-encryption:done',
+    ])
     expect(result.removed).toBe(true)
     expect(result.kubeadmConfig?.status).toBe('updated')
     for (const node of nodes()) {
       const manifest = await readNodeFile(node, MANIFEST)
       expect(manifest).not.toContain('encryption-provider-config')
       expect(manifest).toBe(saved!.nodes[node]!.manifest)
-      expect((await sshOk(node, `sudo -n sh -c 'test -e ${ENC_CONFIG} && echo present || echo absent'`)).trim()).toBe('absent')
-      expect(await sshOk(node, 'sudo -n ls -A /etc/kubernetes/manifests')).toBe('etcd.yaml\nkube-apiserver.yaml\nkube-controller-manager.yaml\n')
+      expect((await sshOk(node, `sudo -n sh -c 'test -e ${ENC_CONFIG} && echo present || echo absent'`)).trim()).toBe(
+        'absent',
+      )
+      expect(await sshOk(node, 'sudo -n ls -A /etc/kubernetes/manifests')).toBe(
+        'etcd.yaml\nkube-apiserver.yaml\nkube-controller-manager.yaml\n',
+      )
     }
     for (const b of result.configBackups) {
       expect(b.path).toMatch(/^\/etc\/kubernetes\/tmp\/kubectl-encryption-\d{8}T\d{6}Z\/enc\.yaml(\.\d+)?$/)
       expect(await sshOk(b.node, `sudo -n stat -c '%U %a' ${b.path}`)).toBe('root 600\n')
     }
     expect(result.configBackups.map((b) => b.node)).toEqual(nodes())
-    expect(await ok('kubectl', ['get', 'configmap', '-n', 'kube-system', 'kubeadm-config', '-o', 'jsonpath={.data.ClusterConfiguration}'])).toBe(saved!.kubeadmConfig)
+    expect(
+      await ok('kubectl', [
+        'get',
+        'configmap',
+        '-n',
+        'kube-system',
+        'kubeadm-config',
+        '-o',
+        'jsonpath={.data.ClusterConfiguration}',
+      ]),
+    ).toBe(saved!.kubeadmConfig)
     const status = json<StatusJson>(await plugin(['status', '--scan', ...sshArgs(), '-o', 'json']))
     expect(status.nodes.map((n) => n.encryption.enabled)).toEqual([false, false, false])
     const secrets = status.scan!.resources.find((x) => x.resource === 'secrets')!

@@ -28,18 +28,21 @@ let context = ''
 
 const nodeFiles = async () => {
   const files: string[] = []
-  for (const node of sandbox().nodes) files.push(await readNodeFile(node, MANIFEST), await readNodeFile(node, ENC_CONFIG))
+  for (const node of sandbox().nodes)
+    files.push(await readNodeFile(node, MANIFEST), await readNodeFile(node, ENC_CONFIG))
   return files
 }
 
 beforeAll(async () => {
   const {nodes} = sandbox()
   for (const node of nodes) saved.set(node, await readNodeFile(node, MANIFEST))
-  for (const node of nodes) savedTmp.set(node, (await sshOk(node, `sudo -n ls -A ${TMP} 2>/dev/null || true`)).split('\n').filter(Boolean))
+  for (const node of nodes)
+    savedTmp.set(node, (await sshOk(node, `sudo -n ls -A ${TMP} 2>/dev/null || true`)).split('\n').filter(Boolean))
   context = (await ok('kubectl', ['config', 'current-context'])).trim()
   await ok('kubectl', ['create', 'namespace', ns])
   for (const node of nodes) await enableOnNode(node, aescbcConfig([key1]))
-  for (let i = 0; i < SECRETS; i++) await ok('kubectl', ['create', 'secret', 'generic', `under-key1-${i}`, '-n', ns, '--from-literal=k=v'])
+  for (let i = 0; i < SECRETS; i++)
+    await ok('kubectl', ['create', 'secret', 'generic', `under-key1-${i}`, '-n', ns, '--from-literal=k=v'])
 }, 600_000)
 
 afterAll(async () => {
@@ -68,7 +71,9 @@ describe('enable: the read check before any change', () => {
     const r = await plugin(['enable', '--config', noKey1(), '--yes', ...sshArgs()])
     expect(r.code, r.stdout + r.stderr).toBe(3)
     const line = r.stderr.split('\n').find((l) => l.startsWith('error: '))!
-    expect(line).toMatch(/error: Refused: with the config enable applies, \d+ of \d+ value\(s\) stored in etcd would be unreadable: secrets \(aescbc:key1=\d+\); e\.g\. \/registry\/secrets\//)
+    expect(line).toMatch(
+      /error: Refused: with the config enable applies, \d+ of \d+ value\(s\) stored in etcd would be unreadable: secrets \(aescbc:key1=\d+\); e\.g\. \/registry\/secrets\//,
+    )
     expect(Number(/aescbc:key1=(\d+)/.exec(line)![1])).toBeGreaterThanOrEqual(SECRETS)
     expect(line.match(/\/registry\/secrets\//g)!.length).toBeLessThanOrEqual(3)
     expect(r.stderr).toContain('--force')
@@ -89,7 +94,9 @@ describe('enable: the read check before any change', () => {
   it('--dry-run shows the read check and exits 3 as the real run would', async () => {
     const r = await plugin(['enable', '--config', noKey1(), '--dry-run', ...sshArgs()])
     expect(r.code, r.stdout + r.stderr).toBe(3)
-    expect(r.stdout).toMatch(/Read check:\s+\d+ of \d+ stored value\(s\) would be unreadable: secrets \(aescbc:key1=\d+\)/)
+    expect(r.stdout).toMatch(
+      /Read check:\s+\d+ of \d+ stored value\(s\) would be unreadable: secrets \(aescbc:key1=\d+\)/,
+    )
     expect(r.stdout).toContain('Dry run: nothing was changed.')
     const good = join(dir, 'keeps-key1.yaml')
     writeFileSync(good, aescbcConfig([key2, key1]), {mode: 0o600})
@@ -97,31 +104,55 @@ describe('enable: the read check before any change', () => {
     expect(g.code, g.stdout + g.stderr).toBe(0)
     expect(g.stdout).toMatch(/Read check:\s+every stored value \(\d+\) is readable with the config to apply/)
   })
-
 })
 
 describe('rotate: the read check before a stage that drops a key', () => {
   it('remove-old while Secrets are still under the old key is refused with the counts (exit 3); the stage changes nothing', async () => {
     for (const stage of ['add-key', 'wait-add', 'promote', 'wait-promote']) {
-      const r = await plugin(['rotate', '--stage', stage, '--yes', '--key-name', 'key2', ...sshArgs()], {timeoutMs: 600_000})
+      const r = await plugin(['rotate', '--stage', stage, '--yes', '--key-name', 'key2', ...sshArgs()], {
+        timeoutMs: 600_000,
+      })
       expect(r.code, `${stage}: ${r.stdout}${r.stderr}`).toBe(0)
-      if (stage === 'promote') expect(r.stdout).toMatch(/Read check:\n\s+promote: every stored value \(\d+\) is readable with the config to apply/)
+      if (stage === 'promote')
+        expect(r.stdout).toMatch(
+          /Read check:\n\s+promote: every stored value \(\d+\) is readable with the config to apply/,
+        )
     }
     // A rewrite recorded as done although it missed objects: the Secrets stay under key1.
-    const cm = JSON.parse(await ok('kubectl', ['get', 'configmap', '-n', 'kube-system', 'kubectl-encryption-state', '-o', 'json'])) as {data: Record<string, string>}
+    const cm = JSON.parse(
+      await ok('kubectl', ['get', 'configmap', '-n', 'kube-system', 'kubectl-encryption-state', '-o', 'json']),
+    ) as {data: Record<string, string>}
     const state = JSON.parse(cm.data.rotate!) as {completedStages: string[]; stage: string}
     expect(state.completedStages).toEqual(['add-key', 'wait-add', 'promote', 'wait-promote'])
-    cm.data.rotate = JSON.stringify({...state, completedStages: [...state.completedStages, 'rewrite'], stage: 'rewrite'})
+    cm.data.rotate = JSON.stringify({
+      ...state,
+      completedStages: [...state.completedStages, 'rewrite'],
+      stage: 'rewrite',
+    })
     await ok('kubectl', ['replace', '-f', '-'], {input: JSON.stringify(cm)})
     const before = await nodeFiles()
     expect(before[1]).toContain('name: key1')
-    const r = await plugin(['rotate', '--stage', 'remove-old', '--backup-confirmed', '--yes', ...sshArgs()], {timeoutMs: 600_000})
+    const r = await plugin(['rotate', '--stage', 'remove-old', '--backup-confirmed', '--yes', ...sshArgs()], {
+      timeoutMs: 600_000,
+    })
     expect(r.code, r.stdout + r.stderr).toBe(3)
     const line = r.stderr.split('\n').find((l) => l.startsWith('error: '))!
-    expect(line).toMatch(/error: Refused: with the config rotate stage remove-old applies, \d+ of \d+ value\(s\) stored in etcd would be unreadable: secrets \(aescbc:key1=\d+\); e\.g\. \/registry\/secrets\/.*Stage remove-old changed nothing\./)
+    expect(line).toMatch(
+      /error: Refused: with the config rotate stage remove-old applies, \d+ of \d+ value\(s\) stored in etcd would be unreadable: secrets \(aescbc:key1=\d+\); e\.g\. \/registry\/secrets\/.*Stage remove-old changed nothing\./,
+    )
     expect(Number(/aescbc:key1=(\d+)/.exec(line)![1])).toBeGreaterThanOrEqual(SECRETS)
     expect(await nodeFiles()).toEqual(before)
-    const after = JSON.parse(await ok('kubectl', ['get', 'configmap', '-n', 'kube-system', 'kubectl-encryption-state', '-o', 'jsonpath={.data.rotate}'])) as {status: string; stage: string}
+    const after = JSON.parse(
+      await ok('kubectl', [
+        'get',
+        'configmap',
+        '-n',
+        'kube-system',
+        'kubectl-encryption-state',
+        '-o',
+        'jsonpath={.data.rotate}',
+      ]),
+    ) as {status: string; stage: string}
     expect(after).toMatchObject({status: 'failed', stage: 'remove-old'})
   })
 

@@ -6,11 +6,29 @@ import {join} from 'node:path'
 
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
-import {allNodeStates, collectKeyMaterial, expectNoKeyMaterial, keysSeen, nodeState, restoreControlPlane, saveControlPlane, type SavedControlPlane} from './helpers/control-plane-state.js'
+import {
+  allNodeStates,
+  collectKeyMaterial,
+  expectNoKeyMaterial,
+  keysSeen,
+  nodeState,
+  restoreControlPlane,
+  saveControlPlane,
+  type SavedControlPlane,
+} from './helpers/control-plane-state.js'
 import {aescbcConfig, apiserverHash, ENC_CONFIG, MANIFEST, newKey} from './helpers/encryption-setup.js'
 import {startKmsPlugin, type KmsPlugin} from './helpers/kms-plugin.js'
 import {json, plugin, sshArgs} from './helpers/plugin.js'
-import {kubectl, ok, readNodeFile, runBytes, sandbox, sshOk, waitForApiserverRestart, writeNodeFile} from './helpers/sandbox.js'
+import {
+  kubectl,
+  ok,
+  readNodeFile,
+  runBytes,
+  sandbox,
+  sshOk,
+  waitForApiserverRestart,
+  writeNodeFile,
+} from './helpers/sandbox.js'
 import {configWithUnreachableNode, configWithWrongHostKey} from './helpers/ssh-variants.js'
 
 const ns = `enable-${Date.now().toString(36)}`
@@ -132,11 +150,15 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     const firstHash = await apiserverHash(first)
     const config = join(mkdtempSync(join(tmpdir(), 'enable-kms-')), 'enc.yaml')
     writeFileSync(config, KMS_CONFIG, {mode: 0o600})
-    const r = await plugin(['enable', '--yes', '--config', config, '--timeout', '90', ...sshArgs()], {timeoutMs: 400_000})
+    const r = await plugin(['enable', '--yes', '--config', config, '--timeout', '90', ...sshArgs()], {
+      timeoutMs: 400_000,
+    })
     rmSync(config)
     expect(r.code, r.stderr).toBe(6)
     expect(r.stderr).toContain(`Node ${second} did not take the change`)
-    expect(r.stderr).toMatch(/rolled back from \/etc\/kubernetes\/tmp\/kubectl-encryption-\d{8}T\d{6}Z\/kube-apiserver.yaml/)
+    expect(r.stderr).toMatch(
+      /rolled back from \/etc\/kubernetes\/tmp\/kubectl-encryption-\d{8}T\d{6}Z\/kube-apiserver.yaml/,
+    )
     expect(r.stderr).toContain(`Nodes not touched: ${third}.`)
     // what was done before the failure is still printed (the table, then the error on stderr)
     expect(r.stdout).toMatch(new RegExp(`^${first}\\s+changed\\s`, 'm'))
@@ -147,8 +169,12 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     expect(await readNodeFile(first, MANIFEST)).toContain(`--encryption-provider-config=${ENC_CONFIG}`)
     expect(await apiserverHash(first)).not.toBe(firstHash)
     expect(await readNodeFile(second, MANIFEST)).toBe(originalSecond)
-    expect((await sshOk(second, `sudo -n sh -c 'test -e ${ENC_CONFIG} && echo present || echo absent'`)).trim()).toBe('absent')
-    expect(await sshOk(second, 'sudo -n ls -A /etc/kubernetes/manifests')).toBe('etcd.yaml\nkube-apiserver.yaml\nkube-controller-manager.yaml\n')
+    expect((await sshOk(second, `sudo -n sh -c 'test -e ${ENC_CONFIG} && echo present || echo absent'`)).trim()).toBe(
+      'absent',
+    )
+    expect(await sshOk(second, 'sudo -n ls -A /etc/kubernetes/manifests')).toBe(
+      'etcd.yaml\nkube-apiserver.yaml\nkube-controller-manager.yaml\n',
+    )
     expect(await nodeState(third)).toBe(thirdBefore)
     // Put the first node back by hand, as an operator would, so the next test starts from "off".
     const before = await apiserverHash(first)
@@ -163,10 +189,22 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     const result = json<EnableJson>(r)
     expect(result.configSource).toBe('generated')
     expect(result.nodes.map((n) => `${n.node}:${n.status}`)).toEqual(nodes().map((n) => `${n}:changed`))
-    for (const n of result.nodes) expect(n.backups).toContainEqual(expect.stringMatching(/^\/etc\/kubernetes\/tmp\/kubectl-encryption-\d{8}T\d{6}Z\/kube-apiserver\.yaml(\.\d+)?$/))
+    for (const n of result.nodes)
+      expect(n.backups).toContainEqual(
+        expect.stringMatching(
+          /^\/etc\/kubernetes\/tmp\/kubectl-encryption-\d{8}T\d{6}Z\/kube-apiserver\.yaml(\.\d+)?$/,
+        ),
+      )
     // secretbox unless --provider says otherwise (as config generate)
     // a generated key is named key-<UTC time>, never a reused counter (issue 13 item 12)
-    expect(result.writeKeys).toEqual([{resources: ['secrets'], provider: 'secretbox', key: expect.stringMatching(/^key-\d{8}T\d{6}Z$/), fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{64}$/)}])
+    expect(result.writeKeys).toEqual([
+      {
+        resources: ['secrets'],
+        provider: 'secretbox',
+        key: expect.stringMatching(/^key-\d{8}T\d{6}Z$/),
+        fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+      },
+    ])
     const keyName = result.writeKeys[0]!.key!
     expect(result.verify).toMatchObject({ok: true, stored: `secretbox:${keyName}`, expected: `secretbox:${keyName}`})
     expect(result.rewrite?.resources).toEqual(['secrets'])
@@ -177,16 +215,32 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     for (const node of nodes()) {
       expect(await sshOk(node, `sudo -n stat -c '%U %a' ${ENC_CONFIG}`)).toBe('root 600\n')
       configs.add(await readNodeFile(node, ENC_CONFIG))
-      expect(await sshOk(node, 'sudo -n ls -A /etc/kubernetes/manifests')).toBe('etcd.yaml\nkube-apiserver.yaml\nkube-controller-manager.yaml\n')
+      expect(await sshOk(node, 'sudo -n ls -A /etc/kubernetes/manifests')).toBe(
+        'etcd.yaml\nkube-apiserver.yaml\nkube-controller-manager.yaml\n',
+      )
       expect(await readNodeFile(node, MANIFEST)).toContain(`--encryption-provider-config=${ENC_CONFIG}`)
     }
     expect(configs.size).toBe(1)
     // the Secret written before encryption was on is now stored under the new key (the rewrite)
     const stored = await runBytes('etcdctl', ['get', `/registry/secrets/${ns}/before`, '--print-value-only'])
-    expect(stored.subarray(0, `k8s:enc:secretbox:v1:${keyName}:`.length).toString()).toBe(`k8s:enc:secretbox:v1:${keyName}:`)
-    expect(await ok('kubectl', ['get', 'configmap', '-n', 'kube-system', 'kubeadm-config', '-o', 'jsonpath={.data.ClusterConfiguration}'])).toContain('encryption-provider-config')
+    expect(stored.subarray(0, `k8s:enc:secretbox:v1:${keyName}:`.length).toString()).toBe(
+      `k8s:enc:secretbox:v1:${keyName}:`,
+    )
+    expect(
+      await ok('kubectl', [
+        'get',
+        'configmap',
+        '-n',
+        'kube-system',
+        'kubeadm-config',
+        '-o',
+        'jsonpath={.data.ClusterConfiguration}',
+      ]),
+    ).toContain('encryption-provider-config')
     // verify's test Secret is gone
-    expect((await ok('kubectl', ['get', 'secrets', '-A', '-l', 'kubectl-encryption/verify=true', '-o', 'name'])).trim()).toBe('')
+    expect(
+      (await ok('kubectl', ['get', 'secrets', '-A', '-l', 'kubectl-encryption/verify=true', '-o', 'name'])).trim(),
+    ).toBe('')
     // the key check after each test has something to look for
     await collectKeyMaterial()
     expect(keysSeen()).toBeGreaterThan(0)
@@ -207,7 +261,9 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     expect(await readNodeFile('cp-1', ENC_CONFIG)).toBe(config)
     const table = await plugin(['enable', '--yes', ...sshArgs()])
     expect(table.stdout).toContain('Encryption is already enabled as asked: nothing to do on the nodes.')
-    expect(table.stdout).toMatch(/^Verify: OK: a test object \(secrets\) was stored as secretbox:(key-\d{8}T\d{6}Z) \(expected secretbox:\1\)$/m)
+    expect(table.stdout).toMatch(
+      /^Verify: OK: a test object \(secrets\) was stored as secretbox:(key-\d{8}T\d{6}Z) \(expected secretbox:\1\)$/m,
+    )
     expect(table.stdout).toContain('kubectl encryption rewrite -A')
   })
 

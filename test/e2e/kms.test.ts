@@ -23,8 +23,21 @@ let enabled: {writeKeys: Array<{provider: string}>; verify?: {ok: boolean}; node
 const SOCKET = '/etc/kubernetes/kms/kms.sock'
 
 interface StatusJson {
-  nodes: Array<{node: string; apiserver: {ready: boolean}; kms: Array<{name: string; ok: boolean; message?: string}>; kmsKeys: Array<{provider: string; keyIdHash: string}>}>
-  scan?: {resources: Array<{resource: string; total: number; stale: number; unverified: number; kmsKeys?: Array<{provider: string; keyId: string; keyIdHash: string; count: number; current?: boolean}>}>}
+  nodes: Array<{
+    node: string
+    apiserver: {ready: boolean}
+    kms: Array<{name: string; ok: boolean; message?: string}>
+    kmsKeys: Array<{provider: string; keyIdHash: string}>
+  }>
+  scan?: {
+    resources: Array<{
+      resource: string
+      total: number
+      stale: number
+      unverified: number
+      kmsKeys?: Array<{provider: string; keyId: string; keyIdHash: string; count: number; current?: boolean}>
+    }>
+  }
   problems: string[]
 }
 
@@ -47,7 +60,10 @@ const everyApiserverReports = (keyId: string) =>
     `every apiserver to report KMS key ID ${keyId}`,
     async () => {
       const s = await status()
-      return s.code === 0 && s.doc.nodes.every((n) => n.kmsKeys.some((k) => k.provider === 'sandbox-kms' && k.keyIdHash === hashOf(keyId))) ? s : undefined
+      return s.code === 0 &&
+        s.doc.nodes.every((n) => n.kmsKeys.some((k) => k.provider === 'sandbox-kms' && k.keyIdHash === hashOf(keyId)))
+        ? s
+        : undefined
     },
     240_000,
     2000,
@@ -60,11 +76,28 @@ beforeAll(async () => {
     plugins.set(node, await startKmsPlugin(hostSocket(node), {keks}))
   }
   // The plugin's own enable: a KMS v2 config, and the socket's directory mounted into each apiserver.
-  const r = await plugin(['enable', '--provider', 'kms', '--kms-endpoint', `unix://${SOCKET}`, '--kms-name', 'sandbox-kms', '--no-kubeadm-config', '--yes', '-o', 'json', ...sshArgs()], {timeoutMs: 600_000})
+  const r = await plugin(
+    [
+      'enable',
+      '--provider',
+      'kms',
+      '--kms-endpoint',
+      `unix://${SOCKET}`,
+      '--kms-name',
+      'sandbox-kms',
+      '--no-kubeadm-config',
+      '--yes',
+      '-o',
+      'json',
+      ...sshArgs(),
+    ],
+    {timeoutMs: 600_000},
+  )
   expect(r.code, r.stdout + r.stderr).toBe(0)
   enabled = json<{writeKeys: Array<{provider: string}>; verify?: {ok: boolean}; nodes: Array<{status: string}>}>(r)
   await ok('kubectl', ['create', 'namespace', ns])
-  for (let i = 0; i < SECRETS; i++) await ok('kubectl', ['create', 'secret', 'generic', `s-${i}`, '-n', ns, '--from-literal=k=v'])
+  for (let i = 0; i < SECRETS; i++)
+    await ok('kubectl', ['create', 'secret', 'generic', `s-${i}`, '-n', ns, '--from-literal=k=v'])
 }, 900_000)
 
 afterAll(async () => {
@@ -90,7 +123,9 @@ describe('KMS v2 on every node', {timeout: 600_000}, () => {
     for (const node of nodes()) {
       const manifest = await readNodeFile(node, MANIFEST)
       expect(manifest).toContain(`- --encryption-provider-config=${ENC_CONFIG}`)
-      expect(manifest).toMatch(/- hostPath:\n\s+path: \/etc\/kubernetes\/kms\n\s+type: DirectoryOrCreate\n\s+name: kms-socket/)
+      expect(manifest).toMatch(
+        /- hostPath:\n\s+path: \/etc\/kubernetes\/kms\n\s+type: DirectoryOrCreate\n\s+name: kms-socket/,
+      )
       expect(manifest).toMatch(/- mountPath: \/etc\/kubernetes\/kms\n\s+name: kms-socket/)
       expect(await readNodeFile(node, ENC_CONFIG)).toContain(`endpoint: unix://${SOCKET}`)
     }
@@ -102,7 +137,9 @@ describe('KMS v2 on every node', {timeout: 600_000}, () => {
     expect(s.doc.problems).toEqual([])
     for (const n of s.doc.nodes) {
       expect(n.kms).toEqual([{name: 'kms-providers', ok: true}])
-      expect(n.kmsKeys).toEqual([expect.objectContaining({provider: 'sandbox-kms', keyIdHash: hashOf(keyId), source: 'status'})])
+      expect(n.kmsKeys).toEqual([
+        expect.objectContaining({provider: 'sandbox-kms', keyIdHash: hashOf(keyId), source: 'status'}),
+      ])
     }
     const table = await plugin(['status', ...sshArgs()])
     expect(table.code, table.stderr).toBe(0)
@@ -112,7 +149,11 @@ describe('KMS v2 on every node', {timeout: 600_000}, () => {
   it('verify: the test object is stored under the key ID the apiserver reports (exit 0)', async () => {
     const r = await plugin(['verify', ...sshArgs(), '-o', 'json'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    const doc = json<{ok: boolean; stored: {provider: string; kmsName?: string}; kms?: {keyIdHash: string; currentKeyIdHash?: string}}>(r)
+    const doc = json<{
+      ok: boolean
+      stored: {provider: string; kmsName?: string}
+      kms?: {keyIdHash: string; currentKeyIdHash?: string}
+    }>(r)
     expect(doc.ok).toBe(true)
     expect(doc.stored).toMatchObject({provider: 'kms', kmsName: 'sandbox-kms'})
     expect(doc.kms?.keyIdHash).toBe(hashOf(plugins.get(nodes()[0]!)!.keyId()))
@@ -141,7 +182,9 @@ describe('KMS v2 on every node', {timeout: 600_000}, () => {
     expect(before.code).toBe(5)
     expect(before.secrets.kmsKeys!.find((k) => k.keyId === oldId)).toMatchObject({current: false})
     expect(before.secrets.stale).toBeGreaterThanOrEqual(SECRETS)
-    expect(before.doc.problems.join('\n')).toContain(`value(s) not under the current write key kms:sandbox-kms key ID ${hashOf(newId)}`)
+    expect(before.doc.problems.join('\n')).toContain(
+      `value(s) not under the current write key kms:sandbox-kms key ID ${hashOf(newId)}`,
+    )
 
     const r = await plugin(['rewrite', '-A', '--only-stale', ...sshArgs(), '-o', 'json'], {timeoutMs: 600_000})
     expect(r.code, r.stdout + r.stderr).toBe(0)
@@ -157,10 +200,17 @@ describe('KMS v2 on every node', {timeout: 600_000}, () => {
     const node = nodes()[1]!
     plugins.get(node)!.setUnhealthy('disk on fire')
     try {
-      const s = await waitFor(`status to report the KMS plugin on ${node} unhealthy`, async () => {
-        const x = await status()
-        return x.code === 5 && x.doc.problems.some((p) => p.startsWith(`${node}: KMS provider unhealthy`)) ? x : undefined
-      }, 120_000, 2000)
+      const s = await waitFor(
+        `status to report the KMS plugin on ${node} unhealthy`,
+        async () => {
+          const x = await status()
+          return x.code === 5 && x.doc.problems.some((p) => p.startsWith(`${node}: KMS provider unhealthy`))
+            ? x
+            : undefined
+        },
+        120_000,
+        2000,
+      )
       const problem = s.doc.problems.find((p) => p.startsWith(`${node}: KMS provider unhealthy`))!
       expect(problem).toContain('got unexpected healthz status: disk on fire')
       expect(s.doc.problems.filter((p) => p.includes('KMS provider unhealthy'))).toHaveLength(1)
@@ -175,11 +225,20 @@ describe('KMS v2 on every node', {timeout: 600_000}, () => {
     const p = plugins.get(node)!
     await p.stop()
     try {
-      const s = await waitFor(`status to report the KMS plugin on ${node} down`, async () => {
-        const x = await status()
-        return x.code === 5 && x.doc.problems.some((q) => q.startsWith(`${node}: KMS provider unhealthy`)) ? x : undefined
-      }, 120_000, 2000)
-      expect(s.doc.problems.find((q) => q.startsWith(`${node}: KMS provider unhealthy`))).toMatch(/kms-providers failed: kms-provider-0: .*dial unix \/etc\/kubernetes\/kms\/kms\.sock/)
+      const s = await waitFor(
+        `status to report the KMS plugin on ${node} down`,
+        async () => {
+          const x = await status()
+          return x.code === 5 && x.doc.problems.some((q) => q.startsWith(`${node}: KMS provider unhealthy`))
+            ? x
+            : undefined
+        },
+        120_000,
+        2000,
+      )
+      expect(s.doc.problems.find((q) => q.startsWith(`${node}: KMS provider unhealthy`))).toMatch(
+        /kms-providers failed: kms-provider-0: .*dial unix \/etc\/kubernetes\/kms\/kms\.sock/,
+      )
     } finally {
       plugins.set(node, await startKmsPlugin(hostSocket(node), {keks}))
     }

@@ -7,7 +7,22 @@
 // a macOS, Linux arm64 or Windows arm64 executable.
 import {spawn, spawnSync, type SpawnSyncReturns} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {chmodSync, closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {
+  chmodSync,
+  closeSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import {createServer, type Server} from 'node:http'
 import {tmpdir} from 'node:os'
 import {join, relative} from 'node:path'
@@ -15,13 +30,21 @@ import {parseDocument} from 'yaml'
 import {afterAll, beforeAll, describe, expect, inject, it} from 'vitest'
 
 import {lintKrewManifest, readKrewManifest} from '../../scripts/krew-manifest.js'
-import {archiveName, hostPlatform, NODE_VERSION, type Platform, platformName, PLATFORMS} from '../../scripts/platforms.js'
+import {
+  archiveName,
+  hostPlatform,
+  NODE_VERSION,
+  type Platform,
+  platformName,
+  PLATFORMS,
+} from '../../scripts/platforms.js'
 import {findTool} from '../../scripts/tools.js'
 
 const root = new URL('../..', import.meta.url).pathname
 const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {version: string}
 const host = hostPlatform()
-const which = (tool: string) => spawnSync('sh', ['-c', 'command -v "$1"', 'sh', tool], {encoding: 'utf8'}).stdout.trim() || undefined
+const which = (tool: string) =>
+  spawnSync('sh', ['-c', 'command -v "$1"', 'sh', tool], {encoding: 'utf8'}).stdout.trim() || undefined
 const kubectl = which('kubectl')
 const krew = findTool('kubectl-krew')
 const validator = findTool('validate-krew-manifest')
@@ -34,7 +57,11 @@ const built = PLATFORMS.filter((p) => p.os !== 'darwin' || rcodesign)
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
 
 /** Runs without blocking the event loop (the archive server below answers krew meanwhile). */
-function runAsync(cmd: string, args: string[], env: Record<string, string>): Promise<{status: number | null; stdout: string; stderr: string}> {
+function runAsync(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{status: number | null; stdout: string; stderr: string}> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {env, stdio: ['ignore', 'pipe', 'pipe']})
     let stdout = ''
@@ -71,13 +98,28 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
   const sandbox = inject('sandbox')
   let install: SpawnSyncReturns<string>
 
-  const kubectlRun = (...args: string[]): SpawnSyncReturns<string> => spawnSync('kubectl', args, {env, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe']})
+  const kubectlRun = (...args: string[]): SpawnSyncReturns<string> =>
+    spawnSync('kubectl', args, {env, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe']})
   const packageRun = (platforms: Platform[], outDir: string, manifestFile: string) =>
-    spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts/package.ts'), '--platforms', platforms.map(platformName).join(','), '--out', outDir, '--manifest', manifestFile], {
-      cwd: root,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(root, 'scripts/package.ts'),
+        '--platforms',
+        platforms.map(platformName).join(','),
+        '--out',
+        outDir,
+        '--manifest',
+        manifestFile,
+      ],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
 
   beforeAll(() => {
     writeFileSync(manifest, readFileSync(join(root, 'krew-manifest.yaml')))
@@ -92,8 +134,17 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
     writeFileSync(env.KUBECONFIG, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n')
     mkdirSync(join(index, 'plugins'), {recursive: true})
     writeFileSync(join(index, 'plugins', '.keep'), '')
-    const git = (...args: string[]) => spawnSync('git', ['-C', index, '-c', 'user.name=e2e', '-c', 'user.email=e2e@example.invalid', ...args], {env, stdio: 'ignore'})
-    for (const args of [['init', '-q'], ['add', '.'], ['commit', '-qm', 'empty index']]) if (git(...args).status !== 0) throw new Error(`git ${args[0]} failed`)
+    const git = (...args: string[]) =>
+      spawnSync('git', ['-C', index, '-c', 'user.name=e2e', '-c', 'user.email=e2e@example.invalid', ...args], {
+        env,
+        stdio: 'ignore',
+      })
+    for (const args of [
+      ['init', '-q'],
+      ['add', '.'],
+      ['commit', '-qm', 'empty index'],
+    ])
+      if (git(...args).status !== 0) throw new Error(`git ${args[0]} failed`)
     const update = kubectlRun('krew', 'update')
     if (update.status !== 0) throw new Error(`kubectl krew update failed:\n${update.stderr}`)
     install = kubectlRun('krew', 'install', `--manifest=${manifest}`, `--archive=${join(out, archiveName(host!))}`)
@@ -109,56 +160,74 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
     const plugin = readKrewManifest(manifest)
     expect(lintKrewManifest(plugin)).toEqual([])
     for (const platform of built) {
-      const listing = spawnSync('tar', ['-tzvf', join(out, archiveName(platform))], {encoding: 'utf8'}).stdout.trim().split('\n')
-      expect(listing.map((line) => line.split(/\s+/).pop()).sort(), platformName(platform)).toEqual(['LICENSE', platform.bin])
+      const listing = spawnSync('tar', ['-tzvf', join(out, archiveName(platform))], {encoding: 'utf8'})
+        .stdout.trim()
+        .split('\n')
+      expect(listing.map((line) => line.split(/\s+/).pop()).sort(), platformName(platform)).toEqual([
+        'LICENSE',
+        platform.bin,
+      ])
       expect(listing.find((line) => line.endsWith(` ${platform.bin}`))).toMatch(/^-rwxr-xr-x 0\/0 /)
-      const entry = plugin.spec!.platforms!.find((p) => p.selector?.matchLabels?.os === platform.os && p.selector?.matchLabels?.arch === platform.arch)
+      const entry = plugin.spec!.platforms!.find(
+        (p) => p.selector?.matchLabels?.os === platform.os && p.selector?.matchLabels?.arch === platform.arch,
+      )
       expect(entry?.sha256, platformName(platform)).toBe(sha256(join(out, archiveName(platform))))
     }
   })
 
-  it.skipIf(!validator)('passes krew’s own manifest validation (validate-krew-manifest, as the krew-index runs it)', async () => {
-    const result = await runAsync(validator!, ['-manifest', manifest, '-skip-install'], {PATH: env.PATH, HOME: work})
-    expect(result.status, result.stderr).toBe(0)
-    expect(result.stderr).toContain('structural validation OK')
-    expect(result.stderr).toContain('no overlapping spec.platform[].selector')
-  })
-
-  it.skipIf(!validator)('installs every built platform’s archive with the validator’s own install check (uri served from this machine)', async () => {
-    // The validator downloads each uri: a copy of the manifest points them at a server on loopback.
-    const files = new Map(built.map((p) => [`/${archiveName(p)}`, join(out, archiveName(p))]))
-    const server: Server = createServer((req, res) => {
-      const file = files.get(req.url ?? '')
-      if (!file) return void res.writeHead(404).end()
-      res.writeHead(200, {'content-length': statSync(file).size})
-      createReadStream(file).pipe(res)
-    })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    try {
-      const port = (server.address() as {port: number}).port
-      const doc = parseDocument(readFileSync(manifest, 'utf8'))
-      const platforms = (doc.toJSON() as {spec: {platforms: {selector: {matchLabels: {os: string}}; uri: string}[]}}).spec.platforms
-      const kept = platforms
-        .filter((p) => built.some((b) => b.os === p.selector.matchLabels.os))
-        .map((p) => ({...p, uri: `http://127.0.0.1:${port}/${p.uri.split('/').pop()}`}))
-      doc.setIn(['spec', 'platforms'], doc.createNode(kept))
-      const local = join(work, 'local', 'encryption.yaml')
-      mkdirSync(join(work, 'local'))
-      writeFileSync(local, doc.toString())
-      const result = await runAsync(validator!, ['-manifest', local], {PATH: env.PATH, HOME: work})
+  it.skipIf(!validator)(
+    'passes krew’s own manifest validation (validate-krew-manifest, as the krew-index runs it)',
+    async () => {
+      const result = await runAsync(validator!, ['-manifest', manifest, '-skip-install'], {PATH: env.PATH, HOME: work})
       expect(result.status, result.stderr).toBe(0)
-      expect(result.stderr).toContain(`all ${built.length} spec.platforms installed fine`)
-    } finally {
-      await new Promise((resolve) => server.close(resolve))
-    }
-  }, 600_000)
+      expect(result.stderr).toContain('structural validation OK')
+      expect(result.stderr).toContain('no overlapping spec.platform[].selector')
+    },
+  )
+
+  it.skipIf(!validator)(
+    'installs every built platform’s archive with the validator’s own install check (uri served from this machine)',
+    async () => {
+      // The validator downloads each uri: a copy of the manifest points them at a server on loopback.
+      const files = new Map(built.map((p) => [`/${archiveName(p)}`, join(out, archiveName(p))]))
+      const server: Server = createServer((req, res) => {
+        const file = files.get(req.url ?? '')
+        if (!file) return void res.writeHead(404).end()
+        res.writeHead(200, {'content-length': statSync(file).size})
+        createReadStream(file).pipe(res)
+      })
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      try {
+        const port = (server.address() as {port: number}).port
+        const doc = parseDocument(readFileSync(manifest, 'utf8'))
+        const platforms = (doc.toJSON() as {spec: {platforms: {selector: {matchLabels: {os: string}}; uri: string}[]}})
+          .spec.platforms
+        const kept = platforms
+          .filter((p) => built.some((b) => b.os === p.selector.matchLabels.os))
+          .map((p) => ({...p, uri: `http://127.0.0.1:${port}/${p.uri.split('/').pop()}`}))
+        doc.setIn(['spec', 'platforms'], doc.createNode(kept))
+        const local = join(work, 'local', 'encryption.yaml')
+        mkdirSync(join(work, 'local'))
+        writeFileSync(local, doc.toString())
+        const result = await runAsync(validator!, ['-manifest', local], {PATH: env.PATH, HOME: work})
+        expect(result.status, result.stderr).toBe(0)
+        expect(result.stderr).toContain(`all ${built.length} spec.platforms installed fine`)
+      } finally {
+        await new Promise((resolve) => server.close(resolve))
+      }
+    },
+    600_000,
+  )
 
   it('installs with `kubectl krew install --manifest --archive`', () => {
     expect(install.status, install.stderr).toBe(0)
     expect(install.stderr).toContain('Installed plugin: encryption')
     // "detached": installed from a manifest, not from an index.
     expect(kubectlRun('krew', 'list').stdout.split('\n')).toContain('detached/encryption')
-    expect(readdirSync(join(krewRoot, 'store', 'encryption', `v${pjson.version}`)).sort()).toEqual(['LICENSE', host!.bin])
+    expect(readdirSync(join(krewRoot, 'store', 'encryption', `v${pjson.version}`)).sort()).toEqual([
+      'LICENSE',
+      host!.bin,
+    ])
   })
 
   it('runs `kubectl encryption --help`', () => {
@@ -216,12 +285,23 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
   })
 
   it('runs the whole `kubectl encryption verify` round trip on the sandbox (etcd through pods/exec)', () => {
-    const verify = spawnSync('kubectl', ['encryption', 'verify', '-n', 'default', '--etcd-via', 'exec', '--no-ssh', '--hexdump', '-o', 'json'], {
-      env: {...env, KUBECONFIG: sandbox.env.KUBECONFIG!},
-      encoding: 'utf8',
-      timeout: 120_000,
-    })
-    const result = JSON.parse(verify.stdout) as {etcdKey: string; stored?: {provider: string}; roundTrip: string; cleanup: string; hexdump?: string; ok: boolean}
+    const verify = spawnSync(
+      'kubectl',
+      ['encryption', 'verify', '-n', 'default', '--etcd-via', 'exec', '--no-ssh', '--hexdump', '-o', 'json'],
+      {
+        env: {...env, KUBECONFIG: sandbox.env.KUBECONFIG!},
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    )
+    const result = JSON.parse(verify.stdout) as {
+      etcdKey: string
+      stored?: {provider: string}
+      roundTrip: string
+      cleanup: string
+      hexdump?: string
+      ok: boolean
+    }
     // The sandbox may run with or without encryption when this file runs; the round trip is the same.
     expect([0, 5], verify.stderr).toContain(verify.status)
     expect(result.etcdKey).toMatch(/^\/registry\/secrets\/default\//)
@@ -230,7 +310,10 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
     expect(result.cleanup).toBe('deleted')
     expect(result.hexdump).toMatch(/^00000000 {2}/)
     const name = result.etcdKey.split('/').pop()!
-    const left = spawnSync('kubectl', ['get', 'secret', name, '-n', 'default'], {env: {...env, KUBECONFIG: sandbox.env.KUBECONFIG!}, encoding: 'utf8'})
+    const left = spawnSync('kubectl', ['get', 'secret', name, '-n', 'default'], {
+      env: {...env, KUBECONFIG: sandbox.env.KUBECONFIG!},
+      encoding: 'utf8',
+    })
     expect(left.stderr).toContain('NotFound')
   })
 
@@ -256,44 +339,63 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
   })
 
   // Skipped where rcodesign is missing: scripts/bootstrap.sh builds it, but not in CI unless cached.
-  describe.skipIf(!rcodesign || !llvmObjdump)(`the macOS executables${rcodesign ? '' : ' (not built: no rcodesign)'}`, () => {
-    for (const platform of PLATFORMS.filter((p) => p.os === 'darwin')) {
-      const exe = () => join(out, `kubectl-encryption-${platformName(platform)}`, platform.bin)
+  describe.skipIf(!rcodesign || !llvmObjdump)(
+    `the macOS executables${rcodesign ? '' : ' (not built: no rcodesign)'}`,
+    () => {
+      for (const platform of PLATFORMS.filter((p) => p.os === 'darwin')) {
+        const exe = () => join(out, `kubectl-encryption-${platformName(platform)}`, platform.bin)
 
-      it(`${platformName(platform)}: a Mach-O with the blob in a NODE_SEA segment and an ad hoc signature last (llvm-objdump)`, () => {
-        const headers = spawnSync(llvmObjdump!, ['--macho', '--private-headers', exe()], {encoding: 'utf8', maxBuffer: 16 * 1024 * 1024})
-        expect(headers.status, headers.stderr).toBe(0)
-        expect(headers.stdout).toMatch(new RegExp(`^\\s*magic\\s+cputype.*\\n\\s*MH_MAGIC_64\\s+${platform.arch === 'arm64' ? 'ARM64' : 'X86_64'}\\s`, 'm'))
-        const commands = headers.stdout.split(/^Load command \d+$/m).slice(1)
-        const field = (block: string, name: string) => block.match(new RegExp(`^\\s*${name} (\\S+)`, 'm'))?.[1]
-        const sea = commands.find((c) => field(c, 'segname') === 'NODE_SEA')
-        expect(sea).toBeDefined()
-        expect(field(sea!, 'sectname')).toBe('__NODE_SEA_BLOB')
-        // One signature, the last load command, at the end of __LINKEDIT, which ends the file.
-        expect(commands.filter((c) => field(c, 'cmd') === 'LC_CODE_SIGNATURE')).toHaveLength(1)
-        const signature = commands.at(-1)!
-        expect(field(signature, 'cmd')).toBe('LC_CODE_SIGNATURE')
-        const linkedit = commands.find((c) => field(c, 'segname') === '__LINKEDIT')!
-        const size = statSync(exe()).size
-        expect(Number(field(linkedit, 'fileoff')) + Number(field(linkedit, 'filesize'))).toBe(size)
-        expect(Number(field(signature, 'dataoff')) + Number(field(signature, 'datasize'))).toBeLessThanOrEqual(size)
-        const bytes = readFileSync(exe())
-        expect(bytes.includes(`${SEA_FUSE}:1`)).toBe(true)
-        expect(bytes.includes(readFileSync(join(root, 'dist/kubectl-encryption.cjs')).subarray(0, 4096))).toBe(true)
-      })
+        it(`${platformName(platform)}: a Mach-O with the blob in a NODE_SEA segment and an ad hoc signature last (llvm-objdump)`, () => {
+          const headers = spawnSync(llvmObjdump!, ['--macho', '--private-headers', exe()], {
+            encoding: 'utf8',
+            maxBuffer: 16 * 1024 * 1024,
+          })
+          expect(headers.status, headers.stderr).toBe(0)
+          expect(headers.stdout).toMatch(
+            new RegExp(
+              `^\\s*magic\\s+cputype.*\\n\\s*MH_MAGIC_64\\s+${platform.arch === 'arm64' ? 'ARM64' : 'X86_64'}\\s`,
+              'm',
+            ),
+          )
+          const commands = headers.stdout.split(/^Load command \d+$/m).slice(1)
+          const field = (block: string, name: string) => block.match(new RegExp(`^\\s*${name} (\\S+)`, 'm'))?.[1]
+          const sea = commands.find((c) => field(c, 'segname') === 'NODE_SEA')
+          expect(sea).toBeDefined()
+          expect(field(sea!, 'sectname')).toBe('__NODE_SEA_BLOB')
+          // One signature, the last load command, at the end of __LINKEDIT, which ends the file.
+          expect(commands.filter((c) => field(c, 'cmd') === 'LC_CODE_SIGNATURE')).toHaveLength(1)
+          const signature = commands.at(-1)!
+          expect(field(signature, 'cmd')).toBe('LC_CODE_SIGNATURE')
+          const linkedit = commands.find((c) => field(c, 'segname') === '__LINKEDIT')!
+          const size = statSync(exe()).size
+          expect(Number(field(linkedit, 'fileoff')) + Number(field(linkedit, 'filesize'))).toBe(size)
+          expect(Number(field(signature, 'dataoff')) + Number(field(signature, 'datasize'))).toBeLessThanOrEqual(size)
+          const bytes = readFileSync(exe())
+          expect(bytes.includes(`${SEA_FUSE}:1`)).toBe(true)
+          expect(bytes.includes(readFileSync(join(root, 'dist/kubectl-encryption.cjs')).subarray(0, 4096))).toBe(true)
+        })
 
-      it(`${platformName(platform)}: an ad hoc signature for identifier kubectl-encryption (rcodesign) whose page hashes all match`, () => {
-        // `rcodesign verify` takes an ad hoc signature's empty CMS blob for an error (and says its verify
-        // is not to be trusted yet), so the hashes are checked here, against the bytes.
-        const info = spawnSync(rcodesign!, ['print-signature-info', exe()], {encoding: 'utf8', maxBuffer: 64 * 1024 * 1024})
-        expect(info.status, info.stderr).toBe(0)
-        expect(info.stdout).toMatch(/^\s+identifier: kubectl-encryption$/m)
-        expect(info.stdout).toMatch(/^\s+flags: CodeSignatureFlags\(ADHOC\)$/m)
-        expect(info.stdout).toMatch(/^\s+cms: null$/m)
-        expect(checkCodeDirectory(readFileSync(exe()))).toEqual({identifier: 'kubectl-encryption', adhoc: true, pages: expect.any(Number), mismatches: 0})
-      })
-    }
-  })
+        it(`${platformName(platform)}: an ad hoc signature for identifier kubectl-encryption (rcodesign) whose page hashes all match`, () => {
+          // `rcodesign verify` takes an ad hoc signature's empty CMS blob for an error (and says its verify
+          // is not to be trusted yet), so the hashes are checked here, against the bytes.
+          const info = spawnSync(rcodesign!, ['print-signature-info', exe()], {
+            encoding: 'utf8',
+            maxBuffer: 64 * 1024 * 1024,
+          })
+          expect(info.status, info.stderr).toBe(0)
+          expect(info.stdout).toMatch(/^\s+identifier: kubectl-encryption$/m)
+          expect(info.stdout).toMatch(/^\s+flags: CodeSignatureFlags\(ADHOC\)$/m)
+          expect(info.stdout).toMatch(/^\s+cms: null$/m)
+          expect(checkCodeDirectory(readFileSync(exe()))).toEqual({
+            identifier: 'kubectl-encryption',
+            adhoc: true,
+            pages: expect.any(Number),
+            mismatches: 0,
+          })
+        })
+      }
+    },
+  )
 
   it.skipIf(!llvmReadobj)('linux-arm64: an AArch64 ELF with the blob in (llvm-readobj)', () => {
     const platform = PLATFORMS.find((p) => p.os === 'linux' && p.arch === 'arm64')!
@@ -312,10 +414,16 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
         const exe = join(out, `kubectl-encryption-${platformName(platform)}`, platform.bin)
         const headers = spawnSync(llvmReadobj!, ['--file-headers', exe], {encoding: 'utf8'})
         expect(headers.status, headers.stderr).toBe(0)
-        expect(headers.stdout).toContain(platform.arch === 'arm64' ? 'IMAGE_FILE_MACHINE_ARM64 ' : 'IMAGE_FILE_MACHINE_AMD64 ')
+        expect(headers.stdout).toContain(
+          platform.arch === 'arm64' ? 'IMAGE_FILE_MACHINE_ARM64 ' : 'IMAGE_FILE_MACHINE_AMD64 ',
+        )
         expect(headers.stdout).toMatch(/Subsystem: IMAGE_SUBSYSTEM_WINDOWS_CUI/)
         expect(headers.stdout).toMatch(/CertificateTableSize: 0x0$/m)
-        const resources = spawnSync('sh', ['-c', `"$1" --coff-resources "$2" | grep -E '^ *(Type|Name):'`, 'sh', llvmReadobj!, exe], {encoding: 'utf8'})
+        const resources = spawnSync(
+          'sh',
+          ['-c', `"$1" --coff-resources "$2" | grep -E '^ *(Type|Name):'`, 'sh', llvmReadobj!, exe],
+          {encoding: 'utf8'},
+        )
         expect(resources.stdout).toMatch(/Type: RCDATA \(ID 10\) \[\n\s+Name: NODE_SEA_BLOB \[/)
         const bytes = readFileSync(exe)
         expect(bytes.includes(`${SEA_FUSE}:1`)).toBe(true)
@@ -327,17 +435,31 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
       const platform = PLATFORMS.find((p) => p.os === 'windows' && p.arch === 'amd64')!
       const exe = () => join(out, `kubectl-encryption-${platformName(platform)}`, platform.bin)
       const prefix = join(work, 'wine')
-      const wineEnv = {HOME: work, PATH: tools, WINEPREFIX: prefix, WINEDEBUG: '-all', WINEDLLOVERRIDES: 'mscoree,mshtml='}
+      const wineEnv = {
+        HOME: work,
+        PATH: tools,
+        WINEPREFIX: prefix,
+        WINEDEBUG: '-all',
+        WINEDLLOVERRIDES: 'mscoree,mshtml=',
+      }
       // Wine's pipes are no Windows pipes to node (EBADF on stdout): the output goes to files.
       function wineRun(...args: string[]): {status: number | null; stdout: string; stderr: string} {
         return wineRunEnv({}, ...args)
       }
-      function wineRunEnv(extra: Record<string, string>, ...args: string[]): {status: number | null; stdout: string; stderr: string} {
+      function wineRunEnv(
+        extra: Record<string, string>,
+        ...args: string[]
+      ): {status: number | null; stdout: string; stderr: string} {
         const outFile = join(work, 'wine.out')
         const errFile = join(work, 'wine.err')
         const fds = [openSync(outFile, 'w'), openSync(errFile, 'w')]
         try {
-          const result = spawnSync(wine!, [exe(), ...args], {env: {...wineEnv, ...extra}, stdio: ['ignore', fds[0], fds[1]], timeout: 120_000, cwd: work})
+          const result = spawnSync(wine!, [exe(), ...args], {
+            env: {...wineEnv, ...extra},
+            stdio: ['ignore', fds[0], fds[1]],
+            timeout: 120_000,
+            cwd: work,
+          })
           return {status: result.status, stdout: readFileSync(outFile, 'utf8'), stderr: readFileSync(errFile, 'utf8')}
         } finally {
           fds.forEach(closeSync)
@@ -346,7 +468,11 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
 
       beforeAll(() => {
         // Node 22 refuses to start on what a new Wine prefix may report (older than Windows 8.1).
-        const reg = spawnSync(wine!, ['reg', 'add', 'HKCU\\Software\\Wine', '/v', 'Version', '/d', 'win10', '/f'], {env: wineEnv, stdio: 'ignore', timeout: 300_000})
+        const reg = spawnSync(wine!, ['reg', 'add', 'HKCU\\Software\\Wine', '/v', 'Version', '/d', 'win10', '/f'], {
+          env: wineEnv,
+          stdio: 'ignore',
+          timeout: 300_000,
+        })
         if (reg.status !== 0) throw new Error(`wine reg add failed (${reg.status ?? reg.signal})`)
       }, 300_000)
       afterAll(() => {
@@ -356,7 +482,12 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
       it('runs `version -o json` from its own node, on win32-x64', () => {
         const version = wineRun('version', '-o', 'json')
         expect(version.status, version.stderr).toBe(0)
-        expect(JSON.parse(version.stdout)).toEqual({plugin: 'kubectl-encryption', version: pjson.version, node: `v${NODE_VERSION}`, platform: 'win32-x64'})
+        expect(JSON.parse(version.stdout)).toEqual({
+          plugin: 'kubectl-encryption',
+          version: pjson.version,
+          node: `v${NODE_VERSION}`,
+          platform: 'win32-x64',
+        })
       })
 
       it('runs `--help`', () => {
@@ -373,7 +504,10 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
         const valid = wineRun('config', 'validate', 'enc.yaml', '-o', 'json')
         expect(valid.status, valid.stderr).toBe(0)
         expect(JSON.parse(valid.stdout)).toMatchObject({valid: true})
-        writeFileSync(join(work, 'bad.yaml'), 'kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\nresources: []\nextra: 1\n')
+        writeFileSync(
+          join(work, 'bad.yaml'),
+          'kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\nresources: []\nextra: 1\n',
+        )
         const bad = wineRun('config', 'validate', 'bad.yaml', '-o', 'json')
         expect(bad.status).toBe(3)
         expect(JSON.parse(bad.stdout)).toMatchObject({valid: false})
@@ -385,12 +519,20 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
         const kubeconfig = {KUBECONFIG: sandbox.env.KUBECONFIG!}
         const status = wineRunEnv(kubeconfig, 'status', '--no-ssh', '-o', 'json')
         expect([0, 5], status.stderr).toContain(status.status)
-        const result = JSON.parse(status.stdout) as {server: string; nodes: {node: string; apiserver: {ready: boolean}}[]}
+        const result = JSON.parse(status.stdout) as {
+          server: string
+          nodes: {node: string; apiserver: {ready: boolean}}[]
+        }
         expect(result.server).toBe(`https://${sandbox.lbEndpoint}`)
         expect(result.nodes.map((n) => n.node).sort()).toEqual([...sandbox.nodes].sort())
         const verify = wineRunEnv(kubeconfig, 'verify', '-n', 'default', '--etcd-via', 'exec', '--no-ssh', '-o', 'json')
         expect([0, 5], verify.stderr).toContain(verify.status)
-        const round = JSON.parse(verify.stdout) as {etcdKey: string; stored?: {provider: string}; roundTrip: string; cleanup: string}
+        const round = JSON.parse(verify.stdout) as {
+          etcdKey: string
+          stored?: {provider: string}
+          roundTrip: string
+          cleanup: string
+        }
         expect(round.etcdKey).toMatch(/^\/registry\/secrets\/default\//)
         expect(round.stored?.provider).toBeTruthy()
         expect(round.roundTrip).toBe('ok')
@@ -406,7 +548,10 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
     writeFileSync(manifest2, readFileSync(manifest))
     const packaged = packageRun(again, join(work, 'again'), manifest2)
     expect(packaged.status, packaged.stderr).toBe(0)
-    for (const platform of again) expect(sha256(join(work, 'again', archiveName(platform))), platformName(platform)).toBe(sha256(join(out, archiveName(platform))))
+    for (const platform of again)
+      expect(sha256(join(work, 'again', archiveName(platform))), platformName(platform)).toBe(
+        sha256(join(out, archiveName(platform))),
+      )
     expect(readFileSync(manifest2, 'utf8')).toBe(readFileSync(manifest, 'utf8'))
   }, 1_200_000)
 })
@@ -459,6 +604,7 @@ function checkCodeDirectory(file: Buffer): {identifier: string; adhoc: boolean; 
   }
   if (nCodeSlots !== Math.ceil(codeLimit / pageSize)) mismatches++
   const requirements = slots.get(2)
-  if (requirements && !hash(requirements).equals(cd.subarray(hashOffset - 2 * hashSize, hashOffset - hashSize))) mismatches++
+  if (requirements && !hash(requirements).equals(cd.subarray(hashOffset - 2 * hashSize, hashOffset - hashSize)))
+    mismatches++
   return {identifier, adhoc: (cd.readUInt32BE(12) & 0x2) !== 0, pages: nCodeSlots, mismatches}
 }

@@ -35,7 +35,14 @@ interface RecoverDoc {
   feature?: {served: boolean; evidence: string}
   access: Array<{verb: string; allowed: boolean}>
   backupFile?: string
-  objects: Array<{namespace: string; name: string; etcdKey: string; storedAs: string; foundBy: string[]; status: string}>
+  objects: Array<{
+    namespace: string
+    name: string
+    etcdKey: string
+    storedAs: string
+    foundBy: string[]
+    status: string
+  }>
   totals: {found: number; deleted: number; failed: number}
 }
 
@@ -44,10 +51,22 @@ async function etcdValue(key: string): Promise<Buffer | undefined> {
   const out = JSON.parse(await ok('etcdctl', ['get', key, '-w', 'json'])) as {kvs?: Array<{value: string}>}
   return out.kvs?.[0] ? Buffer.from(out.kvs[0].value, 'base64') : undefined
 }
-const backups = () => readdirSync(backupDir, {withFileTypes: true}).filter((e) => e.isFile()).map((e) => join(backupDir, e.name))
+const backups = () =>
+  readdirSync(backupDir, {withFileTypes: true})
+    .filter((e) => e.isFile())
+    .map((e) => join(backupDir, e.name))
 const etcdArgs = () => {
   const env = sandbox().env
-  return ['--etcd-endpoints', env.ETCDCTL_ENDPOINTS!, '--etcd-cacert', env.ETCDCTL_CACERT!, '--etcd-cert', env.ETCDCTL_CERT!, '--etcd-key', env.ETCDCTL_KEY!]
+  return [
+    '--etcd-endpoints',
+    env.ETCDCTL_ENDPOINTS!,
+    '--etcd-cacert',
+    env.ETCDCTL_CACERT!,
+    '--etcd-cert',
+    env.ETCDCTL_CERT!,
+    '--etcd-key',
+    env.ETCDCTL_KEY!,
+  ]
 }
 
 beforeAll(async () => {
@@ -56,7 +75,8 @@ beforeAll(async () => {
   context = (await ok('kubectl', ['config', 'current-context'])).trim()
   await ok('kubectl', ['create', 'namespace', ns])
   for (const node of nodes) await enableOnNode(node, aescbcConfig([key1]))
-  for (const name of ['keep', ...LOST]) await ok('kubectl', ['create', 'secret', 'generic', name, '-n', ns, '--from-literal=k=v'])
+  for (const name of ['keep', ...LOST])
+    await ok('kubectl', ['create', 'secret', 'generic', name, '-n', ns, '--from-literal=k=v'])
   // "the key was removed": the same ciphertext, labelled with a key no config has
   for (const name of LOST) {
     const value = (await etcdValue(etcdKey(name)))!
@@ -68,7 +88,15 @@ beforeAll(async () => {
   // a service account with delete on secrets in the namespace, but not the unsafe verb
   await ok('kubectl', ['create', 'serviceaccount', sa, '-n', ns])
   await ok('kubectl', ['create', 'role', 'secret-deleter', '-n', ns, '--verb=get,list,delete', '--resource=secrets'])
-  await ok('kubectl', ['create', 'rolebinding', 'secret-deleter', '-n', ns, '--role=secret-deleter', `--serviceaccount=${ns}:${sa}`])
+  await ok('kubectl', [
+    'create',
+    'rolebinding',
+    'secret-deleter',
+    '-n',
+    ns,
+    '--role=secret-deleter',
+    `--serviceaccount=${ns}:${sa}`,
+  ])
   const token = (await ok('kubectl', ['create', 'token', sa, '-n', ns, '--duration=1h'])).trim()
   saKubeconfig = join(dir, 'sa.kubeconfig')
   writeFileSync(saKubeconfig, await ok('kubectl', ['config', 'view', '--raw', '--minify', '--flatten']), {mode: 0o600})
@@ -89,7 +117,7 @@ afterAll(async () => {
 }, 900_000)
 
 describe('kubectl encryption recover', {timeout: 300_000}, () => {
-  it('the API cannot list the namespace\'s Secrets (the problem recover is for)', async () => {
+  it("the API cannot list the namespace's Secrets (the problem recover is for)", async () => {
     const r = await kubectl(['get', 'secrets', '-n', ns])
     expect(r.code).not.toBe(0)
     expect(r.stderr).toMatch(/StorageReadError|failed to read one or more secrets|no matching key was found/)
@@ -101,7 +129,9 @@ describe('kubectl encryption recover', {timeout: 300_000}, () => {
     const doc = json<RecoverDoc>(r)
     expect(doc.dryRun).toBe(true)
     expect(doc.scope).toEqual({resources: ['secrets'], namespace: ns})
-    expect(doc.objects.map((o) => [o.name, o.storedAs, o.status])).toEqual(LOST.map((name) => [name, 'aescbc:old', 'listed']))
+    expect(doc.objects.map((o) => [o.name, o.storedAs, o.status])).toEqual(
+      LOST.map((name) => [name, 'aescbc:old', 'listed']),
+    )
     // the etcd scan and the API's StorageReadError causes agree, and that reason shows the feature is served
     expect(doc.objects.map((o) => o.foundBy)).toEqual(LOST.map(() => ['etcd', 'api']))
     expect(doc.feature).toEqual({served: true, evidence: "the API's list of secrets answered StorageReadError"})
@@ -112,14 +142,27 @@ describe('kubectl encryption recover', {timeout: 300_000}, () => {
     const table = await plugin(['recover', '-n', ns, '--dry-run', ...sshArgs()])
     expect(table.code).toBe(0)
     expect(table.stdout).toContain('Dry run: nothing was changed. 3 objects would be deleted.')
-    for (const name of LOST) expect(table.stdout).toMatch(new RegExp(`^secrets\\s+${ns}\\s+${name}\\s+aescbc:old\\s+listed`, 'm'))
+    for (const name of LOST)
+      expect(table.stdout).toMatch(new RegExp(`^secrets\\s+${ns}\\s+${name}\\s+aescbc:old\\s+listed`, 'm'))
   })
 
   it('refused without the unsafe-delete-ignore-read-errors verb: exit 3 with the RBAC to add; nothing deleted', async () => {
-    const args = ['recover', '-n', ns, '--yes', '--backup-dir', backupDir, '--config', join(dir, 'enc.yaml'), ...etcdArgs()]
+    const args = [
+      'recover',
+      '-n',
+      ns,
+      '--yes',
+      '--backup-dir',
+      backupDir,
+      '--config',
+      join(dir, 'enc.yaml'),
+      ...etcdArgs(),
+    ]
     const r = await plugin(args, {env: {KUBECONFIG: saKubeconfig}})
     expect(r.code, r.stdout + r.stderr).toBe(3)
-    expect(r.stderr).toContain(`error: not allowed to unsafe-delete-ignore-read-errors secrets in namespace ${ns} (SelfSubjectAccessReview); nothing was deleted.`)
+    expect(r.stderr).toContain(
+      `error: not allowed to unsafe-delete-ignore-read-errors secrets in namespace ${ns} (SelfSubjectAccessReview); nothing was deleted.`,
+    )
     expect(r.stderr).toContain('verbs: ["delete", "unsafe-delete-ignore-read-errors"]')
     const commands = r.stderr.split('\n').filter((l) => l.trim().startsWith('kubectl create '))
     expect(commands).toEqual([
@@ -131,15 +174,26 @@ describe('kubectl encryption recover', {timeout: 300_000}, () => {
 
     // the hint's own commands grant it: the same user's dry run is then allowed
     for (const line of commands) await ok('kubectl', line.trim().split(/\s+/).slice(1))
-    const allowed = await waitFor('the new Role to be in effect', async () => {
-      const d = await plugin(['recover', '-n', ns, '--dry-run', '--config', join(dir, 'enc.yaml'), ...etcdArgs(), '-o', 'json'], {env: {KUBECONFIG: saKubeconfig}})
-      return d.code === 0 ? d : undefined
-    }, 60_000, 1000)
+    const allowed = await waitFor(
+      'the new Role to be in effect',
+      async () => {
+        const d = await plugin(
+          ['recover', '-n', ns, '--dry-run', '--config', join(dir, 'enc.yaml'), ...etcdArgs(), '-o', 'json'],
+          {env: {KUBECONFIG: saKubeconfig}},
+        )
+        return d.code === 0 ? d : undefined
+      },
+      60_000,
+      1000,
+    )
     expect(json<RecoverDoc>(allowed).objects).toHaveLength(3)
   })
 
   it('a wrong context name on the terminal refuses: exit 3, nothing backed up or deleted', async () => {
-    const r = await onTerminal(['recover', '-n', ns, '--backup-dir', backupDir, ...sshArgs()], {size: {cols: 160, rows: 40}, type: {after: 'to continue: ', keys: `${context}x\r`}})
+    const r = await onTerminal(['recover', '-n', ns, '--backup-dir', backupDir, ...sshArgs()], {
+      size: {cols: 160, rows: 40},
+      type: {after: 'to continue: ', keys: `${context}x\r`},
+    })
     expect(r.code, r.screen).toBe(3)
     expect(r.screen).toContain(`secrets ${ns}/lost-0 (aescbc:old)`)
     expect(r.screen).toContain('Delete these 3 objects that no configured key can read?')
@@ -150,16 +204,25 @@ describe('kubectl encryption recover', {timeout: 300_000}, () => {
 
   it('the context name typed: each raw value is backed up (0600) first, then deleted; the Secrets list again; the namespace can be deleted after', async () => {
     const out = join(dir, 'result.json')
-    const r = await onTerminal(['recover', '-n', ns, '--backup-dir', backupDir, ...sshArgs(), '-o', 'json'], {size: {cols: 160, rows: 40}, type: {after: 'to continue: ', keys: `${context}\r`}, redirect: `> ${out}`})
+    const r = await onTerminal(['recover', '-n', ns, '--backup-dir', backupDir, ...sshArgs(), '-o', 'json'], {
+      size: {cols: 160, rows: 40},
+      type: {after: 'to continue: ', keys: `${context}\r`},
+      redirect: `> ${out}`,
+    })
     expect(r.code, r.screen).toBe(0)
     const doc = JSON.parse(readFileSync(out, 'utf8')) as RecoverDoc
     expect(doc.totals).toMatchObject({found: 3, deleted: 3, failed: 0})
     expect(doc.objects.map((o) => o.status)).toEqual(['deleted', 'deleted', 'deleted'])
     expect(backups()).toEqual([doc.backupFile])
     expect(statSync(doc.backupFile!).mode & 0o777).toBe(0o600)
-    const backup = JSON.parse(readFileSync(doc.backupFile!, 'utf8')) as {objects: Array<{etcdKey: string; name: string; namespace: string; resource: string; valueBase64: string}>}
-    expect(backup.objects.map((o) => [o.etcdKey, o.resource, o.namespace, o.name])).toEqual(LOST.map((name) => [etcdKey(name), 'secrets', ns, name]))
-    for (const o of backup.objects) expect(Buffer.from(o.valueBase64, 'base64').equals(original.get(o.name)!)).toBe(true)
+    const backup = JSON.parse(readFileSync(doc.backupFile!, 'utf8')) as {
+      objects: Array<{etcdKey: string; name: string; namespace: string; resource: string; valueBase64: string}>
+    }
+    expect(backup.objects.map((o) => [o.etcdKey, o.resource, o.namespace, o.name])).toEqual(
+      LOST.map((name) => [etcdKey(name), 'secrets', ns, name]),
+    )
+    for (const o of backup.objects)
+      expect(Buffer.from(o.valueBase64, 'base64').equals(original.get(o.name)!)).toBe(true)
     for (const name of LOST) expect(await etcdValue(etcdKey(name))).toBeUndefined()
     // the API lists the namespace's Secrets again; the readable one was left alone
     const names = await waitFor('the Secrets to list', async () => {

@@ -26,19 +26,31 @@ let tmp: string
 
 /** `kubectl encryption ARGS` with stderr and stdout in one pipe, so the order they were written in shows. */
 function pluginMerged(args: string[], env: Record<string, string> = {}) {
-  return run('sh', ['-c', 'exec kubectl encryption "$@" 2>&1', 'sh', ...args], {env: {PATH: pluginPath(), CI: '1', XDG_STATE_HOME: tmp, ...env}, timeoutMs: 170_000})
+  return run('sh', ['-c', 'exec kubectl encryption "$@" 2>&1', 'sh', ...args], {
+    env: {PATH: pluginPath(), CI: '1', XDG_STATE_HOME: tmp, ...env},
+    timeoutMs: 170_000,
+  })
 }
 
 function plugin(args: string[], env: Record<string, string> = {}) {
-  return run('kubectl', ['encryption', ...args], {env: {PATH: pluginPath(), CI: '1', XDG_STATE_HOME: tmp, ...env}, timeoutMs: 170_000})
+  return run('kubectl', ['encryption', ...args], {
+    env: {PATH: pluginPath(), CI: '1', XDG_STATE_HOME: tmp, ...env},
+    timeoutMs: 170_000,
+  })
 }
 
 /** apiserver_admission_webhook_fail_open_count of this file's webhook, summed over every node's API server. */
 async function failOpenCalls(): Promise<number> {
   let sum = 0
   for (const node of sandbox().nodes) {
-    const metrics = await ok('kubectl', [`--server=https://${sandbox().nodeIps[node]}:6443`, 'get', '--raw', '/metrics'])
-    for (const m of metrics.matchAll(/^apiserver_admission_webhook_fail_open_count\{([^}]*)\} (\d+)$/gm)) if (m[1]!.includes(`name="${WEBHOOK}"`)) sum += Number(m[2])
+    const metrics = await ok('kubectl', [
+      `--server=https://${sandbox().nodeIps[node]}:6443`,
+      'get',
+      '--raw',
+      '/metrics',
+    ])
+    for (const m of metrics.matchAll(/^apiserver_admission_webhook_fail_open_count\{([^}]*)\} (\d+)$/gm))
+      if (m[1]!.includes(`name="${WEBHOOK}"`)) sum += Number(m[2])
   }
   return sum
 }
@@ -49,7 +61,15 @@ beforeAll(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'rwh-e2e-'))
   await ok('kubectl', ['create', 'namespace', NS])
   for (let i = 0; i < COUNT; i++)
-    await ok('kubectl', ['create', 'secret', 'generic', `s-${String(i).padStart(3, '0')}`, '-n', NS, `--from-literal=v=${i}`])
+    await ok('kubectl', [
+      'create',
+      'secret',
+      'generic',
+      `s-${String(i).padStart(3, '0')}`,
+      '-n',
+      NS,
+      `--from-literal=v=${i}`,
+    ])
   await apply({
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingWebhookConfiguration',
@@ -62,7 +82,9 @@ beforeAll(async () => {
         failurePolicy: 'Ignore',
         timeoutSeconds: 2,
         clientConfig: {service: {namespace: NS, name: 'no-such-service', path: '/validate', port: 443}},
-        rules: [{operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['secrets'], scope: 'Namespaced'}],
+        rules: [
+          {operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['secrets'], scope: 'Namespaced'},
+        ],
         namespaceSelector: {matchLabels: {'kubernetes.io/metadata.name': NS}},
       },
     ],
@@ -81,7 +103,9 @@ describe('rewrite: admission webhooks and estimate before the run (sandbox)', ()
     const r = await pluginMerged(['rewrite', '-n', NS, '--resource', 'secrets', '--qps', '5', '--concurrency', '4'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
     const out = r.stdout
-    const warning = out.indexOf(`Warning: validating admission webhook ${WEBHOOK} (ValidatingWebhookConfiguration ${CONFIGURATION}) matches UPDATE of secrets: `)
+    const warning = out.indexOf(
+      `Warning: validating admission webhook ${WEBHOOK} (ValidatingWebhookConfiguration ${CONFIGURATION}) matches UPDATE of secrets: `,
+    )
     // (25 - a burst of 4) / 5 per second
     const estimate = out.indexOf(`Estimate: ${COUNT} objects in 1 resource, about 4 s at --qps 5\n`)
     const result = out.search(/^RESOURCE\s+LISTED/m)
@@ -92,7 +116,11 @@ describe('rewrite: admission webhooks and estimate before the run (sandbox)', ()
     expect(line).toContain('its namespaceSelector may exclude some objects; it sees the no-op write of the rest')
     expect(line).toContain('failurePolicy Ignore: if it is down each write waits up to 2s, then goes on')
     // the sandbox's own deny-update webhook matches UPDATE of */* behind a matchCondition
-    expect(out).toMatch(new RegExp(`Warning: validating admission webhook ${DENY_UPDATE_WEBHOOK.replaceAll('.', '\\.')} .*its matchConditions may exclude some objects.*failurePolicy Fail`))
+    expect(out).toMatch(
+      new RegExp(
+        `Warning: validating admission webhook ${DENY_UPDATE_WEBHOOK.replaceAll('.', '\\.')} .*its matchConditions may exclude some objects.*failurePolicy Fail`,
+      ),
+    )
     // the webhook could not be reached; Ignore let every no-op write through
     expect(out).toMatch(new RegExp(`^secrets\\s+${COUNT}\\s+\\d+\\s+\\d+\\s+0\\s+0\\s+0$`, 'm'))
     // and it did see each of them: every API server counts the calls it failed open on
@@ -100,7 +128,19 @@ describe('rewrite: admission webhooks and estimate before the run (sandbox)', ()
   })
 
   it('-o json carries webhooks and estimate with the rewrite result', async () => {
-    const r = await plugin(['rewrite', '-n', NS, '--resource', 'secrets', '-o', 'json', '--qps', '5', '--concurrency', '4'])
+    const r = await plugin([
+      'rewrite',
+      '-n',
+      NS,
+      '--resource',
+      'secrets',
+      '-o',
+      'json',
+      '--qps',
+      '5',
+      '--concurrency',
+      '4',
+    ])
     expect(r.code, r.stderr).toBe(0)
     const doc = JSON.parse(r.stdout)
     expect(doc.webhooks).toContainEqual({
@@ -115,7 +155,13 @@ describe('rewrite: admission webhooks and estimate before the run (sandbox)', ()
       filteredBy: ['namespaceSelector'],
     })
     expect(doc.webhooksListError).toBeUndefined()
-    expect(doc.estimate).toEqual({resources: [{resource: 'secrets', objects: COUNT}], seconds: 4.2, qps: 5, concurrency: 4, limitedBy: 'qps'})
+    expect(doc.estimate).toEqual({
+      resources: [{resource: 'secrets', objects: COUNT}],
+      seconds: 4.2,
+      qps: 5,
+      concurrency: 4,
+      limitedBy: 'qps',
+    })
     // the estimate is about what the run then took (a few list and namespace requests come on top)
     expect(doc.elapsedMs / 1000).toBeGreaterThan(doc.estimate.seconds * 0.8)
     expect(doc.elapsedMs / 1000).toBeLessThan(doc.estimate.seconds * 2 + 2)
@@ -128,9 +174,19 @@ describe('rewrite: admission webhooks and estimate before the run (sandbox)', ()
     // A ServiceAccount that may rewrite Secrets in the namespace, and nothing else.
     await ok('kubectl', ['create', 'serviceaccount', 'rewriter', '-n', NS])
     await ok('kubectl', ['create', 'role', 'rewriter', '-n', NS, '--verb=get,list,update', '--resource=secrets'])
-    await ok('kubectl', ['create', 'rolebinding', 'rewriter', '-n', NS, '--role=rewriter', `--serviceaccount=${NS}:rewriter`])
+    await ok('kubectl', [
+      'create',
+      'rolebinding',
+      'rewriter',
+      '-n',
+      NS,
+      '--role=rewriter',
+      `--serviceaccount=${NS}:rewriter`,
+    ])
     const token = (await ok('kubectl', ['create', 'token', 'rewriter', '-n', NS, '--duration=10m'])).trim()
-    const view = JSON.parse(await ok('kubectl', ['config', 'view', '--raw', '--minify', '--flatten', '-o', 'json'])) as {clusters: Array<{name: string; cluster: Record<string, unknown>}>}
+    const view = JSON.parse(
+      await ok('kubectl', ['config', 'view', '--raw', '--minify', '--flatten', '-o', 'json']),
+    ) as {clusters: Array<{name: string; cluster: Record<string, unknown>}>}
     const kubeconfig = path.join(tmp, 'rewriter.kubeconfig')
     writeFileSync(
       kubeconfig,
@@ -146,7 +202,9 @@ describe('rewrite: admission webhooks and estimate before the run (sandbox)', ()
     )
     const r = await plugin(['rewrite', '--resource', 'secrets', '-o', 'json'], {KUBECONFIG: kubeconfig})
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stderr).toMatch(/^Warning: could not list admission webhook configurations \(403 Forbidden: .*validatingwebhookconfigurations.* is forbidden: User "system:serviceaccount:rwh-\w+:rewriter" cannot list resource.*\); a webhook matching UPDATE could still deny or slow the rewrite$/m)
+    expect(r.stderr).toMatch(
+      /^Warning: could not list admission webhook configurations \(403 Forbidden: .*validatingwebhookconfigurations.* is forbidden: User "system:serviceaccount:rwh-\w+:rewriter" cannot list resource.*\); a webhook matching UPDATE could still deny or slow the rewrite$/m,
+    )
     const doc = JSON.parse(r.stdout)
     expect(doc.webhooksListError).toMatch(/^403 Forbidden: .*forbidden/)
     expect(doc.webhooks).toEqual([])

@@ -19,14 +19,34 @@ import type {ApiResource, KubeCluster, KubeObject} from '../../src/kube/types.js
 import {DENY_UPDATE_ANNOTATION, DENY_UPDATE_WEBHOOK} from '../sandbox/admission-webhook.js'
 import {aescbcConfig, apiserverHash, ENC_CONFIG, enableOnNode, MANIFEST, newKey} from './helpers/encryption-setup.js'
 import {sshArgs} from './helpers/plugin.js'
-import {kubectl, ok, readNodeFile, run, sandbox, ssh, sshOk, waitFor, waitForApiserverRestart, writeNodeFile} from './helpers/sandbox.js'
+import {
+  kubectl,
+  ok,
+  readNodeFile,
+  run,
+  sandbox,
+  ssh,
+  sshOk,
+  waitFor,
+  waitForApiserverRestart,
+  writeNodeFile,
+} from './helpers/sandbox.js'
 
 const bin = path.resolve('bin/run.js')
 const SECRETS: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true}
 const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false}
 const run_id = randomBytes(3).toString('hex')
 const ns = (name: string) => `rw-${name}-${run_id}`
-const SIZES: Record<string, number> = {writer: 200, kill: 1200, expire: 400, storm: 60, restart: 600, rbac: 5, fail: 20, dry: 20}
+const SIZES: Record<string, number> = {
+  writer: 200,
+  kill: 1200,
+  expire: 400,
+  storm: 60,
+  restart: 600,
+  rbac: 5,
+  fail: 20,
+  dry: 20,
+}
 /** A namespace that never exists: an orphan's value is put under it straight into etcd. */
 const GONE = ns('gone')
 /** What each node had before this file: its manifest and its encryption config (undefined: none). */
@@ -43,10 +63,16 @@ function env(extra: Record<string, string> = {}) {
 
 // The config (which resources, which write key) is read from the nodes over SSH, as a user would.
 function plugin(args: string[], extra: Record<string, string> = {}) {
-  return run(process.execPath, [bin, 'rewrite', ...sshArgs(), ...args], {env: {XDG_STATE_HOME: stateHome, CI: '1', ...extra}, timeoutMs: 170_000})
+  return run(process.execPath, [bin, 'rewrite', ...sshArgs(), ...args], {
+    env: {XDG_STATE_HOME: stateHome, CI: '1', ...extra},
+    timeoutMs: 170_000,
+  })
 }
 
-function spawnPlugin(args: string[], extra: Record<string, string> = {}): {child: ChildProcess; done: Promise<{code: number | null; stdout: string; stderr: string}>} {
+function spawnPlugin(
+  args: string[],
+  extra: Record<string, string> = {},
+): {child: ChildProcess; done: Promise<{code: number | null; stdout: string; stderr: string}>} {
   const child = spawn(process.execPath, [bin, 'rewrite', ...sshArgs(), ...args], {env: env(extra)})
   let stdout = ''
   let stderr = ''
@@ -57,18 +83,28 @@ function spawnPlugin(args: string[], extra: Record<string, string> = {}): {child
 
 async function pool<T>(items: T[], width: number, work: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0
-  await Promise.all(Array.from({length: width}, async () => {
-    while (next < items.length) await work(items[next++]!)
-  }))
+  await Promise.all(
+    Array.from({length: width}, async () => {
+      while (next < items.length) await work(items[next++]!)
+    }),
+  )
 }
 
 /** Raw values under a prefix, through the real etcdctl (-w json: base64 keys and values). */
 async function etcdValues(prefix: string): Promise<Map<string, {value: Buffer; modRevision: number}>> {
-  const out = JSON.parse(await ok('etcdctl', ['get', '--prefix', prefix, '-w', 'json'])) as {kvs?: Array<{key: string; value: string; mod_revision: number}>}
-  return new Map((out.kvs ?? []).map((kv) => [Buffer.from(kv.key, 'base64').toString(), {value: Buffer.from(kv.value, 'base64'), modRevision: kv.mod_revision}]))
+  const out = JSON.parse(await ok('etcdctl', ['get', '--prefix', prefix, '-w', 'json'])) as {
+    kvs?: Array<{key: string; value: string; mod_revision: number}>
+  }
+  return new Map(
+    (out.kvs ?? []).map((kv) => [
+      Buffer.from(kv.key, 'base64').toString(),
+      {value: Buffer.from(kv.value, 'base64'), modRevision: kv.mod_revision},
+    ]),
+  )
 }
 
-const underKey = (value: Buffer, key: string) => value.subarray(0, 64).toString('latin1').startsWith(`k8s:enc:aescbc:v1:${key}:`)
+const underKey = (value: Buffer, key: string) =>
+  value.subarray(0, 64).toString('latin1').startsWith(`k8s:enc:aescbc:v1:${key}:`)
 
 async function expectAllUnderKey2(namespace: string, count: number) {
   const values = await etcdValues(`/registry/secrets/${namespace}/`)
@@ -78,7 +114,9 @@ async function expectAllUnderKey2(namespace: string, count: number) {
 }
 
 async function secretsData(namespace: string): Promise<Map<string, string>> {
-  const list = JSON.parse(await ok('kubectl', ['get', 'secrets', '-n', namespace, '-o', 'json'])) as {items: KubeObject[]}
+  const list = JSON.parse(await ok('kubectl', ['get', 'secrets', '-n', namespace, '-o', 'json'])) as {
+    items: KubeObject[]
+  }
   return new Map(list.items.map((s) => [s.metadata.name, Buffer.from((s.data as {v: string}).v, 'base64').toString()]))
 }
 
@@ -88,7 +126,10 @@ beforeAll(async () => {
   stateHome = mkdtempSync(path.join(tmpdir(), 'rw-e2e-state-'))
   for (const node of sandbox().nodes) {
     const config = await ssh(node, `sudo -n cat ${ENC_CONFIG}`)
-    saved.set(node, {manifest: await readNodeFile(node, MANIFEST), config: config.code === 0 ? config.stdout : undefined})
+    saved.set(node, {
+      manifest: await readNodeFile(node, MANIFEST),
+      config: config.code === 0 ? config.stdout : undefined,
+    })
   }
   cluster = await connectCluster({kubeconfig: sandbox().env.KUBECONFIG})
   // key1 everywhere, then the Secrets, then key2 first everywhere: every Secret below is stale.
@@ -106,7 +147,9 @@ beforeAll(async () => {
             name: secretName(i),
             namespace: ns(name),
             // in "fail", one object a validating webhook will not let anyone update
-            ...(name === 'fail' && i === 3 ? {annotations: {[DENY_UPDATE_ANNOTATION]: 'secrets in this namespace are frozen'}} : {}),
+            ...(name === 'fail' && i === 3
+              ? {annotations: {[DENY_UPDATE_ANNOTATION]: 'secrets in this namespace are frozen'}}
+              : {}),
           },
           data: {v: Buffer.from(`${name}-${i}`).toString('base64'), pad: randomBytes(700).toString('base64')},
         }),
@@ -120,12 +163,14 @@ beforeAll(async () => {
 afterAll(async () => {
   // Namespaces first, while every node can still read their values; deleting one deletes its Secrets.
   for (const name of Object.keys(SIZES)) await kubectl(['delete', 'namespace', ns(name), '--wait=false'])
-  for (const name of [...Object.keys(SIZES).map(ns), GONE]) await run('etcdctl', ['del', '--prefix', `/registry/secrets/${name}/`])
+  for (const name of [...Object.keys(SIZES).map(ns), GONE])
+    await run('etcdctl', ['del', '--prefix', `/registry/secrets/${name}/`])
   cluster?.close()
   rmSync(stateHome, {recursive: true, force: true})
   for (const [node, was] of saved) {
     const current = await readNodeFile(node, MANIFEST).catch(() => '')
-    if (was.config === undefined) await sshOk(node, `sudo -n sh -c 'rm -f ${ENC_CONFIG}; rmdir ${path.dirname(ENC_CONFIG)} 2>/dev/null || true'`)
+    if (was.config === undefined)
+      await sshOk(node, `sudo -n sh -c 'rm -f ${ENC_CONFIG}; rmdir ${path.dirname(ENC_CONFIG)} 2>/dev/null || true'`)
     else await writeNodeFile(node, ENC_CONFIG, was.config)
     // enableOnNode always changed the manifest; writing it back restarts the API server with what it had
     if (current === was.manifest) continue
@@ -148,7 +193,10 @@ describe('kubectl encryption rewrite (sandbox)', () => {
         try {
           const current = await cluster.objects.get(SECRETS, name, namespace)
           const value = `w2-${++writes}`
-          await cluster.objects.replace(SECRETS, {...current, data: {...(current.data as object), v: Buffer.from(value).toString('base64')}})
+          await cluster.objects.replace(SECRETS, {
+            ...current,
+            data: {...(current.data as object), v: Buffer.from(value).toString('base64')},
+          })
           latest.set(name, value)
         } catch {
           // a 409 against the rewrite: the writer retries with another object
@@ -161,12 +209,15 @@ describe('kubectl encryption rewrite (sandbox)', () => {
     expect(r.code, r.stderr).toBe(0)
     const result = JSON.parse(r.stdout)
     expect(result.config).toMatchObject({source: 'ssh'})
-    expect(result.verify.resources).toEqual([{resource: 'secrets', write: 'aescbc:key2', scanned: SIZES.writer, stillStale: 0, examples: []}])
+    expect(result.verify.resources).toEqual([
+      {resource: 'secrets', write: 'aescbc:key2', scanned: SIZES.writer, stillStale: 0, examples: []},
+    ])
     expect(result.totals).toMatchObject({listed: SIZES.writer, failed: 0})
     expect(result.totals.rewritten + result.totals.alreadyCurrent).toBe(SIZES.writer)
     expect(writes).toBeGreaterThan(10)
     const data = await secretsData(namespace)
-    for (let i = 0; i < SIZES.writer!; i++) expect(data.get(secretName(i))).toBe(latest.get(secretName(i)) ?? `writer-${i}`)
+    for (let i = 0; i < SIZES.writer!; i++)
+      expect(data.get(secretName(i))).toBe(latest.get(secretName(i)) ?? `writer-${i}`)
     await expectAllUnderKey2(namespace, SIZES.writer!)
   })
 
@@ -175,11 +226,16 @@ describe('kubectl encryption rewrite (sandbox)', () => {
     const before = await etcdValues(`/registry/secrets/${namespace}/`)
     const first = spawnPlugin(['-n', namespace, '--concurrency', '4', '--chunk-size', '100', '--qps', '100'])
     const stateDir = path.join(stateHome, 'kubectl-encryption')
-    await waitFor('the rewrite to be well under way', async () => {
-      const values = await etcdValues(`/registry/secrets/${namespace}/`)
-      const done = [...values.values()].filter((v) => underKey(v.value, 'key2')).length
-      return done > SIZES.kill! / 4
-    }, 120_000, 100)
+    await waitFor(
+      'the rewrite to be well under way',
+      async () => {
+        const values = await etcdValues(`/registry/secrets/${namespace}/`)
+        const done = [...values.values()].filter((v) => underKey(v.value, 'key2')).length
+        return done > SIZES.kill! / 4
+      },
+      120_000,
+      100,
+    )
     first.child.kill('SIGKILL')
     await first.done
     const mid = await etcdValues(`/registry/secrets/${namespace}/`)
@@ -209,13 +265,32 @@ describe('kubectl encryption rewrite (sandbox)', () => {
 
   it('goes on after etcd compacts in the middle of the list (410 Gone, or served from the watch cache)', async () => {
     const namespace = ns('expire')
-    const r = spawnPlugin(['-n', namespace, '--chunk-size', '50', '--qps', '60', '--concurrency', '2', '--verbose', '-o', 'json'])
+    const r = spawnPlugin([
+      '-n',
+      namespace,
+      '--chunk-size',
+      '50',
+      '--qps',
+      '60',
+      '--concurrency',
+      '2',
+      '--verbose',
+      '-o',
+      'json',
+    ])
     // compact etcd at its current revision once the first pages are through
-    await waitFor('the first pages', async () => {
-      const values = await etcdValues(`/registry/secrets/${namespace}/`)
-      return [...values.values()].filter((v) => underKey(v.value, 'key2')).length >= 60
-    }, 120_000, 100)
-    const status = JSON.parse(await ok('etcdctl', ['endpoint', 'status', '-w', 'json'])) as Array<{Status: {header: {revision: number}}}>
+    await waitFor(
+      'the first pages',
+      async () => {
+        const values = await etcdValues(`/registry/secrets/${namespace}/`)
+        return [...values.values()].filter((v) => underKey(v.value, 'key2')).length >= 60
+      },
+      120_000,
+      100,
+    )
+    const status = JSON.parse(await ok('etcdctl', ['endpoint', 'status', '-w', 'json'])) as Array<{
+      Status: {header: {revision: number}}
+    }>
     await ok('etcdctl', ['compaction', String(status[0]!.Status.header.revision)])
     const done = await r.done
     expect(done.code, done.stderr).toBe(0)
@@ -223,7 +298,10 @@ describe('kubectl encryption rewrite (sandbox)', () => {
     // snapshots, which etcd's compaction does not touch; only a token the cache cannot serve goes to
     // etcd and gets 410. Whichever the server did, the rewrite must finish, and a 410 must be reported
     // with where the listing restarted. (The 410 logic itself: test/unit/rewrite.test.ts.)
-    if (/expired \(410\)/.test(done.stderr)) expect(done.stderr).toMatch(/expired \(410\); restarted after rw-expire-\w+\/s-\d{5} with the server's continue hint/)
+    if (/expired \(410\)/.test(done.stderr))
+      expect(done.stderr).toMatch(
+        /expired \(410\); restarted after rw-expire-\w+\/s-\d{5} with the server's continue hint/,
+      )
     expect(JSON.parse(done.stdout).totals).toMatchObject({listed: SIZES.expire, rewritten: SIZES.expire, failed: 0})
     await expectAllUnderKey2(namespace, SIZES.expire!)
   })
@@ -240,7 +318,10 @@ describe('kubectl encryption rewrite (sandbox)', () => {
           try {
             const current = await cluster.objects.get(SECRETS, name, namespace)
             const value = `storm-${++n}`
-            await cluster.objects.replace(SECRETS, {...current, data: {...(current.data as object), v: Buffer.from(value).toString('base64')}})
+            await cluster.objects.replace(SECRETS, {
+              ...current,
+              data: {...(current.data as object), v: Buffer.from(value).toString('base64')},
+            })
             last.set(name, value)
           } catch {
             // lost a race against the rewrite; try again
@@ -270,12 +351,19 @@ describe('kubectl encryption rewrite (sandbox)', () => {
     for (const c of kc.clusters) c.cluster.server = `https://${sandbox().nodeIps[node]}:6443`
     const kubeconfig = path.join(dir, 'config')
     writeFileSync(kubeconfig, stringify(kc), {mode: 0o600})
-    const r = spawnPlugin(['-n', namespace, '--qps', '40', '--concurrency', '2', '--verbose', '-o', 'json'], {KUBECONFIG: kubeconfig})
+    const r = spawnPlugin(['-n', namespace, '--qps', '40', '--concurrency', '2', '--verbose', '-o', 'json'], {
+      KUBECONFIG: kubeconfig,
+    })
     // restart once the run is well under way (not while it reads the config and discovery)
-    await waitFor('the rewrite to be under way', async () => {
-      const values = await etcdValues(`/registry/secrets/${namespace}/`)
-      return [...values.values()].filter((v) => underKey(v.value, 'key2')).length >= 50
-    }, 120_000, 100)
+    await waitFor(
+      'the rewrite to be under way',
+      async () => {
+        const values = await etcdValues(`/registry/secrets/${namespace}/`)
+        return [...values.values()].filter((v) => underKey(v.value, 'key2')).length >= 50
+      },
+      120_000,
+      100,
+    )
     const manifest = await readNodeFile(node, MANIFEST)
     await writeNodeFile(node, MANIFEST, manifest + `# restarted ${Date.now()}\n`)
     const done = await r.done
@@ -307,9 +395,14 @@ describe('kubectl encryption rewrite (sandbox)', () => {
     const r = await plugin(['-n', namespace, '--dry-run', '-o', 'json'])
     expect(r.code, r.stderr).toBe(0)
     const result = JSON.parse(r.stdout)
-    expect(result).toMatchObject({dryRun: true, totals: {listed: SIZES.dry, wouldRewrite: SIZES.dry, rewritten: 0, failed: 0}})
+    expect(result).toMatchObject({
+      dryRun: true,
+      totals: {listed: SIZES.dry, wouldRewrite: SIZES.dry, rewritten: 0, failed: 0},
+    })
     const after = await etcdValues(`/registry/secrets/${namespace}/`)
-    expect([...after].map(([k, v]) => [k, v.modRevision, underKey(v.value, 'key1')])).toEqual([...before].map(([k, v]) => [k, v.modRevision, true]))
+    expect([...after].map(([k, v]) => [k, v.modRevision, underKey(v.value, 'key1')])).toEqual(
+      [...before].map(([k, v]) => [k, v.modRevision, true]),
+    )
     expect(files()).toEqual(filesBefore)
   })
 
@@ -318,35 +411,70 @@ describe('kubectl encryption rewrite (sandbox)', () => {
     // A value under a key that has left the config, between s-00007 and s-00008; and an orphan:
     // a plaintext Secret left in etcd under a namespace that no longer exists.
     const unreadable = `/registry/secrets/${namespace}/s-00007b`
-    await ok('etcdctl', ['put', unreadable], {input: Buffer.concat([Buffer.from('k8s:enc:aescbc:v1:key0:'), randomBytes(64)])})
+    await ok('etcdctl', ['put', unreadable], {
+      input: Buffer.concat([Buffer.from('k8s:enc:aescbc:v1:key0:'), randomBytes(64)]),
+    })
     await ok('etcdctl', ['put', `/registry/secrets/${GONE}/orphan`], {
-      input: JSON.stringify({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'orphan', namespace: GONE, uid: '00000000-0000-0000-0000-000000000001'}, data: {v: 'b3JwaGFu'}}),
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {name: 'orphan', namespace: GONE, uid: '00000000-0000-0000-0000-000000000001'},
+        data: {v: 'b3JwaGFu'},
+      }),
     })
     const r = await plugin(['-n', namespace, '-n', GONE, '--chunk-size', '5', '-o', 'json', '--verify'])
     expect(r.code, r.stderr).toBe(4)
     const result = JSON.parse(r.stdout)
-    const failures = result.failures.map((f: {namespace: string; name: string; reason: string}) => `${f.namespace}/${f.name}: ${f.reason}`).sort()
+    const failures = result.failures
+      .map((f: {namespace: string; name: string; reason: string}) => `${f.namespace}/${f.name}: ${f.reason}`)
+      .sort()
     // An orphan's update: kube-apiserver up to 1.36 refuses it (NamespaceLifecycle, 404 namespaces "<ns>"
     // not found); from 1.37 NamespaceLifecycle lets every update through, so the orphan is rewritten.
     const minor = Number((sandbox().env.SANDBOX_KUBE_VERSION ?? 'v1.37').split('.')[1])
     const orphanRefused = minor <= 36
     const stuck = [`${namespace}/s-00003`, `${namespace}/s-00007b`, ...(orphanRefused ? [`${GONE}/orphan`] : [])].sort()
     expect(failures).toEqual(
-      [...(orphanRefused ? [`${GONE}/orphan: NamespaceGone`] : []), `${namespace}/s-00003: AdmissionDenied`, `${namespace}/s-00007b: Undecryptable`].sort(),
+      [
+        ...(orphanRefused ? [`${GONE}/orphan: NamespaceGone`] : []),
+        `${namespace}/s-00003: AdmissionDenied`,
+        `${namespace}/s-00007b: Undecryptable`,
+      ].sort(),
     )
     const message = (name: string) => result.failures.find((f: {name: string}) => f.name === name).message
-    expect(message('s-00003')).toContain(`admission webhook "${DENY_UPDATE_WEBHOOK}" denied the request: secrets in this namespace are frozen`)
+    expect(message('s-00003')).toContain(
+      `admission webhook "${DENY_UPDATE_WEBHOOK}" denied the request: secrets in this namespace are frozen`,
+    )
     if (orphanRefused) expect(message('orphan')).toContain(`namespaces "${GONE}" not found`)
     // "unable to transform key …", or since 1.33 a StorageReadError naming "Key: …": the key either way
     expect(message('s-00007b')).toContain(unreadable)
     // every other object, including those after the unreadable one in its page, was rewritten
-    expect(result.totals).toMatchObject({listed: SIZES.fail! + 2, rewritten: SIZES.fail! + 2 - stuck.length, failed: stuck.length})
+    expect(result.totals).toMatchObject({
+      listed: SIZES.fail! + 2,
+      rewritten: SIZES.fail! + 2 - stuck.length,
+      failed: stuck.length,
+    })
     const values = await etcdValues(`/registry/secrets/${namespace}/`)
-    expect([...values].filter(([, v]) => !underKey(v.value, 'key2')).map(([k]) => k).sort()).toEqual([`/registry/secrets/${namespace}/s-00003`, unreadable])
-    if (!orphanRefused) expect(underKey((await etcdValues(`/registry/secrets/${GONE}/`)).get(`/registry/secrets/${GONE}/orphan`)!.value, 'key2')).toBe(true)
+    expect(
+      [...values]
+        .filter(([, v]) => !underKey(v.value, 'key2'))
+        .map(([k]) => k)
+        .sort(),
+    ).toEqual([`/registry/secrets/${namespace}/s-00003`, unreadable])
+    if (!orphanRefused)
+      expect(
+        underKey(
+          (await etcdValues(`/registry/secrets/${GONE}/`)).get(`/registry/secrets/${GONE}/orphan`)!.value,
+          'key2',
+        ),
+      ).toBe(true)
     // --verify: what etcd still holds under something other than key2, in the namespaces asked for
     expect(result.verify.resources).toEqual([
-      expect.objectContaining({resource: 'secrets', write: 'aescbc:key2', scanned: SIZES.fail! + 2, stillStale: stuck.length}),
+      expect.objectContaining({
+        resource: 'secrets',
+        write: 'aescbc:key2',
+        scanned: SIZES.fail! + 2,
+        stillStale: stuck.length,
+      }),
     ])
     expect([...result.verify.resources[0].examples].sort()).toEqual(stuck)
     // the table names them too

@@ -17,7 +17,17 @@ import {parse, parseDocument, type YAMLMap, type YAMLSeq} from 'yaml'
 import {DENY_UPDATE_WEBHOOK} from '../sandbox/admission-webhook.js'
 import {aescbcConfig, apiserverHash, ENC_CONFIG, enableOnNode, MANIFEST, newKey} from './helpers/encryption-setup.js'
 import {json, plugin, sshArgs, spawnPlugin} from './helpers/plugin.js'
-import {kubectl, ok, readNodeFile, type RunResult, run, sandbox, sshOk, waitForApiserverRestart, writeNodeFile} from './helpers/sandbox.js'
+import {
+  kubectl,
+  ok,
+  readNodeFile,
+  type RunResult,
+  run,
+  sandbox,
+  sshOk,
+  waitForApiserverRestart,
+  writeNodeFile,
+} from './helpers/sandbox.js'
 
 const ns = `rot-${Date.now().toString(36)}`
 const STAGES = ['add-key', 'wait-add', 'promote', 'wait-promote', 'rewrite', 'remove-old']
@@ -40,14 +50,25 @@ const key1 = newKey('key1')
 secrets.add(key1.secret)
 const values = new Map<string, string>()
 
-type Cfg = {resources: Array<{resources: string[]; providers: Array<Record<string, {keys?: Array<{name: string; secret: string}>} | undefined>>}>}
+type Cfg = {
+  resources: Array<{
+    resources: string[]
+    providers: Array<Record<string, {keys?: Array<{name: string; secret: string}>} | undefined>>
+  }>
+}
 
 interface StageJson {
   stage: string
   status: string
   detail?: string
   backupDir?: string
-  nodes?: Array<{node: string; status: string; files: Array<{path: string; kind: string}>; backups: string[]; waitedFor?: string}>
+  nodes?: Array<{
+    node: string
+    status: string
+    files: Array<{path: string; kind: string}>
+    backups: string[]
+    waitedFor?: string
+  }>
 }
 interface RotateJson {
   context: string
@@ -105,7 +126,15 @@ async function configOn(node: string): Promise<{text: string; providers: string[
 }
 
 async function readState(): Promise<StateDoc | undefined> {
-  const r = await kubectl(['get', 'configmap', '-n', 'kube-system', 'kubectl-encryption-state', '-o', 'jsonpath={.data.rotate}'])
+  const r = await kubectl([
+    'get',
+    'configmap',
+    '-n',
+    'kube-system',
+    'kubectl-encryption-state',
+    '-o',
+    'jsonpath={.data.rotate}',
+  ])
   return r.code === 0 && r.stdout.trim() ? (JSON.parse(r.stdout) as StateDoc) : undefined
 }
 
@@ -135,13 +164,33 @@ async function expectRotatedTo(provider: string, key: string, oldKey: string): P
     expect(c.text).not.toMatch(new RegExp(`name: ${oldKey}\\b`))
   }
   const r = await pluginLogged(['status', ...sshArgs(), '--scan', '--resource', 'secrets', '-o', 'json'])
-  const doc = json<{scan: {resources: Array<{resource: string; total: number; byProvider: Record<string, number>; plaintext: number; stale: number; undecryptable: number}>}; problems: string[]}>(r)
+  const doc = json<{
+    scan: {
+      resources: Array<{
+        resource: string
+        total: number
+        byProvider: Record<string, number>
+        plaintext: number
+        stale: number
+        undecryptable: number
+      }>
+    }
+    problems: string[]
+  }>(r)
   const scanned = doc.scan.resources.find((x) => x.resource === 'secrets')!
   expect(scanned.byProvider, doc.problems.join('\n')).toEqual({[`${provider}:${key}`]: scanned.total})
-  expect({plaintext: scanned.plaintext, stale: scanned.stale, undecryptable: scanned.undecryptable}).toEqual({plaintext: 0, stale: 0, undecryptable: 0})
+  expect({plaintext: scanned.plaintext, stale: scanned.stale, undecryptable: scanned.undecryptable}).toEqual({
+    plaintext: 0,
+    stale: 0,
+    undecryptable: 0,
+  })
   expect(r.code, doc.problems.join('\n')).toBe(0)
-  const list = JSON.parse(await ok('kubectl', ['get', 'secrets', '-n', ns, '-o', 'json'])) as {items: Array<{metadata: {name: string}; data: {v: string}}>}
-  expect(Object.fromEntries(list.items.map((i) => [i.metadata.name, Buffer.from(i.data.v, 'base64').toString()]))).toEqual(Object.fromEntries(values))
+  const list = JSON.parse(await ok('kubectl', ['get', 'secrets', '-n', ns, '-o', 'json'])) as {
+    items: Array<{metadata: {name: string}; data: {v: string}}>
+  }
+  expect(
+    Object.fromEntries(list.items.map((i) => [i.metadata.name, Buffer.from(i.data.v, 'base64').toString()])),
+  ).toEqual(Object.fromEntries(values))
   expect(await readState()).toMatchObject({status: 'done', completedStages: STAGES, provider, newKey: key})
 }
 
@@ -173,8 +222,17 @@ async function etcdRaw(key: string): Promise<string | undefined> {
 beforeAll(async () => {
   for (const node of nodes()) {
     savedManifests.set(node, await readNodeFile(node, MANIFEST))
-    const encTar = (await sshOk(node, `sudo -n sh -c 'if [ -d /etc/kubernetes/enc ]; then tar -C /etc/kubernetes -cf - enc | base64 -w0; fi'`)).trim()
-    savedListings.set(node, {manifests: await listing(node, '/etc/kubernetes/manifests'), tmp: await listing(node, '/etc/kubernetes/tmp'), encTar: encTar || undefined})
+    const encTar = (
+      await sshOk(
+        node,
+        `sudo -n sh -c 'if [ -d /etc/kubernetes/enc ]; then tar -C /etc/kubernetes -cf - enc | base64 -w0; fi'`,
+      )
+    ).trim()
+    savedListings.set(node, {
+      manifests: await listing(node, '/etc/kubernetes/manifests'),
+      tmp: await listing(node, '/etc/kubernetes/tmp'),
+      encTar: encTar || undefined,
+    })
   }
   savedSecrets = await etcdSecrets()
   savedState = await etcdRaw(STATE_KEY)
@@ -203,9 +261,14 @@ afterAll(async () => {
     const saved = savedListings.get(node)
     if (!saved) continue
     // Whatever the plugin (or a kill in the middle of a write) left: backups, dot temp files, .bak copies.
-    const extraManifests = (await listing(node, '/etc/kubernetes/manifests')).filter((f) => !saved.manifests.includes(f))
+    const extraManifests = (await listing(node, '/etc/kubernetes/manifests')).filter(
+      (f) => !saved.manifests.includes(f),
+    )
     const extraTmp = (await listing(node, '/etc/kubernetes/tmp')).filter((f) => !saved.tmp.includes(f))
-    const paths = [...extraManifests.map((f) => `/etc/kubernetes/manifests/${f}`), ...extraTmp.map((f) => `/etc/kubernetes/tmp/${f}`)]
+    const paths = [
+      ...extraManifests.map((f) => `/etc/kubernetes/manifests/${f}`),
+      ...extraTmp.map((f) => `/etc/kubernetes/tmp/${f}`),
+    ]
     if (paths.length > 0) await sshOk(node, `sudo -n rm -rf ${paths.map((p) => `'${p}'`).join(' ')}`)
     if (saved.tmp.length === 0) await sshOk(node, `sudo -n sh -c 'rmdir /etc/kubernetes/tmp 2>/dev/null || true'`)
     await sshOk(node, 'sudo -n rm -rf /etc/kubernetes/enc')
@@ -213,7 +276,8 @@ afterAll(async () => {
   }
   // The rewrite re-encrypted every Secret in the cluster: put the stored bytes back as they were.
   const now = await etcdSecrets()
-  for (const [key, value] of savedSecrets) if (now.get(key) !== value) await ok('etcdctl', ['put', key], {input: Buffer.from(value, 'base64')})
+  for (const [key, value] of savedSecrets)
+    if (now.get(key) !== value) await ok('etcdctl', ['put', key], {input: Buffer.from(value, 'base64')})
   for (const key of now.keys()) if (!savedSecrets.has(key)) await ok('etcdctl', ['del', key])
   if (savedState === undefined) await run('etcdctl', ['del', STATE_KEY])
   else await ok('etcdctl', ['put', STATE_KEY], {input: Buffer.from(savedState, 'base64')})
@@ -231,7 +295,12 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     expect(r.code, r.stderr).toBe(0)
     const doc = json<RotateJson>(r)
     // new keys are named key-<UTC time>, never a reused counter (issue 13 item 12)
-    expect(doc).toMatchObject({dryRun: true, provider: 'aescbc', newKey: expect.stringMatching(/^key-\d{8}T\d{6}Z$/), oldKey: {provider: 'aescbc', name: 'key1'}})
+    expect(doc).toMatchObject({
+      dryRun: true,
+      provider: 'aescbc',
+      newKey: expect.stringMatching(/^key-\d{8}T\d{6}Z$/),
+      oldKey: {provider: 'aescbc', name: 'key1'},
+    })
     expect(doc.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['add-key:planned'])
     expect(doc.stages[0]!.nodes!.map((n) => `${n.node}:${n.status}`)).toEqual(nodes().map((n) => `${n}:planned`))
     expect(new Set(doc.diffs.map((d) => d.node))).toEqual(new Set(nodes()))
@@ -258,21 +327,41 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     const r = await rotate(['--yes', '--backup-confirmed', '-o', 'json'])
     expect(r.code, r.stderr).toBe(0)
     const doc = json<RotateJson>(r)
-    expect(doc).toMatchObject({provider: 'aescbc', newKey: expect.stringMatching(/^key-\d{8}T\d{6}Z$/), oldKey: {provider: 'aescbc', name: 'key1'}, state: {status: 'done', completedStages: STAGES}})
+    expect(doc).toMatchObject({
+      provider: 'aescbc',
+      newKey: expect.stringMatching(/^key-\d{8}T\d{6}Z$/),
+      oldKey: {provider: 'aescbc', name: 'key1'},
+      state: {status: 'done', completedStages: STAGES},
+    })
     expect(doc.newKeyFingerprint).toMatch(/^sha256:[0-9a-f]{64}$/)
     expect(doc.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(STAGES.map((s) => `${s}:done`))
     for (const stage of ['add-key', 'promote', 'remove-old']) {
       const s = doc.stages.find((x) => x.stage === stage)!
-      expect(s.nodes!.map((n) => `${n.node}:${n.status}:${n.waitedFor}`)).toEqual(nodes().map((n) => `${n}:changed:restart`))
-      for (const n of s.nodes!) expect(n.backups.every((b) => b.startsWith('/etc/kubernetes/tmp/kubectl-encryption-'))).toBe(true)
+      expect(s.nodes!.map((n) => `${n.node}:${n.status}:${n.waitedFor}`)).toEqual(
+        nodes().map((n) => `${n}:changed:restart`),
+      )
+      for (const n of s.nodes!)
+        expect(n.backups.every((b) => b.startsWith('/etc/kubernetes/tmp/kubectl-encryption-'))).toBe(true)
     }
     expect(doc.stages.find((s) => s.stage === 'rewrite')!.detail).toMatch(/\d+ object\(s\) of secrets rewritten/)
     // before the rewrite stage wrote anything: the sandbox's deny-update webhook (UPDATE of */*) and the estimate
-    expect(doc.rewrite?.webhooks).toContainEqual(expect.objectContaining({kind: 'validating', webhook: DENY_UPDATE_WEBHOOK, failurePolicy: 'Fail', seesNoOpWrite: 'some'}))
+    expect(doc.rewrite?.webhooks).toContainEqual(
+      expect.objectContaining({
+        kind: 'validating',
+        webhook: DENY_UPDATE_WEBHOOK,
+        failurePolicy: 'Fail',
+        seesNoOpWrite: 'some',
+      }),
+    )
     expect(doc.rewrite?.estimate?.resources).toEqual([{resource: 'secrets', objects: expect.any(Number)}])
     const warned = r.stderr.indexOf(`Warning: validating admission webhook ${DENY_UPDATE_WEBHOOK} `)
     expect(warned, r.stderr).toBeGreaterThanOrEqual(0)
-    expect(r.stderr.indexOf(`Estimate: ${doc.rewrite!.estimate!.resources[0]!.objects!.toLocaleString('en-US')} objects in 1 resource`), r.stderr).toBeGreaterThan(warned)
+    expect(
+      r.stderr.indexOf(
+        `Estimate: ${doc.rewrite!.estimate!.resources[0]!.objects!.toLocaleString('en-US')} objects in 1 resource`,
+      ),
+      r.stderr,
+    ).toBeGreaterThan(warned)
     const after = await mirrorHashes()
     for (const node of nodes()) expect(after[node]).not.toBe(hashes[node])
     await expectRotatedTo('aescbc', doc.newKey, 'key1')
@@ -298,7 +387,9 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     const doc = json<RotateJson>(r)
     for (const stage of ['add-key', 'promote', 'remove-old']) {
       const s = doc.stages.find((x) => x.stage === stage)!
-      expect(s.nodes!.map((n) => `${n.node}:${n.status}:${n.waitedFor}`)).toEqual(nodes().map((n) => `${n}:changed:reload`))
+      expect(s.nodes!.map((n) => `${n.node}:${n.status}:${n.waitedFor}`)).toEqual(
+        nodes().map((n) => `${n}:changed:reload`),
+      )
       expect(s.nodes!.flatMap((n) => n.files.map((f) => f.kind))).toEqual(nodes().map(() => 'config'))
     }
     expect(await mirrorHashes()).toEqual(hashes)
@@ -309,11 +400,16 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     const from = await currentWrite()
     let newKey: string | undefined
     let newSecret: string | undefined
-    const secretOf = async (node: string, name: string) => (parse(await readNodeFile(node, ENC_CONFIG)) as Cfg).resources[0]!.providers.flatMap((p) => Object.values(p)[0]?.keys ?? []).find((k) => k.name === name)?.secret
+    const secretOf = async (node: string, name: string) =>
+      (parse(await readNodeFile(node, ENC_CONFIG)) as Cfg).resources[0]!.providers.flatMap(
+        (p) => Object.values(p)[0]?.keys ?? [],
+      ).find((k) => k.name === name)?.secret
     for (const stage of STAGES) {
       // Config stages are killed half way through the nodes (the first node changed, the others not);
       // the others as soon as the stage has started.
-      const trigger = ['add-key', 'promote', 'remove-old'].includes(stage) ? `${nodes()[0]}: changed` : `stage ${stage}: start`
+      const trigger = ['add-key', 'promote', 'remove-old'].includes(stage)
+        ? `${nodes()[0]}: changed`
+        : `stage ${stage}: start`
       const {child, done} = spawnPlugin(['rotate', ...sshArgs(), '--yes', '--backup-confirmed', '--verbose'])
       let seen = ''
       let killed = false
@@ -330,7 +426,11 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
       expect(killed, `never reached "${trigger}" in stage ${stage}: ${r.stderr}`).toBe(true)
       const state = (await readState())!
       // Killed inside the stage: recorded as running, not as done; the new key never changes.
-      expect(state).toMatchObject({status: 'in-progress', stage, completedStages: STAGES.slice(0, STAGES.indexOf(stage))})
+      expect(state).toMatchObject({
+        status: 'in-progress',
+        stage,
+        completedStages: STAGES.slice(0, STAGES.indexOf(stage)),
+      })
       newKey ??= state.newKey
       expect(state.newKey).toBe(newKey)
       if (stage === 'add-key') {
@@ -344,16 +444,24 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
         const one = await rotate(['--stage', 'wait-add', '--yes', '-o', 'json'])
         expect(one.code, one.stderr).toBe(0)
         const doc = json<RotateJson>(one)
-        expect(doc.stages.filter((s) => s.status !== 'already-done').map((s) => `${s.stage}:${s.status}`)).toEqual(['wait-add:done'])
+        expect(doc.stages.filter((s) => s.status !== 'already-done').map((s) => `${s.stage}:${s.status}`)).toEqual([
+          'wait-add:done',
+        ])
         expect(doc.state).toMatchObject({status: 'in-progress', completedStages: ['add-key', 'wait-add']})
         const status = await pluginLogged(['status', ...sshArgs(), '-o', 'json'])
-        expect(json<{rotation?: {stage: string; status: string; next: string}}>(status).rotation).toMatchObject({status: 'in-progress', next: 'kubectl encryption rotate'})
+        expect(json<{rotation?: {stage: string; status: string; next: string}}>(status).rotation).toMatchObject({
+          status: 'in-progress',
+          next: 'kubectl encryption rotate',
+        })
       }
     }
     const r = await rotate(['--yes', '--backup-confirmed', '-o', 'json'])
     expect(r.code, r.stderr).toBe(0)
     const doc = json<RotateJson>(r)
-    expect(doc.stages.map((s) => `${s.stage}:${s.status}`)).toEqual([...STAGES.slice(0, 5).map((s) => `${s}:already-done`), 'remove-old:done'])
+    expect(doc.stages.map((s) => `${s.stage}:${s.status}`)).toEqual([
+      ...STAGES.slice(0, 5).map((s) => `${s}:already-done`),
+      'remove-old:done',
+    ])
     expect(doc.newKey).toBe(newKey)
     await expectRotatedTo(from.provider, newKey!, from.key)
     expect(await secretOf(nodes()[2]!, newKey!)).toBe(newSecret)
@@ -367,9 +475,19 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     expect(json<{error: {code: string}}>(r).error.code).toBe('BACKUP_NOT_CONFIRMED')
     expect(r.stderr).toContain('--backup-confirmed')
     const state = (await readState())!
-    expect(state).toMatchObject({status: 'failed', stage: 'remove-old', provider: 'secretbox', completedStages: STAGES.slice(0, 5)})
+    expect(state).toMatchObject({
+      status: 'failed',
+      stage: 'remove-old',
+      provider: 'secretbox',
+      completedStages: STAGES.slice(0, 5),
+    })
     // everything is written with the new key, the old one is still there to read old backups
-    for (const node of nodes()) expect((await configOn(node)).providers).toEqual([`secretbox:${state.newKey}`, `${from.provider}:${from.key}`, 'identity:'])
+    for (const node of nodes())
+      expect((await configOn(node)).providers).toEqual([
+        `secretbox:${state.newKey}`,
+        `${from.provider}:${from.key}`,
+        'identity:',
+      ])
     const dir = mkdtempSync(join(tmpdir(), 'rotate-backup-'))
     localDirs.push(dir)
     const out = join(dir, 'enc')
@@ -409,14 +527,25 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
       const holderPid = runs[winner!]!.child.pid
       const refused = json<{error: {code: string; message: string; hint: string}}>(first.res)
       expect(refused.error.code).toBe('OPERATION_LOCKED')
-      expect(refused.error.message).toMatch(new RegExp(`rotate by \\S+@\\S+ pid ${holderPid}, since \\d{4}-\\d\\d-\\d\\dT`))
+      expect(refused.error.message).toMatch(
+        new RegExp(`rotate by \\S+@\\S+ pid ${holderPid}, since \\d{4}-\\d\\d-\\d\\dT`),
+      )
       expect(first.res.stderr).toMatch(/^hint: Wait until it finishes/m)
       const status = await pluginLogged(['status', ...sshArgs(), '-o', 'json'])
-      const doc = json<{lock?: {holder: string; operation: string; since: string; stale: boolean}; rotation?: {stage: string; status: string}}>(status)
-      expect(doc.lock).toMatchObject({holder: expect.stringMatching(new RegExp(` pid ${holderPid}$`)), operation: 'rotate', stale: false})
+      const doc = json<{
+        lock?: {holder: string; operation: string; since: string; stale: boolean}
+        rotation?: {stage: string; status: string}
+      }>(status)
+      expect(doc.lock).toMatchObject({
+        holder: expect.stringMatching(new RegExp(` pid ${holderPid}$`)),
+        operation: 'rotate',
+        stale: false,
+      })
       expect(doc.rotation).toMatchObject({stage: 'add-key', status: 'in-progress'})
       const table = await pluginLogged(['status', ...sshArgs()])
-      expect(table.stdout).toMatch(new RegExp(`^Lock:\\s+held by \\S+ pid ${holderPid} for rotate since ${doc.lock!.since}$`, 'm'))
+      expect(table.stdout).toMatch(
+        new RegExp(`^Lock:\\s+held by \\S+ pid ${holderPid} for rotate since ${doc.lock!.since}$`, 'm'),
+      )
     } finally {
       for (const r of runs) r.child.kill('SIGCONT')
     }
@@ -424,11 +553,18 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     outputs.push(done.stdout, done.stderr)
     expect(done.code, done.stderr).toBe(0)
     const result = json<RotateJson>(done)
-    expect(result.stages.filter((s) => s.status !== 'already-done').map((s) => `${s.stage}:${s.status}`)).toEqual(['add-key:done'])
+    expect(result.stages.filter((s) => s.status !== 'already-done').map((s) => `${s.stage}:${s.status}`)).toEqual([
+      'add-key:done',
+    ])
     // As the one run left it: one new key, second, on every node; the state says add-key; no lock left.
     const configs = await Promise.all(nodes().map((n) => configOn(n)))
     for (const c of configs) expect(c.providers).toEqual([`${from.provider}:${from.key},${result.newKey}`, 'identity:'])
-    expect(await readState()).toMatchObject({status: 'in-progress', stage: 'add-key', completedStages: ['add-key'], newKey: result.newKey})
+    expect(await readState()).toMatchObject({
+      status: 'in-progress',
+      stage: 'add-key',
+      completedStages: ['add-key'],
+      newKey: result.newKey,
+    })
     expect(json<{lock?: unknown}>(await pluginLogged(['status', ...sshArgs(), '-o', 'json'])).lock).toBeUndefined()
 
     // SIGTERM in the middle of a stage: the stage in progress is finished (or stopped at a safe point),
@@ -460,4 +596,3 @@ describe('kubectl encryption rotate', {timeout: 900_000}, () => {
     expectNoKeyMaterial()
   })
 })
-

@@ -3,7 +3,17 @@
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {aescbcConfig, ENC_CONFIG, enableOnNode, MANIFEST, newKey, apiserverHash} from './helpers/encryption-setup.js'
 import {probeHttp} from '../sandbox/api-client.js'
-import {kubectl, kubectlOnNode, ok, readNodeFile, run, sandbox, sshOk, waitForApiserverRestart, writeNodeFile} from './helpers/sandbox.js'
+import {
+  kubectl,
+  kubectlOnNode,
+  ok,
+  readNodeFile,
+  run,
+  sandbox,
+  sshOk,
+  waitForApiserverRestart,
+  writeNodeFile,
+} from './helpers/sandbox.js'
 
 const NS = 'default'
 const key1 = newKey('key1')
@@ -64,9 +74,26 @@ describe('encryption at rest configured by hand, on three nodes', () => {
     const [writer, reader] = sandbox().nodes as [string, string]
     await enableOnNode(writer, aescbcConfig([key2, key1]))
     await kubectlOnNode(writer, ['delete', 'secret', 'secret2', '-n', NS, '--ignore-not-found'])
-    await ok('kubectl', [`--server=https://${sandbox().nodeIps[writer]}:6443`, 'create', 'secret', 'generic', 'secret2', '-n', NS, '--from-literal=mykey=mydata'])
+    await ok('kubectl', [
+      `--server=https://${sandbox().nodeIps[writer]}:6443`,
+      'create',
+      'secret',
+      'generic',
+      'secret2',
+      '-n',
+      NS,
+      '--from-literal=mykey=mydata',
+    ])
     expect(await hexdumpText(`/registry/secrets/${NS}/secret2`)).toContain('k8s:enc:aescbc:v1:key2:')
-    const viaReader = await kubectlOnNode(reader, ['get', 'secret', 'secret2', '-n', NS, '-o', 'jsonpath={.data.mykey}'])
+    const viaReader = await kubectlOnNode(reader, [
+      'get',
+      'secret',
+      'secret2',
+      '-n',
+      NS,
+      '-o',
+      'jsonpath={.data.mykey}',
+    ])
     expect(viaReader.stdout).toBe('bXlkYXRh')
   })
 

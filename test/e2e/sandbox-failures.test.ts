@@ -5,7 +5,17 @@ import {readFileSync} from 'node:fs'
 import path from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {apiserverHash, ENC_CONFIG, MANIFEST, withEncryptionFlag} from './helpers/encryption-setup.js'
-import {isReady, kubectl, mirrorPod, readNodeFile, sandbox, sshOk, waitFor, writeNodeFile, type MirrorPod} from './helpers/sandbox.js'
+import {
+  isReady,
+  kubectl,
+  mirrorPod,
+  readNodeFile,
+  sandbox,
+  sshOk,
+  waitFor,
+  writeNodeFile,
+  type MirrorPod,
+} from './helpers/sandbox.js'
 import {probeHttp} from '../sandbox/api-client.js'
 
 const identityConfig = `apiVersion: apiserver.config.k8s.io/v1
@@ -30,19 +40,31 @@ async function apiserverPodsOn(name: string): Promise<MirrorPod[]> {
 
 async function containerLog(pod: MirrorPod): Promise<string> {
   const hash = pod.metadata.annotations['kubernetes.io/config.hash']
-  return sshOk(node(), `sudo -n sh -c 'cat /var/log/pods/kube-system_${pod.metadata.name}_${hash}/kube-apiserver/*.log'`)
+  return sshOk(
+    node(),
+    `sudo -n sh -c 'cat /var/log/pods/kube-system_${pod.metadata.name}_${hash}/kube-apiserver/*.log'`,
+  )
 }
 
 let original = ''
 let originalHash = ''
 
 async function restore(): Promise<void> {
-  await sshOk(node(), 'sudo -n rm -f /etc/kubernetes/manifests/kube-apiserver.yaml.bak /etc/kubernetes/manifests/.kube-apiserver.yaml.swp')
+  await sshOk(
+    node(),
+    'sudo -n rm -f /etc/kubernetes/manifests/kube-apiserver.yaml.bak /etc/kubernetes/manifests/.kube-apiserver.yaml.swp',
+  )
   if ((await readNodeFile(node(), MANIFEST)) !== original) await writeNodeFile(node(), MANIFEST, original)
-  await waitFor('the original kube-apiserver to be back', async () => {
-    const pod = await mirrorPod(`kube-apiserver-${node()}`)
-    return isReady(pod) && pod!.metadata.annotations['kubernetes.io/config.hash'] === originalHash && (await readyz()).ok
-  }, 90_000)
+  await waitFor(
+    'the original kube-apiserver to be back',
+    async () => {
+      const pod = await mirrorPod(`kube-apiserver-${node()}`)
+      return (
+        isReady(pod) && pod!.metadata.annotations['kubernetes.io/config.hash'] === originalHash && (await readyz()).ok
+      )
+    },
+    90_000,
+  )
 }
 
 describe('broken static pods on one node', () => {
@@ -76,7 +98,12 @@ describe('broken static pods on one node', () => {
     const pod = await waitFor('a crash-looping kube-apiserver', async () => {
       const p = await mirrorPod(`kube-apiserver-${node()}`)
       const status = p?.status.containerStatuses?.[0]
-      return p && p.metadata.annotations['kubernetes.io/config.hash'] !== originalHash && status && status.restartCount >= 1 ? p : undefined
+      return p &&
+        p.metadata.annotations['kubernetes.io/config.hash'] !== originalHash &&
+        status &&
+        status.restartCount >= 1
+        ? p
+        : undefined
     })
     expect(isReady(pod)).toBe(false)
     expect((await readyz()).ok).toBe(false)
@@ -92,7 +119,11 @@ describe('broken static pods on one node', () => {
     await writeNodeFile(node(), MANIFEST, withEncryptionFlag(original))
     const pod = await waitFor('a crash-looping kube-apiserver', async () => {
       const p = await mirrorPod(`kube-apiserver-${node()}`)
-      return p && p.metadata.annotations['kubernetes.io/config.hash'] !== originalHash && (p.status.containerStatuses?.[0]?.restartCount ?? 0) >= 1 ? p : undefined
+      return p &&
+        p.metadata.annotations['kubernetes.io/config.hash'] !== originalHash &&
+        (p.status.containerStatuses?.[0]?.restartCount ?? 0) >= 1
+        ? p
+        : undefined
     })
     expect(isReady(pod)).toBe(false)
     // The first crash may have another cause (the previous instance still holding the port while it
@@ -102,16 +133,23 @@ describe('broken static pods on one node', () => {
     // klog writes the error as err="…", so the quotes around the path are escaped in the log line.
     const emptyConfigError = new RegExp(`encryption provider configuration file \\\\?"${ENC_CONFIG}\\\\?" is empty`)
     await waitFor('the apiserver to log why it refuses the empty config', async () => {
-      const logs = await sshOk(node(), `sudo -n sh -c 'cat /var/log/pods/kube-system_${pod.metadata.name}_*/kube-apiserver/*.log'`)
+      const logs = await sshOk(
+        node(),
+        `sudo -n sh -c 'cat /var/log/pods/kube-system_${pod.metadata.name}_*/kube-apiserver/*.log'`,
+      )
       return logs.split('\n').some((line) => line.slice(0, 24) >= startedAt && emptyConfigError.test(line))
     })
     // fixing the file alone (same manifest) lets the next restart succeed, after the crash-loop back-off
     const hash = pod.metadata.annotations['kubernetes.io/config.hash']
     await writeNodeFile(node(), ENC_CONFIG, identityConfig)
-    await waitFor('kube-apiserver to recover', async () => {
-      const p = await mirrorPod(`kube-apiserver-${node()}`)
-      return isReady(p) && p!.metadata.annotations['kubernetes.io/config.hash'] === hash
-    }, 90_000)
+    await waitFor(
+      'kube-apiserver to recover',
+      async () => {
+        const p = await mirrorPod(`kube-apiserver-${node()}`)
+        return isReady(p) && p!.metadata.annotations['kubernetes.io/config.hash'] === hash
+      },
+      90_000,
+    )
     await restore()
   })
 

@@ -38,10 +38,21 @@ describe('seed commands against the sandbox (no encryption configured)', () => {
     const {nodes, nodeIps} = sandbox()
     const node = nodes[1]!
     const r = await kubectl([
-      'exec', '-n', 'kube-system', `etcd-${node}`, '--',
-      'etcdctl', `--endpoints=https://${nodeIps[node]}:2379`,
-      '--cacert=/etc/kubernetes/pki/etcd/ca.crt', '--cert=/etc/kubernetes/pki/etcd/server.crt', '--key=/etc/kubernetes/pki/etcd/server.key',
-      'get', `/registry/secrets/${NS}/${NAME}`, '--print-value-only=false', '-w', 'json',
+      'exec',
+      '-n',
+      'kube-system',
+      `etcd-${node}`,
+      '--',
+      'etcdctl',
+      `--endpoints=https://${nodeIps[node]}:2379`,
+      '--cacert=/etc/kubernetes/pki/etcd/ca.crt',
+      '--cert=/etc/kubernetes/pki/etcd/server.crt',
+      '--key=/etc/kubernetes/pki/etcd/server.key',
+      'get',
+      `/registry/secrets/${NS}/${NAME}`,
+      '--print-value-only=false',
+      '-w',
+      'json',
     ])
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
@@ -51,11 +62,15 @@ describe('seed commands against the sandbox (no encryption configured)', () => {
   })
 
   it('kubectl get secrets --all-namespaces -o json | kubectl replace -f - rewrites every secret', async () => {
-    const before = JSON.parse(await ok('kubectl', ['get', 'secret', NAME, '-n', NS, '-o', 'json'])) as {metadata: {resourceVersion: string}}
+    const before = JSON.parse(await ok('kubectl', ['get', 'secret', NAME, '-n', NS, '-o', 'json'])) as {
+      metadata: {resourceVersion: string}
+    }
     const r = await run('sh', ['-c', 'kubectl get secrets --all-namespaces -o json | kubectl replace -f -'])
     expect(r.code).toBe(0)
     expect(r.stdout).toContain(`secret/${NAME} replaced`)
-    const after = JSON.parse(await ok('kubectl', ['get', 'secret', NAME, '-n', NS, '-o', 'json'])) as {metadata: {resourceVersion: string}}
+    const after = JSON.parse(await ok('kubectl', ['get', 'secret', NAME, '-n', NS, '-o', 'json'])) as {
+      metadata: {resourceVersion: string}
+    }
     // identity -> identity: nothing is stale, the no-op update is skipped (docs/kubernetes-behaviour.md §4.2)
     expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion)
   })

@@ -33,13 +33,27 @@ let savedState: string | undefined
 let snapshotDirsBefore: string[] = []
 
 interface SnapshotJson {
-  snapshot: {file: string; bytes: number; revision: number; totalKeys: number; etcdVersion?: string; integrityChecked: boolean}
+  snapshot: {
+    file: string
+    bytes: number
+    revision: number
+    totalKeys: number
+    etcdVersion?: string
+    integrityChecked: boolean
+  }
   keys: number
   values: number
   needs: Array<{storedAs: string; values: number; unreadable?: number}>
   keysNeeded: string[]
   resources: Array<{resource: string; values: number; storedAs: Record<string, number>}>
-  config?: {readable: boolean; file: string; hash: string; values: number; unreadable: number; resources: Array<{resource: string; unreadable: number; unreadableAs: Record<string, number>}>}
+  config?: {
+    readable: boolean
+    file: string
+    hash: string
+    values: number
+    unreadable: number
+    resources: Array<{resource: string; unreadable: number; unreadableAs: Record<string, number>}>
+  }
 }
 
 const nodes = () => sandbox().nodes
@@ -66,7 +80,8 @@ async function etcdSecrets(): Promise<Map<string, string>> {
   return new Map(kvs.map((kv) => [Buffer.from(kv.key, 'base64').toString(), kv.value]))
 }
 
-const tmpListing = async (node: string) => (await sshOk(node, `sudo -n sh -c 'ls -A /etc/kubernetes/tmp 2>/dev/null || true'`)).split('\n').filter(Boolean)
+const tmpListing = async (node: string) =>
+  (await sshOk(node, `sudo -n sh -c 'ls -A /etc/kubernetes/tmp 2>/dev/null || true'`)).split('\n').filter(Boolean)
 
 beforeAll(async () => {
   snapshotDirsBefore = snapshotDirs()
@@ -83,7 +98,8 @@ beforeAll(async () => {
   await ok('kubectl', ['create', 'namespace', ns])
   await ok('kubectl', ['create', 'secret', 'generic', 'plain', '-n', ns, '--from-literal=k=v'])
   for (const node of nodes()) await enableOnNode(node, aescbcConfig([key1]))
-  for (let i = 0; i < SECRETS; i++) await ok('kubectl', ['create', 'secret', 'generic', `under-key1-${i}`, '-n', ns, '--from-literal=k=v'])
+  for (let i = 0; i < SECRETS; i++)
+    await ok('kubectl', ['create', 'secret', 'generic', `under-key1-${i}`, '-n', ns, '--from-literal=k=v'])
   await ok('etcdctl', ['snapshot', 'save', before])
 }, 600_000)
 
@@ -93,15 +109,18 @@ afterAll(async () => {
   // The stored bytes first, while every node still runs a config that reads them (identity fallback):
   // an API server restarted without encryption while encrypted Secrets are stored is never Ready.
   const now = await etcdSecrets()
-  for (const [key, value] of savedSecrets) if (now.get(key) !== value) await ok('etcdctl', ['put', key], {input: Buffer.from(value, 'base64')})
+  for (const [key, value] of savedSecrets)
+    if (now.get(key) !== value) await ok('etcdctl', ['put', key], {input: Buffer.from(value, 'base64')})
   for (const key of now.keys()) if (!savedSecrets.has(key)) await ok('etcdctl', ['del', key])
   if (savedState === undefined) await run('etcdctl', ['del', STATE_KEY])
   else await ok('etcdctl', ['put', STATE_KEY], {input: Buffer.from(savedState, 'base64')})
   await restoreNodes(savedManifests)
   for (const node of nodes()) {
     const extra = (await tmpListing(node)).filter((f) => !savedTmp.get(node)!.includes(f))
-    if (extra.length > 0) await sshOk(node, `sudo -n rm -rf ${extra.map((f) => `'/etc/kubernetes/tmp/${f}'`).join(' ')}`)
-    if (savedTmp.get(node)!.length === 0) await sshOk(node, `sudo -n sh -c 'rmdir /etc/kubernetes/tmp 2>/dev/null || true'`)
+    if (extra.length > 0)
+      await sshOk(node, `sudo -n rm -rf ${extra.map((f) => `'/etc/kubernetes/tmp/${f}'`).join(' ')}`)
+    if (savedTmp.get(node)!.length === 0)
+      await sshOk(node, `sudo -n sh -c 'rmdir /etc/kubernetes/tmp 2>/dev/null || true'`)
   }
   rmSync(dir, {recursive: true, force: true})
 }, 900_000)
@@ -131,14 +150,26 @@ describe('kubectl encryption status --scan --snapshot', {timeout: 900_000}, () =
     const out = join(dir, 'enc-backups')
     const r = await plugin(['rotate', ...sshArgs(), '--yes', '--backup-dir', out, '-o', 'json'], {timeoutMs: 840_000})
     expect(r.code, r.stderr).toBe(0)
-    const doc = json<{newKey: string; oldKey: {provider: string; name: string}; localBackup?: string; oldKeyBackup?: string; stages: Array<{stage: string; status: string}>}>(r)
-    expect(doc.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['add-key', 'wait-add', 'promote', 'wait-promote', 'rewrite', 'remove-old'].map((s) => `${s}:done`))
+    const doc = json<{
+      newKey: string
+      oldKey: {provider: string; name: string}
+      localBackup?: string
+      oldKeyBackup?: string
+      stages: Array<{stage: string; status: string}>
+    }>(r)
+    expect(doc.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(
+      ['add-key', 'wait-add', 'promote', 'wait-promote', 'rewrite', 'remove-old'].map((s) => `${s}:done`),
+    )
     expect(doc.oldKey).toEqual({provider: 'aescbc', name: 'key1'})
     newKeyName = doc.newKey
     newConfig = doc.localBackup!
     oldKeyConfig = doc.oldKeyBackup!
     const names = (file: string) =>
-      (parse(readFileSync(file, 'utf8')) as {resources: Array<{providers: Array<{aescbc?: {keys: Array<{name: string}>}}>}>}).resources[0]!.providers.flatMap((p) => p.aescbc?.keys.map((k) => k.name) ?? [])
+      (
+        parse(readFileSync(file, 'utf8')) as {
+          resources: Array<{providers: Array<{aescbc?: {keys: Array<{name: string}>}}>}>
+        }
+      ).resources[0]!.providers.flatMap((p) => p.aescbc?.keys.map((k) => k.name) ?? [])
     expect(names(newConfig)).toEqual([newKeyName])
     expect(names(oldKeyConfig)).toEqual([newKeyName, 'key1'])
     expect(readFileSync(newConfig, 'utf8')).toBe(await readNodeFile(nodes()[0]!, '/etc/kubernetes/enc/enc.yaml'))
@@ -152,10 +183,14 @@ describe('kubectl encryption status --scan --snapshot', {timeout: 900_000}, () =
     expect(need(doc, 'aescbc:key1')).toMatchObject({unreadable: need(doc, 'aescbc:key1')!.values})
     expect(need(doc, 'identity')!.unreadable).toBe(0)
     expect(doc.config!.unreadable).toBe(need(doc, 'aescbc:key1')!.values)
-    expect(doc.config!.resources.find((x) => x.resource === 'secrets')!.unreadableAs).toEqual({'aescbc:key1': doc.config!.unreadable})
+    expect(doc.config!.resources.find((x) => x.resource === 'secrets')!.unreadableAs).toEqual({
+      'aescbc:key1': doc.config!.unreadable,
+    })
     const table = await scan(before, '--config', newConfig)
     expect(table.code).toBe(5)
-    expect(table.stdout).toContain(`does NOT open ${doc.config!.unreadable} of ${doc.config!.values} values of ${before}: it cannot read the values stored as aescbc:key1.`)
+    expect(table.stdout).toContain(
+      `does NOT open ${doc.config!.unreadable} of ${doc.config!.values} values of ${before}: it cannot read the values stored as aescbc:key1.`,
+    )
   })
 
   it('the config rotate kept with key1 opens the old snapshot: exit 0', async () => {
@@ -186,9 +221,23 @@ describe('kubectl encryption status --scan --snapshot', {timeout: 900_000}, () =
     const random = join(dir, 'random.db')
     writeFileSync(random, randomBytes(64 * 1024))
     const cases: Array<[string, RegExp]> = [
-      [truncated, new RegExp(`^error: --snapshot ${truncated} is not a readable etcd snapshot \\(truncated, damaged, or not a snapshot\\): `)],
-      [random, new RegExp(`^error: --snapshot ${random} is not a readable etcd snapshot \\(truncated, damaged, or not a snapshot\\): invalid database$`, 'm')],
-      [join(dir, 'missing.db'), new RegExp(`^error: cannot read --snapshot ${join(dir, 'missing.db')}: no such file$`, 'm')],
+      [
+        truncated,
+        new RegExp(
+          `^error: --snapshot ${truncated} is not a readable etcd snapshot \\(truncated, damaged, or not a snapshot\\): `,
+        ),
+      ],
+      [
+        random,
+        new RegExp(
+          `^error: --snapshot ${random} is not a readable etcd snapshot \\(truncated, damaged, or not a snapshot\\): invalid database$`,
+          'm',
+        ),
+      ],
+      [
+        join(dir, 'missing.db'),
+        new RegExp(`^error: cannot read --snapshot ${join(dir, 'missing.db')}: no such file$`, 'm'),
+      ],
     ]
     for (const [file, message] of cases) {
       const r = await scan(file, '--config', oldKeyConfig)
@@ -201,9 +250,11 @@ describe('kubectl encryption status --scan --snapshot', {timeout: 900_000}, () =
 
   it('leaves no temporary data dir and prints no key material', async () => {
     expect(snapshotDirs().filter((d) => !snapshotDirsBefore.includes(d))).toEqual([])
-    const keys = (parse(readFileSync(oldKeyConfig, 'utf8')) as {resources: Array<{providers: Array<{aescbc?: {keys: Array<{secret: string}>}}>}>}).resources[0]!.providers.flatMap(
-      (p) => p.aescbc?.keys.map((k) => k.secret) ?? [],
-    )
+    const keys = (
+      parse(readFileSync(oldKeyConfig, 'utf8')) as {
+        resources: Array<{providers: Array<{aescbc?: {keys: Array<{secret: string}>}}>}>
+      }
+    ).resources[0]!.providers.flatMap((p) => p.aescbc?.keys.map((k) => k.secret) ?? [])
     expect(keys).toContain(key1.secret)
     const all = pluginOutputs.join('\n')
     for (const secret of keys) expect(all.includes(secret), 'a key secret appeared in plugin output').toBe(false)

@@ -13,7 +13,13 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {setConfigHashAnnotation} from '../../src/controlplane/apiserver-manifest.js'
 import {configHash} from '../../src/encryption/fingerprint.js'
-import {allNodeStates, expectNoKeyMaterial, restoreControlPlane, saveControlPlane, type SavedControlPlane} from './helpers/control-plane-state.js'
+import {
+  allNodeStates,
+  expectNoKeyMaterial,
+  restoreControlPlane,
+  saveControlPlane,
+  type SavedControlPlane,
+} from './helpers/control-plane-state.js'
 import {apiserverHash, ENC_CONFIG, MANIFEST, newKey, withEncryptionFlag} from './helpers/encryption-setup.js'
 import {sshArgs} from './helpers/plugin.js'
 import {kubectl, ok, readNodeFile, waitForApiserverRestart, writeNodeFile} from './helpers/sandbox.js'
@@ -27,13 +33,36 @@ const SPINNER = /[\u2800-\u28ff]|\x1b\[(?:0K|1A|2K)/
 
 let saved: SavedControlPlane | undefined
 let context = ''
-const kubeadmConfig = async () => (await kubectl(['get', 'configmap', '-n', 'kube-system', 'kubeadm-config', '-o', 'jsonpath={.data.ClusterConfiguration}'])).stdout
+const kubeadmConfig = async () =>
+  (
+    await kubectl([
+      'get',
+      'configmap',
+      '-n',
+      'kube-system',
+      'kubeadm-config',
+      '-o',
+      'jsonpath={.data.ClusterConfiguration}',
+    ])
+  ).stdout
 /** The plugin's state ConfigMap (rotation record, the cluster's lock): a refused run leaves it as it was. */
 const stateConfigMap = async () => {
-  const r = await kubectl(['get', 'configmap', '-n', 'kube-system', 'kubectl-encryption-state', '-o', 'jsonpath={.data}'])
+  const r = await kubectl([
+    'get',
+    'configmap',
+    '-n',
+    'kube-system',
+    'kubectl-encryption-state',
+    '-o',
+    'jsonpath={.data}',
+  ])
   return r.code === 0 ? r.stdout : `absent (${r.stderr.includes('NotFound') || r.stderr.includes('not found')})`
 }
-const clusterState = async () => ({nodes: await allNodeStates(), kubeadmConfig: await kubeadmConfig(), state: await stateConfigMap()})
+const clusterState = async () => ({
+  nodes: await allNodeStates(),
+  kubeadmConfig: await kubeadmConfig(),
+  state: await stateConfigMap(),
+})
 
 beforeAll(async () => {
   saved = await saveControlPlane()
@@ -52,7 +81,9 @@ describe('enable: y/N on a terminal', {timeout: 300_000}, () => {
     expect(r.screen).toMatch(/Enable encryption at rest on cp-1, cp-2, cp-3 \(.*\)\? \[y\/N\] n\n/)
     expect(r.screen).toContain('error: Aborted: nothing was changed.')
     // the spinner ran before the question (the terminal has a size) and stayed off while it waited
-    expect(r.screen.slice(0, r.screen.indexOf('Enable encryption'))).toMatch(/[\u2800-\u28ff] Connecting to the cluster/)
+    expect(r.screen.slice(0, r.screen.indexOf('Enable encryption'))).toMatch(
+      /[\u2800-\u28ff] Connecting to the cluster/,
+    )
     expect(r.whileAsking).not.toMatch(SPINNER)
     expect(await clusterState()).toEqual(before)
   })
@@ -92,7 +123,10 @@ resources:
 `
     const before = await apiserverHash('cp-1')
     await writeNodeFile('cp-1', ENC_CONFIG, config)
-    const manifest = setConfigHashAnnotation(withEncryptionFlag(await readNodeFile('cp-1', MANIFEST)), configHash(config)).text
+    const manifest = setConfigHashAnnotation(
+      withEncryptionFlag(await readNodeFile('cp-1', MANIFEST)),
+      configHash(config),
+    ).text
     await writeNodeFile('cp-1', MANIFEST, manifest)
     await waitForApiserverRestart('cp-1', before, 120_000)
   }, 300_000)
@@ -121,13 +155,22 @@ resources:
     const before = await clusterState()
     try {
       const out = join(dir, 'result.json')
-      const r = await onTerminal(['decrypt-all', ...sshArgs(), '-o', 'json'], {size: SIZE, type: {after: TYPE_NAME, keys: `${context}\r`}, redirect: `> ${out}`})
+      const r = await onTerminal(['decrypt-all', ...sshArgs(), '-o', 'json'], {
+        size: SIZE,
+        type: {after: TYPE_NAME, keys: `${context}\r`},
+        redirect: `> ${out}`,
+      })
       expect(r.code, r.screen).toBe(0)
       expect(r.screen).toContain(`Type the context name (${context}) to continue: ${context}\n`)
       const stdout = readFileSync(out, 'utf8')
       expect(stdout).not.toContain('Type the context name')
       const result = JSON.parse(stdout) as {stages: Array<{stage: string; status: string}>; decrypted: boolean}
-      expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['identity-first:unchanged', 'rewrite:done', 'scan:done', 'remove-encryption:skipped'])
+      expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual([
+        'identity-first:unchanged',
+        'rewrite:done',
+        'scan:done',
+        'remove-encryption:skipped',
+      ])
       expect(result.decrypted).toBe(true)
       // identity was first already: the files on the nodes are as they were
       expect(await clusterState()).toEqual(before)

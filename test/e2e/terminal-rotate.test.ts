@@ -14,8 +14,22 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parse, parseDocument, type YAMLMap, type YAMLSeq} from 'yaml'
 
-import {allNodeStates, expectNoKeyMaterial, keysSeen, restoreControlPlane, saveControlPlane, type SavedControlPlane} from './helpers/control-plane-state.js'
-import {aescbcConfig, apiserverHash, ENC_CONFIG, MANIFEST, newKey, withEncryptionFlag} from './helpers/encryption-setup.js'
+import {
+  allNodeStates,
+  expectNoKeyMaterial,
+  keysSeen,
+  restoreControlPlane,
+  saveControlPlane,
+  type SavedControlPlane,
+} from './helpers/control-plane-state.js'
+import {
+  aescbcConfig,
+  apiserverHash,
+  ENC_CONFIG,
+  MANIFEST,
+  newKey,
+  withEncryptionFlag,
+} from './helpers/encryption-setup.js'
 import {pluginOutputs, sshArgs} from './helpers/plugin.js'
 import {kubectl, ok, readNodeFile, run, sandbox, waitForApiserverRestart, writeNodeFile} from './helpers/sandbox.js'
 import {onTerminal} from './helpers/terminal.js'
@@ -35,16 +49,34 @@ let context = ''
 const key1 = newKey('key1')
 const nodes = () => sandbox().nodes
 
-const etcdRaw = async (key: string) => (JSON.parse(await ok('etcdctl', ['get', key, '-w', 'json'])) as {kvs?: Array<{value: string}>}).kvs?.[0]?.value
+const etcdRaw = async (key: string) =>
+  (JSON.parse(await ok('etcdctl', ['get', key, '-w', 'json'])) as {kvs?: Array<{value: string}>}).kvs?.[0]?.value
 const stateData = async () => {
-  const r = await kubectl(['get', 'configmap', '-n', 'kube-system', 'kubectl-encryption-state', '-o', 'jsonpath={.data}'])
+  const r = await kubectl([
+    'get',
+    'configmap',
+    '-n',
+    'kube-system',
+    'kubectl-encryption-state',
+    '-o',
+    'jsonpath={.data}',
+  ])
   return r.code === 0 ? r.stdout : `absent (${r.stderr.includes('NotFound') || r.stderr.includes('not found')})`
 }
-const mirrorHashes = async () => Object.fromEntries(await Promise.all(nodes().map(async (n) => [n, await apiserverHash(n)] as const)))
-const clusterState = async () => ({nodes: await allNodeStates(), apiservers: await mirrorHashes(), state: await stateData()})
+const mirrorHashes = async () =>
+  Object.fromEntries(await Promise.all(nodes().map(async (n) => [n, await apiserverHash(n)] as const)))
+const clusterState = async () => ({
+  nodes: await allNodeStates(),
+  apiservers: await mirrorHashes(),
+  state: await stateData(),
+})
 /** The secrets entry's providers on a node, as `provider:key,key`. */
 const providersOn = async (node: string) =>
-  (parse(await readNodeFile(node, ENC_CONFIG)) as {resources: Array<{providers: Array<Record<string, {keys?: Array<{name: string}>} | undefined>>}>}).resources[0]!.providers.map((p) => {
+  (
+    parse(await readNodeFile(node, ENC_CONFIG)) as {
+      resources: Array<{providers: Array<Record<string, {keys?: Array<{name: string}>} | undefined>>}>
+    }
+  ).resources[0]!.providers.map((p) => {
     const [type, body] = Object.entries(p)[0]!
     return `${type}:${(body?.keys ?? []).map((k) => k.name).join(',')}`
   })
@@ -86,7 +118,9 @@ describe('rotate: the context name typed on a terminal', {timeout: 300_000}, () 
     const r = await onTerminal(['rotate', ...sshArgs()], {size: SIZE, type: {after: TYPE_NAME, keys: `${context}x\r`}})
     expect(r.code, r.screen).toBe(3)
     // the new key is named key-<UTC time> (issue 13 item 12)
-    expect(r.screen).toMatch(/Rotate aescbc\/key1 -> aescbc\/key-\d{8}T\d{6}Z on every control-plane node \(stages add-key, wait-add, promote, wait-promote, rewrite, remove-old;/)
+    expect(r.screen).toMatch(
+      /Rotate aescbc\/key1 -> aescbc\/key-\d{8}T\d{6}Z on every control-plane node \(stages add-key, wait-add, promote, wait-promote, rewrite, remove-old;/,
+    )
     expect(r.screen).toContain(`Type the context name (${context}) to continue: ${context}x\n`)
     expect(r.screen).toContain(REFUSED)
     expect(r.whileAsking).not.toMatch(SPINNER)
@@ -107,22 +141,43 @@ describe('rotate: the context name typed on a terminal', {timeout: 300_000}, () 
     const apiservers = await mirrorHashes()
     try {
       const out = join(dir, 'result.json')
-      const r = await onTerminal(['rotate', ...sshArgs(), '--stage', 'add-key', '-o', 'json'], {size: SIZE, type: {after: TYPE_NAME, keys: `${context}\r`}, redirect: `> ${out}`})
+      const r = await onTerminal(['rotate', ...sshArgs(), '--stage', 'add-key', '-o', 'json'], {
+        size: SIZE,
+        type: {after: TYPE_NAME, keys: `${context}\r`},
+        redirect: `> ${out}`,
+      })
       const stdout = readFileSync(out, 'utf8')
       pluginOutputs.push(stdout)
       expect(r.code, r.screen).toBe(0)
       expect(r.screen).toContain(`Type the context name (${context}) to continue: ${context}\n`)
       expect(stdout).not.toContain('Type the context name')
-      const result = JSON.parse(stdout) as {newKey: string; stages: Array<{stage: string; status: string; nodes?: Array<{node: string; status: string; waitedFor?: string}>}>; state: {status: string; completedStages: string[]}}
+      const result = JSON.parse(stdout) as {
+        newKey: string
+        stages: Array<{
+          stage: string
+          status: string
+          nodes?: Array<{node: string; status: string; waitedFor?: string}>
+        }>
+        state: {status: string; completedStages: string[]}
+      }
       expect(result.newKey).toMatch(/^key-\d{8}T\d{6}Z$/)
       expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['add-key:done'])
-      expect(result.stages[0]!.nodes!.map((n) => `${n.node}:${n.status}:${n.waitedFor}`)).toEqual(nodes().map((n) => `${n}:changed:reload`))
+      expect(result.stages[0]!.nodes!.map((n) => `${n.node}:${n.status}:${n.waitedFor}`)).toEqual(
+        nodes().map((n) => `${n}:changed:reload`),
+      )
       expect(result.state).toMatchObject({status: 'in-progress', completedStages: ['add-key']})
       for (const node of nodes()) expect(await providersOn(node)).toEqual([`aescbc:key1,${result.newKey}`, 'identity:'])
       expect(await mirrorHashes()).toEqual(apiservers)
-      const state = JSON.parse(await ok('kubectl', ['get', 'configmap', '-n', 'kube-system', 'kubectl-encryption-state', '-o', 'json'])) as {data: Record<string, string>}
+      const state = JSON.parse(
+        await ok('kubectl', ['get', 'configmap', '-n', 'kube-system', 'kubectl-encryption-state', '-o', 'json']),
+      ) as {data: Record<string, string>}
       expect(Object.keys(state.data)).toEqual(['rotate'])
-      expect(JSON.parse(state.data.rotate!)).toMatchObject({status: 'in-progress', stage: 'add-key', completedStages: ['add-key'], newKey: result.newKey})
+      expect(JSON.parse(state.data.rotate!)).toMatchObject({
+        status: 'in-progress',
+        stage: 'add-key',
+        completedStages: ['add-key'],
+        newKey: result.newKey,
+      })
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }
@@ -132,7 +187,10 @@ describe('rotate: the context name typed on a terminal', {timeout: 300_000}, () 
     const before = await clusterState()
     const record = JSON.parse((JSON.parse(before.state) as {rotate: string}).rotate) as {completedStages: string[]}
     expect(record.completedStages).toEqual(['add-key'])
-    const r = await onTerminal(['rotate', ...sshArgs()], {size: SIZE, type: {after: TYPE_NAME, keys: `other-${context}\r`}})
+    const r = await onTerminal(['rotate', ...sshArgs()], {
+      size: SIZE,
+      type: {after: TYPE_NAME, keys: `other-${context}\r`},
+    })
     expect(r.code, r.screen).toBe(3)
     expect(r.screen).toContain('(stages wait-add, promote, wait-promote, rewrite, remove-old;')
     expect(r.screen).toContain(REFUSED)

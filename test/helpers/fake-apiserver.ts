@@ -16,7 +16,9 @@ export interface FakeRequest {
   clientCN?: string
 }
 
-export type Route = (request: FakeRequest) => {status?: number; body?: unknown; headers?: Record<string, string>; hang?: boolean} | undefined
+export type Route = (
+  request: FakeRequest,
+) => {status?: number; body?: unknown; headers?: Record<string, string>; hang?: boolean} | undefined
 export type ExecHandler = (url: URL, socket: WebSocket, request: IncomingMessage) => void
 
 /** A small HTTPS server with client-certificate auth, for adapter tests (not the sandbox stand-in). */
@@ -25,19 +27,32 @@ export class FakeApiServer {
   routes: Route[] = []
   exec?: ExecHandler
   private readonly server: https.Server
-  private readonly wss = new WebSocketServer({noServer: true, handleProtocols: (protocols) => (protocols.has('v4.channel.k8s.io') ? 'v4.channel.k8s.io' : false)})
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (protocols) => (protocols.has('v4.channel.k8s.io') ? 'v4.channel.k8s.io' : false),
+  })
 
   constructor(tls: TlsFixture) {
     this.server = https.createServer(
-      {cert: tls.read(tls.serverCert), key: tls.read(tls.serverKey), ca: tls.read(tls.caCert), requestCert: true, rejectUnauthorized: true},
+      {
+        cert: tls.read(tls.serverCert),
+        key: tls.read(tls.serverKey),
+        ca: tls.read(tls.caCert),
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
       (req, res) => void this.handle(req, res),
     )
     this.server.on('upgrade', (req: IncomingMessage, socket, head) => {
       const url = new URL(req.url ?? '/', 'https://fake')
-      const denied = this.routes.map((route) => route({method: 'UPGRADE', url, body: undefined, headers: req.headers})).find(Boolean)
+      const denied = this.routes
+        .map((route) => route({method: 'UPGRADE', url, body: undefined, headers: req.headers}))
+        .find(Boolean)
       if (denied) {
         const body = JSON.stringify(denied.body)
-        socket.end(`HTTP/1.1 ${denied.status} Denied\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+        socket.end(
+          `HTTP/1.1 ${denied.status} Denied\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        )
         return
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.exec?.(url, ws, req))
@@ -64,7 +79,13 @@ export class FakeApiServer {
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const text = Buffer.concat(chunks).toString('utf8')
     const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate?.()
-    const request: FakeRequest = {method: req.method ?? 'GET', url: new URL(req.url ?? '/', 'https://fake'), body: text ? JSON.parse(text) : undefined, headers: req.headers, clientCN: peer?.subject?.CN as string | undefined}
+    const request: FakeRequest = {
+      method: req.method ?? 'GET',
+      url: new URL(req.url ?? '/', 'https://fake'),
+      body: text ? JSON.parse(text) : undefined,
+      headers: req.headers,
+      clientCN: peer?.subject?.CN as string | undefined,
+    }
     this.requests.push(request)
     for (const route of this.routes) {
       const answer = route(request)
@@ -76,12 +97,25 @@ export class FakeApiServer {
       return
     }
     res.writeHead(404, {'Content-Type': 'application/json'})
-    res.end(JSON.stringify({kind: 'Status', status: 'Failure', reason: 'NotFound', code: 404, message: `the server could not find the requested resource (${request.url.pathname})`}))
+    res.end(
+      JSON.stringify({
+        kind: 'Status',
+        status: 'Failure',
+        reason: 'NotFound',
+        code: 404,
+        message: `the server could not find the requested resource (${request.url.pathname})`,
+      }),
+    )
   }
 }
 
 /** A kubeconfig file for the fake server with client-certificate auth. */
-export function writeKubeconfig(dir: string, tls: TlsFixture, server: string, extra: {namespace?: string; name?: string} = {}): string {
+export function writeKubeconfig(
+  dir: string,
+  tls: TlsFixture,
+  server: string,
+  extra: {namespace?: string; name?: string} = {},
+): string {
   const file = join(dir, extra.name ?? 'kubeconfig')
   const ns = extra.namespace ? `\n    namespace: ${extra.namespace}` : ''
   writeFileSync(

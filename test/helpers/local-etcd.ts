@@ -46,14 +46,27 @@ export async function startEtcd(tls?: TlsFixture): Promise<LocalEtcd> {
     `--initial-cluster=test=${peer}`,
     '--log-level=error',
   ]
-  if (tls) args.push(`--cert-file=${tls.serverCert}`, `--key-file=${tls.serverKey}`, `--trusted-ca-file=${tls.caCert}`, '--client-cert-auth')
+  if (tls)
+    args.push(
+      `--cert-file=${tls.serverCert}`,
+      `--key-file=${tls.serverKey}`,
+      `--trusted-ca-file=${tls.caCert}`,
+      '--client-cert-auth',
+    )
   // The etcd and etcdctl the sandbox builds from source (the release kubeadm pins), not whatever is on PATH.
   const bin = await ensureKubeBinaries()
-  const child: ChildProcess = spawn(bin.etcd, args, {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'arm64' ? 'arm64' : ''}})
+  const child: ChildProcess = spawn(bin.etcd, args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: {...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'arm64' ? 'arm64' : ''},
+  })
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const flags = [`--endpoints=${endpoint}`, ...(tls ? [`--cacert=${tls.caCert}`, `--cert=${tls.clientCert}`, `--key=${tls.clientKey}`] : [])]
-  const etcdctl = (...rest: string[]) => run(bin.etcdctl, [...flags, '--dial-timeout=1s', '--command-timeout=2s', ...rest])
+  const flags = [
+    `--endpoints=${endpoint}`,
+    ...(tls ? [`--cacert=${tls.caCert}`, `--cert=${tls.clientCert}`, `--key=${tls.clientKey}`] : []),
+  ]
+  const etcdctl = (...rest: string[]) =>
+    run(bin.etcdctl, [...flags, '--dial-timeout=1s', '--command-timeout=2s', ...rest])
   const deadline = Date.now() + 15_000
   for (;;) {
     try {
@@ -70,7 +83,13 @@ export async function startEtcd(tls?: TlsFixture): Promise<LocalEtcd> {
   const {Etcd3} = await import('etcd3')
   const writer = new Etcd3({
     hosts: endpoint,
-    credentials: tls ? {rootCertificate: tls.read(tls.caCert), certChain: tls.read(tls.clientCert), privateKey: tls.read(tls.clientKey)} : undefined,
+    credentials: tls
+      ? {
+          rootCertificate: tls.read(tls.caCert),
+          certChain: tls.read(tls.clientCert),
+          privateKey: tls.read(tls.clientKey),
+        }
+      : undefined,
   })
   return {
     endpoint,

@@ -20,7 +20,10 @@ interface AdmissionReview {
 
 export function admissionResponse(review: AdmissionReview): Record<string, unknown> {
   const uid = review.request?.uid ?? ''
-  const message = review.request?.operation === 'UPDATE' ? review.request.object?.metadata?.annotations?.[DENY_UPDATE_ANNOTATION] : undefined
+  const message =
+    review.request?.operation === 'UPDATE'
+      ? review.request.object?.metadata?.annotations?.[DENY_UPDATE_ANNOTATION]
+      : undefined
   const response = message === undefined ? {uid, allowed: true} : {uid, allowed: false, status: {message}}
   return {apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response}
 }
@@ -28,28 +31,35 @@ export function admissionResponse(review: AdmissionReview): Record<string, unkno
 export class DenyUpdateWebhook {
   private server?: https.Server
 
-  constructor(private readonly host: string, readonly port: number, private readonly tls: {cert: string; key: string}) {}
+  constructor(
+    private readonly host: string,
+    readonly port: number,
+    private readonly tls: {cert: string; key: string},
+  ) {}
 
   get url(): string {
     return `https://${this.host}:${this.port}/validate`
   }
 
   async start(): Promise<void> {
-    const server = https.createServer({cert: readFileSync(this.tls.cert), key: readFileSync(this.tls.key)}, (req, res) => {
-      let body = ''
-      req.setEncoding('utf8')
-      req.on('data', (chunk) => (body += chunk))
-      req.on('end', () => {
-        let review: AdmissionReview
-        try {
-          review = JSON.parse(body) as AdmissionReview
-        } catch {
-          res.writeHead(400).end('not an AdmissionReview')
-          return
-        }
-        res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify(admissionResponse(review)))
-      })
-    })
+    const server = https.createServer(
+      {cert: readFileSync(this.tls.cert), key: readFileSync(this.tls.key)},
+      (req, res) => {
+        let body = ''
+        req.setEncoding('utf8')
+        req.on('data', (chunk) => (body += chunk))
+        req.on('end', () => {
+          let review: AdmissionReview
+          try {
+            review = JSON.parse(body) as AdmissionReview
+          } catch {
+            res.writeHead(400).end('not an AdmissionReview')
+            return
+          }
+          res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify(admissionResponse(review)))
+        })
+      },
+    )
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(this.port, this.host, () => resolve())

@@ -12,7 +12,12 @@ export interface ApiCredentials {
 }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly body: string, method: string, path: string) {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    method: string,
+    path: string,
+  ) {
     super(`${method} ${path}: HTTP ${status}: ${body.slice(0, 300)}`)
   }
 }

@@ -21,7 +21,9 @@ const optionValue = (name: string) => {
   return argv[i]!.includes('=') ? argv[i]!.split('=').slice(1).join('=') : argv[i + 1]
 }
 const known = new Set(['--down', '--detach', '--build', '--state-dir', '--help', '-h'])
-const unknown = argv.filter((a, i) => a.startsWith('-') && !known.has(a.split('=')[0]!) && argv[i - 1] !== '--state-dir')
+const unknown = argv.filter(
+  (a, i) => a.startsWith('-') && !known.has(a.split('=')[0]!) && argv[i - 1] !== '--state-dir',
+)
 const stateDir = path.resolve(optionValue('--state-dir') ?? defaultStateDir)
 const say = (m: string) => process.stderr.write(`sandbox: ${m}\n`)
 
@@ -75,7 +77,10 @@ async function detach(): Promise<number> {
   const logDir = path.join(path.dirname(stateDir), `${path.basename(stateDir)}.log`)
   mkdirSync(path.dirname(logDir), {recursive: true})
   const out = openSync(logDir, 'w')
-  const child = spawn(process.execPath, ['--import', 'tsx', self, '--state-dir', stateDir], {detached: true, stdio: ['ignore', out, out]})
+  const child = spawn(process.execPath, ['--import', 'tsx', self, '--state-dir', stateDir], {
+    detached: true,
+    stdio: ['ignore', out, out],
+  })
   child.unref()
   const envFile = path.join(stateDir, 'env')
   const deadline = Date.now() + 300_000

@@ -23,11 +23,20 @@ export interface ClusterPki {
 }
 
 /** `onEtcdCerts` runs as soon as etcd's own certificate exists, so etcd can start while the rest is made. */
-export async function makeClusterPki(layout: SandboxLayout, onEtcdCerts?: (ca: CertAuthority, server: {cert: string; key: string}) => void): Promise<ClusterPki> {
+export async function makeClusterPki(
+  layout: SandboxLayout,
+  onEtcdCerts?: (ca: CertAuthority, server: {cert: string; key: string}) => void,
+): Promise<ClusterPki> {
   const dir = layout.pkiDir
   const allIps = [...layout.nodes.map((n) => n.ip), layout.etcdIp, '127.0.0.1']
   const etcdCa = await makeCa(path.join(dir, 'etcd', 'ca'), 'etcd-ca')
-  const etcdServerP = issue(etcdCa, {out: path.join(dir, 'etcd', 'shared-server'), subject: {cn: 'etcd'}, dns: ['localhost', ...layout.nodes.map((n) => n.name)], ips: allIps, usage: ['server', 'client']})
+  const etcdServerP = issue(etcdCa, {
+    out: path.join(dir, 'etcd', 'shared-server'),
+    subject: {cn: 'etcd'},
+    dns: ['localhost', ...layout.nodes.map((n) => n.name)],
+    ips: allIps,
+    usage: ['server', 'client'],
+  })
   const [kubeCa, frontProxyCa, etcdServer] = await Promise.all([
     makeCa(path.join(dir, 'ca'), 'kubernetes'),
     makeCa(path.join(dir, 'front-proxy-ca'), 'front-proxy-ca'),
@@ -38,10 +47,23 @@ export async function makeClusterPki(layout: SandboxLayout, onEtcdCerts?: (ca: C
   ])
   const [etcdClient, admin, , , webhook] = await Promise.all([
     issue(etcdCa, {out: path.join(dir, 'etcd', 'etcdctl-client'), subject: {cn: 'sandbox-etcdctl'}, usage: ['client']}),
-    issue(kubeCa, {out: path.join(dir, 'admin'), subject: {cn: 'kubernetes-admin', o: ['system:masters']}, usage: ['client']}),
+    issue(kubeCa, {
+      out: path.join(dir, 'admin'),
+      subject: {cn: 'kubernetes-admin', o: ['system:masters']},
+      usage: ['client'],
+    }),
     makeKeyPair(path.join(dir, 'sa')),
-    issue(frontProxyCa, {out: path.join(dir, 'front-proxy-client'), subject: {cn: 'front-proxy-client'}, usage: ['client']}),
-    issue(kubeCa, {out: path.join(dir, 'admission-webhook'), subject: {cn: 'sandbox-admission-webhook'}, ips: [layout.lbIp], usage: ['server']}),
+    issue(frontProxyCa, {
+      out: path.join(dir, 'front-proxy-client'),
+      subject: {cn: 'front-proxy-client'},
+      usage: ['client'],
+    }),
+    issue(kubeCa, {
+      out: path.join(dir, 'admission-webhook'),
+      subject: {cn: 'sandbox-admission-webhook'},
+      ips: [layout.lbIp],
+      usage: ['server'],
+    }),
   ])
   const viewerToken = randomBytes(24).toString('hex')
   writeSecretFile(path.join(dir, 'tokens.csv'), `${viewerToken},viewer,viewer-uid,"sandbox:viewers"\n`)
@@ -53,7 +75,19 @@ export async function makeClusterPki(layout: SandboxLayout, onEtcdCerts?: (ca: C
 async function makeNodePki(layout: SandboxLayout, node: NodeLayout, pki: ClusterPki): Promise<void> {
   const p = path.join(node.etcKubernetes, 'pki')
   const shared = layout.pkiDir
-  for (const f of ['ca.crt', 'ca.key', 'front-proxy-ca.crt', 'front-proxy-ca.key', 'front-proxy-client.crt', 'front-proxy-client.key', 'sa.key', 'sa.pub', 'tokens.csv', 'etcd/ca.crt', 'etcd/ca.key']) {
+  for (const f of [
+    'ca.crt',
+    'ca.key',
+    'front-proxy-ca.crt',
+    'front-proxy-ca.key',
+    'front-proxy-client.crt',
+    'front-proxy-client.key',
+    'sa.key',
+    'sa.pub',
+    'tokens.csv',
+    'etcd/ca.crt',
+    'etcd/ca.key',
+  ]) {
     copySecret(path.join(shared, f), path.join(p, f))
   }
   const nodeSans = {dns: [node.name, 'localhost'], ips: [node.ip, '127.0.0.1', '::1']}
@@ -61,28 +95,94 @@ async function makeNodePki(layout: SandboxLayout, node: NodeLayout, pki: Cluster
     issue(pki.kubeCa, {
       out: path.join(p, 'apiserver'),
       subject: {cn: 'kube-apiserver'},
-      dns: [node.name, 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'localhost'],
+      dns: [
+        node.name,
+        'kubernetes',
+        'kubernetes.default',
+        'kubernetes.default.svc',
+        'kubernetes.default.svc.cluster.local',
+        'localhost',
+      ],
       ips: ['10.96.0.1', node.ip, layout.lbIp, '127.0.0.1'],
       usage: ['server'],
     }),
-    issue(pki.kubeCa, {out: path.join(p, 'apiserver-kubelet-client'), subject: {cn: 'kube-apiserver-kubelet-client', o: ['kubeadm:cluster-admins']}, usage: ['client']}),
-    issue(pki.etcdCa, {out: path.join(p, 'apiserver-etcd-client'), subject: {cn: 'kube-apiserver-etcd-client'}, usage: ['client']}),
-    issue(pki.etcdCa, {out: path.join(p, 'etcd', 'server'), subject: {cn: node.name}, ...nodeSans, usage: ['server', 'client']}),
-    issue(pki.etcdCa, {out: path.join(p, 'etcd', 'peer'), subject: {cn: node.name}, ...nodeSans, usage: ['server', 'client']}),
-    issue(pki.etcdCa, {out: path.join(p, 'etcd', 'healthcheck-client'), subject: {cn: 'kube-etcd-healthcheck-client'}, usage: ['client']}),
-    issue(pki.kubeCa, {out: path.join(node.kubeletDir, 'pki', 'kubelet-client'), subject: {cn: `system:node:${node.name}`, o: ['system:nodes']}, usage: ['client']}),
-    issue(pki.kubeCa, {out: path.join(node.kubeletDir, 'pki', 'kubelet'), subject: {cn: `${node.name}`}, ...nodeSans, usage: ['server']}),
-    issue(pki.kubeCa, {out: path.join(node.kubeletDir, 'pki', 'controller-manager'), subject: {cn: 'system:kube-controller-manager'}, usage: ['client']}),
+    issue(pki.kubeCa, {
+      out: path.join(p, 'apiserver-kubelet-client'),
+      subject: {cn: 'kube-apiserver-kubelet-client', o: ['kubeadm:cluster-admins']},
+      usage: ['client'],
+    }),
+    issue(pki.etcdCa, {
+      out: path.join(p, 'apiserver-etcd-client'),
+      subject: {cn: 'kube-apiserver-etcd-client'},
+      usage: ['client'],
+    }),
+    issue(pki.etcdCa, {
+      out: path.join(p, 'etcd', 'server'),
+      subject: {cn: node.name},
+      ...nodeSans,
+      usage: ['server', 'client'],
+    }),
+    issue(pki.etcdCa, {
+      out: path.join(p, 'etcd', 'peer'),
+      subject: {cn: node.name},
+      ...nodeSans,
+      usage: ['server', 'client'],
+    }),
+    issue(pki.etcdCa, {
+      out: path.join(p, 'etcd', 'healthcheck-client'),
+      subject: {cn: 'kube-etcd-healthcheck-client'},
+      usage: ['client'],
+    }),
+    issue(pki.kubeCa, {
+      out: path.join(node.kubeletDir, 'pki', 'kubelet-client'),
+      subject: {cn: `system:node:${node.name}`, o: ['system:nodes']},
+      usage: ['client'],
+    }),
+    issue(pki.kubeCa, {
+      out: path.join(node.kubeletDir, 'pki', 'kubelet'),
+      subject: {cn: `${node.name}`},
+      ...nodeSans,
+      usage: ['server'],
+    }),
+    issue(pki.kubeCa, {
+      out: path.join(node.kubeletDir, 'pki', 'controller-manager'),
+      subject: {cn: 'system:kube-controller-manager'},
+      usage: ['client'],
+    }),
   ])
   const server = `https://${layout.lbIp}:${layout.apiPort}`
-  writeSecretFile(path.join(node.etcKubernetes, 'admin.conf'), kubeconfig({server, caFile: pki.kubeCa.cert, user: 'kubernetes-admin', certFile: pki.admin.cert, keyFile: pki.admin.key}))
+  writeSecretFile(
+    path.join(node.etcKubernetes, 'admin.conf'),
+    kubeconfig({
+      server,
+      caFile: pki.kubeCa.cert,
+      user: 'kubernetes-admin',
+      certFile: pki.admin.cert,
+      keyFile: pki.admin.key,
+    }),
+  )
   const kubeletCert = path.join(node.kubeletDir, 'pki', 'kubelet-client')
-  writeSecretFile(path.join(node.etcKubernetes, 'kubelet.conf'), kubeconfig({server, caFile: pki.kubeCa.cert, user: `system:node:${node.name}`, certFile: `${kubeletCert}.crt`, keyFile: `${kubeletCert}.key`}))
+  writeSecretFile(
+    path.join(node.etcKubernetes, 'kubelet.conf'),
+    kubeconfig({
+      server,
+      caFile: pki.kubeCa.cert,
+      user: `system:node:${node.name}`,
+      certFile: `${kubeletCert}.crt`,
+      keyFile: `${kubeletCert}.key`,
+    }),
+  )
   // kubeadm points the controller manager at its own node's API server, not the load balancer.
   const cm = path.join(node.kubeletDir, 'pki', 'controller-manager')
   writeSecretFile(
     path.join(node.etcKubernetes, 'controller-manager.conf'),
-    kubeconfig({server: `https://${node.ip}:${layout.apiPort}`, caFile: pki.kubeCa.cert, user: 'system:kube-controller-manager', certFile: `${cm}.crt`, keyFile: `${cm}.key`}),
+    kubeconfig({
+      server: `https://${node.ip}:${layout.apiPort}`,
+      caFile: pki.kubeCa.cert,
+      user: 'system:kube-controller-manager',
+      certFile: `${cm}.crt`,
+      keyFile: `${cm}.key`,
+    }),
   )
 }
 
@@ -122,7 +222,13 @@ ${users.map(userBlock).join('')}`
 
 export function writeKubeconfigs(layout: SandboxLayout, pki: ClusterPki): void {
   const server = `https://${layout.lbIp}:${layout.apiPort}`
-  const admin = {server, caFile: pki.kubeCa.cert, user: 'kubernetes-admin', certFile: pki.admin.cert, keyFile: pki.admin.key}
+  const admin = {
+    server,
+    caFile: pki.kubeCa.cert,
+    user: 'kubernetes-admin',
+    certFile: pki.admin.cert,
+    keyFile: pki.admin.key,
+  }
   const viewer = {server, caFile: pki.kubeCa.cert, user: 'viewer', token: pki.viewerToken, context: 'viewer@kubernetes'}
   writeSecretFile(layout.kubeconfig, kubeconfig(admin, viewer))
   writeSecretFile(layout.restrictedKubeconfig, kubeconfig(viewer))

@@ -8,7 +8,12 @@ import type {CertAuthority} from './pki.js'
 import type {SandboxLayout} from './layout.js'
 import {spawnLogged, type Supervised} from './processes.js'
 
-export function startEtcd(layout: SandboxLayout, etcdBinary: string, etcdCa: CertAuthority, server: {cert: string; key: string}): Supervised {
+export function startEtcd(
+  layout: SandboxLayout,
+  etcdBinary: string,
+  etcdCa: CertAuthority,
+  server: {cert: string; key: string},
+): Supervised {
   mkdirSync(layout.etcdDataDir, {recursive: true, mode: 0o700})
   const client = [layout.etcdIp, ...layout.nodes.map((n) => n.ip)].map((ip) => `https://${ip}:${layout.etcdPort}`)
   const peer = `https://${layout.etcdIp}:2380`
@@ -34,7 +39,9 @@ export function startEtcd(layout: SandboxLayout, etcdBinary: string, etcdCa: Cer
     '--logger=zap',
     '--log-level=warn',
   ]
-  return spawnLogged('etcd', etcdBinary, args, path.join(layout.logDir, 'etcd.log'), {env: {...process.env, ETCD_UNSUPPORTED_ARCH: ''}})
+  return spawnLogged('etcd', etcdBinary, args, path.join(layout.logDir, 'etcd.log'), {
+    env: {...process.env, ETCD_UNSUPPORTED_ARCH: ''},
+  })
 }
 
 export function etcdHealthy(layout: SandboxLayout): Promise<boolean> {

@@ -32,7 +32,10 @@ export function selectedRelease(wanted = process.env.SANDBOX_KUBE_VERSION): Kube
   if (!wanted) return kubeReleases[0]!
   const v = wanted.startsWith('v') ? wanted : `v${wanted}`
   const match = kubeReleases.find((r) => r.version === v || r.version.startsWith(`${v}.`))
-  if (!match) throw new Error(`SANDBOX_KUBE_VERSION=${wanted}: the sandbox builds ${kubeReleases.map((r) => r.version).join(', ')}`)
+  if (!match)
+    throw new Error(
+      `SANDBOX_KUBE_VERSION=${wanted}: the sandbox builds ${kubeReleases.map((r) => r.version).join(', ')}`,
+    )
   return match
 }
 
@@ -62,7 +65,10 @@ const targets: Array<[pkg: string, name: string]> = [
 ]
 
 export function cacheRoot(): string {
-  return process.env.SANDBOX_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'kubectl-encryption', 'sandbox')
+  return (
+    process.env.SANDBOX_CACHE_DIR ??
+    path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'kubectl-encryption', 'sandbox')
+  )
 }
 
 /** Everything a build depends on: the release's go.mod/go.sum and our Go sources. */
@@ -81,7 +87,9 @@ function sourceDigest(release: KubeRelease): string {
   try {
     h.update(execFileSync('go', ['version'], {encoding: 'utf8'}))
   } catch {
-    throw new Error('the sandbox builds Kubernetes from source and needs Go (go not found on PATH); run ./scripts/bootstrap.sh')
+    throw new Error(
+      'the sandbox builds Kubernetes from source and needs Go (go not found on PATH); run ./scripts/bootstrap.sh',
+    )
   }
   return h.digest('hex').slice(0, 16)
 }
@@ -111,13 +119,32 @@ export function cachedBinaries(release = selectedRelease()): KubeBinaries | unde
 function goBuild(release: KubeRelease, pkg: string, out: string): Promise<void> {
   const [major, minor] = release.version.slice(1).split('.')
   // Stamped as a release build is (hack/lib/version.sh), so `kubectl version` and /version show the release.
-  const stamp = (v: string) => [`-X ${v}.gitVersion=${release.version}`, `-X ${v}.gitMajor=${major}`, `-X ${v}.gitMinor=${minor}`, `-X ${v}.gitTreeState=clean`, `-X ${v}.buildDate=1970-01-01T00:00:00Z`]
-  const ldflags = ['-s', '-w', ...stamp('k8s.io/component-base/version'), ...stamp('k8s.io/client-go/pkg/version')].join(' ')
+  const stamp = (v: string) => [
+    `-X ${v}.gitVersion=${release.version}`,
+    `-X ${v}.gitMajor=${major}`,
+    `-X ${v}.gitMinor=${minor}`,
+    `-X ${v}.gitTreeState=clean`,
+    `-X ${v}.buildDate=1970-01-01T00:00:00Z`,
+  ]
+  const ldflags = [
+    '-s',
+    '-w',
+    ...stamp('k8s.io/component-base/version'),
+    ...stamp('k8s.io/client-go/pkg/version'),
+  ].join(' ')
   const args = ['build', '-trimpath', `-modfile=${release.modfile}`, '-ldflags', ldflags, '-o', out, pkg]
   return new Promise((resolve, reject) => {
-    const child = spawn('go', args, {cwd: kubeModuleDir, stdio: ['ignore', 'inherit', 'inherit'], env: {...process.env, GOFLAGS: `${process.env.GOFLAGS ?? ''} -buildvcs=false`.trim()}})
+    const child = spawn('go', args, {
+      cwd: kubeModuleDir,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: {...process.env, GOFLAGS: `${process.env.GOFLAGS ?? ''} -buildvcs=false`.trim()},
+    })
     child.once('error', reject)
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`go build ${pkg} (Kubernetes ${release.version}) failed with exit ${code}`))))
+    child.once('exit', (code) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`go build ${pkg} (Kubernetes ${release.version}) failed with exit ${code}`)),
+    )
   })
 }
 
@@ -125,7 +152,10 @@ function goBuild(release: KubeRelease, pkg: string, out: string): Promise<void> 
  * The release's binaries, built first if they are not cached. A cold build of all six takes about
  * 20 minutes on a 2-core machine (measured figures in test/sandbox/README.md); later starts reuse them.
  */
-export async function ensureKubeBinaries(log: (message: string) => void = () => undefined, release = selectedRelease()): Promise<KubeBinaries> {
+export async function ensureKubeBinaries(
+  log: (message: string) => void = () => undefined,
+  release = selectedRelease(),
+): Promise<KubeBinaries> {
   const cached = cachedBinaries(release)
   if (cached) return cached
   const dir = path.join(cacheRoot(), `${release.version}-${sourceDigest(release)}`)
@@ -133,15 +163,21 @@ export async function ensureKubeBinaries(log: (message: string) => void = () => 
   rmSync(staging, {recursive: true, force: true})
   mkdirSync(path.join(staging, 'bin'), {recursive: true})
   const t0 = Date.now()
-  log(`building Kubernetes ${release.version} and etcd ${release.etcdVersion} from source into ${dir} (first time only; about 20 min on 2 cores)`)
+  log(
+    `building Kubernetes ${release.version} and etcd ${release.etcdVersion} from source into ${dir} (first time only; about 20 min on 2 cores)`,
+  )
   for (const [pkg, name] of targets) {
     const t = Date.now()
     await goBuild(release, pkg, path.join(staging, 'bin', name))
     log(`built ${name} in ${Math.round((Date.now() - t) / 1000)} s`)
   }
-  writeFileSync(path.join(staging, 'build.json'), `${JSON.stringify({release, builtAt: new Date().toISOString(), seconds: Math.round((Date.now() - t0) / 1000)}, null, 2)}\n`)
+  writeFileSync(
+    path.join(staging, 'build.json'),
+    `${JSON.stringify({release, builtAt: new Date().toISOString(), seconds: Math.round((Date.now() - t0) / 1000)}, null, 2)}\n`,
+  )
   // Another process may have finished the same build meanwhile; either copy is good.
-  if (existsSync(path.join(dir, 'bin')) && statSync(path.join(dir, 'bin')).isDirectory()) rmSync(staging, {recursive: true, force: true})
+  if (existsSync(path.join(dir, 'bin')) && statSync(path.join(dir, 'bin')).isDirectory())
+    rmSync(staging, {recursive: true, force: true})
   else {
     rmSync(dir, {recursive: true, force: true})
     renameSync(staging, dir)

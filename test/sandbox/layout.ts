@@ -49,7 +49,9 @@ export const defaultStateDir = path.join(repoRoot, '.sandbox')
 
 /** 127.<a>.<b> from a hash of the state dir and an attempt counter; never 127.0.x (127.0.0.1 lives there). */
 export function subnetFor(stateDir: string, attempt: number): string {
-  const digest = createHash('sha256').update(`${path.resolve(stateDir)}#${attempt}`).digest()
+  const digest = createHash('sha256')
+    .update(`${path.resolve(stateDir)}#${attempt}`)
+    .digest()
   const a = 1 + (digest[0]! % 254)
   const b = digest[1]! % 256
   return `127.${a}.${b}`

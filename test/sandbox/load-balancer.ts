@@ -16,7 +16,11 @@ export class TcpLoadBalancer {
   private next = 0
   private readonly sockets = new Set<net.Socket>()
 
-  constructor(private readonly host: string, private readonly port: number, private readonly backends: Backend[]) {}
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    private readonly backends: Backend[],
+  ) {}
 
   async start(): Promise<void> {
     this.server = net.createServer((socket) => this.forward(socket))

@@ -31,10 +31,26 @@ export async function makeCa(out: string, cn: string): Promise<CertAuthority> {
   const cert = `${out}.crt`
   const key = `${out}.key`
   await run('openssl', [
-    'req', '-x509', '-new', '-noenc', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-    '-keyout', key, '-out', cert, '-days', '3650', '-subj', subjectString({cn}),
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign',
+    'req',
+    '-x509',
+    '-new',
+    '-noenc',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '3650',
+    '-subj',
+    subjectString({cn}),
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign',
   ])
   chmodSync(key, 0o600)
   return {cert, key}
@@ -47,12 +63,32 @@ export async function issue(ca: CertAuthority, spec: LeafSpec): Promise<{cert: s
   const eku = spec.usage.map((u) => (u === 'server' ? 'serverAuth' : 'clientAuth')).join(',')
   const sans = [...(spec.dns ?? []).map((d) => `DNS:${d}`), ...(spec.ips ?? []).map((i) => `IP:${i}`)]
   const args = [
-    'req', '-x509', '-new', '-noenc', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-    '-keyout', key, '-out', cert, '-days', '365', '-subj', subjectString(spec.subject),
-    '-CA', ca.cert, '-CAkey', ca.key,
-    '-addext', 'basicConstraints=critical,CA:FALSE',
-    '-addext', 'keyUsage=critical,digitalSignature,keyEncipherment',
-    '-addext', `extendedKeyUsage=${eku}`,
+    'req',
+    '-x509',
+    '-new',
+    '-noenc',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '365',
+    '-subj',
+    subjectString(spec.subject),
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-addext',
+    'basicConstraints=critical,CA:FALSE',
+    '-addext',
+    'keyUsage=critical,digitalSignature,keyEncipherment',
+    '-addext',
+    `extendedKeyUsage=${eku}`,
   ]
   if (sans.length > 0) args.push('-addext', `subjectAltName=${sans.join(',')}`)
   await run('openssl', args)

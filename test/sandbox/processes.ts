@@ -10,7 +10,13 @@ export interface Supervised {
   exited: Promise<number | null>
 }
 
-export function spawnLogged(name: string, command: string, args: string[], logFile: string, options: SpawnOptions = {}): Supervised {
+export function spawnLogged(
+  name: string,
+  command: string,
+  args: string[],
+  logFile: string,
+  options: SpawnOptions = {},
+): Supervised {
   const fd = openSync(logFile, 'a')
   const child = spawn(command, args, {...options, stdio: ['ignore', fd, fd], detached: true})
   closeSync(fd)

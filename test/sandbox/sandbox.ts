@@ -45,15 +45,25 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const WEBHOOK_PORT = 9443
 
 function checkPrerequisites(): void {
-  if (process.getuid?.() !== 0) throw new Error('the sandbox needs root (it bind-mounts /etc/kubernetes per node and runs sshd); run as root or via sudo')
+  if (process.getuid?.() !== 0)
+    throw new Error(
+      'the sandbox needs root (it bind-mounts /etc/kubernetes per node and runs sshd); run as root or via sudo',
+    )
   const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin'].filter(Boolean)
-  const missing = ['openssl', 'unshare', 'mount', 'ssh-keygen', 'ssh', 'sudo', 'useradd', 'visudo'].filter((c) => !dirs.some((d) => existsSync(path.join(d, c))))
+  const missing = ['openssl', 'unshare', 'mount', 'ssh-keygen', 'ssh', 'sudo', 'useradd', 'visudo'].filter(
+    (c) => !dirs.some((d) => existsSync(path.join(d, c))),
+  )
   if (!existsSync('/usr/sbin/sshd')) missing.push('sshd')
-  if (missing.length > 0) throw new Error(`missing tools: ${missing.join(', ')}; run ./scripts/bootstrap.sh (installs openssh-server sudo util-linux openssl)`)
+  if (missing.length > 0)
+    throw new Error(
+      `missing tools: ${missing.join(', ')}; run ./scripts/bootstrap.sh (installs openssh-server sudo util-linux openssl)`,
+    )
   try {
     execFileSync('unshare', ['--mount', '--propagation', 'private', 'true'], {stdio: 'pipe'})
   } catch (error) {
-    throw new Error(`cannot create a mount namespace (unshare --mount): ${String((error as {stderr?: Buffer}).stderr ?? (error as Error).message).trim()}. The sandbox needs CAP_SYS_ADMIN; it does not fall back to shared mounts.`)
+    throw new Error(
+      `cannot create a mount namespace (unshare --mount): ${String((error as {stderr?: Buffer}).stderr ?? (error as Error).message).trim()}. The sandbox needs CAP_SYS_ADMIN; it does not fall back to shared mounts.`,
+    )
   }
 }
 
@@ -89,7 +99,8 @@ async function pickLayout(stateDir: string, nodeCount: number): Promise<SandboxL
     if (!(await Promise.all(checks)).every(Boolean)) continue
     // sshd on :22 as on a real node, unless a host sshd holds 0.0.0.0:22; the port is in the ssh config.
     for (const sshPort of [22, 2022, 20022]) {
-      if ((await Promise.all(base.nodes.map((n) => canListen(n.ip, sshPort)))).every(Boolean)) return layoutFor(stateDir, subnet, nodeCount, sshPort)
+      if ((await Promise.all(base.nodes.map((n) => canListen(n.ip, sshPort)))).every(Boolean))
+        return layoutFor(stateDir, subnet, nodeCount, sshPort)
     }
   }
   throw new Error('no free loopback /24 found for the sandbox (20 tried)')
@@ -99,7 +110,11 @@ async function pickLayout(stateDir: string, nodeCount: number): Promise<SandboxL
 function resetStateDir(dir: string): void {
   if (existsSync(dir)) {
     const entries = readdirSync(dir)
-    const ours = entries.length === 0 || entries.includes('layout.json') || entries.includes('state.json') || entries.includes('pki')
+    const ours =
+      entries.length === 0 ||
+      entries.includes('layout.json') ||
+      entries.includes('state.json') ||
+      entries.includes('pki')
     if (!ours) throw new Error(`${dir} exists and is not a sandbox state dir; choose another --state-dir`)
     rmSync(dir, {recursive: true, force: true})
   }
@@ -140,21 +155,32 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   if (previous) {
     const {isOurs} = await import('./state.js')
     if (isOurs(previous.ownerPid, previous.ownerMarker) && previous.ownerPid !== process.pid) {
-      throw new Error(`a sandbox is already running from ${stateDir} (pid ${previous.ownerPid}); stop it with \`npm run sandbox -- --down\` or use another --state-dir`)
+      throw new Error(
+        `a sandbox is already running from ${stateDir} (pid ${previous.ownerPid}); stop it with \`npm run sandbox -- --down\` or use another --state-dir`,
+      )
     }
     await stopRecorded(stateFile, log) // leftovers of a sandbox whose owner was killed
   }
   resetStateDir(stateDir)
   const layout = await pickLayout(stateDir, nodeCount)
   log(`sandbox ${layout.subnet}.0/24 in ${stateDir}`)
-  for (const dir of [layout.logDir, ...layout.nodes.flatMap((n) => [path.join(n.etcKubernetes, 'manifests'), n.varLogPods, n.kubeletDir])]) {
+  for (const dir of [
+    layout.logDir,
+    ...layout.nodes.flatMap((n) => [path.join(n.etcKubernetes, 'manifests'), n.varLogPods, n.kubeletDir]),
+  ]) {
     mkdirSync(dir, {recursive: true})
   }
   mkdirSync('/etc/kubernetes', {recursive: true}) // mount point for the nodes' own directories
 
   const children: Supervised[] = []
   const recorded: RecordedProcess[] = []
-  const state = {ownerPid: process.pid, ownerMarker: options.ownerMarker ?? process.argv[1] ?? 'node', startedAt: new Date().toISOString(), subnet: layout.subnet, processes: recorded}
+  const state = {
+    ownerPid: process.pid,
+    ownerMarker: options.ownerMarker ?? process.argv[1] ?? 'node',
+    startedAt: new Date().toISOString(),
+    subnet: layout.subnet,
+    processes: recorded,
+  }
   const record = (s: Supervised, marker: string) => {
     children.push(s)
     if (s.child.pid) recorded.push({name: s.name, pid: s.child.pid, marker})
@@ -167,7 +193,9 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     if (stopped) return
     stopped = true
     rmSync(layout.envFile, {force: true})
-    await Promise.all(children.filter((c) => c.name !== 'etcd').map((c) => (c.child.pid ? stopGroup(c.child.pid) : undefined)))
+    await Promise.all(
+      children.filter((c) => c.name !== 'etcd').map((c) => (c.child.pid ? stopGroup(c.child.pid) : undefined)),
+    )
     await lb?.stop()
     await webhook?.stop()
     const etcd = children.find((c) => c.name === 'etcd')
@@ -191,7 +219,23 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
           hostMountNamespace: readlinkSync('/proc/self/ns/mnt'),
         }),
       )
-      const child = spawnLogged(node.name, 'unshare', ['--mount', '--propagation', 'private', '--', process.execPath, '--import', 'tsx', path.join(repoRoot, 'test', 'sandbox', 'node', 'node-main.ts'), nodeConfig], path.join(layout.logDir, `${node.name}.log`), {cwd: repoRoot})
+      const child = spawnLogged(
+        node.name,
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          '--',
+          process.execPath,
+          '--import',
+          'tsx',
+          path.join(repoRoot, 'test', 'sandbox', 'node', 'node-main.ts'),
+          nodeConfig,
+        ],
+        path.join(layout.logDir, `${node.name}.log`),
+        {cwd: repoRoot},
+      )
       record(child, nodeConfig)
     }
   }
@@ -200,18 +244,29 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     writeState(stateFile, state)
     // etcd starts as soon as its certificate exists, the nodes (sshd, kubelet) as soon as ssh is set up;
     // the static-pod manifests are written only once etcd is healthy, so no API server starts without it.
-    ;[pki] = await Promise.all([makeClusterPki(layout, (ca, server) => record(startEtcd(layout, bin.etcd, ca, server), layout.etcdDataDir)), setUpSsh(layout).then(startNodes)])
+    ;[pki] = await Promise.all([
+      makeClusterPki(layout, (ca, server) => record(startEtcd(layout, bin.etcd, ca, server), layout.etcdDataDir)),
+      setUpSsh(layout).then(startNodes),
+    ])
     writeKubeconfigs(layout, pki)
     log('certificates, keys and ssh set up')
-    lb = new TcpLoadBalancer(layout.lbIp, layout.apiPort, layout.nodes.map((n) => ({host: n.ip, port: layout.apiPort})))
+    lb = new TcpLoadBalancer(
+      layout.lbIp,
+      layout.apiPort,
+      layout.nodes.map((n) => ({host: n.ip, port: layout.apiPort})),
+    )
     await lb.start()
     webhook = new DenyUpdateWebhook(layout.lbIp, WEBHOOK_PORT, pki.webhook)
     await webhook.start()
     const deadline = Date.now() + 20_000
     while (!(await etcdHealthy(layout))) {
       const dead = children.find((c) => c.child.exitCode !== null)
-      if (dead) throw new Error(`${dead.name} exited during start-up (exit ${dead.child.exitCode}); see ${path.join(layout.logDir, `${dead.name}.log`)}`)
-      if (Date.now() > deadline) throw new Error(`etcd did not become healthy in 20 s; see ${path.join(layout.logDir, 'etcd.log')}`)
+      if (dead)
+        throw new Error(
+          `${dead.name} exited during start-up (exit ${dead.child.exitCode}); see ${path.join(layout.logDir, `${dead.name}.log`)}`,
+        )
+      if (Date.now() > deadline)
+        throw new Error(`etcd did not become healthy in 20 s; see ${path.join(layout.logDir, 'etcd.log')}`)
       await sleep(100)
     }
     log('etcd healthy')
@@ -220,15 +275,23 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       mkdirSync(path.join(node.etcKubernetes, 'tmp'), {recursive: true, mode: 0o700})
       writeFileSync(path.join(manifests, 'etcd.yaml'), etcdManifest(layout, node), {mode: 0o600})
       writeFileSync(path.join(manifests, 'kube-apiserver.yaml'), kubeApiserverManifest(layout, node), {mode: 0o600})
-      writeFileSync(path.join(manifests, 'kube-controller-manager.yaml'), kubeControllerManagerManifest(node), {mode: 0o600})
+      writeFileSync(path.join(manifests, 'kube-controller-manager.yaml'), kubeControllerManagerManifest(node), {
+        mode: 0o600,
+      })
     }
     writeFileSync(path.join(stateDir, 'layout.json'), `${JSON.stringify(layout, null, 2)}\n`)
     // Each node is up once its sshd accepts connections (it starts after the bind mounts).
     for (const node of layout.nodes) {
       while (!(await canConnect(node.ip, node.sshPort))) {
         const dead = children.find((c) => c.child.exitCode !== null)
-        if (dead) throw new Error(`${dead.name} exited during start-up (exit ${dead.child.exitCode}); see ${path.join(layout.logDir, `${dead.name}.log`)}`)
-        if (Date.now() > deadline) throw new Error(`sshd of ${node.name} did not start in 20 s; see ${path.join(layout.logDir, `${node.name}.log`)}`)
+        if (dead)
+          throw new Error(
+            `${dead.name} exited during start-up (exit ${dead.child.exitCode}); see ${path.join(layout.logDir, `${dead.name}.log`)}`,
+          )
+        if (Date.now() > deadline)
+          throw new Error(
+            `sshd of ${node.name} did not start in 20 s; see ${path.join(layout.logDir, `${node.name}.log`)}`,
+          )
         await sleep(100)
       }
     }
@@ -239,17 +302,28 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   }
 
   const env = envFor(layout, pki, bin)
-  const admin = new SandboxApiClient({server: `https://${layout.lbIp}:${layout.apiPort}`, ca: pki.kubeCa.cert, cert: pki.admin.cert, key: pki.admin.key})
+  const admin = new SandboxApiClient({
+    server: `https://${layout.lbIp}:${layout.apiPort}`,
+    ca: pki.kubeCa.cert,
+    cert: pki.admin.cert,
+    key: pki.admin.key,
+  })
 
   const waitReady = async (timeoutMs = options.readyTimeoutMs ?? 180_000) => {
     const until = Date.now() + timeoutMs
     let missing = 'API servers'
     for (;;) {
       const dead = children.find((c) => c.child.exitCode !== null)
-      if (dead) throw new Error(`${dead.name} exited (exit ${dead.child.exitCode}); see ${path.join(layout.logDir, `${dead.name}.log`)}`)
+      if (dead)
+        throw new Error(
+          `${dead.name} exited (exit ${dead.child.exitCode}); see ${path.join(layout.logDir, `${dead.name}.log`)}`,
+        )
       missing = await notReady(layout, admin)
       if (!missing) return
-      if (Date.now() > until) throw new Error(`sandbox not ready after ${Math.round(timeoutMs / 1000)} s: ${missing}; logs in ${layout.logDir}`)
+      if (Date.now() > until)
+        throw new Error(
+          `sandbox not ready after ${Math.round(timeoutMs / 1000)} s: ${missing}; logs in ${layout.logDir}`,
+        )
       await sleep(200)
     }
   }
@@ -264,7 +338,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     await waitReady(Math.max(1000, until - Date.now()))
     await markControlPlane(layout, admin)
     log('API ready')
-    writeFileSync(layout.envFile, Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join(''), {mode: 0o644})
+    writeFileSync(
+      layout.envFile,
+      Object.entries(env)
+        .map(([k, v]) => `export ${k}=${shellQuote(v)}\n`)
+        .join(''),
+      {mode: 0o644},
+    )
   } catch (error) {
     admin.close()
     await stop()
@@ -289,9 +369,19 @@ async function notReady(layout: SandboxLayout, admin: SandboxApiClient): Promise
   const down = layout.nodes.filter((_, i) => !probes[i]!.ok).map((n) => n.name)
   if (down.length > 0) return `API server not ready on ${down.join(', ')}`
   try {
-    const pods = await admin.request<{items: Array<{metadata: {name: string}; status?: {conditions?: Array<{type: string; status: string}>}}>}>('GET', '/api/v1/namespaces/kube-system/pods')
-    const ready = new Set(pods.items.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((p) => p.metadata.name))
-    const want = layout.nodes.flatMap((n) => [`kube-apiserver-${n.name}`, `kube-controller-manager-${n.name}`, `etcd-${n.name}`])
+    const pods = await admin.request<{
+      items: Array<{metadata: {name: string}; status?: {conditions?: Array<{type: string; status: string}>}}>
+    }>('GET', '/api/v1/namespaces/kube-system/pods')
+    const ready = new Set(
+      pods.items
+        .filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+        .map((p) => p.metadata.name),
+    )
+    const want = layout.nodes.flatMap((n) => [
+      `kube-apiserver-${n.name}`,
+      `kube-controller-manager-${n.name}`,
+      `etcd-${n.name}`,
+    ])
     const missing = want.filter((w) => !ready.has(w))
     return missing.length > 0 ? `mirror pods not ready: ${missing.join(', ')}` : ''
   } catch (error) {
@@ -303,7 +393,12 @@ async function notReady(layout: SandboxLayout, admin: SandboxApiClient): Promise
 async function markControlPlane(layout: SandboxLayout, admin: SandboxApiClient): Promise<void> {
   for (const node of layout.nodes) {
     const patch = {
-      metadata: {labels: {'node-role.kubernetes.io/control-plane': '', 'node.kubernetes.io/exclude-from-external-load-balancers': ''}},
+      metadata: {
+        labels: {
+          'node-role.kubernetes.io/control-plane': '',
+          'node.kubernetes.io/exclude-from-external-load-balancers': '',
+        },
+      },
       spec: {taints: [{effect: 'NoSchedule', key: 'node-role.kubernetes.io/control-plane'}]},
     }
     await admin.request('PATCH', `/api/v1/nodes/${node.name}`, patch, 'application/merge-patch+json')
@@ -311,12 +406,18 @@ async function markControlPlane(layout: SandboxLayout, admin: SandboxApiClient):
 }
 
 /** What kubeadm init uploads: the kubeadm-config ConfigMap (and the namespaces it lives in). */
-async function bootstrapObjects(layout: SandboxLayout, admin: SandboxApiClient, webhookConfiguration: Record<string, unknown>): Promise<void> {
+async function bootstrapObjects(
+  layout: SandboxLayout,
+  admin: SandboxApiClient,
+  webhookConfiguration: Record<string, unknown>,
+): Promise<void> {
   const tolerate409 = (e: unknown) => {
     if (!isStatus(e, 409)) throw e
   }
   for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
-    await admin.request('POST', '/api/v1/namespaces', {apiVersion: 'v1', kind: 'Namespace', metadata: {name: ns}}).catch(tolerate409)
+    await admin
+      .request('POST', '/api/v1/namespaces', {apiVersion: 'v1', kind: 'Namespace', metadata: {name: ns}})
+      .catch(tolerate409)
   }
   await admin
     .request('POST', '/api/v1/namespaces/kube-system/configmaps', {
@@ -326,16 +427,29 @@ async function bootstrapObjects(layout: SandboxLayout, admin: SandboxApiClient, 
       data: {ClusterConfiguration: clusterConfiguration(layout)},
     })
     .catch(tolerate409)
-  await admin.request('POST', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations', webhookConfiguration).catch(tolerate409)
+  await admin
+    .request('POST', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations', webhookConfiguration)
+    .catch(tolerate409)
   // The read-only `viewer` user (group sandbox:viewers, --token-auth-file): Kubernetes' own `view`
   // role (every namespaced resource but Secrets) and reading Nodes, as a monitoring account would have.
   const rbac = '/apis/rbac.authorization.k8s.io/v1'
   const subjects = [{kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'sandbox:viewers'}]
   await admin
-    .request('POST', `${rbac}/clusterroles`, {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: {name: 'sandbox:node-reader'}, rules: [{apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch']}]})
+    .request('POST', `${rbac}/clusterroles`, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: {name: 'sandbox:node-reader'},
+      rules: [{apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch']}],
+    })
     .catch(tolerate409)
   for (const role of ['view', 'sandbox:node-reader']) {
-    const binding = {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: {name: `sandbox:viewers:${role}`}, roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role}, subjects}
+    const binding = {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: {name: `sandbox:viewers:${role}`},
+      roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role},
+      subjects,
+    }
     await admin.request('POST', `${rbac}/clusterrolebindings`, binding).catch(tolerate409)
   }
 }

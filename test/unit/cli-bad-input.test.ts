@@ -32,7 +32,10 @@ describe('bad words and files (issue 13)', {timeout: 120_000}, () => {
 
   it('item 13: a word after a command that takes none is a usage error in the plugin\'s form (exit 2), not oclif\'s raw "command status:extra-arg not found"', async () => {
     for (const [args, pattern] of [
-      [['status', 'extra-arg'], /^error: unexpected argument "extra-arg": 'kubectl encryption status' takes no arguments\nhint: See 'kubectl encryption status --help'.\n$/],
+      [
+        ['status', 'extra-arg'],
+        /^error: unexpected argument "extra-arg": 'kubectl encryption status' takes no arguments\nhint: See 'kubectl encryption status --help'.\n$/,
+      ],
       [['rewrite', '-A', 'x'], null],
       [['version', 'extra'], /^error: unexpected argument "extra"/],
       [['bogus'], /^error: unknown command "bogus"\nhint: /],
@@ -55,7 +58,9 @@ describe('bad words and files (issue 13)', {timeout: 120_000}, () => {
     truncateSync(huge, MAX_CONFIG_BYTES + 1) // sparse: no disk used
     const big = await plugin('config', 'validate', huge)
     expect(big.code).toBe(3)
-    expect(big.stdout).toContain(`encryption provider configuration file "${huge}" is ${MAX_CONFIG_BYTES + 1} bytes, more than the 3 MiB`)
+    expect(big.stdout).toContain(
+      `encryption provider configuration file "${huge}" is ${MAX_CONFIG_BYTES + 1} bytes, more than the 3 MiB`,
+    )
     const zero = await plugin('config', 'validate', '/dev/zero')
     expect(zero.code).toBe(3)
     expect(zero.stdout).toContain('"/dev/zero" is not a regular file')

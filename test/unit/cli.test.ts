@@ -34,7 +34,9 @@ describe('the CLI frame', {timeout: 120_000}, () => {
     // oclif wraps to the terminal width; a hard break inside a paragraph leaves ragged half-lines.
     const manifestPath = new URL('../../oclif.manifest.json', import.meta.url)
     const {readFile} = await import('node:fs/promises')
-    const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as {commands: Record<string, {description?: string}>}
+    const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as {
+      commands: Record<string, {description?: string}>
+    }
     const ragged = Object.entries(manifest.commands)
       .filter(([, command]) => (command.description ?? '').split('\n\n').some((paragraph) => paragraph.includes('\n')))
       .map(([id]) => id)

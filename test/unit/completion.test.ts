@@ -10,7 +10,10 @@ const output = {name: 'output', char: 'o', type: 'option', options: ['table', 'w
 const tree: CompletionCommand[] = [
   {id: 'version', flags: {output}},
   {id: 'config:validate', flags: {output, 'target-version': {name: 'target-version', type: 'option'}}},
-  {id: 'config:generate', flags: {output, force: {name: 'force', type: 'boolean'}, secret: {name: 'secret', type: 'boolean', hidden: true}}},
+  {
+    id: 'config:generate',
+    flags: {output, force: {name: 'force', type: 'boolean'}, secret: {name: 'secret', type: 'boolean', hidden: true}},
+  },
   {id: 'status', flags: {output}},
   {id: 'debug', hidden: true, flags: {}},
   {id: '__complete', flags: {}},
@@ -70,7 +73,8 @@ describe('the completion scripts', () => {
   it('bash: the script is valid and completes command names and flag values', () => {
     const bash = script('bash')
     expect(spawnSync('bash', ['-n'], {input: bash}).status).toBe(0)
-    const probe = `source /dev/stdin <<'EOF'\n${bash}\nEOF\n` +
+    const probe =
+      `source /dev/stdin <<'EOF'\n${bash}\nEOF\n` +
       `COMP_WORDS=(kubectl-encryption vers); COMP_CWORD=1; _kubectl_encryption; echo "1:\${COMPREPLY[*]}"\n` +
       `COMP_WORDS=(kubectl-encryption version -o j); COMP_CWORD=3; _kubectl_encryption; echo "2:\${COMPREPLY[*]}"\n`
     const out = execFileSync('bash', ['-c', probe], {env, encoding: 'utf8'})
@@ -82,7 +86,8 @@ describe('the completion scripts', () => {
     const zsh = script('zsh')
     expect(spawnSync('zsh', ['-n'], {input: zsh}).status).toBe(0)
     // Without the completion system loaded: compdef is a no-op, compadd prints what it is given.
-    const probe = `compdef() { :; }\ncompadd() { shift; print -r -- "added:$*"; }\n${zsh}\n` +
+    const probe =
+      `compdef() { :; }\ncompadd() { shift; print -r -- "added:$*"; }\n${zsh}\n` +
       `words=(kubectl-encryption comp); CURRENT=2; _kubectl_encryption\n`
     const out = execFileSync('zsh', ['-f', '-c', probe], {env, encoding: 'utf8'})
     expect(out).toContain('added:completion\n')

@@ -20,7 +20,10 @@ async function plugin(...args: string[]) {
 /** Runs the CLI, optionally as another user (`{uid, gid}`), the way a non-root operator would. */
 async function pluginAs(user: {uid?: number; gid?: number}, ...args: string[]) {
   try {
-    const {stdout, stderr} = await run(process.execPath, [bin, ...args], {cwd: user.uid === undefined ? dir : tmpdir(), ...user})
+    const {stdout, stderr} = await run(process.execPath, [bin, ...args], {
+      cwd: user.uid === undefined ? dir : tmpdir(),
+      ...user,
+    })
     return {code: 0, stdout, stderr}
   } catch (error) {
     const e = error as {code: number; stdout: string; stderr: string}
@@ -53,15 +56,55 @@ describe('kubectl encryption config validate', {timeout: 120_000}, () => {
   })
 
   it.each([
-    ['a missing file', () => join(dir, 'missing.yaml'), 'Read', 'open ' + join(dir, 'missing.yaml') + ': no such file or directory'],
+    [
+      'a missing file',
+      () => join(dir, 'missing.yaml'),
+      'Read',
+      'open ' + join(dir, 'missing.yaml') + ': no such file or directory',
+    ],
     ['an empty file', () => file('empty.yaml', ''), 'Read', 'is empty'],
-    ['a YAML syntax error', () => file('syntax.yaml', 'apiVersion: apiserver.config.k8s.io/v1\nkind: [\n'), 'Decode', ': yaml: line '],
-    ['binary garbage', () => file('garbage.bin', Buffer.from([0x00, 0xff, 0x13, 0x37, 0x80, 0x0a, 0x7b])), 'Decode', 'error decoding encryption provider configuration file'],
-    ['a wrong kind', () => file('kind.yaml', 'apiVersion: apiserver.config.k8s.io/v1\nkind: Secret\n'), 'Decode', 'no kind "Secret" is registered for version "apiserver.config.k8s.io/v1"'],
-    ['a directory', () => (mkdirSync(join(dir, 'a-dir'), {recursive: true}), join(dir, 'a-dir')), 'Read', `read ${join(dir, 'a-dir')}: is a directory`],
-    ['a file name that is too long', () => join(dir, 'x'.repeat(300)), 'Read', `open ${join(dir, 'x'.repeat(300))}: file name too long`],
-    ['a path through a file', () => join(file('plain.yaml', 'x'), 'enc.yaml'), 'Read', `open ${join(dir, 'plain.yaml', 'enc.yaml')}: not a directory`],
-    ['broken JSON', () => file('broken.json', '{"apiVersion": "apiserver.config.k8s.io/v1", "kind": "EncryptionConfiguration",}'), 'Decode', `json parse error: invalid character '}' looking for beginning of object key string`],
+    [
+      'a YAML syntax error',
+      () => file('syntax.yaml', 'apiVersion: apiserver.config.k8s.io/v1\nkind: [\n'),
+      'Decode',
+      ': yaml: line ',
+    ],
+    [
+      'binary garbage',
+      () => file('garbage.bin', Buffer.from([0x00, 0xff, 0x13, 0x37, 0x80, 0x0a, 0x7b])),
+      'Decode',
+      'error decoding encryption provider configuration file',
+    ],
+    [
+      'a wrong kind',
+      () => file('kind.yaml', 'apiVersion: apiserver.config.k8s.io/v1\nkind: Secret\n'),
+      'Decode',
+      'no kind "Secret" is registered for version "apiserver.config.k8s.io/v1"',
+    ],
+    [
+      'a directory',
+      () => (mkdirSync(join(dir, 'a-dir'), {recursive: true}), join(dir, 'a-dir')),
+      'Read',
+      `read ${join(dir, 'a-dir')}: is a directory`,
+    ],
+    [
+      'a file name that is too long',
+      () => join(dir, 'x'.repeat(300)),
+      'Read',
+      `open ${join(dir, 'x'.repeat(300))}: file name too long`,
+    ],
+    [
+      'a path through a file',
+      () => join(file('plain.yaml', 'x'), 'enc.yaml'),
+      'Read',
+      `open ${join(dir, 'plain.yaml', 'enc.yaml')}: not a directory`,
+    ],
+    [
+      'broken JSON',
+      () => file('broken.json', '{"apiVersion": "apiserver.config.k8s.io/v1", "kind": "EncryptionConfiguration",}'),
+      'Decode',
+      `json parse error: invalid character '}' looking for beginning of object key string`,
+    ],
   ])('rejects %s with exit 3, a clear message and nothing written', async (_name, make, type, text) => {
     const path = make()
     const before = readdirSync(dir).sort()
@@ -87,13 +130,20 @@ describe('kubectl encryption config validate', {timeout: 120_000}, () => {
     const r = await pluginAs(user, 'config', 'validate', path, '-o', 'json')
     expect(r.code).toBe(3)
     const doc = JSON.parse(r.stdout)
-    expect(doc.errors).toEqual([{field: '', type: 'Read', detail: `error reading encryption provider configuration file "${path}": open ${path}: permission denied`}])
+    expect(doc.errors).toEqual([
+      {
+        field: '',
+        type: 'Read',
+        detail: `error reading encryption provider configuration file "${path}": open ${path}: permission denied`,
+      },
+    ])
     expect(doc.message).toBe(`error while parsing file: error while loading file: ${doc.errors[0].detail}`)
   })
 
   it('never prints key material, whatever is wrong with the file, in any output format', async () => {
     const k = Buffer.from('0123456789abcdef0123456789ABCDEF').toString('base64') // 32 bytes
-    const head = 'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n'
+    const head =
+      'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n'
     const cases = {
       'valid-with-warnings.yaml': `${head}  - aescbc: {keys: [{name: k, secret: "${k}"}, {name: k, secret: "${k}"}]}\n`,
       'two-types.yaml': `${head}  - aescbc: {keys: [{name: k, secret: "${k}"}]}\n    secretbox: {keys: [{name: k, secret: "${k}"}]}\n`,
@@ -105,12 +155,18 @@ describe('kubectl encryption config validate', {timeout: 120_000}, () => {
       'key-as-field.json': `{"apiVersion": "apiserver.config.k8s.io/v1", "kind": "EncryptionConfiguration", "resources": [{"resources": ["secrets"], "providers": [{"secretbox": {"keys": [{"name": "k", "${k}": "x"}]}}]}]}`,
       'syntax.yaml': `${head}  - secretbox: {keys: [{name: k, secret: "${k}" ]}\n`,
       'broken.json': `{"kind": "EncryptionConfiguration", "resources": [{"providers": [{"secretbox": {"keys": [{"name": "k1", "secret": ${k}}]}}]}]}`,
-      'garbage.yaml': Buffer.concat([Buffer.from(`${head}  - secretbox: {keys: [{name: k, secret: "${k}"}]}\n`), Buffer.from([0, 1, 2])]),
+      'garbage.yaml': Buffer.concat([
+        Buffer.from(`${head}  - secretbox: {keys: [{name: k, secret: "${k}"}]}\n`),
+        Buffer.from([0, 1, 2]),
+      ]),
     }
     const runs = await Promise.all(
       Object.entries(cases).flatMap(([name, content]) => {
         const path = file(name, content)
-        const outputs = name === 'two-types.yaml' || name.startsWith('valid') ? [[], ['-o', 'json'], ['-o', 'yaml']] : [[], ['-o', 'json']]
+        const outputs =
+          name === 'two-types.yaml' || name.startsWith('valid')
+            ? [[], ['-o', 'json'], ['-o', 'yaml']]
+            : [[], ['-o', 'json']]
         return outputs.map(async (out) => ({name, out, r: await plugin('config', 'validate', path, ...out)}))
       }),
     )
@@ -118,7 +174,10 @@ describe('kubectl encryption config validate', {timeout: 120_000}, () => {
       expect(r.code, `${name} ${out.join(' ')}`).toBe(name.startsWith('valid') ? 0 : 3)
       // Neither the secret nor any 8-character piece of it (V8's JSON errors quote ~10 characters of the file).
       const pieces = Array.from({length: k.length - 7}, (_, i) => k.slice(i, i + 8))
-      expect(pieces.filter((piece) => (r.stdout + r.stderr).includes(piece)), `${name} ${out.join(' ')}`).toEqual([])
+      expect(
+        pieces.filter((piece) => (r.stdout + r.stderr).includes(piece)),
+        `${name} ${out.join(' ')}`,
+      ).toEqual([])
     }
   })
 
@@ -131,15 +190,26 @@ describe('kubectl encryption config validate', {timeout: 120_000}, () => {
     expect(r.code).toBe(3)
     const doc = JSON.parse(r.stdout)
     expect(doc.errors).toEqual([
-      {field: 'resources[0].providers[0]', type: 'Invalid', detail: 'more than one provider specified in a single element, should split into different list elements'},
-      {field: 'resources[0].providers[0].aescbc.keys[0].secret', type: 'Invalid', detail: 'secrets must be base64 encoded'},
+      {
+        field: 'resources[0].providers[0]',
+        type: 'Invalid',
+        detail: 'more than one provider specified in a single element, should split into different list elements',
+      },
+      {
+        field: 'resources[0].providers[0].aescbc.keys[0].secret',
+        type: 'Invalid',
+        detail: 'secrets must be base64 encoded',
+      },
     ])
     expect(doc.message).toContain('"Secret":"REDACTED"')
     expect(r.stdout + r.stderr).not.toContain(SECRET)
   })
 
   it('gates by --target-version and takes --feature-gates', async () => {
-    const path = file('kmsv1.yaml', 'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers: [{kms: {name: k, endpoint: "unix:///k.sock"}}]\n')
+    const path = file(
+      'kmsv1.yaml',
+      'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers: [{kms: {name: k, endpoint: "unix:///k.sock"}}]\n',
+    )
     expect((await plugin('config', 'validate', path, '--target-version', '1.28')).code).toBe(0)
     const off = await plugin('config', 'validate', path, '--target-version', '1.29')
     expect(off.code).toBe(3)
@@ -174,12 +244,17 @@ describe('kubectl encryption config check', {timeout: 120_000}, () => {
     expect(r.stderr).toContain(`open ${path}: no such file or directory`)
   })
 
-  it('an invalid FILE gives config validate\'s message, redacted, exit 3 (-o json: the error document)', async () => {
-    const path = file('check-bad.yaml', `apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers: [{aescbc: {keys: [{name: k, secret: ${SECRET}}]}}]\n`)
+  it("an invalid FILE gives config validate's message, redacted, exit 3 (-o json: the error document)", async () => {
+    const path = file(
+      'check-bad.yaml',
+      `apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers: [{aescbc: {keys: [{name: k, secret: ${SECRET}}]}}]\n`,
+    )
     const validate = JSON.parse((await plugin('config', 'validate', path, '-o', 'json')).stdout) as {message: string}
     const r = await plugin('config', 'check', path, ...offline, '-o', 'json')
     expect(r.code).toBe(3)
-    expect(JSON.parse(r.stdout)).toEqual({error: expect.objectContaining({code: 'CONFIG_INVALID', message: validate.message, exitCode: 3})})
+    expect(JSON.parse(r.stdout)).toEqual({
+      error: expect.objectContaining({code: 'CONFIG_INVALID', message: validate.message, exitCode: 3}),
+    })
     expect(r.stdout + r.stderr).not.toContain(SECRET)
   })
 })
@@ -191,7 +266,19 @@ describe('kubectl encryption config generate', {timeout: 120_000}, () => {
     ['aesgcm', '24'],
     ['aescbc', '32'],
   ])('%s with a %s-byte key round-trips through validate', async (provider, size) => {
-    const r = await plugin('config', 'generate', '--provider', provider, '--key-size', size, '--resource', 'secrets', '--resource', '*.apps', '--identity-fallback')
+    const r = await plugin(
+      'config',
+      'generate',
+      '--provider',
+      provider,
+      '--key-size',
+      size,
+      '--resource',
+      'secrets',
+      '--resource',
+      '*.apps',
+      '--identity-fallback',
+    )
     expect(r.code).toBe(0)
     const path = file(`gen-${provider}-${size}.yaml`, r.stdout)
     const check = await plugin('config', 'validate', path, '-o', 'json')
@@ -247,11 +334,20 @@ describe('kubectl encryption config generate', {timeout: 120_000}, () => {
     [['--resource', ''], '--resource "" names no resource'],
     [['--resource', 'secrets configmaps'], '--resource "secrets configmaps" names no resource'],
     [['--provider', 'kms'], '--provider kms needs --kms-endpoint'],
-    [['--provider', 'kms', '--kms-endpoint', '/var/run/kms.sock'], '--kms-endpoint "/var/run/kms.sock" must start with unix://'],
+    [
+      ['--provider', 'kms', '--kms-endpoint', '/var/run/kms.sock'],
+      '--kms-endpoint "/var/run/kms.sock" must start with unix://',
+    ],
     [['--provider', 'kms', '--kms-endpoint', 'unix://kms.sock'], 'must name an absolute socket path'],
-    [['--provider', 'kms', '--kms-endpoint', 'unix:///k.sock', '--kms-timeout', 'soon'], '--kms-timeout "soon" is not a positive duration'],
+    [
+      ['--provider', 'kms', '--kms-endpoint', 'unix:///k.sock', '--kms-timeout', 'soon'],
+      '--kms-timeout "soon" is not a positive duration',
+    ],
     [['--provider', 'kms', '--kms-endpoint', 'unix:///k.sock', '--kms-name', 'a:b'], "must not contain ':'"],
-    [['--provider', 'kms', '--kms-endpoint', 'unix:///k.sock', '--key-size', '32'], '--key-size does not apply to --provider kms'],
+    [
+      ['--provider', 'kms', '--kms-endpoint', 'unix:///k.sock', '--key-size', '32'],
+      '--key-size does not apply to --provider kms',
+    ],
     [['--kms-endpoint', 'unix:///k.sock'], '--kms-endpoint only applies with --provider kms'],
   ])('refuses %j with exit 2 and writes nothing', async (args, text) => {
     const path = join(dir, 'never.yaml')
@@ -264,7 +360,17 @@ describe('kubectl encryption config generate', {timeout: 120_000}, () => {
   })
 
   it('--provider kms writes a v2 provider with the defaults (name kms-plugin, timeout 3s) that validates', async () => {
-    const r = await plugin('config', 'generate', '--provider', 'kms', '--kms-endpoint', 'unix:///var/run/kmsplugin/socket.sock', '--identity-fallback', '-o', 'json')
+    const r = await plugin(
+      'config',
+      'generate',
+      '--provider',
+      'kms',
+      '--kms-endpoint',
+      'unix:///var/run/kmsplugin/socket.sock',
+      '--identity-fallback',
+      '-o',
+      'json',
+    )
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).toBe('')
     expect(JSON.parse(r.stdout).resources[0].providers).toEqual([
@@ -277,7 +383,22 @@ describe('kubectl encryption config generate', {timeout: 120_000}, () => {
 
   it('--provider kms --output-file: 0600, prints name, endpoint, API version and timeout', async () => {
     const path = join(dir, 'kms.yaml')
-    const r = await plugin('config', 'generate', '--provider', 'kms', '--kms-endpoint', 'unix:///etc/kubernetes/kms/kms.sock', '--kms-name', 'vault', '--kms-timeout', '10s', '--output-file', path, '-o', 'json')
+    const r = await plugin(
+      'config',
+      'generate',
+      '--provider',
+      'kms',
+      '--kms-endpoint',
+      'unix:///etc/kubernetes/kms/kms.sock',
+      '--kms-name',
+      'vault',
+      '--kms-timeout',
+      '10s',
+      '--output-file',
+      path,
+      '-o',
+      'json',
+    )
     expect(r.code, r.stderr).toBe(0)
     expect(statSync(path).mode & 0o777).toBe(0o600)
     expect(JSON.parse(r.stdout)).toEqual({
@@ -294,7 +415,16 @@ describe('kubectl encryption config generate', {timeout: 120_000}, () => {
   })
 
   it('--kms-api-version v1 only when asked, with a warning that v1 is off by default since 1.29', async () => {
-    const r = await plugin('config', 'generate', '--provider', 'kms', '--kms-endpoint', 'unix:///k.sock', '--kms-api-version', 'v1')
+    const r = await plugin(
+      'config',
+      'generate',
+      '--provider',
+      'kms',
+      '--kms-endpoint',
+      'unix:///k.sock',
+      '--kms-api-version',
+      'v1',
+    )
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toContain('apiVersion: v1\n')
     expect(r.stdout).toMatch(/- kms:\n\s+apiVersion: v1/)

@@ -54,7 +54,11 @@ describe('config validate keeps keys out of every message (issue 13 item 7)', {t
   })
 
   it('redactKeyMaterial leaves names and short values alone', () => {
-    expect(redactKeyMaterial('resources[0].resources[1]: Invalid value: "Secrets": resource name should not contain capital letters')).toContain('"Secrets"')
+    expect(
+      redactKeyMaterial(
+        'resources[0].resources[1]: Invalid value: "Secrets": resource name should not contain capital letters',
+      ),
+    ).toContain('"Secrets"')
     expect(redactKeyMaterial('unknown field "resources[0].providres"')).toContain('providres')
     expect(redactKeyMaterial(`x ${key} y`, [key])).toBe('x REDACTED y')
   })

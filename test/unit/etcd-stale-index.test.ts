@@ -31,7 +31,16 @@ function reader(entries: Record<string, string>): EtcdReader & {prefixes: string
 describe('etcd stale index', () => {
   it('a KMS v2 value is current only under the key ID the apiservers report, when that is known', () => {
     const value = (keyID: string) =>
-      Buffer.concat([Buffer.from('k8s:enc:kms:v2:vault:'), encodeEncryptedObject({encryptedData: Buffer.alloc(60, 1), keyID, encryptedDEKSource: Buffer.alloc(40, 2), annotations: new Map(), encryptedDEKSourceType: 1})])
+      Buffer.concat([
+        Buffer.from('k8s:enc:kms:v2:vault:'),
+        encodeEncryptedObject({
+          encryptedData: Buffer.alloc(60, 1),
+          keyID,
+          encryptedDEKSource: Buffer.alloc(40, 2),
+          annotations: new Map(),
+          encryptedDEKSourceType: 1,
+        }),
+      ])
     const current = {vault: `sha256:${createHash('sha256').update('kek-2').digest('hex')}`}
     expect(isCurrentValue(value('kek-2'), 'kms:vault', current)).toBe(true)
     expect(isCurrentValue(value('kek-1'), 'kms:vault', current)).toBe(false)
@@ -52,8 +61,15 @@ describe('etcd stale index', () => {
   it('reads where the shared key table puts a resource, under --etcd-prefix (docs/kubernetes-behaviour.md §12)', async () => {
     const r = reader({'/k8s/ingress/a/web': 'k8s\x00plain', '/k8s/minions/n1': 'k8s:enc:aescbc:v1:key2:xx'})
     const index = new EtcdStaleIndex(r, () => 'aescbc:key2', 'k8s/')
-    expect(await index.staleObjects({...SECRETS, group: 'networking.k8s.io', resource: 'ingresses', kind: 'Ingress'}, undefined)).toEqual([{namespace: 'a', name: 'web'}])
-    expect(await index.staleObjects({...SECRETS, resource: 'nodes', kind: 'Node', namespaced: false}, undefined)).toEqual([])
+    expect(
+      await index.staleObjects(
+        {...SECRETS, group: 'networking.k8s.io', resource: 'ingresses', kind: 'Ingress'},
+        undefined,
+      ),
+    ).toEqual([{namespace: 'a', name: 'web'}])
+    expect(
+      await index.staleObjects({...SECRETS, resource: 'nodes', kind: 'Node', namespaced: false}, undefined),
+    ).toEqual([])
     expect(r.prefixes).toEqual(['/k8s/ingress/', '/k8s/minions/'])
   })
 
@@ -73,7 +89,11 @@ describe('etcd stale index', () => {
     ])
     expect(await index.staleObjects(SECRETS, 'b')).toEqual([{namespace: 'b', name: 'three'}])
     expect(await index.staleObjects(PANDAS, 'ignored')).toEqual([{name: 'p1'}])
-    expect(r.prefixes).toEqual(['/registry/secrets/', '/registry/secrets/b/', '/registry/awesome.bears.example/pandas/'])
+    expect(r.prefixes).toEqual([
+      '/registry/secrets/',
+      '/registry/secrets/b/',
+      '/registry/awesome.bears.example/pandas/',
+    ])
     expect(index.scanned).toBe(4 + 2 + 1)
   })
 })

@@ -24,7 +24,9 @@ describe('the committed krew-manifest.yaml', () => {
   it('has one platform per archive that `npm run package` builds, each installing the executable and LICENSE', () => {
     const platforms = committed().spec!.platforms!
     for (const target of PLATFORMS) {
-      const entry = platforms.find((p) => p.selector?.matchLabels?.os === target.os && p.selector?.matchLabels?.arch === target.arch)
+      const entry = platforms.find(
+        (p) => p.selector?.matchLabels?.os === target.os && p.selector?.matchLabels?.arch === target.arch,
+      )
       expect(entry, `${target.os}/${target.arch}`).toBeDefined()
       expect(entry!.uri).toMatch(new RegExp(`/releases/download/v${pjson.version}/${archiveName(target)}$`))
       expect(entry!.bin).toBe(target.bin)
@@ -60,7 +62,11 @@ describe('the committed krew-manifest.yaml', () => {
 describe('lintKrewManifest', () => {
   const valid = (): KrewPlugin => structuredClone(committed())
   const cases: [string, (p: KrewPlugin) => void, RegExp][] = [
-    ['another apiVersion', (p) => (p.apiVersion = 'krew.googlecontainertools.github.com/v1alpha1'), /^apiVersion must be/],
+    [
+      'another apiVersion',
+      (p) => (p.apiVersion = 'krew.googlecontainertools.github.com/v1alpha1'),
+      /^apiVersion must be/,
+    ],
     ['another kind', (p) => (p.kind = 'Plugins'), /^kind must be Plugin/],
     ['a name with a dot', (p) => (p.metadata!.name = 'encryption.v2'), /^metadata.name .* must match/],
     ['a name Windows reserves', (p) => (p.metadata!.name = 'aux'), /reserved on Windows/],
@@ -74,7 +80,11 @@ describe('lintKrewManifest', () => {
     ['no homepage', (p) => delete p.spec!.homepage, /^spec.homepage must be set/],
     ['no platforms', (p) => (p.spec!.platforms = []), /at least one platform/],
     ['a platform without uri', (p) => delete p.spec!.platforms![0]!.uri, /\.uri must be set/],
-    ['a uri that is no archive', (p) => (p.spec!.platforms![0]!.uri = 'https://example.com/x.exe'), /\.tar\.gz or \.zip/],
+    [
+      'a uri that is no archive',
+      (p) => (p.spec!.platforms![0]!.uri = 'https://example.com/x.exe'),
+      /\.tar\.gz or \.zip/,
+    ],
     ['an uppercase sha256', (p) => (p.spec!.platforms![0]!.sha256 = sha('A')), /sha256 must match/],
     ['a short sha256', (p) => (p.spec!.platforms![0]!.sha256 = 'abc'), /sha256 must match/],
     ['no bin', (p) => delete p.spec!.platforms![0]!.bin, /\.bin must be set/],
@@ -83,7 +93,11 @@ describe('lintKrewManifest', () => {
     ['a file without to', (p) => delete p.spec!.platforms![0]!.files![1]!.to, /files\[1\]\.to must be set/],
     ['no selector', (p) => delete p.spec!.platforms![0]!.selector, /selector must be set/],
     ['empty matchLabels', (p) => (p.spec!.platforms![0]!.selector = {matchLabels: {}}), /matchLabels is empty/],
-    ['a selector key other than os/arch', (p) => (p.spec!.platforms![0]!.selector!.matchLabels!.libc = 'musl'), /key libc is not supported/],
+    [
+      'a selector key other than os/arch',
+      (p) => (p.spec!.platforms![0]!.selector!.matchLabels!.libc = 'musl'),
+      /key libc is not supported/,
+    ],
     [
       'two platforms for linux/amd64',
       (p) => (p.spec!.platforms![1]!.selector = {matchExpressions: [{key: 'os', operator: 'In', values: ['linux']}]}),
@@ -94,7 +108,10 @@ describe('lintKrewManifest', () => {
     const plugin = valid()
     breakIt(plugin)
     const problems = lintKrewManifest(plugin)
-    expect(problems.some((p) => problem.test(p)), problems.join('\n')).toBe(true)
+    expect(
+      problems.some((p) => problem.test(p)),
+      problems.join('\n'),
+    ).toBe(true)
   })
 })
 
@@ -107,8 +124,15 @@ describe('updateKrewManifest', () => {
     expect(updated).toContain('  # kept\n')
     expect(updated).toContain(`sha256: "${sha('1')}"`)
     const plugin = parse(updated) as KrewPlugin
-    const shas = Object.fromEntries(plugin.spec!.platforms!.map((p) => [`${p.selector!.matchLabels!.os}-${p.selector!.matchLabels!.arch}`, p.sha256]))
-    const committedShas = Object.fromEntries(committed().spec!.platforms!.map((p) => [`${p.selector!.matchLabels!.os}-${p.selector!.matchLabels!.arch}`, p.sha256]))
+    const shas = Object.fromEntries(
+      plugin.spec!.platforms!.map((p) => [`${p.selector!.matchLabels!.os}-${p.selector!.matchLabels!.arch}`, p.sha256]),
+    )
+    const committedShas = Object.fromEntries(
+      committed().spec!.platforms!.map((p) => [
+        `${p.selector!.matchLabels!.os}-${p.selector!.matchLabels!.arch}`,
+        p.sha256,
+      ]),
+    )
     expect(shas).toEqual({...committedShas, 'linux-amd64': sha('1'), 'linux-arm64': sha('e')})
     const before = parse(text) as KrewPlugin
     expect({...plugin.spec, platforms: undefined}).toEqual({...before.spec, platforms: undefined})

@@ -6,9 +6,15 @@ import {formatTable, renderResult} from '../../src/output/render.js'
 
 describe('renderers', () => {
   it('aligns kubectl-style tables', () => {
-    expect(formatTable(['name', 'provider'], [['secrets', 'aescbc'], ['configmaps.x', 'identity']])).toBe(
-      'NAME           PROVIDER\nsecrets        aescbc\nconfigmaps.x   identity',
-    )
+    expect(
+      formatTable(
+        ['name', 'provider'],
+        [
+          ['secrets', 'aescbc'],
+          ['configmaps.x', 'identity'],
+        ],
+      ),
+    ).toBe('NAME           PROVIDER\nsecrets        aescbc\nconfigmaps.x   identity')
   })
   it('renders one document per run in json and yaml', () => {
     expect(JSON.parse(renderResult({a: 1}, 'json', () => 'x'))).toEqual({a: 1})

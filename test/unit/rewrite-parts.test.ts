@@ -6,7 +6,12 @@ import {describe, expect, it} from 'vitest'
 import {KubeApiError} from '../../src/kube/types.js'
 import {classifyApiError} from '../../src/operations/api-errors.js'
 import {CompletionWindow, objectKey} from '../../src/operations/completion-window.js'
-import {checkpointPath, defaultStateDir, emptyCounters, FileCheckpointStore} from '../../src/operations/rewrite-checkpoint.js'
+import {
+  checkpointPath,
+  defaultStateDir,
+  emptyCounters,
+  FileCheckpointStore,
+} from '../../src/operations/rewrite-checkpoint.js'
 import {TokenBucket} from '../../src/operations/token-bucket.js'
 import {continueAfter} from '../../src/operations/rewrite.js'
 import {FakeClock} from './helpers/fake-cluster.js'
@@ -54,7 +59,13 @@ describe('api error classification', () => {
     [new KubeApiError(409, 'Conflict', 'the object has been modified'), 'conflict'],
     [new KubeApiError(404, 'NotFound', 'secrets "x" not found'), 'notFound'],
     [new KubeApiError(404, 'NotFound', 'namespaces "gone" not found'), 'fail:NamespaceGone'],
-    [new KubeApiError(404, 'NotFound', 'whatever', undefined, undefined, undefined, {kind: 'namespaces', name: 'gone'}), 'fail:NamespaceGone'],
+    [
+      new KubeApiError(404, 'NotFound', 'whatever', undefined, undefined, undefined, {
+        kind: 'namespaces',
+        name: 'gone',
+      }),
+      'fail:NamespaceGone',
+    ],
     [new KubeApiError(410, 'Expired', 'too old', undefined, 'tok'), 'expired'],
     [new KubeApiError(403, 'Forbidden', 'User "u" cannot update resource "secrets"'), 'fail:Forbidden'],
     [new KubeApiError(400, 'BadRequest', 'admission webhook "a.b" denied the request: no'), 'fail:AdmissionDenied'],
@@ -72,8 +83,14 @@ describe('api error classification', () => {
       expect(d.kind === 'fail' ? `fail:${d.reason}` : d.kind).toBe(want)
     })
   it('carries Retry-After and the continue hint', () => {
-    expect(classifyApiError(new KubeApiError(429, 'TooManyRequests', 'x', 3))).toEqual({kind: 'transient', retryAfterMs: 3000})
-    expect(classifyApiError(new KubeApiError(410, 'Expired', 'x', undefined, 'tok'))).toEqual({kind: 'expired', continueHint: 'tok'})
+    expect(classifyApiError(new KubeApiError(429, 'TooManyRequests', 'x', 3))).toEqual({
+      kind: 'transient',
+      retryAfterMs: 3000,
+    })
+    expect(classifyApiError(new KubeApiError(410, 'Expired', 'x', undefined, 'tok'))).toEqual({
+      kind: 'expired',
+      continueHint: 'tok',
+    })
   })
 })
 
@@ -87,7 +104,14 @@ describe('checkpoint file', () => {
       expect(checkpointPath(dir, 'cluster-b')).not.toBe(a)
       const store = new FileCheckpointStore(a)
       expect(await store.load()).toBeUndefined()
-      const cp = {version: 1 as const, scope: 's', updatedAt: 'now', units: {u: {after: 'x', doneAhead: [], complete: false, counters: emptyCounters()}}, failures: [], failuresTruncated: 0}
+      const cp = {
+        version: 1 as const,
+        scope: 's',
+        updatedAt: 'now',
+        units: {u: {after: 'x', doneAhead: [], complete: false, counters: emptyCounters()}},
+        failures: [],
+        failuresTruncated: 0,
+      }
       await store.save(cp)
       await store.save({...cp, scope: 's2'})
       expect(JSON.parse(await readFile(a, 'utf8')).scope).toBe('s2')

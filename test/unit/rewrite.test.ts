@@ -13,11 +13,23 @@ function cluster(perNamespace = 60, namespaces = NS): FakeCluster {
   return c
 }
 
-function run(c: FakeCluster, options: Partial<RewriteOptions> = {}, extra: {clock?: FakeClock; store?: MemoryCheckpointStore; staleIndex?: StaleObjectIndex} = {}) {
+function run(
+  c: FakeCluster,
+  options: Partial<RewriteOptions> = {},
+  extra: {clock?: FakeClock; store?: MemoryCheckpointStore; staleIndex?: StaleObjectIndex} = {},
+) {
   const events: RewriteEvent[] = []
   const clock = extra.clock ?? new FakeClock()
   const promise = rewrite(
-    {resources: [SECRETS], concurrency: 6, pageSize: 25, qps: 0, checkpointIntervalMs: 0, onEvent: (e) => events.push(e), ...options},
+    {
+      resources: [SECRETS],
+      concurrency: 6,
+      pageSize: 25,
+      qps: 0,
+      checkpointIntervalMs: 0,
+      onEvent: (e) => events.push(e),
+      ...options,
+    },
     {client: c, clock, random: () => 0.5, checkpoints: extra.store, staleIndex: extra.staleIndex},
   )
   return {promise, events, clock}
@@ -39,7 +51,14 @@ describe('rewrite', () => {
     for (const v of c.all(SECRETS).slice(0, 50)) v.key = 'new'
     const {promise, events} = run(c, {concurrency: 8})
     const result = await promise
-    expect(result.totals).toMatchObject({listed: 300, rewritten: 250, alreadyCurrent: 50, failed: 0, skipped: 0, conflictsRetried: 0})
+    expect(result.totals).toMatchObject({
+      listed: 300,
+      rewritten: 250,
+      alreadyCurrent: 50,
+      failed: 0,
+      skipped: 0,
+      conflictsRetried: 0,
+    })
     expect(result.resources).toEqual([expect.objectContaining({resource: 'secrets', listed: 300, complete: true})])
     expect(result.failures).toEqual([])
     expectAllCurrent(c)
@@ -154,9 +173,12 @@ describe('rewrite', () => {
     let n = 0
     c.fault = ({verb}) => {
       n++
-      if (verb === 'replace' && n === 5) throw new KubeApiError(429, 'TooManyRequests', 'Too many requests, please try again later.', 7)
-      if (verb === 'replace' && n === 9) throw new KubeApiError(503, 'ServiceUnavailable', 'the server is currently unable to handle the request')
-      if (verb === 'list' && n === 2) throw new KubeApiError(0, 'ConnectionFailed', 'connect ECONNREFUSED 127.0.0.1:6443')
+      if (verb === 'replace' && n === 5)
+        throw new KubeApiError(429, 'TooManyRequests', 'Too many requests, please try again later.', 7)
+      if (verb === 'replace' && n === 9)
+        throw new KubeApiError(503, 'ServiceUnavailable', 'the server is currently unable to handle the request')
+      if (verb === 'list' && n === 2)
+        throw new KubeApiError(0, 'ConnectionFailed', 'connect ECONNREFUSED 127.0.0.1:6443')
       if (verb === 'replace' && n === 20) throw Object.assign(new Error('socket hang up'), {code: 'ECONNRESET'})
     }
     const {promise, events, clock} = run(c)
@@ -184,9 +206,14 @@ describe('rewrite', () => {
       if (verb !== 'replace') return
       if (namespace === 'alpha' && name === 's-0001')
         throw new KubeApiError(400, 'BadRequest', 'admission webhook "deny.example.com" denied the request: frozen')
-      if (namespace === 'kube-system') throw new KubeApiError(403, 'Forbidden', 'secrets "x" is forbidden: User "u" cannot update resource "secrets"')
+      if (namespace === 'kube-system')
+        throw new KubeApiError(403, 'Forbidden', 'secrets "x" is forbidden: User "u" cannot update resource "secrets"')
       if (namespace === 'team-a' && name === 's-0002')
-        throw new KubeApiError(500, 'InternalError', 'Internal error occurred: no matching key was found for the provided AES transformer')
+        throw new KubeApiError(
+          500,
+          'InternalError',
+          'Internal error occurred: no matching key was found for the provided AES transformer',
+        )
       if (namespace === 'default' && name === 's-0003') c.externalDelete(SECRETS, 'default', 's-0003')
     }
     const result = await run(c).promise
@@ -207,7 +234,12 @@ describe('rewrite', () => {
     expect(result.failures.every((f) => f.message.length > 0)).toBe(true)
   })
 
-  for (const [namespaces, storageReadErrors] of [[undefined, false], [['alpha'], false], [undefined, true], [['alpha'], true]] as const) {
+  for (const [namespaces, storageReadErrors] of [
+    [undefined, false],
+    [['alpha'], false],
+    [undefined, true],
+    [['alpha'], true],
+  ] as const) {
     it(`reports a value the list cannot decrypt and lists on after it (${namespaces ? '-n' : '-A'}, ${storageReadErrors ? '500 StorageReadError' : 'unable to transform key'})`, async () => {
       const c = cluster(12, ['alpha', 'beta'])
       // kube-apiserver fails the whole page that reaches it (docs/kubernetes-behaviour.md §4.3), naming its etcd key
@@ -215,11 +247,23 @@ describe('rewrite', () => {
       c.storageReadErrors = storageReadErrors
       const result = await run(c, {namespaces: namespaces ? [...namespaces] : undefined, pageSize: 4}).promise
       expect(result.failures).toEqual([
-        expect.objectContaining({namespace: 'alpha', name: 's-0005', reason: 'Undecryptable', message: expect.stringContaining('/registry/secrets/alpha/s-0005')}),
+        expect.objectContaining({
+          namespace: 'alpha',
+          name: 's-0005',
+          reason: 'Undecryptable',
+          message: expect.stringContaining('/registry/secrets/alpha/s-0005'),
+        }),
       ])
       const listed = namespaces ? 12 : 24
       expect(result.totals).toMatchObject({listed, rewritten: listed - 1, failed: 1})
-      expect(c.all(SECRETS).filter((v) => v.key === 'old').map((v) => v.object.metadata.name)).toEqual(namespaces ? ['s-0005', ...Array.from({length: 12}, (_, i) => `s-${String(i).padStart(4, '0')}`)] : ['s-0005'])
+      expect(
+        c
+          .all(SECRETS)
+          .filter((v) => v.key === 'old')
+          .map((v) => v.object.metadata.name),
+      ).toEqual(
+        namespaces ? ['s-0005', ...Array.from({length: 12}, (_, i) => `s-${String(i).padStart(4, '0')}`)] : ['s-0005'],
+      )
     })
   }
 
@@ -227,7 +271,8 @@ describe('rewrite', () => {
     const c = cluster(3)
     const store = new MemoryCheckpointStore()
     c.fault = ({verb, namespace}) => {
-      if (verb === 'list' && namespace === 'beta') throw new KubeApiError(403, 'Forbidden', 'secrets is forbidden: User "u" cannot list resource "secrets"')
+      if (verb === 'list' && namespace === 'beta')
+        throw new KubeApiError(403, 'Forbidden', 'secrets is forbidden: User "u" cannot list resource "secrets"')
     }
     await expect(run(c, {namespaces: ['alpha', 'beta']}, {store}).promise).rejects.toMatchObject({status: 403})
     expect(c.calls.replace).toBe(0)
@@ -288,7 +333,9 @@ describe('rewrite', () => {
     const c2 = cluster(10)
     for (const v of c2.all(SECRETS)) v.object.metadata.labels = {app: v.object.metadata.name < 's-0005' ? 'web' : 'db'}
     const first = c2.all(SECRETS).filter((v) => v.object.metadata.name === 's-0000')
-    const idx2: StaleObjectIndex = {staleObjects: async () => first.map((v) => ({namespace: v.object.metadata.namespace, name: 's-0000'}))}
+    const idx2: StaleObjectIndex = {
+      staleObjects: async () => first.map((v) => ({namespace: v.object.metadata.namespace, name: 's-0000'})),
+    }
     const r2 = await run(c2, {onlyStale: true, labelSelector: 'app=web'}, {staleIndex: idx2}).promise
     expect(r2.totals).toMatchObject({listed: 25, rewritten: 5, alreadyCurrent: 20})
     expect(c2.calls.replace).toBe(5)

@@ -7,16 +7,24 @@ import {describe, expect, it} from 'vitest'
 import {kubeModuleDir, kubeReleases, selectedRelease} from '../sandbox/kube-binaries.js'
 
 describe('sandbox Kubernetes releases', () => {
-  it.each(kubeReleases.map((r) => [r.version, r] as const))('%s: go.mod pins the same Kubernetes, etcd and staging modules', (_v, release) => {
-    const mod = readFileSync(path.join(kubeModuleDir, release.modfile), 'utf8')
-    expect(mod).toMatch(new RegExp(`^\\tk8s\\.io/kubernetes ${release.version.replace(/\./g, '\\.')}$`, 'm'))
-    for (const tool of ['server', 'etcdctl', 'etcdutl']) {
-      expect(mod).toMatch(new RegExp(`^\\tgo\\.etcd\\.io/etcd/${tool}/v3 v${release.etcdVersion.replace(/\./g, '\\.')}( // indirect)?$`, 'm'))
-    }
-    const staging = [...mod.matchAll(/^\t(k8s\.io\/[\w-]+) => \1 (v\S+)$/gm)]
-    expect(staging.length).toBeGreaterThan(30)
-    for (const [, , version] of staging) expect(version).toBe(`v0.${release.version.slice(3)}`)
-  })
+  it.each(kubeReleases.map((r) => [r.version, r] as const))(
+    '%s: go.mod pins the same Kubernetes, etcd and staging modules',
+    (_v, release) => {
+      const mod = readFileSync(path.join(kubeModuleDir, release.modfile), 'utf8')
+      expect(mod).toMatch(new RegExp(`^\\tk8s\\.io/kubernetes ${release.version.replace(/\./g, '\\.')}$`, 'm'))
+      for (const tool of ['server', 'etcdctl', 'etcdutl']) {
+        expect(mod).toMatch(
+          new RegExp(
+            `^\\tgo\\.etcd\\.io/etcd/${tool}/v3 v${release.etcdVersion.replace(/\./g, '\\.')}( // indirect)?$`,
+            'm',
+          ),
+        )
+      }
+      const staging = [...mod.matchAll(/^\t(k8s\.io\/[\w-]+) => \1 (v\S+)$/gm)]
+      expect(staging.length).toBeGreaterThan(30)
+      for (const [, , version] of staging) expect(version).toBe(`v0.${release.version.slice(3)}`)
+    },
+  )
 
   it('selects by full version or minor, and names the choices for anything else', () => {
     expect(selectedRelease(undefined).version).toBe(kubeReleases[0]!.version)

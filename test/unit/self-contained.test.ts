@@ -21,7 +21,8 @@ function files(dir: string): string[] {
   })
 }
 const read = (rel: string) => readFileSync(path.join(root, rel), 'utf8')
-const ours = (dirs: string[]) => dirs.flatMap(files).filter((rel) => path.join(root, rel) !== self && !leaving.some((re) => re.test(rel)))
+const ours = (dirs: string[]) =>
+  dirs.flatMap(files).filter((rel) => path.join(root, rel) !== self && !leaving.some((re) => re.test(rel)))
 
 function hits(rels: string[], find: (text: string) => string[]): string[] {
   return rels.flatMap((rel) =>
@@ -37,10 +38,14 @@ describe('the repository is self-contained', () => {
     expect(hits(ours(['test', 'scripts', 'bench']), (line) => line.match(outside) ?? [])).toEqual([])
   })
 
-  it("no relative URL in a test, script or bench climbs out of the repository", () => {
+  it('no relative URL in a test, script or bench climbs out of the repository', () => {
     const url = /new URL\(\s*(['"`])([^'"`$]*)\1\s*,\s*import\.meta\.url/g
     const escapes = (rel: string) => (line: string) =>
-      [...line.matchAll(url)].map((m) => m[2] ?? '').filter((target) => path.relative(root, path.resolve(path.dirname(path.join(root, rel)), target)).startsWith('..'))
+      [...line.matchAll(url)]
+        .map((m) => m[2] ?? '')
+        .filter((target) =>
+          path.relative(root, path.resolve(path.dirname(path.join(root, rel)), target)).startsWith('..'),
+        )
     const rels = ours(['test', 'scripts', 'bench'])
     expect(rels.flatMap((rel) => hits([rel], escapes(rel)))).toEqual([])
   })
@@ -55,6 +60,7 @@ describe('the repository is self-contained', () => {
   })
 
   it('the docs those comments cite exist', () => {
-    for (const doc of ['docs/architecture.md', 'docs/kubernetes-behaviour.md']) expect(statSync(path.join(root, doc)).isFile()).toBe(true)
+    for (const doc of ['docs/architecture.md', 'docs/kubernetes-behaviour.md'])
+      expect(statSync(path.join(root, doc)).isFile()).toBe(true)
   })
 })

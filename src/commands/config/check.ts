@@ -23,7 +23,8 @@ const counts = (map: Record<string, number>) =>
 
 export default class ConfigCheck extends BaseCommand<ConfigCheckResult, typeof ConfigCheck> {
   static override summary = 'Check that apiservers running FILE could read every value stored in etcd.'
-  static override description = `Loads FILE as kube-apiserver would (an invalid or unreadable file is the 'config validate' error, exit 3, before anything is contacted), then reads every value under /registry/ in etcd and decides, per value, whether that configuration could read it: plaintext only where the resource's providers include identity (or the file does not cover the resource); k8s:enc:<provider>:v1:<key>: only with a key of that name that actually decrypts it (a key with the right name and the wrong secret does not); KMS values when the file has a KMS provider of that name for the resource (the KMS is not called). Nothing is written.
+  static override description =
+    `Loads FILE as kube-apiserver would (an invalid or unreadable file is the 'config validate' error, exit 3, before anything is contacted), then reads every value under /registry/ in etcd and decides, per value, whether that configuration could read it: plaintext only where the resource's providers include identity (or the file does not cover the resource); k8s:enc:<provider>:v1:<key>: only with a key of that name that actually decrypts it (a key with the right name and the wrong secret does not); KMS values when the file has a KMS provider of that name for the resource (the KMS is not called). Nothing is written.
 
 Exit 0 when every value is readable, 5 when some are not, with counts per resource and per stored provider:key, the apiserver's errors and up to 5 example etcd keys. -o json gives {readable, file, hash, etcd, keys, values, unreadable, kmsNotDecrypted, resources: [{resource, rule, values, unreadable, kmsNotDecrypted, unreadableAs, errors, examples}], examples}. Key material is never printed.`
   static override examples = [
@@ -33,7 +34,10 @@ Exit 0 when every value is readable, 5 when some are not, with counts per resour
   ]
 
   static override args = {
-    file: Args.string({description: 'EncryptionConfiguration file (YAML or JSON) to check against what etcd holds.', required: true}),
+    file: Args.string({
+      description: 'EncryptionConfiguration file (YAML or JSON) to check against what etcd holds.',
+      required: true,
+    }),
   }
 
   static override flags = {
@@ -51,7 +55,11 @@ Exit 0 when every value is readable, 5 when some are not, with counts per resour
     const targetVersion = targetVersionFromFlag(flags['target-version'])
     const featureGates = featureGatesFromFlag(flags['feature-gates'])
     // The file first: an invalid one is config validate's error (exit 3) before anything is contacted.
-    const {config, hash} = await loadEncryptionConfig(this.args.file, {targetVersion, featureGates, automaticReload: flags['automatic-reload']})
+    const {config, hash} = await loadEncryptionConfig(this.args.file, {
+      targetVersion,
+      featureGates,
+      automaticReload: flags['automatic-reload'],
+    })
     const connector = new OpenSshConnector(sshOptionsFromFlags(flags))
     const progress = await this.progress('Connecting to etcd')
     const cluster = await connectCluster(kube).catch((error: unknown) => {
@@ -69,7 +77,8 @@ Exit 0 when every value is readable, 5 when some are not, with counts per resour
           config,
           reader,
           pageSize: flags['page-size'],
-          onProgress: (scanned) => progress.update(`Reading etcd through ${describeReader(reader.describe())}: ${scanned} values`),
+          onProgress: (scanned) =>
+            progress.update(`Reading etcd through ${describeReader(reader.describe())}: ${scanned} values`),
         })
       } finally {
         await reader.close()
@@ -101,9 +110,17 @@ Exit 0 when every value is readable, 5 when some are not, with counts per resour
     if (rows.length > 0) {
       sections.push(
         formatTable(
-          wide ? ['resource', 'rule', 'values', 'unreadable', 'unreadable stored as', 'errors'] : ['resource', 'values', 'unreadable', 'unreadable stored as', 'errors'],
+          wide
+            ? ['resource', 'rule', 'values', 'unreadable', 'unreadable stored as', 'errors']
+            : ['resource', 'values', 'unreadable', 'unreadable stored as', 'errors'],
           rows.map((r) => {
-            const row = [r.resource, r.values, r.unreadable, counts(r.unreadableAs), Object.keys(r.errors).join('; ') || '-']
+            const row = [
+              r.resource,
+              r.values,
+              r.unreadable,
+              counts(r.unreadableAs),
+              Object.keys(r.errors).join('; ') || '-',
+            ]
             return wide ? [r.resource, r.rule ?? '-', ...row.slice(1)] : row
           }),
         ).trimEnd(),

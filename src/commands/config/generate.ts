@@ -49,13 +49,17 @@ export interface GeneratedKmsFileResult {
 }
 
 /** Without --output-file the result IS the configuration (the user asked for the key on stdout). */
-export type GenerateResult = {config: EncryptionConfiguration; text: string} | GeneratedFileResult | GeneratedKmsFileResult
+export type GenerateResult =
+  | {config: EncryptionConfiguration; text: string}
+  | GeneratedFileResult
+  | GeneratedKmsFileResult
 
 const KMS_FLAGS = ['kms-name', 'kms-endpoint', 'kms-timeout', 'kms-api-version'] as const
 
 export default class ConfigGenerate extends BaseCommand<GenerateResult, typeof ConfigGenerate> {
   static override summary = 'Write a new EncryptionConfiguration with a fresh random key.'
-  static override description = `Creates an EncryptionConfiguration as in the Kubernetes task "Encrypting Confidential Data at Rest": one provider with a new key from the system's CSPRNG, for the resources you name, optionally followed by identity: {} so existing unencrypted objects stay readable while they are rewritten.
+  static override description =
+    `Creates an EncryptionConfiguration as in the Kubernetes task "Encrypting Confidential Data at Rest": one provider with a new key from the system's CSPRNG, for the resources you name, optionally followed by identity: {} so existing unencrypted objects stay readable while they are rewritten.
 
 The default provider is secretbox (XSalsa20-Poly1305): it is authenticated, needs one 32-byte key and has no write-count limit. aesgcm is as strong but its keys must be rotated before about 200,000 writes (random nonces), so use it only with automated rotation or where secretbox is not acceptable; aescbc is rated weak (no integrity, padding oracles) and is offered only for compatibility. Keys in this file protect against an etcd compromise, not a host compromise; a kms provider is stronger.
 
@@ -74,21 +78,35 @@ Without --output-file the configuration, key included, goes to stdout (that is w
       default: DEFAULT_PROVIDER,
     })(),
     // No oclif default: a --key-size given with --provider kms must be refused, not silently ignored.
-    'key-size': Flags.integer({description: 'Key size in bytes: 16, 24 or 32 for aescbc/aesgcm; 32 for secretbox (default 32).'}),
+    'key-size': Flags.integer({
+      description: 'Key size in bytes: 16, 24 or 32 for aescbc/aesgcm; 32 for secretbox (default 32).',
+    }),
     resource: Flags.string({
-      description: "Resource to encrypt: 'secrets', 'deployments.apps', '*.' (core group), '*.apps', '*.*'; repeatable. Default: secrets.",
+      description:
+        "Resource to encrypt: 'secrets', 'deployments.apps', '*.' (core group), '*.apps', '*.*'; repeatable. Default: secrets.",
       multiple: true,
     }),
-    'key-name': Flags.string({description: 'Name of the key (default key-<UTC timestamp>, e.g. key-20260101T120000Z).'}),
+    'key-name': Flags.string({
+      description: 'Name of the key (default key-<UTC timestamp>, e.g. key-20260101T120000Z).',
+    }),
     'identity-fallback': Flags.boolean({
       description: 'Append identity: {} after the key, so unencrypted objects stay readable during the first rewrite.',
       default: false,
     }),
-    'output-file': Flags.string({description: 'Write the configuration to this file (created with mode 0600) instead of stdout.'}),
+    'output-file': Flags.string({
+      description: 'Write the configuration to this file (created with mode 0600) instead of stdout.',
+    }),
     force: Flags.boolean({description: 'Replace --output-file if it exists (atomically, mode 0600).', default: false}),
-    'kms-name': Flags.string({description: `With --provider kms: the provider's name, part of every stored value's prefix (default ${DEFAULT_KMS_NAME}).`}),
-    'kms-endpoint': Flags.string({description: 'With --provider kms (required): the plugin socket as the apiserver sees it, unix:///absolute/path.sock.'}),
-    'kms-timeout': Flags.string({description: `With --provider kms: how long the apiserver waits for the plugin, a Go duration (default ${DEFAULT_KMS_TIMEOUT}).`}),
+    'kms-name': Flags.string({
+      description: `With --provider kms: the provider's name, part of every stored value's prefix (default ${DEFAULT_KMS_NAME}).`,
+    }),
+    'kms-endpoint': Flags.string({
+      description:
+        'With --provider kms (required): the plugin socket as the apiserver sees it, unix:///absolute/path.sock.',
+    }),
+    'kms-timeout': Flags.string({
+      description: `With --provider kms: how long the apiserver waits for the plugin, a Go duration (default ${DEFAULT_KMS_TIMEOUT}).`,
+    }),
     'kms-api-version': Flags.option({
       description: 'With --provider kms: the KMS API (default v2; v1 is off by default since Kubernetes 1.29).',
       options: ['v2', 'v1'] as const,
@@ -98,17 +116,29 @@ Without --output-file the configuration, key included, goes to stdout (that is w
   async execute(): Promise<GenerateResult> {
     if (this.flags.provider === 'kms') return this.executeKms()
     const kmsFlag = KMS_FLAGS.find((f) => this.flags[f] !== undefined)
-    if (kmsFlag) throw usageError('KMS_FLAG_WITHOUT_KMS', `--${kmsFlag} only applies with --provider kms.`, {hint: 'Add --provider kms or drop the --kms-* flags.'})
+    if (kmsFlag)
+      throw usageError('KMS_FLAG_WITHOUT_KMS', `--${kmsFlag} only applies with --provider kms.`, {
+        hint: 'Add --provider kms or drop the --kms-* flags.',
+      })
     const provider = this.flags.provider as AesProviderType
     const keySize = this.flags['key-size'] ?? 32
     const sizes = allowedKeySizes(provider)
     if (!sizes.includes(keySize)) {
-      throw usageError('KEY_SIZE_INVALID', `--key-size ${keySize} is not allowed for ${provider}: use ${sizes.join(', ')}.`, {
-        hint: provider === 'secretbox' ? 'secretbox keys are always 32 bytes.' : 'AES keys are 16, 24 or 32 bytes (AES-128/192/256).',
-      })
+      throw usageError(
+        'KEY_SIZE_INVALID',
+        `--key-size ${keySize} is not allowed for ${provider}: use ${sizes.join(', ')}.`,
+        {
+          hint:
+            provider === 'secretbox'
+              ? 'secretbox keys are always 32 bytes.'
+              : 'AES keys are 16, 24 or 32 bytes (AES-128/192/256).',
+        },
+      )
     }
     if (this.flags.force && !this.flags['output-file']) {
-      throw usageError('FORCE_WITHOUT_FILE', '--force only applies with --output-file.', {hint: 'Add --output-file FILE or drop --force.'})
+      throw usageError('FORCE_WITHOUT_FILE', '--force only applies with --output-file.', {
+        hint: 'Add --output-file FILE or drop --force.',
+      })
     }
     // The apiserver accepts '' or 'sec rets' (they match nothing); from a flag they are a quoting slip.
     checkResourceFlags(this.flags.resource)
@@ -124,9 +154,13 @@ Without --output-file the configuration, key included, goes to stdout (that is w
     const parsed = parseEncryptionConfig(generated.text, this.flags['output-file'] ?? '<stdout>')
     const check = parsed.config ? validateEncryptionConfig(parsed.config) : {errors: parsed.errors, warnings: []}
     if (check.errors.length > 0) {
-      throw usageError('GENERATED_CONFIG_INVALID', `the requested configuration would not load: ${apiserverMessage(check.errors)}`, {
-        hint: "Fix --resource or --key-name (resources are lowercase plurals like 'secrets' or 'deployments.apps'). Nothing was written.",
-      })
+      throw usageError(
+        'GENERATED_CONFIG_INVALID',
+        `the requested configuration would not load: ${apiserverMessage(check.errors)}`,
+        {
+          hint: "Fix --resource or --key-name (resources are lowercase plurals like 'secrets' or 'deployments.apps'). Nothing was written.",
+        },
+      )
     }
     for (const warning of check.warnings) this.warn(warning)
 
@@ -147,25 +181,40 @@ Without --output-file the configuration, key included, goes to stdout (that is w
   private async executeKms(): Promise<GenerateResult> {
     const flags = this.flags
     for (const f of ['key-size', 'key-name'] as const) {
-      if (flags[f] !== undefined) throw usageError('KEY_FLAG_WITH_KMS', `--${f} does not apply to --provider kms: the key stays with the KMS plugin.`, {hint: `Drop --${f}.`})
+      if (flags[f] !== undefined)
+        throw usageError(
+          'KEY_FLAG_WITH_KMS',
+          `--${f} does not apply to --provider kms: the key stays with the KMS plugin.`,
+          {hint: `Drop --${f}.`},
+        )
     }
     if (flags.force && !flags['output-file']) {
-      throw usageError('FORCE_WITHOUT_FILE', '--force only applies with --output-file.', {hint: 'Add --output-file FILE or drop --force.'})
+      throw usageError('FORCE_WITHOUT_FILE', '--force only applies with --output-file.', {
+        hint: 'Add --output-file FILE or drop --force.',
+      })
     }
     const endpoint = flags['kms-endpoint']
     if (endpoint === undefined) {
-      throw usageError('KMS_ENDPOINT_MISSING', '--provider kms needs --kms-endpoint (the plugin socket, unix:///absolute/path.sock).', {
-        hint: 'For example: --kms-endpoint unix:///var/run/kmsplugin/socket.sock',
-      })
+      throw usageError(
+        'KMS_ENDPOINT_MISSING',
+        '--provider kms needs --kms-endpoint (the plugin socket, unix:///absolute/path.sock).',
+        {
+          hint: 'For example: --kms-endpoint unix:///var/run/kmsplugin/socket.sock',
+        },
+      )
     }
     const problem = kmsEndpointProblem(endpoint)
     if (problem) {
-      throw usageError('KMS_ENDPOINT_INVALID', `--kms-endpoint ${JSON.stringify(endpoint)} ${problem}.`, {hint: 'For example: --kms-endpoint unix:///var/run/kmsplugin/socket.sock'})
+      throw usageError('KMS_ENDPOINT_INVALID', `--kms-endpoint ${JSON.stringify(endpoint)} ${problem}.`, {
+        hint: 'For example: --kms-endpoint unix:///var/run/kmsplugin/socket.sock',
+      })
     }
     const timeout = flags['kms-timeout'] ?? DEFAULT_KMS_TIMEOUT
     const duration = parseGoDuration(timeout)
     if ('error' in duration || duration.nanos <= 0n) {
-      throw usageError('KMS_TIMEOUT_INVALID', `--kms-timeout ${JSON.stringify(timeout)} is not a positive duration.`, {hint: 'Use a Go duration such as 3s or 500ms.'})
+      throw usageError('KMS_TIMEOUT_INVALID', `--kms-timeout ${JSON.stringify(timeout)} is not a positive duration.`, {
+        hint: 'Use a Go duration such as 3s or 500ms.',
+      })
     }
     checkResourceFlags(flags.resource)
     const apiVersion: KmsApiVersion = flags['kms-api-version'] ?? 'v2'
@@ -179,14 +228,22 @@ Without --output-file the configuration, key included, goes to stdout (that is w
     })
     // v1 is validated as the apiserver would with --feature-gates=KMSv1=true: asking for it is the user's choice, warned below.
     const parsed = parseEncryptionConfig(generated.text, flags['output-file'] ?? '<stdout>')
-    const check = parsed.config ? validateEncryptionConfig(parsed.config, {featureGates: {KMSv1: apiVersion === 'v1'}}) : {errors: parsed.errors, warnings: []}
+    const check = parsed.config
+      ? validateEncryptionConfig(parsed.config, {featureGates: {KMSv1: apiVersion === 'v1'}})
+      : {errors: parsed.errors, warnings: []}
     if (check.errors.length > 0) {
-      throw usageError('GENERATED_CONFIG_INVALID', `the requested configuration would not load: ${apiserverMessage(check.errors)}`, {
-        hint: "Fix --resource or --kms-name (resources are lowercase plurals like 'secrets'; a KMS name has no ':'). Nothing was written.",
-      })
+      throw usageError(
+        'GENERATED_CONFIG_INVALID',
+        `the requested configuration would not load: ${apiserverMessage(check.errors)}`,
+        {
+          hint: "Fix --resource or --kms-name (resources are lowercase plurals like 'secrets'; a KMS name has no ':'). Nothing was written.",
+        },
+      )
     }
     if (apiVersion === 'v1') {
-      this.warn('KMS v1 is deprecated and off by default since Kubernetes 1.29: the apiserver refuses this file unless it runs with --feature-gates=KMSv1=true. Prefer --kms-api-version v2.')
+      this.warn(
+        'KMS v1 is deprecated and off by default since Kubernetes 1.29: the apiserver refuses this file unless it runs with --feature-gates=KMSv1=true. Prefer --kms-api-version v2.',
+      )
     }
     for (const warning of check.warnings) if (!warning.includes('KMS v1')) this.warn(warning)
 

@@ -3,7 +3,14 @@
  * The padding is checked here rather than by OpenSSL so the error texts and their order are the
  * apiserver's.
  */
-import {createCipheriv, createDecipheriv, createSecretKey, type Decipher, type KeyObject, randomBytes} from 'node:crypto'
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  type Decipher,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto'
 
 import {TRANSFORM_MESSAGES as M, TransformError} from '../transform-error.js'
 import type {ValueCipher} from './value-cipher.js'
@@ -77,7 +84,8 @@ export class CbcBlocks {
   /** The padded plaintext; `ciphertext` is a non-empty multiple of the block size. */
   decrypt({iv, ciphertext}: {iv: Buffer; ciphertext: Buffer}): Buffer {
     const out = this.ecb.update(ciphertext)
-    if (out.length !== ciphertext.length) throw new Error(`AES-ECB returned ${out.length} bytes for ${ciphertext.length}`)
+    if (out.length !== ciphertext.length)
+      throw new Error(`AES-ECB returned ${out.length} bytes for ${ciphertext.length}`)
     for (let i = 0; i < BLOCK; i++) out[i] ^= iv[i]
     for (let i = BLOCK; i < out.length; i++) out[i] ^= ciphertext[i - BLOCK]
     return out

@@ -2,7 +2,14 @@
  * aesgcm (docs/kubernetes-behaviour.md §3.3): nonce(12) || ciphertext || tag(16), AAD = the etcd key. Also the AEAD used
  * inside KMS v1 (≥ 1.25) and KMS v2 payloads (docs/kubernetes-behaviour.md §3.5, §3.6).
  */
-import {type CipherGCMTypes, createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes} from 'node:crypto'
+import {
+  type CipherGCMTypes,
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto'
 
 import {TRANSFORM_MESSAGES as M, TransformError} from '../transform-error.js'
 import {aesAlgorithm} from './aes-cbc.js'

@@ -60,7 +60,8 @@ export class KmsV1Cipher implements ValueCipher {
   }
 
   encrypt(plaintext: Buffer, aad: Buffer): Buffer {
-    if (!this.kms?.encrypt) throw new TransformError(`failed to encrypt DEK, error: no KMS plugin for provider "${this.name}"`)
+    if (!this.kms?.encrypt)
+      throw new TransformError(`failed to encrypt DEK, error: no KMS plugin for provider "${this.name}"`)
     const dek = randomBytes(32)
     const {ciphertext} = this.kms.encrypt(dek)
     if (ciphertext.length > 0xffff) throw new TransformError('encrypted DEK is too long for a uint16 length prefix')

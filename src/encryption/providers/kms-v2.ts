@@ -33,7 +33,10 @@ export const APISERVER_WOULD_REFUSE = 'the apiserver would refuse this value: '
  * Parses and validates, throwing the apiserver's text. With 'report', an annotation problem (not
  * covered by the AAD, docs/kubernetes-behaviour.md §3.6) is returned as a warning instead: the value still decrypts.
  */
-export function decodeKmsV2(body: Buffer, validation: EnvelopeValidation = 'strict'): {obj: EncryptedObject; warnings: string[]} {
+export function decodeKmsV2(
+  body: Buffer,
+  validation: EnvelopeValidation = 'strict',
+): {obj: EncryptedObject; warnings: string[]} {
   let obj: EncryptedObject
   try {
     obj = parseEncryptedObject(body)
@@ -64,7 +67,11 @@ export class KmsV2Cipher implements ValueCipher {
     }
     let source: Buffer
     try {
-      source = this.kms.decrypt({encryptedDEKSource: obj.encryptedDEKSource, keyID: obj.keyID, annotations: obj.annotations})
+      source = this.kms.decrypt({
+        encryptedDEKSource: obj.encryptedDEKSource,
+        keyID: obj.keyID,
+        annotations: obj.annotations,
+      })
     } catch (error) {
       throw new TransformError(`failed to decrypt DEK, error: ${(error as Error).message}`)
     }
@@ -100,12 +107,18 @@ export class KmsV2Cipher implements ValueCipher {
 
   /** One seed per process until the key ID changes (docs/kubernetes-behaviour.md §3.6). */
   private currentWriteState() {
-    if (!this.kms?.encrypt) throw new TransformError(`failed to encrypt DEK, error: no KMS plugin for provider "${this.name}"`)
+    if (!this.kms?.encrypt)
+      throw new TransformError(`failed to encrypt DEK, error: no KMS plugin for provider "${this.name}"`)
     const current = this.kms.currentKeyId?.()
     if (!this.writeState || (current !== undefined && current !== this.writeState.keyID)) {
       const seed = randomBytes(32)
       const response = this.kms.encrypt(seed)
-      this.writeState = {seed, keyID: response.keyID, encrypted: response.ciphertext, annotations: response.annotations ?? new Map()}
+      this.writeState = {
+        seed,
+        keyID: response.keyID,
+        encrypted: response.ciphertext,
+        annotations: response.annotations ?? new Map(),
+      }
     }
     return this.writeState
   }

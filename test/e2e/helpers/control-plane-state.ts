@@ -24,28 +24,46 @@ export interface SavedControlPlane {
   kubeadmConfig?: string
 }
 
-const listDir = async (node: string, dir: string) => (await sshOk(node, `sudo -n sh -c 'ls -A ${dir} 2>/dev/null; true'`)).split('\n').filter(Boolean)
+const listDir = async (node: string, dir: string) =>
+  (await sshOk(node, `sudo -n sh -c 'ls -A ${dir} 2>/dev/null; true'`)).split('\n').filter(Boolean)
 
 export async function saveControlPlane(): Promise<SavedControlPlane> {
   const nodes: Record<string, SavedNode> = {}
   for (const node of sandbox().nodes) {
     nodes[node] = {
       manifest: await readNodeFile(node, MANIFEST),
-      encTar: (await sshOk(node, `sudo -n sh -c 'if [ -e /etc/kubernetes/enc ]; then tar -C /etc/kubernetes -czf - enc | base64 -w0; fi'`)).trim(),
+      encTar: (
+        await sshOk(
+          node,
+          `sudo -n sh -c 'if [ -e /etc/kubernetes/enc ]; then tar -C /etc/kubernetes -czf - enc | base64 -w0; fi'`,
+        )
+      ).trim(),
       backupDirs: await listDir(node, BACKUP_ROOT),
       manifestsDir: await listDir(node, '/etc/kubernetes/manifests'),
     }
   }
-  const cc = await kubectl(['get', 'configmap', '-n', 'kube-system', 'kubeadm-config', '-o', 'jsonpath={.data.ClusterConfiguration}'])
+  const cc = await kubectl([
+    'get',
+    'configmap',
+    '-n',
+    'kube-system',
+    'kubeadm-config',
+    '-o',
+    'jsonpath={.data.ClusterConfiguration}',
+  ])
   return {nodes, kubeadmConfig: cc.code === 0 ? cc.stdout : undefined}
 }
 
 /** What a node looks like, for "nothing changed" checks: manifests, config dir and backup dirs. */
 export async function nodeState(node: string): Promise<string> {
-  return sshOk(node, `sudo -n sh -c 'cd /etc/kubernetes && sha256sum manifests/* ; ls -lA enc 2>/dev/null; sha256sum enc/* 2>/dev/null; ls -A tmp 2>/dev/null; true'`)
+  return sshOk(
+    node,
+    `sudo -n sh -c 'cd /etc/kubernetes && sha256sum manifests/* ; ls -lA enc 2>/dev/null; sha256sum enc/* 2>/dev/null; ls -A tmp 2>/dev/null; true'`,
+  )
 }
 
-export const allNodeStates = async () => Object.fromEntries(await Promise.all(sandbox().nodes.map(async (n) => [n, await nodeState(n)] as const)))
+export const allNodeStates = async () =>
+  Object.fromEntries(await Promise.all(sandbox().nodes.map(async (n) => [n, await nodeState(n)] as const)))
 
 /** Restarts a node's apiserver (the file is read only at start) by touching its manifest. */
 async function restartWith(node: string, manifest: string): Promise<void> {
@@ -93,15 +111,23 @@ export async function restoreControlPlane(saved: SavedControlPlane | undefined):
       if ((await readNodeFile(node, MANIFEST)) !== s.manifest) await restartWith(node, s.manifest)
     })
     await attempt(`files of ${node}`, async () => {
-      await sshOk(node, `sudo -n sh -c 'data=$(cat); rm -rf /etc/kubernetes/enc; if [ -n "$data" ]; then printf %s "$data" | base64 -d | tar -C /etc/kubernetes -xzf -; fi'`, s.encTar)
-      for (const dir of await listDir(node, BACKUP_ROOT)) if (!s.backupDirs.includes(dir)) await sshOk(node, `sudo -n rm -rf ${BACKUP_ROOT}/${dir}`)
-      for (const file of await listDir(node, '/etc/kubernetes/manifests')) if (!s.manifestsDir.includes(file)) await sshOk(node, `sudo -n rm -f /etc/kubernetes/manifests/${file}`)
+      await sshOk(
+        node,
+        `sudo -n sh -c 'data=$(cat); rm -rf /etc/kubernetes/enc; if [ -n "$data" ]; then printf %s "$data" | base64 -d | tar -C /etc/kubernetes -xzf -; fi'`,
+        s.encTar,
+      )
+      for (const dir of await listDir(node, BACKUP_ROOT))
+        if (!s.backupDirs.includes(dir)) await sshOk(node, `sudo -n rm -rf ${BACKUP_ROOT}/${dir}`)
+      for (const file of await listDir(node, '/etc/kubernetes/manifests'))
+        if (!s.manifestsDir.includes(file)) await sshOk(node, `sudo -n rm -f /etc/kubernetes/manifests/${file}`)
     })
   }
   // 4. kubeadm-config.
   if (saved.kubeadmConfig !== undefined) {
     await attempt('kubeadm-config', async () => {
-      const cm = JSON.parse(await ok('kubectl', ['get', 'configmap', '-n', 'kube-system', 'kubeadm-config', '-o', 'json'])) as {data: Record<string, string>}
+      const cm = JSON.parse(
+        await ok('kubectl', ['get', 'configmap', '-n', 'kube-system', 'kubeadm-config', '-o', 'json']),
+      ) as {data: Record<string, string>}
       if (cm.data.ClusterConfiguration === saved.kubeadmConfig) return
       cm.data.ClusterConfiguration = saved.kubeadmConfig as string
       await ok('kubectl', ['replace', '-f', '-'], {input: JSON.stringify(cm)})
@@ -118,7 +144,12 @@ export async function collectKeyMaterial(extra: string[] = []): Promise<void> {
     for (const m of text.matchAll(/secret:\s*["']?([A-Za-z0-9+/=]{16,})/g)) seenKeys.add(m[1] as string)
   }
   for (const node of sandbox().nodes) {
-    scan(await sshOk(node, `sudo -n sh -c 'cat /etc/kubernetes/enc/* ${BACKUP_ROOT}/kubectl-encryption-*/* 2>/dev/null; true'`))
+    scan(
+      await sshOk(
+        node,
+        `sudo -n sh -c 'cat /etc/kubernetes/enc/* ${BACKUP_ROOT}/kubectl-encryption-*/* 2>/dev/null; true'`,
+      ),
+    )
   }
   extra.forEach(scan)
 }
@@ -130,7 +161,9 @@ export async function expectNoKeyMaterial(extra: string[] = []): Promise<void> {
   const lower = all.toLowerCase()
   for (const secret of seenKeys) {
     expect(all.includes(secret), 'key material (base64) in plugin output').toBe(false)
-    expect(lower.includes(Buffer.from(secret, 'base64').toString('hex')), 'key material (hex) in plugin output').toBe(false)
+    expect(lower.includes(Buffer.from(secret, 'base64').toString('hex')), 'key material (hex) in plugin output').toBe(
+      false,
+    )
   }
 }
 

@@ -34,8 +34,12 @@ export function withEncryptionFlag(manifest: string, options: {mount?: boolean; 
   const command = container.get('command') as YAMLSeq
   command.add(doc.createNode(`--encryption-provider-config=${options.path ?? ENC_CONFIG}`))
   if (options.mount !== false) {
-    ;(container.get('volumeMounts') as YAMLSeq).add(doc.createNode({mountPath: '/etc/kubernetes/enc', name: 'enc', readOnly: true}))
-    ;(doc.getIn(['spec', 'volumes']) as YAMLSeq).add(doc.createNode({hostPath: {path: '/etc/kubernetes/enc', type: 'DirectoryOrCreate'}, name: 'enc'}))
+    ;(container.get('volumeMounts') as YAMLSeq).add(
+      doc.createNode({mountPath: '/etc/kubernetes/enc', name: 'enc', readOnly: true}),
+    )
+    ;(doc.getIn(['spec', 'volumes']) as YAMLSeq).add(
+      doc.createNode({hostPath: {path: '/etc/kubernetes/enc', type: 'DirectoryOrCreate'}, name: 'enc'}),
+    )
   }
   return doc.toString()
 }

@@ -39,13 +39,20 @@ export async function startKmsPlugin(socket: string, options: {keks?: Buffer[]} 
   write()
   mkdirSync(dirname(socket), {recursive: true})
   rmSync(socket, {force: true})
-  const child: ChildProcess = spawn(join(binDir, 'sandbox-kms-plugin'), ['--socket', socket, '--kek-file', kekFile], {stdio: ['ignore', 'ignore', 'pipe']})
+  const child: ChildProcess = spawn(join(binDir, 'sandbox-kms-plugin'), ['--socket', socket, '--kek-file', kekFile], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   let stderr = ''
   child.stderr!.on('data', (d) => (stderr += String(d)))
-  await waitFor(`the KMS plugin to listen on ${socket}`, async () => {
-    if (child.exitCode !== null) throw new Error(`KMS plugin exited (${child.exitCode}): ${stderr}`)
-    return existsSync(socket)
-  }, 30_000, 50)
+  await waitFor(
+    `the KMS plugin to listen on ${socket}`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`KMS plugin exited (${child.exitCode}): ${stderr}`)
+      return existsSync(socket)
+    },
+    30_000,
+    50,
+  )
   return {
     socket,
     kekFile,

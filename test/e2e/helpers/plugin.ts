@@ -22,21 +22,36 @@ export function pluginPath(): string {
 export const pluginOutputs: string[] = []
 
 /** `kubectl encryption ARGS` with the sandbox's env. */
-export async function plugin(args: string[], options: {env?: Record<string, string>; timeoutMs?: number} = {}): Promise<RunResult> {
-  const r = await run('kubectl', ['encryption', ...args], {env: {PATH: pluginPath(), ...options.env}, timeoutMs: options.timeoutMs ?? 300_000})
+export async function plugin(
+  args: string[],
+  options: {env?: Record<string, string>; timeoutMs?: number} = {},
+): Promise<RunResult> {
+  const r = await run('kubectl', ['encryption', ...args], {
+    env: {PATH: pluginPath(), ...options.env},
+    timeoutMs: options.timeoutMs ?? 300_000,
+  })
   pluginOutputs.push(r.stdout, r.stderr)
   return r
 }
 
 /** The same, started in the background (for signals). */
 export function spawnPlugin(args: string[]): {child: ChildProcess; done: Promise<RunResult>} {
-  const child = spawn('kubectl', ['encryption', ...args], {env: {...process.env, ...sandbox().env, PATH: pluginPath()}, stdio: ['ignore', 'pipe', 'pipe']})
+  const child = spawn('kubectl', ['encryption', ...args], {
+    env: {...process.env, ...sandbox().env, PATH: pluginPath()},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const out: Buffer[] = []
   const err: Buffer[] = []
   child.stdout!.on('data', (c: Buffer) => out.push(c))
   child.stderr!.on('data', (c: Buffer) => err.push(c))
   const done = new Promise<RunResult>((resolve) =>
-    child.on('close', (code, signal) => resolve({code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString()})),
+    child.on('close', (code, signal) =>
+      resolve({
+        code: code ?? (signal ? 128 : 1),
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      }),
+    ),
   )
   return {child, done}
 }

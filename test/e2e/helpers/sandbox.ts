@@ -15,7 +15,11 @@ export interface RunResult {
   stderr: string
 }
 
-export function run(command: string, args: string[], options: {input?: string | Buffer; env?: Record<string, string>; timeoutMs?: number} = {}): Promise<RunResult> {
+export function run(
+  command: string,
+  args: string[],
+  options: {input?: string | Buffer; env?: Record<string, string>; timeoutMs?: number} = {},
+): Promise<RunResult> {
   const env = {...process.env, ...sandbox().env, ...options.env}
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {env, stdio: ['pipe', 'pipe', 'pipe']})
@@ -27,7 +31,11 @@ export function run(command: string, args: string[], options: {input?: string | 
     child.on('error', reject)
     child.on('close', (code) => {
       clearTimeout(timer)
-      resolve({code: code ?? 128, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8')})
+      resolve({
+        code: code ?? 128,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      })
     })
     child.stdin.end(options.input ?? '')
   })
@@ -43,7 +51,11 @@ export function runBytes(command: string, args: string[]): Promise<Buffer> {
     child.stdout.on('data', (c: Buffer) => out.push(c))
     child.stderr.on('data', (c: Buffer) => (err += c))
     child.on('error', reject)
-    child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${err}`))))
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(Buffer.concat(out))
+        : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${err}`)),
+    )
   })
 }
 
@@ -60,7 +72,8 @@ export const kubectlOnNode = (node: string, args: string[], options?: Parameters
   run('kubectl', [`--server=https://${sandbox().nodeIps[node]}:6443`, ...args], options)
 
 /** Runs a shell command on a node over real ssh with the generated client config. */
-export const ssh = (node: string, command: string, input?: string) => run('ssh', ['-F', sandbox().env.SANDBOX_SSH_CONFIG!, node, command], {input})
+export const ssh = (node: string, command: string, input?: string) =>
+  run('ssh', ['-F', sandbox().env.SANDBOX_SSH_CONFIG!, node, command], {input})
 
 export async function sshOk(node: string, command: string, input?: string): Promise<string> {
   const r = await ssh(node, command, input)
@@ -72,12 +85,21 @@ export async function sshOk(node: string, command: string, input?: string): Prom
 export async function writeNodeFile(node: string, file: string, content: string, mode = '0600'): Promise<void> {
   const dir = file.slice(0, file.lastIndexOf('/'))
   const tmp = `${dir}/.${file.slice(dir.length + 1)}.tmp`
-  await sshOk(node, `sudo -n sh -c 'mkdir -p ${dir} && cat > ${tmp} && chmod ${mode} ${tmp} && mv ${tmp} ${file}'`, content)
+  await sshOk(
+    node,
+    `sudo -n sh -c 'mkdir -p ${dir} && cat > ${tmp} && chmod ${mode} ${tmp} && mv ${tmp} ${file}'`,
+    content,
+  )
 }
 
 export const readNodeFile = (node: string, file: string) => sshOk(node, `sudo -n cat ${file}`)
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, intervalMs = 250): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+  intervalMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   for (;;) {
@@ -87,7 +109,10 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     } catch (error) {
       last = error
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
+      )
     await new Promise((r) => setTimeout(r, intervalMs))
   }
 }
@@ -95,7 +120,11 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 export interface MirrorPod {
   metadata: {name: string; annotations: Record<string, string>; labels: Record<string, string>}
   spec: {nodeName: string; containers: Array<{command: string[]}>}
-  status: {phase: string; conditions?: Array<{type: string; status: string}>; containerStatuses?: Array<{ready: boolean; restartCount: number; state: Record<string, {reason?: string}>}>}
+  status: {
+    phase: string
+    conditions?: Array<{type: string; status: string}>
+    containerStatuses?: Array<{ready: boolean; restartCount: number; state: Record<string, {reason?: string}>}>
+  }
 }
 
 export async function mirrorPod(name: string): Promise<MirrorPod | undefined> {
@@ -103,7 +132,8 @@ export async function mirrorPod(name: string): Promise<MirrorPod | undefined> {
   return r.code === 0 ? (JSON.parse(r.stdout) as MirrorPod) : undefined
 }
 
-export const isReady = (pod: MirrorPod | undefined) => pod?.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true
+export const isReady = (pod: MirrorPod | undefined) =>
+  pod?.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true
 
 /** Waits until the node's kube-apiserver mirror pod shows a config hash other than `oldHash` and is Ready. */
 /**
@@ -111,7 +141,12 @@ export const isReady = (pod: MirrorPod | undefined) => pod?.status.conditions?.s
  * `until: 'serving'`, answers /livez (an API server that cannot fill its caches, e.g. because a
  * stored Secret is unreadable with its config, serves requests but never becomes Ready).
  */
-export async function waitForApiserverRestart(node: string, oldHash: string, timeoutMs = 90_000, until: 'ready' | 'serving' = 'ready'): Promise<MirrorPod> {
+export async function waitForApiserverRestart(
+  node: string,
+  oldHash: string,
+  timeoutMs = 90_000,
+  until: 'ready' | 'serving' = 'ready',
+): Promise<MirrorPod> {
   return waitFor(
     `kube-apiserver-${node} to restart with a new config hash and ${until === 'ready' ? 'become ready' : 'answer /livez'}`,
     async () => {

@@ -28,7 +28,9 @@ export function configWithWrongHostKey(node: string): string {
   const impostor = readFileSync(join(d, 'impostor.pub'), 'utf8').split(' ').slice(0, 2).join(' ')
   const lines = readFileSync(knownHosts, 'utf8')
     .split('\n')
-    .map((line) => (line.startsWith(`${ip} `) || line.startsWith(`[${ip}]:`) ? `${line.split(' ')[0]} ${impostor}` : line))
+    .map((line) =>
+      line.startsWith(`${ip} `) || line.startsWith(`[${ip}]:`) ? `${line.split(' ')[0]} ${impostor}` : line,
+    )
   writeFileSync(join(d, 'known_hosts'), lines.join('\n'))
   writeFileSync(join(d, 'config'), config.replaceAll(knownHosts, join(d, 'known_hosts')))
   return join(d, 'config')
@@ -38,6 +40,9 @@ export function configWithWrongHostKey(node: string): string {
 export function configWithUnreachableNode(node: string): string {
   const d = dir()
   const config = readFileSync(sandbox().env.SANDBOX_SSH_CONFIG!, 'utf8')
-  writeFileSync(join(d, 'config'), editBlock(config, node, (b) => b.replace(/^ {2}Port \d+$/m, '  Port 9')))
+  writeFileSync(
+    join(d, 'config'),
+    editBlock(config, node, (b) => b.replace(/^ {2}Port \d+$/m, '  Port 9')),
+  )
   return join(d, 'config')
 }

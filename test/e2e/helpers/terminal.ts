@@ -35,7 +35,12 @@ export function onTerminal(args: string[], options: TerminalOptions): Promise<Te
     options.redirect ?? '',
   ].join(' ')
   // CI would switch the spinner off; on a terminal a user has no CI variable.
-  const env: Record<string, string | undefined> = {...process.env, ...sandbox().env, PATH: pluginPath(), TERM: process.env.TERM ?? 'xterm'}
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    ...sandbox().env,
+    PATH: pluginPath(),
+    TERM: process.env.TERM ?? 'xterm',
+  }
   delete env.CI
   const child = spawn('script', ['-qefc', command, '/dev/null'], {env, stdio: ['pipe', 'pipe', 'pipe']})
   let raw = ''

@@ -31,19 +31,32 @@ describe('OpenSshSession against a real sshd', () => {
     chmodSync(join(fakeBin, 'sudo'), 0o755)
     noSudo = await startSshd([`SetEnv PATH=${fakeBin}:/usr/sbin:/usr/bin:/sbin:/bin`], good.clientKey)
     downPort = await freePort()
-    const wrongKey = execFileSync('sh', ['-c', `ssh-keygen -q -t ed25519 -N '' -f ${work}/other && cat ${work}/other.pub`]).toString().trim()
+    const wrongKey = execFileSync('sh', [
+      '-c',
+      `ssh-keygen -q -t ed25519 -N '' -f ${work}/other && cat ${work}/other.pub`,
+    ])
+      .toString()
+      .trim()
     const knownHosts = join(work, 'known_hosts')
     writeFileSync(
       knownHosts,
-      [
-        `[127.0.0.1]:${good.port} ${good.hostPublicKey}`,
-        `[127.0.0.1]:${noSudo.port} ${noSudo.hostPublicKey}`,
-      ].join('\n') + '\n',
+      [`[127.0.0.1]:${good.port} ${good.hostPublicKey}`, `[127.0.0.1]:${noSudo.port} ${noSudo.hostPublicKey}`].join(
+        '\n',
+      ) + '\n',
     )
     writeFileSync(join(work, 'wrong_known_hosts'), `[127.0.0.1]:${good.port} ${wrongKey}\n`)
     writeFileSync(join(work, 'empty_known_hosts'), '')
     const host = (alias: string, port: number, known: string) =>
-      [`Host ${alias}`, '  HostName 127.0.0.1', `  Port ${port}`, '  User root', `  IdentityFile ${good.clientKey}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${known}`, '  GlobalKnownHostsFile /dev/null'].join('\n')
+      [
+        `Host ${alias}`,
+        '  HostName 127.0.0.1',
+        `  Port ${port}`,
+        '  User root',
+        `  IdentityFile ${good.clientKey}`,
+        '  IdentitiesOnly yes',
+        `  UserKnownHostsFile ${known}`,
+        '  GlobalKnownHostsFile /dev/null',
+      ].join('\n')
     config = join(work, 'ssh_config')
     writeFileSync(
       config,
@@ -64,7 +77,12 @@ describe('OpenSshSession against a real sshd', () => {
     if (work) rmSync(work, {recursive: true, force: true})
   })
 
-  const options = (extra: Partial<SshOptions> = {}): SshOptions => ({...DEFAULT_SSH_OPTIONS, configFile: config, connectTimeoutSeconds: 5, ...extra})
+  const options = (extra: Partial<SshOptions> = {}): SshOptions => ({
+    ...DEFAULT_SSH_OPTIONS,
+    configFile: config,
+    connectTimeoutSeconds: 5,
+    ...extra,
+  })
 
   it('runs a command as root through sudo -n, with argv kept word for word', async () => {
     const session = new OpenSshSession('cp-1', 'cp-1', options())
@@ -105,7 +123,11 @@ describe('OpenSshSession against a real sshd', () => {
   it('refuses a changed host key with SSH_HOST_KEY and runs nothing', async () => {
     const marker = join(work, 'should-not-exist')
     const session = new OpenSshSession('cp-mismatch', 'cp-mismatch', options())
-    await expect(session.run(['touch', marker])).rejects.toMatchObject({code: 'SSH_HOST_KEY', exitCode: 3, message: expect.stringContaining('cp-mismatch')})
+    await expect(session.run(['touch', marker])).rejects.toMatchObject({
+      code: 'SSH_HOST_KEY',
+      exitCode: 3,
+      message: expect.stringContaining('cp-mismatch'),
+    })
     expect(() => statSync(marker)).toThrow()
   })
 
@@ -115,21 +137,34 @@ describe('OpenSshSession against a real sshd', () => {
     expect(readFileSync(join(work, 'empty_known_hosts'), 'utf8')).toBe('')
   })
 
-  it('lets an explicit --ssh-option StrictHostKeyChecking win (the user\'s choice)', async () => {
-    const session = new OpenSshSession('cp-unknown', 'cp-unknown', options({extraOptions: ['StrictHostKeyChecking=accept-new', `UserKnownHostsFile=${join(work, 'accepted')}`]}))
+  it("lets an explicit --ssh-option StrictHostKeyChecking win (the user's choice)", async () => {
+    const session = new OpenSshSession(
+      'cp-unknown',
+      'cp-unknown',
+      options({extraOptions: ['StrictHostKeyChecking=accept-new', `UserKnownHostsFile=${join(work, 'accepted')}`]}),
+    )
     expect((await session.run(['true'])).exitCode).toBe(0)
   })
 
   it('reports sudo that wants a password as SUDO_PASSWORD_REQUIRED', async () => {
     const session = new OpenSshSession('cp-nosudo', 'cp-nosudo', options())
-    await expect(session.run(['true'])).rejects.toMatchObject({code: 'SUDO_PASSWORD_REQUIRED', exitCode: 3, hint: expect.stringContaining('NOPASSWD')})
+    await expect(session.run(['true'])).rejects.toMatchObject({
+      code: 'SUDO_PASSWORD_REQUIRED',
+      exitCode: 3,
+      hint: expect.stringContaining('NOPASSWD'),
+    })
     const direct = new OpenSshSession('cp-nosudo', 'cp-nosudo', options({sudo: false}))
     expect((await direct.run(['id', '-u'])).stdout.toString().trim()).toBe('0')
   })
 
   it('reports a wrong key as SSH_AUTH_FAILED and a closed port as SSH_UNREACHABLE', async () => {
-    await expect(new OpenSshSession('cp-noauth', 'cp-noauth', options()).run(['true'])).rejects.toMatchObject({code: 'SSH_AUTH_FAILED'})
-    await expect(new OpenSshSession('cp-down', 'cp-down', options()).run(['true'])).rejects.toMatchObject({code: 'SSH_UNREACHABLE', message: expect.stringContaining('cp-down')})
+    await expect(new OpenSshSession('cp-noauth', 'cp-noauth', options()).run(['true'])).rejects.toMatchObject({
+      code: 'SSH_AUTH_FAILED',
+    })
+    await expect(new OpenSshSession('cp-down', 'cp-down', options()).run(['true'])).rejects.toMatchObject({
+      code: 'SSH_UNREACHABLE',
+      message: expect.stringContaining('cp-down'),
+    })
   })
 
   it('times out a hanging command with SSH_TIMEOUT', async () => {
@@ -138,7 +173,16 @@ describe('OpenSshSession against a real sshd', () => {
   })
 
   it('reaches a node by InternalIP with --ssh-address internal-ip', async () => {
-    const connector = new OpenSshConnector(options({address: 'internal-ip', port: good.port, identity: good.clientKey, user: 'root', configFile: undefined, extraOptions: [`UserKnownHostsFile=${join(work, 'known_hosts')}`, 'GlobalKnownHostsFile=/dev/null']}))
+    const connector = new OpenSshConnector(
+      options({
+        address: 'internal-ip',
+        port: good.port,
+        identity: good.clientKey,
+        user: 'root',
+        configFile: undefined,
+        extraOptions: [`UserKnownHostsFile=${join(work, 'known_hosts')}`, 'GlobalKnownHostsFile=/dev/null'],
+      }),
+    )
     const session = connector.open({name: 'cp-1', internalIP: '127.0.0.1'})
     expect(session.address).toBe('127.0.0.1')
     expect((await session.run(['true'])).exitCode).toBe(0)

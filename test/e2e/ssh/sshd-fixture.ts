@@ -74,7 +74,9 @@ export async function startSshd(extraConfig: string[] = [], clientKey?: string):
     ...extraConfig,
   ]
   writeFileSync(join(dir, 'sshd_config'), config.join('\n') + '\n')
-  const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], {stdio: ['ignore', 'ignore', 'pipe']})
+  const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   let log = ''
   child.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()))
   await waitForPort(port, child, () => log)

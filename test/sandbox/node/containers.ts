@@ -25,7 +25,10 @@ export interface ContainerProcess {
 
 /** A failure before the process starts; `reason` is the kubelet's waiting reason. */
 export class ContainerCreateError extends Error {
-  constructor(readonly reason: string, message: string) {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
     super(message)
   }
 }
@@ -43,7 +46,12 @@ export interface RuntimeContext {
 const ETC_K8S = '/etc/kubernetes'
 const runnable = new Set(['kube-apiserver', 'kube-controller-manager'])
 
-export function startContainer(ctx: RuntimeContext, pod: StaticPod, container: ContainerSpec, restartCount: number): ContainerProcess {
+export function startContainer(
+  ctx: RuntimeContext,
+  pod: StaticPod,
+  container: ContainerSpec,
+  restartCount: number,
+): ContainerProcess {
   const binary = container.command?.[0] ?? ''
   const name = path.basename(binary)
   if (name === 'etcd') return sharedEtcd()
@@ -73,12 +81,19 @@ export function planVolumes(ctx: RuntimeContext, pod: StaticPod, container: Cont
   const binds: Bind[] = []
   for (const mount of container.volumeMounts ?? []) {
     const volume = volumes.get(mount.name)!
-    if (!volume.hostPath) throw new ContainerCreateError('CreateContainerConfigError', `volume "${mount.name}": only hostPath volumes are supported in the sandbox`)
+    if (!volume.hostPath)
+      throw new ContainerCreateError(
+        'CreateContainerConfigError',
+        `volume "${mount.name}": only hostPath volumes are supported in the sandbox`,
+      )
     const hostPath = volume.hostPath.path
     const type = volume.hostPath.type ?? ''
     const exists = existsSync(hostPath)
     const failedMount = (what: string) =>
-      new ContainerCreateError('ContainerCreating', `MountVolume.SetUp failed for volume "${mount.name}" : hostPath type check failed: ${hostPath} ${what}`)
+      new ContainerCreateError(
+        'ContainerCreating',
+        `MountVolume.SetUp failed for volume "${mount.name}" : hostPath type check failed: ${hostPath} ${what}`,
+      )
     switch (type) {
       case 'DirectoryOrCreate':
         if (!exists) mkdirSync(hostPath, {recursive: true, mode: 0o755})
@@ -95,10 +110,22 @@ export function planVolumes(ctx: RuntimeContext, pod: StaticPod, container: Cont
         if (!exists || !statSync(hostPath).isFile()) throw failedMount('is not a file')
         break
       default:
-        if (!exists) throw new ContainerCreateError('CreateContainerError', `failed to create containerd container: failed to mount ${hostPath}: no such file or directory`)
+        if (!exists)
+          throw new ContainerCreateError(
+            'CreateContainerError',
+            `failed to create containerd container: failed to mount ${hostPath}: no such file or directory`,
+          )
     }
-    const source = hostPath === ETC_K8S || hostPath.startsWith(`${ETC_K8S}/`) ? path.join(ctx.nodeEtcKubernetes, path.relative(ETC_K8S, hostPath)) : hostPath
-    binds.push({source, target: mount.mountPath, readOnly: mount.readOnly === true, isFile: statSync(hostPath).isFile()})
+    const source =
+      hostPath === ETC_K8S || hostPath.startsWith(`${ETC_K8S}/`)
+        ? path.join(ctx.nodeEtcKubernetes, path.relative(ETC_K8S, hostPath))
+        : hostPath
+    binds.push({
+      source,
+      target: mount.mountPath,
+      readOnly: mount.readOnly === true,
+      isFile: statSync(hostPath).isFile(),
+    })
   }
   return binds.sort((a, b) => a.target.split('/').length - b.target.split('/').length)
 }
@@ -111,7 +138,11 @@ const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
  * /etc/kubernetes, mount the volumes, exec.
  */
 export function containerScript(binds: Bind[], hostname: string): string {
-  const lines = ['set -e', `hostname ${q(hostname)}`, `mount -t tmpfs -o mode=0755,size=16m container-etc-kubernetes ${ETC_K8S}`]
+  const lines = [
+    'set -e',
+    `hostname ${q(hostname)}`,
+    `mount -t tmpfs -o mode=0755,size=16m container-etc-kubernetes ${ETC_K8S}`,
+  ]
   for (const b of binds) {
     // Paths outside /etc/kubernetes are the host's own; a same-path mount changes nothing there.
     if (b.source === b.target && !(b.target === ETC_K8S || b.target.startsWith(`${ETC_K8S}/`))) continue
@@ -123,22 +154,54 @@ export function containerScript(binds: Bind[], hostname: string): string {
   return lines.join('\n')
 }
 
-function startProcess(ctx: RuntimeContext, pod: StaticPod, container: ContainerSpec, restartCount: number, executable: string): ContainerProcess {
-  if (!existsSync(executable)) throw new ContainerCreateError('CreateContainerError', `executable ${executable} not found (the sandbox builds it at start)`)
+function startProcess(
+  ctx: RuntimeContext,
+  pod: StaticPod,
+  container: ContainerSpec,
+  restartCount: number,
+  executable: string,
+): ContainerProcess {
+  if (!existsSync(executable))
+    throw new ContainerCreateError(
+      'CreateContainerError',
+      `executable ${executable} not found (the sandbox builds it at start)`,
+    )
   const binds = planVolumes(ctx, pod, container)
   const args = [...(container.command ?? []).slice(1), ...(container.args ?? [])]
-  const env: Record<string, string> = {PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root'}
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    HOME: '/root',
+  }
   for (const e of container.env ?? []) env[e.name] = e.value ?? ''
-  const logPath = path.join('/var/log/pods', `${pod.namespace}_${pod.mirrorName}_${pod.hash}`, container.name, `${restartCount}.log`)
+  const logPath = path.join(
+    '/var/log/pods',
+    `${pod.namespace}_${pod.mirrorName}_${pod.hash}`,
+    container.name,
+    `${restartCount}.log`,
+  )
   mkdirSync(path.dirname(logPath), {recursive: true})
   const log = createWriteStream(logPath, {flags: 'a', mode: 0o640})
   const child = spawn(
     'unshare',
-    ['--mount', '--uts', '--propagation', 'private', 'sh', '-c', containerScript(binds, ctx.nodeName), 'container', executable, ...args],
+    [
+      '--mount',
+      '--uts',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      containerScript(binds, ctx.nodeName),
+      'container',
+      executable,
+      ...args,
+    ],
     {cwd: ctx.repoRoot, env, stdio: ['ignore', 'pipe', 'pipe']},
   )
   const tail: string[] = []
-  for (const [stream, name] of [[child.stdout!, 'stdout'], [child.stderr!, 'stderr']] as const) {
+  for (const [stream, name] of [
+    [child.stdout!, 'stdout'],
+    [child.stderr!, 'stderr'],
+  ] as const) {
     createInterface({input: stream}).on('line', (line) => {
       // CRI log format, as containerd writes /var/log/pods/...
       log.write(`${new Date().toISOString()} ${name} F ${line}\n`)
@@ -152,7 +215,10 @@ function startProcess(ctx: RuntimeContext, pod: StaticPod, container: ContainerS
     // in its log file before its exit is reported (a test reading the log after a crash finds them).
     child.once('close', (code, signal) => {
       const exitCode = code ?? (signal === 'SIGKILL' ? 137 : 143)
-      const message = container.terminationMessagePolicy === 'FallbackToLogsOnError' && exitCode !== 0 ? tail.join('\n').slice(-2048) : undefined
+      const message =
+        container.terminationMessagePolicy === 'FallbackToLogsOnError' && exitCode !== 0
+          ? tail.join('\n').slice(-2048)
+          : undefined
       log.end(() => resolve({exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', message}))
     })
   })

@@ -7,7 +7,13 @@ import {randomBytes} from 'node:crypto'
 import {existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {isStatus, probeHttp, type SandboxApiClient} from '../api-client.js'
-import {ContainerCreateError, startContainer, type ContainerExit, type ContainerProcess, type RuntimeContext} from './containers.js'
+import {
+  ContainerCreateError,
+  startContainer,
+  type ContainerExit,
+  type ContainerProcess,
+  type RuntimeContext,
+} from './containers.js'
 import {defaultedSpec, readStaticPod, type ContainerSpec, type Probe, type StaticPod} from './static-pod.js'
 
 export interface KubeletOptions extends RuntimeContext {
@@ -22,7 +28,13 @@ export interface KubeletOptions extends RuntimeContext {
 }
 
 interface MirrorPod {
-  metadata: {name: string; namespace: string; uid: string; deletionTimestamp?: string; annotations?: Record<string, string>}
+  metadata: {
+    name: string
+    namespace: string
+    uid: string
+    deletionTimestamp?: string
+    annotations?: Record<string, string>
+  }
   spec: {nodeName?: string}
 }
 
@@ -32,7 +44,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 type ContainerState =
   | {waiting: {reason: string; message?: string}}
   | {running: {startedAt: string}}
-  | {terminated: {exitCode: number; reason: string; message?: string; startedAt: string; finishedAt: string; containerID?: string}}
+  | {
+      terminated: {
+        exitCode: number
+        reason: string
+        message?: string
+        startedAt: string
+        finishedAt: string
+        containerID?: string
+      }
+    }
 
 class PodWorker {
   readonly container: ContainerSpec
@@ -51,7 +72,10 @@ class PodWorker {
   private lastProbeAt = 0
   readonly startTime = now()
 
-  constructor(readonly pod: StaticPod, private readonly opts: KubeletOptions) {
+  constructor(
+    readonly pod: StaticPod,
+    private readonly opts: KubeletOptions,
+  ) {
     this.container = pod.manifest.spec.containers[0]!
   }
 
@@ -73,7 +97,9 @@ class PodWorker {
       this.state = {running: {startedAt: this.runningSince}}
       this.ready = false
       this.probeFailures = 0
-      this.opts.log(`started container ${this.container.name} of ${this.pod.mirrorName} (${path.basename(this.pod.file)}, restart ${this.restartCount}, pid ${proc.pid ?? '-'})`)
+      this.opts.log(
+        `started container ${this.container.name} of ${this.pod.mirrorName} (${path.basename(this.pod.file)}, restart ${this.restartCount}, pid ${proc.pid ?? '-'})`,
+      )
       void proc.exited.then((exit) => this.onExit(proc, exit))
     } catch (error) {
       const reason = error instanceof ContainerCreateError ? error.reason : 'CreateContainerError'
@@ -91,7 +117,14 @@ class PodWorker {
     this.ready = false
     const backoff = Math.min(10_000 * 2 ** this.restartCount, this.opts.maxBackoffMs)
     this.lastState = {
-      terminated: {exitCode: exit.exitCode, reason: exit.reason, ...(exit.message ? {message: exit.message} : {}), startedAt: this.runningSince ?? now(), finishedAt: now(), containerID: this.containerId},
+      terminated: {
+        exitCode: exit.exitCode,
+        reason: exit.reason,
+        ...(exit.message ? {message: exit.message} : {}),
+        startedAt: this.runningSince ?? now(),
+        finishedAt: now(),
+        containerID: this.containerId,
+      },
     }
     this.restartCount++
     this.nextStartAt = Date.now() + backoff
@@ -101,7 +134,9 @@ class PodWorker {
         message: `back-off ${Math.round(backoff / 1000)}s restarting failed container=${this.container.name} pod=${this.pod.mirrorName}_${this.pod.namespace}(${this.pod.hash})`,
       },
     }
-    this.opts.log(`container ${this.container.name} of ${this.pod.mirrorName} exited with ${exit.exitCode}; back-off ${Math.round(backoff / 1000)}s`)
+    this.opts.log(
+      `container ${this.container.name} of ${this.pod.mirrorName} exited with ${exit.exitCode}; back-off ${Math.round(backoff / 1000)}s`,
+    )
   }
 
   private async probe(probe: Probe | undefined): Promise<void> {
@@ -142,7 +177,13 @@ class PodWorker {
     const ready = this.ready
     const phase = this.everStarted ? 'Running' : 'Pending'
     const notReady = {reason: 'ContainersNotReady', message: `containers with unready status: [${this.container.name}]`}
-    const cond = (type: string, ok: boolean, extra: object = {}) => ({type, status: ok ? 'True' : 'False', lastProbeTime: null, lastTransitionTime: this.startTime, ...(ok ? {} : extra)})
+    const cond = (type: string, ok: boolean, extra: object = {}) => ({
+      type,
+      status: ok ? 'True' : 'False',
+      lastProbeTime: null,
+      lastTransitionTime: this.startTime,
+      ...(ok ? {} : extra),
+    })
     const ip = this.opts.nodeIp
     return {
       phase,
@@ -218,7 +259,11 @@ export class Kubelet {
   private async syncManifests(): Promise<void> {
     const dir = this.opts.manifestsDir
     const desired = new Map<string, StaticPod>()
-    const names = existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith('.')).sort() : []
+    const names = existsSync(dir)
+      ? readdirSync(dir)
+          .filter((n) => !n.startsWith('.'))
+          .sort()
+      : []
     for (const name of names) {
       const file = path.join(dir, name)
       try {
@@ -242,7 +287,11 @@ export class Kubelet {
     for (const [file, worker] of this.workers) {
       const next = desired.get(file)
       if (!next || next.hash !== worker.pod.hash) {
-        this.opts.log(next ? `manifest ${file} changed: restarting ${worker.pod.mirrorName}` : `manifest ${file} gone: stopping ${worker.pod.mirrorName}`)
+        this.opts.log(
+          next
+            ? `manifest ${file} changed: restarting ${worker.pod.mirrorName}`
+            : `manifest ${file} gone: stopping ${worker.pod.mirrorName}`,
+        )
         this.workers.delete(file)
         await worker.stop()
       }
@@ -257,7 +306,9 @@ export class Kubelet {
   private podsFileContent = ''
 
   private writePodsFile(): void {
-    const pods = Object.fromEntries([...this.workers.values()].map((w) => [`${w.pod.namespace}/${w.pod.mirrorName}`, [w.container.name]]))
+    const pods = Object.fromEntries(
+      [...this.workers.values()].map((w) => [`${w.pod.namespace}/${w.pod.mirrorName}`, [w.container.name]]),
+    )
     const content = JSON.stringify(pods)
     if (content === this.podsFileContent) return
     writeFileSync(`${this.opts.podsFile}.tmp`, content)
@@ -275,7 +326,10 @@ export class Kubelet {
     const namespaces = new Set(['kube-system', ...[...desired.values()].map((w) => w.pod.namespace)])
     const existing = new Map<string, MirrorPod>()
     for (const ns of namespaces) {
-      const list = await api.request<{items: MirrorPod[]}>('GET', `/api/v1/namespaces/${ns}/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${this.opts.nodeName}`)}`)
+      const list = await api.request<{items: MirrorPod[]}>(
+        'GET',
+        `/api/v1/namespaces/${ns}/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${this.opts.nodeName}`)}`,
+      )
       for (const item of list.items ?? []) existing.set(`${ns}/${item.metadata.name}`, item)
     }
     for (const [key, worker] of desired) await this.syncMirrorPod(worker, existing.get(key))
@@ -294,7 +348,11 @@ export class Kubelet {
     const base = `/api/v1/namespaces/${pod.namespace}/pods`
     const key = `${pod.namespace}/${pod.mirrorName}`
     let current: any = listed
-    if (current && (current.metadata?.annotations?.['kubernetes.io/config.mirror'] !== pod.hash || current.metadata?.deletionTimestamp)) {
+    if (
+      current &&
+      (current.metadata?.annotations?.['kubernetes.io/config.mirror'] !== pod.hash ||
+        current.metadata?.deletionTimestamp)
+    ) {
       // An outdated mirror pod (the static pod changed): the kubelet deletes and recreates it.
       await this.deleteMirrorPod(current)
       current = undefined
@@ -318,10 +376,17 @@ export class Kubelet {
    * of the same name is never deleted by mistake.
    */
   private async deleteMirrorPod(pod: MirrorPod): Promise<void> {
-    const options = {kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: {uid: pod.metadata.uid}}
-    await this.opts.api.request('DELETE', `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`, options).catch((e) => {
-      if (!isStatus(e, 404) && !isStatus(e, 409)) throw e
-    })
+    const options = {
+      kind: 'DeleteOptions',
+      apiVersion: 'v1',
+      gracePeriodSeconds: 0,
+      preconditions: {uid: pod.metadata.uid},
+    }
+    await this.opts.api
+      .request('DELETE', `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`, options)
+      .catch((e) => {
+        if (!isStatus(e, 404) && !isStatus(e, 409)) throw e
+      })
   }
 
   private async putStatus(objectPath: string, object: any): Promise<void> {
@@ -352,7 +417,9 @@ export class Kubelet {
           'kubernetes.io/config.seen': new Date().toISOString(),
           'kubernetes.io/config.source': 'file',
         },
-        ownerReferences: [{apiVersion: 'v1', kind: 'Node', name: this.opts.nodeName, uid: this.nodeUid, controller: true}],
+        ownerReferences: [
+          {apiVersion: 'v1', kind: 'Node', name: this.opts.nodeName, uid: this.nodeUid, controller: true},
+        ],
       },
       spec: defaultedSpec(pod, this.opts.nodeName),
     }
@@ -360,7 +427,14 @@ export class Kubelet {
 
   private nodeStatus(): Record<string, unknown> {
     const t = now()
-    const cond = (type: string, status: string, reason: string, message: string) => ({type, status, lastHeartbeatTime: t, lastTransitionTime: this.startedAt, reason, message})
+    const cond = (type: string, status: string, reason: string, message: string) => ({
+      type,
+      status,
+      lastHeartbeatTime: t,
+      lastTransitionTime: this.startedAt,
+      reason,
+      message,
+    })
     return {
       capacity: {cpu: '2', memory: '24Gi', pods: '110', 'ephemeral-storage': '50Gi'},
       allocatable: {cpu: '2', memory: '23Gi', pods: '110', 'ephemeral-storage': '45Gi'},
@@ -376,9 +450,16 @@ export class Kubelet {
       ],
       daemonEndpoints: {kubeletEndpoint: {Port: 10250}},
       nodeInfo: {
-        machineID: '', systemUUID: '', bootID: '', kernelVersion: '', osImage: 'Debian GNU/Linux (sandbox)',
-        containerRuntimeVersion: 'sandbox://1.0', kubeletVersion: this.opts.kubeletVersion, kubeProxyVersion: '',
-        operatingSystem: 'linux', architecture: 'amd64',
+        machineID: '',
+        systemUUID: '',
+        bootID: '',
+        kernelVersion: '',
+        osImage: 'Debian GNU/Linux (sandbox)',
+        containerRuntimeVersion: 'sandbox://1.0',
+        kubeletVersion: this.opts.kubeletVersion,
+        kubeProxyVersion: '',
+        operatingSystem: 'linux',
+        architecture: 'amd64',
       },
     }
   }
@@ -398,7 +479,10 @@ export class Kubelet {
           'kubernetes.io/hostname': this.opts.nodeName,
           'kubernetes.io/os': 'linux',
         },
-        annotations: {'kubeadm.alpha.kubernetes.io/cri-socket': 'unix:///var/run/containerd/containerd.sock', 'volumes.kubernetes.io/controller-managed-attach-detach': 'true'},
+        annotations: {
+          'kubeadm.alpha.kubernetes.io/cri-socket': 'unix:///var/run/containerd/containerd.sock',
+          'volumes.kubernetes.io/controller-managed-attach-detach': 'true',
+        },
       },
       // The control-plane role label and taint are kubeadm's to add (NodeRestriction forbids the node
       // to set node-role labels itself): see markControlPlane in ../sandbox.ts.

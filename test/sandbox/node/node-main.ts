@@ -43,7 +43,9 @@ function bind(source: string, target: string): void {
     execFileSync('mount', ['--bind', source, target], {stdio: 'pipe'})
   } catch (error) {
     const stderr = String((error as {stderr?: Buffer}).stderr ?? '').trim()
-    fail(`cannot bind-mount ${source} at ${target}: ${stderr || (error as Error).message} (the sandbox needs root and mount namespaces)`)
+    fail(
+      `cannot bind-mount ${source} at ${target}: ${stderr || (error as Error).message} (the sandbox needs root and mount namespaces)`,
+    )
   }
 }
 
@@ -51,7 +53,9 @@ bind(node.etcKubernetes, '/etc/kubernetes')
 mkdirSync('/var/log/pods', {recursive: true})
 bind(node.varLogPods, '/var/log/pods')
 
-const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(node.sshdDir, 'sshd_config')], {stdio: ['ignore', 'inherit', 'inherit']})
+const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(node.sshdDir, 'sshd_config')], {
+  stdio: ['ignore', 'inherit', 'inherit'],
+})
 sshd.on('exit', (code, signal) => {
   if (!stopping) log(`sshd exited (${code ?? signal})`)
 })
@@ -59,7 +63,9 @@ sshd.on('exit', (code, signal) => {
 const pkiDir = path.join(node.kubeletDir, 'pki')
 const podsFile = path.join(node.kubeletDir, 'pods.json')
 // Commands run by `kubectl exec` find the release's etcdctl first, as in the etcd image.
-const execPath = [config.binDir, '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':')
+const execPath = [config.binDir, '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(
+  ':',
+)
 const execServer = spawn(
   path.join(config.binDir, 'sandbox-kubelet-exec'),
   [

@@ -31,7 +31,13 @@ export interface VolumeSpec {
 export interface PodManifest {
   apiVersion: string
   kind: string
-  metadata: {name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [k: string]: unknown}
+  metadata: {
+    name: string
+    namespace?: string
+    labels?: Record<string, string>
+    annotations?: Record<string, string>
+    [k: string]: unknown
+  }
   spec: {containers: ContainerSpec[]; volumes?: VolumeSpec[]; [key: string]: unknown}
 }
 
@@ -55,19 +61,33 @@ export function readStaticPod(file: string, content: string, nodeName: string): 
     throw new Error(`${file}: couldn't parse as pod(${(error as Error).message.split('\n')[0]})`)
   }
   const manifest = doc as PodManifest
-  if (!manifest || typeof manifest !== 'object') throw new Error(`${file}: couldn't parse as pod(Object 'Kind' is missing in '${content.slice(0, 40)}')`)
-  if (manifest.kind !== 'Pod') throw new Error(`${file}: couldn't parse as pod(no kind "${String(manifest.kind)}" is registered for version "${String(manifest.apiVersion)}")`)
-  if (!manifest.metadata?.name) throw new Error(`${file}: invalid pod: metadata.name: Required value: name or generateName is required`)
+  if (!manifest || typeof manifest !== 'object')
+    throw new Error(`${file}: couldn't parse as pod(Object 'Kind' is missing in '${content.slice(0, 40)}')`)
+  if (manifest.kind !== 'Pod')
+    throw new Error(
+      `${file}: couldn't parse as pod(no kind "${String(manifest.kind)}" is registered for version "${String(manifest.apiVersion)}")`,
+    )
+  if (!manifest.metadata?.name)
+    throw new Error(`${file}: invalid pod: metadata.name: Required value: name or generateName is required`)
   const containers = manifest.spec?.containers
-  if (!Array.isArray(containers) || containers.length === 0) throw new Error(`${file}: invalid pod: spec.containers: Required value`)
+  if (!Array.isArray(containers) || containers.length === 0)
+    throw new Error(`${file}: invalid pod: spec.containers: Required value`)
   const volumeNames = new Set((manifest.spec.volumes ?? []).map((v) => v.name))
   for (const [i, c] of containers.entries()) {
     for (const [j, m] of (c.volumeMounts ?? []).entries()) {
-      if (!volumeNames.has(m.name)) throw new Error(`${file}: invalid pod: spec.containers[${i}].volumeMounts[${j}].name: Not found: "${m.name}"`)
+      if (!volumeNames.has(m.name))
+        throw new Error(`${file}: invalid pod: spec.containers[${i}].volumeMounts[${j}].name: Not found: "${m.name}"`)
     }
   }
   const hash = createHash('md5').update(content).update(`host:${nodeName}`).update(`file:${file}`).digest('hex')
-  return {file, content, hash, manifest, namespace: manifest.metadata.namespace ?? 'default', mirrorName: `${manifest.metadata.name}-${nodeName}`}
+  return {
+    file,
+    content,
+    hash,
+    manifest,
+    namespace: manifest.metadata.namespace ?? 'default',
+    mirrorName: `${manifest.metadata.name}-${nodeName}`,
+  }
 }
 
 /** The fields the kubelet's defaulting adds when it decodes a static pod (what shows in the mirror pod spec). */

@@ -63,7 +63,10 @@ afterAll(async () => {
 })
 
 function plugin(args: string[]): Promise<{code: number | null; stdout: string; stderr: string}> {
-  const child = spawn(process.execPath, [bin, ...args], {cwd: dir, env: {...process.env, HOME: dir, XDG_STATE_HOME: join(dir, 'state'), CI: '1', KUBECONFIG: api.kubeconfig}})
+  const child = spawn(process.execPath, [bin, ...args], {
+    cwd: dir,
+    env: {...process.env, HOME: dir, XDG_STATE_HOME: join(dir, 'state'), CI: '1', KUBECONFIG: api.kubeconfig},
+  })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d) => (stdout += d))
@@ -73,14 +76,38 @@ function plugin(args: string[]): Promise<{code: number | null; stdout: string; s
 
 type Case = [command: string[], args: string[], code: 2 | 3, pattern: RegExp]
 
-const CLUSTER = [['status'], ['verify'], ['rewrite'], ['inspect', 'secret/s-0'], ['enable', '--yes'], ['rotate', '--yes'], ['decrypt-all', '--yes'], ['recover', '--yes']]
+const CLUSTER = [
+  ['status'],
+  ['verify'],
+  ['rewrite'],
+  ['inspect', 'secret/s-0'],
+  ['enable', '--yes'],
+  ['rotate', '--yes'],
+  ['decrypt-all', '--yes'],
+  ['recover', '--yes'],
+]
 const NO_ARGS = [['version'], ['status'], ['verify'], ['rewrite'], ['enable'], ['rotate'], ['decrypt-all'], ['recover']]
-const SSH = [['status'], ['verify'], ['rewrite'], ['inspect', 'secret/s-0'], ['enable', '--yes'], ['rotate', '--yes'], ['decrypt-all', '--yes'], ['recover', '--yes']]
-const CHANGES = [['enable', '--yes'], ['rotate', '--yes'], ['decrypt-all', '--yes']]
+const SSH = [
+  ['status'],
+  ['verify'],
+  ['rewrite'],
+  ['inspect', 'secret/s-0'],
+  ['enable', '--yes'],
+  ['rotate', '--yes'],
+  ['decrypt-all', '--yes'],
+  ['recover', '--yes'],
+]
+const CHANGES = [
+  ['enable', '--yes'],
+  ['rotate', '--yes'],
+  ['decrypt-all', '--yes'],
+]
 
 const cases: Case[] = [
   // unknown flags, extra words, unknown commands, bad -o
-  ...[...CLUSTER, ['version'], ['config', 'validate', 'x.yaml'], ['config', 'generate'], ['completion', 'bash']].map((c): Case => [c, ['--bogus'], 2, /Nonexistent flag: --bogus/]),
+  ...[...CLUSTER, ['version'], ['config', 'validate', 'x.yaml'], ['config', 'generate'], ['completion', 'bash']].map(
+    (c): Case => [c, ['--bogus'], 2, /Nonexistent flag: --bogus/],
+  ),
   ...NO_ARGS.map((c): Case => [c, ['extra-arg'], 2, /unexpected argument "extra-arg"|Unexpected argument: extra-arg/]),
   [['bogus'], [], 2, /unknown command "bogus"/],
   ...CLUSTER.map((c): Case => [c, ['-o', 'xml'], 2, /Expected --output=xml to be one of/]),
@@ -96,10 +123,25 @@ const cases: Case[] = [
   [['enable', '--yes'], ['--resource', 'Secrets'], 2, /--resource: .*Secrets/],
   [['config', 'generate'], ['--resource', ''], 2, /--resource "" names no resource/],
   [['config', 'generate'], ['--provider', 'kms'], 2, /--provider kms needs --kms-endpoint/],
-  [['config', 'generate'], ['--provider', 'kms', '--kms-endpoint', 'unix://rel.sock'], 2, /must name an absolute socket path/],
+  [
+    ['config', 'generate'],
+    ['--provider', 'kms', '--kms-endpoint', 'unix://rel.sock'],
+    2,
+    /must name an absolute socket path/,
+  ],
   [['enable', '--yes'], ['--provider', 'kms'], 2, /--provider kms needs --kms-endpoint/],
-  [['enable', '--yes'], ['--provider', 'kms', '--kms-endpoint', '/var/run/kms.sock'], 2, /--kms-endpoint "\/var\/run\/kms.sock" must start with unix:\/\//],
-  [['enable', '--yes'], ['--kms-endpoint', 'unix:///var/run/kms.sock'], 2, /--kms-endpoint only applies with --provider kms/],
+  [
+    ['enable', '--yes'],
+    ['--provider', 'kms', '--kms-endpoint', '/var/run/kms.sock'],
+    2,
+    /--kms-endpoint "\/var\/run\/kms.sock" must start with unix:\/\//,
+  ],
+  [
+    ['enable', '--yes'],
+    ['--kms-endpoint', 'unix:///var/run/kms.sock'],
+    2,
+    /--kms-endpoint only applies with --provider kms/,
+  ],
   // out-of-range numbers: the value and the allowed range
   [['rewrite'], ['--concurrency', '0'], 2, /--concurrency "0" is not allowed: use a whole number from 1 to 256/],
   [['rewrite'], ['--qps', '-5'], 2, /--qps "-5" is not allowed: use a whole number of 0 or more/],
@@ -110,17 +152,28 @@ const cases: Case[] = [
     [c, ['--ssh-port', '99999'], 2, /--ssh-port "99999" is not allowed: use a whole number from 1 to 65535/],
     [c, ['--ssh-timeout', '-1'], 2, /--ssh-timeout "-1" is not allowed: use a whole number of 1 or more/],
   ]),
-  ...CHANGES.map((c): Case => [c, ['--timeout', '0'], 2, /--timeout "0" is not allowed: use a whole number of 1 or more/]),
+  ...CHANGES.map(
+    (c): Case => [c, ['--timeout', '0'], 2, /--timeout "0" is not allowed: use a whole number of 1 or more/],
+  ),
   ...CLUSTER.map((c): Case => [c, ['--request-timeout', 'soon'], 2, /--request-timeout: invalid duration "soon"/]),
   // missing files
   ...SSH.flatMap((c): Case[] => [
     [c, ['--ssh-identity', '/nonexistent/id'], 2, /--ssh-identity \/nonexistent\/id does not exist/],
     [c, ['--ssh-config', '/nonexistent/config'], 2, /--ssh-config \/nonexistent\/config does not exist/],
   ]),
-  ...[['status'], ['verify'], ['rewrite'], ['enable', '--yes'], ['recover', '--yes']].map((c): Case => [c, ['--config', '/nonexistent/enc.yaml'], 2, /cannot read --config \/nonexistent\/enc\.yaml: ENOENT/]),
-  ...[['status'], ['rewrite'], ['enable', '--yes']].map((c): Case => [c, ['--config', '/dev/zero'], 3, /--config \/dev\/zero is not a regular file/]),
+  ...[['status'], ['verify'], ['rewrite'], ['enable', '--yes'], ['recover', '--yes']].map(
+    (c): Case => [c, ['--config', '/nonexistent/enc.yaml'], 2, /cannot read --config \/nonexistent\/enc\.yaml: ENOENT/],
+  ),
+  ...[['status'], ['rewrite'], ['enable', '--yes']].map(
+    (c): Case => [c, ['--config', '/dev/zero'], 3, /--config \/dev\/zero is not a regular file/],
+  ),
   // (config validate of a missing file is a verdict on stdout, exit 3: test/unit/config-cli.test.ts)
-  [['rewrite'], ['--state-file', '/nonexistent/dir/s.json'], 3, /the directory of --state-file \/nonexistent\/dir\/s\.json does not exist/],
+  [
+    ['rewrite'],
+    ['--state-file', '/nonexistent/dir/s.json'],
+    3,
+    /the directory of --state-file \/nonexistent\/dir\/s\.json does not exist/,
+  ],
   [['verify'], ['--from-file', '/nonexistent/panda.yaml'], 2, /cannot read --from-file \/nonexistent\/panda\.yaml/],
   [['inspect'], ['--value-file', '/nonexistent/v.bin'], 3, /cannot read the value file \/nonexistent\/v\.bin/],
   [['inspect'], [], 2, /nothing to inspect: name an object .* or pass --value-file FILE/],
@@ -133,7 +186,9 @@ const cases: Case[] = [
   // a file a flag names that is not there is a usage error (2), as for --ssh-identity and --config
   ...CLUSTER.map((c): Case => [c, ['--kubeconfig', '/nonexistent/kubeconfig'], 2, /\/nonexistent\/kubeconfig/]),
   ...CLUSTER.map((c): Case => [c, ['--kubeconfig', '<refused>', '--no-ssh-sudo'], 3, /./]),
-  ...[['status'], ['rewrite'], ['inspect', 'secret/s-0'], ['enable', '--yes']].map((c): Case => [c, ['--kubeconfig', '<hanging>', '--request-timeout', '2s'], 3, /./]),
+  ...[['status'], ['rewrite'], ['inspect', 'secret/s-0'], ['enable', '--yes']].map(
+    (c): Case => [c, ['--kubeconfig', '<hanging>', '--request-timeout', '2s'], 3, /./],
+  ),
 ]
 
 describe('the bad-input catalogue (issue 13)', {timeout: 600_000}, () => {
@@ -141,18 +196,28 @@ describe('the bad-input catalogue (issue 13)', {timeout: 600_000}, () => {
     const before = (await readdir(dir)).sort()
     const failures: string[] = []
     for (const [command, args, code, pattern] of cases) {
-      const argv = [...command, ...args].map((a) => (a === '<refused>' ? refused : a === '<hanging>' ? hangingKubeconfig : a))
+      const argv = [...command, ...args].map((a) =>
+        a === '<refused>' ? refused : a === '<hanging>' ? hangingKubeconfig : a,
+      )
       const r = await plugin(argv)
-      const lines = r.stderr.trimEnd().split('\n').filter((l) => !l.startsWith('Warning: '))
+      const lines = r.stderr
+        .trimEnd()
+        .split('\n')
+        .filter((l) => !l.startsWith('Warning: '))
       const problems = [
         r.code === code ? '' : `exit ${r.code}, expected ${code}`,
         r.stdout === '' ? '' : `stdout: ${r.stdout.slice(0, 80)}`,
         /^error: \S/.test(lines[0] ?? '') ? '' : `first line: ${lines[0]}`,
         pattern.test(lines[0] ?? '') ? '' : `does not match ${pattern}`,
-        lines.slice(1).every((l) => l.startsWith('hint: ')) ? '' : `more than one error line: ${lines.slice(1).join(' | ')}`,
+        lines.slice(1).every((l) => l.startsWith('hint: '))
+          ? ''
+          : `more than one error line: ${lines.slice(1).join(' | ')}`,
         /\n\s+at |›|Error: /.test(r.stderr) ? 'a stack trace or a raw library error' : '',
       ].filter(Boolean)
-      if (problems.length > 0) failures.push(`kubectl encryption ${argv.join(' ')}: ${problems.join('; ')}\n    ${r.stderr.trimEnd().replaceAll('\n', '\n    ')}`)
+      if (problems.length > 0)
+        failures.push(
+          `kubectl encryption ${argv.join(' ')}: ${problems.join('; ')}\n    ${r.stderr.trimEnd().replaceAll('\n', '\n    ')}`,
+        )
     }
     expect(failures, failures.join('\n')).toEqual([])
     expect(cluster.calls.replace).toBe(0)
@@ -161,10 +226,18 @@ describe('the bad-input catalogue (issue 13)', {timeout: 600_000}, () => {
 
   it('wrong permissions (403 from RBAC): exit 3 naming the verb and resource, nothing written, no checkpoint', async () => {
     cluster.fault = ({verb}) => {
-      throw new KubeApiError(403, 'Forbidden', `secrets is forbidden: User "dev" cannot ${verb === 'replace' ? 'update' : verb} resource "secrets" in API group "" in the namespace "alpha"`)
+      throw new KubeApiError(
+        403,
+        'Forbidden',
+        `secrets is forbidden: User "dev" cannot ${verb === 'replace' ? 'update' : verb} resource "secrets" in API group "" in the namespace "alpha"`,
+      )
     }
     try {
-      for (const argv of [['rewrite', '--no-ssh'], ['rewrite', '-A', '--no-ssh'], ['rewrite', '-n', 'alpha', '--resource', 'secrets']]) {
+      for (const argv of [
+        ['rewrite', '--no-ssh'],
+        ['rewrite', '-A', '--no-ssh'],
+        ['rewrite', '-n', 'alpha', '--resource', 'secrets'],
+      ]) {
         const r = await plugin(argv)
         expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(3)
         expect(r.stdout).toBe('')

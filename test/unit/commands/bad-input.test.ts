@@ -21,7 +21,9 @@ let cluster: FakeCluster
 let api: Awaited<ReturnType<typeof serveFakeCluster>>
 
 function plugin(...args: string[]): Promise<{code: number | null; stdout: string; stderr: string}> {
-  const child = spawn(process.execPath, [bin, ...args], {env: {...process.env, XDG_STATE_HOME: join(dir, 'state'), CI: '1', HOME: dir}})
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: {...process.env, XDG_STATE_HOME: join(dir, 'state'), CI: '1', HOME: dir},
+  })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d) => (stdout += d))
@@ -34,10 +36,16 @@ function expectCleanError(r: {code: number | null; stdout: string; stderr: strin
   const what = `${r.stderr}`
   expect(r.code, what).toBe(code)
   expect(r.stdout, what).toBe('')
-  const lines = r.stderr.trimEnd().split('\n').filter((l) => !l.startsWith('Warning: '))
+  const lines = r.stderr
+    .trimEnd()
+    .split('\n')
+    .filter((l) => !l.startsWith('Warning: '))
   expect(lines[0], what).toMatch(/^error: /)
   expect(lines[0], what).toMatch(pattern)
-  expect(lines.slice(1).every((l) => l.startsWith('hint: ')), what).toBe(true)
+  expect(
+    lines.slice(1).every((l) => l.startsWith('hint: ')),
+    what,
+  ).toBe(true)
   expect(r.stderr).not.toMatch(/\n\s+at |Error: /)
 }
 
@@ -68,12 +76,24 @@ describe('bad input to rewrite (issue 13)', {timeout: 120_000}, () => {
   })
 
   it('item 2: verify and inspect refuse an empty namespace too', async () => {
-    expectCleanError(await plugin('verify', '--kubeconfig', api.kubeconfig, '--no-ssh', '-n', ''), 2, /namespace must not be empty/)
-    expectCleanError(await plugin('inspect', 'secret/s-0', '--kubeconfig', api.kubeconfig, '-n', ''), 2, /namespace must not be empty/)
+    expectCleanError(
+      await plugin('verify', '--kubeconfig', api.kubeconfig, '--no-ssh', '-n', ''),
+      2,
+      /namespace must not be empty/,
+    )
+    expectCleanError(
+      await plugin('inspect', 'secret/s-0', '--kubeconfig', api.kubeconfig, '-n', ''),
+      2,
+      /namespace must not be empty/,
+    )
   })
 
   it('item 3: an invalid namespace name is exit 2, a missing namespace exit 3; nothing written', async () => {
-    expectCleanError(await rewrite('-n', 'BAD_NS!'), 2, /invalid namespace "BAD_NS!": a namespace is a lowercase RFC 1123 label/)
+    expectCleanError(
+      await rewrite('-n', 'BAD_NS!'),
+      2,
+      /invalid namespace "BAD_NS!": a namespace is a lowercase RFC 1123 label/,
+    )
     expectCleanError(await rewrite('-n', 'a'.repeat(64)), 2, /invalid namespace/)
     expectCleanError(await rewrite('-n', 'does-not-exist'), 3, /namespaces "does-not-exist" not found/)
     expectCleanError(await rewrite('-n', 'alpha', '-n', 'gone'), 3, /namespaces "gone" not found/)
@@ -96,7 +116,11 @@ describe('bad input to rewrite (issue 13)', {timeout: 120_000}, () => {
 
   it('item 3: without `get namespaces` (403) the check is skipped, not failed', async () => {
     cluster.namespaceFault = (name) => {
-      throw new KubeApiError(403, 'Forbidden', `namespaces "${name}" is forbidden: User "dev" cannot get resource "namespaces" in API group "" in the namespace "${name}"`)
+      throw new KubeApiError(
+        403,
+        'Forbidden',
+        `namespaces "${name}" is forbidden: User "dev" cannot get resource "namespaces" in API group "" in the namespace "${name}"`,
+      )
     }
     const r = await rewrite('-n', 'alpha')
     expect(r.code, r.stderr).toBe(0)
@@ -105,7 +129,12 @@ describe('bad input to rewrite (issue 13)', {timeout: 120_000}, () => {
 
   it('item 8: a context that may not list secrets is exit 3 (RBAC), with no checkpoint', async () => {
     cluster.fault = ({verb}) => {
-      if (verb === 'list') throw new KubeApiError(403, 'Forbidden', 'secrets is forbidden: User "dev" cannot list resource "secrets" in API group "" at the cluster scope')
+      if (verb === 'list')
+        throw new KubeApiError(
+          403,
+          'Forbidden',
+          'secrets is forbidden: User "dev" cannot list resource "secrets" in API group "" at the cluster scope',
+        )
     }
     const r = await rewrite('-A')
     expectCleanError(r, 3, /not allowed to list secrets.*cannot list resource "secrets"/)
@@ -129,7 +158,12 @@ describe('bad input to rewrite (issue 13)', {timeout: 120_000}, () => {
 
   it('item 8: a selector the server refuses (400) is exit 2, with no checkpoint', async () => {
     cluster.fault = ({verb}) => {
-      if (verb === 'list') throw new KubeApiError(400, 'BadRequest', 'unable to parse requirement: values[0][app]: Invalid value: "x": too long')
+      if (verb === 'list')
+        throw new KubeApiError(
+          400,
+          'BadRequest',
+          'unable to parse requirement: values[0][app]: Invalid value: "x": too long',
+        )
     }
     const r = await rewrite('-A', '-l', 'app=x')
     expectCleanError(r, 2, /the server rejected the label selector "app=x": unable to parse requirement/)
@@ -138,7 +172,11 @@ describe('bad input to rewrite (issue 13)', {timeout: 120_000}, () => {
 
   it('item 9: --state-file in a missing directory is exit 3 and creates nothing; a directory is exit 2', async () => {
     const missing = join(dir, 'nonexistent', 'dir', 's.json')
-    expectCleanError(await rewrite('-A', '--state-file', missing), 3, /the directory of --state-file .*nonexistent\/dir\/s.json does not exist/)
+    expectCleanError(
+      await rewrite('-A', '--state-file', missing),
+      3,
+      /the directory of --state-file .*nonexistent\/dir\/s.json does not exist/,
+    )
     await expect(stat(join(dir, 'nonexistent'))).rejects.toThrow(/ENOENT/)
     const isDir = join(dir, 'somedir')
     await mkdir(isDir)

@@ -15,7 +15,14 @@ vi.mock('../../../src/operations/connect-control-plane.js', () => ({
   connectControlPlane: async () => {
     connects++
     const cluster = {
-      context: {contextName: 'fake-ctx', cluster: 'fake', user: 'admin', server: 'https://127.0.0.1:6443', namespace: 'default', files: []},
+      context: {
+        contextName: 'fake-ctx',
+        cluster: 'fake',
+        user: 'admin',
+        server: 'https://127.0.0.1:6443',
+        namespace: 'default',
+        files: [],
+      },
       objects: cp.objects,
       close: () => {},
     } as unknown as KubeCluster
@@ -50,10 +57,16 @@ function nodeFiles(): string {
 
 function expectCleanError(r: {code: number; stdout: string; stderr: string}, code: number, pattern: RegExp) {
   expect(r.code, r.stderr).toBe(code)
-  const lines = r.stderr.trimEnd().split('\n').filter((l) => !l.startsWith('Warning: '))
+  const lines = r.stderr
+    .trimEnd()
+    .split('\n')
+    .filter((l) => !l.startsWith('Warning: '))
   expect(lines[0], r.stderr).toMatch(/^error: /)
   expect(lines[0], r.stderr).toMatch(pattern)
-  expect(lines.slice(1).every((l) => l.startsWith('hint: ')), r.stderr).toBe(true)
+  expect(
+    lines.slice(1).every((l) => l.startsWith('hint: ')),
+    r.stderr,
+  ).toBe(true)
   expect(r.stderr).not.toMatch(/\n\s+at /)
 }
 
@@ -73,9 +86,21 @@ describe('bad input to the control-plane commands (issue 13)', {timeout: 60_000}
     const {default: DecryptAll} = await import('../../../src/commands/decrypt-all.js')
     const before = nodeFiles()
     for (const command of [Enable, Rotate, DecryptAll]) {
-      expectCleanError(await run(command, ['--yes', '--ssh-identity', '/nonexistent/id_ed25519']), 2, /--ssh-identity \/nonexistent\/id_ed25519 does not exist/)
-      expectCleanError(await run(command, ['--yes', '--ssh-config', '/nonexistent/config']), 2, /--ssh-config \/nonexistent\/config does not exist/)
-      expectCleanError(await run(command, ['--yes', '--ssh-identity', '/tmp']), 2, /--ssh-identity \/tmp is a directory/)
+      expectCleanError(
+        await run(command, ['--yes', '--ssh-identity', '/nonexistent/id_ed25519']),
+        2,
+        /--ssh-identity \/nonexistent\/id_ed25519 does not exist/,
+      )
+      expectCleanError(
+        await run(command, ['--yes', '--ssh-config', '/nonexistent/config']),
+        2,
+        /--ssh-config \/nonexistent\/config does not exist/,
+      )
+      expectCleanError(
+        await run(command, ['--yes', '--ssh-identity', '/tmp']),
+        2,
+        /--ssh-identity \/tmp is a directory/,
+      )
     }
     expect(connects).toBe(0)
     expect(nodeFiles()).toBe(before)
@@ -88,7 +113,11 @@ describe('bad input to the control-plane commands (issue 13)', {timeout: 60_000}
     const r = await run(Enable, ['--yes', '--resource', 'configmaps', '--provider', 'aesgcm'])
     expectCleanError(r, 3, /already enabled on cp-1 .*but not as asked: configmaps: not covered\. Nothing was changed/)
     expect(r.stderr).toMatch(/^hint: .*kubectl encryption rotate.*--config/m)
-    expectCleanError(await run(Enable, ['--yes', '--provider', 'aesgcm']), 3, /secrets: written with secretbox, not aesgcm/)
+    expectCleanError(
+      await run(Enable, ['--yes', '--provider', 'aesgcm']),
+      3,
+      /secrets: written with secretbox, not aesgcm/,
+    )
     expect(nodeFiles()).toBe(before)
     // what the nodes run already is "as asked": exit 0, nothing to do
     const same = await run(Enable, ['--yes', '--no-verify', '--provider', 'secretbox', '--resource', 'secrets'])
@@ -99,18 +128,25 @@ describe('bad input to the control-plane commands (issue 13)', {timeout: 60_000}
   it('item 1: an invalid --resource is exit 2 as in config generate, also on an encrypted cluster', async () => {
     await enableEncryption({provider: 'secretbox'}, cp.deps)
     const {default: Enable} = await import('../../../src/commands/enable.js')
-    expectCleanError(await run(Enable, ['--yes', '--resource', 'bad name']), 2, /--resource "bad name" names no resource/)
+    expectCleanError(
+      await run(Enable, ['--yes', '--resource', 'bad name']),
+      2,
+      /--resource "bad name" names no resource/,
+    )
     expectCleanError(await run(Enable, ['--yes', '--resource', 'Secrets']), 2, /--resource: .*Secrets/)
     expect(connects).toBe(0)
   })
 
-  it('item 13: enable --config with a broken file names the user\'s file first (exit 3), also on an encrypted cluster, before connecting', async () => {
+  it("item 13: enable --config with a broken file names the user's file first (exit 3), also on an encrypted cluster, before connecting", async () => {
     await enableEncryption({provider: 'secretbox'}, cp.deps)
     const {mkdtempSync, writeFileSync} = await import('node:fs')
     const {tmpdir} = await import('node:os')
     const {join} = await import('node:path')
     const broken = join(mkdtempSync(join(tmpdir(), 'broken-')), 'broken.yaml')
-    writeFileSync(broken, 'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers: []\n')
+    writeFileSync(
+      broken,
+      'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers: []\n',
+    )
     const {default: Enable} = await import('../../../src/commands/enable.js')
     const before = nodeFiles()
     const r = await run(Enable, ['--yes', '--config', broken])
@@ -126,7 +162,9 @@ describe('bad input to the control-plane commands (issue 13)', {timeout: 60_000}
     expect(plan.code, plan.stderr).toBe(0)
     const doc = JSON.parse(plan.stdout)
     expect(doc.configSource).toBe('generated')
-    expect(doc.writeKeys).toEqual([{resources: ['secrets'], provider: 'secretbox', key: expect.stringMatching(/^key-/)}])
+    expect(doc.writeKeys).toEqual([
+      {resources: ['secrets'], provider: 'secretbox', key: expect.stringMatching(/^key-/)},
+    ])
     const table = await run(Enable, ['--dry-run'])
     expect(table.stdout).toMatch(/^Write keys:\s+secrets: secretbox\/key-\S+ \(a new key, made when run\)$/m)
     expect(table.stdout).not.toContain('<redacted sha256:')
@@ -155,7 +193,9 @@ describe('bad input to the control-plane commands (issue 13)', {timeout: 60_000}
     expect(r.code, r.stderr).toBe(4)
     expect(r.stdout).toMatch(/cp-1\s+changed/)
     expect(r.stdout).toMatch(/cp-2\s+not-reached/)
-    expect(r.stderr).toMatch(/^error: interrupted: stopped at stage rollout \(node cp-2, not changed; changed: cp-1\); run the same command to continue$/m)
+    expect(r.stderr).toMatch(
+      /^error: interrupted: stopped at stage rollout \(node cp-2, not changed; changed: cp-1\); run the same command to continue$/m,
+    )
     expect(r.stderr).not.toMatch(/\n\s+at /)
     expect(process.listenerCount('SIGINT')).toBe(0)
     const manifest = (n: string) => cp.files.get(n)!.fs.get('/etc/kubernetes/manifests/kube-apiserver.yaml')!.content
@@ -182,15 +222,25 @@ describe('bad input to the control-plane commands (issue 13)', {timeout: 60_000}
     expect(r.code, r.stderr).toBe(4)
     const doc = JSON.parse(r.stdout)
     expect(doc.error).toMatchObject({code: 'INTERRUPTED', exitCode: 4})
-    expect(doc.error.message).toBe('interrupted: stopped at stage add-key (node cp-3, not changed; changed: cp-1, cp-2); run the same command to continue')
-    expect(doc.stages[0].nodes.map((n: {node: string; status: string}) => `${n.node}:${n.status}`)).toEqual(['cp-1:changed', 'cp-2:changed', 'cp-3:not-reached'])
+    expect(doc.error.message).toBe(
+      'interrupted: stopped at stage add-key (node cp-3, not changed; changed: cp-1, cp-2); run the same command to continue',
+    )
+    expect(doc.stages[0].nodes.map((n: {node: string; status: string}) => `${n.node}:${n.status}`)).toEqual([
+      'cp-1:changed',
+      'cp-2:changed',
+      'cp-3:not-reached',
+    ])
     expect(process.listenerCount('SIGTERM')).toBe(0)
     // (the rewrite stage needs a real cluster: continue the interrupted stage only)
     const again = await run(Rotate, ['--yes', '--stage', 'add-key', '-o', 'json'])
     expect(again.code, again.stderr).toBe(0)
     const cont = JSON.parse(again.stdout)
     expect(cont.newKey).toBe(doc.newKey)
-    expect(cont.stages[0].nodes.map((n: {node: string; status: string}) => `${n.node}:${n.status}`)).toEqual(['cp-1:unchanged', 'cp-2:unchanged', 'cp-3:changed'])
+    expect(cont.stages[0].nodes.map((n: {node: string; status: string}) => `${n.node}:${n.status}`)).toEqual([
+      'cp-1:unchanged',
+      'cp-2:unchanged',
+      'cp-3:changed',
+    ])
     expect(cont.state).toMatchObject({completedStages: ['add-key']})
   })
 
@@ -207,10 +257,18 @@ describe('bad input to the control-plane commands (issue 13)', {timeout: 60_000}
     expect(r.code, r.stderr).toBe(4)
     const doc = JSON.parse(r.stdout)
     expect(doc.error).toMatchObject({code: 'INTERRUPTED', exitCode: 4})
-    expect(doc.error.message).toMatch(/^interrupted: stopped at stage wait-add \(waiting for cp-1; nothing changed by this stage\)/)
+    expect(doc.error.message).toMatch(
+      /^interrupted: stopped at stage wait-add \(waiting for cp-1; nothing changed by this stage\)/,
+    )
     expect(process.listenerCount('SIGTERM')).toBe(0)
-    const state = cp.objects.store.get('configmaps/kube-system/kubectl-encryption-state') as unknown as {data: Record<string, string>}
+    const state = cp.objects.store.get('configmaps/kube-system/kubectl-encryption-state') as unknown as {
+      data: Record<string, string>
+    }
     expect(state.data.lock).toBeUndefined()
-    expect(JSON.parse(state.data.rotate!)).toMatchObject({status: 'in-progress', stage: 'wait-add', completedStages: ['add-key']})
+    expect(JSON.parse(state.data.rotate!)).toMatchObject({
+      status: 'in-progress',
+      stage: 'wait-add',
+      completedStages: ['add-key'],
+    })
   })
 })

@@ -17,7 +17,14 @@ let cp: ReturnType<typeof fakeControlPlane>
 vi.mock('../../../src/operations/connect-control-plane.js', () => ({
   connectControlPlane: async () => {
     const cluster = {
-      context: {contextName: 'fake-ctx', cluster: 'fake', user: 'admin', server: 'https://127.0.0.1:6443', namespace: 'default', files: []},
+      context: {
+        contextName: 'fake-ctx',
+        cluster: 'fake',
+        user: 'admin',
+        server: 'https://127.0.0.1:6443',
+        namespace: 'default',
+        files: [],
+      },
       objects: cp.objects,
       close: () => {},
     } as unknown as KubeCluster
@@ -62,7 +69,12 @@ describe('a control-plane command that fails half way keeps its record', {timeou
     const r = await run(Rotate, ['--yes', '--backup-confirmed', '-o', 'json'])
     expect(r.code).toBe(6)
     const doc = JSON.parse(r.stdout)
-    expect(doc).toMatchObject({context: 'fake-ctx', provider: 'aescbc', newKey: K2, state: {status: 'failed', stage: 'add-key', completedStages: []}})
+    expect(doc).toMatchObject({
+      context: 'fake-ctx',
+      provider: 'aescbc',
+      newKey: K2,
+      state: {status: 'failed', stage: 'add-key', completedStages: []},
+    })
     expect(doc.error).toMatchObject({code: 'NODE_ROLLED_BACK', exitCode: 6})
     expect(doc.error.message).toContain('cp-2')
     expect(doc.stages.map((s: {stage: string; status: string}) => `${s.stage}:${s.status}`)).toEqual(['add-key:failed'])
@@ -96,7 +108,11 @@ describe('a control-plane command that fails half way keeps its record', {timeou
     const r = await run(Enable, ['--yes', '-o', 'yaml'])
     expect(r.code).toBe(6)
     const doc = parse(r.stdout)
-    expect(doc.nodes.map((n: {node: string; status: string}) => `${n.node}:${n.status}`)).toEqual(['cp-1:changed', 'cp-2:changed', 'cp-3:rolled-back'])
+    expect(doc.nodes.map((n: {node: string; status: string}) => `${n.node}:${n.status}`)).toEqual([
+      'cp-1:changed',
+      'cp-2:changed',
+      'cp-3:rolled-back',
+    ])
     expect(doc).toMatchObject({context: 'fake-ctx', dryRun: false, error: {code: 'NODE_ROLLED_BACK', exitCode: 6}})
     const table = await run(Enable, ['--yes'])
     expect(table.code).toBe(6)
@@ -111,9 +127,20 @@ describe('a control-plane command that fails half way keeps its record', {timeou
     const r = await run(DecryptAll, ['--yes', '-o', 'json'])
     expect(r.code).toBe(6)
     const doc = JSON.parse(r.stdout)
-    expect(doc).toMatchObject({context: 'fake-ctx', decrypted: false, removed: false, error: {code: 'NODE_ROLLED_BACK', exitCode: 6}})
-    expect(doc.stages.map((s: {stage: string; status: string}) => `${s.stage}:${s.status}`)).toEqual(['identity-first:failed'])
-    expect(doc.stages[0].nodes.map((n: {node: string; status: string}) => `${n.node}:${n.status}`)).toEqual(['cp-1:changed', 'cp-2:rolled-back', 'cp-3:not-reached'])
+    expect(doc).toMatchObject({
+      context: 'fake-ctx',
+      decrypted: false,
+      removed: false,
+      error: {code: 'NODE_ROLLED_BACK', exitCode: 6},
+    })
+    expect(doc.stages.map((s: {stage: string; status: string}) => `${s.stage}:${s.status}`)).toEqual([
+      'identity-first:failed',
+    ])
+    expect(doc.stages[0].nodes.map((n: {node: string; status: string}) => `${n.node}:${n.status}`)).toEqual([
+      'cp-1:changed',
+      'cp-2:rolled-back',
+      'cp-3:not-reached',
+    ])
     expect(doc.backupDir).toMatch(/^\/etc\/kubernetes\/tmp\/kubectl-encryption-/)
   })
 
@@ -132,8 +159,24 @@ const stateData = () => (cp.objects.store.get(STATE)?.data ?? {}) as Record<stri
 
 /** A lock as another run would have left it in the state ConfigMap. */
 function heldBy(pid: number, renewedAt: Date, machine = localLeaseClock().machine) {
-  const lock = {holder: `carol@ops-box pid ${pid}`, user: 'carol', host: 'ops-box', pid, machine, operation: 'decrypt-all', acquiredAt: '2026-11-28T02:00:00.000Z', renewedAt: renewedAt.toISOString(), ttlSeconds: 60, id: 'other-run'}
-  cp.objects.store.set(STATE, {apiVersion: 'v1', kind: 'ConfigMap', metadata: {name: 'kubectl-encryption-state', namespace: 'kube-system', resourceVersion: 'seeded'}, data: {lock: JSON.stringify(lock)}})
+  const lock = {
+    holder: `carol@ops-box pid ${pid}`,
+    user: 'carol',
+    host: 'ops-box',
+    pid,
+    machine,
+    operation: 'decrypt-all',
+    acquiredAt: '2026-11-28T02:00:00.000Z',
+    renewedAt: renewedAt.toISOString(),
+    ttlSeconds: 60,
+    id: 'other-run',
+  }
+  cp.objects.store.set(STATE, {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {name: 'kubectl-encryption-state', namespace: 'kube-system', resourceVersion: 'seeded'},
+    data: {lock: JSON.stringify(lock)},
+  })
 }
 
 describe('the cluster lock around mutating commands', {timeout: 60_000}, () => {
@@ -163,7 +206,9 @@ describe('the cluster lock around mutating commands', {timeout: 60_000}, () => {
     expect(r.code).toBe(3)
     const doc = JSON.parse(r.stdout)
     expect(doc).toEqual({error: expect.objectContaining({code: 'OPERATION_LOCKED', exitCode: 3})})
-    expect(doc.error.message).toContain(`decrypt-all by carol@ops-box pid ${process.pid}, since 2026-11-28T02:00:00.000Z`)
+    expect(doc.error.message).toContain(
+      `decrypt-all by carol@ops-box pid ${process.pid}, since 2026-11-28T02:00:00.000Z`,
+    )
     expect(r.stderr).toMatch(/^hint: Wait until it finishes/m)
     expect(cp.files.get('cp-1')!.fs.get(ENC)!.content).toBe(before)
     expect(stateData().rotate).toBeUndefined()
@@ -179,8 +224,12 @@ describe('the cluster lock around mutating commands', {timeout: 60_000}, () => {
     const {default: Rotate} = await import('../../../src/commands/rotate.js')
     const r = await run(Rotate, ['--yes', '--stage', 'add-key', '-o', 'json'])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stderr).toMatch(/^Warning: took over the cluster's lock from decrypt-all by carol@ops-box pid 99999999 \(since 2026-11-28T02:00:00.000Z/m)
-    expect(JSON.parse(r.stdout).stages.map((s: {stage: string; status: string}) => `${s.stage}:${s.status}`)).toEqual(['add-key:done'])
+    expect(r.stderr).toMatch(
+      /^Warning: took over the cluster's lock from decrypt-all by carol@ops-box pid 99999999 \(since 2026-11-28T02:00:00.000Z/m,
+    )
+    expect(JSON.parse(r.stdout).stages.map((s: {stage: string; status: string}) => `${s.stage}:${s.status}`)).toEqual([
+      'add-key:done',
+    ])
     expect(stateData().lock).toBeUndefined()
   })
 })
@@ -195,10 +244,16 @@ describe('--force takes the context name, typed out', {timeout: 60_000}, () => {
 
   it('another name is a one-line usage error (exit 2) naming both; nothing changed, no lock taken', async () => {
     await disagree()
-    for (const [name, Command] of [['enable', (await import('../../../src/commands/enable.js')).default], ['rotate', (await import('../../../src/commands/rotate.js')).default], ['decrypt-all', (await import('../../../src/commands/decrypt-all.js')).default]] as const) {
+    for (const [name, Command] of [
+      ['enable', (await import('../../../src/commands/enable.js')).default],
+      ['rotate', (await import('../../../src/commands/rotate.js')).default],
+      ['decrypt-all', (await import('../../../src/commands/decrypt-all.js')).default],
+    ] as const) {
       const r = await run(Command, ['--yes', '--force', 'prod-ctx'])
       expect(r.code, name).toBe(2)
-      expect(r.stderr.split('\n')[0]).toBe('error: --force "prod-ctx" does not match the current context "fake-ctx"; nothing was changed')
+      expect(r.stderr.split('\n')[0]).toBe(
+        'error: --force "prod-ctx" does not match the current context "fake-ctx"; nothing was changed',
+      )
       expect(r.stderr).toContain('hint: To override, pass --force fake-ctx')
     }
     const bare = await run((await import('../../../src/commands/enable.js')).default, ['--yes', '--force'])
@@ -215,7 +270,9 @@ describe('--force takes the context name, typed out', {timeout: 60_000}, () => {
     expect(refused.stderr).toContain('--force CONTEXT')
     const r = await run(Enable, ['--yes', '--force', 'fake-ctx', '--no-verify'])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stderr).toMatch(/^Warning: read check not run before enable \(etcd could not be read: .*\); going on without proof/m)
+    expect(r.stderr).toMatch(
+      /^Warning: read check not run before enable \(etcd could not be read: .*\); going on without proof/m,
+    )
     expect(r.stdout).toMatch(/Read check:\s+NOT RUN \(etcd could not be read/)
     expect(cp.files.get('cp-3')!.fs.get(ENC)!.content).toBe(cp.files.get('cp-1')!.fs.get(ENC)!.content)
   })

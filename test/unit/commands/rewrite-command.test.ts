@@ -17,10 +17,14 @@ let api: Awaited<ReturnType<typeof serveFakeCluster>>
 
 function seed(perNamespace: number) {
   for (const ns of ['alpha', 'beta'])
-    for (let i = 0; i < perNamespace; i++) cluster.seed(SECRETS, ns, `s-${String(i).padStart(5, '0')}`, {v: `${ns}-${i}`})
+    for (let i = 0; i < perNamespace; i++)
+      cluster.seed(SECRETS, ns, `s-${String(i).padStart(5, '0')}`, {v: `${ns}-${i}`})
 }
 
-function start(args: string[]): {child: ChildProcess; done: Promise<{code: number | null; stdout: string; stderr: string}>} {
+function start(args: string[]): {
+  child: ChildProcess
+  done: Promise<{code: number | null; stdout: string; stderr: string}>
+} {
   const child = spawn(process.execPath, [bin, 'rewrite', '--kubeconfig', api.kubeconfig, ...args], {
     env: {...process.env, XDG_STATE_HOME: join(dir, 'state'), CI: '1'},
   })
@@ -52,11 +56,20 @@ describe('kubectl encryption rewrite', {timeout: 150_000}, () => {
     seed(30)
     const r = await plugin('--no-ssh')
     // no nodes to read the encryption config from: secrets only, said on stderr, then the estimate
-    expect(r.stderr).toMatch(/^Warning: the encryption config could not be read .*; rewriting secrets only\nEstimate: 30 objects in 1 resource, under 1 s at (--qps 300|--concurrency 32)\n$/)
+    expect(r.stderr).toMatch(
+      /^Warning: the encryption config could not be read .*; rewriting secrets only\nEstimate: 30 objects in 1 resource, under 1 s at (--qps 300|--concurrency 32)\n$/,
+    )
     expect(r.code).toBe(0)
-    expect(r.stdout).toMatch(/^RESOURCE\s+LISTED\s+REWRITTEN\s+ALREADY CURRENT\s+CONFLICTS RETRIED\s+SKIPPED\s+FAILED\nsecrets\s+30\s+30\s+0\s+0\s+0\s+0\n/)
+    expect(r.stdout).toMatch(
+      /^RESOURCE\s+LISTED\s+REWRITTEN\s+ALREADY CURRENT\s+CONFLICTS RETRIED\s+SKIPPED\s+FAILED\nsecrets\s+30\s+30\s+0\s+0\s+0\s+0\n/,
+    )
     expect(r.stdout).toContain('namespace alpha: 30 objects')
-    expect(cluster.all(SECRETS).filter((v) => v.key === 'new').map((v) => v.object.metadata.namespace)).toEqual(Array(30).fill('alpha'))
+    expect(
+      cluster
+        .all(SECRETS)
+        .filter((v) => v.key === 'new')
+        .map((v) => v.object.metadata.namespace),
+    ).toEqual(Array(30).fill('alpha'))
   })
 
   it('-A -o json: one document; a second run finds everything current', async () => {
@@ -64,8 +77,15 @@ describe('kubectl encryption rewrite', {timeout: 150_000}, () => {
     const first = await plugin('-A', '-o', 'json', '--chunk-size', '7')
     expect(first.code).toBe(0)
     const doc = JSON.parse(first.stdout)
-    expect(doc).toMatchObject({dryRun: false, namespaces: 'all', totals: {listed: 80, rewritten: 80, failed: 0}, failures: []})
-    expect(doc.resources).toEqual([expect.objectContaining({resource: 'secrets', group: '', version: 'v1', complete: true})])
+    expect(doc).toMatchObject({
+      dryRun: false,
+      namespaces: 'all',
+      totals: {listed: 80, rewritten: 80, failed: 0},
+      failures: [],
+    })
+    expect(doc.resources).toEqual([
+      expect.objectContaining({resource: 'secrets', group: '', version: 'v1', complete: true}),
+    ])
     const second = JSON.parse((await plugin('-A', '-o', 'json')).stdout)
     expect(second.totals).toMatchObject({listed: 80, rewritten: 0, alreadyCurrent: 80})
     // nothing left behind once a run completes
@@ -81,17 +101,28 @@ describe('kubectl encryption rewrite', {timeout: 150_000}, () => {
     seed(5)
     cluster.fault = ({verb, name, namespace}) => {
       if (verb === 'replace' && namespace === 'beta' && name === 's-00002')
-        throw new KubeApiError(400, 'BadRequest', 'admission webhook "deny.example.com" denied the request: frozen by policy')
+        throw new KubeApiError(
+          400,
+          'BadRequest',
+          'admission webhook "deny.example.com" denied the request: frozen by policy',
+        )
     }
     const r = await plugin('-A')
     expect(r.code).toBe(4)
-    expect(r.stdout).toMatch(/secrets\/s-00002 -n beta\s+AdmissionDenied\s+400 BadRequest: admission webhook "deny.example.com" denied the request: frozen by policy/)
+    expect(r.stdout).toMatch(
+      /secrets\/s-00002 -n beta\s+AdmissionDenied\s+400 BadRequest: admission webhook "deny.example.com" denied the request: frozen by policy/,
+    )
     expect(cluster.all(SECRETS).filter((v) => v.key === 'old')).toHaveLength(1)
   })
 
   it('refuses bad input with exit 2 and changes nothing', async () => {
     seed(3)
-    for (const args of [['-A', '-n', 'alpha'], ['--resource', 'nosuchthings'], ['--concurrency', '0'], ['--qps', 'fast']]) {
+    for (const args of [
+      ['-A', '-n', 'alpha'],
+      ['--resource', 'nosuchthings'],
+      ['--concurrency', '0'],
+      ['--qps', 'fast'],
+    ]) {
       const r = await plugin(...args)
       expect(r.code, args.join(' ')).toBe(2)
       expect(r.stdout).toBe('')
@@ -133,27 +164,40 @@ resources:
     seed(5)
     const webhook = (name: string, extra: Record<string, unknown> = {}) => ({
       name,
-      rules: [{operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['secrets'], scope: 'Namespaced'}],
+      rules: [
+        {operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['secrets'], scope: 'Namespaced'},
+      ],
       ...extra,
     })
     cluster.seedObject(VALIDATING_WEBHOOKS, {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'ValidatingWebhookConfiguration',
       metadata: {name: 'policy'},
-      webhooks: [webhook('deny.policy.example'), webhook('pods.policy.example', {rules: [{operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods']}]})],
+      webhooks: [
+        webhook('deny.policy.example'),
+        webhook('pods.policy.example', {
+          rules: [{operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods']}],
+        }),
+      ],
     })
     cluster.seedObject(MUTATING_WEBHOOKS, {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingWebhookConfiguration',
       metadata: {name: 'inject'},
-      webhooks: [webhook('label.inject.example', {failurePolicy: 'Ignore', namespaceSelector: {matchLabels: {inject: 'yes'}}})],
+      webhooks: [
+        webhook('label.inject.example', {failurePolicy: 'Ignore', namespaceSelector: {matchLabels: {inject: 'yes'}}}),
+      ],
     })
     const text = await plugin('-A', '--resource', 'secrets')
     expect(text.code, text.stderr).toBe(0)
     const lines = text.stderr.trimEnd().split('\n')
     expect(lines).toEqual([
-      expect.stringMatching(/^Warning: validating admission webhook deny.policy.example \(ValidatingWebhookConfiguration policy\) matches UPDATE of secrets: it sees every no-op write; failurePolicy Fail: /),
-      expect.stringMatching(/^Warning: mutating admission webhook label.inject.example \(MutatingWebhookConfiguration inject\) matches UPDATE of secrets: its namespaceSelector may exclude some objects; .*failurePolicy Ignore: /),
+      expect.stringMatching(
+        /^Warning: validating admission webhook deny.policy.example \(ValidatingWebhookConfiguration policy\) matches UPDATE of secrets: it sees every no-op write; failurePolicy Fail: /,
+      ),
+      expect.stringMatching(
+        /^Warning: mutating admission webhook label.inject.example \(MutatingWebhookConfiguration inject\) matches UPDATE of secrets: its namespaceSelector may exclude some objects; .*failurePolicy Ignore: /,
+      ),
       expect.stringMatching(/^Estimate: 10 objects in 1 resource, under 1 s at (--qps 300|--concurrency 32)$/),
     ])
     expect(text.stdout).toMatch(/secrets\s+10\s+10\s/)
@@ -162,12 +206,32 @@ resources:
     expect(json.code).toBe(0)
     const doc = JSON.parse(json.stdout)
     expect(doc.webhooks).toEqual([
-      expect.objectContaining({kind: 'validating', configuration: 'policy', webhook: 'deny.policy.example', failurePolicy: 'Fail', resources: ['secrets'], seesNoOpWrite: 'all'}),
-      expect.objectContaining({kind: 'mutating', configuration: 'inject', webhook: 'label.inject.example', failurePolicy: 'Ignore', seesNoOpWrite: 'some', filteredBy: ['namespaceSelector']}),
+      expect.objectContaining({
+        kind: 'validating',
+        configuration: 'policy',
+        webhook: 'deny.policy.example',
+        failurePolicy: 'Fail',
+        resources: ['secrets'],
+        seesNoOpWrite: 'all',
+      }),
+      expect.objectContaining({
+        kind: 'mutating',
+        configuration: 'inject',
+        webhook: 'label.inject.example',
+        failurePolicy: 'Ignore',
+        seesNoOpWrite: 'some',
+        filteredBy: ['namespaceSelector'],
+      }),
     ])
     expect(doc.webhooksListError).toBeUndefined()
     // (10 - a burst of 1) / 4 per second; the run takes about that long
-    expect(doc.estimate).toMatchObject({resources: [{resource: 'secrets', objects: 10}], seconds: 2.3, qps: 4, concurrency: 1, limitedBy: 'qps'})
+    expect(doc.estimate).toMatchObject({
+      resources: [{resource: 'secrets', objects: 10}],
+      seconds: 2.3,
+      qps: 4,
+      concurrency: 1,
+      limitedBy: 'qps',
+    })
     expect(json.stderr).toContain('Estimate: 10 objects in 1 resource, about 2 s at --qps 4\n')
     expect(doc.elapsedMs).toBeGreaterThanOrEqual(2000)
   })
@@ -176,13 +240,21 @@ resources:
     seed(3)
     cluster.fault = ({verb, resource}) => {
       if (verb === 'list' && resource.resource === 'validatingwebhookconfigurations')
-        throw new KubeApiError(403, 'Forbidden', 'validatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: User "dev" cannot list resource "validatingwebhookconfigurations"')
+        throw new KubeApiError(
+          403,
+          'Forbidden',
+          'validatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: User "dev" cannot list resource "validatingwebhookconfigurations"',
+        )
     }
     const r = await plugin('-A', '--resource', 'secrets', '-o', 'json')
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stderr).toMatch(/^Warning: could not list admission webhook configurations \(403 Forbidden: validatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: .*\); a webhook matching UPDATE could still deny or slow the rewrite\nEstimate: 6 objects/)
+    expect(r.stderr).toMatch(
+      /^Warning: could not list admission webhook configurations \(403 Forbidden: validatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: .*\); a webhook matching UPDATE could still deny or slow the rewrite\nEstimate: 6 objects/,
+    )
     const doc = JSON.parse(r.stdout)
-    expect(doc.webhooksListError).toMatch(/^403 Forbidden: validatingwebhookconfigurations.admissionregistration.k8s.io is forbidden/)
+    expect(doc.webhooksListError).toMatch(
+      /^403 Forbidden: validatingwebhookconfigurations.admissionregistration.k8s.io is forbidden/,
+    )
     expect(doc.webhooks).toEqual([])
     expect(doc.totals).toMatchObject({listed: 6, rewritten: 6})
   })
@@ -214,8 +286,13 @@ resources:
     const before = cluster.calls.replace
     expect(before).toBeLessThan(3000)
     // What the last checkpoint on disk records as done must not be written again; everything else must.
-    const saved = JSON.parse(await readFile(join(stateDir, file!), 'utf8')) as {units: Record<string, {counters: {rewritten: number; alreadyCurrent: number}}>}
-    const recordedDone = Object.values(saved.units).reduce((n, u) => n + u.counters.rewritten + u.counters.alreadyCurrent, 0)
+    const saved = JSON.parse(await readFile(join(stateDir, file!), 'utf8')) as {
+      units: Record<string, {counters: {rewritten: number; alreadyCurrent: number}}>
+    }
+    const recordedDone = Object.values(saved.units).reduce(
+      (n, u) => n + u.counters.rewritten + u.counters.alreadyCurrent,
+      0,
+    )
     expect(recordedDone).toBeGreaterThan(0)
 
     const resumed = await plugin('-A', '--resume', '-o', 'json')

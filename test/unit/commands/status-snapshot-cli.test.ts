@@ -19,7 +19,15 @@ afterAll(() => rmSync(dir, {recursive: true, force: true}))
 
 function plugin(...args: string[]): Promise<{code: number | null; stdout: string; stderr: string}> {
   const child = spawn(process.execPath, [bin, ...args], {
-    env: {...process.env, CI: '1', HOME: dir, KUBECONFIG: join(dir, 'none'), PATH: join(dir, 'no-bin'), KUBECTL_ENCRYPTION_ETCDUTL: '', KUBECTL_ENCRYPTION_ETCD: ''},
+    env: {
+      ...process.env,
+      CI: '1',
+      HOME: dir,
+      KUBECONFIG: join(dir, 'none'),
+      PATH: join(dir, 'no-bin'),
+      KUBECTL_ENCRYPTION_ETCDUTL: '',
+      KUBECTL_ENCRYPTION_ETCD: '',
+    },
   })
   let stdout = ''
   let stderr = ''
@@ -30,14 +38,49 @@ function plugin(...args: string[]): Promise<{code: number | null; stdout: string
 
 const CASES: Array<[string, string[], number, RegExp]> = [
   ['--snapshot without --scan', ['--snapshot', snapshot], 2, /^error: --snapshot needs --scan$/],
-  ['--snapshot with --etcd-endpoints', ['--scan', '--snapshot', snapshot, '--etcd-endpoints', 'https://10.0.0.1:2379'], 2, /^error: --etcd-endpoints cannot be used with --snapshot: the snapshot file is read, not the cluster's etcd$/],
-  ['--snapshot with --etcd-via', ['--scan', '--snapshot', snapshot, '--etcd-via', 'exec'], 2, /^error: --etcd-via cannot be used with --snapshot/],
-  ['--snapshot with --resource', ['--scan', '--snapshot', snapshot, '--resource', 'secrets'], 2, /^error: --resource cannot be used with --snapshot/],
+  [
+    '--snapshot with --etcd-endpoints',
+    ['--scan', '--snapshot', snapshot, '--etcd-endpoints', 'https://10.0.0.1:2379'],
+    2,
+    /^error: --etcd-endpoints cannot be used with --snapshot: the snapshot file is read, not the cluster's etcd$/,
+  ],
+  [
+    '--snapshot with --etcd-via',
+    ['--scan', '--snapshot', snapshot, '--etcd-via', 'exec'],
+    2,
+    /^error: --etcd-via cannot be used with --snapshot/,
+  ],
+  [
+    '--snapshot with --resource',
+    ['--scan', '--snapshot', snapshot, '--resource', 'secrets'],
+    2,
+    /^error: --resource cannot be used with --snapshot/,
+  ],
   ['--etcdutl without --snapshot', ['--scan', '--etcdutl', '/usr/bin/true'], 2, /^error: --etcdutl needs --snapshot$/],
-  ['--etcd-binary without --snapshot', ['--etcd-binary', '/usr/bin/true'], 2, /^error: --etcd-binary needs --snapshot$/],
-  ['a missing --config: config validate\'s error, before the snapshot', ['--scan', '--snapshot', snapshot, '--config', join(dir, 'missing.yaml')], 3, /^error: .*missing\.yaml.*no such file or directory/],
-  ['a missing snapshot, before looking for etcdutl', ['--scan', '--snapshot', join(dir, 'missing.db')], 3, /^error: cannot read --snapshot \S+missing\.db: no such file$/],
-  ['no etcdutl on PATH', ['--scan', '--snapshot', snapshot], 3, /^error: etcdutl was not found on PATH; reading a snapshot needs etcd's etcdutl$/],
+  [
+    '--etcd-binary without --snapshot',
+    ['--etcd-binary', '/usr/bin/true'],
+    2,
+    /^error: --etcd-binary needs --snapshot$/,
+  ],
+  [
+    "a missing --config: config validate's error, before the snapshot",
+    ['--scan', '--snapshot', snapshot, '--config', join(dir, 'missing.yaml')],
+    3,
+    /^error: .*missing\.yaml.*no such file or directory/,
+  ],
+  [
+    'a missing snapshot, before looking for etcdutl',
+    ['--scan', '--snapshot', join(dir, 'missing.db')],
+    3,
+    /^error: cannot read --snapshot \S+missing\.db: no such file$/,
+  ],
+  [
+    'no etcdutl on PATH',
+    ['--scan', '--snapshot', snapshot],
+    3,
+    /^error: etcdutl was not found on PATH; reading a snapshot needs etcd's etcdutl$/,
+  ],
 ]
 
 describe('status --scan --snapshot: bad input', () => {
@@ -48,7 +91,10 @@ describe('status --scan --snapshot: bad input', () => {
       expect(r.stdout).toBe('')
       const lines = r.stderr.trimEnd().split('\n')
       expect(lines[0]).toMatch(message)
-      expect(lines.slice(1).every((l) => l.startsWith('hint: ')), r.stderr).toBe(true)
+      expect(
+        lines.slice(1).every((l) => l.startsWith('hint: ')),
+        r.stderr,
+      ).toBe(true)
     })
   }
 })

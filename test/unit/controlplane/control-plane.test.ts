@@ -9,8 +9,17 @@ import {etcdOptionsFromFlags} from '../../../src/flags/etcd.js'
 import type {ApiResource, KubeObject, ListOptions, ObjectClient} from '../../../src/kube/types.js'
 import {openEtcdReader} from '../../../src/operations/etcd-access.js'
 
-function apiserverPod(node: string, ip: string, opts: {config?: string; reload?: boolean; mount?: string; name?: string; hash?: string} = {}): KubeObject {
-  const command = ['kube-apiserver', `--advertise-address=${ip}`, '--secure-port=6443', '--etcd-servers=https://127.0.0.1:2379']
+function apiserverPod(
+  node: string,
+  ip: string,
+  opts: {config?: string; reload?: boolean; mount?: string; name?: string; hash?: string} = {},
+): KubeObject {
+  const command = [
+    'kube-apiserver',
+    `--advertise-address=${ip}`,
+    '--secure-port=6443',
+    '--etcd-servers=https://127.0.0.1:2379',
+  ]
   if (opts.config) command.push(`--encryption-provider-config=${opts.config}`)
   if (opts.reload !== undefined) command.push(`--encryption-provider-config-automatic-reload=${opts.reload}`)
   return {
@@ -20,9 +29,24 @@ function apiserverPod(node: string, ip: string, opts: {config?: string; reload?:
       name: opts.name ?? `kube-apiserver-${node}`,
       namespace: 'kube-system',
       labels: {component: 'kube-apiserver', tier: 'control-plane'},
-      annotations: {'kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint': `${ip}:6443`, 'kubernetes.io/config.hash': opts.hash ?? `hash-${node}`},
+      annotations: {
+        'kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint': `${ip}:6443`,
+        'kubernetes.io/config.hash': opts.hash ?? `hash-${node}`,
+      },
     },
-    spec: {nodeName: node, containers: [{name: 'kube-apiserver', command, volumeMounts: [{name: 'k8s-certs', mountPath: '/etc/kubernetes/pki'}, ...(opts.mount ? [{name: 'enc', mountPath: opts.mount}] : [])]}]},
+    spec: {
+      nodeName: node,
+      containers: [
+        {
+          name: 'kube-apiserver',
+          command,
+          volumeMounts: [
+            {name: 'k8s-certs', mountPath: '/etc/kubernetes/pki'},
+            ...(opts.mount ? [{name: 'enc', mountPath: opts.mount}] : []),
+          ],
+        },
+      ],
+    },
     status: {phase: 'Running', conditions: [{type: 'Ready', status: 'True'}]},
   }
 }
@@ -31,8 +55,25 @@ function etcdPod(node: string, ip: string): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: {name: `etcd-${node}`, namespace: 'kube-system', labels: {component: 'etcd'}, annotations: {'kubeadm.kubernetes.io/etcd.advertise-client-urls': `https://${ip}:2379`}},
-    spec: {nodeName: node, containers: [{name: 'etcd', command: ['etcd', `--advertise-client-urls=https://${ip}:2379`, `--listen-client-urls=https://127.0.0.1:2379,https://${ip}:2379`]}]},
+    metadata: {
+      name: `etcd-${node}`,
+      namespace: 'kube-system',
+      labels: {component: 'etcd'},
+      annotations: {'kubeadm.kubernetes.io/etcd.advertise-client-urls': `https://${ip}:2379`},
+    },
+    spec: {
+      nodeName: node,
+      containers: [
+        {
+          name: 'etcd',
+          command: [
+            'etcd',
+            `--advertise-client-urls=https://${ip}:2379`,
+            `--listen-client-urls=https://127.0.0.1:2379,https://${ip}:2379`,
+          ],
+        },
+      ],
+    },
     status: {phase: 'Running', conditions: [{type: 'Ready', status: 'True'}]},
   }
 }
@@ -42,7 +83,10 @@ function node(name: string, ip: string, ready = true): KubeObject {
     apiVersion: 'v1',
     kind: 'Node',
     metadata: {name, labels: {'node-role.kubernetes.io/control-plane': ''}},
-    status: {addresses: [{type: 'InternalIP', address: ip}], conditions: [{type: 'Ready', status: ready ? 'True' : 'False'}]},
+    status: {
+      addresses: [{type: 'InternalIP', address: ip}],
+      conditions: [{type: 'Ready', status: ready ? 'True' : 'False'}],
+    },
   }
 }
 
@@ -58,7 +102,12 @@ function fakeObjects(objects: KubeObject[]): ObjectClient & {lists: ListOptions[
     lists,
     async list(resource: ApiResource, options: ListOptions) {
       lists.push(options)
-      const all = objects.filter((o) => o.kind === resource.kind && matches(o, options.labelSelector) && (!options.namespace || o.metadata.namespace === options.namespace))
+      const all = objects.filter(
+        (o) =>
+          o.kind === resource.kind &&
+          matches(o, options.labelSelector) &&
+          (!options.namespace || o.metadata.namespace === options.namespace),
+      )
       const start = Number(options.continueToken ?? 0)
       return {items: all.slice(start, start + 1), continueToken: start + 1 < all.length ? String(start + 1) : undefined}
     },
@@ -76,7 +125,11 @@ describe('control-plane discovery from the API', () => {
     node('cp2', '10.0.0.2'),
     node('cp1', '10.0.0.1', false),
     node('worker', '10.0.0.9'),
-    apiserverPod('cp1', '10.0.0.1', {config: '/etc/kubernetes/enc/config.yaml', reload: true, mount: '/etc/kubernetes/enc'}),
+    apiserverPod('cp1', '10.0.0.1', {
+      config: '/etc/kubernetes/enc/config.yaml',
+      reload: true,
+      mount: '/etc/kubernetes/enc',
+    }),
     apiserverPod('cp2', '10.0.0.2', {config: '/etc/kubernetes/enc/config.yaml'}),
     apiserverPod('cp2', '10.0.0.2', {name: 'kube-apiserver-cp2-bak'}),
     etcdPod('cp1', '10.0.0.1'),
@@ -96,7 +149,11 @@ describe('control-plane discovery from the API', () => {
       encryption: {configPath: '/etc/kubernetes/enc/config.yaml', automaticReload: true, configPathMounted: true},
     })
     expect(cp2.apiservers.map((a) => a.name)).toEqual(['kube-apiserver-cp2', 'kube-apiserver-cp2-bak'])
-    expect(cp2.apiservers[0].encryption).toEqual({configPath: '/etc/kubernetes/enc/config.yaml', automaticReload: false, configPathMounted: false})
+    expect(cp2.apiservers[0].encryption).toEqual({
+      configPath: '/etc/kubernetes/enc/config.yaml',
+      automaticReload: false,
+      configPathMounted: false,
+    })
     expect(cp2.apiservers[1].encryption.configPath).toBeUndefined()
     expect(cp1.etcd).toMatchObject({name: 'etcd-cp1', container: 'etcd', endpoint: 'https://127.0.0.1:2379'})
     expect(etcdctlTargetForPod(cp1.etcd!)).toEqual({
@@ -111,19 +168,40 @@ describe('control-plane discovery from the API', () => {
 
   it('picks the etcd transport: exec on the first ready node by default, a named node on request, clear errors otherwise', async () => {
     const objects = fakeObjects(cluster)
-    const deps = {controlPlane: () => discoverControlPlane(objects), exec: {exec: async () => ({stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), code: 0})}}
-    expect((await openEtcdReader(etcdOptionsFromFlags({}), deps)).describe()).toEqual({transport: 'exec', endpoint: 'https://127.0.0.1:2379', via: 'kube-system/etcd-cp2'})
-    expect((await openEtcdReader(etcdOptionsFromFlags({'etcd-node': 'cp1'}), deps)).describe().via).toBe('kube-system/etcd-cp1')
-    expect((await openEtcdReader(etcdOptionsFromFlags({'etcd-endpoints': '10.0.0.1:2379,10.0.0.2:2379', 'etcd-cacert': '/ca'}), deps)).describe()).toEqual({
+    const deps = {
+      controlPlane: () => discoverControlPlane(objects),
+      exec: {exec: async () => ({stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), code: 0})},
+    }
+    expect((await openEtcdReader(etcdOptionsFromFlags({}), deps)).describe()).toEqual({
+      transport: 'exec',
+      endpoint: 'https://127.0.0.1:2379',
+      via: 'kube-system/etcd-cp2',
+    })
+    expect((await openEtcdReader(etcdOptionsFromFlags({'etcd-node': 'cp1'}), deps)).describe().via).toBe(
+      'kube-system/etcd-cp1',
+    )
+    expect(
+      (
+        await openEtcdReader(
+          etcdOptionsFromFlags({'etcd-endpoints': '10.0.0.1:2379,10.0.0.2:2379', 'etcd-cacert': '/ca'}),
+          deps,
+        )
+      ).describe(),
+    ).toEqual({
       transport: 'direct',
       endpoint: 'https://10.0.0.1:2379,https://10.0.0.2:2379',
     })
-    const noPods = {...deps, controlPlane: () => discoverControlPlane(fakeObjects(cluster.filter((o) => !o.metadata.name.startsWith('etcd'))))}
+    const noPods = {
+      ...deps,
+      controlPlane: () => discoverControlPlane(fakeObjects(cluster.filter((o) => !o.metadata.name.startsWith('etcd')))),
+    }
     const error = (await openEtcdReader(etcdOptionsFromFlags({}), noPods).catch((e: unknown) => e)) as PluginError
     expect(error).toBeInstanceOf(PluginError)
     expect(error.exitCode).toBe(3)
     expect(error.hint).toContain('--etcd-endpoints')
-    const badNode = (await openEtcdReader(etcdOptionsFromFlags({'etcd-node': 'nope'}), deps).catch((e: unknown) => e)) as PluginError
+    const badNode = (await openEtcdReader(etcdOptionsFromFlags({'etcd-node': 'nope'}), deps).catch(
+      (e: unknown) => e,
+    )) as PluginError
     expect(badNode.exitCode).toBe(2)
     expect(() => etcdOptionsFromFlags({'etcd-via': 'direct'})).toThrow(/needs --etcd-endpoints/)
     expect(() => etcdOptionsFromFlags({'etcd-cert': '/c'})).toThrow(/go together/)
@@ -153,18 +231,33 @@ plain_metric +Inf
     const samples = parsePrometheusText(text)
     expect(samples.find((s) => s.name === 'weird_metric')?.labels.label).toBe('with "quotes", a } and a\nnewline')
     expect(samples.find((s) => s.name === 'plain_metric')?.value).toBe(Infinity)
-    expect(samples.filter((s) => s.name === 'apiserver_storage_transformation_operations_total').map((s) => s.value)).toEqual([12, 3])
+    expect(
+      samples.filter((s) => s.name === 'apiserver_storage_transformation_operations_total').map((s) => s.value),
+    ).toEqual([12, 3])
   })
 
   it('extracts the config hash, reload counters and transformations (docs/kubernetes-behaviour.md §11)', () => {
     const metrics = encryptionMetrics(parsePrometheusText(text))
-    expect(metrics).toMatchObject({lastConfigHash: 'sha256:0123abcd', apiserverIdHash: 'sha256:aaa', reloads: {success: 5, failure: 2}, lastReloadSeconds: {success: 1.7e9}})
-    expect(metrics.transformations[0]).toEqual({resource: 'secrets', type: 'to_storage', prefix: 'k8s:enc:aescbc:v1:', status: 'OK', count: 12})
+    expect(metrics).toMatchObject({
+      lastConfigHash: 'sha256:0123abcd',
+      apiserverIdHash: 'sha256:aaa',
+      reloads: {success: 5, failure: 2},
+      lastReloadSeconds: {success: 1.7e9},
+    })
+    expect(metrics.transformations[0]).toEqual({
+      resource: 'secrets',
+      type: 'to_storage',
+      prefix: 'k8s:enc:aescbc:v1:',
+      status: 'OK',
+      count: 12,
+    })
   })
 
   it('falls back to the pre-1.30 success/failure counters; no hash before 1.34', () => {
     const old = encryptionMetrics(
-      parsePrometheusText('apiserver_encryption_config_controller_automatic_reload_success_total 4\napiserver_encryption_config_controller_automatic_reload_failures_total 1\n'),
+      parsePrometheusText(
+        'apiserver_encryption_config_controller_automatic_reload_success_total 4\napiserver_encryption_config_controller_automatic_reload_failures_total 1\n',
+      ),
     )
     expect(old.reloads).toEqual({success: 4, failure: 1})
     expect(old.lastConfigHash).toBeUndefined()
@@ -190,7 +283,10 @@ apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds{apiserver_id_ha
 
 describe('health endpoints', () => {
   it('reads [+]/[-] lines and finds the KMS checks (docs/kubernetes-behaviour.md §10)', () => {
-    const report = parseHealthReport(500, '[+]ping ok\n[+]etcd ok\n[-]kms-providers failed: reason withheld\n[+]kms-provider-0 ok\nreadyz check failed\n')
+    const report = parseHealthReport(
+      500,
+      '[+]ping ok\n[+]etcd ok\n[-]kms-providers failed: reason withheld\n[+]kms-provider-0 ok\nreadyz check failed\n',
+    )
     expect(report.ok).toBe(false)
     expect(report.checks).toHaveLength(4)
     expect(kmsChecks(report)).toEqual([

@@ -2,18 +2,28 @@ import {readFileSync} from 'node:fs'
 import {parse} from 'yaml'
 import {describe, expect, it} from 'vitest'
 
-import {disableEncryptionInClusterConfiguration, enableEncryptionInClusterConfiguration} from '../../../src/controlplane/kubeadm-config.js'
+import {
+  disableEncryptionInClusterConfiguration,
+  enableEncryptionInClusterConfiguration,
+} from '../../../src/controlplane/kubeadm-config.js'
 
 const fixture = (name: string) => readFileSync(new URL(`../../fixtures/manifests/${name}`, import.meta.url), 'utf8')
 const settings = {configPath: '/etc/kubernetes/enc/enc.yaml', automaticReload: true}
-const volume = {name: 'enc', hostPath: '/etc/kubernetes/enc', mountPath: '/etc/kubernetes/enc', readOnly: true, pathType: 'DirectoryOrCreate'}
+const volume = {
+  name: 'enc',
+  hostPath: '/etc/kubernetes/enc',
+  mountPath: '/etc/kubernetes/enc',
+  readOnly: true,
+  pathType: 'DirectoryOrCreate',
+}
 
 describe('kubeadm-config ClusterConfiguration editing (kubeadm issue 2867)', () => {
   it('v1beta3: extraArgs as a map, extraVolumes added; golden; idempotent; reversible', () => {
     const input = fixture('cluster-configuration-v1beta3.yaml')
     const edit = enableEncryptionInClusterConfiguration(input, settings)
     expect(edit.text).toBe(fixture('cluster-configuration-v1beta3.enabled.yaml'))
-    const api = (parse(edit.text) as {apiServer: {extraArgs: Record<string, string>; extraVolumes: unknown[]}}).apiServer
+    const api = (parse(edit.text) as {apiServer: {extraArgs: Record<string, string>; extraVolumes: unknown[]}})
+      .apiServer
     expect(api.extraArgs).toEqual({
       'authorization-mode': 'Node,RBAC',
       'encryption-provider-config': '/etc/kubernetes/enc/enc.yaml',
@@ -45,18 +55,36 @@ describe('kubeadm-config ClusterConfiguration editing (kubeadm issue 2867)', () 
       '  extraVolumes:\n  - name: enc\n    hostPath: /srv/audit\n    mountPath: /srv/audit\n  timeoutForControlPlane: 4m0s',
     )
     const edit = enableEncryptionInClusterConfiguration(input, {configPath: '/etc/kubernetes/enc/enc.yaml'})
-    expect(edit.changes).toEqual(['set apiServer.extraArgs encryption-provider-config=/etc/kubernetes/enc/enc.yaml', 'added apiServer.extraVolumes enc-2 (/etc/kubernetes/enc)'])
+    expect(edit.changes).toEqual([
+      'set apiServer.extraArgs encryption-provider-config=/etc/kubernetes/enc/enc.yaml',
+      'added apiServer.extraVolumes enc-2 (/etc/kubernetes/enc)',
+    ])
   })
 
   it('KMS socket directories get their own extraVolumes (writable), unless inside one already there', () => {
-    const edit = enableEncryptionInClusterConfiguration(fixture('cluster-configuration-v1beta3.yaml'), {...settings, socketDirs: ['/var/run/kmsplugin', '/etc/kubernetes/enc']})
+    const edit = enableEncryptionInClusterConfiguration(fixture('cluster-configuration-v1beta3.yaml'), {
+      ...settings,
+      socketDirs: ['/var/run/kmsplugin', '/etc/kubernetes/enc'],
+    })
     const api = (parse(edit.text) as {apiServer: {extraVolumes: unknown[]}}).apiServer
-    expect(api.extraVolumes).toEqual([volume, {name: 'kms-socket', hostPath: '/var/run/kmsplugin', mountPath: '/var/run/kmsplugin', pathType: 'DirectoryOrCreate'}])
-    expect(enableEncryptionInClusterConfiguration(edit.text, {...settings, socketDirs: ['/var/run/kmsplugin']}).changed).toBe(false)
+    expect(api.extraVolumes).toEqual([
+      volume,
+      {
+        name: 'kms-socket',
+        hostPath: '/var/run/kmsplugin',
+        mountPath: '/var/run/kmsplugin',
+        pathType: 'DirectoryOrCreate',
+      },
+    ])
+    expect(
+      enableEncryptionInClusterConfiguration(edit.text, {...settings, socketDirs: ['/var/run/kmsplugin']}).changed,
+    ).toBe(false)
   })
 
   it('rejects something that is not a ClusterConfiguration', () => {
-    expect(() => enableEncryptionInClusterConfiguration('kind: InitConfiguration\n', settings)).toThrow(expect.objectContaining({code: 'KUBEADM_CONFIG_INVALID', exitCode: 3}))
+    expect(() => enableEncryptionInClusterConfiguration('kind: InitConfiguration\n', settings)).toThrow(
+      expect.objectContaining({code: 'KUBEADM_CONFIG_INVALID', exitCode: 3}),
+    )
     expect(() => enableEncryptionInClusterConfiguration('a: [', settings)).toThrow(/not valid YAML/)
   })
 })

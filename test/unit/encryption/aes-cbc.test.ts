@@ -42,7 +42,9 @@ describe('AES-CBC decryption with one ECB context per key (CbcBlocks)', () => {
       const plaintext = randomBytes(n)
       const body = right.encrypt(plaintext)
       expect(right.decrypt(body).plaintext.equals(plaintext)).toBe(true)
-      expect(outcome(() => wrong.decrypt(body).plaintext)).toBe(outcome(() => decryptCbc('aes-256-cbc', createSecretKey(wrongKey), body)))
+      expect(outcome(() => wrong.decrypt(body).plaintext)).toBe(
+        outcome(() => decryptCbc('aes-256-cbc', createSecretKey(wrongKey), body)),
+      )
     }
   })
 
@@ -60,8 +62,12 @@ describe('AES-CBC decryption with one ECB context per key (CbcBlocks)', () => {
     }
     const mine = new AesCbcCipher(key)
     expect(outcome(() => mine.decrypt(seal(Buffer.alloc(16, 0))).plaintext)).toBe(`error:${M.invalidPkcs7Data}`)
-    expect(outcome(() => mine.decrypt(seal(Buffer.from('aaaaaaaaaaaaaa\x01\x02', 'latin1'))).plaintext)).toBe(`error:${M.invalidPkcs7Padding}`)
-    expect(mine.decrypt(seal(Buffer.from('aaaaaaaaaaaaaa\x02\x02', 'latin1'))).plaintext.toString()).toBe('aaaaaaaaaaaaaa')
+    expect(outcome(() => mine.decrypt(seal(Buffer.from('aaaaaaaaaaaaaa\x01\x02', 'latin1'))).plaintext)).toBe(
+      `error:${M.invalidPkcs7Padding}`,
+    )
+    expect(mine.decrypt(seal(Buffer.from('aaaaaaaaaaaaaa\x02\x02', 'latin1'))).plaintext.toString()).toBe(
+      'aaaaaaaaaaaaaa',
+    )
   })
 })
 

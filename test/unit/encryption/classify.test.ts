@@ -12,20 +12,37 @@ const crJson = b64(vectors.find((v) => v.id === 'identity-cr-json')!.plaintext!)
 
 describe('classifyValue (docs/kubernetes-behaviour.md §13.4)', () => {
   it('reads apiVersion and kind from the protobuf envelope, also base64-wrapped', () => {
-    expect(classifyValue(secret)).toMatchObject({encrypted: false, provider: 'identity', plaintext: {format: 'protobuf', apiVersion: 'v1', kind: 'Secret'}})
-    expect(classifyValue(Buffer.from(secret.toString('base64')))).toMatchObject({plaintext: {format: 'base64-protobuf', apiVersion: 'v1', kind: 'Secret'}})
+    expect(classifyValue(secret)).toMatchObject({
+      encrypted: false,
+      provider: 'identity',
+      plaintext: {format: 'protobuf', apiVersion: 'v1', kind: 'Secret'},
+    })
+    expect(classifyValue(Buffer.from(secret.toString('base64')))).toMatchObject({
+      plaintext: {format: 'base64-protobuf', apiVersion: 'v1', kind: 'Secret'},
+    })
   })
 
   it('tells JSON, CBOR, YAML and unknown apart', () => {
     expect(classifyPlaintext(crJson)).toEqual({format: 'json', apiVersion: 'example.com/v1', kind: 'Widget'})
     expect(classifyPlaintext(Buffer.from([0xd9, 0xd9, 0xf7, 0xa1]))).toEqual({format: 'cbor'})
-    expect(classifyPlaintext(Buffer.from('apiVersion: v1\nkind: Secret\n'))).toEqual({format: 'yaml', apiVersion: 'v1', kind: 'Secret'})
+    expect(classifyPlaintext(Buffer.from('apiVersion: v1\nkind: Secret\n'))).toEqual({
+      format: 'yaml',
+      apiVersion: 'v1',
+      kind: 'Secret',
+    })
     expect(classifyPlaintext(Buffer.from('12345'))).toEqual({format: 'unknown'})
-    expect(classifyPlaintext(Buffer.from([0x6b, 0x38, 0x73, 0x00, 0x0a, 0x7f]))).toMatchObject({format: 'protobuf', problem: expect.stringContaining('malformed')})
+    expect(classifyPlaintext(Buffer.from([0x6b, 0x38, 0x73, 0x00, 0x0a, 0x7f]))).toMatchObject({
+      format: 'protobuf',
+      problem: expect.stringContaining('malformed'),
+    })
   })
 
   it('k8s:enc: with an unknown provider', () => {
-    expect(classifyValue(Buffer.from('k8s:enc:rot13:v1:x:abc'))).toMatchObject({encrypted: true, provider: 'unknown-encrypted', prefix: 'k8s:enc:rot13:'})
+    expect(classifyValue(Buffer.from('k8s:enc:rot13:v1:x:abc'))).toMatchObject({
+      encrypted: true,
+      provider: 'unknown-encrypted',
+      prefix: 'k8s:enc:rot13:',
+    })
   })
 
   it('a KMS v1 name with ":" is found where the length prefix fits', () => {
@@ -48,7 +65,9 @@ describe('classifyValue (docs/kubernetes-behaviour.md §13.4)', () => {
     expect(c.kmsV2?.error).toMatch(/^failed to validate annotations: /)
     expect(classifyValue(Buffer.from('k8s:enc:kms:v2:x:\u00ff')).kmsV2?.error).toBeDefined()
     // an empty key ID hashes to an empty label, as in the metrics (docs/kubernetes-behaviour.md §11), and is refused
-    const noKeyId = classifyValue(Buffer.concat([Buffer.from('k8s:enc:kms:v2:x:'), Buffer.from([0x0a, 1, 0x61, 0x1a, 1, 0x62])]))
+    const noKeyId = classifyValue(
+      Buffer.concat([Buffer.from('k8s:enc:kms:v2:x:'), Buffer.from([0x0a, 1, 0x61, 0x1a, 1, 0x62])]),
+    )
     expect(noKeyId.kmsV2).toMatchObject({keyID: '', keyIDHash: '', error: 'failed to validate key id: keyID is empty'})
   })
 })

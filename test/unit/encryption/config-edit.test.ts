@@ -2,7 +2,16 @@ import {readFileSync} from 'node:fs'
 import {parse} from 'yaml'
 import {describe, expect, it} from 'vitest'
 
-import {addKey, dropAllKeys, maskSecrets, newConfig, nextKeyName, promoteKey, putIdentityFirst, removeKey} from '../../../src/encryption/config-edit.js'
+import {
+  addKey,
+  dropAllKeys,
+  maskSecrets,
+  newConfig,
+  nextKeyName,
+  promoteKey,
+  putIdentityFirst,
+  removeKey,
+} from '../../../src/encryption/config-edit.js'
 import {keyFingerprint} from '../../../src/encryption/fingerprint.js'
 
 const fixture = (path: string) => readFileSync(new URL(`../../fixtures/${path}`, import.meta.url), 'utf8')
@@ -14,15 +23,26 @@ interface Config {
   resources: Array<{resources: string[]; providers: Provider[]}>
 }
 const cfg = (text: string) => parse(text) as Config
-const providerTypes = (text: string, entry: number) => cfg(text).resources[entry]?.providers.map((p) => Object.keys(p)[0])
-const keyNames = (text: string, entry: number, provider: number) => Object.values(cfg(text).resources[entry]?.providers[provider] ?? {})[0]?.keys?.map((k) => k.name)
+const providerTypes = (text: string, entry: number) =>
+  cfg(text).resources[entry]?.providers.map((p) => Object.keys(p)[0])
+const keyNames = (text: string, entry: number, provider: number) =>
+  Object.values(cfg(text).resources[entry]?.providers[provider] ?? {})[0]?.keys?.map((k) => k.name)
 const secretsOf = (text: string) => [...text.matchAll(/secret:\s*(\S+)/g)].map((m) => m[1] ?? '')
-const comments = ['# Cluster encryption config', '# generated 2025-01-10', '# this fallback allows reading unencrypted secrets;', '# for example, during initial migration', '# do not encrypt Events', "# wildcard match requires"]
+const comments = [
+  '# Cluster encryption config',
+  '# generated 2025-01-10',
+  '# this fallback allows reading unencrypted secrets;',
+  '# for example, during initial migration',
+  '# do not encrypt Events',
+  '# wildcard match requires',
+]
 
 describe('EncryptionConfiguration edits on the YAML document', () => {
   it('adds a new key as the SECOND key of the write provider of every locally keyed entry, comments kept', () => {
     const edit = addKey(seed, {keyName: 'key3'})
-    expect(edit.keys).toEqual([{name: 'key3', provider: 'aescbc', fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{64}$/)}])
+    expect(edit.keys).toEqual([
+      {name: 'key3', provider: 'aescbc', fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{64}$/)},
+    ])
     expect(keyNames(edit.text, 0, 0)).toEqual(['key1', 'key3'])
     expect(keyNames(edit.text, 2, 0)).toEqual(['key2', 'key3'])
     expect(providerTypes(edit.text, 1)).toEqual(['identity'])
@@ -46,10 +66,12 @@ describe('EncryptionConfiguration edits on the YAML document', () => {
     const edit = addKey(seed, {resources: ['*.apps'], keyName: 'key3'})
     expect(keyNames(edit.text, 0, 0)).toEqual(['key1'])
     expect(keyNames(edit.text, 2, 0)).toEqual(['key2', 'key3'])
-    expect(() => addKey(seed, {resources: ['pandas']})).toThrow(expect.objectContaining({code: 'CONFIG_RESOURCE_NOT_FOUND', exitCode: 3}))
+    expect(() => addKey(seed, {resources: ['pandas']})).toThrow(
+      expect.objectContaining({code: 'CONFIG_RESOURCE_NOT_FOUND', exitCode: 3}),
+    )
   })
 
-  it('promotes the new key to first, then removes the old one (the seed\'s rotation)', () => {
+  it("promotes the new key to first, then removes the old one (the seed's rotation)", () => {
     const added = addKey(seed, {resources: ['secrets'], keyName: 'key3'})
     const promoted = promoteKey(added.text, {provider: 'aescbc', keyName: added.keyName})
     expect(promoted.changes).toEqual(['made key3 the first aescbc key for secrets,configmaps'])
@@ -63,7 +85,9 @@ describe('EncryptionConfiguration edits on the YAML document', () => {
 
   it('refuses to remove the write key or the last provider of an entry', () => {
     expect(() => removeKey(seed, {keyName: 'key1'})).toThrow(expect.objectContaining({code: 'CONFIG_KEY_IN_USE'}))
-    expect(() => promoteKey(seed, {provider: 'aescbc', keyName: 'nope'})).toThrow(expect.objectContaining({code: 'CONFIG_KEY_NOT_FOUND'}))
+    expect(() => promoteKey(seed, {provider: 'aescbc', keyName: 'nope'})).toThrow(
+      expect.objectContaining({code: 'CONFIG_KEY_NOT_FOUND'}),
+    )
   })
 
   it('switches provider: new provider second (readable), then first, old one kept readable', () => {
@@ -89,7 +113,11 @@ describe('EncryptionConfiguration edits on the YAML document', () => {
   it('drops all keys when encryption is removed: no key material left in the file', () => {
     const edit = dropAllKeys(putIdentityFirst(seed).text)
     expect(secretsOf(edit.text)).toEqual([])
-    expect(cfg(edit.text).resources.map((r) => r.providers)).toEqual([[{identity: {}}], [{identity: {}}], [{identity: {}}]])
+    expect(cfg(edit.text).resources.map((r) => r.providers)).toEqual([
+      [{identity: {}}],
+      [{identity: {}}],
+      [{identity: {}}],
+    ])
   })
 
   it('works on the shared vectors config (several providers, repeated key names)', () => {
@@ -108,7 +136,10 @@ describe('EncryptionConfiguration edits on the YAML document', () => {
   it('generates a new config with a fresh 32-byte key (secretbox by default, as config generate) and identity as read fallback', () => {
     const a = newConfig({resources: ['secrets', '*.apps'], provider: 'secretbox'})
     const b = newConfig()
-    expect(cfg(a.text).resources[0]).toMatchObject({resources: ['secrets', '*.apps'], providers: [{secretbox: {keys: [{name: expect.stringMatching(/^key-\d{8}T\d{6}Z$/)}]}}, {identity: {}}]})
+    expect(cfg(a.text).resources[0]).toMatchObject({
+      resources: ['secrets', '*.apps'],
+      providers: [{secretbox: {keys: [{name: expect.stringMatching(/^key-\d{8}T\d{6}Z$/)}]}}, {identity: {}}],
+    })
     expect(a.key.fingerprint).not.toBe(b.key.fingerprint)
     expect(providerTypes(b.text, 0)).toEqual(['secretbox', 'identity'])
     expect(Buffer.from(secretsOf(b.text)[0] ?? '', 'base64')).toHaveLength(32)
@@ -120,7 +151,9 @@ describe('EncryptionConfiguration edits on the YAML document', () => {
     expect(nextKeyName(vectors, now)).toBe('key-20261204T160507Z')
     const once = addKey(vectors, {keyName: nextKeyName(vectors, now)})
     expect(nextKeyName(once.text, now)).toBe('key-20261204T160507Z-2')
-    expect(nextKeyName(addKey(once.text, {keyName: nextKeyName(once.text, now)}).text, now)).toBe('key-20261204T160507Z-3')
+    expect(nextKeyName(addKey(once.text, {keyName: nextKeyName(once.text, now)}).text, now)).toBe(
+      'key-20261204T160507Z-3',
+    )
     expect(addKey(seed, {}).keyName).toMatch(/^key-\d{8}T\d{6}Z$/)
   })
 
@@ -130,8 +163,14 @@ describe('EncryptionConfiguration edits on the YAML document', () => {
     for (const secret of secretsOf(edit.text)) expect(masked).not.toContain(secret)
     expect(masked.match(/<redacted sha256:[0-9a-f]{12}>/g)).toHaveLength(4)
     expect(new Set(masked.match(/<redacted sha256:[0-9a-f]{12}>/g)).size).toBe(3)
-    const json = JSON.stringify({resources: [{providers: [{aescbc: {keys: [{name: 'k', secret: 'dGhpcyBpcyBhIDMyIGJ5dGUga2V5IGZvciBzZWNyZXQ='}]}}]}]})
+    const json = JSON.stringify({
+      resources: [
+        {providers: [{aescbc: {keys: [{name: 'k', secret: 'dGhpcyBpcyBhIDMyIGJ5dGUga2V5IGZvciBzZWNyZXQ='}]}}]},
+      ],
+    })
     expect(maskSecrets(json)).not.toContain('dGhpcyBpcyBh')
-    expect(maskSecrets('broken: [\n  secret: dGhpcyBpcyBhIDMyIGJ5dGUga2V5IGZvciBzZWNyZXQ=\n')).not.toContain('dGhpcyBpcyBh')
+    expect(maskSecrets('broken: [\n  secret: dGhpcyBpcyBhIDMyIGJ5dGUga2V5IGZvciBzZWNyZXQ=\n')).not.toContain(
+      'dGhpcyBpcyBh',
+    )
   })
 })

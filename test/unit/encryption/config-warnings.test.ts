@@ -13,25 +13,36 @@ const secretbox = `{secretbox: {keys: [{name: k1, secret: "${K32}"}]}}`
 function warnings(body: string, minor = 36): string[] {
   const parsed = parseEncryptionConfig(head + body)
   if (!parsed.config) throw new Error(parsed.errors.map((e) => e.message).join())
-  const result = validateEncryptionConfig(parsed.config, {targetVersion: {major: 1, minor}, featureGates: {KMSv1: true}})
+  const result = validateEncryptionConfig(parsed.config, {
+    targetVersion: {major: 1, minor},
+    featureGates: {KMSv1: true},
+  })
   expect(result.errors).toEqual([])
   return result.warnings
 }
 
 describe('configuration warnings', () => {
   // One row per warning, in the validation catalogue (the real apiserver accepts each of these files).
-  it.each(catalogue.filter((c) => c.family === 'warnings' && c.warnings?.length).map((c) => [c.name, c] as const))('%s', (_name, c) => {
-    const parsed = parseEncryptionConfig(Buffer.from(c.file))
-    if (!parsed.config) throw new Error(parsed.errors.map((e) => e.message).join())
-    const result = validateEncryptionConfig(parsed.config, {targetVersion: {major: 1, minor: 36}, featureGates: c.apiserver?.featureGates})
-    expect(result.errors).toEqual([])
-    for (const text of c.warnings ?? []) expect(result.warnings.some((w) => w.startsWith(text))).toBe(true)
-    expect(result.warnings.join('\n')).not.toContain(K32)
-  })
+  it.each(catalogue.filter((c) => c.family === 'warnings' && c.warnings?.length).map((c) => [c.name, c] as const))(
+    '%s',
+    (_name, c) => {
+      const parsed = parseEncryptionConfig(Buffer.from(c.file))
+      if (!parsed.config) throw new Error(parsed.errors.map((e) => e.message).join())
+      const result = validateEncryptionConfig(parsed.config, {
+        targetVersion: {major: 1, minor: 36},
+        featureGates: c.apiserver?.featureGates,
+      })
+      expect(result.errors).toEqual([])
+      for (const text of c.warnings ?? []) expect(result.warnings.some((w) => w.startsWith(text))).toBe(true)
+      expect(result.warnings.join('\n')).not.toContain(K32)
+    },
+  )
 
   it('a custom resource before 1.26 stays unencrypted (docs/kubernetes-behaviour.md §15)', () => {
     const body = `- resources: [widgets.example.com]\n  providers: [${secretbox}]\n`
-    expect(warnings(body, 25)).toContain('resources[0].resources[0]: "widgets.example.com" looks like a custom resource; custom resources can be encrypted from Kubernetes 1.26 (target 1.25), so it stays unencrypted.')
+    expect(warnings(body, 25)).toContain(
+      'resources[0].resources[0]: "widgets.example.com" looks like a custom resource; custom resources can be encrypted from Kubernetes 1.26 (target 1.25), so it stays unencrypted.',
+    )
     expect(warnings(body, 26).join('\n')).not.toContain('custom resource')
   })
 
@@ -42,7 +53,11 @@ describe('configuration warnings', () => {
   })
 
   it('gives no warning for a kms v2 config of known resources', () => {
-    expect(warnings(`- resources: [secrets, configmaps, "*.apps", widgets.example.com]\n  providers: [{kms: {apiVersion: v2, name: a, endpoint: "unix:///k.sock"}}]\n`)).toEqual([])
+    expect(
+      warnings(
+        `- resources: [secrets, configmaps, "*.apps", widgets.example.com]\n  providers: [{kms: {apiVersion: v2, name: a, endpoint: "unix:///k.sock"}}]\n`,
+      ),
+    ).toEqual([])
   })
 
   it('validates the golden vectors configuration', () => {

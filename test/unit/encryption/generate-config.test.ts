@@ -5,7 +5,12 @@ import {afterAll, describe, expect, it} from 'vitest'
 
 import {parseEncryptionConfig} from '../../../src/encryption/config-decode.js'
 import {keyFingerprint} from '../../../src/encryption/fingerprint.js'
-import {defaultKeyName, generateConfig, generateKmsConfig, kmsEndpointProblem} from '../../../src/encryption/generate-config.js'
+import {
+  defaultKeyName,
+  generateConfig,
+  generateKmsConfig,
+  kmsEndpointProblem,
+} from '../../../src/encryption/generate-config.js'
 import {validateEncryptionConfig} from '../../../src/encryption/validate-config.js'
 import {writePrivateFile} from '../../../src/operations/private-file.js'
 
@@ -15,16 +20,21 @@ describe('generateConfig', () => {
     ['aesgcm', 16, ['secrets', 'configmaps'], true],
     ['aesgcm', 24, ['*.*'], false],
     ['aescbc', 32, ['*.', '*.apps', 'widgets.example.com'], true],
-  ] as const)('%s/%d for %j (identity fallback %s) passes the validator', (provider, size, resources, identityFallback) => {
-    const key = Buffer.alloc(size, 0x5a)
-    const out = generateConfig({provider, keyName: 'k1', key, resources: [...resources], identityFallback})
-    const parsed = parseEncryptionConfig(out.text)
-    expect(parsed.errors).toEqual([])
-    expect(validateEncryptionConfig(parsed.config!).errors).toEqual([])
-    expect(parsed.config?.resources[0]?.resources).toEqual(resources)
-    expect(parsed.config?.resources[0]?.providers.map((p) => Object.keys(p)[0])).toEqual(identityFallback ? [provider, 'identity'] : [provider])
-    expect(out.fingerprint).toBe(keyFingerprint(key.toString('base64')))
-  })
+  ] as const)(
+    '%s/%d for %j (identity fallback %s) passes the validator',
+    (provider, size, resources, identityFallback) => {
+      const key = Buffer.alloc(size, 0x5a)
+      const out = generateConfig({provider, keyName: 'k1', key, resources: [...resources], identityFallback})
+      const parsed = parseEncryptionConfig(out.text)
+      expect(parsed.errors).toEqual([])
+      expect(validateEncryptionConfig(parsed.config!).errors).toEqual([])
+      expect(parsed.config?.resources[0]?.resources).toEqual(resources)
+      expect(parsed.config?.resources[0]?.providers.map((p) => Object.keys(p)[0])).toEqual(
+        identityFallback ? [provider, 'identity'] : [provider],
+      )
+      expect(out.fingerprint).toBe(keyFingerprint(key.toString('base64')))
+    },
+  )
 
   it('names keys key-<UTC timestamp> without ":"', () => {
     expect(defaultKeyName(new Date('2026-11-27T21:05:00.123Z'))).toBe('key-20261127T210500Z')
@@ -33,7 +43,14 @@ describe('generateConfig', () => {
 
 describe('generateKmsConfig', () => {
   it('writes a v2 kms provider (name, endpoint, timeout) that passes the validator', () => {
-    const out = generateKmsConfig({name: 'kms-plugin', endpoint: 'unix:///var/run/kmsplugin/socket.sock', timeout: '3s', apiVersion: 'v2', resources: ['secrets'], identityFallback: true})
+    const out = generateKmsConfig({
+      name: 'kms-plugin',
+      endpoint: 'unix:///var/run/kmsplugin/socket.sock',
+      timeout: '3s',
+      apiVersion: 'v2',
+      resources: ['secrets'],
+      identityFallback: true,
+    })
     const parsed = parseEncryptionConfig(out.text)
     expect(parsed.errors).toEqual([])
     expect(validateEncryptionConfig(parsed.config!).errors).toEqual([])
@@ -80,6 +97,9 @@ describe('writePrivateFile', () => {
   })
 
   it('names a missing directory', async () => {
-    await expect(writePrivateFile(join(dir, 'nope', 'enc.yaml'), 'x')).rejects.toMatchObject({code: 'OUTPUT_DIR_MISSING', exitCode: 3})
+    await expect(writePrivateFile(join(dir, 'nope', 'enc.yaml'), 'x')).rejects.toMatchObject({
+      code: 'OUTPUT_DIR_MISSING',
+      exitCode: 3,
+    })
   })
 })

@@ -21,7 +21,10 @@ function real(buffers: Buffer[]): string[] {
       return path
     })
     const script = `for f in "$@"; do ${HEXDUMP} -C "$f"; echo '${SEPARATOR}'; done`
-    const out = execFileSync('/bin/sh', ['-c', script, 'sh', ...files], {env: {LC_ALL: 'C'}, maxBuffer: 1 << 26}).toString('latin1')
+    const out = execFileSync('/bin/sh', ['-c', script, 'sh', ...files], {
+      env: {LC_ALL: 'C'},
+      maxBuffer: 1 << 26,
+    }).toString('latin1')
     return out.split(`${SEPARATOR}\n`).slice(0, buffers.length)
   } finally {
     rmSync(dir, {recursive: true, force: true})
@@ -46,7 +49,9 @@ function sample(i: number): Buffer {
 // No skip when the tool is missing: scripts/bootstrap.sh installs it (Debian: bsdextrautils), and a
 // parity test that silently does not run proves nothing.
 it(`the real hexdump is installed at ${HEXDUMP} (scripts/bootstrap.sh: bsdextrautils)`, () => {
-  expect(existsSync(HEXDUMP), `${HEXDUMP} is missing: run scripts/bootstrap.sh or apt-get install bsdextrautils`).toBe(true)
+  expect(existsSync(HEXDUMP), `${HEXDUMP} is missing: run scripts/bootstrap.sh or apt-get install bsdextrautils`).toBe(
+    true,
+  )
 })
 
 describe('hexdump matches util-linux `hexdump -C` byte for byte', () => {
@@ -54,7 +59,8 @@ describe('hexdump matches util-linux `hexdump -C` byte for byte', () => {
     const buffers = Array.from({length: 200}, (_, i) => sample(i))
     const expected = real(buffers)
     expect(expected).toHaveLength(buffers.length)
-    for (const [i, buf] of buffers.entries()) expect(hexdump(buf), `buffer ${i}: ${buf.toString('hex')}`).toBe(expected[i])
+    for (const [i, buf] of buffers.entries())
+      expect(hexdump(buf), `buffer ${i}: ${buf.toString('hex')}`).toBe(expected[i])
     expect(expected.filter((e) => e.includes('\n*\n')).length).toBeGreaterThan(10)
   })
 

@@ -1,7 +1,12 @@
 import {describe, expect, it} from 'vitest'
 
 import type {EncryptionConfiguration, ProviderSpec} from '../../../src/encryption/config-model.js'
-import {formatGroupResource, lookupProviders, parseResourceString, providersFor} from '../../../src/encryption/resource-match.js'
+import {
+  formatGroupResource,
+  lookupProviders,
+  parseResourceString,
+  providersFor,
+} from '../../../src/encryption/resource-match.js'
 
 const aescbc: ProviderSpec = {aescbc: {keys: [{name: 'k1', secret: 'AAECAwQFBgcICQoLDA0ODw=='}]}}
 const aesgcm: ProviderSpec = {aesgcm: {keys: [{name: 'k2', secret: 'AAECAwQFBgcICQoLDA0ODw=='}]}}
@@ -57,7 +62,13 @@ describe('providersFor (docs/kubernetes-behaviour.md §8.2–8.3)', () => {
   })
 
   it('concatenates the lists of the same exact resource across entries, in file order', () => {
-    const c = config([['secrets'], [aesgcm]], [['configmaps', 'secrets.'], [aescbc, identity]])
+    const c = config(
+      [['secrets'], [aesgcm]],
+      [
+        ['configmaps', 'secrets.'],
+        [aescbc, identity],
+      ],
+    )
     const found = lookupProviders(c, {group: '', resource: 'secrets'})
     expect(found?.providers).toEqual([aesgcm, aescbc, identity])
     expect(found?.entries).toEqual([0, 1])

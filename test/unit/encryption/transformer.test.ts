@@ -4,7 +4,11 @@ import {describe, expect, it} from 'vitest'
 
 import type {EncryptionConfiguration, ProviderSpec} from '../../../src/encryption/config-model.js'
 import {type KmsService, StaticDekKmsService} from '../../../src/encryption/providers/kms-service.js'
-import {EncryptionTransformers, ResourceTransformer, TransformerBuildError} from '../../../src/encryption/resource-transformer.js'
+import {
+  EncryptionTransformers,
+  ResourceTransformer,
+  TransformerBuildError,
+} from '../../../src/encryption/resource-transformer.js'
 import {TransformError} from '../../../src/encryption/transform-error.js'
 import {classifyValue} from '../../../src/encryption/value-classifier.js'
 import {b64, vectors, vectorsConfig} from './vectors-helper.js'
@@ -15,14 +19,20 @@ const key = (n: number) => randomBytes(n).toString('base64')
 
 const aescbc = (...names: string[]): ProviderSpec => ({aescbc: {keys: names.map((name) => ({name, secret: key(32)}))}})
 const aesgcm = (...names: string[]): ProviderSpec => ({aesgcm: {keys: names.map((name) => ({name, secret: key(16)}))}})
-const secretbox = (...names: string[]): ProviderSpec => ({secretbox: {keys: names.map((name) => ({name, secret: key(32)}))}})
+const secretbox = (...names: string[]): ProviderSpec => ({
+  secretbox: {keys: names.map((name) => ({name, secret: key(32)}))},
+})
 const identity: ProviderSpec = {identity: {}}
 
 /** A fake KMS: "encrypts" by XOR with a fixed pad and tags the key ID; tests only. */
 class FakeKms implements KmsService {
   constructor(public keyId = 'kek-1') {}
   encrypt(plaintext: Buffer) {
-    return {ciphertext: Buffer.from(plaintext.map((b) => b ^ 0x5a)), keyID: this.keyId, annotations: new Map([['kms.example.com', Buffer.from('x')]])}
+    return {
+      ciphertext: Buffer.from(plaintext.map((b) => b ^ 0x5a)),
+      keyID: this.keyId,
+      annotations: new Map([['kms.example.com', Buffer.from('x')]]),
+    }
   }
   decrypt({encryptedDEKSource}: {encryptedDEKSource: Buffer}) {
     return Buffer.from(encryptedDEKSource.map((b) => b ^ 0x5a))
@@ -66,7 +76,9 @@ describe('encrypt -> decrypt round trips per provider (docs/kubernetes-behaviour
         const stored = t.write(SECRET, KEY)
         // IV/nonce, then the body: CBC pads to whole blocks, GCM appends a 16-byte tag
         const body = stored.length - `k8s:enc:${type}:v1:k:`.length
-        expect(body, `${type} ${size}`).toBe(type === 'aescbc' ? 16 + (Math.floor(SECRET.length / 16) + 1) * 16 : 12 + SECRET.length + 16)
+        expect(body, `${type} ${size}`).toBe(
+          type === 'aescbc' ? 16 + (Math.floor(SECRET.length / 16) + 1) * 16 : 12 + SECRET.length + 16,
+        )
         expect(t.read(stored, KEY).plaintext.equals(SECRET), `${type} ${size}`).toBe(true)
       }
     }
@@ -96,7 +108,12 @@ describe('encrypt -> decrypt round trips per provider (docs/kubernetes-behaviour
   it('kms v2 writes the HKDF seed type with the plugin key ID and annotations', () => {
     const t = chain([{kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///k.sock'}}], {k2: new FakeKms('kek-7')})
     const c = classifyValue(t.write(SECRET, KEY))
-    expect(c.kmsV2).toMatchObject({keyID: 'kek-7', encryptedDEKSourceType: 1, encryptedDEKSourceLength: 32, annotations: {'kms.example.com': 'eA=='}})
+    expect(c.kmsV2).toMatchObject({
+      keyID: 'kek-7',
+      encryptedDEKSourceType: 1,
+      encryptedDEKSourceLength: 32,
+      annotations: {'kms.example.com': 'eA=='},
+    })
     expect(c.kmsV2?.error).toBeUndefined()
   })
 })
@@ -104,7 +121,11 @@ describe('encrypt -> decrypt round trips per provider (docs/kubernetes-behaviour
 describe('AEAD binding (docs/kubernetes-behaviour.md §3.3, §3.6)', () => {
   it('aesgcm and kms values do not read under another etcd key; cbc and secretbox do', () => {
     const kms = {k2: new FakeKms(), k1: new FakeKms()}
-    for (const spec of [aesgcm('k1'), {kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}, {kms: {name: 'k1', endpoint: 'unix:///x'}}] as ProviderSpec[]) {
+    for (const spec of [
+      aesgcm('k1'),
+      {kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}},
+      {kms: {name: 'k1', endpoint: 'unix:///x'}},
+    ] as ProviderSpec[]) {
       const t = chain([spec], kms)
       expect(() => t.read(t.write(SECRET, KEY), KEY + 'x')).toThrow('cipher: message authentication failed')
     }
@@ -117,19 +138,31 @@ describe('AEAD binding (docs/kubernetes-behaviour.md §3.3, §3.6)', () => {
 
 describe('staleness (docs/kubernetes-behaviour.md §4.1)', () => {
   it.each([
-    ['first provider, first key', () => {
-      const t = chain([aesgcm('a', 'b'), identity])
-      return [t, t.write(SECRET, KEY)] as const
-    }, false],
-    ['first provider, second key', () => {
-      const a = aesgcm('a', 'b')
-      const onlyB = chain([{aesgcm: {keys: [a.aesgcm!.keys[1]]}}])
-      return [chain([a]), onlyB.write(SECRET, KEY)] as const
-    }, true],
-    ['second provider', () => {
-      const cbc = aescbc('a')
-      return [chain([aesgcm('g'), cbc]), chain([cbc]).write(SECRET, KEY)] as const
-    }, true],
+    [
+      'first provider, first key',
+      () => {
+        const t = chain([aesgcm('a', 'b'), identity])
+        return [t, t.write(SECRET, KEY)] as const
+      },
+      false,
+    ],
+    [
+      'first provider, second key',
+      () => {
+        const a = aesgcm('a', 'b')
+        const onlyB = chain([{aesgcm: {keys: [a.aesgcm!.keys[1]]}}])
+        return [chain([a]), onlyB.write(SECRET, KEY)] as const
+      },
+      true,
+    ],
+    [
+      'second provider',
+      () => {
+        const cbc = aescbc('a')
+        return [chain([aesgcm('g'), cbc]), chain([cbc]).write(SECRET, KEY)] as const
+      },
+      true,
+    ],
     ['identity, not first', () => [chain([aesgcm('g'), identity]), SECRET] as const, true],
     ['identity, first', () => [chain([identity, aesgcm('g')]), SECRET] as const, false],
     ['uncovered resource, plaintext', () => [ResourceTransformer.uncovered(), SECRET] as const, false],
@@ -150,9 +183,16 @@ describe('staleness (docs/kubernetes-behaviour.md §4.1)', () => {
   })
 
   it('kms v2: an AES_GCM_KEY value (source type 0) reads stale, as writes use the HKDF seed type; kms v1 legacy CBC reads stale (docs/kubernetes-behaviour.md §3.5, §3.6)', () => {
-    for (const [id, stale] of [['kmsv2-aesgcmkey-secret', true], ['kmsv2-kdf-secret', false], ['kmsv1-legacy-cbc-secret', true], ['kmsv1-gcm-secret', false]] as const) {
+    for (const [id, stale] of [
+      ['kmsv2-aesgcmkey-secret', true],
+      ['kmsv2-kdf-secret', false],
+      ['kmsv1-legacy-cbc-secret', true],
+      ['kmsv1-gcm-secret', false],
+    ] as const) {
       const v = vectors.find((x) => x.id === id)!
-      const t = chain([{kms: {apiVersion: v.kmsApiVersion, name: v.kmsName!, endpoint: 'unix:///x'}}], {[v.kmsName!]: new StaticDekKmsService(b64(v.key!))})
+      const t = chain([{kms: {apiVersion: v.kmsApiVersion, name: v.kmsName!, endpoint: 'unix:///x'}}], {
+        [v.kmsName!]: new StaticDekKmsService(b64(v.key!)),
+      })
       const etcdKey = b64(v.etcdKey).toString()
       expect(t.read(b64(v.stored), etcdKey), id).toMatchObject({stale, provider: 'kms', kmsName: v.kmsName})
     }
@@ -172,7 +212,9 @@ describe('staleness (docs/kubernetes-behaviour.md §4.1)', () => {
 describe('read failures (docs/kubernetes-behaviour.md §2.4, §4.3)', () => {
   it('an uncovered resource refuses encrypted data', () => {
     const stored = chain([aescbc('k1')]).write(SECRET, KEY)
-    expect(() => ResourceTransformer.uncovered().read(stored, KEY)).toThrow('identity transformer tried to read encrypted data')
+    expect(() => ResourceTransformer.uncovered().read(stored, KEY)).toThrow(
+      'identity transformer tried to read encrypted data',
+    )
   })
 
   it('identity alone: encrypted data gives "no matching prefix found" (identity failures are not recorded)', () => {
@@ -228,16 +270,24 @@ describe('read failures (docs/kubernetes-behaviour.md §2.4, §4.3)', () => {
     } catch (e) {
       error = e as TransformError
     }
-    expect(error?.message).toBe('[cipher: message authentication failed, no matching key was found for the provided AES transformer]')
+    expect(error?.message).toBe(
+      '[cipher: message authentication failed, no matching key was found for the provided AES transformer]',
+    )
     expect(error?.messages).toHaveLength(2)
   })
 
   it('aescbc check order: short body, block multiple, padding (docs/kubernetes-behaviour.md §3.2)', () => {
     const t = chain([{aescbc: {keys: [{name: 'k', secret: key(16)}]}}])
     const p = Buffer.from('k8s:enc:aescbc:v1:k:')
-    expect(() => t.read(Buffer.concat([p, randomBytes(15)]), KEY)).toThrow(/^the stored data was shorter than the required size$/)
-    expect(() => t.read(Buffer.concat([p, randomBytes(16 + 17)]), KEY)).toThrow(/^the stored data is not a multiple of the block size$/)
-    expect(() => t.read(Buffer.concat([p, randomBytes(16)]), KEY)).toThrow(/^invalid PKCS7 data \(empty or not padded\)$/)
+    expect(() => t.read(Buffer.concat([p, randomBytes(15)]), KEY)).toThrow(
+      /^the stored data was shorter than the required size$/,
+    )
+    expect(() => t.read(Buffer.concat([p, randomBytes(16 + 17)]), KEY)).toThrow(
+      /^the stored data is not a multiple of the block size$/,
+    )
+    expect(() => t.read(Buffer.concat([p, randomBytes(16)]), KEY)).toThrow(
+      /^invalid PKCS7 data \(empty or not padded\)$/,
+    )
     // random ciphertext: almost always bad padding; the guard catches the rare accidental pass
     const errors = new Set<string>()
     for (let i = 0; i < 300; i++) {
@@ -247,7 +297,9 @@ describe('read failures (docs/kubernetes-behaviour.md §2.4, §4.3)', () => {
         errors.add((e as Error).message)
       }
     }
-    expect([...errors].every((m) => /invalid padding on input|invalid PKCS7 data|not a serialized object/.test(m))).toBe(true)
+    expect(
+      [...errors].every((m) => /invalid padding on input|invalid PKCS7 data|not a serialized object/.test(m)),
+    ).toBe(true)
     expect(errors.has('invalid padding on input')).toBe(true)
   })
 
@@ -258,18 +310,20 @@ describe('read failures (docs/kubernetes-behaviour.md §2.4, §4.3)', () => {
     expect(() => chain([aesgcm('k')]).read(Buffer.from('k8s:enc:aesgcm:v1:k:1234567890123'), KEY)).toThrow(
       /^cipher: message authentication failed$/,
     )
-    expect(() => chain([secretbox('k')]).read(Buffer.concat([Buffer.from('k8s:enc:secretbox:v1:k:'), randomBytes(39)]), KEY)).toThrow(
-      /^the stored data was shorter than the required size$/,
-    )
+    expect(() =>
+      chain([secretbox('k')]).read(Buffer.concat([Buffer.from('k8s:enc:secretbox:v1:k:'), randomBytes(39)]), KEY),
+    ).toThrow(/^the stored data was shorter than the required size$/)
   })
 
   it('kms without a DEK or plugin reports what is missing; kms v1 with a short header', () => {
     const t = chain([{kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}], {k2: new FakeKms()})
     const stored = t.write(SECRET, KEY)
-    expect(() => chain([{kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}]).read(stored, KEY)).toThrow(/^failed to decrypt DEK, error: /)
-    expect(() => chain([{kms: {name: 'k1', endpoint: 'unix:///x'}}]).read(Buffer.from('k8s:enc:kms:v1:k1:\u0000\u0009abc'), KEY)).toThrow(
-      'invalid data encountered by envelope transformer: failed to read uint16 length prefixed data',
+    expect(() => chain([{kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}]).read(stored, KEY)).toThrow(
+      /^failed to decrypt DEK, error: /,
     )
+    expect(() =>
+      chain([{kms: {name: 'k1', endpoint: 'unix:///x'}}]).read(Buffer.from('k8s:enc:kms:v1:k1:\u0000\u0009abc'), KEY),
+    ).toThrow('invalid data encountered by envelope transformer: failed to read uint16 length prefixed data')
   })
 
   it("a KMS plugin's Decrypt failure: v2 wraps it as 'failed to decrypt DEK, error: %v', v1 returns it as is", () => {
@@ -279,7 +333,10 @@ describe('read failures (docs/kubernetes-behaviour.md §2.4, §4.3)', () => {
       }
     }
     for (const [spec, expected] of [
-      [{kms: {apiVersion: 'v2', name: 'k', endpoint: 'unix:///x'}}, /^failed to decrypt DEK, error: rpc error: code = Unavailable desc = connection refused$/],
+      [
+        {kms: {apiVersion: 'v2', name: 'k', endpoint: 'unix:///x'}},
+        /^failed to decrypt DEK, error: rpc error: code = Unavailable desc = connection refused$/,
+      ],
       [{kms: {name: 'k', endpoint: 'unix:///x'}}, /^rpc error: code = Unavailable desc = connection refused$/],
     ] as const) {
       const stored = chain([spec], {k: new FakeKms()}).write(SECRET, KEY)
@@ -288,25 +345,35 @@ describe('read failures (docs/kubernetes-behaviour.md §2.4, §4.3)', () => {
   })
 
   for (const envelopeValidation of ['report', 'strict'] as const)
-  it(`kms v2 envelope validation on read (docs/kubernetes-behaviour.md §3.6): unusable envelopes fail in ${envelopeValidation} mode`, () => {
-    const spec: ProviderSpec = {kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}
-    const t = ResourceTransformer.fromProviders([spec], 'secrets', {kms: {k2: new FakeKms()}, envelopeValidation})
-    const p = Buffer.from('k8s:enc:kms:v2:k2:')
-    const read = (body: number[]) => () => t.read(Buffer.concat([p, Buffer.from(body)]), KEY)
-    expect(read([0x28, 0x02])).toThrow(/^unknown encryptedDEKSourceType: 2$/)
-    expect(read([0x12, 0x01, 0x6b])).toThrow(/^encrypted data is empty$/)
-    expect(read([0x0a, 0x01, 0x00])).toThrow(/^failed to validate encrypted DEK source: encrypted DEK source is empty$/)
-    expect(read([0x0a, 0x01, 0x00, 0x1a, 0x01, 0x00])).toThrow(/^failed to validate key id: keyID is empty$/)
-    const big = Buffer.concat([Buffer.from([0x0a, 0x01, 0x00, 0x1a, 0x81, 0x08]), Buffer.alloc(1025)])
-    expect(read([...big])).toThrow(/^failed to validate encrypted DEK source: encrypted DEK source is 1025 bytes, which exceeds the max size of 1024$/)
-  })
+    it(`kms v2 envelope validation on read (docs/kubernetes-behaviour.md §3.6): unusable envelopes fail in ${envelopeValidation} mode`, () => {
+      const spec: ProviderSpec = {kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}
+      const t = ResourceTransformer.fromProviders([spec], 'secrets', {kms: {k2: new FakeKms()}, envelopeValidation})
+      const p = Buffer.from('k8s:enc:kms:v2:k2:')
+      const read = (body: number[]) => () => t.read(Buffer.concat([p, Buffer.from(body)]), KEY)
+      expect(read([0x28, 0x02])).toThrow(/^unknown encryptedDEKSourceType: 2$/)
+      expect(read([0x12, 0x01, 0x6b])).toThrow(/^encrypted data is empty$/)
+      expect(read([0x0a, 0x01, 0x00])).toThrow(
+        /^failed to validate encrypted DEK source: encrypted DEK source is empty$/,
+      )
+      expect(read([0x0a, 0x01, 0x00, 0x1a, 0x01, 0x00])).toThrow(/^failed to validate key id: keyID is empty$/)
+      const big = Buffer.concat([Buffer.from([0x0a, 0x01, 0x00, 0x1a, 0x81, 0x08]), Buffer.alloc(1025)])
+      expect(read([...big])).toThrow(
+        /^failed to validate encrypted DEK source: encrypted DEK source is 1025 bytes, which exceeds the max size of 1024$/,
+      )
+    })
 })
 
 describe('kms v2 annotation keys the apiserver refuses (docs/kubernetes-behaviour.md §3.6)', () => {
   const spec: ProviderSpec = {kms: {apiVersion: 'v2', name: 'k2', endpoint: 'unix:///x'}}
   class BadAnnotationKms extends FakeKms {
     override encrypt(plaintext: Buffer) {
-      return {...super.encrypt(plaintext), annotations: new Map([['kms.example.com/zone', Buffer.from('a')], ['Upper.Example.com', Buffer.from('b')]])}
+      return {
+        ...super.encrypt(plaintext),
+        annotations: new Map([
+          ['kms.example.com/zone', Buffer.from('a')],
+          ['Upper.Example.com', Buffer.from('b')],
+        ]),
+      }
     }
   }
   const kms = {k2: new BadAnnotationKms()}
@@ -322,7 +389,9 @@ describe('kms v2 annotation keys the apiserver refuses (docs/kubernetes-behaviou
       refused = (error as Error).message
     }
     // both keys are reported, in the aggregate's bracketed form
-    expect(refused).toMatch(/^failed to validate annotations: \[annotations: Invalid value: "Upper.Example.com": a lowercase RFC 1123 subdomain.*, annotations: Invalid value: "kms.example.com\/zone": a lowercase RFC 1123 subdomain.*\]$/)
+    expect(refused).toMatch(
+      /^failed to validate annotations: \[annotations: Invalid value: "Upper.Example.com": a lowercase RFC 1123 subdomain.*, annotations: Invalid value: "kms.example.com\/zone": a lowercase RFC 1123 subdomain.*\]$/,
+    )
     const read = chain([spec], kms).read(stored, KEY)
     expect(read.plaintext.equals(SECRET)).toBe(true)
     expect(read.warnings).toEqual([`the apiserver would refuse this value: ${refused}`])
@@ -331,7 +400,9 @@ describe('kms v2 annotation keys the apiserver refuses (docs/kubernetes-behaviou
   it('a valid envelope reads without warnings, and a bad one still fails on a wrong AAD', () => {
     const good = chain([spec], {k2: new FakeKms()})
     expect(good.read(good.write(SECRET, KEY), KEY).warnings).toBeUndefined()
-    expect(() => chain([spec], kms).read(stored, '/registry/secrets/default/other')).toThrow(/^cipher: message authentication failed$/)
+    expect(() => chain([spec], kms).read(stored, '/registry/secrets/default/other')).toThrow(
+      /^cipher: message authentication failed$/,
+    )
   })
 })
 
@@ -355,14 +426,21 @@ describe('building from a configuration (docs/kubernetes-behaviour.md §8)', () 
     expect(onlySecrets.forKey('/registry/configmaps/ns/x').covered).toBe(false)
     // A secret written under *.* (aescbc) does not read through the secrets list.
     const cbcValue = all.forKey('/registry/configmaps/ns/x').write(SECRET, '/registry/secrets/ns/x')
-    expect(() => all.forKey('/registry/secrets/ns/x').read(cbcValue, '/registry/secrets/ns/x')).toThrow('no matching prefix found')
+    expect(() => all.forKey('/registry/secrets/ns/x').read(cbcValue, '/registry/secrets/ns/x')).toThrow(
+      'no matching prefix found',
+    )
   })
 
   it('refuses a key that is not Go base64 or has the wrong length, without echoing it', () => {
     const bad = (secret: string) => () =>
-      new EncryptionTransformers({...config, resources: [{resources: ['secrets'], providers: [{aescbc: {keys: [{name: 'k', secret}]}}]}]})
+      new EncryptionTransformers({
+        ...config,
+        resources: [{resources: ['secrets'], providers: [{aescbc: {keys: [{name: 'k', secret}]}}]}],
+      })
     expect(bad('AAECAwQFBgcICQoLDA0ODw')).toThrow(TransformerBuildError)
-    expect(bad('AAECAwQFBgcICQoLDA0ODw')).toThrow('resources[0].providers[0].aescbc.keys[0].secret: Invalid value: "REDACTED": secrets must be base64 encoded')
+    expect(bad('AAECAwQFBgcICQoLDA0ODw')).toThrow(
+      'resources[0].providers[0].aescbc.keys[0].secret: Invalid value: "REDACTED": secrets must be base64 encoded',
+    )
     expect(bad('AAECAwQFBgcICQoLDA0O')).toThrow('got 15, expected one of [16 24 32]')
   })
 })

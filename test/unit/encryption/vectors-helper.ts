@@ -33,7 +33,8 @@ export function keyMaterialOf(v: Vector, config: EncryptionConfiguration = confi
   const base64s = [v.key, v.seed, v.derivedKey].filter((x): x is string => Boolean(x))
   for (const entry of config.resources) {
     for (const provider of entry.providers) {
-      for (const type of ['aescbc', 'aesgcm', 'secretbox'] as const) for (const k of provider[type]?.keys ?? []) base64s.push(k.secret)
+      for (const type of ['aescbc', 'aesgcm', 'secretbox'] as const)
+        for (const k of provider[type]?.keys ?? []) base64s.push(k.secret)
     }
   }
   return [...new Set(base64s.flatMap((s) => [s, b64(s).toString('hex')]))]
@@ -55,7 +56,9 @@ export function vectorsConfig(): EncryptionConfiguration {
 export function configFor(v: Vector): EncryptionConfiguration {
   const config = vectorsConfig()
   if (v.provider === 'kms') {
-    config.resources[0].providers.unshift({kms: {apiVersion: v.kmsApiVersion, name: v.kmsName!, endpoint: 'unix:///tmp/kms.sock'}})
+    config.resources[0].providers.unshift({
+      kms: {apiVersion: v.kmsApiVersion, name: v.kmsName!, endpoint: 'unix:///tmp/kms.sock'},
+    })
     return config
   }
   if (v.provider === 'identity' || !v.key) return config
@@ -81,6 +84,7 @@ const NEGATIVE_TEXTS: Record<string, string[]> = {
 export function apiserverErrorsFor(v: Vector): string[] {
   const texts = NEGATIVE_TEXTS[v.id]
   if (!texts) throw new Error(`no apiserver error text listed for the negative vector ${v.id}`)
-  for (const text of texts) if (!v.expectError?.includes(text)) throw new Error(`${v.id}: expectError does not name ${JSON.stringify(text)}`)
+  for (const text of texts)
+    if (!v.expectError?.includes(text)) throw new Error(`${v.id}: expectError does not name ${JSON.stringify(text)}`)
   return texts
 }

@@ -21,15 +21,26 @@ const execFileAsync = promisify(execFile)
 const localRunner: EtcdctlRunner = async (argv) => {
   const program = argv[0] === 'etcdctl' ? (await ensureKubeBinaries()).etcdctl : argv[0]
   try {
-    const {stdout, stderr} = await execFileAsync(program, argv.slice(1), {encoding: 'buffer', maxBuffer: 256 * 1024 * 1024})
+    const {stdout, stderr} = await execFileAsync(program, argv.slice(1), {
+      encoding: 'buffer',
+      maxBuffer: 256 * 1024 * 1024,
+    })
     return {code: 0, stdout, stderr: stderr.toString()}
   } catch (error) {
     const e = error as {code: number; stdout: Buffer; stderr: Buffer}
-    return {code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? Buffer.alloc(0), stderr: e.stderr?.toString() ?? String(error)}
+    return {
+      code: typeof e.code === 'number' ? e.code : 1,
+      stdout: e.stdout ?? Buffer.alloc(0),
+      stderr: e.stderr?.toString() ?? String(error),
+    }
   }
 }
 
-async function collect(reader: EtcdReader, prefix: string, pageSize: number): Promise<{pages: number[]; kvs: EtcdKeyValue[]}> {
+async function collect(
+  reader: EtcdReader,
+  prefix: string,
+  pageSize: number,
+): Promise<{pages: number[]; kvs: EtcdKeyValue[]}> {
   const pages: number[] = []
   const kvs: EtcdKeyValue[] = []
   for await (const page of reader.range(prefix, {pageSize})) {
@@ -44,7 +55,8 @@ const binary = Buffer.concat([Buffer.from('k8s\u0000', 'latin1'), Buffer.from(Ar
 
 async function seed(etcd: LocalEtcd) {
   await etcd.put('/registry/secrets/default/binary', binary)
-  for (let i = 0; i < 23; i++) await etcd.put(`/registry/secrets/ns${String(i % 3)}/s${String(i).padStart(2, '0')}`, `value-${i}`)
+  for (let i = 0; i < 23; i++)
+    await etcd.put(`/registry/secrets/ns${String(i % 3)}/s${String(i).padStart(2, '0')}`, `value-${i}`)
   await etcd.put('/registry/secretsX/outside', 'not under the prefix /registry/secrets/')
   await etcd.put('/registry/configmaps/default/c', 'cm')
 }
@@ -53,7 +65,14 @@ function readersFor(etcd: LocalEtcd, tls?: TlsFixture): Array<[string, EtcdReade
   const certs = tls ? {cacert: tls.caCert, cert: tls.clientCert, key: tls.clientKey} : {}
   return [
     ['direct', new DirectEtcdReader({endpoints: [etcd.endpoint], ...certs})],
-    ['etcdctl -w json', new EtcdctlReader(localRunner, {endpoint: etcd.endpoint, ...certs}, {transport: 'exec', endpoint: etcd.endpoint, via: 'local'})],
+    [
+      'etcdctl -w json',
+      new EtcdctlReader(
+        localRunner,
+        {endpoint: etcd.endpoint, ...certs},
+        {transport: 'exec', endpoint: etcd.endpoint, via: 'local'},
+      ),
+    ],
   ]
 }
 
@@ -84,18 +103,25 @@ for (const mode of ['plain', 'mutual TLS'] as const) {
     it('range pages through exactly the keys under the prefix, in order, within the page size', async () => {
       for (const [name, reader] of readers) {
         const {pages, kvs} = await collect(reader, '/registry/secrets/', 5)
-        expect(kvs.map((kv) => kv.key), name).toEqual([...kvs.map((kv) => kv.key)].sort())
+        expect(
+          kvs.map((kv) => kv.key),
+          name,
+        ).toEqual([...kvs.map((kv) => kv.key)].sort())
         expect(kvs, name).toHaveLength(24)
         expect(new Set(kvs.map((kv) => kv.key)).size, name).toBe(24)
         expect(Math.max(...pages), name).toBeLessThanOrEqual(5)
         expect(pages.length, name).toBe(5)
-        expect(kvs.some((kv) => kv.key.startsWith('/registry/secretsX')), name).toBe(false)
+        expect(
+          kvs.some((kv) => kv.key.startsWith('/registry/secretsX')),
+          name,
+        ).toBe(false)
         expect(kvs.find((kv) => kv.key.endsWith('/binary'))?.value.equals(binary), name).toBe(true)
       }
     })
 
     it('an empty prefix yields no pages', async () => {
-      for (const [name, reader] of readers) expect((await collect(reader, '/registry/nothing/', 5)).pages, name).toEqual([])
+      for (const [name, reader] of readers)
+        expect((await collect(reader, '/registry/nothing/', 5)).pages, name).toEqual([])
     })
   })
 }
@@ -114,14 +140,20 @@ describe('etcdctl pages grow while values are small (pageBytes), so exec and SSH
   it('reads every key exactly once with fewer etcdctl runs for small values, and shrinks for big ones', async () => {
     const etcd = await startEtcd()
     try {
-      for (let i = 0; i < 60; i++) await etcd.put(`/registry/secrets/small/s${String(i).padStart(2, '0')}`, 'x'.repeat(100))
-      for (let i = 0; i < 12; i++) await etcd.put(`/registry/secrets/tbig/b${String(i).padStart(2, '0')}`, 'y'.repeat(64 * 1024))
+      for (let i = 0; i < 60; i++)
+        await etcd.put(`/registry/secrets/small/s${String(i).padStart(2, '0')}`, 'x'.repeat(100))
+      for (let i = 0; i < 12; i++)
+        await etcd.put(`/registry/secrets/tbig/b${String(i).padStart(2, '0')}`, 'y'.repeat(64 * 1024))
       const limits: number[] = []
       const counting: EtcdctlRunner = (argv) => {
         limits.push(Number(argv.find((a) => a.startsWith('--limit='))?.slice('--limit='.length)))
         return localRunner(argv)
       }
-      const reader = new EtcdctlReader(counting, {endpoint: etcd.endpoint}, {transport: 'exec', endpoint: etcd.endpoint})
+      const reader = new EtcdctlReader(
+        counting,
+        {endpoint: etcd.endpoint},
+        {transport: 'exec', endpoint: etcd.endpoint},
+      )
       const pages: number[] = []
       const keys: string[] = []
       for await (const page of reader.range('/registry/secrets/', {pageSize: 4, pageBytes: 1000})) {
@@ -138,7 +170,8 @@ describe('etcdctl pages grow while values are small (pageBytes), so exec and SSH
       expect(Math.max(...pages)).toBeLessThanOrEqual(10)
       // without pageBytes: the page size as asked
       limits.length = 0
-      for await (const page of reader.range('/registry/secrets/small/', {pageSize: 4})) expect(page.length).toBeLessThanOrEqual(4)
+      for await (const page of reader.range('/registry/secrets/small/', {pageSize: 4}))
+        expect(page.length).toBeLessThanOrEqual(4)
       expect(new Set(limits.slice(1))).toEqual(new Set([5]))
     } finally {
       await etcd.stop()
@@ -151,8 +184,10 @@ describe('direct pages grow while values are small and the next one is asked for
     const etcd = await startEtcd()
     const reader = new DirectEtcdReader({endpoints: [etcd.endpoint]})
     try {
-      for (let i = 0; i < 60; i++) await etcd.put(`/registry/secrets/small/s${String(i).padStart(2, '0')}`, 'x'.repeat(100))
-      for (let i = 0; i < 12; i++) await etcd.put(`/registry/secrets/tbig/b${String(i).padStart(2, '0')}`, 'y'.repeat(64 * 1024))
+      for (let i = 0; i < 60; i++)
+        await etcd.put(`/registry/secrets/small/s${String(i).padStart(2, '0')}`, 'x'.repeat(100))
+      for (let i = 0; i < 12; i++)
+        await etcd.put(`/registry/secrets/tbig/b${String(i).padStart(2, '0')}`, 'y'.repeat(64 * 1024))
       const pages: number[] = []
       const keys: string[] = []
       for await (const page of reader.range('/registry/secrets/', {pageSize: 4, pageBytes: 1000})) {
@@ -192,7 +227,11 @@ describe('etcd readers: failures name the transport and what to try', () => {
     expect((error as PluginError).message).toContain(`direct (${endpoint})`)
     expect((error as PluginError).hint).toContain('--etcd-cacert')
     await direct.close()
-    const viaEtcdctl = new EtcdctlReader(localRunner, {endpoint, binary: 'etcdctl', commandTimeoutSeconds: 2}, {transport: 'ssh', endpoint, via: 'cp1'})
+    const viaEtcdctl = new EtcdctlReader(
+      localRunner,
+      {endpoint, binary: 'etcdctl', commandTimeoutSeconds: 2},
+      {transport: 'ssh', endpoint, via: 'cp1'},
+    )
     const failed = (await viaEtcdctl.get('/registry/x').catch((e: unknown) => e)) as PluginError
     expect(failed.code).toBe('ETCD_UNREACHABLE')
     expect(failed.message).toContain('ssh (cp1 -> ')
@@ -242,7 +281,14 @@ describe('ExecEtcdReader (pods/exec) and SshEtcdReader wrap the same etcdctl rea
     const reader = new ExecEtcdReader(
       {
         async exec() {
-          throw new KubeApiError(403, 'Forbidden', 'pods "etcd-cp1" is forbidden: User "viewer" cannot create resource "pods/exec"', undefined, undefined, {verb: 'create', resource: 'pods/exec', namespace: 'kube-system', name: 'etcd-cp1'})
+          throw new KubeApiError(
+            403,
+            'Forbidden',
+            'pods "etcd-cp1" is forbidden: User "viewer" cannot create resource "pods/exec"',
+            undefined,
+            undefined,
+            {verb: 'create', resource: 'pods/exec', namespace: 'kube-system', name: 'etcd-cp1'},
+          )
         },
       },
       {namespace: 'kube-system', name: 'etcd-cp1'},

@@ -46,9 +46,19 @@ let snapshot: string
 const config = join(VECTORS_DIR, 'encryption-config.yaml')
 let withoutAescbcKey1: string
 
-async function cliRun(args: string[], env: Record<string, string> = {}): Promise<{code: number | null; stdout: string; stderr: string}> {
+async function cliRun(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{code: number | null; stdout: string; stderr: string}> {
   const child = spawn(process.execPath, [cli, ...args], {
-    env: {...process.env, CI: '1', KUBECONFIG: join(root, 'no-kubeconfig'), KUBECTL_ENCRYPTION_ETCDUTL: bin.etcdutl, KUBECTL_ENCRYPTION_ETCD: bin.etcd, ...env},
+    env: {
+      ...process.env,
+      CI: '1',
+      KUBECONFIG: join(root, 'no-kubeconfig'),
+      KUBECTL_ENCRYPTION_ETCDUTL: bin.etcdutl,
+      KUBECTL_ENCRYPTION_ETCD: bin.etcd,
+      ...env,
+    },
   })
   let stdout = ''
   let stderr = ''
@@ -115,7 +125,8 @@ describe('snapshot scan with the real etcdutl and etcd', () => {
     expect(table.stdout).toContain('it cannot read the values stored as aescbc:key1.')
     // no key material in anything printed
     const printed = r.stdout + r.stderr + table.stdout + table.stderr
-    for (const v of vectors.filter((x) => x.provider !== 'kms')) for (const secret of keyMaterialOf(v)) expect(printed.includes(secret)).toBe(false)
+    for (const v of vectors.filter((x) => x.provider !== 'kms'))
+      for (const secret of keyMaterialOf(v)) expect(printed.includes(secret)).toBe(false)
     expect(leftovers()).toEqual([])
   })
 
@@ -138,11 +149,27 @@ describe('snapshot scan with the real etcdutl and etcd', () => {
     damaged[damaged.length - 40] ^= 0xff
     mkdirSync(join(root, 'a-dir'), {recursive: true})
     const cases: Array<[string, string, RegExp]> = [
-      ['truncated', file('truncated.db', bytes.subarray(0, Math.floor(bytes.length / 2))), /is not a readable etcd snapshot \(truncated, damaged, or not a snapshot\): /],
-      ['truncated by a few bytes', file('short.db', bytes.subarray(0, bytes.length - 5)), /is not a readable etcd snapshot/],
-      ['random bytes', file('random.db', Buffer.from(Array.from({length: 64 * 1024}, (_, i) => (i * 7919 + 13) & 0xff))), /is not a readable etcd snapshot .*: invalid database$/m],
+      [
+        'truncated',
+        file('truncated.db', bytes.subarray(0, Math.floor(bytes.length / 2))),
+        /is not a readable etcd snapshot \(truncated, damaged, or not a snapshot\): /,
+      ],
+      [
+        'truncated by a few bytes',
+        file('short.db', bytes.subarray(0, bytes.length - 5)),
+        /is not a readable etcd snapshot/,
+      ],
+      [
+        'random bytes',
+        file('random.db', Buffer.from(Array.from({length: 64 * 1024}, (_, i) => (i * 7919 + 13) & 0xff))),
+        /is not a readable etcd snapshot .*: invalid database$/m,
+      ],
       ['empty', file('empty.db', Buffer.alloc(0)), /is not a readable etcd snapshot .*: the file is empty$/m],
-      ['damaged', file('damaged.db', damaged), /is not a readable etcd snapshot .*: its sha256 does not match its contents$/m],
+      [
+        'damaged',
+        file('damaged.db', damaged),
+        /is not a readable etcd snapshot .*: its sha256 does not match its contents$/m,
+      ],
       ['a directory', join(root, 'a-dir'), /--snapshot .*a-dir is not a regular file$/m],
       ['missing', join(root, 'missing.db'), /^error: cannot read --snapshot .*missing\.db: no such file$/m],
     ]
@@ -153,15 +180,24 @@ describe('snapshot scan with the real etcdutl and etcd', () => {
       const lines = r.stderr.trimEnd().split('\n')
       expect(lines[0], what).toMatch(/^error: /)
       expect(lines[0], what).toMatch(message)
-      expect(lines.slice(1).every((l) => l.startsWith('hint: ')), `${what}: ${r.stderr}`).toBe(true)
+      expect(
+        lines.slice(1).every((l) => l.startsWith('hint: ')),
+        `${what}: ${r.stderr}`,
+      ).toBe(true)
     }
     expect(leftovers()).toEqual([])
   })
 
   it('missing binaries: exit 3 naming the binary and the flag', async () => {
-    const noPath = await cliRun(['status', '--scan', '--snapshot', snapshot], {KUBECTL_ENCRYPTION_ETCDUTL: '', KUBECTL_ENCRYPTION_ETCD: '', PATH: join(root, 'empty-path')})
+    const noPath = await cliRun(['status', '--scan', '--snapshot', snapshot], {
+      KUBECTL_ENCRYPTION_ETCDUTL: '',
+      KUBECTL_ENCRYPTION_ETCD: '',
+      PATH: join(root, 'empty-path'),
+    })
     expect(noPath.code, noPath.stderr).toBe(3)
-    expect(noPath.stderr).toMatch(/^error: etcdutl was not found on PATH; reading a snapshot needs etcd's etcdutl\nhint: .*--etcdutl PATH/)
+    expect(noPath.stderr).toMatch(
+      /^error: etcdutl was not found on PATH; reading a snapshot needs etcd's etcdutl\nhint: .*--etcdutl PATH/,
+    )
     const flag = await cliRun(['status', '--scan', '--snapshot', snapshot, '--etcdutl', join(root, 'nope')])
     expect(flag.code).toBe(3)
     expect(flag.stderr).toMatch(/^error: --etcdutl \S+nope is not an executable file$/m)
@@ -171,13 +207,23 @@ describe('snapshot scan with the real etcdutl and etcd', () => {
     const env = await cliRun(['status', '--scan', '--snapshot', snapshot], {KUBECTL_ENCRYPTION_ETCD: notExec})
     expect(env.code).toBe(3)
     expect(env.stderr).toMatch(/^error: KUBECTL_ENCRYPTION_ETCD=\S+ is not an executable file$/m)
-    await expect(findBinary('etcd', '--etcd-binary', undefined, {PATH: join(root, 'empty-path')})).rejects.toMatchObject({code: 'ETCD_BINARY_NOT_FOUND', exitCode: 3})
-    await expect(findBinary('etcdutl', '--etcdutl', undefined, {PATH: `/nonexistent:${bin.binDir}`})).resolves.toBe(join(bin.binDir, 'etcdutl'))
+    await expect(
+      findBinary('etcd', '--etcd-binary', undefined, {PATH: join(root, 'empty-path')}),
+    ).rejects.toMatchObject({code: 'ETCD_BINARY_NOT_FOUND', exitCode: 3})
+    await expect(findBinary('etcdutl', '--etcdutl', undefined, {PATH: `/nonexistent:${bin.binDir}`})).resolves.toBe(
+      join(bin.binDir, 'etcdutl'),
+    )
   })
 
   it('Ctrl-C while the temporary etcd starts: it is stopped and its data dir removed', async () => {
     const child = spawn(process.execPath, [cli, 'status', '--scan', '--snapshot', snapshot, '--verbose'], {
-      env: {...process.env, CI: '1', KUBECONFIG: join(root, 'no-kubeconfig'), KUBECTL_ENCRYPTION_ETCDUTL: bin.etcdutl, KUBECTL_ENCRYPTION_ETCD: bin.etcd},
+      env: {
+        ...process.env,
+        CI: '1',
+        KUBECONFIG: join(root, 'no-kubeconfig'),
+        KUBECTL_ENCRYPTION_ETCDUTL: bin.etcdutl,
+        KUBECTL_ENCRYPTION_ETCD: bin.etcd,
+      },
     })
     let stderr = ''
     let sent = false
@@ -191,7 +237,7 @@ describe('snapshot scan with the real etcdutl and etcd', () => {
     expect(code).toBe(130)
     expect(leftovers()).toEqual([])
     // no etcd serving a dir of ours is left running
-    const { stdout } = await run('ps', ['-eo', 'args'])
+    const {stdout} = await run('ps', ['-eo', 'args'])
     expect(stdout.split('\n').filter((l) => l.includes(join(tmp, 'kubectl-encryption-snapshot-')))).toEqual([])
     expect(existsSync(snapshot)).toBe(true)
   })

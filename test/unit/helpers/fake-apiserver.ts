@@ -14,7 +14,10 @@ const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces
  * list/get/update of secrets and configmaps, errors as metav1.Status. Lets command tests run the
  * built CLI as a child process (and kill it) without the sandbox.
  */
-export async function serveFakeCluster(cluster: FakeCluster, dir: string): Promise<{url: string; kubeconfig: string; close(): Promise<void>}> {
+export async function serveFakeCluster(
+  cluster: FakeCluster,
+  dir: string,
+): Promise<{url: string; kubeconfig: string; close(): Promise<void>}> {
   const resources: Record<string, ApiResource> = {secrets: SECRETS, configmaps: CONFIGMAPS}
   const server = http.createServer(async (req, res) => {
     const send = (code: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -27,21 +30,43 @@ export async function serveFakeCluster(cluster: FakeCluster, dir: string): Promi
         return send(200, {
           kind: 'APIResourceList',
           groupVersion: 'v1',
-          resources: Object.values(resources).map((r) => ({name: r.resource, singularName: r.kind.toLowerCase(), namespaced: true, kind: r.kind, verbs: ['get', 'list', 'update']})),
+          resources: Object.values(resources).map((r) => ({
+            name: r.resource,
+            singularName: r.kind.toLowerCase(),
+            namespaced: true,
+            kind: r.kind,
+            verbs: ['get', 'list', 'update'],
+          })),
         })
       if (url.pathname === '/apis') return send(200, {kind: 'APIGroupList', groups: []})
       // Admission webhook configurations, for the check before a rewrite (none unless seeded).
-      const admission = /^\/apis\/admissionregistration\.k8s\.io\/v1\/(validating|mutating)webhookconfigurations$/.exec(url.pathname)
+      const admission = /^\/apis\/admissionregistration\.k8s\.io\/v1\/(validating|mutating)webhookconfigurations$/.exec(
+        url.pathname,
+      )
       if (admission && req.method === 'GET') {
         const resource = admission[1] === 'validating' ? VALIDATING_WEBHOOKS : MUTATING_WEBHOOKS
-        const page = await cluster.list(resource, {limit: Number(url.searchParams.get('limit') ?? 0) || undefined, continueToken: url.searchParams.get('continue') ?? undefined})
-        return send(200, {kind: `${resource.kind}List`, apiVersion: 'admissionregistration.k8s.io/v1', metadata: {resourceVersion: page.resourceVersion, continue: page.continueToken}, items: page.items})
+        const page = await cluster.list(resource, {
+          limit: Number(url.searchParams.get('limit') ?? 0) || undefined,
+          continueToken: url.searchParams.get('continue') ?? undefined,
+        })
+        return send(200, {
+          kind: `${resource.kind}List`,
+          apiVersion: 'admissionregistration.k8s.io/v1',
+          metadata: {resourceVersion: page.resourceVersion, continue: page.continueToken},
+          items: page.items,
+        })
       }
       const nsGet = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(url.pathname)
       if (nsGet && req.method === 'GET') return send(200, await cluster.get(NAMESPACES, decodeURIComponent(nsGet[1]!)))
       const m = /^\/api\/v1(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname)
       const resource = m && resources[m[2]!]
-      if (!m || !resource) return send(404, {kind: 'Status', code: 404, reason: 'NotFound', message: 'the server could not find the requested resource'})
+      if (!m || !resource)
+        return send(404, {
+          kind: 'Status',
+          code: 404,
+          reason: 'NotFound',
+          message: 'the server could not find the requested resource',
+        })
       const [, namespace, , name] = m
       if (req.method === 'GET' && !name) {
         const page = await cluster.list(resource, {
@@ -53,7 +78,11 @@ export async function serveFakeCluster(cluster: FakeCluster, dir: string): Promi
         return send(200, {
           kind: `${resource.kind}List`,
           apiVersion: 'v1',
-          metadata: {resourceVersion: page.resourceVersion, continue: page.continueToken, remainingItemCount: page.remainingItemCount},
+          metadata: {
+            resourceVersion: page.resourceVersion,
+            continue: page.continueToken,
+            remainingItemCount: page.remainingItemCount,
+          },
           items: page.items,
         })
       }
@@ -68,7 +97,14 @@ export async function serveFakeCluster(cluster: FakeCluster, dir: string): Promi
       if (error instanceof KubeApiError)
         return send(
           error.status,
-          {kind: 'Status', code: error.status, reason: error.reason, message: error.message, details: error.details, metadata: {continue: error.continueHint}},
+          {
+            kind: 'Status',
+            code: error.status,
+            reason: error.reason,
+            message: error.message,
+            details: error.details,
+            metadata: {continue: error.continueHint},
+          },
           error.retryAfterSeconds ? {'Retry-After': String(error.retryAfterSeconds)} : {},
         )
       return send(500, {kind: 'Status', code: 500, reason: 'InternalError', message: String(error)})

@@ -1,4 +1,11 @@
-import {type ApiResource, type KubeObject, KubeApiError, type ListOptions, type ListPage, type ObjectClient} from '../../../src/kube/types.js'
+import {
+  type ApiResource,
+  type KubeObject,
+  KubeApiError,
+  type ListOptions,
+  type ListPage,
+  type ObjectClient,
+} from '../../../src/kube/types.js'
 
 /**
  * An in-memory apiserver for operation tests: one store of versioned objects with etcd-like
@@ -26,8 +33,20 @@ export interface FaultContext {
 }
 
 export const SECRETS: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true}
-export const CONFIGMAPS: ApiResource = {group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true}
-export const PANDAS: ApiResource = {group: 'awesome.bears.example', version: 'v1', resource: 'pandas', kind: 'Panda', namespaced: false}
+export const CONFIGMAPS: ApiResource = {
+  group: '',
+  version: 'v1',
+  resource: 'configmaps',
+  kind: 'ConfigMap',
+  namespaced: true,
+}
+export const PANDAS: ApiResource = {
+  group: 'awesome.bears.example',
+  version: 'v1',
+  resource: 'pandas',
+  kind: 'Panda',
+  namespaced: false,
+}
 
 export class FakeCluster implements ObjectClient {
   revision = 1
@@ -66,7 +85,13 @@ export class FakeCluster implements ObjectClient {
   }
 
   /** Seeds an object stored under `key` (default "old": stale after a key change). */
-  seed(resource: ApiResource, namespace: string | undefined, name: string, data: Record<string, string>, key = 'old'): void {
+  seed(
+    resource: ApiResource,
+    namespace: string | undefined,
+    name: string,
+    data: Record<string, string>,
+    key = 'old',
+  ): void {
     if (namespace) this.namespaces.add(namespace)
     const rev = ++this.revision
     const object: KubeObject = {
@@ -96,7 +121,12 @@ export class FakeCluster implements ObjectClient {
   }
 
   /** A client of someone else (a controller, a user) updating an object through the API. */
-  externalWrite(resource: ApiResource, namespace: string | undefined, name: string, data: Record<string, string>): void {
+  externalWrite(
+    resource: ApiResource,
+    namespace: string | undefined,
+    name: string,
+    data: Record<string, string>,
+  ): void {
     const k = FakeCluster.key(namespace, name)
     const history = this.bucket(resource).get(k)
     const last = history?.at(-1)
@@ -131,11 +161,22 @@ export class FakeCluster implements ObjectClient {
     let startAt: string | undefined
     if (options.continueToken) {
       // kube's token: {"v":"meta.k8s.io/v1","rv":N,"start":"<key after the list prefix>\0"}; rv -1 = latest
-      const token = JSON.parse(Buffer.from(options.continueToken, 'base64').toString()) as {v: string; rv: number; start: string}
-      if (token.v !== 'meta.k8s.io/v1' || !token.rv || !token.start) throw new KubeApiError(400, 'BadRequest', 'continue key is not valid')
+      const token = JSON.parse(Buffer.from(options.continueToken, 'base64').toString()) as {
+        v: string
+        rv: number
+        start: string
+      }
+      if (token.v !== 'meta.k8s.io/v1' || !token.rv || !token.start)
+        throw new KubeApiError(400, 'BadRequest', 'continue key is not valid')
       if (token.rv > 0 && token.rv <= this.compactedRevision) {
         const hint = this.hintOn410 ? encodeToken(-1, token.start) : undefined
-        throw new KubeApiError(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.', undefined, hint)
+        throw new KubeApiError(
+          410,
+          'Expired',
+          'The provided continue parameter is too old to display a consistent list result.',
+          undefined,
+          hint,
+        )
       }
       if (token.rv > 0) atRev = token.rv
       startAt = prefix + token.start
@@ -147,7 +188,10 @@ export class FakeCluster implements ObjectClient {
     let last: string | undefined
     let remaining = 0
     for (const k of keys) {
-      const value = this.bucket(resource).get(k)!.filter((v) => v.rev <= atRev).at(-1)
+      const value = this.bucket(resource)
+        .get(k)!
+        .filter((v) => v.rev <= atRev)
+        .at(-1)
       if (!value || value.deleted) continue
       if (options.labelSelector && !matches(value.object, options.labelSelector)) continue
       if (options.limit && items.length >= options.limit) {
@@ -185,12 +229,24 @@ export class FakeCluster implements ObjectClient {
     if (resource.resource === 'namespaces' && resource.group === '') {
       if (this.namespaceFault) return this.namespaceFault(name)
       if (this.namespaces.has(name)) return {apiVersion: 'v1', kind: 'Namespace', metadata: {name}}
-      throw new KubeApiError(404, 'NotFound', `namespaces "${name}" not found`, undefined, undefined, undefined, {name, kind: 'namespaces'})
+      throw new KubeApiError(404, 'NotFound', `namespaces "${name}" not found`, undefined, undefined, undefined, {
+        name,
+        kind: 'namespaces',
+      })
     }
     await this.enter({verb: 'get', resource, name, namespace})
     if (this.undecryptable.has(FakeCluster.key(namespace, name))) throw undecryptableError('')
     const value = this.current(resource, namespace, name)
-    if (!value) throw new KubeApiError(404, 'NotFound', `${resource.resource} "${name}" not found`, undefined, undefined, undefined, {name, kind: resource.resource})
+    if (!value)
+      throw new KubeApiError(
+        404,
+        'NotFound',
+        `${resource.resource} "${name}" not found`,
+        undefined,
+        undefined,
+        undefined,
+        {name, kind: resource.resource},
+      )
     return this.withRv(value)
   }
 
@@ -198,18 +254,23 @@ export class FakeCluster implements ObjectClient {
     const {name, namespace} = object.metadata
     await this.enter({verb: 'replace', resource, name, namespace, object})
     if (namespace && !this.namespaces.has(namespace))
-      throw new KubeApiError(404, 'NotFound', `namespaces "${namespace}" not found`, undefined, undefined, undefined, {name: namespace, kind: "namespaces"})
+      throw new KubeApiError(404, 'NotFound', `namespaces "${namespace}" not found`, undefined, undefined, undefined, {
+        name: namespace,
+        kind: 'namespaces',
+      })
     const k = FakeCluster.key(namespace, name)
     const history = this.bucket(resource).get(k)
     const last = history?.at(-1)
-    if (!history || !last || last.deleted) throw new KubeApiError(404, 'NotFound', `${resource.resource} "${name}" not found`)
+    if (!history || !last || last.deleted)
+      throw new KubeApiError(404, 'NotFound', `${resource.resource} "${name}" not found`)
     if (object.metadata.resourceVersion !== String(last.rev))
       throw new KubeApiError(
         409,
         'Conflict',
         `Operation cannot be fulfilled on ${resource.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
       )
-    if (object.apiVersion === undefined || object.kind !== resource.kind) throw new KubeApiError(400, 'BadRequest', 'missing apiVersion/kind')
+    if (object.apiVersion === undefined || object.kind !== resource.kind)
+      throw new KubeApiError(400, 'BadRequest', 'missing apiVersion/kind')
     const {resourceVersion: _rv, ...meta} = object.metadata
     const incoming = {...object, metadata: meta}
     const same = canonical(incoming) === canonical(last.object)
@@ -237,12 +298,18 @@ function encodeToken(rv: number, start: string): string {
 }
 
 function undecryptableError(where: string): KubeApiError {
-  return new KubeApiError(500, 'InternalError', `Internal error occurred: ${where}no matching key was found for the provided AES transformer`)
+  return new KubeApiError(
+    500,
+    'InternalError',
+    `Internal error occurred: ${where}no matching key was found for the provided AES transformer`,
+  )
 }
 
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
   )
 }
 

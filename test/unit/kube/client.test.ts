@@ -13,7 +13,13 @@ import {FakeApiServer, status, writeKubeconfig} from '../../helpers/fake-apiserv
 import {makeTls, type TlsFixture} from '../../helpers/tls.js'
 
 const secrets: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true}
-const pandas: ApiResource = {group: 'awesome.bears.example', version: 'v1', resource: 'pandas', kind: 'Panda', namespaced: true}
+const pandas: ApiResource = {
+  group: 'awesome.bears.example',
+  version: 'v1',
+  resource: 'pandas',
+  kind: 'Panda',
+  namespaced: true,
+}
 
 let tls: TlsFixture
 let server: FakeApiServer
@@ -63,16 +69,42 @@ describe('RestObjectClient against an HTTPS API server with client certificates'
   it('lists with limit, continue and selectors and restores apiVersion/kind on items', async () => {
     server.routes.push((r) =>
       r.url.pathname === '/api/v1/namespaces/default/secrets'
-        ? {body: {kind: 'SecretList', metadata: {continue: 'next-page', resourceVersion: '42'}, items: [{metadata: {name: 's1', namespace: 'default', resourceVersion: '7'}}]}}
+        ? {
+            body: {
+              kind: 'SecretList',
+              metadata: {continue: 'next-page', resourceVersion: '42'},
+              items: [{metadata: {name: 's1', namespace: 'default', resourceVersion: '7'}}],
+            },
+          }
         : undefined,
     )
-    const page = await cluster.objects.list(secrets, {namespace: 'default', limit: 2, continueToken: 'abc', labelSelector: 'a=b', fieldSelector: 'type=Opaque'})
-    expect(page).toEqual({items: [{apiVersion: 'v1', kind: 'Secret', metadata: {name: 's1', namespace: 'default', resourceVersion: '7'}}], continueToken: 'next-page', resourceVersion: '42'})
-    expect(Object.fromEntries(server.requests[0].url.searchParams)).toEqual({limit: '2', continue: 'abc', labelSelector: 'a=b', fieldSelector: 'type=Opaque'})
+    const page = await cluster.objects.list(secrets, {
+      namespace: 'default',
+      limit: 2,
+      continueToken: 'abc',
+      labelSelector: 'a=b',
+      fieldSelector: 'type=Opaque',
+    })
+    expect(page).toEqual({
+      items: [{apiVersion: 'v1', kind: 'Secret', metadata: {name: 's1', namespace: 'default', resourceVersion: '7'}}],
+      continueToken: 'next-page',
+      resourceVersion: '42',
+    })
+    expect(Object.fromEntries(server.requests[0].url.searchParams)).toEqual({
+      limit: '2',
+      continue: 'abc',
+      labelSelector: 'a=b',
+      fieldSelector: 'type=Opaque',
+    })
   })
 
   it('lists across all namespaces and addresses custom resources under /apis', async () => {
-    server.routes.push((r) => (r.url.pathname === '/api/v1/secrets' || r.url.pathname === '/apis/awesome.bears.example/v1/namespaces/zoo/pandas/p1' ? {body: {items: [], metadata: {name: 'p1'}}} : undefined))
+    server.routes.push((r) =>
+      r.url.pathname === '/api/v1/secrets' ||
+      r.url.pathname === '/apis/awesome.bears.example/v1/namespaces/zoo/pandas/p1'
+        ? {body: {items: [], metadata: {name: 'p1'}}}
+        : undefined,
+    )
     await cluster.objects.list(secrets, {})
     const panda = await cluster.objects.get(pandas, 'p1', 'zoo')
     expect(panda).toMatchObject({apiVersion: 'awesome.bears.example/v1', kind: 'Panda'})
@@ -80,42 +112,85 @@ describe('RestObjectClient against an HTTPS API server with client certificates'
 
   it('replace PUTs the object with its resourceVersion and refuses one without', async () => {
     server.routes.push((r) => (r.method === 'PUT' ? {body: r.body} : undefined))
-    const object = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 's1', namespace: 'default', resourceVersion: '9'}}
+    const object = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {name: 's1', namespace: 'default', resourceVersion: '9'},
+    }
     await cluster.objects.replace(secrets, object)
     expect(server.requests[0]).toMatchObject({method: 'PUT', body: object})
     expect(server.requests[0].url.pathname).toBe('/api/v1/namespaces/default/secrets/s1')
-    await expect(cluster.objects.replace(secrets, {...object, metadata: {name: 's1', namespace: 'default'}})).rejects.toThrow(/resourceVersion/)
+    await expect(
+      cluster.objects.replace(secrets, {...object, metadata: {name: 's1', namespace: 'default'}}),
+    ).rejects.toThrow(/resourceVersion/)
   })
 
   it('create POSTs to the collection, delete DELETEs the object', async () => {
-    server.routes.push((r) => (r.method === 'POST' ? {status: 201, body: {...(r.body as object), metadata: {name: 'n', namespace: 'default', uid: 'u1'}}} : {body: {kind: 'Status', status: 'Success'}}))
-    const created = await cluster.objects.create(secrets, {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'n', namespace: 'default'}})
+    server.routes.push((r) =>
+      r.method === 'POST'
+        ? {status: 201, body: {...(r.body as object), metadata: {name: 'n', namespace: 'default', uid: 'u1'}}}
+        : {body: {kind: 'Status', status: 'Success'}},
+    )
+    const created = await cluster.objects.create(secrets, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {name: 'n', namespace: 'default'},
+    })
     expect(created.metadata.uid).toBe('u1')
     await cluster.objects.delete(secrets, 'n', 'default')
-    expect(server.requests.map((r) => `${r.method} ${r.url.pathname}`)).toEqual(['POST /api/v1/namespaces/default/secrets', 'DELETE /api/v1/namespaces/default/secrets/n'])
+    expect(server.requests.map((r) => `${r.method} ${r.url.pathname}`)).toEqual([
+      'POST /api/v1/namespaces/default/secrets',
+      'DELETE /api/v1/namespaces/default/secrets/n',
+    ])
   })
 
   it('410 Gone carries the continue hint; 429 carries Retry-After; 409 keeps reason Conflict', async () => {
-    server.routes.push((r) => (r.url.searchParams.get('continue') === 'old' ? status(410, 'Expired', 'The provided continue parameter is too old', {metadata: {continue: 'fresh'}}) : undefined))
-    server.routes.push((r) => (r.method === 'GET' && r.url.pathname.endsWith('/busy') ? {...status(429, 'TooManyRequests', 'slow down'), headers: {'Retry-After': '3'}} : undefined))
-    server.routes.push((r) => (r.method === 'PUT' ? status(409, 'Conflict', 'Operation cannot be fulfilled on secrets "s1": the object has been modified') : undefined))
-    const gone = (await rejection(cluster.objects.list(secrets, {namespace: 'default', continueToken: 'old'}))) as KubeApiError
+    server.routes.push((r) =>
+      r.url.searchParams.get('continue') === 'old'
+        ? status(410, 'Expired', 'The provided continue parameter is too old', {metadata: {continue: 'fresh'}})
+        : undefined,
+    )
+    server.routes.push((r) =>
+      r.method === 'GET' && r.url.pathname.endsWith('/busy')
+        ? {...status(429, 'TooManyRequests', 'slow down'), headers: {'Retry-After': '3'}}
+        : undefined,
+    )
+    server.routes.push((r) =>
+      r.method === 'PUT'
+        ? status(409, 'Conflict', 'Operation cannot be fulfilled on secrets "s1": the object has been modified')
+        : undefined,
+    )
+    const gone = (await rejection(
+      cluster.objects.list(secrets, {namespace: 'default', continueToken: 'old'}),
+    )) as KubeApiError
     expect(gone).toBeInstanceOf(KubeApiError)
     expect(gone).toMatchObject({status: 410, reason: 'Expired', continueHint: 'fresh'})
     const busy = (await rejection(cluster.objects.get(secrets, 'busy', 'default'))) as KubeApiError
     expect(busy).toMatchObject({status: 429, retryAfterSeconds: 3})
-    const conflict = (await rejection(cluster.objects.replace(secrets, {apiVersion: 'v1', kind: 'Secret', metadata: {name: 's1', namespace: 'default', resourceVersion: '1'}}))) as KubeApiError
+    const conflict = (await rejection(
+      cluster.objects.replace(secrets, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {name: 's1', namespace: 'default', resourceVersion: '1'},
+      }),
+    )) as KubeApiError
     expect(conflict).toMatchObject({status: 409, reason: 'Conflict'})
   })
 
   it('403 becomes a precondition error naming verb, resource and RBAC', async () => {
-    server.routes.push(() => status(403, 'Forbidden', 'secrets is forbidden: User "viewer" cannot list resource "secrets" in API group "" in the namespace "default"'))
+    server.routes.push(() =>
+      status(
+        403,
+        'Forbidden',
+        'secrets is forbidden: User "viewer" cannot list resource "secrets" in API group "" in the namespace "default"',
+      ),
+    )
     const error = toPluginError(await rejection(cluster.objects.list(secrets, {namespace: 'default'}))) as PluginError
     expect(error).toBeInstanceOf(PluginError)
     expect(error.exitCode).toBe(3)
     expect(error.code).toBe('KUBE_FORBIDDEN')
     expect(error.message).toContain('list secrets in namespace default')
-    expect(error.hint).toContain("kubectl auth can-i list secrets -n default")
+    expect(error.hint).toContain('kubectl auth can-i list secrets -n default')
   })
 
   it('a refused connection names the server and maps to exit 3', async () => {
@@ -130,14 +205,24 @@ describe('RestObjectClient against an HTTPS API server with client certificates'
 
   it('a server certificate the kubeconfig CA does not sign is a TLS error', async () => {
     const otherTls = makeTls(mkdtempSync(join(tmpdir(), 'kube-client-other-ca-')))
-    const wrongCa = await connectCluster({kubeconfig: writeKubeconfig(dir, {...otherTls, clientCert: tls.clientCert, clientKey: tls.clientKey}, server.endpoint, {name: 'wrong-ca'})})
+    const wrongCa = await connectCluster({
+      kubeconfig: writeKubeconfig(
+        dir,
+        {...otherTls, clientCert: tls.clientCert, clientKey: tls.clientKey},
+        server.endpoint,
+        {name: 'wrong-ca'},
+      ),
+    })
     const error = toPluginError(await rejection(wrongCa.objects.get(secrets, 'x', 'default'))) as PluginError
     expect(error.code).toBe('KUBE_TLS')
     wrongCa.close()
   })
 
   it('--request-timeout bounds a request that never answers', async () => {
-    const slow = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'slow'}), requestTimeoutMs: 200})
+    const slow = await connectCluster({
+      kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'slow'}),
+      requestTimeoutMs: 200,
+    })
     server.routes.push(() => ({hang: true}))
     const error = (await rejection(slow.objects.get(secrets, 'x', 'default'))) as KubeApiError
     expect(error).toMatchObject({status: 0, reason: 'Timeout'})
@@ -150,21 +235,66 @@ describe('discovery', () => {
     server.routes.push((r) => {
       switch (r.url.pathname) {
         case '/api/v1':
-          return {body: {groupVersion: 'v1', resources: [
-            {name: 'secrets', singularName: 'secret', namespaced: true, kind: 'Secret', verbs: ['list', 'create'], shortNames: []},
-            {name: 'pods/exec', namespaced: true, kind: 'PodExecOptions', verbs: ['create']},
-            {name: 'configmaps', singularName: 'configmap', namespaced: true, kind: 'ConfigMap', verbs: ['list'], shortNames: ['cm']},
-          ]}}
+          return {
+            body: {
+              groupVersion: 'v1',
+              resources: [
+                {
+                  name: 'secrets',
+                  singularName: 'secret',
+                  namespaced: true,
+                  kind: 'Secret',
+                  verbs: ['list', 'create'],
+                  shortNames: [],
+                },
+                {name: 'pods/exec', namespaced: true, kind: 'PodExecOptions', verbs: ['create']},
+                {
+                  name: 'configmaps',
+                  singularName: 'configmap',
+                  namespaced: true,
+                  kind: 'ConfigMap',
+                  verbs: ['list'],
+                  shortNames: ['cm'],
+                },
+              ],
+            },
+          }
         case '/apis':
-          return {body: {groups: [
-            {name: 'apps', preferredVersion: {groupVersion: 'apps/v1', version: 'v1'}},
-            {name: 'awesome.bears.example', preferredVersion: {groupVersion: 'awesome.bears.example/v1', version: 'v1'}},
-            {name: 'broken.example', preferredVersion: {groupVersion: 'broken.example/v1', version: 'v1'}},
-          ]}}
+          return {
+            body: {
+              groups: [
+                {name: 'apps', preferredVersion: {groupVersion: 'apps/v1', version: 'v1'}},
+                {
+                  name: 'awesome.bears.example',
+                  preferredVersion: {groupVersion: 'awesome.bears.example/v1', version: 'v1'},
+                },
+                {name: 'broken.example', preferredVersion: {groupVersion: 'broken.example/v1', version: 'v1'}},
+              ],
+            },
+          }
         case '/apis/apps/v1':
-          return {body: {groupVersion: 'apps/v1', resources: [{name: 'deployments', singularName: 'deployment', namespaced: true, kind: 'Deployment', verbs: ['list'], shortNames: ['deploy']}]}}
+          return {
+            body: {
+              groupVersion: 'apps/v1',
+              resources: [
+                {
+                  name: 'deployments',
+                  singularName: 'deployment',
+                  namespaced: true,
+                  kind: 'Deployment',
+                  verbs: ['list'],
+                  shortNames: ['deploy'],
+                },
+              ],
+            },
+          }
         case '/apis/awesome.bears.example/v1':
-          return {body: {groupVersion: 'awesome.bears.example/v1', resources: [{name: 'pandas', singularName: 'panda', namespaced: true, kind: 'Panda', verbs: ['list']}]}}
+          return {
+            body: {
+              groupVersion: 'awesome.bears.example/v1',
+              resources: [{name: 'pandas', singularName: 'panda', namespaced: true, kind: 'Panda', verbs: ['list']}],
+            },
+          }
         case '/apis/broken.example/v1':
           return status(503, 'ServiceUnavailable', 'the server is currently unable to handle the request')
         default:
@@ -173,13 +303,23 @@ describe('discovery', () => {
     })
     const fresh = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'disc'})})
     const index = new ResourceIndex(await fresh.discovery.resources())
-    expect(index.all().map((r) => `${r.resource}.${r.group}`).sort()).toEqual(['configmaps.', 'deployments.apps', 'pandas.awesome.bears.example', 'secrets.'])
+    expect(
+      index
+        .all()
+        .map((r) => `${r.resource}.${r.group}`)
+        .sort(),
+    ).toEqual(['configmaps.', 'deployments.apps', 'pandas.awesome.bears.example', 'secrets.'])
     expect(index.resolve('secret')?.resource).toBe('secrets')
     expect(index.resolve('cm')?.resource).toBe('configmaps')
     expect(index.resolve('deploy')?.group).toBe('apps')
     expect(index.resolve('pandas.awesome.bears.example')?.kind).toBe('Panda')
     expect(index.resolve('nothing')).toBeUndefined()
-    expect(index.expand('*.').map((r) => r.resource).sort()).toEqual(['configmaps', 'secrets'])
+    expect(
+      index
+        .expand('*.')
+        .map((r) => r.resource)
+        .sort(),
+    ).toEqual(['configmaps', 'secrets'])
     expect(index.expand('*.apps').map((r) => r.resource)).toEqual(['deployments'])
     expect(index.expand('*.*')).toHaveLength(4)
     expect(index.expand('pandas.awesome.bears.example')[0].kind).toBe('Panda')
@@ -196,12 +336,22 @@ describe('pods/exec over the v4 channel protocol', () => {
       socket.send(Buffer.concat([Buffer.from([2]), Buffer.from('warning on stderr')]))
       const exitCode = argv.includes('fail') ? '3' : undefined
       const done = exitCode
-        ? {status: 'Failure', reason: 'NonZeroExitCode', message: 'command terminated with non-zero exit code', details: {causes: [{reason: 'ExitCode', message: exitCode}]}}
+        ? {
+            status: 'Failure',
+            reason: 'NonZeroExitCode',
+            message: 'command terminated with non-zero exit code',
+            details: {causes: [{reason: 'ExitCode', message: exitCode}]},
+          }
         : {status: 'Success'}
       socket.send(Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify(done))]))
       socket.close()
     }
-    const ok = await cluster.exec.exec({namespace: 'kube-system', name: 'etcd-cp1', container: 'etcd'}, ['etcdctl', 'get', '/registry/a b', '--prefix'])
+    const ok = await cluster.exec.exec({namespace: 'kube-system', name: 'etcd-cp1', container: 'etcd'}, [
+      'etcdctl',
+      'get',
+      '/registry/a b',
+      '--prefix',
+    ])
     expect(JSON.parse(ok.stdout.toString())).toEqual(['etcdctl', 'get', '/registry/a b', '--prefix'])
     expect(ok.stderr.toString()).toBe('warning on stderr')
     expect(ok.code).toBe(0)
@@ -211,15 +361,34 @@ describe('pods/exec over the v4 channel protocol', () => {
 
   it('a failure that is not an exit code (no such executable) is thrown', async () => {
     server.exec = (_url, socket) => {
-      socket.send(Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify({status: 'Failure', reason: 'InternalError', message: 'exec: "etcdctl": executable file not found in $PATH'}))]))
+      socket.send(
+        Buffer.concat([
+          Buffer.from([3]),
+          Buffer.from(
+            JSON.stringify({
+              status: 'Failure',
+              reason: 'InternalError',
+              message: 'exec: "etcdctl": executable file not found in $PATH',
+            }),
+          ),
+        ]),
+      )
       socket.close()
     }
-    await expect(cluster.exec.exec({namespace: 'kube-system', name: 'etcd-cp1'}, ['etcdctl'])).rejects.toThrow(/executable file not found/)
+    await expect(cluster.exec.exec({namespace: 'kube-system', name: 'etcd-cp1'}, ['etcdctl'])).rejects.toThrow(
+      /executable file not found/,
+    )
   })
 
   it('RBAC 403 on pods/exec keeps the apiserver message and the resource', async () => {
-    server.routes.push((r) => (r.method === 'UPGRADE' ? status(403, 'Forbidden', 'pods "etcd-cp1" is forbidden: User "viewer" cannot create resource "pods/exec"') : undefined))
-    const error = (await rejection(cluster.exec.exec({namespace: 'kube-system', name: 'etcd-cp1'}, ['etcdctl']))) as KubeApiError
+    server.routes.push((r) =>
+      r.method === 'UPGRADE'
+        ? status(403, 'Forbidden', 'pods "etcd-cp1" is forbidden: User "viewer" cannot create resource "pods/exec"')
+        : undefined,
+    )
+    const error = (await rejection(
+      cluster.exec.exec({namespace: 'kube-system', name: 'etcd-cp1'}, ['etcdctl']),
+    )) as KubeApiError
     expect(error).toMatchObject({status: 403, reason: 'Forbidden'})
     const plugin = toPluginError(error) as PluginError
     expect(plugin.hint).toContain("'create' on 'pods/exec'")
@@ -228,7 +397,9 @@ describe('pods/exec over the v4 channel protocol', () => {
 
 describe('endpoint probe', () => {
   it('GETs a path on one specific apiserver endpoint with the same credentials, and returns non-2xx as data', async () => {
-    other.routes = [(r) => (r.url.pathname === '/readyz' ? {status: 500, body: '[-]etcd failed\nreadyz check failed'} : undefined)]
+    other.routes = [
+      (r) => (r.url.pathname === '/readyz' ? {status: 500, body: '[-]etcd failed\nreadyz check failed'} : undefined),
+    ]
     const answer = await cluster.probe.get('/readyz?verbose', {endpoint: other.endpoint})
     expect(answer.status).toBe(500)
     expect(answer.body).toContain('[-]etcd failed')

@@ -15,7 +15,11 @@ function write(name: string, body: string): string {
   return file
 }
 
-const config = (opts: {clusters: Array<[string, string]>; contexts: Array<[string, string, string?]>; current?: string}) => `apiVersion: v1
+const config = (opts: {
+  clusters: Array<[string, string]>
+  contexts: Array<[string, string, string?]>
+  current?: string
+}) => `apiVersion: v1
 kind: Config
 clusters:
 ${opts.clusters.map(([name, server]) => `- name: ${name}\n  cluster:\n    server: ${server}\n    insecure-skip-tls-verify: true`).join('\n')}
@@ -28,10 +32,23 @@ ${opts.contexts.map(([name, cluster, ns]) => `- name: ${name}\n  context:\n    c
 ${opts.current ? `current-context: ${opts.current}` : ''}
 `
 
-const first = write('first', config({clusters: [['a', 'https://first.example:6443']], contexts: [['ctx-a', 'a', 'team-a']]}))
+const first = write(
+  'first',
+  config({clusters: [['a', 'https://first.example:6443']], contexts: [['ctx-a', 'a', 'team-a']]}),
+)
 const second = write(
   'second',
-  config({clusters: [['a', 'https://second.example:6443'], ['b', 'https://b.example:6443']], contexts: [['ctx-b', 'b'], ['ctx-a', 'b']], current: 'ctx-b'}),
+  config({
+    clusters: [
+      ['a', 'https://second.example:6443'],
+      ['b', 'https://b.example:6443'],
+    ],
+    contexts: [
+      ['ctx-b', 'b'],
+      ['ctx-a', 'b'],
+    ],
+    current: 'ctx-b',
+  }),
 )
 
 async function failure(promise: Promise<unknown>): Promise<PluginError> {
@@ -46,9 +63,19 @@ async function failure(promise: Promise<unknown>): Promise<PluginError> {
 describe('loadKubeConfig (kubectl loading rules)', () => {
   it('merges the KUBECONFIG list: first file wins for names, current-context from the first file that sets one', async () => {
     const loaded = await loadKubeConfig({}, {KUBECONFIG: [join(dir, 'missing'), first, second].join(':')}, dir)
-    expect(loaded.context).toMatchObject({contextName: 'ctx-b', server: 'https://b.example:6443', namespace: 'default', files: [first, second]})
+    expect(loaded.context).toMatchObject({
+      contextName: 'ctx-b',
+      server: 'https://b.example:6443',
+      namespace: 'default',
+      files: [first, second],
+    })
     const a = await loadKubeConfig({context: 'ctx-a'}, {KUBECONFIG: `${first}:${second}`}, dir)
-    expect(a.context).toMatchObject({contextName: 'ctx-a', cluster: 'a', server: 'https://first.example:6443', namespace: 'team-a'})
+    expect(a.context).toMatchObject({
+      contextName: 'ctx-a',
+      cluster: 'a',
+      server: 'https://first.example:6443',
+      namespace: 'team-a',
+    })
   })
 
   it('--kubeconfig beats KUBECONFIG', async () => {
@@ -82,7 +109,10 @@ describe('loadKubeConfig (kubectl loading rules)', () => {
   })
 
   it('a context naming a cluster that is not defined says so', async () => {
-    const dangling = write('dangling', config({clusters: [['a', 'https://x:1']], contexts: [['c', 'zzz']], current: 'c'}))
+    const dangling = write(
+      'dangling',
+      config({clusters: [['a', 'https://x:1']], contexts: [['c', 'zzz']], current: 'c'}),
+    )
     const error = await failure(loadKubeConfig({kubeconfig: dangling}, {}, dir))
     expect(error.code).toBe('KUBECONFIG_CLUSTER_NOT_FOUND')
     expect(error.message).toContain('"zzz"')

@@ -41,14 +41,28 @@ describe('clusterFollowUps.rewrite: webhooks and estimate before the writes', ()
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'ValidatingWebhookConfiguration',
       metadata: {name: 'policy'},
-      webhooks: [{name: 'deny.example', failurePolicy: 'Ignore', rules: [{operations: ['*'], apiGroups: ['*'], apiVersions: ['*'], resources: ['*/*']}]}],
+      webhooks: [
+        {
+          name: 'deny.example',
+          failurePolicy: 'Ignore',
+          rules: [{operations: ['*'], apiGroups: ['*'], apiVersions: ['*'], resources: ['*/*']}],
+        },
+      ],
     })
     const {f, warnings, lines} = followUps(c)
     const summary = await f.rewrite(CONFIG)
-    expect(warnings).toEqual([expect.stringMatching(/^validating admission webhook deny.example \(ValidatingWebhookConfiguration policy\) matches UPDATE of secrets: .*failurePolicy Ignore/)])
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /^validating admission webhook deny.example \(ValidatingWebhookConfiguration policy\) matches UPDATE of secrets: .*failurePolicy Ignore/,
+      ),
+    ])
     // the estimate names plain rates (rotate and decrypt-all have no --qps flag), before any write
     // (12 objects fit in the rate limit's burst of 75, so the round trips may set the pace)
-    expect(lines).toEqual([expect.stringMatching(/^Estimate: 12 objects in 1 resource, under 1 s at (300 requests\/s|32 requests in flight) \(writes so far: 0\)$/)])
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^Estimate: 12 objects in 1 resource, under 1 s at (300 requests\/s|32 requests in flight) \(writes so far: 0\)$/,
+      ),
+    ])
     expect(summary).toMatchObject({
       resources: ['secrets'],
       rewritten: 12,
@@ -62,11 +76,20 @@ describe('clusterFollowUps.rewrite: webhooks and estimate before the writes', ()
     const c = new FakeCluster()
     c.seed(SECRETS, 'default', 's-1', {v: '1'})
     c.fault = ({resource}) => {
-      if (resource.group === 'admissionregistration.k8s.io') throw new KubeApiError(403, 'Forbidden', 'forbidden: User "op" cannot list resource')
+      if (resource.group === 'admissionregistration.k8s.io')
+        throw new KubeApiError(403, 'Forbidden', 'forbidden: User "op" cannot list resource')
     }
     const {f, warnings} = followUps(c)
     const summary = await f.rewrite(CONFIG)
-    expect(warnings).toEqual([expect.stringMatching(/^could not list admission webhook configurations \(403 Forbidden: forbidden: User "op" cannot list resource\)/)])
-    expect(summary).toMatchObject({rewritten: 1, webhooks: [], webhooksListError: '403 Forbidden: forbidden: User "op" cannot list resource'})
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /^could not list admission webhook configurations \(403 Forbidden: forbidden: User "op" cannot list resource\)/,
+      ),
+    ])
+    expect(summary).toMatchObject({
+      rewritten: 1,
+      webhooks: [],
+      webhooksListError: '403 Forbidden: forbidden: User "op" cannot list resource',
+    })
   })
 })

@@ -23,12 +23,19 @@ const configOf = (...resources: Array<[string[], ProviderSpec[]]>): EncryptionCo
   resources: resources.map(([names, providers]) => ({resources: names, providers})),
 })
 
-const encrypt = (spec: ProviderSpec, key: string) => ResourceTransformer.fromProviders([spec], undefined).write(OBJECT, key)
+const encrypt = (spec: ProviderSpec, key: string) =>
+  ResourceTransformer.fromProviders([spec], undefined).write(OBJECT, key)
 // A KMS v2 EncryptedObject that parses and validates (as in scan.test.ts).
-const kmsValue = (name: string) => Buffer.concat([Buffer.from(`k8s:enc:kms:v2:${name}:`), Buffer.from([0x0a, 0x01, 0x01, 0x12, 0x01, 0x6b, 0x1a, 0x01, 0x02])])
+const kmsValue = (name: string) =>
+  Buffer.concat([
+    Buffer.from(`k8s:enc:kms:v2:${name}:`),
+    Buffer.from([0x0a, 0x01, 0x01, 0x12, 0x01, 0x6b, 0x1a, 0x01, 0x02]),
+  ])
 
 function fakeEtcd(entries: Array<[string, Buffer]>, seen: string[] = []): EtcdReader {
-  const kvs: EtcdKeyValue[] = entries.map(([key, value], i) => ({key, value, modRevision: i + 1})).sort((a, b) => a.key.localeCompare(b.key))
+  const kvs: EtcdKeyValue[] = entries
+    .map(([key, value], i) => ({key, value, modRevision: i + 1}))
+    .sort((a, b) => a.key.localeCompare(b.key))
   return {
     get: async () => undefined,
     async *range(prefix, options) {
@@ -53,9 +60,27 @@ const s = (name: string, spec?: ProviderSpec): [string, Buffer] => {
 describe('checkConfigAgainstEtcd', () => {
   it('reads every value under /registry/; all readable with the config that wrote them', async () => {
     const seen: string[] = []
-    const r = await check(configOf([['secrets'], [key1, identity]]), [s('a', key1), s('b', key1), s('plain'), ['/registry/configmaps/default/c', OBJECT], ['/registry/ranges/serviceips', randomBytes(8)]], seen)
+    const r = await check(
+      configOf([['secrets'], [key1, identity]]),
+      [
+        s('a', key1),
+        s('b', key1),
+        s('plain'),
+        ['/registry/configmaps/default/c', OBJECT],
+        ['/registry/ranges/serviceips', randomBytes(8)],
+      ],
+      seen,
+    )
     expect(seen).toEqual(['/registry/'])
-    expect(r).toMatchObject({readable: true, keys: 5, values: 4, unreadable: 0, examples: [], file: 'enc.yaml', hash: 'sha256:00'})
+    expect(r).toMatchObject({
+      readable: true,
+      keys: 5,
+      values: 4,
+      unreadable: 0,
+      examples: [],
+      file: 'enc.yaml',
+      hash: 'sha256:00',
+    })
     expect(r.etcd).toEqual({transport: 'direct', endpoint: 'https://127.0.0.1:2379'})
     expect(r.resources.map((x) => [x.resource, x.values, x.unreadable, x.rule])).toEqual([
       ['configmaps', 1, 0, undefined],
@@ -78,15 +103,28 @@ describe('checkConfigAgainstEtcd', () => {
   it('a key with the right name but another secret does not read the values', async () => {
     const replaced: ProviderSpec = {aescbc: {keys: [{name: 'key1', secret: secret()}]}}
     const boxReplaced: ProviderSpec = {secretbox: {keys: [{name: 'box', secret: secret()}]}}
-    const r = await check(configOf([['secrets'], [replaced]], [['configmaps'], [boxReplaced]]), [s('a', key1), ['/registry/configmaps/default/c', encrypt(box, '/registry/configmaps/default/c')]])
+    const r = await check(configOf([['secrets'], [replaced]], [['configmaps'], [boxReplaced]]), [
+      s('a', key1),
+      ['/registry/configmaps/default/c', encrypt(box, '/registry/configmaps/default/c')],
+    ])
     expect(r.readable).toBe(false)
     expect(r.resources.find((x) => x.resource === 'secrets')!.unreadableAs).toEqual({'aescbc:key1': 1})
     expect(r.resources.find((x) => x.resource === 'configmaps')!.unreadableAs).toEqual({'secretbox:box': 1})
   })
 
   it('plaintext is readable only where the resource keeps identity, or is not covered', async () => {
-    const values: Array<[string, Buffer]> = [s('plain'), ['/registry/configmaps/default/c', OBJECT], ['/registry/deployments/default/web', OBJECT]]
-    const withIdentity = await check(configOf([['secrets', 'configmaps'], [key1, identity]]), values)
+    const values: Array<[string, Buffer]> = [
+      s('plain'),
+      ['/registry/configmaps/default/c', OBJECT],
+      ['/registry/deployments/default/web', OBJECT],
+    ]
+    const withIdentity = await check(
+      configOf([
+        ['secrets', 'configmaps'],
+        [key1, identity],
+      ]),
+      values,
+    )
     expect(withIdentity.readable).toBe(true)
     const without = await check(configOf([['secrets'], [key1]], [['configmaps'], [key1, identity]]), values)
     expect(without).toMatchObject({readable: false, unreadable: 1, examples: ['/registry/secrets/default/plain']})
@@ -97,14 +135,22 @@ describe('checkConfigAgainstEtcd', () => {
 
   it('an encrypted value of a resource the config no longer covers is unreadable', async () => {
     const r = await check(configOf([['configmaps'], [key1]]), [s('a', key1)])
-    expect(r.resources[0]).toMatchObject({resource: 'secrets', unreadable: 1, unreadableAs: {'aescbc:key1': 1}, errors: {'identity transformer tried to read encrypted data': 1}})
+    expect(r.resources[0]).toMatchObject({
+      resource: 'secrets',
+      unreadable: 1,
+      unreadableAs: {'aescbc:key1': 1},
+      errors: {'identity transformer tried to read encrypted data': 1},
+    })
   })
 
   it('KMS values are readable when the config has that KMS provider for the resource (not decrypted), unreadable otherwise', async () => {
     const entries: Array<[string, Buffer]> = [['/registry/secrets/default/k', kmsValue('vault')]]
     const same = await check(configOf([['secrets'], [kms, identity]]), entries)
     expect(same).toMatchObject({readable: true, unreadable: 0, kmsNotDecrypted: 1})
-    const other = await check(configOf([['secrets'], [{kms: {apiVersion: 'v2', name: 'other', endpoint: 'unix:///o.sock'}}, identity]]), entries)
+    const other = await check(
+      configOf([['secrets'], [{kms: {apiVersion: 'v2', name: 'other', endpoint: 'unix:///o.sock'}}, identity]]),
+      entries,
+    )
     expect(other).toMatchObject({readable: false, unreadable: 1, kmsNotDecrypted: 0})
     expect(other.resources[0].unreadableAs).toEqual({'kms:vault': 1})
     const elsewhere = await check(configOf([['configmaps'], [kms]], [['secrets'], [key1, identity]]), entries)

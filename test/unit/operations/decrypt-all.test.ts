@@ -16,8 +16,23 @@ const BACKUPS = '/etc/kubernetes/tmp/kubectl-encryption-20261127T210000Z'
 const secretsIn = (text: string) => [...text.matchAll(/secret:\s*(\S+)/g)].map((m) => m[1] ?? '')
 
 function scanWith(encrypted: number): ScanSummary {
-  const resource = {resource: 'secrets', total: 10, byProvider: {identity: 10 - encrypted, ...(encrypted ? {[`aescbc:${K1}`]: encrypted} : {})}, plaintext: 10 - encrypted, stale: encrypted, undecryptable: 0, unverified: 0, orphans: 0, samples: encrypted ? {stale: ['/registry/secrets/default/a']} : {}}
-  return {etcd: {transport: 'direct', endpoint: 'https://etcd:2379'} as ScanSummary['etcd'], keys: 10, resources: [resource], totals: {total: 10, plaintext: 10 - encrypted, stale: encrypted, undecryptable: 0, unverified: 0, orphans: 0}}
+  const resource = {
+    resource: 'secrets',
+    total: 10,
+    byProvider: {identity: 10 - encrypted, ...(encrypted ? {[`aescbc:${K1}`]: encrypted} : {})},
+    plaintext: 10 - encrypted,
+    stale: encrypted,
+    undecryptable: 0,
+    unverified: 0,
+    orphans: 0,
+    samples: encrypted ? {stale: ['/registry/secrets/default/a']} : {},
+  }
+  return {
+    etcd: {transport: 'direct', endpoint: 'https://etcd:2379'} as ScanSummary['etcd'],
+    keys: 10,
+    resources: [resource],
+    totals: {total: 10, plaintext: 10 - encrypted, stale: encrypted, undecryptable: 0, unverified: 0, orphans: 0},
+  }
 }
 
 /** A cluster with encryption enabled by `enable`, and follow-ups that record what they were given. */
@@ -46,7 +61,12 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
     const before = cp.files.get('cp-1')?.fs.get(ENC)?.content ?? ''
     const [secret] = secretsIn(before)
     const result = await decryptAll({}, deps)
-    expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['identity-first:done', 'rewrite:done', 'scan:done', 'remove-encryption:skipped'])
+    expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual([
+      'identity-first:done',
+      'rewrite:done',
+      'scan:done',
+      'remove-encryption:skipped',
+    ])
     for (const f of cp.files.values()) {
       const config = parse(f.fs.get(ENC)?.content ?? '')
       expect(Object.keys(config.resources[0].providers[0])).toEqual(['identity'])
@@ -91,9 +111,14 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
       expect(f.fs.has(ENC)).toBe(false)
       expect(f.fs.get(`${BACKUPS}/enc.yaml.1`)?.mode).toBe(0o600)
     }
-    expect(result.configBackups.map((b) => `${b.node} ${b.path}`)).toEqual(['cp-1', 'cp-2', 'cp-3'].map((n) => `${n} ${BACKUPS}/enc.yaml.1`))
+    expect(result.configBackups.map((b) => `${b.node} ${b.path}`)).toEqual(
+      ['cp-1', 'cp-2', 'cp-3'].map((n) => `${n} ${BACKUPS}/enc.yaml.1`),
+    )
     expect(result.kubeadmConfig?.status).toBe('updated')
-    const cc = String((cp.objects.store.get('configmaps/kube-system/kubeadm-config')!.data as Record<string, string>).ClusterConfiguration)
+    const cc = String(
+      (cp.objects.store.get('configmaps/kube-system/kubeadm-config')!.data as Record<string, string>)
+        .ClusterConfiguration,
+    )
     expect(cc).not.toContain('encryption-provider-config')
     // a second run: nothing to do
     const again = await decryptAll({removeEncryption: true}, deps)
@@ -105,41 +130,66 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
     const result = await decryptAll({dryRun: true, removeEncryption: true}, deps)
     expect(calls).toEqual([])
     for (const f of cp.files.values()) expect(f.log).toEqual([])
-    expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['identity-first:planned', 'rewrite:pending', 'scan:pending', 'remove-encryption:planned'])
+    expect(result.stages.map((s) => `${s.stage}:${s.status}`)).toEqual([
+      'identity-first:planned',
+      'rewrite:pending',
+      'scan:pending',
+      'remove-encryption:planned',
+    ])
     const enc = result.diffs.find((d) => d.node === 'cp-1' && d.path === ENC)?.diff ?? ''
     expect(enc).toContain('+      - identity: {}')
     expect(enc).toMatch(/secret: <redacted sha256:[0-9a-f]{12}>/)
-    expect(result.diffs.find((d) => d.node === 'cp-2' && d.path === `${MANIFEST} (after a clean scan)`)?.diff).toContain(`-    - --encryption-provider-config=${ENC}`)
-    for (const secret of secretsIn(cp.files.get('cp-1')?.fs.get(ENC)?.content ?? '')) expect(JSON.stringify(result)).not.toContain(secret)
+    expect(
+      result.diffs.find((d) => d.node === 'cp-2' && d.path === `${MANIFEST} (after a clean scan)`)?.diff,
+    ).toContain(`-    - --encryption-provider-config=${ENC}`)
+    for (const secret of secretsIn(cp.files.get('cp-1')?.fs.get(ENC)?.content ?? ''))
+      expect(JSON.stringify(result)).not.toContain(secret)
   })
 
   it('continues an interrupted run: nodes already identity-first are left alone, the rest rolled on', async () => {
     const {cp, deps} = await encryptedCluster()
     cp.waiter.broken.add('cp-2') // cp-2 will not come back with any config change
-    await expect(decryptAll({}, deps)).rejects.toMatchObject({code: 'NODE_ROLLED_BACK', exitCode: 6, message: expect.stringContaining('Nodes not touched: cp-3')})
+    await expect(decryptAll({}, deps)).rejects.toMatchObject({
+      code: 'NODE_ROLLED_BACK',
+      exitCode: 6,
+      message: expect.stringContaining('Nodes not touched: cp-3'),
+    })
     expect(cp.files.get('cp-3')?.log).toEqual([])
     expect(parse(cp.files.get('cp-1')?.fs.get(ENC)?.content ?? '').resources[0].providers[0]).toEqual({identity: {}})
     expect(parse(cp.files.get('cp-2')?.fs.get(ENC)?.content ?? '').resources[0].providers[0]).toHaveProperty('aescbc')
     cp.waiter.broken.delete('cp-2')
     for (const f of cp.files.values()) f.log.length = 0
     const result = await decryptAll({}, deps)
-    expect(result.stages[0]?.nodes?.map((n) => `${n.node}:${n.status}`)).toEqual(['cp-1:unchanged', 'cp-2:changed', 'cp-3:changed'])
+    expect(result.stages[0]?.nodes?.map((n) => `${n.node}:${n.status}`)).toEqual([
+      'cp-1:unchanged',
+      'cp-2:changed',
+      'cp-3:changed',
+    ])
     expect(cp.files.get('cp-1')?.log).toEqual([])
     expect(result.decrypted).toBe(true)
   })
 
   it('refuses nodes that disagree unless --force, and a node whose config file is missing; nothing changed', async () => {
     const {cp, deps} = await encryptedCluster()
-    cp.files.get('cp-3')?.fs.set(ENC, {content: fixture('configs/seed-with-comments.yaml'), mode: 0o600, uid: 0, gid: 0})
+    cp.files
+      .get('cp-3')
+      ?.fs.set(ENC, {content: fixture('configs/seed-with-comments.yaml'), mode: 0o600, uid: 0, gid: 0})
     await expect(decryptAll({}, deps)).rejects.toMatchObject({code: 'NODES_DISAGREE', exitCode: 3})
     cp.files.get('cp-3')?.fs.delete(ENC)
-    await expect(decryptAll({}, deps)).rejects.toMatchObject({code: 'CONFIG_MISSING', exitCode: 3, message: expect.stringContaining('cp-3')})
+    await expect(decryptAll({}, deps)).rejects.toMatchObject({
+      code: 'CONFIG_MISSING',
+      exitCode: 3,
+      message: expect.stringContaining('cp-3'),
+    })
     for (const f of cp.files.values()) expect(f.log).toEqual([])
   })
 
   it('aborts with nothing changed when the confirmation is declined; encryption off everywhere is nothing to do', async () => {
     const {cp, deps} = await encryptedCluster()
-    await expect(decryptAll({}, {...deps, confirm: async () => false})).rejects.toMatchObject({code: 'ABORTED', exitCode: 3})
+    await expect(decryptAll({}, {...deps, confirm: async () => false})).rejects.toMatchObject({
+      code: 'ABORTED',
+      exitCode: 3,
+    })
     for (const f of cp.files.values()) expect(f.log).toEqual([])
     const off = fakeControlPlane()
     const result = await decryptAll({removeEncryption: true}, off.deps)
@@ -152,8 +202,15 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
       const {cp, deps} = await encryptedCluster()
       // values under K1 outside what the config covers: the scan stage does not see them, the check does
       const check = fakeReadCheck({needs: K1, storedAs: `aescbc:${K1}`, unreadable: 2})
-      const error = await decryptAll({removeEncryption: true}, {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}}).catch((e: unknown) => e)
-      expect(error).toMatchObject({code: 'CONFIG_CANNOT_READ', exitCode: 3, message: expect.stringContaining(`secrets (aescbc:${K1}=2)`)})
+      const error = await decryptAll(
+        {removeEncryption: true},
+        {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}},
+      ).catch((e: unknown) => e)
+      expect(error).toMatchObject({
+        code: 'CONFIG_CANNOT_READ',
+        exitCode: 3,
+        message: expect.stringContaining(`secrets (aescbc:${K1}=2)`),
+      })
       expect((error as Error).message).toContain('Stage remove-encryption changed nothing.')
       expect(check.seen).toHaveLength(2)
       expect(parse(check.seen[0] ?? '').resources[0].providers[0]).toEqual({identity: {}})
@@ -162,31 +219,64 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
         expect(f.fs.get(MANIFEST)?.content).toContain(`--encryption-provider-config=${ENC}`)
         expect(f.fs.has(ENC)).toBe(true)
       }
-      const partial = (error as {partialResult?: {stages: Array<{stage: string; status: string; readCheck?: unknown}>}}).partialResult
-      expect(partial?.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['identity-first:done', 'rewrite:done', 'scan:done', 'remove-encryption:failed'])
+      const partial = (error as {partialResult?: {stages: Array<{stage: string; status: string; readCheck?: unknown}>}})
+        .partialResult
+      expect(partial?.stages.map((s) => `${s.stage}:${s.status}`)).toEqual([
+        'identity-first:done',
+        'rewrite:done',
+        'scan:done',
+        'remove-encryption:failed',
+      ])
       expect(partial?.stages[0]?.readCheck).toMatchObject({status: 'readable'})
       // --force (the context name, checked by the command) takes encryption off anyway
-      const forced = await decryptAll({removeEncryption: true, force: true}, {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}})
+      const forced = await decryptAll(
+        {removeEncryption: true, force: true},
+        {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}},
+      )
       expect(forced.removed).toBe(true)
-      expect(forced.stages.at(-1)).toMatchObject({stage: 'remove-encryption', status: 'done', readCheck: {status: 'unreadable', forced: true}})
+      expect(forced.stages.at(-1)).toMatchObject({
+        stage: 'remove-encryption',
+        status: 'done',
+        readCheck: {status: 'unreadable', forced: true},
+      })
     })
 
     it('values the current keys cannot open already: identity-first is refused before any change', async () => {
       const {cp, deps} = await encryptedCluster()
       const check = fakeReadCheck({needs: 'key-lost', storedAs: 'aescbc:key-lost', unreadable: 1})
-      await expect(decryptAll({}, {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}})).rejects.toMatchObject({code: 'CONFIG_CANNOT_READ', exitCode: 3})
+      await expect(
+        decryptAll({}, {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}}),
+      ).rejects.toMatchObject({code: 'CONFIG_CANNOT_READ', exitCode: 3})
       for (const f of cp.files.values()) expect(f.log).toEqual([])
-      const plan = await decryptAll({dryRun: true}, {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}})
-      expect(plan.stages[0]).toMatchObject({stage: 'identity-first', status: 'planned', readCheck: {status: 'unreadable', unreadable: 1}})
+      const plan = await decryptAll(
+        {dryRun: true},
+        {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}},
+      )
+      expect(plan.stages[0]).toMatchObject({
+        stage: 'identity-first',
+        status: 'planned',
+        readCheck: {status: 'unreadable', unreadable: 1},
+      })
     })
 
     it('etcd that cannot be read: a warning per check, reported as not run, and the run goes on', async () => {
       const {cp, deps} = await encryptedCluster()
       const check = fakeReadCheck({fail: 'etcd down'})
-      const result = await decryptAll({removeEncryption: true}, {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}})
+      const result = await decryptAll(
+        {removeEncryption: true},
+        {...deps, followUps: {...deps.followUps, checkConfig: check.checkConfig}},
+      )
       expect(result.removed).toBe(true)
-      expect(result.stages.filter((s) => s.readCheck).map((s) => `${s.stage}:${s.readCheck?.status}`)).toEqual(['identity-first:not-run', 'remove-encryption:not-run'])
-      expect(cp.events).toContainEqual({type: 'warning', message: expect.stringContaining('read check not run before decrypt-all stage remove-encryption (etcd could not be read: etcd down)')})
+      expect(result.stages.filter((s) => s.readCheck).map((s) => `${s.stage}:${s.readCheck?.status}`)).toEqual([
+        'identity-first:not-run',
+        'remove-encryption:not-run',
+      ])
+      expect(cp.events).toContainEqual({
+        type: 'warning',
+        message: expect.stringContaining(
+          'read check not run before decrypt-all stage remove-encryption (etcd could not be read: etcd down)',
+        ),
+      })
     })
   })
 })

@@ -2,7 +2,13 @@ import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 
 import {PluginError} from '../../../src/errors.js'
-import {type ApiResource, type KubeObject, KubeApiError, type ListPage, type ObjectClient} from '../../../src/kube/types.js'
+import {
+  type ApiResource,
+  type KubeObject,
+  KubeApiError,
+  type ListPage,
+  type ObjectClient,
+} from '../../../src/kube/types.js'
 import type {ControlPlaneDeps} from '../../../src/operations/control-plane-deps.js'
 import type {ApiserverState, ApiserverWaiter} from '../../../src/operations/node-rollout.js'
 import type {RemoteDirEntry, RemoteFiles, RemoteStat, WriteOptions} from '../../../src/ssh/remote-files.js'
@@ -29,13 +35,28 @@ export class FakeFiles implements RemoteFiles {
   }
   async stat(path: string): Promise<RemoteStat | undefined> {
     const f = this.fs.get(path)
-    return f ? {path, uid: f.uid, gid: f.gid, mode: f.mode, size: f.content.length, type: 'file', sha256: `sha256:${sha(f.content)}`} : undefined
+    return f
+      ? {
+          path,
+          uid: f.uid,
+          gid: f.gid,
+          mode: f.mode,
+          size: f.content.length,
+          type: 'file',
+          sha256: `sha256:${sha(f.content)}`,
+        }
+      : undefined
   }
   async writeAtomic(path: string, data: Uint8Array | string, o: WriteOptions = {}) {
     if (this.failWrites) throw new PluginError('unexpected', 'REMOTE_FILE_OP_FAILED', `disk full on ${this.node}`)
     const old = this.fs.get(path)
     this.log.push(`write ${path}`)
-    this.fs.set(path, {content: Buffer.from(data).toString('utf8'), mode: o.mode ?? old?.mode ?? 0o600, uid: o.uid ?? old?.uid ?? 0, gid: o.gid ?? old?.gid ?? 0})
+    this.fs.set(path, {
+      content: Buffer.from(data).toString('utf8'),
+      mode: o.mode ?? old?.mode ?? 0o600,
+      uid: o.uid ?? old?.uid ?? 0,
+      gid: o.gid ?? old?.gid ?? 0,
+    })
   }
   async mkdir(path: string) {
     this.log.push(`mkdir ${path}`)
@@ -56,7 +77,9 @@ export class FakeFiles implements RemoteFiles {
     this.log.push(`restore ${backup} -> ${target}`)
   }
   async list(dir: string): Promise<RemoteDirEntry[]> {
-    return [...this.fs.keys()].filter((p) => p.startsWith(`${dir}/`)).map((p) => ({name: p.slice(dir.length + 1), type: 'file', size: 0}))
+    return [...this.fs.keys()]
+      .filter((p) => p.startsWith(`${dir}/`))
+      .map((p) => ({name: p.slice(dir.length + 1), type: 'file', size: 0}))
   }
   async remove(path: string) {
     this.fs.delete(path)
@@ -84,13 +107,18 @@ export class FakeWaiter implements ApiserverWaiter {
   async waitRestarted(node: string, before: ApiserverState) {
     this.waits.push(`restart ${node}`)
     const now = sha(this.manifest(node))
-    if (this.dead.has(node) || now === before.mirrorHash || (this.broken.has(node) && this.manifest(node).includes('--encryption-provider-config'))) {
+    if (
+      this.dead.has(node) ||
+      now === before.mirrorHash ||
+      (this.broken.has(node) && this.manifest(node).includes('--encryption-provider-config'))
+    ) {
       throw new PluginError('unexpected', 'WAIT_TIMEOUT', `timed out waiting for the kube-apiserver on ${node}`)
     }
   }
   async waitRestored(node: string, original: ApiserverState) {
     this.waits.push(`restored ${node}`)
-    if (this.dead.has(node) || sha(this.manifest(node)) !== original.mirrorHash) throw new PluginError('unexpected', 'WAIT_TIMEOUT', 'not back')
+    if (this.dead.has(node) || sha(this.manifest(node)) !== original.mirrorHash)
+      throw new PluginError('unexpected', 'WAIT_TIMEOUT', 'not back')
   }
   async waitConfigLoaded(node: string, hash: string) {
     this.waits.push(`reload ${node} ${hash.slice(0, 15)}`)
@@ -121,7 +149,8 @@ export class FakeObjects implements ObjectClient {
     const k = this.key(r, o.metadata.name, o.metadata.namespace)
     const cur = this.store.get(k)
     if (!cur) throw new KubeApiError(404, 'NotFound', 'not found')
-    if (o.metadata.resourceVersion && o.metadata.resourceVersion !== cur.metadata.resourceVersion) throw new KubeApiError(409, 'Conflict', 'conflict')
+    if (o.metadata.resourceVersion && o.metadata.resourceVersion !== cur.metadata.resourceVersion)
+      throw new KubeApiError(409, 'Conflict', 'conflict')
     const stored = {...structuredClone(o), metadata: {...o.metadata, resourceVersion: String(this.rv++)}}
     this.store.set(k, stored)
     return structuredClone(stored)
@@ -137,7 +166,12 @@ export const fixture = (path: string) => readFileSync(new URL(`../../fixtures/${
 export function fakeControlPlane(nodeNames = ['cp-1', 'cp-2', 'cp-3']) {
   const files = new Map(nodeNames.map((n) => [n, new FakeFiles(n)]))
   for (const f of files.values()) {
-    f.fs.set('/etc/kubernetes/manifests/kube-apiserver.yaml', {content: fixture('manifests/kubeadm-comments.yaml'), mode: 0o600, uid: 0, gid: 0})
+    f.fs.set('/etc/kubernetes/manifests/kube-apiserver.yaml', {
+      content: fixture('manifests/kubeadm-comments.yaml'),
+      mode: 0o600,
+      uid: 0,
+      gid: 0,
+    })
   }
   const waiter = new FakeWaiter(files)
   const objects = new FakeObjects()

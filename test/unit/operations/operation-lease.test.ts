@@ -1,7 +1,13 @@
 import {describe, expect, it} from 'vitest'
 
 import type {ApiResource, KubeObject} from '../../../src/kube/types.js'
-import {type LeaseHolder, type LeaseRecord, leaseStatus, OperationLease, readLease} from '../../../src/operations/operation-lease.js'
+import {
+  type LeaseHolder,
+  type LeaseRecord,
+  leaseStatus,
+  OperationLease,
+  readLease,
+} from '../../../src/operations/operation-lease.js'
 import {FakeObjects} from './fake-control-plane.js'
 
 const KEY = 'configmaps/kube-system/kubectl-encryption-state'
@@ -16,9 +22,19 @@ const lockOf = (objects: FakeObjects) => {
 describe('the cluster lock (a lease in kube-system/kubectl-encryption-state)', () => {
   it('is taken on a cluster without one, and a second run is refused naming the holder, operation and since (exit 3)', async () => {
     const objects = new FakeObjects()
-    const {lease, tookOver} = await OperationLease.acquire(objects, {holder: alice, operation: 'rotate'}, at('2026-11-28T03:00:00Z'))
+    const {lease, tookOver} = await OperationLease.acquire(
+      objects,
+      {holder: alice, operation: 'rotate'},
+      at('2026-11-28T03:00:00Z'),
+    )
     expect(tookOver).toBeUndefined()
-    expect(lockOf(objects)).toMatchObject({holder: 'alice@laptop-a pid 4242', operation: 'rotate', acquiredAt: '2026-11-28T03:00:00.000Z', renewedAt: '2026-11-28T03:00:00.000Z', ttlSeconds: 60})
+    expect(lockOf(objects)).toMatchObject({
+      holder: 'alice@laptop-a pid 4242',
+      operation: 'rotate',
+      acquiredAt: '2026-11-28T03:00:00.000Z',
+      renewedAt: '2026-11-28T03:00:00.000Z',
+      ttlSeconds: 60,
+    })
     expect(lease.lease.holder).toBe('alice@laptop-a pid 4242')
     const refused = OperationLease.acquire(objects, {holder: bob, operation: 'enable'}, at('2026-11-28T03:00:30Z'))
     await expect(refused).rejects.toMatchObject({code: 'OPERATION_LOCKED', exitCode: 3})
@@ -31,7 +47,11 @@ describe('the cluster lock (a lease in kube-system/kubectl-encryption-state)', (
   it('a lease not renewed within its TTL is taken over, and reported', async () => {
     const objects = new FakeObjects()
     await OperationLease.acquire(objects, {holder: alice, operation: 'decrypt-all'}, at('2026-11-28T03:00:00Z'))
-    const {tookOver} = await OperationLease.acquire(objects, {holder: bob, operation: 'rotate'}, at('2026-11-28T03:01:01Z'))
+    const {tookOver} = await OperationLease.acquire(
+      objects,
+      {holder: bob, operation: 'rotate'},
+      at('2026-11-28T03:01:01Z'),
+    )
     expect(tookOver).toMatchObject({holder: 'alice@laptop-a pid 4242', operation: 'decrypt-all'})
     expect(lockOf(objects)).toMatchObject({holder: 'bob@laptop-b pid 777', operation: 'rotate'})
   })
@@ -41,12 +61,28 @@ describe('the cluster lock (a lease in kube-system/kubectl-encryption-state)', (
     await OperationLease.acquire(objects, {holder: alice, operation: 'rotate'}, at('2026-11-28T03:00:00Z'))
     const now = '2026-11-28T03:00:05Z'
     // bob on another machine: alice's pid means nothing there, the lease is live for its TTL
-    await expect(OperationLease.acquire(objects, {holder: bob, operation: 'rotate'}, {...at(now), machine: 'm-b', isAlive: () => false})).rejects.toMatchObject({code: 'OPERATION_LOCKED'})
+    await expect(
+      OperationLease.acquire(
+        objects,
+        {holder: bob, operation: 'rotate'},
+        {...at(now), machine: 'm-b', isAlive: () => false},
+      ),
+    ).rejects.toMatchObject({code: 'OPERATION_LOCKED'})
     // on alice's machine, with pid 4242 still running: live
     const sameMachine = {...bob, machine: 'm-a'}
-    await expect(OperationLease.acquire(objects, {holder: sameMachine, operation: 'rotate'}, {...at(now), machine: 'm-a', isAlive: (pid) => pid === 4242})).rejects.toMatchObject({code: 'OPERATION_LOCKED'})
+    await expect(
+      OperationLease.acquire(
+        objects,
+        {holder: sameMachine, operation: 'rotate'},
+        {...at(now), machine: 'm-a', isAlive: (pid) => pid === 4242},
+      ),
+    ).rejects.toMatchObject({code: 'OPERATION_LOCKED'})
     // pid 4242 gone: taken over at once
-    const {tookOver} = await OperationLease.acquire(objects, {holder: sameMachine, operation: 'rotate'}, {...at(now), machine: 'm-a', isAlive: () => false})
+    const {tookOver} = await OperationLease.acquire(
+      objects,
+      {holder: sameMachine, operation: 'rotate'},
+      {...at(now), machine: 'm-a', isAlive: () => false},
+    )
     expect(tookOver?.pid).toBe(4242)
     expect(leaseStatus(tookOver!, {...at(now), machine: 'm-a', isAlive: () => false}).stale).toBe(true)
   })
@@ -54,7 +90,13 @@ describe('the cluster lock (a lease in kube-system/kubectl-encryption-state)', (
   it('two runs that read the same free lock: one write wins, the other gets 409, reads the winner and is refused cleanly', async () => {
     for (const existing of [false, true]) {
       const objects = new BarrierObjects(2)
-      if (existing) objects.store.set(KEY, {apiVersion: 'v1', kind: 'ConfigMap', metadata: {name: 'kubectl-encryption-state', namespace: 'kube-system', resourceVersion: 'seeded'}, data: {rotate: '{"stage":"promote"}'}})
+      if (existing)
+        objects.store.set(KEY, {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: {name: 'kubectl-encryption-state', namespace: 'kube-system', resourceVersion: 'seeded'},
+          data: {rotate: '{"stage":"promote"}'},
+        })
       const results = await Promise.allSettled([
         OperationLease.acquire(objects, {holder: alice, operation: 'rotate'}),
         OperationLease.acquire(objects, {holder: bob, operation: 'enable'}),
@@ -65,7 +107,10 @@ describe('the cluster lock (a lease in kube-system/kubectl-encryption-state)', (
       expect(lost).toHaveLength(1)
       expect(objects.conflicts).toBeGreaterThan(0)
       const winner = (won[0] as PromiseFulfilledResult<{lease: OperationLease}>).value.lease.lease
-      expect(lost[0]!.reason).toMatchObject({code: 'OPERATION_LOCKED', message: expect.stringContaining(`${winner.operation} by ${winner.holder}`)})
+      expect(lost[0]!.reason).toMatchObject({
+        code: 'OPERATION_LOCKED',
+        message: expect.stringContaining(`${winner.operation} by ${winner.holder}`),
+      })
       expect(lockOf(objects)?.id).toBe(winner.id)
       // the progress recorded beside it is kept
       if (existing) expect((objects.store.get(KEY)!.data as Record<string, string>).rotate).toBe('{"stage":"promote"}')
@@ -75,12 +120,18 @@ describe('the cluster lock (a lease in kube-system/kubectl-encryption-state)', (
   it('renews while held, reports a takeover as lost, and release gives back only its own lock', async () => {
     const objects = new FakeObjects()
     let clock = '2026-11-28T03:00:00Z'
-    const {lease} = await OperationLease.acquire(objects, {holder: alice, operation: 'rotate'}, {now: () => new Date(clock)})
+    const {lease} = await OperationLease.acquire(
+      objects,
+      {holder: alice, operation: 'rotate'},
+      {now: () => new Date(clock)},
+    )
     clock = '2026-11-28T03:00:20Z'
     expect(await lease.renew()).toEqual({})
     expect(lockOf(objects)?.renewedAt).toBe('2026-11-28T03:00:20.000Z')
     // renewed: still live 50 s later for a run that reads it
-    await expect(OperationLease.acquire(objects, {holder: bob, operation: 'enable'}, at('2026-11-28T03:01:10Z'))).rejects.toMatchObject({code: 'OPERATION_LOCKED'})
+    await expect(
+      OperationLease.acquire(objects, {holder: bob, operation: 'enable'}, at('2026-11-28T03:01:10Z')),
+    ).rejects.toMatchObject({code: 'OPERATION_LOCKED'})
     // bob takes alice's (expired) lease over: alice's renewal finds it lost; her release leaves bob's alone
     await OperationLease.acquire(objects, {holder: bob, operation: 'enable'}, at('2026-11-28T03:05:00Z'))
     expect((await lease.renew()).lost).toMatchObject({holder: 'bob@laptop-b pid 777'})

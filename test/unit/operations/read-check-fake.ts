@@ -9,7 +9,10 @@ export function fakeReadCheck(options: {needs?: string; storedAs?: string; unrea
   const checkConfig = async (configText: string): Promise<ConfigCheckResult> => {
     seen.push(configText)
     if (options.fail) throw new Error(options.fail)
-    const bad = options.needs !== undefined && !new RegExp(`name: ${options.needs}$`, 'm').test(configText) ? (options.unreadable ?? 3) : 0
+    const bad =
+      options.needs !== undefined && !new RegExp(`name: ${options.needs}$`, 'm').test(configText)
+        ? (options.unreadable ?? 3)
+        : 0
     const examples = Array.from({length: bad}, (_, i) => `/registry/secrets/default/s${i}`)
     return {
       readable: bad === 0,
@@ -20,7 +23,17 @@ export function fakeReadCheck(options: {needs?: string; storedAs?: string; unrea
       values: 10,
       unreadable: bad,
       kmsNotDecrypted: 0,
-      resources: [{resource: 'secrets', values: 10, unreadable: bad, kmsNotDecrypted: 0, unreadableAs: bad ? {[options.storedAs ?? 'aescbc:key1']: bad} : {}, errors: {}, examples: examples.slice(0, 5)}],
+      resources: [
+        {
+          resource: 'secrets',
+          values: 10,
+          unreadable: bad,
+          kmsNotDecrypted: 0,
+          unreadableAs: bad ? {[options.storedAs ?? 'aescbc:key1']: bad} : {},
+          errors: {},
+          examples: examples.slice(0, 5),
+        },
+      ],
       examples: examples.slice(0, 5),
     }
   }

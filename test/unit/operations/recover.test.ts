@@ -11,8 +11,19 @@ import type {EncryptionConfiguration, ProviderSpec} from '../../../src/encryptio
 import {ResourceTransformer} from '../../../src/encryption/resource-transformer.js'
 import type {EtcdKeyValue, EtcdReader} from '../../../src/etcd/etcd-reader.js'
 import {EXIT, PluginError} from '../../../src/errors.js'
-import {type AccessCheck, type ApiResource, type DeleteOptions, KubeApiError, type ObjectClient} from '../../../src/kube/types.js'
-import {type RecoverBackup, type RecoverDeps, type RecoverResult, recoverUndecryptable} from '../../../src/operations/recover.js'
+import {
+  type AccessCheck,
+  type ApiResource,
+  type DeleteOptions,
+  KubeApiError,
+  type ObjectClient,
+} from '../../../src/kube/types.js'
+import {
+  type RecoverBackup,
+  type RecoverDeps,
+  type RecoverResult,
+  recoverUndecryptable,
+} from '../../../src/operations/recover.js'
 import {b64, vectors} from '../encryption/vectors-helper.js'
 
 const OBJECT = b64(vectors.find((v) => v.id === 'identity-secret-protobuf')!.plaintext!)
@@ -27,8 +38,22 @@ const readable = (key: string) => ResourceTransformer.fromProviders([key1], unde
 /** Encrypted under a key the config no longer has. */
 const gone = () => Buffer.concat([Buffer.from('k8s:enc:aescbc:v1:gone:'), randomBytes(48)])
 
-const SECRETS: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true, verbs: ['list', 'delete']}
-const CONFIGMAPS: ApiResource = {group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true, verbs: ['list', 'delete']}
+const SECRETS: ApiResource = {
+  group: '',
+  version: 'v1',
+  resource: 'secrets',
+  kind: 'Secret',
+  namespaced: true,
+  verbs: ['list', 'delete'],
+}
+const CONFIGMAPS: ApiResource = {
+  group: '',
+  version: 'v1',
+  resource: 'configmaps',
+  kind: 'ConfigMap',
+  namespaced: true,
+  verbs: ['list', 'delete'],
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'recover-unit-'))
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
@@ -56,7 +81,8 @@ function world(overrides: Partial<World> = {}): World {
   return {
     entries,
     apiCauses: null,
-    metrics: '# TYPE kubernetes_feature_enabled gauge\nkubernetes_feature_enabled{name="AllowUnsafeMalformedObjectDeletion",stage="BETA"} 1\n',
+    metrics:
+      '# TYPE kubernetes_feature_enabled gauge\nkubernetes_feature_enabled{name="AllowUnsafeMalformedObjectDeletion",stage="BETA"} 1\n',
     denied: new Set(),
     deleteFails: new Map(),
     events: [],
@@ -71,7 +97,10 @@ function depsFor(w: World, extra: Partial<RecoverDeps> = {}): RecoverDeps {
     get: async (key) => (w.entries.has(key) ? {key, value: w.entries.get(key)!, modRevision: 7} : undefined),
     async *range(prefix) {
       w.ranged.push(prefix)
-      const page: EtcdKeyValue[] = [...w.entries].filter(([k]) => k.startsWith(prefix)).sort(([a], [b]) => a.localeCompare(b)).map(([key, value], i) => ({key, value, modRevision: i + 1}))
+      const page: EtcdKeyValue[] = [...w.entries]
+        .filter(([k]) => k.startsWith(prefix))
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([key, value], i) => ({key, value, modRevision: i + 1}))
       yield page
     },
     describe: () => ({transport: 'direct', endpoint: 'https://127.0.0.1:2379'}),
@@ -79,15 +108,34 @@ function depsFor(w: World, extra: Partial<RecoverDeps> = {}): RecoverDeps {
   }
   const objects = {
     list: async (resource: ApiResource, options: {namespace?: string}) => {
-      if (resource.resource === 'secrets' && w.apiCauses === 'plain') throw new KubeApiError(500, 'InternalError', 'Internal error occurred: unable to transform key "/registry/secrets/team-a/lost-1": no matching key was found for the provided AES transformer')
+      if (resource.resource === 'secrets' && w.apiCauses === 'plain')
+        throw new KubeApiError(
+          500,
+          'InternalError',
+          'Internal error occurred: unable to transform key "/registry/secrets/team-a/lost-1": no matching key was found for the provided AES transformer',
+        )
       if (resource.resource === 'secrets' && Array.isArray(w.apiCauses)) {
-        const causes = w.apiCauses.filter((k) => options.namespace === undefined || k.startsWith(`/registry/secrets/${options.namespace}/`))
+        const causes = w.apiCauses.filter(
+          (k) => options.namespace === undefined || k.startsWith(`/registry/secrets/${options.namespace}/`),
+        )
         if (causes.length > 0)
-          throw new KubeApiError(500, 'StorageReadError', 'failed to read one or more secrets from the storage', undefined, undefined, {verb: 'list'}, {
-            name: 'list',
-            kind: 'secrets',
-            causes: causes.map((field) => ({reason: 'UnexpectedServerResponse', field, message: `corrupt object: data from the storage is not transformable`})),
-          })
+          throw new KubeApiError(
+            500,
+            'StorageReadError',
+            'failed to read one or more secrets from the storage',
+            undefined,
+            undefined,
+            {verb: 'list'},
+            {
+              name: 'list',
+              kind: 'secrets',
+              causes: causes.map((field) => ({
+                reason: 'UnexpectedServerResponse',
+                field,
+                message: `corrupt object: data from the storage is not transformable`,
+              })),
+            },
+          )
       }
       return {items: []}
     },
@@ -105,10 +153,17 @@ function depsFor(w: World, extra: Partial<RecoverDeps> = {}): RecoverDeps {
     objects,
     discovery: {resources: async () => [SECRETS, CONFIGMAPS]},
     access: {
-      canI: async (c: AccessCheck) => ({allowed: !w.denied.has(`${c.verb} ${c.resource} ${c.namespace ?? ''}`) && !w.denied.has(c.verb)}),
+      canI: async (c: AccessCheck) => ({
+        allowed: !w.denied.has(`${c.verb} ${c.resource} ${c.namespace ?? ''}`) && !w.denied.has(c.verb),
+      }),
       whoAmI: async () => 'alice',
     },
-    probe: {get: async (path: string) => (path === '/metrics' ? {status: 200, body: w.metrics} : {status: 200, body: '{"major":"1","minor":"37","gitVersion":"v1.37.2"}'})},
+    probe: {
+      get: async (path: string) =>
+        path === '/metrics'
+          ? {status: 200, body: w.metrics}
+          : {status: 200, body: '{"major":"1","minor":"37","gitVersion":"v1.37.2"}'},
+    },
     writeBackup: async (path, data) => {
       w.events.push(`backup ${path}`)
       const {writePrivateFile} = await import('../../../src/operations/private-file.js')
@@ -119,8 +174,16 @@ function depsFor(w: World, extra: Partial<RecoverDeps> = {}): RecoverDeps {
   }
 }
 
-const run = (w: World, options: Partial<Parameters<typeof recoverUndecryptable>[0]> = {}, extra: Partial<RecoverDeps> = {}) =>
-  recoverUndecryptable({dryRun: false, backupDir: mkdtempSync(join(dir, 'b-')), ...options}, depsFor(w, extra), 'kind-sandbox')
+const run = (
+  w: World,
+  options: Partial<Parameters<typeof recoverUndecryptable>[0]> = {},
+  extra: Partial<RecoverDeps> = {},
+) =>
+  recoverUndecryptable(
+    {dryRun: false, backupDir: mkdtempSync(join(dir, 'b-')), ...options},
+    depsFor(w, extra),
+    'kind-sandbox',
+  )
 
 async function refusal(promise: Promise<unknown>): Promise<PluginError & {partialResult?: RecoverResult}> {
   const error = await promise.then(
@@ -145,13 +208,18 @@ describe('recover: what it finds', () => {
     expect(w.ranged).toEqual(['/registry/secrets/'])
     expect(r.feature).toMatchObject({served: true})
     expect(r.access.every((a) => a.allowed)).toBe(true)
-    expect(r.access.map((a) => `${a.verb} ${a.namespace}`)).toEqual(['delete team-a', 'unsafe-delete-ignore-read-errors team-a', 'delete team-b', 'unsafe-delete-ignore-read-errors team-b'])
+    expect(r.access.map((a) => `${a.verb} ${a.namespace}`)).toEqual([
+      'delete team-a',
+      'unsafe-delete-ignore-read-errors team-a',
+      'delete team-b',
+      'unsafe-delete-ignore-read-errors team-b',
+    ])
     expect(w.events).toEqual([])
     expect(r.backupFile).toBeUndefined()
     expect(JSON.stringify(r)).not.toContain(KEY1_SECRET)
   })
 
-  it('-n reads only that namespace\'s keys; the API\'s StorageReadError causes are merged (and one only the API names is read from etcd)', async () => {
+  it("-n reads only that namespace's keys; the API's StorageReadError causes are merged (and one only the API names is read from etcd)", async () => {
     const w = world()
     w.entries.set('/registry/secrets/team-a/undecodable', Buffer.from('k8s\x00garbage'))
     w.apiCauses = ['/registry/secrets/team-a/lost-1', '/registry/secrets/team-a/undecodable']
@@ -186,7 +254,9 @@ describe('recover: refusals change nothing', () => {
     expect(e.code).toBe('UNSAFE_DELETE_FORBIDDEN')
     expect(e.message).toContain('not allowed to unsafe-delete-ignore-read-errors secrets in namespace team-a')
     expect(e.hint).toContain('verbs: ["delete", "unsafe-delete-ignore-read-errors"]')
-    expect(e.hint).toContain('kubectl create clusterrole kubectl-encryption-recover --verb=delete,unsafe-delete-ignore-read-errors --resource=secrets')
+    expect(e.hint).toContain(
+      'kubectl create clusterrole kubectl-encryption-recover --verb=delete,unsafe-delete-ignore-read-errors --resource=secrets',
+    )
     expect(e.hint).toContain('--user=alice')
     expect(e.partialResult?.objects).toHaveLength(3)
     expect(asked).toBe(false)
@@ -198,11 +268,15 @@ describe('recover: refusals change nothing', () => {
     const e = await refusal(run(w, {namespace: 'team-a', dryRun: true}))
     expect(e.exitCode).toBe(EXIT.precondition)
     expect(e.hint).toContain('kubectl create role kubectl-encryption-recover -n team-a')
-    expect(e.hint).toContain('kubectl create rolebinding kubectl-encryption-recover -n team-a --role=kubectl-encryption-recover --user=alice')
+    expect(e.hint).toContain(
+      'kubectl create rolebinding kubectl-encryption-recover -n team-a --role=kubectl-encryption-recover --user=alice',
+    )
   })
 
   it('a server without the feature (the gate reported off): exit 3, names the gate', async () => {
-    const w = world({metrics: 'kubernetes_feature_enabled{name="AllowUnsafeMalformedObjectDeletion",stage="ALPHA"} 0\n'})
+    const w = world({
+      metrics: 'kubernetes_feature_enabled{name="AllowUnsafeMalformedObjectDeletion",stage="ALPHA"} 0\n',
+    })
     const e = await refusal(run(w))
     expect(e.exitCode).toBe(EXIT.precondition)
     expect(e.code).toBe('UNSAFE_DELETE_NOT_SERVED')
@@ -224,7 +298,18 @@ describe('recover: refusals change nothing', () => {
       ['31', 'predates'],
     ]) {
       const w = world()
-      const e = await refusal(run(w, {}, {probe: {get: async (path) => (path === '/metrics' ? {status: 403, body: ''} : {status: 200, body: `{"major":"1","minor":"${minor}"}`})}}))
+      const e = await refusal(
+        run(
+          w,
+          {},
+          {
+            probe: {
+              get: async (path) =>
+                path === '/metrics' ? {status: 403, body: ''} : {status: 200, body: `{"major":"1","minor":"${minor}"}`},
+            },
+          },
+        ),
+      )
       expect(e.code).toBe('UNSAFE_DELETE_NOT_SERVED')
       expect(e.message).toContain(text)
       expect(w.events).toEqual([])
@@ -235,12 +320,16 @@ describe('recover: refusals change nothing', () => {
     const w = world()
     let question = ''
     const e = await refusal(
-      run(w, {}, {
-        confirm: async (q) => {
-          question = q
-          return false
+      run(
+        w,
+        {},
+        {
+          confirm: async (q) => {
+            question = q
+            return false
+          },
         },
-      }),
+      ),
     )
     expect(e.exitCode).toBe(EXIT.precondition)
     expect(e.code).toBe('ABORTED')
@@ -252,11 +341,15 @@ describe('recover: refusals change nothing', () => {
   it('a backup that cannot be written: exit 3, nothing deleted', async () => {
     const w = world()
     const e = await refusal(
-      run(w, {}, {
-        writeBackup: async () => {
-          throw Object.assign(new Error('no space left on device'), {code: 'ENOSPC'})
+      run(
+        w,
+        {},
+        {
+          writeBackup: async () => {
+            throw Object.assign(new Error('no space left on device'), {code: 'ENOSPC'})
+          },
         },
-      }),
+      ),
     )
     expect(e.exitCode).toBe(EXIT.precondition)
     expect(e.code).toBe('BACKUP_FAILED')
@@ -297,9 +390,12 @@ describe('recover: the run', () => {
       ['/registry/secrets/team-a/lost-2', 'secrets', 'team-a', 'lost-2'],
       ['/registry/secrets/team-b/lost-3', 'secrets', 'team-b', 'lost-3'],
     ])
-    for (const o of backup.objects) expect(Buffer.from(o.valueBase64, 'base64').equals(w.entries.get(o.etcdKey)!)).toBe(true)
+    for (const o of backup.objects)
+      expect(Buffer.from(o.valueBase64, 'base64').equals(w.entries.get(o.etcdKey)!)).toBe(true)
     expect(readFileSync(r.backupFile!, 'utf8')).not.toContain(KEY1_SECRET)
-    expect((Recover.prototype as unknown as {exitCodeFor(r: unknown): number}).exitCodeFor({...r, context: 'x'})).toBe(EXIT.ok)
+    expect((Recover.prototype as unknown as {exitCodeFor(r: unknown): number}).exitCodeFor({...r, context: 'x'})).toBe(
+      EXIT.ok,
+    )
   })
 
   it('some deletes fail: the rest go on, exit 4; already gone and readable again are not failures', async () => {
@@ -311,7 +407,14 @@ describe('recover: the run', () => {
     w.deleteFails.set('lost-4', new KubeApiError(409, 'Conflict', 'Operation cannot be fulfilled'))
     w.entries.set('/registry/secrets/team-b/lost-6', gone())
     // 1.32–1.36 answer a readable object with 422
-    w.deleteFails.set('lost-6', new KubeApiError(422, 'Invalid', 'secrets "lost-6" is invalid: ignoreStoreReadErrorWithClusterBreakingPotential: Invalid value: true: is exclusively used to delete corrupt object(s), try again by removing this option'))
+    w.deleteFails.set(
+      'lost-6',
+      new KubeApiError(
+        422,
+        'Invalid',
+        'secrets "lost-6" is invalid: ignoreStoreReadErrorWithClusterBreakingPotential: Invalid value: true: is exclusively used to delete corrupt object(s), try again by removing this option',
+      ),
+    )
     const r = await run(w)
     expect(r.objects.map((o) => [o.name, o.status])).toEqual([
       ['lost-1', 'failed'],
@@ -323,7 +426,9 @@ describe('recover: the run', () => {
     ])
     expect(r.objects[0]!.message).toContain('403 Forbidden: denied by policy')
     expect(r.totals).toEqual({found: 6, deleted: 2, gone: 1, readable: 2, failed: 1})
-    expect((Recover.prototype as unknown as {exitCodeFor(r: unknown): number}).exitCodeFor({...r, context: 'x'})).toBe(EXIT.partial)
+    expect((Recover.prototype as unknown as {exitCodeFor(r: unknown): number}).exitCodeFor({...r, context: 'x'})).toBe(
+      EXIT.partial,
+    )
   })
 
   it('Ctrl-C between deletes: exit 4 with what was done, the rest listed', async () => {
@@ -331,10 +436,13 @@ describe('recover: the run', () => {
     const stop = new AbortController()
     const deps = depsFor(w, {signal: stop.signal})
     const objects = deps.objects
-    deps.objects = {...objects, delete: async (...args: Parameters<ObjectClient['delete']>) => {
-      await objects.delete(...args)
-      stop.abort()
-    }} as ObjectClient
+    deps.objects = {
+      ...objects,
+      delete: async (...args: Parameters<ObjectClient['delete']>) => {
+        await objects.delete(...args)
+        stop.abort()
+      },
+    } as ObjectClient
     const e = await refusal(recoverUndecryptable({dryRun: false, backupDir: mkdtempSync(join(dir, 'int-'))}, deps))
     expect(e.exitCode).toBe(EXIT.partial)
     expect(e.partialResult?.objects.map((o) => o.status)).toEqual(['deleted', 'listed', 'listed'])

@@ -14,10 +14,22 @@ import {
 import {CONFIGMAPS, FakeCluster, PANDAS, SECRETS} from '../helpers/fake-cluster.js'
 
 const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false}
-const DEPLOYMENTS: ApiResource = {group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true}
+const DEPLOYMENTS: ApiResource = {
+  group: 'apps',
+  version: 'v1',
+  resource: 'deployments',
+  kind: 'Deployment',
+  namespaced: true,
+}
 const PANDAS_V2: ApiResource = {...PANDAS, version: 'v2'}
 
-const rule = (r: Partial<WebhookRule> = {}): WebhookRule => ({operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['secrets'], ...r})
+const rule = (r: Partial<WebhookRule> = {}): WebhookRule => ({
+  operations: ['UPDATE'],
+  apiGroups: [''],
+  apiVersions: ['v1'],
+  resources: ['secrets'],
+  ...r,
+})
 
 describe('ruleMatchesUpdate (as kube-apiserver matches admission rules)', () => {
   it('operations: UPDATE or *, not CREATE/DELETE/CONNECT alone', () => {
@@ -37,8 +49,10 @@ describe('ruleMatchesUpdate (as kube-apiserver matches admission rules)', () => 
   })
 
   it('resources: the name, *, and the subresource forms (secrets/* and */* match the main resource; secrets/status does not)', () => {
-    for (const resources of [['secrets'], ['*'], ['secrets/*'], ['*/*'], ['configmaps', 'secrets']]) expect(ruleMatchesUpdate(rule({resources}), SECRETS), resources.join()).toBe(true)
-    for (const resources of [['configmaps'], ['secrets/status'], ['*/scale'], ['secret'], []]) expect(ruleMatchesUpdate(rule({resources}), SECRETS), resources.join()).toBe(false)
+    for (const resources of [['secrets'], ['*'], ['secrets/*'], ['*/*'], ['configmaps', 'secrets']])
+      expect(ruleMatchesUpdate(rule({resources}), SECRETS), resources.join()).toBe(true)
+    for (const resources of [['configmaps'], ['secrets/status'], ['*/scale'], ['secret'], []])
+      expect(ruleMatchesUpdate(rule({resources}), SECRETS), resources.join()).toBe(false)
   })
 
   it('scope: Namespaced, Cluster or * (namespaces themselves are cluster-scoped)', () => {
@@ -65,8 +79,17 @@ describe('ruleMatchesUpdate (as kube-apiserver matches admission rules)', () => 
   })
 })
 
-function configuration(kind: 'Validating' | 'Mutating', name: string, webhooks: Array<Record<string, unknown>>): KubeObject {
-  return {apiVersion: 'admissionregistration.k8s.io/v1', kind: `${kind}WebhookConfiguration`, metadata: {name}, webhooks}
+function configuration(
+  kind: 'Validating' | 'Mutating',
+  name: string,
+  webhooks: Array<Record<string, unknown>>,
+): KubeObject {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: `${kind}WebhookConfiguration`,
+    metadata: {name},
+    webhooks,
+  }
 }
 
 describe('updateWebhooksOf', () => {
@@ -86,7 +109,17 @@ describe('updateWebhooksOf', () => {
       },
     ])
     expect(updateWebhooksOf(config, 'validating', [SECRETS, CONFIGMAPS])).toEqual([
-      {kind: 'validating', configuration: 'policy', webhook: 'all.policy.example', failurePolicy: 'Fail', matchPolicy: 'Equivalent', timeoutSeconds: 10, resources: ['secrets', 'configmaps'], seesNoOpWrite: 'all', filteredBy: []},
+      {
+        kind: 'validating',
+        configuration: 'policy',
+        webhook: 'all.policy.example',
+        failurePolicy: 'Fail',
+        matchPolicy: 'Equivalent',
+        timeoutSeconds: 10,
+        resources: ['secrets', 'configmaps'],
+        seesNoOpWrite: 'all',
+        filteredBy: [],
+      },
       {
         kind: 'validating',
         configuration: 'policy',
@@ -106,14 +139,31 @@ describe('updateWebhooksOf', () => {
 describe('findUpdateWebhooks', () => {
   it('lists validating and mutating configurations (paged) and keeps what matches', async () => {
     const c = new FakeCluster()
-    for (let i = 0; i < 3; i++) c.seedObject(VALIDATING_WEBHOOKS, configuration('Validating', `v-${i}`, [{name: `v${i}.example`, rules: [rule()]}]))
+    for (let i = 0; i < 3; i++)
+      c.seedObject(
+        VALIDATING_WEBHOOKS,
+        configuration('Validating', `v-${i}`, [{name: `v${i}.example`, rules: [rule()]}]),
+      )
     // more than one page of 500
-    for (let i = 0; i < 501; i++) c.seedObject(VALIDATING_WEBHOOKS, configuration('Validating', `w-${i}`, [{name: 'cm.example', rules: [rule({resources: ['configmaps']})]}]))
+    for (let i = 0; i < 501; i++)
+      c.seedObject(
+        VALIDATING_WEBHOOKS,
+        configuration('Validating', `w-${i}`, [{name: 'cm.example', rules: [rule({resources: ['configmaps']})]}]),
+      )
     c.seedObject(VALIDATING_WEBHOOKS, configuration('Validating', 'z-last', [{name: 'z.example', rules: [rule()]}]))
-    c.seedObject(MUTATING_WEBHOOKS, configuration('Mutating', 'm', [{name: 'm.example', rules: [rule({operations: ['*']})]}]))
+    c.seedObject(
+      MUTATING_WEBHOOKS,
+      configuration('Mutating', 'm', [{name: 'm.example', rules: [rule({operations: ['*']})]}]),
+    )
     const check = await findUpdateWebhooks(c, [SECRETS])
     expect(check.listError).toBeUndefined()
-    expect(check.webhooks.map((w) => `${w.kind} ${w.configuration}/${w.webhook}`)).toEqual(['validating v-0/v0.example', 'validating v-1/v1.example', 'validating v-2/v2.example', 'validating z-last/z.example', 'mutating m/m.example'])
+    expect(check.webhooks.map((w) => `${w.kind} ${w.configuration}/${w.webhook}`)).toEqual([
+      'validating v-0/v0.example',
+      'validating v-1/v1.example',
+      'validating v-2/v2.example',
+      'validating z-last/z.example',
+      'mutating m/m.example',
+    ])
     expect(c.calls.list).toBe(3)
   })
 
@@ -122,23 +172,43 @@ describe('findUpdateWebhooks', () => {
     c.seedObject(VALIDATING_WEBHOOKS, configuration('Validating', 'v', [{name: 'v.example', rules: [rule()]}]))
     c.fault = ({resource}) => {
       if (resource === MUTATING_WEBHOOKS)
-        throw new KubeApiError(403, 'Forbidden', 'mutatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: User "dev" cannot list resource')
+        throw new KubeApiError(
+          403,
+          'Forbidden',
+          'mutatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: User "dev" cannot list resource',
+        )
     }
     const check = await findUpdateWebhooks(c, [SECRETS])
     expect(check.webhooks.map((w) => w.webhook)).toEqual(['v.example'])
-    expect(check.listError).toBe('403 Forbidden: mutatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: User "dev" cannot list resource')
-    expect(webhooksListWarning(check.listError!)).toMatch(/^could not list admission webhook configurations \(403 Forbidden: .*\); a webhook matching UPDATE could still deny or slow the rewrite$/)
+    expect(check.listError).toBe(
+      '403 Forbidden: mutatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: User "dev" cannot list resource',
+    )
+    expect(webhooksListWarning(check.listError!)).toMatch(
+      /^could not list admission webhook configurations \(403 Forbidden: .*\); a webhook matching UPDATE could still deny or slow the rewrite$/,
+    )
   })
 })
 
 describe('webhookWarning', () => {
   it('names the webhook, its configuration, kind, failurePolicy and whether it sees the no-op write', () => {
-    const [fail] = updateWebhooksOf(configuration('Validating', 'policy', [{name: 'deny.example', rules: [rule()]}]), 'validating', [SECRETS])
+    const [fail] = updateWebhooksOf(
+      configuration('Validating', 'policy', [{name: 'deny.example', rules: [rule()]}]),
+      'validating',
+      [SECRETS],
+    )
     expect(webhookWarning(fail!)).toBe(
       'validating admission webhook deny.example (ValidatingWebhookConfiguration policy) matches UPDATE of secrets: it sees every no-op write; failurePolicy Fail: a denial, an error or a timeout (10s) fails that object',
     )
     const [ignore] = updateWebhooksOf(
-      configuration('Mutating', 'inject', [{name: 'm.example', failurePolicy: 'Ignore', timeoutSeconds: 5, objectSelector: {matchExpressions: [{key: 'a', operator: 'Exists'}]}, rules: [rule()]}]),
+      configuration('Mutating', 'inject', [
+        {
+          name: 'm.example',
+          failurePolicy: 'Ignore',
+          timeoutSeconds: 5,
+          objectSelector: {matchExpressions: [{key: 'a', operator: 'Exists'}]},
+          rules: [rule()],
+        },
+      ]),
       'mutating',
       [SECRETS],
     )

@@ -16,7 +16,10 @@ const K2 = 'key-20261127T210000Z-2'
 
 const ENC = '/etc/kubernetes/enc/enc.yaml'
 type Cfg = {resources: Array<{providers: Array<Record<string, {keys?: Array<{name: string; secret: string}>}>>}>}
-const providersOf = (text: string) => (parse(text) as Cfg).resources[0]?.providers.map((p) => `${Object.keys(p)[0]}:${(Object.values(p)[0]?.keys ?? []).map((k) => k.name).join(',')}`)
+const providersOf = (text: string) =>
+  (parse(text) as Cfg).resources[0]?.providers.map(
+    (p) => `${Object.keys(p)[0]}:${(Object.values(p)[0]?.keys ?? []).map((k) => k.name).join(',')}`,
+  )
 
 async function enabled(automaticReload = false) {
   const cp = fakeControlPlane()
@@ -35,7 +38,13 @@ async function enabled(automaticReload = false) {
     },
   }
   const config = (node = 'cp-1') => cp.files.get(node)?.fs.get(ENC)?.content ?? ''
-  const state = () => JSON.parse(String((cp.objects.store.get('configmaps/kube-system/kubectl-encryption-state')?.data as Record<string, string>)?.rotate ?? 'null'))
+  const state = () =>
+    JSON.parse(
+      String(
+        (cp.objects.store.get('configmaps/kube-system/kubectl-encryption-state')?.data as Record<string, string>)
+          ?.rotate ?? 'null',
+      ),
+    )
   return {cp, deps, config, state, rewrites, setUnderOld: (n: number) => (underOld = n)}
 }
 
@@ -52,7 +61,14 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     expect(t.state()).toMatchObject({status: 'done', completedStages: [...ROTATE_STAGES]})
     expect(t.rewrites).toEqual([`rewrite aescbc:${K2},${K1} identity:`])
     // the rewrite stage's summary (with its estimate and webhooks, when the real follow-ups give them) is in the result
-    expect(result.rewrite).toEqual({resources: ['secrets'], rewritten: 3, alreadyCurrent: 0, failed: 0, incomplete: [], failures: []})
+    expect(result.rewrite).toEqual({
+      resources: ['secrets'],
+      rewritten: 3,
+      alreadyCurrent: 0,
+      failed: 0,
+      incomplete: [],
+      failures: [],
+    })
     expect(JSON.stringify(t.state()) + JSON.stringify(result)).not.toContain(oldSecret)
     // each config stage restarted every node (no automatic reload): 3 stages × 3 nodes
     expect(t.cp.waiter.waits.filter((w) => w.startsWith('restart')).length).toBe(3 + 9)
@@ -75,14 +91,24 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     // no rewrite available: stops at stage 5 with the state recorded
     const noRewrite = {...t.deps, followUps: undefined}
     await expect(rotateKeys({backupConfirmed: true}, noRewrite)).rejects.toMatchObject({code: 'REWRITE_UNAVAILABLE'})
-    expect(t.state()).toMatchObject({status: 'failed', stage: 'rewrite', completedStages: ['add-key', 'wait-add', 'promote', 'wait-promote']})
+    expect(t.state()).toMatchObject({
+      status: 'failed',
+      stage: 'rewrite',
+      completedStages: ['add-key', 'wait-add', 'promote', 'wait-promote'],
+    })
     const afterPromote = t.config()
     expect(providersOf(afterPromote)).toEqual([`aescbc:${K2},${K1}`, 'identity:'])
     const resumed = await rotateKeys({backupConfirmed: true}, t.deps)
     expect(resumed.stages.map((s) => `${s.stage}:${s.status}`)).toEqual([
-      'add-key:already-done', 'wait-add:already-done', 'promote:already-done', 'wait-promote:already-done', 'rewrite:done', 'remove-old:done',
+      'add-key:already-done',
+      'wait-add:already-done',
+      'promote:already-done',
+      'wait-promote:already-done',
+      'rewrite:done',
+      'remove-old:done',
     ])
-    const newSecret = (c: string) => (parse(c) as Cfg).resources[0]?.providers[0]?.aescbc?.keys?.find((k) => k.name === K2)?.secret
+    const newSecret = (c: string) =>
+      (parse(c) as Cfg).resources[0]?.providers[0]?.aescbc?.keys?.find((k) => k.name === K2)?.secret
     expect(newSecret(t.config())).toBe(newSecret(afterPromote))
   })
 
@@ -105,7 +131,10 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     await expect(rotateKeys({}, t.deps)).rejects.toMatchObject({code: 'BACKUP_NOT_CONFIRMED', exitCode: 3})
     expect(t.state()).toMatchObject({status: 'failed', stage: 'remove-old'})
     t.setUnderOld(2)
-    await expect(rotateKeys({backupConfirmed: true, stage: 'remove-old'}, t.deps)).rejects.toMatchObject({code: 'OLD_KEY_STILL_USED', message: expect.stringContaining('2 value(s)')})
+    await expect(rotateKeys({backupConfirmed: true, stage: 'remove-old'}, t.deps)).rejects.toMatchObject({
+      code: 'OLD_KEY_STILL_USED',
+      message: expect.stringContaining('2 value(s)'),
+    })
     expect(providersOf(t.config())).toEqual([`aescbc:${K2},${K1}`, 'identity:'])
     t.setUnderOld(0)
     await rotateKeys({backupConfirmed: true}, t.deps)
@@ -142,12 +171,19 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     expect(t.cp.waiter.waits.filter((w) => w.startsWith('reload')).length).toBe(9 + 6)
   })
 
-  it('dry run shows the next stage\'s diff and changes nothing', async () => {
+  it("dry run shows the next stage's diff and changes nothing", async () => {
     const t = await enabled()
     const before = t.config()
     const plan = await rotateKeys({dryRun: true}, t.deps)
     expect(plan.stages.map((s) => `${s.stage}:${s.status}`)).toEqual(['add-key:planned'])
-    expect(plan.diffs.map((d) => d.path)).toEqual([ENC, '/etc/kubernetes/manifests/kube-apiserver.yaml', ENC, '/etc/kubernetes/manifests/kube-apiserver.yaml', ENC, '/etc/kubernetes/manifests/kube-apiserver.yaml'])
+    expect(plan.diffs.map((d) => d.path)).toEqual([
+      ENC,
+      '/etc/kubernetes/manifests/kube-apiserver.yaml',
+      ENC,
+      '/etc/kubernetes/manifests/kube-apiserver.yaml',
+      ENC,
+      '/etc/kubernetes/manifests/kube-apiserver.yaml',
+    ])
     expect(plan.diffs[0]?.diff).toMatch(/\+\s+- name: key-20261127T210000Z-2\n\+\s+secret: <redacted/)
     expect(t.config()).toBe(before)
     expect(t.state()).toBeNull()
@@ -160,12 +196,24 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
       const check = fakeReadCheck({needs: K1, storedAs: `aescbc:${K1}`, unreadable: 4})
       const deps = {...t.deps, followUps: {...t.deps.followUps!, checkConfig: check.checkConfig}}
       const error = await rotateKeys({backupConfirmed: true}, deps).catch((e: unknown) => e)
-      expect(error).toMatchObject({code: 'CONFIG_CANNOT_READ', exitCode: 3, message: expect.stringContaining(`secrets (aescbc:${K1}=4)`)})
+      expect(error).toMatchObject({
+        code: 'CONFIG_CANNOT_READ',
+        exitCode: 3,
+        message: expect.stringContaining(`secrets (aescbc:${K1}=4)`),
+      })
       expect((error as Error).message).toContain('Stage remove-old changed nothing.')
       // promote's config (new key first, old second), then remove-old's (old key gone)
-      expect(check.seen.map((c) => providersOf(c)?.join(' '))).toEqual([`aescbc:${K2},${K1} identity:`, `aescbc:${K2} identity:`])
-      expect(t.state()).toMatchObject({status: 'failed', stage: 'remove-old', completedStages: ['add-key', 'wait-add', 'promote', 'wait-promote', 'rewrite']})
-      for (const node of ['cp-1', 'cp-2', 'cp-3']) expect(providersOf(t.config(node))).toEqual([`aescbc:${K2},${K1}`, 'identity:'])
+      expect(check.seen.map((c) => providersOf(c)?.join(' '))).toEqual([
+        `aescbc:${K2},${K1} identity:`,
+        `aescbc:${K2} identity:`,
+      ])
+      expect(t.state()).toMatchObject({
+        status: 'failed',
+        stage: 'remove-old',
+        completedStages: ['add-key', 'wait-add', 'promote', 'wait-promote', 'rewrite'],
+      })
+      for (const node of ['cp-1', 'cp-2', 'cp-3'])
+        expect(providersOf(t.config(node))).toEqual([`aescbc:${K2},${K1}`, 'identity:'])
       const partial = (error as {partialResult?: {stages: Array<{stage: string; readCheck?: unknown}>}}).partialResult
       expect(partial?.stages.find((s) => s.stage === 'promote')?.readCheck).toMatchObject({status: 'readable'})
     })
@@ -173,20 +221,42 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     it('a proven removal does not also need the prefix count (values under the old key elsewhere may stay readable by other entries)', async () => {
       const t = await enabled()
       const check = fakeReadCheck({needs: K2})
-      const deps = {...t.deps, followUps: {...t.deps.followUps!, checkConfig: check.checkConfig, countUnderKey: async () => 7}}
+      const deps = {
+        ...t.deps,
+        followUps: {...t.deps.followUps!, checkConfig: check.checkConfig, countUnderKey: async () => 7},
+      }
       const result = await rotateKeys({backupConfirmed: true}, deps)
-      expect(result.stages.find((s) => s.stage === 'remove-old')).toMatchObject({status: 'done', readCheck: {status: 'readable'}})
+      expect(result.stages.find((s) => s.stage === 'remove-old')).toMatchObject({
+        status: 'done',
+        readCheck: {status: 'readable'},
+      })
       // etcd unreadable for the check: the old key's prefix count still guards the removal
       const u = await enabled()
-      const unproven = {...u.deps, followUps: {...u.deps.followUps!, checkConfig: fakeReadCheck({fail: 'etcd down'}).checkConfig, countUnderKey: async () => 7}}
-      await expect(rotateKeys({backupConfirmed: true}, unproven)).rejects.toMatchObject({code: 'OLD_KEY_STILL_USED', message: expect.stringContaining('7 value(s)')})
+      const unproven = {
+        ...u.deps,
+        followUps: {
+          ...u.deps.followUps!,
+          checkConfig: fakeReadCheck({fail: 'etcd down'}).checkConfig,
+          countUnderKey: async () => 7,
+        },
+      }
+      await expect(rotateKeys({backupConfirmed: true}, unproven)).rejects.toMatchObject({
+        code: 'OLD_KEY_STILL_USED',
+        message: expect.stringContaining('7 value(s)'),
+      })
     })
 
     it('--force removes the key anyway, with a warning and the count on the stage', async () => {
       const t = await enabled()
       const check = fakeReadCheck({needs: K1})
-      const result = await rotateKeys({backupConfirmed: true, force: true}, {...t.deps, followUps: {...t.deps.followUps!, checkConfig: check.checkConfig}})
-      expect(result.stages.find((s) => s.stage === 'remove-old')).toMatchObject({status: 'done', readCheck: {status: 'unreadable', forced: true, unreadable: 3}})
+      const result = await rotateKeys(
+        {backupConfirmed: true, force: true},
+        {...t.deps, followUps: {...t.deps.followUps!, checkConfig: check.checkConfig}},
+      )
+      expect(result.stages.find((s) => s.stage === 'remove-old')).toMatchObject({
+        status: 'done',
+        readCheck: {status: 'unreadable', forced: true, unreadable: 3},
+      })
       expect(providersOf(t.config())).toEqual([`aescbc:${K2}`, 'identity:'])
       expect(t.cp.events).toContainEqual({type: 'warning', message: expect.stringContaining('--force: going ahead')})
     })
@@ -194,9 +264,21 @@ describe('rotate (six stages over fakes)', {timeout: 90_000}, () => {
     it('etcd that cannot be read: warnings, the checks reported as not run, and the rotation goes on', async () => {
       const t = await enabled()
       const check = fakeReadCheck({fail: 'etcd down'})
-      const result = await rotateKeys({backupConfirmed: true}, {...t.deps, followUps: {...t.deps.followUps!, checkConfig: check.checkConfig}})
-      expect(result.stages.filter((s) => s.readCheck).map((s) => `${s.stage}:${s.readCheck?.status}`)).toEqual(['promote:not-run', 'remove-old:not-run'])
-      expect(t.cp.events.filter((e) => (e as {type: string; message: string}).type === 'warning' && (e as {message: string}).message.includes('before rotate stage'))).toHaveLength(2)
+      const result = await rotateKeys(
+        {backupConfirmed: true},
+        {...t.deps, followUps: {...t.deps.followUps!, checkConfig: check.checkConfig}},
+      )
+      expect(result.stages.filter((s) => s.readCheck).map((s) => `${s.stage}:${s.readCheck?.status}`)).toEqual([
+        'promote:not-run',
+        'remove-old:not-run',
+      ])
+      expect(
+        t.cp.events.filter(
+          (e) =>
+            (e as {type: string; message: string}).type === 'warning' &&
+            (e as {message: string}).message.includes('before rotate stage'),
+        ),
+      ).toHaveLength(2)
     })
   })
 })

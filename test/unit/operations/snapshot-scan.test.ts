@@ -16,7 +16,8 @@ const secret = () => randomBytes(32).toString('base64')
 const key1: ProviderSpec = {aescbc: {keys: [{name: 'key1', secret: secret()}]}}
 const key2: ProviderSpec = {aescbc: {keys: [{name: 'key2', secret: secret()}]}}
 const identity: ProviderSpec = {identity: {}}
-const encrypt = (spec: ProviderSpec, key: string) => ResourceTransformer.fromProviders([spec], undefined).write(OBJECT, key)
+const encrypt = (spec: ProviderSpec, key: string) =>
+  ResourceTransformer.fromProviders([spec], undefined).write(OBJECT, key)
 const config = (...providers: ProviderSpec[]): EncryptionConfiguration => ({
   apiVersion: 'apiserver.config.k8s.io/v1',
   kind: 'EncryptionConfiguration',
@@ -26,7 +27,9 @@ const config = (...providers: ProviderSpec[]): EncryptionConfiguration => ({
 /** A SnapshotOpener over an in-memory etcd; records what was opened and closed. */
 function fakeOpener(entries: Array<[string, Buffer]>, options: {failRange?: boolean} = {}) {
   const log: string[] = []
-  const kvs: EtcdKeyValue[] = entries.map(([key, value], i) => ({key, value, modRevision: i + 1})).sort((a, b) => a.key.localeCompare(b.key))
+  const kvs: EtcdKeyValue[] = entries
+    .map(([key, value], i) => ({key, value, modRevision: i + 1}))
+    .sort((a, b) => a.key.localeCompare(b.key))
   const reader: EtcdReader = {
     get: async () => undefined,
     async *range(prefix, o) {
@@ -40,7 +43,11 @@ function fakeOpener(entries: Array<[string, Buffer]>, options: {failRange?: bool
   const opener: SnapshotOpener = {
     open: async (file): Promise<OpenedSnapshot> => {
       log.push(`open ${file}`)
-      return {info: {file, bytes: 1, revision: 7, totalKeys: kvs.length, integrityChecked: true}, reader, close: async () => void log.push('closed')}
+      return {
+        info: {file, bytes: 1, revision: 7, totalKeys: kvs.length, integrityChecked: true},
+        reader,
+        close: async () => void log.push('closed'),
+      }
     },
   }
   return {opener, log}
@@ -78,7 +85,11 @@ describe('scanSnapshot', () => {
 
   it('a config that opens everything: readable, nothing unreadable per provider:key', async () => {
     const {opener} = fakeOpener(ENTRIES)
-    const r = await scanSnapshot({file: 'fake.db', opener, config: {file: 'all.yaml', hash: 'sha256:00', config: config(key2, key1, identity)}})
+    const r = await scanSnapshot({
+      file: 'fake.db',
+      opener,
+      config: {file: 'all.yaml', hash: 'sha256:00', config: config(key2, key1, identity)},
+    })
     expect(r.config).toMatchObject({readable: true, unreadable: 0, values: 5, file: 'all.yaml'})
     expect(r.needs.map((n) => [n.storedAs, n.values, n.unreadable])).toEqual([
       ['aescbc:key1', 2, 0],
@@ -89,8 +100,16 @@ describe('scanSnapshot', () => {
 
   it('a config without key1: not readable, the values under key1 counted and given as examples', async () => {
     const {opener} = fakeOpener(ENTRIES)
-    const r = await scanSnapshot({file: 'fake.db', opener, config: {file: 'new.yaml', hash: 'sha256:00', config: config(key2, identity)}})
-    expect(r.config).toMatchObject({readable: false, unreadable: 2, examples: ['/registry/secrets/a/k1-0', '/registry/secrets/a/k1-1']})
+    const r = await scanSnapshot({
+      file: 'fake.db',
+      opener,
+      config: {file: 'new.yaml', hash: 'sha256:00', config: config(key2, identity)},
+    })
+    expect(r.config).toMatchObject({
+      readable: false,
+      unreadable: 2,
+      examples: ['/registry/secrets/a/k1-0', '/registry/secrets/a/k1-1'],
+    })
     expect(r.config!.resources.find((x) => x.resource === 'secrets')!.unreadableAs).toEqual({'aescbc:key1': 2})
     // the needs are the same with or without the config: how the values are stored
     expect(r.needs).toEqual([
@@ -104,7 +123,11 @@ describe('scanSnapshot', () => {
 
   it('a config without identity cannot read the plaintext Secret', async () => {
     const {opener} = fakeOpener(ENTRIES)
-    const r = await scanSnapshot({file: 'fake.db', opener, config: {file: 'strict.yaml', hash: 'sha256:00', config: config(key2, key1)}})
+    const r = await scanSnapshot({
+      file: 'fake.db',
+      opener,
+      config: {file: 'strict.yaml', hash: 'sha256:00', config: config(key2, key1)},
+    })
     expect(r.config).toMatchObject({readable: false, unreadable: 1})
     expect(r.needs.find((n) => n.storedAs === 'identity')).toEqual({storedAs: 'identity', values: 2, unreadable: 1})
   })
@@ -115,8 +138,10 @@ describe('scanSnapshot', () => {
     expect(log).toEqual(['open fake.db', 'closed'])
   })
 
-  it('an open that fails (bad file) is the opener\'s error; nothing to close', async () => {
-    const opener: SnapshotOpener = {open: async () => Promise.reject(preconditionError('SNAPSHOT_INVALID', 'not a snapshot'))}
+  it("an open that fails (bad file) is the opener's error; nothing to close", async () => {
+    const opener: SnapshotOpener = {
+      open: async () => Promise.reject(preconditionError('SNAPSHOT_INVALID', 'not a snapshot')),
+    }
     await expect(scanSnapshot({file: 'bad.db', opener})).rejects.toMatchObject({code: 'SNAPSHOT_INVALID', exitCode: 3})
   })
 })

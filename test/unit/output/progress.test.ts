@@ -8,7 +8,14 @@ function screen(tty: {columns: number} | undefined): NodeJS.WriteStream & {text:
   const stream = new PassThrough() as unknown as NodeJS.WriteStream & {text: () => string}
   let written = ''
   ;(stream as unknown as PassThrough).on('data', (c: Buffer) => (written += c.toString()))
-  if (tty) Object.assign(stream, {isTTY: true, columns: tty.columns, cursorTo: () => true, moveCursor: () => true, clearLine: () => true})
+  if (tty)
+    Object.assign(stream, {
+      isTTY: true,
+      columns: tty.columns,
+      cursorTo: () => true,
+      moveCursor: () => true,
+      clearLine: () => true,
+    })
   stream.text = () => written
   return stream
 }
@@ -58,7 +65,12 @@ describe('startProgress without a terminal (issue 13: CI logs of long runs)', ()
   it('prints the current step at most every interval, and a step still going on with its time; a short run prints nothing', async () => {
     vi.useFakeTimers()
     const stream = screen(undefined)
-    const progress = await startProgress('rotate: connecting', {machineOutput: false, verbose: false, stream, intervalMs: 5000})
+    const progress = await startProgress('rotate: connecting', {
+      machineOutput: false,
+      verbose: false,
+      stream,
+      intervalMs: 5000,
+    })
     progress.update('add-key: cp-1 writing')
     vi.advanceTimersByTime(4999)
     expect(stream.text()).toBe('')
@@ -68,7 +80,9 @@ describe('startProgress without a terminal (issue 13: CI logs of long runs)', ()
     vi.advanceTimersByTime(5000)
     progress.stop()
     vi.advanceTimersByTime(20_000)
-    expect(stream.text()).toBe('add-key: cp-1 writing\nadd-key: cp-1 waiting for the apiserver\nadd-key: cp-1 waiting for the apiserver (5s)\n')
+    expect(stream.text()).toBe(
+      'add-key: cp-1 writing\nadd-key: cp-1 waiting for the apiserver\nadd-key: cp-1 waiting for the apiserver (5s)\n',
+    )
 
     const short = screen(undefined)
     const quick = await startProgress('rewrite: listing', {machineOutput: false, verbose: false, stream: short})

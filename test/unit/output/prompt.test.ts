@@ -28,7 +28,9 @@ describe('confirmByTyping', () => {
     const io = fakeTerminal()
     typeAfterQuestion(io, 'to continue: ', 'kubernetes-admin@kubernetes\r')
     await expect(confirmByTyping('Decrypt everything?', 'kubernetes-admin@kubernetes', io)).resolves.toBe(true)
-    expect(io.screen()).toContain('Decrypt everything?\nType the context name (kubernetes-admin@kubernetes) to continue: ')
+    expect(io.screen()).toContain(
+      'Decrypt everything?\nType the context name (kubernetes-admin@kubernetes) to continue: ',
+    )
     // what was typed is echoed, as on a terminal
     expect(io.screen()).toContain('to continue: kubernetes-admin@kubernetes')
   })
@@ -76,7 +78,15 @@ describe('confirmByTyping', () => {
 
 describe('confirmYesNo', () => {
   it('y and yes (any case) go ahead; n, Enter, other words and Ctrl-D refuse', async () => {
-    const cases: Array<[string, boolean]> = [['y\r', true], ['YES\r', true], [' Yes \r', true], ['n\r', false], ['\r', false], ['yep\r', false], ['\x04', false]]
+    const cases: Array<[string, boolean]> = [
+      ['y\r', true],
+      ['YES\r', true],
+      [' Yes \r', true],
+      ['n\r', false],
+      ['\r', false],
+      ['yep\r', false],
+      ['\x04', false],
+    ]
     for (const [keys, expected] of cases) {
       const io = fakeTerminal()
       typeAfterQuestion(io, '[y/N] ', keys)

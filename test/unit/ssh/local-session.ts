@@ -6,7 +6,10 @@ import type {RemoteRunOptions, RemoteRunResult, SshSession} from '../../../src/s
 export class LocalSession implements SshSession {
   readonly commands: string[][] = []
   readonly stdins: string[] = []
-  constructor(readonly node = 'local', readonly address = 'localhost') {}
+  constructor(
+    readonly node = 'local',
+    readonly address = 'localhost',
+  ) {}
 
   async run(argv: readonly string[], options: RemoteRunOptions = {}): Promise<RemoteRunResult> {
     this.commands.push([...argv])

@@ -4,7 +4,21 @@ import {describe, expect, it} from 'vitest'
 import {quoteCommand, quoteWord} from '../../../src/ssh/shell-quote.js'
 
 describe('remote shell quoting', () => {
-  const nasty = ["it's", 'a b', '$(touch /tmp/pwned)', '`id`', '"q"', '\\', '*', '~', '', 'x\ny', '; rm -rf /', '--', "''"]
+  const nasty = [
+    "it's",
+    'a b',
+    '$(touch /tmp/pwned)',
+    '`id`',
+    '"q"',
+    '\\',
+    '*',
+    '~',
+    '',
+    'x\ny',
+    '; rm -rf /',
+    '--',
+    "''",
+  ]
 
   it('round-trips every word through a real POSIX shell unchanged', () => {
     const script = `printf '%s\\0' ${quoteCommand(nasty)}`

@@ -52,11 +52,16 @@ describe('ShellRemoteFiles (scripts run for real on this machine)', () => {
     // A sender killed mid-transfer: the node's cat sees end of input after part of the data.
     class CutOffSession extends LocalSession {
       override async run(argv: readonly string[], options: {stdin?: Uint8Array | string} = {}) {
-        return super.run(argv, {...options, stdin: options.stdin === undefined ? undefined : Buffer.from(options.stdin).subarray(0, 5)})
+        return super.run(argv, {
+          ...options,
+          stdin: options.stdin === undefined ? undefined : Buffer.from(options.stdin).subarray(0, 5),
+        })
       }
     }
     const cut = new ShellRemoteFiles(new CutOffSession('cp-1'))
-    await expect(cut.writeAtomic(target, 'the whole new config\n')).rejects.toMatchObject({code: 'REMOTE_WRITE_CORRUPT'})
+    await expect(cut.writeAtomic(target, 'the whole new config\n')).rejects.toMatchObject({
+      code: 'REMOTE_WRITE_CORRUPT',
+    })
     expect(readFileSync(target, 'utf8')).toBe('old\n')
     expect(readdirSync(root)).toEqual(['enc.yaml'])
   })
@@ -88,7 +93,9 @@ describe('ShellRemoteFiles (scripts run for real on this machine)', () => {
   })
 
   it('refuses to put backups in the manifests directory', async () => {
-    await expect(files.backup('/etc/hosts', '/etc/kubernetes/manifests/bak')).rejects.toMatchObject({code: 'BACKUP_DIR_IN_MANIFESTS'})
+    await expect(files.backup('/etc/hosts', '/etc/kubernetes/manifests/bak')).rejects.toMatchObject({
+      code: 'BACKUP_DIR_IN_MANIFESTS',
+    })
   })
 
   it('lists a directory including dot files and odd names; undefined when missing', async () => {
@@ -117,6 +124,8 @@ describe('ShellRemoteFiles (scripts run for real on this machine)', () => {
   })
 
   it('names backup directories by UTC timestamp under /etc/kubernetes/tmp', () => {
-    expect(backupDirFor(new Date('2026-11-27T20:49:24.123Z'))).toBe('/etc/kubernetes/tmp/kubectl-encryption-20261127T204924Z')
+    expect(backupDirFor(new Date('2026-11-27T20:49:24.123Z'))).toBe(
+      '/etc/kubernetes/tmp/kubectl-encryption-20261127T204924Z',
+    )
   })
 })

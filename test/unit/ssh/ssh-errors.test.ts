@@ -4,8 +4,18 @@ import {translateSshFailure} from '../../../src/ssh/ssh-errors.js'
 
 describe('ssh failure translation', () => {
   const cases: Array<[number, string, string, number]> = [
-    [255, '@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.\n', 'SSH_HOST_KEY', 3],
-    [255, 'No ED25519 host key is known for cp-1 and you have requested strict checking.\nHost key verification failed.\n', 'SSH_HOST_KEY', 3],
+    [
+      255,
+      '@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.\n',
+      'SSH_HOST_KEY',
+      3,
+    ],
+    [
+      255,
+      'No ED25519 host key is known for cp-1 and you have requested strict checking.\nHost key verification failed.\n',
+      'SSH_HOST_KEY',
+      3,
+    ],
     [255, 'root@127.0.0.1: Permission denied (publickey).\n', 'SSH_AUTH_FAILED', 3],
     [255, 'ssh: connect to host 10.0.0.9 port 22: Connection timed out\n', 'SSH_TIMEOUT', 3],
     [255, 'ssh: connect to host 127.0.0.1 port 1: Connection refused\n', 'SSH_UNREACHABLE', 3],
@@ -25,7 +35,7 @@ describe('ssh failure translation', () => {
     })
   }
 
-  it('leaves a remote command\'s own failure to the caller', () => {
+  it("leaves a remote command's own failure to the caller", () => {
     expect(translateSshFailure('cp-1', 'cp-1', 1, 'cat: /nope: No such file or directory\n')).toBeUndefined()
     expect(translateSshFailure('cp-1', 'cp-1', 0, '')).toBeUndefined()
   })
