@@ -4,6 +4,7 @@
  * Warnings name paths, resources, providers and key names only — never secrets.
  */
 import type {EncryptionConfiguration} from './config-model.js'
+import {BUILT_IN_RESOURCES} from './etcd-key.js'
 import {goQuote} from './go-format.js'
 import {formatGroupResource, isWildcard, parseResourceString} from './resource-match.js'
 import {BASELINE_VERSION, FEATURE_SINCE, formatTargetVersion, type TargetVersion} from './target-version.js'
@@ -37,23 +38,7 @@ export const BUILT_IN_GROUPS = new Set([
 ])
 
 /** Core-group resources that are stored in etcd (a typo here means nothing gets encrypted). */
-export const CORE_RESOURCES = new Set([
-  'configmaps',
-  'endpoints',
-  'events',
-  'limitranges',
-  'namespaces',
-  'nodes',
-  'persistentvolumeclaims',
-  'persistentvolumes',
-  'pods',
-  'podtemplates',
-  'replicationcontrollers',
-  'resourcequotas',
-  'secrets',
-  'serviceaccounts',
-  'services',
-])
+export const CORE_RESOURCES = new Set(BUILT_IN_RESOURCES[''])
 
 const ENCRYPTING = ['aescbc', 'aesgcm', 'secretbox', 'kms'] as const
 

@@ -38,7 +38,7 @@ const SPECIAL_PREFIXES: Record<string, string> = {
  * Built-in kube-apiserver resources and their groups (they are stored under their plural, without
  * the group, docs/kubernetes-behaviour.md §12.2). Discovery could tell us more; this table covers Kubernetes 1.26–1.37.
  */
-const BUILT_IN_GROUPS: Record<string, string[]> = {
+export const BUILT_IN_RESOURCES: Record<string, string[]> = {
   '': [
     'configmaps',
     'endpoints',
@@ -97,7 +97,7 @@ const BUILT_IN_GROUPS: Record<string, string[]> = {
 
 /** etcd prefix (first segments) -> (group, resource), for the way back. */
 const PREFIX_TO_GR = new Map<string, GroupResource>()
-for (const [group, resources] of Object.entries(BUILT_IN_GROUPS)) {
+for (const [group, resources] of Object.entries(BUILT_IN_RESOURCES)) {
   for (const resource of resources) {
     PREFIX_TO_GR.set(SPECIAL_PREFIXES[`${group}/${resource}`] ?? resource, {group, resource})
   }
@@ -120,7 +120,7 @@ export function resourcePrefixFor(gr: GroupResource): string {
   if (special) return special
   // events.k8s.io events cohabit with core events (docs/kubernetes-behaviour.md §12.2); extensions shared apps' locations.
   if (gr.group === 'events.k8s.io' && gr.resource === 'events') return 'events'
-  if (gr.group === '' || gr.group === 'extensions' || BUILT_IN_GROUPS[gr.group]?.includes(gr.resource))
+  if (gr.group === '' || gr.group === 'extensions' || BUILT_IN_RESOURCES[gr.group]?.includes(gr.resource))
     return gr.resource
   return `${gr.group}/${gr.resource}`
 }
