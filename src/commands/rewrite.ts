@@ -42,7 +42,9 @@ By default the resources are those the cluster's EncryptionConfiguration lists (
 
 Before the first write it prints an estimate (objects per resource from one limit=1 list each, "unknown" when the server gives no count; time at --qps and --concurrency) and warns about every validating or mutating admission webhook whose rules match UPDATE of those resources: each no-op write goes through it (namespaceSelector, objectSelector or matchConditions may leave some out), and with failurePolicy Fail a webhook that is down fails those objects. -o json carries both (estimate, webhooks; webhooksListError when the configurations cannot be listed, which never stops the run).
 
-Objects that cannot be written (admission webhook denial, RBAC, orphans in deleted namespaces, undecryptable values) are listed with the reason; the exit code is then 4.`
+Objects that cannot be written (admission webhook denial, RBAC, orphans in deleted namespaces, undecryptable values) are listed with the reason; the exit code is then 4.
+
+With --engine svm the cluster does the writing: one StorageVersionMigration per resource (storagemigration.k8s.io/v1 from Kubernetes 1.37, v1beta1 behind the StorageVersionMigrator gate in 1.35–1.36), run by kube-controller-manager's storage-version migrator and followed here until it succeeded or failed. It covers every namespace (-A required; -n, --selector, --only-stale, --concurrency, --qps and --chunk-size do not apply). A Failed migration gives exit 4 with the controller's reason; --resume follows the run's migrations again (the interrupted ones keep running in the cluster) and creates a failed one anew. When the API is not served the exit code is 3.`
 
   static override examples = [
     {description: 'Rewrite every Secret in every namespace.', command: 'kubectl encryption rewrite -A'},
@@ -55,6 +57,10 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
     {
       description: 'After a key rotation on a big cluster: scan etcd, write only what is stale, check again.',
       command: 'kubectl encryption rewrite -A --only-stale --verify',
+    },
+    {
+      description: "Let the cluster's storage-version migrator rewrite every Secret, then prove it from etcd.",
+      command: 'kubectl encryption rewrite -A --engine svm --verify',
     },
   ]
 
@@ -130,6 +136,12 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       default: true,
       allowNo: true,
     }),
+    engine: Flags.string({
+      description:
+        "Who writes: client (this plugin, paced by --qps and --concurrency) or svm (the cluster's storage-version migrator in kube-controller-manager, one StorageVersionMigration per resource; needs -A).",
+      options: ['client', 'svm'],
+      default: 'client',
+    }),
   }
 
   private abort = new AbortController()
@@ -141,6 +153,9 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       throw usageError('USAGE', 'use either -n/--namespace or -A/--all-namespaces, not both', {
         hint: 'Pass -A for every namespace, or one -n per namespace.',
       })
+
+    const svm = flags.engine === 'svm'
+    if (svm) checkSvmFlags(flags)
 
     const etcdOptions = etcdOptionsFromFlags(flags)
     const needsEtcd = flags['only-stale'] || flags.verify
@@ -197,6 +212,11 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
           await this.kmsCurrentKeys(config!.resources, resources, discover, cluster.probe),
         )
       }
+      if (svm && !flags['all-namespaces'] && resources.some((r) => r.namespaced))
+        throw usageError(
+          'USAGE',
+          '--engine svm rewrites every namespace: pass -A (or use --engine client for one namespace)',
+        )
       const namespaces = flags['all-namespaces']
         ? undefined
         : flags.namespace?.length
@@ -208,6 +228,8 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
         resources.map((r) => `${r.group}/${r.resource}`),
         namespaces ?? '*',
         flags.selector ?? '',
+        // The client engine's files keep their old names; svm runs get their own.
+        ...(svm ? ['svm'] : []),
       ])
       const store = stateFile ?? new FileCheckpointStore(checkpointPath(defaultStateDir(), scopeForFile))
 
@@ -234,24 +256,44 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
       try {
-        const result = await rewrite(
-          {
-            resources,
-            namespaces,
-            labelSelector: flags.selector,
-            concurrency: flags.concurrency,
-            qps: flags.qps,
-            pageSize: flags['chunk-size'],
-            dryRun: flags['dry-run'],
-            resume: flags.resume,
-            clusterIdentity,
-            signal: this.abort.signal,
-            onlyStale: flags['only-stale'],
-            onEvent: (event) => reporter.on(event),
-          },
-          {client: cluster.objects, checkpoints: store, staleIndex},
-        )
-        if (result.interrupted)
+        const result = svm
+          ? await (await import('../operations/rewrite-svm.js')).rewriteWithMigrator(
+              {
+                resources,
+                dryRun: flags['dry-run'],
+                resume: flags.resume,
+                clusterIdentity,
+                signal: this.abort.signal,
+                onEvent: (event) => reporter.on(event),
+              },
+              {client: cluster.objects, discovery: cluster.discovery, checkpoints: store},
+            )
+          : await rewrite(
+              {
+                resources,
+                namespaces,
+                labelSelector: flags.selector,
+                concurrency: flags.concurrency,
+                qps: flags.qps,
+                pageSize: flags['chunk-size'],
+                dryRun: flags['dry-run'],
+                resume: flags.resume,
+                clusterIdentity,
+                signal: this.abort.signal,
+                onlyStale: flags['only-stale'],
+                onEvent: (event) => reporter.on(event),
+              },
+              {client: cluster.objects, checkpoints: store, staleIndex},
+            )
+        if (result.engine === 'svm' && result.interrupted)
+          this.warn(
+            `interrupted; the migrations go on in the cluster and the run is saved in ${result.checkpoint}. Run the same command with --resume to follow them.`,
+          )
+        else if (result.engine === 'svm' && result.checkpoint)
+          this.warn(
+            `a migration failed; the run is saved in ${result.checkpoint}. Fix the cause and run the same command with --resume to create it anew.`,
+          )
+        else if (result.interrupted)
           this.warn(
             `interrupted; progress saved in ${result.checkpoint}. Run the same command with --resume to continue.`,
           )
@@ -488,6 +530,14 @@ Objects that cannot be written (admission webhook denial, RBAC, orphans in delet
       result.namespaces === 'all'
         ? 'all namespaces'
         : `namespace${result.namespaces.length > 1 ? 's' : ''} ${result.namespaces.join(', ')}`
+    if (result.migrations?.length)
+      lines.push(
+        '',
+        formatTable(
+          ['storageversionmigration', 'resource', 'state'],
+          result.migrations.map((m) => [m.name, m.resource, m.state]),
+        ),
+      )
     lines.push(
       '',
       `${result.dryRun ? 'Dry run: nothing written. ' : ''}${scope}${result.resumed ? ', resumed' : ''}${result.interrupted ? ', INTERRUPTED' : ''}: ` +
@@ -508,6 +558,7 @@ export function writeProviderFor(rules: ResourceStatus[], resource: ApiResource)
 }
 
 function failureObject(f: RewriteResult['failures'][number]): string {
+  if (f.migration) return `storageversionmigration/${f.migration}`
   if (!f.name) return `${f.resource} (list)${f.namespace ? ` -n ${f.namespace}` : ''}`
   return `${f.resource}/${f.name}${f.namespace ? ` -n ${f.namespace}` : ''}`
 }
@@ -548,6 +599,16 @@ class ProgressReporter {
       case 'estimate':
         this.note(formatEstimate(event.estimate))
         break
+      case 'migration':
+        if (event.state === 'pending')
+          this.update(
+            `rewrite: waiting for the storage-version migrator to start ${event.name} · ${formatSeconds((event.waitedMs ?? 0) / 1000)}`,
+          )
+        else if (event.state === 'running') this.update(`rewrite: ${event.name} running`)
+        this.log?.(
+          `storageversionmigration/${event.name} (${event.resource}): ${event.state}${event.message ? `: ${event.message}` : ''}`,
+        )
+        break
       case 'retry':
         this.log?.(
           `retry ${event.attempt}: ${event.resource}${event.name ? `/${event.name}` : ' (list)'}${event.namespace ? ` -n ${event.namespace}` : ''} ` +
@@ -574,4 +635,28 @@ function formatSeconds(s: number): string {
   if (!Number.isFinite(s)) return '?'
   if (s < 90) return `${Math.ceil(s)}s`
   return `${Math.floor(s / 60)}m${String(Math.ceil(s % 60)).padStart(2, '0')}s`
+}
+
+/**
+ * --engine svm: one StorageVersionMigration covers every object of a resource in every namespace,
+ * at the controller's pace; options that narrow or pace the client's writes cannot be honoured.
+ */
+function checkSvmFlags(flags: {
+  'only-stale': boolean
+  namespace?: string[]
+  selector?: string
+  concurrency: number
+  qps: number
+  'chunk-size': number
+}): void {
+  const refused: Array<[boolean, string, string]> = [
+    [flags['only-stale'], '--only-stale', 'the migrator writes every object of a resource'],
+    [Boolean(flags.namespace?.length), '--namespace', 'a migration covers every namespace; pass -A'],
+    [flags.selector !== undefined, '--selector', 'a migration covers every object of a resource'],
+    [flags.concurrency !== REWRITE_DEFAULTS.concurrency, '--concurrency', 'the migrator sets its own pace'],
+    [flags.qps !== REWRITE_DEFAULTS.qps, '--qps', 'the migrator sets its own pace'],
+    [flags['chunk-size'] !== REWRITE_DEFAULTS.pageSize, '--chunk-size', 'the migrator reads from its own cache'],
+  ]
+  const first = refused.find(([given]) => given)
+  if (first) throw usageError('USAGE', `${first[1]} cannot be used with --engine svm: ${first[2]}`)
 }

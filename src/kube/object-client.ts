@@ -23,6 +23,9 @@ function withType(resource: ApiResource, object: KubeObject): KubeObject {
   return {...object, apiVersion: object.apiVersion ?? apiVersionOf(resource), kind: object.kind ?? resource.kind}
 }
 
+/** PartialObjectMetadataList, with plain JSON as the fallback kube-apiserver picks when it cannot convert. */
+const METADATA_ONLY = 'application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json'
+
 /** ObjectClient for any resource, built-in or custom, over plain REST paths. */
 export class RestObjectClient implements ObjectClient {
   constructor(private readonly http: KubeHttp) {}
@@ -34,6 +37,7 @@ export class RestObjectClient implements ObjectClient {
     }>({
       method: 'GET',
       path: resourcePath(resource, options.namespace),
+      accept: options.metadataOnly ? METADATA_ONLY : undefined,
       query: {
         labelSelector: options.labelSelector,
         fieldSelector: options.fieldSelector,

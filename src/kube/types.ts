@@ -39,6 +39,11 @@ export interface ListOptions {
   fieldSelector?: string
   limit?: number
   continueToken?: string
+  /**
+   * Ask for metadata only (PartialObjectMetadataList): names and resourceVersions without the
+   * objects' bodies, for counting. A server that cannot answer so sends the full list instead.
+   */
+  metadataOnly?: boolean
 }
 
 export interface ListPage {

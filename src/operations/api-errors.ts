@@ -11,6 +11,8 @@ export type FailureReason =
   | 'Unavailable'
   | 'ServerError'
   | 'Error'
+  /** --engine svm: the storage-version migrator set the migration's Failed condition. */
+  | 'MigrationFailed'
 
 /** What an operation should do with a failed API request. */
 export type ErrorDisposition =

@@ -25,6 +25,8 @@ export interface RewriteFailure {
   namespace?: string
   /** Absent when the list itself failed. */
   name?: string
+  /** --engine svm: the StorageVersionMigration that failed (no object is named then). */
+  migration?: string
   reason: FailureReason
   /** HTTP status, 0 when no response arrived. */
   status?: number
@@ -49,6 +51,18 @@ export interface RewriteCheckpoint {
   units: Record<string, UnitCheckpoint>
   failures: RewriteFailure[]
   failuresTruncated: number
+  /** Absent: the client engine. 'svm': the run's StorageVersionMigrations, per unit (`group/resource`). */
+  engine?: 'svm'
+  runId?: string
+  migrations?: Record<string, MigrationCheckpoint>
+}
+
+/** One resource's StorageVersionMigration in an `--engine svm` run. */
+export interface MigrationCheckpoint {
+  name: string
+  /** 1, then one more for each Failed migration created anew by a resume. */
+  attempt: number
+  failed?: boolean
 }
 
 export interface CheckpointStore {

@@ -22,6 +22,8 @@ export interface RewriteEstimate {
   limitedBy?: 'qps' | 'concurrency'
   /** --only-stale without a selector: nothing is listed before the etcd scan, which finds what to write. */
   countedBy?: 'etcd-scan'
+  /** --engine svm: kube-controller-manager's storage-version migrator writes, at its own pace (no time estimate). */
+  pacedBy?: 'migrator'
 }
 
 export interface Pace {
@@ -78,6 +80,8 @@ export function formatEstimate(e: RewriteEstimate, flags = true): string {
     unknown.length === 0
       ? `${n(objects)} object${objects === 1 ? '' : 's'} in ${what}`
       : `${n(objects)} object${objects === 1 ? '' : 's'} in ${total - unknown.length} of ${what}, unknown for ${unknown.join(', ')} (the server gave no count)`
+  if (e.pacedBy === 'migrator')
+    return `Estimate: ${counted}; kube-controller-manager's storage-version migrator sets the pace`
   if (e.seconds === null) return `Estimate: ${counted}; time unknown (no rate limit and no round trip measured)`
   const pace =
     e.limitedBy === 'concurrency'

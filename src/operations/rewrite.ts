@@ -103,6 +103,15 @@ export type RewriteEvent =
   | {type: 'warning'; message: string}
   /** Once, after the preflight and before the first write. */
   | {type: 'estimate'; estimate: RewriteEstimate}
+  /** --engine svm: a StorageVersionMigration was created or changed state (pending: waited so long for the controller). */
+  | {
+      type: 'migration'
+      resource: string
+      name: string
+      state: 'created' | 'pending' | 'running' | 'succeeded' | 'failed'
+      waitedMs?: number
+      message?: string
+    }
 
 export interface RewriteResourceResult extends RewriteCounters {
   /** "secrets", or "<plural>.<group>" */
@@ -131,6 +140,10 @@ export interface RewriteResult {
   checkpoint?: string
   /** What the preflight counted before the first write (rewrite-estimate.ts). */
   estimate?: RewriteEstimate
+  /** Set by --engine svm (absent: the client engine). */
+  engine?: 'svm'
+  /** --engine svm: the run's StorageVersionMigration per resource and where it stands. */
+  migrations?: Array<{resource: string; name: string; state: 'Running' | 'Succeeded' | 'Failed'}>
 }
 
 /** Thrown inside the run when the signal fired; never escapes `rewrite()`. */
