@@ -17,6 +17,8 @@ const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces
 export async function serveFakeCluster(
   cluster: FakeCluster,
   dir: string,
+  /** Answers first when it returns a response (status and JSON body); for APIs FakeCluster does not have. */
+  extra?: (method: string, url: URL, body: unknown) => Promise<{status: number; body: unknown} | undefined>,
 ): Promise<{url: string; kubeconfig: string; close(): Promise<void>}> {
   const resources: Record<string, ApiResource> = {secrets: SECRETS, configmaps: CONFIGMAPS}
   const server = http.createServer(async (req, res) => {
@@ -26,6 +28,16 @@ export async function serveFakeCluster(
     }
     try {
       const url = new URL(req.url ?? '/', 'http://x')
+      if (extra) {
+        const chunks: Buffer[] = []
+        if (req.method === 'POST') for await (const chunk of req) chunks.push(chunk as Buffer)
+        const answer = await extra(
+          req.method ?? 'GET',
+          url,
+          chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined,
+        )
+        if (answer) return send(answer.status, answer.body)
+      }
       if (url.pathname === '/api/v1')
         return send(200, {
           kind: 'APIResourceList',
