@@ -170,7 +170,8 @@ describe('kubectl encryption rewrite --engine svm', {timeout: 60_000}, () => {
       expect(r.code, args.join(' ')).toBe(2)
       expect(r.stdout).toBe('')
       expect(r.stderr, args.join(' ')).toMatch(pattern)
-      if (!(args as readonly string[]).includes('fast')) expect(r.stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1)
+      if (!(args as readonly string[]).includes('fast'))
+        expect(r.stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1)
     }
     expect(migrator.creates).toEqual([])
   })
