@@ -605,9 +605,11 @@ class ProgressReporter {
             `rewrite: waiting for the storage-version migrator to start ${event.name} · ${formatSeconds((event.waitedMs ?? 0) / 1000)}`,
           )
         else if (event.state === 'running') this.update(`rewrite: ${event.name} running`)
-        this.log?.(
-          `storageversionmigration/${event.name} (${event.resource}): ${event.state}${event.message ? `: ${event.message}` : ''}`,
-        )
+        // pending comes once a poll: only the changes go to the --verbose log
+        if (event.state !== 'pending')
+          this.log?.(
+            `storageversionmigration/${event.name} (${event.resource}): ${event.state}${event.message ? `: ${event.message}` : ''}`,
+          )
         break
       case 'retry':
         this.log?.(

@@ -504,14 +504,28 @@ class MigratorRun {
   /** Succeeded: the counts from a metadata-only list against the migration's starting resourceVersion. */
   private async finish(item: Live): Promise<void> {
     const {unit, migration} = item
-    const count = await this.count(unit.resource, item.state.resourceVersion)
     const st = this.unitState(unit)
-    st.counters = {
-      ...emptyCounters(),
-      listed: count.listed,
-      rewritten: count.newer,
-      alreadyCurrent: count.listed - count.newer,
+    try {
+      const count = await this.count(unit.resource, item.state.resourceVersion)
+      st.counters = {
+        ...emptyCounters(),
+        listed: count.listed,
+        rewritten: count.newer,
+        alreadyCurrent: item.state.resourceVersion ? count.listed - count.newer : 0,
+      }
+    } catch (error) {
+      // The migration is done either way; only the split is unknown (never guessed).
+      st.counters = {...emptyCounters(), listed: item.state.total ?? 0}
+      this.emit({
+        type: 'warning',
+        message: `${migration.name} succeeded, but counting ${unit.name} afterwards failed (${errorMessage(error)}); rewritten and already current are not known`,
+      })
     }
+    if (!item.state.resourceVersion)
+      this.emit({
+        type: 'warning',
+        message: `${migration.name} succeeded without a starting resourceVersion; rewritten and already current are not known`,
+      })
     st.complete = true
     this.emit({type: 'migration', resource: unit.name, name: migration.name, state: 'succeeded'})
   }

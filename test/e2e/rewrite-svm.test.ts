@@ -174,8 +174,15 @@ describe('kubectl encryption rewrite --engine svm (sandbox)', () => {
 
   it('a migration the controller fails: exit 4 with its reason; --resume creates it anew once the cause is gone', async () => {
     // One Secret whose every update the sandbox's validating webhook denies: the migrator's patch too.
-    await ok('kubectl', ['create', 'secret', 'generic', 'frozen', '-n', ns, '--from-literal=v=x'])
-    await ok('kubectl', ['annotate', 'secret', 'frozen', '-n', ns, `${DENY_UPDATE_ANNOTATION}=frozen by the test`])
+    // (Created with the annotation: adding it later would be an update, which the webhook denies.)
+    await ok('kubectl', ['create', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {name: 'frozen', namespace: ns, annotations: {[DENY_UPDATE_ANNOTATION]: 'frozen by the test'}},
+        data: {v: Buffer.from('x').toString('base64')},
+      }),
+    })
     const failed = await svm(['-A', '-o', 'json'])
     expect(failed.code, failed.stderr).toBe(4)
     const result = json<RewriteJson>(failed)
