@@ -118,7 +118,8 @@ afterAll(async () => {
 
 describe('kubectl encryption rewrite --engine svm (sandbox)', () => {
   it('the cluster migrator rewrites every Secret (-A): etcd holds them under the new key, --verify agrees', async () => {
-    const r = await svm(['-A', '-o', 'json', '--verify'])
+    // etcd read over SSH on a node (the exec path is covered by cluster-checks.test.ts)
+    const r = await svm(['-A', '-o', 'json', '--verify', '--etcd-via', 'ssh'])
     expect(r.code, r.stderr).toBe(0)
     const result = json<RewriteJson>(r)
     expect(result.engine).toBe('svm')
