@@ -118,8 +118,22 @@ afterAll(async () => {
 
 describe('kubectl encryption rewrite --engine svm (sandbox)', () => {
   it('the cluster migrator rewrites every Secret (-A): etcd holds them under the new key, --verify agrees', async () => {
-    // etcd read over SSH on a node (the exec path is covered by cluster-checks.test.ts)
-    const r = await svm(['-A', '-o', 'json', '--verify', '--etcd-via', 'ssh'])
+    // etcd read directly with the sandbox's client certificate (exec and ssh: cluster-checks.test.ts)
+    const env = sandbox().env
+    const r = await svm([
+      '-A',
+      '-o',
+      'json',
+      '--verify',
+      '--etcd-endpoints',
+      env.ETCDCTL_ENDPOINTS!,
+      '--etcd-cacert',
+      env.ETCDCTL_CACERT!,
+      '--etcd-cert',
+      env.ETCDCTL_CERT!,
+      '--etcd-client-key',
+      env.ETCDCTL_KEY!,
+    ])
     expect(r.code, r.stderr).toBe(0)
     const result = json<RewriteJson>(r)
     expect(result.engine).toBe('svm')
