@@ -131,7 +131,7 @@ describe('kubectl encryption rewrite --engine svm (sandbox)', () => {
       env.ETCDCTL_CACERT!,
       '--etcd-cert',
       env.ETCDCTL_CERT!,
-      '--etcd-client-key',
+      '--etcd-key',
       env.ETCDCTL_KEY!,
     ])
     expect(r.code, r.stderr).toBe(0)
