@@ -21,6 +21,8 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           globalSetup: ['test/e2e/global-setup.ts'],
+          // each file starts from the sandbox as the first file found it (test/e2e/helpers/baseline.ts)
+          setupFiles: ['test/e2e/setup-file.ts'],
           fileParallelism: false,
           testTimeout: 180_000,
           hookTimeout: 180_000,

@@ -1,9 +1,11 @@
 // One sandbox for the whole end-to-end run (vitest globalSetup): started before the first e2e file,
 // stopped after the last. Tests read its environment with `inject('sandbox')` (see helpers/sandbox.ts).
+import {rmSync} from 'node:fs'
 import path from 'node:path'
 import type {TestProject} from 'vitest/node'
 import {repoRoot} from '../sandbox/layout.js'
 import {startSandbox, type SandboxHandle} from '../sandbox/sandbox.js'
+import {baselineFile} from './helpers/baseline-file.js'
 
 export interface SandboxInfo {
   env: Record<string, string>
@@ -32,6 +34,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     log: (m) => process.stderr.write(`[sandbox] ${m}\n`),
     ownerMarker: 'vitest',
   })
+  // the first e2e file records the sandbox's baseline afresh (helpers/baseline.ts)
+  rmSync(baselineFile(handle.layout.stateDir), {force: true})
   process.stderr.write(`[sandbox] cold start ${(handle.startupMs / 1000).toFixed(1)} s\n`)
   const {layout} = handle
   project.provide('sandbox', {

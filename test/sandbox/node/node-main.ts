@@ -76,7 +76,9 @@ const execServer = spawn(
     `--pods-file=${podsFile}`,
     `--path=${execPath}`,
   ],
-  {stdio: ['ignore', 'inherit', 'inherit']},
+  // Its own PATH is the exec'd commands' PATH too: Go's exec.Command looks a bare name up in the
+  // calling process's PATH when the command is built, and fails on a machine with no etcdctl of its own.
+  {stdio: ['ignore', 'inherit', 'inherit'], env: {...process.env, PATH: execPath}},
 )
 execServer.on('exit', (code, signal) => {
   if (!stopping) log(`kubelet exec server exited (${code ?? signal})`)
