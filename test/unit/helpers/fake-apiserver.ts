@@ -17,7 +17,14 @@ const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces
 export async function serveFakeCluster(
   cluster: FakeCluster,
   dir: string,
-): Promise<{url: string; kubeconfig: string; close(): Promise<void>}> {
+): Promise<{
+  url: string
+  kubeconfig: string
+  /** What GET /metrics answers from now on (404 until set, as a server without it). */
+  serveMetrics(answer: {status: number; body: string}): void
+  close(): Promise<void>
+}> {
+  let metrics: {status: number; body: string} | undefined
   const resources: Record<string, ApiResource> = {secrets: SECRETS, configmaps: CONFIGMAPS}
   const server = http.createServer(async (req, res) => {
     const send = (code: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -26,6 +33,10 @@ export async function serveFakeCluster(
     }
     try {
       const url = new URL(req.url ?? '/', 'http://x')
+      if (url.pathname === '/metrics' && metrics) {
+        res.writeHead(metrics.status, {'Content-Type': 'text/plain; version=0.0.4'})
+        return res.end(metrics.body)
+      }
       if (url.pathname === '/api/v1')
         return send(200, {
           kind: 'APIResourceList',
@@ -127,6 +138,9 @@ current-context: fake
   return {
     url,
     kubeconfig,
+    serveMetrics: (answer) => {
+      metrics = answer
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()
