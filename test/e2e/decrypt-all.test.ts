@@ -32,7 +32,7 @@ interface DecryptJson {
     rewritten: number
     failed: number
     resources: string[]
-    estimate?: {resources: Array<{resource: string; objects: number | null}>}
+    estimate?: {resources: Array<{resource: string; objects: number | null; bytes: number | null}>}
     webhooks?: Array<{webhook: string; failurePolicy: string}>
   }
   scan?: {total: number; byResource: Record<string, number>; examples: string[]}
