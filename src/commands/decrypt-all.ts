@@ -16,7 +16,7 @@ export default class DecryptAll extends BaseCommand<Result, typeof DecryptAll> {
   static override summary =
     'Decrypt everything stored encrypted: identity first on every node, rewrite, prove it with a scan; optionally remove encryption.'
   static override description =
-    `The seed's "Decrypting all data" in stages: ${DECRYPT_STAGES.join(', ')}. identity-first puts the identity provider first in the config of every control-plane node, keeping every old key as a reader so values not yet rewritten stay readable, one node at a time with backups and rollback (exit 6; 7 if the rollback failed too). rewrite writes back every object the config covers, so it is stored as plaintext. scan reads etcd and must find nothing encrypted under those resources (exit 5 if something is; nothing is removed then). With --remove-encryption the --encryption-provider-config flag, its volumeMount and volume come out of each manifest and kubeadm-config, and each node's config file (which still holds the old keys, needed for older etcd backups) moves to the backup dir under /etc/kubernetes/tmp.
+    `The seed's "Decrypting all data" in stages: ${DECRYPT_STAGES.join(', ')}. identity-first puts the identity provider first in the config of every control-plane node, keeping every old key as a reader so values not yet rewritten stay readable, one node at a time with backups and rollback (exit 6; 7 if the rollback failed too). rewrite writes back every object the config covers, so it is stored as plaintext. scan reads etcd and must find nothing encrypted under those resources (exit 5 if something is; nothing is removed then). With --remove-encryption the --encryption-provider-config flag, its volumeMount and volume come out of each manifest and kubeadm-config, and each node's config file (which still holds the old keys, needed for older etcd backups) moves to the backup dir under /etc/kubernetes/tmp. The output names, per resource, the keys that config held (provider:key, names only; -o json: keysForOlderBackups): etcd backups taken before the decryption need them, and 'status --scan --snapshot FILE --config COPY' checks a backup against a copy of the moved config.
 
 identity-first and remove-encryption first read every value in etcd with their config (for removal: none, so everything must be plaintext), as 'config check' does, and refuse (CONFIG_CANNOT_READ, exit 3, the stage changes nothing) when some value would become unreadable; --force CONTEXT (the current context name) overrides.
 
@@ -113,6 +113,7 @@ Every stage does nothing when already done, so after a failure run the same comm
       sections.push(
         `Config files moved (they hold the old keys; older etcd backups need them):\n${result.configBackups.map((b) => `  ${b.node}: ${b.path}`).join('\n')}`,
       )
+    if (result.keysForOlderBackups && result.keysForOlderBackups.length > 0) sections.push(olderBackupsSection(result))
     if (result.dryRun)
       sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
     else if (result.removed)
@@ -126,4 +127,27 @@ Every stage does nothing when already done, so after a failure run the same comm
     if (result.next.length > 0) sections.push(`Next:\n${result.next.map((n) => `  ${n}`).join('\n')}`)
     return sections.join('\n\n') + '\n'
   }
+}
+
+/** The keys etcd backups from before the decryption need, per resource (names only), and how to check a backup. */
+function olderBackupsSection(result: Result): string {
+  const keys = result.keysForOlderBackups ?? []
+  const where =
+    result.configBackups.length > 0
+      ? 'the config files moved above hold them'
+      : result.dryRun
+        ? 'the config files on the nodes hold them and move to the backup dir'
+        : 'the config files on the nodes hold them'
+  return [
+    `Keys for older etcd backups (keep them: backups taken before the decryption need them; ${where}):`,
+    formatTable(
+      ['resource', 'keys'],
+      keys.map((k) => [k.resource, k.keys.join(', ')]),
+    )
+      .trimEnd()
+      .split('\n')
+      .map((line) => `  ${line}`)
+      .join('\n'),
+    "  Check a backup with 'kubectl encryption status --scan --snapshot FILE.db --config COPY-OF-THAT-CONFIG'.",
+  ].join('\n')
 }

@@ -11,7 +11,7 @@ import type {ApiResource} from '../kube/types.js'
 import type {EtcdStaleIndex} from '../operations/etcd-stale-index.js'
 import {checkpointPath, defaultStateDir, FileCheckpointStore} from '../operations/rewrite-checkpoint.js'
 import {REWRITE_DEFAULTS, resourceName, rewrite, type RewriteEvent, type RewriteResult} from '../operations/rewrite.js'
-import {formatEstimate} from '../operations/rewrite-estimate.js'
+import {formatEstimate, storedBytesPerObject} from '../operations/rewrite-estimate.js'
 import type {UpdateWebhook} from '../operations/rewrite-webhooks.js'
 import type {ResourceStatus} from '../operations/status.js'
 import {formatTable} from '../output/render.js'
@@ -40,7 +40,7 @@ With --only-stale (etcd access and the cluster's encryption config needed), etcd
 
 By default the resources are those the cluster's EncryptionConfiguration lists (read from a control-plane node over SSH, or --config FILE), wildcards expanded through discovery; secrets when the config cannot be read.
 
-Before the first write it prints an estimate (objects per resource from one limit=1 list each, "unknown" when the server gives no count; time at --qps and --concurrency) and warns about every validating or mutating admission webhook whose rules match UPDATE of those resources: each no-op write goes through it (namespaceSelector, objectSelector or matchConditions may leave some out), and with failurePolicy Fail a webhook that is down fails those objects. -o json carries both (estimate, webhooks; webhooksListError when the configurations cannot be listed, which never stops the run).
+Before the first write it prints an estimate (objects per resource from one limit=1 list each, "unknown" when the server gives no count; their stored bytes from the apiserver's size and object-count metrics on /metrics, left out when /metrics is forbidden or has no size yet; time at --qps and --concurrency) and warns about every validating or mutating admission webhook whose rules match UPDATE of those resources: each no-op write goes through it (namespaceSelector, objectSelector or matchConditions may leave some out), and with failurePolicy Fail a webhook that is down fails those objects. -o json carries both (estimate, webhooks; webhooksListError when the configurations cannot be listed, which never stops the run).
 
 Objects that cannot be written (admission webhook denial, RBAC, orphans in deleted namespaces, undecryptable values) are listed with the reason; the exit code is then 4.
 
@@ -283,7 +283,12 @@ With --engine svm the cluster does the writing: one StorageVersionMigration per 
                 onlyStale: flags['only-stale'],
                 onEvent: (event) => reporter.on(event),
               },
-              {client: cluster.objects, checkpoints: store, staleIndex},
+              {
+                client: cluster.objects,
+                checkpoints: store,
+                staleIndex,
+                bytesPerObject: () => storedBytesPerObject(cluster.probe),
+              },
             )
         if (result.engine === 'svm' && result.interrupted)
           this.warn(

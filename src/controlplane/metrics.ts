@@ -194,3 +194,40 @@ export function encryptionMetrics(samples: MetricSample[]): EncryptionMetrics {
   }
   return result
 }
+
+/** `group/resource` as the apiserver's storage metrics label a resource (`""` for the core group). */
+export function groupResourceKey(group: string, resource: string): string {
+  return `${group}/${resource}`
+}
+
+/**
+ * Average stored bytes per object, per `group/resource`: `apiserver_resource_size_estimate_bytes`
+ * (the sum of the last observed sizes of the stored objects) over `apiserver_resource_objects`
+ * (`apiserver_storage_objects{resource="plural.group"}` before 1.34). Both are -1 after a failed
+ * count and absent until the apiserver's first periodic count; a resource without a usable size and
+ * a positive count is left out, never guessed.
+ */
+export function bytesPerObject(samples: MetricSample[]): Map<string, number> {
+  const sizes = new Map<string, number>()
+  const objects = new Map<string, number>()
+  const legacyObjects = new Map<string, number>()
+  for (const s of samples) {
+    if (!Number.isFinite(s.value)) continue
+    if (s.name === 'apiserver_resource_size_estimate_bytes')
+      sizes.set(groupResourceKey(s.labels.group ?? '', s.labels.resource ?? ''), s.value)
+    else if (s.name === 'apiserver_resource_objects')
+      objects.set(groupResourceKey(s.labels.group ?? '', s.labels.resource ?? ''), s.value)
+    else if (s.name === 'apiserver_storage_objects' && s.labels.resource) {
+      // `secrets`, `deployments.apps`: the resource up to the first dot, the group after it.
+      const [resource, ...group] = s.labels.resource.split('.')
+      legacyObjects.set(groupResourceKey(group.join('.'), resource!), s.value)
+    }
+  }
+  const averages = new Map<string, number>()
+  for (const [key, bytes] of sizes) {
+    const count = objects.get(key) ?? legacyObjects.get(key)
+    // 0 bytes for stored objects is a size not yet observed, not a size.
+    if (count !== undefined && count > 0 && bytes > 0) averages.set(key, bytes / count)
+  }
+  return averages
+}

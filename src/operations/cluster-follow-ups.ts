@@ -11,7 +11,7 @@ import {SCAN_PAGE_BYTES} from '../etcd/etcd-reader.js'
 import {checkConfigAgainstEtcd, type ConfigCheckResult} from './config-check.js'
 import {openEtcdReader} from './etcd-access.js'
 import {rewrite} from './rewrite.js'
-import {formatEstimate, type RewriteEstimate} from './rewrite-estimate.js'
+import {formatEstimate, type RewriteEstimate, storedBytesPerObject} from './rewrite-estimate.js'
 import {findUpdateWebhooks, type UpdateWebhook, webhooksListWarning, webhookWarning} from './rewrite-webhooks.js'
 import {scanForStatus} from './status-scan.js'
 import type {ScanSummary} from './status.js'
@@ -161,7 +161,7 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
             else if (e.type === 'estimate') access.onNotice?.(formatEstimate(e.estimate, false))
           },
         },
-        {client: cluster.objects},
+        {client: cluster.objects, bytesPerObject: () => storedBytesPerObject(cluster.probe)},
       )
       return {
         resources: r.resources.map((x) => x.resource),

@@ -57,6 +57,14 @@ export interface ReadableKey {
   fingerprint?: string
 }
 
+/** The keys one resource's values were written under while the config was on (names only). */
+export interface BackupKeys {
+  /** As the config lists it: `secrets`, `*.apps`, `*.*`. */
+  resource: string
+  /** `provider:key` (`aescbc:key1`, `kms:vault`), as `status --scan --snapshot` names what a backup needs. */
+  keys: string[]
+}
+
 export interface DecryptAllResult {
   dryRun: boolean
   /** Encryption was already off on every node: nothing to do. */
@@ -78,6 +86,11 @@ export interface DecryptAllResult {
   backupDir?: string
   /** Where each node's config went when removed (it still holds the old keys; older etcd backups need them). */
   configBackups: Array<{node: string; path: string}>
+  /**
+   * --remove-encryption: per resource, the keys of the config being removed. etcd backups taken
+   * before the decryption hold values under them; only a config with these keys opens such a backup.
+   */
+  keysForOlderBackups?: BackupKeys[]
   diffs: FileDiff[]
   next: string[]
 }
@@ -98,6 +111,35 @@ function readableKeys(configText: string): ReadableKey[] {
     }
   }
   return [...keys.values()]
+}
+
+/**
+ * Per resource of the configs (in their order, each name once), every key that is not identity:
+ * a value of that resource in an older backup may be under any of them. Identity-only resources
+ * need no key and are left out.
+ */
+export function keysForOlderBackups(configTexts: string[]): BackupKeys[] {
+  const byResource = new Map<string, Set<string>>()
+  for (const text of configTexts) {
+    for (const entry of parseConfigText(text).resources ?? []) {
+      const keys: string[] = []
+      for (const provider of entry.providers) {
+        for (const [type, spec] of Object.entries(provider)) {
+          if (type === 'identity' || !spec) continue
+          if (type === 'kms') {
+            const name = (spec as {name?: string}).name
+            if (name) keys.push(`kms:${name}`)
+          } else for (const k of (spec as {keys?: Array<{name: string}>}).keys ?? []) keys.push(`${type}:${k.name}`)
+        }
+      }
+      for (const resource of entry.resources ?? []) {
+        const set = byResource.get(resource) ?? new Set<string>()
+        for (const k of keys) set.add(k)
+        byResource.set(resource, set)
+      }
+    }
+  }
+  return [...byResource].filter(([, keys]) => keys.size > 0).map(([resource, keys]) => ({resource, keys: [...keys]}))
 }
 
 /** Nodes with encryption on (flag and file) and off; a flag whose file is missing is refused. */
@@ -204,6 +246,7 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
       const plans = removePlans(on)
       result.diffs.push(...planDiffs(plans).map((d) => ({...d, path: `${d.path} (after a clean scan)`})))
       result.stages.push({stage: 'remove-encryption', status: 'planned', nodes: plannedOutcomes(plans)})
+      result.keysForOlderBackups = keysForOlderBackups([target])
       if (options.kubeadmConfig !== false) {
         result.kubeadmConfig = await syncKubeadmConfig(deps.objects, {kind: 'disable'}, true)
         if (result.kubeadmConfig.diff)
@@ -317,6 +360,8 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
       force,
       unchanged: 'Stage remove-encryption changed nothing.',
     })
+    // Named before the first node loses its config, so a removal stopped halfway still says them.
+    result.keysForOlderBackups = keysForOlderBackups(current.flatMap((s) => (s.config === undefined ? [] : [s.config])))
     const removal = await rollOut(plans, {
       files: (n) => deps.files(n),
       waiter: deps.waiter,

@@ -239,6 +239,8 @@ class MigratorRun {
     const estimate: ResourceEstimate[] = this.units.map((u) => ({
       resource: u.name,
       objects: this.counts.get(u.id) ?? null,
+      // the migrator's run is paced by the controller, not by bytes sent from here: no size read
+      bytes: null,
     }))
     this.emit({
       type: 'estimate',

@@ -10,7 +10,8 @@ import {
   type RewriteFailure,
   type UnitCheckpoint,
 } from './rewrite-checkpoint.js'
-import {buildEstimate, type ResourceEstimate, type RewriteEstimate} from './rewrite-estimate.js'
+import {groupResourceKey} from '../controlplane/metrics.js'
+import {buildEstimate, type ResourceCount, type RewriteEstimate} from './rewrite-estimate.js'
 import {type Clock, systemClock, TokenBucket} from './token-bucket.js'
 
 /**
@@ -83,6 +84,11 @@ export interface RewriteDeps {
   checkpoints?: CheckpointStore
   clock?: Clock
   random?: () => number
+  /**
+   * For the estimate: the apiserver's average stored bytes per object, keyed `group/resource`
+   * (storedBytesPerObject over /metrics). Missing entries, a rejection or no source: sizes unknown.
+   */
+  bytesPerObject?: () => Promise<ReadonlyMap<string, number>>
 }
 
 export type RewriteEvent =
@@ -311,7 +317,7 @@ class RewriteRun {
     this.doneBefore = this.totals().listed
 
     await this.preflight()
-    this.estimate = this.buildEstimate()
+    this.estimate = this.buildEstimate(await this.storedSizes())
     this.emit({type: 'estimate', estimate: this.estimate})
     this.emit({type: 'start', units: this.units.length, resumed, total: this.total()})
     if (store && this.options.checkpointIntervalMs !== 0) {
@@ -440,11 +446,22 @@ class RewriteRun {
     }
   }
 
+  /** Sizes only when something was counted to size (not before an etcd scan, which counts nothing ahead). */
+  private async storedSizes(): Promise<ReadonlyMap<string, number>> {
+    const counted = [...this.counts.values()].some((c) => c !== null && c > 0)
+    if (!this.deps.bytesPerObject || !counted) return new Map()
+    return this.deps.bytesPerObject().catch(() => new Map())
+  }
+
   /** Per resource, the preflight's counts of the units still to do (complete ones add nothing). */
-  private buildEstimate(): RewriteEstimate {
-    const byResource = new Map<string, ResourceEstimate>()
+  private buildEstimate(sizes: ReadonlyMap<string, number>): RewriteEstimate {
+    const byResource = new Map<string, ResourceCount>()
     for (const unit of this.units) {
-      const r = byResource.get(unit.name) ?? {resource: unit.name, objects: 0}
+      const r = byResource.get(unit.name) ?? {
+        resource: unit.name,
+        objects: 0,
+        bytesPerObject: sizes.get(groupResourceKey(unit.resource.group, unit.resource.resource)) ?? null,
+      }
       byResource.set(unit.name, r)
       if (this.unitState(unit).complete) continue
       // --only-stale without a selector lists nothing: the etcd scan decides, unit by unit.

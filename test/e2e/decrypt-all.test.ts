@@ -32,7 +32,7 @@ interface DecryptJson {
     rewritten: number
     failed: number
     resources: string[]
-    estimate?: {resources: Array<{resource: string; objects: number | null}>}
+    estimate?: {resources: Array<{resource: string; objects: number | null; bytes: number | null}>}
     webhooks?: Array<{webhook: string; failurePolicy: string}>
   }
   scan?: {total: number; byResource: Record<string, number>; examples: string[]}
@@ -40,6 +40,7 @@ interface DecryptJson {
   removed: boolean
   kubeadmConfig?: {status: string}
   configBackups: Array<{node: string; path: string}>
+  keysForOlderBackups?: Array<{resource: string; keys: string[]}>
   next: string[]
 }
 
@@ -93,6 +94,10 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
     expect(r.stdout).toContain(`-    - --encryption-provider-config=${ENC_CONFIG}`)
     expect(r.stdout).toMatch(/secret: <redacted sha256:[0-9a-f]{12}>/)
     expect(r.stdout).toContain('Dry run: nothing was changed.')
+    // the keys an etcd backup from before the decryption needs, by name (enable's secretbox key)
+    expect(r.stdout).toMatch(
+      /^Keys for older etcd backups \(keep them: backups taken before the decryption need them; .*\):\n {2}RESOURCE\s+KEYS\n {2}secrets\s+secretbox:key-\d{8}T\d{6}Z\n/m,
+    )
     expect(await allNodeStates()).toEqual(before)
     await collectKeyMaterial()
     expect(keysSeen()).toBeGreaterThan(0)
@@ -204,6 +209,16 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
       expect(await sshOk(b.node, `sudo -n stat -c '%U %a' ${b.path}`)).toBe('root 600\n')
     }
     expect(result.configBackups.map((b) => b.node)).toEqual(nodes())
+    // named per resource: exactly the keys the moved configs hold (compared by name, never printing a secret)
+    const moved = (
+      parse(await sshOk(result.configBackups[0]!.node, `sudo -n cat ${result.configBackups[0]!.path}`)) as {
+        resources: Array<{providers: Array<Record<string, {keys?: Array<{name: string}>}>>}>
+      }
+    ).resources[0]!.providers
+    expect(moved.map((p) => Object.keys(p)[0])).toEqual(['identity', 'secretbox'])
+    expect(result.keysForOlderBackups).toEqual([
+      {resource: 'secrets', keys: moved[1]!.secretbox!.keys!.map((k) => `secretbox:${k.name}`)},
+    ])
     expect(
       await ok('kubectl', [
         'get',

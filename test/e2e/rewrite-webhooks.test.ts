@@ -5,7 +5,9 @@
  * matches UPDATE of Secrets in this file's namespace only (namespaceSelector) and points at a
  * Service that does not exist, with failurePolicy Ignore: the apiserver really calls it on every
  * no-op write, fails to reach it and lets the write through. A user without RBAC to list webhook
- * configurations gets a warning and webhooksListError, and the rewrite still runs.
+ * configurations gets a warning and webhooksListError, and the rewrite still runs. The estimate's
+ * stored bytes come from the apiservers' own size metrics (once they have counted, about a minute
+ * after the Secrets exist); the user without RBAC for /metrics gets no size, and no warning either.
  */
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
@@ -15,7 +17,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {DENY_UPDATE_WEBHOOK} from '../sandbox/admission-webhook.js'
 import {pluginPath} from './helpers/plugin.js'
-import {kubectl, ok, run, sandbox} from './helpers/sandbox.js'
+import {kubectl, ok, run, sandbox, waitFor} from './helpers/sandbox.js'
 
 const id = randomBytes(3).toString('hex')
 const NS = `rwh-${id}`
@@ -55,6 +57,28 @@ async function failOpenCalls(): Promise<number> {
   return sum
 }
 
+/**
+ * Per node, the average stored bytes of a Secret as its API server's /metrics says (size estimate over
+ * object count); undefined for a node that has no size for Secrets yet.
+ */
+async function secretAverages(): Promise<Array<number | undefined>> {
+  const averages: Array<number | undefined> = []
+  for (const node of sandbox().nodes) {
+    const metrics = await ok('kubectl', [
+      `--server=https://${sandbox().nodeIps[node]}:6443`,
+      'get',
+      '--raw',
+      '/metrics',
+    ])
+    const value = (name: string) =>
+      Number(new RegExp(`^${name}\\{group="",resource="secrets"\\} (\\S+)$`, 'm').exec(metrics)?.[1] ?? Number.NaN)
+    const bytes = value('apiserver_resource_size_estimate_bytes')
+    const objects = value('apiserver_resource_objects')
+    averages.push(bytes > 0 && objects > 0 ? bytes / objects : undefined)
+  }
+  return averages
+}
+
 const apply = (object: unknown) => ok('kubectl', ['apply', '-f', '-'], {input: JSON.stringify(object)})
 
 beforeAll(async () => {
@@ -91,6 +115,17 @@ beforeAll(async () => {
   })
 }, 180_000)
 
+// The API servers count stored objects and their sizes about once a minute: wait until every one
+// (the load balancer may send the plugin to any) has a size for Secrets.
+beforeAll(async () => {
+  await waitFor(
+    'every API server to report the stored size of Secrets on /metrics',
+    async () => (await secretAverages()).every((a) => a !== undefined),
+    150_000,
+    2_000,
+  )
+}, 170_000)
+
 afterAll(async () => {
   await kubectl(['delete', 'validatingwebhookconfiguration', CONFIGURATION, '--ignore-not-found'])
   await kubectl(['delete', 'namespace', NS, '--ignore-not-found', '--wait=false'])
@@ -106,8 +141,13 @@ describe('rewrite: admission webhooks and estimate before the run (sandbox)', ()
     const warning = out.indexOf(
       `Warning: validating admission webhook ${WEBHOOK} (ValidatingWebhookConfiguration ${CONFIGURATION}) matches UPDATE of secrets: `,
     )
-    // (25 - a burst of 4) / 5 per second
-    const estimate = out.indexOf(`Estimate: ${COUNT} objects in 1 resource, about 4 s at --qps 5\n`)
+    // (25 - a burst of 4) / 5 per second; their stored size from the API server's metrics
+    const estimate = out.search(
+      new RegExp(
+        `^Estimate: ${COUNT} objects \\(about \\d+(\\.\\d)? k?B stored\\) in 1 resource, about 4 s at --qps 5$`,
+        'm',
+      ),
+    )
     const result = out.search(/^RESOURCE\s+LISTED/m)
     expect(warning, out).toBeGreaterThanOrEqual(0)
     expect(estimate, out).toBeGreaterThan(warning)
@@ -128,6 +168,7 @@ describe('rewrite: admission webhooks and estimate before the run (sandbox)', ()
   })
 
   it('-o json carries webhooks and estimate with the rewrite result', async () => {
+    const averages = (await secretAverages()).filter((a) => a !== undefined)
     const r = await plugin([
       'rewrite',
       '-n',
@@ -156,7 +197,7 @@ describe('rewrite: admission webhooks and estimate before the run (sandbox)', ()
     })
     expect(doc.webhooksListError).toBeUndefined()
     expect(doc.estimate).toEqual({
-      resources: [{resource: 'secrets', objects: COUNT}],
+      resources: [{resource: 'secrets', objects: COUNT, bytes: expect.any(Number)}],
       seconds: 4.2,
       qps: 5,
       concurrency: 4,
@@ -167,7 +208,13 @@ describe('rewrite: admission webhooks and estimate before the run (sandbox)', ()
     expect(doc.elapsedMs / 1000).toBeLessThan(doc.estimate.seconds * 2 + 2)
     expect(doc.totals).toMatchObject({listed: COUNT, failed: 0})
     expect(r.stderr).toContain(`Warning: validating admission webhook ${WEBHOOK} `)
-    expect(r.stderr).toMatch(new RegExp(`Estimate: ${COUNT} objects in 1 resource`))
+    // the objects counted times the average an API server reported (its next count may move it a little)
+    const bytes = doc.estimate.resources[0].bytes as number
+    expect(
+      averages.some((a) => Math.abs(bytes - COUNT * a) <= 0.1 * COUNT * a),
+      `${bytes} vs ${COUNT} x ${averages}`,
+    ).toBe(true)
+    expect(r.stderr).toMatch(new RegExp(`Estimate: ${COUNT} objects \\(about .* stored\\) in 1 resource`))
   })
 
   it('a user who may not list webhook configurations gets a warning and webhooksListError; the rewrite runs', async () => {
@@ -208,7 +255,10 @@ describe('rewrite: admission webhooks and estimate before the run (sandbox)', ()
     const doc = JSON.parse(r.stdout)
     expect(doc.webhooksListError).toMatch(/^403 Forbidden: .*forbidden/)
     expect(doc.webhooks).toEqual([])
-    expect(doc.estimate.resources).toEqual([{resource: 'secrets', objects: COUNT}])
+    // /metrics is forbidden to it too: no size, and no warning about that
+    expect(doc.estimate.resources).toEqual([{resource: 'secrets', objects: COUNT, bytes: null}])
+    expect(r.stderr).toMatch(new RegExp(`^Estimate: ${COUNT} objects in 1 resource, `, 'm'))
+    expect(r.stderr).not.toMatch(/metrics/i)
     expect(doc.totals).toMatchObject({listed: COUNT, failed: 0})
     // no key material or token in any output
     expect(r.stdout + r.stderr).not.toContain(token)

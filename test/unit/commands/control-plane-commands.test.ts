@@ -144,6 +144,28 @@ describe('a control-plane command that fails half way keeps its record', {timeou
     expect(doc.backupDir).toMatch(/^\/etc\/kubernetes\/tmp\/kubectl-encryption-/)
   })
 
+  it('decrypt-all --remove-encryption --dry-run: names the keys older etcd backups need, never their secrets', async () => {
+    await enableEncryption({provider: 'aescbc'}, cp.deps)
+    const secret = /secret:\s*(\S+)/.exec(cp.files.get('cp-1')!.fs.get(ENC)!.content)![1]!
+    const {default: DecryptAll} = await import('../../../src/commands/decrypt-all.js')
+    const table = await run(DecryptAll, ['--remove-encryption', '--dry-run'])
+    expect(table.code, table.stderr).toBe(0)
+    expect(table.stdout).toMatch(
+      /^Keys for older etcd backups \(keep them: backups taken before the decryption need them; /m,
+    )
+    expect(table.stdout).toMatch(/^ {2}RESOURCE\s+KEYS\n {2}secrets\s+aescbc:key-20261127T210000Z$/m)
+    expect(table.stdout).toContain('kubectl encryption status --scan --snapshot FILE.db --config')
+    expect(table.stdout).not.toContain(secret)
+    const json = await run(DecryptAll, ['--remove-encryption', '--dry-run', '-o', 'json'])
+    const doc = JSON.parse(json.stdout)
+    expect(doc.keysForOlderBackups).toEqual([{resource: 'secrets', keys: ['aescbc:key-20261127T210000Z']}])
+    expect(json.stdout).not.toContain(secret)
+    // without --remove-encryption nothing is removed: no such section
+    const keep = await run(DecryptAll, ['--dry-run'])
+    expect(keep.stdout).not.toContain('Keys for older etcd backups')
+    expect(JSON.parse((await run(DecryptAll, ['--dry-run', '-o', 'json'])).stdout).keysForOlderBackups).toBeUndefined()
+  })
+
   it('a failure before anything changed prints only the error (no partial document)', async () => {
     cp.deps.nodes = async () => []
     const {default: Enable} = await import('../../../src/commands/enable.js')

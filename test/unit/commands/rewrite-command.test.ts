@@ -97,6 +97,37 @@ describe('kubectl encryption rewrite', {timeout: 150_000}, () => {
     expect(left).toEqual([])
   })
 
+  it('the estimate gives the stored bytes from /metrics; forbidden /metrics leaves them null, without a warning', async () => {
+    seed(10)
+    api.serveMetrics({
+      status: 200,
+      body: [
+        '# TYPE apiserver_resource_objects gauge',
+        'apiserver_resource_objects{group="",resource="secrets"} 20',
+        'apiserver_resource_size_estimate_bytes{group="",resource="secrets"} 40960',
+      ].join('\n'),
+    })
+    // --resource: no config to read, so no warning about that
+    const sized = await plugin('-A', '--resource', 'secrets', '--dry-run', '-o', 'json')
+    expect(sized.code).toBe(0)
+    expect(JSON.parse(sized.stdout).estimate.resources).toEqual([{resource: 'secrets', objects: 20, bytes: 40_960}])
+    expect(sized.stderr).toMatch(/^Estimate: 20 objects \(about 41 kB stored\) in 1 resource, [^\n]*\n$/)
+
+    api.serveMetrics({
+      status: 403,
+      body: JSON.stringify({
+        kind: 'Status',
+        code: 403,
+        reason: 'Forbidden',
+        message: 'forbidden: cannot get path "/metrics"',
+      }),
+    })
+    const forbidden = await plugin('-A', '--resource', 'secrets', '--dry-run', '-o', 'json')
+    expect(forbidden.code).toBe(0)
+    expect(JSON.parse(forbidden.stdout).estimate.resources).toEqual([{resource: 'secrets', objects: 20, bytes: null}])
+    expect(forbidden.stderr).toMatch(/^Estimate: 20 objects in 1 resource, [^\n]*\n$/)
+  })
+
   it('lists the objects it could not write and exits 4', async () => {
     seed(5)
     cluster.fault = ({verb, name, namespace}) => {

@@ -19,7 +19,14 @@ export async function serveFakeCluster(
   dir: string,
   /** Answers first when it returns a response (status and JSON body); for APIs FakeCluster does not have. */
   extra?: (method: string, url: URL, body: unknown) => Promise<{status: number; body: unknown} | undefined>,
-): Promise<{url: string; kubeconfig: string; close(): Promise<void>}> {
+): Promise<{
+  url: string
+  kubeconfig: string
+  /** What GET /metrics answers from now on (404 until set, as a server without it). */
+  serveMetrics(answer: {status: number; body: string}): void
+  close(): Promise<void>
+}> {
+  let metrics: {status: number; body: string} | undefined
   const resources: Record<string, ApiResource> = {secrets: SECRETS, configmaps: CONFIGMAPS}
   const server = http.createServer(async (req, res) => {
     const send = (code: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -28,6 +35,10 @@ export async function serveFakeCluster(
     }
     try {
       const url = new URL(req.url ?? '/', 'http://x')
+      if (url.pathname === '/metrics' && metrics) {
+        res.writeHead(metrics.status, {'Content-Type': 'text/plain; version=0.0.4'})
+        return res.end(metrics.body)
+      }
       if (extra) {
         const chunks: Buffer[] = []
         if (req.method === 'POST') for await (const chunk of req) chunks.push(chunk as Buffer)
@@ -139,6 +150,9 @@ current-context: fake
   return {
     url,
     kubeconfig,
+    serveMetrics: (answer) => {
+      metrics = answer
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {KubeApiError, type KubeCluster} from '../../../src/kube/types.js'
+import {type EndpointProbe, KubeApiError, type KubeCluster} from '../../../src/kube/types.js'
 import {clusterFollowUps} from '../../../src/operations/cluster-follow-ups.js'
 import {VALIDATING_WEBHOOKS} from '../../../src/operations/rewrite-webhooks.js'
 import type {SshConnector} from '../../../src/ssh/ssh-session.js'
@@ -16,13 +16,14 @@ resources:
 `
 
 /** The rewrite stage of rotate, decrypt-all (and enable) over a fake API: no etcd or SSH needed. */
-function followUps(objects: FakeCluster) {
+function followUps(objects: FakeCluster, probe?: EndpointProbe) {
   const warnings: string[] = []
   const lines: string[] = []
   const cluster = {
     context: {contextName: 'fake', cluster: 'fake', user: 'u', server: 'https://fake', namespace: 'default', files: []},
     objects,
     discovery: {resources: async () => [SECRETS, CONFIGMAPS]},
+    probe: probe ?? {get: async () => ({status: 404, body: '404 page not found'})},
   } as unknown as KubeCluster
   const f = clusterFollowUps(cluster, {
     etcd: {} as never,
@@ -70,6 +71,34 @@ describe('clusterFollowUps.rewrite: webhooks and estimate before the writes', ()
       webhooks: [expect.objectContaining({webhook: 'deny.example', failurePolicy: 'Ignore', seesNoOpWrite: 'all'})],
     })
     expect(summary.webhooksListError).toBeUndefined()
+  })
+
+  it('the estimate of rotate and decrypt-all carries the stored bytes from /metrics (null without them)', async () => {
+    const c = new FakeCluster()
+    for (let i = 0; i < 12; i++) c.seed(SECRETS, 'default', `s-${i}`, {v: String(i)})
+    const paths: string[] = []
+    const probe: EndpointProbe = {
+      get: async (path) => {
+        paths.push(path)
+        return {
+          status: 200,
+          body: 'apiserver_resource_objects{group="",resource="secrets"} 24\napiserver_resource_size_estimate_bytes{group="",resource="secrets"} 24000\n',
+        }
+      },
+    }
+    const {f, lines} = followUps(c, probe)
+    const summary = await f.rewrite(CONFIG)
+    expect(paths).toEqual(['/metrics'])
+    expect(lines).toEqual([expect.stringMatching(/^Estimate: 12 objects \(about 12 kB stored\) in 1 resource, /)])
+    expect(summary.estimate?.resources).toEqual([{resource: 'secrets', objects: 12, bytes: 12_000}])
+
+    const plain = new FakeCluster()
+    plain.seed(SECRETS, 'default', 's-1', {v: '1'})
+    const without = followUps(plain)
+    expect((await without.f.rewrite(CONFIG)).estimate?.resources).toEqual([
+      {resource: 'secrets', objects: 1, bytes: null},
+    ])
+    expect(without.warnings).toEqual([])
   })
 
   it('a forbidden webhook listing is a warning and webhooksListError; the rewrite goes on', async () => {

@@ -1,7 +1,7 @@
 import {parse} from 'yaml'
 import {describe, expect, it} from 'vitest'
 
-import {decryptAll} from '../../../src/operations/decrypt-all.js'
+import {decryptAll, keysForOlderBackups} from '../../../src/operations/decrypt-all.js'
 import {enableEncryption} from '../../../src/operations/enable.js'
 import type {ScanSummary} from '../../../src/operations/status.js'
 import {fakeControlPlane, fixture} from './fake-control-plane.js'
@@ -55,6 +55,47 @@ async function encryptedCluster(leftAfterRewrite = 0) {
   return {cp, calls, deps: {...cp.deps, followUps}}
 }
 
+describe('keysForOlderBackups: the keys per resource of the config being removed (names only)', () => {
+  const secret = (n: number) => Buffer.alloc(32, n).toString('base64')
+  const CONFIG = `apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: [secrets, configmaps]
+    providers:
+      - identity: {}
+      - aesgcm: {keys: [{name: k3, secret: ${Buffer.alloc(16, 3).toString('base64')}}]}
+      - aescbc: {keys: [{name: k2, secret: ${secret(2)}}, {name: k1, secret: ${secret(1)}}]}
+  - resources: [events]
+    providers:
+      - identity: {}
+  - resources: ['*.apps']
+    providers:
+      - identity: {}
+      - kms: {apiVersion: v2, name: vault, endpoint: 'unix:///var/run/kms.sock'}
+      - secretbox: {keys: [{name: sb1, secret: ${secret(9)}}]}
+`
+
+  it('provider:key as status --scan --snapshot names them, in config order; identity-only resources need none', () => {
+    const keys = keysForOlderBackups([CONFIG])
+    expect(keys).toEqual([
+      {resource: 'secrets', keys: ['aesgcm:k3', 'aescbc:k2', 'aescbc:k1']},
+      {resource: 'configmaps', keys: ['aesgcm:k3', 'aescbc:k2', 'aescbc:k1']},
+      {resource: '*.apps', keys: ['kms:vault', 'secretbox:sb1']},
+    ])
+    for (const material of [secret(1), secret(2), secret(9), Buffer.alloc(16, 3).toString('base64')])
+      expect(JSON.stringify(keys)).not.toContain(material)
+  })
+
+  it('nodes whose configs differ: every key any of them holds, each once', () => {
+    const other = CONFIG.replace('name: k1,', 'name: k0,')
+    expect(keysForOlderBackups([CONFIG, other, CONFIG])[0]).toEqual({
+      resource: 'secrets',
+      keys: ['aesgcm:k3', 'aescbc:k2', 'aescbc:k1', 'aescbc:k0'],
+    })
+    expect(keysForOlderBackups([])).toEqual([])
+  })
+})
+
 describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
   it('identity first on every node with the old key kept, then rewrite, then a scan that finds nothing encrypted', async () => {
     const {cp, calls, deps} = await encryptedCluster()
@@ -84,6 +125,8 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
     expect(result.removed).toBe(false)
     expect(result.readableKeys).toEqual([{provider: 'aescbc', key: K1, fingerprint: expect.stringMatching(/^sha256:/)}])
     expect(result.next).toEqual([expect.stringContaining('decrypt-all --remove-encryption')])
+    // nothing removed, nothing to keep for older backups yet
+    expect(result.keysForOlderBackups).toBeUndefined()
     expect(JSON.stringify(result)).not.toContain(secret)
   })
 
@@ -94,6 +137,7 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
     expect(result.decrypted).toBe(false)
     expect(result.scan).toMatchObject({total: 2, byResource: {secrets: 2}, examples: ['/registry/secrets/default/a']})
     expect(result.stages.at(-1)).toMatchObject({stage: 'remove-encryption', status: 'skipped'})
+    expect(result.keysForOlderBackups).toBeUndefined()
     for (const f of cp.files.values()) expect(f.fs.get(MANIFEST)?.content).toContain('--encryption-provider-config')
   })
 
@@ -114,6 +158,10 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
     expect(result.configBackups.map((b) => `${b.node} ${b.path}`)).toEqual(
       ['cp-1', 'cp-2', 'cp-3'].map((n) => `${n} ${BACKUPS}/enc.yaml.1`),
     )
+    // the keys older etcd backups need, by name only (the moved files hold them)
+    expect(result.keysForOlderBackups).toEqual([{resource: 'secrets', keys: [`aescbc:${K1}`]}])
+    for (const secret of secretsIn(cp.files.get('cp-1')?.fs.get(`${BACKUPS}/enc.yaml.1`)?.content ?? ''))
+      expect(JSON.stringify(result)).not.toContain(secret)
     expect(result.kubeadmConfig?.status).toBe('updated')
     const cc = String(
       (cp.objects.store.get('configmaps/kube-system/kubeadm-config')!.data as Record<string, string>)
@@ -142,6 +190,7 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
     expect(
       result.diffs.find((d) => d.node === 'cp-2' && d.path === `${MANIFEST} (after a clean scan)`)?.diff,
     ).toContain(`-    - --encryption-provider-config=${ENC}`)
+    expect(result.keysForOlderBackups).toEqual([{resource: 'secrets', keys: [`aescbc:${K1}`]}])
     for (const secret of secretsIn(cp.files.get('cp-1')?.fs.get(ENC)?.content ?? ''))
       expect(JSON.stringify(result)).not.toContain(secret)
   })
