@@ -7,6 +7,7 @@ import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
 
 import {
+  kubeadmClusterConfiguration,
   allNodeStates,
   collectKeyMaterial,
   expectNoKeyMaterial,
@@ -219,17 +220,7 @@ describe('kubectl encryption decrypt-all', {timeout: 900_000}, () => {
     expect(result.keysForOlderBackups).toEqual([
       {resource: 'secrets', keys: moved[1]!.secretbox!.keys!.map((k) => `secretbox:${k.name}`)},
     ])
-    expect(
-      await ok('kubectl', [
-        'get',
-        'configmap',
-        '-n',
-        'kube-system',
-        'kubeadm-config',
-        '-o',
-        'jsonpath={.data.ClusterConfiguration}',
-      ]),
-    ).toBe(saved!.kubeadmConfig)
+    expect(await kubeadmClusterConfiguration()).toBe(saved!.kubeadmConfig)
     const status = json<StatusJson>(await plugin(['status', '--scan', ...sshArgs(), '-o', 'json']))
     expect(status.nodes.map((n) => n.encryption.enabled)).toEqual([false, false, false])
     const secrets = status.scan!.resources.find((x) => x.resource === 'secrets')!

@@ -7,6 +7,7 @@ import {join} from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
 import {
+  kubeadmClusterConfiguration,
   allNodeStates,
   collectKeyMaterial,
   expectNoKeyMaterial,
@@ -226,17 +227,7 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     expect(stored.subarray(0, `k8s:enc:secretbox:v1:${keyName}:`.length).toString()).toBe(
       `k8s:enc:secretbox:v1:${keyName}:`,
     )
-    expect(
-      await ok('kubectl', [
-        'get',
-        'configmap',
-        '-n',
-        'kube-system',
-        'kubeadm-config',
-        '-o',
-        'jsonpath={.data.ClusterConfiguration}',
-      ]),
-    ).toContain('encryption-provider-config')
+    expect(await kubeadmClusterConfiguration()).toContain('encryption-provider-config')
     // verify's test Secret is gone
     expect(
       (await ok('kubectl', ['get', 'secrets', '-A', '-l', 'kubectl-encryption/verify=true', '-o', 'name'])).trim(),

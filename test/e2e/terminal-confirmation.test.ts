@@ -14,6 +14,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {setConfigHashAnnotation} from '../../src/controlplane/apiserver-manifest.js'
 import {configHash} from '../../src/encryption/fingerprint.js'
 import {
+  kubeadmClusterConfiguration,
   allNodeStates,
   expectNoKeyMaterial,
   restoreControlPlane,
@@ -33,18 +34,6 @@ const SPINNER = /[\u2800-\u28ff]|\x1b\[(?:0K|1A|2K)/
 
 let saved: SavedControlPlane | undefined
 let context = ''
-const kubeadmConfig = async () =>
-  (
-    await kubectl([
-      'get',
-      'configmap',
-      '-n',
-      'kube-system',
-      'kubeadm-config',
-      '-o',
-      'jsonpath={.data.ClusterConfiguration}',
-    ])
-  ).stdout
 /** The plugin's state ConfigMap (rotation record, the cluster's lock): a refused run leaves it as it was. */
 const stateConfigMap = async () => {
   const r = await kubectl([
@@ -60,7 +49,7 @@ const stateConfigMap = async () => {
 }
 const clusterState = async () => ({
   nodes: await allNodeStates(),
-  kubeadmConfig: await kubeadmConfig(),
+  kubeadmConfig: await kubeadmClusterConfiguration(),
   state: await stateConfigMap(),
 })
 

@@ -6,26 +6,19 @@
 // restores it (decrypting first, as restoreControlPlane does) before its own tests run.
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {baselineFile} from './baseline-file.js'
-import {allNodeStates, restoreControlPlane, type SavedControlPlane, saveControlPlane} from './control-plane-state.js'
-import {isReady, kubectl, mirrorPod, sandbox, waitFor} from './sandbox.js'
+import {
+  allNodeStates,
+  kubeadmClusterConfiguration,
+  restoreControlPlane,
+  type SavedControlPlane,
+  saveControlPlane,
+} from './control-plane-state.js'
+import {isReady, mirrorPod, sandbox, waitFor} from './sandbox.js'
 
 interface Baseline {
   saved: SavedControlPlane
   states: Record<string, string>
 }
-
-const kubeadmConfig = async () =>
-  (
-    await kubectl([
-      'get',
-      'configmap',
-      '-n',
-      'kube-system',
-      'kubeadm-config',
-      '-o',
-      'jsonpath={.data.ClusterConfiguration}',
-    ])
-  ).stdout
 
 async function allApiserversReady(): Promise<void> {
   await waitFor(
@@ -50,7 +43,7 @@ export async function startFromBaseline(): Promise<void> {
   const baseline = JSON.parse(readFileSync(file, 'utf8')) as Baseline
   const now = await allNodeStates()
   const changedNodes = sandbox().nodes.filter((n) => now[n] !== baseline.states[n])
-  const kubeadmChanged = (await kubeadmConfig()) !== (baseline.saved.kubeadmConfig ?? '')
+  const kubeadmChanged = (await kubeadmClusterConfiguration()) !== baseline.saved.kubeadmConfig
   if (changedNodes.length === 0 && !kubeadmChanged) return allApiserversReady()
   process.stderr.write(
     `[e2e] the previous file left the sandbox changed (${[...changedNodes, ...(kubeadmChanged ? ['kubeadm-config'] : [])].join(', ')}); restoring the baseline before this file\n`,

@@ -27,6 +27,20 @@ export interface SavedControlPlane {
 const listDir = async (node: string, dir: string) =>
   (await sshOk(node, `sudo -n sh -c 'ls -A ${dir} 2>/dev/null; true'`)).split('\n').filter(Boolean)
 
+/** kubeadm-config's ClusterConfiguration text, or undefined when the ConfigMap cannot be read. */
+export async function kubeadmClusterConfiguration(): Promise<string | undefined> {
+  const r = await kubectl([
+    'get',
+    'configmap',
+    '-n',
+    'kube-system',
+    'kubeadm-config',
+    '-o',
+    'jsonpath={.data.ClusterConfiguration}',
+  ])
+  return r.code === 0 ? r.stdout : undefined
+}
+
 export async function saveControlPlane(): Promise<SavedControlPlane> {
   const nodes: Record<string, SavedNode> = {}
   for (const node of sandbox().nodes) {
@@ -42,16 +56,7 @@ export async function saveControlPlane(): Promise<SavedControlPlane> {
       manifestsDir: await listDir(node, '/etc/kubernetes/manifests'),
     }
   }
-  const cc = await kubectl([
-    'get',
-    'configmap',
-    '-n',
-    'kube-system',
-    'kubeadm-config',
-    '-o',
-    'jsonpath={.data.ClusterConfiguration}',
-  ])
-  return {nodes, kubeadmConfig: cc.code === 0 ? cc.stdout : undefined}
+  return {nodes, kubeadmConfig: await kubeadmClusterConfiguration()}
 }
 
 /** What a node looks like, for "nothing changed" checks: manifests, config dir and backup dirs. */

@@ -5,7 +5,7 @@
 // ssh session and every static pod. The kubelet's exec endpoint (:10250) is a small Go server with
 // Kubernetes' own streaming code (test/sandbox/kube/cmd/sandbox-kubelet-exec).
 import {execFileSync, spawn} from 'node:child_process'
-import {mkdirSync, readFileSync, readlinkSync} from 'node:fs'
+import {cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync} from 'node:fs'
 import path from 'node:path'
 import {SandboxApiClient} from '../api-client.js'
 import type {NodeLayout, SandboxLayout} from '../layout.js'
@@ -52,6 +52,19 @@ function bind(source: string, target: string): void {
 bind(node.etcKubernetes, '/etc/kubernetes')
 mkdirSync('/var/log/pods', {recursive: true})
 bind(node.varLogPods, '/var/log/pods')
+
+// etcdctl and etcdutl installed on the node, as operators do on a kubeadm control-plane node: the
+// plugin's --etcd-via ssh runs `sudo etcdctl`, and sudo's secure_path starts with /usr/local/sbin.
+// That directory gets the release's two tools, beside copies of whatever the host keeps there.
+const localSbin = path.join(path.dirname(node.etcKubernetes), 'usr-local-sbin')
+rmSync(localSbin, {recursive: true, force: true})
+mkdirSync(localSbin, {recursive: true})
+if (existsSync('/usr/local/sbin')) cpSync('/usr/local/sbin', localSbin, {recursive: true, verbatimSymlinks: true})
+for (const tool of ['etcdctl', 'etcdutl']) {
+  rmSync(path.join(localSbin, tool), {force: true})
+  symlinkSync(path.join(config.binDir, tool), path.join(localSbin, tool))
+}
+bind(localSbin, '/usr/local/sbin')
 
 const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(node.sshdDir, 'sshd_config')], {
   stdio: ['ignore', 'inherit', 'inherit'],
