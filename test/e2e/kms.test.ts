@@ -7,13 +7,14 @@ import {dirname, join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {ENC_CONFIG, MANIFEST, restoreNodes} from './helpers/encryption-setup.js'
+import {restoreControlPlane, type SavedControlPlane, saveControlPlane} from './helpers/control-plane-state.js'
+import {ENC_CONFIG, MANIFEST} from './helpers/encryption-setup.js'
 import {startKmsPlugin, type KmsPlugin} from './helpers/kms-plugin.js'
 import {json, plugin, pluginOutputs, sshArgs} from './helpers/plugin.js'
 import {kubectl, ok, readNodeFile, sandbox, sshOk, waitFor} from './helpers/sandbox.js'
 
 const ns = `kms-${Date.now().toString(36)}`
-const saved = new Map<string, string>()
+let saved: SavedControlPlane | undefined
 const plugins = new Map<string, KmsPlugin>()
 const keks: Buffer[] = []
 const SECRETS = 20
@@ -70,8 +71,8 @@ const everyApiserverReports = (keyId: string) =>
   )
 
 beforeAll(async () => {
+  saved = await saveControlPlane()
   for (const node of nodes()) {
-    saved.set(node, await readNodeFile(node, MANIFEST))
     await sshOk(node, `sudo -n mkdir -p ${dirname(SOCKET)}`)
     plugins.set(node, await startKmsPlugin(hostSocket(node), {keks}))
   }
@@ -108,7 +109,8 @@ afterAll(async () => {
     }
     // Delete the KMS-encrypted Secrets while every plugin can still decrypt them.
     await kubectl(['delete', 'namespace', ns, '--wait=true', '--timeout=300s'])
-    await restoreNodes(saved)
+    // Manifests, the config dir, enable's backups under /etc/kubernetes/tmp and kubeadm-config, as before.
+    await restoreControlPlane(saved)
   } finally {
     for (const p of plugins.values()) await p.stop()
     for (const node of nodes()) await sshOk(node, `sudo -n rm -rf ${dirname(SOCKET)}`).catch(() => undefined)

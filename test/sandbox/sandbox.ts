@@ -242,12 +242,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   let pki: ClusterPki
   try {
     writeState(stateFile, state)
-    // etcd starts as soon as its certificate exists, the nodes (sshd, kubelet) as soon as ssh is set up;
+    // etcd starts as soon as its certificate exists; the nodes (sshd, kubelet) once ssh and every
+    // certificate are there (the kubelet's exec server exits if its serving certificate is missing);
     // the static-pod manifests are written only once etcd is healthy, so no API server starts without it.
     ;[pki] = await Promise.all([
       makeClusterPki(layout, (ca, server) => record(startEtcd(layout, bin.etcd, ca, server), layout.etcdDataDir)),
-      setUpSsh(layout).then(startNodes),
+      setUpSsh(layout),
     ])
+    startNodes()
     writeKubeconfigs(layout, pki)
     log('certificates, keys and ssh set up')
     lb = new TcpLoadBalancer(

@@ -45,8 +45,18 @@ export async function startFromBaseline(): Promise<void> {
   const changedNodes = sandbox().nodes.filter((n) => now[n] !== baseline.states[n])
   const kubeadmChanged = (await kubeadmClusterConfiguration()) !== baseline.saved.kubeadmConfig
   if (changedNodes.length === 0 && !kubeadmChanged) return allApiserversReady()
+  // The lines that differ say which file to fix (a manifest hash, a config, a backup dir left behind).
+  const differences = changedNodes.map((n) => {
+    const before = new Set(baseline.states[n]?.split('\n'))
+    const after = new Set(now[n]?.split('\n'))
+    const lines = [
+      ...[...before].filter((l) => !after.has(l)).map((l) => `-${l}`),
+      ...[...after].filter((l) => !before.has(l)).map((l) => `+${l}`),
+    ]
+    return `  ${n}: ${lines.slice(0, 4).join(' | ')}`
+  })
   process.stderr.write(
-    `[e2e] the previous file left the sandbox changed (${[...changedNodes, ...(kubeadmChanged ? ['kubeadm-config'] : [])].join(', ')}); restoring the baseline before this file\n`,
+    `[e2e] the previous file left the sandbox changed (${[...changedNodes, ...(kubeadmChanged ? ['kubeadm-config'] : [])].join(', ')}); restoring the baseline before this file\n${differences.map((d) => `${d}\n`).join('')}`,
   )
   await restoreControlPlane(baseline.saved)
   await allApiserversReady()
