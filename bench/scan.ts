@@ -6,13 +6,13 @@
  */
 import {randomBytes} from 'node:crypto'
 
-import type {EncryptionConfiguration, ProviderSpec} from '../src/encryption/config-model.js'
-import type {KmsService} from '../src/encryption/providers/kms-service.js'
-import {ResourceTransformer} from '../src/encryption/resource-transformer.js'
-import {classifyValue} from '../src/encryption/value-classifier.js'
-import {lenField} from '../src/encryption/protobuf-wire.js'
+import type {EncryptionConfiguration, ProviderSpec} from '../src/encryption/config/model.js'
+import type {KmsService} from '../src/encryption/transform/providers/kms-service.js'
+import {ResourceTransformer} from '../src/encryption/transform/resource-transformer.js'
+import {classifyValue} from '../src/encryption/storage/value-classifier.js'
+import {lenField} from '../src/encryption/storage/protobuf-wire.js'
 import {formatTable} from '../src/output/render.js'
-import {type ScanEntry, scanValues} from '../src/operations/scan.js'
+import {type ScanEntry, scanValues} from '../src/usecases/scan/scan-engine.js'
 
 const count = Number(process.argv[2] ?? 20_000)
 const size = Number(process.argv[3] ?? 1024)

@@ -11,7 +11,7 @@ import {
   type LeaseRecord,
   LEASE_TTL_SECONDS,
   OperationLease,
-} from '../operations/operation-lease.js'
+} from '../state/operation-lease.js'
 
 /**
  * This machine and process namespace, as an opaque id: the pid of a lease is only checked for

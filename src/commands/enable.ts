@@ -9,15 +9,15 @@ import {
   DEFAULT_PROVIDER,
   GENERATED_PROVIDERS,
   kmsEndpointProblem,
-} from '../encryption/generate-config.js'
-import {parseGoDuration} from '../encryption/go-format.js'
-import type {EnableOptions} from '../operations/enable.js'
+} from '../encryption/config/generate.js'
+import {parseGoDuration} from '../encryption/gocompat/format.js'
+import type {EnableOptions} from '../usecases/enable.js'
 import {EXIT, preconditionError, usageError} from '../errors.js'
 import {readConfigFlag} from '../flags/config-file.js'
 import {checkResourceFlags} from '../flags/resource-names.js'
 import {controlPlaneFlags} from '../flags/control-plane.js'
-import {type EnableResult, enableEncryption} from '../operations/enable.js'
-import {readCheckLine} from '../operations/read-check.js'
+import {type EnableResult, enableEncryption} from '../usecases/enable.js'
+import {readCheckLine} from '../usecases/scan/read-check.js'
 import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
 import {formatFields} from '../output/render.js'
 
@@ -98,7 +98,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
     const local = await readConfigFlag(flags.config)
     if (local) {
       // The user's file is checked before the cluster is contacted, and named by the path they gave.
-      const {checkConfigBytes} = await import('../encryption/load-config.js')
+      const {checkConfigBytes} = await import('../encryption/config/load.js')
       const check = checkConfigBytes(local.bytes, local.path)
       if (!check.config || check.errors.length > 0)
         throw preconditionError(

@@ -3,10 +3,10 @@ import {readFile, stat} from 'node:fs/promises'
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import type {EncryptionConfiguration} from '../encryption/config-model.js'
-import {decodeGoBase64} from '../encryption/go-base64.js'
-import {formatGroupResource} from '../encryption/resource-match.js'
-import {TransformerBuildError} from '../encryption/resource-transformer.js'
+import type {EncryptionConfiguration} from '../encryption/config/model.js'
+import {decodeGoBase64} from '../encryption/gocompat/base64.js'
+import {formatGroupResource} from '../encryption/config/resource-match.js'
+import {TransformerBuildError} from '../encryption/transform/resource-transformer.js'
 import {EXIT, preconditionError, usageError} from '../errors.js'
 import {
   EtcdctlJsonShapeError,
@@ -15,10 +15,10 @@ import {
   inspectValue,
   parseEtcdctlJson,
   parseEtcdctlSimple,
-} from '../operations/inspect.js'
+} from '../usecases/inspect.js'
 import {formatFields} from '../output/render.js'
 import {discoverControlPlane} from '../controlplane/control-plane.js'
-import {etcdKeyFor, etcdKeyProblem} from '../encryption/etcd-key.js'
+import {etcdKeyFor, etcdKeyProblem} from '../encryption/storage/etcd-key.js'
 import {describeReader} from '../etcd/etcd-reader.js'
 import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
 import {kubeFlags, kubeOptionsFromFlags, parseNamespace} from '../flags/kube.js'
@@ -26,8 +26,8 @@ import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
 import {connectCluster} from '../kube/connect.js'
 import {toPluginError} from '../kube/errors.js'
 import {ResourceIndex} from '../kube/resource-index.js'
-import {configFromNodes} from '../operations/cluster-config.js'
-import {openEtcdReader} from '../operations/etcd-access.js'
+import {configFromNodes} from '../controlplane/cluster-config.js'
+import {openEtcdReader} from '../etcd/etcd-access.js'
 import {OpenSshConnector} from '../ssh/open-ssh-session.js'
 import {ShellRemoteFiles} from '../ssh/shell-remote-files.js'
 
@@ -504,6 +504,6 @@ async function readValueFile(path: string): Promise<Buffer> {
  * KMSv1 gate is taken as on: inspecting legacy KMS v1 data is what an old config is for here.
  */
 async function loadConfig(path: string): Promise<EncryptionConfiguration> {
-  const {loadEncryptionConfig} = await import('../encryption/load-config.js')
+  const {loadEncryptionConfig} = await import('../encryption/config/load.js')
   return (await loadEncryptionConfig(path, {featureGates: {KMSv1: true}})).config
 }

@@ -8,12 +8,18 @@ import {kubeFlags, kubeOptionsFromFlags, parseNamespace} from '../flags/kube.js'
 import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
 import {labelSelectorProblem} from '../kube/label-selector.js'
 import type {ApiResource} from '../kube/types.js'
-import type {EtcdStaleIndex} from '../operations/etcd-stale-index.js'
-import {checkpointPath, defaultStateDir, FileCheckpointStore} from '../operations/rewrite-checkpoint.js'
-import {REWRITE_DEFAULTS, resourceName, rewrite, type RewriteEvent, type RewriteResult} from '../operations/rewrite.js'
-import {formatEstimate, storedBytesPerObject} from '../operations/rewrite-estimate.js'
-import type {UpdateWebhook} from '../operations/rewrite-webhooks.js'
-import type {ResourceStatus} from '../operations/status.js'
+import type {EtcdStaleIndex} from '../usecases/rewrite/stale-index.js'
+import {checkpointPath, defaultStateDir, FileCheckpointStore} from '../usecases/rewrite/checkpoint.js'
+import {
+  REWRITE_DEFAULTS,
+  resourceName,
+  rewrite,
+  type RewriteEvent,
+  type RewriteResult,
+} from '../usecases/rewrite/rewrite.js'
+import {formatEstimate, storedBytesPerObject} from '../usecases/rewrite/estimate.js'
+import type {UpdateWebhook} from '../usecases/rewrite/webhooks.js'
+import type {ResourceStatus} from '../usecases/status/status.js'
 import {formatTable} from '../output/render.js'
 
 export interface RewriteCommandResult extends RewriteResult {
@@ -200,8 +206,8 @@ With --engine svm the cluster does the writing: one StorageVersionMigration per 
       )
       let staleIndex: EtcdStaleIndex | undefined
       if (needsEtcd) {
-        const {openEtcdReader} = await import('../operations/etcd-access.js')
-        const {EtcdStaleIndex} = await import('../operations/etcd-stale-index.js')
+        const {openEtcdReader} = await import('../etcd/etcd-access.js')
+        const {EtcdStaleIndex} = await import('../usecases/rewrite/stale-index.js')
         const etcd = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh})
         reader = etcd
         staleIndex = new EtcdStaleIndex(
@@ -234,9 +240,7 @@ With --engine svm the cluster does the writing: one StorageVersionMigration per 
       const store = stateFile ?? new FileCheckpointStore(checkpointPath(defaultStateDir(), scopeForFile))
 
       // Before anything is written: the webhooks every no-op write will go through.
-      const {findUpdateWebhooks, webhookWarning, webhooksListWarning} = await import(
-        '../operations/rewrite-webhooks.js'
-      )
+      const {findUpdateWebhooks, webhookWarning, webhooksListWarning} = await import('../usecases/rewrite/webhooks.js')
       const webhookCheck = await findUpdateWebhooks(cluster.objects, resources)
       for (const w of webhookCheck.webhooks) this.warn(webhookWarning(w))
       if (webhookCheck.listError) this.warn(webhooksListWarning(webhookCheck.listError))
@@ -257,7 +261,7 @@ With --engine svm the cluster does the writing: one StorageVersionMigration per 
       process.once('SIGTERM', onSignal)
       try {
         const result = svm
-          ? await (await import('../operations/rewrite-svm.js')).rewriteWithMigrator(
+          ? await (await import('../usecases/rewrite/svm-engine.js')).rewriteWithMigrator(
               {
                 resources,
                 dryRun: flags['dry-run'],
@@ -368,7 +372,7 @@ With --engine svm the cluster does the writing: one StorageVersionMigration per 
       ),
     ]
     if (names.length === 0) return {}
-    const {agreedKey, apiserverKmsKeys} = await import('../operations/kms-keys.js')
+    const {agreedKey, apiserverKmsKeys} = await import('../usecases/status/kms-keys.js')
     const reports = await apiserverKmsKeys(await controlPlane(), probe)
     const current: Record<string, string> = {}
     for (const name of names) {
@@ -398,9 +402,9 @@ With --engine svm the cluster does the writing: one StorageVersionMigration per 
     ssh: import('../ssh/open-ssh-session.js').OpenSshConnector | undefined,
     localConfig: {path: string; bytes: Buffer} | undefined,
   ): Promise<{resources: ResourceStatus[]; source: RewriteCommandResult['config']} | undefined> {
-    const {resourceStatuses} = await import('../operations/status.js')
+    const {resourceStatuses} = await import('../usecases/status/status.js')
     if (localConfig) {
-      const {checkConfigBytes} = await import('../encryption/load-config.js')
+      const {checkConfigBytes} = await import('../encryption/config/load.js')
       const check = checkConfigBytes(localConfig.bytes, localConfig.path)
       if (!check.config || check.errors.length > 0)
         throw usageError(
@@ -412,7 +416,7 @@ With --engine svm the cluster does the writing: one StorageVersionMigration per 
     if (!ssh) return undefined
     // One node's file is enough to know what to rewrite; `status` is where nodes are compared.
     const {ShellRemoteFiles} = await import('../ssh/shell-remote-files.js')
-    const {configFromNodes} = await import('../operations/cluster-config.js')
+    const {configFromNodes} = await import('../controlplane/cluster-config.js')
     try {
       const {found, reason} = await configFromNodes(
         await controlPlane(),

@@ -2,7 +2,7 @@ import {posix} from 'node:path'
 
 import {type Document, isMap, isScalar, parseDocument, type YAMLMap, type YAMLSeq} from 'yaml'
 
-import type {EncryptionConfiguration} from '../encryption/config-model.js'
+import type {EncryptionConfiguration} from '../encryption/config/model.js'
 import {PluginError} from '../errors.js'
 import {asMap, asSeq, mapGet, mapGetText, scalarText, toStringLikeSource} from './yaml-layout.js'
 

@@ -3,7 +3,7 @@
  */
 import {createHash} from 'node:crypto'
 
-import {decodeGoBase64} from './go-base64.js'
+import {decodeGoBase64} from './gocompat/base64.js'
 
 /** `sha256:` + lowercase hex SHA-256 of the bytes. */
 export function sha256Label(bytes: Uint8Array | string): string {

@@ -1,4 +1,4 @@
-import {readBoundedFile} from '../encryption/load-config.js'
+import {readBoundedFile} from '../encryption/config/load.js'
 import {PluginError, preconditionError, usageError} from '../errors.js'
 
 export interface LocalConfigFile {

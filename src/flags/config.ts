@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {usageError} from '../errors.js'
-import {OLDEST_TARGET, parseTargetVersion, type TargetVersion} from '../encryption/target-version.js'
+import {OLDEST_TARGET, parseTargetVersion, type TargetVersion} from '../encryption/config/target-version.js'
 
 /** How the apiserver that will read the file is run: its release, reload flag and feature gates (docs/kubernetes-behaviour.md §5.1, §15). */
 export const apiserverFlags = {

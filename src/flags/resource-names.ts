@@ -1,6 +1,6 @@
-import {apiserverMessage} from '../encryption/config-errors.js'
-import type {EncryptionConfiguration} from '../encryption/config-model.js'
-import {validateEncryptionConfig} from '../encryption/validate-config.js'
+import {apiserverMessage} from '../encryption/config/errors.js'
+import type {EncryptionConfiguration} from '../encryption/config/model.js'
+import {validateEncryptionConfig} from '../encryption/config/verdict.js'
 import {usageError} from '../errors.js'
 
 /**

@@ -1,4 +1,4 @@
-import {parseResourceString} from '../encryption/resource-match.js'
+import {parseResourceString} from '../encryption/config/resource-match.js'
 import type {ApiResource} from './types.js'
 
 /**

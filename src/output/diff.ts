@@ -2,7 +2,7 @@ import {createTwoFilesPatch} from 'diff'
 
 /**
  * A unified diff (as `diff -u`) of one file for `--dry-run` plans. The caller masks key secrets
- * first (maskSecrets in src/encryption/config-edit.ts); this module only renders text.
+ * first (maskSecrets in src/encryption/config/edit.ts); this module only renders text.
  * '' when the texts are equal.
  */
 export function unifiedDiff(

@@ -297,7 +297,7 @@ describe('kubectl encryption rewrite (sandbox)', () => {
     // kube-apiserver 1.34+ (ListFromCacheSnapshot) serves a continue token from its watch cache's
     // snapshots, which etcd's compaction does not touch; only a token the cache cannot serve goes to
     // etcd and gets 410. Whichever the server did, the rewrite must finish, and a 410 must be reported
-    // with where the listing restarted. (The 410 logic itself: test/unit/rewrite.test.ts.)
+    // with where the listing restarted. (The 410 logic itself: test/unit/usecases/rewrite.test.ts.)
     if (/expired \(410\)/.test(done.stderr))
       expect(done.stderr).toMatch(
         /expired \(410\); restarted after rw-expire-\w+\/s-\d{5} with the server's continue hint/,

@@ -7,7 +7,7 @@ import {join} from 'node:path'
 import {promisify} from 'node:util'
 import {afterAll, describe, expect, it} from 'vitest'
 
-import {checkConfigBytes, redactKeyMaterial} from '../../src/encryption/load-config.js'
+import {checkConfigBytes, redactKeyMaterial} from '../../src/encryption/config/load.js'
 
 const run = promisify(execFile)
 const bin = new URL('../../bin/run.js', import.meta.url).pathname

@@ -3,9 +3,9 @@ import {randomBytes} from 'node:crypto'
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import type {AesProviderType, EncryptionConfiguration} from '../../encryption/config-model.js'
-import {apiserverMessage} from '../../encryption/config-errors.js'
-import {parseEncryptionConfig} from '../../encryption/config-decode.js'
+import type {AesProviderType, EncryptionConfiguration} from '../../encryption/config/model.js'
+import {apiserverMessage} from '../../encryption/config/errors.js'
+import {parseEncryptionConfig} from '../../encryption/config/decode.js'
 import {
   allowedKeySizes,
   DEFAULT_KMS_NAME,
@@ -17,13 +17,13 @@ import {
   generateKmsConfig,
   kmsEndpointProblem,
   type KmsApiVersion,
-} from '../../encryption/generate-config.js'
-import {parseGoDuration} from '../../encryption/go-format.js'
-import {validateEncryptionConfig} from '../../encryption/validate-config.js'
+} from '../../encryption/config/generate.js'
+import {parseGoDuration} from '../../encryption/gocompat/format.js'
+import {validateEncryptionConfig} from '../../encryption/config/verdict.js'
 import {usageError} from '../../errors.js'
 import {checkResourceFlags} from '../../flags/resource-names.js'
 import {formatFields, renderResult} from '../../output/render.js'
-import {writePrivateFile} from '../../operations/private-file.js'
+import {writePrivateFile} from '../../state/private-file.js'
 
 /** What `--output-file` reports: where the key went and how to recognise it, never the key. */
 export interface GeneratedFileResult {

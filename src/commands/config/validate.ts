@@ -3,8 +3,8 @@ import {Args} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {EXIT} from '../../errors.js'
 import {apiserverFlags, featureGatesFromFlag, targetVersionFromFlag} from '../../flags/config.js'
-import {checkConfigFile} from '../../encryption/load-config.js'
-import {BASELINE_VERSION, formatTargetVersion} from '../../encryption/target-version.js'
+import {checkConfigFile} from '../../encryption/config/load.js'
+import {BASELINE_VERSION, formatTargetVersion} from '../../encryption/config/target-version.js'
 import {formatFields, formatTable} from '../../output/render.js'
 
 export interface ValidateResult {

@@ -4,7 +4,7 @@
 // file never meets values under a key that is gone.
 import {expect} from 'vitest'
 
-import {putIdentityFirst} from '../../../src/encryption/config-edit.js'
+import {putIdentityFirst} from '../../../src/encryption/config/edit.js'
 import {apiserverHash, MANIFEST} from './encryption-setup.js'
 import {pluginOutputs} from './plugin.js'
 import {kubectl, ok, readNodeFile, run, sandbox, sshOk, waitForApiserverRestart, writeNodeFile} from './sandbox.js'

@@ -5,13 +5,13 @@ import {Errors} from '@oclif/core'
 import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest'
 
 import type {KubeCluster} from '../../../src/kube/types.js'
-import {enableEncryption} from '../../../src/operations/enable.js'
-import {fakeControlPlane} from '../operations/fake-control-plane.js'
+import {enableEncryption} from '../../../src/usecases/enable.js'
+import {fakeControlPlane} from '../usecases/fake-control-plane.js'
 
 let cp: ReturnType<typeof fakeControlPlane>
 let connects = 0
 
-vi.mock('../../../src/operations/connect-control-plane.js', () => ({
+vi.mock('../../../src/changes/connect.js', () => ({
   connectControlPlane: async () => {
     connects++
     const cluster = {

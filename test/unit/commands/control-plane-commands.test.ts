@@ -6,15 +6,15 @@ import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest'
 
 import {localLeaseClock} from '../../../src/cli/cluster-lock.js'
 import type {KubeCluster} from '../../../src/kube/types.js'
-import {enableEncryption} from '../../../src/operations/enable.js'
-import {fakeControlPlane} from '../operations/fake-control-plane.js'
+import {enableEncryption} from '../../../src/usecases/enable.js'
+import {fakeControlPlane} from '../usecases/fake-control-plane.js'
 
 /** Key names are `key-<UTC time>` (issue 13 item 12); the fake control plane's clock is fixed. */
 const K2 = 'key-20261127T210000Z-2'
 
 let cp: ReturnType<typeof fakeControlPlane>
 
-vi.mock('../../../src/operations/connect-control-plane.js', () => ({
+vi.mock('../../../src/changes/connect.js', () => ({
   connectControlPlane: async () => {
     const cluster = {
       context: {

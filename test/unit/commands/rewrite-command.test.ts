@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {KubeApiError} from '../../../src/kube/types.js'
-import {MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS} from '../../../src/operations/rewrite-webhooks.js'
+import {MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS} from '../../../src/usecases/rewrite/webhooks.js'
 import {serveFakeCluster} from '../helpers/fake-apiserver.js'
 import {CONFIGMAPS, FakeCluster, SECRETS} from '../helpers/fake-cluster.js'
 

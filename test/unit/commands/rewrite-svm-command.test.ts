@@ -7,7 +7,7 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {KubeApiError, type KubeObject} from '../../../src/kube/types.js'
 import {serveFakeCluster} from '../helpers/fake-apiserver.js'
 import {FakeCluster, SECRETS} from '../helpers/fake-cluster.js'
-import {FakeMigrator} from '../operations/fake-migrator.js'
+import {FakeMigrator} from '../usecases/fake-migrator.js'
 
 const bin = new URL('../../../bin/run.js', import.meta.url).pathname
 

@@ -7,7 +7,7 @@ import {currentKmsKeys, encryptionMetrics, parsePrometheusText} from '../../../s
 import {PluginError} from '../../../src/errors.js'
 import {etcdOptionsFromFlags} from '../../../src/flags/etcd.js'
 import type {ApiResource, KubeObject, ListOptions, ObjectClient} from '../../../src/kube/types.js'
-import {openEtcdReader} from '../../../src/operations/etcd-access.js'
+import {openEtcdReader} from '../../../src/etcd/etcd-access.js'
 
 function apiserverPod(
   node: string,

@@ -2,8 +2,8 @@ import {createCipheriv, createDecipheriv, createSecretKey, randomBytes} from 'no
 
 import {describe, expect, it} from 'vitest'
 
-import {AesCbcCipher, CbcBlocks, decryptCbc} from '../../../src/encryption/providers/aes-cbc.js'
-import {TRANSFORM_MESSAGES as M} from '../../../src/encryption/transform-error.js'
+import {AesCbcCipher, CbcBlocks, decryptCbc} from '../../../src/encryption/transform/providers/aes-cbc.js'
+import {TRANSFORM_MESSAGES as M} from '../../../src/encryption/transform/transform-error.js'
 
 /** What a fresh AES-CBC context per value yields, without padding removal (the reference). */
 function cbcReference(key: Buffer, iv: Buffer, ciphertext: Buffer): Buffer {

@@ -2,9 +2,9 @@ import {createHash} from 'node:crypto'
 
 import {describe, expect, it} from 'vitest'
 
-import {viewObject} from '../../../src/encryption/object-view.js'
-import {classifyPlaintext} from '../../../src/encryption/plaintext-format.js'
-import {classifyValue} from '../../../src/encryption/value-classifier.js'
+import {viewObject} from '../../../src/encryption/storage/object-view.js'
+import {classifyPlaintext} from '../../../src/encryption/storage/plaintext-format.js'
+import {classifyValue} from '../../../src/encryption/storage/value-classifier.js'
 import {b64, vectors} from './vectors-helper.js'
 
 const secret = b64(vectors.find((v) => v.id === 'identity-secret-protobuf')!.plaintext!)

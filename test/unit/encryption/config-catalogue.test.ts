@@ -6,7 +6,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {catalogue, catalogueSecrets, expectedMessage, K32} from '../../fixtures/config-catalogue.js'
-import {checkConfigBytes} from '../../../src/encryption/load-config.js'
+import {checkConfigBytes} from '../../../src/encryption/config/load.js'
 
 const path = '/etc/kubernetes/enc/config.yaml'
 

@@ -11,7 +11,7 @@ import {
   promoteKey,
   putIdentityFirst,
   removeKey,
-} from '../../../src/encryption/config-edit.js'
+} from '../../../src/encryption/config/edit.js'
 import {keyFingerprint} from '../../../src/encryption/fingerprint.js'
 
 const fixture = (path: string) => readFileSync(new URL(`../../fixtures/${path}`, import.meta.url), 'utf8')

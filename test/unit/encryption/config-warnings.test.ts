@@ -3,8 +3,8 @@ import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 
 import {catalogue} from '../../fixtures/config-catalogue.js'
-import {parseEncryptionConfig} from '../../../src/encryption/config-decode.js'
-import {validateEncryptionConfig} from '../../../src/encryption/validate-config.js'
+import {parseEncryptionConfig} from '../../../src/encryption/config/decode.js'
+import {validateEncryptionConfig} from '../../../src/encryption/config/verdict.js'
 
 const K32 = 'Hx4dHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA='
 const head = 'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n'

@@ -6,7 +6,7 @@ import {
   groupResourceForKey,
   normalizeEtcdRoot,
   resourcePrefixFor,
-} from '../../../src/encryption/etcd-key.js'
+} from '../../../src/encryption/storage/etcd-key.js'
 
 describe('etcd keys (docs/kubernetes-behaviour.md §12)', () => {
   it.each([

@@ -3,16 +3,16 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 
-import {parseEncryptionConfig} from '../../../src/encryption/config-decode.js'
+import {parseEncryptionConfig} from '../../../src/encryption/config/decode.js'
 import {keyFingerprint} from '../../../src/encryption/fingerprint.js'
 import {
   defaultKeyName,
   generateConfig,
   generateKmsConfig,
   kmsEndpointProblem,
-} from '../../../src/encryption/generate-config.js'
-import {validateEncryptionConfig} from '../../../src/encryption/validate-config.js'
-import {writePrivateFile} from '../../../src/operations/private-file.js'
+} from '../../../src/encryption/config/generate.js'
+import {validateEncryptionConfig} from '../../../src/encryption/config/verdict.js'
+import {writePrivateFile} from '../../../src/state/private-file.js'
 
 describe('generateConfig', () => {
   it.each([

@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 import {describe, expect, it} from 'vitest'
 
 import {configHash, keyFingerprint} from '../../../src/encryption/fingerprint.js'
-import {decodeGoBase64, encodeGoBase64} from '../../../src/encryption/go-base64.js'
+import {decodeGoBase64, encodeGoBase64} from '../../../src/encryption/gocompat/base64.js'
 
 describe('decodeGoBase64 (docs/kubernetes-behaviour.md §6.4)', () => {
   it.each([

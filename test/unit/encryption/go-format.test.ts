@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {formatGoDuration, goJson, goQuote, parseGoDuration} from '../../../src/encryption/go-format.js'
+import {formatGoDuration, goJson, goQuote, parseGoDuration} from '../../../src/encryption/gocompat/format.js'
 
 describe('Go renderings', () => {
   it.each([

@@ -6,7 +6,7 @@ import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
-import {hexdump} from '../../../src/encryption/hexdump.js'
+import {hexdump} from '../../../src/encryption/storage/hexdump.js'
 
 const HEXDUMP = '/usr/bin/hexdump'
 const SEPARATOR = '--- next ---'

@@ -1,12 +1,12 @@
 import {describe, expect, it} from 'vitest'
 
-import type {EncryptionConfiguration, ProviderSpec} from '../../../src/encryption/config-model.js'
+import type {EncryptionConfiguration, ProviderSpec} from '../../../src/encryption/config/model.js'
 import {
   formatGroupResource,
   lookupProviders,
   parseResourceString,
   providersFor,
-} from '../../../src/encryption/resource-match.js'
+} from '../../../src/encryption/config/resource-match.js'
 
 const aescbc: ProviderSpec = {aescbc: {keys: [{name: 'k1', secret: 'AAECAwQFBgcICQoLDA0ODw=='}]}}
 const aesgcm: ProviderSpec = {aesgcm: {keys: [{name: 'k2', secret: 'AAECAwQFBgcICQoLDA0ODw=='}]}}

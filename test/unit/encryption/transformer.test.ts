@@ -2,15 +2,15 @@ import {randomBytes} from 'node:crypto'
 
 import {describe, expect, it} from 'vitest'
 
-import type {EncryptionConfiguration, ProviderSpec} from '../../../src/encryption/config-model.js'
-import {type KmsService, StaticDekKmsService} from '../../../src/encryption/providers/kms-service.js'
+import type {EncryptionConfiguration, ProviderSpec} from '../../../src/encryption/config/model.js'
+import {type KmsService, StaticDekKmsService} from '../../../src/encryption/transform/providers/kms-service.js'
 import {
   EncryptionTransformers,
   ResourceTransformer,
   TransformerBuildError,
-} from '../../../src/encryption/resource-transformer.js'
-import {TransformError} from '../../../src/encryption/transform-error.js'
-import {classifyValue} from '../../../src/encryption/value-classifier.js'
+} from '../../../src/encryption/transform/resource-transformer.js'
+import {TransformError} from '../../../src/encryption/transform/transform-error.js'
+import {classifyValue} from '../../../src/encryption/storage/value-classifier.js'
 import {b64, vectors, vectorsConfig} from './vectors-helper.js'
 
 const KEY = '/registry/secrets/default/mysecret'

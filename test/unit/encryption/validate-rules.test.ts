@@ -6,9 +6,9 @@
  */
 import {describe, expect, it} from 'vitest'
 
-import {apiserverMessage} from '../../../src/encryption/config-errors.js'
-import {parseEncryptionConfig} from '../../../src/encryption/config-decode.js'
-import {validateEncryptionConfig, type ValidateOptions} from '../../../src/encryption/validate-config.js'
+import {apiserverMessage} from '../../../src/encryption/config/errors.js'
+import {parseEncryptionConfig} from '../../../src/encryption/config/decode.js'
+import {validateEncryptionConfig, type ValidateOptions} from '../../../src/encryption/config/verdict.js'
 
 const K32 = 'Hx4dHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA='
 const head = 'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n'

@@ -3,7 +3,7 @@ import {readFileSync} from 'node:fs'
 
 import {parse} from 'yaml'
 
-import type {EncryptionConfiguration} from '../../../src/encryption/config-model.js'
+import type {EncryptionConfiguration} from '../../../src/encryption/config/model.js'
 
 export interface Vector {
   id: string

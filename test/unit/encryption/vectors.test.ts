@@ -1,10 +1,10 @@
 import {describe, expect, it} from 'vitest'
 
-import {StaticDekKmsService} from '../../../src/encryption/providers/kms-service.js'
-import {deriveKmsV2Key} from '../../../src/encryption/providers/kms-v2.js'
-import {EncryptionTransformers} from '../../../src/encryption/resource-transformer.js'
-import {TransformError} from '../../../src/encryption/transform-error.js'
-import {classifyValue} from '../../../src/encryption/value-classifier.js'
+import {StaticDekKmsService} from '../../../src/encryption/transform/providers/kms-service.js'
+import {deriveKmsV2Key} from '../../../src/encryption/transform/providers/kms-v2.js'
+import {EncryptionTransformers} from '../../../src/encryption/transform/resource-transformer.js'
+import {TransformError} from '../../../src/encryption/transform/transform-error.js'
+import {classifyValue} from '../../../src/encryption/storage/value-classifier.js'
 import {apiserverErrorsFor, b64, configFor, vectors} from './vectors-helper.js'
 
 describe('golden vectors through the library (docs/kubernetes-behaviour.md §16)', () => {

@@ -16,7 +16,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {stringify} from 'yaml'
 
 import {EtcdutlSnapshotOpener, findBinary} from '../../../src/etcd/snapshot-etcd.js'
-import {scanSnapshot} from '../../../src/operations/snapshot-scan.js'
+import {scanSnapshot} from '../../../src/usecases/scan/snapshot-scan.js'
 import {type LocalEtcd, startEtcd} from '../../helpers/local-etcd.js'
 import {ensureKubeBinaries, type KubeBinaries} from '../../sandbox/kube-binaries.js'
 import {b64, keyMaterialOf, vectors, VECTORS_DIR, vectorsConfig} from '../encryption/vectors-helper.js'

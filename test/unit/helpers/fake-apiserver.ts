@@ -4,7 +4,7 @@ import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
 
 import {type ApiResource, KubeApiError} from '../../../src/kube/types.js'
-import {MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS} from '../../../src/operations/rewrite-webhooks.js'
+import {MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS} from '../../../src/usecases/rewrite/webhooks.js'
 import {CONFIGMAPS, type FakeCluster, SECRETS} from './fake-cluster.js'
 
 const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false}

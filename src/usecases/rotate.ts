@@ -1,0 +1,472 @@
+import {mkdir, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {
+  addKey,
+  type KeyedProvider,
+  KEYED_PROVIDERS,
+  nextKeyName,
+  promoteKey,
+  removeKey,
+} from '../encryption/config/edit.js'
+import {checkConfigBytes} from '../encryption/config/load.js'
+import {keyFingerprint} from '../encryption/fingerprint.js'
+import {
+  interruptedError,
+  isPluginError,
+  PluginError,
+  preconditionError,
+  usageError,
+  withPartialResult,
+} from '../errors.js'
+import {backupDirFor} from '../ssh/remote-files.js'
+import {
+  checkNodesAgree,
+  type FileDiff,
+  planDiffs,
+  planNode,
+  plannedOutcomes,
+  snapshotsForEdit,
+} from '../changes/plan.js'
+import type {ClusterFollowUps, RewriteSummary} from './follow-ups.js'
+import type {ControlPlaneDeps} from '../changes/deps.js'
+import {type NodeOutcome, rollOut} from '../changes/rollout.js'
+import {type ReadCheck, readCheck} from './scan/read-check.js'
+import {type OperationState, OperationStateStore} from '../state/operation-state.js'
+
+/** The seed's six rotation steps as named, resumable stages (like kubeadm phases). */
+export const ROTATE_STAGES = ['add-key', 'wait-add', 'promote', 'wait-promote', 'rewrite', 'remove-old'] as const
+export type RotateStage = (typeof ROTATE_STAGES)[number]
+
+export interface RotationState extends OperationState {
+  operation: 'rotate'
+  provider: KeyedProvider
+  newKey: string
+  oldKey: {provider: KeyedProvider; name: string}
+  resources?: string[]
+}
+
+export interface RotateOptions {
+  /** Provider of the new key (default: the current write provider; another one switches provider). */
+  provider?: KeyedProvider
+  keyName?: string
+  resources?: string[]
+  /** Run only this stage (it must be the next one, or one already done to repeat it). */
+  stage?: RotateStage
+  /** Start a new rotation even if one is recorded as in progress. */
+  restart?: boolean
+  backupConfirmed?: boolean
+  /**
+   * Local directory to which remove-old writes, mode 0600, the new config (after removal) and the
+   * config before it, which still holds the old key that etcd backups from before the rewrite need.
+   */
+  backupDir?: string
+  force?: boolean
+  dryRun?: boolean
+  timeoutMs?: number
+}
+
+export interface RotateDeps extends ControlPlaneDeps {
+  /** rewrite: every object the config covers (stage 5); countUnderKey: values still under the old key (stage 6 precondition). */
+  followUps?: Pick<ClusterFollowUps, 'rewrite' | 'countUnderKey'> & Partial<Pick<ClusterFollowUps, 'checkConfig'>>
+}
+
+export interface StageResult {
+  stage: RotateStage
+  /** failed: the stage this run stopped in (the error says why; nodes say how far it got). */
+  status: 'done' | 'already-done' | 'planned' | 'pending' | 'failed'
+  nodes?: NodeOutcome[]
+  backupDir?: string
+  detail?: string
+  /** promote and remove-old: could the stage's config read every value in etcd? Checked before the stage changes anything. */
+  readCheck?: ReadCheck
+}
+
+export interface RotateResult {
+  dryRun: boolean
+  provider: KeyedProvider
+  newKey: string
+  newKeyFingerprint?: string
+  oldKey: {provider: KeyedProvider; name: string}
+  stages: StageResult[]
+  diffs: FileDiff[]
+  /** The recorded state after this run; 'not-started' for a dry run with no rotation recorded. */
+  state: {status: OperationState['status'] | 'not-started'; stage: string; completedStages: string[]}
+  localBackup?: string
+  /** With backupDir: the config before remove-old, holding the old key (for etcd backups from before the rewrite). */
+  oldKeyBackup?: string
+  /** The rewrite stage of this run: counts, its estimate and the admission webhooks it met. */
+  rewrite?: RewriteSummary
+}
+
+/** What `status` shows of a recorded rotation (names only), with the command to run next. */
+export interface RotationStatus {
+  status: OperationState['status']
+  stage: string
+  completedStages: string[]
+  provider: KeyedProvider
+  newKey: string
+  oldKey: {provider: KeyedProvider; name: string}
+  startedAt: string
+  updatedAt: string
+  error?: string
+  /** The command that continues the rotation; absent when it is done. */
+  next?: string
+}
+
+export function rotationStatus(state: RotationState): RotationStatus {
+  const pending = ROTATE_STAGES.filter((s) => !state.completedStages.includes(s))
+  const next =
+    state.status === 'done' || pending.length === 0
+      ? undefined
+      : pending.length === 1 && pending[0] === 'remove-old'
+        ? 'kubectl encryption rotate --backup-confirmed'
+        : 'kubectl encryption rotate'
+  return {
+    status: state.status,
+    stage: state.stage,
+    completedStages: state.completedStages,
+    provider: state.provider,
+    newKey: state.newKey,
+    oldKey: state.oldKey,
+    startedAt: state.startedAt,
+    updatedAt: state.updatedAt,
+    ...(state.error ? {error: state.error} : {}),
+    ...(next ? {next} : {}),
+  }
+}
+
+function firstKeyed(config: string, resources?: string[]): {provider: KeyedProvider; name: string} {
+  const check = checkConfigBytes(Buffer.from(config), '<config>')
+  for (const entry of check.config?.resources ?? []) {
+    if (resources && !entry.resources.some((r) => resources.includes(r))) continue
+    const first = entry.providers[0] ?? {}
+    const type = Object.keys(first)[0] as KeyedProvider
+    const key = KEYED_PROVIDERS.includes(type) ? first[type]?.keys[0] : undefined
+    if (key) return {provider: type, name: key.name}
+  }
+  throw preconditionError(
+    'CONFIG_NOTHING_TO_ROTATE',
+    'No resources entry writes with aescbc, aesgcm or secretbox; there is no local key to rotate.',
+    {hint: 'Enable encryption first, or pass --resource.'},
+  )
+}
+
+function fingerprintOf(config: string, provider: string, name: string): string | undefined {
+  const check = checkConfigBytes(Buffer.from(config), '<config>')
+  for (const entry of check.config?.resources ?? []) {
+    for (const p of entry.providers) {
+      const key = (p as Record<string, {keys?: Array<{name: string; secret: string}>}>)[provider]?.keys?.find(
+        (k) => k.name === name,
+      )
+      if (key) return keyFingerprint(key.secret)
+    }
+  }
+  return undefined
+}
+
+async function confirmRotation(deps: RotateDeps, state: RotationState, options: RotateOptions): Promise<void> {
+  if (!deps.confirm) return
+  const what = options.stage
+    ? `stage ${options.stage}`
+    : `stages ${ROTATE_STAGES.filter((s) => !state.completedStages.includes(s)).join(', ')}`
+  if (
+    !(await deps.confirm(
+      `Rotate ${state.oldKey.provider}/${state.oldKey.name} -> ${state.provider}/${state.newKey} on every control-plane node (${what}; each kube-apiserver restarts or reloads)?`,
+    ))
+  ) {
+    throw new PluginError('precondition', 'ABORTED', 'Aborted: nothing was changed.')
+  }
+}
+
+/**
+ * `kubectl encryption rotate`: the seed's rotation as six stages, state recorded in the
+ * kubectl-encryption-state ConfigMap before and after each stage, so a killed run continues where
+ * it stopped (`rotate` again, or `rotate --stage NAME`).
+ */
+export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Promise<RotateResult> {
+  const store = new OperationStateStore(deps.objects)
+  let state = await store.read<RotationState>('rotate')
+  if (state && state.status !== 'done' && !options.restart && (options.provider || options.keyName)) {
+    if (
+      (options.provider && options.provider !== state.provider) ||
+      (options.keyName && options.keyName !== state.newKey)
+    ) {
+      throw usageError(
+        'ROTATION_IN_PROGRESS',
+        `A rotation to ${state.provider} key ${state.newKey} is in progress (stage ${state.stage}).`,
+        {hint: 'Run `kubectl encryption rotate` to continue it, or pass --restart to start over.'},
+      )
+    }
+  }
+  // A dry run that starts a rotation records nothing: its key is made only to show the diff.
+  const fresh = !state || state.status === 'done' || Boolean(options.restart)
+  if (!state || state.status === 'done' || options.restart) {
+    if (options.stage && options.stage !== 'add-key')
+      throw usageError('ROTATION_NOT_STARTED', `No rotation in progress; stage ${options.stage} cannot run first.`, {
+        hint: 'Run `kubectl encryption rotate` to start with add-key.',
+      })
+    const {source: current} = await snapshotsForEdit(deps, (c) => c, options.force ?? false)
+    const old = firstKeyed(current, options.resources)
+    const now = new Date().toISOString()
+    state = {
+      operation: 'rotate',
+      startedAt: now,
+      updatedAt: now,
+      status: 'in-progress',
+      stage: 'add-key',
+      completedStages: [],
+      provider: options.provider ?? old.provider,
+      newKey: options.keyName ?? nextKeyName(current, deps.now?.() ?? new Date()),
+      oldKey: old,
+      resources: options.resources,
+    }
+    if (!options.dryRun) await confirmRotation(deps, state, options)
+    if (!options.dryRun) await store.write(state)
+  } else if (!options.dryRun) await confirmRotation(deps, state, options)
+  const rotation = state
+  const stages: StageResult[] = []
+  const diffs: FileDiff[] = []
+  const backupDir = backupDirFor(deps.now?.() ?? new Date())
+  let localBackup: string | undefined
+  let oldKeyBackup: string | undefined
+  let lastConfig: string | undefined
+
+  const pending = ROTATE_STAGES.filter((s) => !rotation.completedStages.includes(s))
+  let toRun: RotateStage[] = pending
+  if (options.stage) {
+    const index = ROTATE_STAGES.indexOf(options.stage)
+    const missing = ROTATE_STAGES.slice(0, index).filter((s) => !rotation.completedStages.includes(s))
+    if (missing.length > 0)
+      throw usageError('STAGE_OUT_OF_ORDER', `Stage ${options.stage} needs ${missing.join(', ')} first.`, {
+        hint: `Run \`kubectl encryption rotate --stage ${missing[0]}\`.`,
+      })
+    toRun = [options.stage]
+  }
+  for (const s of ROTATE_STAGES)
+    if (!toRun.includes(s) && rotation.completedStages.includes(s)) stages.push({stage: s, status: 'already-done'})
+
+  const edits: Partial<Record<RotateStage, (config: string) => string>> = {
+    'add-key': (c) =>
+      addKey(c, {provider: rotation.provider, keyName: rotation.newKey, resources: rotation.resources}).text,
+    promote: (c) =>
+      promoteKey(c, {provider: rotation.provider, keyName: rotation.newKey, resources: rotation.resources}).text,
+    'remove-old': (c) =>
+      removeKey(c, {provider: rotation.oldKey.provider, keyName: rotation.oldKey.name, resources: rotation.resources})
+        .text,
+  }
+
+  let rewrite: RewriteSummary | undefined
+  const resultNow = (): RotateResult => ({
+    dryRun: options.dryRun ?? false,
+    provider: rotation.provider,
+    newKey: rotation.newKey,
+    // a dry run's new key is thrown away: its fingerprint would name a key that never exists
+    newKeyFingerprint:
+      lastConfig && !(options.dryRun && fresh)
+        ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey)
+        : undefined,
+    oldKey: rotation.oldKey,
+    stages,
+    diffs,
+    state:
+      options.dryRun && fresh
+        ? {status: 'not-started', stage: '-', completedStages: []}
+        : {status: rotation.status, stage: rotation.stage, completedStages: rotation.completedStages},
+    localBackup,
+    oldKeyBackup,
+    rewrite,
+  })
+
+  for (const stage of toRun) {
+    // Ctrl-C between stages: the stages done are recorded; the next run starts at this one.
+    if (deps.signal?.aborted && !options.dryRun)
+      throw withPartialResult(interruptedError(`stage ${stage} (not started)`), resultNow())
+    let rolledOut: NodeOutcome[] | undefined
+    let check: ReadCheck | undefined
+    // Recorded before anything of the stage happens, so a kill at any point leaves the stage named.
+    if (!options.dryRun) await store.write({...rotation, stage, status: 'in-progress'})
+    deps.onEvent?.({type: 'stage', stage, status: 'start'})
+    try {
+      const edit = edits[stage]
+      if (stage === 'remove-old') {
+        if (!options.backupConfirmed && !options.backupDir) {
+          throw preconditionError(
+            'BACKUP_NOT_CONFIRMED',
+            `Removing the old key ${rotation.oldKey.provider}/${rotation.oldKey.name} makes any etcd backup taken before the rewrite unreadable.`,
+            {
+              hint: 'Back up etcd now (with the new key in use), then pass --backup-confirmed, or --backup-dir DIR to also get a copy of the new config.',
+            },
+          )
+        }
+        if (!deps.followUps)
+          throw preconditionError('SCAN_UNAVAILABLE', 'Cannot check etcd for values still under the old key.', {
+            hint: 'Pass the --etcd-* flags so the plugin can read etcd.',
+          })
+      }
+      if (edit) {
+        const {snapshots, source, target} = await snapshotsForEdit(deps, edit, options.force ?? false)
+        lastConfig = target
+        const plans = snapshots.map((s) =>
+          planNode(s, {
+            configText: target,
+            configPath: s.configPath,
+            manifest: 'keep',
+            automaticReload: s.flags.automaticReload,
+          }),
+        )
+        diffs.push(...planDiffs(plans))
+        // The stages that demote or drop a key prove first that their config reads every stored value.
+        if ((stage === 'promote' || stage === 'remove-old') && plans.some((p) => p.files.length > 0)) {
+          check = await readCheck(deps, target, {
+            what: `rotate stage ${stage}`,
+            force: options.force,
+            dryRun: options.dryRun,
+            unchanged: `Stage ${stage} changed nothing.`,
+          })
+        }
+        // The old key never goes unproven: without the read check's answer, no value may still carry its prefix.
+        if (stage === 'remove-old' && (check === undefined || check.status === 'not-run')) {
+          const left = await deps.followUps!.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
+          if (left > 0) {
+            throw preconditionError(
+              'OLD_KEY_STILL_USED',
+              `${left} value(s) in etcd are still encrypted with ${rotation.oldKey.provider}/${rotation.oldKey.name}; removing it would make them unreadable.`,
+              {
+                hint: 'Run `kubectl encryption rotate --stage rewrite` again (and check `kubectl encryption status --scan`).',
+              },
+            )
+          }
+        }
+        if (options.dryRun) {
+          stages.push({stage, status: 'planned', nodes: plannedOutcomes(plans), ...(check ? {readCheck: check} : {})})
+          break // later stages depend on this one
+        }
+        if (stage === 'remove-old' && options.backupDir) {
+          await mkdir(options.backupDir, {recursive: true, mode: 0o700})
+          const stamp = backupDir.split('-').pop()
+          localBackup = join(options.backupDir, `encryption-config-${stamp}.yaml`)
+          await writeFile(localBackup, target, {mode: 0o600, flag: 'wx'})
+          // An etcd backup from before the rewrite is readable only with the old key: keep the config
+          // that still holds it (`status --scan --snapshot FILE --config` checks a backup against it).
+          if (source !== target) {
+            oldKeyBackup = join(options.backupDir, `encryption-config-${stamp}-with-old-key.yaml`)
+            await writeFile(oldKeyBackup, source, {mode: 0o600, flag: 'wx'})
+          }
+        }
+        const rollout = await rollOut(plans, {
+          files: (n) => deps.files(n),
+          waiter: deps.waiter,
+          backupDir,
+          timeoutMs: options.timeoutMs ?? 300_000,
+          onEvent: deps.onEvent,
+          signal: deps.signal,
+          stage,
+        })
+        rolledOut = rollout.nodes
+        if (rollout.failure) throw rollout.failure
+        stages.push({
+          stage,
+          status: 'done',
+          nodes: rollout.nodes,
+          backupDir: rollout.nodes.some((n) => n.backups.length > 0) ? backupDir : undefined,
+          ...(check ? {readCheck: check} : {}),
+        })
+      } else if (stage === 'wait-add' || stage === 'wait-promote') {
+        if (options.dryRun) {
+          stages.push({stage, status: 'pending'})
+          continue
+        }
+        // Every apiserver must run the config the previous stage wrote (HA: a node that cannot read
+        // the new key yet would fail on values written by the others). The nodes must agree on it,
+        // and each apiserver must report that config as loaded (docs/kubernetes-behaviour.md §11.3), also after a restart:
+        // a resumed run may find a node whose kubelet has not restarted it yet.
+        const {snapshots} = await snapshotsForEdit(deps, (c) => c, false)
+        const hashes = new Set(snapshots.map((s) => s.configHash))
+        if (hashes.size > 1) checkNodesAgree(snapshots, false)
+        for (const s of snapshots) {
+          deps.onEvent?.({type: 'wait', node: s.node, effect: s.flags.automaticReload ? 'reload' : 'restart'})
+          // Waiting changes nothing, so a signal may end it at once (exit 4, the stage stays next).
+          await untilAborted(
+            deps.waiter.waitConfigLoaded(s.node, s.configHash as string, options.timeoutMs ?? 300_000),
+            deps.signal,
+            `stage ${stage} (waiting for ${s.node}; nothing changed by this stage)`,
+          )
+        }
+        lastConfig = snapshots[0]?.config
+        stages.push({
+          stage,
+          status: 'done',
+          detail: `all ${snapshots.length} apiservers run ${snapshots[0]?.configHash?.slice(0, 19)}…`,
+        })
+      } else if (stage === 'rewrite') {
+        if (options.dryRun) {
+          stages.push({stage, status: 'pending'})
+          continue
+        }
+        if (!deps.followUps)
+          throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
+        const {source} = await snapshotsForEdit(deps, (c) => c, false)
+        lastConfig = source
+        const r = await deps.followUps.rewrite(source, deps.signal)
+        rewrite = r
+        if (deps.signal?.aborted) throw interruptedError(`stage ${stage} (${r.rewritten} object(s) rewritten so far)`)
+        const incomplete = r.incomplete.length > 0 ? `; not finished: ${r.incomplete.join(', ')}` : ''
+        const failures = r.failures.length > 0 ? `; ${r.failures.join('; ')}` : ''
+        const detail = `${r.alreadyCurrent} already current${incomplete}${failures}`
+        const failed = r.failed + r.incomplete.length
+        if (failed > 0)
+          throw new PluginError(
+            'partial',
+            'REWRITE_INCOMPLETE',
+            `The rewrite left ${failed} object(s) not rewritten (${detail}).`,
+            {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'},
+          )
+        stages.push({
+          stage,
+          status: 'done',
+          detail: `${r.rewritten} object(s) of ${r.resources.join(', ') || 'no resource'} rewritten; ${detail}`,
+        })
+      }
+      if (!options.dryRun) {
+        rotation.completedStages = [...new Set([...rotation.completedStages, stage])]
+        rotation.status = ROTATE_STAGES.every((s) => rotation.completedStages.includes(s)) ? 'done' : 'in-progress'
+        rotation.stage = stage
+        delete rotation.error
+        await store.write(rotation)
+      }
+      deps.onEvent?.({type: 'stage', stage, status: 'done'})
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error)
+      if (!options.dryRun) {
+        // Interrupted (Ctrl-C/SIGTERM) is not failed: the stage stays in progress, next to run.
+        const interrupted = isPluginError(error) && error.code === 'INTERRUPTED'
+        rotation.status = interrupted ? 'in-progress' : 'failed'
+        rotation.stage = stage
+        await store.write(interrupted ? rotation : {...rotation, error: reason}).catch(() => undefined)
+      }
+      // What this run did before the stage failed stays in the result the error carries.
+      const usedBackups = rolledOut?.some((n) => n.backups.length > 0)
+      stages.push({
+        stage,
+        status: 'failed',
+        ...(rolledOut ? {nodes: rolledOut} : {}),
+        ...(usedBackups ? {backupDir} : {}),
+        detail: reason,
+      })
+      throw withPartialResult(error, resultNow())
+    }
+  }
+  return resultNow()
+}
+
+/** `work`, or INTERRUPTED (exit 4) as soon as `signal` fires; for steps that change nothing. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined, where: string): Promise<T> {
+  if (!signal) return work
+  if (signal.aborted) return Promise.reject(interruptedError(where))
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(interruptedError(where))
+    signal.addEventListener('abort', onAbort, {once: true})
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
