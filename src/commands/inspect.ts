@@ -41,9 +41,9 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
 
   static override examples = [
     'etcdctl get /registry/secrets/default/s1 -w json > s1.json\nkubectl encryption inspect --value-file s1.json --config /etc/kubernetes/enc/enc.yaml',
-    'kubectl encryption inspect --value-file s1.bin --etcd-key /registry/secrets/default/s1 --hexdump',
-    'kubectl encryption inspect --value-file s1.bin --etcd-key /registry/secrets/default/s1 --config enc.yaml --decrypt -o json',
-    'kubectl encryption inspect --value-file s1.bin --etcd-key /registry/secrets/default/s1 --kms-dek dek.b64',
+    'kubectl encryption inspect --value-file s1.bin --key-path /registry/secrets/default/s1 --hexdump',
+    'kubectl encryption inspect --value-file s1.bin --key-path /registry/secrets/default/s1 --config enc.yaml --decrypt -o json',
+    'kubectl encryption inspect --value-file s1.bin --key-path /registry/secrets/default/s1 --kms-dek dek.b64',
     'kubectl encryption inspect --value-file unknown.bin --config enc.yaml --any-key',
     'kubectl encryption inspect secret/secret1 -n default --hexdump',
     'kubectl encryption inspect /registry/secrets/default/secret1 --decrypt',
@@ -62,9 +62,9 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
       description:
         'File holding the raw etcd value, or the output of `etcdctl get KEY -w json` (which carries the key too).',
     }),
-    'etcd-key': Flags.string({
+    'key-path': Flags.string({
       description:
-        'The full etcd key of the value, e.g. /registry/secrets/default/s1 (selects the providers; AAD of aesgcm and KMS).',
+        'The full etcd key of the value in --value-file, e.g. /registry/secrets/default/s1 (selects the providers; AAD of aesgcm and KMS).',
     }),
     'etcd-prefix': Flags.string({description: "The apiserver's --etcd-prefix.", default: '/registry'}),
     config: Flags.string({description: 'EncryptionConfiguration file to read the value with, as the apiserver would.'}),
@@ -92,11 +92,7 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     'etcd-endpoints': etcdFlags['etcd-endpoints'],
     'etcd-cacert': etcdFlags['etcd-cacert'],
     'etcd-cert': etcdFlags['etcd-cert'],
-    // --etcd-key names the value's etcd key here, so the client key of --etcd-cert gets another name.
-    'etcd-client-key': Flags.string({
-      description: 'etcd client key (as etcdctl --key) for --etcd-cert.',
-      helpGroup: 'ETCD',
-    }),
+    'etcd-key': etcdFlags['etcd-key'],
     'etcd-node': etcdFlags['etcd-node'],
     ssh: Flags.boolean({
       description: 'Read the config from a control-plane node over SSH when --config is not given.',
@@ -107,6 +103,7 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
 
   async execute(): Promise<InspectResult> {
     const flags = this.flags
+    refuseOldKeyFlag(flags['etcd-key'], flags['etcd-prefix'])
     const valueFile = flags['value-file']
     if (!valueFile) {
       if (this.args.object) return this.inspectFromCluster(this.args.object)
@@ -121,22 +118,22 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
     if (this.args.object) throw usageError('INSPECT_SOURCE', 'give either an object or --value-file, not both')
     const raw = await readValueFile(valueFile)
     const dump = parseValueFile(raw, valueFile, flags['etcd-prefix'])
-    if (dump && flags['etcd-key'] && flags['etcd-key'] !== dump.key) {
+    if (dump && flags['key-path'] && flags['key-path'] !== dump.key) {
       throw usageError(
         'INSPECT_ETCD_KEY',
-        `--etcd-key ${flags['etcd-key']} differs from the key in the etcdctl output (${dump.key})`,
+        `--key-path ${flags['key-path']} differs from the key in the etcdctl output (${dump.key})`,
       )
     }
-    const etcdKey = dump?.key ?? flags['etcd-key']
+    const etcdKey = dump?.key ?? flags['key-path']
     if (etcdKey !== undefined)
-      checkEtcdKey(etcdKey, flags['etcd-prefix'], dump ? `the key in ${valueFile}` : '--etcd-key')
+      checkEtcdKey(etcdKey, flags['etcd-prefix'], dump ? `the key in ${valueFile}` : '--key-path')
     if (flags['any-key'] && !flags.config) {
       throw usageError('INSPECT_ANY_KEY', '--any-key needs --config: it tries the keys of that file', {
         hint: 'Add --config FILE.',
       })
     }
     if ((flags.config || flags['kms-dek']) && !etcdKey && !flags['any-key']) {
-      throw usageError('INSPECT_ETCD_KEY', '--etcd-key is required with --config or --kms-dek', {
+      throw usageError('INSPECT_ETCD_KEY', '--key-path is required with --config or --kms-dek', {
         hint: 'The etcd key selects the providers for the resource and is the authenticated data of aesgcm and KMS values. Without it, --any-key tries every key in the file.',
       })
     }
@@ -169,11 +166,11 @@ Key material is never accepted on the command line: --kms-dek names a file (mode
   /** `inspect secret/name -n ns` or `inspect /registry/...`: the value read from etcd (docs/kubernetes-behaviour.md §12). */
   private async inspectFromCluster(object: string): Promise<InspectResult> {
     const flags = this.flags
-    const etcdOptions = etcdOptionsFromFlags({...flags, 'etcd-key': flags['etcd-client-key']})
-    if (flags['etcd-key'])
+    const etcdOptions = etcdOptionsFromFlags(flags)
+    if (flags['key-path'])
       throw usageError(
         'INSPECT_ETCD_KEY',
-        'give the etcd key as the argument (inspect /registry/...), not with --etcd-key',
+        'give the etcd key as the argument (inspect /registry/...), not with --key-path (that is for --value-file)',
       )
     if (object.startsWith('/')) checkEtcdKey(object, flags['etcd-prefix'], 'the etcd key')
     const localConfig = flags.config ? await loadConfig(flags.config) : undefined
@@ -506,4 +503,19 @@ async function readValueFile(path: string): Promise<Buffer> {
 async function loadConfig(path: string): Promise<EncryptionConfiguration> {
   const {loadEncryptionConfig} = await import('../encryption/config/load.js')
   return (await loadEncryptionConfig(path, {featureGates: {KMSv1: true}})).config
+}
+
+/**
+ * `--etcd-key` is the etcd client key file in every command; inspect once used it for the value's
+ * etcd key. An old command line (a key under the etcd prefix) is refused, not read as a key file.
+ */
+function refuseOldKeyFlag(etcdKeyFlag: string | undefined, etcdPrefix: string): void {
+  if (etcdKeyFlag === undefined || !etcdKeyFlag.startsWith(`${etcdPrefix.replace(/\/+$/, '')}/`)) return
+  throw usageError(
+    'INSPECT_KEY_PATH_FLAG',
+    `--etcd-key ${etcdKeyFlag} looks like a value's etcd key: --etcd-key is the etcd client key file (as etcdctl --key)`,
+    {
+      hint: `Name the value's etcd key with --key-path ${etcdKeyFlag} (or give it as the argument to read it from etcd).`,
+    },
+  )
 }

@@ -72,7 +72,7 @@ describe('inspect reads one value through each etcd transport', () => {
         env().ETCDCTL_CACERT!,
         '--etcd-cert',
         env().ETCDCTL_CERT!,
-        '--etcd-client-key',
+        '--etcd-key',
         env().ETCDCTL_KEY!,
       ],
       'direct (',
