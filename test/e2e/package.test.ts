@@ -338,7 +338,7 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
     expect(kubectlRun('plugin', 'list').stdout).not.toContain('kubectl-encryption')
   })
 
-  // Skipped where rcodesign is missing: scripts/bootstrap.sh builds it, but not in CI unless cached.
+  // Skipped where rcodesign is missing: scripts/bootstrap.sh builds it (CI too), unless crates.io cannot be reached.
   describe.skipIf(!rcodesign || !llvmObjdump)(
     `the macOS executables${rcodesign ? '' : ' (not built: no rcodesign)'}`,
     () => {
