@@ -1,12 +1,18 @@
 // Rewrite benchmark (a script, not a timed test): `node --import tsx bench/rewrite.ts [--sizes 2000,20000]
-//   [--engines client,svm] [--pipeline-max N] [--stale-sizes 2000] [--state-dir DIR]`.
+//   [--engines client,go,go-protobuf,svm] [--pipeline-max N] [--stale-sizes 2000] [--state-dir DIR]`.
 //
 // In a sandbox of its own: N Secrets of about 1 KiB (in 20 namespaces) are created under key k1;
 // the write key then changes, so every value is stale, and `kubectl encryption rewrite -A`
-// re-encrypts them (the client engine); the key changes again and `rewrite -A --engine svm` hands the
-// same work to kube-controller-manager's storage-version migrator (`--engines client` leaves it out);
-// the key changes again and the seed's `kubectl get secrets -A -o json | kubectl replace -f -` (the
-// real kubectl) does the same. For svm the note gives the migration's own creation → Succeeded time
+// re-encrypts them (the client engine). Before each of the next runs the key changes again:
+// bench/rewrite-loop (`go`), a bare client-go program built once into .bench-cache/, lists and
+// no-op-updates the same Secrets as the storage-version migrator does, with the plugin's default
+// concurrency, QPS and page size and no CLI around it (JSON, as the plugin talks; `go-protobuf`:
+// the same with protobuf, client-go's default for built-in types); `rewrite -A --engine svm` hands
+// the work to kube-controller-manager's storage-version migrator; `--engines` picks among client,
+// go, go-protobuf and svm (default client,svm,go; rows in that order: client, go, go-protobuf,
+// svm). Then the seed's `kubectl get secrets -A -o json | kubectl replace -f -` (the real kubectl)
+// does the same. For the go loop the note gives its own JSON counts and rate from its first list to
+// its last write. For svm the note gives the migration's own creation → Succeeded time
 // (1 s resolution; the rest is the plugin's start-up, counts and last poll). Then, with 5% stale (the key changes and 19 of
 // the 20 namespaces are rewritten first, untimed), `rewrite -A --only-stale` against a full
 // `rewrite -A`. Every run is checked in etcd (every value under the new key) and timed; peak RSS
@@ -20,9 +26,11 @@ import {fileURLToPath} from 'node:url'
 
 import {connectCluster} from '../src/kube/connect.js'
 import type {ApiResource, KubeCluster} from '../src/kube/types.js'
+import {REWRITE_DEFAULTS} from '../src/usecases/rewrite/rewrite.js'
 import {newKey, type TestKey} from '../test/e2e/helpers/encryption-setup.js'
 import {startSandbox} from '../test/sandbox/sandbox.js'
 import {benchControlPlane, measure, printTable, sh} from './bench-lib.js'
+import {buildGoLoop, type GoLoopResult} from './go-loop.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const arg = (name: string) => {
@@ -37,9 +45,11 @@ const pipelineMax = Number(arg('--pipeline-max') ?? Number.POSITIVE_INFINITY)
  * the rate it replaced them after that (sequential PUTs: a steady rate); the note says so.
  */
 const pipelineTimeout = Number(arg('--pipeline-timeout') ?? 0)
+/** Rewriters timed at every size besides the kubectl pipeline, in table order client, go, go-protobuf, svm. */
+const engines = (arg('--engines') ?? 'client,svm,go').split(',')
+const ENGINES = ['client', 'go', 'go-protobuf', 'svm']
+for (const e of engines) if (!ENGINES.includes(e)) throw new Error(`--engines ${e}: one of ${ENGINES.join(', ')}`)
 /** Sizes at which --only-stale (5% stale) is compared with a full rewrite (default: every size). */
-/** Rewrite engines timed at every size (default both). */
-const engines = (arg('--engines') ?? 'client,svm').split(',')
 const staleSizes = arg('--stale-sizes')?.split(',').map(Number) ?? sizes
 const stateDir = path.resolve(arg('--state-dir') ?? path.join(root, '.sandbox-bench'))
 const SECRETS: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true}
@@ -53,6 +63,7 @@ interface MigrationJson {
 }
 
 async function main() {
+  const goLoop = engines.some((e) => e.startsWith('go')) ? await buildGoLoop(log) : ''
   const sandbox = await startSandbox({stateDir, log, ownerMarker: fileURLToPath(import.meta.url)})
   const env: NodeJS.ProcessEnv = {...process.env, ...sandbox.env, CI: '1', XDG_STATE_HOME: path.join(stateDir, 'xdg')}
   const cluster: KubeCluster = await connectCluster({kubeconfig: env.KUBECONFIG})
@@ -138,11 +149,60 @@ async function main() {
         log(rows.at(-1)!.join(' | '))
       }
 
+      // the client-go loop at the plugin's defaults; its failures are a row, not the end of the run
+      const goRun = async (protobuf: boolean) => {
+        const k = await rotate()
+        const {concurrency, qps, pageSize} = REWRITE_DEFAULTS
+        const label = `client-go loop (${protobuf ? 'protobuf' : 'JSON'}, ${concurrency} / ${qps})`
+        log(`${size}: ${label}`)
+        const m = await measure(
+          [
+            [
+              goLoop,
+              [
+                '--concurrency',
+                String(concurrency),
+                '--qps',
+                String(qps),
+                '--chunk-size',
+                String(pageSize),
+                ...(protobuf ? ['--protobuf'] : []),
+              ],
+            ],
+          ],
+          env,
+        )
+        const check = await countUnder(k)
+        let note: string
+        try {
+          const r = JSON.parse(m.stdout) as GoLoopResult
+          const own = r.elapsedMs / 1000
+          note = `updated ${r.updated}, conflicts ${r.conflicts}; ${(r.updated / own).toFixed(0)}/s over its own ${own.toFixed(1)} s`
+          if (r.notFound || r.errors) note += `; not found ${r.notFound}, errors ${r.errors}`
+        } catch {
+          note = `no result: ${m.stderr.trim().split('\n').at(-1) ?? ''}`
+        }
+        if (m.code !== 0) note = `exit ${m.code}; ${note}`
+        rows.push([
+          String(size),
+          label,
+          m.seconds.toFixed(1),
+          (size / m.seconds).toFixed(0),
+          m.peakRssMiB.toFixed(0),
+          `${check.current}/${check.total}`,
+          m.load,
+          note,
+        ])
+        log(rows.at(-1)!.join(' | '))
+      }
+
       let key = ''
       if (engines.includes('client')) {
         key = await rotate()
         await pluginRun('kubectl encryption rewrite -A (all stale)', ['-A'], key)
       }
+      if (engines.includes('go')) await goRun(false)
+      if (engines.includes('go-protobuf')) await goRun(true)
       if (engines.includes('svm')) {
         key = await rotate()
         await pluginRun('rewrite -A --engine svm (all stale)', ['-A', '--engine', 'svm'], key)
