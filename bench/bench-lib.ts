@@ -1,6 +1,5 @@
 // What the rewrite benchmarks share: timing a pipeline of processes with their peak RSS, and the
-// seed's key change on every node of a bench sandbox, checked in etcd. Used by bench/rewrite.ts and
-// bench/rewrite-svm.ts.
+// seed's key change on every node of a bench sandbox, checked in etcd. Used by bench/rewrite.ts.
 import {spawn} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {loadavg} from 'node:os'
