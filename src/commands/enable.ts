@@ -1,25 +1,12 @@
-import {Flags} from '@oclif/core'
-
 import {BaseCommand} from '../base-command.js'
 import {withControlPlane} from '../cli/control-plane-session.js'
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
-import {
-  DEFAULT_KMS_NAME,
-  DEFAULT_KMS_TIMEOUT,
-  DEFAULT_PROVIDER,
-  GENERATED_PROVIDERS,
-  kmsEndpointProblem,
-} from '../encryption/config/generate.js'
-import {parseGoDuration} from '../encryption/gocompat/format.js'
-import type {EnableOptions} from '../usecases/enable.js'
 import {EXIT, preconditionError, usageError} from '../errors.js'
 import {readConfigFlag} from '../flags/config-file.js'
+import {enableFlags, enableKmsOptions} from '../flags/enable.js'
 import {checkResourceFlags} from '../flags/resource-names.js'
-import {controlPlaneFlags} from '../flags/control-plane.js'
-import {type EnableResult, enableEncryption} from '../usecases/enable.js'
-import {readCheckLine} from '../usecases/scan/read-check.js'
-import {diffsText, nodesTable} from '../output/control-plane-change-view.js'
-import {formatFields} from '../output/render.js'
+import {enableView} from '../output/views/enable.js'
+import {type EnableOptions, type EnableResult, enableEncryption} from '../usecases/enable.js'
 
 export default class Enable extends BaseCommand<EnableResult & {context: string}, typeof Enable> {
   static override summary = 'Switch on encryption at rest on every control-plane node, one node at a time.'
@@ -43,47 +30,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
     'kubectl encryption enable --yes --rewrite',
     'kubectl encryption enable --provider kms --kms-endpoint unix:///var/run/kmsplugin/socket.sock --yes',
   ]
-  static override flags = {
-    ...controlPlaneFlags,
-    config: Flags.string({
-      description: 'Use this EncryptionConfiguration file (validated first) instead of generating one.',
-    }),
-    'config-path': Flags.string({description: 'Where the config lives on each node.', default: DEFAULT_CONFIG_PATH}),
-    provider: Flags.option({
-      description: `Provider of a generated config (default ${DEFAULT_PROVIDER}; see the description). kms needs --kms-endpoint.`,
-      options: [...GENERATED_PROVIDERS, 'kms'],
-    })(),
-    'kms-endpoint': Flags.string({
-      description:
-        'With --provider kms: the KMS v2 plugin socket as the apiserver sees it, unix:///absolute/path.sock; its directory is mounted into the apiserver pod.',
-    }),
-    'kms-name': Flags.string({description: `With --provider kms: the provider's name (default ${DEFAULT_KMS_NAME}).`}),
-    'kms-timeout': Flags.string({
-      description: `With --provider kms: how long the apiserver waits for the plugin (default ${DEFAULT_KMS_TIMEOUT}).`,
-    }),
-    resource: Flags.string({
-      description: 'Resource a generated config covers (repeatable; default secrets).',
-      multiple: true,
-    }),
-    'automatic-reload': Flags.boolean({
-      description: 'Also set --encryption-provider-config-automatic-reload=true.',
-      default: false,
-    }),
-    'kubeadm-config': Flags.boolean({
-      description: 'Keep kubeadm-config (apiServer.extraArgs/extraVolumes) in step.',
-      default: true,
-      allowNo: true,
-    }),
-    verify: Flags.boolean({
-      description: 'After the rollout, prove new writes are encrypted (a test Secret read back from etcd).',
-      default: true,
-      allowNo: true,
-    }),
-    rewrite: Flags.boolean({
-      description: 'After the rollout, rewrite the existing objects the config covers, so they are encrypted too.',
-      default: false,
-    }),
-  }
+  static override flags = enableFlags
 
   async execute(): Promise<EnableResult & {context: string}> {
     const flags = this.flags
@@ -94,7 +41,7 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
       )
     }
     checkResourceFlags(flags.resource)
-    const kms = kmsFlags(flags)
+    const kms = enableKmsOptions(flags)
     const local = await readConfigFlag(flags.config)
     if (local) {
       // The user's file is checked before the cluster is contacted, and named by the path they gave.
@@ -145,96 +92,6 @@ Afterwards it runs 'verify' (a test Secret's raw value in etcd must carry the ne
   }
 
   protected renderTable(result: EnableResult & {context: string}, wide: boolean): string {
-    const sections = [
-      formatFields([
-        ['Context', result.context],
-        ['Config', `${result.configPath} (${result.configSource}, ${result.configHash.slice(0, 19)}…)`],
-        [
-          'Write keys',
-          result.writeKeys
-            .map(
-              (k) =>
-                `${k.resources.join(',')}: ${k.provider}${k.key ? `/${k.key} ${k.fingerprint ? `${k.fingerprint.slice(0, 19)}…` : '(a new key, made when run)'}` : ''}`,
-            )
-            .join('; '),
-        ],
-        ['Read check', result.readCheck ? readCheckLine(result.readCheck) : undefined],
-        [
-          'kubeadm-config',
-          `${result.kubeadmConfig.status}${result.kubeadmConfig.changes.length > 0 ? ` (${result.kubeadmConfig.changes.join('; ')})` : ''}`,
-        ],
-        ['Backups', result.backupDir],
-      ]),
-      nodesTable(result.nodes, wide),
-    ]
-    if (result.dryRun) {
-      const c = result.readCheck
-      if (c?.status === 'unreadable' && !c.forced)
-        sections.push(
-          `The real run would be refused (exit 3) unless --force CONTEXT: ${c.unreadable} stored value(s) would be unreadable; e.g.:\n${(c.examples ?? []).map((k) => `  ${k}`).join('\n')}`,
-        )
-      sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
-      return sections.join('\n\n')
-    }
-    // A run that failed half way (the error follows on stderr) shows its nodes, without the summary line.
-    const finished = result.nodes.every((n) => n.status === 'changed' || n.status === 'unchanged')
-    if (finished)
-      sections.push(
-        result.unchanged
-          ? 'Encryption is already enabled as asked: nothing to do on the nodes.'
-          : 'Encryption is enabled on every node.',
-      )
-    const v = result.verify
-    if (v) {
-      const line =
-        'notRun' in v
-          ? `NOT RUN (${v.notRun})`
-          : `${v.ok ? 'OK' : 'FAILED'}: a test object (${v.resource}) was stored as ${v.stored ?? '?'} (expected ${v.expected ?? '?'})`
-      sections.push([`Verify: ${line}`, ...v.problems.map((p) => `  - ${p}`)].join('\n'))
-    }
-    const r = result.rewrite
-    if (r) {
-      sections.push(
-        [
-          `Rewrite (${r.resources.join(', ') || 'nothing covered'}): ${r.rewritten} rewritten, ${r.alreadyCurrent} already current, ${r.failed} failed`,
-          ...r.failures.map((f) => `  - ${f}`),
-          ...r.incomplete.map((x) => `  - ${x}: listing did not finish`),
-        ].join('\n'),
-      )
-    }
-    if (result.next.length > 0) sections.push(`Next:\n${result.next.map((n) => `  ${n}`).join('\n')}`)
-    return sections.join('\n\n')
+    return enableView(result, wide)
   }
-}
-
-/** --kms-* are checked before the cluster is contacted: one line, exit 2, nothing changed. */
-function kmsFlags(flags: {
-  provider?: string
-  'kms-endpoint'?: string
-  'kms-name'?: string
-  'kms-timeout'?: string
-}): EnableOptions['kms'] {
-  const given = (['kms-endpoint', 'kms-name', 'kms-timeout'] as const).find((f) => flags[f] !== undefined)
-  if (flags.provider !== 'kms') {
-    if (given) throw usageError('KMS_FLAG_WITHOUT_KMS', `--${given} only applies with --provider kms.`)
-    return undefined
-  }
-  const endpoint = flags['kms-endpoint']
-  const example = 'For example: --kms-endpoint unix:///var/run/kmsplugin/socket.sock'
-  if (endpoint === undefined)
-    throw usageError(
-      'KMS_ENDPOINT_MISSING',
-      '--provider kms needs --kms-endpoint (the plugin socket, unix:///absolute/path.sock).',
-      {hint: example},
-    )
-  const problem = kmsEndpointProblem(endpoint)
-  if (problem)
-    throw usageError('KMS_ENDPOINT_INVALID', `--kms-endpoint ${JSON.stringify(endpoint)} ${problem}.`, {hint: example})
-  const timeout = flags['kms-timeout'] ?? DEFAULT_KMS_TIMEOUT
-  const parsed = parseGoDuration(timeout)
-  if ('error' in parsed || parsed.nanos <= 0n)
-    throw usageError('KMS_TIMEOUT_INVALID', `--kms-timeout ${JSON.stringify(timeout)} is not a positive duration.`, {
-      hint: 'Use a Go duration such as 3s.',
-    })
-  return {name: flags['kms-name'] ?? DEFAULT_KMS_NAME, endpoint, timeout}
 }

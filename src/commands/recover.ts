@@ -1,32 +1,19 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
+import {clusterOptions, withCluster} from '../cli/cluster-session.js'
 import {confirmation} from '../cli/confirmation.js'
-import {discoverControlPlane} from '../controlplane/control-plane.js'
-import type {EncryptionConfiguration} from '../encryption/config/model.js'
-import {describeReader} from '../etcd/etcd-reader.js'
-import {EXIT, preconditionError, usageError} from '../errors.js'
+import {configFromBytes} from '../controlplane/cluster-config.js'
+import {EXIT, usageError} from '../errors.js'
 import {readConfigFlag} from '../flags/config-file.js'
-import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
-import {kubeFlags, kubeOptionsFromFlags, namespaceFlags} from '../flags/kube.js'
-import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
-import {connectCluster} from '../kube/connect.js'
+import {etcdFlags} from '../flags/etcd.js'
+import {kubeFlags, namespaceFlags} from '../flags/kube.js'
+import {sshFlags} from '../flags/ssh.js'
 import {toPluginError} from '../kube/errors.js'
-import {type ClusterConfig, configFromBytes, configFromNodes} from '../controlplane/cluster-config.js'
-import {openEtcdReader} from '../etcd/etcd-access.js'
-import {type RecoverResult, recoverUndecryptable, UNSAFE_DELETE_VERB} from '../usecases/recover.js'
-import {formatFields, formatTable} from '../output/render.js'
-import {OpenSshConnector} from '../ssh/open-ssh-session.js'
-import {ShellRemoteFiles} from '../ssh/shell-remote-files.js'
+import {recoverView} from '../output/views/recover.js'
+import {type RecoverResult, recoverConfig, recoverUndecryptable, UNSAFE_DELETE_VERB} from '../usecases/recover.js'
 
 type Result = RecoverResult & {context: string}
-
-/** With encryption off the apiserver reads every value as identity: encrypted ones are the unreadable. */
-const IDENTITY_ONLY: EncryptionConfiguration = {
-  apiVersion: 'apiserver.config.k8s.io/v1',
-  kind: 'EncryptionConfiguration',
-  resources: [{resources: ['*.*'], providers: [{identity: {}}]}],
-}
 
 export default class Recover extends BaseCommand<Result, typeof Recover> {
   static override summary =
@@ -71,89 +58,63 @@ Before anything is deleted: the server must serve the option (Kubernetes 1.37+, 
     const flags = this.flags
     if (flags.namespace !== undefined && flags['all-namespaces'])
       throw usageError('USAGE', '--namespace and --all-namespaces cannot be used together')
-    const kube = kubeOptionsFromFlags(flags)
-    const etcdOptions = etcdOptionsFromFlags(flags)
-    const connector = new OpenSshConnector(sshOptionsFromFlags(flags))
+    const options = clusterOptions(flags)
     const local = await readConfigFlag(flags.config)
     const localConfig = local && configFromBytes(local.bytes, local.path)
     const progress = await this.progress('Connecting to the cluster')
-    const cluster = await connectCluster(kube).catch((error: unknown) => {
-      progress.stop()
-      throw toPluginError(error)
-    })
-    const stop = new AbortController()
-    const onSignal = () => stop.abort()
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-    let controlPlane: ReturnType<typeof discoverControlPlane> | undefined
-    const discover = () => (controlPlane ??= discoverControlPlane(cluster.objects))
-    const context = cluster.context.contextName
-    try {
-      let resources = flags.resource
-      let config: ClusterConfig | undefined = localConfig
-      if (!config) {
-        progress.update('Reading the encryption config from a control-plane node')
-        const nodes = await discover()
-        const fromNodes = await configFromNodes(
-          nodes,
-          (node) => new ShellRemoteFiles(connector.open({name: node.name, internalIP: node.internalIP})),
-        )
-        if (fromNodes.found) config = fromNodes.found
-        else if (!nodes.some((n) => n.apiservers.some((a) => a.encryption.configPath))) {
-          config = {config: IDENTITY_ONLY, source: 'none (encryption is off: values are read as identity)'}
-          resources ??= ['secrets']
-        } else {
-          throw preconditionError(
-            'CONFIG_UNAVAILABLE',
-            `cannot tell which values are unreadable: ${fromNodes.reason}; nothing was deleted.`,
-            {
-              hint: 'Fix SSH to the control-plane nodes (--ssh-* flags), or pass the config the apiservers run with --config FILE.',
-            },
-          )
-        }
-      }
-      const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh: connector})
-      try {
-        const result = await recoverUndecryptable(
-          {
-            resources,
-            namespace: flags['all-namespaces'] ? undefined : (flags.namespace ?? cluster.context.namespace),
-            dryRun: flags['dry-run'],
-            backupDir: flags['backup-dir'],
-            pageSize: flags['page-size'],
-          },
-          {
-            reader,
-            config: config.config,
-            configSource: config.source,
-            objects: cluster.objects,
-            discovery: cluster.discovery,
-            access: cluster.access,
-            probe: cluster.probe,
-            confirm: confirmation({
-              yes: flags.yes,
-              typeContext: true,
+    return withCluster(
+      options,
+      progress,
+      async ({cluster, signal, controlPlane, openEtcd, configFromNodes}) => {
+        const context = cluster.context.contextName
+        try {
+          let resources = flags.resource
+          let config = localConfig
+          if (!config) {
+            const fromNodes = recoverConfig(await configFromNodes(), await controlPlane())
+            config = fromNodes.config
+            resources ??= fromNodes.resources
+          }
+          const reader = await openEtcd()
+          try {
+            const result = await recoverUndecryptable(
+              {
+                resources,
+                namespace: flags['all-namespaces'] ? undefined : (flags.namespace ?? cluster.context.namespace),
+                dryRun: flags['dry-run'],
+                backupDir: flags['backup-dir'],
+                pageSize: flags['page-size'],
+              },
+              {
+                reader,
+                config: config.config,
+                configSource: config.source,
+                objects: cluster.objects,
+                discovery: cluster.discovery,
+                access: cluster.access,
+                probe: cluster.probe,
+                confirm: confirmation({
+                  yes: flags.yes,
+                  typeContext: true,
+                  context,
+                  refusal: 'Refusing to delete objects without confirmation.',
+                  progress,
+                }),
+                onProgress: (text) => progress.update(text),
+                signal,
+              },
               context,
-              refusal: 'Refusing to delete objects without confirmation.',
-              progress,
-            }),
-            onProgress: (text) => progress.update(text),
-            signal: stop.signal,
-          },
-          context,
-        )
-        return {context, ...result}
-      } finally {
-        await reader.close()
-      }
-    } catch (error) {
-      throw withContext(toPluginError(error), context)
-    } finally {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-      progress.stop()
-      cluster.close()
-    }
+            )
+            return {context, ...result}
+          } finally {
+            await reader.close()
+          }
+        } catch (error) {
+          throw withContext(toPluginError(error), context)
+        }
+      },
+      {interruptible: true},
+    )
   }
 
   protected override exitCodeFor(result: Result): number {
@@ -161,68 +122,7 @@ Before anything is deleted: the server must serve the option (Kubernetes 1.37+, 
   }
 
   protected renderTable(result: Result, wide: boolean): string {
-    const sections = [
-      formatFields([
-        ['Context', result.context],
-        ['Config', result.config],
-        ['etcd', `${describeReader(result.etcd)}: ${result.scanned} values`],
-        [
-          'Scope',
-          `${result.scope.resources.join(', ') || '-'} ${result.scope.namespace === undefined ? 'in all namespaces' : `in namespace ${result.scope.namespace}`}`,
-        ],
-        [
-          'Unsafe delete',
-          result.feature
-            ? `${result.feature.served ? 'served' : 'NOT served'} (${result.feature.evidence})`
-            : undefined,
-        ],
-        [
-          'RBAC',
-          result.access.length > 0
-            ? result.access.every((a) => a.allowed)
-              ? `granted (delete, ${UNSAFE_DELETE_VERB})`
-              : `MISSING: ${result.access
-                  .filter((a) => !a.allowed)
-                  .map((a) => `${a.verb} ${a.resource}${a.namespace ? ` -n ${a.namespace}` : ''}`)
-                  .join(', ')}`
-            : undefined,
-        ],
-        [
-          'Backup',
-          result.backupFile ? `${result.backupFile} (0600: etcd key and raw value of each object)` : undefined,
-        ],
-      ]),
-    ]
-    if (result.objects.length === 0) {
-      sections.push('Nothing to recover: every value in scope is readable with the config.')
-    } else {
-      const headers = wide
-        ? ['resource', 'namespace', 'name', 'stored as', 'found by', 'status', 'etcd key', 'detail']
-        : ['resource', 'namespace', 'name', 'stored as', 'status', 'detail']
-      sections.push(
-        formatTable(
-          headers,
-          result.objects.map((o) => {
-            const detail = o.message ?? (o.status === 'listed' ? o.error : '')
-            return wide
-              ? [o.resource, o.namespace ?? '-', o.name, o.storedAs, o.foundBy.join('+'), o.status, o.etcdKey, detail]
-              : [o.resource, o.namespace ?? '-', o.name, o.storedAs, o.status, detail]
-          }),
-        ),
-      )
-      const t = result.totals
-      sections.push(
-        result.dryRun
-          ? `Dry run: nothing was changed. ${t.found} object${t.found === 1 ? '' : 's'} would be deleted.`
-          : `${t.deleted} deleted, ${t.gone} already gone, ${t.readable} readable again (kept), ${t.failed} failed, of ${t.found}.`,
-      )
-    }
-    if (result.backupFile)
-      sections.push(
-        `To put a value back if its key turns up, see 'etcdctl put' in the README; the backup holds each value exactly as etcd stored it.`,
-      )
-    if (result.warnings.length > 0) sections.push(`Warnings:\n${result.warnings.map((w) => `  - ${w}`).join('\n')}`)
-    return sections.join('\n\n') + '\n'
+    return recoverView(result, wide)
   }
 }
 

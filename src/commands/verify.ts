@@ -1,26 +1,17 @@
-import {readFile} from 'node:fs/promises'
-
 import {Flags} from '@oclif/core'
-import {parse as parseYaml} from 'yaml'
 
 import {BaseCommand} from '../base-command.js'
-import {discoverControlPlane} from '../controlplane/control-plane.js'
-import {describeReader} from '../etcd/etcd-reader.js'
+import {clusterOptions, withCluster} from '../cli/cluster-session.js'
 import {EXIT, usageError} from '../errors.js'
-import {etcdFlags, etcdOptionsFromFlags} from '../flags/etcd.js'
-import {kubeFlags, kubeOptionsFromFlags, parseNamespace} from '../flags/kube.js'
-import {sshFlags, sshOptionsFromFlags} from '../flags/ssh.js'
-import {connectCluster} from '../kube/connect.js'
-import {toPluginError} from '../kube/errors.js'
+import {etcdFlags} from '../flags/etcd.js'
+import {kubeFlags, parseNamespace} from '../flags/kube.js'
+import {sshFlags} from '../flags/ssh.js'
+import {readManifestFlag, readVerifyConfigFlag} from '../flags/verify.js'
 import {ResourceIndex} from '../kube/resource-index.js'
-import type {ApiResource, KubeObject} from '../kube/types.js'
-import {type ClusterConfig, configFromBytes, configFromNodes} from '../controlplane/cluster-config.js'
-import {openEtcdReader} from '../etcd/etcd-access.js'
+import type {ApiResource, KubeCluster} from '../kube/types.js'
+import {verifyView} from '../output/views/verify.js'
 import {apiserverKmsKeys} from '../usecases/status/kms-keys.js'
 import {verifyEncryption, type VerifyResult} from '../usecases/verify.js'
-import {formatFields} from '../output/render.js'
-import {OpenSshConnector} from '../ssh/open-ssh-session.js'
-import {ShellRemoteFiles} from '../ssh/shell-remote-files.js'
 
 const SECRETS: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true}
 
@@ -70,99 +61,44 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
 
   async execute(): Promise<VerifyResult> {
     const flags = this.flags
-    const kube = kubeOptionsFromFlags(flags)
-    const etcdOptions = etcdOptionsFromFlags(flags)
-    let manifest: KubeObject | undefined
-    if (flags['from-file']) {
-      try {
-        manifest = parseYaml(await readFile(flags['from-file'], 'utf8')) as KubeObject
-      } catch (error) {
-        throw usageError(
-          'MANIFEST_UNREADABLE',
-          `cannot read --from-file ${flags['from-file']}: ${(error as Error).message.split('\n')[0]}`,
-        )
-      }
-      if (!manifest?.apiVersion || !manifest.kind || !manifest.metadata?.name)
-        throw usageError(
-          'MANIFEST_INVALID',
-          `--from-file ${flags['from-file']} is not one object with apiVersion, kind and metadata.name`,
-        )
-    }
-    let localConfig: ClusterConfig | undefined
-    if (flags.config) {
-      let bytes: Buffer
-      try {
-        bytes = await readFile(flags.config)
-      } catch (error) {
-        throw usageError(
-          'CONFIG_UNREADABLE',
-          `cannot read --config ${flags.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-        )
-      }
-      localConfig = configFromBytes(bytes, flags.config)
-    }
-    // SSH for etcdctl (--etcd-via ssh) is always available; --no-ssh only stops reading files on the nodes.
-    const connector = new OpenSshConnector(sshOptionsFromFlags(flags))
-    const ssh = flags.ssh ? connector : undefined
+    const options = clusterOptions(flags)
+    const manifest = await readManifestFlag(flags['from-file'])
+    const localConfig = await readVerifyConfigFlag(flags.config)
     const progress = await this.progress('Connecting to the cluster')
-    const controller = new AbortController()
-    const onSigint = () => controller.abort()
-    process.on('SIGINT', onSigint)
-    process.on('SIGTERM', onSigint)
-    let cluster: Awaited<ReturnType<typeof connectCluster>> | undefined
-    try {
-      cluster = await connectCluster(kube)
-      const objects = cluster.objects
-      let resource = SECRETS
-      if (flags.resource !== 'secrets' && flags.resource !== 'secret') {
-        const found = new ResourceIndex(await cluster.discovery.resources()).resolve(flags.resource)
-        if (!found)
-          throw usageError('RESOURCE_UNKNOWN', `the server has no resource ${JSON.stringify(flags.resource)}`, {
-            hint: "See 'kubectl api-resources'.",
-          })
-        resource = found
-      }
-      let controlPlane: ReturnType<typeof discoverControlPlane> | undefined
-      const discover = () => (controlPlane ??= discoverControlPlane(objects))
-      let config = localConfig
-      const notes: string[] = []
-      if (!config && ssh) {
-        progress.update('Reading the encryption config from a control-plane node')
-        const fromNodes = await configFromNodes(
-          await discover(),
-          (node) => new ShellRemoteFiles(ssh.open({name: node.name, internalIP: node.internalIP})),
+    return withCluster(
+      options,
+      progress,
+      async ({cluster, signal, controlPlane, openEtcd, configFromNodes}) => {
+        const resource = await resolveResource(cluster, flags.resource)
+        const notes: string[] = []
+        let config = localConfig
+        if (!config) {
+          const fromNodes = await configFromNodes()
+          config = fromNodes?.found
+          if (fromNodes?.reason) notes.push(fromNodes.reason)
+        }
+        const result = await verifyEncryption(
+          {
+            resource,
+            namespace: flags.namespace ?? cluster.context.namespace,
+            keep: flags.keep,
+            hexdump: flags.hexdump,
+            manifest,
+          },
+          {
+            objects: cluster.objects,
+            openEtcd,
+            config,
+            signal,
+            onProgress: (text) => progress.update(text),
+            kmsKeys: async () => apiserverKmsKeys(await controlPlane(), cluster.probe),
+          },
         )
-        config = fromNodes.found
-        if (fromNodes.reason) notes.push(fromNodes.reason)
-      }
-      const c = cluster
-      const result = await verifyEncryption(
-        {
-          resource,
-          namespace: flags.namespace ?? cluster.context.namespace,
-          keep: flags.keep,
-          hexdump: flags.hexdump,
-          manifest,
-        },
-        {
-          objects,
-          openEtcd: () => openEtcdReader(etcdOptions, {controlPlane: discover, exec: c.exec, ssh: connector}),
-          config,
-          signal: controller.signal,
-          onProgress: (text) => progress.update(text),
-          kmsKeys: async () => apiserverKmsKeys(await discover(), c.probe),
-        },
-      )
-      result.notes.unshift(...notes)
-      return result
-    } catch (error) {
-      throw toPluginError(error)
-    } finally {
-      progress.stop()
-      process.off('SIGINT', onSigint)
-      process.off('SIGTERM', onSigint)
-      cluster?.close()
-    }
+        result.notes.unshift(...notes)
+        return result
+      },
+      {interruptible: true},
+    )
   }
 
   protected override exitCodeFor(result: VerifyResult): number {
@@ -170,31 +106,17 @@ Exit 0 when the value is stored as configured, 5 otherwise.`
   }
 
   protected renderTable(result: VerifyResult): string {
-    const stored = result.stored
-      ? result.stored.encrypted
-        ? `${result.stored.provider}${result.stored.kmsName || result.stored.keyName ? ':' + (result.stored.kmsName ?? result.stored.keyName) : ''} (${result.stored.prefix ?? ''}, ${result.stored.length} bytes)`
-        : `plaintext (${result.stored.length} bytes)`
-      : '-'
-    const lines = [
-      formatFields([
-        ['Object', `${result.resource} ${result.namespace ? result.namespace + '/' : ''}${result.name}`],
-        ['etcd key', result.etcdKey],
-        ['etcd', result.etcd ? describeReader(result.etcd) : '-'],
-        ['Stored as', stored],
-        ['Expected', result.expected ? `${result.expected} (config: ${result.configSource})` : 'unknown (no config)'],
-        [
-          'KMS key ID',
-          result.kms &&
-            `${result.kms.keyIdHash} (${result.kms.keyId})${result.kms.currentKeyIdHash ? (result.kms.currentKeyIdHash === result.kms.keyIdHash ? ', current on every apiserver' : `, current: ${result.kms.currentKeyIdHash}`) : ', current not settled'}`,
-        ],
-        ['Round trip', result.roundTrip],
-        ['Cleanup', result.cleanup],
-        ['Result', result.ok ? 'OK' : 'FAILED'],
-      ]),
-    ]
-    if (result.hexdump) lines.push('', result.hexdump.trimEnd())
-    if (result.notes.length > 0) lines.push('', ...result.notes.map((n) => `Note: ${n}`))
-    if (result.problems.length > 0) lines.push('', 'Problems:', ...result.problems.map((p) => `  - ${p}`))
-    return lines.join('\n') + '\n'
+    return verifyView(result)
   }
+}
+
+/** --resource: secrets, or what discovery resolves the name to. */
+async function resolveResource(cluster: KubeCluster, name: string): Promise<ApiResource> {
+  if (name === 'secrets' || name === 'secret') return SECRETS
+  const found = new ResourceIndex(await cluster.discovery.resources()).resolve(name)
+  if (!found)
+    throw usageError('RESOURCE_UNKNOWN', `the server has no resource ${JSON.stringify(name)}`, {
+      hint: "See 'kubectl api-resources'.",
+    })
+  return found
 }

@@ -14,6 +14,8 @@
 import {mkdir} from 'node:fs/promises'
 import {join} from 'node:path'
 
+import type {ClusterConfig} from '../controlplane/cluster-config.js'
+import type {ControlPlaneNode} from '../controlplane/control-plane.js'
 import {parsePrometheusText} from '../controlplane/metrics.js'
 import type {EncryptionConfiguration, GroupResource} from '../encryption/config/model.js'
 import {etcdPrefixFor, groupResourceForKey} from '../encryption/storage/etcd-key.js'
@@ -536,4 +538,35 @@ async function deleteOne(objects: ObjectClient, o: Found): Promise<void> {
       return
     }
   }
+}
+
+/** With encryption off the apiserver reads every value as identity: encrypted ones are the unreadable. */
+const IDENTITY_ONLY: EncryptionConfiguration = {
+  apiVersion: 'apiserver.config.k8s.io/v1',
+  kind: 'EncryptionConfiguration',
+  resources: [{resources: ['*.*'], providers: [{identity: {}}]}],
+}
+
+/**
+ * The config to judge values with when no --config is given: the one read from a node; with
+ * encryption off on every node, identity for everything (and secrets unless --resource says
+ * otherwise). When a node has a config that could not be read, nothing can be judged (exit 3).
+ */
+export function recoverConfig(
+  fromNodes: {found?: ClusterConfig; reason?: string} | undefined,
+  nodes: ControlPlaneNode[],
+): {config: ClusterConfig; resources?: string[]} {
+  if (fromNodes?.found) return {config: fromNodes.found}
+  if (!nodes.some((n) => n.apiservers.some((a) => a.encryption.configPath)))
+    return {
+      config: {config: IDENTITY_ONLY, source: 'none (encryption is off: values are read as identity)'},
+      resources: ['secrets'],
+    }
+  throw preconditionError(
+    'CONFIG_UNAVAILABLE',
+    `cannot tell which values are unreadable: ${fromNodes?.reason}; nothing was deleted.`,
+    {
+      hint: 'Fix SSH to the control-plane nodes (--ssh-* flags), or pass the config the apiservers run with --config FILE.',
+    },
+  )
 }

@@ -1,25 +1,16 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
+import {clusterOptions, withCluster} from '../../cli/cluster-session.js'
 import {loadEncryptionConfig} from '../../encryption/config/load.js'
 import {describeReader} from '../../etcd/etcd-reader.js'
 import {EXIT} from '../../errors.js'
 import {apiserverFlags, featureGatesFromFlag, targetVersionFromFlag} from '../../flags/config.js'
-import {etcdFlags, etcdOptionsFromFlags} from '../../flags/etcd.js'
-import {kubeFlags, kubeOptionsFromFlags} from '../../flags/kube.js'
-import {sshFlags, sshOptionsFromFlags} from '../../flags/ssh.js'
-import {discoverControlPlane} from '../../controlplane/control-plane.js'
-import {connectCluster} from '../../kube/connect.js'
-import {toPluginError} from '../../kube/errors.js'
+import {etcdFlags} from '../../flags/etcd.js'
+import {kubeFlags} from '../../flags/kube.js'
+import {sshFlags} from '../../flags/ssh.js'
+import {configCheckView} from '../../output/views/config-check.js'
 import {checkConfigAgainstEtcd, type ConfigCheckResult} from '../../usecases/scan/config-check.js'
-import {openEtcdReader} from '../../etcd/etcd-access.js'
-import {formatFields, formatTable} from '../../output/render.js'
-import {OpenSshConnector} from '../../ssh/open-ssh-session.js'
-
-const counts = (map: Record<string, number>) =>
-  Object.entries(map)
-    .map(([k, n]) => `${k}=${n}`)
-    .join(' ') || '-'
 
 export default class ConfigCheck extends BaseCommand<ConfigCheckResult, typeof ConfigCheck> {
   static override summary = 'Check that apiservers running FILE could read every value stored in etcd.'
@@ -50,8 +41,7 @@ Exit 0 when every value is readable, 5 when some are not, with counts per resour
 
   async execute(): Promise<ConfigCheckResult> {
     const flags = this.flags
-    const kube = kubeOptionsFromFlags(flags)
-    const etcdOptions = etcdOptionsFromFlags(flags)
+    const options = clusterOptions(flags)
     const targetVersion = targetVersionFromFlag(flags['target-version'])
     const featureGates = featureGatesFromFlag(flags['feature-gates'])
     // The file first: an invalid one is config validate's error (exit 3) before anything is contacted.
@@ -60,16 +50,9 @@ Exit 0 when every value is readable, 5 when some are not, with counts per resour
       featureGates,
       automaticReload: flags['automatic-reload'],
     })
-    const connector = new OpenSshConnector(sshOptionsFromFlags(flags))
     const progress = await this.progress('Connecting to etcd')
-    const cluster = await connectCluster(kube).catch((error: unknown) => {
-      progress.stop()
-      throw toPluginError(error)
-    })
-    let controlPlane: ReturnType<typeof discoverControlPlane> | undefined
-    const discover = () => (controlPlane ??= discoverControlPlane(cluster.objects))
-    try {
-      const reader = await openEtcdReader(etcdOptions, {controlPlane: discover, exec: cluster.exec, ssh: connector})
+    return withCluster(options, progress, async ({openEtcd}) => {
+      const reader = await openEtcd()
       try {
         return await checkConfigAgainstEtcd({
           file: this.args.file,
@@ -83,12 +66,7 @@ Exit 0 when every value is readable, 5 when some are not, with counts per resour
       } finally {
         await reader.close()
       }
-    } catch (error) {
-      throw toPluginError(error)
-    } finally {
-      progress.stop()
-      cluster.close()
-    }
+    })
   }
 
   protected override exitCodeFor(result: ConfigCheckResult): number {
@@ -96,42 +74,6 @@ Exit 0 when every value is readable, 5 when some are not, with counts per resour
   }
 
   protected renderTable(result: ConfigCheckResult, wide: boolean): string {
-    const sections = [
-      formatFields([
-        ['File', result.file],
-        ['Hash', result.hash],
-        ['etcd', describeReader(result.etcd)],
-        ['Values', result.values],
-        ['Unreadable', result.unreadable],
-        ['KMS (not decrypted)', result.kmsNotDecrypted || undefined],
-      ]).trimEnd(),
-    ]
-    const rows = result.resources.filter((r) => wide || r.unreadable > 0)
-    if (rows.length > 0) {
-      sections.push(
-        formatTable(
-          wide
-            ? ['resource', 'rule', 'values', 'unreadable', 'unreadable stored as', 'errors']
-            : ['resource', 'values', 'unreadable', 'unreadable stored as', 'errors'],
-          rows.map((r) => {
-            const row = [
-              r.resource,
-              r.values,
-              r.unreadable,
-              counts(r.unreadableAs),
-              Object.keys(r.errors).join('; ') || '-',
-            ]
-            return wide ? [r.resource, r.rule ?? '-', ...row.slice(1)] : row
-          }),
-        ).trimEnd(),
-      )
-    }
-    if (result.examples.length > 0) sections.push(`Examples:\n${result.examples.map((k) => `  ${k}`).join('\n')}`)
-    sections.push(
-      result.readable
-        ? `Every value is readable with ${result.file}.`
-        : `${result.unreadable} of ${result.values} values would be unreadable with ${result.file}: apiservers running it would answer 500 for them.`,
-    )
-    return sections.join('\n\n') + '\n'
+    return configCheckView(result, wide)
   }
 }

@@ -5,19 +5,7 @@ import {EXIT} from '../../errors.js'
 import {apiserverFlags, featureGatesFromFlag, targetVersionFromFlag} from '../../flags/config.js'
 import {checkConfigFile} from '../../encryption/config/load.js'
 import {BASELINE_VERSION, formatTargetVersion} from '../../encryption/config/target-version.js'
-import {formatFields, formatTable} from '../../output/render.js'
-
-export interface ValidateResult {
-  valid: boolean
-  file: string
-  /** `sha256:` of the raw file bytes, as the apiserver reports it (docs/kubernetes-behaviour.md §5.6). */
-  hash?: string
-  targetVersion: string
-  /** The whole error as kube-apiserver would log it; absent when valid. */
-  message?: string
-  errors: Array<{field: string; type: string; detail: string}>
-  warnings: string[]
-}
+import {configValidateView, type ValidateResult} from '../../output/views/config-validate.js'
 
 export default class ConfigValidate extends BaseCommand<ValidateResult, typeof ConfigValidate> {
   static override summary = 'Check an EncryptionConfiguration file exactly as kube-apiserver would.'
@@ -61,18 +49,6 @@ export default class ConfigValidate extends BaseCommand<ValidateResult, typeof C
   }
 
   protected renderTable(result: ValidateResult): string {
-    const head = formatFields([
-      ['File', result.file],
-      ['Valid', result.valid ? 'yes' : 'NO'],
-      ['Hash', result.hash],
-      ['Target', `Kubernetes ${result.targetVersion}`],
-      ['Warnings', result.warnings.length],
-    ])
-    if (result.valid) return head
-    const table = formatTable(
-      ['Field', 'Type', 'Detail'],
-      result.errors.map((e) => [e.field || '-', e.type, e.detail.replaceAll('\n', ' ')]),
-    )
-    return `${head}\n\n${result.message ?? ''}\n\n${table}`
+    return configValidateView(result)
   }
 }
