@@ -1,9 +1,9 @@
-import {readFile} from 'node:fs/promises'
-
 import {parse as parseYaml} from 'yaml'
 
 import {type ClusterConfig, configFromBytes} from '../controlplane/cluster-config.js'
-import {usageError} from '../errors.js'
+import {readBoundedFile} from '../encryption/config/load.js'
+import {PluginError, preconditionError, usageError} from '../errors.js'
+import {readConfigFlag} from './config-file.js'
 import type {KubeObject} from '../kube/types.js'
 
 /** verify --from-file: one object with apiVersion, kind and metadata.name, or a usage error (exit 2). */
@@ -11,8 +11,15 @@ export async function readManifestFlag(path: string | undefined): Promise<KubeOb
   if (!path) return undefined
   let manifest: KubeObject | undefined
   try {
-    manifest = parseYaml(await readFile(path, 'utf8')) as KubeObject
+    // bounded as --config is: /dev/zero or a huge file would be read until memory runs out
+    const read = await readBoundedFile(path)
+    if (read.refused)
+      throw preconditionError('MANIFEST_TOO_LARGE', `--from-file ${path} ${read.refused}; nothing was done`, {
+        hint: 'Pass a manifest of one object.',
+      })
+    manifest = parseYaml(read.bytes!.toString('utf8')) as KubeObject
   } catch (error) {
+    if (error instanceof PluginError) throw error
     throw usageError(
       'MANIFEST_UNREADABLE',
       `cannot read --from-file ${path}: ${(error as Error).message.split('\n')[0]}`,
@@ -26,17 +33,8 @@ export async function readManifestFlag(path: string | undefined): Promise<KubeOb
   return manifest
 }
 
-/** verify --config: the file, decoded and validated (an unreadable file is exit 2, an invalid one exit 3). */
+/** verify --config: the file (bounded, as every --config), decoded and validated (unreadable: exit 2, invalid: exit 3). */
 export async function readVerifyConfigFlag(path: string | undefined): Promise<ClusterConfig | undefined> {
-  if (!path) return undefined
-  let bytes: Buffer
-  try {
-    bytes = await readFile(path)
-  } catch (error) {
-    throw usageError(
-      'CONFIG_UNREADABLE',
-      `cannot read --config ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-    )
-  }
-  return configFromBytes(bytes, path)
+  const local = await readConfigFlag(path)
+  return local && configFromBytes(local.bytes, local.path)
 }

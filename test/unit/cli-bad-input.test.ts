@@ -65,10 +65,19 @@ describe('bad words and files (issue 13)', {timeout: 120_000}, () => {
     expect(zero.code).toBe(3)
     expect(zero.stdout).toContain('"/dev/zero" is not a regular file')
     // --config of the commands that reach a cluster: refused before the cluster is contacted
-    for (const command of [['enable', '--yes'], ['rewrite', '-A', '--no-ssh'], ['status']]) {
+    for (const command of [
+      ['enable', '--yes'],
+      ['rewrite', '-A', '--no-ssh'],
+      ['status'],
+      ['verify'],
+      ['recover', '-A'],
+    ]) {
       const r = await plugin(...command, '--config', '/dev/zero', '--kubeconfig', '/nonexistent')
       expect(r.code, `${command[0]}: ${r.stderr}`).toBe(3)
       expect(r.stderr).toMatch(/^error: --config \/dev\/zero is not a regular file; nothing was done$/m)
     }
+    const manifest = await plugin('verify', '--from-file', '/dev/zero', '--kubeconfig', '/nonexistent')
+    expect(manifest.code, manifest.stderr).toBe(3)
+    expect(manifest.stderr).toMatch(/^error: --from-file \/dev\/zero is not a regular file; nothing was done$/m)
   })
 })
