@@ -104,6 +104,26 @@ async function main() {
         return keysInUse[0]!.name
       }
 
+      /** One timed run of one process: seconds, objects/s, peak RSS, the etcd check, load, a note. */
+      const addRow = (
+        label: string,
+        m: {seconds: number; peakRssMiB: number; load: string},
+        check: {current: number; total: number},
+        note: string,
+      ) => {
+        rows.push([
+          String(size),
+          label,
+          m.seconds.toFixed(1),
+          (size / m.seconds).toFixed(0),
+          m.peakRssMiB.toFixed(0),
+          `${check.current}/${check.total}`,
+          m.load,
+          note,
+        ])
+        log(rows.at(-1)!.join(' | '))
+      }
+
       const pluginRun = async (label: string, args: string[], key: string) => {
         log(`${size}: ${label}`)
         const m = await measure(
@@ -136,17 +156,7 @@ async function main() {
         const own = migrations?.[0]
           ? await migrationTimes(env, migrations[0].name)
           : `${objectsPerSecond.toFixed(0)}/s over its ${(elapsedMs / 1000).toFixed(1)} s after start-up`
-        rows.push([
-          String(size),
-          label,
-          m.seconds.toFixed(1),
-          (size / m.seconds).toFixed(0),
-          m.peakRssMiB.toFixed(0),
-          `${check.current}/${check.total}`,
-          m.load,
-          `rewritten ${totals.rewritten}, already current ${totals.alreadyCurrent}; ${own}`,
-        ])
-        log(rows.at(-1)!.join(' | '))
+        addRow(label, m, check, `rewritten ${totals.rewritten}, already current ${totals.alreadyCurrent}; ${own}`)
       }
 
       // the client-go loop at the plugin's defaults; its failures are a row, not the end of the run
@@ -183,17 +193,7 @@ async function main() {
           note = `no result: ${m.stderr.trim().split('\n').at(-1) ?? ''}`
         }
         if (m.code !== 0) note = `exit ${m.code}; ${note}`
-        rows.push([
-          String(size),
-          label,
-          m.seconds.toFixed(1),
-          (size / m.seconds).toFixed(0),
-          m.peakRssMiB.toFixed(0),
-          `${check.current}/${check.total}`,
-          m.load,
-          note,
-        ])
-        log(rows.at(-1)!.join(' | '))
+        addRow(label, m, check, note)
       }
 
       let key = ''
