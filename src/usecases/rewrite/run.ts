@@ -349,7 +349,7 @@ async function resolveResources(
         warn(`the encryption config lists ${name}, which the server does not serve; skipped`)
         continue
       }
-      throw usageError('UNKNOWN_RESOURCE', `the server does not serve a resource named ${JSON.stringify(name)}`, {
+      throw usageError('RESOURCE_UNKNOWN', `the server does not serve a resource named ${JSON.stringify(name)}`, {
         hint: "Check the name with 'kubectl api-resources'; custom resources are written <plural>.<group>.",
       })
     }
