@@ -2,20 +2,9 @@
  * The one error table of the plugin (docs/architecture.md §2). Every failure that reaches the user is a
  * PluginError with a stable `code`; its exit code comes from the kind, never from the call site.
  */
-export const EXIT = {
-  ok: 0,
-  unexpected: 1,
-  usage: 2,
-  precondition: 3,
-  partial: 4,
-  checkFailed: 5,
-  rolledBack: 6,
-  rollbackFailed: 7,
-} as const
+import {EXIT, type ErrorCode, type ErrorKind, type ExitCode} from './error-codes.js'
 
-export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
-
-export type ErrorKind = Exclude<keyof typeof EXIT, 'ok'>
+export {EXIT, type ErrorCode, type ErrorKind, type ExitCode}
 
 export interface PluginErrorOptions {
   /** What the user can do next; printed on its own line. */
@@ -36,7 +25,7 @@ export class PluginError extends Error {
   constructor(
     readonly kind: ErrorKind,
     /** Stable, machine-readable code, e.g. CONFIG_INVALID, ETCD_UNREACHABLE. */
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly options: PluginErrorOptions = {},
   ) {
@@ -54,13 +43,13 @@ export class PluginError extends Error {
   }
 }
 
-export const usageError = (code: string, message: string, options?: PluginErrorOptions) =>
+export const usageError = (code: ErrorCode, message: string, options?: PluginErrorOptions) =>
   new PluginError('usage', code, message, options)
 
-export const preconditionError = (code: string, message: string, options?: PluginErrorOptions) =>
+export const preconditionError = (code: ErrorCode, message: string, options?: PluginErrorOptions) =>
   new PluginError('precondition', code, message, options)
 
-export const unexpectedError = (code: string, message: string, options?: PluginErrorOptions) =>
+export const unexpectedError = (code: ErrorCode, message: string, options?: PluginErrorOptions) =>
   new PluginError('unexpected', code, message, options)
 
 /**

@@ -25,8 +25,8 @@ describe('renderers', () => {
 
 describe('error table', () => {
   it('maps kinds to the documented exit codes', () => {
-    expect(new PluginError('precondition', 'X', 'm').exitCode).toBe(3)
-    expect(new PluginError('rollbackFailed', 'X', 'm').exitCode).toBe(7)
+    expect(new PluginError('precondition', 'CONFIG_INVALID', 'm').exitCode).toBe(3)
+    expect(new PluginError('rollbackFailed', 'NODE_ROLLBACK_FAILED', 'm').exitCode).toBe(7)
     expect(EXIT.checkFailed).toBe(5)
   })
 })

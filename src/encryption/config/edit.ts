@@ -12,7 +12,7 @@ import {
   type YAMLSeq,
 } from 'yaml'
 
-import {PluginError} from '../../errors.js'
+import {type ErrorCode, PluginError} from '../../errors.js'
 import type {AesProviderType} from './model.js'
 import {keyFingerprint, sha256Label} from '../fingerprint.js'
 import {DEFAULT_PROVIDER, defaultKeyName} from './generate.js'
@@ -57,7 +57,7 @@ export interface EntrySelector {
   resources?: string[]
 }
 
-function configError(code: string, message: string, hint?: string): PluginError {
+function configError(code: ErrorCode, message: string, hint?: string): PluginError {
   return new PluginError('precondition', code, message, {hint})
 }
 
