@@ -1,7 +1,7 @@
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
 import {putIdentityFirst} from '../encryption/config/edit.js'
 import {configHash, keyFingerprint} from '../encryption/fingerprint.js'
-import {interruptedError, PluginError, preconditionError, withPartialResult} from '../errors.js'
+import {interruptedError, PluginError, preconditionError} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {
   type EncryptedLeft,
@@ -23,6 +23,7 @@ import type {ControlPlaneDeps} from '../changes/deps.js'
 import {type KubeadmConfigOutcome, syncKubeadmConfig} from '../changes/kubeadm-config-sync.js'
 import {type NodeOutcome, type NodePlan, rollOut} from '../changes/rollout.js'
 import {NO_ENCRYPTION_CONFIG, type ReadCheck, readCheck} from './scan/read-check.js'
+import {runStages, type Stage} from '../changes/stage-runner.js'
 
 /** The seed's "Decrypting all data" as named stages; running the command again continues safely. */
 export const DECRYPT_STAGES = ['identity-first', 'rewrite', 'scan', 'remove-encryption'] as const
@@ -142,6 +143,12 @@ export function keysForOlderBackups(configTexts: string[]): BackupKeys[] {
   return [...byResource].filter(([, keys]) => keys.size > 0).map(([resource, keys]) => ({resource, keys: [...keys]}))
 }
 
+const DEFAULT_TIMEOUT_MS = 300_000
+
+/** The plans that take the flag, mount and volume out of each manifest. */
+const removePlans = (from: NodeSnapshot[]) =>
+  from.map((s) => planNode(s, {configPath: s.configPath, manifest: 'disable', automaticReload: false}))
+
 /** Nodes with encryption on (flag and file) and off; a flag whose file is missing is refused. */
 function splitNodes(snapshots: NodeSnapshot[], force: boolean): {on: NodeSnapshot[]; off: NodeSnapshot[]} {
   const broken = snapshots.filter((s) => s.flags.configPath !== undefined && s.config === undefined)
@@ -183,7 +190,7 @@ async function confirm(deps: DecryptAllDeps, question: string): Promise<void> {
  */
 export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDeps): Promise<DecryptAllResult> {
   const force = options.force ?? false
-  const timeoutMs = options.timeoutMs ?? 300_000
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
   const names = await deps.nodes()
   if (names.length === 0)
     throw preconditionError('NO_CONTROL_PLANE', 'No control-plane nodes found.', {
@@ -222,8 +229,6 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
       automaticReload: s.flags.automaticReload,
     }),
   )
-  const removePlans = (from: NodeSnapshot[]) =>
-    from.map((s) => planNode(s, {configPath: s.configPath, manifest: 'disable', automaticReload: false}))
   result.diffs.push(...planDiffs(identityPlans))
   const changes = identityPlans.some((p) => p.files.length > 0)
   // The proof before the first change (and before the question): the identity-first config keeps
@@ -270,139 +275,161 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
   const backupDir = backupDirFor(deps.now?.() ?? new Date())
   const usedBackups = () => result.stages.some((s) => s.nodes?.some((n) => n.backups.length > 0))
 
-  // Whatever stops a stage, the result so far (stages, nodes, rewrite counts) goes with the error.
-  let running: DecryptStage = 'identity-first'
-  try {
-    // Stage 1 (seed: "place the identity provider as the first entry … and restart all kube-apiserver processes").
-    deps.onEvent?.({type: 'stage', stage: 'identity-first', status: 'start'})
-    const rollout = await rollOut(identityPlans, {
-      files: (n) => deps.files(n),
-      waiter: deps.waiter,
-      backupDir,
-      timeoutMs,
-      onEvent: deps.onEvent,
-      signal: deps.signal,
-      stage: 'identity-first',
-    })
-    result.stages.push({
-      stage: 'identity-first',
-      status: rollout.failure ? 'failed' : changes ? 'done' : 'unchanged',
-      nodes: rollout.nodes,
-      ...withCheck,
-    })
-    if (rollout.failure) throw rollout.failure
-    // Nodes that already had the config (a run continued) must be up too before the rewrite relies on them.
-    for (const plan of identityPlans) if (plan.files.length === 0) await waitRunning(deps, plan, on, target, timeoutMs)
-    deps.onEvent?.({type: 'stage', stage: 'identity-first', status: 'done'})
-    if (usedBackups()) result.backupDir = backupDir
+  const stages: Array<Stage<DecryptStage>> = [
+    {
+      // Seed: "place the identity provider as the first entry … and restart all kube-apiserver processes".
+      name: 'identity-first',
+      run: async () => {
+        const rollout = await rollOut(identityPlans, {
+          files: (n) => deps.files(n),
+          waiter: deps.waiter,
+          backupDir,
+          timeoutMs,
+          onEvent: deps.onEvent,
+          signal: deps.signal,
+          stage: 'identity-first',
+        })
+        result.stages.push({
+          stage: 'identity-first',
+          status: rollout.failure ? 'failed' : changes ? 'done' : 'unchanged',
+          nodes: rollout.nodes,
+          ...withCheck,
+        })
+        if (rollout.failure) throw rollout.failure
+        // Nodes that already had the config (a run continued) must be up too before the rewrite relies on them.
+        for (const plan of identityPlans)
+          if (plan.files.length === 0) await waitRunning(deps, plan, on, target, timeoutMs)
+        if (usedBackups()) result.backupDir = backupDir
+        if (!deps.followUps)
+          throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite and the etcd scan are not available here.', {
+            hint: 'Run `kubectl encryption rewrite -A` and `kubectl encryption status --scan`.',
+          })
+        return undefined
+      },
+    },
+    {
+      // Seed: `kubectl get secrets --all-namespaces -o json | kubectl replace -f -`, for everything covered.
+      name: 'rewrite',
+      run: async () => {
+        result.rewrite = await followUps().rewrite(target, deps.signal)
+        if (deps.signal?.aborted)
+          throw interruptedError(`stage rewrite (${result.rewrite.rewritten} object(s) rewritten so far)`)
+        const rewriteOk = result.rewrite.failed === 0 && result.rewrite.incomplete.length === 0
+        result.stages.push({
+          stage: 'rewrite',
+          status: rewriteOk ? 'done' : 'failed',
+          detail: `${result.rewrite.rewritten} rewritten, ${result.rewrite.alreadyCurrent} already plaintext, ${result.rewrite.failed} failed`,
+        })
+        return undefined
+      },
+    },
+    {
+      // The proof. Anything still encrypted (also orphans the API cannot rewrite) stops here.
+      name: 'scan',
+      run: async () => {
+        const scan = encryptedLeft(await followUps().scan(target))
+        result.scan = scan
+        result.decrypted = scan.total === 0
+        result.stages.push({
+          stage: 'scan',
+          status: result.decrypted ? 'done' : 'failed',
+          detail: result.decrypted
+            ? `${scan.scanned} value(s) scanned, none encrypted`
+            : `${scan.total} value(s) still encrypted (${Object.entries(scan.byResource)
+                .map(([r, n]) => `${r}=${n}`)
+                .join(', ')})`,
+        })
+        if (!result.decrypted) {
+          result.next.push(
+            `${DECRYPT_NEXT}   # again after fixing what the rewrite could not write; \`kubectl encryption status --scan\` lists the values`,
+          )
+          result.stages.push({stage: 'remove-encryption', status: 'skipped', detail: 'encrypted values are left'})
+          return 'stop'
+        }
+        if (!options.removeEncryption) {
+          result.stages.push({stage: 'remove-encryption', status: 'skipped', detail: 'without --remove-encryption'})
+          result.next.push(
+            `${DECRYPT_NEXT} --remove-encryption   # takes the flag and the config off the nodes (the old keys go to the backup dir)`,
+          )
+          return 'stop'
+        }
+        return undefined
+      },
+    },
+    {name: 'remove-encryption', run: () => removeEncryption(on, options, deps, result, backupDir, usedBackups)},
+  ]
+  const followUps = () => deps.followUps!
+  await runStages(stages, {
+    signal: deps.signal,
+    onEvent: deps.onEvent,
+    // Whatever stops a stage, the result so far (stages, nodes, rewrite counts) goes with the error.
+    onFailure: (running, error) => {
+      if (!result.stages.some((s) => s.stage === running))
+        result.stages.push({
+          stage: running,
+          status: 'failed',
+          detail: error instanceof Error ? error.message : String(error),
+        })
+      if (usedBackups()) result.backupDir ??= backupDir
+    },
+    partialResult: () => result,
+  })
+  return result
+}
 
-    if (!deps.followUps)
-      throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite and the etcd scan are not available here.', {
-        hint: 'Run `kubectl encryption rewrite -A` and `kubectl encryption status --scan`.',
-      })
-    // Stage 2 (seed: `kubectl get secrets --all-namespaces -o json | kubectl replace -f -`), for everything covered.
-    running = 'rewrite'
-    if (deps.signal?.aborted) throw interruptedError('stage rewrite (not started)')
-    deps.onEvent?.({type: 'stage', stage: 'rewrite', status: 'start'})
-    result.rewrite = await deps.followUps.rewrite(target, deps.signal)
-    if (deps.signal?.aborted)
-      throw interruptedError(`stage rewrite (${result.rewrite.rewritten} object(s) rewritten so far)`)
-    const rewriteOk = result.rewrite.failed === 0 && result.rewrite.incomplete.length === 0
-    result.stages.push({
-      stage: 'rewrite',
-      status: rewriteOk ? 'done' : 'failed',
-      detail: `${result.rewrite.rewritten} rewritten, ${result.rewrite.alreadyCurrent} already plaintext, ${result.rewrite.failed} failed`,
-    })
-
-    // Stage 3: the proof. Anything still encrypted (also orphans the API cannot rewrite) stops here.
-    running = 'scan'
-    if (deps.signal?.aborted) throw interruptedError('stage scan (not started)')
-    deps.onEvent?.({type: 'stage', stage: 'scan', status: 'start'})
-    result.scan = encryptedLeft(await deps.followUps.scan(target))
-    result.decrypted = result.scan.total === 0
-    result.stages.push({
-      stage: 'scan',
-      status: result.decrypted ? 'done' : 'failed',
-      detail: result.decrypted
-        ? `${result.scan.scanned} value(s) scanned, none encrypted`
-        : `${result.scan.total} value(s) still encrypted (${Object.entries(result.scan.byResource)
-            .map(([r, n]) => `${r}=${n}`)
-            .join(', ')})`,
-    })
-    if (!result.decrypted) {
-      result.next.push(
-        `${DECRYPT_NEXT}   # again after fixing what the rewrite could not write; \`kubectl encryption status --scan\` lists the values`,
-      )
-      result.stages.push({stage: 'remove-encryption', status: 'skipped', detail: 'encrypted values are left'})
-      return result
-    }
-
-    if (!options.removeEncryption) {
-      result.stages.push({stage: 'remove-encryption', status: 'skipped', detail: 'without --remove-encryption'})
-      result.next.push(
-        `${DECRYPT_NEXT} --remove-encryption   # takes the flag and the config off the nodes (the old keys go to the backup dir)`,
-      )
-      return result
-    }
-
-    // Stage 4: the flag, mount and volume out of each manifest (read again: stage 1 changed them).
-    running = 'remove-encryption'
-    if (deps.signal?.aborted) throw interruptedError('stage remove-encryption (not started)')
-    deps.onEvent?.({type: 'stage', stage: 'remove-encryption', status: 'start'})
-    const current: NodeSnapshot[] = []
-    for (const s of on) current.push(await readNode(s.node, deps.files(s.node), s.configPath))
-    const plans = removePlans(current)
-    result.diffs.push(...planDiffs(plans))
-    // Without the flag the apiservers read everything as plaintext: the whole of etcd must be (the scan
-    // above covered only the resources the config lists).
-    const removalCheck = await readCheck(deps, NO_ENCRYPTION_CONFIG, {
-      what: 'decrypt-all stage remove-encryption',
-      force,
-      unchanged: 'Stage remove-encryption changed nothing.',
-    })
-    // Named before the first node loses its config, so a removal stopped halfway still says them.
-    result.keysForOlderBackups = keysForOlderBackups(current.flatMap((s) => (s.config === undefined ? [] : [s.config])))
-    const removal = await rollOut(plans, {
-      files: (n) => deps.files(n),
-      waiter: deps.waiter,
-      backupDir,
-      timeoutMs,
-      onEvent: deps.onEvent,
-      signal: deps.signal,
-      stage: 'remove-encryption',
-    })
-    result.stages.push({
-      stage: 'remove-encryption',
-      status: removal.failure ? 'failed' : 'done',
-      nodes: removal.nodes,
-      readCheck: removalCheck,
-    })
-    if (removal.failure) throw removal.failure
-    result.kubeadmConfig =
-      options.kubeadmConfig === false
-        ? {status: 'skipped', changes: []}
-        : await syncKubeadmConfig(deps.objects, {kind: 'disable'}, false)
-    // The config file still holds the keys: into the backup dir (0700, owner and mode kept), off the config path.
-    for (const s of current) {
-      const files = deps.files(s.node)
-      if ((await files.stat(s.configPath)) === undefined) continue
-      result.configBackups.push({node: s.node, path: await files.backup(s.configPath, backupDir)})
-      await files.remove(s.configPath)
-    }
-    result.removed = true
-    if (usedBackups() || result.configBackups.length > 0) result.backupDir = backupDir
-    deps.onEvent?.({type: 'stage', stage: 'remove-encryption', status: 'done'})
-    return result
-  } catch (error) {
-    if (!result.stages.some((s) => s.stage === running))
-      result.stages.push({
-        stage: running,
-        status: 'failed',
-        detail: error instanceof Error ? error.message : String(error),
-      })
-    if (usedBackups()) result.backupDir ??= backupDir
-    throw withPartialResult(error, result)
+/** Stage 4: the flag, mount and volume out of each manifest (read again: stage 1 changed them). */
+async function removeEncryption(
+  on: NodeSnapshot[],
+  options: DecryptAllOptions,
+  deps: DecryptAllDeps,
+  result: DecryptAllResult,
+  backupDir: string,
+  usedBackups: () => boolean,
+): Promise<undefined> {
+  const force = options.force ?? false
+  const current: NodeSnapshot[] = []
+  for (const s of on) current.push(await readNode(s.node, deps.files(s.node), s.configPath))
+  const plans = removePlans(current)
+  result.diffs.push(...planDiffs(plans))
+  // Without the flag the apiservers read everything as plaintext: the whole of etcd must be (the scan
+  // before covered only the resources the config lists).
+  const removalCheck = await readCheck(deps, NO_ENCRYPTION_CONFIG, {
+    what: 'decrypt-all stage remove-encryption',
+    force,
+    unchanged: 'Stage remove-encryption changed nothing.',
+  })
+  // Named before the first node loses its config, so a removal stopped halfway still says them.
+  result.keysForOlderBackups = keysForOlderBackups(current.flatMap((s) => (s.config === undefined ? [] : [s.config])))
+  const removal = await rollOut(plans, {
+    files: (n) => deps.files(n),
+    waiter: deps.waiter,
+    backupDir,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    onEvent: deps.onEvent,
+    signal: deps.signal,
+    stage: 'remove-encryption',
+  })
+  result.stages.push({
+    stage: 'remove-encryption',
+    status: removal.failure ? 'failed' : 'done',
+    nodes: removal.nodes,
+    readCheck: removalCheck,
+  })
+  if (removal.failure) throw removal.failure
+  result.kubeadmConfig =
+    options.kubeadmConfig === false
+      ? {status: 'skipped', changes: []}
+      : await syncKubeadmConfig(deps.objects, {kind: 'disable'}, false)
+  // The config file still holds the keys: into the backup dir (0700, owner and mode kept), off the config path.
+  for (const s of current) {
+    const files = deps.files(s.node)
+    if ((await files.stat(s.configPath)) === undefined) continue
+    result.configBackups.push({node: s.node, path: await files.backup(s.configPath, backupDir)})
+    await files.remove(s.configPath)
   }
+  result.removed = true
+  if (usedBackups() || result.configBackups.length > 0) result.backupDir = backupDir
+  return undefined
 }
 
 /** An unchanged node must still run `target` before the rewrite relies on it (reload metrics, or ready). */
