@@ -32,8 +32,8 @@ export interface StageRunOptions<Name extends string> {
   after?: (name: Name) => Promise<void>
   /** A stage failed or the run was interrupted before it: record it in the workflow's result. */
   onFailure?: (name: Name, error: unknown) => void
-  /** The workflow's result so far, attached to any error (a failed run renders what it did). */
-  partialResult?: () => object
+  /** The workflow's result so far, attached to any error (a failed run renders what it did); none yet: undefined. */
+  partialResult?: () => object | undefined
 }
 
 export interface StageRun<Name extends string> {
@@ -64,7 +64,8 @@ export async function runStages<Name extends string>(
       await options.after?.(stage.name)
     } catch (error) {
       options.onFailure?.(stage.name, error)
-      throw options.partialResult ? withPartialResult(error, options.partialResult()) : error
+      const partial = options.partialResult?.()
+      throw partial ? withPartialResult(error, partial) : error
     }
   }
   return {ran}

@@ -3,7 +3,7 @@ import {checkConfigBytes} from '../encryption/config/load.js'
 import {type KeyedProvider, newConfig, nextKeyName} from '../encryption/config/edit.js'
 import {configHash} from '../encryption/fingerprint.js'
 import {generateKmsConfig} from '../encryption/config/generate.js'
-import {interruptedError, PluginError, preconditionError, withPartialResult} from '../errors.js'
+import {interruptedError, PluginError, preconditionError} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {
   checkNodesAgree,
@@ -20,6 +20,10 @@ import type {ControlPlaneDeps} from '../changes/deps.js'
 import {type KubeadmConfigOutcome, syncKubeadmConfig} from '../changes/kubeadm-config-sync.js'
 import {type NodeOutcome, rollOut} from '../changes/rollout.js'
 import {type ReadCheck, readCheck} from './scan/read-check.js'
+import {runStages, type Stage} from '../changes/stage-runner.js'
+
+/** enable's stages: the config onto every node (and kubeadm-config), the seed's verification, the rewrite. */
+export type EnableStage = 'rollout' | 'verify' | 'rewrite'
 
 export interface EnableOptions {
   /** Path of the config on every node (default /etc/kubernetes/enc/enc.yaml). */
@@ -207,65 +211,81 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
     }
   }
   const backupDir = backupDirFor(deps.now?.() ?? new Date())
-  const rollout = await rollOut(plans, {
-    files: (n) => deps.files(n),
-    waiter: deps.waiter,
-    backupDir,
-    timeoutMs: options.timeoutMs ?? 300_000,
-    onEvent: deps.onEvent,
-    signal: deps.signal,
-    stage: 'rollout',
-  })
-  const anyChanged = rollout.nodes.some((n) => n.status === 'changed')
-  const usedBackups = rollout.nodes.some((n) => n.backups.length > 0)
-  const result: EnableResult = {
-    ...base,
-    dryRun: false,
-    backupDir: anyChanged || usedBackups ? backupDir : undefined,
-    nodes: rollout.nodes,
-    kubeadmConfig: {status: 'skipped', changes: [], message: 'not reached'},
-    unchanged: false,
-    next: [],
-  }
-  // A failure from here on still reports what was done (nodes changed, rolled back, not reached).
-  if (rollout.failure) throw withPartialResult(rollout.failure, result)
-  try {
-    result.kubeadmConfig =
-      options.kubeadmConfig === false
-        ? {status: 'skipped' as const, changes: []}
-        : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, false)
-    result.unchanged = !anyChanged && result.kubeadmConfig.status !== 'updated'
-    // Ctrl-C during the rollout: every node is done; verify and rewrite are what is left.
-    if (deps.signal?.aborted && (options.verify !== false || options.rewrite))
-      throw interruptedError(
-        `stage ${options.verify !== false ? 'verify' : 'rewrite'} (not started; every node has the config)`,
-      )
-    // The seed's "Verifying that data is encrypted", then "Ensure all Secrets are encrypted".
-    if (options.verify !== false) result.verify = await runVerify(deps, configText)
-    if (options.rewrite) {
-      deps.onEvent?.({type: 'info', message: 'rewriting existing objects'})
-      if (!deps.followUps)
-        throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available here.', {
-          hint: `Run \`${REWRITE_NEXT}\`.`,
+  let result: EnableResult | undefined
+  const done = (): EnableResult => result!
+  const stages: Array<Stage<EnableStage>> = [
+    {
+      name: 'rollout',
+      run: async () => {
+        const rollout = await rollOut(plans, {
+          files: (n) => deps.files(n),
+          waiter: deps.waiter,
+          backupDir,
+          timeoutMs: options.timeoutMs ?? 300_000,
+          onEvent: deps.onEvent,
+          signal: deps.signal,
+          stage: 'rollout',
         })
-      result.rewrite = await deps.followUps.rewrite(configText, deps.signal)
-      if (deps.signal?.aborted)
-        throw interruptedError(
-          `stage rewrite (${result.rewrite.rewritten} object(s) rewritten so far; every node has the config)`,
-        )
-      if (result.rewrite.failed > 0 || result.rewrite.incomplete.length > 0)
-        result.next.push(
-          `${REWRITE_NEXT}   # ${result.rewrite.failed} object(s) failed; run again after fixing the cause`,
-        )
-    } else {
-      result.next.push(`${REWRITE_NEXT}   # existing objects stay as they were stored until rewritten`)
-    }
-    if (result.verify && !result.verify.ok)
-      result.next.unshift('kubectl encryption verify   # then `kubectl encryption status`')
-    return result
-  } catch (error) {
-    throw withPartialResult(error, result)
-  }
+        const anyChanged = rollout.nodes.some((n) => n.status === 'changed')
+        const usedBackups = rollout.nodes.some((n) => n.backups.length > 0)
+        result = {
+          ...base,
+          dryRun: false,
+          backupDir: anyChanged || usedBackups ? backupDir : undefined,
+          nodes: rollout.nodes,
+          kubeadmConfig: {status: 'skipped', changes: [], message: 'not reached'},
+          unchanged: false,
+          next: [],
+        }
+        // A failure from here on still reports what was done (nodes changed, rolled back, not reached).
+        if (rollout.failure) throw rollout.failure
+        result.kubeadmConfig =
+          options.kubeadmConfig === false
+            ? {status: 'skipped' as const, changes: []}
+            : await syncKubeadmConfig(deps.objects, {kind: 'enable', settings: kubeadmSettings}, false)
+        result.unchanged = !anyChanged && result.kubeadmConfig.status !== 'updated'
+        return undefined
+      },
+    },
+  ]
+  // The seed's "Verifying that data is encrypted", then "Ensure all Secrets are encrypted". A Ctrl-C
+  // during the rollout stops before them: every node is done, they are what is left.
+  const notStarted = 'not started; every node has the config'
+  if (options.verify !== false)
+    stages.push({
+      name: 'verify',
+      notStarted,
+      run: async () => {
+        done().verify = await runVerify(deps, configText)
+        return undefined
+      },
+    })
+  if (options.rewrite)
+    stages.push({
+      name: 'rewrite',
+      notStarted,
+      run: async () => {
+        const r = done()
+        deps.onEvent?.({type: 'info', message: 'rewriting existing objects'})
+        if (!deps.followUps)
+          throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available here.', {
+            hint: `Run \`${REWRITE_NEXT}\`.`,
+          })
+        r.rewrite = await deps.followUps.rewrite(configText, deps.signal)
+        if (deps.signal?.aborted)
+          throw interruptedError(
+            `stage rewrite (${r.rewrite.rewritten} object(s) rewritten so far; every node has the config)`,
+          )
+        if (r.rewrite.failed > 0 || r.rewrite.incomplete.length > 0)
+          r.next.push(`${REWRITE_NEXT}   # ${r.rewrite.failed} object(s) failed; run again after fixing the cause`)
+        return undefined
+      },
+    })
+  await runStages(stages, {signal: deps.signal, partialResult: () => result})
+  const r = done()
+  if (!options.rewrite) r.next.push(`${REWRITE_NEXT}   # existing objects stay as they were stored until rewritten`)
+  if (r.verify && !r.verify.ok) r.next.unshift('kubectl encryption verify   # then `kubectl encryption status`')
+  return r
 }
 
 async function runVerify(deps: EnableDeps, configText: string): Promise<EnableVerify | undefined> {

@@ -1,6 +1,7 @@
 import {parse} from 'yaml'
 import {describe, expect, it} from 'vitest'
 
+import {partialResultOf} from '../../../src/errors.js'
 import {enableEncryption} from '../../../src/usecases/enable.js'
 import {fakeControlPlane, fixture} from './fake-control-plane.js'
 import {fakeReadCheck} from './read-check-fake.js'
@@ -237,6 +238,45 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     expect(seen).toEqual(['verify true', 'verify true', 'rewrite'])
     expect(again.rewrite).toMatchObject({rewritten: 4, failed: 0})
     expect(again.next).toEqual([])
+  })
+
+  it('Ctrl-C while the last node restarts: every node finishes, then the run stops before verify (exit 4, where it stopped, nodes reported)', async () => {
+    const cp = fakeControlPlane()
+    const controller = new AbortController()
+    const waitRestarted = cp.waiter.waitRestarted.bind(cp.waiter)
+    cp.waiter.waitRestarted = async (node, before) => {
+      if (node === 'cp-3') controller.abort()
+      return waitRestarted(node, before)
+    }
+    const seen: string[] = []
+    const followUps = {
+      verify: async () => {
+        seen.push('verify')
+        return undefined
+      },
+      rewrite: async () => {
+        seen.push('rewrite')
+        return {resources: [], rewritten: 0, alreadyCurrent: 0, failed: 0, incomplete: [], failures: []}
+      },
+    }
+    const error = await enableEncryption({rewrite: true}, {...cp.deps, signal: controller.signal, followUps}).catch(
+      (e: unknown) => e,
+    )
+    expect(error).toMatchObject({code: 'INTERRUPTED', exitCode: 4})
+    expect((error as Error).message).toBe(
+      'interrupted: stopped at stage verify (not started; every node has the config); run the same command to continue',
+    )
+    expect(seen).toEqual([])
+    const partial = partialResultOf(error) as {
+      nodes: Array<{node: string; status: string}>
+      kubeadmConfig: {status: string}
+    }
+    expect(partial.nodes.map((n) => [n.node, n.status])).toEqual([
+      ['cp-1', 'changed'],
+      ['cp-2', 'changed'],
+      ['cp-3', 'changed'],
+    ])
+    expect(partial.kubeadmConfig.status).toBe('updated')
   })
 
   it('a verify that cannot run is reported (the change stays), not thrown', async () => {
