@@ -1,6 +1,8 @@
 import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
 import {putIdentityFirst} from '../encryption/config/edit.js'
 import {configHash, keyFingerprint} from '../encryption/fingerprint.js'
+import {stageConfig} from '../encryption/config/load.js'
+import type {EncryptionConfiguration} from '../encryption/config/model.js'
 import {interruptedError, PluginError, preconditionError} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {
@@ -22,7 +24,7 @@ import {
 import type {ControlPlaneDeps} from '../changes/deps.js'
 import {type KubeadmConfigOutcome, syncKubeadmConfig} from '../changes/kubeadm-config-sync.js'
 import {type NodeOutcome, type NodePlan, rollOut} from '../changes/rollout.js'
-import {NO_ENCRYPTION_CONFIG, type ReadCheck, readCheck} from './scan/read-check.js'
+import {noEncryptionConfig, type ReadCheck, readCheck} from './scan/read-check.js'
 import {runStages, type Stage} from '../changes/stage-runner.js'
 
 /** The seed's "Decrypting all data" as named stages; running the command again continues safely. */
@@ -98,9 +100,9 @@ export interface DecryptAllResult {
 
 const DECRYPT_NEXT = 'kubectl encryption decrypt-all'
 
-function readableKeys(configText: string): ReadableKey[] {
+function readableKeys(config: EncryptionConfiguration): ReadableKey[] {
   const keys = new Map<string, ReadableKey>()
-  for (const entry of parseConfigText(configText).resources ?? []) {
+  for (const entry of config.resources ?? []) {
     for (const provider of entry.providers) {
       for (const [type, spec] of Object.entries(provider)) {
         for (const k of (spec as {keys?: Array<{name: string; secret: string}>} | undefined)?.keys ?? []) {
@@ -218,9 +220,11 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
   }
 
   const {target} = editBase(on, (c) => putIdentityFirst(c).text, force)
+  // Parsed once here; the read check, the rewrite and the scan get it as it is.
+  const identityFirst = stageConfig(target)
   result.configPath = on[0]?.configPath
   result.configHash = configHash(target)
-  result.readableKeys = readableKeys(target)
+  result.readableKeys = readableKeys(identityFirst.config)
   const identityPlans = on.map((s) =>
     planNode(s, {
       configText: target,
@@ -234,7 +238,7 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
   // The proof before the first change (and before the question): the identity-first config keeps
   // every key, so only values no key of the nodes' config opens show up here.
   const identityCheck = changes
-    ? await readCheck(deps, target, {what: 'decrypt-all stage identity-first', force, dryRun: options.dryRun})
+    ? await readCheck(deps, identityFirst, {what: 'decrypt-all stage identity-first', force, dryRun: options.dryRun})
     : undefined
   const withCheck = identityCheck ? {readCheck: identityCheck} : {}
 
@@ -311,7 +315,7 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
       // Seed: `kubectl get secrets --all-namespaces -o json | kubectl replace -f -`, for everything covered.
       name: 'rewrite',
       run: async () => {
-        result.rewrite = await followUps().rewrite(target, deps.signal)
+        result.rewrite = await followUps().rewrite(identityFirst, deps.signal)
         if (deps.signal?.aborted)
           throw interruptedError(`stage rewrite (${result.rewrite.rewritten} object(s) rewritten so far)`)
         const rewriteOk = result.rewrite.failed === 0 && result.rewrite.incomplete.length === 0
@@ -327,7 +331,7 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
       // The proof. Anything still encrypted (also orphans the API cannot rewrite) stops here.
       name: 'scan',
       run: async () => {
-        const scan = encryptedLeft(await followUps().scan(target))
+        const scan = encryptedLeft(await followUps().scan(identityFirst))
         result.scan = scan
         result.decrypted = scan.total === 0
         result.stages.push({
@@ -393,7 +397,7 @@ async function removeEncryption(
   result.diffs.push(...planDiffs(plans))
   // Without the flag the apiservers read everything as plaintext: the whole of etcd must be (the scan
   // before covered only the resources the config lists).
-  const removalCheck = await readCheck(deps, NO_ENCRYPTION_CONFIG, {
+  const removalCheck = await readCheck(deps, noEncryptionConfig(), {
     what: 'decrypt-all stage remove-encryption',
     force,
     unchanged: 'Stage remove-encryption changed nothing.',

@@ -1,5 +1,5 @@
 import {DEFAULT_CONFIG_PATH, kmsSocketDirs} from '../controlplane/apiserver-manifest.js'
-import {checkConfigBytes} from '../encryption/config/load.js'
+import {type StageConfig, stageConfig} from '../encryption/config/load.js'
 import {type KeyedProvider, newConfig, nextKeyName} from '../encryption/config/edit.js'
 import {configHash} from '../encryption/fingerprint.js'
 import {generateKmsConfig} from '../encryption/config/generate.js'
@@ -145,17 +145,19 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
     planNode({...s, configPath}, {configText, configPath, manifest: 'enable', automaticReload}),
   )
   const diffs = planDiffs(plans)
+  // Checked by planNode above; parsed once here for the read check, verify and the rewrite.
+  const planned = stageConfig(configText)
   const kubeadmSettings = {
     configPath,
     automaticReload,
-    socketDirs: kmsSocketDirs(checkConfigBytes(Buffer.from(configText), '<config>').config),
+    socketDirs: kmsSocketDirs(planned.config),
   }
   const unchangedNodes = plans.every((p) => p.files.length === 0)
   // The proof, before any change (also before the question and in a dry run): every value in etcd
   // stays readable with this config. Nothing to prove when no node changes.
   const check = unchangedNodes
     ? undefined
-    : await readCheck(deps, configText, {what: 'enable', force, dryRun: options.dryRun})
+    : await readCheck(deps, planned, {what: 'enable', force, dryRun: options.dryRun})
   if (replacing && check?.status === 'not-run' && !force) {
     throw preconditionError(
       'ALREADY_ENABLED',
@@ -256,7 +258,7 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
       name: 'verify',
       notStarted,
       run: async () => {
-        done().verify = await runVerify(deps, configText)
+        done().verify = await runVerify(deps, planned)
         return undefined
       },
     })
@@ -271,7 +273,7 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
           throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available here.', {
             hint: `Run \`${REWRITE_NEXT}\`.`,
           })
-        r.rewrite = await deps.followUps.rewrite(configText, deps.signal)
+        r.rewrite = await deps.followUps.rewrite(planned, deps.signal)
         if (deps.signal?.aborted)
           throw interruptedError(
             `stage rewrite (${r.rewrite.rewritten} object(s) rewritten so far; every node has the config)`,
@@ -288,11 +290,11 @@ export async function enableEncryption(options: EnableOptions, deps: EnableDeps)
   return r
 }
 
-async function runVerify(deps: EnableDeps, configText: string): Promise<EnableVerify | undefined> {
+async function runVerify(deps: EnableDeps, config: StageConfig): Promise<EnableVerify | undefined> {
   if (!deps.followUps) return undefined
   deps.onEvent?.({type: 'info', message: 'verifying that new writes are encrypted'})
   try {
-    return await deps.followUps.verify(configText)
+    return await deps.followUps.verify(config)
   } catch (error) {
     // Encryption is on; only the proof failed (e.g. etcd unreachable): say so, exit 5, keep the change.
     return {ok: false, problems: [], notRun: error instanceof Error ? error.message : String(error)}

@@ -1,9 +1,8 @@
 import {discoverControlPlane} from '../controlplane/control-plane.js'
 import type {EncryptionConfiguration} from '../encryption/config/model.js'
 import {configHash} from '../encryption/fingerprint.js'
-import {checkConfigBytes} from '../encryption/config/load.js'
+import {type StageConfig, stageConfig} from '../encryption/config/load.js'
 import type {EtcdAccessOptions} from '../flags/etcd.js'
-import {preconditionError} from '../errors.js'
 import {ResourceIndex} from '../kube/resource-index.js'
 import type {ApiResource, KubeCluster} from '../kube/types.js'
 import type {SshConnector} from '../ssh/ssh-session.js'
@@ -60,21 +59,18 @@ export interface EncryptedLeft {
 }
 
 export interface ClusterFollowUps {
-  verify(configText: string): Promise<VerifySummary | undefined>
+  verify(config: StageConfig): Promise<VerifySummary | undefined>
   /** Stops between objects once `signal` fires (what is left shows as incomplete). */
-  rewrite(configText: string, signal?: AbortSignal): Promise<RewriteSummary>
-  scan(configText: string): Promise<ScanSummary>
+  rewrite(config: StageConfig, signal?: AbortSignal): Promise<RewriteSummary>
+  scan(config: StageConfig): Promise<ScanSummary>
   /** Values anywhere under /registry/ still stored as `k8s:enc:<provider>:v1:<key>:` (rotate's remove-old precondition). */
   countUnderKey(provider: string, key: string): Promise<number>
   /** `config check` of a config about to be applied: could apiservers running it read every value in etcd? */
-  checkConfig(configText: string): Promise<ConfigCheckResult>
+  checkConfig(config: StageConfig): Promise<ConfigCheckResult>
 }
 
 export function parseConfigText(configText: string): EncryptionConfiguration {
-  const check = checkConfigBytes(Buffer.from(configText), '<config>')
-  if (!check.config || check.errors.length > 0)
-    throw preconditionError('CONFIG_INVALID', `The encryption config on the nodes does not load: ${check.message}`)
-  return check.config
+  return stageConfig(configText).config
 }
 
 const SECRETS: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true}
@@ -124,8 +120,7 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
   let index: Promise<ResourceIndex> | undefined
   const resourceIndex = () => (index ??= cluster.discovery.resources().then((r) => new ResourceIndex(r)))
   return {
-    async verify(configText) {
-      const config = parseConfigText(configText)
+    async verify({config}) {
       const resource = [SECRETS, CONFIGMAPS].find((r) => expectedWrite(config, r) !== 'identity')
       if (!resource) return undefined
       access.onProgress?.(`verify: round trip of a test ${resource.kind}`)
@@ -145,8 +140,8 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
         : undefined
       return {resource: result.resource, ok: result.ok, stored, expected: result.expected, problems: result.problems}
     },
-    async rewrite(configText, signal) {
-      const resources = resourcesCoveredBy(parseConfigText(configText), await resourceIndex())
+    async rewrite({config}, signal) {
+      const resources = resourcesCoveredBy(config, await resourceIndex())
       // As `kubectl encryption rewrite` does: the webhooks first, then the estimate, then the writes.
       const check = await findUpdateWebhooks(cluster.objects, resources)
       for (const w of check.webhooks) access.onWarning?.(webhookWarning(w))
@@ -177,12 +172,12 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
         webhooksListError: check.listError,
       }
     },
-    async scan(configText) {
+    async scan({config}) {
       const reader = await openEtcd()
       try {
         return await scanForStatus({
           reader,
-          config: parseConfigText(configText),
+          config,
           objects: cluster.objects,
           discovery: cluster.discovery,
           onProgress: (n) => access.onProgress?.(`scan: ${n} values`),
@@ -204,13 +199,12 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
       }
       return count
     },
-    async checkConfig(configText) {
-      const config = parseConfigText(configText)
+    async checkConfig({text, config}) {
       const reader = await openEtcd()
       try {
         return await checkConfigAgainstEtcd({
           file: 'the config to apply',
-          hash: configHash(configText),
+          hash: configHash(text),
           config,
           reader,
           onProgress: (n) => access.onProgress?.(`read check: ${n} values`),

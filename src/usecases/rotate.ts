@@ -9,7 +9,7 @@ import {
   promoteKey,
   removeKey,
 } from '../encryption/config/edit.js'
-import {checkConfigBytes} from '../encryption/config/load.js'
+import {checkConfigBytes, stageConfig} from '../encryption/config/load.js'
 import {keyFingerprint} from '../encryption/fingerprint.js'
 import {
   interruptedError,
@@ -318,7 +318,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         diffs.push(...planDiffs(plans))
         // The stages that demote or drop a key prove first that their config reads every stored value.
         if ((stage === 'promote' || stage === 'remove-old') && plans.some((p) => p.files.length > 0)) {
-          check = await readCheck(deps, target, {
+          check = await readCheck(deps, stageConfig(target), {
             what: `rotate stage ${stage}`,
             force: options.force,
             dryRun: options.dryRun,
@@ -408,7 +408,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
         const {source} = await snapshotsForEdit(deps, (c) => c, false)
         lastConfig = source
-        const r = await deps.followUps.rewrite(source, deps.signal)
+        const r = await deps.followUps.rewrite(stageConfig(source), deps.signal)
         rewrite = r
         if (deps.signal?.aborted) throw interruptedError(`stage ${stage} (${r.rewritten} object(s) rewritten so far)`)
         const incomplete = r.incomplete.length > 0 ? `; not finished: ${r.incomplete.join(', ')}` : ''

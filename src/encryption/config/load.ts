@@ -181,3 +181,20 @@ export async function loadEncryptionConfig(
   }
   return {config: check.config, hash: check.hash, warnings: check.warnings}
 }
+
+/**
+ * A config as a workflow's stages pass it on (enable, rotate, decrypt-all): the text that goes onto the
+ * nodes, checked and parsed once, so no stage parses it again.
+ */
+export interface StageConfig {
+  readonly text: string
+  readonly config: EncryptionConfiguration
+}
+
+/** Checks and parses `text` once for the stages that follow; a config that does not load stops the workflow. */
+export function stageConfig(text: string): StageConfig {
+  const check = checkConfigBytes(Buffer.from(text), '<config>')
+  if (!check.config || check.errors.length > 0)
+    throw preconditionError('CONFIG_INVALID', `The encryption config on the nodes does not load: ${check.message}`)
+  return {text, config: check.config}
+}

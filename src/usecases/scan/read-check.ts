@@ -4,13 +4,14 @@
  * (through the follow-ups), and the change is refused when some stored value would become unreadable.
  * Results carry counts, provider:key names and etcd keys, never key material.
  */
+import {type StageConfig, stageConfig} from '../../encryption/config/load.js'
 import {preconditionError} from '../../errors.js'
 import type {ClusterFollowUps} from '../follow-ups.js'
 import type {ConfigCheckResult} from './config-check.js'
 import type {ControlPlaneDeps} from '../../changes/deps.js'
 
 /** An EncryptionConfiguration equivalent to none (what an apiserver without the flag reads with). */
-export const NO_ENCRYPTION_CONFIG = `apiVersion: apiserver.config.k8s.io/v1
+const NO_ENCRYPTION_TEXT = `apiVersion: apiserver.config.k8s.io/v1
 kind: EncryptionConfiguration
 resources:
   - resources:
@@ -18,6 +19,10 @@ resources:
     providers:
       - identity: {}
 `
+
+/** NO_ENCRYPTION_TEXT as a stage passes it on (parsed on first use, not when the module loads). */
+export const noEncryptionConfig = (): StageConfig => (noEncryption ??= stageConfig(NO_ENCRYPTION_TEXT))
+let noEncryption: StageConfig | undefined
 
 const EXAMPLES = 3
 
@@ -81,7 +86,7 @@ function summary(result: ConfigCheckResult): ReadCheck {
  */
 export async function readCheck(
   deps: Pick<ControlPlaneDeps, 'onEvent'> & {followUps?: Partial<Pick<ClusterFollowUps, 'checkConfig'>>},
-  configText: string,
+  config: StageConfig,
   options: {what: string; force?: boolean; dryRun?: boolean; unchanged?: string},
 ): Promise<ReadCheck> {
   if (!deps.followUps?.checkConfig) return notRun(deps, options.what, 'etcd cannot be read here')
@@ -91,7 +96,7 @@ export async function readCheck(
   })
   let check: ReadCheck
   try {
-    check = summary(await deps.followUps.checkConfig(configText))
+    check = summary(await deps.followUps.checkConfig(config))
   } catch (error) {
     return notRun(
       deps,

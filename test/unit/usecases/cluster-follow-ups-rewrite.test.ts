@@ -1,3 +1,4 @@
+import {stageConfig} from '../../../src/encryption/config/load.js'
 import {describe, expect, it} from 'vitest'
 
 import {type EndpointProbe, KubeApiError, type KubeCluster} from '../../../src/kube/types.js'
@@ -51,7 +52,7 @@ describe('clusterFollowUps.rewrite: webhooks and estimate before the writes', ()
       ],
     })
     const {f, warnings, lines} = followUps(c)
-    const summary = await f.rewrite(CONFIG)
+    const summary = await f.rewrite(stageConfig(CONFIG))
     expect(warnings).toEqual([
       expect.stringMatching(
         /^validating admission webhook deny.example \(ValidatingWebhookConfiguration policy\) matches UPDATE of secrets: .*failurePolicy Ignore/,
@@ -87,7 +88,7 @@ describe('clusterFollowUps.rewrite: webhooks and estimate before the writes', ()
       },
     }
     const {f, lines} = followUps(c, probe)
-    const summary = await f.rewrite(CONFIG)
+    const summary = await f.rewrite(stageConfig(CONFIG))
     expect(paths).toEqual(['/metrics'])
     expect(lines).toEqual([expect.stringMatching(/^Estimate: 12 objects \(about 12 kB stored\) in 1 resource, /)])
     expect(summary.estimate?.resources).toEqual([{resource: 'secrets', objects: 12, bytes: 12_000}])
@@ -95,7 +96,7 @@ describe('clusterFollowUps.rewrite: webhooks and estimate before the writes', ()
     const plain = new FakeCluster()
     plain.seed(SECRETS, 'default', 's-1', {v: '1'})
     const without = followUps(plain)
-    expect((await without.f.rewrite(CONFIG)).estimate?.resources).toEqual([
+    expect((await without.f.rewrite(stageConfig(CONFIG))).estimate?.resources).toEqual([
       {resource: 'secrets', objects: 1, bytes: null},
     ])
     expect(without.warnings).toEqual([])
@@ -109,7 +110,7 @@ describe('clusterFollowUps.rewrite: webhooks and estimate before the writes', ()
         throw new KubeApiError(403, 'Forbidden', 'forbidden: User "op" cannot list resource')
     }
     const {f, warnings} = followUps(c)
-    const summary = await f.rewrite(CONFIG)
+    const summary = await f.rewrite(stageConfig(CONFIG))
     expect(warnings).toEqual([
       expect.stringMatching(
         /^could not list admission webhook configurations \(403 Forbidden: forbidden: User "op" cannot list resource\)/,

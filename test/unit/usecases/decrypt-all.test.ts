@@ -1,4 +1,5 @@
 import {parse} from 'yaml'
+import type {StageConfig} from '../../../src/encryption/config/load.js'
 import {describe, expect, it} from 'vitest'
 
 import {decryptAll, keysForOlderBackups} from '../../../src/usecases/decrypt-all.js'
@@ -43,7 +44,7 @@ async function encryptedCluster(leftAfterRewrite = 0) {
   cp.waiter.waits.length = 0
   const calls: string[] = []
   const followUps = {
-    rewrite: async (config: string) => {
+    rewrite: async ({text: config}: StageConfig) => {
       calls.push(`rewrite identity-first=${parse(config).resources[0].providers[0].identity !== undefined}`)
       return {resources: ['secrets'], rewritten: 7, alreadyCurrent: 3, failed: 0, incomplete: [], failures: []}
     },

@@ -1,4 +1,5 @@
 import {parse} from 'yaml'
+import type {StageConfig} from '../../../src/encryption/config/load.js'
 import {describe, expect, it} from 'vitest'
 
 import {partialResultOf} from '../../../src/errors.js'
@@ -216,7 +217,7 @@ describe('enable (safe order over fakes)', {timeout: 90_000}, () => {
     const cp = fakeControlPlane()
     const seen: string[] = []
     const followUps = {
-      verify: async (config: string) => {
+      verify: async ({text: config}: StageConfig) => {
         seen.push(`verify ${config === cp.files.get('cp-3')?.fs.get(ENC)?.content}`)
         return {resource: 'secrets', ok: true, stored: `secretbox:${K1}`, expected: `secretbox:${K1}`, problems: []}
       },

@@ -1,3 +1,4 @@
+import type {StageConfig} from '../../../src/encryption/config/load.js'
 import type {ConfigCheckResult} from '../../../src/usecases/scan/config-check.js'
 
 /**
@@ -6,7 +7,7 @@ import type {ConfigCheckResult} from '../../../src/usecases/scan/config-check.js
  */
 export function fakeReadCheck(options: {needs?: string; storedAs?: string; unreadable?: number; fail?: string} = {}) {
   const seen: string[] = []
-  const checkConfig = async (configText: string): Promise<ConfigCheckResult> => {
+  const checkConfig = async ({text: configText}: StageConfig): Promise<ConfigCheckResult> => {
     seen.push(configText)
     if (options.fail) throw new Error(options.fail)
     const bad =

@@ -29,7 +29,7 @@ async function enabled(automaticReload = false) {
   const deps: RotateDeps = {
     ...cp.deps,
     followUps: {
-      rewrite: async (configText) => {
+      rewrite: async ({text: configText}) => {
         rewrites.push(`rewrite ${providersOf(configText)?.join(' ')}`)
         underOld = 0
         return {resources: ['secrets'], rewritten: 3, alreadyCurrent: 0, failed: 0, incomplete: [], failures: []}
