@@ -1,11 +1,14 @@
 /**
  * `kubectl encryption rewrite --engine svm` end to end: the built plugin hands the rewrite to the
  * sandbox's own storage-version migrator (kube-controller-manager v1.37, storagemigration.k8s.io/v1)
- * and follows it. Secrets are created under key1, then key2 becomes the write key on every node, so
- * the proof is what a user would check: every value in etcd now starts with key2's prefix. Also: a
+ * and follows it. The config encrypts Secrets and ConfigMaps; both are created under key1, then key2
+ * becomes the write key on every node, so the proof is what a user would check: `status --scan`
+ * finds none stale and every value in etcd now starts with key2's prefix. Also: a
  * migration the controller fails (a validating webhook denies one object's patch) gives exit 4 with
  * the controller's reason and --resume creates it anew once the cause is gone; a run killed with
- * SIGKILL is picked up by --resume, which follows the same migration. The controller can take a
+ * SIGKILL is picked up by --resume, which follows the same migration; with storagemigration.k8s.io
+ * switched off on every apiserver (--runtime-config, as an operator could have it) the run stops with
+ * exit 3 and the hint, having created and written nothing. The controller can take a
  * minute or more before it acts on a new migration, so every wait here is on a condition.
  * The control plane is restored afterwards (every Secret decrypted first), and everything created deleted.
  */
@@ -14,6 +17,7 @@ import {mkdtempSync, readdirSync, readFileSync, rmSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
+import {parseDocument, type YAMLSeq} from 'yaml'
 
 import {DENY_UPDATE_ANNOTATION} from '../sandbox/admission-webhook.js'
 import {
@@ -22,12 +26,23 @@ import {
   saveControlPlane,
   type SavedControlPlane,
 } from './helpers/control-plane-state.js'
-import {aescbcConfig, enableOnNode, newKey} from './helpers/encryption-setup.js'
+import {aescbcConfig, apiserverHash, enableOnNode, MANIFEST, newKey} from './helpers/encryption-setup.js'
 import {json, plugin, spawnPlugin, sshArgs} from './helpers/plugin.js'
-import {kubectl, ok, run, sandbox, waitFor} from './helpers/sandbox.js'
+import {
+  kubectl,
+  ok,
+  readNodeFile,
+  run,
+  sandbox,
+  waitFor,
+  waitForApiserverRestart,
+  writeNodeFile,
+} from './helpers/sandbox.js'
 
 const ns = `rw-svm-${randomBytes(3).toString('hex')}`
 const COUNT = 30
+const CONFIGMAPS = 10
+const RESOURCES = ['secrets', 'configmaps']
 const RUN_LABEL = 'encryption.kubectl-encryption.io/run'
 const key1 = newKey('key1')
 const key2 = newKey('key2')
@@ -44,6 +59,10 @@ interface RewriteJson {
   failures: Array<{resource: string; migration?: string; reason: string; message: string}>
   migrations: Array<{resource: string; name: string; state: string}>
   verify?: {resources: Array<{resource: string; write: string; scanned: number; stillStale: number}>}
+}
+
+interface StatusJson {
+  scan?: {resources: Array<{resource: string; total: number; stale: number; undecryptable: number}>}
 }
 
 // Every plugin run of this file (spawned ones too) keeps its checkpoints in stateHome (XDG_STATE_HOME, set in beforeAll).
@@ -68,9 +87,9 @@ async function etcdValues(prefix: string): Promise<Map<string, Buffer>> {
 const underKey = (value: Buffer, key: string) =>
   value.subarray(0, 64).toString('latin1').startsWith(`k8s:enc:aescbc:v1:${key}:`)
 
-async function keysOf(namespace: string): Promise<Record<string, number>> {
+async function keysOf(namespace: string, resource = 'secrets'): Promise<Record<string, number>> {
   const count: Record<string, number> = {}
-  for (const value of (await etcdValues(`/registry/secrets/${namespace}/`)).values()) {
+  for (const value of (await etcdValues(`/registry/${resource}/${namespace}/`)).values()) {
     const key = underKey(value, 'key2') ? 'key2' : underKey(value, 'key1') ? 'key1' : 'other'
     count[key] = (count[key] ?? 0) + 1
   }
@@ -88,18 +107,54 @@ async function migrationsOfRun(
 
 const runIdOf = (name: string) => /^kubectl-encryption-([0-9a-f]{8})-/.exec(name)![1]!
 
+/** `status --scan` (etcd read over SSH, as a user would run it): stale and total per resource. */
+async function scanned(): Promise<Record<string, {total: number; stale: number; undecryptable: number}>> {
+  const r = await plugin(['status', '--scan', ...sshArgs(), '-o', 'json'])
+  // exit 5 while values are stale; 0 once none are
+  expect([0, 5], r.stderr).toContain(r.code)
+  const resources = json<StatusJson>(r).scan!.resources
+  return Object.fromEntries(
+    RESOURCES.map((name) => {
+      const found = resources.find((x) => x.resource === name)
+      expect(found, `status --scan reports ${name}`).toBeDefined()
+      return [name, {total: found!.total, stale: found!.stale, undecryptable: found!.undecryptable}]
+    }),
+  )
+}
+
+/** The kube-apiserver manifest with one more command-line flag. */
+function withApiserverFlag(manifest: string, flag: string): string {
+  const doc = parseDocument(manifest)
+  ;(doc.getIn(['spec', 'containers', 0, 'command']) as YAMLSeq).add(doc.createNode(flag))
+  return doc.toString()
+}
+
 beforeAll(async () => {
   stateHome = mkdtempSync(path.join(tmpdir(), 'rw-svm-state-'))
   previousStateHome = process.env.XDG_STATE_HOME
   process.env.XDG_STATE_HOME = stateHome
   saved = await saveControlPlane()
   // key1 everywhere, then the Secrets, then key2 first everywhere: every Secret below is stale.
-  for (const node of sandbox().nodes) await enableOnNode(node, aescbcConfig([key1]))
+  for (const node of sandbox().nodes) await enableOnNode(node, aescbcConfig([key1], true, RESOURCES))
   await ok('kubectl', ['create', 'namespace', ns])
   for (let i = 0; i < COUNT; i++)
     await ok('kubectl', ['create', 'secret', 'generic', `s-${i}`, '-n', ns, `--from-literal=v=${ns}-${i}`])
-  for (const node of sandbox().nodes) await enableOnNode(node, aescbcConfig([key2, key1]))
+  // the ConfigMaps in one request (the namespace's kube-root-ca.crt is there too)
+  await ok('kubectl', ['create', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'List',
+      items: Array.from({length: CONFIGMAPS}, (_, i) => ({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {name: `c-${i}`, namespace: ns},
+        data: {v: `${ns}-${i}`},
+      })),
+    }),
+  })
+  for (const node of sandbox().nodes) await enableOnNode(node, aescbcConfig([key2, key1], true, RESOURCES))
   expect(await keysOf(ns)).toEqual({key1: COUNT})
+  expect((await keysOf(ns, 'configmaps')).key1).toBeGreaterThanOrEqual(CONFIGMAPS)
 }, 900_000)
 
 afterEach(async () => {
@@ -108,17 +163,25 @@ afterEach(async () => {
 
 afterAll(async () => {
   await kubectl(['delete', 'namespace', ns, '--wait=false'])
-  // The plugin's migrations are its record in the cluster; the test's go with it.
-  await kubectl(['delete', 'storageversionmigrations', '-l', 'app.kubernetes.io/managed-by=kubectl-encryption'])
   rmSync(stateHome, {recursive: true, force: true})
   if (previousStateHome === undefined) delete process.env.XDG_STATE_HOME
   else process.env.XDG_STATE_HOME = previousStateHome
-  await restoreControlPlane(saved)
+  try {
+    await restoreControlPlane(saved)
+  } finally {
+    // The plugin's migrations are its record in the cluster; the test's go with it (after the restore:
+    // the last test leaves storagemigration.k8s.io switched off until the manifests are put back).
+    await kubectl(['delete', 'storageversionmigrations', '-l', 'app.kubernetes.io/managed-by=kubectl-encryption'])
+  }
 }, 900_000)
 
 describe('kubectl encryption rewrite --engine svm (sandbox)', () => {
-  it('the cluster migrator rewrites every Secret (-A): etcd holds them under the new key, --verify agrees', async () => {
-    // etcd read directly with the sandbox's client certificate (exec and ssh: cluster-checks.test.ts)
+  it('the cluster migrator rewrites every Secret and ConfigMap (-A): status --scan finds none stale, etcd holds them under the new key, --verify agrees', async () => {
+    const before = await scanned()
+    expect(before.secrets!.stale).toBeGreaterThanOrEqual(COUNT)
+    expect(before.configmaps!.stale).toBeGreaterThanOrEqual(CONFIGMAPS)
+    // etcd read directly with the sandbox's client certificate (exec and ssh: cluster-checks.test.ts);
+    // no --resource: the two resources the cluster's config lists, read over SSH
     const env = sandbox().env
     const r = await svm([
       '-A',
@@ -138,29 +201,46 @@ describe('kubectl encryption rewrite --engine svm (sandbox)', () => {
     const result = json<RewriteJson>(r)
     expect(result.engine).toBe('svm')
     expect(result.failures).toEqual([])
+    // one migration per resource, one run id
     expect(result.migrations).toEqual([
       {resource: 'secrets', name: expect.stringMatching(/-secrets$/), state: 'Succeeded'},
+      {resource: 'configmaps', name: expect.stringMatching(/-configmaps$/), state: 'Succeeded'},
     ])
-    // the namespace's 30 stale Secrets at least (other namespaces may hold more)
-    expect(result.totals.rewritten).toBeGreaterThanOrEqual(COUNT)
+    expect(runIdOf(result.migrations[1]!.name)).toBe(runIdOf(result.migrations[0]!.name))
+    // the namespace's stale values at least (other namespaces may hold more)
+    expect(result.totals.rewritten).toBeGreaterThanOrEqual(COUNT + CONFIGMAPS)
     expect(result.totals.rewritten + result.totals.alreadyCurrent).toBe(result.totals.listed)
     expect(result.verify?.resources).toEqual([
       expect.objectContaining({resource: 'secrets', write: 'aescbc:key2', stillStale: 0}),
+      expect.objectContaining({resource: 'configmaps', write: 'aescbc:key2', stillStale: 0}),
     ])
+    // the scan a user runs afterwards: nothing stale, nothing unreadable, nothing lost
+    const after = await scanned()
+    expect(after).toEqual({
+      secrets: {total: before.secrets!.total, stale: 0, undecryptable: 0},
+      configmaps: {total: before.configmaps!.total, stale: 0, undecryptable: 0},
+    })
     expect(await keysOf(ns)).toEqual({key2: COUNT})
+    expect(Object.keys(await keysOf(ns, 'configmaps'))).toEqual(['key2'])
     // data unchanged
     const data = JSON.parse(await ok('kubectl', ['get', 'secret', 's-7', '-n', ns, '-o', 'json'])) as {
       data: {v: string}
     }
     expect(Buffer.from(data.data.v, 'base64').toString()).toBe(`${ns}-7`)
-    // the migration is there for `kubectl get`, Succeeded as the controller set it
-    const [m] = await migrationsOfRun(runIdOf(result.migrations[0]!.name))
-    expect(m!.conditions).toContainEqual(expect.objectContaining({type: 'Succeeded', status: 'True'}))
+    expect((await ok('kubectl', ['get', 'configmap', 'c-3', '-n', ns, '-o', 'jsonpath={.data.v}'])).trim()).toBe(
+      `${ns}-3`,
+    )
+    // the migrations are there for `kubectl get`, Succeeded as the controller set them
+    const migrations = await migrationsOfRun(runIdOf(result.migrations[0]!.name))
+    expect(migrations).toHaveLength(2)
+    for (const m of migrations)
+      expect(m.conditions).toContainEqual(expect.objectContaining({type: 'Succeeded', status: 'True'}))
   }, 600_000)
 
   it('after SIGKILL, --resume follows the same migration to the end (and creates no other)', async () => {
     const known = new Set(await migrationNames())
-    const first = spawnPlugin(['rewrite', '--engine', 'svm', '-A', ...sshArgs()])
+    // Secrets only from here on: one migration per run keeps the controller's share of the time small.
+    const first = spawnPlugin(['rewrite', '--engine', 'svm', '-A', '--resource', 'secrets', ...sshArgs()])
     const stateDir = path.join(stateHome, 'kubectl-encryption')
     const created = await waitFor(
       'the run to create its StorageVersionMigration',
@@ -175,9 +255,10 @@ describe('kubectl encryption rewrite --engine svm (sandbox)', () => {
     expect(statSync(path.join(stateDir, files[0]!)).mode & 0o777).toBe(0o600)
     expect(readFileSync(path.join(stateDir, files[0]!), 'utf8')).toContain(created)
 
-    const second = await plugin(['rewrite', '--engine', 'svm', '-A', '--resume', '-o', 'json', ...sshArgs()], {
-      timeoutMs: 420_000,
-    })
+    const second = await plugin(
+      ['rewrite', '--engine', 'svm', '-A', '--resource', 'secrets', '--resume', '-o', 'json', ...sshArgs()],
+      {timeoutMs: 420_000},
+    )
     expect(second.code, second.stderr).toBe(0)
     const result = json<RewriteJson>(second)
     expect(result).toMatchObject({resumed: true, interrupted: false, failures: []})
@@ -198,7 +279,7 @@ describe('kubectl encryption rewrite --engine svm (sandbox)', () => {
         data: {v: Buffer.from('x').toString('base64')},
       }),
     })
-    const failed = await svm(['-A', '-o', 'json'])
+    const failed = await svm(['-A', '--resource', 'secrets', '-o', 'json'])
     expect(failed.code, failed.stderr).toBe(4)
     const result = json<RewriteJson>(failed)
     expect(result.failures).toEqual([
@@ -214,7 +295,7 @@ describe('kubectl encryption rewrite --engine svm (sandbox)', () => {
 
     // The cause goes; the resume makes the next attempt under the same run id.
     await ok('kubectl', ['delete', 'secret', 'frozen', '-n', ns])
-    const resumed = await svm(['-A', '--resume', '-o', 'json'])
+    const resumed = await svm(['-A', '--resource', 'secrets', '--resume', '-o', 'json'])
     expect(resumed.code, resumed.stderr).toBe(0)
     const after = json<RewriteJson>(resumed)
     expect(after).toMatchObject({resumed: true, failures: []})
@@ -236,4 +317,54 @@ describe('kubectl encryption rewrite --engine svm (sandbox)', () => {
     }
     expect(await ok('kubectl', ['get', 'storageversionmigrations', '-o', 'name'])).toBe(before)
   })
+
+  // Last: the apiservers keep the flag until afterAll puts the saved manifests back.
+  it('storagemigration.k8s.io not served (switched off on every apiserver): exit 3 with the hint; nothing created or written', async () => {
+    // kube-apiserver 1.37 serves storagemigration.k8s.io/v1 by default and v1beta1 only on request
+    // (pkg/controlplane/instance.go); --runtime-config turns v1 off, so the group is not served at all.
+    for (const node of sandbox().nodes) {
+      const hash = await apiserverHash(node)
+      const manifest = await readNodeFile(node, MANIFEST)
+      await writeNodeFile(
+        node,
+        MANIFEST,
+        withApiserverFlag(manifest, '--runtime-config=storagemigration.k8s.io/v1=false'),
+      )
+      await waitForApiserverRestart(node, hash, 180_000)
+    }
+    // what kubectl sees: the group is gone from discovery
+    expect((await ok('kubectl', ['api-versions'])).split('\n')).not.toContainEqual(
+      expect.stringMatching(/^storagemigration\.k8s\.io\//),
+    )
+    // what is stored, read from etcd directly (the API cannot list migrations now)
+    const stored = async () => ({
+      migrations: [...(await etcdValues('/registry/storageversionmigrations/')).keys()],
+      secrets: await etcdValues(`/registry/secrets/${ns}/`),
+      configmaps: await etcdValues(`/registry/configmaps/${ns}/`),
+    })
+    const before = await stored()
+    expect(before.migrations.length).toBeGreaterThan(0) // the earlier tests' (the prefix is right)
+
+    for (const output of [[], ['-o', 'json']]) {
+      const r = await svm(['-A', ...output])
+      expect(r.code, r.stderr).toBe(3)
+      const [error, hint, ...more] = r.stderr.trimEnd().split('\n')
+      expect(error).toBe(
+        'error: the server does not serve storagemigration.k8s.io (StorageVersionMigration); --engine svm cannot run',
+      )
+      // the version, the feature gate and the runtime-config
+      expect(hint).toMatch(/^hint: Kubernetes 1\.37\+ serves storagemigration\.k8s\.io\/v1 /)
+      expect(hint).toContain('--runtime-config=storagemigration.k8s.io/v1=false')
+      expect(hint).toContain(
+        '--feature-gates=StorageVersionMigrator=true --runtime-config=storagemigration.k8s.io/v1beta1=true',
+      )
+      expect(hint).toContain('--engine client')
+      expect(more).toEqual([])
+      if (output.length === 0) expect(r.stdout).toBe('')
+      else expect(json<{error: unknown}>(r).error).toMatchObject({code: 'SVM_NOT_SERVED', exitCode: 3})
+    }
+    expect(await stored()).toEqual(before)
+    // no checkpoint either: there is nothing to resume
+    expect(readdirSync(path.join(stateHome, 'kubectl-encryption')).filter((f) => f.startsWith('rewrite-'))).toEqual([])
+  }, 600_000)
 })

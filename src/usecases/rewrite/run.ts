@@ -138,6 +138,8 @@ export async function planRewrite(options: RewriteRunOptions, deps: RewriteRunDe
       // The client engine's files keep their old names; svm runs get their own.
       ...(svm ? ['svm'] : []),
     ])
+    // --engine svm on a server without the API: exit 3 now, before warnings about a run that cannot happen.
+    if (svm) await (await import('./svm-engine.js')).findMigrationApi(cluster.discovery)
     // Before anything is written: the webhooks every no-op write will go through.
     const webhookCheck = await findUpdateWebhooks(cluster.objects, resources)
     for (const w of webhookCheck.webhooks) deps.warn(webhookWarning(w))

@@ -90,7 +90,10 @@ export async function findMigrationApi(discovery: ResourceDiscovery): Promise<Ap
       : `the server does not serve ${MIGRATION_GROUP} (StorageVersionMigration); --engine svm cannot run`,
     {
       hint:
-        `Kubernetes 1.37+ serves ${MIGRATION_GROUP}/v1 unless the StorageVersionMigrator feature gate is off; on 1.35–1.36 ` +
+        // v1 is on by default from 1.37 (pkg/controlplane/instance.go: svmv1 in the stable versions); both the
+        // gate and the runtime-config can switch it off (pkg/registry/storagemigration/rest).
+        `Kubernetes 1.37+ serves ${MIGRATION_GROUP}/v1 unless kube-apiserver runs with --feature-gates=StorageVersionMigrator=false ` +
+        `or --runtime-config=${MIGRATION_GROUP}/v1=false; on 1.35–1.36 ` +
         `run kube-apiserver with --feature-gates=StorageVersionMigrator=true --runtime-config=${MIGRATION_GROUP}/v1beta1=true ` +
         'and kube-controller-manager with --feature-gates=StorageVersionMigrator=true. Or use --engine client.',
     },

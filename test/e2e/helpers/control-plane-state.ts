@@ -1,8 +1,9 @@
 // Saving and restoring what enable / decrypt-all change on the sandbox's nodes (manifests, the config
 // dir, backup dirs, kubeadm-config), and the "no key material in any output" check. A restore first
-// decrypts what the test's keys encrypted (identity first, every Secret rewritten), so the next test
-// file never meets values under a key that is gone.
+// decrypts what the test's keys encrypted (identity first, every Secret and every other resource the
+// configs list rewritten), so the next test file never meets values under a key that is gone.
 import {expect} from 'vitest'
+import {parse} from 'yaml'
 
 import {putIdentityFirst} from '../../../src/encryption/config/edit.js'
 import {apiserverHash, MANIFEST} from './encryption-setup.js'
@@ -89,6 +90,9 @@ export async function restoreControlPlane(saved: SavedControlPlane | undefined):
   }
   // 1. Decrypt what this file's keys encrypted: identity first on every node that runs a config.
   let decrypting = false
+  // What the configs encrypt besides Secrets (e.g. configmaps): rewritten too, or the API server
+  // restarted without the config could not read them.
+  const listed = new Set<string>(['secrets'])
   for (const node of sandbox().nodes) {
     await attempt(`identity first on ${node}`, async () => {
       const manifest = await readNodeFile(node, MANIFEST)
@@ -96,6 +100,8 @@ export async function restoreControlPlane(saved: SavedControlPlane | undefined):
       if (!path) return
       const config = await readNodeFile(node, path).catch(() => undefined)
       if (config === undefined) return
+      const doc = parse(config) as {resources?: Array<{resources?: string[]}>} | null
+      for (const r of doc?.resources?.flatMap((x) => x.resources ?? []) ?? []) if (!r.includes('*')) listed.add(r)
       const edit = putIdentityFirst(config)
       if (!edit.changed) return
       decrypting = true
@@ -103,12 +109,16 @@ export async function restoreControlPlane(saved: SavedControlPlane | undefined):
       await restartWith(node, `${manifest.replace(/^# restore .*\n/m, '')}# restore ${Date.now()}\n`)
     })
   }
-  // 2. The seed's rewrite, so every Secret is plaintext again (objects that fail are left as they are).
+  // 2. The seed's rewrite, so every Secret (and whatever else was listed) is plaintext again (objects
+  // that fail are left as they are).
   if (decrypting) {
-    await attempt('rewrite secrets', async () => {
-      const all = await ok('kubectl', ['get', 'secrets', '-A', '-o', 'json'])
-      await run('kubectl', ['replace', '-f', '-'], {input: all})
-    })
+    for (const resource of listed)
+      await attempt(`rewrite ${resource}`, async () => {
+        // Secrets must list; another resource may be gone by now (a test's CRD), nothing to decrypt then.
+        const all = await run('kubectl', ['get', resource, '-A', '-o', 'json'])
+        if (all.code !== 0 && resource === 'secrets') throw new Error(`kubectl get secrets -A: ${all.stderr}`)
+        if (all.code === 0) await run('kubectl', ['replace', '-f', '-'], {input: all.stdout})
+      })
   }
   // 3. Manifests, config dir, backup dirs, stray files in the manifests dir.
   for (const [node, s] of Object.entries(saved.nodes)) {

@@ -15,13 +15,12 @@ export interface TestKey {
 
 export const newKey = (name: string): TestKey => ({name, secret: randomBytes(32).toString('base64')})
 
-export function aescbcConfig(keys: TestKey[], fallbackIdentity = true): string {
+export function aescbcConfig(keys: TestKey[], fallbackIdentity = true, resources = ['secrets']): string {
   return `apiVersion: apiserver.config.k8s.io/v1
 kind: EncryptionConfiguration
 resources:
   - resources:
-      - secrets
-    providers:
+${resources.map((r) => `      - ${r}\n`).join('')}    providers:
       - aescbc:
           keys:
 ${keys.map((k) => `            - name: ${k.name}\n              secret: ${k.secret}\n`).join('')}${fallbackIdentity ? '      - identity: {}\n' : ''}`

@@ -208,6 +208,10 @@ describe('rewrite --engine svm', () => {
       expect(error.hint).toMatch(/storagemigration.k8s.io\/v1\b/)
       expect(error.hint).toMatch(/--feature-gates=StorageVersionMigrator=true/)
       expect(error.hint).toMatch(/--runtime-config=storagemigration.k8s.io\/v1beta1=true/)
+      // on 1.37 the API is off only when switched off: both switches named
+      expect(error.hint).toMatch(
+        /--feature-gates=StorageVersionMigrator=false or --runtime-config=storagemigration.k8s.io\/v1=false/,
+      )
       expect(fake.creates).toEqual([])
     }
   })
