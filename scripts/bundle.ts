@@ -85,6 +85,30 @@ function etcdProtos(): EsbuildPlugin {
   }
 }
 
+/**
+ * oclif checks at load that the running node satisfies the `engines` of the package.json next to
+ * it, through semver (about 40 regular expressions built, ~1.5 ms). In the bundle that is our
+ * package.json on the npm path, a check worth keeping; in the standalone executable there is no
+ * package.json and the node is the pinned one, so there it only costs: skipped there.
+ */
+function noEngineCheckInExecutable(): EsbuildPlugin {
+  return {
+    name: 'no-engine-check-in-executable',
+    setup(b) {
+      b.onLoad({filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/]index\.js$/}, (args) => {
+        const source = readFileSync(args.path, 'utf8')
+        const call = '\ncheckNodeVersion();\n'
+        if (!source.includes(call))
+          throw new Error(`${args.path}: oclif no longer checks the node version as expected; update scripts/bundle.ts`)
+        return {
+          contents: source.replace(call, "\nif (!require('node:sea').isSea()) checkNodeVersion();\n"),
+          loader: 'js',
+        }
+      })
+    },
+  }
+}
+
 /** The file name a library gets in dist/vendor/ (and as an asset in the standalone executable). */
 export function vendorFile(specifier: string): string {
   return specifier.replace(/^@/, '').replaceAll('/', '__') + '.cjs'
@@ -142,7 +166,7 @@ const common: BuildOptions = {
   },
   // oclif reads tsconfig.json with typescript only in development (bin/dev.js); it copes without.
   external: ['typescript'],
-  plugins: [etcdProtos()],
+  plugins: [etcdProtos(), noEngineCheckInExecutable()],
   legalComments: 'none',
   logLevel: 'warning',
   metafile: true,
