@@ -51,7 +51,8 @@ const cases: Case[] = [
 ]
 
 // --also DIR[,DIR]: other builds' `bin/run.js --help` in the same run (e.g. a copy of an older build's
-// bin/, dist/, package.json and oclif.manifest.json), to compare before and after under the same load.
+// bin/, dist/, package.json and oclif.manifest.json), to compare before and after under the same load;
+// and their packaged executable, when DIR/build has one (below).
 const alsoArg = process.argv.indexOf('--also')
 for (const dir of alsoArg > 0 ? process.argv[alsoArg + 1]!.split(',') : []) {
   const bin = existsSync(join(dir, 'bin/run.cjs')) ? 'bin/run.cjs' : 'bin/run.js'
@@ -66,6 +67,7 @@ for (const dir of alsoArg > 0 ? process.argv[alsoArg + 1]!.split(',') : []) {
 const host = hostPlatform()
 const packaged = host && join(root, 'build', `kubectl-encryption-${host.os}-${host.arch}`, 'kubectl-encryption')
 let binDir: string | undefined
+const alsoDirs: string[] = []
 if (packaged && existsSync(packaged) && which('kubectl')) {
   // As krew installs it: a symlink named kubectl-encryption in a bin dir on PATH.
   binDir = mkdtempSync(join(tmpdir(), 'bench-startup-'))
@@ -99,6 +101,29 @@ if (packaged && existsSync(packaged) && which('kubectl')) {
       goal: 2,
     },
   )
+  // --also DIR: an older build's packaged executable too (DIR/build/kubectl-encryption-<os>-<arch>/).
+  for (const dir of alsoArg > 0 ? process.argv[alsoArg + 1]!.split(',') : []) {
+    const older = join(dir, 'build', `kubectl-encryption-${host.os}-${host.arch}`, 'kubectl-encryption')
+    if (!existsSync(older)) continue
+    const olderBin = mkdtempSync(join(tmpdir(), 'bench-startup-'))
+    symlinkSync(older, join(olderBin, 'kubectl-encryption'))
+    alsoDirs.push(olderBin)
+    cases.push(
+      {
+        name: `${dir}: packaged --help`,
+        cmd: older,
+        args: ['--help'],
+        baseline: existsSync(node) ? nodeName : 'node -e 0',
+      },
+      {
+        name: `${dir}: kubectl encryption --help`,
+        cmd: 'kubectl',
+        args: ['encryption', '--help'],
+        env: {...process.env, PATH: `${olderBin}${delimiter}${process.env.PATH}`},
+        baseline: 'kubectl version --client',
+      },
+    )
+  }
 } else {
   console.log('(no packaged binary for this machine in build/: run `npm run package` to include the kubectl rows)')
 }
@@ -122,7 +147,7 @@ for (let i = 0; i < warmup + runs; i++) {
     if (i >= warmup) samples.get(c.name)!.push(ms)
   }
 }
-if (binDir) rmSync(binDir, {recursive: true, force: true})
+for (const dir of [binDir, ...alsoDirs]) if (dir) rmSync(dir, {recursive: true, force: true})
 
 function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b)
