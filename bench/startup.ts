@@ -6,14 +6,16 @@
 //     `node -e 0` (issue 18's goal: median at most 2×; issue 2's was 2.5×);
 //   - the packaged binary through kubectl (`kubectl encryption --help`, a `kubectl-encryption`
 //     on PATH as krew installs it) against `kubectl version --client` (issue 18: at most 2×; issue 7: 3×),
-//     when `npm run package` has built the binary for this machine.
+//     when `npm run package` has built the binary for this machine; with the two parts of it that
+//     are not the plugin's: the executable's node starting empty (`node 22.x -e 0`) and kubectl
+//     dispatching to a plugin that does nothing (`kubectl true`, /bin/true).
 import {spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, rmSync, symlinkSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {delimiter, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-import {hostPlatform} from '../scripts/platforms.js'
+import {hostPlatform, NODE_VERSION} from '../scripts/platforms.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const runsArg = process.argv.indexOf('--runs')
@@ -49,7 +51,8 @@ const cases: Case[] = [
 ]
 
 // --also DIR[,DIR]: other builds' `bin/run.js --help` in the same run (e.g. a copy of an older build's
-// bin/, dist/, package.json and oclif.manifest.json), to compare before and after under the same load.
+// bin/, dist/, package.json and oclif.manifest.json), to compare before and after under the same load;
+// and their packaged executable, when DIR/build has one (below).
 const alsoArg = process.argv.indexOf('--also')
 for (const dir of alsoArg > 0 ? process.argv[alsoArg + 1]!.split(',') : []) {
   const bin = existsSync(join(dir, 'bin/run.cjs')) ? 'bin/run.cjs' : 'bin/run.js'
@@ -64,14 +67,23 @@ for (const dir of alsoArg > 0 ? process.argv[alsoArg + 1]!.split(',') : []) {
 const host = hostPlatform()
 const packaged = host && join(root, 'build', `kubectl-encryption-${host.os}-${host.arch}`, 'kubectl-encryption')
 let binDir: string | undefined
+const alsoDirs: string[] = []
 if (packaged && existsSync(packaged) && which('kubectl')) {
   // As krew installs it: a symlink named kubectl-encryption in a bin dir on PATH.
   binDir = mkdtempSync(join(tmpdir(), 'bench-startup-'))
   symlinkSync(packaged, join(binDir, 'kubectl-encryption'))
+  // kubectl's own part of `kubectl encryption`: finding a plugin on PATH and exec'ing it, with a
+  // plugin that does nothing (/bin/true).
+  symlinkSync('/bin/true', join(binDir, 'kubectl-true'))
   const env = {...process.env, PATH: `${binDir}${delimiter}${process.env.PATH}`}
+  // The node inside the executable (scripts/package.ts keeps the official binary in build/.node).
+  const node = join(root, 'build', '.node', `${host.nodePackage}-${NODE_VERSION}`, host.nodePathInTarball)
+  const nodeName = `node ${NODE_VERSION} -e 0`
+  if (existsSync(node)) cases.push({name: nodeName, cmd: node, args: ['-e', '0']})
   cases.push(
     {name: 'kubectl version --client', cmd: 'kubectl', args: ['version', '--client'], env},
-    {name: 'packaged --help', cmd: packaged, args: ['--help'], baseline: 'node -e 0'},
+    {name: 'kubectl true (/bin/true)', cmd: 'kubectl', args: ['true'], env, baseline: 'kubectl version --client'},
+    {name: 'packaged --help', cmd: packaged, args: ['--help'], baseline: existsSync(node) ? nodeName : 'node -e 0'},
     {
       name: 'kubectl encryption --help',
       cmd: 'kubectl',
@@ -89,6 +101,29 @@ if (packaged && existsSync(packaged) && which('kubectl')) {
       goal: 2,
     },
   )
+  // --also DIR: an older build's packaged executable too (DIR/build/kubectl-encryption-<os>-<arch>/).
+  for (const dir of alsoArg > 0 ? process.argv[alsoArg + 1]!.split(',') : []) {
+    const older = join(dir, 'build', `kubectl-encryption-${host.os}-${host.arch}`, 'kubectl-encryption')
+    if (!existsSync(older)) continue
+    const olderBin = mkdtempSync(join(tmpdir(), 'bench-startup-'))
+    symlinkSync(older, join(olderBin, 'kubectl-encryption'))
+    alsoDirs.push(olderBin)
+    cases.push(
+      {
+        name: `${dir}: packaged --help`,
+        cmd: older,
+        args: ['--help'],
+        baseline: existsSync(node) ? nodeName : 'node -e 0',
+      },
+      {
+        name: `${dir}: kubectl encryption --help`,
+        cmd: 'kubectl',
+        args: ['encryption', '--help'],
+        env: {...process.env, PATH: `${olderBin}${delimiter}${process.env.PATH}`},
+        baseline: 'kubectl version --client',
+      },
+    )
+  }
 } else {
   console.log('(no packaged binary for this machine in build/: run `npm run package` to include the kubectl rows)')
 }
@@ -112,7 +147,7 @@ for (let i = 0; i < warmup + runs; i++) {
     if (i >= warmup) samples.get(c.name)!.push(ms)
   }
 }
-if (binDir) rmSync(binDir, {recursive: true, force: true})
+for (const dir of [binDir, ...alsoDirs]) if (dir) rmSync(dir, {recursive: true, force: true})
 
 function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b)

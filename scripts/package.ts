@@ -7,9 +7,11 @@
 //
 // The node binaries come from the npm registry (the node-<os>-<arch> packages ship the official
 // builds), in the pinned NODE_VERSION. The executable embeds dist/kubectl-encryption.cjs (run
-// `npm run build` first). The blob is made by the node of this machine's platform, in the same
-// version; for this machine's platform with a V8 code cache, so the bundle is not compiled at each
-// start (a code cache only fits the V8 that made it, so the other platforms go without).
+// `npm run build` first) as an asset, which its main script, bin/sea-main.cjs, compiles. The blob is
+// made by the node of this machine's platform, in the same version; for this machine's platform
+// with a V8 code cache of the bundle made after a `--help` run (scripts/code-cache.cjs), so neither
+// the bundle nor the functions that run at start-up are compiled at each start (a code cache only
+// fits the V8 that made it, so the other platforms go without).
 //
 // macOS: the official binary's signature is removed before the blob goes in (macho-unsign) and the
 // result is signed again, ad hoc, by rcodesign (the apple-codesign crate; scripts/bootstrap.sh
@@ -29,7 +31,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs'
-import {dirname, join, resolve} from 'node:path'
+import {basename, dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
@@ -122,19 +124,26 @@ for (const platform of selected) {
   const node = nodeBinary(platform)
   const isHost = platform === host
 
-  // 1. The blob: the bundle (and, for this machine's platform, its V8 code cache).
+  // 1. The blob: the main script, the bundle (and, for this machine's platform, its V8 code cache).
   const blob = join(out, `.sea-${name}.blob`)
   const seaConfig = join(out, `.sea-${name}.json`)
+  const cache = join(out, `.sea-${name}.cache`)
+  // The same fixed seed as the blob's (below), so that the cache is the same from run to run.
+  if (isHost) run(builder, ['--random-seed=1', join(root, 'scripts/code-cache.cjs'), '--out', cache])
   writeFileSync(
     seaConfig,
     JSON.stringify({
-      main: bundle,
+      main: join(root, 'bin/sea-main.cjs'),
       output: blob,
       disableExperimentalSEAWarning: true,
       useSnapshot: false,
       useCodeCache: isHost,
-      // The lazy libraries (src/cli/vendor.ts) ride along as assets, compiled only when used.
-      assets: Object.fromEntries(vendorFiles.map((file) => [`vendor/${file}`, join(root, VENDOR_DIR, file)])),
+      assets: {
+        [basename(BUNDLE)]: bundle,
+        ...(isHost ? {[`${basename(BUNDLE)}.cache`]: cache} : {}),
+        // The lazy libraries (src/cli/vendor.ts) ride along as assets, compiled only when used.
+        ...Object.fromEntries(vendorFiles.map((file) => [`vendor/${file}`, join(root, VENDOR_DIR, file)])),
+      },
     }),
   )
   // V8 seeds its hashes at random, so a code cache differs from run to run; a fixed seed makes it
@@ -168,6 +177,7 @@ for (const platform of selected) {
   }
   rmSync(blob)
   rmSync(seaConfig)
+  rmSync(cache, {force: true})
   copyFileSync(join(root, 'LICENSE'), join(dir, 'LICENSE'))
 
   // 3. The archive, reproducible: fixed order, modes, owner and times, no gzip timestamp.
