@@ -1,7 +1,7 @@
 // What the rewrite benchmarks share: timing a pipeline of processes with their peak RSS, and the
 // seed's key change on every node of a bench sandbox, checked in etcd. Used by bench/rewrite.ts.
 import {spawn} from 'node:child_process'
-import {readFileSync} from 'node:fs'
+import {readdirSync, readFileSync} from 'node:fs'
 import {loadavg} from 'node:os'
 import path from 'node:path'
 
@@ -19,9 +19,46 @@ export interface Measured {
   /** 1-minute load average before and after */
   load: string
   peakRssMiB: number
+  /** user+sys CPU seconds of all processes (last reading, polled every 20 ms until each exits) */
+  cpuSeconds: number
   code: number | null
   stdout: string
   stderr: string
+}
+
+/** user+sys CPU seconds of a process so far (/proc/<pid>/stat utime+stime, at 100 ticks/s); 0 once gone. */
+export function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // the fields after the command name, which may hold spaces: 14 utime and 15 stime are [11], [12]
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(rest[11]) + Number(rest[12])) / 100
+  } catch {
+    return 0
+  }
+}
+
+/**
+ * CPU seconds so far of a sandbox's servers, all on this machine: its kube-apiservers by their
+ * --advertise-address (a node's IP), its etcd by its command line naming the state dir.
+ */
+export function serverCpu(sandbox: {stateDir: string; nodeIps: string[]}): {apiservers: number; etcd: number} {
+  const stateDir = sandbox.stateDir
+  const apiserverFlags = sandbox.nodeIps.map((ip) => `--advertise-address=${ip}\0`)
+  const out = {apiservers: 0, etcd: 0}
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmdline: string
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    } catch {
+      continue
+    }
+    const exe = path.basename(cmdline.split('\0')[0] ?? '')
+    if (exe === 'kube-apiserver' && apiserverFlags.some((f) => cmdline.includes(f)))
+      out.apiservers += cpuSeconds(Number(pid))
+    else if (exe === 'etcd' && cmdline.includes(stateDir)) out.etcd += cpuSeconds(Number(pid))
+  }
+  return out
 }
 
 export function peak(pid: number | undefined): number {
@@ -45,8 +82,12 @@ export async function measure(
   for (let i = 0; i + 1 < children.length; i++) children[i]!.stdout!.pipe(children[i + 1]!.stdin!)
   children[0]!.stdin!.end()
   const peaks = children.map(() => 0)
+  const cpus = children.map(() => 0)
   const poll = setInterval(() => {
-    for (const [i, c] of children.entries()) peaks[i] = Math.max(peaks[i]!, peak(c.pid))
+    for (const [i, c] of children.entries()) {
+      peaks[i] = Math.max(peaks[i]!, peak(c.pid))
+      cpus[i] = Math.max(cpus[i]!, cpuSeconds(c.pid))
+    }
   }, 20)
   let stderr = ''
   let stdout = ''
@@ -85,6 +126,7 @@ export async function measure(
     seconds: (performance.now() - started) / 1000,
     peakRssMiB: Math.max(...peaks),
     peaks,
+    cpuSeconds: cpus.reduce((a, b) => a + b, 0),
     code: codes.find((c) => c !== 0) ?? 0,
     stdout,
     stderr,
@@ -172,7 +214,19 @@ export function benchControlPlane(sandbox: {nodes: string[]}, env: NodeJS.Proces
 }
 
 export function printTable(rows: string[][]) {
-  const headers = ['secrets', 'method', 'seconds', 'objects/s', 'peak RSS MiB', 'under new key', 'load 1m', 'note']
+  const headers = [
+    'secrets',
+    'method',
+    'seconds',
+    'objects/s',
+    'peak RSS MiB',
+    'under new key',
+    'CPU ms/object',
+    'apiservers ms/object',
+    'etcd ms/object',
+    'load 1m',
+    'note',
+  ]
   const all = [headers, ...rows]
   const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)))
   process.stdout.write(

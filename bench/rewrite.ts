@@ -29,7 +29,7 @@ import type {ApiResource, KubeCluster} from '../src/kube/types.js'
 import {REWRITE_DEFAULTS} from '../src/usecases/rewrite/rewrite.js'
 import {newKey, type TestKey} from '../test/e2e/helpers/encryption-setup.js'
 import {startSandbox} from '../test/sandbox/sandbox.js'
-import {benchControlPlane, measure, printTable, sh} from './bench-lib.js'
+import {benchControlPlane, measure, printTable, serverCpu, sh} from './bench-lib.js'
 import {buildGoLoop, type GoLoopResult} from './go-loop.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -47,14 +47,24 @@ const pipelineMax = Number(arg('--pipeline-max') ?? Number.POSITIVE_INFINITY)
 const pipelineTimeout = Number(arg('--pipeline-timeout') ?? 0)
 /** Rewriters timed at every size besides the kubectl pipeline, in table order client, go, go-protobuf, svm. */
 const engines = (arg('--engines') ?? 'client,svm,go').split(',')
-const ENGINES = ['client', 'go', 'go-protobuf', 'svm']
+const ENGINES = ['client', 'client-json', 'go', 'go-protobuf', 'svm']
 for (const e of engines) if (!ENGINES.includes(e)) throw new Error(`--engines ${e}: one of ${ENGINES.join(', ')}`)
 /** Sizes at which --only-stale (5% stale) is compared with a full rewrite (default: every size). */
 const staleSizes = arg('--stale-sizes')?.split(',').map(Number) ?? sizes
 const stateDir = path.resolve(arg('--state-dir') ?? path.join(root, '.sandbox-bench'))
+/** --qps for the plugin and the Go loop alike (the Go loop's burst is the same number). */
+const qpsFlag = Number(arg('--qps') ?? REWRITE_DEFAULTS.qps)
+/** More rounds of the plugin and Go loop rows at these QPS (e.g. 5000: the ceiling without the limit). */
+const alsoQps = (arg('--also-qps') ?? '').split(',').filter(Boolean).map(Number)
 const SECRETS: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true}
 const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false}
 const log = (m: string) => process.stderr.write(`[bench] ${m}\n`)
+let sandboxServers = {stateDir, nodeIps: [] as string[]}
+/** The sandbox servers' CPU seconds since `before`. */
+const since = (before: {apiservers: number; etcd: number}) => {
+  const now = serverCpu(sandboxServers)
+  return {apiservers: now.apiservers - before.apiservers, etcd: now.etcd - before.etcd}
+}
 const NAMESPACE_COUNT = 20
 
 interface MigrationJson {
@@ -67,6 +77,7 @@ async function main() {
   const sandbox = await startSandbox({stateDir, log, ownerMarker: fileURLToPath(import.meta.url)})
   const env: NodeJS.ProcessEnv = {...process.env, ...sandbox.env, CI: '1', XDG_STATE_HOME: path.join(stateDir, 'xdg')}
   const cluster: KubeCluster = await connectCluster({kubeconfig: env.KUBECONFIG})
+  sandboxServers = {stateDir, nodeIps: sandbox.layout.nodes.map((n) => n.ip)}
   const {setKeys, countUnder} = benchControlPlane(sandbox, env, cluster)
   const rows: string[][] = []
   let keyIndex = 1
@@ -104,13 +115,18 @@ async function main() {
         return keysInUse[0]!.name
       }
 
-      /** One timed run of one process: seconds, objects/s, peak RSS, the etcd check, load, a note. */
+      /**
+       * One timed run of one process: seconds, objects/s, peak RSS, the etcd check, CPU per object of
+       * the process itself and of the sandbox's three apiservers and etcd over the run, load, a note.
+       */
       const addRow = (
         label: string,
-        m: {seconds: number; peakRssMiB: number; load: string},
+        m: {seconds: number; peakRssMiB: number; load: string; cpuSeconds: number},
+        servers: {apiservers: number; etcd: number},
         check: {current: number; total: number},
         note: string,
       ) => {
+        const perObject = (s: number) => ((s * 1000) / size).toFixed(2)
         rows.push([
           String(size),
           label,
@@ -118,6 +134,9 @@ async function main() {
           (size / m.seconds).toFixed(0),
           m.peakRssMiB.toFixed(0),
           `${check.current}/${check.total}`,
+          perObject(m.cpuSeconds),
+          perObject(servers.apiservers),
+          perObject(servers.etcd),
           m.load,
           note,
         ])
@@ -126,6 +145,7 @@ async function main() {
 
       const pluginRun = async (label: string, args: string[], key: string) => {
         log(`${size}: ${label}`)
+        const before = serverCpu(sandboxServers)
         const m = await measure(
           [
             [
@@ -143,28 +163,38 @@ async function main() {
           ],
           env,
         )
+        const servers = since(before)
         if (m.code !== 0) throw new Error(`${label} failed (exit ${m.code}): ${m.stderr}`)
         const check = await countUnder(key)
-        const {totals, objectsPerSecond, elapsedMs, migrations} = JSON.parse(m.stdout) as {
+        const {totals, objectsPerSecond, elapsedMs, migrations, resources} = JSON.parse(m.stdout) as {
           totals: {rewritten: number; alreadyCurrent: number}
           objectsPerSecond: number
           elapsedMs: number
           migrations?: Array<{name: string}>
+          resources: Array<{encoding?: string}>
         }
         // svm: the controller's own time; client: the run's own rate, from its first list to its
         // last write (start-up and config read excluded)
         const own = migrations?.[0]
           ? await migrationTimes(env, migrations[0].name)
           : `${objectsPerSecond.toFixed(0)}/s over its ${(elapsedMs / 1000).toFixed(1)} s after start-up`
-        addRow(label, m, check, `rewritten ${totals.rewritten}, already current ${totals.alreadyCurrent}; ${own}`)
+        const wire = resources[0]?.encoding ? ` (${resources[0].encoding})` : ''
+        addRow(
+          label,
+          m,
+          servers,
+          check,
+          `rewritten ${totals.rewritten}, already current ${totals.alreadyCurrent}${wire}; ${own}`,
+        )
       }
 
       // the client-go loop at the plugin's defaults; its failures are a row, not the end of the run
-      const goRun = async (protobuf: boolean) => {
+      const goRun = async (protobuf: boolean, qps: number) => {
         const k = await rotate()
-        const {concurrency, qps, pageSize} = REWRITE_DEFAULTS
+        const {concurrency, pageSize} = REWRITE_DEFAULTS
         const label = `client-go loop (${protobuf ? 'protobuf' : 'JSON'}, ${concurrency} / ${qps})`
         log(`${size}: ${label}`)
+        const before = serverCpu(sandboxServers)
         const m = await measure(
           [
             [
@@ -174,6 +204,8 @@ async function main() {
                 String(concurrency),
                 '--qps',
                 String(qps),
+                '--burst',
+                String(qps),
                 '--chunk-size',
                 String(pageSize),
                 ...(protobuf ? ['--protobuf'] : []),
@@ -182,6 +214,7 @@ async function main() {
           ],
           env,
         )
+        const servers = since(before)
         const check = await countUnder(k)
         let note: string
         try {
@@ -193,16 +226,25 @@ async function main() {
           note = `no result: ${m.stderr.trim().split('\n').at(-1) ?? ''}`
         }
         if (m.code !== 0) note = `exit ${m.code}; ${note}`
-        addRow(label, m, check, note)
+        addRow(label, m, servers, check, note)
       }
 
       let key = ''
-      if (engines.includes('client')) {
-        key = await rotate()
-        await pluginRun('kubectl encryption rewrite -A (all stale)', ['-A'], key)
+      // the plugin and the Go loop at --qps, then at each --also-qps
+      for (const qps of [qpsFlag, ...alsoQps]) {
+        const qpsArgs = qps === REWRITE_DEFAULTS.qps ? [] : ['--qps', String(qps)]
+        const qpsLabel = qps === REWRITE_DEFAULTS.qps ? '' : `, --qps ${qps}`
+        if (engines.includes('client')) {
+          key = await rotate()
+          await pluginRun(`kubectl encryption rewrite -A (all stale${qpsLabel})`, ['-A', ...qpsArgs], key)
+        }
+        if (engines.includes('client-json')) {
+          key = await rotate()
+          await pluginRun(`rewrite -A --wire json (all stale${qpsLabel})`, ['-A', '--wire', 'json', ...qpsArgs], key)
+        }
+        if (engines.includes('go')) await goRun(false, qps)
+        if (engines.includes('go-protobuf')) await goRun(true, qps)
       }
-      if (engines.includes('go')) await goRun(false)
-      if (engines.includes('go-protobuf')) await goRun(true)
       if (engines.includes('svm')) {
         key = await rotate()
         await pluginRun('rewrite -A --engine svm (all stale)', ['-A', '--engine', 'svm'], key)
@@ -217,11 +259,15 @@ async function main() {
           '',
           '',
           '',
+          '',
+          '',
+          '',
           `--pipeline-max ${pipelineMax}`,
         ])
       } else {
         key = await rotate()
         log(`${size}: kubectl get secrets -A -o json | kubectl replace -f - (all stale under ${key})`)
+        const pipeBefore = serverCpu(sandboxServers)
         const pipe = await measure(
           [
             ['kubectl', ['get', 'secrets', '-A', '-o', 'json']],
@@ -230,6 +276,7 @@ async function main() {
           env,
           pipelineTimeout,
         )
+        const pipeServers = since(pipeBefore)
         const pipeCheck = await countUnder(key)
         const replaced = pipe.stdout.split('\n').filter((l) => l.endsWith(' replaced')).length
         // stopped: the time the whole run would take at the rate it replaced at, after its first output
@@ -242,6 +289,10 @@ async function main() {
           (size / seconds).toFixed(0),
           `${pipe.peaks.map((p) => p.toFixed(0)).join('+')}`,
           `${pipeCheck.current}/${pipeCheck.total}`,
+          // per object replaced (the run may have been stopped)
+          ...[pipe.cpuSeconds, pipeServers.apiservers, pipeServers.etcd].map((s) =>
+            replaced > 0 ? ((s * 1000) / replaced).toFixed(2) : '',
+          ),
           pipe.load,
           pipe.stopped
             ? `stopped after ${pipelineTimeout}s with ${replaced} replaced (first after ${first.toFixed(0)}s)`

@@ -59,6 +59,7 @@ With --engine svm the cluster does the writing: one StorageVersionMigration per 
       labelSelector: flags.selector,
       concurrency: flags.concurrency,
       qps: flags.qps,
+      protobuf: flags.wire !== 'json',
       pageSize: flags['chunk-size'],
       dryRun: flags['dry-run'],
       resume: flags.resume,

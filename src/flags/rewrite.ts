@@ -86,6 +86,14 @@ export const rewriteFlags = {
     options: ['client', 'svm'],
     default: 'client',
   }),
+  // Hidden: for bench:rewrite's JSON-against-protobuf comparison, not a user's choice.
+  wire: Flags.string({
+    description:
+      "Encoding of the client engine's lists and writes of built-in resources: protobuf (as client-go) or json. Custom resources are always JSON.",
+    options: ['protobuf', 'json'],
+    default: 'protobuf',
+    hidden: true,
+  }),
 }
 
 /** -n with -A, and what --engine svm cannot honour: usage errors before anything runs. */

@@ -161,7 +161,13 @@ export class KubeHttp {
     for (const [name, value] of Object.entries(request.query ?? {})) {
       if (value !== undefined && value !== '') url.searchParams.set(name, String(value))
     }
-    const body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body))
+    // A Buffer is sent as it is (a protobuf body); anything else as JSON.
+    const body =
+      request.body === undefined
+        ? undefined
+        : Buffer.isBuffer(request.body)
+          ? request.body
+          : Buffer.from(JSON.stringify(request.body))
     const headers: Record<string, string> = {
       ...material.headers,
       Accept: request.accept ?? 'application/json',
@@ -239,7 +245,7 @@ function networkError(error: Error & {code?: string}, server: string, request: H
   )
 }
 
-interface StatusBody {
+export interface StatusBody {
   kind?: string
   message?: string
   reason?: string
@@ -254,14 +260,23 @@ interface StatusBody {
   }
 }
 
-/** Decodes a failed response into a KubeApiError: the apiserver's metav1.Status when there is one. */
-export function apiErrorFromResponse(response: HttpResponse, where: KubeApiError['where'] = {}): KubeApiError {
-  const text = response.body.toString('utf8')
-  let status: StatusBody = {}
-  try {
-    status = JSON.parse(text) as StatusBody
-  } catch {
-    status = {}
+/**
+ * Decodes a failed response into a KubeApiError: the apiserver's metav1.Status when there is one
+ * (`decoded`: already read from a protobuf answer; otherwise the body is read as JSON).
+ */
+export function apiErrorFromResponse(
+  response: HttpResponse,
+  where: KubeApiError['where'] = {},
+  decoded?: StatusBody,
+): KubeApiError {
+  const text = decoded ? '' : response.body.toString('utf8')
+  let status: StatusBody = decoded ?? {}
+  if (!decoded) {
+    try {
+      status = JSON.parse(text) as StatusBody
+    } catch {
+      status = {}
+    }
   }
   const header = response.headers['retry-after']
   const retryHeader = Array.isArray(header) ? header[0] : header

@@ -213,6 +213,8 @@ describe('kubectl encryption rewrite (sandbox)', () => {
       {resource: 'secrets', write: 'aescbc:key2', scanned: SIZES.writer, stillStale: 0, examples: []},
     ])
     expect(result.totals).toMatchObject({listed: SIZES.writer, failed: 0})
+    // Secrets are built in: listed and written back in protobuf, through the writer's 409s
+    expect(result.resources).toEqual([expect.objectContaining({resource: 'secrets', encoding: 'protobuf'})])
     expect(result.totals.rewritten + result.totals.alreadyCurrent).toBe(SIZES.writer)
     expect(writes).toBeGreaterThan(10)
     const data = await secretsData(namespace)
@@ -385,6 +387,70 @@ describe('kubectl encryption rewrite (sandbox)', () => {
     expect(r.stderr).not.toMatch(/--resume/)
     const after = await etcdValues(`/registry/secrets/${namespace}/`)
     expect([...after].map(([k, v]) => [k, v.modRevision])).toEqual([...before].map(([k, v]) => [k, v.modRevision]))
+  })
+
+  it('lists and writes Secrets in protobuf and a custom resource in JSON; --wire json sends both as JSON', async () => {
+    const namespace = ns('wire')
+    const group = `rw-${run_id}.example.com`
+    const widgets: ApiResource = {group, version: 'v1', resource: 'widgets', kind: 'Widget', namespaced: true}
+    const crd = {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: {name: `widgets.${group}`},
+      spec: {
+        group,
+        scope: 'Namespaced',
+        names: {plural: 'widgets', singular: 'widget', kind: 'Widget'},
+        versions: [
+          {
+            name: 'v1',
+            served: true,
+            storage: true,
+            schema: {openAPIV3Schema: {type: 'object', 'x-kubernetes-preserve-unknown-fields': true}},
+          },
+        ],
+      },
+    }
+    await ok('kubectl', ['apply', '-f', '-'], {input: JSON.stringify(crd)})
+    try {
+      await ok('kubectl', ['wait', '--for=condition=Established', `crd/widgets.${group}`, '--timeout=60s'])
+      await cluster.objects.create(NAMESPACES, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: namespace}})
+      for (let i = 0; i < 3; i++) {
+        await cluster.objects.create(SECRETS, {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: {name: secretName(i), namespace},
+          data: {v: Buffer.from(`wire-${i}`).toString('base64')},
+        })
+        // the CRD may not be served by every apiserver yet: retried until one create succeeds
+        await waitFor(
+          `widget w-${i} to be created`,
+          () =>
+            cluster.objects
+              .create(widgets, {apiVersion: `${group}/v1`, kind: 'Widget', metadata: {name: `w-${i}`, namespace}})
+              .then(() => true),
+          30_000,
+        )
+      }
+      const args = ['-n', namespace, '--resource', 'secrets', '--resource', `widgets.${group}`, '-o', 'json']
+      for (const [extra, secretsWire] of [
+        [[], 'protobuf'],
+        [['--wire', 'json'], 'json'],
+      ] as const) {
+        const r = await plugin([...args, ...extra])
+        expect(r.code, r.stderr).toBe(0)
+        const result = JSON.parse(r.stdout)
+        expect(result.resources).toEqual([
+          expect.objectContaining({resource: 'secrets', encoding: secretsWire, listed: 3, failed: 0}),
+          expect.objectContaining({resource: `widgets.${group}`, encoding: 'json', listed: 3, failed: 0}),
+        ])
+      }
+      // what was written back is what was there
+      expect([...(await secretsData(namespace)).values()].sort()).toEqual(['wire-0', 'wire-1', 'wire-2'])
+    } finally {
+      await kubectl(['delete', 'namespace', namespace, '--wait=false'])
+      await kubectl(['delete', 'crd', `widgets.${group}`, '--wait=false'])
+    }
   })
 
   it('--dry-run reports what it would rewrite and changes nothing', async () => {

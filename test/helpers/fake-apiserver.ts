@@ -11,7 +11,10 @@ import type {TlsFixture} from './tls.js'
 export interface FakeRequest {
   method: string
   url: URL
+  /** The body parsed as JSON; undefined when empty or not JSON (see raw). */
   body: unknown
+  /** The body's bytes (a protobuf PUT). */
+  raw: Buffer
   headers: IncomingMessage['headers']
   clientCN?: string
 }
@@ -46,7 +49,7 @@ export class FakeApiServer {
     this.server.on('upgrade', (req: IncomingMessage, socket, head) => {
       const url = new URL(req.url ?? '/', 'https://fake')
       const denied = this.routes
-        .map((route) => route({method: 'UPGRADE', url, body: undefined, headers: req.headers}))
+        .map((route) => route({method: 'UPGRADE', url, body: undefined, raw: Buffer.alloc(0), headers: req.headers}))
         .find(Boolean)
       if (denied) {
         const body = JSON.stringify(denied.body)
@@ -77,12 +80,15 @@ export class FakeApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse) {
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
-    const text = Buffer.concat(chunks).toString('utf8')
+    const raw = Buffer.concat(chunks)
+    const json = !String(req.headers['content-type'] ?? 'application/json').includes('protobuf')
+    const text = json ? raw.toString('utf8') : ''
     const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate?.()
     const request: FakeRequest = {
       method: req.method ?? 'GET',
       url: new URL(req.url ?? '/', 'https://fake'),
       body: text ? JSON.parse(text) : undefined,
+      raw,
       headers: req.headers,
       clientCN: peer?.subject?.CN as string | undefined,
     }
@@ -91,7 +97,10 @@ export class FakeApiServer {
       const answer = route(request)
       if (!answer) continue
       if (answer.hang) return
-      const body = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body ?? {})
+      const body =
+        typeof answer.body === 'string' || Buffer.isBuffer(answer.body)
+          ? answer.body
+          : JSON.stringify(answer.body ?? {})
       res.writeHead(answer.status ?? 200, {'Content-Type': 'application/json', ...answer.headers})
       res.end(body)
       return

@@ -46,6 +46,8 @@ export interface RewriteRunOptions {
   labelSelector?: string
   concurrency: number
   qps: number
+  /** Built-in resources in protobuf (RewriteOptions.protobuf). */
+  protobuf?: boolean
   pageSize: number
   dryRun: boolean
   resume: boolean
@@ -187,6 +189,7 @@ export async function runRewrite(
             labelSelector: options.labelSelector,
             concurrency: options.concurrency,
             qps: options.qps,
+            protobuf: options.protobuf,
             pageSize: options.pageSize,
             dryRun: options.dryRun,
             resume: options.resume,

@@ -2,11 +2,13 @@ import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
+import protobuf from 'protobufjs/minimal.js'
 import {afterAll, beforeAll, beforeEach, describe, expect, it} from 'vitest'
 
 import {PluginError} from '../../../src/errors.js'
 import {connectCluster} from '../../../src/kube/connect.js'
 import {toPluginError} from '../../../src/kube/errors.js'
+import {wrap} from '../../../src/kube/protobuf.js'
 import {ResourceIndex} from '../../../src/kube/resource-index.js'
 import {type ApiResource, type KubeCluster, KubeApiError} from '../../../src/kube/types.js'
 import {FakeApiServer, status, writeKubeconfig} from '../../helpers/fake-apiserver.js'
@@ -58,6 +60,121 @@ beforeEach(() => {
   server.requests.length = 0
 })
 
+/** A Secret message {metadata {name, namespace, resourceVersion}, data {v: value}} as k8s.io/api encodes it. */
+function secretMessage(name: string, resourceVersion: string, value: string): Buffer {
+  const w = protobuf.Writer.create()
+  w.uint32(0x0a)
+    .fork()
+    .uint32(0x0a)
+    .string(name)
+    .uint32(0x1a)
+    .string('default')
+    .uint32(0x32)
+    .string(resourceVersion)
+    .ldelim()
+  w.uint32(0x12).fork().uint32(0x0a).string('v').uint32(0x12).bytes(Buffer.from(value)).ldelim()
+  return Buffer.from(w.finish())
+}
+
+describe('RestObjectClient in protobuf (built-in resources) and JSON (custom resources)', () => {
+  const PB = 'application/vnd.kubernetes.protobuf'
+  const s1 = secretMessage('s1', '7', 'one')
+  const s2 = secretMessage('s2', '8', 'two')
+  const listBody = () => {
+    const w = protobuf.Writer.create()
+    w.uint32(0x0a).fork().uint32(0x12).string('42').uint32(0x1a).string('next').ldelim()
+    w.uint32(0x12).bytes(s1).uint32(0x12).bytes(s2)
+    return wrap({apiVersion: 'v1', kind: 'SecretList'}, w.finish())
+  }
+
+  it('asks for protobuf, lists metadata, and PUTs each item back as the bytes it was listed as', async () => {
+    server.routes.push((r) => (r.method === 'GET' ? {body: listBody(), headers: {'Content-Type': PB}} : undefined))
+    server.routes.push((r) =>
+      r.method === 'PUT'
+        ? {
+            body: wrap({apiVersion: 'v1', kind: 'Secret'}, secretMessage('s1', '99', 'one')),
+            headers: {'Content-Type': PB},
+          }
+        : undefined,
+    )
+    const page = await cluster.objects.list(secrets, {namespace: 'default', limit: 2, protobuf: true})
+    expect(server.requests[0]!.headers.accept).toBe('application/vnd.kubernetes.protobuf, application/json')
+    // what JSON would show of the items (their bytes ride along under a symbol)
+    expect(JSON.parse(JSON.stringify(page))).toEqual({
+      items: [
+        {apiVersion: 'v1', kind: 'Secret', metadata: {name: 's1', namespace: 'default', resourceVersion: '7'}},
+        {apiVersion: 'v1', kind: 'Secret', metadata: {name: 's2', namespace: 'default', resourceVersion: '8'}},
+      ],
+      continueToken: 'next',
+      resourceVersion: '42',
+      encoding: 'protobuf',
+    })
+    // a copy made by spreading (as the engine does) still writes the listed bytes
+    const stored = await cluster.objects.replace(secrets, {...page.items[0]!})
+    const put = server.requests[1]!
+    expect(put.method).toBe('PUT')
+    expect(put.url.pathname).toBe('/api/v1/namespaces/default/secrets/s1')
+    expect(put.headers['content-type']).toBe(PB)
+    expect(put.raw.equals(wrap({apiVersion: 'v1', kind: 'Secret'}, s1))).toBe(true)
+    expect({...stored.metadata}).toEqual({name: 's1', namespace: 'default', resourceVersion: '99'})
+  })
+
+  it('reads a 409 and a 404 sent in protobuf as the same errors as in JSON', async () => {
+    // metav1.Status {message = 3, reason = 4, details = 5 {name = 1, kind = 3}, code = 6}
+    const w = protobuf.Writer.create()
+    w.uint32(0x12).string('Failure')
+    w.uint32(0x1a).string('Operation cannot be fulfilled on secrets "s-1": the object has been modified')
+    w.uint32(0x22).string('Conflict')
+    w.uint32(0x2a).fork().uint32(0x0a).string('s-1').uint32(0x1a).string('secrets').ldelim()
+    w.uint32(0x30).int32(409)
+    const conflictStatus = wrap({apiVersion: 'v1', kind: 'Status'}, w.finish())
+    server.routes.push((r) =>
+      r.method === 'GET' && r.url.pathname.endsWith('/secrets')
+        ? {body: listBody(), headers: {'Content-Type': PB}}
+        : undefined,
+    )
+    server.routes.push((r) =>
+      r.method === 'PUT' ? {status: 409, body: conflictStatus, headers: {'Content-Type': PB}} : undefined,
+    )
+    server.routes.push(() => ({status: 404, body: Buffer.from('k8s\u0000'), headers: {'Content-Type': PB}}))
+    const page = await cluster.objects.list(secrets, {namespace: 'default', protobuf: true})
+    const conflict = (await rejection(cluster.objects.replace(secrets, page.items[0]!))) as KubeApiError
+    expect(conflict).toBeInstanceOf(KubeApiError)
+    expect(conflict).toMatchObject({status: 409, reason: 'Conflict', details: {name: 's-1', kind: 'secrets'}})
+    expect(conflict.message).toContain('the object has been modified')
+    // an undecodable error body still gives the status and its default reason
+    const missing = (await rejection(cluster.objects.get(secrets, 'gone', 'default', {protobuf: true}))) as KubeApiError
+    expect(missing).toMatchObject({status: 404, reason: 'NotFound'})
+  })
+
+  it('a server that answers JSON (custom resources) is read and written in JSON', async () => {
+    server.routes.push((r) =>
+      r.method === 'GET'
+        ? {
+            body: {
+              kind: 'PandaList',
+              metadata: {},
+              items: [{metadata: {name: 'p1', namespace: 'zoo', resourceVersion: '3'}}],
+            },
+          }
+        : undefined,
+    )
+    server.routes.push((r) => (r.method === 'PUT' ? {body: r.body} : undefined))
+    const page = await cluster.objects.list(pandas, {namespace: 'zoo', protobuf: true})
+    expect(page.encoding).toBe('json')
+    await cluster.objects.replace(pandas, page.items[0]!)
+    expect(server.requests[1]!.headers['content-type']).toBe('application/json')
+    expect(server.requests[1]!.body).toMatchObject({apiVersion: 'awesome.bears.example/v1', kind: 'Panda'})
+  })
+
+  it('a body that claims protobuf but is not fails with a decode error', async () => {
+    server.routes.push(() => ({body: Buffer.from('{"items":[]}'), headers: {'Content-Type': PB}}))
+    await expect(cluster.objects.list(secrets, {namespace: 'default', protobuf: true})).rejects.toThrow(
+      /cannot decode the API server's protobuf answer: the body does not start with the protobuf magic/,
+    )
+  })
+})
+
 describe('RestObjectClient against an HTTPS API server with client certificates', () => {
   it('reads the context namespace and authenticates with the kubeconfig client certificate', async () => {
     expect(cluster.context.namespace).toBe('team-a')
@@ -89,6 +206,7 @@ describe('RestObjectClient against an HTTPS API server with client certificates'
       items: [{apiVersion: 'v1', kind: 'Secret', metadata: {name: 's1', namespace: 'default', resourceVersion: '7'}}],
       continueToken: 'next-page',
       resourceVersion: '42',
+      encoding: 'json',
     })
     expect(Object.fromEntries(server.requests[0].url.searchParams)).toEqual({
       limit: '2',
