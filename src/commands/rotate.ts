@@ -52,6 +52,12 @@ KMS key rotation: when the config writes with a KMS v2 provider, 'rotate' (no --
     'kms-endpoint': enableFlags['kms-endpoint'],
     'kms-name': enableFlags['kms-name'],
     'kms-timeout': enableFlags['kms-timeout'],
+    timeout: Flags.integer({
+      description:
+        'Seconds to wait for each kube-apiserver to come back (or reload) before rolling back; in a KMS key rotation, for every apiserver to report the new key ID.',
+      default: 300,
+      min: 1,
+    }),
     'kms-key-id': Flags.string({
       description:
         "KMS key rotation: wait until every apiserver reports this key ID (the plugin's Status keyID) instead of any one they agree on.",
