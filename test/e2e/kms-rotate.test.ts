@@ -154,6 +154,8 @@ describe('KMS rotations on every node', {timeout: 1_200_000}, () => {
         KMS_NAME,
         '--stage',
         'add-key',
+        // whatever an earlier file left recorded, this is a new rotation
+        '--restart',
         '--yes',
         '-o',
         'json',
