@@ -30,7 +30,7 @@ export interface KubeadmConfigOutcome {
  */
 export async function syncKubeadmConfig(
   objects: ObjectClient,
-  change: {kind: 'enable'; settings: ManifestEncryptionSettings} | {kind: 'disable'},
+  change: {kind: 'enable'; settings: ManifestEncryptionSettings} | {kind: 'disable'; socketDirs?: string[]},
   dryRun: boolean,
 ): Promise<KubeadmConfigOutcome> {
   let cm: KubeObject
@@ -47,7 +47,7 @@ export async function syncKubeadmConfig(
   const edit =
     change.kind === 'enable'
       ? enableEncryptionInClusterConfiguration(before, change.settings)
-      : disableEncryptionInClusterConfiguration(before)
+      : disableEncryptionInClusterConfiguration(before, change.socketDirs)
   if (!edit.changed) return {status: 'unchanged', changes: []}
   const diff = unifiedDiff(`/kube-system/configmaps/kubeadm-config/${KUBEADM_CONFIG.key}`, before, edit.text)
   if (dryRun) return {status: 'planned', changes: edit.changes, diff}

@@ -122,7 +122,12 @@ export function planNode(snapshot: NodeSnapshot, spec: ChangeSpec): NodePlan {
     )
   }
   if (spec.manifest === 'disable') {
-    apply(disableEncryptionInManifest(manifest))
+    // The KMS sockets of the config being removed: their mounts go with it, as enable added them.
+    const socketDirs =
+      snapshot.config === undefined
+        ? []
+        : kmsSocketDirs(checkConfigBytes(Buffer.from(snapshot.config), '<config>').config)
+    apply(disableEncryptionInManifest(manifest, {socketDirs}))
     apply(setConfigHashAnnotation(manifest, undefined))
   } else if (!spec.automaticReload && effectiveConfig !== undefined) {
     // Without automatic reload the apiserver reads the file only at start: restart it through the manifest.

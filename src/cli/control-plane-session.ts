@@ -4,7 +4,8 @@ import {kubeOptionsFromFlags} from '../flags/kube.js'
 import {type SshFlagValues, sshOptionsFromFlags} from '../flags/ssh.js'
 import {toPluginError} from '../kube/errors.js'
 import type {LeaseOperation} from '../state/operation-lease.js'
-import {type ClusterFollowUps, clusterFollowUps} from '../usecases/follow-ups.js'
+import {type ClusterFollowUps, clusterFollowUps, type FollowUpAccess} from '../usecases/follow-ups.js'
+import {type StaleRewrite, staleRewrite} from '../usecases/rewrite/stale-follow-up.js'
 import {connectControlPlane} from '../changes/connect.js'
 import type {ControlPlaneDeps} from '../changes/deps.js'
 import {describeEvent} from '../output/progress-text.js'
@@ -29,7 +30,7 @@ export interface ControlPlaneSession {
   /** --force was given and names this context. */
   force: boolean
   /** Nodes over SSH, the waiter, progress as spinner text, the confirmation the flags ask for. */
-  deps: ControlPlaneDeps & {followUps: ClusterFollowUps}
+  deps: ControlPlaneDeps & {followUps: ClusterFollowUps & {rewriteStale: StaleRewrite}}
 }
 
 /**
@@ -85,23 +86,24 @@ export async function withControlPlane<T>(
   try {
     if (!flags['dry-run'])
       lock = await lockCluster(deps.objects, confirm.operation, (message) => progress.warn(message))
+    const access: FollowUpAccess = {
+      etcd,
+      ssh: new OpenSshConnector(sshOptions),
+      onProgress: (text) => progress.update(text),
+      onWarning: (message) => progress.warn(message),
+      onNotice: (line) => {
+        const resume = progress.pause()
+        process.stderr.write(line + '\n')
+        resume()
+      },
+    }
     return await body({
       context,
       force: flags.force !== undefined,
       deps: {
         ...deps,
         signal: stop.signal,
-        followUps: clusterFollowUps(cluster, {
-          etcd,
-          ssh: new OpenSshConnector(sshOptions),
-          onProgress: (text) => progress.update(text),
-          onWarning: (message) => progress.warn(message),
-          onNotice: (line) => {
-            const resume = progress.pause()
-            process.stderr.write(line + '\n')
-            resume()
-          },
-        }),
+        followUps: {...clusterFollowUps(cluster, access), rewriteStale: staleRewrite(cluster, access)},
         // warnings (a read check not run, --force over unreadable values) stay on stderr, not only in the spinner
         onEvent: (event) =>
           event.type === 'warning' ? progress.warn(event.message) : progress.update(describeEvent(event)),

@@ -303,48 +303,55 @@ export function kmsSocketDirs(config: EncryptionConfiguration | undefined): stri
   return [...dirs].sort()
 }
 
-/** Takes the flags out and the mount/volume of the config's directory, when nothing else uses them. */
-export function disableEncryptionInManifest(text: string): ManifestEdit {
+/**
+ * Takes the flags out and the mount/volume of the config's directory, when nothing else uses them;
+ * with `socketDirs` (the KMS plugin sockets of the config being removed), also the hostPath mount of
+ * each socket directory that `enable`/`rotate` added (only a mount whose volume is that same host
+ * directory: a wider mount such as /etc/kubernetes is not ours to remove).
+ */
+export function disableEncryptionInManifest(text: string, options: {socketDirs?: string[]} = {}): ManifestEdit {
   const doc = parseManifest(text)
   const c = findContainer(doc)
   const changes: string[] = []
   const configPath = flagValue(c.flags, CONFIG_FLAG)
   removeFlag(c.flags, CONFIG_FLAG, changes)
   removeFlag(c.flags, RELOAD_FLAG, changes)
-  if (configPath) {
-    const dir = posix.dirname(configPath)
-    const mounts = asSeq(c.container.get('volumeMounts', true))
-    const volumes = asSeq(c.podSpec.get('volumes', true))
-    const volumeFor = (name: string) => volumes?.items.find((v) => mapGetText(v, 'name') === name)
-    const mountIndex =
-      mounts?.items.findIndex(
-        (m) =>
-          mapGetText(m, 'mountPath') === dir &&
-          mapGetText(mapGet(volumeFor(mapGetText(m, 'name') ?? ''), 'hostPath'), 'path') === dir,
-      ) ?? -1
-    if (mounts && mountIndex >= 0) {
-      const name = mapGetText(mounts.items[mountIndex], 'name') ?? ''
-      mounts.items.splice(mountIndex, 1)
-      if (mounts.items.length === 0) c.container.delete('volumeMounts')
-      changes.push(`removed volumeMount ${name} at ${dir}`)
-      // Drop the volume only when no container or init container still mounts it.
-      const stillUsed = ['containers', 'initContainers'].some((key) =>
-        (asSeq(c.podSpec.get(key, true))?.items ?? []).some((ctr) =>
-          (asSeq(mapGet(ctr, 'volumeMounts'))?.items ?? []).some((m) => mapGetText(m, 'name') === name),
-        ),
-      )
-      if (!stillUsed && volumes) {
-        const vi = volumes.items.findIndex((v) => mapGetText(v, 'name') === name)
-        if (vi >= 0) {
-          volumes.items.splice(vi, 1)
-          if (volumes.items.length === 0) c.podSpec.delete('volumes')
-          changes.push(`removed hostPath volume ${name} (${dir})`)
-        }
-      }
-    }
-  }
+  if (configPath) removeHostMount(c, posix.dirname(configPath), '', changes)
+  for (const socketDir of options.socketDirs ?? []) removeHostMount(c, socketDir, ' for the KMS plugin socket', changes)
   if (changes.length === 0) return {text, changed: false, changes}
   return {text: toStringLikeSource(doc, text), changed: true, changes}
+}
+
+/** Removes the container's mount of host directory `dir` at `dir`, and its volume when nothing else mounts it. */
+function removeHostMount(c: ApiserverContainer, dir: string, why: string, changes: string[]): void {
+  const mounts = asSeq(c.container.get('volumeMounts', true))
+  const volumes = asSeq(c.podSpec.get('volumes', true))
+  const volumeFor = (name: string) => volumes?.items.find((v) => mapGetText(v, 'name') === name)
+  const mountIndex =
+    mounts?.items.findIndex(
+      (m) =>
+        mapGetText(m, 'mountPath') === dir &&
+        mapGetText(mapGet(volumeFor(mapGetText(m, 'name') ?? ''), 'hostPath'), 'path') === dir,
+    ) ?? -1
+  if (!mounts || mountIndex < 0) return
+  const name = mapGetText(mounts.items[mountIndex], 'name') ?? ''
+  mounts.items.splice(mountIndex, 1)
+  if (mounts.items.length === 0) c.container.delete('volumeMounts')
+  changes.push(`removed volumeMount ${name} at ${dir}${why}`)
+  // Drop the volume only when no container or init container still mounts it.
+  const stillUsed = ['containers', 'initContainers'].some((key) =>
+    (asSeq(c.podSpec.get(key, true))?.items ?? []).some((ctr) =>
+      (asSeq(mapGet(ctr, 'volumeMounts'))?.items ?? []).some((m) => mapGetText(m, 'name') === name),
+    ),
+  )
+  if (!stillUsed && volumes) {
+    const vi = volumes.items.findIndex((v) => mapGetText(v, 'name') === name)
+    if (vi >= 0) {
+      volumes.items.splice(vi, 1)
+      if (volumes.items.length === 0) c.podSpec.delete('volumes')
+      changes.push(`removed hostPath volume ${name} (${dir})`)
+    }
+  }
 }
 
 /** Parses the manifest text and says whether it is still a Pod with a kube-apiserver container. */

@@ -139,7 +139,8 @@ export function enableEncryptionInClusterConfiguration(
   return {text: toStringLikeSource(doc, text), changed: true, changes}
 }
 
-export function disableEncryptionInClusterConfiguration(text: string): ManifestEdit {
+/** The flags out, and the extraVolumes of the config's directory and of `socketDirs` (the KMS plugin sockets enable added). */
+export function disableEncryptionInClusterConfiguration(text: string, socketDirs: string[] = []): ManifestEdit {
   const {doc, apiServer, v1beta4} = parse(text)
   const changes: string[] = []
   const configArg = CONFIG_FLAG.replace(/^--/, '')
@@ -152,8 +153,7 @@ export function disableEncryptionInClusterConfiguration(text: string): ManifestE
     : mapGetText(args, configArg)
   setArg(doc, apiServer, v1beta4, configArg, undefined, changes)
   setArg(doc, apiServer, v1beta4, RELOAD_FLAG.replace(/^--/, ''), undefined, changes)
-  if (configPath) {
-    const dir = posix.dirname(configPath)
+  for (const dir of [...(configPath ? [posix.dirname(configPath)] : []), ...socketDirs]) {
     const volumes = asSeq(apiServer.get('extraVolumes', true))
     const index =
       volumes?.items.findIndex((v) => mapGetText(v, 'hostPath') === dir && mapGetText(v, 'mountPath') === dir) ?? -1

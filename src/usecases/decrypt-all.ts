@@ -1,7 +1,7 @@
-import {DEFAULT_CONFIG_PATH} from '../controlplane/apiserver-manifest.js'
+import {DEFAULT_CONFIG_PATH, kmsSocketDirs} from '../controlplane/apiserver-manifest.js'
 import {putIdentityFirst} from '../encryption/config/edit.js'
 import {configHash, keyFingerprint} from '../encryption/fingerprint.js'
-import {stageConfig} from '../encryption/config/load.js'
+import {checkConfigBytes, stageConfig} from '../encryption/config/load.js'
 import type {EncryptionConfiguration} from '../encryption/config/model.js'
 import {interruptedError, PluginError, preconditionError} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
@@ -257,7 +257,11 @@ export async function decryptAll(options: DecryptAllOptions, deps: DecryptAllDep
       result.stages.push({stage: 'remove-encryption', status: 'planned', nodes: plannedOutcomes(plans)})
       result.keysForOlderBackups = keysForOlderBackups([target])
       if (options.kubeadmConfig !== false) {
-        result.kubeadmConfig = await syncKubeadmConfig(deps.objects, {kind: 'disable'}, true)
+        result.kubeadmConfig = await syncKubeadmConfig(
+          deps.objects,
+          {kind: 'disable', socketDirs: socketDirsOf(on)},
+          true,
+        )
         if (result.kubeadmConfig.diff)
           result.diffs.push({
             node: '(cluster)',
@@ -423,7 +427,7 @@ async function removeEncryption(
   result.kubeadmConfig =
     options.kubeadmConfig === false
       ? {status: 'skipped', changes: []}
-      : await syncKubeadmConfig(deps.objects, {kind: 'disable'}, false)
+      : await syncKubeadmConfig(deps.objects, {kind: 'disable', socketDirs: socketDirsOf(current)}, false)
   // The config file still holds the keys: into the backup dir (0700, owner and mode kept), off the config path.
   for (const s of current) {
     const files = deps.files(s.node)
@@ -434,6 +438,14 @@ async function removeEncryption(
   result.removed = true
   if (usedBackups() || result.configBackups.length > 0) result.backupDir = backupDir
   return undefined
+}
+
+/** The KMS socket directories of the nodes' configs: their kubeadm-config extraVolumes go with the config. */
+function socketDirsOf(snapshots: NodeSnapshot[]): string[] {
+  const dirs = snapshots.flatMap((s) =>
+    s.config === undefined ? [] : kmsSocketDirs(checkConfigBytes(Buffer.from(s.config), '<config>').config),
+  )
+  return [...new Set(dirs)].sort()
 }
 
 /** An unchanged node must still run `target` before the rewrite relies on it (reload metrics, or ready). */

@@ -10,6 +10,7 @@ import {SCAN_PAGE_BYTES} from '../etcd/etcd-reader.js'
 import {checkConfigAgainstEtcd, type ConfigCheckResult} from './scan/config-check.js'
 import {openEtcdReader} from '../etcd/etcd-access.js'
 import {rewrite} from './rewrite/rewrite.js'
+import {apiserverKmsKeys, type NodeKmsKeys} from './status/kms-keys.js'
 import {formatEstimate, type RewriteEstimate, storedBytesPerObject} from './rewrite/estimate.js'
 import {findUpdateWebhooks, type UpdateWebhook, webhooksListWarning, webhookWarning} from './rewrite/webhooks.js'
 import {scanForStatus} from './status/scan-targets.js'
@@ -62,7 +63,10 @@ export interface ClusterFollowUps {
   verify(config: StageConfig): Promise<VerifySummary | undefined>
   /** Stops between objects once `signal` fires (what is left shows as incomplete). */
   rewrite(config: StageConfig, signal?: AbortSignal): Promise<RewriteSummary>
-  scan(config: StageConfig): Promise<ScanSummary>
+  /** With `kmsCurrent` (KMS v2 provider -> key ID hash), values under another key ID count as stale. */
+  scan(config: StageConfig, kmsCurrent?: Record<string, string>): Promise<ScanSummary>
+  /** Per apiserver, the KMS v2 key ID hashes its metrics report as current (with when it last saw them). */
+  kmsKeys(): Promise<NodeKmsKeys[]>
   /** Values anywhere under /registry/ still stored as `k8s:enc:<provider>:v1:<key>:` (rotate's remove-old precondition). */
   countUnderKey(provider: string, key: string): Promise<number>
   /** `config check` of a config about to be applied: could apiservers running it read every value in etcd? */
@@ -172,7 +176,10 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
         webhooksListError: check.listError,
       }
     },
-    async scan({config}) {
+    async kmsKeys() {
+      return apiserverKmsKeys(await discover(), cluster.probe)
+    },
+    async scan({config}, kmsCurrent) {
       const reader = await openEtcd()
       try {
         return await scanForStatus({
@@ -180,6 +187,7 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
           config,
           objects: cluster.objects,
           discovery: cluster.discovery,
+          kmsCurrentKeyIdHashes: kmsCurrent,
           onProgress: (n) => access.onProgress?.(`scan: ${n} values`),
         })
       } finally {

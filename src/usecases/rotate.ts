@@ -1,12 +1,16 @@
 import {mkdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
+import {kmsSocketDirs} from '../controlplane/apiserver-manifest.js'
 import {
   addKey,
+  addKmsProvider,
   type KeyedProvider,
   KEYED_PROVIDERS,
+  type KmsProviderSpec,
   nextKeyName,
   promoteKey,
+  promoteKmsProvider,
   removeKey,
 } from '../encryption/config/edit.js'
 import {checkConfigBytes, stageConfig} from '../encryption/config/load.js'
@@ -30,6 +34,7 @@ import {
 } from '../changes/plan.js'
 import type {ClusterFollowUps, RewriteSummary} from './follow-ups.js'
 import type {ControlPlaneDeps} from '../changes/deps.js'
+import {type KubeadmConfigOutcome, syncKubeadmConfig} from '../changes/kubeadm-config-sync.js'
 import {type NodeOutcome, rollOut} from '../changes/rollout.js'
 import {type ReadCheck, readCheck} from './scan/read-check.js'
 import {type OperationState, OperationStateStore} from '../state/operation-state.js'
@@ -38,17 +43,29 @@ import {type OperationState, OperationStateStore} from '../state/operation-state
 export const ROTATE_STAGES = ['add-key', 'wait-add', 'promote', 'wait-promote', 'rewrite', 'remove-old'] as const
 export type RotateStage = (typeof ROTATE_STAGES)[number]
 
+/** The provider a rotation moves to: a local key's, or a KMS v2 plugin's (`rotate --provider kms`). */
+export type RotateProvider = KeyedProvider | 'kms'
+
 export interface RotationState extends OperationState {
   operation: 'rotate'
-  provider: KeyedProvider
+  provider: RotateProvider
+  /** The new key's name; for KMS, the new provider's name. */
   newKey: string
-  oldKey: {provider: KeyedProvider; name: string}
+  /** provider kms: the provider added (its endpoint's directory is mounted into each apiserver). */
+  kms?: KmsProviderSpec
+  /** kek: a KMS key rotation (rotate-kek.ts: wait-key-id, rewrite-stale, scan); absent: a key or provider rotation. */
+  kind?: 'kek'
+  oldKey: {provider: RotateProvider; name: string}
   resources?: string[]
 }
 
 export interface RotateOptions {
-  /** Provider of the new key (default: the current write provider; another one switches provider). */
-  provider?: KeyedProvider
+  /** Provider of the new key (default: the current write provider; another one switches provider; kms moves to KMS v2). */
+  provider?: RotateProvider
+  /** With provider kms: the KMS v2 provider to add (name, endpoint, timeout; checked by the flags). */
+  kms?: KmsProviderSpec
+  /** provider kms: keep kubeadm-config's apiServer.extraVolumes in step with the socket mount (default true). */
+  kubeadmConfig?: boolean
   keyName?: string
   resources?: string[]
   /** Run only this stage (it must be the next one, or one already done to repeat it). */
@@ -84,10 +101,14 @@ export interface StageResult {
 
 export interface RotateResult {
   dryRun: boolean
-  provider: KeyedProvider
+  provider: RotateProvider
+  /** provider kms: where its plugin listens (the socket's directory is mounted by add-key). */
+  kmsEndpoint?: string
+  /** provider kms: kubeadm-config after add-key (the socket's extraVolume). */
+  kubeadmConfig?: KubeadmConfigOutcome
   newKey: string
   newKeyFingerprint?: string
-  oldKey: {provider: KeyedProvider; name: string}
+  oldKey: {provider: RotateProvider; name: string}
   stages: StageResult[]
   diffs: FileDiff[]
   /** The recorded state after this run; 'not-started' for a dry run with no rotation recorded. */
@@ -104,9 +125,9 @@ export interface RotationStatus {
   status: OperationState['status']
   stage: string
   completedStages: string[]
-  provider: KeyedProvider
+  provider: RotateProvider
   newKey: string
-  oldKey: {provider: KeyedProvider; name: string}
+  oldKey: {provider: RotateProvider; name: string}
   startedAt: string
   updatedAt: string
   error?: string
@@ -115,7 +136,8 @@ export interface RotationStatus {
 }
 
 export function rotationStatus(state: RotationState): RotationStatus {
-  const pending = ROTATE_STAGES.filter((s) => !state.completedStages.includes(s))
+  const all: readonly string[] = state.kind === 'kek' ? ['wait-key-id', 'rewrite-stale', 'scan'] : ROTATE_STAGES
+  const pending = all.filter((s) => !state.completedStages.includes(s))
   const next =
     state.status === 'done' || pending.length === 0
       ? undefined
@@ -190,7 +212,8 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
   if (state && state.status !== 'done' && !options.restart && (options.provider || options.keyName)) {
     if (
       (options.provider && options.provider !== state.provider) ||
-      (options.keyName && options.keyName !== state.newKey)
+      (options.keyName && options.keyName !== state.newKey) ||
+      (options.kms && options.kms.name !== state.newKey)
     ) {
       throw usageError(
         'ROTATION_IN_PROGRESS',
@@ -208,6 +231,8 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       })
     const {source: current} = await snapshotsForEdit(deps, (c) => c, options.force ?? false)
     const old = firstKeyed(current, options.resources)
+    if (options.provider === 'kms' && !options.kms)
+      throw usageError('KMS_ENDPOINT_MISSING', '--provider kms needs --kms-endpoint')
     const now = new Date().toISOString()
     state = {
       operation: 'rotate',
@@ -217,7 +242,11 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       stage: 'add-key',
       completedStages: [],
       provider: options.provider ?? old.provider,
-      newKey: options.keyName ?? nextKeyName(current, deps.now?.() ?? new Date()),
+      newKey:
+        options.provider === 'kms'
+          ? options.kms!.name
+          : (options.keyName ?? nextKeyName(current, deps.now?.() ?? new Date())),
+      ...(options.provider === 'kms' ? {kms: options.kms} : {}),
       oldKey: old,
       resources: options.resources,
     }
@@ -246,24 +275,36 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
   for (const s of ROTATE_STAGES)
     if (!toRun.includes(s) && rotation.completedStages.includes(s)) stages.push({stage: s, status: 'already-done'})
 
+  const kms = rotation.provider === 'kms' ? rotation.kms : undefined
+  const keyed = rotation.provider as KeyedProvider
   const edits: Partial<Record<RotateStage, (config: string) => string>> = {
     'add-key': (c) =>
-      addKey(c, {provider: rotation.provider, keyName: rotation.newKey, resources: rotation.resources}).text,
+      kms
+        ? addKmsProvider(c, {kms, resources: rotation.resources}).text
+        : addKey(c, {provider: keyed, keyName: rotation.newKey, resources: rotation.resources}).text,
     promote: (c) =>
-      promoteKey(c, {provider: rotation.provider, keyName: rotation.newKey, resources: rotation.resources}).text,
+      kms
+        ? promoteKmsProvider(c, {name: kms.name, resources: rotation.resources}).text
+        : promoteKey(c, {provider: keyed, keyName: rotation.newKey, resources: rotation.resources}).text,
     'remove-old': (c) =>
-      removeKey(c, {provider: rotation.oldKey.provider, keyName: rotation.oldKey.name, resources: rotation.resources})
-        .text,
+      removeKey(c, {
+        provider: rotation.oldKey.provider as KeyedProvider,
+        keyName: rotation.oldKey.name,
+        resources: rotation.resources,
+      }).text,
   }
 
   let rewrite: RewriteSummary | undefined
+  let kubeadmConfig: KubeadmConfigOutcome | undefined
   const resultNow = (): RotateResult => ({
     dryRun: options.dryRun ?? false,
     provider: rotation.provider,
     newKey: rotation.newKey,
+    ...(kms ? {kmsEndpoint: kms.endpoint} : {}),
+    ...(kubeadmConfig ? {kubeadmConfig} : {}),
     // a dry run's new key is thrown away: its fingerprint would name a key that never exists
     newKeyFingerprint:
-      lastConfig && !(options.dryRun && fresh)
+      lastConfig && !(options.dryRun && fresh) && !kms
         ? fingerprintOf(lastConfig, rotation.provider, rotation.newKey)
         : undefined,
     oldKey: rotation.oldKey,
@@ -307,11 +348,14 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       if (edit) {
         const {snapshots, source, target} = await snapshotsForEdit(deps, edit, options.force ?? false)
         lastConfig = target
+        // Moving to KMS, add-key also mounts the plugin socket's directory into each apiserver
+        // (as enable does): the apiserver dials the socket when it loads the config.
+        const mountSocket = kms !== undefined && stage === 'add-key'
         const plans = snapshots.map((s) =>
           planNode(s, {
             configText: target,
             configPath: s.configPath,
-            manifest: 'keep',
+            manifest: mountSocket ? 'enable' : 'keep',
             automaticReload: s.flags.automaticReload,
           }),
         )
@@ -365,6 +409,21 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
         })
         rolledOut = rollout.nodes
         if (rollout.failure) throw rollout.failure
+        if (mountSocket && options.kubeadmConfig !== false) {
+          const first = snapshots[0]
+          kubeadmConfig = await syncKubeadmConfig(
+            deps.objects,
+            {
+              kind: 'enable',
+              settings: {
+                configPath: first?.configPath ?? '',
+                automaticReload: first?.flags.automaticReload,
+                socketDirs: kmsSocketDirs(checkConfigBytes(Buffer.from(target), '<config>').config),
+              },
+            },
+            false,
+          )
+        }
         stages.push({
           stage,
           status: 'done',

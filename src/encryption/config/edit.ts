@@ -281,6 +281,82 @@ export function promoteKey(
   return finish(doc, source, changes)
 }
 
+/** A KMS v2 provider as `rotate --provider kms` adds it (the shape `config generate --provider kms` writes). */
+export interface KmsProviderSpec {
+  name: string
+  endpoint: string
+  timeout: string
+}
+
+function kmsName(item: unknown): string | undefined {
+  if (providerType(item) !== 'kms' || !isMap(item)) return undefined
+  const body = item.items[0]?.value
+  return isMap(body) ? text(body.get('name', true)) : undefined
+}
+
+/**
+ * Switch to KMS, stage 1: the KMS v2 provider `spec` as the SECOND provider of each selected entry
+ * (default: those writing with aescbc, aesgcm or secretbox), so every apiserver can read values it
+ * writes before any writes them (seed: a new provider goes second first). An entry that already has
+ * a kms provider of that name keeps it (a resumed run); one with another endpoint is refused.
+ */
+export function addKmsProvider(source: string, options: EntrySelector & {kms: KmsProviderSpec}): ConfigEdit {
+  const {doc, entries} = parse(source)
+  const chosen = select(entries, options, writesWithLocalKey)
+  if (chosen.length === 0)
+    throw configError(
+      'CONFIG_NOTHING_TO_ROTATE',
+      'No resources entry writes with aescbc, aesgcm or secretbox; there is nothing to move to KMS.',
+      'Pass --resource to pick entries, or enable encryption first.',
+    )
+  const changes: string[] = []
+  const {name, endpoint, timeout} = options.kms
+  for (const entry of chosen) {
+    const providers = providersOf(entry)
+    const existing = providers.items.find((p) => kmsName(p) === name)
+    if (existing) {
+      const body = isMap(existing) ? existing.items[0]?.value : undefined
+      const has = isMap(body) ? text(body.get('endpoint', true)) : undefined
+      if (has !== endpoint)
+        throw configError(
+          'CONFIG_KMS_NAME_TAKEN',
+          `Entry ${label(entry)} already has a KMS provider named ${name} at ${has}, not ${endpoint}.`,
+          'Choose another --kms-name.',
+        )
+      continue
+    }
+    providers.items.splice(1, 0, doc.createNode({kms: {apiVersion: 'v2', name, endpoint, timeout}}))
+    changes.push(`added kms provider ${name} (${endpoint}) as second provider for ${label(entry)}`)
+  }
+  return finish(doc, source, changes)
+}
+
+/** Switch to KMS, stage 3: the kms provider `name` moves to the front (default entries: those that have it). */
+export function promoteKmsProvider(source: string, options: EntrySelector & {name: string}): ConfigEdit {
+  const {doc, entries} = parse(source)
+  const has = (e: YAMLMap) => providersOf(e).items.some((p) => kmsName(p) === options.name)
+  const chosen = select(entries, options, has)
+  if (chosen.length === 0)
+    throw configError(
+      'CONFIG_KEY_NOT_FOUND',
+      `No entry has a KMS provider named ${options.name}.`,
+      'Run the earlier rotation stage first (`kubectl encryption rotate --stage add-key`).',
+    )
+  const changes: string[] = []
+  for (const entry of chosen) {
+    const providers = providersOf(entry)
+    const index = providers.items.findIndex((p) => kmsName(p) === options.name)
+    if (index < 0)
+      throw configError('CONFIG_KEY_NOT_FOUND', `Entry ${label(entry)} has no KMS provider ${options.name}.`)
+    if (index > 0) {
+      const [item] = providers.items.splice(index, 1)
+      providers.items.unshift(item)
+      changes.push(`made kms ${options.name} the first provider for ${label(entry)}`)
+    }
+  }
+  return finish(doc, source, changes)
+}
+
 /**
  * Rotation stage 6: removes key `keyName` from every provider of the selected entries (default: all
  * entries). A provider left without keys is removed; an entry would be left with no provider: refused.

@@ -1,3 +1,4 @@
+import type {KekResult} from '../../usecases/rotate-kek.js'
 import type {RotateResult} from '../../usecases/rotate.js'
 import {readCheckLine} from '../../usecases/scan/read-check.js'
 import {diffsText, nodesTable} from '../control-plane-change-view.js'
@@ -10,7 +11,7 @@ export function rotateView(result: RotateResult & {context: string}, wide: boole
       ['Context', result.context],
       [
         'New key',
-        `${result.provider}/${result.newKey}${result.newKeyFingerprint ? ` ${result.newKeyFingerprint.slice(0, 19)}…` : ''}`,
+        `${result.provider}/${result.newKey}${result.newKeyFingerprint ? ` ${result.newKeyFingerprint.slice(0, 19)}…` : ''}${result.kmsEndpoint ? ` at ${result.kmsEndpoint}` : ''}`,
       ],
       ['Old key', `${result.oldKey.provider}/${result.oldKey.name}`],
       [
@@ -37,5 +38,37 @@ export function rotateView(result: RotateResult & {context: string}, wide: boole
     if (s.nodes && s.nodes.length > 0) sections.push(`${s.stage}:\n${nodesTable(s.nodes, wide)}`)
   if (result.dryRun)
     sections.push(`Dry run: nothing was changed.${result.diffs.length > 0 ? `\n\n${diffsText(result.diffs)}` : ''}`)
+  return sections.join('\n\n')
+}
+
+/** A KMS key rotation as text: the providers and key IDs (hashes), the state, each stage, the scan's proof. */
+export function kekView(result: KekResult & {context: string}): string {
+  const keyIds = result.kmsProviders.map((p) => {
+    const from = result.fromKeyIdHash[p]
+    const to = result.toKeyIdHash?.[p]
+    return `${p}: ${from ?? '(apiservers did not agree)'}${to ? ` -> ${to}` : ''}`
+  })
+  const sections = [
+    formatFields([
+      ['Context', result.context],
+      ['Rotation', 'KMS key (KEK) rotation: no node is changed'],
+      ['Key ID', keyIds.join('\n')],
+      [
+        'State',
+        result.state.status === 'not-started'
+          ? 'not started (a dry run records nothing)'
+          : `${result.state.status} (last stage: ${result.state.stage})`,
+      ],
+      [
+        'Scan',
+        result.scan && `${result.scan.scanned} value(s) scanned, ${result.scan.stale} not under the current key ID`,
+      ],
+    ]),
+    formatTable(
+      ['stage', 'status', 'detail'],
+      result.stages.map((s) => [s.stage, s.status, s.detail ?? '']),
+    ),
+  ]
+  if (result.dryRun) sections.push('Dry run: nothing was changed.')
   return sections.join('\n\n')
 }

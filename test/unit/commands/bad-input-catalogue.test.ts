@@ -142,6 +142,26 @@ const cases: Case[] = [
     2,
     /--kms-endpoint only applies with --provider kms/,
   ],
+  [['rotate', '--yes'], ['--provider', 'kms'], 2, /--provider kms needs --kms-endpoint/],
+  [
+    ['rotate', '--yes'],
+    ['--provider', 'kms', '--kms-endpoint', 'unix://rel.sock'],
+    2,
+    /--kms-endpoint "unix:\/\/rel.sock" .*absolute/,
+  ],
+  [['rotate', '--yes'], ['--kms-name', 'vault'], 2, /--kms-name only applies with --provider kms/],
+  [
+    ['rotate', '--yes'],
+    ['--provider', 'aescbc', '--kms-key-id', 'k2'],
+    2,
+    /--kms-key-id applies to a KMS key rotation/,
+  ],
+  [
+    ['rotate', '--yes'],
+    ['--provider', 'kms', '--kms-endpoint', 'unix:///k.sock', '--key-name', 'x'],
+    2,
+    /--key-name does not apply with --provider kms/,
+  ],
   // out-of-range numbers: the value and the allowed range
   [['rewrite'], ['--concurrency', '0'], 2, /--concurrency "0" is not allowed: use a whole number from 1 to 256/],
   [['rewrite'], ['--qps', '-5'], 2, /--qps "-5" is not allowed: use a whole number of 0 or more/],

@@ -176,6 +176,28 @@ describe('kube-apiserver manifest editing', () => {
     }
   })
 
+  it('disables with the KMS socket directories: their mounts go too (round trip gives the original bytes)', () => {
+    const original = fixture('kubeadm-comments.yaml')
+    const socketDirs = ['/var/run/kmsplugin']
+    const on = enableEncryptionInManifest(original, {...settings, socketDirs})
+    expect(on.text).toContain('kms-socket')
+    const off = disableEncryptionInManifest(on.text, {socketDirs})
+    expect(off.changes).toContain('removed volumeMount kms-socket at /var/run/kmsplugin for the KMS plugin socket')
+    expect(off.changes).toContain('removed hostPath volume kms-socket (/var/run/kmsplugin)')
+    expect(off.text).toBe(original)
+    // without the socket directories (a config with no kms provider) the mount is not touched
+    expect(disableEncryptionInManifest(on.text).text).toContain('kms-socket')
+  })
+
+  it('leaves a wider mount that only covers the socket directory (not ours to remove)', () => {
+    const original = fixture('kubeadm-comments.yaml')
+    const on = enableEncryptionInManifest(original, {...settings, socketDirs: ['/etc/kubernetes/pki/kms']})
+    // /etc/kubernetes/pki is mounted whole by kubeadm: nothing was added for the socket, nothing is removed
+    expect(on.changes.some((c) => c.includes('KMS'))).toBe(false)
+    const off = disableEncryptionInManifest(on.text, {socketDirs: ['/etc/kubernetes/pki/kms']})
+    expect(off.text).toBe(original)
+  })
+
   it('keeps a volume another container still mounts when disabling', () => {
     const text = fixture('already-configured.yaml').replace(
       '  hostNetwork: true',

@@ -81,6 +81,15 @@ describe('kubeadm-config ClusterConfiguration editing (kubeadm issue 2867)', () 
     ).toBe(false)
   })
 
+  it('disable with the KMS socket directories takes their extraVolumes out too (round trip)', () => {
+    const input = fixture('cluster-configuration-v1beta3.yaml')
+    const socketDirs = ['/var/run/kmsplugin']
+    const on = enableEncryptionInClusterConfiguration(input, {...settings, socketDirs})
+    const off = disableEncryptionInClusterConfiguration(on.text, socketDirs)
+    expect(off.changes).toContain('removed apiServer.extraVolumes kms-socket (/var/run/kmsplugin)')
+    expect(off.text).toBe(input)
+  })
+
   it('rejects something that is not a ClusterConfiguration', () => {
     expect(() => enableEncryptionInClusterConfiguration('kind: InitConfiguration\n', settings)).toThrow(
       expect.objectContaining({code: 'KUBEADM_CONFIG_INVALID', exitCode: 3}),

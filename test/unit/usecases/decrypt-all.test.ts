@@ -174,6 +174,46 @@ describe('decrypt-all (safe order over fakes)', {timeout: 90_000}, () => {
     expect(again.alreadyOff).toBe(true)
   })
 
+  it('--remove-encryption of a KMS config: the socket mount enable added goes too (manifests and kubeadm-config)', async () => {
+    const cp = fakeControlPlane()
+    await enableEncryption(
+      {provider: 'kms', kms: {name: 'vault', endpoint: 'unix:///var/run/kmsplugin/socket.sock', timeout: '3s'}},
+      cp.deps,
+    )
+    const kubeadm = () =>
+      String(
+        (cp.objects.store.get('configmaps/kube-system/kubeadm-config')!.data as Record<string, string>)
+          .ClusterConfiguration,
+      )
+    for (const f of cp.files.values()) expect(f.fs.get(MANIFEST)?.content).toContain('/var/run/kmsplugin')
+    expect(kubeadm()).toContain('/var/run/kmsplugin')
+    const followUps = {
+      rewrite: async () => ({
+        resources: ['secrets'],
+        rewritten: 1,
+        alreadyCurrent: 0,
+        failed: 0,
+        incomplete: [],
+        failures: [],
+      }),
+      scan: async () => scanWith(0),
+    }
+    const dry = await decryptAll({dryRun: true, removeEncryption: true}, {...cp.deps, followUps})
+    expect(dry.diffs.some((d) => d.diff.includes('-    name: kms-socket'))).toBe(true)
+    const result = await decryptAll({removeEncryption: true}, {...cp.deps, followUps})
+    expect(result.removed).toBe(true)
+    const removal = result.stages.find((s) => s.stage === 'remove-encryption')!
+    expect(removal.nodes?.[0]?.files.find((f) => f.kind === 'manifest')?.changes).toContain(
+      'removed volumeMount kms-socket at /var/run/kmsplugin for the KMS plugin socket',
+    )
+    for (const f of cp.files.values()) {
+      expect(f.fs.get(MANIFEST)?.content).not.toContain('kmsplugin')
+      expect(f.fs.get(MANIFEST)?.content).toBe(fixture('manifests/kubeadm-comments.yaml'))
+    }
+    expect(kubeadm()).not.toContain('kmsplugin')
+    expect(result.kubeadmConfig?.changes).toContain('removed apiServer.extraVolumes kms-socket (/var/run/kmsplugin)')
+  })
+
   it('dry run: the identity-first diff (secrets masked) and the removal diff, nothing written, nothing rewritten', async () => {
     const {cp, calls, deps} = await encryptedCluster()
     const result = await decryptAll({dryRun: true, removeEncryption: true}, deps)
