@@ -145,8 +145,15 @@ describe('a KMS plugin outage', {timeout: 600_000}, () => {
         300_000,
         5000,
       )
-      // Reads go on: the apiservers keep the DEKs they decrypted.
-      expect(await readSecrets()).toEqual(expected())
+      // verify: no apiserver can store its test object: one line, exit 5 (soft: the rewrite below still runs).
+      const v = await plugin(['verify', ...sshArgs()])
+      expect.soft(v.code, v.stdout + v.stderr).toBe(5)
+      expect
+        .soft(v.stderr)
+        .toMatch(
+          /the apiserver could not store a secrets object with kms:sandbox-kms \(KMS provider unhealthy on cp-1, cp-2, cp-3\): Internal error occurred: encryptedDEKSource with keyID hash .* expired at/,
+        )
+      expect.soft(v.stdout + v.stderr).not.toMatch(/\n\s+at /)
 
       const table = await plugin(['rewrite', '-A', '--only-stale', ...sshArgs()], {timeoutMs: 600_000})
       expect(table.code, table.stdout + table.stderr).toBe(4)
