@@ -1,11 +1,15 @@
 // What the rewrite benchmarks share: timing a pipeline of processes with their peak RSS, and the
 // seed's key change on every node of a bench sandbox, checked in etcd. Used by bench/rewrite.ts.
-import {spawn} from 'node:child_process'
-import {readdirSync, readFileSync} from 'node:fs'
+import {execFile, execFileSync, spawn} from 'node:child_process'
+import {createCipheriv, randomBytes} from 'node:crypto'
+import {mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {loadavg} from 'node:os'
 import path from 'node:path'
+import {promisify} from 'node:util'
 
-import type {KubeCluster} from '../src/kube/types.js'
+import {Etcd3} from 'etcd3'
+
+import type {ApiResource, KubeCluster} from '../src/kube/types.js'
 import {
   aescbcConfig,
   ENC_CONFIG,
@@ -241,4 +245,186 @@ export function printTable(rows: string[][]) {
         .join('\n') +
       '\n',
   )
+}
+
+const SECRETS: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true}
+const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false}
+
+/**
+ * Grows the bench Secrets written through the API server from `from` to `to`: ~1 KiB each (700 random
+ * bytes, base64) in `namespaces` namespaces `bench-<n>`, 32 requests in flight. bench/rewrite.ts and
+ * bench/kms-scan.ts.
+ */
+export async function seedSecrets(cluster: KubeCluster, from: number, to: number, namespaces: number): Promise<void> {
+  for (let n = 0; n < namespaces && from === 0; n++)
+    await cluster.objects
+      .create(NAMESPACES, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: `bench-${n}`}})
+      .catch(() => undefined)
+  let next = from
+  await Promise.all(
+    Array.from({length: 32}, async () => {
+      while (next < to) {
+        const i = next++
+        await cluster.objects.create(SECRETS, {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: {name: `s-${String(i).padStart(6, '0')}`, namespace: `bench-${i % namespaces}`},
+          data: {pad: randomBytes(700).toString('base64')},
+        })
+      }
+    }),
+  )
+}
+
+/** One `status --scan` run of a build: wall and CPU seconds, peak RSS, values scanned, its counts. */
+export interface ScanRun {
+  seconds: number
+  cpuSeconds: number
+  rssMiB: number
+  values: number
+  /** resources and totals as JSON: runs over the same data must agree */
+  counts: string
+  load: string
+}
+
+/**
+ * `<build>/bin/run.js status --scan --resource secrets --no-ssh --config <configPath> -o json` over
+ * one etcd transport, under /usr/bin/time (peak RSS = VmHWM, CPU = user+sys). bench/status-scan.ts and
+ * bench/kms-scan.ts.
+ */
+export async function timedScan(options: {
+  build: string
+  transport: string
+  env: Record<string, string | undefined>
+  configPath: string
+  label: string
+  cpuProf?: string
+}): Promise<ScanRun> {
+  const {build, transport, env} = options
+  const args = [
+    path.join(build, 'bin', 'run.js'),
+    'status',
+    '--scan',
+    '--resource',
+    'secrets',
+    '--no-ssh',
+    '--config',
+    options.configPath,
+    '-o',
+    'json',
+    '--etcd-via',
+    transport,
+    '--page-size',
+    '500',
+  ]
+  if (transport === 'direct')
+    args.push(
+      '--etcd-endpoints',
+      env.ETCDCTL_ENDPOINTS!,
+      '--etcd-cacert',
+      env.ETCDCTL_CACERT!,
+      '--etcd-cert',
+      env.ETCDCTL_CERT!,
+      '--etcd-key',
+      env.ETCDCTL_KEY!,
+    )
+  if (transport === 'ssh') args.push('--ssh-config', env.SANDBOX_SSH_CONFIG!)
+  const nodeArgs: string[] = []
+  if (options.cpuProf) {
+    mkdirSync(options.cpuProf, {recursive: true})
+    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', options.cpuProf, '--cpu-prof-name', `${options.label}.cpuprofile`)
+  }
+  const load1 = loadavg()[0]!
+  const started = process.hrtime.bigint()
+  const result = await promisify(execFile)(
+    '/usr/bin/time',
+    ['-f', 'MAXRSS_KB=%M CPU=%U+%S', process.execPath, ...nodeArgs, ...args],
+    {env: {...process.env, ...env}, maxBuffer: 64 * 1024 * 1024},
+  ).catch((e: {stdout: string; stderr: string}) => e)
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const rss = Number(/MAXRSS_KB=(\d+)/.exec(result.stderr)?.[1] ?? 0) / 1024
+  const cpu = /CPU=([\d.]+)\+([\d.]+)/.exec(result.stderr)
+  let doc: {scan?: {keys: number; resources: unknown; totals: unknown}}
+  try {
+    doc = JSON.parse(result.stdout)
+  } catch {
+    throw new Error(`${options.label}: no JSON on stdout; stderr: ${result.stderr}`)
+  }
+  return {
+    seconds,
+    cpuSeconds: cpu ? Number(cpu[1]) + Number(cpu[2]) : Number.NaN,
+    rssMiB: rss,
+    values: doc.scan?.keys ?? 0,
+    counts: JSON.stringify([doc.scan?.resources, doc.scan?.totals]),
+    load: `${load1.toFixed(1)}→${loadavg()[0]!.toFixed(1)}`,
+  }
+}
+
+/** The columns of a scan row after the caller's own leading ones. */
+export const SCAN_COLUMNS = [
+  'values scanned',
+  'seconds',
+  'values/s',
+  'CPU s',
+  'values/CPU-s',
+  'peak RSS MiB',
+  'load 1m',
+]
+
+export const scanCells = (s: ScanRun): Array<string | number> => [
+  s.values,
+  s.seconds.toFixed(2),
+  Math.round(s.values / s.seconds),
+  s.cpuSeconds.toFixed(2),
+  Math.round(s.values / s.cpuSeconds),
+  s.rssMiB.toFixed(0),
+  s.load,
+]
+
+/** The rows as a markdown table, for bench/README.md. */
+export const markdownTable = (headers: string[], rows: Array<Array<string | number>>) =>
+  [headers, headers.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n')
+
+/** `<commit>[+dirty]` of the repository at `repo`. */
+export function commitOf(repo: string): string {
+  const git = (args: string[]) => execFileSync('git', ['-C', repo, ...args], {encoding: 'utf8'}).trim()
+  return `${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', '--untracked-files=no']) ? '+dirty' : ''}`
+}
+
+/** The sandbox's etcd, with the client certificate its env names. */
+export const etcdClient = (env: Record<string, string | undefined>) =>
+  new Etcd3({
+    hosts: env.ETCDCTL_ENDPOINTS!.split(','),
+    credentials: {
+      rootCertificate: readFileSync(env.ETCDCTL_CACERT!),
+      certChain: readFileSync(env.ETCDCTL_CERT!),
+      privateKey: readFileSync(env.ETCDCTL_KEY!),
+    },
+  })
+
+/**
+ * Values to write straight into etcd as an apiserver with an aescbc config would store them, and
+ * that config (0600, in `dir`) for `status --scan --config`: set-up without the API server.
+ */
+export function aescbcScanValues(dir: string): {configPath: string; storedValue: () => Buffer} {
+  const key = randomBytes(32)
+  const configPath = path.join(dir, 'enc.yaml')
+  writeFileSync(
+    configPath,
+    `apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - aescbc:\n          keys:\n            - name: key1\n              secret: ${key.toString('base64')}\n      - identity: {}\n`,
+    {mode: 0o600},
+  )
+  /** A ~1 KiB protobuf-shaped Secret, aescbc-encrypted with key1 (docs/kubernetes-behaviour.md §3.2). */
+  const storedValue = () => {
+    const body = Buffer.concat([
+      Buffer.from('6b3873000a0c0a0276311206536563726574', 'hex'),
+      Buffer.from([0x12, 0xe8, 0x07]),
+      randomBytes(1000),
+      Buffer.from('1a002200', 'hex'),
+    ])
+    const iv = randomBytes(16)
+    const cipher = createCipheriv('aes-256-cbc', key, iv)
+    return Buffer.concat([Buffer.from('k8s:enc:aescbc:v1:key1:'), iv, cipher.update(body), cipher.final()])
+  }
+  return {configPath, storedValue}
 }

@@ -20,16 +20,15 @@
 // (the machine is shared) is taken before and after each run. Sizes grow in one sandbox (2,000,
 // then 18,000 more). A table is printed at the end. `--pipeline-max` skips the kubectl pipeline
 // above that size (it can take very long on a loaded machine); skipped is shown.
-import {randomBytes} from 'node:crypto'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {connectCluster} from '../src/kube/connect.js'
-import type {ApiResource, KubeCluster} from '../src/kube/types.js'
+import type {KubeCluster} from '../src/kube/types.js'
 import {REWRITE_DEFAULTS} from '../src/usecases/rewrite/rewrite.js'
 import {newKey, type TestKey} from '../test/e2e/helpers/encryption-setup.js'
 import {startSandbox} from '../test/sandbox/sandbox.js'
-import {benchControlPlane, measure, printTable, serverCpu, sh} from './bench-lib.js'
+import {benchControlPlane, measure, printTable, seedSecrets, serverCpu, sh} from './bench-lib.js'
 import {buildGoLoop, type GoLoopResult} from './go-loop.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -56,8 +55,6 @@ const stateDir = path.resolve(arg('--state-dir') ?? path.join(root, '.sandbox-be
 const qpsFlag = Number(arg('--qps') ?? REWRITE_DEFAULTS.qps)
 /** More rounds of the plugin and Go loop rows at these QPS (e.g. 5000: the ceiling without the limit). */
 const alsoQps = (arg('--also-qps') ?? '').split(',').filter(Boolean).map(Number)
-const SECRETS: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true}
-const NAMESPACES: ApiResource = {group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false}
 const log = (m: string) => process.stderr.write(`[bench] ${m}\n`)
 let sandboxServers = {stateDir, nodeIps: [] as string[]}
 /** The sandbox servers' CPU seconds since `before`. */
@@ -88,24 +85,7 @@ async function main() {
     for (const size of sizes) {
       // grow to `size` Secrets of ~1 KiB (700 random bytes, base64) in 20 namespaces
       log(`seeding up to ${size} Secrets`)
-      for (let n = 0; n < NAMESPACE_COUNT && seeded === 0; n++)
-        await cluster.objects
-          .create(NAMESPACES, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: `bench-${n}`}})
-          .catch(() => undefined)
-      let next = seeded
-      await Promise.all(
-        Array.from({length: 32}, async () => {
-          while (next < size) {
-            const i = next++
-            await cluster.objects.create(SECRETS, {
-              apiVersion: 'v1',
-              kind: 'Secret',
-              metadata: {name: `s-${String(i).padStart(6, '0')}`, namespace: `bench-${i % NAMESPACE_COUNT}`},
-              data: {pad: randomBytes(700).toString('base64')},
-            })
-          }
-        }),
-      )
+      await seedSecrets(cluster, seeded, size, NAMESPACE_COUNT)
       seeded = size
 
       const rotate = async () => {

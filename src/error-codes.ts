@@ -80,6 +80,7 @@ export const ERROR_CODES = {
   KMS_STALE_LEFT: 'checkFailed',
   KMS_TIMEOUT_INVALID: 'usage',
   KMS_UNAVAILABLE: 'precondition',
+  KMS_WRITE_FAILED: 'checkFailed',
   KUBEADM_CONFIG_INVALID: 'precondition',
   KUBECONFIG_CLUSTER_NOT_FOUND: 'precondition',
   KUBECONFIG_CONTEXT_NOT_FOUND: ['precondition', 'usage'],

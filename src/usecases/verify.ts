@@ -15,7 +15,7 @@ import type {EtcdReader, EtcdReaderInfo} from '../etcd/etcd-reader.js'
 import {PluginError} from '../errors.js'
 import {toPluginError} from '../kube/errors.js'
 import {type ApiResource, KubeApiError, type KubeObject, type ObjectClient} from '../kube/types.js'
-import {agreedKey, type NodeKmsKeys} from './status/kms-keys.js'
+import {agreedKey, kmsUnhealthyProblem, type NodeKmsKeys} from './status/kms-keys.js'
 
 export interface VerifyOptions {
   resource: ApiResource
@@ -189,6 +189,30 @@ function testObject(options: VerifyOptions, name: string, payload: string): Kube
   )
 }
 
+/**
+ * A create the apiserver answered 500 while the write provider is KMS: the apiserver could not encrypt
+ * (its KMS plugin is down, so its DEK expired, or it never got one). A finding about the cluster (exit 5),
+ * said in one line with the apiserver's reason, not an unexpected error.
+ */
+function kmsWriteFailed(
+  error: unknown,
+  result: VerifyResult,
+  reports: NodeKmsKeys[] | undefined,
+): PluginError | undefined {
+  if (!(error instanceof KubeApiError) || error.status !== 500 || !result.expected?.startsWith('kms:')) return undefined
+  const unhealthy = (reports ?? []).filter((n) => n.kms?.some((c) => !c.ok)).map((n) => n.node)
+  return new PluginError(
+    'checkFailed',
+    'KMS_WRITE_FAILED',
+    `the apiserver could not store a ${result.resource} object with ${result.expected}${unhealthy.length > 0 ? ` (KMS provider unhealthy on ${unhealthy.join(', ')})` : ''}: ${error.message}`,
+    {
+      hint: "See 'kubectl encryption status' for each apiserver's KMS health. Once the plugin answers again the apiservers pick it up within about 10 s (they re-check a failing plugin that often); then run verify again.",
+      detail: `HTTP ${error.status} ${error.reason}: ${error.message}`,
+      cause: error,
+    },
+  )
+}
+
 function readBackMatches(written: KubeObject, read: KubeObject, options: VerifyOptions): boolean {
   if (options.manifest)
     return (
@@ -231,9 +255,16 @@ export async function verifyEncryption(options: VerifyOptions, deps: VerifyDeps)
     // Read before the write too: a key ID that changed meanwhile has not settled, and is no verdict.
     const kmsBefore =
       result.expected?.startsWith('kms:') && deps.kmsKeys ? await step(deps.kmsKeys(), deps.signal) : undefined
+    // A plugin down on one node: the load balancer sends the write elsewhere, but that apiserver
+    // stops storing writes once its cached DEK expires (kmsv2PluginWriteDEKSourceMaxTTL, 3 minutes
+    // after its last good Status call, k8s.io/apiserver/pkg/server/options/encryptionconfig/config.go).
+    for (const n of kmsBefore ?? [])
+      for (const c of n.kms ?? []) if (!c.ok) result.problems.push(kmsUnhealthyProblem(n.node, c, n.ready))
     deps.onProgress?.(`Creating ${result.resource} ${namespace ? namespace + '/' : ''}${name}`)
     creating = deps.objects.create(resource, object)
-    const written = await step(creating, deps.signal)
+    const written = await step(creating, deps.signal).catch((error: unknown) => {
+      throw kmsWriteFailed(error, result, kmsBefore) ?? error
+    })
     created = true
     deps.onProgress?.('Reading the stored value from etcd')
     reader = await step(deps.openEtcd(), deps.signal)

@@ -39,6 +39,15 @@ const TRANSIENT_CODES = new Set([
 const UNDECRYPTABLE =
   /no matching prefix found|no matching key was found|identity transformer tried to read encrypted data|unable to transform|not transformable|failed to decrypt|message authentication failed|invalid (padding|PKCS)/i
 
+/**
+ * kube-apiserver's texts when its KMS v2 plugin cannot be used (k8s.io/apiserver/pkg/storage/value/encrypt/envelope/kmsv2/envelope.go,
+ * .../server/options/encryptionconfig/config.go): a write after the cached DEK expired (3 minutes without a good
+ * Status call), no DEK yet, or a DEK the plugin could not be reached to decrypt. The KMS is out, the value is not
+ * lost: Unavailable, not Undecryptable.
+ */
+const KMS_UNAVAILABLE =
+  /encryptedDEKSource with keyID hash .* expired at|got unexpected nil transformer|failed to (en|de)crypt DEK, error: rpc error: code = (Unavailable|DeadlineExceeded|Canceled)/
+
 /** kube's texts for admission denials: webhooks ("admission webhook %q denied the request") and policies. */
 const ADMISSION_DENIED =
   /admission webhook .* denied the request|ValidatingAdmissionPolicy .* denied request|denied the request/i
@@ -76,6 +85,9 @@ export function classifyApiError(error: unknown): ErrorDisposition {
       return {kind: 'transient', retryAfterMs}
     case 500:
       // StorageReadError: values the server could not transform or decode (AllowUnsafeMalformedObjectDeletion).
+      // The apiserver re-checks a failing plugin every 10 s and stays unable to encrypt until it answers:
+      // the run's quick retries would only slow it down. The failure is reported; a second run writes it.
+      if (KMS_UNAVAILABLE.test(error.message)) return {kind: 'fail', reason: 'Unavailable'}
       if (error.reason === 'StorageReadError' || UNDECRYPTABLE.test(error.message))
         return {kind: 'fail', reason: 'Undecryptable'}
       if (ADMISSION_DENIED.test(error.message)) return {kind: 'fail', reason: 'AdmissionDenied'}

@@ -244,6 +244,11 @@ function whatNext(result: RewriteResult): string | undefined {
     return `interrupted; progress saved in ${result.checkpoint}. Run the same command with --resume to continue.`
   if (result.checkpoint)
     return `some listings failed; progress saved in ${result.checkpoint}. Fix the cause and run the same command with --resume.`
+  const failed = result.failures.length + result.failuresTruncated
+  if (failed > 0) {
+    const unavailable = result.failures.filter((f) => f.reason === 'Unavailable').length
+    return `${failed} object(s) could not be rewritten${unavailable > 0 ? ` (${unavailable} Unavailable: the API server could not store them; for KMS, see 'kubectl encryption status')` : ''}. Fix the cause and run the same command again${result.onlyStale ? '' : ' (add --only-stale to write only the values still stale)'}.`
+  }
   return undefined
 }
 

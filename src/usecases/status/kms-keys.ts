@@ -3,15 +3,44 @@
  * and whether they agree: what `verify` compares a stored value's key ID with.
  */
 import type {ControlPlaneNode} from '../../controlplane/control-plane.js'
+import {type HealthCheck, type HealthReport, kmsChecks, parseHealthReport} from '../../controlplane/health.js'
 import {type CurrentKmsKey, currentKmsKeys, encryptionMetrics, parsePrometheusText} from '../../controlplane/metrics.js'
 import type {EndpointProbe} from '../../kube/types.js'
 
 export interface NodeKmsKeys {
   node: string
   keys: CurrentKmsKey[]
+  /** Its KMS health checks (`/readyz`), when they could be read; failed ones carry the apiserver's text. */
+  kms?: HealthCheck[]
+  /** Its `/readyz` answered 200. */
+  ready?: boolean
   /** Why this apiserver's metrics could not be read. */
   error?: string
 }
+
+/**
+ * An apiserver's `/readyz?verbose`, with each failed KMS check's own text: the combined list says only
+ * "reason withheld", `/readyz/<check>` gives the error (docs/kubernetes-behaviour.md §10).
+ */
+export async function readyzWithKms(
+  probe: EndpointProbe,
+  endpoint: string,
+  timeoutMs: number,
+): Promise<{report: HealthReport; kms: HealthCheck[]; httpStatus: number}> {
+  const readyz = await probe.get('/readyz?verbose', {endpoint, timeoutMs})
+  const report = parseHealthReport(readyz.status, readyz.body)
+  const kms = kmsChecks(report)
+  for (const check of kms.filter((c) => !c.ok)) {
+    const own = await probe.get(`/readyz/${check.name}`, {endpoint, timeoutMs}).catch(() => undefined)
+    const text = own && own.status !== 200 ? own.body.trim().replace(/^internal server error:\s*/, '') : ''
+    if (text) check.message = text
+  }
+  return {report, kms, httpStatus: readyz.status}
+}
+
+/** One line for a KMS check an apiserver reports failing; status and verify say it the same way. */
+export const kmsUnhealthyProblem = (node: string, check: HealthCheck, apiserverReady = false) =>
+  `${node}: KMS provider unhealthy: its apiserver reports ${check.name} failed: ${check.message}${apiserverReady ? '' : ' (the apiserver is not ready)'}`
 
 export async function apiserverKmsKeys(
   nodes: ControlPlaneNode[],
@@ -22,12 +51,19 @@ export async function apiserverKmsKeys(
     nodes.map(async (node): Promise<NodeKmsKeys> => {
       const endpoint = node.apiservers[0]?.endpoint
       if (!endpoint) return {node: node.name, keys: [], error: 'no apiserver endpoint known'}
+      // Health and key IDs side by side: an apiserver not ready only because of its plugin still serves /metrics.
+      const health = readyzWithKms(probe, endpoint, timeoutMs).then(
+        (h) => ({kms: h.kms, ready: h.report.ok}),
+        () => ({}),
+      )
       try {
         const r = await probe.get('/metrics', {endpoint, timeoutMs})
-        if (r.status !== 200) return {node: node.name, keys: [], error: `/metrics answered HTTP ${r.status}`}
-        return {node: node.name, keys: currentKmsKeys(encryptionMetrics(parsePrometheusText(r.body)).kmsKeyIds)}
+        if (r.status !== 200)
+          return {node: node.name, keys: [], ...(await health), error: `/metrics answered HTTP ${r.status}`}
+        const keys = currentKmsKeys(encryptionMetrics(parsePrometheusText(r.body)).kmsKeyIds)
+        return {node: node.name, keys, ...(await health)}
       } catch (error) {
-        return {node: node.name, keys: [], error: (error as Error).message}
+        return {node: node.name, keys: [], ...(await health), error: (error as Error).message}
       }
     }),
   )

@@ -5,7 +5,7 @@
 import {basename} from 'node:path'
 
 import type {ControlPlaneNode} from '../../controlplane/control-plane.js'
-import {kmsChecks, parseHealthReport, type HealthCheck} from '../../controlplane/health.js'
+import type {HealthCheck} from '../../controlplane/health.js'
 import {type CurrentKmsKey, currentKmsKeys, encryptionMetrics, parsePrometheusText} from '../../controlplane/metrics.js'
 import type {EncryptionConfiguration, ProviderSpec} from '../../encryption/config/model.js'
 import {type ConfigCheck, checkConfigBytes} from '../../encryption/config/load.js'
@@ -14,6 +14,7 @@ import {isPluginError} from '../../errors.js'
 import {toPluginError} from '../../kube/errors.js'
 import type {EndpointProbe} from '../../kube/types.js'
 import type {RemoteFiles} from '../../ssh/remote-files.js'
+import {kmsUnhealthyProblem, readyzWithKms} from './kms-keys.js'
 import type {RotationStatus} from '../rotate.js'
 import type {ScanSummary} from './scan-targets.js'
 import type {LeaseStatus} from '../../state/operation-lease.js'
@@ -223,17 +224,8 @@ async function nodeStatus(
       return
     }
     try {
-      const readyz = await deps.probe.get('/readyz?verbose', {endpoint: pod.endpoint, timeoutMs})
-      const report = parseHealthReport(readyz.status, readyz.body)
-      status.kms = kmsChecks(report)
-      // The combined list says only "reason withheld"; the check's own path gives the error text.
-      for (const check of status.kms.filter((c) => !c.ok)) {
-        const own = await deps.probe
-          .get(`/readyz/${check.name}`, {endpoint: pod.endpoint, timeoutMs})
-          .catch(() => undefined)
-        const text = own && own.status !== 200 ? own.body.trim().replace(/^internal server error:\s*/, '') : ''
-        if (text) check.message = text
-      }
+      const {report, kms, httpStatus} = await readyzWithKms(deps.probe, pod.endpoint, timeoutMs)
+      status.kms = kms
       status.apiserver.ready = report.ok
       const failing = report.checks.filter((c) => !c.ok)
       if (failing.length > 0) status.apiserver.failingChecks = failing.map((c) => c.name)
@@ -241,7 +233,7 @@ async function nodeStatus(
         ? 'ok'
         : failing
             .map((c) => `${c.name}: ${status.kms.find((k) => k.name === c.name)?.message ?? c.message}`)
-            .join('; ') || `HTTP ${readyz.status}`
+            .join('; ') || `HTTP ${httpStatus}`
     } catch (error) {
       status.apiserver.readyz = message(error)
       return
@@ -332,10 +324,7 @@ function problemsFor(result: StatusResult, nodes: NodeStatus[]): string[] {
         `${n.node}: ${n.encryption.configPath} is not inside any volumeMount of the apiserver container; the apiserver cannot read it`,
       )
     for (const e of n.config.errors) problems.push(`${n.node}: ${e}`)
-    for (const k of failingKms)
-      problems.push(
-        `${n.node}: KMS provider unhealthy: its apiserver reports ${k.name} failed: ${k.message}${n.apiserver.ready ? '' : ' (the apiserver is not ready)'}`,
-      )
+    for (const k of failingKms) problems.push(kmsUnhealthyProblem(n.node, k, n.apiserver.ready))
     if (n.config.hash && n.config.loadedHash && n.config.source === 'ssh' && n.config.hash !== n.config.loadedHash) {
       problems.push(
         `${n.node}: the apiserver runs config ${n.config.loadedHash}, the file on disk is ${n.config.hash}${n.encryption.automaticReload ? ' (not reloaded yet, or the reload failed)' : ' (restart needed)'}`,

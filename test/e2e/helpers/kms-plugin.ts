@@ -18,6 +18,8 @@ export interface KmsPlugin {
   /** Rewrites this plugin's KEK file from its key list (shared with other plugins via `keks`). */
   sync(): void
   setUnhealthy(message: string | undefined): void
+  /** The process has not exited. */
+  running(): boolean
   stop(): Promise<void>
 }
 
@@ -28,8 +30,12 @@ const idOf = (key: Buffer) => `kek-${createHash('sha256').update(key).digest('he
  * Plugins given the same `keks` array hold the same KEKs (as one KMS behind several nodes would), each
  * in its own file, so one can be made unhealthy alone; after `rotate()` on one, `sync()` the others.
  */
-export async function startKmsPlugin(socket: string, options: {keks?: Buffer[]} = {}): Promise<KmsPlugin> {
-  const binDir = sandbox().env.SANDBOX_BIN_DIR
+export async function startKmsPlugin(
+  socket: string,
+  options: {keks?: Buffer[]; binDir?: string} = {},
+): Promise<KmsPlugin> {
+  // binDir: for a caller outside vitest (bench/kms-scan.ts), which has no injected sandbox
+  const binDir = options.binDir ?? sandbox().env.SANDBOX_BIN_DIR
   if (!binDir) throw new Error('SANDBOX_BIN_DIR missing from the sandbox env')
   const dir = mkdtempSync(join(tmpdir(), 'sandbox-kms-'))
   const kekFile = join(dir, 'kek')
@@ -67,6 +73,7 @@ export async function startKmsPlugin(socket: string, options: {keks?: Buffer[]} 
       if (message === undefined) rmSync(`${kekFile}.unhealthy`, {force: true})
       else writeFileSync(`${kekFile}.unhealthy`, message, {mode: 0o600})
     },
+    running: () => child.exitCode === null && child.signalCode === null,
     stop: async () => {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r))

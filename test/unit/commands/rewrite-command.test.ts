@@ -144,6 +144,31 @@ describe('kubectl encryption rewrite', {timeout: 150_000}, () => {
       /secrets\/s-00002 -n beta\s+AdmissionDenied\s+400 BadRequest: admission webhook "deny.example.com" denied the request: frozen by policy/,
     )
     expect(cluster.all(SECRETS).filter((v) => v.key === 'old')).toHaveLength(1)
+    expect(r.stderr).toContain('1 object(s) could not be rewritten. Fix the cause and run the same command again')
+  })
+
+  it('an apiserver that cannot reach its KMS plugin: Unavailable with its reason, exit 4, run again', async () => {
+    seed(3)
+    const reason =
+      'Internal error occurred: encryptedDEKSource with keyID hash "sha256:ab" expired at 2026-12-06T03:00:00Z (current time is 2026-12-06T03:01:00Z)'
+    let replaces = 0
+    cluster.fault = ({verb}) => {
+      if (verb === 'replace') {
+        replaces++
+        throw new KubeApiError(500, 'InternalError', reason)
+      }
+    }
+    const r = await plugin('-A', '-o', 'json')
+    expect(r.code).toBe(4)
+    const doc = JSON.parse(r.stdout) as {failures: Array<{reason: string; message: string}>}
+    const n = cluster.all(SECRETS).length
+    expect(doc.failures.map((f) => f.reason)).toEqual(Array(n).fill('Unavailable'))
+    expect(doc.failures[0]!.message).toBe(`500 InternalError: ${reason}`)
+    // Not retried: the apiserver stays unable to encrypt until its plugin answers again.
+    expect(replaces).toBe(n)
+    expect(r.stderr).toContain(
+      `${n} object(s) could not be rewritten (${n} Unavailable: the API server could not store them; for KMS, see 'kubectl encryption status')`,
+    )
   })
 
   it('refuses bad input with exit 2 and changes nothing', async () => {

@@ -72,6 +72,26 @@ describe('api error classification', () => {
     [new KubeApiError(422, 'Invalid', 'Secret "x" is invalid: data: Too long'), 'fail:Invalid'],
     [new KubeApiError(500, 'InternalError', 'Internal error occurred: no matching prefix found'), 'fail:Undecryptable'],
     [new KubeApiError(500, 'InternalError', 'Internal error occurred: etcdserver: request timed out'), 'transient'],
+    [
+      new KubeApiError(
+        500,
+        'InternalError',
+        'Internal error occurred: encryptedDEKSource with keyID hash "sha256:ab" expired at 2026-12-06T03:00:00Z (current time is 2026-12-06T03:01:00Z)',
+      ),
+      'fail:Unavailable',
+    ],
+    [
+      new KubeApiError(
+        500,
+        'InternalError',
+        'Internal error occurred: failed to decrypt DEK, error: rpc error: code = Unavailable desc = connection error',
+      ),
+      'fail:Unavailable',
+    ],
+    [
+      new KubeApiError(500, 'InternalError', 'Internal error occurred: failed to decrypt DEK, error: no key with ID'),
+      'fail:Undecryptable',
+    ],
     [new KubeApiError(429, 'TooManyRequests', 'slow down', 3), 'transient'],
     [new KubeApiError(0, 'ConnectionFailed', 'ECONNREFUSED'), 'transient'],
     [Object.assign(new Error('x'), {code: 'ECONNRESET'}), 'transient'],

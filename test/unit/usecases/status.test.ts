@@ -7,6 +7,7 @@ import {configHash} from '../../../src/encryption/fingerprint.js'
 import {KubeApiError, type EndpointProbe} from '../../../src/kube/types.js'
 import {leaseStatus, OperationLease, readLease} from '../../../src/state/operation-lease.js'
 import {ROTATE_STAGES, type RotationState, rotationStatus} from '../../../src/usecases/rotate.js'
+import {apiserverKmsKeys} from '../../../src/usecases/status/kms-keys.js'
 import {encryptionStatus, type StatusDeps} from '../../../src/usecases/status/status.js'
 import type {RemoteFiles} from '../../../src/ssh/remote-files.js'
 import {FakeObjects} from './fake-control-plane.js'
@@ -183,6 +184,17 @@ describe('encryptionStatus with KMS v2', () => {
     expect(result.nodes[1]!.apiserver).toMatchObject({ready: false, failingChecks: ['kms-providers']})
     // its metrics are still read: the key ID it last had
     expect(result.nodes[1]!.kmsKeys.map((k) => k.keyIdHash)).toEqual([A])
+  })
+
+  it("apiserverKmsKeys (what verify and rewrite read): key IDs with each apiserver's KMS health and readiness", async () => {
+    const failing = 'kms-provider-0: rpc error: dial unix /etc/kubernetes/kms/kms.sock: connect: no such file'
+    const world = {nodes: three(), configs: kmsEverywhere, kms: {cp1: {keyIdHash: A}, cp2: {keyIdHash: A, failing}}}
+    const reports = await apiserverKmsKeys(world.nodes, deps(world).probe)
+    expect(reports.map((r) => [r.node, r.ready, r.kms, r.keys.map((k) => k.keyIdHash)])).toEqual([
+      ['cp1', true, [{name: 'kms-providers', ok: true}], [A]],
+      ['cp2', false, [{name: 'kms-providers', ok: false, message: failing}], [A]],
+      ['cp3', true, [], []],
+    ])
   })
 
   it('key IDs of providers the config no longer names are left out', async () => {

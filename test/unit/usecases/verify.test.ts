@@ -28,6 +28,7 @@ function world(
     failDelete?: boolean
     createAnswer?: Promise<void>
     createFails?: boolean
+    createError?: KubeApiError
   } = {},
 ) {
   const objects = new Map<string, KubeObject>()
@@ -44,6 +45,7 @@ function world(
     },
     async create(r, o) {
       // Stored at once; the answer can be held back (a response still on the wire).
+      if (opts.createError) throw opts.createError
       if (!opts.createFails) objects.set(keyOf(r, o.metadata.name, o.metadata.namespace), o)
       await opts.createAnswer
       if (opts.createFails) throw new KubeApiError(409, 'AlreadyExists', 'already exists')
@@ -284,6 +286,40 @@ describe('verify with a KMS v2 write provider', () => {
         `stored under KMS key ID ${hash('kek-1')} (kek-1), but every apiserver reports ${hash('kek-2')} as current`,
       ),
     ])
+  })
+
+  it('a KMS provider unhealthy on one apiserver is a problem naming the node and what it reports (exit 5)', async () => {
+    const sick = reports('kek-1', 'kek-1', 'kek-1').map((r) =>
+      r.node === 'cp2'
+        ? {
+            ...r,
+            ready: false,
+            kms: [{name: 'kms-providers', ok: false, message: 'kms-provider-0: rpc error: dial unix'}],
+          }
+        : {...r, ready: true, kms: [{name: 'kms-providers', ok: true}]},
+    )
+    const r = await run(stored('kek-1'), [sick])
+    expect(r.ok).toBe(false)
+    expect(r.problems).toEqual([
+      'cp2: KMS provider unhealthy: its apiserver reports kms-providers failed: kms-provider-0: rpc error: dial unix (the apiserver is not ready)',
+    ])
+  })
+
+  it('a write the apiserver cannot encrypt with KMS: KMS_WRITE_FAILED, exit 5, one line with its reason', async () => {
+    const reason =
+      'Internal error occurred: encryptedDEKSource with keyID hash "sha256:ab" expired at 2026-01-01T00:00:00Z'
+    const w = world({createError: new KubeApiError(500, 'InternalError', reason)})
+    const sick = reports('kek-1', 'kek-1').map((r) => ({...r, kms: [{name: 'kms-providers', ok: false, message: 'x'}]}))
+    const error = await verifyEncryption(
+      {resource: SECRETS, namespace: 'default'},
+      {...deps(w), config: {config: kmsConfig, source: 'kms.yaml'}, kmsKeys: async () => sick},
+    ).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(PluginError)
+    expect((error as PluginError).code).toBe('KMS_WRITE_FAILED')
+    expect((error as PluginError).exitCode).toBe(5)
+    expect((error as PluginError).message).toBe(
+      `the apiserver could not store a secrets object with kms:vault (KMS provider unhealthy on cp1, cp2): ${reason}`,
+    )
   })
 
   it('apiservers that disagree, or a key ID that changes during the check, are not settled: a note, no verdict', async () => {
