@@ -9,7 +9,7 @@ import type {SshConnector} from '../ssh/ssh-session.js'
 import {SCAN_PAGE_BYTES} from '../etcd/etcd-reader.js'
 import {checkConfigAgainstEtcd, type ConfigCheckResult} from './scan/config-check.js'
 import {openEtcdReader} from '../etcd/etcd-access.js'
-import {rewrite} from './rewrite/rewrite.js'
+import {type RewriteResult, rewrite} from './rewrite/rewrite.js'
 import {apiserverKmsKeys, type NodeKmsKeys} from './status/kms-keys.js'
 import {formatEstimate, type RewriteEstimate, storedBytesPerObject} from './rewrite/estimate.js'
 import {findUpdateWebhooks, type UpdateWebhook, webhooksListWarning, webhookWarning} from './rewrite/webhooks.js'
@@ -47,6 +47,27 @@ export interface RewriteSummary {
   webhooks?: UpdateWebhook[]
   /** Why they could not be listed; the rewrite went on. */
   webhooksListError?: string
+}
+
+/** A rewrite's result as a workflow reports it (counts, up to 10 failures as one line each). */
+export function rewriteSummary(
+  r: Pick<RewriteResult, 'resources' | 'totals' | 'failures' | 'estimate'>,
+  webhooks: UpdateWebhook[] | undefined,
+  webhooksListError: string | undefined,
+): RewriteSummary {
+  return {
+    resources: r.resources.map((x) => x.resource),
+    rewritten: r.totals.rewritten,
+    alreadyCurrent: r.totals.alreadyCurrent,
+    failed: r.totals.failed,
+    incomplete: r.resources.filter((x) => !x.complete).map((x) => x.resource),
+    failures: r.failures
+      .slice(0, 10)
+      .map((f) => `${f.resource} ${f.namespace ? `${f.namespace}/` : ''}${f.name ?? '(list)'}: ${f.reason}`),
+    estimate: r.estimate,
+    webhooks,
+    webhooksListError,
+  }
 }
 
 export interface EncryptedLeft {
@@ -162,19 +183,7 @@ export function clusterFollowUps(cluster: KubeCluster, access: FollowUpAccess): 
         },
         {client: cluster.objects, bytesPerObject: () => storedBytesPerObject(cluster.probe)},
       )
-      return {
-        resources: r.resources.map((x) => x.resource),
-        rewritten: r.totals.rewritten,
-        alreadyCurrent: r.totals.alreadyCurrent,
-        failed: r.totals.failed,
-        incomplete: r.resources.filter((x) => !x.complete).map((x) => x.resource),
-        failures: r.failures
-          .slice(0, 10)
-          .map((f) => `${f.resource} ${f.namespace ? `${f.namespace}/` : ''}${f.name ?? '(list)'}: ${f.reason}`),
-        estimate: r.estimate,
-        webhooks: check.webhooks,
-        webhooksListError: check.listError,
-      }
+      return rewriteSummary(r, check.webhooks, check.listError)
     },
     async kmsKeys() {
       return apiserverKmsKeys(await discover(), cluster.probe)

@@ -6,7 +6,7 @@
 import {discoverControlPlane} from '../../controlplane/control-plane.js'
 import {openEtcdReader} from '../../etcd/etcd-access.js'
 import type {KubeCluster} from '../../kube/types.js'
-import type {FollowUpAccess, RewriteSummary} from '../follow-ups.js'
+import {type FollowUpAccess, type RewriteSummary, rewriteSummary} from '../follow-ups.js'
 import {formatEstimate} from './estimate.js'
 import {REWRITE_DEFAULTS} from './rewrite.js'
 import {planRewrite, runRewrite} from './run.js'
@@ -63,20 +63,7 @@ export function staleRewrite(cluster: KubeCluster, access: FollowUpAccess): Stal
         },
         deps,
       )
-      return {
-        resources: r.resources.map((x) => x.resource),
-        rewritten: r.totals.rewritten,
-        alreadyCurrent: r.totals.alreadyCurrent,
-        failed: r.totals.failed,
-        incomplete: r.resources.filter((x) => !x.complete).map((x) => x.resource),
-        failures: r.failures
-          .slice(0, 10)
-          .map((f) => `${f.resource} ${f.namespace ? `${f.namespace}/` : ''}${f.name ?? '(list)'}: ${f.reason}`),
-        estimate: r.estimate,
-        webhooks: r.webhooks,
-        webhooksListError: r.webhooksListError,
-        interrupted: r.interrupted,
-      }
+      return {...rewriteSummary(r, r.webhooks, r.webhooksListError), interrupted: r.interrupted}
     } finally {
       await plan.reader?.close().catch(() => undefined)
     }
