@@ -11,7 +11,7 @@
  * Wall seconds, values/s, CPU seconds and peak RSS (VmHWM) per run; the peak RSS ratio between the
  * largest and the smallest size per row kind. Prints a table (and the same as markdown); not a timed test.
  *
- *   flock /tmp/e2e.lock npx tsx bench/kms-scan.ts [--sizes 2000,20000] [--transports direct]
+ *   npx tsx bench/kms-scan.ts [--sizes 2000,20000] [--transports direct]
  *       [--state-dir .sandbox-bench-kms]
  */
 import {mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
