@@ -12,11 +12,15 @@ export interface Stage<Name extends string> {
   /**
    * The work. 'stop' ends the workflow after this stage without an error: what follows depends on
    * something this stage did not reach (a dry run's plan, encrypted values left, an option not given).
+   * 'pending': the stage did not do its work (a dry run reports it as pending): no done event, not
+   * recorded as done, and the next stage follows.
    */
-  run: () => Promise<undefined | 'stop'>
+  run: () => Promise<StageOutcome>
   /** Where a stop before this stage leaves the run, for the interruption message (default: not started). */
   notStarted?: string
 }
+
+export type StageOutcome = undefined | 'stop' | 'pending'
 
 export type StageEvent<Name extends string> = {type: 'stage'; stage: Name; status: 'start' | 'done'}
 
@@ -30,8 +34,8 @@ export interface StageRunOptions<Name extends string> {
   before?: (name: Name) => Promise<void>
   /** After a stage finished without stopping the workflow (rotate records it as completed). */
   after?: (name: Name) => Promise<void>
-  /** A stage failed or the run was interrupted before it: record it in the workflow's result. */
-  onFailure?: (name: Name, error: unknown) => void
+  /** A stage failed or the run was interrupted before it: record it in the workflow's result (and state). */
+  onFailure?: (name: Name, error: unknown) => void | Promise<void>
   /** The workflow's result so far, attached to any error (a failed run renders what it did); none yet: undefined. */
   partialResult?: () => object | undefined
 }
@@ -59,11 +63,13 @@ export async function runStages<Name extends string>(
       await options.before?.(stage.name)
       options.onEvent?.({type: 'stage', stage: stage.name, status: 'start'})
       ran.push(stage.name)
-      if ((await stage.run()) === 'stop') return {ran, stoppedAt: stage.name}
+      const outcome = await stage.run()
+      if (outcome === 'stop') return {ran, stoppedAt: stage.name}
+      if (outcome === 'pending') continue
       options.onEvent?.({type: 'stage', stage: stage.name, status: 'done'})
       await options.after?.(stage.name)
     } catch (error) {
-      options.onFailure?.(stage.name, error)
+      await options.onFailure?.(stage.name, error)
       const partial = options.partialResult?.()
       throw partial ? withPartialResult(error, partial) : error
     }

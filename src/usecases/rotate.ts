@@ -15,14 +15,7 @@ import {
 } from '../encryption/config/edit.js'
 import {checkConfigBytes, stageConfig} from '../encryption/config/load.js'
 import {keyFingerprint} from '../encryption/fingerprint.js'
-import {
-  interruptedError,
-  isPluginError,
-  PluginError,
-  preconditionError,
-  usageError,
-  withPartialResult,
-} from '../errors.js'
+import {interruptedError, isPluginError, PluginError, preconditionError, usageError} from '../errors.js'
 import {backupDirFor} from '../ssh/remote-files.js'
 import {
   checkNodesAgree,
@@ -37,6 +30,7 @@ import type {ControlPlaneDeps} from '../changes/deps.js'
 import {type KubeadmConfigOutcome, syncKubeadmConfig} from '../changes/kubeadm-config-sync.js'
 import {type NodeOutcome, rollOut} from '../changes/rollout.js'
 import {type ReadCheck, readCheck} from './scan/read-check.js'
+import {runStages, type StageOutcome} from '../changes/stage-runner.js'
 import {type OperationState, OperationStateStore} from '../state/operation-state.js'
 
 /** The seed's six rotation steps as named, resumable stages (like kubeadm phases). */
@@ -319,203 +313,212 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     rewrite,
   })
 
-  for (const stage of toRun) {
-    // Ctrl-C between stages: the stages done are recorded; the next run starts at this one.
-    if (deps.signal?.aborted && !options.dryRun)
-      throw withPartialResult(interruptedError(`stage ${stage} (not started)`), resultNow())
-    let rolledOut: NodeOutcome[] | undefined
-    let check: ReadCheck | undefined
-    // Recorded before anything of the stage happens, so a kill at any point leaves the stage named.
-    if (!options.dryRun) await store.write({...rotation, stage, status: 'in-progress'})
-    deps.onEvent?.({type: 'stage', stage, status: 'start'})
-    try {
-      const edit = edits[stage]
-      if (stage === 'remove-old') {
-        if (!options.backupConfirmed && !options.backupDir) {
-          throw preconditionError(
-            'BACKUP_NOT_CONFIRMED',
-            `Removing the old key ${rotation.oldKey.provider}/${rotation.oldKey.name} makes any etcd backup taken before the rewrite unreadable.`,
-            {
-              hint: 'Back up etcd now (with the new key in use), then pass --backup-confirmed, or --backup-dir DIR to also get a copy of the new config.',
-            },
-          )
-        }
-        if (!deps.followUps)
-          throw preconditionError('SCAN_UNAVAILABLE', 'Cannot check etcd for values still under the old key.', {
-            hint: 'Pass the --etcd-* flags so the plugin can read etcd.',
-          })
-      }
-      if (edit) {
-        const {snapshots, source, target} = await snapshotsForEdit(deps, edit, options.force ?? false)
-        lastConfig = target
-        // Moving to KMS, add-key also mounts the plugin socket's directory into each apiserver
-        // (as enable does): the apiserver dials the socket when it loads the config.
-        const mountSocket = kms !== undefined && stage === 'add-key'
-        const plans = snapshots.map((s) =>
-          planNode(s, {
-            configText: target,
-            configPath: s.configPath,
-            manifest: mountSocket ? 'enable' : 'keep',
-            automaticReload: s.flags.automaticReload,
-          }),
+  // Per stage of this run: the nodes it rolled out (kept when it fails) and its read check.
+  let rolledOut: NodeOutcome[] | undefined
+  let check: ReadCheck | undefined
+  const runStage = async (stage: RotateStage): Promise<StageOutcome> => {
+    const edit = edits[stage]
+    if (stage === 'remove-old') {
+      if (!options.backupConfirmed && !options.backupDir) {
+        throw preconditionError(
+          'BACKUP_NOT_CONFIRMED',
+          `Removing the old key ${rotation.oldKey.provider}/${rotation.oldKey.name} makes any etcd backup taken before the rewrite unreadable.`,
+          {
+            hint: 'Back up etcd now (with the new key in use), then pass --backup-confirmed, or --backup-dir DIR to also get a copy of the new config.',
+          },
         )
-        diffs.push(...planDiffs(plans))
-        // The stages that demote or drop a key prove first that their config reads every stored value.
-        if ((stage === 'promote' || stage === 'remove-old') && plans.some((p) => p.files.length > 0)) {
-          check = await readCheck(deps, stageConfig(target), {
-            what: `rotate stage ${stage}`,
-            force: options.force,
-            dryRun: options.dryRun,
-            unchanged: `Stage ${stage} changed nothing.`,
-          })
-        }
-        // The old key never goes unproven: without the read check's answer, no value may still carry its prefix.
-        if (stage === 'remove-old' && (check === undefined || check.status === 'not-run')) {
-          const left = await deps.followUps!.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
-          if (left > 0) {
-            throw preconditionError(
-              'OLD_KEY_STILL_USED',
-              `${left} value(s) in etcd are still encrypted with ${rotation.oldKey.provider}/${rotation.oldKey.name}; removing it would make them unreadable.`,
-              {
-                hint: 'Run `kubectl encryption rotate --stage rewrite` again (and check `kubectl encryption status --scan`).',
-              },
-            )
-          }
-        }
-        if (options.dryRun) {
-          stages.push({stage, status: 'planned', nodes: plannedOutcomes(plans), ...(check ? {readCheck: check} : {})})
-          break // later stages depend on this one
-        }
-        if (stage === 'remove-old' && options.backupDir) {
-          await mkdir(options.backupDir, {recursive: true, mode: 0o700})
-          const stamp = backupDir.split('-').pop()
-          localBackup = join(options.backupDir, `encryption-config-${stamp}.yaml`)
-          await writeFile(localBackup, target, {mode: 0o600, flag: 'wx'})
-          // An etcd backup from before the rewrite is readable only with the old key: keep the config
-          // that still holds it (`status --scan --snapshot FILE --config` checks a backup against it).
-          if (source !== target) {
-            oldKeyBackup = join(options.backupDir, `encryption-config-${stamp}-with-old-key.yaml`)
-            await writeFile(oldKeyBackup, source, {mode: 0o600, flag: 'wx'})
-          }
-        }
-        const rollout = await rollOut(plans, {
-          files: (n) => deps.files(n),
-          waiter: deps.waiter,
-          backupDir,
-          timeoutMs: options.timeoutMs ?? 300_000,
-          onEvent: deps.onEvent,
-          signal: deps.signal,
-          stage,
+      }
+      if (!deps.followUps)
+        throw preconditionError('SCAN_UNAVAILABLE', 'Cannot check etcd for values still under the old key.', {
+          hint: 'Pass the --etcd-* flags so the plugin can read etcd.',
         })
-        rolledOut = rollout.nodes
-        if (rollout.failure) throw rollout.failure
-        if (mountSocket && options.kubeadmConfig !== false) {
-          const first = snapshots[0]
-          kubeadmConfig = await syncKubeadmConfig(
-            deps.objects,
-            {
-              kind: 'enable',
-              settings: {
-                configPath: first?.configPath ?? '',
-                automaticReload: first?.flags.automaticReload,
-                socketDirs: kmsSocketDirs(checkConfigBytes(Buffer.from(target), '<config>').config),
-              },
-            },
-            false,
-          )
-        }
-        stages.push({
-          stage,
-          status: 'done',
-          nodes: rollout.nodes,
-          backupDir: rollout.nodes.some((n) => n.backups.length > 0) ? backupDir : undefined,
-          ...(check ? {readCheck: check} : {}),
-        })
-      } else if (stage === 'wait-add' || stage === 'wait-promote') {
-        if (options.dryRun) {
-          stages.push({stage, status: 'pending'})
-          continue
-        }
-        // Every apiserver must run the config the previous stage wrote (HA: a node that cannot read
-        // the new key yet would fail on values written by the others). The nodes must agree on it,
-        // and each apiserver must report that config as loaded (docs/kubernetes-behaviour.md §11.3), also after a restart:
-        // a resumed run may find a node whose kubelet has not restarted it yet.
-        const {snapshots} = await snapshotsForEdit(deps, (c) => c, false)
-        const hashes = new Set(snapshots.map((s) => s.configHash))
-        if (hashes.size > 1) checkNodesAgree(snapshots, false)
-        for (const s of snapshots) {
-          deps.onEvent?.({type: 'wait', node: s.node, effect: s.flags.automaticReload ? 'reload' : 'restart'})
-          // Waiting changes nothing, so a signal may end it at once (exit 4, the stage stays next).
-          await untilAborted(
-            deps.waiter.waitConfigLoaded(s.node, s.configHash as string, options.timeoutMs ?? 300_000),
-            deps.signal,
-            `stage ${stage} (waiting for ${s.node}; nothing changed by this stage)`,
-          )
-        }
-        lastConfig = snapshots[0]?.config
-        stages.push({
-          stage,
-          status: 'done',
-          detail: `all ${snapshots.length} apiservers run ${snapshots[0]?.configHash?.slice(0, 19)}…`,
-        })
-      } else if (stage === 'rewrite') {
-        if (options.dryRun) {
-          stages.push({stage, status: 'pending'})
-          continue
-        }
-        if (!deps.followUps)
-          throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
-        const {source} = await snapshotsForEdit(deps, (c) => c, false)
-        lastConfig = source
-        const r = await deps.followUps.rewrite(stageConfig(source), deps.signal)
-        rewrite = r
-        if (deps.signal?.aborted) throw interruptedError(`stage ${stage} (${r.rewritten} object(s) rewritten so far)`)
-        const incomplete = r.incomplete.length > 0 ? `; not finished: ${r.incomplete.join(', ')}` : ''
-        const failures = r.failures.length > 0 ? `; ${r.failures.join('; ')}` : ''
-        const detail = `${r.alreadyCurrent} already current${incomplete}${failures}`
-        const failed = r.failed + r.incomplete.length
-        if (failed > 0)
-          throw new PluginError(
-            'partial',
-            'REWRITE_INCOMPLETE',
-            `The rewrite left ${failed} object(s) not rewritten (${detail}).`,
-            {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'},
-          )
-        stages.push({
-          stage,
-          status: 'done',
-          detail: `${r.rewritten} object(s) of ${r.resources.join(', ') || 'no resource'} rewritten; ${detail}`,
+    }
+    if (edit) {
+      const {snapshots, source, target} = await snapshotsForEdit(deps, edit, options.force ?? false)
+      lastConfig = target
+      // Moving to KMS, add-key also mounts the plugin socket's directory into each apiserver
+      // (as enable does): the apiserver dials the socket when it loads the config.
+      const mountSocket = kms !== undefined && stage === 'add-key'
+      const plans = snapshots.map((s) =>
+        planNode(s, {
+          configText: target,
+          configPath: s.configPath,
+          manifest: mountSocket ? 'enable' : 'keep',
+          automaticReload: s.flags.automaticReload,
+        }),
+      )
+      diffs.push(...planDiffs(plans))
+      // The stages that demote or drop a key prove first that their config reads every stored value.
+      if ((stage === 'promote' || stage === 'remove-old') && plans.some((p) => p.files.length > 0)) {
+        check = await readCheck(deps, stageConfig(target), {
+          what: `rotate stage ${stage}`,
+          force: options.force,
+          dryRun: options.dryRun,
+          unchanged: `Stage ${stage} changed nothing.`,
         })
       }
-      if (!options.dryRun) {
+      // The old key never goes unproven: without the read check's answer, no value may still carry its prefix.
+      if (stage === 'remove-old' && (check === undefined || check.status === 'not-run')) {
+        const left = await deps.followUps!.countUnderKey(rotation.oldKey.provider, rotation.oldKey.name)
+        if (left > 0) {
+          throw preconditionError(
+            'OLD_KEY_STILL_USED',
+            `${left} value(s) in etcd are still encrypted with ${rotation.oldKey.provider}/${rotation.oldKey.name}; removing it would make them unreadable.`,
+            {
+              hint: 'Run `kubectl encryption rotate --stage rewrite` again (and check `kubectl encryption status --scan`).',
+            },
+          )
+        }
+      }
+      if (options.dryRun) {
+        stages.push({stage, status: 'planned', nodes: plannedOutcomes(plans), ...(check ? {readCheck: check} : {})})
+        return 'stop' // later stages depend on this one
+      }
+      if (stage === 'remove-old' && options.backupDir) {
+        await mkdir(options.backupDir, {recursive: true, mode: 0o700})
+        const stamp = backupDir.split('-').pop()
+        localBackup = join(options.backupDir, `encryption-config-${stamp}.yaml`)
+        await writeFile(localBackup, target, {mode: 0o600, flag: 'wx'})
+        // An etcd backup from before the rewrite is readable only with the old key: keep the config
+        // that still holds it (`status --scan --snapshot FILE --config` checks a backup against it).
+        if (source !== target) {
+          oldKeyBackup = join(options.backupDir, `encryption-config-${stamp}-with-old-key.yaml`)
+          await writeFile(oldKeyBackup, source, {mode: 0o600, flag: 'wx'})
+        }
+      }
+      const rollout = await rollOut(plans, {
+        files: (n) => deps.files(n),
+        waiter: deps.waiter,
+        backupDir,
+        timeoutMs: options.timeoutMs ?? 300_000,
+        onEvent: deps.onEvent,
+        signal: deps.signal,
+        stage,
+      })
+      rolledOut = rollout.nodes
+      if (rollout.failure) throw rollout.failure
+      if (mountSocket && options.kubeadmConfig !== false) {
+        const first = snapshots[0]
+        kubeadmConfig = await syncKubeadmConfig(
+          deps.objects,
+          {
+            kind: 'enable',
+            settings: {
+              configPath: first?.configPath ?? '',
+              automaticReload: first?.flags.automaticReload,
+              socketDirs: kmsSocketDirs(checkConfigBytes(Buffer.from(target), '<config>').config),
+            },
+          },
+          false,
+        )
+      }
+      stages.push({
+        stage,
+        status: 'done',
+        nodes: rollout.nodes,
+        backupDir: rollout.nodes.some((n) => n.backups.length > 0) ? backupDir : undefined,
+        ...(check ? {readCheck: check} : {}),
+      })
+    } else if (stage === 'wait-add' || stage === 'wait-promote') {
+      if (options.dryRun) {
+        stages.push({stage, status: 'pending'})
+        return 'pending'
+      }
+      // Every apiserver must run the config the previous stage wrote (HA: a node that cannot read
+      // the new key yet would fail on values written by the others). The nodes must agree on it,
+      // and each apiserver must report that config as loaded (docs/kubernetes-behaviour.md §11.3), also after a restart:
+      // a resumed run may find a node whose kubelet has not restarted it yet.
+      const {snapshots} = await snapshotsForEdit(deps, (c) => c, false)
+      const hashes = new Set(snapshots.map((s) => s.configHash))
+      if (hashes.size > 1) checkNodesAgree(snapshots, false)
+      for (const s of snapshots) {
+        deps.onEvent?.({type: 'wait', node: s.node, effect: s.flags.automaticReload ? 'reload' : 'restart'})
+        // Waiting changes nothing, so a signal may end it at once (exit 4, the stage stays next).
+        await untilAborted(
+          deps.waiter.waitConfigLoaded(s.node, s.configHash as string, options.timeoutMs ?? 300_000),
+          deps.signal,
+          `stage ${stage} (waiting for ${s.node}; nothing changed by this stage)`,
+        )
+      }
+      lastConfig = snapshots[0]?.config
+      stages.push({
+        stage,
+        status: 'done',
+        detail: `all ${snapshots.length} apiservers run ${snapshots[0]?.configHash?.slice(0, 19)}…`,
+      })
+    } else if (stage === 'rewrite') {
+      if (options.dryRun) {
+        stages.push({stage, status: 'pending'})
+        return 'pending'
+      }
+      if (!deps.followUps)
+        throw preconditionError('REWRITE_UNAVAILABLE', 'The rewrite of existing objects is not available.')
+      const {source} = await snapshotsForEdit(deps, (c) => c, false)
+      lastConfig = source
+      const r = await deps.followUps.rewrite(stageConfig(source), deps.signal)
+      rewrite = r
+      if (deps.signal?.aborted) throw interruptedError(`stage ${stage} (${r.rewritten} object(s) rewritten so far)`)
+      const incomplete = r.incomplete.length > 0 ? `; not finished: ${r.incomplete.join(', ')}` : ''
+      const failures = r.failures.length > 0 ? `; ${r.failures.join('; ')}` : ''
+      const detail = `${r.alreadyCurrent} already current${incomplete}${failures}`
+      const failed = r.failed + r.incomplete.length
+      if (failed > 0)
+        throw new PluginError(
+          'partial',
+          'REWRITE_INCOMPLETE',
+          `The rewrite left ${failed} object(s) not rewritten (${detail}).`,
+          {hint: 'Run `kubectl encryption rotate --stage rewrite` again.'},
+        )
+      stages.push({
+        stage,
+        status: 'done',
+        detail: `${r.rewritten} object(s) of ${r.resources.join(', ') || 'no resource'} rewritten; ${detail}`,
+      })
+    }
+    return undefined
+  }
+  await runStages(
+    toRun.map((stage) => ({name: stage, run: () => runStage(stage)})),
+    {
+      // A dry run records nothing and is not stopped between stages (it changes nothing).
+      signal: options.dryRun ? undefined : deps.signal,
+      onEvent: deps.onEvent,
+      before: async (stage) => {
+        rolledOut = undefined
+        check = undefined
+        // Recorded before anything of the stage happens, so a kill at any point leaves the stage named.
+        if (!options.dryRun) await store.write({...rotation, stage, status: 'in-progress'})
+      },
+      after: async (stage) => {
+        if (options.dryRun) return
         rotation.completedStages = [...new Set([...rotation.completedStages, stage])]
         rotation.status = ROTATE_STAGES.every((s) => rotation.completedStages.includes(s)) ? 'done' : 'in-progress'
         rotation.stage = stage
         delete rotation.error
         await store.write(rotation)
-      }
-      deps.onEvent?.({type: 'stage', stage, status: 'done'})
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error)
-      if (!options.dryRun) {
-        // Interrupted (Ctrl-C/SIGTERM) is not failed: the stage stays in progress, next to run.
-        const interrupted = isPluginError(error) && error.code === 'INTERRUPTED'
-        rotation.status = interrupted ? 'in-progress' : 'failed'
-        rotation.stage = stage
-        await store.write(interrupted ? rotation : {...rotation, error: reason}).catch(() => undefined)
-      }
-      // What this run did before the stage failed stays in the result the error carries.
-      const usedBackups = rolledOut?.some((n) => n.backups.length > 0)
-      stages.push({
-        stage,
-        status: 'failed',
-        ...(rolledOut ? {nodes: rolledOut} : {}),
-        ...(usedBackups ? {backupDir} : {}),
-        detail: reason,
-      })
-      throw withPartialResult(error, resultNow())
-    }
-  }
+      },
+      onFailure: async (stage, error) => {
+        const reason = error instanceof Error ? error.message : String(error)
+        if (!options.dryRun) {
+          // Interrupted (Ctrl-C/SIGTERM) is not failed: the stage stays in progress, next to run.
+          const interrupted = isPluginError(error) && error.code === 'INTERRUPTED'
+          rotation.status = interrupted ? 'in-progress' : 'failed'
+          rotation.stage = stage
+          await store.write(interrupted ? rotation : {...rotation, error: reason}).catch(() => undefined)
+        }
+        // What this run did before the stage failed stays in the result the error carries.
+        const usedBackups = rolledOut?.some((n) => n.backups.length > 0)
+        stages.push({
+          stage,
+          status: 'failed',
+          ...(rolledOut ? {nodes: rolledOut} : {}),
+          ...(usedBackups ? {backupDir} : {}),
+          detail: reason,
+        })
+      },
+      partialResult: resultNow,
+    },
+  )
   return resultNow()
 }
 

@@ -60,6 +60,25 @@ describe('runStages', () => {
     expect(log).toEqual(['one:start', 'one', 'one:done', 'after one', 'two:start', 'two'])
   })
 
+  it("a stage that returns 'pending' (a dry run's later stage) gets no done event and no after hook; the next one runs", async () => {
+    const log: string[] = []
+    const run = await runStages(
+      stages(log, {
+        two: async () => {
+          log.push('two')
+          return 'pending'
+        },
+      }),
+      {onEvent: (e) => log.push(`${e.stage}:${e.status}`), after: async (n) => void log.push(`after ${n}`)},
+    )
+    expect(run).toEqual({ran: ['one', 'two', 'three']})
+    expect(log).toEqual([
+      ...['one:start', 'one', 'one:done', 'after one'],
+      ...['two:start', 'two'],
+      ...['three:start', 'three', 'three:done', 'after three'],
+    ])
+  })
+
   it('a signal between stages stops before the next one: exit 4, the stage named, the result attached', async () => {
     const controller = new AbortController()
     const log: string[] = []
@@ -74,7 +93,7 @@ describe('runStages', () => {
     list[1]!.notStarted = 'nothing of it done'
     const error = await runStages(list, {
       signal: controller.signal,
-      onFailure: (n) => failures.push(n),
+      onFailure: (n) => void failures.push(n),
       partialResult: () => ({log: [...log]}),
     }).catch((e: unknown) => e)
     expect(isPluginError(error) && error.code).toBe('INTERRUPTED')
@@ -94,7 +113,10 @@ describe('runStages', () => {
           throw boom
         },
       }),
-      {onFailure: (n, e) => log.push(`failed ${n}: ${(e as Error).message}`), partialResult: () => ({n: log.length})},
+      {
+        onFailure: (n, e) => void log.push(`failed ${n}: ${(e as Error).message}`),
+        partialResult: () => ({n: log.length}),
+      },
     ).catch((e: unknown) => e)
     expect(error).toBe(boom)
     expect(log).toEqual(['one', 'failed two: node cp-2 did not come back'])
