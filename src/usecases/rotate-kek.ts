@@ -15,21 +15,22 @@
 import {createHash} from 'node:crypto'
 
 import {checkConfigBytes, stageConfig} from '../encryption/config/load.js'
-import {
-  interruptedError,
-  isPluginError,
-  PluginError,
-  preconditionError,
-  usageError,
-  withPartialResult,
-} from '../errors.js'
+import {interruptedError, PluginError, preconditionError, usageError} from '../errors.js'
 import {snapshotsForEdit} from '../changes/plan.js'
 import type {ControlPlaneDeps} from '../changes/deps.js'
 import type {CurrentKmsKey} from '../controlplane/metrics.js'
 import {OperationStateStore} from '../state/operation-state.js'
 import type {ClusterFollowUps, RewriteSummary} from './follow-ups.js'
 import type {StaleRewrite} from './rewrite/stale-follow-up.js'
-import type {RotateOptions, RotateResult, RotationState, StageResult} from './rotate.js'
+import {
+  errorText,
+  recordedStages,
+  type RotateOptions,
+  type RotateResult,
+  type RotationState,
+  type StageResult,
+} from './rotate.js'
+import {runStages, type StageOutcome} from '../changes/stage-runner.js'
 import type {NodeKmsKeys} from './status/kms-keys.js'
 
 export const KEK_STAGES = ['wait-key-id', 'rewrite-stale', 'scan'] as const
@@ -280,95 +281,90 @@ export async function rotateKek(options: KekOptions, deps: KekDeps): Promise<Kek
 
   const timeoutMs = options.timeoutMs ?? 300_000
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
-  for (const stage of toRun) {
-    if (deps.signal?.aborted) throw withPartialResult(interruptedError(`stage ${stage} (not started)`), resultNow())
-    await store.write({...kek, stage, status: 'in-progress'})
-    deps.onEvent?.({type: 'stage', stage, status: 'start'})
-    try {
-      if (stage === 'wait-key-id') {
-        // The apiservers ask the plugin for its Status about once a minute (kmsv2PluginHealthzPositiveInterval
-        // in k8s.io/apiserver pkg/server/options/encryptionconfig/config.go) and switch to a new DEK
-        // under the new key ID when it changed: wait for an answer after the start on every node.
-        const deadline = Date.now() + timeoutMs
-        for (;;) {
-          const settled = keyIdSettled(await followUps.kmsKeys(), kek)
-          if (settled.settled) {
-            kek.toKeyIdHash = settled.keyIdHash
-            break
-          }
-          deps.onEvent?.({type: 'info', message: `wait-key-id: ${settled.waitingFor.join('; ')}`})
-          if (Date.now() >= deadline)
-            throw preconditionError(
-              'KMS_KEY_ID_NOT_SETTLED',
-              `After ${Math.round(timeoutMs / 1000)}s the apiservers have not all reported one current KMS key ID: ${settled.waitingFor.join('; ')}.`,
-              {
-                hint: "Check the KMS plugin on those nodes ('kubectl encryption status'), then run `kubectl encryption rotate` again (--timeout SECONDS waits longer).",
-              },
-            )
-          if (deps.signal?.aborted) throw interruptedError(`stage ${stage} (waiting; nothing changed)`)
-          await sleep(options.pollMs ?? 2000)
-          if (deps.signal?.aborted) throw interruptedError(`stage ${stage} (waiting; nothing changed)`)
+  const stageRecord = recordedStages(store, kek, KEK_STAGES)
+  const runStage = async (stage: KekStage): Promise<StageOutcome> => {
+    if (stage === 'wait-key-id') {
+      // The apiservers ask the plugin for its Status about once a minute (kmsv2PluginHealthzPositiveInterval
+      // in k8s.io/apiserver pkg/server/options/encryptionconfig/config.go) and switch to a new DEK
+      // under the new key ID when it changed: wait for an answer after the start on every node.
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const settled = keyIdSettled(await followUps.kmsKeys(), kek)
+        if (settled.settled) {
+          kek.toKeyIdHash = settled.keyIdHash
+          break
         }
-        const moved = kek.kmsProviders.map(
-          (p) => `${p} ${short(kek.fromKeyIdHash[p])} -> ${short(kek.toKeyIdHash?.[p])}`,
-        )
-        stages.push({stage, status: 'done', detail: `every apiserver reports ${moved.join(', ')}`})
-      } else if (stage === 'rewrite-stale') {
-        const r = await followUps.rewriteStale(config, deps.signal)
-        rewrite = r
-        if (r.interrupted || deps.signal?.aborted)
-          throw interruptedError(`stage ${stage} (${r.rewritten} object(s) rewritten so far)`)
-        const failed = r.failed + r.incomplete.length
-        if (failed > 0)
-          throw new PluginError(
-            'partial',
-            'REWRITE_INCOMPLETE',
-            `The rewrite left ${failed} object(s) not rewritten${r.failures.length > 0 ? ` (${r.failures.join('; ')})` : ''}.`,
-            {hint: 'Fix the cause, then run `kubectl encryption rotate` again: it rewrites only what is still stale.'},
+        deps.onEvent?.({type: 'info', message: `wait-key-id: ${settled.waitingFor.join('; ')}`})
+        if (Date.now() >= deadline)
+          throw preconditionError(
+            'KMS_KEY_ID_NOT_SETTLED',
+            `After ${Math.round(timeoutMs / 1000)}s the apiservers have not all reported one current KMS key ID: ${settled.waitingFor.join('; ')}.`,
+            {
+              hint: "Check the KMS plugin on those nodes ('kubectl encryption status'), then run `kubectl encryption rotate` again (--timeout SECONDS waits longer).",
+            },
           )
-        stages.push({
-          stage,
-          status: 'done',
-          detail: `${r.rewritten} stale object(s) of ${r.resources.join(', ') || 'no resource'} rewritten`,
-        })
-      } else {
-        // Judged by the key ID the apiservers report now (a later KEK change makes more values stale, rightly).
-        const now = keyIdSettled(await followUps.kmsKeys(), {kmsProviders: kek.kmsProviders, baseline: {}})
-        const hashes = now.settled ? now.keyIdHash : (kek.toKeyIdHash ?? {})
-        const s = await followUps.scan(stageConfig(config), hashes)
-        const byResource: Record<string, number> = {}
-        for (const r of s.resources) if (r.stale > 0) byResource[r.resource] = r.stale
-        scan = {scanned: s.keys, stale: s.totals.stale, byResource}
-        if (s.totals.stale > 0) {
-          // The rewrite has to run again before the proof can pass.
-          kek.completedStages = kek.completedStages.filter((c) => c !== 'rewrite-stale')
-          throw new PluginError(
-            'checkFailed',
-            'KMS_STALE_LEFT',
-            `${s.totals.stale} value(s) are still not under the current key ID (${Object.entries(byResource)
-              .map(([r, n]) => `${r}=${n}`)
-              .join(', ')}).`,
-            {hint: "Run `kubectl encryption rotate` again; 'kubectl encryption status --scan' lists them."},
-          )
-        }
-        stages.push({stage, status: 'done', detail: `${s.keys} value(s) scanned, none under an older key ID`})
+        if (deps.signal?.aborted) throw interruptedError(`stage ${stage} (waiting; nothing changed)`)
+        await sleep(options.pollMs ?? 2000)
+        if (deps.signal?.aborted) throw interruptedError(`stage ${stage} (waiting; nothing changed)`)
       }
-      kek.completedStages = [...new Set([...kek.completedStages, stage])]
-      kek.status = KEK_STAGES.every((s) => kek.completedStages.includes(s)) ? 'done' : 'in-progress'
-      kek.stage = stage
-      delete kek.error
-      await store.write(kek)
-      deps.onEvent?.({type: 'stage', stage, status: 'done'})
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error)
-      const interrupted = isPluginError(error) && error.code === 'INTERRUPTED'
-      kek.status = interrupted ? 'in-progress' : 'failed'
-      kek.stage = stage
-      await store.write(interrupted ? kek : {...kek, error: reason}).catch(() => undefined)
-      stages.push({stage, status: 'failed', detail: reason})
-      throw withPartialResult(error, resultNow())
+      const moved = kek.kmsProviders.map((p) => `${p} ${short(kek.fromKeyIdHash[p])} -> ${short(kek.toKeyIdHash?.[p])}`)
+      stages.push({stage, status: 'done', detail: `every apiserver reports ${moved.join(', ')}`})
+    } else if (stage === 'rewrite-stale') {
+      const r = await followUps.rewriteStale(config, deps.signal)
+      rewrite = r
+      if (r.interrupted || deps.signal?.aborted)
+        throw interruptedError(`stage ${stage} (${r.rewritten} object(s) rewritten so far)`)
+      const failed = r.failed + r.incomplete.length
+      if (failed > 0)
+        throw new PluginError(
+          'partial',
+          'REWRITE_INCOMPLETE',
+          `The rewrite left ${failed} object(s) not rewritten${r.failures.length > 0 ? ` (${r.failures.join('; ')})` : ''}.`,
+          {hint: 'Fix the cause, then run `kubectl encryption rotate` again: it rewrites only what is still stale.'},
+        )
+      stages.push({
+        stage,
+        status: 'done',
+        detail: `${r.rewritten} stale object(s) of ${r.resources.join(', ') || 'no resource'} rewritten`,
+      })
+    } else {
+      // Judged by the key ID the apiservers report now (a later KEK change makes more values stale, rightly).
+      const now = keyIdSettled(await followUps.kmsKeys(), {kmsProviders: kek.kmsProviders, baseline: {}})
+      const hashes = now.settled ? now.keyIdHash : (kek.toKeyIdHash ?? {})
+      const s = await followUps.scan(stageConfig(config), hashes)
+      const byResource: Record<string, number> = {}
+      for (const r of s.resources) if (r.stale > 0) byResource[r.resource] = r.stale
+      scan = {scanned: s.keys, stale: s.totals.stale, byResource}
+      if (s.totals.stale > 0) {
+        // The rewrite has to run again before the proof can pass.
+        kek.completedStages = kek.completedStages.filter((c) => c !== 'rewrite-stale')
+        throw new PluginError(
+          'checkFailed',
+          'KMS_STALE_LEFT',
+          `${s.totals.stale} value(s) are still not under the current key ID (${Object.entries(byResource)
+            .map(([r, n]) => `${r}=${n}`)
+            .join(', ')}).`,
+          {hint: "Run `kubectl encryption rotate` again; 'kubectl encryption status --scan' lists them."},
+        )
+      }
+      stages.push({stage, status: 'done', detail: `${s.keys} value(s) scanned, none under an older key ID`})
     }
+    return undefined
   }
+  await runStages(
+    toRun.map((stage) => ({name: stage, run: () => runStage(stage)})),
+    {
+      signal: deps.signal,
+      onEvent: deps.onEvent,
+      before: stageRecord.before,
+      after: stageRecord.after,
+      onFailure: async (stage, error) => {
+        await stageRecord.failed(stage, error)
+        stages.push({stage, status: 'failed', detail: errorText(error)})
+      },
+      partialResult: resultNow,
+    },
+  )
   return resultNow()
 }
 

@@ -313,6 +313,7 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
     rewrite,
   })
 
+  const recorded = recordedStages(store, rotation, ROTATE_STAGES)
   // Per stage of this run: the nodes it rolled out (kept when it fails) and its read check.
   let rolledOut: NodeOutcome[] | undefined
   let check: ReadCheck | undefined
@@ -486,26 +487,13 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
       before: async (stage) => {
         rolledOut = undefined
         check = undefined
-        // Recorded before anything of the stage happens, so a kill at any point leaves the stage named.
-        if (!options.dryRun) await store.write({...rotation, stage, status: 'in-progress'})
+        if (!options.dryRun) await recorded.before(stage)
       },
       after: async (stage) => {
-        if (options.dryRun) return
-        rotation.completedStages = [...new Set([...rotation.completedStages, stage])]
-        rotation.status = ROTATE_STAGES.every((s) => rotation.completedStages.includes(s)) ? 'done' : 'in-progress'
-        rotation.stage = stage
-        delete rotation.error
-        await store.write(rotation)
+        if (!options.dryRun) await recorded.after(stage)
       },
       onFailure: async (stage, error) => {
-        const reason = error instanceof Error ? error.message : String(error)
-        if (!options.dryRun) {
-          // Interrupted (Ctrl-C/SIGTERM) is not failed: the stage stays in progress, next to run.
-          const interrupted = isPluginError(error) && error.code === 'INTERRUPTED'
-          rotation.status = interrupted ? 'in-progress' : 'failed'
-          rotation.stage = stage
-          await store.write(interrupted ? rotation : {...rotation, error: reason}).catch(() => undefined)
-        }
+        if (!options.dryRun) await recorded.failed(stage, error)
         // What this run did before the stage failed stays in the result the error carries.
         const usedBackups = rolledOut?.some((n) => n.backups.length > 0)
         stages.push({
@@ -513,13 +501,43 @@ export async function rotateKeys(options: RotateOptions, deps: RotateDeps): Prom
           status: 'failed',
           ...(rolledOut ? {nodes: rolledOut} : {}),
           ...(usedBackups ? {backupDir} : {}),
-          detail: reason,
+          detail: errorText(error),
         })
       },
       partialResult: resultNow,
     },
   )
   return resultNow()
+}
+
+export const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error))
+
+/**
+ * What a rotation records around each stage in the state ConfigMap (rotate and rotate-kek alike):
+ * the stage as in progress before anything of it happens (a kill at any point leaves it named), done
+ * after it, and failed or (Ctrl-C/SIGTERM) still in progress, next to run, when it stops.
+ */
+export function recordedStages<S extends string, T extends RotationState>(
+  store: OperationStateStore,
+  state: T,
+  all: readonly S[],
+) {
+  return {
+    before: (stage: S) => store.write({...state, stage, status: 'in-progress'}),
+    after: async (stage: S) => {
+      state.completedStages = [...new Set([...state.completedStages, stage])]
+      state.status = all.every((s) => state.completedStages.includes(s)) ? 'done' : 'in-progress'
+      state.stage = stage
+      delete state.error
+      await store.write(state)
+    },
+    failed: async (stage: S, error: unknown) => {
+      const interrupted = isPluginError(error) && error.code === 'INTERRUPTED'
+      state.status = interrupted ? 'in-progress' : 'failed'
+      state.stage = stage
+      await store.write(interrupted ? state : {...state, error: errorText(error)}).catch(() => undefined)
+    },
+  }
 }
 
 /** `work`, or INTERRUPTED (exit 4) as soon as `signal` fires; for steps that change nothing. */

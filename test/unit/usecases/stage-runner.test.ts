@@ -1,11 +1,11 @@
 import {describe, expect, it} from 'vitest'
-import {runStages, type Stage} from '../../../src/changes/stage-runner.js'
+import {runStages, type Stage, type StageOutcome} from '../../../src/changes/stage-runner.js'
 import {isPluginError, partialResultOf} from '../../../src/errors.js'
 
 type Name = 'one' | 'two' | 'three'
 
 /** Stages that record what ran into `log`; `behaviour` changes one stage's run. */
-function stages(log: string[], behaviour: Partial<Record<Name, () => Promise<undefined | 'stop'>>> = {}) {
+function stages(log: string[], behaviour: Partial<Record<Name, () => Promise<StageOutcome>>> = {}) {
   return (['one', 'two', 'three'] as const).map(
     (name): Stage<Name> => ({
       name,
