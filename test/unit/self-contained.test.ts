@@ -53,10 +53,7 @@ describe('the repository is self-contained', () => {
   it('no comment cites DESIGN.md or the old spec; they cite docs/ instead', () => {
     const stale = /DESIGN\.md|\bspec §|wire-and-config-spec|prior-art\.md|reference\/encrypt-data-at-rest/g
     const code = ours(['src', 'test', 'scripts', 'bench']).filter((rel) => !rel.endsWith('.json')) // data files are copied unchanged
-    // Not a comment: a warning the plugin prints still says "spec §8.2"; it needs a code change
-    // (cite nothing, or docs/kubernetes-behaviour.md §8.2) and its own commit. Then drop this.
-    const pending = (line: string) => line.includes('concatenated in file order (spec §8.2)')
-    expect(hits(code, (line) => (pending(line) ? [] : (line.match(stale) ?? [])))).toEqual([])
+    expect(hits(code, (line) => line.match(stale) ?? [])).toEqual([])
   })
 
   it('the docs those comments cite exist', () => {

@@ -88,7 +88,7 @@ export function configWarnings(
         const earlier = exactSeen.get(name)
         if (earlier !== undefined && earlier !== i) {
           warnings.push(
-            `${path}: ${goQuote(name)} also appears in resources[${earlier}]; the provider lists are concatenated in file order (spec §8.2), so resources[${earlier}]'s first provider writes.`,
+            `${path}: ${goQuote(name)} also appears in resources[${earlier}]; the provider lists are concatenated in file order, so resources[${earlier}]'s first provider writes.`,
           )
         }
         if (earlier === undefined) exactSeen.set(name, i)
