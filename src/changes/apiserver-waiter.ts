@@ -1,6 +1,6 @@
 import {CONFIG_HASH_ANNOTATION as ENCRYPTION_CONFIG_HASH_ANNOTATION} from '../controlplane/apiserver-manifest.js'
 import {apiServerFromPod, PODS} from '../controlplane/control-plane.js'
-import {encryptionMetrics, parsePrometheusText} from '../controlplane/metrics.js'
+import {encryptionMetricsOf} from '../controlplane/metrics.js'
 import {PluginError} from '../errors.js'
 import type {EndpointProbe, ObjectClient} from '../kube/types.js'
 import type {ApiserverState, ApiserverWaiter} from './rollout.js'
@@ -62,7 +62,7 @@ export class KubeApiserverWaiter implements ApiserverWaiter {
       if (withMetrics) {
         const metrics = await this.probe.get('/metrics', {endpoint: pod.endpoint, timeoutMs: 10_000})
         if (metrics.status === 200) {
-          obs.loadedConfigHash = encryptionMetrics(parsePrometheusText(metrics.body)).lastConfigHash
+          obs.loadedConfigHash = encryptionMetricsOf(metrics.body).lastConfigHash
           obs.noConfigInfo = obs.loadedConfigHash === undefined
         }
         obs.detail += `, loaded config ${obs.loadedConfigHash ?? 'unknown'}`

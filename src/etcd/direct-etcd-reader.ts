@@ -3,6 +3,7 @@ import {readFileSync} from 'node:fs'
 import type {Etcd3} from 'etcd3'
 
 import {usageError} from '../errors.js'
+import {settle} from '../settle.js'
 import {etcdDenied, etcdError} from './etcd-errors.js'
 import {
   adaptivePageSize,
@@ -148,10 +149,7 @@ export class DirectEtcdReader implements EtcdReader {
     const request = (start: Buffer, limit: number) => {
       const builder = client.getAll().inRange(new Range(start, end)).limit(limit)
       if (revision) builder.revision(revision)
-      const response = this.bounded(builder.exec()).then(
-        (value) => ({value}),
-        (error: unknown) => ({error}),
-      )
+      const response = settle(this.bounded(builder.exec()))
       return {start, limit, response}
     }
     let next = request(Buffer.from(prefix, 'utf8'), minPageSize)

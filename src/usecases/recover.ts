@@ -39,6 +39,8 @@ import {scanPrefixes, scanTargets} from './status/scan-targets.js'
 
 export const UNSAFE_DELETE_VERB = 'unsafe-delete-ignore-read-errors'
 export const FEATURE_GATE = 'AllowUnsafeMalformedObjectDeletion'
+/** The one metric the feature check reads. */
+const FEATURE_ENABLED_METRIC: ReadonlySet<string> = new Set(['kubernetes_feature_enabled'])
 const ROLE_NAME = 'kubectl-encryption-recover'
 const LIST_PAGE = 500
 
@@ -444,7 +446,7 @@ async function apiUnreadable(objects: ObjectClient, api: ApiResource, namespace?
 async function featureFromServer(probe: EndpointProbe): Promise<{served: boolean; evidence: string}> {
   const metrics = await probe.get('/metrics').catch(() => undefined)
   if (metrics?.status === 200) {
-    const sample = parsePrometheusText(metrics.body).find(
+    const sample = parsePrometheusText(metrics.body, FEATURE_ENABLED_METRIC).find(
       (s) => s.name === 'kubernetes_feature_enabled' && s.labels.name === FEATURE_GATE,
     )
     if (sample)

@@ -1,4 +1,4 @@
-import {bytesPerObject, parsePrometheusText} from '../../controlplane/metrics.js'
+import {bytesPerObject, OBJECT_SIZE_METRIC_NAMES, parsePrometheusText} from '../../controlplane/metrics.js'
 import type {EndpointProbe} from '../../kube/types.js'
 
 /**
@@ -83,7 +83,9 @@ export function buildEstimate(counts: ResourceCount[], pace: Pace): RewriteEstim
 export async function storedBytesPerObject(probe: EndpointProbe, timeoutMs = 10_000): Promise<Map<string, number>> {
   try {
     const response = await probe.get('/metrics', {timeoutMs})
-    return response.status === 200 ? bytesPerObject(parsePrometheusText(response.body)) : new Map()
+    return response.status === 200
+      ? bytesPerObject(parsePrometheusText(response.body, OBJECT_SIZE_METRIC_NAMES))
+      : new Map()
   } catch {
     return new Map()
   }

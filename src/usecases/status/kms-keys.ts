@@ -4,7 +4,7 @@
  */
 import type {ControlPlaneNode} from '../../controlplane/control-plane.js'
 import {type HealthCheck, type HealthReport, kmsChecks, parseHealthReport} from '../../controlplane/health.js'
-import {type CurrentKmsKey, currentKmsKeys, encryptionMetrics, parsePrometheusText} from '../../controlplane/metrics.js'
+import {type CurrentKmsKey, currentKmsKeys, encryptionMetricsOf} from '../../controlplane/metrics.js'
 import type {EndpointProbe} from '../../kube/types.js'
 
 export interface NodeKmsKeys {
@@ -60,7 +60,7 @@ export async function apiserverKmsKeys(
         const r = await probe.get('/metrics', {endpoint, timeoutMs})
         if (r.status !== 200)
           return {node: node.name, keys: [], ...(await health), error: `/metrics answered HTTP ${r.status}`}
-        const keys = currentKmsKeys(encryptionMetrics(parsePrometheusText(r.body)).kmsKeyIds)
+        const keys = currentKmsKeys(encryptionMetricsOf(r.body).kmsKeyIds)
         return {node: node.name, keys, ...(await health)}
       } catch (error) {
         return {node: node.name, keys: [], ...(await health), error: (error as Error).message}

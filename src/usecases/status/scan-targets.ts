@@ -101,8 +101,10 @@ async function namespaceNames(objects: ObjectClient): Promise<Set<string> | unde
 }
 
 export async function scanForStatus(input: StatusScanInput): Promise<ScanSummary> {
+  // The namespace list and discovery are independent round trips to the apiserver: in parallel.
+  const namespacesListed = namespaceNames(input.objects)
   const prefixes = scanPrefixes(await scanTargets(input), input.etcdPrefix)
-  const namespaces = await namespaceNames(input.objects)
+  const namespaces = await namespacesListed
   const {reader} = input
   async function* pages() {
     for (const prefix of prefixes) yield* reader.range(prefix, {pageSize: input.pageSize, pageBytes: SCAN_PAGE_BYTES})

@@ -6,7 +6,7 @@ import {basename} from 'node:path'
 
 import type {ControlPlaneNode} from '../../controlplane/control-plane.js'
 import type {HealthCheck} from '../../controlplane/health.js'
-import {type CurrentKmsKey, currentKmsKeys, encryptionMetrics, parsePrometheusText} from '../../controlplane/metrics.js'
+import {type CurrentKmsKey, currentKmsKeys, encryptionMetricsOf} from '../../controlplane/metrics.js'
 import type {EncryptionConfiguration, ProviderSpec} from '../../encryption/config/model.js'
 import {type ConfigCheck, checkConfigBytes} from '../../encryption/config/load.js'
 import {buildResourceMap, formatGroupResource, parseResourceString} from '../../encryption/config/resource-match.js'
@@ -18,6 +18,7 @@ import {kmsUnhealthyProblem, readyzWithKms} from './kms-keys.js'
 import type {RotationStatus} from '../rotate.js'
 import type {ScanSummary} from './scan-targets.js'
 import type {LeaseStatus} from '../../state/operation-lease.js'
+import {settle} from '../../settle.js'
 
 export const MANIFESTS_DIR = '/etc/kubernetes/manifests'
 /** The static pods kubeadm writes; any other non-dot file there is run by the kubelet too. */
@@ -223,6 +224,8 @@ async function nodeStatus(
       status.notes.push('no apiserver endpoint known for this node (no kube-apiserver mirror pod or advertise address)')
       return
     }
+    // /metrics does not depend on the readiness answer: both round trips at once.
+    const metricsRead = settle(deps.probe.get('/metrics', {endpoint: pod.endpoint, timeoutMs}))
     try {
       const {report, kms, httpStatus} = await readyzWithKms(deps.probe, pod.endpoint, timeoutMs)
       status.kms = kms
@@ -239,10 +242,12 @@ async function nodeStatus(
       return
     }
     // An apiserver that is not ready only because of its KMS plugin still serves /metrics.
+    const read = await metricsRead
     try {
-      const metrics = await deps.probe.get('/metrics', {endpoint: pod.endpoint, timeoutMs})
+      if ('error' in read) throw read.error
+      const metrics = read.value
       if (metrics.status === 200) {
-        const parsed = encryptionMetrics(parsePrometheusText(metrics.body))
+        const parsed = encryptionMetricsOf(metrics.body)
         status.kmsKeys = currentKmsKeys(parsed.kmsKeyIds)
         status.config.loadedHash = parsed.lastConfigHash
         if (status.encryption.automaticReload) status.reloads = parsed.reloads
@@ -385,6 +390,9 @@ function problemsFor(result: StatusResult, nodes: NodeStatus[]): string[] {
 }
 
 export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> {
+  // The rotation state and the lock are independent reads: they go while the nodes are checked.
+  const rotationRead = deps.rotation && settle(deps.rotation())
+  const lockRead = deps.lock && settle(deps.lock())
   deps.onProgress?.('Discovering control-plane nodes')
   const controlPlane = await deps.controlPlane()
   deps.onProgress?.(`Checking ${controlPlane.length} control-plane node(s)`)
@@ -442,12 +450,13 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
     result.warnings.push(...configCheck.warnings)
   }
   for (const n of nodes) for (const note of n.notes) result.warnings.push(`${n.node}: ${note}`)
-  if (deps.rotation) {
-    try {
-      result.rotation = await deps.rotation()
-    } catch (error) {
-      result.warnings.push(`cannot read the rotation state (kube-system/kubectl-encryption-state): ${message(error)}`)
-    }
+  const rotation = await rotationRead
+  if (rotation) {
+    if ('value' in rotation) result.rotation = rotation.value
+    else
+      result.warnings.push(
+        `cannot read the rotation state (kube-system/kubectl-encryption-state): ${message(rotation.error)}`,
+      )
     const r = result.rotation
     // A finished rotation whose key the config no longer has belongs to an earlier enable cycle
     // (decrypt-all, then enable again): not this config's history.
@@ -464,12 +473,13 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
       )
     }
   }
-  if (deps.lock) {
-    try {
-      result.lock = await deps.lock()
-    } catch (error) {
-      result.warnings.push(`cannot read the cluster's lock (kube-system/kubectl-encryption-state): ${message(error)}`)
-    }
+  const lock = await lockRead
+  if (lock) {
+    if ('value' in lock) result.lock = lock.value
+    else
+      result.warnings.push(
+        `cannot read the cluster's lock (kube-system/kubectl-encryption-state): ${message(lock.error)}`,
+      )
   }
 
   if (deps.scan) {

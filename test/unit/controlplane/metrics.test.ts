@@ -64,3 +64,23 @@ describe('bytesPerObject: stored size over object count, per group/resource', ()
     })
   })
 })
+
+describe('parsePrometheusText with names: only those metrics, parsed as without', () => {
+  const text = `${METRICS}other_total{name="apiserver_resource_objects",group="",resource="secrets"} 3
+apiserver_resource_objects_total 8
+apiserver_resource_objects 9 1700000000000
+`
+  const names = new Set(['apiserver_resource_objects'])
+
+  it('returns exactly the samples the full parse has under those names, in order', () => {
+    const all = parsePrometheusText(text)
+    expect(parsePrometheusText(text, names)).toEqual(all.filter((s) => names.has(s.name)))
+    expect(parsePrometheusText(text, names).map((s) => s.value)).toEqual([12, 0, 4, -1, 9])
+  })
+
+  it('a name that only appears in a label value or as a longer name is not matched', () => {
+    const found = parsePrometheusText(text, names)
+    expect(found.some((s) => s.labels.name === 'apiserver_resource_objects')).toBe(false)
+    expect(found.some((s) => s.name === 'apiserver_resource_objects_total')).toBe(false)
+  })
+})
