@@ -115,11 +115,48 @@ export function vendorFile(specifier: string): string {
 }
 
 /**
+ * Per lazy library, the exports our code takes from it: the names in every
+ * `const {A, B: b} = await import('x')`, or 'all' once one import takes the whole module.
+ */
+export type LazyImports = Map<string, Set<string> | 'all'>
+
+/** Records what `source` takes from each bare specifier it imports with `await import(...)`. */
+export function recordLazyImports(source: string, lazy: LazyImports): void {
+  const call = /(?:\{([^{}]*)\}\s*=\s*)?await\s+import\(\s*(['"])([^'"./][^'"]*)\2\s*\)/g
+  for (const [, names, , specifier] of source.matchAll(call)) {
+    if (isBuiltin(specifier!)) continue
+    const seen = lazy.get(specifier!)
+    if (names === undefined || seen === 'all') {
+      lazy.set(specifier!, 'all')
+      continue
+    }
+    const taken = seen ?? new Set<string>()
+    for (const part of names.split(',')) {
+      const name = part.split(':')[0]!.trim()
+      if (name.startsWith('...')) return void lazy.set(specifier!, 'all')
+      if (name) taken.add(name)
+    }
+    lazy.set(specifier!, taken)
+  }
+}
+
+/**
+ * A lazy library's file: only the exports our code takes, so that esbuild leaves out the rest
+ * (client-node's KubeConfig alone is 1.7 MiB of its 15 MiB, and compiling the rest cost every
+ * command that reads a kubeconfig ~100 ms of CPU); the whole module when an import takes it all.
+ */
+export function vendorEntry(specifier: string, taken: Set<string> | 'all'): string {
+  const module = JSON.stringify(specifier)
+  if (taken === 'all') return `module.exports = require(${module})`
+  return `export {${[...taken].sort().join(', ')}} from ${module}`
+}
+
+/**
  * Every package our own code imports with `await import(...)` is a lazy library: the call becomes
  * importVendor(...) (src/cli/vendor.ts), which loads dist/vendor/<name>.cjs on first use, and the
  * library is bundled into that file on its own.
  */
-function splitLazyLibraries(lazy: Set<string>): EsbuildPlugin {
+function splitLazyLibraries(lazy: LazyImports): EsbuildPlugin {
   const loader = join(root, 'dist/cli/vendor.js')
   const ours = join(root, 'dist') + sep
   return {
@@ -129,11 +166,12 @@ function splitLazyLibraries(lazy: Set<string>): EsbuildPlugin {
         if (!args.path.startsWith(ours) || args.path === loader) return undefined
         const source = readFileSync(args.path, 'utf8')
         let found = false
+        recordLazyImports(source, lazy)
         const contents = source.replace(
           /\bimport\(\s*(['"])([^'"./][^'"]*)\1\s*\)/g,
           (call, _quote, specifier: string) => {
             if (isBuiltin(specifier)) return call
-            lazy.add(specifier)
+            if (!lazy.has(specifier)) lazy.set(specifier, 'all')
             found = true
             return `__importVendor(${JSON.stringify(vendorFile(specifier))})`
           },
@@ -190,7 +228,7 @@ export function asciiOnly(source: string): string {
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
 
 export async function bundle(): Promise<void> {
-  const lazy = new Set<string>()
+  const lazy: LazyImports = new Map()
   const main = await build({
     ...common,
     stdin: {contents: entrySource(), resolveDir: root, sourcefile: 'bundle-entry.js', loader: 'js'},
@@ -199,7 +237,7 @@ export async function bundle(): Promise<void> {
   })
   writeFileSync(join(root, BUNDLE), asciiOnly(readFileSync(join(root, BUNDLE), 'utf8')))
   console.log(`${BUNDLE}: ${mib(main.metafile!.outputs[BUNDLE]!.bytes)}`)
-  for (const specifier of lazy) {
+  for (const [specifier, taken] of lazy) {
     // A lazy library that our code also imports statically somewhere is in the main file too.
     const eager = Object.keys(main.metafile!.inputs).find((input) => input.includes(`node_modules/${specifier}/`))
     if (eager)
@@ -209,15 +247,11 @@ export async function bundle(): Promise<void> {
     const outfile = `${VENDOR_DIR}/${vendorFile(specifier)}`
     const result = await build({
       ...common,
-      stdin: {
-        contents: `module.exports = require(${JSON.stringify(specifier)})`,
-        resolveDir: root,
-        sourcefile: `${specifier}.js`,
-        loader: 'js',
-      },
+      stdin: {contents: vendorEntry(specifier, taken), resolveDir: root, sourcefile: `${specifier}.js`, loader: 'js'},
       outfile: join(root, outfile),
     })
-    console.log(`${outfile}: ${mib(result.metafile!.outputs[outfile]!.bytes)} (loaded on first use)`)
+    const what = taken === 'all' ? '' : `, ${[...taken].join(', ')}`
+    console.log(`${outfile}: ${mib(result.metafile!.outputs[outfile]!.bytes)} (loaded on first use${what})`)
   }
 }
 

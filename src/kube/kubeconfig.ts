@@ -86,9 +86,9 @@ export async function loadKubeConfig(
   home = homedir(),
 ): Promise<LoadedKubeConfig> {
   const files = kubeconfigFiles(source, env, home)
-  const k8s = await import('@kubernetes/client-node')
+  const {KubeConfig} = await import('@kubernetes/client-node')
   const loaded = files.map((file) => {
-    const one = new k8s.KubeConfig()
+    const one = new KubeConfig()
     try {
       one.loadFromFile(file)
     } catch (error) {
@@ -100,7 +100,7 @@ export async function loadKubeConfig(
     }
     return one
   })
-  const kc = new k8s.KubeConfig()
+  const kc = new KubeConfig()
   kc.loadFromOptions({
     clusters: firstByName(loaded.map((one) => one.clusters ?? [])),
     users: firstByName(loaded.map((one) => one.users ?? [])),

@@ -6,6 +6,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {parse, stringify} from 'yaml'
 
 import {json, plugin, spawnPlugin, sshArgs} from './helpers/plugin.js'
 import {kubectl, ok, sandbox, waitFor} from './helpers/sandbox.js'
@@ -47,6 +48,59 @@ describe('status with encryption off', () => {
     expect(doc.nodes.map((n) => n.node)).toEqual(sandbox().nodes)
     expect(doc.nodes.every((n) => !n.encryption.enabled)).toBe(true)
     expect(doc.problems).toEqual(['encryption at rest is off: no apiserver has --encryption-provider-config'])
+  })
+
+  it('a kubeconfig whose user is an exec credential plugin (as on EKS, GKE, AKS) authenticates', async () => {
+    // The plugin hands over the admin's client certificate as an ExecCredential and leaves a mark.
+    const dir = mkdtempSync(join(tmpdir(), 'exec-auth-'))
+    const admin = parse(readFileSync(sandbox().env.KUBECONFIG!, 'utf8')) as {
+      clusters: Array<{cluster: Record<string, string>}>
+      users: Array<{name: string; user: Record<string, string>}>
+    }
+    const user = admin.users.find((u) => u.name === 'kubernetes-admin')!.user
+    const pem = (data: string) => Buffer.from(data, 'base64').toString('utf8')
+    const credential = JSON.stringify({
+      apiVersion: 'client.authentication.k8s.io/v1',
+      kind: 'ExecCredential',
+      status: {
+        clientCertificateData: pem(user['client-certificate-data']!),
+        clientKeyData: pem(user['client-key-data']!),
+      },
+    })
+    writeFileSync(join(dir, 'credential.json'), credential, {mode: 0o600})
+    const marker = join(dir, 'called')
+    const script = `require('fs').writeFileSync(${JSON.stringify(marker)}, 'yes'); process.stdout.write(require('fs').readFileSync(${JSON.stringify(join(dir, 'credential.json'))}))`
+    const kubeconfig = join(dir, 'config')
+    writeFileSync(
+      kubeconfig,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{name: 'sandbox', cluster: admin.clusters[0]!.cluster}],
+        users: [
+          {
+            name: 'exec-user',
+            user: {
+              exec: {
+                apiVersion: 'client.authentication.k8s.io/v1',
+                command: process.execPath,
+                args: ['-e', script],
+                interactiveMode: 'Never',
+              },
+            },
+          },
+        ],
+        contexts: [{name: 'exec', context: {cluster: 'sandbox', user: 'exec-user'}}],
+        'current-context': 'exec',
+      }),
+      {mode: 0o600},
+    )
+    const r = await plugin(['status', '--no-ssh', '--kubeconfig', kubeconfig, '-o', 'json'])
+    const doc = json<{context: string; nodes: Array<{node: string; apiserver: {ready: boolean}}>}>(r)
+    expect(doc.context).toBe('exec')
+    expect(doc.nodes.map((n) => n.node)).toEqual(sandbox().nodes)
+    expect(doc.nodes.every((n) => n.apiserver.ready)).toBe(true)
+    expect(readFileSync(marker, 'utf8')).toBe('yes')
   })
 
   it('without SSH still reports every node from the API and metrics, with a warning per node', async () => {
