@@ -5,7 +5,7 @@ import {type LazyImports, recordLazyImports, vendorEntry} from '../../scripts/bu
 describe('lazy libraries: a vendor file holds only the exports our code takes', () => {
   it('records the names destructured from each await import, across files', () => {
     const lazy: LazyImports = new Map()
-    recordLazyImports("const { Etcd3 } = await import('etcd3');\nconst {Range} = await import(\"etcd3\")", lazy)
+    recordLazyImports('const { Etcd3 } = await import(\'etcd3\');\nconst {Range} = await import("etcd3")', lazy)
     recordLazyImports("const {default: ora} = await import('ora')", lazy)
     recordLazyImports("const {KubeConfig} = await import('@kubernetes/client-node')", lazy)
     expect(Object.fromEntries([...lazy].map(([k, v]) => [k, v === 'all' ? v : [...v].sort()]))).toEqual({
