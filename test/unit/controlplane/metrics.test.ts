@@ -84,3 +84,16 @@ apiserver_resource_objects 9 1700000000000
     expect(found.some((s) => s.name === 'apiserver_resource_objects_total')).toBe(false)
   })
 })
+
+describe('parsePrometheusText with names: where lines start and end', () => {
+  it('finds a sample on the first line, reads CRLF lines and skips the HELP/TYPE comments', () => {
+    const text =
+      'apiserver_resource_objects{group="",resource="secrets"} 2\r\n# HELP apiserver_resource_objects x\r\n# TYPE apiserver_resource_objects gauge\r\napiserver_resource_objects{group="apps",resource="deployments"} 3'
+    const names = new Set(['apiserver_resource_objects'])
+    expect(parsePrometheusText(text, names)).toEqual([
+      {name: 'apiserver_resource_objects', labels: {group: '', resource: 'secrets'}, value: 2},
+      {name: 'apiserver_resource_objects', labels: {group: 'apps', resource: 'deployments'}, value: 3},
+    ])
+    expect(parsePrometheusText(text, names)).toEqual(parsePrometheusText(text))
+  })
+})
