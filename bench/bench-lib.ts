@@ -17,6 +17,7 @@ import {
   type TestKey,
   withEncryptionFlag,
 } from '../test/e2e/helpers/encryption-setup.js'
+import {etcdFlags} from '../test/sandbox/etcd-flags.js'
 
 export interface Measured {
   seconds: number
@@ -317,17 +318,7 @@ export async function timedScan(options: {
     '--page-size',
     '500',
   ]
-  if (transport === 'direct')
-    args.push(
-      '--etcd-endpoints',
-      env.ETCDCTL_ENDPOINTS!,
-      '--etcd-cacert',
-      env.ETCDCTL_CACERT!,
-      '--etcd-cert',
-      env.ETCDCTL_CERT!,
-      '--etcd-key',
-      env.ETCDCTL_KEY!,
-    )
+  if (transport === 'direct') args.push(...etcdFlags(env))
   if (transport === 'ssh') args.push('--ssh-config', env.SANDBOX_SSH_CONFIG!)
   const nodeArgs: string[] = []
   if (options.cpuProf) {

@@ -18,6 +18,21 @@ function describe(resource: ApiResource): string {
   return resource.group ? `${resource.resource}.${resource.group}` : resource.resource
 }
 
+/** One page of a list, whichever encoding it is asked in. */
+function listRequest(resource: ApiResource, options: ListOptions): HttpRequest {
+  return {
+    method: 'GET',
+    path: resourcePath(resource, options.namespace),
+    query: {
+      labelSelector: options.labelSelector,
+      fieldSelector: options.fieldSelector,
+      limit: options.limit,
+      continue: options.continueToken,
+    },
+    what: {verb: 'list', resource: describe(resource), namespace: options.namespace},
+  }
+}
+
 /** Lists drop apiVersion/kind from items; put them back so an item can be replaced as is. */
 function withType(resource: ApiResource, object: KubeObject): KubeObject {
   return {...object, apiVersion: object.apiVersion ?? apiVersionOf(resource), kind: object.kind ?? resource.kind}
@@ -90,16 +105,8 @@ export class RestObjectClient implements ObjectClient {
       items?: KubeObject[]
       metadata?: {continue?: string; resourceVersion?: string; remainingItemCount?: number}
     }>({
-      method: 'GET',
-      path: resourcePath(resource, options.namespace),
+      ...listRequest(resource, options),
       accept: options.metadataOnly ? METADATA_ONLY : undefined,
-      query: {
-        labelSelector: options.labelSelector,
-        fieldSelector: options.fieldSelector,
-        limit: options.limit,
-        continue: options.continueToken,
-      },
-      what: {verb: 'list', resource: describe(resource), namespace: options.namespace},
     })
     return {
       items: (list.items ?? []).map((item) => withType(resource, item)),
@@ -111,17 +118,7 @@ export class RestObjectClient implements ObjectClient {
   }
 
   private async listPreferringProtobuf(resource: ApiResource, options: ListOptions): Promise<ListPage> {
-    const answer = await this.protobufOrJson({
-      method: 'GET',
-      path: resourcePath(resource, options.namespace),
-      query: {
-        labelSelector: options.labelSelector,
-        fieldSelector: options.fieldSelector,
-        limit: options.limit,
-        continue: options.continueToken,
-      },
-      what: {verb: 'list', resource: describe(resource), namespace: options.namespace},
-    })
+    const answer = await this.protobufOrJson(listRequest(resource, options))
     if ('json' in answer) {
       const list = answer.json as {
         items?: KubeObject[]

@@ -10,6 +10,7 @@ import {parse, stringify} from 'yaml'
 
 import {json, plugin, spawnPlugin, sshArgs} from './helpers/plugin.js'
 import {kubectl, ok, sandbox, waitFor} from './helpers/sandbox.js'
+import {etcdFlags} from '../sandbox/etcd-flags.js'
 
 const ns = `checks-${Date.now().toString(36)}`
 let blackhole: Server
@@ -117,20 +118,7 @@ describe('inspect reads one value through each etcd transport', () => {
   it.each([
     ['exec', () => ['--etcd-via', 'exec'], 'exec (kube-system/etcd-'],
     ['ssh', () => ['--etcd-via', 'ssh', ...sshArgs()], 'ssh ('],
-    [
-      'direct',
-      () => [
-        '--etcd-endpoints',
-        env().ETCDCTL_ENDPOINTS!,
-        '--etcd-cacert',
-        env().ETCDCTL_CACERT!,
-        '--etcd-cert',
-        env().ETCDCTL_CERT!,
-        '--etcd-key',
-        env().ETCDCTL_KEY!,
-      ],
-      'direct (',
-    ],
+    ['direct', () => etcdFlags(env()), 'direct ('],
   ])('%s', async (_name, args, source) => {
     const r = await plugin(['inspect', key(), '--no-ssh', '-o', 'json', ...args()])
     expect(r.code, r.stderr).toBe(0)
@@ -191,19 +179,7 @@ describe('clear errors with exit codes from the table', () => {
 
   it('unreachable etcd names the transport and endpoint (exit 3)', async () => {
     const env = sandbox().env
-    const r = await plugin([
-      'status',
-      '--no-ssh',
-      '--scan',
-      '--etcd-endpoints',
-      'https://127.0.0.1:1',
-      '--etcd-cacert',
-      env.ETCDCTL_CACERT!,
-      '--etcd-cert',
-      env.ETCDCTL_CERT!,
-      '--etcd-key',
-      env.ETCDCTL_KEY!,
-    ])
+    const r = await plugin(['status', '--no-ssh', '--scan', ...etcdFlags(env, 'https://127.0.0.1:1')])
     expect(r.code).toBe(3)
     expect(r.stderr).toContain('through direct (https://127.0.0.1:1)')
     expect(r.stderr).toContain('hint:')
@@ -230,20 +206,7 @@ describe('clear errors with exit codes from the table', () => {
 describe('verify cleans up', () => {
   it('after a failure: the test Secret is deleted and the hint says so', async () => {
     const env = sandbox().env
-    const r = await plugin([
-      'verify',
-      '-n',
-      ns,
-      '--no-ssh',
-      '--etcd-endpoints',
-      'https://127.0.0.1:1',
-      '--etcd-cacert',
-      env.ETCDCTL_CACERT!,
-      '--etcd-cert',
-      env.ETCDCTL_CERT!,
-      '--etcd-key',
-      env.ETCDCTL_KEY!,
-    ])
+    const r = await plugin(['verify', '-n', ns, '--no-ssh', ...etcdFlags(env, 'https://127.0.0.1:1')])
     expect(r.code).toBe(3)
     expect(r.stderr).toMatch(/The test object secrets .*\/encryption-verify-[0-9a-f]{8} was deleted/)
     expect(await verifySecretsLeft()).toEqual([])
@@ -263,14 +226,7 @@ describe('verify cleans up', () => {
       '-n',
       ns,
       '--no-ssh',
-      '--etcd-endpoints',
-      `https://127.0.0.1:${blackholePort}`,
-      '--etcd-cacert',
-      env.ETCDCTL_CACERT!,
-      '--etcd-cert',
-      env.ETCDCTL_CERT!,
-      '--etcd-key',
-      env.ETCDCTL_KEY!,
+      ...etcdFlags(env, `https://127.0.0.1:${blackholePort}`),
     ])
     try {
       // Start-up of the plugin through kubectl can take long on a loaded machine.

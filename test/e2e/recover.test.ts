@@ -17,6 +17,7 @@ import {aescbcConfig, enableOnNode, MANIFEST, newKey, restoreNodes} from './help
 import {json, plugin, pluginOutputs, sshArgs} from './helpers/plugin.js'
 import {kubectl, ok, readNodeFile, run, sandbox, waitFor} from './helpers/sandbox.js'
 import {onTerminal} from './helpers/terminal.js'
+import {etcdFlags} from '../sandbox/etcd-flags.js'
 
 const ns = `recover-${Date.now().toString(36)}`
 const sa = 'recover-tester'
@@ -60,16 +61,7 @@ const backups = () =>
     .map((e) => join(backupDir, e.name))
 const etcdArgs = () => {
   const env = sandbox().env
-  return [
-    '--etcd-endpoints',
-    env.ETCDCTL_ENDPOINTS!,
-    '--etcd-cacert',
-    env.ETCDCTL_CACERT!,
-    '--etcd-cert',
-    env.ETCDCTL_CERT!,
-    '--etcd-key',
-    env.ETCDCTL_KEY!,
-  ]
+  return etcdFlags(env)
 }
 
 beforeAll(async () => {

@@ -38,6 +38,7 @@ import {
   waitForApiserverRestart,
   writeNodeFile,
 } from './helpers/sandbox.js'
+import {etcdFlags} from '../sandbox/etcd-flags.js'
 
 const ns = `rw-svm-${randomBytes(3).toString('hex')}`
 const COUNT = 30
@@ -183,20 +184,7 @@ describe('kubectl encryption rewrite --engine svm (sandbox)', () => {
     // etcd read directly with the sandbox's client certificate (exec and ssh: cluster-checks.test.ts);
     // no --resource: the two resources the cluster's config lists, read over SSH
     const env = sandbox().env
-    const r = await svm([
-      '-A',
-      '-o',
-      'json',
-      '--verify',
-      '--etcd-endpoints',
-      env.ETCDCTL_ENDPOINTS!,
-      '--etcd-cacert',
-      env.ETCDCTL_CACERT!,
-      '--etcd-cert',
-      env.ETCDCTL_CERT!,
-      '--etcd-key',
-      env.ETCDCTL_KEY!,
-    ])
+    const r = await svm(['-A', '-o', 'json', '--verify', ...etcdFlags(env)])
     expect(r.code, r.stderr).toBe(0)
     const result = json<RewriteJson>(r)
     expect(result.engine).toBe('svm')
