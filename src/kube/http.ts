@@ -59,6 +59,14 @@ const NETWORK_REASONS: Record<string, string> = {
 export class KubeHttp {
   private material?: Promise<TlsMaterial>
   private readonly agents = new Map<string, http.Agent>()
+  /** Servers (origins) that have answered at least once in this run. */
+  private readonly answered = new Set<string>()
+  /**
+   * Servers that let a request time out before they ever answered: later requests fail at once with
+   * that error instead of each waiting out --request-timeout again (issue 13: one timeout, not one per
+   * step). A server that has answered once is always waited for.
+   */
+  private readonly silent = new Map<string, KubeApiError>()
   /** exec/auth-provider users refresh tokens; their headers are fetched per request. */
   private readonly dynamicAuth: boolean
 
@@ -180,7 +188,28 @@ export class KubeHttp {
     const timeoutMs = request.timeoutMs ?? this.requestTimeoutMs
     const transport = url.protocol === 'http:' ? http : https
     const server = url.host
+    const origin = url.origin
+    const silence = this.silent.get(origin)
+    if (silence)
+      throw new KubeApiError(0, silence.reason, silence.message, undefined, undefined, {...request.what, server})
     return new Promise<HttpResponse>((resolve, reject) => {
+      // --request-timeout bounds the whole request, as kubectl's does: a socket idle timer would not
+      // (node arms it only once the socket connects, so a server that accepts and never answers TLS
+      // costs twice the timeout).
+      let timedOut: (Error & {code: string}) | undefined
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              timedOut = Object.assign(new Error(`no answer within ${timeoutMs} ms`), {code: 'REQUEST_TIMEOUT'})
+              req.destroy(timedOut)
+            }, timeoutMs)
+          : undefined
+      const fail = (error: Error & {code?: string}) => {
+        clearTimeout(timer)
+        const failure = networkError(timedOut ?? error, server, request)
+        if (timedOut && !this.answered.has(origin)) this.silent.set(origin, failure)
+        reject(failure)
+      }
       const req = transport.request(
         url,
         {
@@ -191,18 +220,18 @@ export class KubeHttp {
           servername: material.servername,
         },
         (res) => {
+          this.answered.add(origin)
+          this.silent.delete(origin)
           const chunks: Buffer[] = []
           res.on('data', (chunk: Buffer) => chunks.push(chunk))
-          res.on('error', (error) => reject(networkError(error, server, request)))
-          res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)}))
+          res.on('error', fail)
+          res.on('end', () => {
+            clearTimeout(timer)
+            resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)})
+          })
         },
       )
-      if (timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () => {
-          req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), {code: 'REQUEST_TIMEOUT'}))
-        })
-      }
-      req.on('error', (error) => reject(networkError(error, server, request)))
+      req.on('error', fail)
       req.end(body)
     })
   }

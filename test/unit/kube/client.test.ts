@@ -1,4 +1,5 @@
 import {mkdtempSync} from 'node:fs'
+import {type AddressInfo, createServer, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -345,6 +346,56 @@ describe('RestObjectClient against an HTTPS API server with client certificates'
     const error = (await rejection(slow.objects.get(secrets, 'x', 'default'))) as KubeApiError
     expect(error).toMatchObject({status: 0, reason: 'Timeout'})
     slow.close()
+  })
+
+  it('a server that accepts and never answers costs one --request-timeout, not one per request (issue 13)', async () => {
+    let connections = 0
+    const held: Socket[] = []
+    const silent = createServer((socket) => {
+      connections++
+      held.push(socket)
+    })
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const endpoint = `127.0.0.1:${(silent.address() as AddressInfo).port}`
+    const hung = await connectCluster({
+      kubeconfig: writeKubeconfig(dir, tls, endpoint, {name: 'silent'}),
+      requestTimeoutMs: 2500,
+    })
+    try {
+      const started = performance.now()
+      const first = (await rejection(hung.objects.get(secrets, 'x', 'default'))) as KubeApiError
+      // the whole request is bounded: node's socket idle timer, armed only after connect, took twice as long
+      expect(performance.now() - started).toBeLessThan(4900)
+      expect(first).toMatchObject({status: 0, reason: 'Timeout'})
+      expect(first.message).toBe(`cannot reach the API server at ${endpoint}: no answer within 2500 ms`)
+      const seen = connections
+      const next = (await rejection(hung.objects.list(secrets, {namespace: 'default'}))) as KubeApiError
+      expect(next).toMatchObject({status: 0, reason: 'Timeout', message: first.message})
+      expect(next.where).toMatchObject({verb: 'list'})
+      expect(connections).toBe(seen)
+    } finally {
+      hung.close()
+      for (const socket of held) socket.destroy()
+      await new Promise((resolve) => silent.close(resolve))
+    }
+  })
+
+  it('a server that has answered once is waited for again after a timeout', async () => {
+    const flaky = await connectCluster({
+      kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'flaky'}),
+      requestTimeoutMs: 200,
+    })
+    server.routes.push((req) => (req.url.pathname.endsWith('/first') ? {body: {metadata: {name: 'first'}}} : undefined))
+    server.routes.push(() => ({hang: true}))
+    try {
+      await flaky.objects.get(secrets, 'first', 'default')
+      expect(await rejection(flaky.objects.get(secrets, 'x', 'default'))).toMatchObject({reason: 'Timeout'})
+      const before = server.requests.length
+      expect(await rejection(flaky.objects.get(secrets, 'y', 'default'))).toMatchObject({reason: 'Timeout'})
+      expect(server.requests.length).toBe(before + 1)
+    } finally {
+      flaky.close()
+    }
   })
 })
 
