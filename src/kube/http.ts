@@ -29,7 +29,7 @@ export interface HttpResponse {
   body: Buffer
 }
 
-interface TlsMaterial {
+export interface TlsMaterial {
   ca?: Buffer
   cert?: Buffer
   key?: Buffer
@@ -119,15 +119,7 @@ export class KubeHttp {
   }
 
   /** TLS and auth options for other transports to the same server (pods/exec WebSockets). */
-  async connectionOptions(): Promise<{
-    ca?: Buffer
-    cert?: Buffer
-    key?: Buffer
-    rejectUnauthorized?: boolean
-    servername?: string
-    headers: Record<string, string>
-    auth?: string
-  }> {
+  async connectionOptions(): Promise<TlsMaterial> {
     const material = await this.tls()
     return {...material, headers: {...material.headers}}
   }

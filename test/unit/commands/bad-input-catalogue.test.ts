@@ -87,16 +87,8 @@ const CLUSTER = [
   ['recover', '--yes'],
 ]
 const NO_ARGS = [['version'], ['status'], ['verify'], ['rewrite'], ['enable'], ['rotate'], ['decrypt-all'], ['recover']]
-const SSH = [
-  ['status'],
-  ['verify'],
-  ['rewrite'],
-  ['inspect', 'secret/s-0'],
-  ['enable', '--yes'],
-  ['rotate', '--yes'],
-  ['decrypt-all', '--yes'],
-  ['recover', '--yes'],
-]
+/** Every command that reaches the cluster takes the SSH flags too. */
+const SSH = CLUSTER
 const CHANGES = [
   ['enable', '--yes'],
   ['rotate', '--yes'],
