@@ -65,6 +65,13 @@ async function underKeyId(keyId: string): Promise<number> {
   return (out.kvs ?? []).filter((kv) => Buffer.from(kv.value, 'base64').includes(id)).length
 }
 
+/** Whether one of our Secrets (by index) is stored under `keyId`: one small etcdctl read, cheap enough to poll. */
+async function isUnderKeyId(index: number, keyId: string): Promise<boolean> {
+  const key = `/registry/secrets/${ns}/s-${String(index).padStart(5, '0')}`
+  const out = JSON.parse(await ok('etcdctl', ['get', key, '-w', 'json'])) as {kvs?: Array<{value: string}>}
+  return Buffer.from(out.kvs?.[0]?.value ?? '', 'base64').includes(Buffer.from(keyId))
+}
+
 async function pool<T>(items: T[], width: number, work: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0
   await Promise.all(
@@ -214,26 +221,27 @@ describe('KMS rotations on every node', {timeout: 1_200_000}, () => {
     for (const p of others) p.sync()
     const started = Date.now()
     const run = spawnPlugin(['rotate', '--yes', '--kms-key-id', newId, '--timeout', '300', '-o', 'json', ...sshArgs()])
-    // Killed once the rewrite is well under way (the wait-key-id stage comes first: about a minute).
-    let killedAt = 0
+    // Killed once the rewrite is under way (the wait-key-id stage comes first: about a minute). It
+    // writes in key order, so "the first Secret rewritten and the one three quarters in not yet" is
+    // mid-rewrite; two single-key reads per poll, where counting all 2,000 took seconds on a loaded
+    // machine, long enough for the whole rewrite to pass between two polls.
     await waitFor(
       'the KEK rotation to be rewriting',
       async () => {
         if (run.child.exitCode !== null) throw new Error(`rotate exited early: ${(await run.done).stderr}`)
-        const n = await underKeyId(newId)
-        if (n > 100 && n < COUNT - 100) {
+        if (!(await isUnderKeyId(0, newId))) return false
+        if (!(await isUnderKeyId(COUNT * 0.75, newId))) {
           run.child.kill('SIGKILL')
-          killedAt = n
           return true
         }
-        if (n >= COUNT - 100) throw new Error(`the rewrite finished before the kill (${n})`)
-        return false
+        throw new Error(`the rewrite was three quarters done before the kill (${await underKeyId(newId)})`)
       },
       600_000,
       200,
     )
     await run.done
     const atKill = await underKeyId(newId)
+    const killedAt = atKill
     expect(atKill).toBeLessThan(COUNT)
     expect(JSON.parse((await stateRecord())!)).toMatchObject({
       kind: 'kek',
