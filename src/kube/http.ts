@@ -189,13 +189,7 @@ export class KubeHttp {
       // (node arms it only once the socket connects, so a server that accepts and never answers TLS
       // costs twice the timeout).
       let timedOut: (Error & {code: string}) | undefined
-      const timer =
-        timeoutMs > 0
-          ? setTimeout(() => {
-              timedOut = Object.assign(new Error(`no answer within ${timeoutMs} ms`), {code: 'REQUEST_TIMEOUT'})
-              req.destroy(timedOut)
-            }, timeoutMs)
-          : undefined
+      let timer: NodeJS.Timeout | undefined
       const fail = (error: Error & {code?: string}) => {
         clearTimeout(timer)
         const failure = networkError(timedOut ?? error, server, request)
@@ -223,6 +217,11 @@ export class KubeHttp {
           })
         },
       )
+      if (timeoutMs > 0)
+        timer = setTimeout(() => {
+          timedOut = Object.assign(new Error(`no answer within ${timeoutMs} ms`), {code: 'REQUEST_TIMEOUT'})
+          req.destroy(timedOut)
+        }, timeoutMs)
       req.on('error', fail)
       req.end(body)
     })
