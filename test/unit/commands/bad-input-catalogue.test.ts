@@ -203,7 +203,7 @@ const cases: Case[] = [
   ),
 ]
 
-// 139 runs of the CLI: 75 s on an idle machine, 300 s at load 20-35 (three test suites at once)
+// 139 runs of the CLI: 31 s on an idle machine, 300 s at load 20-35 (three test suites at once)
 describe('the bad-input catalogue (issue 13)', {timeout: 1_200_000}, () => {
   it(`${cases.length} cases: one error line naming the problem, the documented exit code, no stack trace, nothing changed`, async () => {
     const before = (await readdir(dir)).sort()
