@@ -241,7 +241,6 @@ describe('KMS rotations on every node', {timeout: 1_200_000}, () => {
     )
     await run.done
     const atKill = await underKeyId(newId)
-    const killedAt = atKill
     expect(atKill).toBeLessThan(COUNT)
     expect(JSON.parse((await stateRecord())!)).toMatchObject({
       kind: 'kek',
@@ -285,7 +284,7 @@ describe('KMS rotations on every node', {timeout: 1_200_000}, () => {
     expect(code, status.problems.join('\n')).toBe(0)
     expect(await underKeyId(newId)).toBe(COUNT)
     console.log(
-      `KEK rotation of ${COUNT} Secrets: killed at ${killedAt} rewritten, resumed run rewrote ${doc.rewrite.rewritten}; ${Math.round((Date.now() - started) / 1000)} s in all`,
+      `KEK rotation of ${COUNT} Secrets: killed at ${atKill} rewritten, resumed run rewrote ${doc.rewrite.rewritten}; ${Math.round((Date.now() - started) / 1000)} s in all`,
     )
   })
 

@@ -59,10 +59,7 @@ const backups = () =>
   readdirSync(backupDir, {withFileTypes: true})
     .filter((e) => e.isFile())
     .map((e) => join(backupDir, e.name))
-const etcdArgs = () => {
-  const env = sandbox().env
-  return etcdFlags(env)
-}
+const etcdArgs = () => etcdFlags(sandbox().env)
 
 beforeAll(async () => {
   const {nodes} = sandbox()
