@@ -2,6 +2,7 @@ import http from 'node:http'
 import https from 'node:https'
 
 import {preconditionError} from '../errors.js'
+import {Http2Connections} from './http2-connections.js'
 import type {LoadedKubeConfig} from './kubeconfig.js'
 import {KubeApiError} from './types.js'
 
@@ -48,17 +49,24 @@ const NETWORK_REASONS: Record<string, string> = {
   EAI_AGAIN: 'host name lookup failed',
   ETIMEDOUT: 'connection timed out',
   EPIPE: 'connection closed',
+  ERR_HTTP2_STREAM_ERROR: 'connection closed',
+  ERR_HTTP2_STREAM_CANCEL: 'connection closed',
+  ERR_HTTP2_SESSION_ERROR: 'connection closed',
+  ERR_HTTP2_GOAWAY_SESSION: 'connection closed',
+  ERR_HTTP2_INVALID_SESSION: 'connection closed',
 }
 
 /**
  * HTTPS to the API server with the kubeconfig's credentials (client certificates, tokens, exec
- * plugins via client-node), keep-alive agents per server, --request-timeout, and every failure
- * turned into a KubeApiError: HTTP errors keep status/reason/message/Retry-After/continue hint;
- * network and TLS failures are status 0 and name the server.
+ * plugins via client-node), HTTP/2 where the server offers it (one multiplexed connection per
+ * server, as client-go) and keep-alive HTTP/1.1 agents where not, --request-timeout, and every
+ * failure turned into a KubeApiError: HTTP errors keep status/reason/message/Retry-After/continue
+ * hint; network and TLS failures are status 0 and name the server.
  */
 export class KubeHttp {
   private material?: Promise<TlsMaterial>
   private readonly agents = new Map<string, http.Agent>()
+  private readonly http2 = new Http2Connections()
   /** Servers (origins) that have answered at least once in this run. */
   private readonly answered = new Set<string>()
   /**
@@ -177,52 +185,74 @@ export class KubeHttp {
       headers['Content-Type'] = request.contentType ?? 'application/json'
       headers['Content-Length'] = String(body.length)
     }
+    if (material.auth) headers.Authorization = `Basic ${Buffer.from(material.auth).toString('base64')}`
     const timeoutMs = request.timeoutMs ?? this.requestTimeoutMs
-    const transport = url.protocol === 'http:' ? http : https
     const server = url.host
     const origin = url.origin
     const silence = this.silent.get(origin)
     if (silence)
       throw new KubeApiError(0, silence.reason, silence.message, undefined, undefined, {...request.what, server})
+    // --request-timeout bounds the whole request (connect, TLS, answer, body), as kubectl's does: a
+    // socket idle timer would not (node arms it only once the socket connects, so a server that
+    // accepts and never answers TLS would cost twice the timeout).
+    const abort = new AbortController()
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            const timedOut = Object.assign(new Error(`no answer within ${timeoutMs} ms`), {code: 'REQUEST_TIMEOUT'})
+            abort.abort(timedOut)
+            this.http2.abandon(url, timedOut)
+          }, timeoutMs)
+        : undefined
+    try {
+      const protocol =
+        url.protocol === 'https:'
+          ? await Promise.race([this.http2.protocol(url, material), aborted(abort.signal)])
+          : ({kind: 'http/1.1'} as const)
+      const head = {method: request.method, path: url.pathname + url.search, headers}
+      const response =
+        protocol.kind === 'h2'
+          ? await this.http2.request(protocol.session, head, body, abort.signal)
+          : await this.sendHttp1(url, head, body, material, abort.signal)
+      this.answered.add(origin)
+      this.silent.delete(origin)
+      return response
+    } catch (error) {
+      const timedOut = abort.signal.aborted ? (abort.signal.reason as Error & {code: string}) : undefined
+      const failure = networkError(timedOut ?? (error as Error & {code?: string}), server, request)
+      if (timedOut && !this.answered.has(origin)) this.silent.set(origin, failure)
+      throw failure
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  private sendHttp1(
+    url: URL,
+    head: {method: string; headers: Record<string, string>},
+    body: Buffer | undefined,
+    material: TlsMaterial,
+    signal: AbortSignal,
+  ): Promise<HttpResponse> {
+    const transport = url.protocol === 'http:' ? http : https
     return new Promise<HttpResponse>((resolve, reject) => {
-      // --request-timeout bounds the whole request, as kubectl's does: a socket idle timer would not
-      // (node arms it only once the socket connects, so a server that accepts and never answers TLS
-      // costs twice the timeout).
-      let timedOut: (Error & {code: string}) | undefined
-      let timer: NodeJS.Timeout | undefined
-      const fail = (error: Error & {code?: string}) => {
-        clearTimeout(timer)
-        const failure = networkError(timedOut ?? error, server, request)
-        if (timedOut && !this.answered.has(origin)) this.silent.set(origin, failure)
-        reject(failure)
-      }
       const req = transport.request(
         url,
         {
-          method: request.method,
-          headers,
+          method: head.method,
+          headers: head.headers,
           agent: this.agent(url, material),
-          auth: material.auth,
           servername: material.servername,
+          signal,
         },
         (res) => {
-          this.answered.add(origin)
-          this.silent.delete(origin)
           const chunks: Buffer[] = []
           res.on('data', (chunk: Buffer) => chunks.push(chunk))
-          res.on('error', fail)
-          res.on('end', () => {
-            clearTimeout(timer)
-            resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)})
-          })
+          res.on('error', reject)
+          res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)}))
         },
       )
-      if (timeoutMs > 0)
-        timer = setTimeout(() => {
-          timedOut = Object.assign(new Error(`no answer within ${timeoutMs} ms`), {code: 'REQUEST_TIMEOUT'})
-          req.destroy(timedOut)
-        }, timeoutMs)
-      req.on('error', fail)
+      req.on('error', reject)
       req.end(body)
     })
   }
@@ -238,7 +268,13 @@ export class KubeHttp {
   close(): void {
     for (const agent of this.agents.values()) agent.destroy()
     this.agents.clear()
+    this.http2.close()
   }
+}
+
+/** Rejects with the signal's reason when it aborts. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), {once: true}))
 }
 
 function networkError(error: Error & {code?: string}, server: string, request: HttpRequest): KubeApiError {

@@ -1,6 +1,7 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
+import http2 from 'node:http2'
 import https from 'node:https'
-import type {AddressInfo} from 'node:net'
+import type {AddressInfo, Socket} from 'node:net'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
@@ -17,6 +18,8 @@ export interface FakeRequest {
   raw: Buffer
   headers: IncomingMessage['headers']
   clientCN?: string
+  /** '2.0' or '1.1'. */
+  httpVersion: string
 }
 
 export type Route = (
@@ -24,32 +27,56 @@ export type Route = (
 ) => {status?: number; body?: unknown; headers?: Record<string, string>; hang?: boolean} | undefined
 export type ExecHandler = (url: URL, socket: WebSocket, request: IncomingMessage) => void
 
+export interface FakeApiServerOptions {
+  /** Offer HTTP/2 in ALPN, as kube-apiserver does (default), or speak HTTP/1.1 only. */
+  http2?: boolean
+}
+
 /** A small HTTPS server with client-certificate auth, for adapter tests (not the sandbox stand-in). */
 export class FakeApiServer {
   readonly requests: FakeRequest[] = []
   routes: Route[] = []
   exec?: ExecHandler
-  private readonly server: https.Server
+  /** TLS connections accepted so far. */
+  connections = 0
+  private readonly sockets = new Set<Socket>()
+  private readonly server: https.Server | http2.Http2SecureServer
   private readonly wss = new WebSocketServer({
     noServer: true,
     handleProtocols: (protocols) => (protocols.has('v4.channel.k8s.io') ? 'v4.channel.k8s.io' : false),
   })
 
-  constructor(tls: TlsFixture) {
-    this.server = https.createServer(
-      {
-        cert: tls.read(tls.serverCert),
-        key: tls.read(tls.serverKey),
-        ca: tls.read(tls.caCert),
-        requestCert: true,
-        rejectUnauthorized: true,
-      },
-      (req, res) => void this.handle(req, res),
-    )
+  constructor(tls: TlsFixture, options: FakeApiServerOptions = {}) {
+    const serverOptions = {
+      cert: tls.read(tls.serverCert),
+      key: tls.read(tls.serverKey),
+      ca: tls.read(tls.caCert),
+      requestCert: true,
+      rejectUnauthorized: true,
+    }
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res)
+    this.server =
+      options.http2 === false
+        ? https.createServer(serverOptions, handler)
+        : http2.createSecureServer({...serverOptions, allowHTTP1: true}, handler as never)
+    this.server.on('secureConnection', (socket: Socket) => {
+      this.connections++
+      this.sockets.add(socket)
+      socket.once('close', () => this.sockets.delete(socket))
+    })
     this.server.on('upgrade', (req: IncomingMessage, socket, head) => {
       const url = new URL(req.url ?? '/', 'https://fake')
       const denied = this.routes
-        .map((route) => route({method: 'UPGRADE', url, body: undefined, raw: Buffer.alloc(0), headers: req.headers}))
+        .map((route) =>
+          route({
+            method: 'UPGRADE',
+            url,
+            body: undefined,
+            raw: Buffer.alloc(0),
+            headers: req.headers,
+            httpVersion: req.httpVersion,
+          }),
+        )
         .find(Boolean)
       if (denied) {
         const body = JSON.stringify(denied.body)
@@ -73,8 +100,13 @@ export class FakeApiServer {
 
   async stop(): Promise<void> {
     for (const client of this.wss.clients) client.terminate()
-    this.server.closeAllConnections()
+    this.dropConnections()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
+  }
+
+  /** Cuts every open connection (as an apiserver that restarts does). */
+  dropConnections(): void {
+    for (const socket of this.sockets) socket.destroy()
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse) {
@@ -91,6 +123,7 @@ export class FakeApiServer {
       raw,
       headers: req.headers,
       clientCN: peer?.subject?.CN as string | undefined,
+      httpVersion: req.httpVersion,
     }
     this.requests.push(request)
     for (const route of this.routes) {
