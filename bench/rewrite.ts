@@ -9,8 +9,9 @@
 // concurrency, QPS and page size and no CLI around it (JSON, as the plugin talks; `go-protobuf`:
 // the same with protobuf, client-go's default for built-in types); `rewrite -A --engine svm` hands
 // the work to kube-controller-manager's storage-version migrator; `--engines` picks among client,
-// go, go-protobuf and svm (default client,svm,go; rows in that order: client, go, go-protobuf,
-// svm). Then the seed's `kubectl get secrets -A -o json | kubectl replace -f -` (the real kubectl)
+// client-json, client-http1, go, go-protobuf, go-protobuf-http1 and svm (default client,svm,go;
+// rows in that order; `-http1`: with DISABLE_HTTP2 set, which keeps the plugin and client-go on
+// HTTP/1.1 instead of one HTTP/2 connection per apiserver). Then the seed's `kubectl get secrets -A -o json | kubectl replace -f -` (the real kubectl)
 // does the same. For the go loop the note gives its own JSON counts and rate from its first list to
 // its last write. For svm the note gives the migration's own creation → Succeeded time
 // (1 s resolution; the rest is the plugin's start-up, counts and last poll). Then, with 5% stale (the key changes and 19 of
@@ -46,7 +47,7 @@ const pipelineMax = Number(arg('--pipeline-max') ?? Number.POSITIVE_INFINITY)
 const pipelineTimeout = Number(arg('--pipeline-timeout') ?? 0)
 /** Rewriters timed at every size besides the kubectl pipeline, in table order client, go, go-protobuf, svm. */
 const engines = (arg('--engines') ?? 'client,svm,go').split(',')
-const ENGINES = ['client', 'client-json', 'go', 'go-protobuf', 'svm']
+const ENGINES = ['client', 'client-json', 'client-http1', 'go', 'go-protobuf', 'go-protobuf-http1', 'svm']
 for (const e of engines) if (!ENGINES.includes(e)) throw new Error(`--engines ${e}: one of ${ENGINES.join(', ')}`)
 /** Sizes at which --only-stale (5% stale) is compared with a full rewrite (default: every size). */
 const staleSizes = arg('--stale-sizes')?.split(',').map(Number) ?? sizes
@@ -123,7 +124,9 @@ async function main() {
         log(rows.at(-1)!.join(' | '))
       }
 
-      const pluginRun = async (label: string, args: string[], key: string) => {
+      // `-http1` engines run with DISABLE_HTTP2 set, which the plugin and client-go both honour
+      const http1Env = {...env, DISABLE_HTTP2: '1'}
+      const pluginRun = async (label: string, args: string[], key: string, runEnv = env) => {
         log(`${size}: ${label}`)
         const before = serverCpu(sandboxServers)
         const m = await measure(
@@ -141,7 +144,7 @@ async function main() {
               ],
             ],
           ],
-          env,
+          runEnv,
         )
         const servers = since(before)
         if (m.code !== 0) throw new Error(`${label} failed (exit ${m.code}): ${m.stderr}`)
@@ -169,10 +172,11 @@ async function main() {
       }
 
       // the client-go loop at the plugin's defaults; its failures are a row, not the end of the run
-      const goRun = async (protobuf: boolean, qps: number) => {
+      const goRun = async (protobuf: boolean, qps: number, runEnv = env) => {
         const k = await rotate()
         const {concurrency, pageSize} = REWRITE_DEFAULTS
-        const label = `client-go loop (${protobuf ? 'protobuf' : 'JSON'}, ${concurrency} / ${qps})`
+        const http1 = runEnv === http1Env ? ', HTTP/1.1' : ''
+        const label = `client-go loop (${protobuf ? 'protobuf' : 'JSON'}${http1}, ${concurrency} / ${qps})`
         log(`${size}: ${label}`)
         const before = serverCpu(sandboxServers)
         const m = await measure(
@@ -192,7 +196,7 @@ async function main() {
               ],
             ],
           ],
-          env,
+          runEnv,
         )
         const servers = since(before)
         const check = await countUnder(k)
@@ -222,8 +226,13 @@ async function main() {
           key = await rotate()
           await pluginRun(`rewrite -A --wire json (all stale${qpsLabel})`, ['-A', '--wire', 'json', ...qpsArgs], key)
         }
+        if (engines.includes('client-http1')) {
+          key = await rotate()
+          await pluginRun(`rewrite -A, HTTP/1.1 (all stale${qpsLabel})`, ['-A', ...qpsArgs], key, http1Env)
+        }
         if (engines.includes('go')) await goRun(false, qps)
         if (engines.includes('go-protobuf')) await goRun(true, qps)
+        if (engines.includes('go-protobuf-http1')) await goRun(true, qps, http1Env)
       }
       if (engines.includes('svm')) {
         key = await rotate()

@@ -77,6 +77,8 @@ export class KubeHttp {
   private readonly silent = new Map<string, KubeApiError>()
   /** exec/auth-provider users refresh tokens; their headers are fetched per request. */
   private readonly dynamicAuth: boolean
+  /** client-go's switch: a non-empty DISABLE_HTTP2 keeps every server on HTTP/1.1. */
+  private readonly http2Allowed = !process.env.DISABLE_HTTP2
 
   constructor(
     private readonly loaded: LoadedKubeConfig,
@@ -206,7 +208,7 @@ export class KubeHttp {
         : undefined
     try {
       const protocol =
-        url.protocol === 'https:'
+        url.protocol === 'https:' && this.http2Allowed
           ? await Promise.race([this.http2.protocol(url, material), aborted(abort.signal)])
           : ({kind: 'http/1.1'} as const)
       const head = {method: request.method, path: url.pathname + url.search, headers}

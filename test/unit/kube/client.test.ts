@@ -455,6 +455,19 @@ describe('HTTP/2 where the server offers it, HTTP/1.1 where not', () => {
     }
   })
 
+  it('DISABLE_HTTP2 keeps a server that offers h2 on HTTP/1.1, as it does client-go', async () => {
+    server.routes.push(named)
+    process.env.DISABLE_HTTP2 = '1'
+    const client = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'no-h2'})})
+    try {
+      await Promise.all([get(client, 'a'), get(client, 'b')])
+      expect(server.requests.map((r) => r.httpVersion)).toEqual(['1.1', '1.1'])
+    } finally {
+      delete process.env.DISABLE_HTTP2
+      client.close()
+    }
+  })
+
   it('connects again after the server cut its connections (an apiserver restart)', async () => {
     const client = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'restart'})})
     server.routes.push(named)
