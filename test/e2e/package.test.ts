@@ -548,13 +548,40 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
     writeFileSync(manifest2, readFileSync(manifest))
     const packaged = packageRun(again, join(work, 'again'), manifest2)
     expect(packaged.status, packaged.stderr).toBe(0)
-    for (const platform of again)
-      expect(sha256(join(work, 'again', archiveName(platform))), platformName(platform)).toBe(
-        sha256(join(out, archiveName(platform))),
-      )
+    // What differs, file by file, so that a failure says where (one failed under heavy load: the
+    // Linux archive, the one with a code cache; not reproduced since).
+    const differences = again.flatMap((platform) => {
+      const [first, second] = [join(out, archiveName(platform)), join(work, 'again', archiveName(platform))]
+      return sha256(first) === sha256(second) ? [] : [`${platformName(platform)}: ${archiveDifference(first, second)}`]
+    })
+    expect(differences).toEqual([])
     expect(readFileSync(manifest2, 'utf8')).toBe(readFileSync(manifest, 'utf8'))
   }, 1_200_000)
 })
+
+/** Which files of two .tar.gz archives differ, and for each the size and the first differing byte. */
+function archiveDifference(first: string, second: string): string {
+  const dirs = [first, second].map((archive) => {
+    const dir = mkdtempSync(join(tmpdir(), 'archive-diff-'))
+    spawnSync('tar', ['-xzf', archive, '-C', dir])
+    return dir
+  })
+  try {
+    const [a, b] = dirs.map((dir) => listTree(dir).filter((f) => !f.endsWith('/'))) as [string[], string[]]
+    const notes = [...new Set([...a, ...b])].flatMap((file) => {
+      if (!a.includes(file) || !b.includes(file))
+        return [`${file}: only in ${a.includes(file) ? 'the first' : 'the second'}`]
+      const [x, y] = dirs.map((dir) => readFileSync(join(dir, file)))
+      if (x!.equals(y!)) return []
+      let at = 0
+      while (at < Math.min(x!.length, y!.length) && x![at] === y![at]) at++
+      return [`${file}: ${x!.length} vs ${y!.length} bytes, first difference at byte ${at}`]
+    })
+    return notes.join('; ') || 'same files, different archive bytes (tar or gzip headers)'
+  } finally {
+    for (const dir of dirs) rmSync(dir, {recursive: true, force: true})
+  }
+}
 
 /** Every path under dir, relative, directories with a trailing slash. */
 function listTree(dir: string): string[] {
