@@ -37,6 +37,9 @@ export function run(
         stderr: Buffer.concat(err).toString('utf8'),
       })
     })
+    // A command that exits without reading its input (etcdctl get) closes the pipe: EPIPE here is
+    // not a failure, its exit code says what happened.
+    child.stdin.on('error', () => {})
     child.stdin.end(options.input ?? '')
   })
 }
