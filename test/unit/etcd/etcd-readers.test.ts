@@ -126,7 +126,10 @@ for (const mode of ['plain', 'mutual TLS'] as const) {
   })
 }
 
-describe('etcdctl pages grow while values are small (pageBytes), so exec and SSH pay fewer calls', () => {
+// A real etcd and dozens of etcdctl runs: the 20 s unit default is too short on a loaded machine.
+describe('etcdctl pages grow while values are small (pageBytes), so exec and SSH pay fewer calls', {
+  timeout: 180_000,
+}, () => {
   it('aims at pageBytes from the last page, at most doubling, between pageSize and MAX_PAGE_KEYS', () => {
     // 1 KiB values: 8 KiB pages hold 8; a 1 MiB target is held back by the doubling
     expect(adaptivePageSize(5, 5, 8 * 1024, {values: 5, bytes: 5 * 1024})).toBe(8)
@@ -179,7 +182,7 @@ describe('etcdctl pages grow while values are small (pageBytes), so exec and SSH
   })
 })
 
-describe('direct pages grow while values are small and the next one is asked for ahead', () => {
+describe('direct pages grow while values are small and the next one is asked for ahead', {timeout: 180_000}, () => {
   it('reads every key exactly once with growing pages, shrinks for big values, and stops cleanly mid-way', async () => {
     const etcd = await startEtcd()
     const reader = new DirectEtcdReader({endpoints: [etcd.endpoint]})

@@ -88,7 +88,8 @@ afterAll(async () => {
   rmSync(root, {recursive: true, force: true})
 })
 
-describe('snapshot scan with the real etcdutl and etcd', () => {
+// Each case starts a temporary etcd through the CLI: the 20 s unit default is too short on a loaded machine.
+describe('snapshot scan with the real etcdutl and etcd', {timeout: 180_000}, () => {
   it('reports how every value is stored, per provider:key; nothing left behind', async () => {
     const result = await scanSnapshot({file: snapshot, opener: opener()})
     expect(result.snapshot).toMatchObject({file: snapshot, integrityChecked: true})
