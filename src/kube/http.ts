@@ -4,7 +4,7 @@ import https from 'node:https'
 import {preconditionError} from '../errors.js'
 import {Http2Connections} from './http2-connections.js'
 import type {LoadedKubeConfig} from './kubeconfig.js'
-import {KubeApiError} from './types.js'
+import {KubeApiError, type TlsMaterial} from './types.js'
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH'
 
@@ -28,16 +28,6 @@ export interface HttpResponse {
   status: number
   headers: http.IncomingHttpHeaders
   body: Buffer
-}
-
-export interface TlsMaterial {
-  ca?: Buffer
-  cert?: Buffer
-  key?: Buffer
-  rejectUnauthorized?: boolean
-  servername?: string
-  headers: Record<string, string>
-  auth?: string
 }
 
 const NETWORK_REASONS: Record<string, string> = {

@@ -1,7 +1,7 @@
 import http2 from 'node:http2'
 import tls from 'node:tls'
 
-import type {TlsMaterial} from './http.js'
+import type {TlsMaterial} from './types.js'
 
 /** How one API server (origin) is spoken to: decided by ALPN on the first connection, as client-go does. */
 export type Protocol = {kind: 'h2'; session: http2.ClientHttp2Session} | {kind: 'http/1.1'}

@@ -198,3 +198,14 @@ export interface KubeCluster {
   access: AccessReviewer
   close(): void
 }
+
+/** TLS and auth options for connections to the API server (KubeHttp, pods/exec WebSockets). */
+export interface TlsMaterial {
+  ca?: Buffer
+  cert?: Buffer
+  key?: Buffer
+  rejectUnauthorized?: boolean
+  servername?: string
+  headers: Record<string, string>
+  auth?: string
+}
