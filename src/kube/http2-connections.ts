@@ -67,6 +67,9 @@ export class Http2Connections {
         servername: material.servername,
         ALPNProtocols: ['h2', 'http/1.1'],
       })
+      // Small frames go out at once (as Go's connections and node's HTTP agents do): with Nagle's
+      // algorithm a request's frames wait for the previous ones' ACK.
+      socket.setNoDelay(true)
       this.handshakes.set(origin, socket)
       const failed = (error: Error) => {
         this.handshakes.delete(origin)
