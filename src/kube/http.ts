@@ -48,8 +48,8 @@ const NETWORK_REASONS: Record<string, string> = {
 
 /**
  * HTTPS to the API server with the kubeconfig's credentials (client certificates, tokens, exec
- * plugins via client-node), HTTP/2 where the server offers it (one multiplexed connection per
- * server, as client-go) and keep-alive HTTP/1.1 agents where not, --request-timeout, and every
+ * plugins via client-node), keep-alive HTTP/1.1 agents (or, opted in, HTTP/2 where the server
+ * offers it: one multiplexed connection per server, as client-go), --request-timeout, and every
  * failure turned into a KubeApiError: HTTP errors keep status/reason/message/Retry-After/continue
  * hint; network and TLS failures are status 0 and name the server.
  */
@@ -67,8 +67,12 @@ export class KubeHttp {
   private readonly silent = new Map<string, KubeApiError>()
   /** exec/auth-provider users refresh tokens; their headers are fetched per request. */
   private readonly dynamicAuth: boolean
-  /** client-go's switch: a non-empty DISABLE_HTTP2 keeps every server on HTTP/1.1. */
-  private readonly http2Allowed = !process.env.DISABLE_HTTP2
+  /**
+   * HTTP/2 is opt-in (KUBECTL_ENCRYPTION_HTTP2 non-empty): it costs the plugin and the apiservers less
+   * CPU per request, but one connection pins a rewrite to one apiserver behind a load balancer, and
+   * on the sandbox that made rewrites slower (bench/README.md, 2026-12-07).
+   */
+  private readonly http2Allowed = Boolean(process.env.KUBECTL_ENCRYPTION_HTTP2)
 
   constructor(
     private readonly loaded: LoadedKubeConfig,

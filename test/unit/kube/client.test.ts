@@ -403,113 +403,119 @@ describe('RestObjectClient against an HTTPS API server with client certificates'
   })
 })
 
-describe('HTTP/2 where the server offers it, HTTP/1.1 where not', () => {
+describe('KUBECTL_ENCRYPTION_HTTP2: HTTP/2 where the server offers it, HTTP/1.1 where not', () => {
   const get = (client: KubeCluster, name: string) => client.objects.get(secrets, name, 'default')
   const named = (r: {url: URL}) => ({body: {metadata: {name: r.url.pathname.split('/').at(-1)}}})
 
-  it('multiplexes concurrent requests over one HTTP/2 connection, as client-go does', async () => {
-    const h2 = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'h2'})})
+  it('without it, HTTP/1.1 also to a server that offers h2', async () => {
     server.routes.push(named)
-    const before = server.connections
-    try {
-      const names = Array.from({length: 40}, (_, i) => `s${i}`)
-      const objects = await Promise.all(names.map((name) => get(h2, name)))
-      expect(objects.map((o) => o.metadata.name)).toEqual(names)
-      expect(server.requests.map((r) => r.httpVersion)).toEqual(names.map(() => '2.0'))
-      expect(server.requests.map((r) => r.clientCN)).toEqual(names.map(() => 'kubernetes-admin'))
-      expect(server.connections - before).toBe(1)
-    } finally {
-      h2.close()
-    }
-  })
-
-  it('speaks HTTP/1.1 to a server that does not offer h2: reads, writes and errors as over HTTP/2', async () => {
-    const h1 = new FakeApiServer(tls, {http2: false})
-    await h1.start()
-    const client = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, h1.endpoint, {name: 'h1'})})
-    h1.routes.push((r) =>
-      r.url.pathname.endsWith('/taken')
-        ? status(409, 'Conflict', 'Operation cannot be fulfilled on secrets "taken": the object has been modified')
-        : undefined,
-    )
-    h1.routes.push(named)
-    const secret = (name: string) => ({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: {name, namespace: 'default', resourceVersion: '5'},
-    })
-    try {
-      expect((await get(client, 'a')).metadata.name).toBe('a')
-      expect((await client.objects.replace(secrets, secret('b'))).metadata.name).toBe('b')
-      const conflict = await rejection(client.objects.replace(secrets, secret('taken')))
-      expect(conflict).toMatchObject({status: 409, reason: 'Conflict'})
-      expect(h1.requests.map((r) => [r.method, r.httpVersion, r.clientCN])).toEqual([
-        ['GET', '1.1', 'kubernetes-admin'],
-        ['PUT', '1.1', 'kubernetes-admin'],
-        ['PUT', '1.1', 'kubernetes-admin'],
-      ])
-      expect(h1.requests[1].body).toMatchObject(secret('b'))
-    } finally {
-      client.close()
-      await h1.stop()
-    }
-  })
-
-  it('DISABLE_HTTP2 keeps a server that offers h2 on HTTP/1.1, as it does client-go', async () => {
-    server.routes.push(named)
-    process.env.DISABLE_HTTP2 = '1'
-    const client = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'no-h2'})})
+    const client = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'default-h1'})})
     try {
       await Promise.all([get(client, 'a'), get(client, 'b')])
       expect(server.requests.map((r) => r.httpVersion)).toEqual(['1.1', '1.1'])
     } finally {
-      delete process.env.DISABLE_HTTP2
       client.close()
     }
   })
 
-  it('connects again after the server cut its connections (an apiserver restart)', async () => {
-    const client = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'restart'})})
-    server.routes.push(named)
-    try {
-      await get(client, 'before')
+  describe('with it', () => {
+    beforeAll(() => {
+      process.env.KUBECTL_ENCRYPTION_HTTP2 = '1'
+    })
+    afterAll(() => {
+      delete process.env.KUBECTL_ENCRYPTION_HTTP2
+    })
+
+    it('multiplexes concurrent requests over one HTTP/2 connection, as client-go does', async () => {
+      const h2 = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'h2'})})
+      server.routes.push(named)
       const before = server.connections
-      server.dropConnections()
-      // The cut may reach the client before or after its next request: that one may fail as a
-      // network error (status 0, which rewrite retries); the one after it must succeed.
-      const next = await get(client, 'after').catch((error: unknown) => error)
-      if (next instanceof Error) expect(next).toMatchObject({status: 0})
-      expect((await get(client, 'again')).metadata.name).toBe('again')
-      expect(server.connections - before).toBe(1)
-    } finally {
-      client.close()
-    }
-  })
+      try {
+        const names = Array.from({length: 40}, (_, i) => `s${i}`)
+        const objects = await Promise.all(names.map((name) => get(h2, name)))
+        expect(objects.map((o) => o.metadata.name)).toEqual(names)
+        expect(server.requests.map((r) => r.httpVersion)).toEqual(names.map(() => '2.0'))
+        expect(server.requests.map((r) => r.clientCN)).toEqual(names.map(() => 'kubernetes-admin'))
+        expect(server.connections - before).toBe(1)
+      } finally {
+        h2.close()
+      }
+    })
 
-  it('a request in flight when the connection is cut fails as a network error, not a hang', async () => {
-    const client = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'cut'})})
-    server.routes.push(() => ({hang: true}))
-    try {
-      const pending = rejection(get(client, 'held'))
-      while (server.requests.length === 0) await new Promise((resolve) => setImmediate(resolve))
-      server.dropConnections()
-      const error = (await pending) as KubeApiError
-      expect(error).toBeInstanceOf(KubeApiError)
-      expect(error).toMatchObject({status: 0, reason: 'Unreachable'})
-      expect(error.message).toMatch(new RegExp(`^cannot reach the API server at ${server.endpoint}: `))
-    } finally {
-      client.close()
-    }
-  })
+    it('speaks HTTP/1.1 to a server that does not offer h2: reads, writes and errors as over HTTP/2', async () => {
+      const h1 = new FakeApiServer(tls, {http2: false})
+      await h1.start()
+      const client = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, h1.endpoint, {name: 'h1'})})
+      h1.routes.push((r) =>
+        r.url.pathname.endsWith('/taken')
+          ? status(409, 'Conflict', 'Operation cannot be fulfilled on secrets "taken": the object has been modified')
+          : undefined,
+      )
+      h1.routes.push(named)
+      const secret = (name: string) => ({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {name, namespace: 'default', resourceVersion: '5'},
+      })
+      try {
+        expect((await get(client, 'a')).metadata.name).toBe('a')
+        expect((await client.objects.replace(secrets, secret('b'))).metadata.name).toBe('b')
+        const conflict = await rejection(client.objects.replace(secrets, secret('taken')))
+        expect(conflict).toMatchObject({status: 409, reason: 'Conflict'})
+        expect(h1.requests.map((r) => [r.method, r.httpVersion, r.clientCN])).toEqual([
+          ['GET', '1.1', 'kubernetes-admin'],
+          ['PUT', '1.1', 'kubernetes-admin'],
+          ['PUT', '1.1', 'kubernetes-admin'],
+        ])
+        expect(h1.requests[1].body).toMatchObject(secret('b'))
+      } finally {
+        client.close()
+        await h1.stop()
+      }
+    })
 
-  it('an idle HTTP/2 connection does not keep a finished command alive', async () => {
-    server.routes.push(named)
-    // A child with KubeHttp alone (no client-node, which is slow to compile on a loaded machine).
-    const script = join(dir, 'idle-session.mts')
-    const files = {ca: tls.caCert, cert: tls.clientCert, key: tls.clientKey}
-    writeFileSync(
-      script,
-      `import {readFileSync} from 'node:fs'
+    it('connects again after the server cut its connections (an apiserver restart)', async () => {
+      const client = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'restart'})})
+      server.routes.push(named)
+      try {
+        await get(client, 'before')
+        const before = server.connections
+        server.dropConnections()
+        // The cut may reach the client before or after its next request: that one may fail as a
+        // network error (status 0, which rewrite retries); the one after it must succeed.
+        const next = await get(client, 'after').catch((error: unknown) => error)
+        if (next instanceof Error) expect(next).toMatchObject({status: 0})
+        expect((await get(client, 'again')).metadata.name).toBe('again')
+        expect(server.connections - before).toBe(1)
+      } finally {
+        client.close()
+      }
+    })
+
+    it('a request in flight when the connection is cut fails as a network error, not a hang', async () => {
+      const client = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, server.endpoint, {name: 'cut'})})
+      server.routes.push(() => ({hang: true}))
+      try {
+        const pending = rejection(get(client, 'held'))
+        while (server.requests.length === 0) await new Promise((resolve) => setImmediate(resolve))
+        server.dropConnections()
+        const error = (await pending) as KubeApiError
+        expect(error).toBeInstanceOf(KubeApiError)
+        expect(error).toMatchObject({status: 0, reason: 'Unreachable'})
+        expect(error.message).toMatch(new RegExp(`^cannot reach the API server at ${server.endpoint}: `))
+      } finally {
+        client.close()
+      }
+    })
+
+    it('an idle HTTP/2 connection does not keep a finished command alive', async () => {
+      server.routes.push(named)
+      // A child with KubeHttp alone (no client-node, which is slow to compile on a loaded machine).
+      const script = join(dir, 'idle-session.mts')
+      const files = {ca: tls.caCert, cert: tls.clientCert, key: tls.clientKey}
+      writeFileSync(
+        script,
+        `import {readFileSync} from 'node:fs'
 import {KubeHttp} from ${JSON.stringify(join(process.cwd(), 'src/kube/http.js'))}
 const files = ${JSON.stringify(files)}
 const kc = {applyToHTTPSOptions: async (opts) => Object.assign(opts, {ca: readFileSync(files.ca), cert: readFileSync(files.cert), key: readFileSync(files.key)})}
@@ -517,12 +523,37 @@ const http = new KubeHttp({kc, user: {}, context: {server: 'https://${server.end
 const answer = await http.json({method: 'GET', path: '/api/v1/namespaces/default/secrets/one'})
 console.log(answer.metadata.name) // no close(): the process must still end
 `,
-    )
-    // the test's timeout is what fails if the child hangs
-    const {stdout} = await execFileAsync(process.execPath, ['--import', 'tsx', script], {cwd: process.cwd()})
-    expect(stdout.trim()).toBe('one')
-    expect(server.requests.map((r) => r.httpVersion)).toEqual(['2.0'])
-  }, 120_000)
+      )
+      // the test's timeout is what fails if the child hangs
+      const {stdout} = await execFileAsync(process.execPath, ['--import', 'tsx', script], {cwd: process.cwd()})
+      expect(stdout.trim()).toBe('one')
+      expect(server.requests.map((r) => r.httpVersion)).toEqual(['2.0'])
+    }, 120_000)
+
+    it('a server that accepts and never finishes TLS costs one --request-timeout', async () => {
+      const held: Socket[] = []
+      const silent = createServer((socket) => void held.push(socket))
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+      const endpoint = `127.0.0.1:${(silent.address() as AddressInfo).port}`
+      const hung = await connectCluster({
+        kubeconfig: writeKubeconfig(dir, tls, endpoint, {name: 'silent-h2'}),
+        requestTimeoutMs: 2500,
+      })
+      try {
+        const started = performance.now()
+        const first = await rejection(get(hung, 'x'))
+        expect(performance.now() - started).toBeLessThan(4900)
+        expect(first).toMatchObject({status: 0, reason: 'Timeout'})
+        const seen = held.length
+        expect(await rejection(get(hung, 'y'))).toMatchObject({status: 0, reason: 'Timeout'})
+        expect(held.length).toBe(seen)
+      } finally {
+        hung.close()
+        for (const socket of held) socket.destroy()
+        await new Promise((resolve) => silent.close(resolve))
+      }
+    })
+  })
 })
 
 describe('discovery', () => {
