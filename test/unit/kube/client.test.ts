@@ -43,6 +43,30 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
   )
 }
 
+/**
+ * A cluster (--request-timeout 2.5 s) whose server accepts connections and never says a word, not
+ * even TLS; held = its connections.
+ */
+async function silentCluster(
+  name: string,
+): Promise<{hung: KubeCluster; endpoint: string; held: Socket[]; stop(): Promise<void>}> {
+  const held: Socket[] = []
+  const silent = createServer((socket) => void held.push(socket))
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const endpoint = `127.0.0.1:${(silent.address() as AddressInfo).port}`
+  const hung = await connectCluster({kubeconfig: writeKubeconfig(dir, tls, endpoint, {name}), requestTimeoutMs: 2500})
+  return {
+    hung,
+    endpoint,
+    held,
+    async stop() {
+      hung.close()
+      for (const socket of held) socket.destroy()
+      await new Promise((resolve) => silent.close(resolve))
+    },
+  }
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kube-client-test-'))
   tls = makeTls(dir)
@@ -353,18 +377,7 @@ describe('RestObjectClient against an HTTPS API server with client certificates'
   })
 
   it('a server that accepts and never answers costs one --request-timeout, not one per request (issue 13)', async () => {
-    let connections = 0
-    const held: Socket[] = []
-    const silent = createServer((socket) => {
-      connections++
-      held.push(socket)
-    })
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
-    const endpoint = `127.0.0.1:${(silent.address() as AddressInfo).port}`
-    const hung = await connectCluster({
-      kubeconfig: writeKubeconfig(dir, tls, endpoint, {name: 'silent'}),
-      requestTimeoutMs: 2500,
-    })
+    const {hung, endpoint, held, stop} = await silentCluster('silent')
     try {
       const started = performance.now()
       const first = (await rejection(hung.objects.get(secrets, 'x', 'default'))) as KubeApiError
@@ -372,15 +385,13 @@ describe('RestObjectClient against an HTTPS API server with client certificates'
       expect(performance.now() - started).toBeLessThan(4900)
       expect(first).toMatchObject({status: 0, reason: 'Timeout'})
       expect(first.message).toBe(`cannot reach the API server at ${endpoint}: no answer within 2500 ms`)
-      const seen = connections
+      const seen = held.length
       const next = (await rejection(hung.objects.list(secrets, {namespace: 'default'}))) as KubeApiError
       expect(next).toMatchObject({status: 0, reason: 'Timeout', message: first.message})
       expect(next.where).toMatchObject({verb: 'list'})
-      expect(connections).toBe(seen)
+      expect(held.length).toBe(seen)
     } finally {
-      hung.close()
-      for (const socket of held) socket.destroy()
-      await new Promise((resolve) => silent.close(resolve))
+      await stop()
     }
   })
 
@@ -531,14 +542,7 @@ console.log(answer.metadata.name) // no close(): the process must still end
     }, 120_000)
 
     it('a server that accepts and never finishes TLS costs one --request-timeout', async () => {
-      const held: Socket[] = []
-      const silent = createServer((socket) => void held.push(socket))
-      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
-      const endpoint = `127.0.0.1:${(silent.address() as AddressInfo).port}`
-      const hung = await connectCluster({
-        kubeconfig: writeKubeconfig(dir, tls, endpoint, {name: 'silent-h2'}),
-        requestTimeoutMs: 2500,
-      })
+      const {hung, held, stop} = await silentCluster('silent-h2')
       try {
         const started = performance.now()
         const first = await rejection(get(hung, 'x'))
@@ -548,9 +552,7 @@ console.log(answer.metadata.name) // no close(): the process must still end
         expect(await rejection(get(hung, 'y'))).toMatchObject({status: 0, reason: 'Timeout'})
         expect(held.length).toBe(seen)
       } finally {
-        hung.close()
-        for (const socket of held) socket.destroy()
-        await new Promise((resolve) => silent.close(resolve))
+        await stop()
       }
     })
   })
