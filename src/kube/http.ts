@@ -181,7 +181,9 @@ export class KubeHttp {
       headers['Content-Type'] = request.contentType ?? 'application/json'
       headers['Content-Length'] = String(body.length)
     }
-    if (material.auth) headers.Authorization = `Basic ${Buffer.from(material.auth).toString('base64')}`
+    // Basic auth as node's `auth` option sends it: only when no other Authorization header is set.
+    if (material.auth && !Object.keys(headers).some((name) => name.toLowerCase() === 'authorization'))
+      headers.Authorization = `Basic ${Buffer.from(material.auth).toString('base64')}`
     const timeoutMs = request.timeoutMs ?? this.requestTimeoutMs
     const server = url.host
     const origin = url.origin

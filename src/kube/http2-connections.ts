@@ -13,11 +13,11 @@ export interface Http2Answer {
 }
 
 /**
- * One multiplexed HTTP/2 connection per API server, the way client-go talks to kube-apiserver: a
- * rewrite's thousands of small requests then cost each side a stream, not a request on one of 32
- * TLS connections (bench/README.md, issue 18: about a third less client CPU per request than
- * node:https). A server that does not offer h2 in ALPN is remembered as HTTP/1.1 and left to the
- * caller's agents.
+ * One multiplexed HTTP/2 connection per API server, the way client-go talks to kube-apiserver
+ * (opt-in: KUBECTL_ENCRYPTION_HTTP2). A rewrite's thousands of small requests then cost each side a
+ * stream, not a request on one of up to 32 TLS connections: less CPU per update for the plugin and
+ * the apiservers, but slower rewrites on the sandbox (bench/README.md, 2026-12-07). A server that
+ * does not offer h2 in ALPN is remembered as HTTP/1.1 and left to the caller's agents.
  *
  * A session holds the event loop only while it has requests in flight, so an idle connection never
  * keeps a finished command alive; close() ends them all.

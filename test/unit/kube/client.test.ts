@@ -1,5 +1,5 @@
 import {execFile} from 'node:child_process'
-import {mkdtempSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {type AddressInfo, createServer, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -411,6 +411,35 @@ describe('RestObjectClient against an HTTPS API server with client certificates'
     } finally {
       flaky.close()
     }
+  })
+})
+
+describe('basic auth (kubeconfig username and password)', () => {
+  it('is sent as an Authorization header over HTTP/1.1 and HTTP/2', async () => {
+    const file = writeKubeconfig(dir, tls, server.endpoint, {name: 'basic'})
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace(
+        '    client-key:',
+        '    username: alice\n    password: s3cret\n    client-key:',
+      ),
+    )
+    server.routes.push(() => ({body: {metadata: {name: 'x'}}}))
+    for (const http2 of ['', '1']) {
+      process.env.KUBECTL_ENCRYPTION_HTTP2 = http2
+      const client = await connectCluster({kubeconfig: file})
+      try {
+        await client.objects.get(secrets, 'x', 'default')
+      } finally {
+        client.close()
+      }
+    }
+    delete process.env.KUBECTL_ENCRYPTION_HTTP2
+    const basic = `Basic ${Buffer.from('alice:s3cret').toString('base64')}`
+    expect(server.requests.map((r) => [r.httpVersion, r.headers.authorization])).toEqual([
+      ['1.1', basic],
+      ['2.0', basic],
+    ])
   })
 })
 
