@@ -232,9 +232,9 @@ describe('KMS rotations on every node', {timeout: 1_200_000}, () => {
         if (run.child.exitCode !== null) throw new Error(`rotate exited early: ${(await run.done).stderr}`)
         if (!(await isUnderKeyId(0, newId))) return false
         run.child.kill('SIGSTOP')
-        if (await isUnderKeyId(COUNT - 1, newId))
-          throw new Error(`the rewrite was done before the kill (${await underKeyId(newId)} of ${COUNT})`)
-        run.child.kill('SIGKILL')
+        const done = await isUnderKeyId(COUNT - 1, newId)
+        run.child.kill('SIGKILL') // also when the check fails: a stopped run would be left behind
+        if (done) throw new Error(`the rewrite was done before the kill (${await underKeyId(newId)} of ${COUNT})`)
         return true
       },
       600_000,
