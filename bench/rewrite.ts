@@ -10,9 +10,10 @@
 // the same with protobuf, client-go's default for built-in types); `rewrite -A --engine svm` hands
 // the work to kube-controller-manager's storage-version migrator; `--engines` picks among client,
 // client-json, client-http2, go, go-protobuf, go-protobuf-http1 and svm (default client,svm,go;
-// rows in that order; `client-http2`: the plugin with KUBECTL_ENCRYPTION_HTTP2 set (one HTTP/2
-// connection per apiserver, as client-go); `go-protobuf-http1`: client-go with DISABLE_HTTP2 set). Then the seed's `kubectl get secrets -A -o json | kubectl replace -f -` (the real kubectl)
-// does the same. For the go loop the note gives its own JSON counts and rate from its first list to
+// rows in that order; `client-http2`: the plugin with KUBECTL_ENCRYPTION_HTTP2 set, one HTTP/2
+// connection per apiserver as client-go; `go-protobuf-http1`: client-go with DISABLE_HTTP2 set).
+// Then the seed's `kubectl get secrets -A -o json | kubectl replace -f -` (the real kubectl) does
+// the same. For the go loop the note gives its own JSON counts and rate from its first list to
 // its last write. For svm the note gives the migration's own creation → Succeeded time
 // (1 s resolution; the rest is the plugin's start-up, counts and last poll). Then, with 5% stale (the key changes and 19 of
 // the 20 namespaces are rewritten first, untimed), `rewrite -A --only-stale` against a full
@@ -45,7 +46,7 @@ const pipelineMax = Number(arg('--pipeline-max') ?? Number.POSITIVE_INFINITY)
  * the rate it replaced them after that (sequential PUTs: a steady rate); the note says so.
  */
 const pipelineTimeout = Number(arg('--pipeline-timeout') ?? 0)
-/** Rewriters timed at every size besides the kubectl pipeline, in table order client, go, go-protobuf, svm. */
+/** Rewriters timed at every size besides the kubectl pipeline, in the table order of ENGINES. */
 const engines = (arg('--engines') ?? 'client,svm,go').split(',')
 const ENGINES = ['client', 'client-json', 'client-http2', 'go', 'go-protobuf', 'go-protobuf-http1', 'svm']
 for (const e of engines) if (!ENGINES.includes(e)) throw new Error(`--engines ${e}: one of ${ENGINES.join(', ')}`)
@@ -126,7 +127,6 @@ async function main() {
 
       // the plugin speaks HTTP/1.1 unless asked for HTTP/2, client-go HTTP/2 unless DISABLE_HTTP2
       const http2Env = {...env, KUBECTL_ENCRYPTION_HTTP2: '1'}
-      const http1Env = {...env, DISABLE_HTTP2: '1'}
       const pluginRun = async (label: string, args: string[], key: string, runEnv = env) => {
         log(`${size}: ${label}`)
         const before = serverCpu(sandboxServers)
@@ -173,11 +173,10 @@ async function main() {
       }
 
       // the client-go loop at the plugin's defaults; its failures are a row, not the end of the run
-      const goRun = async (protobuf: boolean, qps: number, runEnv = env) => {
+      const goRun = async (protobuf: boolean, qps: number, http1 = false) => {
         const k = await rotate()
         const {concurrency, pageSize} = REWRITE_DEFAULTS
-        const http1 = runEnv === http1Env ? ', HTTP/1.1' : ''
-        const label = `client-go loop (${protobuf ? 'protobuf' : 'JSON'}${http1}, ${concurrency} / ${qps})`
+        const label = `client-go loop (${protobuf ? 'protobuf' : 'JSON'}${http1 ? ', HTTP/1.1' : ''}, ${concurrency} / ${qps})`
         log(`${size}: ${label}`)
         const before = serverCpu(sandboxServers)
         const m = await measure(
@@ -197,7 +196,7 @@ async function main() {
               ],
             ],
           ],
-          runEnv,
+          http1 ? {...env, DISABLE_HTTP2: '1'} : env,
         )
         const servers = since(before)
         const check = await countUnder(k)
@@ -233,7 +232,7 @@ async function main() {
         }
         if (engines.includes('go')) await goRun(false, qps)
         if (engines.includes('go-protobuf')) await goRun(true, qps)
-        if (engines.includes('go-protobuf-http1')) await goRun(true, qps, http1Env)
+        if (engines.includes('go-protobuf-http1')) await goRun(true, qps, true)
       }
       if (engines.includes('svm')) {
         key = await rotate()
