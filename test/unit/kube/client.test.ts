@@ -425,16 +425,19 @@ describe('basic auth (kubeconfig username and password)', () => {
       ),
     )
     server.routes.push(() => ({body: {metadata: {name: 'x'}}}))
-    for (const http2 of ['', '1']) {
-      process.env.KUBECTL_ENCRYPTION_HTTP2 = http2
-      const client = await connectCluster({kubeconfig: file})
-      try {
-        await client.objects.get(secrets, 'x', 'default')
-      } finally {
-        client.close()
+    try {
+      for (const http2 of ['', '1']) {
+        process.env.KUBECTL_ENCRYPTION_HTTP2 = http2
+        const client = await connectCluster({kubeconfig: file})
+        try {
+          await client.objects.get(secrets, 'x', 'default')
+        } finally {
+          client.close()
+        }
       }
+    } finally {
+      delete process.env.KUBECTL_ENCRYPTION_HTTP2
     }
-    delete process.env.KUBECTL_ENCRYPTION_HTTP2
     const basic = `Basic ${Buffer.from('alice:s3cret').toString('base64')}`
     expect(server.requests.map((r) => [r.httpVersion, r.headers.authorization])).toEqual([
       ['1.1', basic],
