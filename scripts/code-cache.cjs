@@ -8,11 +8,20 @@
 // (bin/sea-main.cjs). Plain CommonJS, run by node alone: under tsx (a loader on another thread)
 // the cache came out different from run to run, and the packaged archives must not.
 //
+// The cache is made with V8's JIT tiers off (interpreter only) and they are switched back on before
+// the cache is written: V8 records in the cache which functions Sparkplug had compiled (68 bytes of
+// flags differed between a run with and one without it), and which ones it compiles depends on
+// optimizing-compiler jobs finishing on other threads, so the cache (and the packaged archive) could
+// differ from run to run. Flags given at run time and set back count nowhere: V8 hashes the flags the
+// cache is written under, and the cache is checked in a fresh process before it is kept.
+//
 // Not for the lazy libraries: compiled through vm.Script, client-node (14.7 MiB) cost 20 MiB more
 // RSS than through require() with or without a cache, for 80 ms less CPU; etcd3 saves ~15 ms.
-const {writeFileSync} = require('node:fs')
+const {spawnSync} = require('node:child_process')
+const {rmSync, writeFileSync} = require('node:fs')
 const {join, resolve} = require('node:path')
 const {parseArgs} = require('node:util')
+const v8 = require('node:v8')
 
 const {loadCommonJs} = require('../bin/load-cjs.cjs')
 
@@ -22,7 +31,33 @@ const root = join(__dirname, '..')
 const {values} = parseArgs({options: {out: {type: 'string'}}})
 const out = values.out ? resolve(values.out) : join(root, `${BUNDLE}.cache`)
 
+// V8 flags held during the `--help` run: no Sparkplug, no Maglev, nothing small enough for TurboFan.
+const HELD_FLAGS = ['--no-sparkplug', '--no-maglev', '--max-optimized-bytecode-size=0']
+
+/** Each held flag as this node has it by default (`--maglev`, `--no-maglev`, `--max-…=61440`). */
+function defaultsOf(flags) {
+  const options = spawnSync(process.execPath, ['--v8-options'], {encoding: 'utf8'}).stdout
+  return flags.map((flag) => {
+    const name = flag.replace(/^--(no-)?/, '').replace(/=.*/, '')
+    const found = new RegExp(`^\\s+--${name} \\(.*\\n\\s+type: \\w+\\s+default: (--\\S+)`, 'm').exec(options)
+    if (!found) throw new Error(`${process.execPath} --v8-options does not list --${name}`)
+    return found[1]
+  })
+}
+
+/** Whether V8 in a fresh process of this node, with no flags, accepts `cache` for `file`. */
+function acceptedByFreshProcess(file, cache) {
+  const check = `const {Script} = require('node:vm'); const {readFileSync} = require('node:fs');
+    const [loader, file, cache] = process.argv.slice(1);
+    const source = require(loader).wrapCommonJs(readFileSync(file, 'latin1'));
+    process.exitCode = new Script(source, {filename: file, cachedData: readFileSync(cache)}).cachedDataRejected ? 1 : 0`
+  const loader = join(root, 'bin/load-cjs.cjs')
+  return spawnSync(process.execPath, ['-e', check, loader, file, cache], {stdio: 'inherit'}).status === 0
+}
+
 async function main() {
+  const defaults = defaultsOf(HELD_FLAGS)
+  for (const flag of HELD_FLAGS) v8.setFlagsFromString(flag)
   const bundle = loadCommonJs(join(root, BUNDLE), {useCache: false})
   const write = process.stdout.write.bind(process.stdout)
   process.stdout.write = () => true // the help text
@@ -31,8 +66,13 @@ async function main() {
   } finally {
     process.stdout.write = write
   }
+  for (const flag of defaults) v8.setFlagsFromString(flag)
   const data = bundle.script.createCachedData()
   writeFileSync(out, data)
+  if (!acceptedByFreshProcess(join(root, BUNDLE), out)) {
+    rmSync(out)
+    throw new Error(`V8 rejects the code cache made for ${BUNDLE} (a flag left changed?)`)
+  }
   console.log(`${out}: ${(data.length / 1024 / 1024).toFixed(1)} MiB`)
 }
 
