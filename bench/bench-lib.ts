@@ -66,6 +66,55 @@ export function serverCpu(sandbox: {stateDir: string; nodeIps: string[]}): {apis
   return out
 }
 
+/**
+ * The servers' CPU rate (seconds per second) over `ms` with no bench work running: the sandbox's own
+ * background (readiness probes, leases, node status, controllers' lists), which every run pays for
+ * as long as it lasts. Subtracted, a slower run is not charged more per object for it.
+ */
+export async function quietServerRate(
+  sandbox: {stateDir: string; nodeIps: string[]},
+  ms = 5000,
+): Promise<{apiservers: number; etcd: number}> {
+  const before = serverCpu(sandbox)
+  const start = performance.now()
+  await new Promise((resolve) => setTimeout(resolve, ms))
+  const after = serverCpu(sandbox)
+  const seconds = (performance.now() - start) / 1000
+  return {apiservers: (after.apiservers - before.apiservers) / seconds, etcd: (after.etcd - before.etcd) / seconds}
+}
+
+/**
+ * Requests the sandbox's apiservers have served on `resource`, per verb (apiserver_request_total,
+ * summed over the apiservers, each read at its own address): the difference over a run shows what
+ * a rewriter asked besides its updates.
+ */
+export async function requestsOn(
+  env: NodeJS.ProcessEnv,
+  nodeIps: string[],
+  resource: string,
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>()
+  for (const ip of nodeIps) {
+    const metrics = await sh(env, 'kubectl', ['--server', `https://${ip}:6443`, 'get', '--raw', '/metrics'])
+    for (const line of metrics.split('\n')) {
+      if (!line.startsWith('apiserver_request_total{') || !line.includes(`resource="${resource}"`)) continue
+      const verb = /verb="([^"]*)"/.exec(line)?.[1] ?? '?'
+      counts.set(verb, (counts.get(verb) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)))
+    }
+  }
+  return counts
+}
+
+/** `after` less `before`, as "PUT 2000, LIST 5" (verbs with none left out). */
+export function requestsBetween(before: Map<string, number>, after: Map<string, number>): string {
+  return [...after]
+    .map(([verb, n]) => [verb, n - (before.get(verb) ?? 0)] as const)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([verb, n]) => `${verb} ${n}`)
+    .join(', ')
+}
+
 export function peak(pid: number | undefined): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
@@ -229,6 +278,7 @@ export function printTable(rows: string[][]) {
     'CPU ms/object',
     'apiservers ms/object',
     'etcd ms/object',
+    'less quiet rate: apiservers / etcd',
     'load 1m',
     'note',
   ]

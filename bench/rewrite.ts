@@ -18,8 +18,12 @@
 // (1 s resolution; the rest is the plugin's start-up, counts and last poll). Then, with 5% stale (the key changes and 19 of
 // the 20 namespaces are rewritten first, untimed), `rewrite -A --only-stale` against a full
 // `rewrite -A`. Every run is checked in etcd (every value under the new key) and timed; peak RSS
-// comes from /proc/<pid>/status VmHWM, polled until the process exits; the 1-minute load average
-// (the machine is shared) is taken before and after each run. Sizes grow in one sandbox (2,000,
+// comes from /proc/<pid>/status VmHWM, polled until the process exits; the servers' CPU is read
+// from /proc before and after each run, after 5 s of quiet that give the sandbox's own background
+// rate (probes, leases, controllers), shown per object with and without that rate over the run's
+// time (a slower run is otherwise charged more for the background); the note gives the requests on
+// Secrets that the apiservers counted over the run (apiserver_request_total); the 1-minute load
+// average (the machine is shared) is taken before and after each run. Sizes grow in one sandbox (2,000,
 // then 18,000 more). A table is printed at the end. `--pipeline-max` skips the kubectl pipeline
 // above that size (it can take very long on a loaded machine); skipped is shown.
 import path from 'node:path'
@@ -30,7 +34,17 @@ import type {KubeCluster} from '../src/kube/types.js'
 import {REWRITE_DEFAULTS} from '../src/usecases/rewrite/rewrite.js'
 import {newKey, type TestKey} from '../test/e2e/helpers/encryption-setup.js'
 import {startSandbox} from '../test/sandbox/sandbox.js'
-import {benchControlPlane, measure, printTable, seedSecrets, serverCpu, sh} from './bench-lib.js'
+import {
+  benchControlPlane,
+  measure,
+  printTable,
+  quietServerRate,
+  requestsBetween,
+  requestsOn,
+  seedSecrets,
+  serverCpu,
+  sh,
+} from './bench-lib.js'
 import {buildGoLoop, type GoLoopResult} from './go-loop.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -65,6 +79,41 @@ const since = (before: {apiservers: number; etcd: number}) => {
   return {apiservers: now.apiservers - before.apiservers, etcd: now.etcd - before.etcd}
 }
 const NAMESPACE_COUNT = 20
+
+/** What one run cost the servers: CPU seconds, the quiet rate measured just before it, its requests on Secrets. */
+interface ServerCost {
+  apiservers: number
+  etcd: number
+  quiet: {apiservers: number; etcd: number}
+  requests: string
+}
+
+/**
+ * Runs `run` (which returns its wall seconds) between readings of the servers' CPU and request
+ * counts, after 5 s of quiet that give the sandbox's background rate.
+ */
+async function withServerCost<T extends {seconds: number}>(
+  env: NodeJS.ProcessEnv,
+  run: () => Promise<T>,
+): Promise<[T, ServerCost]> {
+  const quiet = await quietServerRate(sandboxServers)
+  const requestsBefore = await requestsOn(env, sandboxServers.nodeIps, 'secrets')
+  const before = serverCpu(sandboxServers)
+  const result = await run()
+  const used = since(before)
+  const requests = requestsBetween(requestsBefore, await requestsOn(env, sandboxServers.nodeIps, 'secrets'))
+  return [result, {...used, quiet, requests}]
+}
+
+/** Per object in ms: the servers' CPU, and the same less their quiet rate over the run's `seconds`. */
+function serverCells(cost: ServerCost, seconds: number, objects: number): string[] {
+  const ms = (s: number) => (objects > 0 ? ((s * 1000) / objects).toFixed(2) : '')
+  return [
+    ms(cost.apiservers),
+    ms(cost.etcd),
+    `${ms(cost.apiservers - cost.quiet.apiservers * seconds)} / ${ms(cost.etcd - cost.quiet.etcd * seconds)}`,
+  ]
+}
 
 interface MigrationJson {
   metadata: {creationTimestamp: string}
@@ -104,11 +153,10 @@ async function main() {
       const addRow = (
         label: string,
         m: {seconds: number; peakRssMiB: number; load: string; cpuSeconds: number},
-        servers: {apiservers: number; etcd: number},
+        servers: ServerCost,
         check: {current: number; total: number},
         note: string,
       ) => {
-        const perObject = (s: number) => ((s * 1000) / size).toFixed(2)
         rows.push([
           String(size),
           label,
@@ -116,11 +164,10 @@ async function main() {
           (size / m.seconds).toFixed(0),
           m.peakRssMiB.toFixed(0),
           `${check.current}/${check.total}`,
-          perObject(m.cpuSeconds),
-          perObject(servers.apiservers),
-          perObject(servers.etcd),
+          ((m.cpuSeconds * 1000) / size).toFixed(2),
+          ...serverCells(servers, m.seconds, size),
           m.load,
-          note,
+          `${note}; requests on secrets: ${servers.requests}`,
         ])
         log(rows.at(-1)!.join(' | '))
       }
@@ -129,25 +176,25 @@ async function main() {
       const http2Env = {...env, KUBECTL_ENCRYPTION_HTTP2: '1'}
       const pluginRun = async (label: string, args: string[], key: string, runEnv = env) => {
         log(`${size}: ${label}`)
-        const before = serverCpu(sandboxServers)
-        const m = await measure(
-          [
+        const [m, servers] = await withServerCost(env, () =>
+          measure(
             [
-              process.execPath,
               [
-                path.join(root, 'bin/run.js'),
-                'rewrite',
-                '--ssh-config',
-                env.SANDBOX_SSH_CONFIG!,
-                ...args,
-                '-o',
-                'json',
+                process.execPath,
+                [
+                  path.join(root, 'bin/run.js'),
+                  'rewrite',
+                  '--ssh-config',
+                  env.SANDBOX_SSH_CONFIG!,
+                  ...args,
+                  '-o',
+                  'json',
+                ],
               ],
             ],
-          ],
-          runEnv,
+            runEnv,
+          ),
         )
-        const servers = since(before)
         if (m.code !== 0) throw new Error(`${label} failed (exit ${m.code}): ${m.stderr}`)
         const check = await countUnder(key)
         const {totals, objectsPerSecond, elapsedMs, migrations, resources} = JSON.parse(m.stdout) as {
@@ -178,27 +225,27 @@ async function main() {
         const {concurrency, pageSize} = REWRITE_DEFAULTS
         const label = `client-go loop (${protobuf ? 'protobuf' : 'JSON'}${http1 ? ', HTTP/1.1' : ''}, ${concurrency} / ${qps})`
         log(`${size}: ${label}`)
-        const before = serverCpu(sandboxServers)
-        const m = await measure(
-          [
+        const [m, servers] = await withServerCost(env, () =>
+          measure(
             [
-              goLoop,
               [
-                '--concurrency',
-                String(concurrency),
-                '--qps',
-                String(qps),
-                '--burst',
-                String(qps),
-                '--chunk-size',
-                String(pageSize),
-                ...(protobuf ? ['--protobuf'] : []),
+                goLoop,
+                [
+                  '--concurrency',
+                  String(concurrency),
+                  '--qps',
+                  String(qps),
+                  '--burst',
+                  String(qps),
+                  '--chunk-size',
+                  String(pageSize),
+                  ...(protobuf ? ['--protobuf'] : []),
+                ],
               ],
             ],
-          ],
-          http1 ? {...env, DISABLE_HTTP2: '1'} : env,
+            http1 ? {...env, DISABLE_HTTP2: '1'} : env,
+          ),
         )
-        const servers = since(before)
         const check = await countUnder(k)
         let note: string
         try {
@@ -256,16 +303,16 @@ async function main() {
       } else {
         key = await rotate()
         log(`${size}: kubectl get secrets -A -o json | kubectl replace -f - (all stale under ${key})`)
-        const pipeBefore = serverCpu(sandboxServers)
-        const pipe = await measure(
-          [
-            ['kubectl', ['get', 'secrets', '-A', '-o', 'json']],
-            ['kubectl', ['replace', '-f', '-']],
-          ],
-          env,
-          pipelineTimeout,
+        const [pipe, pipeServers] = await withServerCost(env, () =>
+          measure(
+            [
+              ['kubectl', ['get', 'secrets', '-A', '-o', 'json']],
+              ['kubectl', ['replace', '-f', '-']],
+            ],
+            env,
+            pipelineTimeout,
+          ),
         )
-        const pipeServers = since(pipeBefore)
         const pipeCheck = await countUnder(key)
         const replaced = pipe.stdout.split('\n').filter((l) => l.endsWith(' replaced')).length
         // stopped: the time the whole run would take at the rate it replaced at, after its first output
@@ -279,15 +326,19 @@ async function main() {
           `${pipe.peaks.map((p) => p.toFixed(0)).join('+')}`,
           `${pipeCheck.current}/${pipeCheck.total}`,
           // per object replaced (the run may have been stopped)
-          ...[pipe.cpuSeconds, pipeServers.apiservers, pipeServers.etcd].map((s) =>
-            replaced > 0 ? ((s * 1000) / replaced).toFixed(2) : '',
-          ),
+          replaced > 0 ? ((pipe.cpuSeconds * 1000) / replaced).toFixed(2) : '',
+          ...serverCells(pipeServers, pipe.seconds, replaced),
           pipe.load,
-          pipe.stopped
-            ? `stopped after ${pipelineTimeout}s with ${replaced} replaced (first after ${first.toFixed(0)}s)`
-            : pipe.code === 0
-              ? ''
-              : `exit ${pipe.code}`,
+          [
+            pipe.stopped
+              ? `stopped after ${pipelineTimeout}s with ${replaced} replaced (first after ${first.toFixed(0)}s)`
+              : pipe.code === 0
+                ? ''
+                : `exit ${pipe.code}`,
+            `requests on secrets: ${pipeServers.requests}`,
+          ]
+            .filter(Boolean)
+            .join('; '),
         ])
         log(rows.at(-1)!.join(' | '))
       }
