@@ -1,19 +1,26 @@
 // Runs the built plugin the way users do: `kubectl encryption …` through the real kubectl, which
 // finds `kubectl-encryption` on PATH. The sandbox's env (KUBECONFIG, ETCDCTL_*, SANDBOX_*) applies.
 import {spawn, type ChildProcess} from 'node:child_process'
-import {mkdtempSync, symlinkSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {mkdirSync, symlinkSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {type RunResult, run, sandbox} from './sandbox.js'
 
 const repo = new URL('../../../', import.meta.url).pathname
-let binDir: string | undefined
+/** A directory holding only `kubectl-encryption` (a link to bin/run.js), in the checkout: nothing left in /tmp. */
+const binDir = join(repo, '.tools', 'e2e-bin')
+let linked = false
 
 export function pluginPath(): string {
-  if (!binDir) {
-    binDir = mkdtempSync(join(tmpdir(), 'kubectl-encryption-bin-'))
-    symlinkSync(join(repo, 'bin', 'run.js'), join(binDir, 'kubectl-encryption'))
+  if (!linked) {
+    mkdirSync(binDir, {recursive: true})
+    try {
+      symlinkSync(join(repo, 'bin', 'run.js'), join(binDir, 'kubectl-encryption'))
+    } catch (error) {
+      // another test file's worker made it first
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+    linked = true
   }
   return `${binDir}:${process.env.PATH}`
 }
