@@ -8,12 +8,12 @@
 // (bin/sea-main.cjs). Plain CommonJS, run by node alone: under tsx (a loader on another thread)
 // the cache came out different from run to run, and the packaged archives must not.
 //
-// The cache is made with V8's JIT tiers off (interpreter only) and they are switched back on before
-// the cache is written: V8 records in the cache which functions Sparkplug had compiled (68 bytes of
-// flags differed between a run with and one without it), and which ones it compiles depends on
-// optimizing-compiler jobs finishing on other threads, so the cache (and the packaged archive) could
-// differ from run to run. Flags given at run time and set back count nowhere: V8 hashes the flags the
-// cache is written under, and the cache is checked in a fresh process before it is kept.
+// The `--help` run is made with V8's JIT tiers off (interpreter only): V8 writes into the cache which
+// functions Sparkplug had compiled (68 bytes of flags differed between a run with it and one
+// without), tier-up can depend on timing (optimizing compiles finish on other threads), and twice in
+// CI the Linux archive differed inside its cache, same size. The flags are set back to this node's
+// defaults before the cache is written, since V8 stores a hash of the flags in effect then and
+// rejects the cache under others; a fresh process of the same node must accept it before it is kept.
 //
 // Not for the lazy libraries: compiled through vm.Script, client-node (14.7 MiB) cost 20 MiB more
 // RSS than through require() with or without a cache, for 80 ms less CPU; etcd3 saves ~15 ms.
