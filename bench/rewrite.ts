@@ -89,13 +89,10 @@ interface ServerCost {
 }
 
 /**
- * Runs `run` (which returns its wall seconds) between readings of the servers' CPU and request
- * counts, after 5 s of quiet that give the sandbox's background rate.
+ * Runs `run` between readings of the servers' CPU and request counts, after 5 s of quiet that give
+ * the sandbox's background rate.
  */
-async function withServerCost<T extends {seconds: number}>(
-  env: NodeJS.ProcessEnv,
-  run: () => Promise<T>,
-): Promise<[T, ServerCost]> {
+async function withServerCost<T>(env: NodeJS.ProcessEnv, run: () => Promise<T>): Promise<[T, ServerCost]> {
   const quiet = await quietServerRate(sandboxServers)
   const requestsBefore = await requestsOn(env, sandboxServers.nodeIps, 'secrets')
   const before = serverCpu(sandboxServers)
