@@ -18,7 +18,7 @@ import {kmsUnhealthyProblem, readyzWithKms} from './kms-keys.js'
 import type {RotationStatus} from '../rotate.js'
 import type {ScanSummary} from './scan-targets.js'
 import type {LeaseStatus} from '../../state/operation-lease.js'
-import {settle} from '../../settle.js'
+import {type Settled, settle} from '../../settle.js'
 
 export const MANIFESTS_DIR = '/etc/kubernetes/manifests'
 /** The static pods kubeadm writes; any other non-dot file there is run by the kubelet too. */
@@ -393,6 +393,35 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
   // The rotation state and the lock are independent reads: they go while the nodes are checked.
   const rotationRead = deps.rotation && settle(deps.rotation())
   const lockRead = deps.lock && settle(deps.lock())
+  // With --config, the scan needs nothing from the nodes unless a KMS provider is configured (the
+  // current key IDs come from the apiservers): it then runs while the nodes are checked.
+  const localCheck = deps.localConfig && checkConfigBytes(deps.localConfig.bytes, deps.localConfig.path)
+  const earlyScan =
+    deps.scan && localCheck?.config && !hasKmsProvider(localCheck.config)
+      ? settle(deps.scan(localCheck.config, {}))
+      : undefined
+  try {
+    return await statusOfNodesAndScan(deps, {localCheck, earlyScan, rotationRead, lockRead})
+  } finally {
+    // On an error before the scan was awaited, let it end (it closes its etcd reader) before the session closes.
+    await earlyScan
+  }
+}
+
+function hasKmsProvider(config: EncryptionConfiguration): boolean {
+  return config.resources.some((r) => r.providers.some((p) => p.kms !== undefined))
+}
+
+async function statusOfNodesAndScan(
+  deps: StatusDeps,
+  started: {
+    localCheck?: ConfigCheck
+    earlyScan?: Promise<Settled<ScanSummary>>
+    rotationRead?: Promise<Settled<RotationStatus | undefined>>
+    lockRead?: Promise<Settled<LeaseStatus | undefined>>
+  },
+): Promise<StatusResult> {
+  const {localCheck, earlyScan, rotationRead, lockRead} = started
   deps.onProgress?.('Discovering control-plane nodes')
   const controlPlane = await deps.controlPlane()
   deps.onProgress?.(`Checking ${controlPlane.length} control-plane node(s)`)
@@ -418,8 +447,8 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
   }
 
   let configCheck: ConfigCheck | undefined
-  if (deps.localConfig) {
-    configCheck = checkConfigBytes(deps.localConfig.bytes, deps.localConfig.path)
+  if (deps.localConfig && localCheck) {
+    configCheck = localCheck
     result.config = {
       path: deps.localConfig.path,
       hash: configCheck.hash,
@@ -483,8 +512,16 @@ export async function encryptionStatus(deps: StatusDeps): Promise<StatusResult> 
   }
 
   if (deps.scan) {
-    deps.onProgress?.('Scanning etcd')
-    result.scan = await deps.scan(configCheck?.config, agreedKmsKeys(nodes))
+    let scanned: ScanSummary
+    if (earlyScan) {
+      const early = await earlyScan
+      if ('error' in early) throw early.error
+      scanned = early.value
+    } else {
+      deps.onProgress?.('Scanning etcd')
+      scanned = await deps.scan(configCheck?.config, agreedKmsKeys(nodes))
+    }
+    result.scan = scanned
     if (Object.keys(agreedKmsKeys(nodes)).length === 0 && result.scan.resources.some((r) => r.kmsKeys?.length)) {
       result.warnings.push(
         'no current KMS key ID that every apiserver agrees on: KMS values are counted per key ID but not judged stale by key ID',

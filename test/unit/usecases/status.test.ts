@@ -8,6 +8,7 @@ import {KubeApiError, type EndpointProbe} from '../../../src/kube/types.js'
 import {leaseStatus, OperationLease, readLease} from '../../../src/state/operation-lease.js'
 import {ROTATE_STAGES, type RotationState, rotationStatus} from '../../../src/usecases/rotate.js'
 import {apiserverKmsKeys} from '../../../src/usecases/status/kms-keys.js'
+import type {ScanSummary} from '../../../src/usecases/status/scan-targets.js'
 import {encryptionStatus, type StatusDeps} from '../../../src/usecases/status/status.js'
 import type {RemoteFiles} from '../../../src/ssh/remote-files.js'
 import {FakeObjects} from './fake-control-plane.js'
@@ -428,5 +429,84 @@ describe('encryptionStatus', () => {
     expect(held.problems).toEqual([])
     expect((await encryptionStatus({...base, lock: lockAt('2026-11-28T03:01:01Z')})).lock?.stale).toBe(true)
     expect((await encryptionStatus({...base, lock: async () => undefined})).lock).toBeUndefined()
+  })
+})
+
+describe('encryptionStatus --scan: when the scan starts', () => {
+  const summary = (): ScanSummary => ({
+    etcd: {transport: 'direct', endpoint: 'https://127.0.0.1:2379'},
+    keys: 0,
+    resources: [],
+    totals: {total: 0, plaintext: 0, stale: 0, undecryptable: 0, unverified: 0, orphans: 0},
+  })
+  /** Node discovery that waits until `release()`, to see what runs before it. */
+  const heldDiscovery = (nodes: ControlPlaneNode[]) => {
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    return {release, controlPlane: () => held.then(() => nodes)}
+  }
+
+  it('with --config and no KMS provider, the scan runs while the nodes are checked, with that config', async () => {
+    const hold = heldDiscovery(three())
+    const calls: Array<{resources: number; kms: Record<string, string>}> = []
+    const result = await encryptionStatus({
+      ...deps({nodes: three(), configs: {cp1: vectorsConfig, cp2: vectorsConfig, cp3: vectorsConfig}}),
+      controlPlane: hold.controlPlane,
+      localConfig: {path: 'local.yaml', bytes: vectorsConfig},
+      scan: async (config, kms) => {
+        calls.push({resources: config?.resources.length ?? 0, kms})
+        hold.release() // the nodes are checked only once the scan has started
+        return summary()
+      },
+    })
+    expect(calls).toEqual([{resources: 2, kms: {}}])
+    expect(result.scan?.etcd.transport).toBe('direct')
+    expect(result.nodes).toHaveLength(3)
+  })
+
+  it('with a KMS provider the scan waits for the key IDs the apiservers agree on', async () => {
+    const kms = {cp1: {keyIdHash: A}, cp2: {keyIdHash: A}, cp3: {keyIdHash: A}}
+    const calls: Array<Record<string, string>> = []
+    await encryptionStatus({
+      ...deps({nodes: three(), configs: kmsEverywhere, kms}),
+      localConfig: {path: 'local.yaml', bytes: kmsConfig},
+      scan: async (_config, keys) => {
+        calls.push(keys)
+        return summary()
+      },
+    })
+    expect(calls).toEqual([{'kms-plugin': A}])
+  })
+
+  it('a failed early scan is the error; a failed discovery waits for the early scan to end first', async () => {
+    const local = {path: 'local.yaml', bytes: vectorsConfig}
+    await expect(
+      encryptionStatus({
+        ...deps({nodes: three(), configs: {}}),
+        localConfig: local,
+        scan: async () => {
+          throw new Error('etcd: no answer within 5s (--request-timeout)')
+        },
+      }),
+    ).rejects.toThrow('no answer within 5s')
+
+    let scanEnded = false
+    await expect(
+      encryptionStatus({
+        ...deps({nodes: three(), configs: {}}),
+        controlPlane: async () => {
+          throw new Error('nodes is forbidden')
+        },
+        localConfig: local,
+        scan: async () => {
+          await new Promise((resolve) => setTimeout(resolve, 20))
+          scanEnded = true
+          return summary()
+        },
+      }),
+    ).rejects.toThrow('nodes is forbidden')
+    expect(scanEnded).toBe(true)
   })
 })
