@@ -74,6 +74,10 @@ export class DirectEtcdReader implements EtcdReader {
     return {transport: 'direct', endpoint: this.hosts.join(',')}
   }
 
+  prepare(): void {
+    this.connect().catch(() => {}) // the same rejection reaches the first read
+  }
+
   private connect(): Promise<Etcd3> {
     this.client ??= (async () => {
       const ca = readFlagFile('--etcd-cacert', this.options.cacert)

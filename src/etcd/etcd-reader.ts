@@ -60,6 +60,8 @@ export interface EtcdReader {
   range(prefix: string, options?: EtcdRangeOptions): AsyncIterable<EtcdKeyValue[]>
   describe(): EtcdReaderInfo
   close(): Promise<void>
+  /** Starts what the first read needs (loading a client), so that it overlaps other waits; errors wait for that read. */
+  prepare?(): void
 }
 
 /** The end of the range that holds exactly the keys starting with `prefix` (etcd's prefix end). */

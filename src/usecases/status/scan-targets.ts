@@ -101,7 +101,9 @@ async function namespaceNames(objects: ObjectClient): Promise<Set<string> | unde
 }
 
 export async function scanForStatus(input: StatusScanInput): Promise<ScanSummary> {
-  // The namespace list and discovery are independent round trips to the apiserver: in parallel.
+  // The namespace list and discovery are independent round trips to the apiserver: in parallel,
+  // and the etcd client loads meanwhile.
+  input.reader.prepare?.()
   const namespacesListed = namespaceNames(input.objects)
   const prefixes = scanPrefixes(await scanTargets(input), input.etcdPrefix)
   const namespaces = await namespacesListed

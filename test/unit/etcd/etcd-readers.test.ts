@@ -247,6 +247,15 @@ describe('etcd readers: failures name the transport and what to try', () => {
     expect(error.exitCode).toBe(2)
     expect(error.message).toContain('--etcd-cacert /nonexistent/ca.crt')
   })
+
+  it('prepare() (status --scan loads the client early) leaves the failure to the first read, not an unhandled rejection', async () => {
+    const reader = new DirectEtcdReader({endpoints: ['127.0.0.1:2379'], cacert: '/nonexistent/ca.crt'})
+    reader.prepare()
+    await new Promise((resolve) => setImmediate(resolve))
+    const error = (await reader.get('/x').catch((e: unknown) => e)) as PluginError
+    expect(error.exitCode).toBe(2)
+    expect(error.message).toContain('--etcd-cacert /nonexistent/ca.crt')
+  })
 })
 
 describe('ExecEtcdReader (pods/exec) and SshEtcdReader wrap the same etcdctl reader', () => {
