@@ -69,6 +69,14 @@ const staleSizes = arg('--stale-sizes')?.split(',').map(Number) ?? sizes
 const stateDir = path.resolve(arg('--state-dir') ?? path.join(root, '.sandbox-bench'))
 /** --qps for the plugin and the Go loop alike (the Go loop's burst is the same number). */
 const qpsFlag = Number(arg('--qps') ?? REWRITE_DEFAULTS.qps)
+/**
+ * More plugin rows (HTTP/1.1, at --qps), each with these node flags, `;` between rows and `,` between
+ * flags of one row: e.g. `--max-semi-space-size=4` to see what V8's young generation does to peak RSS.
+ */
+const pluginNodeFlags = (arg('--plugin-node-flags') ?? '')
+  .split(';')
+  .filter(Boolean)
+  .map((row) => row.split(','))
 /** More rounds of the plugin and Go loop rows at these QPS (e.g. 5000: the ceiling without the limit). */
 const alsoQps = (arg('--also-qps') ?? '').split(',').filter(Boolean).map(Number)
 const log = (m: string) => process.stderr.write(`[bench] ${m}\n`)
@@ -171,7 +179,7 @@ async function main() {
 
       // the plugin speaks HTTP/1.1 unless asked for HTTP/2, client-go HTTP/2 unless DISABLE_HTTP2
       const http2Env = {...env, KUBECTL_ENCRYPTION_HTTP2: '1'}
-      const pluginRun = async (label: string, args: string[], key: string, runEnv = env) => {
+      const pluginRun = async (label: string, args: string[], key: string, runEnv = env, nodeFlags: string[] = []) => {
         log(`${size}: ${label}`)
         const [m, servers] = await withServerCost(env, () =>
           measure(
@@ -179,6 +187,7 @@ async function main() {
               [
                 process.execPath,
                 [
+                  ...nodeFlags,
                   path.join(root, 'bin/run.js'),
                   'rewrite',
                   '--ssh-config',
@@ -266,6 +275,11 @@ async function main() {
           key = await rotate()
           await pluginRun(`kubectl encryption rewrite -A (all stale${qpsLabel})`, ['-A', ...qpsArgs], key)
         }
+        if (engines.includes('client') && qps === qpsFlag)
+          for (const flags of pluginNodeFlags) {
+            key = await rotate()
+            await pluginRun(`rewrite -A, node ${flags.join(' ')} (all stale)`, ['-A', ...qpsArgs], key, env, flags)
+          }
         if (engines.includes('client-json')) {
           key = await rotate()
           await pluginRun(`rewrite -A --wire json (all stale${qpsLabel})`, ['-A', '--wire', 'json', ...qpsArgs], key)

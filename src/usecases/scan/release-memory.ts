@@ -24,6 +24,18 @@ function fullGc(): void {
   collect()
 }
 
+/**
+ * V8 doubles its young generation (two semi-spaces) while a program allocates fast, up to 16 MiB
+ * each: on a long rewrite that alone made peak RSS ~30 MiB higher at 20,000 Secrets than at 2,000,
+ * at no gain in speed (bench/README.md, 2026-12-07: 154 against 122 MiB with node's
+ * --max-semi-space-size=4). Loading client-node has already grown it to 4 MiB per semi-space; a long
+ * streaming operation keeps it at the size it has from its start on. V8 reads the growth factor at
+ * each growth, unlike --max-semi-space-size, which is fixed once the process runs.
+ */
+export function holdYoungGeneration(): void {
+  setFlagsFromString('--semi-space-growth-factor=1')
+}
+
 /** Growth of Buffer memory that triggers a full GC: a few pages of ~1 KiB values (pages grow to 2,000). */
 export const RELEASE_BUDGET_BYTES = 8 * 1024 * 1024
 
@@ -47,6 +59,7 @@ export class MemoryReleaser {
     this.budget = options.budget ?? RELEASE_BUDGET_BYTES
     this.arrayBuffers = options.arrayBuffers ?? (() => process.memoryUsage().arrayBuffers)
     this.collect = options.collect ?? fullGc
+    if (!options.collect) holdYoungGeneration()
   }
 
   /** Call after each processed page, once the page is no longer referenced. */

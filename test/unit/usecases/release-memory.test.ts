@@ -1,6 +1,14 @@
+import {execFile} from 'node:child_process'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {promisify} from 'node:util'
+
 import {describe, expect, it} from 'vitest'
 
 import {MemoryReleaser} from '../../../src/usecases/scan/release-memory.js'
+
+const execFileAsync = promisify(execFile)
 
 /** Registers a dropped object and reports whether a GC has collected it once `act` ran. */
 async function collectedAfter(act: () => void): Promise<boolean> {
@@ -66,4 +74,39 @@ describe('MemoryReleaser', () => {
     expect(await collectedAfter(() => memory.pageDone())).toBe(true)
     expect(memory.collections).toBe(1)
   })
+
+  it("holds V8's young generation at its size from the start (a control without the releaser grows it)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'young-generation-'))
+    const script = join(dir, 'young.ts')
+    writeFileSync(
+      script,
+      `import {getHeapSpaceStatistics} from 'node:v8'
+import {MemoryReleaser} from ${JSON.stringify(join(process.cwd(), 'src/usecases/scan/release-memory.js'))}
+const newSpace = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_size
+if (process.argv[2] === 'hold') new MemoryReleaser()
+const before = newSpace()
+// Allocation with survivors, as a rewrite's in-flight requests: V8 grows the young generation for it.
+let kept: object[] = []
+for (let i = 0; i < 3_000_000; i++) {
+  const o = {a: i, b: 'x' + i, c: [i]}
+  if (i % 3 === 0) kept.push(o)
+  if (kept.length > 200_000) kept = []
+}
+console.log(JSON.stringify({before, after: newSpace()}))
+`,
+    )
+    try {
+      const run = async (mode: string) =>
+        JSON.parse((await execFileAsync(process.execPath, ['--import', 'tsx', script, mode])).stdout) as {
+          before: number
+          after: number
+        }
+      const control = await run('control')
+      expect(control.after).toBeGreaterThan(control.before)
+      const held = await run('hold')
+      expect(held.after).toBe(held.before)
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+  }, 60_000)
 })
