@@ -1,5 +1,6 @@
 // Rewrite benchmark (a script, not a timed test): `node --import tsx bench/rewrite.ts [--sizes 2000,20000]
-//   [--engines client,go,go-protobuf,svm] [--pipeline-max N] [--stale-sizes 2000] [--state-dir DIR]`.
+//   [--engines client,go,go-protobuf,svm] [--pipeline-max N] [--stale-sizes 2000] [--state-dir DIR]
+//   [--plugin-node-flags '--max-semi-space-size=4;--require=FILE']` (more plugin rows, node flags each).
 //
 // In a sandbox of its own: N Secrets of about 1 KiB (in 20 namespaces) are created under key k1;
 // the write key then changes, so every value is stale, and `kubectl encryption rewrite -A`
