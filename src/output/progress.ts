@@ -85,15 +85,22 @@ export async function startProgress(text: string, options: ProgressOptions): Pro
   let current = text
   let printed: string | undefined
   let since = Date.now()
-  const timer = setInterval(() => {
-    if (current !== printed) {
-      stream.write(current + '\n')
-      printed = current
-      since = Date.now()
-    } else stream.write(`${current} (${Math.round((Date.now() - since) / 1000)}s)\n`)
-  }, options.intervalMs ?? 5000)
-  timer.unref()
-  const stop = () => clearInterval(timer)
+  let timer: NodeJS.Timeout | undefined
+  const start = () => {
+    timer = setInterval(() => {
+      if (current !== printed) {
+        stream.write(current + '\n')
+        printed = current
+        since = Date.now()
+      } else stream.write(`${current} (${Math.round((Date.now() - since) / 1000)}s)\n`)
+    }, options.intervalMs ?? 5000)
+    timer.unref()
+  }
+  const stop = () => {
+    clearInterval(timer)
+    timer = undefined
+  }
+  start()
   return {
     update: (t) => {
       current = t
@@ -104,7 +111,14 @@ export async function startProgress(text: string, options: ProgressOptions): Pro
       if (t) stream.write(t + '\n')
     },
     stop,
-    pause: () => () => {},
+    // A line printed while a question waits would land in the middle of what the user types.
+    pause: () => {
+      const wasRunning = timer !== undefined
+      stop()
+      return () => {
+        if (wasRunning) start()
+      }
+    },
     warn: (t) => stream.write(`Warning: ${t}\n`),
   }
 }

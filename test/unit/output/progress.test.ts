@@ -92,3 +92,28 @@ describe('startProgress without a terminal (issue 13: CI logs of long runs)', ()
     expect(short.text()).toBe('')
   })
 })
+
+describe('startProgress: plain lines stop while a question is asked', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('nothing is printed between pause() and resume, however long the user takes; the timer goes on after', async () => {
+    vi.useFakeTimers()
+    const stream = screen(undefined)
+    // -o json on a terminal: plain lines; a slow connection leaves "Connecting" current when the question comes
+    const progress = await startProgress('Connecting to the cluster', {machineOutput: true, verbose: false, stream})
+    const resume = progress.pause()
+    stream.write('Type the context name (ctx) to continue: ')
+    vi.advanceTimersByTime(30_000)
+    stream.write('ctx\n')
+    resume()
+    progress.update('add-key: cp-1 writing')
+    vi.advanceTimersByTime(5000)
+    progress.stop()
+    const stopped = progress.pause()
+    stopped()
+    vi.advanceTimersByTime(20_000)
+    expect(stream.text()).toBe('Type the context name (ctx) to continue: ctx\nadd-key: cp-1 writing\n')
+  })
+})
