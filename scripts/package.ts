@@ -52,6 +52,9 @@ const {values} = parseArgs({
     platforms: {type: 'string'},
     out: {type: 'string', default: join(root, 'build')},
     manifest: {type: 'string', default: join(root, 'krew-manifest.yaml')},
+    // Leaves each executable's blob and code cache in --out (.sea-<platform>.blob, .cache), so that
+    // test/e2e/package.test.ts can say which part differs when two builds are not the same.
+    'keep-sea-parts': {type: 'boolean', default: false},
   },
 })
 
@@ -175,9 +178,11 @@ for (const platform of selected) {
     // Ad hoc (no certificate): what macOS requires to run it; the identifier is the file name.
     run(rcodesign!, ['sign', '--binary-identifier', 'kubectl-encryption', exe])
   }
-  rmSync(blob)
   rmSync(seaConfig)
-  rmSync(cache, {force: true})
+  if (!values['keep-sea-parts']) {
+    rmSync(blob)
+    rmSync(cache, {force: true})
+  }
   copyFileSync(join(root, 'LICENSE'), join(dir, 'LICENSE'))
 
   // 3. The archive, reproducible: fixed order, modes, owner and times, no gzip timestamp.
