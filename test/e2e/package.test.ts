@@ -557,14 +557,11 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
     const differences = again.flatMap((platform) => {
       const [first, second] = [join(out, archiveName(platform)), join(work, 'again', archiveName(platform))]
       if (sha256(first) === sha256(second)) return []
-      const [blob, cache] = ['blob', 'cache'].map((part) => `.sea-${platformName(platform)}.${part}`) as [
-        string,
-        string,
-      ]
-      const parts = [blob, cache].map(
-        (file) => `${file}: ${bytesDifference(join(out, file), join(work, 'again', file))}`,
+      const sea = (dir: string, part: 'blob' | 'cache') => join(dir, `.sea-${platformName(platform)}.${part}`)
+      const parts = (['blob', 'cache'] as const).map(
+        (part) => `${part}: ${fileDifference(sea(out, part), sea(join(work, 'again'), part))}`,
       )
-      return [`${platformName(platform)}: ${archiveDifference(first, second, join(out, blob))} (${parts.join('; ')})`]
+      return [`${platformName(platform)}: ${archiveDifference(first, second, sea(out, 'blob'))} (${parts.join('; ')})`]
     })
     expect(differences).toEqual([])
     expect(readFileSync(manifest2, 'utf8')).toBe(readFileSync(manifest, 'utf8'))
@@ -586,11 +583,11 @@ function archiveDifference(first: string, second: string, blob?: string): string
     const notes = [...new Set([...a, ...b])].flatMap((file) => {
       if (!a.includes(file) || !b.includes(file))
         return [`${file}: only in ${a.includes(file) ? 'the first' : 'the second'}`]
-      const difference = bytesDifference(join(dirs[0]!, file), join(dirs[1]!, file))
-      if (difference === 'same') return []
-      const at = /first difference at byte (\d+)/.exec(difference)
-      const where = at && blob ? `, ${placeInBlob(readFileSync(join(dirs[0]!, file)), blob, Number(at[1]))}` : ''
-      return [`${file}: ${difference}${where}`]
+      const [x, y] = dirs.map((dir) => readFileSync(join(dir, file))) as [Buffer, Buffer]
+      const at = firstDifference(x, y)
+      if (at === undefined) return []
+      const where = blob ? `, ${placeInBlob(x, blob, at)}` : ''
+      return [`${file}: ${describeDifference(x, y, at)}${where}`]
     })
     return notes.join('; ') || 'same files, different archive bytes (tar or gzip headers)'
   } finally {
@@ -598,16 +595,26 @@ function archiveDifference(first: string, second: string, blob?: string): string
   }
 }
 
-/** `same`, `absent`, or the two sizes and the first byte that differs, with the bytes around it. */
-function bytesDifference(first: string, second: string): string {
-  if (!existsSync(first) || !existsSync(second)) return 'absent'
-  const [x, y] = [readFileSync(first), readFileSync(second)]
-  if (x.equals(y)) return 'same'
+/** The first byte at which two buffers differ; undefined when they are the same. */
+function firstDifference(x: Buffer, y: Buffer): number | undefined {
+  if (x.equals(y)) return undefined
   let at = 0
   while (at < Math.min(x.length, y.length) && x[at] === y[at]) at++
-  // 32 bytes from a little before it, in hex, to see what kind of data differs (a flag hash, bytecode)
+  return at
+}
+
+/** The two sizes and the first byte that differs, with 32 bytes from a little before it in hex (what kind of data). */
+function describeDifference(x: Buffer, y: Buffer, at: number): string {
   const around = (b: Buffer) => b.subarray(Math.max(0, at - 8), at + 24).toString('hex')
   return `${x.length} vs ${y.length} bytes, first difference at byte ${at} (${around(x)} vs ${around(y)})`
+}
+
+/** Two files compared: `same`, `absent` (either one), or where they differ. */
+function fileDifference(first: string, second: string): string {
+  if (!existsSync(first) || !existsSync(second)) return 'absent'
+  const [x, y] = [readFileSync(first), readFileSync(second)]
+  const at = firstDifference(x, y)
+  return at === undefined ? 'same' : describeDifference(x, y, at)
 }
 
 /** Whether byte `at` of an executable lies in the SEA blob injected into it (found by its first 4 KiB). */
