@@ -38,6 +38,7 @@ import {parseArgs} from 'node:util'
 import {unsign} from 'macho-unsign'
 import {signatureSet} from 'portable-executable-signature'
 
+import {agreedOutput} from './agreed-output.js'
 import {BUNDLE, VENDOR_DIR} from './bundle.js'
 import {updateKrewManifest} from './krew-manifest.js'
 import {archiveName, hostPlatform, NODE_VERSION, type Platform, platformName, PLATFORMS} from './platforms.js'
@@ -73,8 +74,8 @@ const vendorFiles = existsSync(join(root, VENDOR_DIR))
   ? readdirSync(join(root, VENDOR_DIR)).filter((f) => f.endsWith('.cjs'))
   : []
 
-function run(cmd: string, args: string[]): string {
-  const result = spawnSync(cmd, args, {encoding: 'utf8', maxBuffer: 64 * 1024 * 1024})
+function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): string {
+  const result = spawnSync(cmd, args, {encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env})
   // Tools chat on stderr (postject warns about ELF notes it does not know); show it only on failure.
   if (result.status !== 0)
     throw new Error(`${cmd} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stderr}`)
@@ -100,6 +101,42 @@ function nodeBinary(platform: Platform): string {
 
 function sha256(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex')
+}
+
+// How many times scripts/code-cache.cjs may run before two of its caches are the same.
+const CODE_CACHE_RUNS = 5
+
+/**
+ * Writes to `out` the V8 code cache of the bundle that two runs of scripts/code-cache.cjs agree on.
+ *
+ * V8 numbers every function it creates from one counter for the whole process, and the cache keeps
+ * the numbers (`new Function` three times before the bundle shifts them by six). So the cache is the
+ * same only when Node's own modules and the bundle's functions are compiled in the same order; that
+ * held in every run on an idle or loaded machine here, yet three times in CI under load the Linux
+ * archive differed inside its code cache, by a few bytes, and the cause is not found. One run can be
+ * the odd one out; two that agree are taken, and a disagreement is said (with --keep-sea-parts, the
+ * caches stay as `<out>.<run>`).
+ *
+ * The run gets a fixed environment: the user's (oclif reads CI, DEBUG, TERM, NO_COLOR, its theme
+ * under $HOME and more at start-up) changes which functions run, so the cache, so the archive.
+ * The seed is fixed as for the blob (below): V8 seeds its hashes at random.
+ */
+function writeAgreedCodeCache(out: string): void {
+  const env = {HOME: '/nonexistent', LANG: 'C'}
+  const runFile = (n: number) => `${out}.${n}`
+  const result = agreedOutput((n) => {
+    run(builder!, ['--random-seed=1', join(root, 'scripts/code-cache.cjs'), '--out', runFile(n)], env)
+    return readFileSync(runFile(n))
+  }, CODE_CACHE_RUNS)
+  if (!result.agreed) {
+    throw new Error(
+      `scripts/code-cache.cjs made ${CODE_CACHE_RUNS} different code caches (kept as ${basename(out)}.1 to .${CODE_CACHE_RUNS}): the executable would not be reproducible`,
+    )
+  }
+  writeFileSync(out, result.agreed)
+  if (result.odd > 0)
+    console.warn(`${basename(out)}: ${result.odd} of ${result.runs} code caches differed from the two that agreed`)
+  if (result.odd === 0 || !values['keep-sea-parts']) for (let n = 1; n <= result.runs; n++) rmSync(runFile(n))
 }
 
 const shas: Record<string, string> = {}
@@ -131,8 +168,7 @@ for (const platform of selected) {
   const blob = join(out, `.sea-${name}.blob`)
   const seaConfig = join(out, `.sea-${name}.json`)
   const cache = join(out, `.sea-${name}.cache`)
-  // The same fixed seed as the blob's (below), so that the cache is the same from run to run.
-  if (isHost) run(builder, ['--random-seed=1', join(root, 'scripts/code-cache.cjs'), '--out', cache])
+  if (isHost) writeAgreedCodeCache(cache)
   writeFileSync(
     seaConfig,
     JSON.stringify({
