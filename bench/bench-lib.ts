@@ -67,6 +67,21 @@ export function serverCpu(sandbox: {stateDir: string; nodeIps: string[]}): {apis
 }
 
 /**
+ * CPU time of the whole machine so far, all cores, in ticks (/proc/stat): `busy` is everything but
+ * idle and iowait. Over a run, busy / total says how much of the machine was left.
+ */
+export function machineCpuTicks(): {busy: number; total: number} {
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number) as number[]
+  const busy = user! + nice! + system! + irq! + softirq! + (steal ?? 0)
+  return {busy, total: busy + idle! + iowait!}
+}
+
+/**
  * The servers' CPU rate (seconds per second) over `ms` with no bench work running: the sandbox's own
  * background (readiness probes, leases, node status, controllers' lists), which every run pays for
  * as long as it lasts. Subtracted, a slower run is not charged more per object for it.

@@ -1,9 +1,11 @@
 /**
  * `kubectl encryption status --scan` over N ~1 KiB aescbc Secrets in the sandbox's etcd, through the
  * built plugin, over each etcd transport (direct gRPC, etcdctl through pods/exec, etcdctl over SSH)
- * in one run: wall seconds and values/s of the whole command, its CPU seconds (user+sys), and peak
- * RSS (VmHWM via /usr/bin/time). The Secrets are written straight into etcd (aescbc, as an apiserver
- * would store them with the config below) to keep set-up short; the scan reads them as any cluster's.
+ * in one run: wall seconds and values/s of the whole command, its CPU seconds (user+sys), peak
+ * RSS (VmHWM via /usr/bin/time), and beside it the CPU seconds of the sandbox's etcd and apiservers
+ * and how busy the machine was (all cores, /proc/stat). The Secrets are written straight into etcd
+ * (aescbc, as an apiserver would store them with the config below) to keep set-up short; the scan
+ * reads them as any cluster's.
  * Every run's counts must equal every other's at the same size (the table says so). Prints a table;
  * not a timed test.
  *
@@ -19,7 +21,17 @@ import {loadavg, tmpdir} from 'node:os'
 import {basename, join, resolve} from 'node:path'
 
 import {formatTable} from '../src/output/render.js'
-import {aescbcScanValues, commitOf, etcdClient, markdownTable, SCAN_COLUMNS, scanCells, timedScan} from './bench-lib.js'
+import {
+  aescbcScanValues,
+  commitOf,
+  etcdClient,
+  machineCpuTicks,
+  markdownTable,
+  SCAN_COLUMNS,
+  scanCells,
+  serverCpu,
+  timedScan,
+} from './bench-lib.js'
 
 const repo = new URL('..', import.meta.url).pathname
 const arg = (name: string, fallback: string) => {
@@ -62,8 +74,29 @@ async function fill(count: number): Promise<void> {
   filled = count
 }
 
-const scan = (build: string, transport: string, label: string) =>
-  timedScan({build, transport, env, configPath, label, cpuProf})
+// The sandbox's apiservers are told apart by their node's IP (bench-lib.ts serverCpu).
+const layout = JSON.parse(readFileSync(join(stateDir, 'layout.json'), 'utf8')) as {nodes: Array<{ip: string}>}
+const servers = {stateDir, nodeIps: layout.nodes.map((n) => n.ip)}
+
+/**
+ * One scan, with what the servers spent beside it and how busy the whole machine was: on 2 cores
+ * the plugin, etcd and the apiservers share the same CPUs, so a scan slower than its own CPU would
+ * allow shows here as a machine with nothing left.
+ */
+async function scan(build: string, transport: string, label: string) {
+  const [machineBefore, serversBefore] = [machineCpuTicks(), serverCpu(servers)]
+  const run = await timedScan({build, transport, env, configPath, label, cpuProf})
+  const [machineAfter, serversAfter] = [machineCpuTicks(), serverCpu(servers)]
+  const busy = (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total)
+  return {
+    run,
+    cells: [
+      (serversAfter.etcd - serversBefore.etcd).toFixed(2),
+      (serversAfter.apiservers - serversBefore.apiservers).toFixed(2),
+      `${Math.round(busy * 100)}%`,
+    ],
+  }
+}
 
 const commit = commitOf(repo)
 const buildName = (b: string) => (b === resolve(repo) ? commit : basename(b))
@@ -82,13 +115,13 @@ for (const count of sizes) {
     for (const transport of transports) {
       for (const build of builds) {
         const label = `${buildName(build)}-${transport}-${count}-${r}`
-        const s = await scan(build, transport, label)
+        const {run: s, cells} = await scan(build, transport, label)
         const id = `${buildName(build)} ${transport}`
         peaks.set(id, [...(peaks.get(id) ?? []), s.rssMiB])
         const seen = countsBySize.get(count) ?? new Set()
         seen.add(s.counts)
         countsBySize.set(count, seen)
-        rows.push([count, buildName(build), transport, ...scanCells(s)])
+        rows.push([count, buildName(build), transport, ...scanCells(s), ...cells])
         process.stderr.write(`${rows.at(-1)!.join(' | ')}\n`)
       }
     }
@@ -96,7 +129,7 @@ for (const count of sizes) {
 }
 await etcd.delete().prefix(PREFIX)
 etcd.close()
-const headers = ['secrets', 'build', 'etcd via', ...SCAN_COLUMNS]
+const headers = ['secrets', 'build', 'etcd via', ...SCAN_COLUMNS, 'etcd CPU s', 'apiservers CPU s', 'machine busy']
 process.stdout.write(formatTable(headers, rows) + '\n\n')
 // The same rows as markdown, for bench/README.md.
 process.stdout.write(`${markdownTable(headers, rows)}\n\n`)
