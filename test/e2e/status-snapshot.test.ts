@@ -7,7 +7,7 @@
 // temporary data dir is left behind; no key material in any output. afterAll puts back the Secrets'
 // stored bytes, the state ConfigMap, the manifests and the nodes' dirs.
 import {randomBytes} from 'node:crypto'
-import {mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -29,8 +29,10 @@ const savedManifests = new Map<string, string>()
 const savedTmp = new Map<string, string[]>()
 let savedSecrets = new Map<string, string>()
 let savedState: string | undefined
-/** Temporary data dirs of the plugin's snapshot etcd that existed before this file ran (others' runs). */
-let snapshotDirsBefore: string[] = []
+// The plugin's temporary dir (os.tmpdir() follows TMPDIR): a snapshot scan run by anything else on
+// the machine at the same time (another CI run) leaves its own data dirs in the shared one.
+const pluginTmp = join(dir, 'tmp')
+mkdirSync(pluginTmp, {mode: 0o700})
 
 interface SnapshotJson {
   snapshot: {
@@ -57,7 +59,7 @@ interface SnapshotJson {
 }
 
 const nodes = () => sandbox().nodes
-const snapshotDirs = () => readdirSync(tmpdir()).filter((f) => f.startsWith('kubectl-encryption-snapshot-'))
+const snapshotDirs = () => readdirSync(pluginTmp).filter((f) => f.startsWith('kubectl-encryption-snapshot-'))
 
 /**
  * The snapshot scan, offline: the kubeconfig points at nothing, so any cluster access would fail.
@@ -67,6 +69,7 @@ const scan = (snapshot: string, ...extra: string[]): Promise<RunResult> =>
   plugin(['status', '--scan', '--snapshot', snapshot, ...extra], {
     env: {
       KUBECONFIG: join(dir, 'no-such-kubeconfig'),
+      TMPDIR: pluginTmp,
       KUBECTL_ENCRYPTION_ETCDUTL: join(sandbox().env.SANDBOX_BIN_DIR!, 'etcdutl'),
       KUBECTL_ENCRYPTION_ETCD: join(sandbox().env.SANDBOX_BIN_DIR!, 'etcd'),
     },
@@ -84,7 +87,6 @@ const tmpListing = async (node: string) =>
   (await sshOk(node, `sudo -n sh -c 'ls -A /etc/kubernetes/tmp 2>/dev/null || true'`)).split('\n').filter(Boolean)
 
 beforeAll(async () => {
-  snapshotDirsBefore = snapshotDirs()
   for (const node of nodes()) {
     savedManifests.set(node, await readNodeFile(node, MANIFEST))
     savedTmp.set(node, await tmpListing(node))
@@ -249,7 +251,7 @@ describe('kubectl encryption status --scan --snapshot', {timeout: 900_000}, () =
   })
 
   it('leaves no temporary data dir and prints no key material', async () => {
-    expect(snapshotDirs().filter((d) => !snapshotDirsBefore.includes(d))).toEqual([])
+    expect(snapshotDirs()).toEqual([])
     const keys = (
       parse(readFileSync(oldKeyConfig, 'utf8')) as {
         resources: Array<{providers: Array<{aescbc?: {keys: Array<{secret: string}>}}>}>
