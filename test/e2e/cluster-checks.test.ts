@@ -1,8 +1,7 @@
 // status, verify and inspect against the sandbox through the real kubectl: transports, failure
 // paths and exit codes that do not need encryption switched on (see cluster-encrypted.test.ts).
-import {readFileSync, writeFileSync, mkdtempSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -11,6 +10,7 @@ import {parse, stringify} from 'yaml'
 import {json, plugin, spawnPlugin, sshArgs} from './helpers/plugin.js'
 import {kubectl, ok, sandbox, waitFor} from './helpers/sandbox.js'
 import {etcdFlags} from '../sandbox/etcd-flags.js'
+import {testTempDir} from '../helpers/temp-dir.js'
 
 const ns = `checks-${Date.now().toString(36)}`
 let blackhole: Server
@@ -53,7 +53,7 @@ describe('status with encryption off', () => {
 
   it('a kubeconfig whose user is an exec credential plugin (as on EKS, GKE, AKS) authenticates', async () => {
     // The plugin hands over the admin's client certificate as an ExecCredential and leaves a mark.
-    const dir = mkdtempSync(join(tmpdir(), 'exec-auth-'))
+    const dir = testTempDir('exec-auth')
     const admin = parse(readFileSync(sandbox().env.KUBECONFIG!, 'utf8')) as {
       clusters: Array<{cluster: Record<string, string>}>
       users: Array<{name: string; user: Record<string, string>}>
@@ -157,12 +157,12 @@ describe('clear errors with exit codes from the table', () => {
   })
 
   it('an unreachable API server is a precondition error naming the server (exit 3)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dead-kubeconfig-'))
+    const dir = testTempDir('dead-kubeconfig')
     const kubeconfig = readFileSync(sandbox().env.KUBECONFIG!, 'utf8').replace(
       /server: https:\/\/[^\s]+/,
       'server: https://127.0.0.1:1',
     )
-    writeFileSync(join(dir, 'config'), kubeconfig)
+    writeFileSync(join(dir, 'config'), kubeconfig, {mode: 0o600})
     const r = await plugin(['status', '--kubeconfig', join(dir, 'config'), '--no-ssh'])
     expect(r.code).toBe(3)
     expect(r.stderr).toContain('cannot reach the API server at 127.0.0.1:1: connection refused')

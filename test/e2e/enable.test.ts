@@ -1,7 +1,6 @@
 // `kubectl encryption enable` against the sandbox: three nodes over real ssh, the sandbox kubelet
 // restarting each node's apiserver, real etcd. Everything is put back afterwards (decrypted first).
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
@@ -31,6 +30,7 @@ import {
   writeNodeFile,
 } from './helpers/sandbox.js'
 import {configWithUnreachableNode, configWithWrongHostKey} from './helpers/ssh-variants.js'
+import {testTempDir} from '../helpers/temp-dir.js'
 
 const ns = `enable-${Date.now().toString(36)}`
 let saved: SavedControlPlane | undefined
@@ -149,12 +149,11 @@ describe('kubectl encryption enable', {timeout: 900_000}, () => {
     await kmsPluginOn(third)
     const thirdBefore = await nodeState(third)
     const firstHash = await apiserverHash(first)
-    const config = join(mkdtempSync(join(tmpdir(), 'enable-kms-')), 'enc.yaml')
+    const config = join(testTempDir('enable-kms'), 'enc.yaml')
     writeFileSync(config, KMS_CONFIG, {mode: 0o600})
     const r = await plugin(['enable', '--yes', '--config', config, '--timeout', '90', ...sshArgs()], {
       timeoutMs: 400_000,
     })
-    rmSync(config)
     expect(r.code, r.stderr).toBe(6)
     expect(r.stderr).toContain(`Node ${second} did not take the change`)
     expect(r.stderr).toMatch(

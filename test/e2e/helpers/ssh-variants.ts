@@ -1,13 +1,14 @@
 // Variants of the sandbox's ssh client config for failure tests: one node with a wrong pinned host
 // key, one node on a port nothing listens on. The nodes themselves are not touched.
 import {execFileSync} from 'node:child_process'
-import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {testTempDir} from '../../helpers/temp-dir.js'
 import {sandbox} from './sandbox.js'
 
-const dir = () => mkdtempSync(join(tmpdir(), 'kubectl-encryption-ssh-'))
+// Made inside the test that uses the config, and removed when it ends.
+const dir = () => testTempDir('kubectl-encryption-ssh')
 
 /** The config's `Host NAME` blocks, edited by `edit` for one node. */
 function editBlock(config: string, node: string, edit: (block: string) => string): string {

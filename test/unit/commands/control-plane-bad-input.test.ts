@@ -6,6 +6,7 @@ import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest'
 
 import type {KubeCluster} from '../../../src/kube/types.js'
 import {enableEncryption} from '../../../src/usecases/enable.js'
+import {testTempDir} from '../../helpers/temp-dir.js'
 import {fakeControlPlane} from '../usecases/fake-control-plane.js'
 
 let cp: ReturnType<typeof fakeControlPlane>
@@ -139,10 +140,9 @@ describe('bad input to the control-plane commands (issue 13)', {timeout: 60_000}
 
   it("item 13: enable --config with a broken file names the user's file first (exit 3), also on an encrypted cluster, before connecting", async () => {
     await enableEncryption({provider: 'secretbox'}, cp.deps)
-    const {mkdtempSync, writeFileSync} = await import('node:fs')
-    const {tmpdir} = await import('node:os')
+    const {writeFileSync} = await import('node:fs')
     const {join} = await import('node:path')
-    const broken = join(mkdtempSync(join(tmpdir(), 'broken-')), 'broken.yaml')
+    const broken = join(testTempDir('broken'), 'broken.yaml')
     writeFileSync(
       broken,
       'apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers: []\n',

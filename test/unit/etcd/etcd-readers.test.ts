@@ -1,8 +1,5 @@
 import {ensureKubeBinaries} from '../../sandbox/kube-binaries.js'
 import {execFile} from 'node:child_process'
-import {mkdtempSync} from 'node:fs'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
 import {promisify} from 'node:util'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -12,6 +9,7 @@ import {DirectEtcdReader} from '../../../src/etcd/direct-etcd-reader.js'
 import {adaptivePageSize, type EtcdKeyValue, type EtcdReader, MAX_PAGE_KEYS} from '../../../src/etcd/etcd-reader.js'
 import {EtcdctlReader, type EtcdctlRunner} from '../../../src/etcd/etcdctl-reader.js'
 import {freePort, type LocalEtcd, startEtcd} from '../../helpers/local-etcd.js'
+import {fileTempDir} from '../../helpers/temp-dir.js'
 import {makeTls, type TlsFixture} from '../../helpers/tls.js'
 
 const execFileAsync = promisify(execFile)
@@ -80,8 +78,9 @@ for (const mode of ['plain', 'mutual TLS'] as const) {
   describe(`etcd readers against a real etcd (${mode})`, () => {
     let etcd: LocalEtcd
     let readers: Array<[string, EtcdReader]>
+    const tlsDir = mode === 'mutual TLS' ? fileTempDir('etcd-tls') : undefined
     beforeAll(async () => {
-      const tls = mode === 'mutual TLS' ? makeTls(mkdtempSync(join(tmpdir(), 'etcd-tls-'))) : undefined
+      const tls = tlsDir ? makeTls(tlsDir) : undefined
       etcd = await startEtcd(tls)
       await seed(etcd)
       readers = readersFor(etcd, tls)

@@ -1,7 +1,6 @@
 import {execFile} from 'node:child_process'
-import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {type AddressInfo, createServer, type Socket} from 'node:net'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 
@@ -15,6 +14,7 @@ import {wrap} from '../../../src/kube/protobuf.js'
 import {ResourceIndex} from '../../../src/kube/resource-index.js'
 import {type ApiResource, type KubeCluster, KubeApiError} from '../../../src/kube/types.js'
 import {FakeApiServer, status, writeKubeconfig} from '../../helpers/fake-apiserver.js'
+import {fileTempDir, testTempDir} from '../../helpers/temp-dir.js'
 import {makeTls, type TlsFixture} from '../../helpers/tls.js'
 
 const secrets: ApiResource = {group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true}
@@ -32,7 +32,7 @@ let tls: TlsFixture
 let server: FakeApiServer
 let other: FakeApiServer
 let cluster: KubeCluster
-let dir: string
+const dir = fileTempDir('kube-client-test')
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(
@@ -68,7 +68,6 @@ async function silentCluster(
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'kube-client-test-'))
   tls = makeTls(dir)
   server = new FakeApiServer(tls)
   other = new FakeApiServer(tls)
@@ -351,7 +350,7 @@ describe('RestObjectClient against an HTTPS API server with client certificates'
   })
 
   it('a server certificate the kubeconfig CA does not sign is a TLS error', async () => {
-    const otherTls = makeTls(mkdtempSync(join(tmpdir(), 'kube-client-other-ca-')))
+    const otherTls = makeTls(testTempDir('kube-client-other-ca'))
     const wrongCa = await connectCluster({
       kubeconfig: writeKubeconfig(
         dir,

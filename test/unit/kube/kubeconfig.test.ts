@@ -1,13 +1,13 @@
-import {mkdtempSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
 import {PluginError} from '../../../src/errors.js'
 import {loadKubeConfig} from '../../../src/kube/kubeconfig.js'
+import {fileTempDir} from '../../helpers/temp-dir.js'
 
-const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-test-'))
+const dir = fileTempDir('kubeconfig-test')
 
 function write(name: string, body: string): string {
   const file = join(dir, name)
