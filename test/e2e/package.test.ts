@@ -446,6 +446,8 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
         WINEPREFIX: prefix,
         WINEDEBUG: '-all',
         WINEDLLOVERRIDES: 'mscoree,mshtml=',
+        // wineserver makes its socket dir under TMPDIR (else a wine-XXXXXX left in /tmp): here, in work.
+        TMPDIR: join(work, 'wine-tmp'),
       }
       // Wine's pipes are no Windows pipes to node (EBADF on stdout): the output goes to files.
       function wineRun(...args: string[]): {status: number | null; stdout: string; stderr: string} {
@@ -472,6 +474,7 @@ describe.skipIf(!host || !kubectl || !krew)('the packaged plugin, installed thro
       }
 
       beforeAll(() => {
+        mkdirSync(wineEnv.TMPDIR, {recursive: true})
         // Node 22 refuses to start on what a new Wine prefix may report (older than Windows 8.1).
         const reg = spawnSync(wine!, ['reg', 'add', 'HKCU\\Software\\Wine', '/v', 'Version', '/d', 'win10', '/f'], {
           env: wineEnv,
