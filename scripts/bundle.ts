@@ -109,6 +109,37 @@ function noEngineCheckInExecutable(): EsbuildPlugin {
   }
 }
 
+/**
+ * oclif loads three built-in modules at start-up that `--help` never uses: child_process (for a
+ * Windows shell check), perf_hooks (for its timing marks when debugging) and readline (for flags read
+ * from stdin), with the 20-odd internal modules behind them, each compiled at every start. oclif
+ * reaches them only through property accesses (`node_child_process_1.execSync`), so each becomes an
+ * object that requires the module on its first property access.
+ */
+const LAZY_BUILTINS: Record<string, string> = {
+  'util/os.js': 'node:child_process',
+  'performance.js': 'node:perf_hooks',
+  'parser/parse.js': 'node:readline',
+}
+
+function lazyOclifBuiltins(): EsbuildPlugin {
+  return {
+    name: 'lazy-oclif-builtins',
+    setup(b) {
+      b.onLoad({filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/](util[\\/]os|performance|parser[\\/]parse)\.js$/}, (args) => {
+        const file = Object.keys(LAZY_BUILTINS).find((end) => args.path.replaceAll('\\', '/').endsWith(`/lib/${end}`))!
+        const id = LAZY_BUILTINS[file]!
+        const source = readFileSync(args.path, 'utf8')
+        const call = `require(${JSON.stringify(id)})`
+        if (source.split(call).length !== 2)
+          throw new Error(`${args.path}: oclif no longer requires ${id} once as expected; update scripts/bundle.ts`)
+        const lazy = `new Proxy({}, {get: (_, key) => require(${JSON.stringify(id)})[key]})`
+        return {contents: source.replace(call, lazy), loader: 'js'}
+      })
+    },
+  }
+}
+
 /** The file name a library gets in dist/vendor/ (and as an asset in the standalone executable). */
 export function vendorFile(specifier: string): string {
   return specifier.replace(/^@/, '').replaceAll('/', '__') + '.cjs'
@@ -204,7 +235,7 @@ const common: BuildOptions = {
   },
   // oclif reads tsconfig.json with typescript only in development (bin/dev.js); it copes without.
   external: ['typescript'],
-  plugins: [etcdProtos(), noEngineCheckInExecutable()],
+  plugins: [etcdProtos(), noEngineCheckInExecutable(), lazyOclifBuiltins()],
   legalComments: 'none',
   logLevel: 'warning',
   metafile: true,

@@ -44,6 +44,38 @@ describe('the CLI frame', {timeout: 120_000}, () => {
     expect(ragged).toEqual([])
   })
 
+  it('`--help` starts without the libraries and built-ins it does not use (scripts/bundle.ts)', async () => {
+    // What a start loads is what it compiles: the heavy libraries load with the commands that need
+    // them, and oclif's child_process-free extras (perf_hooks for its debug timings, readline for
+    // flags read from stdin) only when used. The list is written when the process exits.
+    const {mkdtemp, readFile, rm, writeFile} = await import('node:fs/promises')
+    const {tmpdir} = await import('node:os')
+    const {join} = await import('node:path')
+    const dir = await mkdtemp(join(tmpdir(), 'help-loads-'))
+    try {
+      const hook = join(dir, 'hook.cjs')
+      const list = join(dir, 'loaded.json')
+      await writeFile(
+        hook,
+        `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, JSON.stringify(process.moduleLoadList)))`,
+      )
+      const cjs = new URL('../../bin/run.cjs', import.meta.url).pathname
+      // As a user runs it: under NODE_ENV=test (vitest's) oclif loads typescript for its development mode.
+      const {NODE_ENV: _, ...env} = process.env
+      await run(process.execPath, ['--require', hook, cjs, '--help'], {env})
+      const loaded = JSON.parse(await readFile(list, 'utf8')) as string[]
+      const builtins = loaded.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length))
+      expect(builtins).toContain('tty') // the list is real: help is printed through it
+      expect(builtins.filter((m) => /^(perf_hooks|readline|internal\/perf\/usertiming)$/.test(m))).toEqual([])
+      const {readdir} = await import('node:fs/promises')
+      const vendor = await readdir(new URL('../../dist/vendor', import.meta.url))
+      expect(vendor.length).toBeGreaterThan(0)
+      expect(loaded.some((m) => vendor.some((file) => m.includes(file)))).toBe(false)
+    } finally {
+      await rm(dir, {recursive: true, force: true})
+    }
+  })
+
   it('rejects a bad output format with exit 2 and nothing on stdout', async () => {
     const bad = await plugin('version', '-o', 'xml')
     expect(bad.code).toBe(2)
