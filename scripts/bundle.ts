@@ -110,14 +110,14 @@ function noEngineCheckInExecutable(): EsbuildPlugin {
 }
 
 /**
- * oclif loads three built-in modules at start-up that `--help` never uses: child_process (for a
- * Windows shell check), perf_hooks (for its timing marks when debugging) and readline (for flags read
- * from stdin), with the 20-odd internal modules behind them, each compiled at every start. oclif
- * reaches them only through property accesses (`node_child_process_1.execSync`), so each becomes an
- * object that requires the module on its first property access.
+ * oclif loads built-in modules at start-up that `--help` never uses: perf_hooks (for its timing marks
+ * when debugging) and readline (for flags read from stdin), with the internal modules behind them,
+ * each compiled at every start (13 of the 56 built-ins `--help` loaded). oclif reaches them only
+ * through property accesses (`node_perf_hooks_1.performance`), so each becomes an object that
+ * requires the module on its first property access. (child_process would gain nothing: wsl-utils,
+ * which oclif asks at every start whether it runs under WSL, calls into it as it loads.)
  */
 const LAZY_BUILTINS: Record<string, string> = {
-  'util/os.js': 'node:child_process',
   'performance.js': 'node:perf_hooks',
   'parser/parse.js': 'node:readline',
 }
@@ -126,7 +126,7 @@ function lazyOclifBuiltins(): EsbuildPlugin {
   return {
     name: 'lazy-oclif-builtins',
     setup(b) {
-      b.onLoad({filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/](util[\\/]os|performance|parser[\\/]parse)\.js$/}, (args) => {
+      b.onLoad({filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/](performance|parser[\\/]parse)\.js$/}, (args) => {
         const file = Object.keys(LAZY_BUILTINS).find((end) => args.path.replaceAll('\\', '/').endsWith(`/lib/${end}`))!
         const id = LAZY_BUILTINS[file]!
         const source = readFileSync(args.path, 'utf8')

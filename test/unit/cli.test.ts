@@ -2,6 +2,8 @@ import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
 import {describe, expect, it} from 'vitest'
 
+import {testTempDir} from '../helpers/temp-dir.js'
+
 const run = promisify(execFile)
 const bin = new URL('../../bin/run.js', import.meta.url).pathname
 
@@ -46,34 +48,44 @@ describe('the CLI frame', {timeout: 120_000}, () => {
 
   it('`--help` starts without the libraries and built-ins it does not use (scripts/bundle.ts)', async () => {
     // What a start loads is what it compiles: the heavy libraries load with the commands that need
-    // them, and oclif's child_process-free extras (perf_hooks for its debug timings, readline for
-    // flags read from stdin) only when used. The list is written when the process exits.
-    const {mkdtemp, readFile, rm, writeFile} = await import('node:fs/promises')
-    const {tmpdir} = await import('node:os')
+    // them, and oclif's perf_hooks (for its debug timings) and readline (for flags read from stdin)
+    // only when used. A hook writes what the process loaded when it exits.
+    const {readFile, writeFile} = await import('node:fs/promises')
     const {join} = await import('node:path')
-    const dir = await mkdtemp(join(tmpdir(), 'help-loads-'))
-    try {
-      const hook = join(dir, 'hook.cjs')
-      const list = join(dir, 'loaded.json')
-      await writeFile(
-        hook,
-        `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, JSON.stringify(process.moduleLoadList)))`,
-      )
-      const cjs = new URL('../../bin/run.cjs', import.meta.url).pathname
-      // As a user runs it: under NODE_ENV=test (vitest's) oclif loads typescript for its development mode.
-      const {NODE_ENV: _, ...env} = process.env
-      await run(process.execPath, ['--require', hook, cjs, '--help'], {env})
-      const loaded = JSON.parse(await readFile(list, 'utf8')) as string[]
-      const builtins = loaded.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length))
-      expect(builtins).toContain('tty') // the list is real: help is printed through it
-      expect(builtins.filter((m) => /^(perf_hooks|readline|internal\/perf\/usertiming)$/.test(m))).toEqual([])
-      const {readdir} = await import('node:fs/promises')
-      const vendor = await readdir(new URL('../../dist/vendor', import.meta.url))
-      expect(vendor.length).toBeGreaterThan(0)
-      expect(loaded.some((m) => vendor.some((file) => m.includes(file)))).toBe(false)
-    } finally {
-      await rm(dir, {recursive: true, force: true})
+    const dir = testTempDir('help-loads')
+    const hook = join(dir, 'hook.cjs')
+    const list = join(dir, 'loaded.json')
+    await writeFile(
+      hook,
+      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, JSON.stringify({builtins: process.moduleLoadList, files: Object.keys(require.cache)})))`,
+    )
+    const cjs = new URL('../../bin/run.cjs', import.meta.url).pathname
+    // As a user runs it: under NODE_ENV=test (vitest's) oclif loads typescript for its development mode.
+    const {NODE_ENV: _, ...env} = process.env
+    const loadedBy = async (...args: string[]) => {
+      await run(process.execPath, ['--require', hook, cjs, ...args], {env}).catch(() => undefined)
+      const loaded = JSON.parse(await readFile(list, 'utf8')) as {builtins: string[]; files: string[]}
+      return {
+        builtins: loaded.builtins
+          .filter((m) => m.startsWith('NativeModule '))
+          .map((m) => m.slice('NativeModule '.length)),
+        vendor: loaded.files.filter((f) => f.includes('/dist/vendor/')).map((f) => f.replace(/.*\//, '')),
+      }
     }
+    const help = await loadedBy('--help')
+    expect(help.builtins).toContain('tty') // the list is real: help is printed through it
+    expect(help.builtins.filter((m) => /^(perf_hooks|readline|internal\/perf\/usertiming)$/.test(m))).toEqual([])
+    expect(help.vendor).toEqual([])
+    // The same hook sees a library load when a command needs one (here, to read a kubeconfig).
+    const kubeconfig = join(dir, 'kubeconfig')
+    await writeFile(
+      kubeconfig,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n',
+      {mode: 0o600},
+    )
+    expect((await loadedBy('status', '--no-ssh', '--kubeconfig', kubeconfig)).vendor).toContain(
+      'kubernetes__client-node.cjs',
+    )
   })
 
   it('rejects a bad output format with exit 2 and nothing on stdout', async () => {
