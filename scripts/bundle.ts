@@ -126,8 +126,9 @@ function lazyOclifBuiltins(): EsbuildPlugin {
   return {
     name: 'lazy-oclif-builtins',
     setup(b) {
-      b.onLoad({filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/](performance|parser[\\/]parse)\.js$/}, (args) => {
-        const file = Object.keys(LAZY_BUILTINS).find((end) => args.path.replaceAll('\\', '/').endsWith(`/lib/${end}`))!
+      b.onLoad({filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/].*\.js$/}, (args) => {
+        const file = Object.keys(LAZY_BUILTINS).find((end) => args.path.replaceAll('\\', '/').endsWith(`/lib/${end}`))
+        if (!file) return undefined
         const id = LAZY_BUILTINS[file]!
         const source = readFileSync(args.path, 'utf8')
         const call = `require(${JSON.stringify(id)})`

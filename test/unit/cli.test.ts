@@ -63,9 +63,13 @@ describe('the CLI frame', {timeout: 120_000}, () => {
     // As a user runs it: under NODE_ENV=test (vitest's) oclif loads typescript for its development mode.
     const {NODE_ENV: _, ...env} = process.env
     const loadedBy = async (...args: string[]) => {
-      await run(process.execPath, ['--require', hook, cjs, ...args], {env}).catch(() => undefined)
+      const code = await run(process.execPath, ['--require', hook, cjs, ...args], {env}).then(
+        () => 0,
+        (error: {code: number}) => error.code,
+      )
       const loaded = JSON.parse(await readFile(list, 'utf8')) as {builtins: string[]; files: string[]}
       return {
+        code,
         builtins: loaded.builtins
           .filter((m) => m.startsWith('NativeModule '))
           .map((m) => m.slice('NativeModule '.length)),
@@ -73,6 +77,7 @@ describe('the CLI frame', {timeout: 120_000}, () => {
       }
     }
     const help = await loadedBy('--help')
+    expect(help.code).toBe(0)
     expect(help.builtins).toContain('tty') // the list is real: help is printed through it
     expect(help.builtins.filter((m) => /^(perf_hooks|readline|internal\/perf\/usertiming)$/.test(m))).toEqual([])
     expect(help.vendor).toEqual([])
@@ -83,9 +88,9 @@ describe('the CLI frame', {timeout: 120_000}, () => {
       'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n',
       {mode: 0o600},
     )
-    expect((await loadedBy('status', '--no-ssh', '--kubeconfig', kubeconfig)).vendor).toContain(
-      'kubernetes__client-node.cjs',
-    )
+    const status = await loadedBy('status', '--no-ssh', '--kubeconfig', kubeconfig)
+    expect(status.code).toBe(3) // the server refuses: exit 3, after client-node read the kubeconfig
+    expect(status.vendor).toContain('kubernetes__client-node.cjs')
   })
 
   it('rejects a bad output format with exit 2 and nothing on stdout', async () => {
