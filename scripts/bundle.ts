@@ -9,7 +9,7 @@
 // most of a CLI's start time. Command modules and heavy libraries stay lazy inside the bundle:
 // esbuild turns `await import(...)` into a function that evaluates the module on first call.
 import {build, type BuildOptions, type Plugin as EsbuildPlugin} from 'esbuild'
-import {readFileSync, writeFileSync} from 'node:fs'
+import {readFileSync, realpathSync, writeFileSync} from 'node:fs'
 import {createRequire, isBuiltin} from 'node:module'
 import {dirname, join, sep} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -91,51 +91,153 @@ function etcdProtos(): EsbuildPlugin {
  * package.json on the npm path, a check worth keeping; in the standalone executable there is no
  * package.json and the node is the pinned one, so there it only costs: skipped there.
  */
-function noEngineCheckInExecutable(): EsbuildPlugin {
-  return {
-    name: 'no-engine-check-in-executable',
-    setup(b) {
-      b.onLoad({filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/]index\.js$/}, (args) => {
-        const source = readFileSync(args.path, 'utf8')
-        const call = '\ncheckNodeVersion();\n'
-        if (!source.includes(call))
-          throw new Error(`${args.path}: oclif no longer checks the node version as expected; update scripts/bundle.ts`)
-        return {
-          contents: source.replace(call, "\nif (!require('node:sea').isSea()) checkNodeVersion();\n"),
-          loader: 'js',
-        }
-      })
-    },
-  }
+function noEngineCheckInExecutable(source: string, file: string): string {
+  const call = '\ncheckNodeVersion();\n'
+  if (!source.includes(call))
+    throw new Error(`${file}: oclif no longer checks the node version as expected; update scripts/bundle.ts`)
+  return source.replace(call, () => "\nif (!require('node:sea').isSea()) checkNodeVersion();\n")
 }
 
 /**
- * oclif loads built-in modules at start-up that `--help` never uses: perf_hooks (for its timing marks
- * when debugging) and readline (for flags read from stdin), with the internal modules behind them,
- * each compiled at every start (13 of the 56 built-ins `--help` loaded). oclif reaches them only
- * through property accesses (`node_perf_hooks_1.performance`), so each becomes an object that
- * requires the module on its first property access. (child_process would gain nothing: wsl-utils,
- * which oclif asks at every start whether it runs under WSL, calls into it as it loads.)
+ * oclif renders every string of a help page as an EJS template (`<%= config.bin %>`): one template
+ * compiled, a `new Function`, per string (~2 ms of a start-up that prints help; the root page alone
+ * compiles two). A string with no EJS delimiter renders as itself, so it skips EJS; the others still
+ * go through it. One place for the command, topic and root pages: help/util.js's template().
  */
-const LAZY_BUILTINS: Record<string, string> = {
-  'performance.js': 'node:perf_hooks',
-  'parser/parse.js': 'node:readline',
+export function ejsOnlyForTags(source: string, file: string): string {
+  const render = 'return ejs_1.default.render(t, context);'
+  if (source.split(render).length !== 2)
+    throw new Error(`${file}: oclif no longer renders help through ejs as expected; update scripts/bundle.ts`)
+  return source.replace(
+    render,
+    () => "return t.includes('<%') || t.includes('%>') ? ejs_1.default.render(t, context) : t;",
+  )
 }
 
-function lazyOclifBuiltins(): EsbuildPlugin {
+/**
+ * Modules oclif requires as it loads that `--help` never uses, per file of @oclif/core's lib: each
+ * is evaluated at every start otherwise (built-ins compiled by node's loader, libraries run by the
+ * bundle). perf_hooks is for its timing marks when debugging, readline for flags read from stdin,
+ * tinyglobby (with fdir and picomatch; fdir looks for picomatch on disk as it loads) for finding
+ * command files the manifest already lists, minimatch and lilconfig for plugins, get-package-type
+ * for loading files from disk, ejs for help strings with a tag (none of ours has one), cli-spinners
+ * for oclif's own spinner and clean-stack for printing an error. oclif reaches each only through
+ * property accesses (`tinyglobby_1.glob`, `ejs_1.default.render`), which the build checks, so each
+ * becomes an object that loads the module on its first property access. child_process is for
+ * finding the shell on Windows (with isWslWithoutWslUtils below, nothing else loads it at start).
+ * Not wordwrap: ux/list.js calls it, not a property of it.
+ */
+export const LAZY_REQUIRES: Record<string, string[]> = {
+  'config/config.js': ['ejs'],
+  'config/plugin-loader.js': ['minimatch'],
+  'config/plugin.js': ['tinyglobby'],
+  'errors/errors/cli.js': ['clean-stack'],
+  'errors/handle.js': ['clean-stack'],
+  'help/util.js': ['ejs'],
+  'module-loader.js': ['get-package-type'],
+  'parser/parse.js': ['node:readline'],
+  'performance.js': ['node:perf_hooks'],
+  'util/os.js': ['node:child_process'],
+  'util/read-pjson.js': ['lilconfig'],
+  'ux/action/spinner.js': ['cli-spinners'],
+}
+
+/**
+ * `source` with `const name = require(id)` (or `= __importDefault(require(id))`) made lazy; throws
+ * when the require is not there once, or when `name` is used other than as `name.property`.
+ */
+export function lazyRequire(source: string, id: string, file = 'source'): string {
+  const declaration = new RegExp(
+    String.raw`\bconst (\w+) = ((?:__importDefault\()?require\(["']${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']\)\)?);`,
+    'g',
+  )
+  const found = [...source.matchAll(declaration)]
+  if (found.length !== 1)
+    throw new Error(`${file}: oclif no longer requires ${id} once as expected; update scripts/bundle.ts`)
+  const [whole, name, load] = found[0]!
+  const code = source
+    .split(whole)
+    .join('')
+    .replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')
+  const uses = code.match(new RegExp(String.raw`\b${name}\b(?!\.\w)`, 'g'))
+  if (uses) throw new Error(`${file}: oclif uses ${name} other than by its properties; update scripts/bundle.ts`)
+  const lazy = `const ${name} = (() => { let loaded; return new Proxy({}, {get: (_, key) => (loaded ??= ${load})[key]}) })();`
+  return source.replace(whole, () => lazy)
+}
+
+/**
+ * oclif asks at every start whether it runs under WSL, as `(await import('wsl-utils')).isWsl`: the
+ * answer of is-wsl, which wsl-utils re-exports. Loading wsl-utils also loads powershell-utils and,
+ * as both load, child_process, which with dgram and three internal modules node compiles at every
+ * start. Asked of is-wsl itself (the copy wsl-utils uses), the answer is the same without them.
+ */
+export function isWslWithoutWslUtils(source: string, file: string): string {
+  const ask = "(await import('wsl-utils')).isWsl"
+  if (source.split(ask).length !== 2)
+    throw new Error(`${file}: oclif no longer asks wsl-utils for isWsl as expected; update scripts/bundle.ts`)
+  const wslUtils = createRequire(file).resolve('wsl-utils')
+  if (!readFileSync(wslUtils, 'utf8').includes("export {default as isWsl} from 'is-wsl';"))
+    throw new Error(`${wslUtils}: isWsl is no longer is-wsl's answer; update scripts/bundle.ts`)
+  const isWsl = createRequire(wslUtils).resolve('is-wsl')
+  return source.replace(ask, () => `(await import(${JSON.stringify(isWsl)})).default`)
+}
+
+/**
+ * string-width (4.x, through oclif's help: wrap-ansi measures every word, widest-line every line)
+ * strips ANSI codes, replaces emoji through a regular expression of 10 KiB and looks up every code
+ * point. A string of printable ASCII alone is as wide as it is long, and that is nearly all of help.
+ */
+export function asciiWidthFirst(source: string, file: string): string {
+  const start = "\tif (typeof string !== 'string' || string.length === 0) {\n\t\treturn 0;\n\t}\n"
+  if (source.split(start).length !== 2)
+    throw new Error(`${file}: string-width no longer starts as expected; update scripts/bundle.ts`)
+  return source.replace(
+    start,
+    () => `${start}\n\tif (/^[\\x20-\\x7e]*$/.test(string)) {\n\t\treturn string.length;\n\t}\n`,
+  )
+}
+
+type Patch = (source: string, file: string) => string
+
+/**
+ * What the build changes in the libraries it bundles, by file under node_modules (the copy found
+ * from the project root): each patch throws when the code it changes is not there, and the build
+ * fails when a patched file is no longer part of the bundle.
+ */
+export const PATCHES: Record<string, Patch[]> = {
+  '@oclif/core/lib/index.js': [noEngineCheckInExecutable],
+  '@oclif/core/lib/help/util.js': [ejsOnlyForTags],
+  '@oclif/core/lib/util/os.js': [isWslWithoutWslUtils],
+  'string-width/index.js': [asciiWidthFirst],
+}
+for (const [file, ids] of Object.entries(LAZY_REQUIRES))
+  (PATCHES[`@oclif/core/lib/${file}`] ??= []).unshift(
+    ...ids.map((id) => (source: string, path: string) => lazyRequire(source, id, path)),
+  )
+
+/** `everyFile`: the build fails unless every file in PATCHES was patched (the main bundle's check). */
+function patchLibraries({everyFile = false} = {}): EsbuildPlugin {
   return {
-    name: 'lazy-oclif-builtins',
+    name: 'patch-libraries',
     setup(b) {
-      b.onLoad({filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/].*\.js$/}, (args) => {
-        const file = Object.keys(LAZY_BUILTINS).find((end) => args.path.replaceAll('\\', '/').endsWith(`/lib/${end}`))
-        if (!file) return undefined
-        const id = LAZY_BUILTINS[file]!
-        const source = readFileSync(args.path, 'utf8')
-        const call = `require(${JSON.stringify(id)})`
-        if (source.split(call).length !== 2)
-          throw new Error(`${args.path}: oclif no longer requires ${id} once as expected; update scripts/bundle.ts`)
-        const lazy = `new Proxy({}, {get: (_, key) => require(${JSON.stringify(id)})[key]})`
-        return {contents: source.replace(call, lazy), loader: 'js'}
+      const byPath = new Map(
+        Object.entries(PATCHES).map(([file, patches]) => [realpathSync(join(root, 'node_modules', file)), patches]),
+      )
+      const patched = new Set<string>()
+      b.onLoad({filter: /[\\/]node_modules[\\/].*\.js$/}, (args) => {
+        const patches = byPath.get(args.path)
+        if (!patches) return undefined
+        patched.add(args.path)
+        return {
+          contents: patches.reduce((source, patch) => patch(source, args.path), readFileSync(args.path, 'utf8')),
+          loader: 'js',
+        }
+      })
+      b.onEnd((result) => {
+        if (!everyFile || result.errors.length > 0) return
+        const missed = [...byPath.keys()].filter((path) => !patched.has(path))
+        if (missed.length > 0)
+          throw new Error(`scripts/bundle.ts patches files the bundle no longer has: ${missed.join(', ')}`)
       })
     },
   }
@@ -236,7 +338,7 @@ const common: BuildOptions = {
   },
   // oclif reads tsconfig.json with typescript only in development (bin/dev.js); it copes without.
   external: ['typescript'],
-  plugins: [etcdProtos(), noEngineCheckInExecutable(), lazyOclifBuiltins()],
+  plugins: [etcdProtos(), patchLibraries()],
   legalComments: 'none',
   logLevel: 'warning',
   metafile: true,
@@ -265,7 +367,10 @@ export async function bundle(): Promise<void> {
     ...common,
     stdin: {contents: entrySource(), resolveDir: root, sourcefile: 'bundle-entry.js', loader: 'js'},
     outfile: join(root, BUNDLE),
-    plugins: [...common.plugins!, splitLazyLibraries(lazy)],
+    plugins: [etcdProtos(), patchLibraries({everyFile: true}), splitLazyLibraries(lazy)],
+    // Without whitespace and comments (names kept, so stack traces still name functions): every
+    // start copies the bundle's text, and 1.9 MiB become 1.3 (~1 ms of the executable's start).
+    minifyWhitespace: true,
   })
   writeFileSync(join(root, BUNDLE), asciiOnly(readFileSync(join(root, BUNDLE), 'utf8')))
   console.log(`${BUNDLE}: ${mib(main.metafile!.outputs[BUNDLE]!.bytes)}`)

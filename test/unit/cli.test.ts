@@ -48,8 +48,11 @@ describe('the CLI frame', {timeout: 120_000}, () => {
 
   it('`--help` starts without the libraries and built-ins it does not use (scripts/bundle.ts)', async () => {
     // What a start loads is what it compiles: the heavy libraries load with the commands that need
-    // them, and oclif's perf_hooks (for its debug timings) and readline (for flags read from stdin)
-    // only when used. A hook writes what the process loaded when it exits.
+    // them, and what oclif loads for other work only when used (scripts/bundle.ts, LAZY_REQUIRES):
+    // perf_hooks for its debug timings, readline for flags read from stdin, child_process for the
+    // Windows shell, tinyglobby (whose fdir looks for picomatch as it loads) for finding command
+    // files, ejs for help strings with a tag. A hook writes what the process loaded when it exits,
+    // every module path it resolved and how many functions it compiled from strings (EJS templates).
     const {readFile, writeFile} = await import('node:fs/promises')
     const {join} = await import('node:path')
     const dir = testTempDir('help-loads')
@@ -57,7 +60,15 @@ describe('the CLI frame', {timeout: 120_000}, () => {
     const list = join(dir, 'loaded.json')
     await writeFile(
       hook,
-      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, JSON.stringify({builtins: process.moduleLoadList, files: Object.keys(require.cache)})))`,
+      [
+        "const Module = require('node:module')",
+        'const resolved = []',
+        'const resolve = Module._resolveFilename',
+        'Module._resolveFilename = function (request, ...rest) { resolved.push(request); return resolve.call(this, request, ...rest) }',
+        'let compiled = 0',
+        'globalThis.Function = new Proxy(Function, {construct: (f, a, t) => (compiled++, Reflect.construct(f, a, t)), apply: (f, self, a) => (compiled++, Reflect.apply(f, self, a))})',
+        `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, JSON.stringify({builtins: process.moduleLoadList, files: Object.keys(require.cache), resolved, compiled})))`,
+      ].join('\n'),
     )
     const cjs = new URL('../../bin/run.cjs', import.meta.url).pathname
     // As a user runs it: under NODE_ENV=test (vitest's) oclif loads typescript for its development mode.
@@ -67,9 +78,16 @@ describe('the CLI frame', {timeout: 120_000}, () => {
         () => 0,
         (error: {code: number}) => error.code,
       )
-      const loaded = JSON.parse(await readFile(list, 'utf8')) as {builtins: string[]; files: string[]}
+      const loaded = JSON.parse(await readFile(list, 'utf8')) as {
+        builtins: string[]
+        files: string[]
+        resolved: string[]
+        compiled: number
+      }
       return {
         code,
+        resolved: loaded.resolved,
+        compiled: loaded.compiled,
         builtins: loaded.builtins
           .filter((m) => m.startsWith('NativeModule '))
           .map((m) => m.slice('NativeModule '.length)),
@@ -79,7 +97,11 @@ describe('the CLI frame', {timeout: 120_000}, () => {
     const help = await loadedBy('--help')
     expect(help.code).toBe(0)
     expect(help.builtins).toContain('tty') // the list is real: help is printed through it
-    expect(help.builtins.filter((m) => /^(perf_hooks|readline|internal\/perf\/usertiming)$/.test(m))).toEqual([])
+    expect(
+      help.builtins.filter((m) => /^(perf_hooks|readline|internal\/perf\/usertiming|child_process|dgram)$/.test(m)),
+    ).toEqual([])
+    expect(help.resolved).not.toContain('picomatch')
+    expect(help.compiled).toBe(0)
     expect(help.vendor).toEqual([])
     // The same hook sees a library load when a command needs one (here, to read a kubeconfig).
     const kubeconfig = join(dir, 'kubeconfig')
