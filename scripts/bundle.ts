@@ -131,6 +131,7 @@ export const LAZY_REQUIRES: Record<string, string[]> = {
   'config/config.js': ['ejs'],
   'config/plugin-loader.js': ['minimatch'],
   'config/plugin.js': ['tinyglobby'],
+  'config/ts-path.js': ['node:fs/promises'],
   'errors/errors/cli.js': ['clean-stack'],
   'errors/handle.js': ['clean-stack'],
   'help/util.js': ['ejs'],
@@ -138,7 +139,9 @@ export const LAZY_REQUIRES: Record<string, string[]> = {
   'parser/parse.js': ['node:readline'],
   'performance.js': ['node:perf_hooks'],
   'util/os.js': ['node:child_process'],
+  'util/fs.js': ['node:fs/promises'],
   'util/read-pjson.js': ['lilconfig'],
+  'util/read-tsconfig.js': ['node:fs/promises'],
   'ux/action/spinner.js': ['cli-spinners'],
 }
 
@@ -197,6 +200,22 @@ export function asciiWidthFirst(source: string, file: string): string {
   )
 }
 
+/**
+ * oclif reads the user's theme (`<config dir>/theme.json`) at every start through fs/promises, the
+ * one use of it in a start that prints help, and most users have no such file. Asked first whether
+ * it exists (oclif's own existsSync), a start without one loads neither fs/promises (node compiles
+ * it with 8 modules behind it) nor the thread pool's first read; with one, it is read as before.
+ */
+export function themeReadOnlyIfThere(source: string, file: string): string {
+  const read = '(0, fs_1.safeReadJson)(userThemeFile),'
+  if (source.split(read).length !== 2)
+    throw new Error(`${file}: oclif no longer reads the user's theme as expected; update scripts/bundle.ts`)
+  return source.replace(
+    read,
+    () => '(0, fs_1.existsSync)(userThemeFile) ? (0, fs_1.safeReadJson)(userThemeFile) : undefined,',
+  )
+}
+
 type Patch = (source: string, file: string) => string
 
 /**
@@ -208,6 +227,7 @@ export const PATCHES: Record<string, Patch[]> = {
   '@oclif/core/lib/index.js': [noEngineCheckInExecutable],
   '@oclif/core/lib/help/util.js': [ejsOnlyForTags],
   '@oclif/core/lib/util/os.js': [isWslWithoutWslUtils],
+  '@oclif/core/lib/config/config.js': [themeReadOnlyIfThere],
   'string-width/index.js': [asciiWidthFirst],
 }
 for (const [file, ids] of Object.entries(LAZY_REQUIRES))

@@ -98,7 +98,9 @@ describe('the CLI frame', {timeout: 120_000}, () => {
     expect(help.code).toBe(0)
     expect(help.builtins).toContain('tty') // the list is real: help is printed through it
     expect(
-      help.builtins.filter((m) => /^(perf_hooks|readline|internal\/perf\/usertiming|child_process|dgram)$/.test(m)),
+      help.builtins.filter((m) =>
+        /^(perf_hooks|readline|internal\/perf\/usertiming|child_process|dgram|fs\/promises)$/.test(m),
+      ),
     ).toEqual([])
     expect(help.resolved).not.toContain('picomatch')
     expect(help.compiled).toBe(0)
@@ -113,6 +115,23 @@ describe('the CLI frame', {timeout: 120_000}, () => {
     const status = await loadedBy('status', '--no-ssh', '--kubeconfig', kubeconfig)
     expect(status.code).toBe(3) // the server refuses: exit 3, after client-node read the kubeconfig
     expect(status.vendor).toContain('kubernetes__client-node.cjs')
+  })
+
+  it("still colours help with the user's theme.json (read only when there is one: scripts/bundle.ts)", async () => {
+    const {mkdirSync, writeFileSync} = await import('node:fs')
+    const {join} = await import('node:path')
+    const configHome = testTempDir('theme')
+    const {NODE_ENV: _, ...env} = process.env
+    const help = async () =>
+      (
+        await run(process.execPath, [new URL('../../bin/run.cjs', import.meta.url).pathname, '--help'], {
+          env: {...env, XDG_CONFIG_HOME: configHome, FORCE_COLOR: '1'},
+        })
+      ).stdout
+    expect(await help()).toContain('\u001b[1mVERSION\u001b[22m\n')
+    mkdirSync(join(configHome, 'kubectl-encryption'))
+    writeFileSync(join(configHome, 'kubectl-encryption', 'theme.json'), '{"sectionHeader": "red"}')
+    expect(await help()).toContain('\u001b[31m\u001b[1mVERSION\u001b[22m\u001b[39m\n')
   })
 
   it('rejects a bad output format with exit 2 and nothing on stdout', async () => {
