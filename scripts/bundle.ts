@@ -124,7 +124,8 @@ export function ejsOnlyForTags(source: string, file: string): string {
  * for oclif's own spinner and clean-stack for printing an error. oclif reaches each only through
  * property accesses (`tinyglobby_1.glob`, `ejs_1.default.render`), which the build checks, so each
  * becomes an object that loads the module on its first property access. child_process is for
- * finding the shell on Windows (with isWslWithoutWslUtils below, nothing else loads it at start).
+ * finding the shell on Windows (with isWslWithoutWslUtils below, nothing else loads it at start),
+ * fs/promises for reading files (with themeReadOnlyIfThere below, a start without a theme reads none).
  * Not wordwrap: ux/list.js calls it, not a property of it.
  */
 export const LAZY_REQUIRES: Record<string, string[]> = {
