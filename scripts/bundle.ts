@@ -86,6 +86,15 @@ function etcdProtos(): EsbuildPlugin {
 }
 
 /**
+ * `source` with `old`, which must be there exactly once, replaced by `replacement`; else the build
+ * fails, naming the file and what it no longer does as expected (`what`).
+ */
+function replaceOnce(source: string, file: string, old: string, replacement: string, what: string): string {
+  if (source.split(old).length !== 2) throw new Error(`${file}: ${what} as expected; update scripts/bundle.ts`)
+  return source.replace(old, () => replacement)
+}
+
+/**
  * oclif checks at load that the running node satisfies the `engines` of the package.json next to
  * it, through semver (about 40 regular expressions built, ~1.5 ms). In the bundle that is our
  * package.json on the npm path, a check worth keeping; in the standalone executable there is no
@@ -93,9 +102,8 @@ function etcdProtos(): EsbuildPlugin {
  */
 function noEngineCheckInExecutable(source: string, file: string): string {
   const call = '\ncheckNodeVersion();\n'
-  if (!source.includes(call))
-    throw new Error(`${file}: oclif no longer checks the node version as expected; update scripts/bundle.ts`)
-  return source.replace(call, () => "\nif (!require('node:sea').isSea()) checkNodeVersion();\n")
+  const inExecutableNot = "\nif (!require('node:sea').isSea()) checkNodeVersion();\n"
+  return replaceOnce(source, file, call, inExecutableNot, 'oclif no longer checks the node version')
 }
 
 /**
@@ -106,12 +114,8 @@ function noEngineCheckInExecutable(source: string, file: string): string {
  */
 export function ejsOnlyForTags(source: string, file: string): string {
   const render = 'return ejs_1.default.render(t, context);'
-  if (source.split(render).length !== 2)
-    throw new Error(`${file}: oclif no longer renders help through ejs as expected; update scripts/bundle.ts`)
-  return source.replace(
-    render,
-    () => "return t.includes('<%') || t.includes('%>') ? ejs_1.default.render(t, context) : t;",
-  )
+  const onlyForTags = "return t.includes('<%') || t.includes('%>') ? ejs_1.default.render(t, context) : t;"
+  return replaceOnce(source, file, render, onlyForTags, 'oclif no longer renders help through ejs')
 }
 
 /**
@@ -177,13 +181,12 @@ export function lazyRequire(source: string, id: string, file = 'source'): string
  */
 export function isWslWithoutWslUtils(source: string, file: string): string {
   const ask = "(await import('wsl-utils')).isWsl"
-  if (source.split(ask).length !== 2)
-    throw new Error(`${file}: oclif no longer asks wsl-utils for isWsl as expected; update scripts/bundle.ts`)
   const wslUtils = createRequire(file).resolve('wsl-utils')
   if (!readFileSync(wslUtils, 'utf8').includes("export {default as isWsl} from 'is-wsl';"))
     throw new Error(`${wslUtils}: isWsl is no longer is-wsl's answer; update scripts/bundle.ts`)
   const isWsl = createRequire(wslUtils).resolve('is-wsl')
-  return source.replace(ask, () => `(await import(${JSON.stringify(isWsl)})).default`)
+  const askIsWsl = `(await import(${JSON.stringify(isWsl)})).default`
+  return replaceOnce(source, file, ask, askIsWsl, 'oclif no longer asks wsl-utils for isWsl')
 }
 
 /**
@@ -193,12 +196,8 @@ export function isWslWithoutWslUtils(source: string, file: string): string {
  */
 export function asciiWidthFirst(source: string, file: string): string {
   const start = "\tif (typeof string !== 'string' || string.length === 0) {\n\t\treturn 0;\n\t}\n"
-  if (source.split(start).length !== 2)
-    throw new Error(`${file}: string-width no longer starts as expected; update scripts/bundle.ts`)
-  return source.replace(
-    start,
-    () => `${start}\n\tif (/^[\\x20-\\x7e]*$/.test(string)) {\n\t\treturn string.length;\n\t}\n`,
-  )
+  const asciiFirst = `${start}\n\tif (/^[\\x20-\\x7e]*$/.test(string)) {\n\t\treturn string.length;\n\t}\n`
+  return replaceOnce(source, file, start, asciiFirst, 'string-width no longer starts')
 }
 
 /**
@@ -209,12 +208,8 @@ export function asciiWidthFirst(source: string, file: string): string {
  */
 export function themeReadOnlyIfThere(source: string, file: string): string {
   const read = '(0, fs_1.safeReadJson)(userThemeFile),'
-  if (source.split(read).length !== 2)
-    throw new Error(`${file}: oclif no longer reads the user's theme as expected; update scripts/bundle.ts`)
-  return source.replace(
-    read,
-    () => '(0, fs_1.existsSync)(userThemeFile) ? (0, fs_1.safeReadJson)(userThemeFile) : undefined,',
-  )
+  const ifThere = '(0, fs_1.existsSync)(userThemeFile) ? (0, fs_1.safeReadJson)(userThemeFile) : undefined,'
+  return replaceOnce(source, file, read, ifThere, "oclif no longer reads the user's theme")
 }
 
 type Patch = (source: string, file: string) => string
